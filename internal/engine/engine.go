@@ -1,0 +1,575 @@
+// Package engine runs one streaming query: the micro-batch loop that plans
+// a batch from the source's offsets and read limits, logs it to the
+// checkpoint before running it, runs one task per source range on a bounded
+// worker pool (read → transform → sink writer), commits the sink, then logs
+// the commit. On restart a batch that was logged but not committed is re-run
+// with exactly its logged ranges and timestamp.
+//
+// The loop produces a BatchInfo of raw measurements after every batch;
+// turning those into Spark-shaped progress, lag and metrics is the job of
+// the observers registered in Config.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/checkpoint"
+	"github.com/sluice-stream/sluice/internal/sink"
+	"github.com/sluice-stream/sluice/internal/source"
+	"github.com/sluice-stream/sluice/internal/trigger"
+)
+
+// Transform turns a source batch into the rows written to the sink.
+// Apply is called concurrently by tasks.
+type Transform interface {
+	// Schema is the output schema.
+	Schema() batch.Schema
+	// Apply transforms one chunk; batchTime is the batch's logged timestamp
+	// (what current_timestamp() returns).
+	Apply(b *batch.Batch, batchTime time.Time) (*batch.Batch, error)
+}
+
+// Config describes a query.
+type Config struct {
+	Name          string
+	Source        source.Source
+	Transform     Transform // nil = identity
+	Sink          sink.Sink
+	Trigger       trigger.Trigger
+	CheckpointDir string
+	// Workers bounds concurrently running tasks; 0 = runtime.NumCPU().
+	Workers int
+	// MinBatchesToRetain: offsets/commits kept in the checkpoint (default 100).
+	MinBatchesToRetain int
+	// Conf is recorded in every offsets/N file (Spark's pinned confs).
+	Conf   map[string]string
+	Logger *slog.Logger
+	Clock  trigger.Clock
+	// Observers receive lifecycle events and every batch's measurements.
+	Observers []Observer
+	// BeforeCommit, when set, runs after the sink committed batch N and
+	// before commits/N is written. Tests use it to simulate a crash there.
+	BeforeCommit func(batchID int64) error
+}
+
+// TaskInfo measures one task.
+type TaskInfo struct {
+	Task     string
+	Rows     int64 // rows read from the source
+	Bytes    int64 // bytes read (batch.ByteSize of the source chunks)
+	OutRows  int64 // rows written to the sink
+	Duration time.Duration
+}
+
+// BatchInfo is what one executed batch measured.
+type BatchInfo struct {
+	BatchID      int64
+	Replayed     bool
+	TriggerStart time.Time
+	// IntendedStart is when the trigger wanted the batch to start
+	// (scheduling delay = TriggerStart − IntendedStart).
+	BatchTimestamp time.Time
+	Start, End     source.Offset // End also = offsets/N
+	Latest         source.Offset
+	Limit          source.ReadLimit
+	NumInputRows   int64
+	InputBytes     int64
+	NumOutputRows  int64
+	Durations      map[string]time.Duration // Spark's durationMs keys
+	Tasks          []TaskInfo
+	Workers        int
+	SourceMetrics  map[string]string
+}
+
+// Observer receives the query's events. Methods are called from the query
+// goroutine and must not block for long.
+type Observer interface {
+	QueryStarted(q *Query)
+	BatchCompleted(q *Query, info *BatchInfo)
+	Idle(q *Query, t time.Time)
+	QueryTerminated(q *Query, err error)
+}
+
+// Status is the query's current activity, Spark's StreamingQueryStatus.
+type Status struct {
+	Message         string `json:"message"`
+	IsDataAvailable bool   `json:"isDataAvailable"`
+	IsTriggerActive bool   `json:"isTriggerActive"`
+}
+
+// Query is a running query.
+type Query struct {
+	cfg   Config
+	log   *slog.Logger
+	cp    *checkpoint.Checkpoint
+	runID string
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+
+	mu     sync.Mutex
+	status Status
+
+	// Loop state, owned by the query goroutine.
+	nextBatch  int64
+	start      source.Offset
+	replay     bool
+	lastLatest source.Offset
+
+	batchesDone atomic.Int64
+}
+
+// ID is the query id stored in the checkpoint (stable across restarts).
+func (q *Query) ID() string { return q.cp.ID() }
+
+// RunID is new for every start.
+func (q *Query) RunID() string { return q.runID }
+
+// Name is the query name ("" if unset).
+func (q *Query) Name() string { return q.cfg.Name }
+
+// Config returns the query's configuration.
+func (q *Query) Config() *Config { return &q.cfg }
+
+// Checkpoint returns the query's checkpoint.
+func (q *Query) Checkpoint() *checkpoint.Checkpoint { return q.cp }
+
+// Status returns the current status.
+func (q *Query) Status() Status {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.status
+}
+
+func (q *Query) setStatus(msg string, dataAvailable, active bool) {
+	q.mu.Lock()
+	q.status = Status{Message: msg, IsDataAvailable: dataAvailable, IsTriggerActive: active}
+	q.mu.Unlock()
+}
+
+// Start opens the checkpoint, recovers the position and runs the query in a
+// goroutine until ctx is cancelled, Stop is called, a once/availableNow
+// trigger finishes, or a batch fails.
+func Start(ctx context.Context, cfg Config) (*Query, error) {
+	if cfg.Source == nil || cfg.Sink == nil {
+		return nil, errors.New("engine: a query needs a source and a sink")
+	}
+	if cfg.CheckpointDir == "" {
+		return nil, errors.New(`engine: option "checkpointLocation" is required`)
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.NumCPU()
+	}
+	if cfg.MinBatchesToRetain <= 0 {
+		cfg.MinBatchesToRetain = checkpoint.DefaultMinBatchesToRetain
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = trigger.RealClock
+	}
+	cp, err := checkpoint.Open(cfg.CheckpointDir)
+	if err != nil {
+		return nil, err
+	}
+	q := &Query{cfg: cfg, cp: cp, runID: newRunID(), done: make(chan struct{})}
+	q.log = cfg.Logger.With("query", q.ID())
+	q.setStatus("Initializing sources", false, false)
+	if err := q.recover(ctx); err != nil {
+		cp.Close()
+		return nil, err
+	}
+	for _, o := range cfg.Observers {
+		o.QueryStarted(q)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	q.cancel = cancel
+	go q.run(rctx)
+	return q, nil
+}
+
+// recover reads the checkpoint: where the next batch starts and whether the
+// last logged batch must be re-run.
+func (q *Query) recover(ctx context.Context) error {
+	next, replay, err := q.cp.Recover()
+	if errors.Is(err, checkpoint.ErrCommitLag) {
+		q.log.Warn(err.Error())
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("recover checkpoint %s: %w", q.cp.Dir(), err)
+	}
+	q.nextBatch, q.replay = next, replay
+	initial, ok, err := q.cp.ReadSourceInitial(0)
+	if err != nil {
+		return err
+	}
+	var initOff source.Offset
+	if ok {
+		if initOff, err = q.cfg.Source.ParseOffset(initial); err != nil {
+			return fmt.Errorf("checkpoint %s: source initial offsets: %w", q.cp.Dir(), err)
+		}
+	} else {
+		if initOff, err = q.cfg.Source.InitialOffset(ctx); err != nil {
+			return fmt.Errorf("resolve starting offsets: %w", err)
+		}
+		if err := q.cp.WriteSourceInitial(0, initOff.JSON()); err != nil {
+			return err
+		}
+	}
+	// The start of the next batch is the end of the one before it.
+	prev := next - 1
+	if prev < 0 {
+		q.start = initOff
+		return nil
+	}
+	_, offs, err := q.cp.ReadOffsets(prev)
+	if err != nil {
+		return err
+	}
+	if len(offs) != 1 {
+		return fmt.Errorf("checkpoint %s: offsets/%d has %d source lines, this query has 1 source", q.cp.Dir(), prev, len(offs))
+	}
+	if q.start, err = q.cfg.Source.ParseOffset(offs[0]); err != nil {
+		return fmt.Errorf("checkpoint %s: offsets/%d: %w", q.cp.Dir(), prev, err)
+	}
+	return nil
+}
+
+// Stop asks the query to stop after the current batch's work is abandoned
+// and waits for it. A batch cut short is re-run on the next start.
+func (q *Query) Stop() error {
+	q.cancel()
+	<-q.done
+	return q.err
+}
+
+// Done is closed when the query has terminated.
+func (q *Query) Done() <-chan struct{} { return q.done }
+
+// AwaitTermination waits until the query terminates and returns its error
+// (nil for a requested stop or a finished once/availableNow query).
+func (q *Query) AwaitTermination(ctx context.Context) error {
+	select {
+	case <-q.done:
+		return q.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Exception returns the error the query terminated with, if any.
+func (q *Query) Exception() error {
+	select {
+	case <-q.done:
+		return q.err
+	default:
+		return nil
+	}
+}
+
+// BatchesCompleted counts batches completed by this run.
+func (q *Query) BatchesCompleted() int64 { return q.batchesDone.Load() }
+
+func (q *Query) run(ctx context.Context) {
+	defer close(q.done)
+	err := q.loop(ctx)
+	if err != nil {
+		q.log.Error("query terminated with error", "err", err)
+		q.setStatus("Terminated with exception: "+err.Error(), false, false)
+	} else {
+		q.setStatus("Stopped", false, false)
+	}
+	q.err = err
+	if cerr := q.cfg.Source.Close(); cerr != nil && err == nil {
+		q.log.Warn("closing source", "err", cerr)
+	}
+	if cerr := q.cfg.Sink.Close(); cerr != nil && q.err == nil {
+		q.err = fmt.Errorf("close sink: %w", cerr)
+	}
+	q.cp.Close()
+	for _, o := range q.cfg.Observers {
+		o.QueryTerminated(q, q.err)
+	}
+}
+
+func (q *Query) loop(ctx context.Context) error {
+	t := q.cfg.Trigger
+	if t.Kind == trigger.AvailableNow {
+		if an, ok := q.cfg.Source.(source.AvailableNow); ok {
+			if err := an.PrepareAvailableNow(ctx); err != nil {
+				return fmt.Errorf("prepare availableNow: %w", err)
+			}
+		} else {
+			q.log.Warn(fmt.Sprintf("source [%s] does not support Trigger.AvailableNow. Falling back to single batch execution.", q.cfg.Source.Description()))
+			t = trigger.Trigger{Kind: trigger.Once}
+		}
+	}
+	limit := source.ReadLimit{}
+	if d, ok := q.cfg.Source.(source.LimitDefaults); ok {
+		limit = d.DefaultReadLimit()
+	}
+	if t.Kind == trigger.Once && !limit.AllAvailable() {
+		q.log.Warn("The read limit is ignored when Trigger.Once is used.")
+		limit = source.ReadLimit{}
+	}
+	lastIdle := time.Time{}
+	return trigger.Run(ctx, t, q.cfg.Clock, q.log, func(ctx context.Context) (trigger.Result, error) {
+		if q.replay {
+			q.replay = false
+			if err := q.runBatch(ctx, q.nextBatch, limit, true); err != nil {
+				return trigger.Result{}, err
+			}
+			// Once re-runs only the uncommitted batch, as Spark does.
+			return trigger.Result{Ran: true, Done: t.Kind == trigger.Once}, nil
+		}
+		ran, err := q.planAndRun(ctx, limit)
+		if err != nil {
+			return trigger.Result{}, err
+		}
+		if !ran {
+			now := q.cfg.Clock.Now()
+			if now.Sub(lastIdle) >= 10*time.Second {
+				lastIdle = now
+				for _, o := range q.cfg.Observers {
+					o.Idle(q, now)
+				}
+			}
+		}
+		return trigger.Result{Ran: ran}, nil
+	})
+}
+
+// planAndRun plans the next batch and runs it; false when there is no new data.
+func (q *Query) planAndRun(ctx context.Context, limit source.ReadLimit) (bool, error) {
+	triggerStart := q.cfg.Clock.Now()
+	q.setStatus(fmt.Sprintf("Getting offsets from %s", q.cfg.Source.Description()), false, true)
+	end, latest, err := q.cfg.Source.Latest(ctx, q.start, limit)
+	if err != nil {
+		return false, fmt.Errorf("batch %d: get latest offsets: %w", q.nextBatch, err)
+	}
+	latestDur := q.cfg.Clock.Now().Sub(triggerStart)
+	q.lastLatest = latest
+	if end.JSON() == q.start.JSON() {
+		q.setStatus("Waiting for data to arrive", false, false)
+		return false, nil
+	}
+	id := q.nextBatch
+	q.setStatus("Writing offsets to log", true, true)
+	walStart := q.cfg.Clock.Now()
+	meta := checkpoint.BatchMetadata{TimestampMs: walStart.UnixMilli(), Conf: q.cfg.Conf}
+	if err := q.cp.WriteOffsets(id, meta, []string{end.JSON()}); err != nil {
+		return false, fmt.Errorf("batch %d: write offsets log: %w", id, err)
+	}
+	if err := q.cp.Purge(q.cfg.MinBatchesToRetain); err != nil {
+		q.log.Warn("purging old checkpoint batches", "err", err)
+	}
+	info := &BatchInfo{
+		BatchID: id, TriggerStart: triggerStart, BatchTimestamp: time.UnixMilli(meta.TimestampMs),
+		Start: q.start, End: end, Latest: latest, Limit: limit,
+		Durations: map[string]time.Duration{"latestOffset": latestDur, "walCommit": q.cfg.Clock.Now().Sub(walStart)},
+	}
+	if err := q.execute(ctx, info); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// runBatch re-runs a logged batch (after a crash) with its logged offsets
+// and timestamp.
+func (q *Query) runBatch(ctx context.Context, id int64, limit source.ReadLimit, replay bool) error {
+	triggerStart := q.cfg.Clock.Now()
+	meta, offs, err := q.cp.ReadOffsets(id)
+	if err != nil {
+		return err
+	}
+	if len(offs) != 1 {
+		return fmt.Errorf("checkpoint: offsets/%d has %d source lines, this query has 1 source", id, len(offs))
+	}
+	end, err := q.cfg.Source.ParseOffset(offs[0])
+	if err != nil {
+		return fmt.Errorf("checkpoint: offsets/%d: %w", id, err)
+	}
+	q.log.Info("re-running the last batch, which was logged but not committed", "batch", id)
+	info := &BatchInfo{
+		BatchID: id, Replayed: replay, TriggerStart: triggerStart, BatchTimestamp: time.UnixMilli(meta.TimestampMs),
+		Start: q.start, End: end, Latest: end, Limit: limit,
+		Durations: map[string]time.Duration{},
+	}
+	return q.execute(ctx, info)
+}
+
+// execute runs the tasks of a planned batch, commits the sink and the
+// checkpoint, and reports.
+func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
+	id := info.BatchID
+	q.setStatus("Processing new data", true, true)
+	addStart := q.cfg.Clock.Now()
+	reader, err := q.cfg.Source.Open(ctx, info.Start, info.End)
+	if err != nil {
+		return fmt.Errorf("batch %d: open source: %w", id, err)
+	}
+	tasks := reader.Tasks()
+	msgs, tinfos, err := q.runTasks(ctx, id, reader, tasks, info.BatchTimestamp)
+	if cerr := reader.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("batch %d: close source reader: %w", id, cerr)
+	}
+	if err != nil {
+		return err
+	}
+	if err := q.cfg.Sink.Commit(ctx, id, msgs); err != nil {
+		return fmt.Errorf("batch %d: commit sink %s: %w", id, q.cfg.Sink.Description(), err)
+	}
+	info.Durations["addBatch"] = q.cfg.Clock.Now().Sub(addStart)
+	if q.cfg.BeforeCommit != nil {
+		if err := q.cfg.BeforeCommit(id); err != nil {
+			return err
+		}
+	}
+	commitStart := q.cfg.Clock.Now()
+	if err := q.cp.WriteCommit(id, 0); err != nil {
+		return fmt.Errorf("batch %d: write commit log: %w", id, err)
+	}
+	if err := q.cfg.Source.Commit(ctx, info.End); err != nil {
+		q.log.Warn("source commit hint failed", "batch", id, "err", err)
+	}
+	end := q.cfg.Clock.Now()
+	info.Durations["commitOffsets"] = end.Sub(commitStart)
+	info.Durations["triggerExecution"] = end.Sub(info.TriggerStart)
+	info.Tasks = tinfos
+	info.Workers = q.cfg.Workers
+	for _, t := range tinfos {
+		info.NumInputRows += t.Rows
+		info.InputBytes += t.Bytes
+		info.NumOutputRows += t.OutRows
+	}
+	if m, ok := q.cfg.Source.(source.Metrics); ok {
+		latest := info.Latest
+		if q.lastLatest != nil && !info.Replayed {
+			latest = q.lastLatest
+		}
+		info.SourceMetrics = m.Metrics(info.End, latest)
+	}
+	q.start = info.End
+	q.nextBatch = id + 1
+	q.batchesDone.Add(1)
+	q.setStatus("Waiting for next trigger", false, false)
+	for _, o := range q.cfg.Observers {
+		o.BatchCompleted(q, info)
+	}
+	return nil
+}
+
+type taskResult struct {
+	msg  sink.Message
+	info TaskInfo
+}
+
+// runTasks runs every task on the worker pool; the first failure cancels
+// the rest and aborts their writers.
+func (q *Query) runTasks(ctx context.Context, id int64, reader source.Reader, tasks []source.Task, batchTime time.Time) ([]sink.Message, []TaskInfo, error) {
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([]taskResult, len(tasks))
+	// Largest tasks first: with fewer workers than tasks this shortens the
+	// batch (longest-processing-time-first scheduling).
+	order := make([]int, len(tasks))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return tasks[order[a]].Size() > tasks[order[b]].Size() })
+	work := make(chan int)
+	var wg sync.WaitGroup
+	var firstErr error
+	var errOnce sync.Once
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err; cancel() })
+	}
+	outSchema := q.cfg.Source.Schema()
+	if q.cfg.Transform != nil {
+		outSchema = q.cfg.Transform.Schema()
+	}
+	workers := min(q.cfg.Workers, len(tasks))
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				r, err := q.runTask(tctx, id, i, reader, tasks[i], outSchema, batchTime)
+				if err != nil {
+					fail(err)
+					continue
+				}
+				results[i] = r
+			}
+		}()
+	}
+feed:
+	for _, i := range order {
+		select {
+		case work <- i:
+		case <-tctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	if firstErr != nil {
+		return nil, nil, firstErr
+	}
+	msgs := make([]sink.Message, len(tasks))
+	infos := make([]TaskInfo, len(tasks))
+	for i, r := range results {
+		msgs[i] = r.msg
+		infos[i] = r.info
+	}
+	return msgs, infos, nil
+}
+
+func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Reader, t source.Task, schema batch.Schema, batchTime time.Time) (taskResult, error) {
+	start := time.Now()
+	w, err := q.cfg.Sink.NewWriter(ctx, id, idx, schema)
+	if err != nil {
+		return taskResult{}, fmt.Errorf("batch %d task %s: open sink writer: %w", id, t, err)
+	}
+	var res taskResult
+	err = reader.Read(ctx, t, func(ctx context.Context, b *batch.Batch) error {
+		res.info.Rows += int64(b.N)
+		res.info.Bytes += b.ByteSize()
+		out := b
+		if q.cfg.Transform != nil {
+			var terr error
+			if out, terr = q.cfg.Transform.Apply(b, batchTime); terr != nil {
+				return fmt.Errorf("transform: %w", terr)
+			}
+		}
+		res.info.OutRows += int64(out.N)
+		return w.Write(ctx, out)
+	})
+	if err != nil {
+		w.Abort(ctx)
+		return taskResult{}, fmt.Errorf("batch %d task %s: %w", id, t, err)
+	}
+	msg, err := w.Close(ctx)
+	if err != nil {
+		return taskResult{}, fmt.Errorf("batch %d task %s: close sink writer: %w", id, t, err)
+	}
+	res.msg = msg
+	res.info.Task = t.String()
+	res.info.Duration = time.Since(start)
+	return res, nil
+}

@@ -1,0 +1,272 @@
+// Package options reads Spark-style string options: names are matched
+// case-insensitively (as Spark's CaseInsensitiveMap does) and every
+// conversion error names the option, the value given and what is allowed.
+package options
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Options is a case-insensitive view of a string map.
+type Options struct {
+	vals  map[string]string // lower-cased name → value
+	names map[string]string // lower-cased name → name as written
+}
+
+// New wraps m. Later duplicates differing only in case win arbitrarily; the
+// pipeline parser rejects those before they get here.
+func New(m map[string]string) Options {
+	o := Options{vals: make(map[string]string, len(m)), names: make(map[string]string, len(m))}
+	for k, v := range m {
+		lk := strings.ToLower(k)
+		o.vals[lk] = v
+		o.names[lk] = k
+	}
+	return o
+}
+
+// Get returns the value of name and whether it was set.
+func (o Options) Get(name string) (string, bool) {
+	v, ok := o.vals[strings.ToLower(name)]
+	return v, ok
+}
+
+// Has reports whether name was set.
+func (o Options) Has(name string) bool { _, ok := o.Get(name); return ok }
+
+// String returns the value of name or def.
+func (o Options) String(name, def string) string {
+	if v, ok := o.Get(name); ok {
+		return v
+	}
+	return def
+}
+
+// Error is an option error: which option, what was given, what is allowed.
+type Error struct {
+	Option  string
+	Value   string
+	Allowed string
+}
+
+func (e *Error) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("option %q: %s", e.Option, e.Allowed)
+	}
+	return fmt.Sprintf("option %q: invalid value %q; %s", e.Option, e.Value, e.Allowed)
+}
+
+// Int64 parses name as an integer ≥ min, or returns def when unset.
+func (o Options) Int64(name string, def, min int64) (int64, error) {
+	v, ok := o.Get(name)
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < min {
+		return 0, &Error{Option: name, Value: v, Allowed: fmt.Sprintf("allowed: an integer ≥ %d", min)}
+	}
+	return n, nil
+}
+
+// Bool parses name as true/false (case-insensitive), or returns def.
+func (o Options) Bool(name string, def bool) (bool, error) {
+	v, ok := o.Get(name)
+	if !ok {
+		return def, nil
+	}
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, &Error{Option: name, Value: v, Allowed: "allowed: true, false"}
+}
+
+// Enum returns the value of name if it is one of allowed (compared
+// case-insensitively; the canonical spelling from allowed is returned), or def.
+func (o Options) Enum(name, def string, allowed ...string) (string, error) {
+	v, ok := o.Get(name)
+	if !ok {
+		return def, nil
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(strings.TrimSpace(v), a) {
+			return a, nil
+		}
+	}
+	return "", &Error{Option: name, Value: v, Allowed: "allowed: " + strings.Join(allowed, ", ")}
+}
+
+// Duration parses name with ParseInterval, or returns def.
+func (o Options) Duration(name string, def time.Duration) (time.Duration, error) {
+	v, ok := o.Get(name)
+	if !ok {
+		return def, nil
+	}
+	d, err := ParseInterval(v)
+	if err != nil {
+		return 0, &Error{Option: name, Value: v, Allowed: "allowed: a duration such as \"15m\", \"30 seconds\" or milliseconds"}
+	}
+	return d, nil
+}
+
+// CheckKnown returns an error for the first option (in sorted order) that is
+// neither in known nor starts with one of prefixes, suggesting the closest
+// known name.
+func (o Options) CheckKnown(what string, known []string, prefixes ...string) error {
+	keys := make([]string, 0, len(o.names))
+	for lk := range o.names {
+		keys = append(keys, lk)
+	}
+	slices.Sort(keys)
+	lowerKnown := make(map[string]bool, len(known))
+	for _, k := range known {
+		lowerKnown[strings.ToLower(k)] = true
+	}
+outer:
+	for _, lk := range keys {
+		if lowerKnown[lk] {
+			continue
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(lk, strings.ToLower(p)) {
+				continue outer
+			}
+		}
+		name := o.names[lk]
+		msg := fmt.Sprintf("unknown %s option %q", what, name)
+		if s := Suggest(name, known); s != "" {
+			msg += fmt.Sprintf("; did you mean %q?", s)
+		}
+		sorted := slices.Clone(known)
+		slices.Sort(sorted)
+		return fmt.Errorf("%s (known options: %s)", msg, strings.Join(sorted, ", "))
+	}
+	return nil
+}
+
+// Names returns the option names as written, sorted.
+func (o Options) Names() []string {
+	out := make([]string, 0, len(o.names))
+	for _, n := range o.names {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Suggest returns the candidate closest to word by edit distance
+// (case-insensitive), or "" when none is close enough to be a likely typo.
+func Suggest(word string, candidates []string) string {
+	best, bestD := "", 1<<30
+	lw := strings.ToLower(word)
+	for _, c := range candidates {
+		d := distance(lw, strings.ToLower(c))
+		if d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if bestD <= max(2, len(word)/3) {
+		return best
+	}
+	return ""
+}
+
+// distance is the optimal-string-alignment edit distance (insertions,
+// deletions, substitutions and adjacent transpositions).
+func distance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev2 := make([]int, len(rb)+1)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(rb)]
+}
+
+var intervalUnits = map[string]time.Duration{
+	"ns": time.Nanosecond, "nanosecond": time.Nanosecond, "nanoseconds": time.Nanosecond,
+	"us": time.Microsecond, "microsecond": time.Microsecond, "microseconds": time.Microsecond,
+	"ms": time.Millisecond, "milli": time.Millisecond, "millis": time.Millisecond,
+	"millisecond": time.Millisecond, "milliseconds": time.Millisecond,
+	"s": time.Second, "sec": time.Second, "secs": time.Second, "second": time.Second, "seconds": time.Second,
+	"m": time.Minute, "min": time.Minute, "mins": time.Minute, "minute": time.Minute, "minutes": time.Minute,
+	"h": time.Hour, "hour": time.Hour, "hours": time.Hour,
+	"d": 24 * time.Hour, "day": 24 * time.Hour, "days": 24 * time.Hour,
+	"w": 7 * 24 * time.Hour, "week": 7 * 24 * time.Hour, "weeks": 7 * 24 * time.Hour,
+}
+
+// ParseInterval parses Spark interval strings ("20 seconds", "1 minute",
+// "interval 10 seconds", "500 milliseconds"), Go-style durations ("1m30s",
+// "15m", "7d") and bare integers, which are milliseconds as in
+// Trigger.ProcessingTime(long).
+func ParseInterval(s string) (time.Duration, error) {
+	in := strings.TrimSpace(strings.ToLower(s))
+	in = strings.TrimSpace(strings.TrimPrefix(in, "interval "))
+	if in == "" {
+		return 0, fmt.Errorf("empty interval")
+	}
+	if n, err := strconv.ParseInt(in, 10, 64); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("negative interval %q", s)
+		}
+		return time.Duration(n) * time.Millisecond, nil
+	}
+	var total time.Duration
+	fields := strings.Fields(in)
+	// Accept "10 seconds 500 ms" and "10s", "1m30s", "7d".
+	var tokens []string
+	for i := 0; i < len(fields); i++ {
+		f := fields[i]
+		if _, err := strconv.ParseFloat(f, 64); err == nil && i+1 < len(fields) {
+			tokens = append(tokens, f+fields[i+1])
+			i++
+			continue
+		}
+		tokens = append(tokens, f)
+	}
+	for _, tok := range tokens {
+		for tok != "" {
+			j := 0
+			for j < len(tok) && (tok[j] >= '0' && tok[j] <= '9' || tok[j] == '.') {
+				j++
+			}
+			k := j
+			for k < len(tok) && tok[k] >= 'a' && tok[k] <= 'z' {
+				k++
+			}
+			if j == 0 || k == j {
+				return 0, fmt.Errorf("cannot parse interval %q", s)
+			}
+			num, err := strconv.ParseFloat(tok[:j], 64)
+			unit, ok := intervalUnits[tok[j:k]]
+			if err != nil || !ok {
+				return 0, fmt.Errorf("cannot parse interval %q: unknown unit %q", s, tok[j:k])
+			}
+			total += time.Duration(num * float64(unit))
+			tok = tok[k:]
+		}
+	}
+	return total, nil
+}

@@ -1,0 +1,43 @@
+// Package sink defines what the engine needs from an output: per-task
+// writers that stream a batch's rows, and a per-batch commit that makes them
+// visible exactly once.
+//
+// The protocol mirrors Spark's DataSourceV2 write path. For batch N the
+// engine calls NewWriter once per task, Write any number of times, Close on
+// success (returning a commit message) or Abort on failure, and finally
+// Commit(N, messages) once. Commit must be idempotent per batch id: after a
+// crash the engine replays batch N (same id, same rows) and a sink that
+// already committed N must not add its output again. Sinks that cannot be
+// idempotent (console) document it.
+package sink
+
+import (
+	"context"
+
+	"github.com/sluice-stream/sluice/batch"
+)
+
+// Message is what a task writer hands to Commit (file names written,
+// row counts...). Its type is private to each sink.
+type Message any
+
+// Writer writes the rows of one task of one batch.
+type Writer interface {
+	Write(ctx context.Context, b *batch.Batch) error
+	// Close finishes the task's output and returns the message for Commit.
+	Close(ctx context.Context) (Message, error)
+	// Abort discards the task's output; called instead of Close on failure.
+	Abort(ctx context.Context)
+}
+
+// Sink is a streaming output.
+type Sink interface {
+	// Description is progress's sink.description, e.g. "ConsoleSink".
+	Description() string
+	// NewWriter is called once per task of batch batchID, concurrently.
+	NewWriter(ctx context.Context, batchID int64, task int, schema batch.Schema) (Writer, error)
+	// Commit makes batch batchID visible. messages are the writers' Close
+	// results in task order. Idempotent per batchID.
+	Commit(ctx context.Context, batchID int64, messages []Message) error
+	Close() error
+}

@@ -1,0 +1,419 @@
+// Package kafka is sluice's Kafka source: Spark's Kafka source options and
+// fixed schema on top of one long-lived franz-go client per query.
+//
+// The checkpoint owns the offsets, as in Spark: partitions are assigned
+// directly (no consumer group), each batch reads exactly the planned
+// [start, end) per partition, and partitions that reached their end are
+// paused so prefetching stays bounded by the client's fetch sizes. Records
+// fetched past a batch's end are carried over to the next batch instead of
+// being fetched twice.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/admission"
+	"github.com/sluice-stream/sluice/internal/source"
+)
+
+// Offsets is a Kafka source position: the next offset to read per partition.
+type Offsets map[admission.TopicPartition]int64
+
+// JSON renders Spark's {"topic":{"0":123}} form.
+func (o Offsets) JSON() string { return FormatOffsetsJSON(o) }
+
+// Schema returns Spark's fixed Kafka source schema.
+func Schema(includeHeaders bool) batch.Schema {
+	s := batch.Schema{Fields: []batch.Field{
+		{Name: "key", Type: batch.Binary, Nullable: true},
+		{Name: "value", Type: batch.Binary, Nullable: true},
+		{Name: "topic", Type: batch.String, Nullable: true},
+		{Name: "partition", Type: batch.Int, Nullable: true},
+		{Name: "offset", Type: batch.Long, Nullable: true},
+		{Name: "timestamp", Type: batch.Timestamp, Nullable: true},
+		{Name: "timestampType", Type: batch.Int, Nullable: true},
+	}}
+	if includeHeaders {
+		s.Fields = append(s.Fields, batch.Field{Name: "headers", Type: batch.Headers, Nullable: true})
+	}
+	return s
+}
+
+// DataLossError reports offsets that disappeared before they were read
+// (retention, topic deletion) while failOnDataLoss is true.
+type DataLossError struct {
+	Topic     string
+	Partition int32
+	Expected  int64
+	Earliest  int64
+}
+
+func (e *DataLossError) Error() string {
+	return fmt.Sprintf("data loss: topic %s partition %d: expected to read from offset %d but the earliest available offset is %d "+
+		"(records were deleted by retention or the topic was recreated); "+
+		"set failOnDataLoss=false to skip the %d missing offsets and continue",
+		e.Topic, e.Partition, e.Expected, e.Earliest, e.Earliest-e.Expected)
+}
+
+// Source is the Kafka source. Create it with New; it is safe for the
+// engine's usage pattern (one batch at a time, tasks in parallel).
+type Source struct {
+	cfg    *Config
+	cl     *kgo.Client
+	adm    *kadm.Client
+	log    *slog.Logger
+	schema batch.Schema
+
+	// availableNow, when set, caps Latest (Trigger.AvailableNow).
+	availableNow Offsets
+
+	lastTrigger time.Time // for minOffsetsPerTrigger / maxTriggerDelay
+	plans       int64     // Latest calls, rotates admission tie-breaks
+
+	// Fetch state, touched by Open and the batch's fetch loop only, never
+	// concurrently (one batch at a time).
+	assigned map[admission.TopicPartition]bool
+	// pos is where the client's cursor is: the offset after the last
+	// record we received (carry included).
+	pos map[admission.TopicPartition]int64
+	// carry holds records received past a batch's end; carryFrom is the
+	// offset the carry logically starts at (that batch's end).
+	carry     map[admission.TopicPartition][]*kgo.Record
+	carryFrom map[admission.TopicPartition]int64
+
+	skipped      atomic.Int64 // offsets skipped with failOnDataLoss=false
+	bufferedRecs atomic.Int64
+}
+
+// New connects a Kafka source. The client is created once and lives until
+// Close.
+func New(opts map[string]string, logger *slog.Logger) (*Source, error) {
+	cfg, err := ParseConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	kopts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Bootstrap...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.FetchMaxBytes(cfg.FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(cfg.FetchPartitionMax),
+		kgo.FetchMaxWait(cfg.FetchMaxWait),
+		kgo.FetchMinBytes(cfg.FetchMinBytes),
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.KeepControlRecords(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{}),
+	}
+	if cfg.MaxConcurrentFetch > 0 {
+		kopts = append(kopts, kgo.MaxConcurrentFetches(cfg.MaxConcurrentFetch))
+	}
+	if cfg.ReadCommitted {
+		kopts = append(kopts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka source: create client: %w", err)
+	}
+	return &Source{
+		cfg:       cfg,
+		cl:        cl,
+		adm:       kadm.NewClient(cl),
+		log:       logger,
+		schema:    Schema(cfg.IncludeHeaders),
+		assigned:  map[admission.TopicPartition]bool{},
+		pos:       map[admission.TopicPartition]int64{},
+		carry:     map[admission.TopicPartition][]*kgo.Record{},
+		carryFrom: map[admission.TopicPartition]int64{},
+	}, nil
+}
+
+// Config returns the parsed options.
+func (s *Source) Config() *Config { return s.cfg }
+
+// Description implements source.Source.
+func (s *Source) Description() string { return s.cfg.description() }
+
+// Schema implements source.Source.
+func (s *Source) Schema() batch.Schema { return s.schema }
+
+// DefaultReadLimit maps maxOffsetsPerTrigger / minOffsetsPerTrigger /
+// maxTriggerDelay to a read limit, as Spark's getDefaultReadLimit does.
+func (s *Source) DefaultReadLimit() source.ReadLimit {
+	return source.ReadLimit{MaxRows: s.cfg.MaxOffsetsPerTrigger, MinRows: s.cfg.MinOffsetsPerTrigger, MaxTriggerDelay: s.cfg.MaxTriggerDelay}
+}
+
+// ParseOffset implements source.Source.
+func (s *Source) ParseOffset(js string) (source.Offset, error) {
+	m, err := ParseOffsetsJSON(js)
+	if err != nil {
+		return nil, err
+	}
+	return Offsets(m), nil
+}
+
+// topics resolves the subscription to topic names.
+func (s *Source) topics(ctx context.Context) ([]string, error) {
+	switch {
+	case s.cfg.Assign != nil:
+		var ts []string
+		for t := range s.cfg.Assign {
+			ts = append(ts, t)
+		}
+		return ts, nil
+	case s.cfg.Pattern != nil:
+		all, err := s.adm.ListTopics(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("kafka source: list topics: %w", err)
+		}
+		var ts []string
+		for _, t := range all.Names() {
+			if s.cfg.Pattern.MatchString(t) {
+				ts = append(ts, t)
+			}
+		}
+		return ts, nil
+	}
+	return s.cfg.Topics, nil
+}
+
+func (s *Source) wanted(tp admission.TopicPartition) bool {
+	if s.cfg.Assign == nil {
+		return true
+	}
+	for _, p := range s.cfg.Assign[tp.Topic] {
+		if p == tp.Partition {
+			return true
+		}
+	}
+	return false
+}
+
+// listOffsets lists start (earliest) or end (latest) offsets of the
+// subscribed partitions.
+func (s *Source) listOffsets(ctx context.Context, end bool) (Offsets, error) {
+	topics, err := s.topics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := Offsets{}
+	if len(topics) == 0 {
+		return out, nil
+	}
+	var listed kadm.ListedOffsets
+	switch {
+	case end && s.cfg.ReadCommitted:
+		listed, err = s.adm.ListCommittedOffsets(ctx, topics...)
+	case end:
+		listed, err = s.adm.ListEndOffsets(ctx, topics...)
+	default:
+		listed, err = s.adm.ListStartOffsets(ctx, topics...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka source: list offsets: %w", err)
+	}
+	var firstErr error
+	listed.Each(func(lo kadm.ListedOffset) {
+		if lo.Err != nil {
+			if errors.Is(lo.Err, kerr.UnknownTopicOrPartition) {
+				return // not created yet: no data
+			}
+			if firstErr == nil {
+				firstErr = fmt.Errorf("kafka source: list offsets of %s-%d: %w", lo.Topic, lo.Partition, lo.Err)
+			}
+			return
+		}
+		tp := admission.TopicPartition{Topic: lo.Topic, Partition: lo.Partition}
+		if s.wanted(tp) {
+			out[tp] = lo.Offset
+		}
+	})
+	return out, firstErr
+}
+
+// InitialOffset resolves startingOffsets.
+func (s *Source) InitialOffset(ctx context.Context) (source.Offset, error) {
+	switch {
+	case s.cfg.Starting == "earliest":
+		return s.listOffsets(ctx, false)
+	case s.cfg.Starting == "latest":
+		return s.listOffsets(ctx, true)
+	}
+	earliest, err := s.listOffsets(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	latest, err := s.listOffsets(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	out := Offsets{}
+	for tp := range latest {
+		off, ok := s.cfg.StartingJSON[tp]
+		if !ok {
+			return nil, fmt.Errorf("kafka source: option \"startingOffsets\" does not specify partition %s-%d; specific offsets must list every assigned partition (use -2 for earliest, -1 for latest)", tp.Topic, tp.Partition)
+		}
+		switch off {
+		case -2:
+			out[tp] = earliest[tp]
+		case -1:
+			out[tp] = latest[tp]
+		default:
+			out[tp] = off
+		}
+	}
+	for tp := range s.cfg.StartingJSON {
+		if _, ok := latest[tp]; !ok {
+			return nil, fmt.Errorf("kafka source: option \"startingOffsets\" names partition %s-%d, which does not exist", tp.Topic, tp.Partition)
+		}
+	}
+	return out, nil
+}
+
+// PrepareAvailableNow snapshots the latest offsets; later batches never go
+// past them.
+func (s *Source) PrepareAvailableNow(ctx context.Context) error {
+	latest, err := s.listOffsets(ctx, true)
+	if err != nil {
+		return err
+	}
+	s.availableNow = latest
+	return nil
+}
+
+// Latest implements source.Source: Spark's latestOffset(start, limit).
+func (s *Source) Latest(ctx context.Context, startOff source.Offset, limit source.ReadLimit) (source.Offset, source.Offset, error) {
+	start, _ := startOff.(Offsets)
+	latest := s.availableNow
+	if latest == nil {
+		var err error
+		if latest, err = s.listOffsets(ctx, true); err != nil {
+			return nil, nil, err
+		}
+	}
+	// Partitions not in start: new since the last batch. Spark reads them
+	// from their earliest offset and reports data loss when that is not 0.
+	effStart := make(admission.Offsets, len(latest))
+	var newParts []admission.TopicPartition
+	for tp := range latest {
+		if off, ok := start[tp]; ok {
+			effStart[tp] = off
+		} else {
+			newParts = append(newParts, tp)
+		}
+	}
+	if len(newParts) > 0 {
+		earliest, err := s.listOffsets(ctx, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, tp := range newParts {
+			e := earliest[tp]
+			if e != 0 {
+				msg := fmt.Sprintf("added partition %s-%d starts from offset %d instead of 0; some data may have been missed", tp.Topic, tp.Partition, e)
+				if s.cfg.FailOnDataLoss {
+					return nil, nil, fmt.Errorf("kafka source: %s (set failOnDataLoss=false to continue)", msg)
+				}
+				s.log.Warn("kafka source: " + msg)
+			}
+			effStart[tp] = e
+			s.log.Info("kafka source: new partition discovered", "topic", tp.Topic, "partition", tp.Partition, "from", e)
+		}
+	}
+	for tp, off := range start {
+		l, ok := latest[tp]
+		if !ok {
+			// Partition vanished (topic deleted): keep its last offset.
+			msg := fmt.Sprintf("partition %s-%d is gone (topic deleted?)", tp.Topic, tp.Partition)
+			if s.cfg.FailOnDataLoss {
+				return nil, nil, fmt.Errorf("kafka source: %s; set failOnDataLoss=false to continue without it", msg)
+			}
+			s.log.Warn("kafka source: " + msg)
+			continue
+		}
+		if l < off {
+			msg := fmt.Sprintf("partition %s-%d offset was changed from %d to %d (topic recreated?)", tp.Topic, tp.Partition, off, l)
+			if s.cfg.FailOnDataLoss {
+				return nil, nil, fmt.Errorf("kafka source: %s; some data may have been missed; set failOnDataLoss=false to continue", msg)
+			}
+			s.log.Warn("kafka source: " + msg)
+			effStart[tp] = l
+		}
+	}
+	if limit.MinRows > 0 {
+		now := time.Now()
+		if now.Sub(s.lastTrigger) < limit.MaxTriggerDelay && admission.Total(effStart, admission.Offsets(latest)) < limit.MinRows {
+			return Offsets(effStart), latest, nil
+		}
+		s.lastTrigger = now
+	}
+	s.plans++
+	end := admission.Split(limit.MaxRows, effStart, admission.Offsets(latest), s.plans)
+	return Offsets(end), latest, nil
+}
+
+// Commit implements source.Source. The checkpoint holds the truth; there is
+// nothing to release in Kafka.
+func (s *Source) Commit(context.Context, source.Offset) error { return nil }
+
+// Metrics reports Spark's offsets-behind-latest metrics plus skipped offsets.
+func (s *Source) Metrics(consumed, latest source.Offset) map[string]string {
+	c, _ := consumed.(Offsets)
+	l, _ := latest.(Offsets)
+	m := map[string]string{}
+	if len(c) == 0 || len(l) == 0 {
+		return m
+	}
+	var sum, mx, mn int64
+	first := true
+	for tp, lat := range l {
+		behind := lat - c[tp]
+		if behind < 0 {
+			behind = 0
+		}
+		sum += behind
+		if first || behind > mx {
+			mx = behind
+		}
+		if first || behind < mn {
+			mn = behind
+		}
+		first = false
+	}
+	m["avgOffsetsBehindLatest"] = fmt.Sprintf("%.1f", float64(sum)/float64(len(l)))
+	m["maxOffsetsBehindLatest"] = fmt.Sprint(mx)
+	m["minOffsetsBehindLatest"] = fmt.Sprint(mn)
+	if n := s.skipped.Load(); n > 0 {
+		m["dataLoss"] = fmt.Sprint(n)
+	}
+	return m
+}
+
+// SkippedOffsets returns how many offsets were skipped because they were
+// deleted before being read (failOnDataLoss=false).
+func (s *Source) SkippedOffsets() int64 { return s.skipped.Load() }
+
+// BufferedBytes is what the client holds in fetched-but-unread buffers.
+func (s *Source) BufferedBytes() int64 { return s.cl.BufferedFetchBytes() }
+
+// Client exposes the underlying client (tests, consumer-group commits).
+func (s *Source) Client() *kgo.Client { return s.cl }
+
+// Close implements source.Source.
+func (s *Source) Close() error {
+	s.cl.Close()
+	return nil
+}
+
+var _ source.Source = (*Source)(nil)

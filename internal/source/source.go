@@ -1,0 +1,112 @@
+// Package source defines what the micro-batch engine needs from a data
+// source: offsets it can log and replay, a latest position bounded by read
+// limits (admission control), and parallel tasks that read one planned range.
+//
+// Implementations live in the sub-packages (kafka, and later file, socket,
+// rate). The engine owns the offsets: a source never decides on its own where
+// a batch starts; it is told [start, end) and must read exactly that range,
+// again and again if a batch is replayed after a crash.
+package source
+
+import (
+	"context"
+	"time"
+
+	"github.com/sluice-stream/sluice/batch"
+)
+
+// Offset is a source position. JSON is written as one line of the
+// checkpoint's offsets/N file and must parse back with Source.ParseOffset.
+// For Kafka it is Spark's {"topic":{"0":123}} map.
+type Offset interface {
+	JSON() string
+}
+
+// ReadLimit bounds how far one batch may advance (Spark's ReadLimit). The
+// zero value means "all available".
+type ReadLimit struct {
+	// MaxRows caps the records (offsets) admitted per batch; 0 = no cap.
+	MaxRows int64
+	// MinRows with MaxTriggerDelay delays a batch until at least MinRows
+	// records are available or MaxTriggerDelay has passed since the last batch.
+	MinRows         int64
+	MaxTriggerDelay time.Duration
+	// MaxFiles and MaxBytes are file-source limits; 0 = no cap.
+	MaxFiles int64
+	MaxBytes int64
+}
+
+// AllAvailable reports whether the limit admits everything.
+func (l ReadLimit) AllAvailable() bool {
+	return l.MaxRows <= 0 && l.MinRows <= 0 && l.MaxFiles <= 0 && l.MaxBytes <= 0
+}
+
+// Task is one unit of parallel work in a batch: for Kafka, one
+// topic-partition range. Tasks of a batch run concurrently on the worker pool.
+type Task interface {
+	// String names the task in logs and diagnostics, e.g. "orders-3[100,200)".
+	String() string
+	// Size is the planned number of records (an estimate for Kafka: compaction
+	// and transaction markers can make the real count lower).
+	Size() int64
+}
+
+// Emit receives the rows a task produced. The batch is owned by the callee
+// once passed (see package batch).
+type Emit func(ctx context.Context, b *batch.Batch) error
+
+// Reader reads the tasks of one batch. It is created per batch by
+// Source.Open and closed after all tasks have finished or the batch failed.
+type Reader interface {
+	Tasks() []Task
+	// Read reads task t completely, calling emit for each chunk of rows, in
+	// source order within the task. Read is called concurrently for
+	// different tasks.
+	Read(ctx context.Context, t Task, emit Emit) error
+	Close() error
+}
+
+// Source is a replayable streaming source.
+type Source interface {
+	// Description is progress's sources[].description, e.g.
+	// "KafkaV2[Subscribe[orders]]".
+	Description() string
+	// Schema is the fixed schema of the rows the source produces.
+	Schema() batch.Schema
+	// InitialOffset resolves the start position of a new query
+	// (startingOffsets and friends). It is called once, when the checkpoint
+	// has no batch yet; the engine logs the result.
+	InitialOffset(ctx context.Context) (Offset, error)
+	// ParseOffset parses what Offset.JSON wrote.
+	ParseOffset(s string) (Offset, error)
+	// Latest returns the end offset of the next batch given where the
+	// previous batch ended and the read limit, plus the true latest offset
+	// (progress latestOffset, and the lag reference). When there is nothing
+	// new, end equals start.
+	Latest(ctx context.Context, start Offset, limit ReadLimit) (end, latest Offset, err error)
+	// Open prepares reading [start, end) and returns its tasks.
+	Open(ctx context.Context, start, end Offset) (Reader, error)
+	// Commit tells the source that everything up to end is durably processed
+	// (a hint: the checkpoint is the truth).
+	Commit(ctx context.Context, end Offset) error
+	Close() error
+}
+
+// AvailableNow is implemented by sources that support Trigger.AvailableNow:
+// PrepareAvailableNow snapshots the latest position once at start; Latest
+// never returns beyond it afterwards.
+type AvailableNow interface {
+	PrepareAvailableNow(ctx context.Context) error
+}
+
+// Metrics is implemented by sources that report per-batch facts in
+// progress sources[].metrics (Kafka: offsets behind latest, skipped offsets).
+type Metrics interface {
+	Metrics(consumed, latest Offset) map[string]string
+}
+
+// LimitDefaults is implemented by sources whose options set a default read
+// limit (maxOffsetsPerTrigger...). Sources without it read all available.
+type LimitDefaults interface {
+	DefaultReadLimit() ReadLimit
+}

@@ -1,0 +1,170 @@
+// Package trigger decides when micro-batches run: Spark's default trigger
+// (next batch as soon as the previous one ends), processingTime (batches
+// aligned to multiples of the interval since the Unix epoch), once and
+// availableNow.
+//
+// An executor only schedules. It calls a RunFunc that executes at most one
+// batch and reports whether it found data and whether the query should go
+// on; the engine owns everything else.
+package trigger
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Kind is the trigger type.
+type Kind int
+
+// Trigger kinds.
+const (
+	Default Kind = iota
+	ProcessingTime
+	Once
+	AvailableNow
+)
+
+func (k Kind) String() string {
+	switch k {
+	case ProcessingTime:
+		return "ProcessingTime"
+	case Once:
+		return "Once"
+	case AvailableNow:
+		return "AvailableNow"
+	}
+	return "Default"
+}
+
+// Trigger is a trigger kind with its interval (ProcessingTime only).
+type Trigger struct {
+	Kind     Kind
+	Interval time.Duration
+}
+
+// String renders e.g. "ProcessingTime(20000 ms)".
+func (t Trigger) String() string {
+	if t.Kind == ProcessingTime {
+		return fmt.Sprintf("ProcessingTime(%d ms)", t.Interval.Milliseconds())
+	}
+	return t.Kind.String()
+}
+
+// Result is what one attempt reports.
+type Result struct {
+	// Ran is true when a batch was executed (data found or a replay).
+	Ran bool
+	// Done is true when the query should stop (Once after its batch,
+	// AvailableNow when the snapshot is drained).
+	Done bool
+}
+
+// RunFunc runs at most one batch.
+type RunFunc func(ctx context.Context) (Result, error)
+
+// Clock abstracts time for tests.
+type Clock interface {
+	Now() time.Time
+	// Sleep waits for d or until ctx is done.
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+func (realClock) Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// RealClock is the wall clock.
+var RealClock Clock = realClock{}
+
+// Idle polling bounds for the default trigger: Spark re-polls every 10 ms
+// forever (spark.sql.streaming.pollingDelay), which costs a broker round
+// trip 100 times a second on an idle topic. sluice starts at 10 ms and
+// doubles up to IdleMaxPoll while nothing arrives, then snaps back to 10 ms.
+const (
+	IdleMinPoll = 10 * time.Millisecond
+	IdleMaxPoll = 250 * time.Millisecond
+)
+
+// NextAligned returns the first multiple of interval since the Unix epoch
+// strictly after t (Spark's ProcessingTimeExecutor.nextBatchTime).
+func NextAligned(t time.Time, interval time.Duration) time.Time {
+	ms := t.UnixMilli()
+	iv := interval.Milliseconds()
+	if iv <= 0 {
+		return t
+	}
+	return time.UnixMilli((ms/iv)*iv + iv)
+}
+
+// Run drives run according to t until run reports Done, returns an error,
+// or ctx is cancelled (which returns nil: a requested stop).
+func Run(ctx context.Context, t Trigger, clock Clock, log *slog.Logger, run RunFunc) error {
+	if clock == nil {
+		clock = RealClock
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	idle := IdleMinPoll
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		start := clock.Now()
+		res, err := run(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		switch t.Kind {
+		case Once:
+			return nil
+		case AvailableNow:
+			if res.Done || !res.Ran {
+				return nil
+			}
+			continue
+		}
+		if res.Done {
+			return nil
+		}
+		if t.Kind == ProcessingTime && t.Interval > 0 {
+			elapsed := clock.Now().Sub(start)
+			if elapsed > t.Interval {
+				log.Warn(fmt.Sprintf("Current batch is falling behind. The trigger interval is %d milliseconds, but spent %d milliseconds",
+					t.Interval.Milliseconds(), elapsed.Milliseconds()))
+				continue // start the next batch at once; missed boundaries are dropped
+			}
+			if err := clock.Sleep(ctx, NextAligned(start, t.Interval).Sub(clock.Now())); err != nil {
+				return nil
+			}
+			continue
+		}
+		// Default trigger.
+		if res.Ran {
+			idle = IdleMinPoll
+			continue
+		}
+		if err := clock.Sleep(ctx, idle); err != nil {
+			return nil
+		}
+		idle = min(2*idle, IdleMaxPoll)
+	}
+}
