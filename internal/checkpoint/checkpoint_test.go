@@ -1,0 +1,651 @@
+package checkpoint
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// helperEnv makes the test binary act as a second process that opens the
+// checkpoint named by the variable's value (see TestMain).
+const helperEnv = "SLUICE_CHECKPOINT_HELPER_DIR"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(helperEnv); dir != "" {
+		os.Exit(helperMain(dir))
+	}
+	os.Exit(m.Run())
+}
+
+// helperMain opens dir; on failure it prints the error and exits 3; on
+// success it prints "locked" and holds the lock until stdin closes.
+func helperMain(dir string) int {
+	c, err := Open(dir)
+	if err != nil {
+		fmt.Println("error:", err)
+		return 3
+	}
+	fmt.Println("locked")
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+	c.Close()
+	return 0
+}
+
+func open(t *testing.T, dir string) *Checkpoint {
+	t.Helper()
+	c, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dir, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+func TestOpenCreatesLayoutAndKeepsID(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "chk")
+	c, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"offsets", "commits"} {
+		if st, err := os.Stat(filepath.Join(dir, sub)); err != nil || !st.IsDir() {
+			t.Errorf("%s not created: %v", sub, err)
+		}
+	}
+	id := c.ID()
+	if !uuidV4.MatchString(id) {
+		t.Errorf("id %q is not a UUID v4", id)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "metadata"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"id":"` + id + `"}`; string(raw) != want {
+		t.Errorf("metadata = %q, want %q", raw, want)
+	}
+	if !filepath.IsAbs(c.Dir()) || c.Dir() != filepath.Clean(dir) {
+		t.Errorf("Dir() = %q, want %q", c.Dir(), dir)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.LatestOffsets(); !errors.Is(err, ErrClosed) {
+		t.Errorf("after Close: err = %v, want ErrClosed", err)
+	}
+	c2 := open(t, dir)
+	if c2.ID() != id {
+		t.Errorf("reopened id = %q, want %q", c2.ID(), id)
+	}
+	other := open(t, t.TempDir())
+	if other.ID() == id {
+		t.Error("two checkpoints got the same id")
+	}
+}
+
+func TestOpenReadsSparkMetadata(t *testing.T) {
+	dir := t.TempDir()
+	const id = "0b8cd8e4-1f6a-4f8a-9d38-2fd6b1f6a3c1"
+	if err := os.WriteFile(filepath.Join(dir, "metadata"), []byte(`{"id":"`+id+`"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := open(t, dir).ID(); got != id {
+		t.Errorf("ID() = %q, want %q", got, id)
+	}
+}
+
+func TestOpenBadMetadata(t *testing.T) {
+	for _, tc := range []struct{ content, want string }{
+		{`{"id":`, "not valid JSON"},
+		{`{"name":"x"}`, `missing or empty "id"`},
+		{``, "not valid JSON"},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "metadata"), []byte(tc.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(dir)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "metadata") {
+			t.Errorf("metadata %q: err = %v, want mention of metadata and %q", tc.content, err, tc.want)
+		}
+		// A failed Open must release the lock.
+		if c, err := Open(t.TempDir()); err == nil {
+			c.Close()
+		}
+	}
+}
+
+func TestLockInProcess(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir)
+	_, err := Open(dir)
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: err = %v, want ErrLocked", err)
+	}
+	if !strings.Contains(err.Error(), "two queries cannot share") || !strings.Contains(err.Error(), dir) {
+		t.Errorf("error %q does not explain the conflict", err)
+	}
+	// Same directory named differently still conflicts.
+	if _, err := Open(dir + "/./"); !errors.Is(err, ErrLocked) {
+		t.Errorf("Open via other path: err = %v, want ErrLocked", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	c2.Close()
+}
+
+func helperCmd(t *testing.T, dir string) *exec.Cmd {
+	t.Helper()
+	if runtime.GOOS == "windows" {
+		t.Skip("cross-process lock needs flock")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
+	return cmd
+}
+
+func TestLockRefusedInOtherProcess(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir)
+	out, err := helperCmd(t, dir).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("helper: err = %v, output %q; want exit 3", err, out)
+	}
+	if want := fmt.Sprintf("held by pid %d", os.Getpid()); !strings.Contains(string(out), want) {
+		t.Errorf("helper output %q lacks %q", out, want)
+	}
+	c.Close()
+	if out, err := helperCmd(t, dir).Output(); err != nil || !strings.HasPrefix(string(out), "locked") {
+		// stdin is empty, so the helper exits right after locking.
+		t.Errorf("helper after Close: err = %v, output %q", err, out)
+	}
+}
+
+func TestLockReleasedWhenHolderDies(t *testing.T) {
+	dir := t.TempDir()
+	cmd := helperCmd(t, dir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "locked\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("helper said %q, %v", line, err)
+	}
+	_, err = Open(dir)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "held by pid "+strconv.Itoa(cmd.Process.Pid)) {
+		t.Errorf("Open while helper holds lock: err = %v", err)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	c, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open after holder died: %v", err)
+	}
+	c.Close()
+}
+
+func TestOffsetsRoundTrip(t *testing.T) {
+	tests := []struct {
+		name    string
+		meta    BatchMetadata
+		sources []string
+		file    string
+		back    []string
+	}{
+		{
+			name:    "kafka",
+			meta:    BatchMetadata{WatermarkMs: 0, TimestampMs: 1715681700000, Conf: map[string]string{"spark.sql.shuffle.partitions": "200", "a.b": "x"}},
+			sources: []string{`{"orders":{"0":1250000,"1":1240000}}`},
+			file:    "v1\n" + `{"batchWatermarkMs":0,"batchTimestampMs":1715681700000,"conf":{"a.b":"x","spark.sql.shuffle.partitions":"200"}}` + "\n" + `{"orders":{"0":1250000,"1":1240000}}`,
+			back:    []string{`{"orders":{"0":1250000,"1":1240000}}`},
+		},
+		{
+			name:    "no offset and compaction",
+			meta:    BatchMetadata{WatermarkMs: 42, TimestampMs: 7},
+			sources: []string{"", "-", "{ \"t\" :\n {\"0\": 5} }"},
+			file:    "v1\n" + `{"batchWatermarkMs":42,"batchTimestampMs":7,"conf":{}}` + "\n-\n-\n" + `{"t":{"0":5}}`,
+			back:    []string{"", "", `{"t":{"0":5}}`},
+		},
+		{
+			name: "no sources, html chars kept",
+			meta: BatchMetadata{TimestampMs: 1, Conf: map[string]string{"k": "<a&b>"}},
+			file: "v1\n" + `{"batchWatermarkMs":0,"batchTimestampMs":1,"conf":{"k":"<a&b>"}}`,
+			back: []string{},
+		},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := open(t, t.TempDir())
+			id := int64(i * 10)
+			if err := c.WriteOffsets(id, tc.meta, tc.sources); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := os.ReadFile(filepath.Join(c.Dir(), "offsets", strconv.FormatInt(id, 10)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(raw) != tc.file {
+				t.Errorf("file content\n got %q\nwant %q", raw, tc.file)
+			}
+			meta, src, err := c.ReadOffsets(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantMeta := tc.meta
+			if wantMeta.Conf == nil {
+				wantMeta.Conf = map[string]string{}
+			}
+			if !reflect.DeepEqual(meta, wantMeta) {
+				t.Errorf("meta = %+v, want %+v", meta, wantMeta)
+			}
+			if !reflect.DeepEqual(src, tc.back) {
+				t.Errorf("sources = %q, want %q", src, tc.back)
+			}
+			assertNoTemp(t, c.Dir())
+		})
+	}
+}
+
+func TestWriteOffsetsRejectsBadInput(t *testing.T) {
+	c := open(t, t.TempDir())
+	if err := c.WriteOffsets(0, BatchMetadata{}, []string{`{"a":`}); err == nil || !strings.Contains(err.Error(), "source 0 is not valid JSON") {
+		t.Errorf("bad JSON: err = %v", err)
+	}
+	if err := c.WriteOffsets(-1, BatchMetadata{}, nil); err == nil || !strings.Contains(err.Error(), "negative batch id") {
+		t.Errorf("negative id: err = %v", err)
+	}
+	if _, ok, _ := c.LatestOffsets(); ok {
+		t.Error("a rejected write left a file")
+	}
+	assertNoTemp(t, c.Dir())
+}
+
+func assertNoTemp(t *testing.T, dir string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.Contains(d.Name(), ".tmp-") {
+			t.Errorf("temp file left behind: %s", p)
+		}
+		return nil
+	})
+}
+
+func TestCommitsAndLatest(t *testing.T) {
+	c := open(t, t.TempDir())
+	if _, ok, err := c.LatestCommit(); ok || err != nil {
+		t.Fatalf("empty log: ok=%v err=%v", ok, err)
+	}
+	for _, id := range []int64{0, 1, 2, 9, 10} {
+		if err := c.WriteCommit(id, id*1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Noise that listing must ignore.
+	for _, n := range []string{"11.tmp", ".12.tmp-abc", "007", "-3", "+4", "x", "99999999999999999999"} {
+		os.WriteFile(filepath.Join(c.Dir(), "commits", n), []byte("junk"), 0o644)
+	}
+	os.Mkdir(filepath.Join(c.Dir(), "commits", "50"), 0o755)
+	id, ok, err := c.LatestCommit()
+	if err != nil || !ok || id != 10 {
+		t.Errorf("LatestCommit = %d, %v, %v; want 10", id, ok, err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(c.Dir(), "commits", "9"))
+	if string(raw) != "v1\n{\"nextBatchWatermarkMs\":9000}" {
+		t.Errorf("commits/9 = %q", raw)
+	}
+	if wm, err := c.ReadCommit(9); err != nil || wm != 9000 {
+		t.Errorf("ReadCommit(9) = %d, %v", wm, err)
+	}
+	if _, err := c.ReadCommit(5); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadCommit(5) err = %v, want ErrNotExist", err)
+	}
+	for id, want := range map[int64]bool{0: true, 2: true, 3: false, 10: true, 11: false, -1: false} {
+		if got := c.HasCommit(id); got != want {
+			t.Errorf("HasCommit(%d) = %v, want %v", id, got, want)
+		}
+	}
+}
+
+func TestRewriteIdempotentAndConflict(t *testing.T) {
+	c := open(t, t.TempDir())
+	meta := BatchMetadata{TimestampMs: 100, Conf: map[string]string{"x": "1"}}
+	src := []string{`{"t":{"0":10}}`}
+	if err := c.WriteOffsets(3, meta, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteOffsets(3, meta, src); err != nil {
+		t.Errorf("identical re-write: %v", err)
+	}
+	err := c.WriteOffsets(3, meta, []string{`{"t":{"0":11}}`})
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), filepath.Join("offsets", "3")) {
+		t.Errorf("conflicting re-write: err = %v, want ErrConflict naming offsets/3", err)
+	}
+	_, got, _ := c.ReadOffsets(3)
+	if got[0] != `{"t":{"0":10}}` {
+		t.Errorf("conflicting write changed the file: %q", got)
+	}
+	if err := c.WriteCommit(3, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteCommit(3, 0); err != nil {
+		t.Errorf("identical commit re-write: %v", err)
+	}
+	if err := c.WriteCommit(3, 5); !errors.Is(err, ErrConflict) {
+		t.Errorf("conflicting commit: err = %v", err)
+	}
+	assertNoTemp(t, c.Dir())
+}
+
+func TestStaleTempFilesCleanedOnOpen(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir)
+	if err := c.WriteOffsets(0, BatchMetadata{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	stale := []string{
+		filepath.Join(dir, "offsets", ".1.tmp-123"),
+		filepath.Join(dir, "commits", ".0.tmp-x"),
+		filepath.Join(dir, ".metadata.tmp-9"),
+	}
+	for _, p := range stale {
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep := filepath.Join(dir, "offsets", "notes.txt")
+	os.WriteFile(keep, []byte("user file"), 0o644)
+	c = open(t, dir)
+	for _, p := range stale {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s survived Open", p)
+		}
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("non-temp file removed: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, LockFileName)); err != nil {
+		t.Errorf("lock file removed: %v", err)
+	}
+	if id, ok, _ := c.LatestOffsets(); !ok || id != 0 {
+		t.Errorf("LatestOffsets = %d, %v", id, ok)
+	}
+}
+
+func TestCorruptedFiles(t *testing.T) {
+	tests := []struct {
+		name, file, content, want string
+	}{
+		{"empty offsets", "offsets", "", "file is empty"},
+		{"no version", "offsets", "{\"a\":1}\n{}", `want version line "v1"`},
+		{"newer version", "offsets", "v2\n{}\n-", "unsupported log version v2"},
+		{"bad version", "offsets", "vX\n{}", `malformed version line "vX"`},
+		{"missing metadata", "offsets", "v1", "missing batch metadata"},
+		{"bad metadata JSON", "offsets", "v1\n{\"batchWatermarkMs\":", "line 2: batch metadata is not valid JSON"},
+		{"metadata wrong type", "offsets", "v1\n{\"batchWatermarkMs\":\"x\"}", "line 2: batch metadata is not valid JSON"},
+		{"bad offset JSON", "offsets", "v1\n{}\n-\n{\"t\":{\"0\":", "line 4: offset of source 1 is not valid JSON"},
+		{"empty commit", "commits", "", "file is empty"},
+		{"commit bad JSON", "commits", "v1\nnope", "line 2: commit metadata is not valid JSON"},
+		{"commit extra lines", "commits", "v1\n{}\n{}", "want 2 lines"},
+		{"commit newer version", "commits", "v7\n{}", "unsupported log version v7"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := open(t, t.TempDir())
+			path := filepath.Join(c.Dir(), tc.file, "4")
+			if err := os.WriteFile(path, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			if tc.file == "offsets" {
+				_, _, err = c.ReadOffsets(4)
+			} else {
+				_, err = c.ReadCommit(4)
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %q, want it to name %s and say %q", err, path, tc.want)
+			}
+		})
+	}
+}
+
+func TestSparkOffsetsFileParses(t *testing.T) {
+	// Spark omits nothing we need; unknown metadata fields are ignored and a
+	// trailing newline is tolerated.
+	c := open(t, t.TempDir())
+	content := "v1\n" + `{"batchWatermarkMs":5,"batchTimestampMs":1715681700000,"conf":{"spark.sql.streaming.multipleWatermarkPolicy":"min"},"extra":1}` + "\n" + `{"orders":{"0":1}}` + "\n-\n"
+	os.WriteFile(filepath.Join(c.Dir(), "offsets", "0"), []byte(content), 0o644)
+	meta, src, err := c.ReadOffsets(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.WatermarkMs != 5 || meta.TimestampMs != 1715681700000 || meta.Conf["spark.sql.streaming.multipleWatermarkPolicy"] != "min" {
+		t.Errorf("meta = %+v", meta)
+	}
+	if !slices.Equal(src, []string{`{"orders":{"0":1}}`, ""}) {
+		t.Errorf("sources = %q", src)
+	}
+}
+
+func TestPurge(t *testing.T) {
+	tests := []struct {
+		name        string
+		offsets     int64 // batches 0..offsets-1 have offsets files
+		commits     int64 // batches 0..commits-1 have commit files
+		min         int
+		wantOffsets []int64
+		wantCommits []int64
+	}{
+		{"keep 3 of 10", 10, 10, 3, []int64{7, 8, 9}, []int64{7, 8, 9}},
+		{"keep more than exist", 5, 5, 100, []int64{0, 1, 2, 3, 4}, []int64{0, 1, 2, 3, 4}},
+		{"uncommitted latest", 10, 9, 3, []int64{7, 8, 9}, []int64{7, 8}},
+		{"min 1 keeps replay start", 6, 5, 1, []int64{4, 5}, []int64{4}},
+		{"single batch", 1, 0, 1, []int64{0}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := open(t, t.TempDir())
+			for i := int64(0); i < tc.offsets; i++ {
+				if err := c.WriteOffsets(i, BatchMetadata{TimestampMs: i}, []string{"{}"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := int64(0); i < tc.commits; i++ {
+				if err := c.WriteCommit(i, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.WriteSourceInitial(0, `{"t":{"0":0}}`); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Purge(tc.min); err != nil {
+				t.Fatal(err)
+			}
+			gotO, _ := c.batchIDs("offsets")
+			gotC, _ := c.batchIDs("commits")
+			if !slices.Equal(gotO, tc.wantOffsets) || !slices.Equal(gotC, tc.wantCommits) {
+				t.Errorf("after Purge(%d): offsets %v commits %v; want %v %v", tc.min, gotO, gotC, tc.wantOffsets, tc.wantCommits)
+			}
+			if _, ok, err := c.ReadSourceInitial(0); !ok || err != nil {
+				t.Errorf("source metadata purged: %v %v", ok, err)
+			}
+		})
+	}
+	c := open(t, t.TempDir())
+	if err := c.Purge(0); err == nil {
+		t.Error("Purge(0) accepted")
+	}
+	if err := c.Purge(DefaultMinBatchesToRetain); err != nil {
+		t.Errorf("Purge on empty checkpoint: %v", err)
+	}
+}
+
+func TestRecover(t *testing.T) {
+	tests := []struct {
+		name       string
+		offsets    []int64
+		commits    []int64
+		wantNext   int64
+		wantReplay bool
+		wantLag    bool
+		wantErr    string
+	}{
+		{name: "new query"},
+		{name: "all committed", offsets: []int64{0, 1, 2}, commits: []int64{0, 1, 2}, wantNext: 3},
+		{name: "last uncommitted", offsets: []int64{0, 1, 2}, commits: []int64{0, 1}, wantNext: 2, wantReplay: true},
+		{name: "first batch uncommitted", offsets: []int64{0}, wantNext: 0, wantReplay: true},
+		{name: "commit lags by two", offsets: []int64{0, 1, 2, 3}, commits: []int64{0, 1}, wantNext: 3, wantReplay: true, wantLag: true},
+		{name: "no commits", offsets: []int64{0, 1}, wantNext: 1, wantReplay: true, wantLag: true},
+		{name: "purged history", offsets: []int64{7, 8}, commits: []int64{7, 8}, wantNext: 9},
+		{name: "replay start missing", offsets: []int64{5}, commits: []int64{4}, wantErr: "offsets of batch 4"},
+		{name: "commit ahead", offsets: []int64{0, 1}, commits: []int64{0, 1, 2}, wantErr: "ahead of offsets log"},
+		{name: "commits without offsets", commits: []int64{0}, wantErr: "offsets log is empty"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := open(t, t.TempDir())
+			for _, id := range tc.offsets {
+				if err := c.WriteOffsets(id, BatchMetadata{}, []string{"{}"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, id := range tc.commits {
+				if err := c.WriteCommit(id, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			next, replay, err := c.Recover()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || errors.Is(err, ErrCommitLag) {
+					t.Fatalf("err = %v, want fatal error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if tc.wantLag {
+				var lw *LagWarning
+				if !errors.Is(err, ErrCommitLag) || !errors.As(err, &lw) || lw.LatestOffsets != tc.wantNext {
+					t.Errorf("err = %v, want LagWarning for batch %d", err, tc.wantNext)
+				}
+			} else if err != nil {
+				t.Errorf("err = %v", err)
+			}
+			if next != tc.wantNext || replay != tc.wantReplay {
+				t.Errorf("Recover() = %d, %v; want %d, %v", next, replay, tc.wantNext, tc.wantReplay)
+			}
+		})
+	}
+}
+
+func TestSourceInitial(t *testing.T) {
+	c := open(t, t.TempDir())
+	if _, ok, err := c.ReadSourceInitial(0); ok || err != nil {
+		t.Fatalf("absent: ok=%v err=%v", ok, err)
+	}
+	if err := c.WriteSourceInitial(1, `{"orders": {"0": 0, "1": 5}}`); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(c.Dir(), "sources", "1", "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "\x00v1\n" + `{"orders":{"0":0,"1":5}}`; string(raw) != want {
+		t.Errorf("file = %q, want %q", raw, want)
+	}
+	js, ok, err := c.ReadSourceInitial(1)
+	if err != nil || !ok || js != `{"orders":{"0":0,"1":5}}` {
+		t.Errorf("ReadSourceInitial = %q, %v, %v", js, ok, err)
+	}
+	if err := c.WriteSourceInitial(1, `{"orders":{"0":0,"1":5}}`); err != nil {
+		t.Errorf("identical re-write: %v", err)
+	}
+	if err := c.WriteSourceInitial(1, `{"orders":{"0":1}}`); !errors.Is(err, ErrConflict) {
+		t.Errorf("second different write: err = %v, want ErrConflict", err)
+	}
+	if err := c.WriteSourceInitial(2, `not json`); err == nil {
+		t.Error("invalid JSON accepted")
+	}
+	assertNoTemp(t, c.Dir())
+
+	for _, tc := range []struct{ content, want, wantErr string }{
+		{`{"t":{"0":3}}`, `{"t":{"0":3}}`, ""}, // Spark 2.1 format
+		{"\x00v1\n{\"t\":{}}", `{"t":{}}`, ""},
+		{"\x00v2\n{}", "", "unsupported log version v2"},
+		{"\x00v1", "", "no version line"},
+		{"\x00v1\n{", "", "not valid JSON"},
+		{"", "", "file is empty"},
+	} {
+		dir := filepath.Join(c.Dir(), "sources", "7")
+		os.MkdirAll(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, "0"), []byte(tc.content), 0o644)
+		js, ok, err := c.ReadSourceInitial(7)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), filepath.Join(dir, "0")) {
+				t.Errorf("%q: err = %v, want %q naming the file", tc.content, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || !ok || js != tc.want {
+			t.Errorf("%q: got %q, %v, %v; want %q", tc.content, js, ok, err, tc.want)
+		}
+	}
+}
+
+func TestSize(t *testing.T) {
+	c := open(t, t.TempDir())
+	b0, n0, err := c.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// metadata + lock file.
+	if n0 != 2 {
+		t.Errorf("fresh checkpoint has %d files, want 2", n0)
+	}
+	if err := c.WriteCommit(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	b1, n1, err := c.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n1 != n0+1 || b1 != b0+int64(len(encodeCommit(0))) {
+		t.Errorf("after one commit: %d bytes %d files; want %d bytes %d files", b1, n1, b0+int64(len(encodeCommit(0))), n0+1)
+	}
+}

@@ -1,0 +1,141 @@
+package trigger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeClock advances only when slept on or when a batch "takes time".
+type fakeClock struct {
+	now    time.Time
+	sleeps []time.Duration
+}
+
+func (c *fakeClock) Now() time.Time { return c.now }
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.sleeps = append(c.sleeps, d)
+	if d > 0 {
+		c.now = c.now.Add(d)
+	}
+	return ctx.Err()
+}
+
+func TestNextAligned(t *testing.T) {
+	cases := []struct {
+		at, iv, want int64 // ms
+	}{
+		{3000, 10000, 10000},
+		{10000, 10000, 20000},
+		{17000, 10000, 20000},
+		{0, 20000, 20000},
+	}
+	for _, c := range cases {
+		got := NextAligned(time.UnixMilli(c.at), time.Duration(c.iv)*time.Millisecond).UnixMilli()
+		if got != c.want {
+			t.Errorf("NextAligned(%d, %d) = %d, want %d", c.at, c.iv, got, c.want)
+		}
+	}
+}
+
+func TestProcessingTimeIsEpochAlignedAndOverrunStartsAtOnce(t *testing.T) {
+	clk := &fakeClock{now: time.UnixMilli(3000)}
+	var starts []int64
+	durations := []time.Duration{2 * time.Second, 14 * time.Second, 1 * time.Second, 0}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	i := 0
+	err := Run(context.Background(), Trigger{Kind: ProcessingTime, Interval: 10 * time.Second}, clk, log, func(ctx context.Context) (Result, error) {
+		starts = append(starts, clk.now.UnixMilli())
+		clk.now = clk.now.Add(durations[i])
+		i++
+		return Result{Ran: true, Done: i == len(durations)}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3 s (2 s batch) → wait for 10 s; 10 s (14 s batch, overrun) → 24 s at
+	// once; 24 s (1 s) → 30 s.
+	want := []int64{3000, 10000, 24000, 30000}
+	if len(starts) != len(want) {
+		t.Fatalf("starts %v, want %v", starts, want)
+	}
+	for k := range want {
+		if starts[k] != want[k] {
+			t.Fatalf("starts %v, want %v", starts, want)
+		}
+	}
+	if !strings.Contains(logs.String(), "Current batch is falling behind. The trigger interval is 10000 milliseconds, but spent 14000 milliseconds") {
+		t.Fatalf("missing Spark's falling-behind warning; log: %s", logs.String())
+	}
+}
+
+func TestDefaultTriggerBacksOffWhenIdle(t *testing.T) {
+	clk := &fakeClock{now: time.Unix(0, 0)}
+	runs := 0
+	err := Run(context.Background(), Trigger{}, clk, nil, func(ctx context.Context) (Result, error) {
+		runs++
+		switch {
+		case runs <= 2:
+			return Result{Ran: true}, nil
+		case runs <= 9:
+			return Result{Ran: false}, nil
+		case runs == 10:
+			return Result{Ran: true}, nil
+		case runs == 11:
+			return Result{Ran: false}, nil
+		}
+		return Result{Done: true}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{10, 20, 40, 80, 160, 250, 250, 10}
+	if len(clk.sleeps) != len(want) {
+		t.Fatalf("sleeps %v, want %v ms", clk.sleeps, want)
+	}
+	for i, w := range want {
+		if clk.sleeps[i] != w*time.Millisecond {
+			t.Fatalf("sleeps %v, want %v ms", clk.sleeps, want)
+		}
+	}
+}
+
+func TestOnceAndAvailableNow(t *testing.T) {
+	for _, tc := range []struct {
+		kind Kind
+		want int
+	}{{Once, 1}, {AvailableNow, 3}} {
+		runs := 0
+		err := Run(context.Background(), Trigger{Kind: tc.kind}, &fakeClock{}, nil, func(ctx context.Context) (Result, error) {
+			runs++
+			return Result{Ran: runs < 3}, nil
+		})
+		if err != nil || runs != tc.want {
+			t.Errorf("%v: runs %d err %v, want %d runs", tc.kind, runs, err, tc.want)
+		}
+	}
+}
+
+func TestErrorsStopAndCancelIsClean(t *testing.T) {
+	boom := errors.New("boom")
+	if err := Run(context.Background(), Trigger{}, &fakeClock{}, nil, func(context.Context) (Result, error) { return Result{}, boom }); !errors.Is(err, boom) {
+		t.Fatalf("err %v, want boom", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	err := Run(ctx, Trigger{}, &fakeClock{}, nil, func(context.Context) (Result, error) {
+		n++
+		if n == 3 {
+			cancel()
+		}
+		return Result{Ran: true}, nil
+	})
+	if err != nil || n != 3 {
+		t.Fatalf("cancel: err %v after %d runs, want nil after 3", err, n)
+	}
+}
