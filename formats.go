@@ -1,0 +1,101 @@
+package sluice
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/sink"
+	"github.com/sluice-stream/sluice/internal/sink/console"
+	"github.com/sluice-stream/sluice/internal/sink/memory"
+	"github.com/sluice-stream/sluice/internal/sink/noop"
+	"github.com/sluice-stream/sluice/internal/source"
+	"github.com/sluice-stream/sluice/internal/source/kafka"
+)
+
+// SourceFormats lists the source formats sluice knows.
+var SourceFormats = []string{"kafka"}
+
+// SinkFormats lists the sink formats sluice knows.
+var SinkFormats = []string{"console", "noop", "memory"}
+
+func unknownFormat(kind, format string, known []string) error {
+	msg := fmt.Sprintf("unknown %s format %q", kind, format)
+	if s := options.Suggest(format, known); s != "" {
+		msg += fmt.Sprintf("; did you mean %q?", s)
+	}
+	return fmt.Errorf("%s (allowed: %s)", msg, strings.Join(known, ", "))
+}
+
+// sourceSchema returns a source format's schema without connecting.
+func sourceSchema(spec sourceSpec) (batch.Schema, error) {
+	switch strings.ToLower(spec.format) {
+	case "kafka":
+		cfg, err := kafka.ParseConfig(spec.options)
+		if err != nil {
+			return batch.Schema{}, err
+		}
+		return kafka.Schema(cfg.IncludeHeaders), nil
+	case "":
+		return batch.Schema{}, fmt.Errorf("the source has no format; call Format (allowed: %s)", strings.Join(SourceFormats, ", "))
+	}
+	return batch.Schema{}, unknownFormat("source", spec.format, SourceFormats)
+}
+
+// newSource creates (and connects) a source.
+func newSource(spec sourceSpec, log *slog.Logger) (source.Source, error) {
+	switch strings.ToLower(spec.format) {
+	case "kafka":
+		return kafka.New(spec.options, log)
+	}
+	_, err := sourceSchema(spec)
+	return nil, err
+}
+
+// queryOptions are writer options the engine consumes; the rest go to the sink.
+var queryOptions = []string{"checkpointLocation", "sluice.workers", "queryName"}
+
+// sinkOptions lists each sink's own options.
+var sinkOptions = map[string][]string{
+	"console": {"numRows", "truncate"},
+	"noop":    {},
+	"memory":  {},
+}
+
+// newSink creates a sink from its format and options; stdout is where the
+// console sink prints.
+func newSink(format string, opts map[string]string, stdout io.Writer) (sink.Sink, error) {
+	f := strings.ToLower(format)
+	known, ok := sinkOptions[f]
+	if !ok {
+		return nil, unknownFormat("sink", format, SinkFormats)
+	}
+	if err := options.New(opts).CheckKnown(f+" sink", slices.Concat(known, queryOptions)); err != nil {
+		return nil, err
+	}
+	switch f {
+	case "console":
+		if stdout == nil {
+			stdout = os.Stdout
+		}
+		return console.New(stdout, opts)
+	case "noop":
+		return noop.New(), nil
+	}
+	return memory.New(), nil
+}
+
+// sinkNeedsCheckpoint reports whether a sink requires a user-given
+// checkpointLocation; Spark lets console and memory run on a temporary one.
+func sinkNeedsCheckpoint(format string) bool {
+	switch strings.ToLower(format) {
+	case "console", "noop", "memory":
+		return false
+	}
+	return true
+}

@@ -1,0 +1,133 @@
+// Package sluice is a stream processor modelled on Apache Spark Structured
+// Streaming: micro-batches, one task per source partition on a bounded
+// worker pool, a checkpoint that makes restarts exactly-once, and
+// backpressure (admission control) as a first-class part of the engine.
+//
+// The API has Spark's shape:
+//
+//	df := sluice.NewSession().ReadStream().
+//		Format("kafka").
+//		Option("kafka.bootstrap.servers", "localhost:9092").
+//		Option("subscribe", "orders").
+//		Option("maxOffsetsPerTrigger", 10000).
+//		Load()
+//	q, err := df.SelectExpr("CAST(value AS STRING) AS json").
+//		WithColumn("processed_ts", "current_timestamp()").
+//		WriteStream().
+//		Format("console").
+//		Option("checkpointLocation", "/tmp/chk/orders").
+//		Trigger(sluice.ProcessingTime("20 seconds")).
+//		Start(ctx)
+//	...
+//	err = q.AwaitTermination(ctx)
+//
+// Errors in options and expressions are reported by Start, before any data
+// is read.
+package sluice
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/trigger"
+)
+
+// Session holds settings shared by the queries it starts (Spark's
+// SparkSession): a logger and session configuration.
+type Session struct {
+	logger *slog.Logger
+	conf   map[string]string
+}
+
+// SessionOption configures a Session.
+type SessionOption func(*Session)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) SessionOption { return func(s *Session) { s.logger = l } }
+
+// WithConf sets a session configuration value, e.g.
+// "spark.sql.shuffle.partitions" or "sluice.workers".
+func WithConf(key, value string) SessionOption {
+	return func(s *Session) { s.conf[key] = value }
+}
+
+// NewSession returns a session.
+func NewSession(opts ...SessionOption) *Session {
+	s := &Session{logger: slog.Default(), conf: map[string]string{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Logger returns the session's logger.
+func (s *Session) Logger() *slog.Logger { return s.logger }
+
+// SetConf sets a session configuration value.
+func (s *Session) SetConf(key, value string) { s.conf[key] = value }
+
+// ReadStream starts describing a streaming source.
+func (s *Session) ReadStream() *DataStreamReader {
+	return &DataStreamReader{session: s, options: map[string]string{}}
+}
+
+// optionString renders an option value as Spark does (numbers and booleans
+// as their text).
+func optionString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case int:
+		return strconv.Itoa(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case bool:
+		return strconv.FormatBool(x)
+	case time.Duration:
+		return strconv.FormatInt(x.Milliseconds(), 10)
+	case fmt.Stringer:
+		return x.String()
+	}
+	return fmt.Sprint(v)
+}
+
+// Trigger says when micro-batches run. Build one with ProcessingTime,
+// AvailableNow or Once; the zero value is Spark's default trigger (the next
+// batch starts as soon as the previous one ends).
+type Trigger struct {
+	t   trigger.Trigger
+	err error
+}
+
+// ProcessingTime runs a batch at every multiple of interval since the Unix
+// epoch, e.g. ProcessingTime("20 seconds"). A batch that overruns is
+// followed at once by the next, with a warning.
+func ProcessingTime(interval string) Trigger {
+	d, err := options.ParseInterval(interval)
+	if err != nil {
+		return Trigger{err: fmt.Errorf("trigger processingTime %q: %w", interval, err)}
+	}
+	return ProcessingTimeInterval(d)
+}
+
+// ProcessingTimeInterval is ProcessingTime with a time.Duration.
+func ProcessingTimeInterval(d time.Duration) Trigger {
+	if d < 0 {
+		return Trigger{err: fmt.Errorf("trigger processingTime: negative interval %s", d)}
+	}
+	return Trigger{t: trigger.Trigger{Kind: trigger.ProcessingTime, Interval: d}}
+}
+
+// AvailableNow processes everything available when the query starts, in as
+// many batches as the read limits allow, then stops.
+func AvailableNow() Trigger { return Trigger{t: trigger.Trigger{Kind: trigger.AvailableNow}} }
+
+// Once processes everything available in one batch, ignoring read limits,
+// then stops (deprecated in Spark in favour of AvailableNow).
+func Once() Trigger { return Trigger{t: trigger.Trigger{Kind: trigger.Once}} }
+
+// String renders the trigger as Spark names it.
+func (t Trigger) String() string { return t.t.String() }

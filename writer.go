@@ -1,0 +1,195 @@
+package sluice
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/sluice-stream/sluice/internal/engine"
+	"github.com/sluice-stream/sluice/internal/monitor"
+	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/progress"
+)
+
+// OutputModes lists the output modes Spark defines.
+var OutputModes = []string{"append", "update", "complete"}
+
+// DataStreamWriter describes the sink and trigger of a query (Spark's
+// DataStreamWriter).
+type DataStreamWriter struct {
+	df         *DataFrame
+	format     string
+	outputMode string
+	options    map[string]string
+	trigger    Trigger
+	name       string
+	stdout     io.Writer
+	listeners  []progress.Listener
+	hooks      engineHooks
+}
+
+// engineHooks are test-only knobs.
+type engineHooks struct {
+	beforeCommit func(batchID int64) error
+}
+
+// Format names the sink: "console", "noop", "memory".
+func (w *DataStreamWriter) Format(format string) *DataStreamWriter {
+	w.format = format
+	return w
+}
+
+// Option sets a sink or query option, e.g. "checkpointLocation".
+func (w *DataStreamWriter) Option(key string, value any) *DataStreamWriter {
+	w.options[key] = optionString(value)
+	return w
+}
+
+// Options sets several options.
+func (w *DataStreamWriter) Options(opts map[string]string) *DataStreamWriter {
+	for k, v := range opts {
+		w.options[k] = v
+	}
+	return w
+}
+
+// OutputMode sets the output mode: "append" (default), "update" or "complete".
+func (w *DataStreamWriter) OutputMode(mode string) *DataStreamWriter {
+	w.outputMode = mode
+	return w
+}
+
+// Trigger sets when batches run (default: as soon as the previous ends).
+func (w *DataStreamWriter) Trigger(t Trigger) *DataStreamWriter {
+	w.trigger = t
+	return w
+}
+
+// QueryName names the query (progress "name").
+func (w *DataStreamWriter) QueryName(name string) *DataStreamWriter {
+	w.name = name
+	return w
+}
+
+// Stdout redirects what the console sink prints (default os.Stdout).
+func (w *DataStreamWriter) Stdout(out io.Writer) *DataStreamWriter {
+	w.stdout = out
+	return w
+}
+
+// AddListener registers a progress listener for this query (Spark's
+// StreamingQueryListener). Started is delivered synchronously before Start
+// returns; the other events asynchronously, in order.
+func (w *DataStreamWriter) AddListener(l progress.Listener) *DataStreamWriter {
+	w.listeners = append(w.listeners, l)
+	return w
+}
+
+// Start validates everything, connects the source and starts the query. It
+// returns once the query runs; errors in options, expressions or the
+// checkpoint are returned here, before any data is read.
+func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
+	s := w.df.session
+	if w.trigger.err != nil {
+		return nil, w.trigger.err
+	}
+	mode := strings.ToLower(w.outputMode)
+	if !containsFold(OutputModes, mode) {
+		return nil, &options.Error{Option: "outputMode", Value: w.outputMode, Allowed: "allowed: " + strings.Join(OutputModes, ", ")}
+	}
+	if mode == "complete" {
+		return nil, fmt.Errorf("output mode \"complete\" is not supported when there are no streaming aggregations on the DataFrame (allowed here: append, update)")
+	}
+	inSchema, err := sourceSchema(w.df.source)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := compileTransform(w.df.ops, inSchema)
+	if err != nil {
+		return nil, err
+	}
+	sk, err := newSink(w.format, w.options, w.stdout)
+	if err != nil {
+		return nil, err
+	}
+	opts := options.New(w.options)
+	chk := opts.String("checkpointLocation", s.conf["spark.sql.streaming.checkpointLocation"])
+	var tempChk string
+	if chk == "" {
+		if sinkNeedsCheckpoint(w.format) {
+			return nil, &options.Error{Option: "checkpointLocation", Allowed: fmt.Sprintf("required for the %s sink: a directory for offsets and commits", w.format)}
+		}
+		if tempChk, err = os.MkdirTemp("", "sluice-chk-"); err != nil {
+			return nil, fmt.Errorf("create temporary checkpoint: %w", err)
+		}
+		chk = tempChk
+		s.logger.Warn("no checkpointLocation given; using a temporary checkpoint that is deleted when the query stops", "dir", chk)
+	}
+	workers, err := opts.Int64("sluice.workers", 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	if workers == 0 {
+		if v, ok := s.conf["sluice.workers"]; ok {
+			if workers, err = strconv.ParseInt(v, 10, 64); err != nil || workers < 0 {
+				return nil, &options.Error{Option: "sluice.workers", Value: v, Allowed: "allowed: a non-negative integer (0 = number of CPUs)"}
+			}
+		}
+	}
+	name := w.name
+	if name == "" {
+		name = opts.String("queryName", "")
+	}
+	src, err := newSource(w.df.source, s.logger)
+	if err != nil {
+		return nil, err
+	}
+	mon := monitor.New()
+	for _, l := range w.listeners {
+		mon.Subscribe(l)
+	}
+	conf := map[string]string{"spark.sql.shuffle.partitions": "200"}
+	for k, v := range s.conf {
+		if strings.HasPrefix(k, "spark.sql.") {
+			conf[k] = v
+		}
+	}
+	cfg := engine.Config{
+		Name:          name,
+		Source:        src,
+		Sink:          sk,
+		Trigger:       w.trigger.t,
+		CheckpointDir: chk,
+		Workers:       int(workers),
+		Conf:          conf,
+		Logger:        s.logger,
+		Observers:     []engine.Observer{mon},
+		BeforeCommit:  w.hooks.beforeCommit,
+	}
+	if tr != nil {
+		cfg.Transform = tr
+	}
+	q, err := engine.Start(ctx, cfg)
+	if err != nil {
+		src.Close()
+		if tempChk != "" {
+			os.RemoveAll(tempChk)
+		}
+		return nil, err
+	}
+	sq := &StreamingQuery{q: q, mon: mon, tempCheckpoint: tempChk, done: make(chan struct{})}
+	go sq.finish()
+	return sq, nil
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
