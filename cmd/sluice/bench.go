@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rounds := fs.Int("rounds", 3, "measurement rounds (raw and sluice alternate; medians are reported)")
 	maxOffsets := fs.Int64("max-offsets-per-trigger", 0, "also apply maxOffsetsPerTrigger to the sluice query (0 = none)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the sluice rounds to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,7 +72,19 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return fmt.Errorf("raw consumer: %w", err)
 		}
+		if *cpuProfile != "" && r == 0 {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+		}
 		sl, nb, err := sluiceConsume(ctx, b.Addr(), "bench", *n, *maxOffsets, quiet)
+		if *cpuProfile != "" && r == 0 {
+			pprof.StopCPUProfile()
+		}
 		if err != nil {
 			return fmt.Errorf("sluice query: %w", err)
 		}

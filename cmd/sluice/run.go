@@ -80,7 +80,7 @@ type batchLine struct {
 }
 
 func (b *batchLine) OnQueryStarted(e progress.StartedEvent) {}
-func (b *batchLine) OnQueryIdle(progress.IdleEvent)        {}
+func (b *batchLine) OnQueryIdle(progress.IdleEvent)         {}
 func (b *batchLine) OnQueryTerminated(progress.TerminatedEvent) {
 }
 

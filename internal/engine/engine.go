@@ -77,6 +77,10 @@ type BatchInfo struct {
 	TriggerStart time.Time
 	// IntendedStart is when the trigger wanted the batch to start
 	// (scheduling delay = TriggerStart − IntendedStart).
+	IntendedStart time.Time
+	// TriggerInterval is the processingTime interval (0 otherwise).
+	TriggerInterval time.Duration
+	// BatchTimestamp is the logged batch time (current_timestamp()).
 	BatchTimestamp time.Time
 	Start, End     source.Offset // End also = offsets/N
 	Latest         source.Offset
@@ -94,6 +98,9 @@ type BatchInfo struct {
 // goroutine and must not block for long.
 type Observer interface {
 	QueryStarted(q *Query)
+	// OffsetsObserved is called after every trigger's look at the source's
+	// latest offsets, batch or not (lag-in-seconds sampling).
+	OffsetsObserved(q *Query, latest source.Offset, at time.Time)
 	BatchCompleted(q *Query, info *BatchInfo)
 	Idle(q *Query, t time.Time)
 	QueryTerminated(q *Query, err error)
@@ -125,6 +132,7 @@ type Query struct {
 	start      source.Offset
 	replay     bool
 	lastLatest source.Offset
+	intended   time.Time
 
 	batchesDone atomic.Int64
 }
@@ -325,7 +333,8 @@ func (q *Query) loop(ctx context.Context) error {
 		limit = source.ReadLimit{}
 	}
 	lastIdle := time.Time{}
-	return trigger.Run(ctx, t, q.cfg.Clock, q.log, func(ctx context.Context) (trigger.Result, error) {
+	return trigger.Run(ctx, t, q.cfg.Clock, q.log, func(ctx context.Context, intended time.Time) (trigger.Result, error) {
+		q.intended = intended
 		if q.replay {
 			q.replay = false
 			if err := q.runBatch(ctx, q.nextBatch, limit, true); err != nil {
@@ -361,6 +370,9 @@ func (q *Query) planAndRun(ctx context.Context, limit source.ReadLimit) (bool, e
 	}
 	latestDur := q.cfg.Clock.Now().Sub(triggerStart)
 	q.lastLatest = latest
+	for _, o := range q.cfg.Observers {
+		o.OffsetsObserved(q, latest, triggerStart)
+	}
 	if end.JSON() == q.start.JSON() {
 		q.setStatus("Waiting for data to arrive", false, false)
 		return false, nil
@@ -449,6 +461,10 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 	info.Durations["triggerExecution"] = end.Sub(info.TriggerStart)
 	info.Tasks = tinfos
 	info.Workers = q.cfg.Workers
+	info.IntendedStart = q.intended
+	if q.cfg.Trigger.Kind == trigger.ProcessingTime {
+		info.TriggerInterval = q.cfg.Trigger.Interval
+	}
 	for _, t := range tinfos {
 		info.NumInputRows += t.Rows
 		info.InputBytes += t.Bytes

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/trigger"
 )
 
@@ -50,6 +51,9 @@ func namePtr(q *engine.Query) *string {
 func (m *Monitor) QueryStarted(q *engine.Query) {
 	m.bus.PostStarted(progress.StartedEvent{ID: q.ID(), RunID: q.RunID(), Name: namePtr(q), Timestamp: progress.FormatTime(time.Now())})
 }
+
+// OffsetsObserved implements engine.Observer.
+func (m *Monitor) OffsetsObserved(*engine.Query, source.Offset, time.Time) {}
 
 // Idle implements engine.Observer.
 func (m *Monitor) Idle(q *engine.Query, t time.Time) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/admission"
 )
 
 // Offset is a source position. JSON is written as one line of the
@@ -103,6 +104,19 @@ type AvailableNow interface {
 // progress sources[].metrics (Kafka: offsets behind latest, skipped offsets).
 type Metrics interface {
 	Metrics(consumed, latest Offset) map[string]string
+}
+
+// PartitionedOffset is implemented by offsets made of per-partition
+// positions (Kafka: topic-partition → next offset), which is what per-partition
+// lag needs.
+type PartitionedOffset interface {
+	Partitions() map[admission.TopicPartition]int64
+}
+
+// Buffered is implemented by sources that hold fetched-but-unread data
+// (bytes), reported as a memory symptom.
+type Buffered interface {
+	BufferedBytes() int64
 }
 
 // LimitDefaults is implemented by sources whose options set a default read

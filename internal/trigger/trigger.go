@@ -61,8 +61,11 @@ type Result struct {
 	Done bool
 }
 
-// RunFunc runs at most one batch.
-type RunFunc func(ctx context.Context) (Result, error)
+// RunFunc runs at most one batch. intended is when the trigger meant the
+// attempt to start (the interval boundary for processingTime, the end of
+// the previous attempt otherwise); the difference to the actual start is the
+// scheduling delay.
+type RunFunc func(ctx context.Context, intended time.Time) (Result, error)
 
 // Clock abstracts time for tests.
 type Clock interface {
@@ -121,12 +124,20 @@ func Run(ctx context.Context, t Trigger, clock Clock, log *slog.Logger, run RunF
 		log = slog.Default()
 	}
 	idle := IdleMinPoll
+	intended := clock.Now()
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
 		start := clock.Now()
-		res, err := run(ctx)
+		if t.Kind == ProcessingTime && t.Interval > 0 {
+			// The boundary this attempt belongs to: the latest multiple of
+			// the interval at or before now (the query start for the first).
+			if b := NextAligned(start, t.Interval).Add(-t.Interval); b.After(intended) {
+				intended = b
+			}
+		}
+		res, err := run(ctx, intended)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -150,14 +161,17 @@ func Run(ctx context.Context, t Trigger, clock Clock, log *slog.Logger, run RunF
 			if elapsed > t.Interval {
 				log.Warn(fmt.Sprintf("Current batch is falling behind. The trigger interval is %d milliseconds, but spent %d milliseconds",
 					t.Interval.Milliseconds(), elapsed.Milliseconds()))
+				intended = clock.Now()
 				continue // start the next batch at once; missed boundaries are dropped
 			}
-			if err := clock.Sleep(ctx, NextAligned(start, t.Interval).Sub(clock.Now())); err != nil {
+			intended = NextAligned(start, t.Interval)
+			if err := clock.Sleep(ctx, intended.Sub(clock.Now())); err != nil {
 				return nil
 			}
 			continue
 		}
 		// Default trigger.
+		intended = clock.Now()
 		if res.Ran {
 			idle = IdleMinPoll
 			continue

@@ -49,7 +49,7 @@ func TestProcessingTimeIsEpochAlignedAndOverrunStartsAtOnce(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	i := 0
-	err := Run(context.Background(), Trigger{Kind: ProcessingTime, Interval: 10 * time.Second}, clk, log, func(ctx context.Context) (Result, error) {
+	err := Run(context.Background(), Trigger{Kind: ProcessingTime, Interval: 10 * time.Second}, clk, log, func(ctx context.Context, _ time.Time) (Result, error) {
 		starts = append(starts, clk.now.UnixMilli())
 		clk.now = clk.now.Add(durations[i])
 		i++
@@ -77,7 +77,7 @@ func TestProcessingTimeIsEpochAlignedAndOverrunStartsAtOnce(t *testing.T) {
 func TestDefaultTriggerBacksOffWhenIdle(t *testing.T) {
 	clk := &fakeClock{now: time.Unix(0, 0)}
 	runs := 0
-	err := Run(context.Background(), Trigger{}, clk, nil, func(ctx context.Context) (Result, error) {
+	err := Run(context.Background(), Trigger{}, clk, nil, func(ctx context.Context, _ time.Time) (Result, error) {
 		runs++
 		switch {
 		case runs <= 2:
@@ -111,7 +111,7 @@ func TestOnceAndAvailableNow(t *testing.T) {
 		want int
 	}{{Once, 1}, {AvailableNow, 3}} {
 		runs := 0
-		err := Run(context.Background(), Trigger{Kind: tc.kind}, &fakeClock{}, nil, func(ctx context.Context) (Result, error) {
+		err := Run(context.Background(), Trigger{Kind: tc.kind}, &fakeClock{}, nil, func(ctx context.Context, _ time.Time) (Result, error) {
 			runs++
 			return Result{Ran: runs < 3}, nil
 		})
@@ -123,12 +123,12 @@ func TestOnceAndAvailableNow(t *testing.T) {
 
 func TestErrorsStopAndCancelIsClean(t *testing.T) {
 	boom := errors.New("boom")
-	if err := Run(context.Background(), Trigger{}, &fakeClock{}, nil, func(context.Context) (Result, error) { return Result{}, boom }); !errors.Is(err, boom) {
+	if err := Run(context.Background(), Trigger{}, &fakeClock{}, nil, func(context.Context, time.Time) (Result, error) { return Result{}, boom }); !errors.Is(err, boom) {
 		t.Fatalf("err %v, want boom", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
-	err := Run(ctx, Trigger{}, &fakeClock{}, nil, func(context.Context) (Result, error) {
+	err := Run(ctx, Trigger{}, &fakeClock{}, nil, func(context.Context, time.Time) (Result, error) {
 		n++
 		if n == 3 {
 			cancel()

@@ -32,6 +32,9 @@ type Offsets map[admission.TopicPartition]int64
 // JSON renders Spark's {"topic":{"0":123}} form.
 func (o Offsets) JSON() string { return FormatOffsetsJSON(o) }
 
+// Partitions implements source.PartitionedOffset.
+func (o Offsets) Partitions() map[admission.TopicPartition]int64 { return o }
+
 // Schema returns Spark's fixed Kafka source schema.
 func Schema(includeHeaders bool) batch.Schema {
 	s := batch.Schema{Fields: []batch.Field{

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
+	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
 	"github.com/sluice-stream/sluice/internal/trigger"
 )
@@ -41,10 +43,11 @@ type recorder struct {
 	infos []*engine.BatchInfo
 }
 
-func (r *recorder) QueryStarted(*engine.Query)                          {}
-func (r *recorder) BatchCompleted(_ *engine.Query, i *engine.BatchInfo) { r.infos = append(r.infos, i) }
-func (r *recorder) Idle(*engine.Query, time.Time)                       {}
-func (r *recorder) QueryTerminated(*engine.Query, error)                {}
+func (r *recorder) QueryStarted(*engine.Query)                              {}
+func (r *recorder) BatchCompleted(_ *engine.Query, i *engine.BatchInfo)     { r.infos = append(r.infos, i) }
+func (r *recorder) Idle(*engine.Query, time.Time)                           {}
+func (r *recorder) OffsetsObserved(*engine.Query, source.Offset, time.Time) {}
+func (r *recorder) QueryTerminated(*engine.Query, error)                    {}
 
 func runQuery(t *testing.T, opts map[string]string, trig trigger.Trigger, chk string, sink *memory.Sink, extra func(*engine.Config)) (*recorder, error) {
 	t.Helper()
@@ -240,4 +243,173 @@ func rows(parts []*batch.Batch) []string {
 		}
 	}
 	return out
+}
+
+func TestRetentionDeletedOffsets(t *testing.T) {
+	for _, failOnDataLoss := range []bool{true, false} {
+		t.Run(fmt.Sprintf("failOnDataLoss=%v", failOnDataLoss), func(t *testing.T) {
+			b := brokertest.Start(t, broker.TopicSpec{Name: "r", Partitions: 2})
+			produce(t, b.Addr(), "r", 2, 100)
+			chk := t.TempDir()
+			opts := map[string]string{
+				"kafka.bootstrap.servers": b.Addr(), "subscribe": "r",
+				"startingOffsets": "earliest", "maxOffsetsPerTrigger": "40",
+				"failOnDataLoss": fmt.Sprint(failOnDataLoss),
+			}
+			// First run: one batch (20 per partition), then "crash" before
+			// committing batch 1 so the restart replays it.
+			crash := errors.New("stop here")
+			_, err := runQuery(t, opts, trigger.Trigger{Kind: trigger.AvailableNow}, chk, memory.New(), func(c *engine.Config) {
+				c.BeforeCommit = func(id int64) error {
+					if id == 0 {
+						return crash
+					}
+					return nil
+				}
+			})
+			if !errors.Is(err, crash) {
+				t.Fatalf("first run: %v", err)
+			}
+			// Retention deletes partition 0 below offset 60 while the query is down.
+			if err := b.DeleteRecords(context.Background(), "r", 0, 60); err != nil {
+				t.Fatal(err)
+			}
+			sink := memory.New()
+			src, err := kafka.New(opts, quiet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			q, err := engine.Start(ctx, engine.Config{Source: src, Sink: sink, Trigger: trigger.Trigger{Kind: trigger.AvailableNow},
+				CheckpointDir: chk, Logger: quiet, Workers: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = q.AwaitTermination(ctx)
+			if failOnDataLoss {
+				var dl *kafka.DataLossError
+				if !errors.As(err, &dl) {
+					t.Fatalf("err = %v, want a DataLossError", err)
+				}
+				if dl.Topic != "r" || dl.Partition != 0 || dl.Expected != 0 || dl.Earliest != 60 {
+					t.Fatalf("DataLossError = %+v, want topic r partition 0 expected 0 earliest 60", dl)
+				}
+				for _, want := range []string{"topic r partition 0", "offset 0", "earliest available offset is 60", "failOnDataLoss=false"} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q does not mention %q", err, want)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Partition 0: offsets 60..99 (the deleted 0..59 skipped and
+			// counted); partition 1: all 100.
+			got := map[int64]int{}
+			for _, row := range sink.Rows() {
+				got[row[3].(int64)]++
+				if row[3].(int64) == 0 && row[4].(int64) < 60 {
+					t.Fatalf("read deleted offset %d", row[4])
+				}
+			}
+			if got[0] != 40 || got[1] != 100 {
+				t.Fatalf("rows per partition %v, want 0:40 1:100", got)
+			}
+			if n := src.SkippedOffsets(); n != 60 {
+				t.Fatalf("skipped offsets %d, want 60", n)
+			}
+		})
+	}
+}
+
+func TestNewPartitionsPickedUpFromEarliest(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "grow", Partitions: 1})
+	produce(t, b.Addr(), "grow", 1, 10)
+	sink := memory.New()
+	src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "grow", "startingOffsets": "earliest"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	q, err := engine.Start(ctx, engine.Config{Source: src, Sink: sink, CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Stop()
+	waitFor(t, func() bool { return sink.NumRows() == 10 })
+	if err := b.AddPartitions(ctx, "grow", 2); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, b.Addr(), "grow", 3, 5) // 5 more per partition, incl. the 2 new ones
+	waitFor(t, func() bool { return sink.NumRows() == 25 })
+	perPart := map[int64]int{}
+	for _, row := range sink.Rows() {
+		perPart[row[3].(int64)]++
+	}
+	if perPart[0] != 15 || perPart[1] != 5 || perPart[2] != 5 {
+		t.Fatalf("rows per partition %v, want 0:15 1:5 2:5", perPart)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 20s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestOptionErrors(t *testing.T) {
+	base := func(kv ...string) map[string]string {
+		m := map[string]string{"kafka.bootstrap.servers": "127.0.0.1:1", "subscribe": "t"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == "<unset>" {
+				delete(m, kv[i])
+				continue
+			}
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	cases := []struct {
+		name string
+		opts map[string]string
+		want []string // substrings of the error
+	}{
+		{"no bootstrap", base("kafka.bootstrap.servers", "<unset>"), []string{`"kafka.bootstrap.servers"`, "required"}},
+		{"no subscription", base("subscribe", "<unset>"), []string{`"subscribe"`, `"subscribePattern"`, `"assign"`, "none"}},
+		{"two subscriptions", base("assign", `{"t":[0]}`), []string{`"subscribe"`, `"subscribePattern"`, `"assign"`, "subscribe and assign"}},
+		{"bad startingOffsets", base("startingOffsets", "newest"), []string{`"startingOffsets"`, `"newest"`, `"earliest", "latest"`}},
+		{"bad maxOffsetsPerTrigger", base("maxOffsetsPerTrigger", "lots"), []string{`"maxOffsetsPerTrigger"`, `"lots"`, "integer ≥ 1"}},
+		{"zero maxOffsetsPerTrigger", base("maxOffsetsPerTrigger", "0"), []string{`"maxOffsetsPerTrigger"`, "integer ≥ 1"}},
+		{"min above max", base("maxOffsetsPerTrigger", "10", "minOffsetsPerTrigger", "20"), []string{`"minOffsetsPerTrigger"`, "maxOffsetsPerTrigger (10)"}},
+		{"bad failOnDataLoss", base("failOnDataLoss", "maybe"), []string{`"failOnDataLoss"`, "true, false"}},
+		{"bad includeHeaders", base("includeHeaders", "yes"), []string{`"includeHeaders"`, "true, false"}},
+		{"bad maxTriggerDelay", base("maxTriggerDelay", "soon"), []string{`"maxTriggerDelay"`, "duration"}},
+		{"bad isolation", base("kafka.isolation.level", "serializable"), []string{`"kafka.isolation.level"`, "read_uncommitted, read_committed"}},
+		{"typo suggests", base("maxOffsetPerTrigger", "5"), []string{`"maxOffsetPerTrigger"`, `did you mean "maxOffsetsPerTrigger"`}},
+		{"forbidden auto.offset.reset", base("kafka.auto.offset.reset", "earliest"), []string{`"kafka.auto.offset.reset"`, "startingOffsets"}},
+		{"endingOffsets in streaming", base("endingOffsets", "latest"), []string{"endingOffsets", "not valid in streaming"}},
+		{"bad assign JSON", base("subscribe", "<unset>", "assign", "t:0"), []string{`"assign"`, `{"topicA":[0,1]`}},
+		{"bad pattern", base("subscribe", "<unset>", "subscribePattern", "("), []string{`"subscribePattern"`, "regular expression"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := kafka.ParseConfig(c.opts)
+			if err == nil {
+				t.Fatalf("no error for %v", c.opts)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
 }

@@ -249,12 +249,11 @@ func dropControl(recs []*kgo.Record) []*kgo.Record {
 func (r *reader) fetchLoop(ctx context.Context, active map[string][]int32) {
 	defer r.wg.Done()
 	pending := 0
-	for _, ps := range active {
-		pending += len(ps)
-	}
-	for tp := range r.ranges {
-		if r.isDone(tp) {
-			pending--
+	for t, ps := range active {
+		for _, p := range ps {
+			if !r.isDone(admission.TopicPartition{Topic: t, Partition: p}) {
+				pending++
+			}
 		}
 	}
 	fail := func(err error) {
@@ -280,8 +279,11 @@ func (r *reader) fetchLoop(ctx context.Context, active map[string][]int32) {
 					return
 				}
 				if errors.Is(fp.Err, kerr.OffsetOutOfRange) {
+					wasDone := r.isDone(tp)
 					if err := r.dataLoss(ctx, tp); err != nil {
 						r.queues[tp].push(nil, false, err)
+					} else if !wasDone && r.isDone(tp) {
+						pending--
 					}
 					return
 				}
@@ -384,42 +386,65 @@ func (r *reader) Read(ctx context.Context, t source.Task, emit source.Emit) erro
 
 func (r *reader) toBatch(topic []byte, partition int32, recs []*kgo.Record) *batch.Batch {
 	n := len(recs)
-	key := batch.NewColumn(batch.Binary, n)
-	val := batch.NewColumn(batch.Binary, n)
-	top := batch.NewColumn(batch.String, n)
-	part := batch.NewColumn(batch.Int, n)
-	off := batch.NewColumn(batch.Long, n)
-	ts := batch.NewColumn(batch.Timestamp, n)
-	tst := batch.NewColumn(batch.Int, n)
-	var hdr *batch.Column
-	if r.s.cfg.IncludeHeaders {
-		hdr = batch.NewColumn(batch.Headers, n)
-	}
-	for _, rec := range recs {
-		key.AppendBytes(rec.Key)
-		val.AppendBytes(rec.Value)
-		top.AppendBytes(topic)
-		part.AppendInt(int64(partition))
-		off.AppendInt(rec.Offset)
-		ts.AppendInt(rec.Timestamp.UnixMicro())
-		tst.AppendInt(int64(rec.Attrs.TimestampType()))
-		if hdr != nil {
-			if len(rec.Headers) == 0 {
-				hdr.AppendNull()
-			} else {
-				hs := make([]batch.Header, len(rec.Headers))
-				for i, h := range rec.Headers {
-					hs[i] = batch.Header{Key: h.Key, Value: h.Value}
-				}
-				hdr.AppendHeaders(hs)
-			}
+	keys := make([][]byte, n)
+	vals := make([][]byte, n)
+	topics := make([][]byte, n)
+	parts := make([]int64, n)
+	offs := make([]int64, n)
+	tss := make([]int64, n)
+	tsts := make([]int64, n)
+	var keyValid, valValid []bool
+	for i, rec := range recs {
+		keys[i], vals[i], topics[i] = rec.Key, rec.Value, topic
+		parts[i] = int64(partition)
+		offs[i] = rec.Offset
+		tss[i] = rec.Timestamp.UnixMicro()
+		tsts[i] = int64(rec.Attrs.TimestampType())
+		if rec.Key == nil {
+			keyValid = markNull(keyValid, i, n)
+		}
+		if rec.Value == nil {
+			valValid = markNull(valValid, i, n)
 		}
 	}
-	cols := []*batch.Column{key, val, top, part, off, ts, tst}
-	if hdr != nil {
+	cols := []*batch.Column{
+		{Type: batch.Binary, Bytes: keys, Valid: keyValid, Len: n},
+		{Type: batch.Binary, Bytes: vals, Valid: valValid, Len: n},
+		{Type: batch.String, Bytes: topics, Len: n},
+		{Type: batch.Int, Ints: parts, Len: n},
+		{Type: batch.Long, Ints: offs, Len: n},
+		{Type: batch.Timestamp, Ints: tss, Len: n},
+		{Type: batch.Int, Ints: tsts, Len: n},
+	}
+	if r.s.cfg.IncludeHeaders {
+		hdr := batch.NewColumn(batch.Headers, n)
+		for _, rec := range recs {
+			if len(rec.Headers) == 0 {
+				hdr.AppendNull()
+				continue
+			}
+			hs := make([]batch.Header, len(rec.Headers))
+			for i, h := range rec.Headers {
+				hs[i] = batch.Header{Key: h.Key, Value: h.Value}
+			}
+			hdr.AppendHeaders(hs)
+		}
 		cols = append(cols, hdr)
 	}
 	return batch.New(r.s.schema, cols, n)
+}
+
+// markNull records that cell i of an n-cell column is null, creating the
+// validity slice (all true) on the first null.
+func markNull(valid []bool, i, n int) []bool {
+	if valid == nil {
+		valid = make([]bool, n)
+		for j := range valid {
+			valid[j] = true
+		}
+	}
+	valid[i] = false
+	return valid
 }
 
 // Close stops the fetch loop and pauses every partition of the batch, so
