@@ -29,7 +29,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/sluice-stream/sluice/internal/sink/memory"
 
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/trigger"
@@ -40,6 +43,9 @@ import (
 type Session struct {
 	logger *slog.Logger
 	conf   map[string]string
+
+	mu     sync.Mutex
+	tables map[string]*memory.Sink // memory sinks by query name
 }
 
 // SessionOption configures a Session.
@@ -56,7 +62,7 @@ func WithConf(key, value string) SessionOption {
 
 // NewSession returns a session.
 func NewSession(opts ...SessionOption) *Session {
-	s := &Session{logger: slog.Default(), conf: map[string]string{}}
+	s := &Session{logger: slog.Default(), conf: map[string]string{}, tables: map[string]*memory.Sink{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -68,6 +74,25 @@ func (s *Session) Logger() *slog.Logger { return s.logger }
 
 // SetConf sets a session configuration value.
 func (s *Session) SetConf(key, value string) { s.conf[key] = value }
+
+// Table returns the rows a "memory" sink query named name has committed so
+// far (Spark registers such a table under the query name), with their
+// column names.
+func (s *Session) Table(name string) (columns []string, rows [][]any, err error) {
+	s.mu.Lock()
+	m, ok := s.tables[name]
+	s.mu.Unlock()
+	if !ok {
+		return nil, nil, fmt.Errorf("no memory table %q: start a query with Format(\"memory\") and QueryName(%q)", name, name)
+	}
+	return m.Schema().Names(), m.Rows(), nil
+}
+
+func (s *Session) registerTable(name string, m *memory.Sink) {
+	s.mu.Lock()
+	s.tables[name] = m
+	s.mu.Unlock()
+}
 
 // ReadStream starts describing a streaming source.
 func (s *Session) ReadStream() *DataStreamReader {

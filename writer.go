@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/monitor"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/internal/sink/memory"
 )
 
 // OutputModes lists the output modes Spark defines.
@@ -142,6 +143,12 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 	name := w.name
 	if name == "" {
 		name = opts.String("queryName", "")
+	}
+	if m, ok := sk.(*memory.Sink); ok {
+		if name == "" {
+			return nil, fmt.Errorf("the memory sink needs a query name (QueryName) to register its table under")
+		}
+		s.registerTable(name, m)
 	}
 	src, err := newSource(w.df.source, s.logger)
 	if err != nil {

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-stream/sluice/internal/broker"
+	"github.com/sluice-stream/sluice/internal/broker/brokertest"
+)
+
+// TestMain lets a test re-run this binary as the sluice command.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("SLUICE_TEST_MAIN_ARGS"); args != "" {
+		os.Exit(realMain(strings.Split(args, "\x1f"), os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func writePipeline(t *testing.T, addr, trigger, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "p.yaml")
+	yaml := fmt.Sprintf(`name: cli
+source:
+  format: kafka
+  options:
+    kafka.bootstrap.servers: %s
+    subscribe: orders
+    startingOffsets: earliest
+    maxOffsetsPerTrigger: 7
+%s
+transform:
+  - selectExpr: ["CAST(value AS STRING) AS json"]
+  - withColumn: {name: processed_ts, expr: "current_timestamp()"}
+sink:
+  format: console
+  options:
+    checkpointLocation: %s
+trigger:
+  %s
+`, addr, extra, filepath.Join(dir, "chk"), trigger)
+	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func startOrders(t *testing.T, n int) *broker.Broker {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "orders", Partitions: 2})
+	var recs []*kgo.Record
+	for i := 0; i < n; i++ {
+		recs = append(recs, &kgo.Record{Topic: "orders", Partition: int32(i % 2), Value: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+	}
+	brokertest.ProduceSync(t, b.Addr(), recs...)
+	return b
+}
+
+func TestRunAvailableNowExitsZeroWithSparkConsoleOutput(t *testing.T) {
+	b := startOrders(t, 20)
+	p := writePipeline(t, b.Addr(), "availableNow: true", "")
+	progressFile := filepath.Join(t.TempDir(), "progress.jsonl")
+	var stdout, stderr bytes.Buffer
+	code := realMain([]string{"run", p, "--progress-file", progressFile, "--log-level", "error"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+	out := stdout.String()
+	// 20 records at 7 per batch: batches 0..2.
+	for _, want := range []string{"Batch: 0\n", "Batch: 1\n", "Batch: 2\n", "json|", "|        processed_ts|", `{"n":0}`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Batch: 3") {
+		t.Errorf("ran more than 3 batches:\n%s", out)
+	}
+	if n := strings.Count(stderr.String(), "batch "); n != 3 {
+		t.Errorf("stderr has %d batch lines, want 3:\n%s", n, stderr.String())
+	}
+	data, err := os.ReadFile(progressFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(data), "\n"); lines != 3 {
+		t.Errorf("progress file has %d lines, want 3", lines)
+	}
+}
+
+func TestRunFailuresExitNonZero(t *testing.T) {
+	b := startOrders(t, 1)
+	cases := []struct {
+		name, trigger, extra, want string
+	}{
+		{"bad expression", "once: true", "", ""},
+		{"bad option", "once: true", "    failOnDataLoss: maybe", `"failOnDataLoss"`},
+		{"unknown key", "once: true", "  extra: 1", `unknown key "extra"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := writePipeline(t, b.Addr(), c.trigger, c.extra)
+			if c.name == "bad expression" {
+				data, _ := os.ReadFile(p)
+				os.WriteFile(p, bytes.Replace(data, []byte("CAST(value AS STRING)"), []byte("CAST(value AS)"), 1), 0o644)
+				c.want = "p.yaml:"
+			}
+			var stdout, stderr bytes.Buffer
+			code := realMain([]string{"run", p}, &stdout, &stderr)
+			if code == 0 {
+				t.Fatalf("exit 0, want failure; stderr:\n%s", stderr.String())
+			}
+			if !strings.Contains(stderr.String(), c.want) {
+				t.Fatalf("stderr lacks %q:\n%s", c.want, stderr.String())
+			}
+		})
+	}
+}
+
+func TestRunStopsOnSIGTERMWithExitZero(t *testing.T) {
+	b := startOrders(t, 5)
+	p := writePipeline(t, b.Addr(), "processingTime: 100 milliseconds", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0])
+	cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN_ARGS="+strings.Join([]string{"run", p}, "\x1f"))
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stdout.String(), "Batch: 0") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no batch printed; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("sluice run after SIGTERM: %v (want exit 0); stderr:\n%s", err, stderr.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a subprocess writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
