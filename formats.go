@@ -6,14 +6,17 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/sink/console"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
 	"github.com/sluice-stream/sluice/internal/sink/noop"
+	"github.com/sluice-stream/sluice/internal/sink/slow"
 	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
 )
@@ -32,11 +35,50 @@ func unknownFormat(kind, format string, known []string) error {
 	return fmt.Errorf("%s (allowed: %s)", msg, strings.Join(known, ", "))
 }
 
+// admissionOptions are sluice's admission settings, given among the source
+// options (next to maxOffsetsPerTrigger) and handled by the engine, not the
+// source.
+var admissionOptions = []string{"sluice.admission", "sluice.targetBatchDuration", "sluice.maxLagSeconds"}
+
+// splitAdmission separates admission options from a source's own options.
+func splitAdmission(opts map[string]string) (map[string]string, engine.Limits, error) {
+	own := map[string]string{}
+	var lim engine.Limits
+	adm := map[string]string{}
+	for k, v := range opts {
+		if containsFold(admissionOptions, k) {
+			adm[k] = v
+		} else {
+			own[k] = v
+		}
+	}
+	o := options.New(adm)
+	var err error
+	if lim.Mode, err = o.Enum("sluice.admission", engine.AdmissionStatic, engine.AdmissionStatic, engine.AdmissionAdaptive); err != nil {
+		return nil, lim, err
+	}
+	if lim.TargetBatchDuration, err = o.Duration("sluice.targetBatchDuration", 0); err != nil {
+		return nil, lim, err
+	}
+	if v, ok := o.Get("sluice.maxLagSeconds"); ok {
+		f, perr := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if perr != nil || f < 0 {
+			return nil, lim, &options.Error{Option: "sluice.maxLagSeconds", Value: v, Allowed: "allowed: a non-negative number of seconds"}
+		}
+		lim.MaxLagSeconds = f
+	}
+	return own, lim, nil
+}
+
 // sourceSchema returns a source format's schema without connecting.
 func sourceSchema(spec sourceSpec) (batch.Schema, error) {
+	opts, _, err := splitAdmission(spec.options)
+	if err != nil {
+		return batch.Schema{}, err
+	}
 	switch strings.ToLower(spec.format) {
 	case "kafka":
-		cfg, err := kafka.ParseConfig(spec.options)
+		cfg, err := kafka.ParseConfig(opts)
 		if err != nil {
 			return batch.Schema{}, err
 		}
@@ -49,16 +91,21 @@ func sourceSchema(spec sourceSpec) (batch.Schema, error) {
 
 // newSource creates (and connects) a source.
 func newSource(spec sourceSpec, log *slog.Logger) (source.Source, error) {
+	opts, _, err := splitAdmission(spec.options)
+	if err != nil {
+		return nil, err
+	}
 	switch strings.ToLower(spec.format) {
 	case "kafka":
-		return kafka.New(spec.options, log)
+		return kafka.New(opts, log)
 	}
-	_, err := sourceSchema(spec)
+	_, err = sourceSchema(spec)
 	return nil, err
 }
 
 // queryOptions are writer options the engine consumes; the rest go to the sink.
-var queryOptions = []string{"checkpointLocation", "sluice.workers", "queryName"}
+var queryOptions = []string{"checkpointLocation", "sluice.workers", "queryName", "sluice.memory.budget",
+	"sluice.sink.delayPerRow", "sluice.sink.delayPerBatch"}
 
 // sinkOptions lists each sink's own options.
 var sinkOptions = map[string][]string{
@@ -78,6 +125,26 @@ func newSink(format string, opts map[string]string, stdout io.Writer) (sink.Sink
 	if err := options.New(opts).CheckKnown(f+" sink", slices.Concat(known, queryOptions)); err != nil {
 		return nil, err
 	}
+	inner, err := newInnerSink(f, opts, stdout)
+	if err != nil {
+		return nil, err
+	}
+	o := options.New(opts)
+	perRow, err := o.Duration("sluice.sink.delayPerRow", 0)
+	if err != nil {
+		return nil, err
+	}
+	perBatch, err := o.Duration("sluice.sink.delayPerBatch", 0)
+	if err != nil {
+		return nil, err
+	}
+	if perRow > 0 || perBatch > 0 {
+		return slow.Wrap(inner, perRow, perBatch), nil
+	}
+	return inner, nil
+}
+
+func newInnerSink(f string, opts map[string]string, stdout io.Writer) (sink.Sink, error) {
 	switch f {
 	case "console":
 		if stdout == nil {

@@ -98,3 +98,17 @@ func (s *StreamingQuery) RecentProgress() []*Progress { return s.mon.Recent() }
 
 // Engine exposes the underlying engine query (for sluice's own tools).
 func (s *StreamingQuery) Engine() *engine.Query { return s.q }
+
+// Limits are a query's admission settings (see SetLimits).
+type Limits = engine.Limits
+
+// LimitsUpdate changes some of a query's limits; nil fields stay.
+type LimitsUpdate = engine.LimitsUpdate
+
+// Limits returns the query's current admission settings.
+func (s *StreamingQuery) Limits() Limits { return s.q.Limits() }
+
+// SetLimits changes admission settings while the query runs: the change is
+// logged, applies from the next planned batch, shows in its progress and is
+// recorded in its offsets file (so a replay re-reads the same ranges).
+func (s *StreamingQuery) SetLimits(u LimitsUpdate) (Limits, error) { return s.q.SetLimits(u) }

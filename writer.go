@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
+	"github.com/sluice-stream/sluice/internal/sink/slow"
 )
 
 // OutputModes lists the output modes Spark defines.
@@ -116,6 +119,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 	if err != nil {
 		return nil, err
 	}
+	sk0 := sk
 	opts := options.New(w.options)
 	chk := opts.String("checkpointLocation", s.conf["spark.sql.streaming.checkpointLocation"])
 	var tempChk string
@@ -144,11 +148,27 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 	if name == "" {
 		name = opts.String("queryName", "")
 	}
-	if m, ok := sk.(*memory.Sink); ok {
+	if sl, ok := sk.(*slow.Sink); ok {
+		sk0 = sl.Inner()
+	}
+	if m, ok := sk0.(*memory.Sink); ok {
 		if name == "" {
 			return nil, fmt.Errorf("the memory sink needs a query name (QueryName) to register its table under")
 		}
 		s.registerTable(name, m)
+	}
+	_, limits, err := splitAdmission(w.df.source.options)
+	if err != nil {
+		return nil, err
+	}
+	budgetConf := opts.String("sluice.memory.budget", s.conf["sluice.memory.budget"])
+	if budgetConf != "" {
+		b, err := options.ParseBytes(budgetConf)
+		if err != nil || b <= 0 {
+			return nil, &options.Error{Option: "sluice.memory.budget", Value: budgetConf, Allowed: `allowed: a size such as "256MiB", "512m", "1GB" or a number of bytes`}
+		}
+		limits.MemoryBudget = b
+		applyMemoryLimit(b, s.logger)
 	}
 	src, err := newSource(w.df.source, s.logger)
 	if err != nil {
@@ -175,6 +195,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 		Logger:        s.logger,
 		Observers:     []engine.Observer{mon},
 		BeforeCommit:  w.hooks.beforeCommit,
+		Limits:        limits,
 	}
 	if tr != nil {
 		cfg.Transform = tr
@@ -199,4 +220,25 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// BudgetOverhead is the memory sluice allows itself above the memory budget
+// for the runtime, the Kafka client and bookkeeping; measured in
+// docs/backpressure.md.
+const BudgetOverhead = 64 << 20
+
+// applyMemoryLimit sets the Go runtime's soft memory limit to the budget
+// plus BudgetOverhead, so the garbage collector keeps the heap there
+// instead of letting it grow to twice the live data; a GOMEMLIMIT set by the
+// user wins.
+func applyMemoryLimit(budget int64, log interface{ Info(string, ...any) }) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := budget + BudgetOverhead
+	if cur := debug.SetMemoryLimit(-1); cur < limit && cur != math.MaxInt64 {
+		limit = cur // another query asked for less; keep the smaller one
+	}
+	debug.SetMemoryLimit(limit)
+	log.Info("memory budget set", "budget_bytes", budget, "go_memory_limit_bytes", limit)
 }

@@ -17,12 +17,15 @@ import (
 	"log/slog"
 	"runtime"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/checkpoint"
+	"github.com/sluice-stream/sluice/internal/diagnose"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/trigger"
@@ -59,6 +62,13 @@ type Config struct {
 	// BeforeCommit, when set, runs after the sink committed batch N and
 	// before commits/N is written. Tests use it to simulate a crash there.
 	BeforeCommit func(batchID int64) error
+	// Limits are the initial admission settings. Zero Max/Min are filled
+	// from the source's own options (maxOffsetsPerTrigger...); an empty
+	// Mode is AdmissionStatic; TriggerInterval comes from Trigger.
+	Limits Limits
+	// LagSeconds, when set, reports the query's current time lag for
+	// adaptive admission's maxLagSeconds.
+	LagSeconds func() float64
 }
 
 // TaskInfo measures one task.
@@ -68,6 +78,10 @@ type TaskInfo struct {
 	Bytes    int64 // bytes read (batch.ByteSize of the source chunks)
 	OutRows  int64 // rows written to the sink
 	Duration time.Duration
+	// Where the task's time went: waiting for the source, evaluating
+	// expressions, writing to the sink (Write and Close), and opening the
+	// writer.
+	Fetch, Transform, Sink, Setup time.Duration
 }
 
 // BatchInfo is what one executed batch measured.
@@ -92,6 +106,10 @@ type BatchInfo struct {
 	Tasks          []TaskInfo
 	Workers        int
 	SourceMetrics  map[string]string
+	// Admission is how the batch's size was decided.
+	Admission AdmissionInfo
+	// Diagnosis names what limited the batch.
+	Diagnosis diagnose.Result
 }
 
 // Observer receives the query's events. Methods are called from the query
@@ -133,6 +151,9 @@ type Query struct {
 	replay     bool
 	lastLatest source.Offset
 	intended   time.Time
+	history    []admission.BatchStat
+
+	limits Limits // guarded by mu
 
 	batchesDone atomic.Int64
 }
@@ -192,6 +213,26 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 		return nil, err
 	}
 	q := &Query{cfg: cfg, cp: cp, runID: newRunID(), done: make(chan struct{})}
+	q.limits = cfg.Limits
+	if d, ok := cfg.Source.(source.LimitDefaults); ok {
+		rl := d.DefaultReadLimit()
+		if q.limits.MaxOffsetsPerTrigger == 0 {
+			q.limits.MaxOffsetsPerTrigger = rl.MaxRows
+		}
+		if q.limits.MinOffsetsPerTrigger == 0 {
+			q.limits.MinOffsetsPerTrigger = rl.MinRows
+			q.limits.MaxTriggerDelay = rl.MaxTriggerDelay
+		}
+	}
+	if q.limits.Mode == "" {
+		q.limits.Mode = AdmissionStatic
+	}
+	if cfg.Trigger.Kind == trigger.ProcessingTime {
+		q.limits.TriggerInterval = cfg.Trigger.Interval
+	}
+	if b, ok := cfg.Source.(source.Budgeted); ok && q.limits.MemoryBudget > 0 {
+		b.SetMemoryBudget(q.limits.MemoryBudget)
+	}
 	q.log = cfg.Logger.With("query", q.ID())
 	q.setStatus("Initializing sources", false, false)
 	if err := q.recover(ctx); err != nil {
@@ -324,26 +365,26 @@ func (q *Query) loop(ctx context.Context) error {
 			t = trigger.Trigger{Kind: trigger.Once}
 		}
 	}
-	limit := source.ReadLimit{}
-	if d, ok := q.cfg.Source.(source.LimitDefaults); ok {
-		limit = d.DefaultReadLimit()
-	}
-	if t.Kind == trigger.Once && !limit.AllAvailable() {
+	once := t.Kind == trigger.Once
+	if l := q.Limits(); once && (l.MaxOffsetsPerTrigger > 0 || l.MinOffsetsPerTrigger > 0) {
 		q.log.Warn("The read limit is ignored when Trigger.Once is used.")
-		limit = source.ReadLimit{}
+	}
+	current := q.currentTrigger
+	if t.Kind != q.cfg.Trigger.Kind {
+		current = func() trigger.Trigger { return t }
 	}
 	lastIdle := time.Time{}
-	return trigger.Run(ctx, t, q.cfg.Clock, q.log, func(ctx context.Context, intended time.Time) (trigger.Result, error) {
+	return trigger.RunDynamic(ctx, current, q.cfg.Clock, q.log, func(ctx context.Context, intended time.Time) (trigger.Result, error) {
 		q.intended = intended
 		if q.replay {
 			q.replay = false
-			if err := q.runBatch(ctx, q.nextBatch, limit, true); err != nil {
+			if err := q.runBatch(ctx, q.nextBatch, true); err != nil {
 				return trigger.Result{}, err
 			}
 			// Once re-runs only the uncommitted batch, as Spark does.
 			return trigger.Result{Ran: true, Done: t.Kind == trigger.Once}, nil
 		}
-		ran, err := q.planAndRun(ctx, limit)
+		ran, err := q.planAndRun(ctx, once)
 		if err != nil {
 			return trigger.Result{}, err
 		}
@@ -361,8 +402,9 @@ func (q *Query) loop(ctx context.Context) error {
 }
 
 // planAndRun plans the next batch and runs it; false when there is no new data.
-func (q *Query) planAndRun(ctx context.Context, limit source.ReadLimit) (bool, error) {
+func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	triggerStart := q.cfg.Clock.Now()
+	limit, ainfo := q.decide(once)
 	q.setStatus(fmt.Sprintf("Getting offsets from %s", q.cfg.Source.Description()), false, true)
 	end, latest, err := q.cfg.Source.Latest(ctx, q.start, limit)
 	if err != nil {
@@ -380,7 +422,11 @@ func (q *Query) planAndRun(ctx context.Context, limit source.ReadLimit) (bool, e
 	id := q.nextBatch
 	q.setStatus("Writing offsets to log", true, true)
 	walStart := q.cfg.Clock.Now()
-	meta := checkpoint.BatchMetadata{TimestampMs: walStart.UnixMilli(), Conf: q.cfg.Conf}
+	conf := ainfo.conf()
+	for k, v := range q.cfg.Conf {
+		conf[k] = v
+	}
+	meta := checkpoint.BatchMetadata{TimestampMs: walStart.UnixMilli(), Conf: conf}
 	if err := q.cp.WriteOffsets(id, meta, []string{end.JSON()}); err != nil {
 		return false, fmt.Errorf("batch %d: write offsets log: %w", id, err)
 	}
@@ -389,7 +435,7 @@ func (q *Query) planAndRun(ctx context.Context, limit source.ReadLimit) (bool, e
 	}
 	info := &BatchInfo{
 		BatchID: id, TriggerStart: triggerStart, BatchTimestamp: time.UnixMilli(meta.TimestampMs),
-		Start: q.start, End: end, Latest: latest, Limit: limit,
+		Start: q.start, End: end, Latest: latest, Limit: limit, Admission: ainfo,
 		Durations: map[string]time.Duration{"latestOffset": latestDur, "walCommit": q.cfg.Clock.Now().Sub(walStart)},
 	}
 	if err := q.execute(ctx, info); err != nil {
@@ -400,7 +446,7 @@ func (q *Query) planAndRun(ctx context.Context, limit source.ReadLimit) (bool, e
 
 // runBatch re-runs a logged batch (after a crash) with its logged offsets
 // and timestamp.
-func (q *Query) runBatch(ctx context.Context, id int64, limit source.ReadLimit, replay bool) error {
+func (q *Query) runBatch(ctx context.Context, id int64, replay bool) error {
 	triggerStart := q.cfg.Clock.Now()
 	meta, offs, err := q.cp.ReadOffsets(id)
 	if err != nil {
@@ -414,9 +460,13 @@ func (q *Query) runBatch(ctx context.Context, id int64, limit source.ReadLimit, 
 		return fmt.Errorf("checkpoint: offsets/%d: %w", id, err)
 	}
 	q.log.Info("re-running the last batch, which was logged but not committed", "batch", id)
+	ainfo := AdmissionInfo{Mode: meta.Conf["sluice.admission.mode"], Reason: "replay of the logged batch", Limits: q.Limits()}
+	if n, err := strconv.ParseInt(meta.Conf["sluice.admission.limit"], 10, 64); err == nil {
+		ainfo.Limit = n
+	}
 	info := &BatchInfo{
 		BatchID: id, Replayed: replay, TriggerStart: triggerStart, BatchTimestamp: time.UnixMilli(meta.TimestampMs),
-		Start: q.start, End: end, Latest: end, Limit: limit,
+		Start: q.start, End: end, Latest: end, Admission: ainfo,
 		Durations: map[string]time.Duration{},
 	}
 	return q.execute(ctx, info)
@@ -440,9 +490,11 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 	if err != nil {
 		return err
 	}
+	sinkCommitStart := q.cfg.Clock.Now()
 	if err := q.cfg.Sink.Commit(ctx, id, msgs); err != nil {
 		return fmt.Errorf("batch %d: commit sink %s: %w", id, q.cfg.Sink.Description(), err)
 	}
+	sinkCommit := q.cfg.Clock.Now().Sub(sinkCommitStart)
 	info.Durations["addBatch"] = q.cfg.Clock.Now().Sub(addStart)
 	if q.cfg.BeforeCommit != nil {
 		if err := q.cfg.BeforeCommit(id); err != nil {
@@ -477,6 +529,8 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 		}
 		info.SourceMetrics = m.Metrics(info.End, latest)
 	}
+	info.Diagnosis = q.diagnose(info, sinkCommit)
+	q.remember(info)
 	q.start = info.End
 	q.nextBatch = id + 1
 	q.batchesDone.Add(1)
@@ -563,7 +617,12 @@ func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Re
 		return taskResult{}, fmt.Errorf("batch %d task %s: open sink writer: %w", id, t, err)
 	}
 	var res taskResult
+	res.info.Setup = time.Since(start)
+	var inEmit time.Duration
+	readStart := time.Now()
 	err = reader.Read(ctx, t, func(ctx context.Context, b *batch.Batch) error {
+		t0 := time.Now()
+		defer func() { inEmit += time.Since(t0) }()
 		res.info.Rows += int64(b.N)
 		res.info.Bytes += b.ByteSize()
 		out := b
@@ -573,19 +632,53 @@ func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Re
 				return fmt.Errorf("transform: %w", terr)
 			}
 		}
+		t1 := time.Now()
+		res.info.Transform += t1.Sub(t0)
 		res.info.OutRows += int64(out.N)
-		return w.Write(ctx, out)
+		err := w.Write(ctx, out)
+		res.info.Sink += time.Since(t1)
+		return err
 	})
+	res.info.Fetch = time.Since(readStart) - inEmit
 	if err != nil {
 		w.Abort(ctx)
 		return taskResult{}, fmt.Errorf("batch %d task %s: %w", id, t, err)
 	}
+	closeStart := time.Now()
 	msg, err := w.Close(ctx)
 	if err != nil {
 		return taskResult{}, fmt.Errorf("batch %d task %s: close sink writer: %w", id, t, err)
 	}
+	res.info.Sink += time.Since(closeStart)
 	res.msg = msg
 	res.info.Task = t.String()
 	res.info.Duration = time.Since(start)
 	return res, nil
+}
+
+// diagnose runs the bottleneck analysis on a finished batch.
+func (q *Query) diagnose(info *BatchInfo, sinkCommit time.Duration) diagnose.Result {
+	db := diagnose.Batch{
+		Duration:   info.Durations["triggerExecution"],
+		Checkpoint: info.Durations["walCommit"] + info.Durations["commitOffsets"],
+		Planning:   info.Durations["latestOffset"],
+		SinkCommit: sinkCommit,
+		Workers:    info.Workers,
+	}
+	for _, t := range info.Tasks {
+		db.Tasks = append(db.Tasks, diagnose.Task{Name: t.Task, Rows: t.Rows, Fetch: t.Fetch, Transform: t.Transform, Sink: t.Sink, Overhead: t.Setup, Total: t.Duration})
+	}
+	// Backlog per partition at planning: latest − start.
+	if st, ok := info.Start.(source.PartitionedOffset); ok {
+		if lt, ok := info.Latest.(source.PartitionedOffset); ok {
+			db.Backlog = map[string]int64{}
+			starts := st.Partitions()
+			for tp, l := range lt.Partitions() {
+				if b := l - starts[tp]; b > 0 {
+					db.Backlog[fmt.Sprintf("%s-%d", tp.Topic, tp.Partition)] = b
+				}
+			}
+		}
+	}
+	return diagnose.Analyze(db)
 }

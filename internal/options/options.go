@@ -160,3 +160,43 @@ func (o Options) Names() []string {
 	slices.Sort(out)
 	return out
 }
+
+// Bytes parses name as a size: a plain number of bytes or a number with a
+// unit — k/m/g/t and KiB/MiB/GiB/TiB are powers of 1024 (as in Spark's
+// "512m"), KB/MB/GB/TB powers of 1000. def is returned when unset.
+func (o Options) Bytes(name string, def int64) (int64, error) {
+	v, ok := o.Get(name)
+	if !ok {
+		return def, nil
+	}
+	n, err := ParseBytes(v)
+	if err != nil || n < 0 {
+		return 0, &Error{Option: name, Value: v, Allowed: `allowed: a size such as "256MiB", "512m", "1GB" or a number of bytes`}
+	}
+	return n, nil
+}
+
+// ParseBytes parses a size (see Options.Bytes).
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
+		i++
+	}
+	num, err := strconv.ParseFloat(t[:i], 64)
+	if err != nil {
+		return 0, fmt.Errorf("size %q: no number", s)
+	}
+	unit := strings.ToLower(strings.TrimSpace(t[i:]))
+	mult := map[string]float64{
+		"": 1, "b": 1,
+		"k": 1 << 10, "kib": 1 << 10, "kb": 1e3,
+		"m": 1 << 20, "mib": 1 << 20, "mb": 1e6,
+		"g": 1 << 30, "gib": 1 << 30, "gb": 1e9,
+		"t": 1 << 40, "tib": 1 << 40, "tb": 1e12,
+	}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("size %q: unknown unit %q", s, t[i:])
+	}
+	return int64(num * mult), nil
+}

@@ -119,6 +119,12 @@ type Buffered interface {
 	BufferedBytes() int64
 }
 
+// Budgeted is implemented by sources that bound their own buffers to a
+// share of the query's memory budget and refuse records larger than it.
+type Budgeted interface {
+	SetMemoryBudget(bytes int64)
+}
+
 // LimitDefaults is implemented by sources whose options set a default read
 // limit (maxOffsetsPerTrigger...). Sources without it read all available.
 type LimitDefaults interface {

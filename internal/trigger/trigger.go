@@ -117,6 +117,13 @@ func NextAligned(t time.Time, interval time.Duration) time.Time {
 // Run drives run according to t until run reports Done, returns an error,
 // or ctx is cancelled (which returns nil: a requested stop).
 func Run(ctx context.Context, t Trigger, clock Clock, log *slog.Logger, run RunFunc) error {
+	return RunDynamic(ctx, func() Trigger { return t }, clock, log, run)
+}
+
+// RunDynamic is Run with a trigger read before every attempt, so the
+// interval can change while the query runs (Query.SetLimits). The kind must
+// not change between Once/AvailableNow and the others.
+func RunDynamic(ctx context.Context, current func() Trigger, clock Clock, log *slog.Logger, run RunFunc) error {
 	if clock == nil {
 		clock = RealClock
 	}
@@ -129,6 +136,7 @@ func Run(ctx context.Context, t Trigger, clock Clock, log *slog.Logger, run RunF
 		if ctx.Err() != nil {
 			return nil
 		}
+		t := current()
 		start := clock.Now()
 		if t.Kind == ProcessingTime && t.Interval > 0 {
 			// The boundary this attempt belongs to: the latest multiple of

@@ -94,8 +94,10 @@ type Source struct {
 	carry     map[admission.TopicPartition][]*kgo.Record
 	carryFrom map[admission.TopicPartition]int64
 
-	skipped      atomic.Int64 // offsets skipped with failOnDataLoss=false
-	bufferedRecs atomic.Int64
+	skipped atomic.Int64 // offsets skipped with failOnDataLoss=false
+	// budget is the query's memory budget (0 = none): no single record may
+	// be larger.
+	budget atomic.Int64
 }
 
 // New connects a Kafka source. The client is created once and lives until
@@ -401,6 +403,33 @@ func (s *Source) Metrics(consumed, latest source.Offset) map[string]string {
 		m["dataLoss"] = fmt.Sprint(n)
 	}
 	return m
+}
+
+// SetMemoryBudget implements source.Budgeted: fetch buffers are capped at a
+// quarter of the budget (the share admission holds back for them) and a
+// record larger than the whole budget fails the batch.
+func (s *Source) SetMemoryBudget(bytes int64) {
+	s.budget.Store(bytes)
+	if bytes <= 0 {
+		return
+	}
+	fetchMax := min(int64(s.cfg.FetchMaxBytes), max(bytes/4, 64<<10))
+	partMax := min(int64(s.cfg.FetchPartitionMax), max(fetchMax/4, 16<<10))
+	s.cl.UpdateFetchMaxBytes(int32(fetchMax), int32(partMax))
+}
+
+// RecordTooLargeError reports a record that cannot fit in the memory budget.
+type RecordTooLargeError struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Size      int64
+	Budget    int64
+}
+
+func (e *RecordTooLargeError) Error() string {
+	return fmt.Sprintf("record at topic %s partition %d offset %d is %d bytes, larger than the memory budget of %d bytes (sluice.memory.budget); raise the budget or route such records elsewhere",
+		e.Topic, e.Partition, e.Offset, e.Size, e.Budget)
 }
 
 // SkippedOffsets returns how many offsets were skipped because they were

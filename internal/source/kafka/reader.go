@@ -370,9 +370,21 @@ func (r *reader) Read(ctx context.Context, t source.Task, emit source.Emit) erro
 		if err != nil {
 			return err
 		}
+		budget := r.s.budget.Load()
 		for _, recs := range chunks {
 			if len(recs) == 0 {
 				continue
+			}
+			if budget > 0 {
+				for _, rec := range recs {
+					size := int64(len(rec.Key) + len(rec.Value))
+					for _, h := range rec.Headers {
+						size += int64(len(h.Key) + len(h.Value))
+					}
+					if size > budget {
+						return &RecordTooLargeError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Size: size, Budget: budget}
+					}
+				}
 			}
 			if err := emit(ctx, r.toBatch(topic, tk.tp.Partition, recs)); err != nil {
 				return err

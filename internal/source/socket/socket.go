@@ -240,8 +240,11 @@ func readLine(br *bufio.Reader, maxBytes int64) ([]byte, error) {
 			if len(acc)+len(frag) == 0 {
 				return nil, err
 			}
-			line := append(acc, frag...)
-			return trimEOL(line), err
+			line := trimEOL(append(acc, frag...))
+			if int64(len(line)) > maxBytes {
+				return nil, errLineTooLong
+			}
+			return line, err
 		}
 		var line []byte
 		if acc == nil {

