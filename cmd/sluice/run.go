@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 
@@ -17,6 +18,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	progressFile := fs.String("progress-file", "", "append every batch's progress JSON as one line to this file")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	quiet := fs.Bool("quiet", false, "do not print the per-batch summary line on stderr")
+	stats := fs.Bool("stats", false, "print the process's peak resident memory (VmHWM) on stderr at exit")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sluice run PIPELINE.yaml [flags]")
 		fs.PrintDefaults()
@@ -64,6 +66,13 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	q, err := w.Start(ctx)
 	if err != nil {
 		return err
+	}
+	if *stats {
+		defer func() {
+			if hwm, err := peakRSS(); err == nil {
+				fmt.Fprintf(stderr, "peak RSS: %d bytes\n", hwm)
+			}
+		}()
 	}
 	err = q.AwaitTermination(ctx)
 	if ctx.Err() != nil {
@@ -120,4 +129,23 @@ func formatBatchLine(p *progress.Progress) string {
 		}
 	}
 	return sb.String()
+}
+
+// peakRSS reads the process's peak resident set size (VmHWM) from
+// /proc/self/status.
+func peakRSS() (int64, error) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err != nil {
+				return 0, fmt.Errorf("parse VmHWM %q: %w", line, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/self/status")
 }

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-stream/sluice"
+)
+
+// startBrokerProcess runs `sluice broker` in a child process, so that the
+// broker's memory is not counted in the query's.
+func startBrokerProcess(t *testing.T, topic string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN_ARGS="+strings.Join([]string{"broker", "--listen", "127.0.0.1:0", "--topic", topic}, "\x1f"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if addr, ok := strings.CutPrefix(sc.Text(), "sluice broker listening on "); ok {
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			return addr
+		}
+	}
+	t.Fatal("broker process did not print its address")
+	return ""
+}
+
+var peakRE = regexp.MustCompile(`peak RSS: (\d+) bytes`)
+
+// runForPeakRSS drains the topic with `sluice run --stats` in a child
+// process and returns its peak RSS.
+func runForPeakRSS(t *testing.T, addr, budget string, want int) int64 {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "mem.yaml")
+	opts := ""
+	if budget != "" {
+		opts = "options:\n  sluice.memory.budget: " + budget + "\n"
+	}
+	yaml := fmt.Sprintf(`name: mem
+%ssource:
+  format: kafka
+  options:
+    kafka.bootstrap.servers: %s
+    subscribe: mem
+    startingOffsets: earliest
+transform:
+  - selectExpr: ["CAST(value AS STRING) AS json"]
+sink:
+  format: noop
+  options:
+    checkpointLocation: %s
+    sluice.sink.delayPerRow: 2us
+trigger:
+  availableNow: true
+`, opts, addr, filepath.Join(dir, "chk"))
+	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	progress := filepath.Join(dir, "progress.jsonl")
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN_ARGS="+strings.Join([]string{"run", p, "--stats", "--quiet", "--log-level", "warn", "--progress-file", progress}, "\x1f"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sluice run: %v\n%s", err, out)
+	}
+	m := peakRE.FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no peak RSS in output:\n%s", out)
+	}
+	data, _ := os.ReadFile(progress)
+	rows := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var n int
+		if i := strings.Index(line, `"numInputRows":`); i >= 0 {
+			fmt.Sscanf(line[i+len(`"numInputRows":`):], "%d", &n)
+		}
+		rows += n
+	}
+	if rows != want {
+		t.Fatalf("query read %d rows, want %d", rows, want)
+	}
+	peak, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return peak
+}
+
+// TestMemoryBudgetBoundsPeakRSS drains a backlog more than ten times what
+// the budget holds, in a separate process, with and without the budget.
+func TestMemoryBudgetBoundsPeakRSS(t *testing.T) {
+	if os.Getenv("SLUICE_SERIAL_TESTS") != "1" {
+		t.Skip("heavy test: set SLUICE_SERIAL_TESTS=1 (CI runs these in a serial step)")
+	}
+	addr := startBrokerProcess(t, "mem:4")
+	const n, size = 300_000, 1000 // ≈ 300 MB of values
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.MaxBufferedRecords(50_000), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	val := []byte(strings.Repeat("x", size))
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		cl.Produce(ctx, &kgo.Record{Topic: "mem", Value: val}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	cl.Close()
+
+	const budget = 32 << 20
+	with := runForPeakRSS(t, addr, "32MiB", n)
+	without := runForPeakRSS(t, addr, "", n)
+	t.Logf("peak RSS draining %d × %d B: with a 32 MiB budget %d MiB, without %d MiB", n, size, with>>20, without>>20)
+	if limit := int64(budget + sluice.BudgetOverhead); with > limit {
+		t.Errorf("with budget: peak RSS %d MiB > budget + overhead %d MiB", with>>20, limit>>20)
+	}
+	if without <= with {
+		t.Errorf("without budget the peak (%d MiB) should exceed the budgeted run's (%d MiB)", without>>20, with>>20)
+	}
+}
