@@ -14,8 +14,8 @@ type DataStreamReader struct {
 	options map[string]string
 }
 
-// Format names the source: "kafka" (later also eventhubs, files, socket,
-// rate, rate-micro-batch).
+// Format names the source: "kafka", "rate", "rate-micro-batch", "socket",
+// or a file format ("text", "json", "csv") with a "path" option.
 func (r *DataStreamReader) Format(format string) *DataStreamReader {
 	r.format = format
 	return r

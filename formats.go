@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,11 +19,14 @@ import (
 	"github.com/sluice-stream/sluice/internal/sink/noop"
 	"github.com/sluice-stream/sluice/internal/sink/slow"
 	"github.com/sluice-stream/sluice/internal/source"
+	"github.com/sluice-stream/sluice/internal/source/file"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
+	"github.com/sluice-stream/sluice/internal/source/rate"
+	"github.com/sluice-stream/sluice/internal/source/socket"
 )
 
 // SourceFormats lists the source formats sluice knows.
-var SourceFormats = []string{"kafka"}
+var SourceFormats = []string{"kafka", "rate", "rate-micro-batch", "socket", "text", "json", "csv"}
 
 // SinkFormats lists the sink formats sluice knows.
 var SinkFormats = []string{"console", "noop", "memory"}
@@ -76,28 +80,56 @@ func sourceSchema(spec sourceSpec) (batch.Schema, error) {
 	if err != nil {
 		return batch.Schema{}, err
 	}
-	switch strings.ToLower(spec.format) {
+	switch f := strings.ToLower(spec.format); f {
 	case "kafka":
 		cfg, err := kafka.ParseConfig(opts)
 		if err != nil {
 			return batch.Schema{}, err
 		}
 		return kafka.Schema(cfg.IncludeHeaders), nil
+	case "rate":
+		if _, err := rate.ParseConfig(opts); err != nil {
+			return batch.Schema{}, err
+		}
+		return rate.Schema(), nil
+	case "rate-micro-batch":
+		if _, err := rate.ParseMicroBatchConfig(opts); err != nil {
+			return batch.Schema{}, err
+		}
+		return rate.Schema(), nil
+	case "socket":
+		cfg, err := socket.ParseConfig(opts)
+		if err != nil {
+			return batch.Schema{}, err
+		}
+		return socket.Schema(cfg.IncludeTimestamp), nil
+	case "text", "json", "csv":
+		return file.SchemaOf(f, opts)
 	case "":
 		return batch.Schema{}, fmt.Errorf("the source has no format; call Format (allowed: %s)", strings.Join(SourceFormats, ", "))
 	}
 	return batch.Schema{}, unknownFormat("source", spec.format, SourceFormats)
 }
 
-// newSource creates (and connects) a source.
-func newSource(spec sourceSpec, log *slog.Logger) (source.Source, error) {
+// newSource creates (and connects) a source; checkpointDir is where
+// sources that keep their own logs (files seen) put them, as Spark does
+// under sources/0.
+func newSource(spec sourceSpec, checkpointDir string, log *slog.Logger) (source.Source, error) {
 	opts, _, err := splitAdmission(spec.options)
 	if err != nil {
 		return nil, err
 	}
-	switch strings.ToLower(spec.format) {
+	switch f := strings.ToLower(spec.format); f {
 	case "kafka":
 		return kafka.New(opts, log)
+	case "rate":
+		return rate.New(opts, log)
+	case "rate-micro-batch":
+		return rate.NewMicroBatch(opts, log)
+	case "socket":
+		return socket.New(opts, log)
+	case "text", "json", "csv":
+		return file.New(f, opts, filepath.Join(checkpointDir, "sources", "0"), log)
 	}
 	_, err = sourceSchema(spec)
 	return nil, err

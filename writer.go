@@ -170,7 +170,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 		limits.MemoryBudget = b
 		applyMemoryLimit(b, s.logger)
 	}
-	src, err := newSource(w.df.source, s.logger)
+	src, err := newSource(w.df.source, chk, s.logger)
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,7 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	b, err := broker.Start(ctx, broker.Config{
 		Listen: *listen, Topics: topics, DataDir: *dataDir,
 		AutoCreateTopics: *autoCreate, DefaultPartitions: *partitions, Logger: log,
+		LibrdkafkaCompat: true, // so librdkafka clients (kcat) really compress
 	})
 	if err != nil {
 		return err

@@ -153,7 +153,8 @@ type Query struct {
 	intended   time.Time
 	history    []admission.BatchStat
 
-	limits Limits // guarded by mu
+	limits   Limits           // guarded by mu
+	srcLimit source.ReadLimit // the source's own default read limit
 
 	batchesDone atomic.Int64
 }
@@ -216,6 +217,7 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 	q.limits = cfg.Limits
 	if d, ok := cfg.Source.(source.LimitDefaults); ok {
 		rl := d.DefaultReadLimit()
+		q.srcLimit = rl
 		if q.limits.MaxOffsetsPerTrigger == 0 {
 			q.limits.MaxOffsetsPerTrigger = rl.MaxRows
 		}

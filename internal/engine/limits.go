@@ -177,7 +177,8 @@ const initialBytesPerRecord = 2048
 func (q *Query) decide(once bool) (source.ReadLimit, AdmissionInfo) {
 	lim := q.Limits()
 	info := AdmissionInfo{Mode: lim.Mode, Limits: lim, Target: lim.target()}
-	rl := source.ReadLimit{MaxRows: lim.MaxOffsetsPerTrigger, MinRows: lim.MinOffsetsPerTrigger, MaxTriggerDelay: lim.MaxTriggerDelay}
+	rl := source.ReadLimit{MaxRows: lim.MaxOffsetsPerTrigger, MinRows: lim.MinOffsetsPerTrigger, MaxTriggerDelay: lim.MaxTriggerDelay,
+		MaxFiles: q.srcLimit.MaxFiles, MaxBytes: q.srcLimit.MaxBytes}
 	switch {
 	case once:
 		rl = source.ReadLimit{}

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-stream/sluice/batch"
@@ -118,6 +119,9 @@ type Source struct {
 	schema batch.Schema
 	conn   net.Conn
 	wg     sync.WaitGroup
+	// maxBytes is the byte bound in force: the option, lowered to a share
+	// of the query's memory budget by SetMemoryBudget.
+	maxBytes atomic.Int64
 
 	mu   sync.Mutex
 	cond *sync.Cond // signalled when the buffer shrinks or the source closes
@@ -148,6 +152,7 @@ func New(opts map[string]string, logger *slog.Logger) (*Source, error) {
 	}
 	s := &Source{cfg: cfg, log: logger, schema: Schema(cfg.IncludeTimestamp), conn: conn}
 	s.cond = sync.NewCond(&s.mu)
+	s.maxBytes.Store(cfg.MaxBufferedBytes)
 	s.wg.Add(1)
 	go s.readLoop()
 	return s, nil
@@ -165,7 +170,7 @@ func (s *Source) Description() string {
 func (s *Source) Schema() batch.Schema { return s.schema }
 
 // errLineTooLong is returned for a line larger than the byte bound.
-var errLineTooLong = errors.New("line longer than sluice.socket.maxBufferedBytes")
+var errLineTooLong = errors.New("line longer than the buffer's byte bound (sluice.socket.maxBufferedBytes, or a quarter of the memory budget)")
 
 // readLoop reads lines until EOF, an error or Close. After reading a line
 // it waits until the buffer has room, so a full buffer stops the reads and
@@ -174,7 +179,7 @@ func (s *Source) readLoop() {
 	defer s.wg.Done()
 	br := bufio.NewReaderSize(s.conn, 64<<10)
 	for {
-		line, err := readLine(br, s.cfg.MaxBufferedBytes)
+		line, err := readLine(br, s.maxBytes.Load())
 		if len(line) > 0 || err == nil {
 			if !s.add(line) {
 				return
@@ -187,7 +192,7 @@ func (s *Source) readLoop() {
 			switch {
 			case closed:
 			case errors.Is(err, errLineTooLong):
-				s.fatal = fmt.Errorf("socket source: %s:%d sent a %w (%d bytes)", s.cfg.Host, s.cfg.Port, err, s.cfg.MaxBufferedBytes)
+				s.fatal = fmt.Errorf("socket source: %s:%d sent a %w (%d bytes)", s.cfg.Host, s.cfg.Port, err, s.maxBytes.Load())
 			case errors.Is(err, io.EOF):
 				s.log.Warn("socket source: stream closed by the server", "host", s.cfg.Host, "port", s.cfg.Port)
 			default:
@@ -208,7 +213,7 @@ func (s *Source) add(line []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for !s.closed && len(s.lines) > 0 &&
-		(len(s.lines) >= s.cfg.MaxBufferedLines || s.bytes+int64(len(line)) > s.cfg.MaxBufferedBytes) {
+		(len(s.lines) >= s.cfg.MaxBufferedLines || s.bytes+int64(len(line)) > s.maxBytes.Load()) {
 		s.cond.Wait()
 	}
 	if s.closed {
@@ -268,6 +273,19 @@ func trimEOL(b []byte) []byte {
 		b = b[:n-1]
 	}
 	return b
+}
+
+// SetMemoryBudget implements source.Budgeted: the buffer holds at most a
+// quarter of the query's memory budget (at least 64 KiB), or less if
+// sluice.socket.maxBufferedBytes says so.
+func (s *Source) SetMemoryBudget(bytes int64) {
+	if bytes <= 0 {
+		return
+	}
+	s.maxBytes.Store(min(s.cfg.MaxBufferedBytes, max(bytes/4, 64<<10)))
+	s.mu.Lock()
+	s.cond.Broadcast()
+	s.mu.Unlock()
 }
 
 // Buffered reports the lines and bytes held in the buffer.
@@ -505,3 +523,4 @@ func (r *reader) Close() error { return nil }
 
 var _ source.Source = (*Source)(nil)
 var _ source.Metrics = (*Source)(nil)
+var _ source.Budgeted = (*Source)(nil)

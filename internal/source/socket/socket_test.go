@@ -295,6 +295,24 @@ func TestByteBound(t *testing.T) {
 	}
 }
 
+func TestMemoryBudgetLowersByteBound(t *testing.T) {
+	s, c := open(t, nil)
+	s.SetMemoryBudget(1 << 20) // a quarter: 256 KiB
+	line := strings.Repeat("y", 1023) + "\n"
+	go func() {
+		for i := 0; i < 1024; i++ { // 1 MiB
+			if _, err := io.WriteString(c, line); err != nil {
+				return
+			}
+		}
+	}()
+	waitLines(t, s, 256)
+	time.Sleep(50 * time.Millisecond)
+	if n, b := s.Buffered(); n != 256 || b != 256*1023 {
+		t.Errorf("buffered %d lines / %d bytes, want 256 lines under a 256 KiB bound", n, b)
+	}
+}
+
 func TestLineTooLongFailsQuery(t *testing.T) {
 	s, c := open(t, map[string]string{"sluice.socket.maxBufferedBytes": "8"})
 	io.WriteString(c, "0123456789abcdef\n")
@@ -302,7 +320,7 @@ func TestLineTooLongFailsQuery(t *testing.T) {
 	for {
 		_, _, err := s.Latest(context.Background(), Offset(0), source.ReadLimit{})
 		if err != nil {
-			if !strings.Contains(err.Error(), "maxBufferedBytes") {
+			if !strings.Contains(err.Error(), "maxBufferedBytes") || !strings.Contains(err.Error(), "(8 bytes)") {
 				t.Errorf("error %v does not name the bound", err)
 			}
 			return

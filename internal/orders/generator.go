@@ -1,0 +1,165 @@
+// Package orders generates the sample data of the demo and the benchmarks:
+// deterministic order events as JSON, keyed by customer, and producers that
+// write them to Kafka at a rate profile (Producer) or in bulk (Preload).
+package orders
+
+import (
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Shape of the generated data.
+const (
+	// NumCustomers is how many distinct customers (and so record keys)
+	// the generator uses: c-0000 … c-0999.
+	NumCustomers = 1000
+	// NumSKUs is how many distinct products there are: SKU-1 … SKU-50.
+	// Their popularity follows a Zipf law, SKU-1 being the most ordered.
+	NumSKUs = 50
+	// MaxQuantity is the largest quantity of one order line (from 1).
+	MaxQuantity = 5
+)
+
+// Currencies lists the currencies orders are priced in, most common first.
+var Currencies = []string{"EUR", "USD", "GBP"}
+
+// currencyWeights are the relative frequencies of Currencies (out of 10).
+var currencyWeights = []int{6, 3, 1}
+
+// TimeLayout is the layout of the "ts" field: UTC with milliseconds.
+const TimeLayout = "2006-01-02T15:04:05.000Z"
+
+// Order is one order event.
+type Order struct {
+	OrderID    string    `json:"order_id"`    // "o-000123", sequential per generator from 1
+	CustomerID string    `json:"customer_id"` // "c-0042", also the record key
+	SKU        string    `json:"sku"`         // "SKU-17"
+	Quantity   int       `json:"quantity"`    // 1 … MaxQuantity
+	Price      float64   `json:"price"`       // unit price with two decimals, fixed per SKU
+	Currency   string    `json:"currency"`    // one of Currencies
+	TS         time.Time `json:"ts"`          // event time, UTC, millisecond precision
+}
+
+// AppendJSON appends the order as one JSON object with the fields in a fixed
+// order, e.g.
+//
+//	{"order_id":"o-000123","customer_id":"c-0042","sku":"SKU-17","quantity":3,"price":19.99,"currency":"EUR","ts":"2026-11-25T13:00:00.123Z"}
+//
+// The string fields must not need JSON escaping (generated orders never do).
+func (o Order) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"order_id":"`...)
+	dst = append(dst, o.OrderID...)
+	dst = append(dst, `","customer_id":"`...)
+	dst = append(dst, o.CustomerID...)
+	dst = append(dst, `","sku":"`...)
+	dst = append(dst, o.SKU...)
+	dst = append(dst, `","quantity":`...)
+	dst = strconv.AppendInt(dst, int64(o.Quantity), 10)
+	dst = append(dst, `,"price":`...)
+	dst = strconv.AppendFloat(dst, o.Price, 'f', 2, 64)
+	dst = append(dst, `,"currency":"`...)
+	dst = append(dst, o.Currency...)
+	dst = append(dst, `","ts":"`...)
+	dst = o.TS.UTC().AppendFormat(dst, TimeLayout)
+	dst = append(dst, `"}`...)
+	return dst
+}
+
+// Generator produces a deterministic sequence of orders from a seed: two
+// generators with the same seed, called with the same times, produce the same
+// records. A Generator is not safe for concurrent use.
+type Generator struct {
+	rng    *rand.Rand
+	sku    *rand.Zipf
+	prices [NumSKUs]int64 // cents
+	seq    int64
+}
+
+// NewGenerator returns a generator seeded with seed.
+func NewGenerator(seed int64) *Generator {
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x6f72646572730a)) // second word: "orders"
+	g := &Generator{rng: rng, sku: rand.NewZipf(rng, 1.2, 1, NumSKUs-1)}
+	for i := range g.prices {
+		g.prices[i] = 199 + rng.Int64N(9800) // 1.99 … 99.98
+	}
+	return g
+}
+
+// NextOrder returns the next order, stamped with now (truncated to
+// milliseconds, in UTC).
+func (g *Generator) NextOrder(now time.Time) Order {
+	g.seq++
+	sku := int(g.sku.Uint64())
+	o := Order{
+		OrderID:    "o-" + zeroPad(g.seq, 6),
+		CustomerID: "c-" + zeroPad(g.rng.Int64N(NumCustomers), 4),
+		SKU:        "SKU-" + strconv.Itoa(sku+1),
+		Quantity:   1 + g.rng.IntN(MaxQuantity),
+		Price:      float64(g.prices[sku]) / 100,
+		TS:         now.UTC().Truncate(time.Millisecond),
+	}
+	w := g.rng.IntN(10)
+	for i, cw := range currencyWeights {
+		if w < cw {
+			o.Currency = Currencies[i]
+			break
+		}
+		w -= cw
+	}
+	return o
+}
+
+// Next returns the next order as a record key (the customer id) and value
+// (JSON, see Order.AppendJSON). Both slices are freshly allocated.
+func (g *Generator) Next(now time.Time) (key, value []byte) {
+	o := g.NextOrder(now)
+	return []byte(o.CustomerID), o.AppendJSON(make([]byte, 0, 160))
+}
+
+// zeroPad formats n in decimal with at least width digits.
+func zeroPad(n int64, width int) string {
+	var buf [20]byte
+	s := strconv.AppendInt(buf[:0], n, 10)
+	if len(s) >= width {
+		return string(s)
+	}
+	out := make([]byte, width)
+	pad := width - len(s)
+	for i := range pad {
+		out[i] = '0'
+	}
+	copy(out[pad:], s)
+	return string(out)
+}
+
+// padField is what appendPadded inserts, around the padding characters.
+const (
+	padOpen     = `,"pad":"`
+	padClose    = `"`
+	padOverhead = len(padOpen) + len(padClose)
+)
+
+// padding is a run of pad characters that padJSON copies from.
+var padding = strings.Repeat("x", 1024)
+
+// padJSON grows a JSON object to exactly size bytes by adding a "pad" string
+// field before its closing brace. If the object is already too large to hold
+// the field, it is returned unchanged. v must end with '}' and is reused if
+// it has the capacity.
+func padJSON(v []byte, size int) []byte {
+	n := size - len(v) - padOverhead
+	if n < 0 || len(v) == 0 || v[len(v)-1] != '}' {
+		return v
+	}
+	v = v[:len(v)-1]
+	v = append(v, padOpen...)
+	for n > 0 {
+		k := min(n, len(padding))
+		v = append(v, padding[:k]...)
+		n -= k
+	}
+	v = append(v, padClose...)
+	return append(v, '}')
+}
