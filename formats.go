@@ -198,3 +198,33 @@ func sinkNeedsCheckpoint(format string) bool {
 	}
 	return true
 }
+
+// sinkOutputModes lists the output modes each sink supports (Spark's
+// compatibility matrix: file sinks are append-only, memory has no update).
+var sinkOutputModes = map[string][]string{
+	"console": {"append", "update", "complete"},
+	"noop":    {"append", "update", "complete"},
+	"memory":  {"append", "complete"},
+	"parquet": {"append"},
+	"json":    {"append"},
+	"csv":     {"append"},
+	"delta":   {"append", "complete"},
+	"kafka":   {"append", "update", "complete"},
+}
+
+// validateOutputMode checks a mode against the sink and the query's shape,
+// as Spark's UnsupportedOperationChecker does for the cases sluice has:
+// without a streaming aggregation, complete mode has nothing to output.
+func validateOutputMode(mode, sinkFormat string, hasAggregation bool) error {
+	mode = strings.ToLower(mode)
+	if !containsFold(OutputModes, mode) {
+		return &options.Error{Option: "outputMode", Value: mode, Allowed: "allowed: " + strings.Join(OutputModes, ", ")}
+	}
+	if mode == "complete" && !hasAggregation {
+		return fmt.Errorf("output mode \"complete\" is not supported when there are no streaming aggregations on the DataFrame (allowed here: append, update)")
+	}
+	if allowed, ok := sinkOutputModes[strings.ToLower(sinkFormat)]; ok && !containsFold(allowed, mode) {
+		return fmt.Errorf("the %s sink does not support output mode %q (allowed: %s)", sinkFormat, mode, strings.Join(allowed, ", "))
+	}
+	return nil
+}

@@ -1,8 +1,6 @@
 package sluice
 
 import (
-	"fmt"
-
 	"github.com/sluice-stream/sluice/internal/pipeline"
 )
 
@@ -79,7 +77,10 @@ func (s *Session) pipeline(f *pipeline.File) (*DataStreamWriter, error) {
 		return nil, f.Errorf(f.Sink.Line, "sink: %v", err)
 	}
 	if f.DeadLetter != nil {
-		return nil, f.Errorf(f.DeadLetter.Line, "deadLetter: %v", fmt.Errorf("dead-letter sinks are not supported yet"))
+		if _, err := newSink(f.DeadLetter.Format, f.DeadLetter.Options, nil); err != nil {
+			return nil, f.Errorf(f.DeadLetter.Line, "deadLetter: %v", err)
+		}
+		w.DeadLetter(f.DeadLetter.Format, f.DeadLetter.Options)
 	}
 	return w, nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/expr"
 )
 
@@ -19,19 +20,84 @@ type step interface {
 type chain struct {
 	steps []step
 	out   batch.Schema
+	// ansi is spark.sql.ansi.enabled: invalid casts are errors.
+	ansi bool
+	// routeErrors collects rows that fail (ANSI casts) as dead letters
+	// instead of failing the batch; set when the query has a dead-letter sink.
+	routeErrors bool
 }
 
 func (c *chain) Schema() batch.Schema { return c.out }
 
-func (c *chain) Apply(b *batch.Batch, batchTime time.Time) (*batch.Batch, error) {
-	ctx := &expr.EvalContext{BatchTimestamp: batchTime}
-	var err error
-	for _, s := range c.steps {
-		if b, err = s.Apply(b, ctx); err != nil {
-			return nil, err
+func (c *chain) Apply(b *batch.Batch, batchTime time.Time) (*batch.Batch, []engine.DeadLetter, error) {
+	ctx := &expr.EvalContext{BatchTimestamp: batchTime, ANSI: c.ansi}
+	if !c.routeErrors {
+		var err error
+		for _, s := range c.steps {
+			if b, err = s.Apply(b, ctx); err != nil {
+				return nil, nil, err
+			}
 		}
+		return b, nil, nil
 	}
-	return b, nil
+	// Track which input row each current row came from, so a failure at
+	// any step names its source row.
+	input := b
+	var orig []int // nil = identity
+	var dead []engine.DeadLetter
+	origOf := func(i int) int {
+		if orig == nil {
+			return i
+		}
+		return orig[i]
+	}
+	for _, s := range c.steps {
+		errs := &expr.RowErrors{}
+		ctx.RowErrors = errs
+		var keep []bool
+		kept := b.N
+		var out *batch.Batch
+		if f, ok := s.(*expr.Filter); ok {
+			mask, n, err := f.Mask(b, ctx)
+			if err != nil {
+				return nil, nil, err
+			}
+			keep, kept = mask, n
+			out = b
+		} else {
+			var err error
+			if out, err = s.Apply(b, ctx); err != nil {
+				return nil, nil, err
+			}
+		}
+		if errs.Len() > 0 {
+			if keep == nil {
+				keep = make([]bool, b.N)
+				for i := range keep {
+					keep[i] = true
+				}
+			}
+			for i, reason := range errs.Reasons {
+				if keep[i] {
+					keep[i] = false
+					kept--
+				}
+				dead = append(dead, engine.DeadLetter{Reason: reason, Input: input, Row: origOf(i)})
+			}
+		}
+		if keep != nil && kept < b.N {
+			next := make([]int, 0, kept)
+			for i, k := range keep {
+				if k {
+					next = append(next, origOf(i))
+				}
+			}
+			orig = next
+			out = expr.FilterRows(out, keep, kept)
+		}
+		b = out
+	}
+	return b, dead, nil
 }
 
 // compileTransform compiles ops against the input schema; nil when there

@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/monitor"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
 	"github.com/sluice-stream/sluice/internal/sink/slow"
 )
@@ -33,6 +34,12 @@ type DataStreamWriter struct {
 	stdout     io.Writer
 	listeners  []progress.Listener
 	hooks      engineHooks
+	deadLetter *sinkSpec
+}
+
+type sinkSpec struct {
+	format  string
+	options map[string]string
 }
 
 // engineHooks are test-only knobs.
@@ -78,6 +85,19 @@ func (w *DataStreamWriter) QueryName(name string) *DataStreamWriter {
 	return w
 }
 
+// DeadLetter routes rows the transform cannot process — e.g. a failed cast
+// under spark.sql.ansi.enabled=true — to a second sink (a Kafka topic with
+// format "kafka", or files with "json"), with the reason and the row's source
+// coordinates, instead of failing the query. They are counted in progress.
+func (w *DataStreamWriter) DeadLetter(format string, opts map[string]string) *DataStreamWriter {
+	o := make(map[string]string, len(opts))
+	for k, v := range opts {
+		o[k] = v
+	}
+	w.deadLetter = &sinkSpec{format: format, options: o}
+	return w
+}
+
 // Stdout redirects what the console sink prints (default os.Stdout).
 func (w *DataStreamWriter) Stdout(out io.Writer) *DataStreamWriter {
 	w.stdout = out
@@ -104,8 +124,8 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 	if !containsFold(OutputModes, mode) {
 		return nil, &options.Error{Option: "outputMode", Value: w.outputMode, Allowed: "allowed: " + strings.Join(OutputModes, ", ")}
 	}
-	if mode == "complete" {
-		return nil, fmt.Errorf("output mode \"complete\" is not supported when there are no streaming aggregations on the DataFrame (allowed here: append, update)")
+	if err := validateOutputMode(mode, w.format, false); err != nil {
+		return nil, err
 	}
 	inSchema, err := sourceSchema(w.df.source)
 	if err != nil {
@@ -114,6 +134,17 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 	tr, err := compileTransform(w.df.ops, inSchema)
 	if err != nil {
 		return nil, err
+	}
+	ansi := strings.EqualFold(s.conf["spark.sql.ansi.enabled"], "true")
+	var dlSink sink.Sink
+	if w.deadLetter != nil {
+		if dlSink, err = newSink(w.deadLetter.format, w.deadLetter.options, w.stdout); err != nil {
+			return nil, fmt.Errorf("dead-letter sink: %w", err)
+		}
+	}
+	if tr != nil {
+		tr.ansi = ansi
+		tr.routeErrors = dlSink != nil
 	}
 	sk, err := newSink(w.format, w.options, w.stdout)
 	if err != nil {
@@ -157,6 +188,9 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 		}
 		s.registerTable(name, m)
 	}
+	if m, ok := dlSink.(*memory.Sink); ok && name != "" {
+		s.registerTable(name+".deadLetter", m)
+	}
 	_, limits, err := splitAdmission(w.df.source.options)
 	if err != nil {
 		return nil, err
@@ -188,6 +222,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 		Name:          name,
 		Source:        src,
 		Sink:          sk,
+		DeadLetter:    dlSink,
 		Trigger:       w.trigger.t,
 		CheckpointDir: chk,
 		Workers:       int(workers),

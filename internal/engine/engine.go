@@ -37,16 +37,21 @@ type Transform interface {
 	// Schema is the output schema.
 	Schema() batch.Schema
 	// Apply transforms one chunk; batchTime is the batch's logged timestamp
-	// (what current_timestamp() returns).
-	Apply(b *batch.Batch, batchTime time.Time) (*batch.Batch, error)
+	// (what current_timestamp() returns). Rows it could not process are
+	// returned as dead letters (only when the query has a dead-letter sink;
+	// otherwise such a row is an error).
+	Apply(b *batch.Batch, batchTime time.Time) (*batch.Batch, []DeadLetter, error)
 }
 
 // Config describes a query.
 type Config struct {
-	Name          string
-	Source        source.Source
-	Transform     Transform // nil = identity
-	Sink          sink.Sink
+	Name      string
+	Source    source.Source
+	Transform Transform // nil = identity
+	Sink      sink.Sink
+	// DeadLetter receives rows the transform could not process (nil: such
+	// rows fail the batch). Its commit precedes the main sink's.
+	DeadLetter    sink.Sink
 	Trigger       trigger.Trigger
 	CheckpointDir string
 	// Workers bounds concurrently running tasks; 0 = runtime.NumCPU().
@@ -73,11 +78,13 @@ type Config struct {
 
 // TaskInfo measures one task.
 type TaskInfo struct {
-	Task     string
-	Rows     int64 // rows read from the source
-	Bytes    int64 // bytes read (batch.ByteSize of the source chunks)
-	OutRows  int64 // rows written to the sink
-	Duration time.Duration
+	Task    string
+	Rows    int64 // rows read from the source
+	Bytes   int64 // bytes read (batch.ByteSize of the source chunks)
+	OutRows int64 // rows written to the sink
+	// DeadLetters counts rows routed to the dead-letter sink.
+	DeadLetters int64
+	Duration    time.Duration
 	// Where the task's time went: waiting for the source, evaluating
 	// expressions, writing to the sink (Write and Close), and opening the
 	// writer.
@@ -102,6 +109,8 @@ type BatchInfo struct {
 	NumInputRows   int64
 	InputBytes     int64
 	NumOutputRows  int64
+	// NumDeadLetters counts rows routed to the dead-letter sink.
+	NumDeadLetters int64
 	Durations      map[string]time.Duration // Spark's durationMs keys
 	Tasks          []TaskInfo
 	Workers        int
@@ -349,6 +358,11 @@ func (q *Query) run(ctx context.Context) {
 	if cerr := q.cfg.Sink.Close(); cerr != nil && q.err == nil {
 		q.err = fmt.Errorf("close sink: %w", cerr)
 	}
+	if q.cfg.DeadLetter != nil {
+		if cerr := q.cfg.DeadLetter.Close(); cerr != nil && q.err == nil {
+			q.err = fmt.Errorf("close dead-letter sink: %w", cerr)
+		}
+	}
 	q.cp.Close()
 	for _, o := range q.cfg.Observers {
 		o.QueryTerminated(q, q.err)
@@ -523,6 +537,7 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 		info.NumInputRows += t.Rows
 		info.InputBytes += t.Bytes
 		info.NumOutputRows += t.OutRows
+		info.NumDeadLetters += t.DeadLetters
 	}
 	if m, ok := q.cfg.Source.(source.Metrics); ok {
 		latest := info.Latest
@@ -544,8 +559,9 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 }
 
 type taskResult struct {
-	msg  sink.Message
-	info TaskInfo
+	msg   sink.Message
+	dlMsg sink.Message // the dead-letter writer's, nil when it had nothing
+	info  TaskInfo
 }
 
 // runTasks runs every task on the worker pool; the first failure cancels
@@ -605,9 +621,18 @@ feed:
 	}
 	msgs := make([]sink.Message, len(tasks))
 	infos := make([]TaskInfo, len(tasks))
+	var dlMsgs []sink.Message
 	for i, r := range results {
 		msgs[i] = r.msg
 		infos[i] = r.info
+		if r.dlMsg != nil {
+			dlMsgs = append(dlMsgs, r.dlMsg)
+		}
+	}
+	if q.cfg.DeadLetter != nil {
+		if err := q.cfg.DeadLetter.Commit(ctx, id, dlMsgs); err != nil {
+			return nil, nil, fmt.Errorf("batch %d: commit dead-letter sink %s: %w", id, q.cfg.DeadLetter.Description(), err)
+		}
 	}
 	return msgs, infos, nil
 }
@@ -620,6 +645,12 @@ func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Re
 	}
 	var res taskResult
 	res.info.Setup = time.Since(start)
+	var dlw sink.Writer // opened on the first dead letter
+	abortDL := func() {
+		if dlw != nil {
+			dlw.Abort(ctx)
+		}
+	}
 	var inEmit time.Duration
 	readStart := time.Now()
 	err = reader.Read(ctx, t, func(ctx context.Context, b *batch.Batch) error {
@@ -629,9 +660,25 @@ func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Re
 		res.info.Bytes += b.ByteSize()
 		out := b
 		if q.cfg.Transform != nil {
+			var dls []DeadLetter
 			var terr error
-			if out, terr = q.cfg.Transform.Apply(b, batchTime); terr != nil {
+			if out, dls, terr = q.cfg.Transform.Apply(b, batchTime); terr != nil {
 				return fmt.Errorf("transform: %w", terr)
+			}
+			if len(dls) > 0 {
+				if q.cfg.DeadLetter == nil {
+					return fmt.Errorf("transform: %s", dls[0].Reason)
+				}
+				if dlw == nil {
+					var derr error
+					if dlw, derr = q.cfg.DeadLetter.NewWriter(ctx, id, idx, DeadLetterSchema); derr != nil {
+						return fmt.Errorf("open dead-letter writer: %w", derr)
+					}
+				}
+				if derr := dlw.Write(ctx, deadLetterBatch(dls, id)); derr != nil {
+					return fmt.Errorf("write dead letters: %w", derr)
+				}
+				res.info.DeadLetters += int64(len(dls))
 			}
 		}
 		t1 := time.Now()
@@ -644,7 +691,14 @@ func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Re
 	res.info.Fetch = time.Since(readStart) - inEmit
 	if err != nil {
 		w.Abort(ctx)
+		abortDL()
 		return taskResult{}, fmt.Errorf("batch %d task %s: %w", id, t, err)
+	}
+	if dlw != nil {
+		if res.dlMsg, err = dlw.Close(ctx); err != nil {
+			w.Abort(ctx)
+			return taskResult{}, fmt.Errorf("batch %d task %s: close dead-letter writer: %w", id, t, err)
+		}
 	}
 	closeStart := time.Now()
 	msg, err := w.Close(ctx)

@@ -16,7 +16,35 @@ type EvalContext struct {
 	// current_date() return it for every row of the batch, so a replayed
 	// batch sees the same value.
 	BatchTimestamp time.Time
+	// ANSI turns on Spark's ANSI mode for casts (spark.sql.ansi.enabled):
+	// a value that cannot be cast is an error instead of NULL. TRY_CAST
+	// keeps returning NULL.
+	ANSI bool
+	// RowErrors, when set in ANSI mode, collects per-row failures instead of
+	// failing the whole evaluation: the failing cells become NULL and the
+	// caller decides (dead-letter routing). Row indices are those of the
+	// batch passed to Eval/Apply.
+	RowErrors *RowErrors
 }
+
+// RowErrors collects per-row evaluation failures.
+type RowErrors struct {
+	// Reasons maps a row index to why it failed (the first failure wins).
+	Reasons map[int]string
+}
+
+// Add records a failure of row i.
+func (r *RowErrors) Add(i int, reason string) {
+	if r.Reasons == nil {
+		r.Reasons = map[int]string{}
+	}
+	if _, ok := r.Reasons[i]; !ok {
+		r.Reasons[i] = reason
+	}
+}
+
+// Len is the number of failed rows.
+func (r *RowErrors) Len() int { return len(r.Reasons) }
 
 // Compiled is an expression resolved and type-checked against an input
 // schema. It is immutable and safe for concurrent use.
@@ -535,7 +563,7 @@ func (c *compiler) cast(n *Cast) (cexpr, error) {
 	}
 	out := cexpr{ev: x.ev, sql: fn + "(" + x.sql + " AS " + typeSQL(n.To) + ")", castOf: x.col}
 	if x.kind() != n.To {
-		out.ev = &castEval{x: x.ev, to: n.To}
+		out.ev = &castEval{x: x.ev, to: n.To, try: n.Try, sql: out.sql}
 	}
 	if x.lit != nil && x.kind() == n.To {
 		out.lit = x.lit

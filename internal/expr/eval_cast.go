@@ -2,6 +2,7 @@ package expr
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"strconv"
 
@@ -11,8 +12,10 @@ import (
 // castEval converts its operand to another kind with Spark's non-ANSI cast
 // semantics: values that cannot be converted become NULL.
 type castEval struct {
-	x  evaluator
-	to batch.Kind
+	x   evaluator
+	to  batch.Kind
+	try bool   // TRY_CAST: NULL even in ANSI mode
+	sql string // for error messages
 }
 
 func (e *castEval) kind() batch.Kind { return e.to }
@@ -22,7 +25,37 @@ func (e *castEval) eval(b *batch.Batch, ctx *EvalContext) (*batch.Column, error)
 	if err != nil {
 		return nil, err
 	}
-	return castColumn(x, e.to), nil
+	out := castColumn(x, e.to)
+	if ctx != nil && ctx.ANSI && !e.try && out.Valid != nil {
+		// A cell that was a value and became NULL could not be cast.
+		for i := 0; i < out.Len; i++ {
+			if out.Valid[i] || isNullAt(x, i) {
+				continue
+			}
+			reason := fmt.Sprintf("CAST_INVALID_INPUT: the value %s of type %s cannot be cast to %s (in %s); use TRY_CAST to get NULL instead",
+				cellSQL(x, i), typeSQL(x.Type), typeSQL(e.to), e.sql)
+			if ctx.RowErrors == nil {
+				return nil, fmt.Errorf("%s", reason)
+			}
+			ctx.RowErrors.Add(i, reason)
+		}
+	}
+	return out, nil
+}
+
+// cellSQL renders a cell for an error message, shortened.
+func cellSQL(c *batch.Column, i int) string {
+	var s string
+	switch c.Type {
+	case batch.String, batch.Binary:
+		s = "'" + string(c.Bytes[i]) + "'"
+	default:
+		s = fmt.Sprint(c.Value(i))
+	}
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return s
 }
 
 var (

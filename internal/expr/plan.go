@@ -225,15 +225,14 @@ func (f *Filter) Input() batch.Schema { return f.in }
 // Schema is the output schema, the same as the input.
 func (f *Filter) Schema() batch.Schema { return f.in }
 
-// Apply returns the rows of b that satisfy the condition. When every row
-// passes, b itself is returned.
-func (f *Filter) Apply(b *batch.Batch, ctx *EvalContext) (*batch.Batch, error) {
+// Mask evaluates the condition: keep[i] is true for the rows of b that
+// satisfy it (NULL does not), and kept counts them.
+func (f *Filter) Mask(b *batch.Batch, ctx *EvalContext) (keep []bool, kept int, err error) {
 	c, err := f.cond.Eval(b, ctx)
 	if err != nil {
-		return nil, fmt.Errorf("filter: %w", err)
+		return nil, 0, fmt.Errorf("filter: %w", err)
 	}
-	keep := make([]bool, b.N)
-	kept := 0
+	keep = make([]bool, b.N)
 	if c.Type == batch.Boolean {
 		for i, v := range c.Bools {
 			if v && (c.Valid == nil || c.Valid[i]) {
@@ -242,14 +241,30 @@ func (f *Filter) Apply(b *batch.Batch, ctx *EvalContext) (*batch.Batch, error) {
 			}
 		}
 	}
+	return keep, kept, nil
+}
+
+// Apply returns the rows of b that satisfy the condition. When every row
+// passes, b itself is returned.
+func (f *Filter) Apply(b *batch.Batch, ctx *EvalContext) (*batch.Batch, error) {
+	keep, kept, err := f.Mask(b, ctx)
+	if err != nil {
+		return nil, err
+	}
+	return FilterRows(b, keep, kept), nil
+}
+
+// FilterRows returns the rows of b whose keep flag is set (kept of them);
+// b itself when all are kept. Values are shared, not copied.
+func FilterRows(b *batch.Batch, keep []bool, kept int) *batch.Batch {
 	if kept == b.N {
-		return b, nil
+		return b
 	}
 	cols := make([]*batch.Column, len(b.Columns))
 	for i, col := range b.Columns {
 		cols[i] = filterColumn(col, keep, kept)
 	}
-	return &batch.Batch{Schema: b.Schema, Columns: cols, N: kept}, nil
+	return &batch.Batch{Schema: b.Schema, Columns: cols, N: kept}
 }
 
 // filterColumn returns the kept cells of c; values are not copied (byte

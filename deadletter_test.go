@@ -1,0 +1,94 @@
+package sluice
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-stream/sluice/internal/broker"
+	"github.com/sluice-stream/sluice/internal/broker/brokertest"
+)
+
+// TestDeadLetterRoutesBadRecords: under ANSI mode a value that cannot be
+// cast fails the query, unless a dead-letter sink is configured: then bad
+// records go there with their reason and coordinates, good ones go on.
+func TestDeadLetterRoutesBadRecords(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "dl", Partitions: 2})
+	var recs []*kgo.Record
+	bad := map[string]bool{}
+	for i := 0; i < 40; i++ {
+		v := fmt.Sprint(i * 10)
+		if i%7 == 3 {
+			v = fmt.Sprintf("oops-%d", i)
+			bad[v] = true
+		}
+		recs = append(recs, &kgo.Record{Topic: "dl", Partition: int32(i % 2), Value: []byte(v)})
+	}
+	brokertest.ProduceSync(t, b.Addr(), recs...)
+	run := func(withDLQ bool, name string) (*Session, *StreamingQuery, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s := NewSession(WithLogger(quietLog), WithConf("spark.sql.ansi.enabled", "true"))
+		w := s.ReadStream().Format("kafka").
+			Option("kafka.bootstrap.servers", b.Addr()).Option("subscribe", "dl").Option("startingOffsets", "earliest").
+			Option("maxOffsetsPerTrigger", 15).Load().
+			SelectExpr("CAST(CAST(value AS STRING) AS INT) AS amount", "offset").
+			Filter("amount >= 0").
+			WriteStream().Format("memory").QueryName(name).Option("checkpointLocation", t.TempDir()).
+			Trigger(AvailableNow())
+		if withDLQ {
+			w.DeadLetter("memory", nil)
+		}
+		q, err := w.Start(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, q, q.AwaitTermination(ctx)
+	}
+	_, _, err := run(false, "strict")
+	if err == nil || !strings.Contains(err.Error(), "CAST_INVALID_INPUT") || !strings.Contains(err.Error(), "'oops-") {
+		t.Fatalf("without a dead-letter sink: err = %v, want the ANSI cast failure", err)
+	}
+	s, q, err := run(true, "routed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, good, _ := s.Table("routed")
+	cols, dead, _ := s.Table("routed.deadLetter")
+	if len(good)+len(dead) != 40 || len(dead) != len(bad) {
+		t.Fatalf("%d good + %d dead-lettered rows, want %d + %d", len(good), len(dead), 40-len(bad), len(bad))
+	}
+	for _, g := range good {
+		if g[0] == nil {
+			t.Fatalf("a bad row reached the sink: %v", g)
+		}
+	}
+	idx := map[string]int{}
+	for i, c := range cols {
+		idx[c] = i
+	}
+	for _, d := range dead {
+		v := string(d[idx["value"]].([]byte))
+		if !bad[v] {
+			t.Fatalf("dead letter for %q, which is not a bad record", v)
+		}
+		reason := d[idx["reason"]].(string)
+		if !strings.Contains(reason, "CAST_INVALID_INPUT") || !strings.Contains(reason, "'"+v+"'") {
+			t.Errorf("reason %q does not explain the failure of %q", reason, v)
+		}
+		if d[idx["topic"]] != "dl" || d[idx["offset"]] == nil || d[idx["partition"]] == nil {
+			t.Errorf("dead letter lacks coordinates: %v", d)
+		}
+	}
+	var counted int64
+	for _, p := range q.RecentProgress() {
+		counted += p.Sink.NumOutputRows
+	}
+	if counted != int64(len(good)) {
+		t.Errorf("progress counted %d output rows, sink has %d", counted, len(good))
+	}
+}
