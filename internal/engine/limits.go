@@ -3,7 +3,9 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluice-stream/sluice/internal/admission"
@@ -253,4 +255,84 @@ func (q *Query) remember(info *BatchInfo) {
 	if len(q.history) > historySize {
 		q.history = q.history[len(q.history)-historySize:]
 	}
+}
+
+// limitsKeys are the keys ParseLimitsUpdate accepts.
+var limitsKeys = []string{"maxOffsetsPerTrigger", "minOffsetsPerTrigger", "triggerInterval", "triggerIntervalMs",
+	"targetBatchDuration", "targetBatchDurationMs", "admission", "maxLagSeconds"}
+
+// ParseLimitsUpdate reads a limits change from JSON (the HTTP API and the
+// UI's form): counts as numbers, durations as Spark interval strings
+// ("2 seconds") or milliseconds (the *Ms keys, or a bare number), the
+// admission mode as "static" or "adaptive". Unknown keys are errors.
+func ParseLimitsUpdate(body []byte, parseInterval func(string) (time.Duration, error)) (LimitsUpdate, error) {
+	var raw map[string]json.RawMessage
+	var u LimitsUpdate
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return u, fmt.Errorf("limits: the body must be a JSON object: %w", err)
+	}
+	num := func(k string, v json.RawMessage) (*int64, error) {
+		var n int64
+		if err := json.Unmarshal(v, &n); err != nil {
+			var s string
+			if json.Unmarshal(v, &s) == nil {
+				if n, err = strconv.ParseInt(s, 10, 64); err == nil {
+					return &n, nil
+				}
+			}
+			return nil, fmt.Errorf("limits: %s must be an integer, got %s", k, v)
+		}
+		return &n, nil
+	}
+	dur := func(k string, v json.RawMessage) (*int64, error) {
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			d, err := parseInterval(s)
+			if err != nil {
+				return nil, fmt.Errorf("limits: %s: %v", k, err)
+			}
+			ms := d.Milliseconds()
+			return &ms, nil
+		}
+		return num(k, v)
+	}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := raw[k]
+		var err error
+		switch k {
+		case "maxOffsetsPerTrigger":
+			u.MaxOffsetsPerTrigger, err = num(k, v)
+		case "minOffsetsPerTrigger":
+			u.MinOffsetsPerTrigger, err = num(k, v)
+		case "triggerInterval", "triggerIntervalMs":
+			u.TriggerIntervalMs, err = dur(k, v)
+		case "targetBatchDuration", "targetBatchDurationMs":
+			u.TargetBatchDurationMs, err = dur(k, v)
+		case "admission":
+			var s string
+			if err = json.Unmarshal(v, &s); err == nil {
+				u.Mode = &s
+			} else {
+				err = fmt.Errorf("limits: admission must be \"static\" or \"adaptive\", got %s", v)
+			}
+		case "maxLagSeconds":
+			var f float64
+			if err = json.Unmarshal(v, &f); err == nil {
+				u.MaxLagSeconds = &f
+			} else {
+				err = fmt.Errorf("limits: maxLagSeconds must be a number, got %s", v)
+			}
+		default:
+			err = fmt.Errorf("limits: unknown key %q (allowed: %s)", k, strings.Join(limitsKeys, ", "))
+		}
+		if err != nil {
+			return u, err
+		}
+	}
+	return u, nil
 }

@@ -1,0 +1,240 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/sluice-stream/sluice/internal/progress"
+)
+
+// fakeQuery is a Query serving progress reports; add appends one, as a
+// running query does after each batch.
+type fakeQuery struct {
+	id, runID, name string
+	status          any
+
+	pmu    sync.Mutex
+	recent []*progress.Progress
+}
+
+func (q *fakeQuery) add(p *progress.Progress) {
+	q.pmu.Lock()
+	defer q.pmu.Unlock()
+	q.recent = append(q.recent, p)
+}
+
+func (q *fakeQuery) ID() string    { return q.id }
+func (q *fakeQuery) RunID() string { return q.runID }
+func (q *fakeQuery) Name() string  { return q.name }
+func (q *fakeQuery) Status() any   { return q.status }
+func (q *fakeQuery) LastProgress() *progress.Progress {
+	q.pmu.Lock()
+	defer q.pmu.Unlock()
+	if len(q.recent) == 0 {
+		return nil
+	}
+	return q.recent[len(q.recent)-1]
+}
+func (q *fakeQuery) RecentProgress() []*progress.Progress {
+	q.pmu.Lock()
+	defer q.pmu.Unlock()
+	return append([]*progress.Progress(nil), q.recent...)
+}
+
+// limitQuery is a fakeQuery whose limits can be set and read; it records
+// every body it was given and answers with the merged limits, or err.
+type limitQuery struct {
+	fakeQuery
+	err error
+
+	mu     sync.Mutex
+	bodies []string
+	limits map[string]any
+}
+
+func (q *limitQuery) SetLimits(_ context.Context, body json.RawMessage) (any, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.bodies = append(q.bodies, string(body))
+	if q.err != nil {
+		return nil, q.err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, fmt.Errorf("fake: decode limits: %w", err)
+	}
+	if q.limits == nil {
+		q.limits = map[string]any{}
+	}
+	for k, v := range m {
+		q.limits[k] = v
+	}
+	return q.limits, nil
+}
+
+func (q *limitQuery) Limits() any {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return map[string]any{"maxOffsetsPerTrigger": 3000, "triggerInterval": "1 second"}
+}
+
+func (q *limitQuery) calls() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]string(nil), q.bodies...)
+}
+
+// simulate builds n progress reports of a query reading 4 partitions of
+// topic "orders" with maxOffsetsPerTrigger 3000 and a 1 s trigger: the
+// producer outruns the limit for the first two thirds (lag grows, WARN),
+// partition 3 stalls for a few batches (STALL), then the producer slows
+// down and the backlog drains (OK). Offsets, lag and rates are consistent
+// with each other.
+func simulate(id, runID, name string, n int, start time.Time) []*progress.Progress {
+	const (
+		parts     = 4
+		limit     = 3000
+		triggerMs = 1000
+	)
+	share := [parts]float64{0.2, 0.2, 0.25, 0.35}
+	var latest, committed, prevBehind [parts]int64
+	var ckptBytes, ckptFiles int64 = 2048, 3
+	var prevDur int64
+	var out []*progress.Progress
+	var namePtr *string
+	if name != "" {
+		namePtr = &name
+	}
+	for b := 0; b < n; b++ {
+		ts := start.Add(time.Duration(b) * time.Second)
+		arrival := 4200.0
+		if b >= n*2/3 {
+			arrival = 900
+		}
+		var from, end [parts]int64
+		var backlog int64
+		for p := range parts {
+			latest[p] += int64(arrival * share[p])
+			backlog += latest[p] - committed[p]
+		}
+		stalled := func(p int) bool { return p == 3 && b >= n/3 && b < n/3+4 }
+		var rows int64
+		for p := range parts {
+			from[p] = committed[p]
+			want := latest[p] - committed[p]
+			adm := want
+			if backlog > limit {
+				adm = int64(float64(limit) * float64(want) / float64(backlog))
+			}
+			if stalled(p) {
+				adm = 0
+			}
+			end[p] = committed[p] + adm
+			rows += adm
+		}
+		dur := 180 + rows*3/10 + int64(b%3)*25
+		sched := max(0, prevDur-triggerMs)
+		prevDur = dur
+		ckptBytes += 1800 + int64(b%4)*300
+		ckptFiles += 2
+		if b%10 == 9 { // compaction
+			ckptBytes -= 9000
+			ckptFiles -= 12
+		}
+
+		var lagParts []progress.PartitionLag
+		var total int64
+		worst, worstSec, worstReason := "OK", 0.0, "all partitions keep up"
+		rank := map[string]int{"OK": 0, "WARN": 1, "STALL": 2}
+		for p := range parts {
+			behind := latest[p] - end[p]
+			total += behind
+			// The oldest unread records arrived at the fast rate.
+			sec := float64(behind) / (4200 * share[p])
+			method := "interpolated"
+			if behind == 0 {
+				sec, method = 0, "caught-up"
+			}
+			st, reason := "OK", fmt.Sprintf("lag %d records, shrinking or steady", behind)
+			switch {
+			case stalled(p):
+				st, reason = "STALL", fmt.Sprintf("no progress for %d batches while %d records behind", b-n/3+1, behind)
+			case behind > prevBehind[p] && b > 0:
+				st, reason = "WARN", fmt.Sprintf("lag grew from %d to %d records while progressing", prevBehind[p], behind)
+			}
+			prevBehind[p] = behind
+			if rank[st] > rank[worst] {
+				worst, worstReason = st, fmt.Sprintf("orders/%d: %s", p, reason)
+			}
+			worstSec = math.Max(worstSec, sec)
+			lagParts = append(lagParts, progress.PartitionLag{
+				Topic: "orders", Partition: int32(p), OffsetsBehind: behind,
+				LagSeconds: progress.Double(math.Round(sec*10) / 10), LagMethod: method, Status: st, Reason: reason,
+			})
+			committed[p] = end[p]
+		}
+		capacity := float64(rows) / (float64(dur) / 1000)
+		eta := progress.Never()
+		if capacity > arrival {
+			eta = progress.ETA(float64(total) / (capacity - arrival))
+		}
+		rate := float64(rows)
+		inRate := progress.Double(math.Round(rate*10) / 10)
+		procRate := progress.Double(math.Round(capacity*10) / 10)
+		src := progress.SourceProgress{
+			Description:            "KafkaV2[Subscribe[orders]]",
+			StartOffset:            offsets(from),
+			EndOffset:              offsets(end),
+			LatestOffset:           offsets(latest),
+			NumInputRows:           rows,
+			InputRowsPerSecond:     inRate,
+			ProcessedRowsPerSecond: procRate,
+		}
+		pr := &progress.Progress{
+			ID: id, RunID: runID, Name: namePtr,
+			Timestamp: progress.FormatTime(ts), BatchID: int64(b), BatchDuration: dur,
+			DurationMs: map[string]int64{"addBatch": dur - 40, "latestOffset": 8, "walCommit": 14, "commitOffsets": 9, "triggerExecution": dur},
+			Sources:    []progress.SourceProgress{src},
+			Sink:       progress.SinkProgress{Description: "ConsoleSink", NumOutputRows: rows},
+			Sluice: &progress.Sluice{
+				Health: &progress.HealthInfo{Status: worst, Reason: worstReason},
+				Lag: &progress.LagInfo{
+					Records: total, Seconds: progress.Double(math.Round(worstSec*10) / 10), DrainETASeconds: eta,
+					ArrivalRowsPerSecond: progress.Double(arrival), CapacityRowsPerSecond: progress.Double(math.Round(capacity)),
+					Partitions: lagParts,
+				},
+				Timing: &progress.TimingInfo{
+					TriggerIntervalMs: triggerMs, BatchDurationVsTrigger: progress.Ratio(float64(dur) / triggerMs),
+					SchedulingDelayMs: sched, BusyRatio: progress.Ratio(math.Min(1, float64(dur)/triggerMs)),
+					TaskSkew: 1.3,
+				},
+				Throughput: &progress.ThroughputInfo{NumInputBytes: rows * 120, InputBytesPerSecond: progress.Double(rate * 120), ProcessedBytesPerSecond: progress.Double(capacity * 120)},
+				Checkpoint: &progress.CheckpointInfo{Bytes: ckptBytes, Files: ckptFiles},
+				Memory:     &progress.MemoryInfo{BufferedBytes: rows * 150, BudgetBytes: 256 << 20},
+				Admission:  &progress.AdmissionInfo{Limit: limit, Reason: "maxOffsetsPerTrigger"},
+			},
+		}
+		pr.SumSources()
+		out = append(out, pr)
+	}
+	return out
+}
+
+// offsets writes Spark's Kafka offset JSON for topic "orders".
+func offsets(o [4]int64) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"orders":{"0":%d,"1":%d,"2":%d,"3":%d}}`, o[0], o[1], o[2], o[3]))
+}
+
+// plainProgress builds n reports as Spark writes them: no "sluice" key,
+// lag only derivable from the source offsets.
+func plainProgress(id, runID string, n int, start time.Time) []*progress.Progress {
+	full := simulate(id, runID, "", n, start)
+	for _, p := range full {
+		p.Sluice = nil
+	}
+	return full
+}
