@@ -23,6 +23,24 @@ type Sluice struct {
 	Checkpoint *CheckpointInfo `json:"checkpoint,omitempty"`
 	Memory     *MemoryInfo     `json:"memory,omitempty"`
 	Admission  *AdmissionInfo  `json:"admission,omitempty"`
+	Diagnosis  *DiagnosisInfo  `json:"diagnosis,omitempty"`
+	// DeadLetters counts the batch's rows routed to the dead-letter sink
+	// (omitted when the query has none).
+	DeadLetters *int64 `json:"deadLetters,omitempty"`
+}
+
+// DiagnosisInfo says what limited the batch (package diagnose).
+type DiagnosisInfo struct {
+	// Limiting is the stage with the largest share of the batch's time:
+	// "source fetch", "transform", "sink write", "checkpoint", "planning".
+	Limiting string `json:"limiting,omitempty"`
+	// Shares maps each stage to its share of the batch's wall time.
+	Shares map[string]Ratio `json:"shares,omitempty"`
+	// Waves is ⌈tasks ÷ workers⌉.
+	Waves int `json:"waves"`
+	// Findings are the observations with numeric advice, most important
+	// first.
+	Findings []string `json:"findings,omitempty"`
 }
 
 // HealthInfo is the query's Burrow-style lag status (worst partition).
@@ -110,9 +128,20 @@ type AdmissionInfo struct {
 	Limit int64 `json:"limit"`
 	// LimitBytes is the byte cap; 0 = none.
 	LimitBytes int64 `json:"limitBytes,omitempty"`
-	// Reason says what set the limit, e.g. "maxOffsetsPerTrigger" or
-	// "controller: batch 1.4x trigger, limit lowered".
+	// Reason says what set the limit, e.g. "maxOffsetsPerTrigger",
+	// "adaptive: estimate", "memory budget".
 	Reason string `json:"reason,omitempty"`
+	// Mode is "static" (Spark's) or "adaptive".
+	Mode string `json:"mode,omitempty"`
+	// TargetBatchDurationMs is what adaptive admission aimed at.
+	TargetBatchDurationMs int64 `json:"targetBatchDurationMs,omitempty"`
+	// CostPerRecordUs is the controller's estimate of a record's cost.
+	CostPerRecordUs Double `json:"costPerRecordUs,omitzero"`
+	// MaxOffsetsPerTrigger is the configured cap in force (0 = none); it
+	// shows runtime changes (SetLimits).
+	MaxOffsetsPerTrigger int64 `json:"maxOffsetsPerTrigger,omitempty"`
+	// MemoryBudgetBytes is the memory budget in force (0 = none).
+	MemoryBudgetBytes int64 `json:"memoryBudgetBytes,omitempty"`
 }
 
 // ETA is a predicted duration in seconds where +Inf means "never"; JSON
