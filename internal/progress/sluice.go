@@ -136,7 +136,7 @@ type AdmissionInfo struct {
 	// TargetBatchDurationMs is what adaptive admission aimed at.
 	TargetBatchDurationMs int64 `json:"targetBatchDurationMs,omitempty"`
 	// CostPerRecordUs is the controller's estimate of a record's cost.
-	CostPerRecordUs Double `json:"costPerRecordUs,omitzero"`
+	CostPerRecordUs float64 `json:"costPerRecordUs,omitempty"`
 	// MaxOffsetsPerTrigger is the configured cap in force (0 = none); it
 	// shows runtime changes (SetLimits).
 	MaxOffsetsPerTrigger int64 `json:"maxOffsetsPerTrigger,omitempty"`
