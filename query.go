@@ -112,3 +112,12 @@ func (s *StreamingQuery) Limits() Limits { return s.q.Limits() }
 // logged, applies from the next planned batch, shows in its progress and is
 // recorded in its offsets file (so a replay re-reads the same ranges).
 func (s *StreamingQuery) SetLimits(u LimitsUpdate) (Limits, error) { return s.q.SetLimits(u) }
+
+// Snapshot is a query's live state for UIs and APIs: status, health, lag per
+// partition, checkpoint and memory figures, limits, the last diagnosis and
+// the last progress. Health is re-evaluated when it is taken, so a stuck
+// batch shows as STOP without waiting for a report.
+type Snapshot = monitor.Snapshot
+
+// Snapshot returns the query's live state.
+func (s *StreamingQuery) Snapshot() Snapshot { return s.mon.Snapshot() }

@@ -28,10 +28,15 @@ package sluice
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluice-stream/sluice/internal/metrics"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
 
 	"github.com/sluice-stream/sluice/internal/options"
@@ -46,6 +51,10 @@ type Session struct {
 
 	mu     sync.Mutex
 	tables map[string]*memory.Sink // memory sinks by query name
+
+	registry *prometheus.Registry
+	metrics  *metrics.Metrics
+	metErr   error
 }
 
 // SessionOption configures a Session.
@@ -53,6 +62,18 @@ type SessionOption func(*Session)
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) SessionOption { return func(s *Session) { s.logger = l } }
+
+// WithRegistry makes the session export its queries' Prometheus metrics
+// (sluice_…) on reg instead of a registry of its own.
+func WithRegistry(reg *prometheus.Registry) SessionOption {
+	return func(s *Session) { s.registry = reg }
+}
+
+// WithoutPartitionLabels drops the partition label from per-partition
+// metrics (lag stays available per topic), for topics with many partitions.
+func WithoutPartitionLabels() SessionOption {
+	return func(s *Session) { s.conf["sluice.metrics.partitionLabels"] = "false" }
+}
 
 // WithConf sets a session configuration value, e.g.
 // "spark.sql.shuffle.partitions" or "sluice.workers".
@@ -66,7 +87,21 @@ func NewSession(opts ...SessionOption) *Session {
 	for _, o := range opts {
 		o(s)
 	}
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+	}
+	var mopts []metrics.Option
+	if s.conf["sluice.metrics.partitionLabels"] == "false" {
+		mopts = append(mopts, metrics.WithoutPartitionLabels())
+	}
+	s.metrics, s.metErr = metrics.New(s.registry, mopts...)
 	return s
+}
+
+// MetricsHandler serves the session's Prometheus metrics (mount it at
+// /metrics). The web UI serves it too.
+func (s *Session) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})
 }
 
 // Logger returns the session's logger.

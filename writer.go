@@ -208,7 +208,13 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 	if err != nil {
 		return nil, err
 	}
-	mon := monitor.New()
+	var monOpts []monitor.Option
+	if s.metErr != nil {
+		s.logger.Warn("metrics disabled", "err", s.metErr)
+	} else {
+		monOpts = append(monOpts, monitor.WithMetrics(s.metrics))
+	}
+	mon := monitor.New(monOpts...)
 	for _, l := range w.listeners {
 		mon.Subscribe(l)
 	}
@@ -231,6 +237,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 		Observers:     []engine.Observer{mon},
 		BeforeCommit:  w.hooks.beforeCommit,
 		Limits:        limits,
+		LagSeconds:    mon.LagSeconds,
 	}
 	if tr != nil {
 		cfg.Transform = tr

@@ -3,7 +3,8 @@
 //
 //	sluice demo [--duration 60s]                 embedded broker + sample producer + the seed query
 //	sluice broker --listen 127.0.0.1:9092 --topic orders:4 [--topic …]
-//	sluice run PIPELINE.yaml [--progress-file F]  run a pipeline file
+//	sluice run PIPELINE.yaml [--progress-file F] [--ui-addr 127.0.0.1:4040]  run a pipeline file
+//	sluice status --checkpoint DIR --bootstrap ADDR   per-partition lag of a query
 //	sluice bench [--json]                         throughput vs a raw franz-go consumer
 package main
 
@@ -30,6 +31,7 @@ var commands = []command{
 	{"broker", "run an embedded Kafka broker (franz-go kfake) until interrupted", runBroker},
 	{"run", "run a pipeline file", runPipeline},
 	{"bench", "measure throughput against a raw franz-go consumer on the same broker", runBench},
+	{"status", "print a query's per-partition lag from its checkpoint and the broker", runStatus},
 }
 
 // exitError carries a specific exit code.

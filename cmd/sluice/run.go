@@ -3,15 +3,28 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sluice-stream/sluice"
 	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/internal/trigger"
+	"github.com/sluice-stream/sluice/internal/web"
 )
+
+// uiAddrFlagSet reports whether --ui-addr was given explicitly.
+func uiAddrFlagSet(fs interface{ Visit(func(*flag.Flag)) }) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "ui-addr" })
+	return set
+}
 
 func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run", stderr)
@@ -19,6 +32,8 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	quiet := fs.Bool("quiet", false, "do not print the per-batch summary line on stderr")
 	stats := fs.Bool("stats", false, "print the process's peak resident memory (VmHWM) on stderr at exit")
+	uiAddr := fs.String("ui-addr", web.DefaultAddr, `serve the live UI, the HTTP API and /metrics here ("" or "off" to disable)`)
+	uiToken := fs.String("ui-token", os.Getenv("SLUICE_UI_TOKEN"), "token required to change limits over HTTP (required for a non-loopback --ui-addr; default $SLUICE_UI_TOKEN)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sluice run PIPELINE.yaml [flags]")
 		fs.PrintDefaults()
@@ -60,12 +75,30 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		defer jl.Close()
 		w.AddListener(jl)
 	}
+	var bl *batchLine
 	if !*quiet {
-		w.AddListener(&batchLine{w: stderr})
+		bl = newBatchLine(stderr)
+		w.AddListener(bl)
 	}
 	q, err := w.Start(ctx)
 	if err != nil {
 		return err
+	}
+	if bl != nil {
+		bl.setAvailableNow(q.Engine().Config().Trigger.Kind == trigger.AvailableNow)
+	}
+	if *uiAddr != "" && *uiAddr != "off" {
+		srv, err := startUI(ctx, *uiAddr, *uiToken, q, session.MetricsHandler(), log)
+		switch {
+		case err != nil && uiAddrFlagSet(fs):
+			q.Stop()
+			return fmt.Errorf("--ui-addr: %w", err)
+		case err != nil:
+			log.Warn("live UI not started (the default address is taken; pass --ui-addr to choose another)", "err", err)
+		default:
+			defer srv.Close()
+			log.Info("live UI and API", "url", "http://"+srv.Addr()+"/")
+		}
 	}
 	if *stats {
 		defer func() {
@@ -82,70 +115,183 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return err
 }
 
-// batchLine prints one concise line per batch.
+// batchLine prints one concise line per batch on stderr. With an
+// availableNow trigger on a terminal it also keeps a progress bar with the
+// drain ETA under the lines, redrawn after each batch.
 type batchLine struct {
 	mu sync.Mutex
 	w  io.Writer
+	// bar enables the progress bar (stderr is a terminal).
+	bar bool
+	// availableNow is set once the query's trigger is known.
+	availableNow bool
+	done         int64 // input rows so far
+	barShown     bool  // the bar is the current, unterminated line
+}
+
+// newBatchLine returns a batchLine writing to w; the progress bar is
+// possible only when w is a terminal.
+func newBatchLine(w io.Writer) *batchLine { return &batchLine{w: w, bar: isTerminal(w)} }
+
+// setAvailableNow tells whether the query drains a snapshot
+// (Trigger.AvailableNow), which is when the bar is drawn.
+func (b *batchLine) setAvailableNow(v bool) {
+	b.mu.Lock()
+	b.availableNow = v
+	b.mu.Unlock()
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func (b *batchLine) OnQueryStarted(e progress.StartedEvent) {}
 func (b *batchLine) OnQueryIdle(progress.IdleEvent)         {}
+
+// OnQueryTerminated ends the bar's line.
 func (b *batchLine) OnQueryTerminated(progress.TerminatedEvent) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.barShown {
+		fmt.Fprintln(b.w)
+		b.barShown = false
+	}
 }
 
 func (b *batchLine) OnQueryProgress(e progress.ProgressEvent) {
+	p := e.Progress
+	if p == nil {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	fmt.Fprintln(b.w, formatBatchLine(e.Progress))
+	b.done += max(p.NumInputRows, 0)
+	if !b.bar || !b.availableNow {
+		fmt.Fprintln(b.w, formatBatchLine(p))
+		return
+	}
+	remaining, eta := int64(0), progress.ETA(math.NaN())
+	if s := p.Sluice; s != nil && s.Lag != nil {
+		remaining, eta = s.Lag.Records, s.Lag.DrainETASeconds
+	}
+	// Erase the old bar, print the line, draw the bar below it.
+	fmt.Fprintf(b.w, "\r\033[K%s\n%s", formatBatchLine(p), renderBar(b.done, b.done+remaining, eta, 30))
+	b.barShown = true
 }
 
 // formatBatchLine renders a progress report as one line: batch, rows,
-// input/processed rate, duration against the trigger, lag and health.
+// input/processed rate, duration against the trigger, lag in records and
+// seconds with the drain ETA, and health (with the reason unless OK).
 func formatBatchLine(p *progress.Progress) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "batch %d: %d rows, in %.0f/s, processed %.0f/s, %d ms",
-		p.BatchID, p.NumInputRows, float64(p.InputRowsPerSecond), float64(p.ProcessedRowsPerSecond), p.BatchDuration)
-	if s := p.Sluice; s != nil {
-		if s.Timing != nil && s.Timing.TriggerIntervalMs > 0 {
-			fmt.Fprintf(&sb, " of %d ms trigger", s.Timing.TriggerIntervalMs)
+	fmt.Fprintf(&sb, "batch %d: %d rows, in %s/s, processed %s/s, %d ms",
+		p.BatchID, p.NumInputRows, rate(float64(p.InputRowsPerSecond)), rate(float64(p.ProcessedRowsPerSecond)), p.BatchDuration)
+	s := p.Sluice
+	if s != nil && s.Timing != nil && s.Timing.TriggerIntervalMs > 0 {
+		fmt.Fprintf(&sb, " of %d ms trigger", s.Timing.TriggerIntervalMs)
+		if r := float64(s.Timing.BatchDurationVsTrigger); !math.IsNaN(r) && r > 1 {
+			fmt.Fprintf(&sb, " (%.1fx, falling behind)", r)
 		}
-		if s.Lag != nil {
-			fmt.Fprintf(&sb, ", lag %d records", s.Lag.Records)
-			if !s.Lag.Seconds.IsZero() {
-				fmt.Fprintf(&sb, " / %.1f s", float64(s.Lag.Seconds))
+	}
+	switch {
+	case s != nil && s.Lag != nil:
+		fmt.Fprintf(&sb, ", lag %d records", s.Lag.Records)
+		if !s.Lag.Seconds.IsZero() {
+			fmt.Fprintf(&sb, " / %s", formatSeconds(float64(s.Lag.Seconds)))
+		}
+		if s.Lag.Records > 0 {
+			if s.Lag.DrainETASeconds.IsNever() {
+				sb.WriteString(" (never drains at this rate)")
+			} else {
+				fmt.Fprintf(&sb, " (drains in %s)", formatSeconds(float64(s.Lag.DrainETASeconds)))
 			}
 		}
-		if s.Health != nil {
-			fmt.Fprintf(&sb, ", %s", s.Health.Status)
-			if s.Health.Status != "OK" && s.Health.Reason != "" {
-				fmt.Fprintf(&sb, " (%s)", s.Health.Reason)
-			}
+	case len(p.Sources) > 0 && p.Sources[0].Metrics != nil:
+		if v, ok := p.Sources[0].Metrics["maxOffsetsBehindLatest"]; ok {
+			fmt.Fprintf(&sb, ", max offsets behind %s", v)
 		}
-	} else if len(p.Sources) > 0 {
-		if m := p.Sources[0].Metrics; m != nil {
-			if v, ok := m["maxOffsetsBehindLatest"]; ok {
-				fmt.Fprintf(&sb, ", max offsets behind %s", v)
-			}
+	}
+	if s != nil && s.Health != nil {
+		fmt.Fprintf(&sb, ", %s", s.Health.Status)
+		if s.Health.Status != "OK" && s.Health.Reason != "" {
+			fmt.Fprintf(&sb, ": %s", s.Health.Reason)
 		}
+	}
+	if s != nil && s.Admission != nil && s.Admission.Mode == "adaptive" {
+		fmt.Fprintf(&sb, "; admitted ≤ %d (%s)", s.Admission.Limit, s.Admission.Reason)
+	}
+	if s != nil && s.DeadLetters != nil && *s.DeadLetters > 0 {
+		fmt.Fprintf(&sb, "; %d dead-lettered", *s.DeadLetters)
+	}
+	if s != nil && s.Diagnosis != nil && len(s.Diagnosis.Findings) > 0 {
+		fmt.Fprintf(&sb, "; %s", s.Diagnosis.Findings[0])
 	}
 	return sb.String()
 }
 
-// peakRSS reads the process's peak resident set size (VmHWM) from
-// /proc/self/status.
-func peakRSS() (int64, error) {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, err
+// rate formats a rows-per-second figure: whole numbers, "-" when unknown.
+func rate(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "-"
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kb int64
-			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err != nil {
-				return 0, fmt.Errorf("parse VmHWM %q: %w", line, err)
-			}
-			return kb << 10, nil
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
+// formatSeconds renders a duration in seconds for people: "0.4 s",
+// "12 s", "3m20s", "2h5m".
+func formatSeconds(sec float64) string {
+	switch {
+	case math.IsNaN(sec):
+		return "?"
+	case math.IsInf(sec, 1):
+		return "never"
+	case sec < 10:
+		return strconv.FormatFloat(sec, 'f', 1, 64) + " s"
+	case sec < 60:
+		return strconv.FormatFloat(math.Round(sec), 'f', 0, 64) + " s"
+	case sec < 3600:
+		d := time.Duration(math.Round(sec)) * time.Second
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	d := time.Duration(math.Round(sec/60)) * time.Minute
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// renderBar draws done out of total as a bar of width cells with the
+// percentage, the counts and the ETA, e.g.
+// "[=========>          ]  45% 4500/10000 rows, ETA 12 s".
+func renderBar(done, total int64, eta progress.ETA, width int) string {
+	frac := 1.0
+	if total > 0 {
+		frac = min(1, max(0, float64(done)/float64(total)))
+	}
+	filled := int(frac * float64(width))
+	var sb strings.Builder
+	sb.WriteByte('[')
+	for i := range width {
+		switch {
+		case i < filled:
+			sb.WriteByte('=')
+		case i == filled && frac < 1:
+			sb.WriteByte('>')
+		default:
+			sb.WriteByte(' ')
 		}
 	}
-	return 0, errors.New("no VmHWM in /proc/self/status")
+	fmt.Fprintf(&sb, "] %3d%% %d/%d rows", int(frac*100), done, total)
+	switch e := float64(eta); {
+	case done >= total:
+		sb.WriteString(", done")
+	case eta.IsNever() && !math.IsNaN(e):
+		sb.WriteString(", ETA never")
+	case !math.IsNaN(e):
+		fmt.Fprintf(&sb, ", ETA %s", formatSeconds(e))
+	}
+	return sb.String()
 }

@@ -530,8 +530,8 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 	info.Tasks = tinfos
 	info.Workers = q.cfg.Workers
 	info.IntendedStart = q.intended
-	if q.cfg.Trigger.Kind == trigger.ProcessingTime {
-		info.TriggerInterval = q.cfg.Trigger.Interval
+	if t := q.currentTrigger(); t.Kind == trigger.ProcessingTime {
+		info.TriggerInterval = t.Interval
 	}
 	for _, t := range tinfos {
 		info.NumInputRows += t.Rows

@@ -1,30 +1,158 @@
 // Package monitor turns the engine's per-batch measurements into what
 // people look at: Spark-shaped progress reports (kept in a ring of recent
-// ones and posted to listeners), and sluice's additions under the progress
-// "sluice" key.
+// ones and posted to listeners) with sluice's additions under the progress
+// "sluice" key, a live Snapshot for the UI and API, and Prometheus metrics.
+//
+// A Monitor is an engine.Observer; create one per query run with New. It
+// derives:
+//
+//   - lag per partition: offsets behind the latest offsets the batch was
+//     planned against, and seconds of lag from a lag.Table of (latest
+//     offset, time) samples taken from every trigger's look at the source
+//     (kafka-lag-exporter's interpolation);
+//   - the drain ETA from the measured capacity (rows per second of batch
+//     time over recent batches, capped by the read limit's rate) and the
+//     arrival rate of the latest offsets;
+//   - a Burrow-style health per partition and for the query (lag.Tracker),
+//     re-evaluated between batches too (Idle, Snapshot, every scrape), so a
+//     query that stops committing turns STOP;
+//   - timing (trigger interval, duration/trigger ratio, scheduling delay,
+//     worker busy ratio, task skew), bytes per second, checkpoint size
+//     (walked at most once per second) and the source's buffered bytes.
+//
+// When the consumed offset is older than every sample and no arrival rate
+// places it in time (a backlog that existed before the query started and is
+// not growing), the lag in seconds is reported as a lower bound — the time
+// since the partition was first observed — with method "at-least", instead
+// of no value at all.
 package monitor
 
 import (
 	"context"
+	"math"
+	"slices"
+	"sync"
 	"time"
 
+	"github.com/sluice-stream/sluice/internal/admission"
+	"github.com/sluice-stream/sluice/internal/checkpoint"
+	"github.com/sluice-stream/sluice/internal/diagnose"
 	"github.com/sluice-stream/sluice/internal/engine"
+	"github.com/sluice-stream/sluice/internal/lag"
+	"github.com/sluice-stream/sluice/internal/metrics"
 	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/trigger"
 )
 
-// Monitor is an engine.Observer. Create one per query with New.
-type Monitor struct {
-	recent *progress.Recent
-	bus    *progress.Bus
+// MethodAtLeast is the PartitionLag.LagMethod of a lower-bound lag: the
+// consumed offset was already behind when the partition was first
+// observed, and nothing tells how long before.
+const MethodAtLeast = "at-least"
 
-	prevStart time.Time // trigger start of the previous executed batch
+// Defaults of the options.
+const (
+	DefaultSampleEvery    = time.Second
+	DefaultTableSize      = 120
+	DefaultArrivalWindow  = 30 * time.Second
+	DefaultCapacityWindow = 10
+	DefaultMinStopAfter   = 30 * time.Second
+	// SizeEvery bounds how often the checkpoint directory is walked.
+	SizeEvery = time.Second
+)
+
+// Option configures New.
+type Option func(*config)
+
+type config struct {
+	recent         int
+	metrics        *metrics.Metrics
+	health         lag.Config
+	sampleEvery    time.Duration
+	tableSize      int
+	arrivalWindow  time.Duration
+	capacityWindow int
 }
 
-// New returns a monitor keeping the last 100 progress reports.
-func New() *Monitor {
-	return &Monitor{recent: progress.NewRecent(100), bus: progress.NewBus(progress.BusOptions{})}
+// WithMetrics exports the query's measurements on m (one series set per
+// query, removed when the query terminates).
+func WithMetrics(m *metrics.Metrics) Option { return func(c *config) { c.metrics = m } }
+
+// WithHealth sets the health evaluation window and STOP threshold. A zero
+// StopAfter means max(3 × trigger interval, 30 s).
+func WithHealth(cfg lag.Config) Option { return func(c *config) { c.health = cfg } }
+
+// WithRecent sets how many progress reports Recent keeps (default 100).
+func WithRecent(n int) Option { return func(c *config) { c.recent = n } }
+
+// WithLagSampling sets how often the latest offsets enter the lag table
+// (default every second; the newest observation is always used on top) and
+// how many samples it keeps per partition (default 120).
+func WithLagSampling(every time.Duration, size int) Option {
+	return func(c *config) { c.sampleEvery, c.tableSize = every, size }
+}
+
+// WithArrivalWindow sets the window over which the arrival rate is
+// measured (default 30 s).
+func WithArrivalWindow(d time.Duration) Option { return func(c *config) { c.arrivalWindow = d } }
+
+// Monitor is an engine.Observer. Create one per query with New. Its
+// methods are safe for concurrent use.
+type Monitor struct {
+	cfg    config
+	recent *progress.Recent
+	bus    *progress.Bus
+	size   sizeCache
+
+	prevStart time.Time // trigger start of the previous executed batch; query goroutine only
+
+	mu         sync.Mutex
+	q          *engine.Query
+	mq         *metrics.Query
+	table      *lag.Table
+	tracker    *lag.Tracker
+	heads      map[lag.Partition]lag.Point // newest latest offset observed
+	firstSeen  map[lag.Partition]time.Time
+	lastSample time.Time
+	consumed   map[lag.Partition]int64 // end offsets of the last batch
+	planned    map[lag.Partition]int64 // latest offsets that batch was planned against
+	batches    []batchStat             // recent batches, for capacity
+	limit      source.ReadLimit
+	trig       trigger.Trigger
+	interval   time.Duration    // trigger interval of the last batch
+	diagnosis  *diagnose.Result // of the last batch
+	partitions bool             // the source's offsets are per partition
+	final      *liveState
+	exception  string
+}
+
+type batchStat struct {
+	rows int64
+	dur  time.Duration
+}
+
+// New returns a monitor; without options it keeps the last 100 progress
+// reports and exports no metrics.
+func New(opts ...Option) *Monitor {
+	cfg := config{
+		recent:         progress.DefaultRecent,
+		sampleEvery:    DefaultSampleEvery,
+		tableSize:      DefaultTableSize,
+		arrivalWindow:  DefaultArrivalWindow,
+		capacityWindow: DefaultCapacityWindow,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Monitor{
+		cfg:       cfg,
+		recent:    progress.NewRecent(cfg.recent),
+		bus:       progress.NewBus(progress.BusOptions{}),
+		table:     lag.NewTable(cfg.tableSize),
+		tracker:   lag.NewTracker(cfg.health),
+		heads:     map[lag.Partition]lag.Point{},
+		firstSeen: map[lag.Partition]time.Time{},
+	}
 }
 
 // Subscribe registers a listener (Spark's StreamingQueryListener).
@@ -49,23 +177,103 @@ func namePtr(q *engine.Query) *string {
 
 // QueryStarted implements engine.Observer.
 func (m *Monitor) QueryStarted(q *engine.Query) {
+	cfg := q.Config()
+	health := m.cfg.health
+	if health.StopAfter <= 0 {
+		health.StopAfter = DefaultMinStopAfter
+		if cfg.Trigger.Kind == trigger.ProcessingTime {
+			health.StopAfter = max(3*cfg.Trigger.Interval, DefaultMinStopAfter)
+		}
+	}
+	limit := source.ReadLimit{}
+	if d, ok := cfg.Source.(source.LimitDefaults); ok {
+		limit = d.DefaultReadLimit()
+	}
+	m.mu.Lock()
+	m.q = q
+	m.trig = cfg.Trigger
+	m.limit = limit
+	m.tracker = lag.NewTracker(health)
+	m.mu.Unlock()
+	if m.cfg.metrics != nil {
+		label := q.Name()
+		if label == "" {
+			label = q.ID()
+		}
+		mq := m.cfg.metrics.AddQuery(label, q.ID(), q.RunID(), func() { m.live() })
+		m.mu.Lock()
+		m.mq = mq
+		m.mu.Unlock()
+	}
 	m.bus.PostStarted(progress.StartedEvent{ID: q.ID(), RunID: q.RunID(), Name: namePtr(q), Timestamp: progress.FormatTime(time.Now())})
 }
 
-// OffsetsObserved implements engine.Observer.
-func (m *Monitor) OffsetsObserved(*engine.Query, source.Offset, time.Time) {}
+func partitionsOf(o source.Offset) (map[lag.Partition]int64, bool) {
+	po, ok := o.(source.PartitionedOffset)
+	if !ok {
+		return nil, false
+	}
+	parts := po.Partitions()
+	out := make(map[lag.Partition]int64, len(parts))
+	for tp, off := range parts {
+		out[toPartition(tp)] = off
+	}
+	return out, true
+}
+
+func toPartition(tp admission.TopicPartition) lag.Partition {
+	return lag.Partition{Topic: tp.Topic, Partition: tp.Partition}
+}
+
+// OffsetsObserved implements engine.Observer: it samples the latest
+// offsets for lag in seconds and the arrival rate.
+func (m *Monitor) OffsetsObserved(_ *engine.Query, latest source.Offset, at time.Time) {
+	parts, ok := partitionsOf(latest)
+	if !ok {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.partitions = true
+	for p, off := range parts {
+		if h, ok := m.heads[p]; ok && at.Before(h.Time) {
+			continue
+		}
+		m.heads[p] = lag.Point{Offset: off, Time: at}
+		if _, ok := m.firstSeen[p]; !ok {
+			m.firstSeen[p] = at
+		}
+	}
+	if m.lastSample.IsZero() || at.Sub(m.lastSample) >= m.cfg.sampleEvery {
+		m.table.ObserveAll(parts, at)
+		m.lastSample = at
+	}
+}
 
 // Idle implements engine.Observer.
 func (m *Monitor) Idle(q *engine.Query, t time.Time) {
+	m.live()
 	m.bus.PostIdle(progress.IdleEvent{ID: q.ID(), RunID: q.RunID(), Timestamp: progress.FormatTime(t)})
 }
 
-// QueryTerminated implements engine.Observer.
+// QueryTerminated implements engine.Observer: it freezes the live state,
+// removes the query's metrics and posts the terminated event.
 func (m *Monitor) QueryTerminated(q *engine.Query, err error) {
 	var exc *string
 	if err != nil {
 		s := err.Error()
 		exc = &s
+	}
+	st := m.live()
+	m.mu.Lock()
+	m.final = &st
+	if exc != nil {
+		m.exception = *exc
+	}
+	mq := m.mq
+	m.mu.Unlock()
+	if mq != nil {
+		mq.Remove()
 	}
 	m.bus.PostTerminated(progress.TerminatedEvent{ID: q.ID(), RunID: q.RunID(), Exception: exc})
 }
@@ -75,13 +283,20 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 // BatchCompleted implements engine.Observer.
 func (m *Monitor) BatchCompleted(q *engine.Query, info *engine.BatchInfo) {
 	p := Build(q, info, m.prevStart)
+	p.Sluice = m.observeBatch(q, info, m.prevStart)
 	m.prevStart = info.TriggerStart
 	m.recent.Add(p)
+	m.mu.Lock()
+	mq := m.mq
+	m.mu.Unlock()
+	if mq != nil {
+		mq.ObserveProgress(p)
+	}
 	m.bus.PostProgress(progress.ProgressEvent{Progress: p})
 }
 
-// Build makes the Spark-shaped progress of one batch. prevStart is the
-// trigger start of the previous executed batch (zero for the first).
+// Build makes the Spark-shaped part of one batch's progress. prevStart is
+// the trigger start of the previous executed batch (zero for the first).
 func Build(q *engine.Query, info *engine.BatchInfo, prevStart time.Time) *progress.Progress {
 	cfg := q.Config()
 	dur := info.Durations["triggerExecution"]
@@ -114,6 +329,449 @@ func Build(q *engine.Query, info *engine.BatchInfo, prevStart time.Time) *progre
 	p.Sources = []progress.SourceProgress{sp}
 	p.SumSources()
 	p.Sink = progress.SinkProgress{Description: cfg.Sink.Description(), NumOutputRows: info.NumOutputRows}
-	_ = trigger.Default
 	return p
+}
+
+// Timing computes the timing group of a batch: trigger interval,
+// duration/trigger ratio, scheduling delay, busy ratio (Σ task time ÷
+// (batch wall time × workers)) and task skew (slowest ÷ median task time).
+func Timing(info *engine.BatchInfo) *progress.TimingInfo {
+	dur := info.Durations["triggerExecution"]
+	nan := progress.Ratio(math.NaN())
+	t := &progress.TimingInfo{TriggerIntervalMs: ms(info.TriggerInterval), BatchDurationVsTrigger: nan, BusyRatio: nan, TaskSkew: nan}
+	if info.TriggerInterval > 0 {
+		t.BatchDurationVsTrigger = progress.Ratio(float64(dur) / float64(info.TriggerInterval))
+	}
+	if !info.IntendedStart.IsZero() {
+		t.SchedulingDelayMs = max(0, ms(info.TriggerStart.Sub(info.IntendedStart)))
+	}
+	if len(info.Tasks) == 0 {
+		return t
+	}
+	var sum time.Duration
+	durs := make([]time.Duration, len(info.Tasks))
+	for i, task := range info.Tasks {
+		sum += task.Duration
+		durs[i] = task.Duration
+	}
+	if dur > 0 && info.Workers > 0 {
+		t.BusyRatio = progress.Ratio(float64(sum) / (float64(dur) * float64(info.Workers)))
+	}
+	slices.Sort(durs)
+	n := len(durs)
+	median := float64(durs[n/2])
+	if n%2 == 0 {
+		median = (float64(durs[n/2-1]) + float64(durs[n/2])) / 2
+	}
+	if median > 0 {
+		t.TaskSkew = progress.Ratio(float64(durs[n-1]) / median)
+	}
+	return t
+}
+
+// Throughput computes the byte rates of a batch, measured like the row
+// rates (input over the time since the previous batch started, processed
+// over the batch duration). The input rate is unknown for the first batch.
+func Throughput(info *engine.BatchInfo, prevStart time.Time) *progress.ThroughputInfo {
+	dur := info.Durations["triggerExecution"]
+	t := &progress.ThroughputInfo{
+		NumInputBytes:           info.InputBytes,
+		InputBytesPerSecond:     progress.NaN(),
+		ProcessedBytesPerSecond: progress.Double(progress.ProcessedRowsPerSecond(info.InputBytes, dur)),
+	}
+	if !prevStart.IsZero() {
+		t.InputBytesPerSecond = progress.Double(progress.InputRowsPerSecond(info.InputBytes, info.TriggerStart, prevStart))
+	}
+	return t
+}
+
+// observeBatch updates the lag state with a completed batch and returns
+// the progress's sluice group.
+func (m *Monitor) observeBatch(q *engine.Query, info *engine.BatchInfo, prevStart time.Time) *progress.Sluice {
+	end := info.TriggerStart.Add(info.Durations["triggerExecution"])
+	s := &progress.Sluice{Timing: Timing(info), Throughput: Throughput(info, prevStart), Admission: admissionInfo(info),
+		Diagnosis: diagnosisInfo(info.Diagnosis)}
+	if q.Config().DeadLetter != nil {
+		n := info.NumDeadLetters
+		s.DeadLetters = &n
+	}
+	m.mu.Lock()
+	m.interval = info.TriggerInterval
+	m.diagnosis = &info.Diagnosis
+	m.batches = append(m.batches, batchStat{rows: info.NumInputRows, dur: info.Durations["triggerExecution"]})
+	if len(m.batches) > m.cfg.capacityWindow {
+		m.batches = slices.Delete(m.batches, 0, len(m.batches)-m.cfg.capacityWindow)
+	}
+	m.limit = info.Limit
+	if consumed, ok := partitionsOf(info.End); ok {
+		m.partitions = true
+		planned, _ := partitionsOf(info.Latest)
+		if planned == nil {
+			planned = map[lag.Partition]int64{}
+		}
+		if info.Replayed { // planned long ago: newer heads tell more
+			for p, h := range m.heads {
+				planned[p] = max(planned[p], h.Offset)
+			}
+		}
+		for p, off := range consumed {
+			if _, ok := planned[p]; !ok {
+				planned[p] = off
+			}
+			m.tracker.Add(p, lag.Sample{Batch: info.BatchID, Time: end, Offset: off, Latest: planned[p]})
+		}
+		m.consumed, m.planned = consumed, planned
+		parts, qh := m.tracker.Evaluate(end, nil)
+		s.Lag = m.lagInfo(consumed, planned, parts, end)
+		s.Health = &progress.HealthInfo{Status: qh.Status.String(), Reason: qh.Reason}
+	}
+	m.mu.Unlock()
+	s.Checkpoint = m.size.get(q.Checkpoint())
+	s.Memory = buffered(q)
+	return s
+}
+
+// admissionInfo reports the batch's read limit and the engine's reason for
+// it; without one, the reason is the option that set the limit.
+func admissionInfo(info *engine.BatchInfo) *progress.AdmissionInfo {
+	l := info.Limit
+	ad := info.Admission
+	a := &progress.AdmissionInfo{Limit: l.MaxRows, LimitBytes: l.MaxBytes, Reason: ad.Reason, Mode: ad.Mode,
+		MaxOffsetsPerTrigger: ad.Limits.MaxOffsetsPerTrigger, MemoryBudgetBytes: ad.Limits.MemoryBudget}
+	if ad.Mode == engine.AdmissionAdaptive {
+		a.TargetBatchDurationMs = ad.Target.Milliseconds()
+		a.CostPerRecordUs = float64(ad.CostPerRecord) / float64(time.Microsecond)
+	}
+	if a.Reason != "" {
+		return a
+	}
+	switch {
+	case l.MaxRows > 0:
+		a.Reason = "maxOffsetsPerTrigger"
+	case l.MaxBytes > 0:
+		a.Reason = "maxBytesPerTrigger"
+	case l.MaxFiles > 0:
+		a.Reason = "maxFilesPerTrigger"
+	case l.MinRows > 0:
+		a.Reason = "minOffsetsPerTrigger"
+	}
+	return a
+}
+
+// diagnosisInfo is the progress form of a batch's diagnosis.
+func diagnosisInfo(d diagnose.Result) *progress.DiagnosisInfo {
+	if d.Limiting == "" && len(d.Findings) == 0 {
+		return nil
+	}
+	out := &progress.DiagnosisInfo{Limiting: d.Limiting, Waves: d.Waves, Shares: map[string]progress.Ratio{}}
+	for k, v := range d.Shares {
+		out.Shares[k] = progress.Ratio(v)
+	}
+	for _, f := range d.Findings {
+		out.Findings = append(out.Findings, f.Message)
+	}
+	return out
+}
+
+func buffered(q *engine.Query) *progress.MemoryInfo {
+	if b, ok := q.Config().Source.(source.Buffered); ok {
+		return &progress.MemoryInfo{BufferedBytes: b.BufferedBytes(), BudgetBytes: q.Limits().MemoryBudget}
+	}
+	return nil
+}
+
+// points returns p's lag table samples plus the newest observation.
+// Callers hold m.mu.
+func (m *Monitor) points(p lag.Partition) []lag.Point {
+	pts := m.table.Points(p)
+	if h, ok := m.heads[p]; ok {
+		if n := len(pts); n == 0 || (h.Time.After(pts[n-1].Time) && h.Offset >= pts[n-1].Offset) {
+			pts = append(pts, h)
+		}
+	}
+	return pts
+}
+
+// lagInfo computes the lag group for consumed offsets against latest at
+// now. Callers hold m.mu.
+func (m *Monitor) lagInfo(consumed, latest map[lag.Partition]int64, health []lag.PartitionHealth, now time.Time) *progress.LagInfo {
+	byPart := make(map[lag.Partition]lag.Health, len(health))
+	for _, h := range health {
+		byPart[h.Partition] = h.Health
+	}
+	keys := make([]lag.Partition, 0, len(consumed))
+	for p := range consumed {
+		keys = append(keys, p)
+	}
+	slices.SortFunc(keys, func(a, b lag.Partition) int {
+		if a.Topic != b.Topic {
+			if a.Topic < b.Topic {
+				return -1
+			}
+			return 1
+		}
+		return int(a.Partition) - int(b.Partition)
+	})
+	li := &progress.LagInfo{Seconds: progress.NaN(), ArrivalRowsPerSecond: progress.NaN()}
+	arrival, arrivalKnown := 0.0, false
+	for _, p := range keys {
+		off := consumed[p]
+		behind := max(0, latest[p]-off)
+		pts := m.points(p)
+		pl := progress.PartitionLag{Topic: p.Topic, Partition: p.Partition, OffsetsBehind: behind, LagSeconds: progress.NaN()}
+		if behind == 0 {
+			pl.LagSeconds, pl.LagMethod = 0, string(lag.MethodCaughtUp)
+		} else {
+			est := lag.TimeLag(pts, off, now)
+			switch {
+			case !math.IsNaN(est.Seconds):
+				pl.LagSeconds, pl.LagMethod = progress.Double(est.Seconds), string(est.Method)
+			case !m.firstSeen[p].IsZero():
+				pl.LagSeconds, pl.LagMethod = progress.Double(max(0, now.Sub(m.firstSeen[p]).Seconds())), MethodAtLeast
+			default:
+				pl.LagMethod = string(lag.MethodUnknown)
+			}
+		}
+		if h, ok := byPart[p]; ok {
+			pl.Status, pl.Reason = h.Status.String(), h.Reason
+		}
+		li.Records += behind
+		if s := float64(pl.LagSeconds); !math.IsNaN(s) && (math.IsNaN(float64(li.Seconds)) || s > float64(li.Seconds)) {
+			li.Seconds = pl.LagSeconds
+		}
+		if r := lag.Rate(pts, m.cfg.arrivalWindow); !math.IsNaN(r) {
+			arrival, arrivalKnown = arrival+r, true
+		}
+		li.Partitions = append(li.Partitions, pl)
+	}
+	if arrivalKnown {
+		li.ArrivalRowsPerSecond = progress.Double(arrival)
+	}
+	capacity := m.capacity()
+	li.CapacityRowsPerSecond = progress.Double(capacity)
+	eta, never := lag.ETA(float64(li.Records), m.drainRate(capacity), arrival)
+	li.DrainETASeconds = progress.ETA(eta)
+	if never {
+		li.DrainETASeconds = progress.Never()
+	}
+	return li
+}
+
+// capacity is rows per second of batch time over the recent batches; NaN
+// before the first. Callers hold m.mu.
+func (m *Monitor) capacity() float64 {
+	var rows int64
+	var busy time.Duration
+	for _, b := range m.batches {
+		rows += b.rows
+		busy += b.dur
+	}
+	return lag.Capacity(rows, busy)
+}
+
+// drainRate is the rate at which the backlog can shrink: the capacity,
+// capped by the read limit per trigger period when there is one. Callers
+// hold m.mu.
+func (m *Monitor) drainRate(capacity float64) float64 {
+	if m.limit.MaxRows <= 0 || len(m.batches) == 0 {
+		return capacity
+	}
+	var total time.Duration
+	for _, b := range m.batches {
+		total += b.dur
+	}
+	period := max(total/time.Duration(len(m.batches)), m.interval)
+	if period <= 0 {
+		return capacity
+	}
+	limitRate := float64(m.limit.MaxRows) / period.Seconds()
+	if math.IsNaN(capacity) {
+		return limitRate
+	}
+	return min(capacity, limitRate)
+}
+
+// LagSeconds returns the query's current time lag: the largest over
+// partitions, measured now from the last committed offsets against the
+// newest latest-offset samples (0 when caught up or unknown). It suits
+// engine.Config.LagSeconds, which adaptive admission reads before planning
+// each batch; it is cheaper than Snapshot.
+func (m *Monitor) LagSeconds() float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.final != nil && m.final.lag != nil {
+		return finite(float64(m.final.lag.Seconds))
+	}
+	now := m.now()
+	worst := 0.0
+	for p, off := range m.consumed {
+		if h, ok := m.heads[p]; !ok || off >= h.Offset {
+			continue
+		}
+		est := lag.TimeLag(m.points(p), off, now)
+		sec := est.Seconds
+		if math.IsNaN(sec) && !m.firstSeen[p].IsZero() {
+			sec = now.Sub(m.firstSeen[p]).Seconds()
+		}
+		worst = max(worst, finite(sec))
+	}
+	return worst
+}
+
+func finite(f float64) float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return f
+}
+
+// liveState is the query's lag and health at one moment.
+type liveState struct {
+	at         time.Time
+	lag        *progress.LagInfo
+	health     *progress.HealthInfo
+	checkpoint *progress.CheckpointInfo
+	memory     *progress.MemoryInfo
+}
+
+func (m *Monitor) now() time.Time {
+	if m.q != nil && m.q.Config().Clock != nil {
+		return m.q.Config().Clock.Now()
+	}
+	return time.Now()
+}
+
+// live re-evaluates lag and health now, against the newest latest offsets
+// observed, and pushes the result to the metrics. After termination it
+// returns the state frozen at termination.
+func (m *Monitor) live() liveState {
+	m.mu.Lock()
+	if m.final != nil {
+		st := *m.final
+		m.mu.Unlock()
+		return st
+	}
+	q, mq := m.q, m.mq
+	st := liveState{at: m.now()}
+	if m.partitions && m.consumed != nil {
+		latest := make(map[lag.Partition]int64, len(m.planned))
+		heads := make(map[lag.Partition]int64, len(m.heads))
+		for p, off := range m.planned {
+			latest[p] = off
+		}
+		for p, h := range m.heads {
+			heads[p] = h.Offset
+			latest[p] = max(latest[p], h.Offset)
+		}
+		parts, qh := m.tracker.Evaluate(st.at, heads)
+		st.lag = m.lagInfo(m.consumed, latest, parts, st.at)
+		st.health = &progress.HealthInfo{Status: qh.Status.String(), Reason: qh.Reason}
+	} else if m.partitions {
+		st.health = &progress.HealthInfo{Status: lag.StatusErr.String(), Reason: "no committed batch observed yet"}
+	}
+	m.mu.Unlock()
+	if q != nil {
+		st.checkpoint = m.size.get(q.Checkpoint())
+		select {
+		case <-q.Done(): // the source is closed
+		default:
+			st.memory = buffered(q)
+		}
+	}
+	if mq != nil {
+		mq.SetState(&progress.Sluice{Lag: st.lag, Health: st.health, Checkpoint: st.checkpoint, Memory: st.memory})
+	}
+	return st
+}
+
+// Snapshot is what a UI or API shows about a query right now: its status,
+// the newest progress, and lag and health re-evaluated at the moment of
+// the call against the newest latest offsets seen (so a stuck query turns
+// STOP without a new batch). It marshals to JSON.
+type Snapshot struct {
+	ID    string `json:"id"`
+	RunID string `json:"runId"`
+	Name  string `json:"name,omitempty"`
+	// Timestamp is when the snapshot was taken (the termination time once
+	// the query has terminated).
+	Timestamp string          `json:"timestamp"`
+	Status    progress.Status `json:"status"`
+	Active    bool            `json:"active"`
+	Exception string          `json:"exception,omitempty"`
+	// Trigger is e.g. "ProcessingTime(200 ms)" or "AvailableNow".
+	Trigger          string                   `json:"trigger"`
+	BatchesCompleted int64                    `json:"batchesCompleted"`
+	Health           *progress.HealthInfo     `json:"health,omitempty"`
+	Lag              *progress.LagInfo        `json:"lag,omitempty"`
+	Checkpoint       *progress.CheckpointInfo `json:"checkpoint,omitempty"`
+	Memory           *progress.MemoryInfo     `json:"memory,omitempty"`
+	// Limits are the admission settings now in force.
+	Limits *engine.Limits `json:"limits,omitempty"`
+	// Diagnosis names what limited the last batch.
+	Diagnosis    *diagnose.Result   `json:"diagnosis,omitempty"`
+	LastProgress *progress.Progress `json:"lastProgress"`
+}
+
+// Snapshot returns the query's current state (see Snapshot). Before the
+// query started it holds only the last progress (nil) and an
+// "Initializing" status.
+func (m *Monitor) Snapshot() Snapshot {
+	st := m.live()
+	m.mu.Lock()
+	q, trig, exc, terminated, diag := m.q, m.trig, m.exception, m.final != nil, m.diagnosis
+	m.mu.Unlock()
+	snap := Snapshot{
+		Timestamp:    progress.FormatTime(st.at),
+		Status:       progress.Status{Message: progress.MsgInitializingExecution},
+		Health:       st.health,
+		Lag:          st.lag,
+		Checkpoint:   st.checkpoint,
+		Memory:       st.memory,
+		LastProgress: m.recent.Last(),
+	}
+	if q == nil {
+		snap.Timestamp = progress.FormatTime(time.Now())
+		return snap
+	}
+	es := q.Status()
+	snap.ID, snap.RunID, snap.Name = q.ID(), q.RunID(), q.Name()
+	snap.Status = progress.Status{Message: es.Message, IsDataAvailable: es.IsDataAvailable, IsTriggerActive: es.IsTriggerActive}
+	snap.Active = !terminated
+	snap.Exception = exc
+	snap.Trigger = trig.String()
+	snap.BatchesCompleted = q.BatchesCompleted()
+	lim := q.Limits()
+	snap.Limits = &lim
+	if diag != nil {
+		d := *diag
+		snap.Diagnosis = &d
+	}
+	return snap
+}
+
+// sizeCache walks the checkpoint directory at most once per SizeEvery.
+type sizeCache struct {
+	mu    sync.Mutex
+	at    time.Time
+	info  progress.CheckpointInfo
+	valid bool
+}
+
+func (c *sizeCache) get(cp *checkpoint.Checkpoint) *progress.CheckpointInfo {
+	if cp == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := time.Now(); c.at.IsZero() || now.Sub(c.at) >= SizeEvery {
+		c.at = now
+		if b, f, err := cp.Size(); err == nil {
+			c.info, c.valid = progress.CheckpointInfo{Bytes: b, Files: int64(f)}, true
+		}
+	}
+	if !c.valid {
+		return nil
+	}
+	info := c.info
+	return &info
 }

@@ -95,8 +95,8 @@ type TimingInfo struct {
 	// SchedulingDelayMs is how late the batch started compared with its
 	// trigger boundary.
 	SchedulingDelayMs int64 `json:"schedulingDelayMs"`
-	// BusyRatio is the share of wall time spent executing batches over the
-	// recent window (1 = always busy).
+	// BusyRatio is the workers' busy share of the batch: Σ task time ÷
+	// (batch duration × workers). 1 = every worker busy all batch long.
 	BusyRatio Ratio `json:"busyRatio,omitzero"`
 	// TaskSkew is the slowest task's duration over the median task's.
 	TaskSkew Ratio `json:"taskSkew,omitzero"`

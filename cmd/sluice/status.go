@@ -1,0 +1,372 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-stream/sluice/internal/admission"
+	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/internal/source/kafka"
+)
+
+// runStatus prints a query's per-partition lag, like
+// kafka-consumer-groups --describe: the offsets of the last committed batch
+// from the checkpoint against the broker's latest offsets. The checkpoint
+// is read without its lock, so the query may be running or stopped.
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("status", stderr)
+	dir := fs.String("checkpoint", "", "the query's checkpoint directory (required)")
+	bootstrap := fs.String("bootstrap", "", "Kafka bootstrap servers, comma-separated (required)")
+	timeout := fs.Duration("timeout", 15*time.Second, "how long to wait for the broker")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: sluice status --checkpoint DIR --bootstrap HOST:PORT[,HOST:PORT]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if *dir == "" || *bootstrap == "" {
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("--checkpoint and --bootstrap are required")}
+	}
+	st, err := readCheckpointState(*dir)
+	if err != nil {
+		return err
+	}
+	committed, err := kafka.ParseOffsetsJSON(st.Offsets)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", *dir, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	latest, earliest, err := brokerOffsets(ctx, strings.Split(*bootstrap, ","), topicsOf(committed))
+	if err != nil {
+		return err
+	}
+	rows := lagRows(committed, latest, earliest)
+	printStatus(stdout, *dir, st, rows)
+	return nil
+}
+
+// checkpointState is what status needs from a checkpoint directory.
+type checkpointState struct {
+	// ID is the query id from the metadata file ("" if absent).
+	ID string
+	// Committed is the last committed batch; -1 when none is.
+	Committed int64
+	// CommittedAt is the committed batch's logged timestamp.
+	CommittedAt time.Time
+	// Planned is the newest batch in the offsets log (> Committed when a
+	// batch is in flight or was cut short); -1 when there is none.
+	Planned int64
+	// Offsets is the committed batch's source offsets JSON, or the query's
+	// starting offsets when no batch is committed yet.
+	Offsets string
+	// FromStart is true when Offsets are the starting offsets.
+	FromStart bool
+}
+
+// readCheckpointState reads a checkpoint directory read-only, without the
+// lock a running query holds: the highest commits/N, the source offsets of
+// offsets/N, the query id, and the newest offsets/M. Batch files are
+// written atomically and purged oldest first, so a concurrent query never
+// shows a torn file; a commit whose offsets file vanished in between is
+// retried.
+func readCheckpointState(dir string) (*checkpointState, error) {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("checkpoint %s: not a directory", dir)
+	}
+	st := &checkpointState{Committed: -1, Planned: -1}
+	if b, err := os.ReadFile(filepath.Join(dir, "metadata")); err == nil {
+		var md struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(bytes.TrimSpace(b), &md); err != nil {
+			return nil, fmt.Errorf("checkpoint %s: metadata: %w", dir, err)
+		}
+		st.ID = md.ID
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	planned, err := batchIDs(filepath.Join(dir, "offsets"))
+	if err != nil {
+		return nil, err
+	}
+	if len(planned) > 0 {
+		st.Planned = planned[len(planned)-1]
+	}
+	var missing error
+	for attempt := 0; attempt < 3; attempt++ {
+		commits, err := batchIDs(filepath.Join(dir, "commits"))
+		if err != nil {
+			return nil, err
+		}
+		if len(commits) == 0 {
+			break
+		}
+		id := commits[len(commits)-1]
+		path := filepath.Join(dir, "offsets", strconv.FormatInt(id, 10))
+		data, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			missing = fmt.Errorf("checkpoint %s: batch %d is committed but its offsets file is missing: %w", dir, id, err)
+			continue // purged between listing and reading, or damaged
+		}
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint: %w", err)
+		}
+		tsMs, offs, err := parseOffsetsFile(data)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint %s: %w", path, err)
+		}
+		st.Committed, st.CommittedAt, st.Offsets = id, time.UnixMilli(tsMs), offs
+		st.Planned = max(st.Planned, id)
+		return st, nil
+	}
+	if missing != nil {
+		return nil, missing
+	}
+	path := filepath.Join(dir, "sources", "0", "0")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("checkpoint %s: no committed batch and no starting offsets: the query has not started on this directory", dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	offs, err := parseSourceInitial(data)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	st.Offsets, st.FromStart = offs, true
+	return st, nil
+}
+
+// batchIDs lists the batch files of a log directory, ascending; names that
+// are not canonical decimal numbers (temp files) are skipped. A missing
+// directory is empty.
+func batchIDs(dir string) ([]int64, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: list %s: %w", dir, err)
+	}
+	var ids []int64
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || n == "" || n[0] < '0' || n[0] > '9' {
+			continue
+		}
+		id, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || strconv.FormatInt(id, 10) != n {
+			continue
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// parseOffsetsFile parses an offsets/N file: a "v1" line, the batch
+// metadata JSON, then one offset line per source. It returns the batch
+// timestamp and the first source's offsets.
+func parseOffsetsFile(data []byte) (timestampMs int64, offsets string, err error) {
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if err := checkLogVersion(lines[0]); err != nil {
+		return 0, "", err
+	}
+	if len(lines) < 3 {
+		return 0, "", fmt.Errorf("want a version line, batch metadata and a source offset, got %d lines", len(lines))
+	}
+	var md struct {
+		BatchTimestampMs int64 `json:"batchTimestampMs"`
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &md); err != nil {
+		return 0, "", fmt.Errorf("line 2: batch metadata: %w", err)
+	}
+	src := lines[2]
+	if src == "-" {
+		return 0, "", errors.New("line 3: the source has no offset")
+	}
+	if !json.Valid([]byte(src)) {
+		return 0, "", fmt.Errorf("line 3: source offset is not valid JSON")
+	}
+	return md.BatchTimestampMs, src, nil
+}
+
+// parseSourceInitial parses sources/0/0: a zero byte, "v1\n" and the JSON,
+// or (Spark 2.1) the bare JSON.
+func parseSourceInitial(data []byte) (string, error) {
+	body := data
+	if len(data) > 0 && data[0] == 0 {
+		line, rest, ok := bytes.Cut(data[1:], []byte("\n"))
+		if !ok {
+			return "", errors.New("no version line after the leading zero byte")
+		}
+		if err := checkLogVersion(string(line)); err != nil {
+			return "", err
+		}
+		body = rest
+	}
+	body = bytes.TrimSpace(body)
+	if !json.Valid(body) {
+		return "", errors.New("starting offsets are not valid JSON")
+	}
+	return string(body), nil
+}
+
+func checkLogVersion(line string) error {
+	if len(line) < 2 || line[0] != 'v' {
+		return fmt.Errorf("line 1: want a version line like \"v1\", got %q", line)
+	}
+	v, err := strconv.Atoi(line[1:])
+	if err != nil || v < 1 {
+		return fmt.Errorf("line 1: malformed version line %q", line)
+	}
+	if v > 1 {
+		return fmt.Errorf("line 1: unsupported log version v%d (this build reads v1)", v)
+	}
+	return nil
+}
+
+func topicsOf(o map[admission.TopicPartition]int64) []string {
+	var out []string
+	for tp := range o {
+		if !slices.Contains(out, tp.Topic) {
+			out = append(out, tp.Topic)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// brokerOffsets lists the latest (end) and earliest offsets of topics.
+func brokerOffsets(ctx context.Context, seeds, topics []string) (latest, earliest map[admission.TopicPartition]int64, err error) {
+	latest, earliest = map[admission.TopicPartition]int64{}, map[admission.TopicPartition]int64{}
+	if len(topics) == 0 {
+		return latest, earliest, nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafka client for %s: %w", strings.Join(seeds, ","), err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for _, l := range []struct {
+		into map[admission.TopicPartition]int64
+		list func(context.Context, ...string) (kadm.ListedOffsets, error)
+		what string
+	}{{latest, adm.ListEndOffsets, "latest"}, {earliest, adm.ListStartOffsets, "earliest"}} {
+		listed, err := l.list(ctx, topics...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list %s offsets of %s from %s: %w", l.what, strings.Join(topics, ","), strings.Join(seeds, ","), err)
+		}
+		listed.Each(func(lo kadm.ListedOffset) {
+			if lo.Err == nil {
+				l.into[admission.TopicPartition{Topic: lo.Topic, Partition: lo.Partition}] = lo.Offset
+			}
+		})
+	}
+	return latest, earliest, nil
+}
+
+// lagRow is one line of the status table. A negative offset is unknown.
+type lagRow struct {
+	tp                admission.TopicPartition
+	committed, latest int64
+	lag               int64 // -1 when unknown
+}
+
+// lagRows joins the committed and latest offsets per partition. A partition
+// the broker has but the checkpoint lacks (added since) has no committed
+// offset; the query will read it from its earliest offset, so that is what
+// its lag counts from. A partition the broker no longer has has no latest
+// offset and no lag.
+func lagRows(committed, latest, earliest map[admission.TopicPartition]int64) []lagRow {
+	keys := map[admission.TopicPartition]bool{}
+	for tp := range committed {
+		keys[tp] = true
+	}
+	for tp := range latest {
+		keys[tp] = true
+	}
+	var rows []lagRow
+	for tp := range keys {
+		r := lagRow{tp: tp, committed: -1, latest: -1, lag: -1}
+		c, hasC := committed[tp]
+		l, hasL := latest[tp]
+		if hasC {
+			r.committed = c
+		}
+		if hasL {
+			r.latest = l
+		}
+		switch {
+		case hasC && hasL:
+			r.lag = max(0, l-c)
+		case hasL:
+			r.lag = max(0, l-earliest[tp])
+		}
+		rows = append(rows, r)
+	}
+	slices.SortFunc(rows, func(a, b lagRow) int { return a.tp.Compare(b.tp) })
+	return rows
+}
+
+func printStatus(w io.Writer, dir string, st *checkpointState, rows []lagRow) {
+	id := st.ID
+	if id == "" {
+		id = "(unknown)"
+	}
+	fmt.Fprintf(w, "Query %s, checkpoint %s\n", id, dir)
+	switch {
+	case st.FromStart:
+		fmt.Fprintln(w, "No batch committed yet: COMMITTED-OFFSET shows the starting offsets.")
+	default:
+		fmt.Fprintf(w, "Last committed batch %d at %s.\n", st.Committed, progress.FormatTime(st.CommittedAt))
+	}
+	if st.Planned > st.Committed {
+		fmt.Fprintf(w, "Batch %d is planned but not committed (running, or cut short and re-run on restart).\n", st.Planned)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED-OFFSET\tLATEST-OFFSET\tLAG")
+	num := func(v int64) string {
+		if v < 0 {
+			return "-"
+		}
+		return strconv.FormatInt(v, 10)
+	}
+	var tc, tl, tlag int64
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", r.tp.Topic, r.tp.Partition, num(r.committed), num(r.latest), num(r.lag))
+		tc += max(r.committed, 0)
+		tl += max(r.latest, 0)
+		tlag += max(r.lag, 0)
+	}
+	fmt.Fprintf(tw, "TOTAL\t-\t%d\t%d\t%d\n", tc, tl, tlag)
+	tw.Flush()
+}
