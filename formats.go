@@ -15,6 +15,8 @@ import (
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/sink/console"
+	"github.com/sluice-stream/sluice/internal/sink/delta"
+	filesink "github.com/sluice-stream/sluice/internal/sink/file"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
 	"github.com/sluice-stream/sluice/internal/sink/noop"
 	"github.com/sluice-stream/sluice/internal/sink/slow"
@@ -29,7 +31,7 @@ import (
 var SourceFormats = []string{"kafka", "rate", "rate-micro-batch", "socket", "text", "json", "csv"}
 
 // SinkFormats lists the sink formats sluice knows.
-var SinkFormats = []string{"console", "noop", "memory"}
+var SinkFormats = []string{"console", "noop", "memory", "parquet", "json", "csv", "delta"}
 
 func unknownFormat(kind, format string, known []string) error {
 	msg := fmt.Sprintf("unknown %s format %q", kind, format)
@@ -139,16 +141,31 @@ func newSource(spec sourceSpec, checkpointDir string, log *slog.Logger) (source.
 var queryOptions = []string{"checkpointLocation", "sluice.workers", "queryName", "sluice.memory.budget",
 	"sluice.sink.delayPerRow", "sluice.sink.delayPerBatch"}
 
-// sinkOptions lists each sink's own options.
+// sinkOptions lists each sink's own options; nil means the sink checks
+// its own (file and Delta sinks do, naming the option and the allowed ones).
 var sinkOptions = map[string][]string{
 	"console": {"numRows", "truncate"},
 	"noop":    {},
 	"memory":  {},
+	"parquet": filesink.KnownOptions("parquet"),
+	"json":    filesink.KnownOptions("json"),
+	"csv":     filesink.KnownOptions("csv"),
+	"delta":   delta.KnownOptions,
 }
 
-// newSink creates a sink from its format and options; stdout is where the
-// console sink prints.
-func newSink(format string, opts map[string]string, stdout io.Writer) (sink.Sink, error) {
+// sinkEnv is what creating a sink may need besides its options.
+type sinkEnv struct {
+	stdout  io.Writer // where the console sink prints (default os.Stdout)
+	queryID string    // the checkpoint's query id (Delta txn appId, Kafka transactional id)
+	log     *slog.Logger
+	// validateOnly checks options without creating anything on disk or on
+	// the network.
+	validateOnly bool
+}
+
+// newSink creates a sink from its format and options. Query-level options
+// (checkpointLocation, sluice.*) are taken out before the sink sees them.
+func newSink(format string, opts map[string]string, env sinkEnv) (sink.Sink, error) {
 	f := strings.ToLower(format)
 	known, ok := sinkOptions[f]
 	if !ok {
@@ -157,9 +174,11 @@ func newSink(format string, opts map[string]string, stdout io.Writer) (sink.Sink
 	if err := options.New(opts).CheckKnown(f+" sink", slices.Concat(known, queryOptions)); err != nil {
 		return nil, err
 	}
-	inner, err := newInnerSink(f, opts, stdout)
-	if err != nil {
-		return nil, err
+	own := map[string]string{}
+	for k, v := range opts {
+		if !containsFold(queryOptions, k) {
+			own[k] = v
+		}
 	}
 	o := options.New(opts)
 	perRow, err := o.Duration("sluice.sink.delayPerRow", 0)
@@ -170,21 +189,47 @@ func newSink(format string, opts map[string]string, stdout io.Writer) (sink.Sink
 	if err != nil {
 		return nil, err
 	}
+	if env.validateOnly {
+		switch f {
+		case "parquet", "json", "csv":
+			_, err := filesink.ParseOptions(f, own)
+			return nil, err
+		case "delta":
+			_, err := filesink.ParseOptions("parquet", own)
+			return nil, err
+		}
+		env.stdout = io.Discard
+	}
+	inner, err := newInnerSink(f, own, env)
+	if err != nil {
+		return nil, err
+	}
 	if perRow > 0 || perBatch > 0 {
 		return slow.Wrap(inner, perRow, perBatch), nil
 	}
 	return inner, nil
 }
 
-func newInnerSink(f string, opts map[string]string, stdout io.Writer) (sink.Sink, error) {
+func newInnerSink(f string, opts map[string]string, env sinkEnv) (sink.Sink, error) {
 	switch f {
 	case "console":
-		if stdout == nil {
-			stdout = os.Stdout
+		if env.stdout == nil {
+			env.stdout = os.Stdout
 		}
-		return console.New(stdout, opts)
+		return console.New(env.stdout, opts)
 	case "noop":
 		return noop.New(), nil
+	case "parquet", "json", "csv":
+		s, err := filesink.New(f, opts)
+		if err != nil {
+			return nil, err
+		}
+		if env.log != nil {
+			s.SetLogger(env.log)
+		}
+		return s, nil
+	case "delta":
+		return delta.New(opts, env.queryID)
 	}
 	return memory.New(), nil
 }

@@ -73,11 +73,11 @@ func (s *Session) pipeline(f *pipeline.File) (*DataStreamWriter, error) {
 	case pipeline.TriggerOnce:
 		w.Trigger(Once())
 	}
-	if _, err := newSink(f.Sink.Format, f.Sink.Options, nil); err != nil {
+	if _, err := newSink(f.Sink.Format, f.Sink.Options, sinkEnv{validateOnly: true}); err != nil {
 		return nil, f.Errorf(f.Sink.Line, "sink: %v", err)
 	}
 	if f.DeadLetter != nil {
-		if _, err := newSink(f.DeadLetter.Format, f.DeadLetter.Options, nil); err != nil {
+		if _, err := newSink(f.DeadLetter.Format, f.DeadLetter.Options, sinkEnv{validateOnly: true}); err != nil {
 			return nil, f.Errorf(f.DeadLetter.Line, "deadLetter: %v", err)
 		}
 		w.DeadLetter(f.DeadLetter.Format, f.DeadLetter.Options)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sluice-stream/sluice/internal/checkpoint"
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/monitor"
 	"github.com/sluice-stream/sluice/internal/options"
@@ -135,22 +136,15 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 	if err != nil {
 		return nil, err
 	}
-	ansi := strings.EqualFold(s.conf["spark.sql.ansi.enabled"], "true")
-	var dlSink sink.Sink
+	// Check every sink option before anything is created.
+	if _, err := newSink(w.format, w.options, sinkEnv{validateOnly: true}); err != nil {
+		return nil, err
+	}
 	if w.deadLetter != nil {
-		if dlSink, err = newSink(w.deadLetter.format, w.deadLetter.options, w.stdout); err != nil {
+		if _, err := newSink(w.deadLetter.format, w.deadLetter.options, sinkEnv{validateOnly: true}); err != nil {
 			return nil, fmt.Errorf("dead-letter sink: %w", err)
 		}
 	}
-	if tr != nil {
-		tr.ansi = ansi
-		tr.routeErrors = dlSink != nil
-	}
-	sk, err := newSink(w.format, w.options, w.stdout)
-	if err != nil {
-		return nil, err
-	}
-	sk0 := sk
 	opts := options.New(w.options)
 	chk := opts.String("checkpointLocation", s.conf["spark.sql.streaming.checkpointLocation"])
 	var tempChk string
@@ -164,6 +158,27 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 		chk = tempChk
 		s.logger.Warn("no checkpointLocation given; using a temporary checkpoint that is deleted when the query stops", "dir", chk)
 	}
+	queryID, err := checkpoint.QueryID(chk)
+	if err != nil {
+		return nil, err
+	}
+	env := sinkEnv{stdout: w.stdout, queryID: queryID, log: s.logger}
+	ansi := strings.EqualFold(s.conf["spark.sql.ansi.enabled"], "true")
+	var dlSink sink.Sink
+	if w.deadLetter != nil {
+		if dlSink, err = newSink(w.deadLetter.format, w.deadLetter.options, env); err != nil {
+			return nil, fmt.Errorf("dead-letter sink: %w", err)
+		}
+	}
+	if tr != nil {
+		tr.ansi = ansi
+		tr.routeErrors = dlSink != nil
+	}
+	sk, err := newSink(w.format, w.options, env)
+	if err != nil {
+		return nil, err
+	}
+	sk0 := sk
 	workers, err := opts.Int64("sluice.workers", 0, 0)
 	if err != nil {
 		return nil, err

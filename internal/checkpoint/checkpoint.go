@@ -328,3 +328,20 @@ func (c *Checkpoint) Size() (bytes int64, files int, err error) {
 func isTempName(name string) bool {
 	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")
 }
+
+// QueryID returns the id of the query that owns the checkpoint at dir,
+// creating the checkpoint (and its id) if it does not exist yet. Sinks that
+// key their idempotence on the query id (Delta's txn appId, Kafka's
+// transactional id) need it before the query starts. It takes the lock
+// briefly, so it fails like Open when another query holds the checkpoint.
+func QueryID(dir string) (string, error) {
+	c, err := Open(dir)
+	if err != nil {
+		return "", err
+	}
+	id := c.ID()
+	if err := c.Close(); err != nil {
+		return "", err
+	}
+	return id, nil
+}

@@ -1,0 +1,267 @@
+package delta
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// LogDir is the name of the log directory under the table root.
+const LogDir = "_delta_log"
+
+const (
+	lastCheckpointFile = "_last_checkpoint"
+	commitSuffix       = ".json"
+	checkpointSuffix   = ".checkpoint.parquet"
+	// tombstoneRetention is how long removed files stay in checkpoints
+	// (delta.deletedFileRetentionDuration's default, one week).
+	tombstoneRetention = 7 * 24 * time.Hour
+)
+
+func commitName(v int64) string     { return fmt.Sprintf("%020d%s", v, commitSuffix) }
+func checkpointName(v int64) string { return fmt.Sprintf("%020d%s", v, checkpointSuffix) }
+
+// state is a table snapshot: the result of replaying the log up to
+// version.
+type state struct {
+	version    int64 // -1: no table
+	protocol   *protocolAction
+	meta       *metaDataAction
+	txns       map[string]txnAction
+	files      map[string]addAction    // live files by path
+	tombstones map[string]removeAction // removed files by path
+}
+
+func newState() *state {
+	return &state{version: -1, txns: map[string]txnAction{}, files: map[string]addAction{}, tombstones: map[string]removeAction{}}
+}
+
+// apply reconciles one action into the state, as PROTOCOL.md's action
+// reconciliation says: the latest protocol, metaData and txn per appId
+// win; an add or remove of a path replaces earlier ones.
+func (s *state) apply(a actionIn) {
+	switch {
+	case a.Protocol != nil:
+		s.protocol = a.Protocol
+	case a.MetaData != nil:
+		s.meta = a.MetaData
+	case a.Txn != nil:
+		s.txns[a.Txn.AppID] = *a.Txn
+	case a.Add != nil:
+		s.files[a.Add.Path] = *a.Add
+		delete(s.tombstones, a.Add.Path)
+	case a.Remove != nil:
+		delete(s.files, a.Remove.Path)
+		s.tombstones[a.Remove.Path] = *a.Remove
+	}
+}
+
+// logListing is what a listing of the log directory found.
+type logListing struct {
+	commits     []int64 // sorted
+	checkpoints []int64 // single-file classic checkpoints, sorted
+}
+
+func (l logListing) latest() int64 {
+	v := int64(-1)
+	if n := len(l.commits); n > 0 {
+		v = l.commits[n-1]
+	}
+	if n := len(l.checkpoints); n > 0 {
+		v = max(v, l.checkpoints[n-1])
+	}
+	return v
+}
+
+func (l logListing) hasCommit(v int64) bool {
+	_, ok := slices.BinarySearch(l.commits, v)
+	return ok
+}
+
+// listDeltaLog lists dir; a missing dir is an empty log.
+func listDeltaLog(dir string) (logListing, error) {
+	var l logListing
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return l, nil
+	}
+	if err != nil {
+		return l, fmt.Errorf("listing delta log: %w", err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		switch {
+		case strings.HasSuffix(name, checkpointSuffix):
+			if v, ok := parseVersion(strings.TrimSuffix(name, checkpointSuffix)); ok {
+				l.checkpoints = append(l.checkpoints, v)
+			}
+		case strings.HasSuffix(name, commitSuffix):
+			if v, ok := parseVersion(strings.TrimSuffix(name, commitSuffix)); ok {
+				l.commits = append(l.commits, v)
+			}
+		}
+	}
+	slices.Sort(l.commits)
+	slices.Sort(l.checkpoints)
+	return l, nil
+}
+
+// parseVersion accepts exactly 20 digits.
+func parseVersion(s string) (int64, bool) {
+	if len(s) != 20 {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	return v, err == nil && v >= 0
+}
+
+// readCommit reads and parses commit v.
+func readCommit(dir string, v int64) ([]actionIn, error) {
+	data, err := os.ReadFile(filepath.Join(dir, commitName(v)))
+	if err != nil {
+		return nil, fmt.Errorf("reading delta log version %d: %w", v, err)
+	}
+	acts, err := decodeActions(data)
+	if err != nil {
+		return nil, fmt.Errorf("delta log version %d: %w", v, err)
+	}
+	return acts, nil
+}
+
+// applyCommits replays commits s.version+1 .. through onto s. Every one
+// must be present.
+func (s *state) applyCommits(dir string, l logListing, through int64) error {
+	for v := s.version + 1; v <= through; v++ {
+		if !l.hasCommit(v) {
+			return fmt.Errorf("delta log is missing version %d (latest is %d)", v, through)
+		}
+		acts, err := readCommit(dir, v)
+		if err != nil {
+			return err
+		}
+		for _, a := range acts {
+			s.apply(a)
+		}
+		s.version = v
+	}
+	return nil
+}
+
+// update brings s up to the latest version in dir by replaying the
+// commits after s.version.
+func (s *state) update(dir string) error {
+	l, err := listDeltaLog(dir)
+	if err != nil {
+		return err
+	}
+	latest := l.latest()
+	if latest < s.version {
+		return fmt.Errorf("delta log went back from version %d to %d", s.version, latest)
+	}
+	return s.applyCommits(dir, l, latest)
+}
+
+// lastCheckpoint is the content of _delta_log/_last_checkpoint.
+type lastCheckpoint struct {
+	Version       int64  `json:"version"`
+	Size          int64  `json:"size"`
+	SizeInBytes   *int64 `json:"sizeInBytes,omitempty"`
+	NumOfAddFiles *int64 `json:"numOfAddFiles,omitempty"`
+}
+
+// readLastCheckpoint returns the version _last_checkpoint points at, or
+// -1 when it is missing or unreadable (it is only a hint).
+func readLastCheckpoint(dir string) int64 {
+	data, err := os.ReadFile(filepath.Join(dir, lastCheckpointFile))
+	if err != nil {
+		return -1
+	}
+	var lc lastCheckpoint
+	if json.Unmarshal(data, &lc) != nil {
+		return -1
+	}
+	return lc.Version
+}
+
+// loadState replays the log in dir from scratch. With useCheckpoints it
+// starts from the newest readable checkpoint (the one _last_checkpoint
+// names first, then others newest first) and falls back to replaying
+// every commit from version 0.
+func loadState(dir string, useCheckpoints bool) (*state, error) {
+	l, err := listDeltaLog(dir)
+	if err != nil {
+		return nil, err
+	}
+	latest := l.latest()
+	if latest < 0 {
+		return newState(), nil
+	}
+	var candidates []int64
+	if useCheckpoints {
+		if hint := readLastCheckpoint(dir); hint >= 0 && hint <= latest && slices.Contains(l.checkpoints, hint) {
+			candidates = append(candidates, hint)
+		}
+		for i := len(l.checkpoints) - 1; i >= 0; i-- {
+			if v := l.checkpoints[i]; !slices.Contains(candidates, v) {
+				candidates = append(candidates, v)
+			}
+		}
+	}
+	var errs []error
+	for _, cp := range candidates {
+		s, err := readCheckpoint(filepath.Join(dir, checkpointName(cp)))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.version = cp
+		if err := s.applyCommits(dir, l, latest); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		return s, nil
+	}
+	s := newState()
+	if err := s.applyCommits(dir, l, latest); err != nil {
+		return nil, errors.Join(append(errs, err)...)
+	}
+	return s, nil
+}
+
+// Snapshot replays the Delta table at path (using its latest checkpoint
+// when there is one) and returns its live data files (paths relative to
+// the table root, URI-decoded, sorted), the latest transaction version per
+// application id (streaming query id), and the table version. A path
+// without a log has version -1 and no files.
+func Snapshot(path string) (files []string, txn map[string]int64, version int64, err error) {
+	return snapshot(path, true)
+}
+
+func snapshot(path string, useCheckpoints bool) ([]string, map[string]int64, int64, error) {
+	s, err := loadState(filepath.Join(path, LogDir), useCheckpoints)
+	if err != nil {
+		return nil, nil, -1, err
+	}
+	files := make([]string, 0, len(s.files))
+	for p := range s.files {
+		dec, err := url.PathUnescape(p)
+		if err != nil {
+			return nil, nil, -1, fmt.Errorf("delta log: bad file path %q: %w", p, err)
+		}
+		files = append(files, dec)
+	}
+	slices.Sort(files)
+	txn := make(map[string]int64, len(s.txns))
+	for id, t := range s.txns {
+		txn[id] = t.Version
+	}
+	return files, txn, s.version, nil
+}

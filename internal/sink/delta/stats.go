@@ -1,0 +1,120 @@
+package delta
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/parquetio"
+	"github.com/sluice-stream/sluice/internal/sink/file"
+)
+
+// statsPrefixLength is how many characters of a string min/max Delta
+// keeps (delta.dataSkippingStringPrefixLength's default).
+const statsPrefixLength = 32
+
+// statsJSON renders a file's statistics as the JSON string of add.stats:
+// numRecords, then minValues, maxValues and nullCount by column. Columns
+// of type Headers get none. Min/max are left out where they could mislead
+// a reader: all-null columns, booleans and binary (Delta keeps none),
+// doubles with NaN or infinities, strings that are not UTF-8, and the
+// max of strings longer than the prefix Delta keeps. Timestamps are
+// written in milliseconds, the min rounded down and the max up, so both
+// stay bounds.
+func statsJSON(fields []batch.Field, rows int64, stats []parquetio.ColumnStats) string {
+	buf := []byte(`{"numRecords":`)
+	buf = strconv.AppendInt(buf, rows, 10)
+	var mins, maxs, nulls []byte
+	for i, f := range fields {
+		if i >= len(stats) || f.Type == batch.Headers {
+			continue
+		}
+		st := stats[i]
+		nulls = appendKey(nulls, f.Name)
+		nulls = strconv.AppendInt(nulls, st.NullCount, 10)
+		if !st.HasMinMax {
+			continue
+		}
+		switch f.Type {
+		case batch.Int, batch.Long:
+			mins = strconv.AppendInt(appendKey(mins, f.Name), st.MinInt, 10)
+			maxs = strconv.AppendInt(appendKey(maxs, f.Name), st.MaxInt, 10)
+		case batch.Date:
+			mins = appendQuoted(appendKey(mins, f.Name), file.AppendDate(nil, st.MinInt))
+			maxs = appendQuoted(appendKey(maxs, f.Name), file.AppendDate(nil, st.MaxInt))
+		case batch.Timestamp:
+			lo := floorDiv(st.MinInt, 1000)
+			hi := -floorDiv(-st.MaxInt, 1000) // ceiling
+			mins = appendQuoted(appendKey(mins, f.Name), time.UnixMilli(lo).UTC().AppendFormat(nil, "2006-01-02T15:04:05.000Z"))
+			maxs = appendQuoted(appendKey(maxs, f.Name), time.UnixMilli(hi).UTC().AppendFormat(nil, "2006-01-02T15:04:05.000Z"))
+		case batch.Double:
+			if st.NaN || math.IsInf(st.MinFloat, 0) || math.IsInf(st.MaxFloat, 0) {
+				continue
+			}
+			mins = file.AppendJavaDouble(appendKey(mins, f.Name), st.MinFloat)
+			maxs = file.AppendJavaDouble(appendKey(maxs, f.Name), st.MaxFloat)
+		case batch.String:
+			if !utf8.Valid(st.MinBytes) || !utf8.Valid(st.MaxBytes) {
+				continue
+			}
+			mins = appendJSONStr(appendKey(mins, f.Name), prefix(st.MinBytes))
+			if utf8.RuneCount(st.MaxBytes) <= statsPrefixLength {
+				maxs = appendJSONStr(appendKey(maxs, f.Name), st.MaxBytes)
+			}
+		}
+	}
+	for _, part := range []struct {
+		name string
+		body []byte
+	}{{"minValues", mins}, {"maxValues", maxs}, {"nullCount", nulls}} {
+		if len(part.body) == 0 {
+			continue
+		}
+		buf = append(buf, `,"`...)
+		buf = append(buf, part.name...)
+		buf = append(buf, `":{`...)
+		buf = append(buf, part.body[1:]...) // drop the leading comma
+		buf = append(buf, '}')
+	}
+	return string(append(buf, '}'))
+}
+
+func appendKey(dst []byte, name string) []byte {
+	dst = append(dst, ',')
+	dst = appendJSONStr(dst, []byte(name))
+	return append(dst, ':')
+}
+
+func appendQuoted(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+func appendJSONStr(dst, s []byte) []byte {
+	b, _ := json.Marshal(string(s)) // cannot fail for a string
+	return append(dst, b...)
+}
+
+// prefix returns the first statsPrefixLength characters of s.
+func prefix(s []byte) []byte {
+	n := 0
+	for i := range string(s) {
+		if n == statsPrefixLength {
+			return s[:i]
+		}
+		n++
+	}
+	return s
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}

@@ -1,0 +1,57 @@
+// Package file is Spark's file sink: each batch's rows become Parquet, JSON
+// lines or CSV files under an output directory, and a metadata log in
+// <path>/_spark_metadata records which files each committed batch added,
+// so that readers see every committed row exactly once.
+//
+// # Writing
+//
+// Every task writes its own files, named like Spark's
+// part-<task:%05d>-<uuid>.c<seq:%03d><ext> (ext ".snappy.parquet",
+// ".zstd.parquet", ".gz.parquet", ".parquet", ".json", ".json.gz", ".csv",
+// ".csv.gz"), in Hive-style directories col=value/ when partitionBy is set
+// (partition columns are not stored in the files; null and empty values go
+// to col=__HIVE_DEFAULT_PARTITION__; values are escaped as Spark escapes
+// them). A file is written under a hidden temporary name and renamed once
+// complete and fsynced. A task's Close returns the list of its files as its
+// commit message; Abort deletes them.
+//
+// Parquet files follow the mapping of package parquetio. JSON files hold
+// one object per row as Spark's JSON writer does: null fields omitted,
+// timestamps in ISO-8601 UTC with microseconds (2024-05-01T12:00:00.000001Z),
+// dates as yyyy-MM-dd, binary as base64, doubles like Java. CSV files follow
+// Spark's defaults: no header unless header=true, "," separator, nulls as
+// empty fields, the empty string as "", values quoted when they hold the
+// separator, a quote, a backslash or a line break, with quotes and
+// backslashes inside escaped by a backslash. Unlike Spark, leading and
+// trailing spaces are kept. CSV cannot hold binary or headers columns.
+//
+// # The metadata log
+//
+// The log is the format of Spark's FileStreamSinkLog. Batch N is recorded
+// in the file _spark_metadata/N; its first line is the version "v1", then
+// one JSON object per data file:
+//
+//	v1
+//	{"path":"file:///out/part-00000-<uuid>.c000.snappy.parquet","size":1234,"isDir":false,"modificationTime":1714564800000,"blockReplication":1,"blockSize":33554432,"action":"add"}
+//
+// path is the file's absolute file: URI (percent-encoded), size its length
+// in bytes and modificationTime its mtime in milliseconds. Every tenth
+// batch (N+1 divisible by CompactInterval) is written as N.compact instead,
+// holding the entries of all committed batches so far; readers start from
+// the latest compact file and add the batch files after it. Log files
+// older than the previous compaction are deleted after a compaction. A
+// "delete" action (which Spark may write) removes an earlier entry of the
+// same path.
+//
+// A log file is created atomically: written to a hidden temporary file,
+// fsynced, hard-linked to its final name (which fails if the name exists)
+// and the directory fsynced. Commit is idempotent per batch id: when the
+// log already has that batch (or a later one), the batch is skipped
+// ("Skipping already committed batch") and the files written by the
+// replayed attempt are deleted. Tasks of a batch known to be committed
+// write nothing at all.
+//
+// ReadLog returns the files a reader should see. Data files not in the log
+// (left by a crashed attempt) are never listed; a plain directory listing
+// may see them, as with Spark.
+package file

@@ -1,0 +1,362 @@
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/parquetio"
+	"github.com/sluice-stream/sluice/internal/sink"
+)
+
+// Option names.
+const (
+	OptPath              = "path"
+	OptPartitionBy       = "partitionBy"
+	OptCompression       = "compression"
+	OptHeader            = "header"
+	OptSep               = "sep"
+	OptMaxRecordsPerFile = "maxRecordsPerFile"
+	OptRowGroupBytes     = "sluice.parquet.rowGroupBytes"
+)
+
+// engineOptions are writer options the engine consumes; a sink accepts
+// and ignores them.
+var engineOptions = []string{"checkpointLocation", "queryName", "sluice.workers"}
+
+// KnownOptions returns the options a sink of format accepts (besides the
+// engine's own, such as checkpointLocation).
+func KnownOptions(format string) []string {
+	common := []string{OptPath, OptPartitionBy, OptCompression, OptMaxRecordsPerFile}
+	switch strings.ToLower(format) {
+	case Parquet:
+		return append(common, OptRowGroupBytes)
+	case CSV:
+		return append(common, OptHeader, OptSep)
+	}
+	return common
+}
+
+// Config is a parsed set of file sink options.
+type Config struct {
+	Format            string
+	Path              string // absolute
+	PartitionBy       []string
+	Compression       string // canonical name
+	Header            bool
+	Sep               string
+	MaxRecordsPerFile int64
+	RowGroupBytes     int64
+}
+
+// ParseOptions parses and checks the options of a sink writing format.
+func ParseOptions(format string, opts map[string]string) (Config, error) {
+	f := strings.ToLower(strings.TrimSpace(format))
+	switch f {
+	case Parquet, JSON, CSV:
+	default:
+		return Config{}, &options.Error{Option: "format", Value: format, Allowed: "allowed: parquet, json, csv"}
+	}
+	o := options.New(opts)
+	if err := o.CheckKnown(f+" sink", append(KnownOptions(f), engineOptions...)); err != nil {
+		return Config{}, err
+	}
+	c := Config{Format: f}
+	p, ok := o.Get(OptPath)
+	if !ok || strings.TrimSpace(p) == "" {
+		return Config{}, &options.Error{Option: OptPath, Allowed: "required: the output directory"}
+	}
+	if strings.HasPrefix(p, "file:") {
+		local, err := pathOfURI(p)
+		if err != nil {
+			return Config{}, &options.Error{Option: OptPath, Value: p, Allowed: "allowed: a local directory or file: URI"}
+		}
+		p = local
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return Config{}, fmt.Errorf("option %q: %w", OptPath, err)
+	}
+	c.Path = abs
+	c.PartitionBy, err = ParsePartitionBy(o.String(OptPartitionBy, ""))
+	if err != nil {
+		return Config{}, err
+	}
+	if f == Parquet {
+		c.Compression, err = o.Enum(OptCompression, "snappy", parquetio.Compressions...)
+	} else {
+		c.Compression, err = o.Enum(OptCompression, "none", "none", "uncompressed", "gzip")
+	}
+	if err != nil {
+		return Config{}, err
+	}
+	if c.Header, err = o.Bool(OptHeader, false); err != nil {
+		return Config{}, err
+	}
+	c.Sep = o.String(OptSep, ",")
+	if c.Sep == "" || strings.ContainsAny(c.Sep, "\"\\\r\n") {
+		return Config{}, &options.Error{Option: OptSep, Value: c.Sep, Allowed: "allowed: a non-empty separator without quotes, backslashes or line breaks"}
+	}
+	if c.MaxRecordsPerFile, err = o.Int64(OptMaxRecordsPerFile, 0, 0); err != nil {
+		return Config{}, err
+	}
+	if c.RowGroupBytes, err = o.Int64(OptRowGroupBytes, parquetio.DefaultRowGroupBytes, 1<<10); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// ParsePartitionBy splits a comma-separated partitionBy option.
+func ParsePartitionBy(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			return nil, &options.Error{Option: OptPartitionBy, Value: s, Allowed: "allowed: comma-separated column names"}
+		}
+		for _, q := range out {
+			if strings.EqualFold(p, q) {
+				return nil, &options.Error{Option: OptPartitionBy, Value: s, Allowed: fmt.Sprintf("column %q is listed twice", p)}
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Sink is the file sink. Create it with New.
+type Sink struct {
+	cfg    Config
+	logDir string
+	ext    string
+	pq     parquetio.Options
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	latest int64 // highest committed batch id seen, -1 if none
+}
+
+var _ sink.Sink = (*Sink)(nil)
+
+// New returns a file sink writing format ("parquet", "json" or "csv")
+// files. Options (names case-insensitive):
+//
+//	path                          output directory (required)
+//	partitionBy                   comma-separated partition columns
+//	compression                   parquet: snappy (default), zstd, gzip,
+//	                              none, uncompressed; json/csv: none
+//	                              (default), uncompressed, gzip
+//	header                        csv: write a header line (default false)
+//	sep                           csv: field separator (default ",")
+//	maxRecordsPerFile             rows per file before starting a new one
+//	                              (default 0: no limit)
+//	sluice.parquet.rowGroupBytes  bytes a task buffers for Parquet row
+//	                              groups before writing them out (default
+//	                              64 MiB)
+//
+// checkpointLocation, queryName and sluice.workers are accepted and
+// ignored (the engine reads them). Any other option is an error.
+// The output directory and its log directory are created.
+func New(format string, opts map[string]string) (*Sink, error) {
+	cfg, err := ParseOptions(format, opts)
+	if err != nil {
+		return nil, fmt.Errorf("file sink: %w", err)
+	}
+	s := &Sink{cfg: cfg, logDir: filepath.Join(cfg.Path, MetadataDir), log: slog.Default()}
+	switch cfg.Format {
+	case Parquet:
+		codec, infix, _ := parquetio.Codec(cfg.Compression)
+		s.ext = infix + ".parquet"
+		s.pq = parquetio.Options{Codec: codec, RowGroupBytes: cfg.RowGroupBytes}
+	case JSON, CSV:
+		s.ext = "." + cfg.Format
+		if cfg.Compression == "gzip" {
+			s.ext += ".gz"
+		}
+	}
+	if err := os.MkdirAll(s.logDir, 0o755); err != nil {
+		return nil, fmt.Errorf("file sink: creating %s: %w", s.logDir, err)
+	}
+	if s.latest, err = latestBatch(s.logDir); err != nil {
+		return nil, fmt.Errorf("file sink: %w", err)
+	}
+	return s, nil
+}
+
+// SetLogger sets where the sink logs (slog.Default otherwise).
+func (s *Sink) SetLogger(l *slog.Logger) { s.log = l }
+
+// Config returns the sink's parsed options.
+func (s *Sink) Config() Config { return s.cfg }
+
+// Description implements sink.Sink: "FileSink[<path>]", as Spark's.
+func (s *Sink) Description() string { return "FileSink[" + s.cfg.Path + "]" }
+
+// Message is what a file sink task hands to Commit: the files it wrote.
+type Message []WrittenFile
+
+type writer struct {
+	tw *TaskWriter
+}
+
+func (w *writer) Write(ctx context.Context, b *batch.Batch) error { return w.tw.Write(ctx, b) }
+
+func (w *writer) Close(ctx context.Context) (sink.Message, error) {
+	files, err := w.tw.Close(ctx)
+	if err != nil {
+		w.tw.Abort()
+		return nil, err
+	}
+	return Message(files), nil
+}
+
+func (w *writer) Abort(context.Context) { w.tw.Abort() }
+
+// skipWriter stands in for a task of a batch already in the log: it
+// writes nothing.
+type skipWriter struct{}
+
+func (skipWriter) Write(context.Context, *batch.Batch) error   { return nil }
+func (skipWriter) Close(context.Context) (sink.Message, error) { return Message(nil), nil }
+func (skipWriter) Abort(context.Context)                       {}
+
+// NewWriter implements sink.Sink. A task of a batch the log already holds
+// writes nothing.
+func (s *Sink) NewWriter(_ context.Context, batchID int64, task int, schema batch.Schema) (sink.Writer, error) {
+	s.mu.Lock()
+	done := batchID <= s.latest
+	s.mu.Unlock()
+	if done {
+		return skipWriter{}, nil
+	}
+	uuid := NewUUID()
+	tw, err := NewTaskWriter(TaskConfig{
+		Root:        s.cfg.Path,
+		Format:      s.cfg.Format,
+		Schema:      schema,
+		PartitionBy: s.cfg.PartitionBy,
+		FileName: func(seq int) string {
+			return fmt.Sprintf("part-%05d-%s.c%03d%s", task, uuid, seq, s.ext)
+		},
+		Parquet:           s.pq,
+		Gzip:              s.cfg.Compression == "gzip",
+		CSVHeader:         s.cfg.Header,
+		CSVSep:            s.cfg.Sep,
+		MaxRecordsPerFile: s.cfg.MaxRecordsPerFile,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("file sink: %w", err)
+	}
+	return &writer{tw: tw}, nil
+}
+
+// messageFiles gathers the files of the tasks' messages.
+func messageFiles(msgs []sink.Message) ([]WrittenFile, error) {
+	var files []WrittenFile
+	for i, m := range msgs {
+		switch m := m.(type) {
+		case nil:
+		case Message:
+			files = append(files, m...)
+		default:
+			return nil, fmt.Errorf("task %d: unexpected commit message %T", i, m)
+		}
+	}
+	return files, nil
+}
+
+// Commit implements sink.Sink: it records the tasks' files as batch
+// batchID in the metadata log, atomically. A batch id the log already
+// holds (or one below its latest batch) is skipped, and the files this
+// attempt wrote are deleted.
+func (s *Sink) Commit(ctx context.Context, batchID int64, msgs []sink.Message) error {
+	files, err := messageFiles(msgs)
+	if err != nil {
+		return fmt.Errorf("file sink: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	latest, err := latestBatch(s.logDir)
+	if err != nil {
+		return fmt.Errorf("file sink: %w", err)
+	}
+	s.latest = max(s.latest, latest)
+	if batchID <= latest {
+		s.skip(batchID, latest, files)
+		return nil
+	}
+	entries := make([]LogEntry, len(files))
+	for i, f := range files {
+		entries[i] = entryFor(f)
+	}
+	lf := logFile{id: batchID, compact: isCompaction(batchID)}
+	if lf.compact {
+		prev, _, err := readValid(s.logDir)
+		if err != nil {
+			return fmt.Errorf("file sink: compacting log: %w", err)
+		}
+		entries = append(prev, entries...)
+	}
+	ok, err := writeLogFile(s.logDir, lf.name(), entries)
+	if ok {
+		s.latest = batchID
+	}
+	if err != nil {
+		return fmt.Errorf("file sink: batch %d: %w", batchID, err)
+	}
+	if !ok {
+		s.skip(batchID, batchID, files)
+		return nil
+	}
+	if lf.compact {
+		s.deleteExpired(batchID)
+	}
+	return nil
+}
+
+// skip logs a replayed batch and deletes the files of this attempt.
+func (s *Sink) skip(batchID, latest int64, files []WrittenFile) {
+	s.log.Info("Skipping already committed batch", "sink", s.Description(), "batchId", batchID, "latestBatchId", latest, "deletedFiles", len(files))
+	RemoveFiles(files)
+	s.latest = max(s.latest, latest)
+}
+
+// deleteExpired removes log files made redundant by compactions: those of
+// batches before the previous compaction (as Spark keeps one compaction
+// interval of history for slow readers).
+func (s *Sink) deleteExpired(compactID int64) {
+	keepFrom := compactID - CompactInterval
+	files, err := listLog(s.logDir)
+	if err != nil {
+		return
+	}
+	for _, l := range files {
+		if l.id >= keepFrom {
+			break
+		}
+		if err := os.Remove(filepath.Join(s.logDir, l.name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("cannot delete expired metadata log file", "file", l.name(), "err", err)
+		}
+	}
+}
+
+// Close implements sink.Sink.
+func (s *Sink) Close() error { return nil }
+
+// LatestBatchID returns the highest batch id in the sink's log, or -1.
+func (s *Sink) LatestBatchID() (int64, error) {
+	return latestBatch(s.logDir)
+}

@@ -1,0 +1,575 @@
+package file
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"unsafe"
+
+	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/parquetio"
+)
+
+// Output formats.
+const (
+	Parquet = "parquet"
+	JSON    = "json"
+	CSV     = "csv"
+)
+
+// maxOpenFiles bounds the files a task keeps open at once (one per
+// partition directory); past it the least recently used is finished and a
+// later row of its partition starts a new file.
+const maxOpenFiles = 64
+
+// TaskConfig configures a TaskWriter.
+type TaskConfig struct {
+	// Root is the absolute directory the files go under.
+	Root string
+	// Format is Parquet, JSON or CSV.
+	Format string
+	// Schema is the schema of the batches written.
+	Schema batch.Schema
+	// PartitionBy names the partition columns; their values pick a
+	// Hive-style sub-directory and they are left out of the files.
+	PartitionBy []string
+	// FileName returns the name of the seq-th file (0, 1, ...) the task
+	// writes in one partition directory; names must be unique across
+	// tasks and attempts.
+	FileName func(seq int) string
+	// Parquet configures Parquet files (codec, row-group bound). Its
+	// RowGroupBytes also bounds the total bytes buffered by all the
+	// task's open Parquet files.
+	Parquet parquetio.Options
+	// Gzip compresses JSON and CSV files.
+	Gzip bool
+	// CSVHeader writes a header line in each CSV file.
+	CSVHeader bool
+	// CSVSep separates CSV fields (default ",").
+	CSVSep string
+	// MaxRecordsPerFile starts a new file after that many rows (0: no
+	// limit), like Spark's maxRecordsPerFile.
+	MaxRecordsPerFile int64
+}
+
+// WrittenFile describes one finished data file.
+type WrittenFile struct {
+	// Path is the absolute file name.
+	Path string
+	// Rel is Path relative to TaskConfig.Root, slash-separated, as on disk
+	// (partition values escaped, not URI-encoded).
+	Rel string
+	// Size is the file size in bytes; ModTime its modification time in
+	// milliseconds since the epoch.
+	Size, ModTime int64
+	// Rows is the number of rows in the file.
+	Rows int64
+	// Partition holds the partition column values, in PartitionBy order.
+	Partition []PartitionValue
+	// Stats are the Parquet column statistics of the data columns (nil
+	// for JSON and CSV).
+	Stats []parquetio.ColumnStats
+}
+
+// TaskWriter writes one task's rows to files: one open file per partition
+// directory, each written under a hidden temporary name (".name.tmp",
+// ignored by Spark, Hadoop and DuckDB globs) and renamed when finished.
+// It is used by one goroutine at a time.
+type TaskWriter struct {
+	cfg        TaskConfig
+	partIdx    []int
+	dataIdx    []int
+	dataFields []batch.Field
+	jsonNames  [][]byte
+
+	open    map[string]*openFile // by partition key
+	done    []WrittenFile
+	seq     map[string]int // next file number per partition key
+	useTick uint64
+	dirs    map[string]bool // directories created or checked
+
+	// per-batch scratch, reused
+	groups   map[string]int
+	groupKey []string
+	groupRow []int
+	groupSel [][]int32
+	keyBuf   []byte
+	dataCols []*batch.Column
+}
+
+type openFile struct {
+	rel, tmp, final string
+	f               *os.File
+	bw              *bufio.Writer
+	gz              *gzip.Writer
+	pq              *parquetio.Writer
+	line, scratch   []byte
+	rows            int64
+	part            []PartitionValue
+	lastUse         uint64
+}
+
+// NewTaskWriter checks cfg against its schema and returns a writer.
+func NewTaskWriter(cfg TaskConfig) (*TaskWriter, error) {
+	if cfg.FileName == nil {
+		return nil, errors.New("task writer: no file name function")
+	}
+	if cfg.CSVSep == "" {
+		cfg.CSVSep = ","
+	}
+	w := &TaskWriter{
+		cfg:    cfg,
+		open:   map[string]*openFile{},
+		dirs:   map[string]bool{},
+		groups: map[string]int{},
+		seq:    map[string]int{},
+	}
+	seen := map[int]bool{}
+	for _, name := range cfg.PartitionBy {
+		i := cfg.Schema.Index(name)
+		if i < 0 {
+			return nil, fmt.Errorf("partition column %q is not in the schema %s", name, cfg.Schema)
+		}
+		if seen[i] {
+			return nil, fmt.Errorf("partition column %q is listed twice", name)
+		}
+		seen[i] = true
+		if k := cfg.Schema.Fields[i].Type; !partitionable(k) {
+			return nil, fmt.Errorf("partition column %q has type %s, which cannot be a partition column", name, k)
+		}
+		w.partIdx = append(w.partIdx, i)
+	}
+	for i, f := range cfg.Schema.Fields {
+		if seen[i] {
+			continue
+		}
+		w.dataIdx = append(w.dataIdx, i)
+		w.dataFields = append(w.dataFields, f)
+	}
+	if len(w.dataIdx) == 0 && len(cfg.Schema.Fields) > 0 {
+		return nil, errors.New("cannot use all columns as partition columns")
+	}
+	for _, f := range w.dataFields {
+		switch {
+		case f.Type == batch.Null:
+			return nil, fmt.Errorf("column %q has type void, which %s files cannot store", f.Name, cfg.Format)
+		case cfg.Format == CSV && (f.Type == batch.Binary || f.Type == batch.Headers):
+			return nil, fmt.Errorf("column %q has type %s, which CSV files cannot store", f.Name, f.Type)
+		}
+	}
+	switch cfg.Format {
+	case Parquet:
+		if _, err := parquetio.Schema(w.dataFields); err != nil {
+			return nil, err
+		}
+	case JSON:
+		for _, f := range w.dataFields {
+			w.jsonNames = append(w.jsonNames, appendJSONString(nil, []byte(f.Name)))
+		}
+	case CSV:
+	default:
+		return nil, fmt.Errorf("unknown format %q", cfg.Format)
+	}
+	return w, nil
+}
+
+// Write writes the rows of b.
+func (w *TaskWriter) Write(ctx context.Context, b *batch.Batch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := b.Validate(); err != nil {
+		return fmt.Errorf("writing batch: %w", err)
+	}
+	if len(b.Columns) != len(w.cfg.Schema.Fields) {
+		return fmt.Errorf("writing batch: %d columns, writer expects %d", len(b.Columns), len(w.cfg.Schema.Fields))
+	}
+	for i, c := range b.Columns {
+		if f := w.cfg.Schema.Fields[i]; c.Type != f.Type {
+			return fmt.Errorf("writing batch: column %q is %s, writer expects %s", f.Name, c.Type, f.Type)
+		}
+	}
+	if b.N == 0 {
+		return nil
+	}
+	w.dataCols = w.dataCols[:0]
+	for _, i := range w.dataIdx {
+		w.dataCols = append(w.dataCols, b.Columns[i])
+	}
+	if len(w.partIdx) == 0 {
+		if err := w.writeGroup(b, "", 0, nil, b.N); err != nil {
+			return err
+		}
+	} else {
+		w.group(b)
+		for g, key := range w.groupKey {
+			if err := w.writeGroup(b, key, w.groupRow[g], w.groupSel[g], len(w.groupSel[g])); err != nil {
+				return err
+			}
+		}
+	}
+	return w.boundMemory()
+}
+
+// group splits the rows of b by partition key into groupKey/groupSel.
+func (w *TaskWriter) group(b *batch.Batch) {
+	clear(w.groups)
+	w.groupKey = w.groupKey[:0]
+	w.groupRow = w.groupRow[:0]
+	for i := range w.groupSel {
+		w.groupSel[i] = w.groupSel[i][:0]
+	}
+	for r := 0; r < b.N; r++ {
+		w.keyBuf = w.keyBuf[:0]
+		for _, i := range w.partIdx {
+			w.keyBuf = appendPartitionKey(w.keyBuf, b.Columns[i], r)
+		}
+		g, ok := w.groups[string(w.keyBuf)]
+		if !ok {
+			g = len(w.groupKey)
+			key := string(w.keyBuf)
+			w.groups[key] = g
+			w.groupKey = append(w.groupKey, key)
+			w.groupRow = append(w.groupRow, r)
+			if g == len(w.groupSel) {
+				w.groupSel = append(w.groupSel, nil)
+			}
+		}
+		w.groupSel[g] = append(w.groupSel[g], int32(r))
+	}
+}
+
+// writeGroup writes rows of one partition (sel, or the first n rows when
+// sel is nil), rolling files at MaxRecordsPerFile.
+func (w *TaskWriter) writeGroup(b *batch.Batch, key string, firstRow int, sel []int32, n int) error {
+	from := 0
+	for from < n {
+		f, err := w.file(b, key, firstRow)
+		if err != nil {
+			return err
+		}
+		take := n - from
+		if m := w.cfg.MaxRecordsPerFile; m > 0 {
+			take = int(min(int64(take), m-f.rows))
+		}
+		var part []int32
+		if sel != nil {
+			part = sel[from : from+take]
+		}
+		if err := w.writeRows(f, part, from, take); err != nil {
+			return err
+		}
+		from += take
+		if m := w.cfg.MaxRecordsPerFile; m > 0 && f.rows >= m {
+			delete(w.open, key)
+			if err := w.finish(f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeRows writes rows sel of the data columns, or with sel nil the take
+// rows starting at from.
+func (w *TaskWriter) writeRows(f *openFile, sel []int32, from, take int) error {
+	cols := w.dataCols
+	if sel == nil && (from != 0 || take != cols[0].Len) {
+		sliced := make([]*batch.Column, len(cols))
+		for i, c := range cols {
+			sliced[i] = c.Slice(from, from+take)
+		}
+		cols = sliced
+	}
+	f.rows += int64(take)
+	if f.pq != nil {
+		if err := f.pq.Write(cols, sel, take); err != nil {
+			return fmt.Errorf("writing %s: %w", f.tmp, err)
+		}
+		return nil
+	}
+	for j := 0; j < take; j++ {
+		r := j
+		if sel != nil {
+			r = int(sel[j])
+		}
+		if w.cfg.Format == JSON {
+			f.line = appendJSONRow(f.line[:0], w.jsonNames, cols, r)
+		} else {
+			f.line, f.scratch = appendCSVRow(f.line[:0], f.scratch, cols, r, w.cfg.CSVSep)
+		}
+		if _, err := f.write(f.line); err != nil {
+			return fmt.Errorf("writing %s: %w", f.tmp, err)
+		}
+	}
+	return nil
+}
+
+func (f *openFile) write(p []byte) (int, error) {
+	if f.gz != nil {
+		return f.gz.Write(p)
+	}
+	return f.bw.Write(p)
+}
+
+// file returns the open file of partition key, opening one if needed.
+func (w *TaskWriter) file(b *batch.Batch, key string, row int) (*openFile, error) {
+	w.useTick++
+	if f, ok := w.open[key]; ok {
+		f.lastUse = w.useTick
+		return f, nil
+	}
+	if len(w.open) >= maxOpenFiles {
+		if err := w.finishLRU(); err != nil {
+			return nil, err
+		}
+	}
+	var part []PartitionValue
+	dir := ""
+	for _, i := range w.partIdx {
+		p := partitionValueAt(w.cfg.Schema.Fields[i].Name, b.Columns[i], row)
+		part = append(part, p)
+		dir += p.Dir() + "/"
+	}
+	name := w.cfg.FileName(w.seq[key])
+	w.seq[key]++
+	rel := dir + name
+	absDir := filepath.Join(w.cfg.Root, filepath.FromSlash(dir))
+	if !w.dirs[absDir] {
+		if err := os.MkdirAll(absDir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", absDir, err)
+		}
+		w.dirs[absDir] = true
+	}
+	f := &openFile{
+		rel:     rel,
+		final:   filepath.Join(absDir, name),
+		tmp:     filepath.Join(absDir, "."+name+".tmp"),
+		part:    part,
+		lastUse: w.useTick,
+	}
+	var err error
+	f.f, err = os.OpenFile(f.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("creating data file: %w", err)
+	}
+	w.open[key] = f
+	f.bw = bufio.NewWriterSize(f.f, 64<<10)
+	switch w.cfg.Format {
+	case Parquet:
+		f.pq, err = parquetio.NewWriter(f.bw, w.dataFields, w.cfg.Parquet)
+		if err != nil {
+			return nil, err
+		}
+	default:
+		if w.cfg.Gzip {
+			f.gz = gzip.NewWriter(f.bw)
+		}
+		if w.cfg.Format == CSV && w.cfg.CSVHeader {
+			var line []byte
+			for i, fd := range w.dataFields {
+				if i > 0 {
+					line = append(line, w.cfg.CSVSep...)
+				}
+				line = appendCSVField(line, []byte(fd.Name), w.cfg.CSVSep)
+			}
+			if _, err := f.write(append(line, '\n')); err != nil {
+				return nil, fmt.Errorf("writing %s: %w", f.tmp, err)
+			}
+		}
+	}
+	return f, nil
+}
+
+// finishLRU finishes the least recently used open file.
+func (w *TaskWriter) finishLRU() error {
+	var oldKey string
+	var old *openFile
+	for k, f := range w.open {
+		if old == nil || f.lastUse < old.lastUse {
+			oldKey, old = k, f
+		}
+	}
+	delete(w.open, oldKey)
+	return w.finish(old)
+}
+
+// boundMemory flushes Parquet row groups, largest first, while the open
+// files together buffer more than the row-group bound.
+func (w *TaskWriter) boundMemory() error {
+	if w.cfg.Format != Parquet || len(w.open) < 2 {
+		return nil // a single file bounds itself
+	}
+	limit := w.cfg.Parquet.RowGroupBytes
+	if limit <= 0 {
+		limit = parquetio.DefaultRowGroupBytes
+	}
+	for {
+		var total int64
+		var largest *openFile
+		for _, f := range w.open {
+			n := f.pq.Buffered()
+			total += n
+			if largest == nil || n > largest.pq.Buffered() {
+				largest = f
+			}
+		}
+		if total <= limit || largest.pq.Buffered() == 0 {
+			return nil
+		}
+		if err := largest.pq.FlushRowGroup(); err != nil {
+			return fmt.Errorf("writing %s: %w", largest.tmp, err)
+		}
+	}
+}
+
+// finish completes f: footer, fsync, close, rename to its final name.
+func (w *TaskWriter) finish(f *openFile) error {
+	err := f.closeEncoders()
+	if err == nil {
+		err = f.bw.Flush()
+	}
+	if err == nil {
+		err = f.f.Sync()
+	}
+	if cerr := f.f.Close(); err == nil {
+		err = cerr
+	}
+	f.f = nil
+	if err == nil {
+		err = os.Rename(f.tmp, f.final)
+	}
+	if err != nil {
+		os.Remove(f.tmp)
+		return fmt.Errorf("finishing data file %s: %w", f.final, err)
+	}
+	st, err := os.Stat(f.final)
+	if err != nil {
+		return fmt.Errorf("finishing data file: %w", err)
+	}
+	wf := WrittenFile{
+		Path:      f.final,
+		Rel:       f.rel,
+		Size:      st.Size(),
+		ModTime:   st.ModTime().UnixMilli(),
+		Rows:      f.rows,
+		Partition: f.part,
+	}
+	if f.pq != nil {
+		wf.Stats = f.pq.Stats()
+	}
+	w.done = append(w.done, wf)
+	return nil
+}
+
+func (f *openFile) closeEncoders() error {
+	if f.pq != nil {
+		return f.pq.Close()
+	}
+	if f.gz != nil {
+		return f.gz.Close()
+	}
+	return nil
+}
+
+// Close finishes every open file, fsyncs the directories holding them and
+// returns all the files the task wrote, in the order they were finished.
+func (w *TaskWriter) Close(ctx context.Context) ([]WrittenFile, error) {
+	keys := make([]string, 0, len(w.open))
+	for k := range w.open {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		f := w.open[k]
+		delete(w.open, k)
+		if err := w.finish(f); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	dirs := make([]string, 0, len(w.dirs))
+	for d := range w.dirs {
+		dirs = append(dirs, d)
+	}
+	slices.Sort(dirs)
+	for _, d := range dirs {
+		if err := SyncDir(d); err != nil {
+			return nil, err
+		}
+	}
+	return w.done, nil
+}
+
+// Abort closes and deletes every file the task wrote, finished or not.
+// Directories it created are left in place (another task may be using
+// them).
+func (w *TaskWriter) Abort() {
+	for k, f := range w.open {
+		if f.f != nil {
+			f.f.Close()
+		}
+		os.Remove(f.tmp)
+		delete(w.open, k)
+	}
+	RemoveFiles(w.done)
+	w.done = nil
+}
+
+// RemoveFiles deletes the given files, ignoring ones already gone.
+func RemoveFiles(files []WrittenFile) {
+	for _, f := range files {
+		os.Remove(f.Path)
+	}
+}
+
+// SyncDir fsyncs a directory so that entries created or renamed in it are
+// durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing directory: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// NewUUID returns a random (version 4) UUID in its canonical text form.
+func NewUUID() string {
+	var b [16]byte
+	if _, err := io.ReadFull(rand.Reader, b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	const hex = "0123456789abcdef"
+	var s strings.Builder
+	s.Grow(36)
+	for i, c := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			s.WriteByte('-')
+		}
+		s.WriteByte(hex[c>>4])
+		s.WriteByte(hex[c&0xf])
+	}
+	return s.String()
+}
+
+// bytesOf views s as bytes without copying, for read-only use.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

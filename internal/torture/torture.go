@@ -1,0 +1,299 @@
+// Package torture proves exactly-once output by killing: it runs a
+// Kafka → sink pipeline as a child process, kills it with SIGKILL at random
+// moments while a producer keeps writing, restarts it, and finally checks
+// that every produced record is in the sink's committed output exactly once.
+//
+// The child is `sluice run` (any binary that accepts `run PIPELINE.yaml`);
+// the broker runs in another child so that kills hit only the query.
+package torture
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-stream/sluice/internal/parquetio"
+	"github.com/sluice-stream/sluice/internal/sink/delta"
+	filesink "github.com/sluice-stream/sluice/internal/sink/file"
+)
+
+// Sinks lists the sink formats Run can check.
+var Sinks = []string{"parquet", "json", "delta", "kafka"}
+
+// Config is one torture run.
+type Config struct {
+	// Command returns the command that runs sluice with args (e.g.
+	// os.Executable with args; a test binary re-executes itself).
+	Command func(ctx context.Context, args ...string) *exec.Cmd
+	Sink    string
+	// Kills is how many times the query is killed.
+	Kills int
+	// Records is how many records the producer writes in total (over 4
+	// partitions) while the query is being killed.
+	Records int
+	// MinUp and MaxUp bound how long the query runs before each kill.
+	MinUp, MaxUp time.Duration
+	Dir          string // work directory (checkpoint, output)
+	Seed         uint64
+	Log          *slog.Logger
+	Out          io.Writer // progress lines
+}
+
+// Result is what the final check found.
+type Result struct {
+	Produced   int
+	Output     int // rows in the committed output
+	Distinct   int
+	Lost       int
+	Duplicated int
+	Kills      int
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("%d kills; produced %d, output %d rows (%d distinct): %d lost, %d duplicated",
+		r.Kills, r.Produced, r.Output, r.Distinct, r.Lost, r.Duplicated)
+}
+
+// OK reports exactly-once.
+func (r Result) OK() bool { return r.Lost == 0 && r.Duplicated == 0 && r.Output == r.Produced }
+
+func (c *Config) cmd(ctx context.Context, args ...string) *exec.Cmd { return c.Command(ctx, args...) }
+
+// startBroker runs `sluice broker` as a child and returns its address.
+func (c *Config) startBroker(ctx context.Context) (string, func(), error) {
+	cmd := c.cmd(ctx, "broker", "--listen", "127.0.0.1:0", "--topic", "torture:4", "--topic", "torture-out:4")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { cmd.Process.Kill(); cmd.Wait() }
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if addr, ok := strings.CutPrefix(sc.Text(), "sluice broker listening on "); ok {
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			return addr, stop, nil
+		}
+	}
+	stop()
+	return "", nil, errors.New("torture: the broker child did not print its address")
+}
+
+func (c *Config) pipeline(addr, trigger string) (string, error) {
+	var sink string
+	switch c.Sink {
+	case "parquet", "json", "delta":
+		sink = fmt.Sprintf("  format: %s\n  options:\n    path: %s\n", c.Sink, filepath.Join(c.Dir, "out"))
+	case "kafka":
+		sink = fmt.Sprintf("  format: kafka\n  options:\n    kafka.bootstrap.servers: %s\n    topic: torture-out\n", addr)
+	default:
+		return "", fmt.Errorf("torture: sink %q (allowed: %s)", c.Sink, strings.Join(Sinks, ", "))
+	}
+	y := fmt.Sprintf(`name: torture
+source:
+  format: kafka
+  options:
+    kafka.bootstrap.servers: %s
+    subscribe: torture
+    startingOffsets: earliest
+    maxOffsetsPerTrigger: 500
+transform:
+  - selectExpr: ["CAST(key AS STRING) AS key", "CAST(value AS STRING) AS value", "partition", "offset"]
+sink:
+%s    checkpointLocation: %s
+trigger:
+  %s
+`, addr, sink, filepath.Join(c.Dir, "chk"), trigger)
+	p := filepath.Join(c.Dir, "pipeline-"+strings.Fields(trigger)[0]+".yaml")
+	return p, os.WriteFile(p, []byte(y), 0o644)
+}
+
+// Run executes the torture and returns the final check.
+func Run(ctx context.Context, c Config) (Result, error) {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	if c.MinUp <= 0 {
+		c.MinUp = 200 * time.Millisecond
+	}
+	if c.MaxUp <= c.MinUp {
+		c.MaxUp = c.MinUp + 1200*time.Millisecond
+	}
+	r := rand.New(rand.NewPCG(c.Seed, c.Seed^0x5eed))
+	addr, stopBroker, err := c.startBroker(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer stopBroker()
+	running, err := c.pipeline(addr, "processingTime: 100 milliseconds")
+	if err != nil {
+		return Result{}, err
+	}
+	drain, err := c.pipeline(addr, "availableNow: true")
+	if err != nil {
+		return Result{}, err
+	}
+
+	// The producer writes throughout the kills, at a pace that spreads the
+	// records over them.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		return Result{}, err
+	}
+	defer cl.Close()
+	pctx, stopProducer := context.WithCancel(ctx)
+	defer stopProducer()
+	var produced atomic.Int64
+	var perr error
+	var pwg sync.WaitGroup
+	pwg.Add(1)
+	go func() {
+		defer pwg.Done()
+		expected := time.Duration(c.Kills) * (c.MinUp + c.MaxUp) / 2
+		gap := expected / time.Duration(max(c.Records, 1))
+		for i := 0; i < c.Records; i++ {
+			rec := &kgo.Record{Topic: "torture", Key: []byte(fmt.Sprintf("k%d", i%97)), Value: []byte(fmt.Sprintf("id-%08d", i))}
+			if err := cl.ProduceSync(pctx, rec).FirstErr(); err != nil {
+				perr = err
+				return
+			}
+			produced.Add(1)
+			if gap > 0 && i%50 == 0 {
+				select {
+				case <-time.After(50 * gap):
+				case <-pctx.Done():
+					perr = pctx.Err()
+					return
+				}
+			}
+		}
+	}()
+
+	res := Result{}
+	for k := 0; k < c.Kills; k++ {
+		cmd := c.cmd(ctx, "run", running, "--quiet", "--ui-addr", "off", "--log-level", "error")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			return res, err
+		}
+		up := c.MinUp + time.Duration(r.Int64N(int64(c.MaxUp-c.MinUp)))
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			return res, fmt.Errorf("torture: the query exited before kill %d: %v\n%s", k+1, err, stderr.String())
+		case <-time.After(up):
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-exited
+		res.Kills++
+		fmt.Fprintf(c.Out, "kill %d/%d after %s (produced so far: %d)\n", k+1, c.Kills, up.Round(time.Millisecond), produced.Load())
+	}
+	pwg.Wait()
+	if perr != nil {
+		return res, fmt.Errorf("torture: producer: %w", perr)
+	}
+	res.Produced = int(produced.Load())
+	// Final run: drain everything that is there, then stop.
+	cmd := c.cmd(ctx, "run", drain, "--quiet", "--ui-addr", "off", "--log-level", "error")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return res, fmt.Errorf("torture: final drain: %v\n%s", err, out)
+	}
+	values, err := c.readOutput(ctx, addr)
+	if err != nil {
+		return res, err
+	}
+	count := map[string]int{}
+	for _, v := range values {
+		count[v]++
+	}
+	res.Output = len(values)
+	res.Distinct = len(count)
+	for i := 0; i < res.Produced; i++ {
+		n := count[fmt.Sprintf("id-%08d", i)]
+		switch {
+		case n == 0:
+			res.Lost++
+		case n > 1:
+			res.Duplicated += n - 1
+		}
+	}
+	return res, nil
+}
+
+// readOutput returns the value column of the sink's committed output.
+func (c *Config) readOutput(ctx context.Context, addr string) ([]string, error) {
+	out := filepath.Join(c.Dir, "out")
+	var files []string
+	switch c.Sink {
+	case "parquet", "json":
+		var err error
+		if files, err = filesink.ReadLog(out); err != nil {
+			return nil, err
+		}
+	case "delta":
+		rel, _, _, err := delta.Snapshot(out)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range rel {
+			files = append(files, filepath.Join(out, f))
+		}
+	case "kafka":
+		return readCommitted(ctx, addr, "torture-out")
+	}
+	sort.Strings(files)
+	var values []string
+	for _, f := range files {
+		switch c.Sink {
+		case "json":
+			vs, err := jsonValues(f)
+			if err != nil {
+				return nil, err
+			}
+			values = append(values, vs...)
+		default:
+			t, err := parquetio.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("torture: read %s: %w", f, err)
+			}
+			col := -1
+			for i, n := range t.Names {
+				if n == "value" {
+					col = i
+				}
+			}
+			if col < 0 {
+				return nil, fmt.Errorf("torture: %s has no value column (%v)", f, t.Names)
+			}
+			for _, row := range t.Rows {
+				values = append(values, fmt.Sprint(row[col]))
+			}
+		}
+	}
+	return values, nil
+}
