@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/sink/console"
 	"github.com/sluice-stream/sluice/internal/sink/delta"
 	filesink "github.com/sluice-stream/sluice/internal/sink/file"
+	kafkasink "github.com/sluice-stream/sluice/internal/sink/kafka"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
 	"github.com/sluice-stream/sluice/internal/sink/noop"
 	"github.com/sluice-stream/sluice/internal/sink/slow"
@@ -31,7 +32,7 @@ import (
 var SourceFormats = []string{"kafka", "rate", "rate-micro-batch", "socket", "text", "json", "csv"}
 
 // SinkFormats lists the sink formats sluice knows.
-var SinkFormats = []string{"console", "noop", "memory", "parquet", "json", "csv", "delta"}
+var SinkFormats = []string{"console", "noop", "memory", "parquet", "json", "csv", "delta", "kafka"}
 
 func unknownFormat(kind, format string, known []string) error {
 	msg := fmt.Sprintf("unknown %s format %q", kind, format)
@@ -151,6 +152,7 @@ var sinkOptions = map[string][]string{
 	"json":    filesink.KnownOptions("json"),
 	"csv":     filesink.KnownOptions("csv"),
 	"delta":   delta.KnownOptions,
+	"kafka":   kafkasink.KnownOptions,
 }
 
 // sinkEnv is what creating a sink may need besides its options.
@@ -171,7 +173,11 @@ func newSink(format string, opts map[string]string, env sinkEnv) (sink.Sink, err
 	if !ok {
 		return nil, unknownFormat("sink", format, SinkFormats)
 	}
-	if err := options.New(opts).CheckKnown(f+" sink", slices.Concat(known, queryOptions)); err != nil {
+	var prefixes []string
+	if f == "kafka" {
+		prefixes = []string{"kafka."}
+	}
+	if err := options.New(opts).CheckKnown(f+" sink", slices.Concat(known, queryOptions), prefixes...); err != nil {
 		return nil, err
 	}
 	own := map[string]string{}
@@ -196,6 +202,9 @@ func newSink(format string, opts map[string]string, env sinkEnv) (sink.Sink, err
 			return nil, err
 		case "delta":
 			_, err := filesink.ParseOptions("parquet", own)
+			return nil, err
+		case "kafka":
+			_, err := kafkasink.ParseConfig(own, "validate")
 			return nil, err
 		}
 		env.stdout = io.Discard
@@ -230,6 +239,12 @@ func newInnerSink(f string, opts map[string]string, env sinkEnv) (sink.Sink, err
 		return s, nil
 	case "delta":
 		return delta.New(opts, env.queryID)
+	case "kafka":
+		log := env.log
+		if log == nil {
+			log = slog.Default()
+		}
+		return kafkasink.New(opts, env.queryID, log)
 	}
 	return memory.New(), nil
 }

@@ -2,7 +2,9 @@ package sluice
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/sluice-stream/sluice/batch"
 	"io"
 	"math"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/sink"
+	"github.com/sluice-stream/sluice/internal/sink/foreachbatch"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
 	"github.com/sluice-stream/sluice/internal/sink/slow"
 )
@@ -36,6 +39,8 @@ type DataStreamWriter struct {
 	listeners  []progress.Listener
 	hooks      engineHooks
 	deadLetter *sinkSpec
+	// foreachBatch, when set, is the sink (format "foreachBatch").
+	foreachBatch func(ctx context.Context, b *batch.Batch, batchID int64) error
 }
 
 type sinkSpec struct {
@@ -99,6 +104,17 @@ func (w *DataStreamWriter) DeadLetter(format string, opts map[string]string) *Da
 	return w
 }
 
+// ForeachBatch makes fn the sink: it is called once per committed batch
+// with the batch's rows (all tasks' output, in task order) and the batch id.
+// Like Spark's, it is at-least-once: a batch re-run after a crash calls fn
+// again with the same id and rows, so fn should be idempotent per batch id
+// (e.g. record the last id it applied).
+func (w *DataStreamWriter) ForeachBatch(fn func(ctx context.Context, b *batch.Batch, batchID int64) error) *DataStreamWriter {
+	w.foreachBatch = fn
+	w.format = "foreachBatch"
+	return w
+}
+
 // Stdout redirects what the console sink prints (default os.Stdout).
 func (w *DataStreamWriter) Stdout(out io.Writer) *DataStreamWriter {
 	w.stdout = out
@@ -137,8 +153,10 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 		return nil, err
 	}
 	// Check every sink option before anything is created.
-	if _, err := newSink(w.format, w.options, sinkEnv{validateOnly: true}); err != nil {
-		return nil, err
+	if w.foreachBatch == nil {
+		if _, err := newSink(w.format, w.options, sinkEnv{validateOnly: true}); err != nil {
+			return nil, err
+		}
 	}
 	if w.deadLetter != nil {
 		if _, err := newSink(w.deadLetter.format, w.deadLetter.options, sinkEnv{validateOnly: true}); err != nil {
@@ -174,8 +192,10 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 		tr.ansi = ansi
 		tr.routeErrors = dlSink != nil
 	}
-	sk, err := newSink(w.format, w.options, env)
-	if err != nil {
+	var sk sink.Sink
+	if w.foreachBatch != nil {
+		sk = foreachbatch.New(foreachbatch.Func(w.foreachBatch))
+	} else if sk, err = newSink(w.format, w.options, env); err != nil {
 		return nil, err
 	}
 	sk0 := sk
