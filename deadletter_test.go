@@ -92,3 +92,75 @@ func TestDeadLetterRoutesBadRecords(t *testing.T) {
 		t.Errorf("progress counted %d output rows, sink has %d", counted, len(good))
 	}
 }
+
+// TestDeadLetterToKafkaTopic: bad records land in a Kafka dead-letter topic
+// with their original value and the reason and coordinates in headers;
+// counts in progress match.
+func TestDeadLetterToKafkaTopic(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "in", Partitions: 1}, broker.TopicSpec{Name: "dlq", Partitions: 1})
+	var recs []*kgo.Record
+	for i := 0; i < 30; i++ {
+		v := fmt.Sprint(i)
+		if i%10 == 5 {
+			v = "bad-" + v
+		}
+		recs = append(recs, &kgo.Record{Topic: "in", Value: []byte(v)})
+	}
+	brokertest.ProduceSync(t, b.Addr(), recs...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := NewSession(WithLogger(quietLog), WithConf("spark.sql.ansi.enabled", "true"))
+	q, err := s.ReadStream().Format("kafka").
+		Option("kafka.bootstrap.servers", b.Addr()).Option("subscribe", "in").Option("startingOffsets", "earliest").Load().
+		SelectExpr("CAST(CAST(value AS STRING) AS BIGINT) AS n").
+		WriteStream().Format("memory").QueryName("good").Option("checkpointLocation", t.TempDir()).
+		DeadLetter("kafka", map[string]string{"kafka.bootstrap.servers": b.Addr(), "topic": "dlq"}).
+		Trigger(AvailableNow()).Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.AwaitTermination(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var counted int64
+	for _, p := range q.RecentProgress() {
+		if p.Sluice == nil || p.Sluice.DeadLetters == nil {
+			t.Fatalf("batch %d progress lacks the dead-letter count", p.BatchID)
+		}
+		counted += *p.Sluice.DeadLetters
+	}
+	if counted != 3 {
+		t.Fatalf("progress counted %d dead letters, want 3", counted)
+	}
+	cl := brokertest.Client(t, b.Addr(), kgo.ConsumeTopics("dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	var dead []*kgo.Record
+	for len(dead) < 3 && ctx.Err() == nil {
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) { dead = append(dead, r) })
+		pcancel()
+	}
+	if len(dead) != 3 {
+		t.Fatalf("dead-letter topic holds %d committed records, want 3", len(dead))
+	}
+	for _, r := range dead {
+		h := map[string]string{}
+		for _, x := range r.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		if !strings.HasPrefix(string(r.Value), "bad-") {
+			t.Errorf("dead letter value %q is not a bad record", r.Value)
+		}
+		if !strings.Contains(h[HeaderDeadLetterReason], "CAST_INVALID_INPUT") || h[HeaderDeadLetterTopic] != "in" ||
+			h[HeaderDeadLetterPartition] != "0" || h[HeaderDeadLetterOffset] == "" {
+			t.Errorf("dead letter %q headers %v lack the reason or coordinates", r.Value, h)
+		}
+		if want := strings.TrimPrefix(string(r.Value), "bad-"); h[HeaderDeadLetterOffset] != want {
+			t.Errorf("dead letter %q offset header %s, want %s", r.Value, h[HeaderDeadLetterOffset], want)
+		}
+	}
+	_, good, _ := s.Table("good")
+	if len(good) != 27 {
+		t.Fatalf("%d good rows, want 27", len(good))
+	}
+}

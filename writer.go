@@ -184,8 +184,15 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 	ansi := strings.EqualFold(s.conf["spark.sql.ansi.enabled"], "true")
 	var dlSink sink.Sink
 	if w.deadLetter != nil {
-		if dlSink, err = newSink(w.deadLetter.format, w.deadLetter.options, env); err != nil {
+		// The dead-letter sink keys its own idempotence (Delta txn, Kafka
+		// transactional id and commit markers) apart from the main sink's.
+		dlEnv := env
+		dlEnv.queryID = queryID + "-deadletter"
+		if dlSink, err = newSink(w.deadLetter.format, w.deadLetter.options, dlEnv); err != nil {
 			return nil, fmt.Errorf("dead-letter sink: %w", err)
+		}
+		if strings.EqualFold(w.deadLetter.format, "kafka") {
+			dlSink = kafkaDeadLetters{dlSink}
 		}
 	}
 	if tr != nil {
