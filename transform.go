@@ -100,6 +100,37 @@ func (c *chain) Apply(b *batch.Batch, batchTime time.Time) (*batch.Batch, []engi
 	return b, dead, nil
 }
 
+// requiredColumns returns the source columns a DataFrame's operations read,
+// or nil when they read all of them. Only a leading projection (select,
+// selectExpr) can drop columns; everything else passes them through.
+func requiredColumns(ops []op) []string {
+	if len(ops) == 0 || (ops[0].kind != opSelectExpr && ops[0].kind != opSelect) {
+		return nil
+	}
+	var names []string
+	seen := map[string]bool{}
+	for _, e := range ops[0].exprs {
+		n, err := expr.Parse(e)
+		if err != nil {
+			return nil
+		}
+		cols, star := expr.Columns(n)
+		if star {
+			return nil
+		}
+		for _, c := range cols {
+			if !seen[c] {
+				seen[c] = true
+				names = append(names, c)
+			}
+		}
+	}
+	if names == nil {
+		names = []string{} // reads no column at all (constants only)
+	}
+	return names
+}
+
 // compileTransform compiles ops against the input schema; nil when there
 // are no operations.
 func compileTransform(ops []op, in batch.Schema) (*chain, error) {

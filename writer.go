@@ -280,6 +280,8 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 		BeforeCommit:  w.hooks.beforeCommit,
 		Limits:        limits,
 		LagSeconds:    mon.LagSeconds,
+		// Projection pruning: build only the source columns the query reads.
+		RequiredColumns: requiredColumns(w.df.ops),
 	}
 	if tr != nil {
 		cfg.Transform = tr

@@ -74,6 +74,9 @@ type Config struct {
 	// LagSeconds, when set, reports the query's current time lag for
 	// adaptive admission's maxLagSeconds.
 	LagSeconds func() float64
+	// RequiredColumns are the source columns the query reads (nil = all);
+	// sources that can prune skip building the others.
+	RequiredColumns []string
 }
 
 // TaskInfo measures one task.
@@ -240,6 +243,9 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 	}
 	if cfg.Trigger.Kind == trigger.ProcessingTime {
 		q.limits.TriggerInterval = cfg.Trigger.Interval
+	}
+	if p, ok := cfg.Source.(source.Pruner); ok && cfg.RequiredColumns != nil && cfg.DeadLetter == nil {
+		p.SetRequiredColumns(cfg.RequiredColumns) // dead letters carry whole input rows: no pruning then
 	}
 	if b, ok := cfg.Source.(source.Budgeted); ok && q.limits.MemoryBudget > 0 {
 		b.SetMemoryBudget(q.limits.MemoryBudget)

@@ -125,6 +125,16 @@ type Budgeted interface {
 	SetMemoryBudget(bytes int64)
 }
 
+// Pruner is implemented by sources that can skip building columns no
+// transform reads (projection pruning, as Spark's optimizer does). Columns
+// left out are present in each batch with their type and length but no
+// data; nothing downstream may read them.
+type Pruner interface {
+	// SetRequiredColumns is called once, before the first batch, with the
+	// names the query reads; nil means all.
+	SetRequiredColumns(names []string)
+}
+
 // LimitDefaults is implemented by sources whose options set a default read
 // limit (maxOffsetsPerTrigger...). Sources without it read all available.
 type LimitDefaults interface {
