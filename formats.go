@@ -29,7 +29,7 @@ import (
 )
 
 // SourceFormats lists the source formats sluice knows.
-var SourceFormats = []string{"kafka", "rate", "rate-micro-batch", "socket", "text", "json", "csv"}
+var SourceFormats = []string{"kafka", "eventhubs", "rate", "rate-micro-batch", "socket", "text", "json", "csv"}
 
 // SinkFormats lists the sink formats sluice knows.
 var SinkFormats = []string{"console", "noop", "memory", "parquet", "json", "csv", "delta", "kafka"}
@@ -90,6 +90,12 @@ func sourceSchema(spec sourceSpec) (batch.Schema, error) {
 			return batch.Schema{}, err
 		}
 		return kafka.Schema(cfg.IncludeHeaders), nil
+	case "eventhubs":
+		cfg, err := kafka.ParseEventHubsConfig(opts)
+		if err != nil {
+			return batch.Schema{}, err
+		}
+		return kafka.Schema(cfg.IncludeHeaders), nil
 	case "rate":
 		if _, err := rate.ParseConfig(opts); err != nil {
 			return batch.Schema{}, err
@@ -125,6 +131,8 @@ func newSource(spec sourceSpec, checkpointDir string, log *slog.Logger) (source.
 	switch f := strings.ToLower(spec.format); f {
 	case "kafka":
 		return kafka.New(opts, log)
+	case "eventhubs":
+		return kafka.NewEventHubs(opts, log)
 	case "rate":
 		return rate.New(opts, log)
 	case "rate-micro-batch":

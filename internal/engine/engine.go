@@ -186,11 +186,18 @@ func (q *Query) Config() *Config { return &q.cfg }
 // Checkpoint returns the query's checkpoint.
 func (q *Query) Checkpoint() *checkpoint.Checkpoint { return q.cp }
 
-// Status returns the current status.
+// Status returns the current status. While the source waits on something
+// outside the query (e.g. unreachable brokers) the message says so.
 func (q *Query) Status() Status {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.status
+	st := q.status
+	q.mu.Unlock()
+	if w, ok := q.cfg.Source.(source.Waiter); ok && st.IsTriggerActive {
+		if msg := w.Waiting(); msg != "" {
+			st.Message = msg
+		}
+	}
+	return st
 }
 
 func (q *Query) setStatus(msg string, dataAvailable, active bool) {

@@ -135,6 +135,13 @@ type Pruner interface {
 	SetRequiredColumns(names []string)
 }
 
+// Waiter is implemented by sources that can be waiting on something outside
+// the query (brokers unreachable, retrying): a non-empty Waiting() is shown
+// as the query's status message.
+type Waiter interface {
+	Waiting() string
+}
+
 // LimitDefaults is implemented by sources whose options set a default read
 // limit (maxOffsetsPerTrigger...). Sources without it read all available.
 type LimitDefaults interface {

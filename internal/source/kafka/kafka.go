@@ -7,6 +7,11 @@
 // paused so prefetching stays bounded by the client's fetch sizes. Records
 // fetched past a batch's end are carried over to the next batch instead of
 // being fetched twice.
+//
+// The same source reads Azure Event Hubs through its Kafka endpoint
+// (NewEventHubs); TLS and SASL come from package kafkaauth. While the
+// brokers are unreachable the source retries for up to
+// sluice.reconnect.timeout and reports it through Waiting.
 package kafka
 
 import (
@@ -14,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,8 +74,9 @@ func (e *DataLossError) Error() string {
 		e.Topic, e.Partition, e.Expected, e.Earliest, e.Earliest-e.Expected)
 }
 
-// Source is the Kafka source. Create it with New; it is safe for the
-// engine's usage pattern (one batch at a time, tasks in parallel).
+// Source is the Kafka source. Create it with New (or NewEventHubs); it is
+// safe for the engine's usage pattern (one batch at a time, tasks in
+// parallel).
 type Source struct {
 	cfg    *Config
 	cl     *kgo.Client
@@ -98,17 +105,44 @@ type Source struct {
 	// budget is the query's memory budget (0 = none): no single record may
 	// be larger.
 	budget atomic.Int64
+
+	health health
+
+	// need[i] says whether schema column i is read by the query (pruning,
+	// see prune.go); nil = all. Set once before the first batch.
+	need []bool
+
+	// defaultMax is the resolved DefaultMaxPerPartition limit (0 = not
+	// resolved yet).
+	defaultMu  sync.Mutex
+	defaultMax int64
+	// engineHasDefault: DefaultReadLimit handed the resolved default to
+	// the engine, which passes it back in every limit.
+	engineHasDefault atomic.Bool
 }
 
 // New connects a Kafka source. The client is created once and lives until
-// Close.
+// Close. Nothing is sent to the brokers until the engine asks for offsets.
 func New(opts map[string]string, logger *slog.Logger) (*Source, error) {
 	cfg, err := ParseConfig(opts)
 	if err != nil {
 		return nil, err
 	}
+	return newSource(cfg, logger)
+}
+
+func newSource(cfg *Config, logger *slog.Logger) (*Source, error) {
 	if logger == nil {
 		logger = slog.Default()
+	}
+	s := &Source{
+		cfg:       cfg,
+		log:       logger,
+		schema:    Schema(cfg.IncludeHeaders),
+		assigned:  map[admission.TopicPartition]bool{},
+		pos:       map[admission.TopicPartition]int64{},
+		carry:     map[admission.TopicPartition][]*kgo.Record{},
+		carryFrom: map[admission.TopicPartition]int64{},
 	}
 	kopts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Bootstrap...),
@@ -120,7 +154,9 @@ func New(opts map[string]string, logger *slog.Logger) (*Source, error) {
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.KeepControlRecords(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{}),
+		kgo.WithHooks(connHook{s}),
 	}
+	kopts = append(kopts, cfg.Security.Opts()...)
 	if cfg.MaxConcurrentFetch > 0 {
 		kopts = append(kopts, kgo.MaxConcurrentFetches(cfg.MaxConcurrentFetch))
 	}
@@ -129,19 +165,11 @@ func New(opts map[string]string, logger *slog.Logger) (*Source, error) {
 	}
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
-		return nil, fmt.Errorf("kafka source: create client: %w", err)
+		return nil, fmt.Errorf("kafka source: create client: %w", cfg.Security.Scrub(err))
 	}
-	return &Source{
-		cfg:       cfg,
-		cl:        cl,
-		adm:       kadm.NewClient(cl),
-		log:       logger,
-		schema:    Schema(cfg.IncludeHeaders),
-		assigned:  map[admission.TopicPartition]bool{},
-		pos:       map[admission.TopicPartition]int64{},
-		carry:     map[admission.TopicPartition][]*kgo.Record{},
-		carryFrom: map[admission.TopicPartition]int64{},
-	}, nil
+	s.cl = cl
+	s.adm = kadm.NewClient(cl)
+	return s, nil
 }
 
 // Config returns the parsed options.
@@ -155,8 +183,40 @@ func (s *Source) Schema() batch.Schema { return s.schema }
 
 // DefaultReadLimit maps maxOffsetsPerTrigger / minOffsetsPerTrigger /
 // maxTriggerDelay to a read limit, as Spark's getDefaultReadLimit does.
+// With DefaultMaxPerPartition (Event Hubs' maxEventsPerTrigger default) and
+// no explicit maximum, it asks the brokers for the partition count once;
+// if they cannot be asked yet, the first planning applies the default.
 func (s *Source) DefaultReadLimit() source.ReadLimit {
-	return source.ReadLimit{MaxRows: s.cfg.MaxOffsetsPerTrigger, MinRows: s.cfg.MinOffsetsPerTrigger, MaxTriggerDelay: s.cfg.MaxTriggerDelay}
+	rl := source.ReadLimit{MaxRows: s.cfg.MaxOffsetsPerTrigger, MinRows: s.cfg.MinOffsetsPerTrigger, MaxTriggerDelay: s.cfg.MaxTriggerDelay}
+	if rl.MaxRows == 0 && s.cfg.DefaultMaxPerPartition > 0 {
+		rl.MaxRows = s.resolveDefaultMax(nil)
+		s.engineHasDefault.Store(rl.MaxRows > 0)
+	}
+	return rl
+}
+
+// resolveDefaultMax computes partitions × DefaultMaxPerPartition once,
+// from latest when given, else by listing the partitions (bounded by the
+// request timeout). It returns 0 while unresolved.
+func (s *Source) resolveDefaultMax(latest Offsets) int64 {
+	s.defaultMu.Lock()
+	defer s.defaultMu.Unlock()
+	if s.defaultMax > 0 {
+		return s.defaultMax
+	}
+	if latest == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), min(s.cfg.RequestTimeout, 10*time.Second))
+		defer cancel()
+		l, err := s.listOffsets(ctx, true)
+		if err != nil {
+			s.log.Debug("kafka source: default per-trigger limit not resolved yet", "err", err.Error())
+			return 0
+		}
+		latest = l
+	}
+	s.defaultMax = int64(max(len(latest), 1)) * s.cfg.DefaultMaxPerPartition
+	s.log.Info("kafka source: default per-trigger limit", "partitions", len(latest), "perPartition", s.cfg.DefaultMaxPerPartition, "limit", s.defaultMax)
+	return s.defaultMax
 }
 
 // ParseOffset implements source.Source.
@@ -180,7 +240,7 @@ func (s *Source) topics(ctx context.Context) ([]string, error) {
 	case s.cfg.Pattern != nil:
 		all, err := s.adm.ListTopics(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("kafka source: list topics: %w", err)
+			return nil, fmt.Errorf("list topics: %w", err)
 		}
 		var ts []string
 		for _, t := range all.Names() {
@@ -206,8 +266,25 @@ func (s *Source) wanted(tp admission.TopicPartition) bool {
 }
 
 // listOffsets lists start (earliest) or end (latest) offsets of the
-// subscribed partitions.
+// subscribed partitions, retrying while the brokers are unreachable.
 func (s *Source) listOffsets(ctx context.Context, end bool) (Offsets, error) {
+	step := "list earliest offsets"
+	if end {
+		step = "list latest offsets"
+	}
+	var out Offsets
+	err := s.withRetry(ctx, step, func(ctx context.Context) error {
+		var err error
+		out, err = s.listOffsetsOnce(ctx, end, -1)
+		return err
+	})
+	return out, err
+}
+
+// listOffsetsOnce lists start (end=false, ts<0), end (end=true) or
+// by-timestamp (ts ≥ 0) offsets once. For timestamps, partitions without a
+// record at or after ts are listed in noMatch form: offset -1.
+func (s *Source) listOffsetsOnce(ctx context.Context, end bool, ts int64) (Offsets, error) {
 	topics, err := s.topics(ctx)
 	if err != nil {
 		return nil, err
@@ -218,6 +295,8 @@ func (s *Source) listOffsets(ctx context.Context, end bool) (Offsets, error) {
 	}
 	var listed kadm.ListedOffsets
 	switch {
+	case ts >= 0:
+		listed, err = s.adm.ListOffsetsAfterMilli(ctx, ts, topics...)
 	case end && s.cfg.ReadCommitted:
 		listed, err = s.adm.ListCommittedOffsets(ctx, topics...)
 	case end:
@@ -226,7 +305,7 @@ func (s *Source) listOffsets(ctx context.Context, end bool) (Offsets, error) {
 		listed, err = s.adm.ListStartOffsets(ctx, topics...)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kafka source: list offsets: %w", err)
+		return nil, err
 	}
 	var firstErr error
 	listed.Each(func(lo kadm.ListedOffset) {
@@ -235,21 +314,36 @@ func (s *Source) listOffsets(ctx context.Context, end bool) (Offsets, error) {
 				return // not created yet: no data
 			}
 			if firstErr == nil {
-				firstErr = fmt.Errorf("kafka source: list offsets of %s-%d: %w", lo.Topic, lo.Partition, lo.Err)
+				firstErr = fmt.Errorf("list offsets of %s-%d: %w", lo.Topic, lo.Partition, lo.Err)
 			}
 			return
 		}
 		tp := admission.TopicPartition{Topic: lo.Topic, Partition: lo.Partition}
-		if s.wanted(tp) {
-			out[tp] = lo.Offset
+		if !s.wanted(tp) {
+			return
 		}
+		off := lo.Offset
+		if ts >= 0 && (lo.Timestamp < ts) {
+			off = -1 // no record at or after ts: the client fell back to the end
+		}
+		out[tp] = off
 	})
 	return out, firstErr
 }
 
-// InitialOffset resolves startingOffsets.
+// InitialOffset resolves the starting position with Spark's precedence:
+// startingTimestamp, then startingOffsetsByTimestamp, then startingOffsets.
 func (s *Source) InitialOffset(ctx context.Context) (source.Offset, error) {
 	switch {
+	case s.cfg.StartingTimestamp >= 0:
+		return s.timestampOffsets(ctx, "startingTimestamp", func(admission.TopicPartition) (int64, bool) { return s.cfg.StartingTimestamp, true })
+	case s.cfg.StartingByTimestamp != nil:
+		return s.timestampOffsets(ctx, "startingOffsetsByTimestamp", func(tp admission.TopicPartition) (int64, bool) {
+			ts, ok := s.cfg.StartingByTimestamp[tp]
+			return ts, ok
+		})
+	case s.cfg.StartingEvery >= 0:
+		return s.everyOffsets(ctx)
 	case s.cfg.Starting == "earliest":
 		return s.listOffsets(ctx, false)
 	case s.cfg.Starting == "latest":
@@ -282,6 +376,78 @@ func (s *Source) InitialOffset(ctx context.Context) (source.Offset, error) {
 		if _, ok := latest[tp]; !ok {
 			return nil, fmt.Errorf("kafka source: option \"startingOffsets\" names partition %s-%d, which does not exist", tp.Topic, tp.Partition)
 		}
+	}
+	return out, nil
+}
+
+// timestampOffsets resolves a timestamp per partition to the offset of the
+// first record at or after it. A partition without such a record starts at
+// its end (strategy latest) or fails the query (strategy error, Spark's
+// default).
+func (s *Source) timestampOffsets(ctx context.Context, opt string, tsOf func(admission.TopicPartition) (int64, bool)) (source.Offset, error) {
+	latest, err := s.listOffsets(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	if opt == "startingOffsetsByTimestamp" {
+		for tp := range latest {
+			if _, ok := tsOf(tp); !ok {
+				return nil, fmt.Errorf("kafka source: option %q does not specify partition %s-%d; it must list every assigned partition", opt, tp.Topic, tp.Partition)
+			}
+		}
+		for tp := range s.cfg.StartingByTimestamp {
+			if _, ok := latest[tp]; !ok {
+				return nil, fmt.Errorf("kafka source: option %q names partition %s-%d, which does not exist", opt, tp.Topic, tp.Partition)
+			}
+		}
+	}
+	// One listing per distinct timestamp.
+	byTS := map[int64][]admission.TopicPartition{}
+	for tp := range latest {
+		ts, _ := tsOf(tp)
+		byTS[ts] = append(byTS[ts], tp)
+	}
+	out := Offsets{}
+	for ts, tps := range byTS {
+		var listed Offsets
+		err := s.withRetry(ctx, "list offsets by timestamp", func(ctx context.Context) error {
+			var err error
+			listed, err = s.listOffsetsOnce(ctx, false, ts)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, tp := range tps {
+			off, ok := listed[tp]
+			if !ok || off < 0 {
+				if s.cfg.TimestampStrategy == StrategyError {
+					return nil, fmt.Errorf("kafka source: no record at or after timestamp %d (%s) in partition %s-%d for option %q; "+
+						"set startingOffsetsByTimestampStrategy=latest to start such partitions at their end",
+						ts, time.UnixMilli(ts).UTC().Format(time.RFC3339Nano), tp.Topic, tp.Partition, opt)
+				}
+				off = latest[tp]
+			}
+			out[tp] = off
+		}
+	}
+	return out, nil
+}
+
+// everyOffsets starts every partition at StartingEvery, clamped to the
+// partition's available range.
+func (s *Source) everyOffsets(ctx context.Context) (source.Offset, error) {
+	earliest, err := s.listOffsets(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	latest, err := s.listOffsets(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	out := Offsets{}
+	for tp, l := range latest {
+		out[tp] = min(max(s.cfg.StartingEvery, earliest[tp]), l)
 	}
 	return out, nil
 }
@@ -356,6 +522,12 @@ func (s *Source) Latest(ctx context.Context, startOff source.Offset, limit sourc
 			effStart[tp] = l
 		}
 	}
+	if limit.MaxRows == 0 && s.cfg.MaxOffsetsPerTrigger == 0 && s.cfg.DefaultMaxPerPartition > 0 && !s.engineHasDefault.Load() {
+		// The default limit could not be resolved when the query
+		// started (brokers unreachable), so the engine does not know
+		// it: apply it here, from the first plan on.
+		limit.MaxRows = s.resolveDefaultMax(latest)
+	}
 	if limit.MinRows > 0 {
 		now := time.Now()
 		if now.Sub(s.lastTrigger) < limit.MaxTriggerDelay && admission.Total(effStart, admission.Offsets(latest)) < limit.MinRows {
@@ -368,9 +540,31 @@ func (s *Source) Latest(ctx context.Context, startOff source.Offset, limit sourc
 	return Offsets(end), latest, nil
 }
 
-// Commit implements source.Source. The checkpoint holds the truth; there is
-// nothing to release in Kafka.
-func (s *Source) Commit(context.Context, source.Offset) error { return nil }
+// Commit implements source.Source. The checkpoint holds the truth; with
+// sluice.commitGroup (or eventhubs.consumerGroup) set, the batch's end
+// offsets are also committed to that consumer group so that lag tools see
+// the query's progress. Nothing is ever read back from the group.
+func (s *Source) Commit(ctx context.Context, end source.Offset) error {
+	if s.cfg.CommitGroup == "" {
+		return nil
+	}
+	e, _ := end.(Offsets)
+	if len(e) == 0 {
+		return nil
+	}
+	offs := kadm.Offsets{}
+	for tp, off := range e {
+		offs.Add(kadm.Offset{Topic: tp.Topic, Partition: tp.Partition, At: off, LeaderEpoch: -1, Metadata: "sluice"})
+	}
+	resp, err := s.adm.CommitOffsets(ctx, s.cfg.CommitGroup, offs)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("kafka source: commit offsets to group %q: %w", s.cfg.CommitGroup, s.cfg.Security.Explain(err))
+	}
+	return nil
+}
 
 // Metrics reports Spark's offsets-behind-latest metrics plus skipped offsets.
 func (s *Source) Metrics(consumed, latest source.Offset) map[string]string {

@@ -398,6 +398,17 @@ func TestOptionErrors(t *testing.T) {
 		{"endingOffsets in streaming", base("endingOffsets", "latest"), []string{"endingOffsets", "not valid in streaming"}},
 		{"bad assign JSON", base("subscribe", "<unset>", "assign", "t:0"), []string{`"assign"`, `{"topicA":[0,1]`}},
 		{"bad pattern", base("subscribe", "<unset>", "subscribePattern", "("), []string{`"subscribePattern"`, "regular expression"}},
+		{"bad startingTimestamp", base("startingTimestamp", "yesterday"), []string{`"startingTimestamp"`, "milliseconds since the epoch"}},
+		{"negative startingTimestamp", base("startingTimestamp", "-5"), []string{`"startingTimestamp"`}},
+		{"bad startingOffsetsByTimestamp", base("startingOffsetsByTimestamp", `{"t":{"0":-1}}`), []string{`"startingOffsetsByTimestamp"`, "every assigned partition"}},
+		{"bad strategy", base("startingOffsetsByTimestampStrategy", "earliest"), []string{`"startingOffsetsByTimestampStrategy"`, "error, latest"}},
+		{"zero minPartitions", base("minPartitions", "0"), []string{`"minPartitions"`, "integer ≥ 1"}},
+		{"zero maxRecordsPerPartition", base("maxRecordsPerPartition", "0"), []string{`"maxRecordsPerPartition"`, "integer ≥ 1"}},
+		{"bad reconnect timeout", base("sluice.reconnect.timeout", "forever"), []string{`"sluice.reconnect.timeout"`, "duration"}},
+		{"bad security protocol", base("kafka.security.protocol", "KERBEROS"), []string{`"kafka.security.protocol"`, "SASL_SSL"}},
+		{"SASL without credentials", base("kafka.security.protocol", "SASL_SSL"), []string{"needs credentials"}},
+		{"malformed JAAS hides the password", base("kafka.security.protocol", "SASL_SSL",
+			"kafka.sasl.jaas.config", `org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="Sup3rS3cret`), []string{`"kafka.sasl.jaas.config"`, "not closed"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -409,6 +420,9 @@ func TestOptionErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
+			}
+			if strings.Contains(err.Error(), "Sup3rS3cret") {
+				t.Errorf("error %q shows the password", err)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/internal/admission"
+	"github.com/sluice-stream/sluice/internal/kafkaauth"
 	"github.com/sluice-stream/sluice/internal/options"
 )
 
@@ -29,8 +30,14 @@ var knownOptions = []string{
 	"maxOffsetsPerTrigger", "minOffsetsPerTrigger", "maxTriggerDelay",
 	"failOnDataLoss", "includeHeaders", "minPartitions", "maxRecordsPerPartition",
 	"kafkaConsumer.pollTimeoutMs", "fetchOffset.numRetries", "fetchOffset.retryIntervalMs", "groupIdPrefix",
-	"sluice.fetch.maxConcurrent",
+	"sluice.fetch.maxConcurrent", "sluice.reconnect.timeout", "sluice.commitGroup",
 }
+
+// Timestamp strategies (startingOffsetsByTimestampStrategy).
+const (
+	StrategyError  = "error"
+	StrategyLatest = "latest"
+)
 
 // forbiddenKafka are consumer settings Spark rejects because the engine owns them.
 var forbiddenKafka = map[string]string{
@@ -55,6 +62,39 @@ type Config struct {
 	// Starting is "earliest", "latest" or "" when StartingJSON is set.
 	Starting     string
 	StartingJSON map[admission.TopicPartition]int64
+	// StartingTimestamp (ms, -1 = unset) starts every partition at its
+	// first record with a timestamp ≥ it; it wins over StartingByTimestamp,
+	// which wins over Starting / StartingJSON / StartingEvery (Spark's
+	// precedence).
+	StartingTimestamp   int64
+	StartingByTimestamp map[admission.TopicPartition]int64
+	// TimestampStrategy is what a timestamp without a matching record
+	// does: StrategyError fails, StrategyLatest starts at the end.
+	TimestampStrategy string
+	// StartingEvery (≥ 0, -1 = unset) starts every partition at this
+	// offset (Event Hubs startingPosition with a sequence number).
+	StartingEvery int64
+
+	// MinPartitions and MaxRecordsPerPartition split big partition ranges
+	// into several tasks (0 = unset).
+	MinPartitions          int
+	MaxRecordsPerPartition int64
+	// DefaultMaxPerPartition, when > 0 and MaxOffsetsPerTrigger is unset,
+	// makes the default limit partitions × this (Event Hubs'
+	// maxEventsPerTrigger default).
+	DefaultMaxPerPartition int64
+
+	// Security holds TLS and SASL settings; never nil after ParseConfig.
+	Security *kafkaauth.Settings
+	// CommitGroup, if set, is a consumer group the source commits each
+	// batch's end offsets to (a hint for lag tools; the checkpoint stays the
+	// truth).
+	CommitGroup string
+	// ReconnectTimeout bounds how long one planning or reading step keeps
+	// retrying while the brokers are unreachable (sluice.reconnect.timeout).
+	ReconnectTimeout time.Duration
+	// Describe overrides the progress description (Event Hubs).
+	Describe string
 
 	MaxOffsetsPerTrigger int64
 	MinOffsetsPerTrigger int64
@@ -84,6 +124,9 @@ func (c *Config) subscriptionKind() string {
 
 // description renders Spark's KafkaV2[Subscribe[a,b]] style.
 func (c *Config) description() string {
+	if c.Describe != "" {
+		return c.Describe
+	}
 	var what string
 	switch {
 	case c.Pattern != nil:
@@ -168,11 +211,6 @@ func ParseConfig(m map[string]string) (*Config, error) {
 	if o.Has("endingOffsets") || o.Has("endingOffsetsByTimestamp") || o.Has("endingTimestamp") {
 		return nil, &options.Error{Option: "endingOffsets", Allowed: "ending offsets are not valid in streaming queries"}
 	}
-	for _, k := range []string{"startingOffsetsByTimestamp", "startingTimestamp", "startingOffsetsByTimestampStrategy", "minPartitions", "maxRecordsPerPartition"} {
-		if o.Has(k) {
-			return nil, &options.Error{Option: k, Allowed: "not supported yet by sluice's Kafka source"}
-		}
-	}
 
 	so := o.String("startingOffsets", "latest")
 	switch strings.ToLower(strings.TrimSpace(so)) {
@@ -185,8 +223,26 @@ func ParseConfig(m map[string]string) (*Config, error) {
 		}
 		c.StartingJSON = m
 	}
+	if err := parseTimestampStart(o, c); err != nil {
+		return nil, err
+	}
+	c.StartingEvery = -1
+	mp, err := o.Int64("minPartitions", 0, 1)
+	if err != nil {
+		return nil, err
+	}
+	if mp > 1<<20 {
+		return nil, &options.Error{Option: "minPartitions", Value: strconv.FormatInt(mp, 10), Allowed: "allowed: at most 1048576"}
+	}
+	c.MinPartitions = int(mp)
+	if c.MaxRecordsPerPartition, err = o.Int64("maxRecordsPerPartition", 0, 1); err != nil {
+		return nil, err
+	}
+	if c.ReconnectTimeout, err = o.Duration("sluice.reconnect.timeout", 10*time.Minute); err != nil {
+		return nil, err
+	}
+	c.CommitGroup = strings.TrimSpace(o.String("sluice.commitGroup", ""))
 
-	var err error
 	if c.MaxOffsetsPerTrigger, err = o.Int64("maxOffsetsPerTrigger", 0, 1); err != nil {
 		return nil, err
 	}
@@ -244,10 +300,37 @@ func ParseConfig(m map[string]string) (*Config, error) {
 		return nil, err
 	}
 	c.RequestTimeout = time.Duration(rt) * time.Millisecond
-	if sp, ok := o.Get("kafka.security.protocol"); ok && !strings.EqualFold(sp, "PLAINTEXT") {
-		return nil, &options.Error{Option: "kafka.security.protocol", Value: sp, Allowed: "allowed: PLAINTEXT (SSL and SASL are not supported yet)"}
+	if c.Security, err = kafkaauth.Parse(o); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// parseTimestampStart reads startingTimestamp, startingOffsetsByTimestamp
+// and startingOffsetsByTimestampStrategy.
+func parseTimestampStart(o options.Options, c *Config) error {
+	c.StartingTimestamp = -1
+	if v, ok := o.Get("startingTimestamp"); ok {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n < 0 {
+			return &options.Error{Option: "startingTimestamp", Value: v, Allowed: "allowed: milliseconds since the epoch (≥ 0)"}
+		}
+		c.StartingTimestamp = n
+	}
+	if v, ok := o.Get("startingOffsetsByTimestamp"); ok {
+		m, err := ParseOffsetsJSON(v)
+		bad := err != nil || len(m) == 0
+		for _, ts := range m {
+			bad = bad || ts < 0
+		}
+		if bad {
+			return &options.Error{Option: "startingOffsetsByTimestamp", Value: v, Allowed: `allowed: JSON like {"topicA":{"0":1700000000000,"1":1700000000000}} (milliseconds since the epoch, every assigned partition)`}
+		}
+		c.StartingByTimestamp = m
+	}
+	var err error
+	c.TimestampStrategy, err = o.Enum("startingOffsetsByTimestampStrategy", StrategyError, StrategyError, StrategyLatest)
+	return err
 }
 
 // ParseOffsetsJSON parses Spark's {"topic":{"0":123}} offsets JSON.

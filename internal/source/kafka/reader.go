@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -14,11 +15,13 @@ import (
 	"github.com/sluice-stream/sluice/internal/source"
 )
 
-// task is one topic-partition range of a batch.
+// task is one topic-partition range of a batch, or a piece of one when
+// minPartitions / maxRecordsPerPartition split the range.
 type task struct {
 	tp         admission.TopicPartition
 	start, end int64
 	q          *partQueue
+	done       bool // the fetch loop sent done (owned by the fetch loop)
 }
 
 func (t *task) String() string {
@@ -72,11 +75,15 @@ func (q *partQueue) take(ctx context.Context) ([][]*kgo.Record, bool, error) {
 	}
 }
 
-// reader is the per-batch source.Reader.
+// reader is the per-batch source.Reader. One fetch loop serves every task;
+// it routes each partition's records to the task whose sub-range holds
+// them.
 type reader struct {
-	s      *Source
-	tasks  []source.Task
-	queues map[admission.TopicPartition]*partQueue
+	s     *Source
+	tasks []source.Task
+	// subs are the tasks of each partition in offset order; together they
+	// cover the partition's range exactly.
+	subs   map[admission.TopicPartition][]*task
 	ranges map[admission.TopicPartition][2]int64
 
 	cancel context.CancelFunc
@@ -106,26 +113,31 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 	}
 	r := &reader{
 		s:      s,
-		queues: map[admission.TopicPartition]*partQueue{},
+		subs:   map[admission.TopicPartition][]*task{},
 		ranges: map[admission.TopicPartition][2]int64{},
 		next:   map[admission.TopicPartition]int64{},
 	}
-	add := map[string]map[int32]kgo.Offset{}
-	set := map[string]map[int32]kgo.EpochOffset{}
-	resume := map[string][]int32{}
+	var ranges []offsetRange
 	for _, tp := range admission.SortedKeys(admission.Offsets(end)) {
 		st, ok := start[tp]
 		if !ok {
 			st = earliest[tp]
 		}
-		en := end[tp]
-		if en <= st {
-			continue
+		if en := end[tp]; en > st {
+			ranges = append(ranges, offsetRange{TP: tp, Start: st, End: en})
 		}
-		q := &partQueue{notify: make(chan struct{}, 1)}
-		r.queues[tp] = q
+	}
+	for _, rg := range splitRanges(ranges, s.cfg.MinPartitions, s.cfg.MaxRecordsPerPartition) {
+		t := &task{tp: rg.TP, start: rg.Start, end: rg.End, q: &partQueue{notify: make(chan struct{}, 1)}}
+		r.subs[rg.TP] = append(r.subs[rg.TP], t)
+		r.tasks = append(r.tasks, t)
+	}
+	add := map[string]map[int32]kgo.Offset{}
+	set := map[string]map[int32]kgo.EpochOffset{}
+	resume := map[string][]int32{}
+	for _, rg := range ranges {
+		tp, st, en := rg.TP, rg.Start, rg.End
 		r.ranges[tp] = [2]int64{st, en}
-		r.tasks = append(r.tasks, &task{tp: tp, start: st, end: en, q: q})
 
 		// Reuse carried records when this range continues where the
 		// previous one ended; otherwise move the cursor.
@@ -196,11 +208,10 @@ func (r *reader) isDone(tp admission.TopicPartition) bool {
 }
 
 // deliver routes records of one partition: those inside the range go to the
-// task's queue, those past the end are carried to the next batch. It
-// returns true when the range is complete.
+// queues of the tasks whose sub-ranges hold them, those past the end are
+// carried to the next batch. It returns true when the range is complete.
 func (r *reader) deliver(tp admission.TopicPartition, recs []*kgo.Record) bool {
 	rng := r.ranges[tp]
-	q := r.queues[tp]
 	lo, hi := 0, len(recs)
 	for lo < hi && recs[lo].Offset < r.next[tp] {
 		lo++ // already delivered (overlap after a cursor move)
@@ -225,8 +236,49 @@ func (r *reader) deliver(tp admission.TopicPartition, recs []*kgo.Record) bool {
 			r.s.carryFrom[tp] = rng[1]
 		}
 	}
-	q.push(dropControl(in), done, nil)
+	// Hand each task its piece; a task is done once the partition's
+	// cursor passed its end (gaps from compaction or transaction markers
+	// included).
+	for _, t := range r.subs[tp] {
+		if t.done {
+			continue
+		}
+		i := 0
+		for i < len(in) && in[i].Offset < t.end {
+			i++
+		}
+		piece := in[:i]
+		in = in[i:]
+		tdone := r.next[tp] >= t.end
+		if len(piece) > 0 || tdone {
+			t.q.push(dropControl(piece), tdone, nil)
+		}
+		t.done = tdone
+		if len(in) == 0 && !tdone {
+			break
+		}
+	}
 	return done
+}
+
+// settle marks the tasks of tp whose sub-ranges the cursor has passed as
+// done (after offsets were skipped).
+func (r *reader) settle(tp admission.TopicPartition) {
+	for _, t := range r.subs[tp] {
+		if !t.done && r.next[tp] >= t.end {
+			t.done = true
+			t.q.push(nil, true, nil)
+		}
+	}
+}
+
+// failPartition fails every unfinished task of tp.
+func (r *reader) failPartition(tp admission.TopicPartition, err error) {
+	for _, t := range r.subs[tp] {
+		if !t.done {
+			t.q.push(nil, false, err)
+		}
+	}
 }
 
 func dropControl(recs []*kgo.Record) []*kgo.Record {
@@ -257,14 +309,24 @@ func (r *reader) fetchLoop(ctx context.Context, active map[string][]int32) {
 		}
 	}
 	fail := func(err error) {
-		for _, q := range r.queues {
-			q.push(nil, false, err)
+		for tp := range r.subs {
+			r.failPartition(tp, err)
 		}
 	}
+	lastProgress := time.Now()
+	gone := map[admission.TopicPartition]bool{}
 	for pending > 0 {
-		fetches := r.s.cl.PollFetches(ctx)
+		// Poll in slices so that a partition whose topic disappeared
+		// (the client then waits silently) is noticed.
+		pctx, pcancel := context.WithTimeout(ctx, stallCheck)
+		fetches := r.s.cl.PollFetches(pctx)
+		pcancel()
 		if ctx.Err() != nil {
 			return
+		}
+		if time.Since(lastProgress) >= stallCheck {
+			pending -= r.checkGone(ctx, gone)
+			lastProgress = time.Now()
 		}
 		if fetches.IsClientClosed() {
 			fail(errors.New("kafka source: client closed"))
@@ -281,16 +343,19 @@ func (r *reader) fetchLoop(ctx context.Context, active map[string][]int32) {
 				if errors.Is(fp.Err, kerr.OffsetOutOfRange) {
 					wasDone := r.isDone(tp)
 					if err := r.dataLoss(ctx, tp); err != nil {
-						r.queues[tp].push(nil, false, err)
+						r.failPartition(tp, err)
 					} else if !wasDone && r.isDone(tp) {
 						pending--
 					}
 					return
 				}
-				if kerr.IsRetriable(fp.Err) || errors.Is(fp.Err, context.Canceled) {
+				if errors.Is(fp.Err, context.Canceled) || transient(fp.Err) {
+					// The client retries on its own (brokers
+					// restarting, leadership moving); Waiting
+					// reports an outage meanwhile.
 					return
 				}
-				r.queues[tp].push(nil, false, fmt.Errorf("kafka source: fetch %s-%d: %w", tp.Topic, tp.Partition, fp.Err))
+				r.failPartition(tp, fmt.Errorf("kafka source: fetch %s-%d: %w", tp.Topic, tp.Partition, r.s.cfg.Security.Explain(fp.Err)))
 				return
 			}
 			if len(fp.Records) == 0 {
@@ -311,6 +376,7 @@ func (r *reader) fetchLoop(ctx context.Context, active map[string][]int32) {
 				return
 			}
 			r.s.pos[tp] = fp.Records[len(fp.Records)-1].Offset + 1
+			lastProgress = time.Now()
 			if r.deliver(tp, fp.Records) {
 				pending--
 				if finished == nil {
@@ -324,6 +390,65 @@ func (r *reader) fetchLoop(ctx context.Context, active map[string][]int32) {
 			r.s.cl.PauseFetchPartitions(finished)
 		}
 	}
+}
+
+// stallCheck is how long the fetch loop waits without progress before it
+// checks that the partitions it waits for still exist.
+const stallCheck = 3 * time.Second
+
+// checkGone looks for unfinished partitions whose topic or partition was
+// deleted while the batch was reading them: the client waits for them
+// forever. With failOnDataLoss such a partition fails its tasks; without, its
+// remaining offsets are skipped (counted in dataLoss). It returns how many
+// partitions it finished (to leave the pending count). Listing errors
+// (brokers unreachable) are ignored: the loop keeps waiting.
+func (r *reader) checkGone(ctx context.Context, gone map[admission.TopicPartition]bool) int {
+	var topics []string
+	seen := map[string]bool{}
+	for tp := range r.ranges {
+		if !r.isDone(tp) && !gone[tp] && !seen[tp.Topic] {
+			seen[tp.Topic] = true
+			topics = append(topics, tp.Topic)
+		}
+	}
+	if len(topics) == 0 {
+		return 0
+	}
+	lctx, cancel := context.WithTimeout(ctx, stallCheck)
+	defer cancel()
+	listed, err := r.s.adm.ListEndOffsets(lctx, topics...)
+	if err != nil {
+		return 0
+	}
+	finished := 0
+	for _, tp := range admission.SortedKeys(admission.Offsets(r.next)) {
+		if r.isDone(tp) || gone[tp] {
+			continue
+		}
+		lo, ok := listed.Lookup(tp.Topic, tp.Partition)
+		if ok && (lo.Err == nil || !errors.Is(lo.Err, kerr.UnknownTopicOrPartition)) {
+			continue
+		}
+		gone[tp] = true
+		finished++
+		rng := r.ranges[tp]
+		msg := fmt.Sprintf("partition %s-%d is gone (topic deleted?) while offsets [%d, %d) were still to be read", tp.Topic, tp.Partition, r.next[tp], rng[1])
+		if r.s.cfg.FailOnDataLoss {
+			r.failPartition(tp, fmt.Errorf("kafka source: %s; set failOnDataLoss=false to continue without them", msg))
+			continue
+		}
+		r.s.log.Warn("kafka source: " + msg + "; skipping them (failOnDataLoss=false)")
+		r.s.skipped.Add(rng[1] - r.next[tp])
+		r.next[tp] = rng[1]
+		r.settle(tp)
+		// Forget the partition: if it comes back it is a new one.
+		r.s.cl.RemoveConsumePartitions(map[string][]int32{tp.Topic: {tp.Partition}})
+		delete(r.s.assigned, tp)
+		delete(r.s.pos, tp)
+		delete(r.s.carry, tp)
+		delete(r.s.carryFrom, tp)
+	}
+	return finished
 }
 
 // dataLoss handles OffsetOutOfRange: the offsets we need were deleted.
@@ -353,8 +478,8 @@ func (r *reader) dataLoss(ctx context.Context, tp admission.TopicPartition) erro
 	r.next[tp] = skipTo
 	r.s.pos[tp] = lo.Offset
 	r.s.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{tp.Topic: {tp.Partition: {Epoch: -1, Offset: lo.Offset}}})
+	r.settle(tp)
 	if skipTo >= rng[1] {
-		r.queues[tp].push(nil, true, nil)
 		r.s.cl.PauseFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
 	}
 	return nil
@@ -398,37 +523,57 @@ func (r *reader) Read(ctx context.Context, t source.Task, emit source.Emit) erro
 
 func (r *reader) toBatch(topic []byte, partition int32, recs []*kgo.Record) *batch.Batch {
 	n := len(recs)
-	keys := make([][]byte, n)
-	vals := make([][]byte, n)
-	topics := make([][]byte, n)
-	parts := make([]int64, n)
-	offs := make([]int64, n)
-	tss := make([]int64, n)
-	tsts := make([]int64, n)
-	var keyValid, valValid []bool
-	for i, rec := range recs {
-		keys[i], vals[i], topics[i] = rec.Key, rec.Value, topic
-		parts[i] = int64(partition)
-		offs[i] = rec.Offset
-		tss[i] = rec.Timestamp.UnixMicro()
-		tsts[i] = int64(rec.Attrs.TimestampType())
-		if rec.Key == nil {
-			keyValid = markNull(keyValid, i, n)
-		}
-		if rec.Value == nil {
-			valValid = markNull(valValid, i, n)
-		}
+	need := r.s.need
+	want := func(i int) bool { return need == nil || need[i] }
+	cols := make([]*batch.Column, len(r.s.schema.Fields))
+	for i, f := range r.s.schema.Fields {
+		// Pruned columns keep their type and length but carry no data.
+		cols[i] = &batch.Column{Type: f.Type, Len: n}
 	}
-	cols := []*batch.Column{
-		{Type: batch.Binary, Bytes: keys, Valid: keyValid, Len: n},
-		{Type: batch.Binary, Bytes: vals, Valid: valValid, Len: n},
-		{Type: batch.String, Bytes: topics, Len: n},
-		{Type: batch.Int, Ints: parts, Len: n},
-		{Type: batch.Long, Ints: offs, Len: n},
-		{Type: batch.Timestamp, Ints: tss, Len: n},
-		{Type: batch.Int, Ints: tsts, Len: n},
+	if want(0) {
+		keys := make([][]byte, n)
+		var valid []bool
+		for i, rec := range recs {
+			keys[i] = rec.Key
+			if rec.Key == nil {
+				valid = markNull(valid, i, n)
+			}
+		}
+		cols[0].Bytes, cols[0].Valid = keys, valid
 	}
-	if r.s.cfg.IncludeHeaders {
+	if want(1) {
+		vals := make([][]byte, n)
+		var valid []bool
+		for i, rec := range recs {
+			vals[i] = rec.Value
+			if rec.Value == nil {
+				valid = markNull(valid, i, n)
+			}
+		}
+		cols[1].Bytes, cols[1].Valid = vals, valid
+	}
+	if want(2) {
+		topics := make([][]byte, n)
+		for i := range topics {
+			topics[i] = topic
+		}
+		cols[2].Bytes = topics
+	}
+	ints := func(col int, f func(*kgo.Record) int64) {
+		if !want(col) {
+			return
+		}
+		v := make([]int64, n)
+		for i, rec := range recs {
+			v[i] = f(rec)
+		}
+		cols[col].Ints = v
+	}
+	ints(3, func(*kgo.Record) int64 { return int64(partition) })
+	ints(4, func(rec *kgo.Record) int64 { return rec.Offset })
+	ints(5, func(rec *kgo.Record) int64 { return rec.Timestamp.UnixMicro() })
+	ints(6, func(rec *kgo.Record) int64 { return int64(rec.Attrs.TimestampType()) })
+	if r.s.cfg.IncludeHeaders && want(7) {
 		hdr := batch.NewColumn(batch.Headers, n)
 		for _, rec := range recs {
 			if len(rec.Headers) == 0 {
@@ -441,7 +586,7 @@ func (r *reader) toBatch(topic []byte, partition int32, recs []*kgo.Record) *bat
 			}
 			hdr.AppendHeaders(hs)
 		}
-		cols = append(cols, hdr)
+		cols[7] = hdr
 	}
 	return batch.New(r.s.schema, cols, n)
 }
