@@ -1,16 +1,15 @@
 package kafka_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sluice-stream/sluice/internal/testutil"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,23 +29,8 @@ import (
 	"github.com/sluice-stream/sluice/internal/trigger"
 )
 
-// syncBuffer is a bytes.Buffer safe for concurrent log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is testutil.SyncBuffer.
+type syncBuffer = testutil.SyncBuffer
 
 // clientOpts turns security options into kgo options, as the source does.
 func clientOpts(t *testing.T, m map[string]string) []kgo.Opt {
