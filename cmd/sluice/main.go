@@ -30,7 +30,10 @@ var commands = []command{
 	{"demo", "run the seed's example on an embedded broker with a sample producer", runDemo},
 	{"broker", "run an embedded Kafka broker (franz-go kfake) until interrupted", runBroker},
 	{"run", "run a pipeline file", runPipeline},
+	{"torture", "kill a pipeline with SIGKILL at random moments and check its sink holds every record exactly once", runTorture},
 	{"bench", "measure throughput against a raw franz-go consumer on the same broker", runBench},
+	{"loadgen", "produce records to Kafka at a rate profile (steady, step, spike, sine, csv)", runLoadgen},
+	{"rehearse", "rehearse a load spike in four phases and report a verdict with charts", runRehearse},
 	{"status", "print a query's per-partition lag from its checkpoint and the broker", runStatus},
 }
 

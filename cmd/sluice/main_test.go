@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/sluice-stream/sluice/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -85,7 +85,7 @@ func TestRunAvailableNowExitsZeroWithSparkConsoleOutput(t *testing.T) {
 	if strings.Contains(out, "Batch: 3") {
 		t.Errorf("ran more than 3 batches:\n%s", out)
 	}
-	if n := strings.Count(stderr.String(), "batch "); n != 3 {
+	if n := strings.Count("\n"+stderr.String(), "\nbatch "); n != 3 {
 		t.Errorf("stderr has %d batch lines, want 3:\n%s", n, stderr.String())
 	}
 	data, err := os.ReadFile(progressFile)
@@ -153,20 +153,5 @@ func TestRunStopsOnSIGTERMWithExitZero(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe to read while a subprocess writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is testutil.SyncBuffer.
+type syncBuffer = testutil.SyncBuffer

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"testing"
+)
+
+// runBenchJSON runs `sluice bench` with args plus toy sizes and decodes
+// its JSON.
+func runBenchJSON(t *testing.T, args ...string) benchResult {
+	t.Helper()
+	useTestBinaryAsSluice(t)
+	var stdout, stderr bytes.Buffer
+	code := realMain(append([]string{"bench", "--quick", "--json", "--records", "20000", "--many-partitions", "20",
+		"--idle", "1s", "--latency-for", "1s", "--light-rate", "2000", "--memory-records", "4000", "--memory-budget", "8MiB"}, args...), &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	var r benchResult
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	return r
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
+
+// TestBenchJSON runs the suite's quicker measurements at toy sizes and
+// checks the JSON: ratios are the quotients of the rates given, the
+// original fields are kept, sections not asked for are left out.
+func TestBenchJSON(t *testing.T) {
+	r := runBenchJSON(t, "--only", "throughput,partitions,memory")
+	checkThroughput(t, r)
+	if r.Latency != nil || r.CPU != nil || r.Idle != nil {
+		t.Errorf("measurements not asked for were run: %+v %+v %+v", r.Latency, r.CPU, r.Idle)
+	}
+	if m := r.Memory; m == nil || m.PeakWithBudget <= 0 || m.PeakWithout <= 0 || m.BudgetBytes != 8<<20 || m.WithinBudgetPlus != (m.PeakWithBudget <= m.LimitBytes) {
+		t.Errorf("memory %+v", m)
+	}
+	if len(r.Targets) != 4 {
+		t.Errorf("targets %+v, want 4", r.Targets)
+	}
+	checkTargets(t, r.Targets)
+}
+
+func checkThroughput(t *testing.T, r benchResult) {
+	t.Helper()
+	if r.Records != 20000 || r.Rounds != 1 || r.RawRecordsPerSec <= 0 || r.SluiceRecordsPerSec <= 0 || !near(r.Ratio, r.SluiceRecordsPerSec/r.RawRecordsPerSec) {
+		t.Errorf("throughput %+v", r)
+	}
+	if m := r.MaxOffsets; m == nil || m.MaxOffsetsPerTrigger != 10000 || m.Batches < 2 || !near(m.Ratio, m.SluiceRecordsPerSec/r.RawRecordsPerSec) {
+		t.Errorf("maxOffsetsPerTrigger run %+v: 20,000 records at 10,000 per batch need at least 2 batches", m)
+	}
+	if p := r.ManyPartitions; p == nil || p.Many != 20 || p.Few != 8 || !near(p.Ratio, p.ManyRecordsPerSec/p.FewRecordsPerSec) {
+		t.Errorf("partitions %+v", p)
+	}
+}
+
+// checkTargets checks that each target's verdict follows from its value.
+func checkTargets(t *testing.T, targets []benchTarget) {
+	t.Helper()
+	for _, tg := range targets {
+		var met bool
+		switch {
+		case strings.HasPrefix(tg.Target, "≥ "):
+			met = tg.Value >= mustFloat(t, strings.TrimPrefix(tg.Target, "≥ "))
+		case strings.HasPrefix(tg.Target, "≤ "):
+			met = tg.Value <= mustFloat(t, strings.Fields(strings.TrimPrefix(tg.Target, "≤ "))[0])
+		case strings.HasPrefix(tg.Target, "< "):
+			met = tg.Value < mustFloat(t, strings.TrimPrefix(tg.Target, "< "))
+		}
+		if met != tg.Met {
+			t.Errorf("target %+v: met should be %v", tg, met)
+		}
+	}
+}
+
+// TestTimingBenchSuite runs every measurement at toy sizes (child
+// processes, an idle wait, three latency runs: about 20 s under the race
+// detector) and checks each section and the table.
+func TestTimingBenchSuite(t *testing.T) {
+	if os.Getenv("SLUICE_SERIAL_TESTS") != "1" {
+		t.Skip("heavy test: set SLUICE_SERIAL_TESTS=1 (CI runs these in a serial step)")
+	}
+	r := runBenchJSON(t)
+	checkThroughput(t, r)
+	if len(r.Latency) != 3 {
+		t.Fatalf("latency runs %+v, want the capacity probe, 50 %% and light load", r.Latency)
+	}
+	probe := r.Latency[0]
+	if probe.Label != "capacity probe" || !near(probe.AskedPerSec, r.SluiceRecordsPerSec) || !near(r.EndToEndCapacity, math.Min(probe.AchievedPerSec, probe.ProcessedPerSec)) {
+		t.Errorf("probe %+v, end-to-end capacity %v", probe, r.EndToEndCapacity)
+	}
+	for _, l := range r.Latency {
+		if l.Records <= 0 || l.P50Ms > l.P99Ms || l.P99Ms > l.MaxMs || l.Batches <= 0 {
+			t.Errorf("latency %+v", l)
+		}
+	}
+	if !near(r.Latency[1].AskedPerSec, r.EndToEndCapacity/2) || r.Latency[2].AskedPerSec != 2000 {
+		t.Errorf("latency rates %v and %v, want half of %v and 2000", r.Latency[1].AskedPerSec, r.Latency[2].AskedPerSec, r.EndToEndCapacity)
+	}
+	if c := r.CPU; c == nil || c.SluiceCPUSecPerMil <= 0 || c.RawCPUSecPerMil <= 0 || !near(c.Ratio, c.SluiceCPUSecPerMil/c.RawCPUSecPerMil) {
+		t.Errorf("cpu %+v", c)
+	}
+	if i := r.Idle; i == nil || i.Seconds < 1 || i.Seconds > 3 || !near(i.PercentOfCore, 100*i.CPUSeconds/i.Seconds) {
+		t.Errorf("idle %+v", i)
+	}
+	if m := r.Memory; m == nil || m.PeakWithBudget <= 0 || m.PeakWithout <= 0 || m.BudgetBytes != 8<<20 || m.WithinBudgetPlus != (m.PeakWithBudget <= m.LimitBytes) {
+		t.Errorf("memory %+v", m)
+	}
+	if len(r.Targets) != 6 {
+		t.Errorf("targets %+v, want 6", r.Targets)
+	}
+	checkTargets(t, r.Targets)
+	// The table form shows every measurement.
+	table := benchTable(&r).Text()
+	for _, want := range []string{"throughput, default trigger", "maxOffsetsPerTrigger=10,000", "20 vs 8 partitions", "latency at 50 %", "latency light load", "CPU s per million", "idle CPU", "peak RSS draining"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+}
+
+func mustFloat(t *testing.T, s string) float64 {
+	t.Helper()
+	var f float64
+	if _, err := fmt.Sscan(s, &f); err != nil {
+		t.Fatalf("target %q: %v", s, err)
+	}
+	return f
+}
+
+func TestBenchFlagErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "--only", "speed"},
+		{"bench", "--records", "0"},
+		{"bench", "--memory-budget", "much"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := realMain(args, &stdout, &stderr); code != 2 {
+			t.Errorf("%q: exit %d, want 2\n%s", args, code, stderr.String())
+		}
+	}
+}

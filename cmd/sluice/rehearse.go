@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/rehearse"
+)
+
+// sluiceCommand returns a command running this sluice binary with args;
+// tests replace it to re-run the test binary as sluice.
+var sluiceCommand = func(args ...string) *exec.Cmd {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = os.Args[0]
+	}
+	return exec.Command(exe, args...)
+}
+
+func runRehearse(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("rehearse", stderr)
+	quick := fs.Bool("quick", false, "the CI profile: all four phases in under a minute")
+	pipelineFile := fs.String("pipeline", "", "rehearse the query of this pipeline file (default: the seed's query into a noop sink)")
+	bootstrap := fs.String("bootstrap", "", "Kafka bootstrap servers (default: an embedded broker)")
+	kafkaOpts := kvFlags{}
+	fs.Var(kafkaOpts, "kafka-option", "client security option KEY=VALUE for the load, the sampler and the query (repeatable)")
+	out := fs.String("out", "", "report directory (default: sluice-rehearsal-YYYYmmdd-HHMMSS)")
+	phases := fs.String("phases", "1,2,3,4", "phases to run, comma-separated")
+	inProcess := fs.Bool("in-process", false, "run the queries inside this process (memory is then not measured)")
+	verbose := fs.Bool("verbose", false, "show the query processes' stderr")
+	prefix := fs.String("topic-prefix", "rehearse", "prefix of the phase topics")
+	maxOffsets := fs.Int64("max-offsets-per-trigger", 0, "phase 3's limit (default: computed from the measured capacity)")
+	// Profile overrides.
+	trigger := fs.Duration("trigger", 0, "trigger interval (profile default: quick 500ms, default 5s)")
+	rate := fs.Float64("rate", 0, "base rate, records per second")
+	factor := fs.Float64("spike-factor", 0, "spike multiplier")
+	warmup := fs.Duration("spike-at", 0, "when the spike starts in phases 2–4")
+	spikeFor := fs.Duration("spike-for", 0, "how long the spike lasts")
+	after := fs.Duration("after", 0, "how long phases 2–4 go on after the spike")
+	baseline := fs.Duration("baseline", 0, "length of phase 1")
+	partitions := fs.Int("partitions", 0, "partitions of the phase topics")
+	workers := fs.Int("workers", -1, "sluice.workers of the query (0 = the engine's default)")
+	delay := fs.Duration("sink-delay-per-row", -1, "simulated sink cost per row (sluice.sink.delayPerRow; 0 = none)")
+	budget := fs.String("memory-budget", "", "phase 4's sluice.memory.budget, e.g. 64MiB")
+	recordBytes := fs.Int("record-bytes", -1, "minimum record value size (order JSON padded)")
+	headroom := fs.Float64("headroom", 0, "phase 3: share of capacity × trigger admitted per batch")
+	adaptiveTarget := fs.Float64("adaptive-target", 0, "phase 4: sluice.targetBatchDuration as a share of the trigger")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	prof := rehearse.Default()
+	if *quick {
+		prof = rehearse.Quick()
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["trigger"] {
+		prof.Trigger = *trigger
+	}
+	if set["rate"] {
+		prof.BaseRate = *rate
+	}
+	if set["spike-factor"] {
+		prof.SpikeFactor = *factor
+	}
+	if set["spike-at"] {
+		prof.Warmup = *warmup
+	}
+	if set["spike-for"] {
+		prof.SpikeFor = *spikeFor
+	}
+	if set["after"] {
+		prof.After = *after
+	}
+	if set["baseline"] {
+		prof.Baseline = *baseline
+	}
+	if set["partitions"] {
+		prof.Partitions = *partitions
+	}
+	if set["workers"] {
+		prof.Workers = *workers
+	}
+	if set["sink-delay-per-row"] {
+		prof.SinkDelayPerRow = *delay
+	}
+	if set["record-bytes"] {
+		prof.RecordBytes = *recordBytes
+	}
+	if set["headroom"] {
+		prof.Headroom = *headroom
+	}
+	if set["adaptive-target"] {
+		prof.AdaptiveTarget = *adaptiveTarget
+	}
+	if *budget != "" {
+		b, err := options.ParseBytes(*budget)
+		if err != nil || b <= 0 {
+			return &exitError{code: 2, err: fmt.Errorf("--memory-budget %q: want a size such as 64MiB", *budget)}
+		}
+		prof.MemoryBudget = b
+	}
+	if err := prof.Validate(); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	var nums []int
+	for _, s := range strings.Split(*phases, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 4 {
+			return &exitError{code: 2, err: fmt.Errorf("--phases %q: want numbers from 1 to 4, e.g. 1,2,3,4", *phases)}
+		}
+		nums = append(nums, n)
+	}
+	query := rehearse.SeedQuery()
+	if *pipelineFile != "" {
+		q, err := rehearse.LoadQuery(*pipelineFile)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		query = q
+	}
+	dir := *out
+	if dir == "" {
+		dir = "sluice-rehearsal-" + time.Now().Format("20060102-150405")
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, "warn")
+	if err != nil {
+		return err
+	}
+	var runner rehearse.Runner
+	if *inProcess {
+		runner = &rehearse.InProcessRunner{Logger: log}
+	} else {
+		cr := &rehearse.ChildRunner{Command: sluiceCommand}
+		if *verbose {
+			cr.Stderr = stderr
+		}
+		runner = cr
+	}
+	res, err := rehearse.Run(ctx, rehearse.Config{
+		Profile: prof, Query: query, Bootstrap: *bootstrap, KafkaOptions: kafkaOpts, TopicPrefix: *prefix,
+		Dir: dir, Runner: runner, Phases: nums, MaxOffsetsPerTrigger: *maxOffsets, Out: stdout, Logger: log,
+	})
+	if err != nil {
+		if res != nil && len(res.Phases) > 0 {
+			fmt.Fprintf(stdout, "\nreport of the phases done: %s\n", filepath.Join(dir, rehearse.ReportFile))
+		}
+		return err
+	}
+	final := res.Final()
+	fmt.Fprintf(stdout, "\nreport: %s (took %s)\n", filepath.Join(dir, rehearse.ReportFile), res.Took.Round(time.Second))
+	if final == nil || !final.Verdict.Stable {
+		return &exitError{code: 1, err: errors.New("the final phase is not stable; see the report")}
+	}
+	fmt.Fprintf(stdout, "final phase %d (%s) is stable\n", final.Spec.N, final.Spec.Title)
+	return nil
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/sluice-stream/sluice/internal/torture"
+)
+
+func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("torture", stderr)
+	sinks := fs.String("sink", "parquet,delta,kafka", "sinks to torture, comma-separated ("+strings.Join(torture.Sinks, ", ")+")")
+	kills := fs.Int("kills", 50, "SIGKILLs per sink")
+	records := fs.Int("records", 20000, "records produced per sink while killing")
+	minUp := fs.Duration("min-up", 200*time.Millisecond, "shortest run before a kill")
+	maxUp := fs.Duration("max-up", 1500*time.Millisecond, "longest run before a kill")
+	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (kill timing)")
+	dir := fs.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, sk := range strings.Split(*sinks, ",") {
+		sk = strings.TrimSpace(sk)
+		work := *dir
+		if work == "" {
+			if work, err = os.MkdirTemp("", "sluice-torture-"+sk+"-"); err != nil {
+				return err
+			}
+			defer os.RemoveAll(work)
+		} else {
+			work = work + "/" + sk
+			if err := os.MkdirAll(work, 0o755); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(stdout, "== %s: %d kills, %d records, seed %d\n", sk, *kills, *records, *seed)
+		res, err := torture.Run(ctx, torture.Config{
+			Command: func(ctx context.Context, args ...string) *exec.Cmd { return exec.CommandContext(ctx, self, args...) },
+			Sink:    sk, Kills: *kills, Records: *records, MinUp: *minUp, MaxUp: *maxUp,
+			Dir: work, Seed: *seed, Out: stdout,
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", sk, err)
+		}
+		verdict := "EXACTLY ONCE"
+		if !res.OK() {
+			verdict = "FAILED"
+			failed++
+		}
+		fmt.Fprintf(stdout, "%s: %s — %s\n", sk, res, verdict)
+	}
+	if failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d sink(s) lost or duplicated records", failed)}
+	}
+	return nil
+}
