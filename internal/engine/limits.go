@@ -244,9 +244,13 @@ func (info AdmissionInfo) conf() map[string]string {
 const historySize = 16
 
 func (q *Query) remember(info *BatchInfo) {
+	bytes := info.InputBytes
+	if o, ok := q.cfg.Source.(source.RecordOverhead); ok {
+		bytes += info.NumInputRows * o.MemoryPerRecord()
+	}
 	st := admission.BatchStat{
 		Rows:       info.NumInputRows,
-		Bytes:      info.InputBytes,
+		Bytes:      bytes,
 		Processing: info.Durations["addBatch"],
 		Overhead:   info.Durations["triggerExecution"] - info.Durations["addBatch"],
 		Limit:      info.Admission.Limit,

@@ -142,6 +142,13 @@ type Waiter interface {
 	Waiting() string
 }
 
+// RecordOverhead is implemented by sources whose records cost memory
+// beyond the bytes of the columns built from them (the Kafka client's
+// record structs and fetch buffers): the memory budget charges it per row.
+type RecordOverhead interface {
+	MemoryPerRecord() int64
+}
+
 // LimitDefaults is implemented by sources whose options set a default read
 // limit (maxOffsetsPerTrigger...). Sources without it read all available.
 type LimitDefaults interface {
