@@ -5,7 +5,10 @@
 //	sluice broker --listen 127.0.0.1:9092 --topic orders:4 [--topic …]
 //	sluice run PIPELINE.yaml [--progress-file F] [--ui-addr 127.0.0.1:4040]  run a pipeline file
 //	sluice status --checkpoint DIR --bootstrap ADDR   per-partition lag of a query
-//	sluice bench [--json]                         throughput vs a raw franz-go consumer
+//	sluice loadgen [--profile spike] [--rate R]     produce at a rate profile
+//	sluice rehearse [--quick]                     the seed's four-phase spike rehearsal with verdicts and charts
+//	sluice torture [--kills 50]                   kill -9 a pipeline repeatedly and check exactly-once output
+//	sluice bench [--json]                         the benchmark suite (ratios against raw franz-go)
 package main
 
 import (
