@@ -50,6 +50,12 @@ func TestAnalyze(t *testing.T) {
 			want:     []string{"checkpoint writes are 70 % of batch time"},
 		},
 		{
+			name:     "batch well inside its trigger blames nothing",
+			batch:    Batch{Duration: 4 * ms, TriggerInterval: 5000 * ms, Checkpoint: 2 * ms, Workers: 2, Tasks: tasks(2, 5, ms/4, ms/4, ms/4)},
+			limiting: StageCheckpoint,
+			want:     nil,
+		},
+		{
 			name:     "healthy batch says nothing",
 			batch:    Batch{Duration: 1000 * ms, Checkpoint: 100 * ms, Workers: 2, Tasks: tasks(2, 100, 300*ms, 300*ms, 300*ms)},
 			limiting: "",

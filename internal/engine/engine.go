@@ -733,6 +733,8 @@ func (q *Query) diagnose(info *BatchInfo, sinkCommit time.Duration) diagnose.Res
 		Planning:   info.Durations["latestOffset"],
 		SinkCommit: sinkCommit,
 		Workers:    info.Workers,
+		// The interval the batch ran under (set before diagnose is called).
+		TriggerInterval: info.TriggerInterval,
 	}
 	for _, t := range info.Tasks {
 		db.Tasks = append(db.Tasks, diagnose.Task{Name: t.Task, Rows: t.Rows, Fetch: t.Fetch, Transform: t.Transform, Sink: t.Sink, Overhead: t.Setup, Total: t.Duration})
