@@ -150,17 +150,81 @@ func newSource(spec sourceSpec, checkpointDir string, log *slog.Logger) (source.
 var queryOptions = []string{"checkpointLocation", "sluice.workers", "queryName", "sluice.memory.budget",
 	"sluice.sink.delayPerRow", "sluice.sink.delayPerBatch"}
 
-// sinkOptions lists each sink's own options; nil means the sink checks
-// its own (file and Delta sinks do, naming the option and the allowed ones).
-var sinkOptions = map[string][]string{
-	"console": {"numRows", "truncate"},
-	"noop":    {},
-	"memory":  {},
-	"parquet": filesink.KnownOptions("parquet"),
-	"json":    filesink.KnownOptions("json"),
-	"csv":     filesink.KnownOptions("csv"),
-	"delta":   delta.KnownOptions,
-	"kafka":   kafkasink.KnownOptions,
+// sinkFormat describes one sink format: everything the API needs to
+// check and open it, in one place.
+type sinkFormat struct {
+	// options are the sink's own options; optionPrefixes are passed
+	// through unchecked (kafka.* producer settings).
+	options        []string
+	optionPrefixes []string
+	// modes are the output modes it supports (Spark's compatibility
+	// matrix: file sinks are append-only, memory has no update).
+	modes []string
+	// tempCheckpoint: it may run on a temporary checkpoint when none is
+	// given, as Spark allows for console and memory.
+	tempCheckpoint bool
+	// validate checks the sink's own options without creating anything
+	// (nil: open is side-effect free and serves as the check).
+	validate func(f string, opts map[string]string) error
+	// open creates the sink from its own options.
+	open func(f string, opts map[string]string, env sinkEnv) (sink.Sink, error)
+}
+
+var allModes = []string{"append", "update", "complete"}
+
+func openFileSink(f string, opts map[string]string, env sinkEnv) (sink.Sink, error) {
+	s, err := filesink.New(f, opts)
+	if err != nil {
+		return nil, err
+	}
+	if env.log != nil {
+		s.SetLogger(env.log)
+	}
+	return s, nil
+}
+
+func validateFileSink(f string, opts map[string]string) error {
+	_, err := filesink.ParseOptions(f, opts)
+	return err
+}
+
+var fileSinkFormat = func(f string) sinkFormat {
+	return sinkFormat{options: filesink.KnownOptions(f), modes: []string{"append"}, validate: validateFileSink, open: openFileSink}
+}
+
+// sinkFormats is every sink format sluice knows.
+var sinkFormats = map[string]sinkFormat{
+	"console": {options: []string{"numRows", "truncate"}, modes: allModes, tempCheckpoint: true,
+		open: func(_ string, opts map[string]string, env sinkEnv) (sink.Sink, error) {
+			if env.stdout == nil {
+				env.stdout = os.Stdout
+			}
+			return console.New(env.stdout, opts)
+		}},
+	"noop": {modes: allModes, tempCheckpoint: true,
+		open: func(string, map[string]string, sinkEnv) (sink.Sink, error) { return noop.New(), nil }},
+	"memory": {modes: []string{"append", "complete"}, tempCheckpoint: true,
+		open: func(string, map[string]string, sinkEnv) (sink.Sink, error) { return memory.New(), nil }},
+	"parquet": fileSinkFormat("parquet"),
+	"json":    fileSinkFormat("json"),
+	"csv":     fileSinkFormat("csv"),
+	"delta": {options: delta.KnownOptions, modes: []string{"append", "complete"},
+		validate: func(_ string, opts map[string]string) error { return validateFileSink("parquet", opts) },
+		open: func(_ string, opts map[string]string, env sinkEnv) (sink.Sink, error) {
+			return delta.New(opts, env.queryID)
+		}},
+	"kafka": {options: kafkasink.KnownOptions, optionPrefixes: []string{"kafka."}, modes: allModes,
+		validate: func(_ string, opts map[string]string) error {
+			_, err := kafkasink.ParseConfig(opts, "validate")
+			return err
+		},
+		open: func(_ string, opts map[string]string, env sinkEnv) (sink.Sink, error) {
+			log := env.log
+			if log == nil {
+				log = slog.Default()
+			}
+			return kafkasink.New(opts, env.queryID, log)
+		}},
 }
 
 // sinkEnv is what creating a sink may need besides its options.
@@ -177,15 +241,11 @@ type sinkEnv struct {
 // (checkpointLocation, sluice.*) are taken out before the sink sees them.
 func newSink(format string, opts map[string]string, env sinkEnv) (sink.Sink, error) {
 	f := strings.ToLower(format)
-	known, ok := sinkOptions[f]
+	sf, ok := sinkFormats[f]
 	if !ok {
 		return nil, unknownFormat("sink", format, SinkFormats)
 	}
-	var prefixes []string
-	if f == "kafka" {
-		prefixes = []string{"kafka."}
-	}
-	if err := options.New(opts).CheckKnown(f+" sink", slices.Concat(known, queryOptions), prefixes...); err != nil {
+	if err := options.New(opts).CheckKnown(f+" sink", slices.Concat(sf.options, queryOptions), sf.optionPrefixes...); err != nil {
 		return nil, err
 	}
 	own := map[string]string{}
@@ -204,20 +264,12 @@ func newSink(format string, opts map[string]string, env sinkEnv) (sink.Sink, err
 		return nil, err
 	}
 	if env.validateOnly {
-		switch f {
-		case "parquet", "json", "csv":
-			_, err := filesink.ParseOptions(f, own)
-			return nil, err
-		case "delta":
-			_, err := filesink.ParseOptions("parquet", own)
-			return nil, err
-		case "kafka":
-			_, err := kafkasink.ParseConfig(own, "validate")
-			return nil, err
+		if sf.validate != nil {
+			return nil, sf.validate(f, own)
 		}
 		env.stdout = io.Discard
 	}
-	inner, err := newInnerSink(f, own, env)
+	inner, err := sf.open(f, own, env)
 	if err != nil {
 		return nil, err
 	}
@@ -227,57 +279,10 @@ func newSink(format string, opts map[string]string, env sinkEnv) (sink.Sink, err
 	return inner, nil
 }
 
-func newInnerSink(f string, opts map[string]string, env sinkEnv) (sink.Sink, error) {
-	switch f {
-	case "console":
-		if env.stdout == nil {
-			env.stdout = os.Stdout
-		}
-		return console.New(env.stdout, opts)
-	case "noop":
-		return noop.New(), nil
-	case "parquet", "json", "csv":
-		s, err := filesink.New(f, opts)
-		if err != nil {
-			return nil, err
-		}
-		if env.log != nil {
-			s.SetLogger(env.log)
-		}
-		return s, nil
-	case "delta":
-		return delta.New(opts, env.queryID)
-	case "kafka":
-		log := env.log
-		if log == nil {
-			log = slog.Default()
-		}
-		return kafkasink.New(opts, env.queryID, log)
-	}
-	return memory.New(), nil
-}
-
 // sinkNeedsCheckpoint reports whether a sink requires a user-given
 // checkpointLocation; Spark lets console and memory run on a temporary one.
 func sinkNeedsCheckpoint(format string) bool {
-	switch strings.ToLower(format) {
-	case "console", "noop", "memory":
-		return false
-	}
-	return true
-}
-
-// sinkOutputModes lists the output modes each sink supports (Spark's
-// compatibility matrix: file sinks are append-only, memory has no update).
-var sinkOutputModes = map[string][]string{
-	"console": {"append", "update", "complete"},
-	"noop":    {"append", "update", "complete"},
-	"memory":  {"append", "complete"},
-	"parquet": {"append"},
-	"json":    {"append"},
-	"csv":     {"append"},
-	"delta":   {"append", "complete"},
-	"kafka":   {"append", "update", "complete"},
+	return !sinkFormats[strings.ToLower(format)].tempCheckpoint
 }
 
 // validateOutputMode checks a mode against the sink and the query's shape,
@@ -291,7 +296,8 @@ func validateOutputMode(mode, sinkFormat string, hasAggregation bool) error {
 	if mode == "complete" && !hasAggregation {
 		return fmt.Errorf("output mode \"complete\" is not supported when there are no streaming aggregations on the DataFrame (allowed here: append, update)")
 	}
-	if allowed, ok := sinkOutputModes[strings.ToLower(sinkFormat)]; ok && !containsFold(allowed, mode) {
+	if sf, ok := sinkFormats[strings.ToLower(sinkFormat)]; ok && !containsFold(sf.modes, mode) {
+		allowed := sf.modes
 		return fmt.Errorf("the %s sink does not support output mode %q (allowed: %s)", sinkFormat, mode, strings.Join(allowed, ", "))
 	}
 	return nil

@@ -34,3 +34,16 @@ func TestValidateOutputMode(t *testing.T) {
 		}
 	}
 }
+
+// TestSinkFormatsListed keeps the public list and the format table in step.
+func TestSinkFormatsListed(t *testing.T) {
+	if len(SinkFormats) != len(sinkFormats) {
+		t.Fatalf("SinkFormats has %d entries, the table %d", len(SinkFormats), len(sinkFormats))
+	}
+	for _, f := range SinkFormats {
+		sf, ok := sinkFormats[f]
+		if !ok || sf.open == nil || len(sf.modes) == 0 {
+			t.Errorf("sink format %q is listed but not fully described", f)
+		}
+	}
+}
