@@ -323,7 +323,7 @@ func parseTimestamp(b []byte) (int64, bool) {
 	loc := time.UTC
 	if i < len(b) {
 		var ok bool
-		loc, ok = parseZone(string(trimSpace(b[i:])))
+		loc, ok = ParseZone(string(trimSpace(b[i:])))
 		if !ok {
 			return 0, false
 		}
@@ -332,8 +332,11 @@ func parseTimestamp(b []byte) (int64, bool) {
 	return t.Unix()*microsPerSecond + int64(t.Nanosecond()/1000), true
 }
 
-// parseZone parses a zone suffix of a timestamp string.
-func parseZone(z string) (*time.Location, bool) {
+// ParseZone parses the zone suffix of a timestamp string as Spark's casts
+// accept it: "" (UTC), Z/UTC/GMT/UT, ±h, ±hh, ±hmm, ±hh:mm (optionally after
+// UTC/GMT/UT), or a region id such as Europe/Paris. The file source's
+// timestamp parsing uses it too.
+func ParseZone(z string) (*time.Location, bool) {
 	if z == "" {
 		return time.UTC, true
 	}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-stream/sluice/internal/expr"
 )
 
 const microsPerSecond = 1_000_000
@@ -63,7 +65,7 @@ func parseTimestamp(s, layout string, loc *time.Location) (int64, bool) {
 	}
 	zone := loc
 	if rest := strings.TrimSpace(s[i:]); rest != "" {
-		if zone, ok = parseZone(rest); !ok {
+		if zone, ok = expr.ParseZone(rest); !ok {
 			return 0, false
 		}
 	}
@@ -131,49 +133,6 @@ func parseDatePart(s string) (y, m, d, next int, ok bool) {
 		return 0, 0, 0, 0, false
 	}
 	return y, m, d, i, true
-}
-
-func parseZone(z string) (*time.Location, bool) {
-	u := strings.ToUpper(z)
-	switch u {
-	case "Z", "UTC", "GMT", "UT":
-		return time.UTC, true
-	}
-	for _, p := range []string{"UTC", "GMT", "UT"} {
-		if strings.HasPrefix(u, p) && len(u) > len(p) && (u[len(p)] == '+' || u[len(p)] == '-') {
-			u = u[len(p):]
-			break
-		}
-	}
-	if u[0] == '+' || u[0] == '-' {
-		body := strings.ReplaceAll(u[1:], ":", "")
-		var hh, mm int
-		var err error
-		switch len(body) {
-		case 1, 2:
-			hh, err = strconv.Atoi(body)
-		case 4:
-			hh, err = strconv.Atoi(body[:2])
-			if err == nil {
-				mm, err = strconv.Atoi(body[2:])
-			}
-		default:
-			return nil, false
-		}
-		if err != nil || hh > 18 || mm > 59 {
-			return nil, false
-		}
-		off := hh*3600 + mm*60
-		if u[0] == '-' {
-			off = -off
-		}
-		return time.FixedZone(z, off), true
-	}
-	loc, err := time.LoadLocation(z)
-	if err != nil {
-		return nil, false
-	}
-	return loc, true
 }
 
 // javaLayout translates the common subset of Java DateTimeFormatter
