@@ -88,18 +88,8 @@ func (e *arith) eval(b *batch.Batch, ctx *EvalContext) (*batch.Column, error) {
 		x, y, z := l.Ints, r.Ints, out.Ints
 		wrap := e.k == batch.Int
 		switch e.op {
-		case "+":
-			for i := range z {
-				z[i] = x[i] + y[i]
-			}
-		case "-":
-			for i := range z {
-				z[i] = x[i] - y[i]
-			}
-		case "*":
-			for i := range z {
-				z[i] = x[i] * y[i]
-			}
+		case "+", "-", "*":
+			addSubMul(e.op, x, y, z)
 		case "%", "DIV":
 			for i := range z {
 				if y[i] == 0 {
@@ -121,18 +111,8 @@ func (e *arith) eval(b *batch.Batch, ctx *EvalContext) (*batch.Column, error) {
 	case batch.Double:
 		x, y, z := l.Floats, r.Floats, out.Floats
 		switch e.op {
-		case "+":
-			for i := range z {
-				z[i] = x[i] + y[i]
-			}
-		case "-":
-			for i := range z {
-				z[i] = x[i] - y[i]
-			}
-		case "*":
-			for i := range z {
-				z[i] = x[i] * y[i]
-			}
+		case "+", "-", "*":
+			addSubMul(e.op, x, y, z)
 		case "/", "%":
 			for i := range z {
 				if y[i] == 0 {
@@ -149,6 +129,25 @@ func (e *arith) eval(b *batch.Batch, ctx *EvalContext) (*batch.Column, error) {
 	}
 	zeroNulls(out)
 	return out, nil
+}
+
+// addSubMul computes z = x op y element-wise for op "+", "-" or "*"; one
+// tight loop per operator and element type.
+func addSubMul[T int64 | float64](op string, x, y, z []T) {
+	switch op {
+	case "+":
+		for i := range z {
+			z[i] = x[i] + y[i]
+		}
+	case "-":
+		for i := range z {
+			z[i] = x[i] - y[i]
+		}
+	case "*":
+		for i := range z {
+			z[i] = x[i] * y[i]
+		}
+	}
 }
 
 // negate is unary minus; INT wraps at 32 bits.
