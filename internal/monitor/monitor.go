@@ -436,7 +436,7 @@ func (m *Monitor) observeBatch(q *engine.Query, info *engine.BatchInfo, prevStar
 func admissionInfo(info *engine.BatchInfo) *progress.AdmissionInfo {
 	l := info.Limit
 	ad := info.Admission
-	a := &progress.AdmissionInfo{Limit: l.MaxRows, LimitBytes: l.MaxBytes, Reason: ad.Reason, Mode: ad.Mode,
+	a := &progress.AdmissionInfo{Limit: ad.Limit, LimitBytes: l.MaxBytes, Reason: ad.Reason, Mode: ad.Mode,
 		MaxOffsetsPerTrigger: ad.Limits.MaxOffsetsPerTrigger, MemoryBudgetBytes: ad.Limits.MemoryBudget}
 	if ad.Mode == engine.AdmissionAdaptive {
 		a.TargetBatchDurationMs = ad.Target.Milliseconds()
