@@ -31,6 +31,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/loadgen"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/orders"
+	"github.com/sluice-stream/sluice/internal/procstat"
 	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/rehearse"
 	"github.com/sluice-stream/sluice/internal/report"
@@ -614,30 +615,6 @@ func benchCPUChild(ctx context.Context, addr string, n, rounds int, logf func(st
 	return c, nil
 }
 
-// procCPU reads a process's user+system CPU time from /proc/PID/stat
-// (clock ticks of 1/100 s, Linux's USER_HZ).
-func procCPU(pid int) (time.Duration, bool) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')') // the command name may hold spaces
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, false
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64) // field 14 of the file
-	st, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(ut+st) * 10 * time.Millisecond, true
-}
-
 // benchIdleChild runs the seed query with the default trigger on an empty
 // topic in a child process and measures its CPU over d, after a 2 s
 // start-up.
@@ -673,19 +650,19 @@ func benchIdleChild(ctx context.Context, b *broker.Broker, d time.Duration, logf
 	if err := sleep(2 * time.Second); err != nil {
 		return nil, err
 	}
-	c0, ok := procCPU(cmd.Process.Pid)
+	c0, err0 := procstat.CPU(cmd.Process.Pid)
 	t0 := time.Now()
 	if err := sleep(d); err != nil {
 		return nil, err
 	}
-	c1, ok1 := procCPU(cmd.Process.Pid)
+	c1, err1 := procstat.CPU(cmd.Process.Pid)
 	wall := time.Since(t0)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		return nil, fmt.Errorf("idle query: %w\n%s", err, out.String())
 	}
 	cpu := c1 - c0
-	if !ok || !ok1 { // no /proc: the whole life from rusage
+	if err0 != nil || err1 != nil { // no /proc: the whole life from rusage
 		cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 		wall += 2 * time.Second
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice"
+	"github.com/sluice-stream/sluice/internal/procstat"
 	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/trigger"
 	"github.com/sluice-stream/sluice/internal/web"
@@ -102,7 +103,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if *stats {
 		defer func() {
-			if hwm, err := peakRSS(); err == nil {
+			if _, hwm, err := procstat.Memory(os.Getpid()); err == nil {
 				fmt.Fprintf(stderr, "peak RSS: %d bytes\n", hwm)
 			}
 		}()

@@ -31,6 +31,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/kafkaauth"
 	"github.com/sluice-stream/sluice/internal/loadgen"
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/procstat"
 	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/report"
 )
@@ -582,7 +583,7 @@ func (s *sampler) run(ctx context.Context) {
 
 func (s *sampler) sample(ctx context.Context) {
 	if s.pid > 0 {
-		if rss, hwm, ok := procMemory(s.pid); ok {
+		if rss, hwm, err := procstat.Memory(s.pid); err == nil {
 			s.mem = append(s.mem, MemSample{UnixMs: time.Now().UnixMilli(), RSS: rss})
 			s.peak = max(s.peak, hwm)
 		}

@@ -2,13 +2,11 @@ package rehearse
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -210,30 +208,4 @@ func (p *inProcess) Stop() error {
 		p.err = errors.Join(err, p.q.Exception(), p.jl.Close())
 	})
 	return p.err
-}
-
-// procMemory reads a process's current and peak resident set size
-// (VmRSS, VmHWM) from /proc; ok is false where /proc is unavailable.
-func procMemory(pid int) (rss, hwm int64, ok bool) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, 0, false
-	}
-	for _, line := range bytes.Split(data, []byte("\n")) {
-		var dst *int64
-		switch {
-		case bytes.HasPrefix(line, []byte("VmRSS:")):
-			dst = &rss
-		case bytes.HasPrefix(line, []byte("VmHWM:")):
-			dst = &hwm
-		default:
-			continue
-		}
-		f := strings.Fields(string(line))
-		if len(f) >= 2 {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			*dst = kb << 10
-		}
-	}
-	return rss, hwm, rss > 0
 }

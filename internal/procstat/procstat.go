@@ -1,0 +1,69 @@
+// Package procstat reads a process's memory and CPU figures from Linux's
+// /proc: what `sluice run --stats`, the rehearsal and the benchmarks report.
+package procstat
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Memory returns a process's current and peak resident set size in bytes
+// (VmRSS and VmHWM of /proc/PID/status).
+func Memory(pid int) (rss, hwm int64, err error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var dst *int64
+		switch {
+		case bytes.HasPrefix(line, []byte("VmRSS:")):
+			dst = &rss
+		case bytes.HasPrefix(line, []byte("VmHWM:")):
+			dst = &hwm
+		default:
+			continue
+		}
+		f := strings.Fields(string(line))
+		if len(f) < 2 {
+			return 0, 0, fmt.Errorf("procstat: malformed line %q in /proc/%d/status", line, pid)
+		}
+		kb, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("procstat: %q in /proc/%d/status: %w", line, pid, err)
+		}
+		*dst = kb << 10
+	}
+	if rss == 0 && hwm == 0 {
+		return 0, 0, fmt.Errorf("procstat: no VmRSS/VmHWM in /proc/%d/status", pid)
+	}
+	return rss, hwm, nil
+}
+
+// CPU returns a process's user + system CPU time from /proc/PID/stat (clock
+// ticks of 1/100 s, Linux's USER_HZ).
+func CPU(pid int) (time.Duration, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')') // the command name may hold spaces
+	if i < 0 {
+		return 0, fmt.Errorf("procstat: malformed /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("procstat: short /proc/%d/stat", pid)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64) // field 14 of the file
+	st, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("procstat: bad CPU fields in /proc/%d/stat", pid)
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}

@@ -1,0 +1,39 @@
+package procstat
+
+import (
+	"os"
+	"runtime"
+	"testing"
+	"time"
+)
+
+func TestOwnProcess(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("needs /proc")
+	}
+	keep := make([]byte, 32<<20)
+	for i := range keep {
+		keep[i] = byte(i)
+	}
+	rss, hwm, err := Memory(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rss < 32<<20 || hwm < rss {
+		t.Fatalf("rss %d, hwm %d: want rss ≥ 32 MiB (a buffer was just touched) and hwm ≥ rss", rss, hwm)
+	}
+	c0, err := CPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end); {
+	}
+	c1, err := CPU(os.Getpid())
+	if err != nil || c1 <= c0 {
+		t.Fatalf("CPU went from %s to %s (%v) over 200 ms of spinning", c0, c1, err)
+	}
+	runtime.KeepAlive(keep)
+	if _, _, err := Memory(-1); err == nil {
+		t.Fatal("Memory(-1) succeeded")
+	}
+}
