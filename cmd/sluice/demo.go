@@ -8,10 +8,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/sluice-stream/sluice"
 	"github.com/sluice-stream/sluice/internal/broker"
+	"github.com/sluice-stream/sluice/internal/loadgen"
 	"github.com/sluice-stream/sluice/internal/orders"
 )
 
@@ -77,23 +76,43 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.MaxBufferedRecords(100_000))
+	// The sample producer: order events keyed by customer, at a steady rate
+	// with one spike (sluice loadgen's engine).
+	shape, err := loadgen.NewShape(loadgen.ShapeOrders, 0, time.Now().UnixNano())
 	if err != nil {
 		q.Stop()
 		return err
 	}
-	defer cl.Close()
-	prof := orders.Profile{Base: *rate, Spike: *spike, SpikeAt: *spikeAt, SpikeFor: *spikeFor}
-	prod := orders.NewProducer(cl, "orders", orders.NewGenerator(time.Now().UnixNano()), prof, log)
-	perr := make(chan error, 1)
-	go func() { perr <- prod.Run(ctx) }()
+	runFor := *duration
+	if runFor <= 0 {
+		runFor = 365 * 24 * time.Hour // until Ctrl-C
+	}
+	type produced struct {
+		res loadgen.Result
+		err error
+	}
+	perr := make(chan produced, 1)
+	go func() {
+		res, err := loadgen.Run(ctx, loadgen.Config{
+			Brokers:  []string{b.Addr()},
+			Topic:    "orders",
+			Profile:  loadgen.Spike{Base: *rate, Factor: *spike, At: *spikeAt, For: *spikeFor},
+			Duration: runFor,
+			Shape:    shape,
+			Keys:     loadgen.Keys{Count: orders.NumCustomers},
+			Seed:     time.Now().UnixNano(),
+			Logger:   log,
+		})
+		perr <- produced{res, err}
+	}()
 
 	qerr := q.AwaitTermination(ctx)
 	stopErr := q.Stop()
-	if err := <-perr; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("producer: %w", err)
+	p := <-perr
+	if p.err != nil && !errors.Is(p.err, context.Canceled) && !errors.Is(p.err, context.DeadlineExceeded) {
+		return fmt.Errorf("producer: %w", p.err)
 	}
-	fmt.Fprintf(stderr, "sluice demo: produced %d orders; stopped\n", prod.Produced())
+	fmt.Fprintf(stderr, "sluice demo: produced %d orders; stopped\n", p.res.Acked)
 	if qerr != nil && ctx.Err() == nil {
 		return qerr
 	}
