@@ -1,6 +1,7 @@
 // Package orders generates the sample data of the demo and the benchmarks:
-// deterministic order events as JSON, keyed by customer, and producers that
-// write them to Kafka at a rate profile (Producer) or in bulk (Preload).
+// deterministic order events as JSON, keyed by customer, and a bulk loader
+// for them (Preload). Producing them at a rate profile is internal/loadgen's
+// job (its "orders" shape).
 package orders
 
 import (
