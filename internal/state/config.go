@@ -1,0 +1,189 @@
+package state
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/sluice-stream/sluice/internal/options"
+)
+
+// ProviderKind is which state store implementation a query uses.
+type ProviderKind string
+
+const (
+	// MemoryProvider keeps each version in memory (a copy-on-write B-tree)
+	// and writes a delta file per commit plus periodic snapshots: Spark's
+	// HDFSBackedStateStoreProvider. The default.
+	MemoryProvider ProviderKind = "memory"
+	// DiskProvider keeps state in a Pebble LSM on local disk with a
+	// checkpoint per version: Spark's RocksDBStateStoreProvider.
+	DiskProvider ProviderKind = "disk"
+)
+
+// Option names (Spark's where Spark has one).
+const (
+	OptProviderClass              = "spark.sql.streaming.stateStore.providerClass"
+	OptMinDeltasForSnapshot       = "spark.sql.streaming.stateStore.minDeltasForSnapshot"
+	OptMinBatchesToRetain         = "spark.sql.streaming.minBatchesToRetain"
+	OptMaxBatchesToRetainInMemory = "spark.sql.streaming.maxBatchesToRetainInMemory"
+	OptCompressionCodec           = "spark.sql.streaming.stateStore.compression.codec"
+	OptStateSchemaCheck           = "spark.sql.streaming.stateStore.stateSchemaCheck"
+	OptDiskMemory                 = "sluice.state.disk.memory"
+	OptDiskLocalDir               = "sluice.state.disk.localDir"
+)
+
+// Spark's provider class names.
+const (
+	SparkHDFSProviderClass    = "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider"
+	SparkRocksDBProviderClass = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+)
+
+// providerNames maps every accepted spelling (lower-cased) to a provider:
+// Spark's full class names, their simple names, and short names.
+var providerNames = map[string]ProviderKind{
+	strings.ToLower(SparkHDFSProviderClass):    MemoryProvider,
+	"hdfsbackedstatestoreprovider":             MemoryProvider,
+	"memory":                                   MemoryProvider,
+	"hdfs":                                     MemoryProvider,
+	strings.ToLower(SparkRocksDBProviderClass): DiskProvider,
+	"rocksdbstatestoreprovider":                DiskProvider,
+	"disk":                                     DiskProvider,
+	"rocksdb":                                  DiskProvider,
+	"pebble":                                   DiskProvider,
+}
+
+// ParseProvider maps a spark.sql.streaming.stateStore.providerClass value to
+// a provider. Names are matched case-insensitively.
+func ParseProvider(s string) (ProviderKind, error) {
+	if k, ok := providerNames[strings.ToLower(strings.TrimSpace(s))]; ok {
+		return k, nil
+	}
+	return "", &options.Error{Option: OptProviderClass, Value: s,
+		Allowed: "allowed: memory (also hdfs, " + SparkHDFSProviderClass + ") or disk (also rocksdb, pebble, " + SparkRocksDBProviderClass + ")"}
+}
+
+// SparkClass is the class name recorded for the provider in offsets/N, so a
+// checkpoint reads as Spark's.
+func (k ProviderKind) SparkClass() string {
+	if k == DiskProvider {
+		return SparkRocksDBProviderClass
+	}
+	return SparkHDFSProviderClass
+}
+
+// Config is how stores are kept. The zero value is not valid; start from
+// DefaultConfig or ParseConfig.
+type Config struct {
+	Provider ProviderKind
+	// MinDeltasForSnapshot: Maintenance snapshots a version when more deltas
+	// than this follow the last snapshot (memory provider).
+	MinDeltasForSnapshot int
+	// MinBatchesToRetain: versions that must stay recoverable.
+	MinBatchesToRetain int
+	// MaxBatchesToRetainInMemory: versions the memory provider caches.
+	MaxBatchesToRetainInMemory int
+	// Codec compresses delta and snapshot files: "lz4" (Spark's default).
+	Codec string
+	// SchemaCheck checks key/value schemas against the recorded ones.
+	SchemaCheck bool
+	// MemoryLimit caps one memory-provider store's state bytes (≤ 0: none).
+	MemoryLimit int64
+	// Budget, when not nil, is shared by all stores of the query.
+	Budget *Budget
+	// DiskMemory is one disk-provider store's memory allowance: its memtables
+	// get a quarter each (two may be live) and the block cache the rest.
+	DiskMemory int64
+	// DiskLocalDir is where disk-provider working databases live; "" puts
+	// them beside the versions (state/<op>/<part>/_working), which lets
+	// checkpoints hard-link SSTs instead of copying them.
+	DiskLocalDir string
+}
+
+// Defaults (Spark's where Spark has one).
+const (
+	DefaultMinDeltasForSnapshot       = 10
+	DefaultMinBatchesToRetain         = 100
+	DefaultMaxBatchesToRetainInMemory = 2
+	DefaultDiskMemory                 = 16 << 20
+	minDiskMemory                     = 2 << 20
+)
+
+// DefaultConfig is Spark's defaults with the memory provider.
+func DefaultConfig() Config {
+	return Config{
+		Provider:                   MemoryProvider,
+		MinDeltasForSnapshot:       DefaultMinDeltasForSnapshot,
+		MinBatchesToRetain:         DefaultMinBatchesToRetain,
+		MaxBatchesToRetainInMemory: DefaultMaxBatchesToRetainInMemory,
+		Codec:                      "lz4",
+		SchemaCheck:                true,
+		DiskMemory:                 DefaultDiskMemory,
+	}
+}
+
+// ConfigOptions lists the options ParseConfig reads.
+var ConfigOptions = []string{OptProviderClass, OptMinDeltasForSnapshot, OptMinBatchesToRetain,
+	OptMaxBatchesToRetainInMemory, OptCompressionCodec, OptStateSchemaCheck, OptDiskMemory, OptDiskLocalDir}
+
+// ParseConfig reads the options above from a query's options/session conf;
+// unset ones keep DefaultConfig's values. Errors name the option and the
+// allowed values.
+func ParseConfig(m map[string]string) (Config, error) {
+	o := options.New(m)
+	c := DefaultConfig()
+	if v, ok := o.Get(OptProviderClass); ok {
+		k, err := ParseProvider(v)
+		if err != nil {
+			return c, err
+		}
+		c.Provider = k
+	}
+	var err error
+	var n int64
+	if n, err = o.Int64(OptMinDeltasForSnapshot, DefaultMinDeltasForSnapshot, 1); err != nil {
+		return c, err
+	}
+	c.MinDeltasForSnapshot = int(n)
+	if n, err = o.Int64(OptMinBatchesToRetain, DefaultMinBatchesToRetain, 1); err != nil {
+		return c, err
+	}
+	c.MinBatchesToRetain = int(n)
+	if n, err = o.Int64(OptMaxBatchesToRetainInMemory, DefaultMaxBatchesToRetainInMemory, 0); err != nil {
+		return c, err
+	}
+	c.MaxBatchesToRetainInMemory = int(n)
+	codec, err := o.Enum(OptCompressionCodec, "lz4", "lz4")
+	if err != nil {
+		return c, err
+	}
+	c.Codec = strings.ToLower(codec)
+	if c.SchemaCheck, err = o.Bool(OptStateSchemaCheck, true); err != nil {
+		return c, err
+	}
+	if c.DiskMemory, err = o.Bytes(OptDiskMemory, DefaultDiskMemory); err != nil {
+		return c, err
+	}
+	if c.DiskMemory < minDiskMemory {
+		return c, &options.Error{Option: OptDiskMemory, Value: m[OptDiskMemory], Allowed: "allowed: at least 2MiB"}
+	}
+	c.DiskLocalDir = o.String(OptDiskLocalDir, "")
+	return c, nil
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Provider != MemoryProvider && c.Provider != DiskProvider:
+		return fmt.Errorf("state: unknown provider %q", c.Provider)
+	case c.MinDeltasForSnapshot < 1:
+		return fmt.Errorf("state: %s must be ≥ 1, got %d", OptMinDeltasForSnapshot, c.MinDeltasForSnapshot)
+	case c.MinBatchesToRetain < 1:
+		return fmt.Errorf("state: %s must be ≥ 1, got %d", OptMinBatchesToRetain, c.MinBatchesToRetain)
+	case c.MaxBatchesToRetainInMemory < 0:
+		return fmt.Errorf("state: %s must be ≥ 0, got %d", OptMaxBatchesToRetainInMemory, c.MaxBatchesToRetainInMemory)
+	case c.Codec != "lz4":
+		return fmt.Errorf("state: %s must be lz4, got %q", OptCompressionCodec, c.Codec)
+	case c.Provider == DiskProvider && c.DiskMemory < minDiskMemory:
+		return fmt.Errorf("state: %s must be at least 2MiB, got %d", OptDiskMemory, c.DiskMemory)
+	}
+	return nil
+}

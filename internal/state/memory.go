@@ -1,0 +1,550 @@
+package state
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/btree"
+)
+
+// entry is one key/value pair of the memory provider.
+type entry struct {
+	key, value []byte
+}
+
+func entryLess(a, b entry) bool { return bytes.Compare(a.key, b.key) < 0 }
+
+// entryOverhead is the memory an entry costs beyond its key and value bytes:
+// the entry's two slice headers in a B-tree node (48 B), the node's share of
+// child pointers and slack, and the allocator's rounding of the two byte
+// slices. Measured by TestMemoryAccountingMatchesHeap.
+const entryOverhead = 96
+
+func entrySize(k, v []byte) int64 { return int64(len(k)+len(v)) + entryOverhead }
+
+const btreeDegree = 32
+
+func newTree() *btree.BTreeG[entry] { return btree.NewG(btreeDegree, entryLess) }
+
+// memVersion is one loaded, committed version. Its tree is never modified:
+// stores work on lazy copy-on-write clones, so cached versions share every
+// node the batch did not touch.
+type memVersion struct {
+	tree  *btree.BTreeG[entry]
+	bytes int64
+}
+
+type memoryProvider struct {
+	id      ID
+	schemas Schemas
+	conf    Config
+
+	mu         sync.Mutex
+	cache      map[int64]*memVersion
+	open       *memStore
+	charge     charger
+	files      versionFiles
+	filesValid bool
+	closed     bool
+
+	cacheHits, cacheMisses atomic.Int64
+	lastCommitBytes        atomic.Int64
+}
+
+func newMemoryProvider(id ID, schemas Schemas, conf Config) *memoryProvider {
+	return &memoryProvider{id: id, schemas: schemas, conf: conf, cache: map[int64]*memVersion{},
+		charge: charger{id: id, limit: conf.MemoryLimit, budget: conf.Budget}}
+}
+
+func (p *memoryProvider) listFiles() (versionFiles, error) {
+	if p.filesValid {
+		return p.files, nil
+	}
+	vf, err := listVersions(p.id.Dir(), "snapshot")
+	if err != nil {
+		return vf, fmt.Errorf("state %s: %w", p.id, err)
+	}
+	p.files, p.filesValid = vf, true
+	return vf, nil
+}
+
+func (p *memoryProvider) Open(version int64) (Store, error) {
+	if version < 0 {
+		return nil, fmt.Errorf("state %s: negative version %d", p.id, version)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, fmt.Errorf("state %s: provider closed", p.id)
+	}
+	if p.open != nil {
+		return nil, fmt.Errorf("state %s: %w", p.id, errStoreOpen)
+	}
+	// Versions past the one asked for come from a run that did not reach
+	// the engine's commit log: never serve them again.
+	for v := range p.cache {
+		if v > version {
+			delete(p.cache, v)
+		}
+	}
+	base, err := p.loadLocked(version)
+	if err != nil {
+		return nil, err
+	}
+	delta, err := createAtomic(versionFile(p.id.Dir(), version+1, "delta"))
+	if err != nil {
+		return nil, fmt.Errorf("state %s: %w", p.id, err)
+	}
+	fw, err := newFileWriter(delta, kindDelta, version+1)
+	if err != nil {
+		delta.abort()
+		return nil, fmt.Errorf("state %s: %w", p.id, err)
+	}
+	s := &memStore{p: p, version: version, tree: base.tree.Clone(), bytes: base.bytes, deltaFile: delta, delta: fw,
+		startCharge: p.charge.charged}
+	// Restoring committed state is not refused; growth beyond the limit is.
+	p.charge.force(base.bytes)
+	p.open = s
+	return s, nil
+}
+
+// loadLocked returns version v from the cache or rebuilds it from files.
+func (p *memoryProvider) loadLocked(v int64) (*memVersion, error) {
+	if mv, ok := p.cache[v]; ok {
+		p.cacheHits.Add(1)
+		return mv, nil
+	}
+	p.cacheMisses.Add(1)
+	if v == 0 {
+		return &memVersion{tree: newTree()}, nil
+	}
+	vf, err := p.listFiles()
+	if err != nil {
+		return nil, err
+	}
+	// Start from the newest cached version or snapshot at or below v.
+	start := vf.snapshotAtOrBelow(v)
+	var base *memVersion
+	for cv, mv := range p.cache {
+		if cv <= v && cv >= start && (base == nil || cv > start) {
+			start, base = cv, mv
+		}
+	}
+	var tree *btree.BTreeG[entry]
+	var size int64
+	switch {
+	case base != nil:
+		tree, size = base.tree.Clone(), base.bytes
+	case start > 0:
+		tree = newTree()
+		path := vf.snapshots[start]
+		_, err := readStateFile(path, kindSnapshot, start, func(op byte, k, val []byte) error {
+			if op != opPut {
+				return corrupt("removal in a snapshot")
+			}
+			if old, had := tree.ReplaceOrInsert(entry{k, val}); had {
+				size -= entrySize(old.key, old.value)
+			}
+			size += entrySize(k, val)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("state %s: loading snapshot %d: %w", p.id, start, err)
+		}
+	default:
+		tree = newTree()
+	}
+	for d := start + 1; d <= v; d++ {
+		path, ok := vf.deltas[d]
+		if !ok {
+			return nil, fmt.Errorf("state %s: cannot rebuild version %d: %d.delta is missing (%w)", p.id, v, d, ErrVersionNotFound)
+		}
+		_, err := readStateFile(path, kindDelta, d, func(op byte, k, val []byte) error {
+			switch op {
+			case opPut:
+				if old, had := tree.ReplaceOrInsert(entry{k, val}); had {
+					size -= entrySize(old.key, old.value)
+				}
+				size += entrySize(k, val)
+			case opRemove:
+				if old, had := tree.Delete(entry{key: k}); had {
+					size -= entrySize(old.key, old.value)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("state %s: loading delta %d: %w", p.id, d, err)
+		}
+	}
+	mv := &memVersion{tree: tree, bytes: size}
+	p.putCacheLocked(v, mv)
+	return mv, nil
+}
+
+// putCacheLocked caches v and keeps the MaxBatchesToRetainInMemory newest.
+func (p *memoryProvider) putCacheLocked(v int64, mv *memVersion) {
+	limit := p.conf.MaxBatchesToRetainInMemory
+	if limit <= 0 {
+		return
+	}
+	p.cache[v] = mv
+	if len(p.cache) <= limit {
+		return
+	}
+	vs := make([]int64, 0, len(p.cache))
+	for cv := range p.cache {
+		vs = append(vs, cv)
+	}
+	sort.Slice(vs, func(i, j int) bool { return vs[i] > vs[j] })
+	for _, old := range vs[limit:] {
+		delete(p.cache, old)
+	}
+}
+
+func (p *memoryProvider) LatestVersion() (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	vf, err := p.listFiles()
+	if err != nil {
+		return 0, err
+	}
+	return vf.latest(), nil
+}
+
+func (p *memoryProvider) Maintenance() error {
+	p.mu.Lock()
+	vf, err := p.listFiles()
+	if err != nil {
+		p.mu.Unlock()
+		return err
+	}
+	latest := vf.latest()
+	lastSnap := vf.snapshotAtOrBelow(latest)
+	var snap *btree.BTreeG[entry]
+	if latest-lastSnap > int64(p.conf.MinDeltasForSnapshot) {
+		if mv, ok := p.cache[latest]; ok {
+			snap = mv.tree.Clone() // a private copy to read outside the lock
+		}
+	}
+	p.mu.Unlock()
+
+	if snap != nil {
+		path := versionFile(p.id.Dir(), latest, "snapshot")
+		_, err := writeFileAtomic(path, func(w io.Writer) error {
+			fw, err := newFileWriter(w, kindSnapshot, latest)
+			if err != nil {
+				return err
+			}
+			snap.Ascend(func(e entry) bool { fw.put(e.key, e.value); return fw.err == nil })
+			return fw.close()
+		})
+		if err != nil {
+			return fmt.Errorf("state %s: snapshot %d: %w", p.id, latest, err)
+		}
+		p.mu.Lock()
+		p.filesValid = false
+		p.mu.Unlock()
+	}
+	return p.cleanup(latest)
+}
+
+// cleanup deletes files not needed to rebuild the last MinBatchesToRetain
+// versions: everything older than the newest snapshot at or below
+// latest − MinBatchesToRetain (Spark's rule).
+func (p *memoryProvider) cleanup(latest int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	vf, err := p.listFiles()
+	if err != nil {
+		return err
+	}
+	paths := retentionVictims(vf, latest, int64(p.conf.MinBatchesToRetain))
+	if len(paths) == 0 {
+		return nil
+	}
+	p.filesValid = false
+	if err := removeAll(p.id.Dir(), paths...); err != nil {
+		return fmt.Errorf("state %s: retention: %w", p.id, err)
+	}
+	return nil
+}
+
+// retentionVictims lists the files older than the base needed for version
+// latest − retain.
+func retentionVictims(vf versionFiles, latest, retain int64) []string {
+	earliest := latest - retain
+	if earliest <= 0 {
+		return nil
+	}
+	base := vf.snapshotAtOrBelow(earliest)
+	if base == 0 {
+		return nil
+	}
+	var paths []string
+	for v, path := range vf.deltas {
+		if v < base {
+			paths = append(paths, path)
+		}
+	}
+	for v, path := range vf.snapshots {
+		if v < base {
+			paths = append(paths, path)
+		}
+	}
+	return paths
+}
+
+func (p *memoryProvider) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.open != nil {
+		p.open.abortLocked()
+	}
+	p.closed = true
+	p.cache = nil
+	p.charge.force(0)
+	return nil
+}
+
+// memStore is one batch's writable view.
+type memStore struct {
+	p           *memoryProvider
+	version     int64
+	tree        *btree.BTreeG[entry]
+	bytes       int64
+	deltaFile   *atomicFile
+	delta       *fileWriter
+	startCharge int64
+	done        bool
+	m           Metrics
+	updateNs    int64
+	removeNs    int64
+}
+
+func (s *memStore) ID() ID         { return s.p.id }
+func (s *memStore) Version() int64 { return s.version }
+
+func (s *memStore) Get(key []byte) ([]byte, bool, error) {
+	if s.done {
+		return nil, false, errStoreDone
+	}
+	e, ok := s.tree.Get(entry{key: key})
+	return e.value, ok, nil
+}
+
+func (s *memStore) Put(key, value []byte) error {
+	if s.done {
+		return errStoreDone
+	}
+	t0 := time.Now()
+	old, had := s.tree.Get(entry{key: key})
+	size := s.bytes + entrySize(key, value)
+	if had {
+		size -= entrySize(old.key, old.value)
+	}
+	s.p.mu.Lock()
+	err := s.p.charge.resize(size)
+	s.p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	k := old.key
+	if !had {
+		k = bytes.Clone(key)
+	}
+	s.tree.ReplaceOrInsert(entry{k, append(make([]byte, 0, len(value)), value...)})
+	s.bytes = size
+	s.delta.put(key, value)
+	s.m.NumRowsUpdated++
+	s.updateNs += int64(time.Since(t0))
+	return nil
+}
+
+func (s *memStore) Remove(key []byte) error {
+	if s.done {
+		return errStoreDone
+	}
+	t0 := time.Now()
+	s.removeKey(key)
+	s.removeNs += int64(time.Since(t0))
+	return nil
+}
+
+func (s *memStore) removeKey(key []byte) bool {
+	old, had := s.tree.Delete(entry{key: key})
+	if !had {
+		return false
+	}
+	s.bytes -= entrySize(old.key, old.value)
+	s.p.mu.Lock()
+	s.p.charge.force(s.bytes)
+	s.p.mu.Unlock()
+	s.delta.remove(key)
+	s.m.NumRowsRemoved++
+	return true
+}
+
+func (s *memStore) Iterate(lower, upper []byte, fn func(key, value []byte) bool) error {
+	if s.done {
+		return errStoreDone
+	}
+	iter := func(e entry) bool { return fn(e.key, e.value) }
+	switch {
+	case lower == nil && upper == nil:
+		s.tree.Ascend(iter)
+	case lower == nil:
+		s.tree.AscendLessThan(entry{key: upper}, iter)
+	case upper == nil:
+		s.tree.AscendGreaterOrEqual(entry{key: lower}, iter)
+	default:
+		s.tree.AscendRange(entry{key: lower}, entry{key: upper}, iter)
+	}
+	return nil
+}
+
+func (s *memStore) RemoveRange(lower, upper []byte, fn func(key, value []byte) error) (int64, error) {
+	if s.done {
+		return 0, errStoreDone
+	}
+	t0 := time.Now()
+	defer func() { s.removeNs += int64(time.Since(t0)) }()
+	var n int64
+	for {
+		var next entry
+		found := false
+		visit := func(e entry) bool { next, found = e, true; return false }
+		if lower == nil {
+			s.tree.Ascend(visit)
+		} else {
+			s.tree.AscendGreaterOrEqual(entry{key: lower}, visit)
+		}
+		if !found || (upper != nil && bytes.Compare(next.key, upper) >= 0) {
+			return n, nil
+		}
+		if fn != nil {
+			if err := fn(next.key, next.value); err != nil {
+				return n, err
+			}
+		}
+		s.removeKey(next.key)
+		n++
+		lower = next.key
+	}
+}
+
+func (s *memStore) Commit() (int64, error) {
+	if s.done {
+		return 0, errStoreDone
+	}
+	t0 := time.Now()
+	p := s.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	newVersion := s.version + 1
+	if err := s.delta.close(); err != nil {
+		s.abortLocked()
+		return 0, fmt.Errorf("state %s: writing %d.delta: %w", p.id, newVersion, err)
+	}
+	// A failed run may have left a snapshot of this version or files of
+	// later ones: they describe state that the engine never committed.
+	if err := p.removeStaleLocked(newVersion); err != nil {
+		s.abortLocked()
+		return 0, err
+	}
+	n, err := s.deltaFile.commit()
+	p.filesValid = false
+	if err != nil {
+		s.abortLocked()
+		return 0, fmt.Errorf("state %s: %w", p.id, err)
+	}
+	if p.id.Partition == 0 && p.id.storeName() == DefaultStoreName {
+		if err := recordSchema(p.id.Root, p.id.Operator, p.schemas); err != nil {
+			s.done, p.open = true, nil
+			return 0, fmt.Errorf("state %s: recording schema: %w", p.id, err)
+		}
+	}
+	p.putCacheLocked(newVersion, &memVersion{tree: s.tree, bytes: s.bytes})
+	p.lastCommitBytes.Store(n)
+	s.done, p.open = true, nil
+	s.m.CommitTimeMs = time.Since(t0).Milliseconds()
+	return newVersion, nil
+}
+
+// removeStaleLocked deletes <v>.snapshot and every file of a version > v.
+func (p *memoryProvider) removeStaleLocked(v int64) error {
+	vf, err := p.listFiles()
+	if err != nil {
+		return err
+	}
+	var stale []string
+	for n, path := range vf.deltas {
+		if n > v {
+			stale = append(stale, path)
+		}
+	}
+	for n, path := range vf.snapshots {
+		if n >= v {
+			stale = append(stale, path)
+		}
+	}
+	if len(stale) > 0 {
+		p.filesValid = false
+		if err := removeAll(p.id.Dir(), stale...); err != nil {
+			return fmt.Errorf("state %s: removing files of uncommitted versions: %w", p.id, err)
+		}
+	}
+	return nil
+}
+
+func (s *memStore) Abort() {
+	if s.done {
+		return
+	}
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	s.abortLocked()
+}
+
+func (s *memStore) abortLocked() {
+	if s.done {
+		return
+	}
+	s.deltaFile.abort()
+	s.done = true
+	s.p.open = nil
+	s.p.charge.force(s.startCharge)
+}
+
+func (s *memStore) Metrics() Metrics {
+	m := s.m
+	m.NumKeys = int64(s.tree.Len())
+	m.MemoryUsedBytes = s.bytes
+	m.AllUpdatesTimeMs = time.Duration(s.updateNs).Milliseconds()
+	m.AllRemovalsTimeMs = time.Duration(s.removeNs).Milliseconds()
+	m.Custom = s.p.customMetrics()
+	m.Custom[MetricStateOnCurrentBytes] = s.bytes
+	return m
+}
+
+func (p *memoryProvider) customMetrics() map[string]int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := map[string]int64{
+		MetricLoadedMapCacheHit:  p.cacheHits.Load(),
+		MetricLoadedMapCacheMiss: p.cacheMisses.Load(),
+		MetricCommitBytes:        p.lastCommitBytes.Load(),
+	}
+	if vf, err := p.listFiles(); err == nil {
+		m[MetricDeltaFiles] = int64(len(vf.deltas))
+		m[MetricSnapshotFiles] = int64(len(vf.snapshots))
+		m[MetricStateFilesBytes] = vf.bytes
+	}
+	return m
+}
+

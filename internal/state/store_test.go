@@ -1,0 +1,707 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sluice-stream/sluice/batch"
+)
+
+var testSchemas = Schemas{
+	Key:   batch.Schema{Fields: []batch.Field{{Name: "k", Type: batch.String, Nullable: true}}},
+	Value: batch.Schema{Fields: []batch.Field{{Name: "count", Type: batch.Long, Nullable: false}}},
+}
+
+// providerCases is the table every behavioural test runs against: the
+// same promises hold for both providers.
+var providerCases = []struct {
+	name string
+	conf func() Config
+}{
+	{"memory", func() Config { return DefaultConfig() }},
+	{"disk", func() Config {
+		c := DefaultConfig()
+		c.Provider = DiskProvider
+		c.DiskMemory = 4 << 20
+		return c
+	}},
+}
+
+func forEachProvider(t *testing.T, fn func(t *testing.T, conf Config)) {
+	for _, pc := range providerCases {
+		t.Run(pc.name, func(t *testing.T) { fn(t, pc.conf()) })
+	}
+}
+
+func openP(t *testing.T, root string, part int, conf Config) Provider {
+	t.Helper()
+	p, err := OpenProvider(ID{Root: root, Operator: 0, Partition: part}, testSchemas, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func mustOpen(t *testing.T, p Provider, v int64) Store {
+	t.Helper()
+	s, err := p.Open(v)
+	if err != nil {
+		t.Fatalf("Open(%d): %v", v, err)
+	}
+	return s
+}
+
+func mustCommit(t *testing.T, s Store) int64 {
+	t.Helper()
+	v, err := s.Commit()
+	if err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	return v
+}
+
+func contents(t *testing.T, s Store) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	var last []byte
+	err := s.Iterate(nil, nil, func(k, v []byte) bool {
+		if last != nil && bytes.Compare(last, k) >= 0 {
+			t.Errorf("iteration out of order: %q then %q", last, k)
+		}
+		last = append(last[:0], k...)
+		out[string(k)] = string(v)
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// model applies the deterministic writes of batch b (opening version b).
+func applyBatch(t *testing.T, s Store, b int64, m map[string]string) {
+	t.Helper()
+	put := func(k, v string) {
+		if err := s.Put([]byte(k), []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+		if m != nil {
+			m[k] = v
+		}
+	}
+	put(fmt.Sprintf("k%03d", b), fmt.Sprintf("v%d", b))
+	put("counter", fmt.Sprint(b))
+	if b >= 3 {
+		k := fmt.Sprintf("k%03d", b-3)
+		if err := s.Remove([]byte(k)); err != nil {
+			t.Fatal(err)
+		}
+		delete(m, k)
+	}
+}
+
+func TestStoreOperations(t *testing.T) {
+	forEachProvider(t, func(t *testing.T, conf Config) {
+		p := openP(t, t.TempDir(), 0, conf)
+		s := mustOpen(t, p, 0)
+		for _, k := range []string{"b", "d", "a", "c", "e"} {
+			if err := s.Put([]byte(k), []byte("v-"+k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Put([]byte("c"), []byte("v-c2")); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok, err := s.Get([]byte("c")); err != nil || !ok || string(v) != "v-c2" {
+			t.Fatalf("Get(c) = %q %v %v", v, ok, err)
+		}
+		if _, ok, _ := s.Get([]byte("zz")); ok {
+			t.Fatal("Get of a missing key found something")
+		}
+		var keys []string
+		s.Iterate([]byte("b"), []byte("d"), func(k, _ []byte) bool { keys = append(keys, string(k)); return true })
+		if !slices.Equal(keys, []string{"b", "c"}) {
+			t.Fatalf("Iterate[b,d) = %v", keys)
+		}
+		keys = nil
+		s.Iterate(nil, nil, func(k, _ []byte) bool { keys = append(keys, string(k)); return len(keys) < 2 })
+		if !slices.Equal(keys, []string{"a", "b"}) {
+			t.Fatalf("Iterate stopping early = %v", keys)
+		}
+		var evicted []string
+		n, err := s.RemoveRange(nil, []byte("c"), func(k, v []byte) error {
+			evicted = append(evicted, string(k)+"="+string(v))
+			return nil
+		})
+		if err != nil || n != 2 || !slices.Equal(evicted, []string{"a=v-a", "b=v-b"}) {
+			t.Fatalf("RemoveRange = %d %v %v", n, evicted, err)
+		}
+		if err := s.Remove([]byte("nope")); err != nil {
+			t.Fatal(err)
+		}
+		m := s.Metrics()
+		if m.NumKeys != 3 || m.NumRowsUpdated != 6 || m.NumRowsRemoved != 2 {
+			t.Fatalf("metrics %+v", m)
+		}
+		if v := mustCommit(t, s); v != 1 {
+			t.Fatalf("committed version %d, want 1", v)
+		}
+		if _, err := s.Commit(); err == nil {
+			t.Fatal("second Commit succeeded")
+		}
+		s2 := mustOpen(t, p, 1)
+		if got, want := contents(t, s2), map[string]string{"c": "v-c2", "d": "v-d", "e": "v-e"}; !maps.Equal(got, want) {
+			t.Fatalf("version 1 = %v, want %v", got, want)
+		}
+		if m := s2.Metrics(); m.NumKeys != 3 || m.NumRowsUpdated != 0 || m.MemoryUsedBytes <= 0 {
+			t.Fatalf("fresh store metrics %+v", m)
+		}
+		// Abort discards writes; the version stays as it was.
+		s2.Put([]byte("x"), []byte("y"))
+		s2.Remove([]byte("c"))
+		s2.Abort()
+		s3 := mustOpen(t, p, 1)
+		if got := contents(t, s3); len(got) != 3 || got["c"] != "v-c2" {
+			t.Fatalf("after abort = %v", got)
+		}
+		if _, err := p.Open(1); err == nil {
+			t.Fatal("second Open while a store is open succeeded")
+		}
+		s3.Abort()
+	})
+}
+
+// TestRestartRecoveryAtEachVersion commits 25 batches (snapshots along the
+// way), then opens every version from a fresh provider, as a restarted
+// query would, and compares with a model.
+func TestRestartRecoveryAtEachVersion(t *testing.T) {
+	forEachProvider(t, func(t *testing.T, conf Config) {
+		conf.MinDeltasForSnapshot = 3
+		root := t.TempDir()
+		p := openP(t, root, 0, conf)
+		models := []map[string]string{{}}
+		model := map[string]string{}
+		for b := int64(0); b < 25; b++ {
+			s := mustOpen(t, p, b)
+			applyBatch(t, s, b, model)
+			if v := mustCommit(t, s); v != b+1 {
+				t.Fatalf("batch %d committed version %d", b, v)
+			}
+			if err := p.Maintenance(); err != nil {
+				t.Fatal(err)
+			}
+			models = append(models, maps.Clone(model))
+		}
+		p.Close()
+		for v := int64(0); v <= 25; v++ {
+			p2 := openP(t, root, 0, conf)
+			s := mustOpen(t, p2, v)
+			if got := contents(t, s); !maps.Equal(got, models[v]) {
+				t.Fatalf("version %d after restart = %v, want %v", v, got, models[v])
+			}
+			if n := s.Metrics().NumKeys; n != int64(len(models[v])) {
+				t.Fatalf("version %d: NumKeys %d, want %d", v, n, len(models[v]))
+			}
+			s.Abort()
+			p2.Close()
+		}
+	})
+}
+
+// TestCrashBeforeCommitLog: the engine's commits/N is the truth. A run
+// committed state versions 6 and 7 (and snapshotted) but crashed before its
+// commit log entry for batch 5 was written; the re-run opens version 5
+// again, writes different data and commits 6. Version 7 is gone and 6 is
+// the re-run's.
+func TestCrashBeforeCommitLog(t *testing.T) {
+	forEachProvider(t, func(t *testing.T, conf Config) {
+		conf.MinDeltasForSnapshot = 1
+		root := t.TempDir()
+		p := openP(t, root, 0, conf)
+		model := map[string]string{}
+		for b := int64(0); b < 5; b++ {
+			s := mustOpen(t, p, b)
+			applyBatch(t, s, b, model)
+			mustCommit(t, s)
+		}
+		// The failed run: batches 5 and 6 reach the store, then a crash.
+		for b := int64(5); b < 7; b++ {
+			s := mustOpen(t, p, b)
+			s.Put([]byte("failed-run"), []byte(fmt.Sprint(b)))
+			mustCommit(t, s)
+			p.Maintenance()
+		}
+		p.Close()
+
+		p2 := openP(t, root, 0, conf)
+		if v, _ := p2.LatestVersion(); v != 7 {
+			t.Fatalf("LatestVersion before the re-run = %d, want 7", v)
+		}
+		s := mustOpen(t, p2, 5)
+		if got := contents(t, s); !maps.Equal(got, model) {
+			t.Fatalf("re-run sees %v, want %v", got, model)
+		}
+		applyBatch(t, s, 5, model)
+		mustCommit(t, s)
+		if v, _ := p2.LatestVersion(); v != 6 {
+			t.Fatalf("LatestVersion after the re-run = %d, want 6", v)
+		}
+		p2.Close()
+		p3 := openP(t, root, 0, conf)
+		s = mustOpen(t, p3, 6)
+		if got := contents(t, s); !maps.Equal(got, model) {
+			t.Fatalf("version 6 = %v, want the re-run's %v", got, model)
+		}
+		s.Abort()
+		if _, err := p3.Open(7); !errors.Is(err, ErrVersionNotFound) {
+			t.Fatalf("Open(7) = %v, want ErrVersionNotFound", err)
+		}
+	})
+}
+
+// TestRerunInSameProcess: a task retry re-opens the version before the one
+// it committed, in the same provider (cached versions included).
+func TestRerunInSameProcess(t *testing.T) {
+	forEachProvider(t, func(t *testing.T, conf Config) {
+		p := openP(t, t.TempDir(), 0, conf)
+		s := mustOpen(t, p, 0)
+		s.Put([]byte("a"), []byte("1"))
+		mustCommit(t, s)
+		s = mustOpen(t, p, 1)
+		s.Put([]byte("b"), []byte("first"))
+		mustCommit(t, s)
+		s = mustOpen(t, p, 1) // retry of batch 1
+		if got := contents(t, s); !maps.Equal(got, map[string]string{"a": "1"}) {
+			t.Fatalf("retry sees %v", got)
+		}
+		s.Put([]byte("b"), []byte("second"))
+		mustCommit(t, s)
+		s = mustOpen(t, p, 2)
+		if got := contents(t, s); got["b"] != "second" {
+			t.Fatalf("version 2 = %v", got)
+		}
+		s.Abort()
+	})
+}
+
+func TestCorruptDeltaDetected(t *testing.T) {
+	conf := DefaultConfig()
+	root := t.TempDir()
+	p := openP(t, root, 0, conf)
+	for b := int64(0); b < 4; b++ {
+		s := mustOpen(t, p, b)
+		applyBatch(t, s, b, nil)
+		mustCommit(t, s)
+	}
+	p.Close()
+	dir := ID{Root: root}.Dir()
+	orig, err := os.ReadFile(filepath.Join(dir, "3.delta"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	damage := map[string][]byte{
+		"truncated":      orig[:len(orig)-7],
+		"torn to header": orig[:16],
+		"empty":          {},
+		"bit flip":       flip(orig, len(orig)/2),
+		"header flip":    flip(orig, 9),
+		"footer flip":    flip(orig, len(orig)-10),
+	}
+	for name, b := range damage {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(dir, "3.delta"), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := openP(t, root, 0, conf)
+			_, err := p.Open(3)
+			if !errors.Is(err, ErrCorruptStateFile) {
+				t.Fatalf("Open(3) = %v, want ErrCorruptStateFile", err)
+			}
+			if !strings.Contains(err.Error(), "3.delta") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			// Earlier versions are unaffected.
+			s := mustOpen(t, p, 2)
+			s.Abort()
+		})
+	}
+	os.Remove(filepath.Join(dir, "2.delta"))
+	p = openP(t, root, 0, conf)
+	if _, err := p.Open(2); !errors.Is(err, ErrVersionNotFound) || !strings.Contains(err.Error(), "2.delta is missing") {
+		t.Fatalf("Open with a missing delta = %v", err)
+	}
+}
+
+func TestDiskVersionIncompleteDetected(t *testing.T) {
+	conf := providerCases[1].conf()
+	root := t.TempDir()
+	p := openP(t, root, 0, conf)
+	for b := int64(0); b < 3; b++ {
+		s := mustOpen(t, p, b)
+		applyBatch(t, s, b, nil)
+		mustCommit(t, s)
+	}
+	p.Close()
+	os.Remove(filepath.Join(ID{Root: root}.Dir(), "2.pebble", diskMetaFile))
+	p = openP(t, root, 0, conf)
+	if _, err := p.Open(2); !errors.Is(err, ErrVersionNotFound) {
+		t.Fatalf("Open(2) = %v", err)
+	}
+	s := mustOpen(t, p, 3)
+	s.Abort()
+}
+
+func flip(b []byte, i int) []byte {
+	c := bytes.Clone(b)
+	c[i] ^= 0x40
+	return c
+}
+
+func listNames(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		n := e.Name()
+		if e.IsDir() {
+			n += "/"
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestLayoutFileByFile checks Spark's tree after 12 batches over two
+// partitions with the default minDeltasForSnapshot (10): a delta per
+// version, a snapshot at 11, the schema file under partition 0 only, and
+// the operator metadata.
+func TestLayoutFileByFile(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "state")
+	conf := DefaultConfig()
+	if err := WriteOperatorMetadata(root, OperatorMetadata{
+		OperatorInfo:   OperatorInfo{OperatorID: 0, OperatorName: OperatorNameAggregate},
+		StateStoreInfo: []StoreInfo{{StoreName: DefaultStoreName, NumPartitions: 2}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ps := []Provider{openP(t, root, 0, conf), openP(t, root, 1, conf)}
+	for b := int64(0); b < 12; b++ {
+		for _, p := range ps {
+			s := mustOpen(t, p, b)
+			applyBatch(t, s, b, nil)
+			mustCommit(t, s)
+			if err := p.Maintenance(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var deltas []string
+	for v := 1; v <= 12; v++ {
+		deltas = append(deltas, fmt.Sprintf("%d.delta", v))
+	}
+	want0 := append(slices.Clone(deltas), "11.snapshot", "_metadata/")
+	slices.Sort(want0)
+	want1 := append(slices.Clone(deltas), "11.snapshot")
+	slices.Sort(want1)
+	if got := listNames(t, filepath.Join(root, "0")); !slices.Equal(got, []string{"0/", "1/", "_metadata/"}) {
+		t.Fatalf("state/0 = %v", got)
+	}
+	if got := listNames(t, filepath.Join(root, "0", "0")); !slices.Equal(got, want0) {
+		t.Fatalf("state/0/0 = %v\nwant %v", got, want0)
+	}
+	if got := listNames(t, filepath.Join(root, "0", "1")); !slices.Equal(got, want1) {
+		t.Fatalf("state/0/1 = %v\nwant %v", got, want1)
+	}
+	if got := listNames(t, filepath.Join(root, "0", "0", "_metadata")); !slices.Equal(got, []string{"schema"}) {
+		t.Fatalf("state/0/0/_metadata = %v", got)
+	}
+	meta, err := os.ReadFile(filepath.Join(root, "0", "_metadata", "metadata"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMeta := `v1
+{"operatorInfo":{"operatorId":0,"operatorName":"stateStoreSave"},"stateStoreInfo":[{"storeName":"default","numColsPrefixKey":0,"numPartitions":2}]}`
+	if string(meta) != wantMeta {
+		t.Fatalf("metadata = %q\nwant %q", meta, wantMeta)
+	}
+	schema, err := os.ReadFile(SchemaPath(root, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyJSON := `{"type":"struct","fields":[{"name":"k","type":"string","nullable":true,"metadata":{}}]}`
+	valueJSON := `{"type":"struct","fields":[{"name":"count","type":"long","nullable":false,"metadata":{}}]}`
+	var want bytes.Buffer
+	want.Write([]byte{0, 2, 'v', '2'})
+	want.Write([]byte{0, 0, 0, 1, 0, byte(len(keyJSON))})
+	want.WriteString(keyJSON)
+	want.Write([]byte{0, 0, 0, 1, 0, byte(len(valueJSON))})
+	want.WriteString(valueJSON)
+	if !bytes.Equal(schema, want.Bytes()) {
+		t.Fatalf("schema file = %q\nwant %q", schema, want.Bytes())
+	}
+	// Every delta and snapshot is a sluice state file of its own version.
+	for _, name := range want1 {
+		kind, v := kindDelta, int64(0)
+		base, ext, _ := strings.Cut(name, ".")
+		fmt.Sscan(base, &v)
+		if ext == "snapshot" {
+			kind = kindSnapshot
+		}
+		if _, err := readStateFile(filepath.Join(root, "0", "1", name), kind, v, func(byte, []byte, []byte) error { return nil }); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	m, err := ReadOperatorMetadata(root, 0)
+	if err != nil || m.StateStoreInfo[0].NumPartitions != 2 {
+		t.Fatalf("ReadOperatorMetadata = %+v %v", m, err)
+	}
+}
+
+func TestDiskLayout(t *testing.T) {
+	root := t.TempDir()
+	conf := providerCases[1].conf()
+	conf.MinBatchesToRetain = 3
+	p := openP(t, root, 0, conf)
+	for b := int64(0); b < 6; b++ {
+		s := mustOpen(t, p, b)
+		applyBatch(t, s, b, nil)
+		mustCommit(t, s)
+		if err := p.Maintenance(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"3.pebble/", "4.pebble/", "5.pebble/", "6.pebble/", "_metadata/", "_working/"}
+	if got := listNames(t, ID{Root: root}.Dir()); !slices.Equal(got, want) {
+		t.Fatalf("disk layout = %v, want %v", got, want)
+	}
+	names := listNames(t, filepath.Join(ID{Root: root}.Dir(), "6.pebble"))
+	if !slices.Contains(names, diskMetaFile) || !slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, "MANIFEST-") }) {
+		t.Fatalf("6.pebble = %v", names)
+	}
+}
+
+// TestRetention: with minBatchesToRetain=5 and a snapshot every 3 deltas,
+// after 20 batches every version from 15 on opens from a fresh provider and
+// the files before the snapshot that version needs are gone.
+func TestRetention(t *testing.T) {
+	forEachProvider(t, func(t *testing.T, conf Config) {
+		conf.MinBatchesToRetain = 5
+		conf.MinDeltasForSnapshot = 2
+		root := t.TempDir()
+		p := openP(t, root, 0, conf)
+		models := []map[string]string{{}}
+		model := map[string]string{}
+		for b := int64(0); b < 20; b++ {
+			s := mustOpen(t, p, b)
+			applyBatch(t, s, b, model)
+			mustCommit(t, s)
+			if err := p.Maintenance(); err != nil {
+				t.Fatal(err)
+			}
+			models = append(models, maps.Clone(model))
+		}
+		p.Close()
+		vf, err := listVersions(ID{Root: root}.Dir(), map[ProviderKind]string{MemoryProvider: "snapshot", DiskProvider: diskSnapshotExt}[conf.Provider])
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldest := slices.Min(append(sortedVersions(vf.deltas), sortedVersions(vf.snapshots)...))
+		if oldest > 15 || oldest < 10 {
+			t.Fatalf("oldest file version %d; retention should keep what rebuilds 15 and drop older (deltas %v snapshots %v)",
+				oldest, sortedVersions(vf.deltas), sortedVersions(vf.snapshots))
+		}
+		for v := int64(15); v <= 20; v++ {
+			p := openP(t, root, 0, conf)
+			s := mustOpen(t, p, v)
+			if got := contents(t, s); !maps.Equal(got, models[v]) {
+				t.Fatalf("version %d = %v want %v", v, got, models[v])
+			}
+			s.Abort()
+			p.Close()
+		}
+		p = openP(t, root, 0, conf)
+		if _, err := p.Open(oldest - 1); err == nil {
+			t.Fatalf("version %d opened after retention removed it", oldest-1)
+		}
+	})
+}
+
+func TestSchemaCompatibility(t *testing.T) {
+	forEachProvider(t, func(t *testing.T, conf Config) {
+		root := t.TempDir()
+		p := openP(t, root, 0, conf)
+		s := mustOpen(t, p, 0)
+		s.Put([]byte("a"), []byte("1"))
+		mustCommit(t, s)
+		p.Close()
+		field := func(name string, k batch.Kind, nullable bool) batch.Schema {
+			return batch.Schema{Fields: []batch.Field{{Name: name, Type: k, Nullable: nullable}}}
+		}
+		cases := []struct {
+			name    string
+			schemas Schemas
+			class   string
+		}{
+			{"same", testSchemas, ""},
+			{"renamed fields", Schemas{Key: field("key", batch.String, true), Value: field("n", batch.Long, false)}, ""},
+			{"value now non-null", testSchemas, ""},
+			{"key type", Schemas{Key: field("k", batch.Long, true), Value: testSchemas.Value}, ErrClassKeySchema},
+			{"extra key column", Schemas{Key: batch.Schema{Fields: []batch.Field{{Name: "k", Type: batch.String, Nullable: true}, {Name: "w", Type: batch.Long}}}, Value: testSchemas.Value}, ErrClassKeySchema},
+			{"value type", Schemas{Key: testSchemas.Key, Value: field("count", batch.Double, false)}, ErrClassValueSchema},
+			{"value nullable now", Schemas{Key: testSchemas.Key, Value: field("count", batch.Long, true)}, ErrClassValueSchema},
+			{"value changed, allowed (dedup)", Schemas{Key: testSchemas.Key, Value: field("x", batch.String, true), AllowValueChange: true}, ""},
+			{"key changed, value allowed", Schemas{Key: field("k", batch.Int, true), Value: testSchemas.Value, AllowValueChange: true}, ErrClassKeySchema},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				for part := 0; part < 2; part++ { // every partition checks the one recorded schema
+					p, err := OpenProvider(ID{Root: root, Partition: part}, c.schemas, conf)
+					if c.class == "" {
+						if err != nil {
+							t.Fatal(err)
+						}
+						p.Close()
+						continue
+					}
+					var se *SchemaError
+					if !errors.As(err, &se) || se.Class != c.class {
+						t.Fatalf("OpenProvider = %v, want %s", err, c.class)
+					}
+					msg := err.Error()
+					if !strings.HasPrefix(msg, "["+c.class+"]") || !strings.Contains(msg, "Existing") || !strings.Contains(msg, OptStateSchemaCheck) {
+						t.Fatalf("message %q", msg)
+					}
+				}
+			})
+		}
+		noCheck := conf
+		noCheck.SchemaCheck = false
+		p, err := OpenProvider(ID{Root: root}, Schemas{Key: field("k", batch.Long, true), Value: testSchemas.Value}, noCheck)
+		if err != nil {
+			t.Fatalf("schema check off: %v", err)
+		}
+		p.Close()
+	})
+}
+
+func TestMemoryBudgetExceeded(t *testing.T) {
+	budget := NewBudget(64 << 10)
+	conf := DefaultConfig()
+	conf.Budget = budget
+	root := t.TempDir()
+	p0 := openP(t, root, 0, conf)
+	p1 := openP(t, root, 1, conf)
+	s0 := mustOpen(t, p0, 0)
+	s1 := mustOpen(t, p1, 0)
+	val := bytes.Repeat([]byte("x"), 100)
+	var err error
+	var n int
+	for n = 0; n < 10000; n++ {
+		s := s0
+		if n%2 == 1 {
+			s = s1
+		}
+		if err = s.Put(fmt.Appendf(nil, "key-%05d", n), val); err != nil {
+			break
+		}
+	}
+	var me *MemoryExceededError
+	if !errors.As(err, &me) || !errors.Is(err, ErrStateMemoryExceeded) {
+		t.Fatalf("put %d: %v, want a MemoryExceededError", n, err)
+	}
+	if !me.Budget || me.Limit != 64<<10 || me.Used <= me.Limit || me.Partition != n%2 || me.Operator != 0 {
+		t.Fatalf("error fields %+v", me)
+	}
+	for _, want := range []string{"operator 0", "watermark", "disk", "sluice.memory.budget", "64.0 KiB"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("message %q lacks %q", err, want)
+		}
+	}
+	if used := budget.Used(); used > budget.Limit() {
+		t.Fatalf("budget used %d over limit %d", used, budget.Limit())
+	}
+	failed := fmt.Appendf(nil, "key-%05d", n)
+	s := map[bool]Store{true: s1, false: s0}[n%2 == 1]
+	if _, ok, _ := s.Get(failed); ok {
+		t.Fatal("the refused put changed the store")
+	}
+	before := s.Metrics().NumKeys
+	// Removing frees budget for the other store.
+	s0.RemoveRange(nil, nil, nil)
+	if err := s1.Put(failed, val); err != nil {
+		t.Fatalf("put after freeing: %v", err)
+	}
+	_ = before
+	s1.Abort()
+	mustCommit(t, s0)
+	p0.Close()
+	p1.Close()
+	if used := budget.Used(); used != 0 {
+		t.Fatalf("budget still charged %d after closing", used)
+	}
+
+	// Per-store limit.
+	conf = DefaultConfig()
+	conf.MemoryLimit = 4 << 10
+	p := openP(t, t.TempDir(), 3, conf)
+	st := mustOpen(t, p, 0)
+	for n = 0; n < 1000; n++ {
+		if err = st.Put(fmt.Appendf(nil, "k%d", n), val); err != nil {
+			break
+		}
+	}
+	if !errors.As(err, &me) || me.Budget || me.Partition != 3 || !strings.Contains(err.Error(), "state store limit") {
+		t.Fatalf("per-store limit: %v", err)
+	}
+
+	// The disk provider charges its memory allowance when it opens.
+	dconf := providerCases[1].conf()
+	dconf.Budget = NewBudget(dconf.DiskMemory + dconf.DiskMemory/2)
+	dp := openP(t, t.TempDir(), 0, dconf)
+	if dconf.Budget.Used() != dconf.DiskMemory {
+		t.Fatalf("disk provider charged %d, want %d", dconf.Budget.Used(), dconf.DiskMemory)
+	}
+	if _, err := OpenProvider(ID{Root: t.TempDir(), Partition: 1}, testSchemas, dconf); !errors.Is(err, ErrStateMemoryExceeded) {
+		t.Fatalf("second disk provider over budget: %v", err)
+	}
+	dp.Close()
+	if dconf.Budget.Used() != 0 {
+		t.Fatalf("disk provider still charged %d after close", dconf.Budget.Used())
+	}
+}
+
+func TestMetricsCustom(t *testing.T) {
+	forEachProvider(t, func(t *testing.T, conf Config) {
+		conf.MinDeltasForSnapshot = 1
+		p := openP(t, t.TempDir(), 0, conf)
+		var s Store
+		for b := int64(0); b < 3; b++ {
+			s = mustOpen(t, p, b)
+			applyBatch(t, s, b, nil)
+			mustCommit(t, s)
+			p.Maintenance()
+		}
+		m := s.Metrics()
+		if m.Custom[MetricLoadedMapCacheHit] < 2 || m.Custom[MetricCommitBytes] <= 0 || m.Custom[MetricStateFilesBytes] <= 0 || m.Custom[MetricSnapshotFiles] == 0 {
+			t.Fatalf("custom metrics %v", m.Custom)
+		}
+		if conf.Provider == MemoryProvider && m.Custom[MetricDeltaFiles] != 3 {
+			t.Fatalf("delta files %v", m.Custom)
+		}
+		if m.NumKeys != 4 || m.NumRowsUpdated != 2 {
+			t.Fatalf("metrics %+v", m)
+		}
+	})
+}
