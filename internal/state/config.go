@@ -41,10 +41,10 @@ const (
 // providerNames maps every accepted spelling (lower-cased) to a provider:
 // Spark's full class names, their simple names, and short names.
 var providerNames = map[string]ProviderKind{
-	strings.ToLower(SparkHDFSProviderClass):    MemoryProvider,
-	"hdfsbackedstatestoreprovider":             MemoryProvider,
-	"memory":                                   MemoryProvider,
-	"hdfs":                                     MemoryProvider,
+	strings.ToLower(SparkHDFSProviderClass): MemoryProvider,
+	"hdfsbackedstatestoreprovider":          MemoryProvider,
+	"memory":                                MemoryProvider,
+	"hdfs":                                  MemoryProvider,
 	strings.ToLower(SparkRocksDBProviderClass): DiskProvider,
 	"rocksdbstatestoreprovider":                DiskProvider,
 	"disk":                                     DiskProvider,

@@ -547,4 +547,3 @@ func (p *memoryProvider) customMetrics() map[string]int64 {
 	}
 	return m
 }
-

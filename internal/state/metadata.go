@@ -273,8 +273,8 @@ func decodeSchemaFile(b []byte) (key, value []schemaField, err error) {
 // SchemaError is a state schema that does not match the checkpoint's, with
 // Spark's error class as Class.
 type SchemaError struct {
-	Class            string // STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE or STATE_STORE_VALUE_SCHEMA_NOT_COMPATIBLE
-	Operator         int
+	Class              string // STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE or STATE_STORE_VALUE_SCHEMA_NOT_COMPATIBLE
+	Operator           int
 	Existing, Provided string
 }
 
