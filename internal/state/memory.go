@@ -19,13 +19,27 @@ type entry struct {
 
 func entryLess(a, b entry) bool { return bytes.Compare(a.key, b.key) < 0 }
 
-// entryOverhead is the memory an entry costs beyond its key and value bytes:
-// the entry's two slice headers in a B-tree node (48 B), the node's share of
-// child pointers and slack, and the allocator's rounding of the two byte
-// slices. Measured by TestMemoryAccountingMatchesHeap.
-const entryOverhead = 96
+// entryOverhead is the memory an entry costs beyond its key and value
+// allocations: the entry's two slice headers in a B-tree node (48 B) and the
+// node's share of child pointers and slack. With allocSize's rounding of
+// the two byte slices it matches the heap the tree really takes (measured
+// by TestMemoryAccountingMatchesHeap).
+const entryOverhead = 104
 
-func entrySize(k, v []byte) int64 { return int64(len(k)+len(v)) + entryOverhead }
+func entrySize(k, v []byte) int64 { return allocSize(len(k)) + allocSize(len(v)) + entryOverhead }
+
+// allocSize approximates the Go allocator's size class for n bytes.
+func allocSize(n int) int64 {
+	switch {
+	case n == 0:
+		return 0
+	case n <= 8:
+		return 8
+	case n <= 256:
+		return int64((n + 15) &^ 15)
+	}
+	return int64(n + n/8)
+}
 
 const btreeDegree = 32
 

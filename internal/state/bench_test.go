@@ -1,0 +1,226 @@
+package state
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/sluice-stream/sluice/internal/procstat"
+)
+
+// TestMemoryAccountingMatchesHeap: the memory provider's MemoryUsedBytes
+// (what the budget is charged) is within 25 % of the Go heap its state
+// really takes, for small and larger entries.
+func TestMemoryAccountingMatchesHeap(t *testing.T) {
+	for _, c := range []struct{ n, keyLen, valLen int }{{200_000, 16, 8}, {50_000, 40, 200}} {
+		t.Run(fmt.Sprintf("%dB+%dB", c.keyLen, c.valLen), func(t *testing.T) {
+			p := openP(t, t.TempDir(), 0, DefaultConfig())
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			s := mustOpen(t, p, 0)
+			key := make([]byte, c.keyLen)
+			val := make([]byte, c.valLen)
+			for i := 0; i < c.n; i++ {
+				binary.BigEndian.PutUint64(key, uint64(i)*2654435761)
+				binary.BigEndian.PutUint32(key[8:], uint32(i))
+				if err := s.Put(key, val); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.Abort() // drop the delta writer's buffers; the tree stays reachable through s
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+			est := s.(*memStore).bytes
+			ratio := float64(est) / float64(heap)
+			t.Logf("%d entries: estimated %d B, heap grew %d B (ratio %.2f)", c.n, est, heap, ratio)
+			if ratio < 0.75 || ratio > 1.25 {
+				t.Fatalf("estimate %d vs heap %d: ratio %.2f outside [0.75, 1.25]", est, heap, ratio)
+			}
+			runtime.KeepAlive(s)
+		})
+	}
+}
+
+func benchProviders(b *testing.B, fn func(b *testing.B, conf Config)) {
+	for _, pc := range providerCases {
+		b.Run(pc.name, func(b *testing.B) {
+			conf := pc.conf()
+			if conf.Provider == DiskProvider {
+				conf.DiskMemory = 64 << 20
+			}
+			fn(b, conf)
+		})
+	}
+}
+
+func benchKey(buf []byte, i int) []byte {
+	return AppendKeyInt64(buf[:0], int64(i)*7919%1_000_003)
+}
+
+// BenchmarkPut: puts of 16-byte keys and 32-byte values into one store.
+func BenchmarkPut(b *testing.B) {
+	benchProviders(b, func(b *testing.B, conf Config) {
+		p, err := OpenProvider(ID{Root: b.TempDir()}, testSchemas, conf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		s, _ := p.Open(0)
+		val := make([]byte, 32)
+		var key []byte
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			key = benchKey(key, i)
+			if err := s.Put(key, val); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		s.Abort()
+	})
+}
+
+// BenchmarkGet: point reads from a committed store of 100,000 keys.
+func BenchmarkGet(b *testing.B) {
+	benchProviders(b, func(b *testing.B, conf Config) {
+		p, err := OpenProvider(ID{Root: b.TempDir()}, testSchemas, conf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		s, _ := p.Open(0)
+		val := make([]byte, 32)
+		var key []byte
+		const n = 100_000
+		for i := 0; i < n; i++ {
+			key = benchKey(key, i)
+			s.Put(key, val)
+		}
+		if _, err := s.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		s, _ = p.Open(1)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			key = benchKey(key, i%n)
+			if _, ok, err := s.Get(key); !ok || err != nil {
+				b.Fatal("missing key", err)
+			}
+		}
+		b.StopTimer()
+		s.Abort()
+	})
+}
+
+// BenchmarkCommit: one batch of 1,000 updates over a 100,000-key state,
+// then commit (delta file, or flush + Pebble checkpoint) and maintenance;
+// reported per batch.
+func BenchmarkCommit(b *testing.B) {
+	benchProviders(b, func(b *testing.B, conf Config) {
+		p, err := OpenProvider(ID{Root: b.TempDir()}, testSchemas, conf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		s, _ := p.Open(0)
+		val := make([]byte, 32)
+		var key []byte
+		const n = 100_000
+		for i := 0; i < n; i++ {
+			key = benchKey(key, i)
+			s.Put(key, val)
+		}
+		v, err := s.Commit()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			s, err := p.Open(v)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for j := 0; j < 1000; j++ {
+				key = benchKey(key, (i*1000+j)%n)
+				s.Put(key, val)
+			}
+			if v, err = s.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			if err := p.Maintenance(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestMemoryBudgetDiskStateManyKeys puts 3 million small keys (≈ 120 MB of
+// state files) through the disk provider over 30 batches with a 32 MiB
+// allowance and checks the process's resident memory grows by no more than
+// the allowance + 64 MiB (Pebble allocates its cache outside the Go heap
+// when cgo is on, so RSS is the honest figure). Heavy: SLUICE_SERIAL_TESTS=1.
+func TestMemoryBudgetDiskStateManyKeys(t *testing.T) {
+	if os.Getenv("SLUICE_SERIAL_TESTS") != "1" {
+		t.Skip("heavy; set SLUICE_SERIAL_TESTS=1")
+	}
+	conf := providerCases[1].conf()
+	conf.DiskMemory = 32 << 20
+	conf.MinBatchesToRetain = 3
+	p := openP(t, t.TempDir(), 0, conf)
+	val := make([]byte, 16)
+	var key []byte
+	runtime.GC()
+	rss0, _, err := procstat.Memory(os.Getpid())
+	if err != nil {
+		t.Skip("no /proc:", err)
+	}
+	var peak, peakHeap int64
+	const batches, perBatch = 30, 100_000
+	for b := int64(0); b < batches; b++ {
+		s := mustOpen(t, p, b)
+		for i := 0; i < perBatch; i++ {
+			key = AppendKeyInt64(key[:0], int64(b)*perBatch+int64(i))
+			key = AppendKeyBytes(key, []byte("device-0000"))
+			if err := s.Put(key, val); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustCommit(t, s)
+		if err := p.Maintenance(); err != nil {
+			t.Fatal(err)
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		peakHeap = max(peakHeap, int64(ms.HeapInuse))
+		rss, _, _ := procstat.Memory(os.Getpid())
+		peak = max(peak, rss-rss0)
+		if b == batches-1 {
+			m := s.Metrics()
+			t.Logf("%d keys, memoryUsedBytes %d, files %d B, peak RSS growth %d MiB, peak Go heap in use %d MiB",
+				m.NumKeys, m.MemoryUsedBytes, m.Custom[MetricStateFilesBytes], peak>>20, peakHeap>>20)
+			if m.NumKeys != batches*perBatch {
+				t.Fatalf("NumKeys %d", m.NumKeys)
+			}
+			if m.MemoryUsedBytes > conf.DiskMemory {
+				t.Fatalf("memoryUsedBytes %d over the allowance %d", m.MemoryUsedBytes, conf.DiskMemory)
+			}
+		}
+	}
+	if limit := conf.DiskMemory + 64<<20; peak > limit {
+		t.Fatalf("RSS grew by %d MiB, over allowance + 64 MiB (%d MiB)", peak>>20, limit>>20)
+	}
+	// Everything is still readable after a reopen.
+	s := mustOpen(t, p, batches)
+	n := 0
+	s.Iterate(nil, nil, func(_, _ []byte) bool { n++; return true })
+	if n != batches*perBatch {
+		t.Fatalf("iterated %d keys", n)
+	}
+	s.Abort()
+}
