@@ -226,8 +226,10 @@ func (c *sumDoubleAcc) Result() any {
 	return c.sum
 }
 
-func (c *sumDoubleAcc) AppendResult(col *batch.Column) error { return appendResultValue(col, c.Result()) }
-func (c *sumDoubleAcc) Size() int64                          { return 24 }
+func (c *sumDoubleAcc) AppendResult(col *batch.Column) error {
+	return appendResultValue(col, c.Result())
+}
+func (c *sumDoubleAcc) Size() int64 { return 24 }
 func (c *sumDoubleAcc) AppendState(dst []byte) []byte {
 	if !c.has {
 		return append(dst, 0)

@@ -315,8 +315,10 @@ func (c *firstLastAcc) Result() any {
 	return c.v.value(c.kind)
 }
 
-func (c *firstLastAcc) AppendResult(col *batch.Column) error { return appendResultValue(col, c.Result()) }
-func (c *firstLastAcc) Size() int64                          { return 16 + c.v.size() }
+func (c *firstLastAcc) AppendResult(col *batch.Column) error {
+	return appendResultValue(col, c.Result())
+}
+func (c *firstLastAcc) Size() int64 { return 16 + c.v.size() }
 func (c *firstLastAcc) AppendState(dst []byte) []byte {
 	if !c.set {
 		return append(dst, 0)
