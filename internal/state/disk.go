@@ -47,7 +47,9 @@ type diskProvider struct {
 	closed    bool
 
 	restores, reuses int64
-	lastCommitBytes  int64
+	lastCommitBytes  int64            // bytes the last commit wrote (files new to its checkpoint)
+	lastCkptBytes    int64            // size of the last checkpoint: the state on disk
+	lastCkptFiles    map[string]int64 // its files, to tell new SSTs from hard-linked ones
 }
 
 func openDiskProvider(id ID, schemas Schemas, conf Config) (*diskProvider, error) {
@@ -146,6 +148,8 @@ func (p *diskProvider) restoreLocked(v int64) error {
 		if err := copyCheckpoint(src, p.workDir); err != nil {
 			return fmt.Errorf("state %s: restoring version %d: %w", p.id, v, err)
 		}
+		p.noteCheckpoint(src)
+		p.lastCommitBytes = 0
 	}
 	opts, cache := p.pebbleOptions()
 	db, err := pebble.Open(p.workDir, opts)
@@ -463,9 +467,33 @@ func (s *diskStore) Commit() (int64, error) {
 		}
 	}
 	p.dbVersion, p.numKeys = newVersion, s.numKeys
-	p.lastCommitBytes = dirSize(final)
+	p.noteCheckpoint(final)
 	s.m.CommitTimeMs = time.Since(t0).Milliseconds()
 	return newVersion, nil
+}
+
+// noteCheckpoint records the checkpoint's size and what the commit wrote:
+// SSTs are immutable and uniquely numbered, so a file name the previous
+// checkpoint did not have was written by this commit.
+func (p *diskProvider) noteCheckpoint(dir string) {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	files := make(map[string]int64, len(es))
+	var total, written int64
+	for _, e := range es {
+		info, err := e.Info()
+		if err != nil || info.IsDir() {
+			continue
+		}
+		files[e.Name()] = info.Size()
+		total += info.Size()
+		if _, had := p.lastCkptFiles[e.Name()]; !had || !strings.HasSuffix(e.Name(), ".sst") {
+			written += info.Size()
+		}
+	}
+	p.lastCkptFiles, p.lastCkptBytes, p.lastCommitBytes = files, total, written
 }
 
 func (s *diskStore) Abort() {
@@ -498,9 +526,9 @@ func (s *diskStore) Metrics() Metrics {
 		m.Custom[MetricMemTableBytes] = int64(pm.MemTable.Size)
 		m.Custom[MetricBlockCacheBytes] = pm.BlockCache.Size
 	}
+	m.Custom[MetricStateFilesBytes] = p.lastCkptBytes
 	if vf, err := listVersions(p.id.Dir(), diskSnapshotExt); err == nil {
 		m.Custom[MetricSnapshotFiles] = int64(len(vf.snapshots))
-		m.Custom[MetricStateFilesBytes] = vf.bytes
 	}
 	return m
 }

@@ -53,6 +53,15 @@ func (a *atomicFile) Write(p []byte) (int, error) { return a.bw.Write(p) }
 
 // commit publishes the file and returns its size.
 func (a *atomicFile) commit() (int64, error) {
+	if err := a.finish(); err != nil {
+		return 0, err
+	}
+	return a.cw.n, a.publish()
+}
+
+// finish flushes, fsyncs and closes the temp file (the slow part of a
+// commit); publish then renames it into place.
+func (a *atomicFile) finish() error {
 	err := a.bw.Flush()
 	if err == nil {
 		err = a.f.Sync()
@@ -60,17 +69,24 @@ func (a *atomicFile) commit() (int64, error) {
 	if cerr := a.f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(a.tmp, a.path)
-	}
 	if err != nil {
 		os.Remove(a.tmp)
-		return 0, fmt.Errorf("write %s: %w", a.path, err)
+		return fmt.Errorf("write %s: %w", a.path, err)
 	}
-	return a.cw.n, syncDir(filepath.Dir(a.path))
+	return nil
 }
 
-// abort removes the temp file.
+// publish renames the finished temp file over the path and fsyncs the
+// directory.
+func (a *atomicFile) publish() error {
+	if err := os.Rename(a.tmp, a.path); err != nil {
+		os.Remove(a.tmp)
+		return fmt.Errorf("write %s: %w", a.path, err)
+	}
+	return syncDir(filepath.Dir(a.path))
+}
+
+// abort removes the temp file (after finish too).
 func (a *atomicFile) abort() {
 	a.f.Close()
 	os.Remove(a.tmp)

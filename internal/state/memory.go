@@ -3,7 +3,6 @@ package state
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -65,6 +64,11 @@ type memoryProvider struct {
 	files      versionFiles
 	filesValid bool
 	closed     bool
+	// lastCommitted is the newest version committed through this provider;
+	// rewinds counts Opens below it (re-runs), which make snapshots being
+	// written of later versions stale.
+	lastCommitted int64
+	rewinds       int64
 
 	cacheHits, cacheMisses atomic.Int64
 	lastCommitBytes        atomic.Int64
@@ -105,6 +109,10 @@ func (p *memoryProvider) Open(version int64) (Store, error) {
 		if v > version {
 			delete(p.cache, v)
 		}
+	}
+	if version < p.lastCommitted {
+		p.rewinds++
+		p.lastCommitted = version
 	}
 	base, err := p.loadLocked(version)
 	if err != nil {
@@ -241,6 +249,7 @@ func (p *memoryProvider) Maintenance() error {
 	latest := vf.latest()
 	lastSnap := vf.snapshotAtOrBelow(latest)
 	var snap *btree.BTreeG[entry]
+	rewinds := p.rewinds
 	if latest-lastSnap > int64(p.conf.MinDeltasForSnapshot) {
 		if mv, ok := p.cache[latest]; ok {
 			snap = mv.tree.Clone() // a private copy to read outside the lock
@@ -249,23 +258,46 @@ func (p *memoryProvider) Maintenance() error {
 	p.mu.Unlock()
 
 	if snap != nil {
-		path := versionFile(p.id.Dir(), latest, "snapshot")
-		_, err := writeFileAtomic(path, func(w io.Writer) error {
-			fw, err := newFileWriter(w, kindSnapshot, latest)
-			if err != nil {
-				return err
-			}
-			snap.Ascend(func(e entry) bool { fw.put(e.key, e.value); return fw.err == nil })
-			return fw.close()
-		})
-		if err != nil {
-			return fmt.Errorf("state %s: snapshot %d: %w", p.id, latest, err)
+		if err := p.writeSnapshot(latest, snap, rewinds); err != nil {
+			return err
 		}
-		p.mu.Lock()
-		p.filesValid = false
-		p.mu.Unlock()
 	}
 	return p.cleanup(latest)
+}
+
+// writeSnapshot writes <v>.snapshot from tree, a clone of committed
+// version v taken when the provider had seen rewinds re-runs. The file is
+// written and synced outside the lock and renamed into place under it only
+// if no re-run happened since: one may have rewritten version v.
+func (p *memoryProvider) writeSnapshot(v int64, tree *btree.BTreeG[entry], rewinds int64) error {
+	path := versionFile(p.id.Dir(), v, "snapshot")
+	a, err := createAtomic(path)
+	if err != nil {
+		return fmt.Errorf("state %s: snapshot %d: %w", p.id, v, err)
+	}
+	fw, err := newFileWriter(a, kindSnapshot, v)
+	if err == nil {
+		tree.Ascend(func(e entry) bool { fw.put(e.key, e.value); return fw.err == nil })
+		err = fw.close()
+	}
+	if err == nil {
+		err = a.finish()
+	}
+	if err != nil {
+		a.abort()
+		return fmt.Errorf("state %s: snapshot %d: %w", p.id, v, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rewinds != rewinds {
+		a.abort()
+		return nil
+	}
+	p.filesValid = false
+	if err := a.publish(); err != nil {
+		return fmt.Errorf("state %s: snapshot %d: %w", p.id, v, err)
+	}
+	return nil
 }
 
 // cleanup deletes files not needed to rebuild the last MinBatchesToRetain
@@ -357,8 +389,11 @@ func (s *memStore) Put(key, value []byte) error {
 		return errStoreDone
 	}
 	t0 := time.Now()
-	old, had := s.tree.Get(entry{key: key})
-	size := s.bytes + entrySize(key, value)
+	// Insert first (one traversal) and undo in the rare case the budget
+	// refuses the growth.
+	e := entry{bytes.Clone(key), append(make([]byte, 0, len(value)), value...)}
+	old, had := s.tree.ReplaceOrInsert(e)
+	size := s.bytes + entrySize(e.key, e.value)
 	if had {
 		size -= entrySize(old.key, old.value)
 	}
@@ -366,13 +401,13 @@ func (s *memStore) Put(key, value []byte) error {
 	err := s.p.charge.resize(size)
 	s.p.mu.Unlock()
 	if err != nil {
+		if had {
+			s.tree.ReplaceOrInsert(old)
+		} else {
+			s.tree.Delete(e)
+		}
 		return err
 	}
-	k := old.key
-	if !had {
-		k = bytes.Clone(key)
-	}
-	s.tree.ReplaceOrInsert(entry{k, append(make([]byte, 0, len(value)), value...)})
 	s.bytes = size
 	s.delta.put(key, value)
 	s.m.NumRowsUpdated++
@@ -484,6 +519,7 @@ func (s *memStore) Commit() (int64, error) {
 		}
 	}
 	p.putCacheLocked(newVersion, &memVersion{tree: s.tree, bytes: s.bytes})
+	p.lastCommitted = newVersion
 	p.lastCommitBytes.Store(n)
 	s.done, p.open = true, nil
 	s.m.CommitTimeMs = time.Since(t0).Milliseconds()

@@ -51,7 +51,7 @@ func OpenProvider(id ID, schemas Schemas, conf Config) (Provider, error) {
 type versionFiles struct {
 	deltas    map[int64]string // version → path
 	snapshots map[int64]string // .snapshot files or disk checkpoint dirs
-	bytes     int64
+	bytes     int64            // sum of the version files' sizes (not of directories)
 }
 
 func (vf versionFiles) latest() int64 {
@@ -113,25 +113,10 @@ func listVersions(dir, snapshotExt string) (versionFiles, error) {
 			continue
 		}
 		if info, err := e.Info(); err == nil && !info.IsDir() {
-			vf.bytes += info.Size()
-		} else if e.IsDir() {
-			vf.bytes += dirSize(path)
+			vf.bytes += info.Size() // directories (disk checkpoints) share files: not summed
 		}
 	}
 	return vf, nil
-}
-
-func dirSize(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if info, err := d.Info(); err == nil {
-				n += info.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 var errStoreDone = errors.New("state store already committed or aborted")

@@ -705,3 +705,59 @@ func TestMetricsCustom(t *testing.T) {
 		}
 	})
 }
+
+// TestMaintenanceConcurrentWithBatches: the engine may run Maintenance from
+// its own goroutine while the next batches commit (run with -race), re-runs
+// included; every version stays correct.
+func TestMaintenanceConcurrentWithBatches(t *testing.T) {
+	forEachProvider(t, func(t *testing.T, conf Config) {
+		conf.MinDeltasForSnapshot = 1
+		conf.MinBatchesToRetain = 50
+		root := t.TempDir()
+		p := openP(t, root, 0, conf)
+		stop := make(chan struct{})
+		done := make(chan error)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					done <- nil
+					return
+				default:
+				}
+				if err := p.Maintenance(); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		models := []map[string]string{{}}
+		model := map[string]string{}
+		for b := int64(0); b < 30; b++ {
+			if b%7 == 6 { // a failed attempt of batch b, then its retry
+				s := mustOpen(t, p, b)
+				s.Put([]byte("failed"), []byte("x"))
+				mustCommit(t, s)
+			}
+			s := mustOpen(t, p, b)
+			applyBatch(t, s, b, model)
+			s.Metrics()
+			mustCommit(t, s)
+			models = append(models, maps.Clone(model))
+		}
+		close(stop)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+		for v := int64(1); v <= 30; v++ {
+			p := openP(t, root, 0, conf)
+			s := mustOpen(t, p, v)
+			if got := contents(t, s); !maps.Equal(got, models[v]) {
+				t.Fatalf("version %d = %v, want %v", v, got, models[v])
+			}
+			s.Abort()
+			p.Close()
+		}
+	})
+}
