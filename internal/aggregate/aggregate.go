@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -291,4 +292,35 @@ func normalizeDouble(f float64) float64 {
 		return 0
 	}
 	return f
+}
+
+// AppendStates appends the states of a group's accumulators, each prefixed
+// with its uvarint length: one state-store value per group.
+func AppendStates(dst []byte, accs []Accumulator) []byte {
+	var scratch []byte
+	for _, a := range accs {
+		scratch = a.AppendState(scratch[:0])
+		dst = binary.AppendUvarint(dst, uint64(len(scratch)))
+		dst = append(dst, scratch...)
+	}
+	return dst
+}
+
+// LoadStates loads what AppendStates wrote into accs (which must come from
+// the same Aggregates in the same order).
+func LoadStates(b []byte, accs []Accumulator) error {
+	for i, a := range accs {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return fmt.Errorf("aggregate: state of aggregate %d is truncated", i)
+		}
+		if err := a.LoadState(b[k : k+int(n)]); err != nil {
+			return fmt.Errorf("aggregate %d: %w", i, err)
+		}
+		b = b[k+int(n):]
+	}
+	if len(b) != 0 {
+		return fmt.Errorf("aggregate: %d bytes after the last aggregate's state", len(b))
+	}
+	return nil
 }

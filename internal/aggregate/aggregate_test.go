@@ -481,3 +481,28 @@ func BenchmarkMergeHLL(b *testing.B) {
 		y.Merge(x)
 	}
 }
+
+func TestStatesFraming(t *testing.T) {
+	aggs := []*Aggregate{
+		mustNew(t, Spec{Func: CountStar}), mustNew(t, Spec{Func: Sum, Input: batch.Long}),
+		mustNew(t, Spec{Func: CollectList, Input: batch.String}), mustNew(t, Spec{Func: ApproxCountDistinct, Input: batch.String}),
+	}
+	in := []*batch.Column{col(batch.Long, 1, 2, 3), col(batch.Long, 1, 2, nil), col(batch.String, "a", nil, "b"), col(batch.String, "a", nil, "b")}
+	var accs, back []Accumulator
+	for i, a := range aggs {
+		accs = append(accs, run(t, a, in[i], nil))
+		back = append(back, a.NewAccumulator())
+	}
+	b := AppendStates(nil, accs)
+	if err := LoadStates(b, back); err != nil {
+		t.Fatal(err)
+	}
+	for i := range accs {
+		if !sameValue(canon(0, back[i].Result()), canon(0, accs[i].Result())) {
+			t.Fatalf("aggregate %d: %v vs %v", i, back[i].Result(), accs[i].Result())
+		}
+	}
+	if LoadStates(b[:len(b)-1], back) == nil || LoadStates(append(b, 0), back) == nil {
+		t.Fatal("damaged framing accepted")
+	}
+}
