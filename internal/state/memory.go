@@ -64,18 +64,17 @@ type memoryProvider struct {
 	files      versionFiles
 	filesValid bool
 	closed     bool
-	// lastCommitted is the newest version committed through this provider;
-	// rewinds counts Opens below it (re-runs), which make snapshots being
-	// written of later versions stale.
-	lastCommitted int64
-	rewinds       int64
+	// commits counts the commits of each recent version through this
+	// provider: a snapshot is published only if its version was not
+	// re-committed (by a re-run) while it was being written.
+	commits map[int64]int64
 
 	cacheHits, cacheMisses atomic.Int64
 	lastCommitBytes        atomic.Int64
 }
 
 func newMemoryProvider(id ID, schemas Schemas, conf Config) *memoryProvider {
-	return &memoryProvider{id: id, schemas: schemas, conf: conf, cache: map[int64]*memVersion{},
+	return &memoryProvider{id: id, schemas: schemas, conf: conf, cache: map[int64]*memVersion{}, commits: map[int64]int64{},
 		charge: charger{id: id, limit: conf.MemoryLimit, budget: conf.Budget}}
 }
 
@@ -110,11 +109,7 @@ func (p *memoryProvider) Open(version int64) (Store, error) {
 			delete(p.cache, v)
 		}
 	}
-	if version < p.lastCommitted {
-		p.rewinds++
-		p.lastCommitted = version
-	}
-	base, err := p.loadLocked(version)
+	base, err := p.loadLocked(version, true)
 	if err != nil {
 		return nil, err
 	}
@@ -135,8 +130,9 @@ func (p *memoryProvider) Open(version int64) (Store, error) {
 	return s, nil
 }
 
-// loadLocked returns version v from the cache or rebuilds it from files.
-func (p *memoryProvider) loadLocked(v int64) (*memVersion, error) {
+// loadLocked returns version v from the cache or rebuilds it from files
+// (and caches it if keep).
+func (p *memoryProvider) loadLocked(v int64, keep bool) (*memVersion, error) {
 	if mv, ok := p.cache[v]; ok {
 		p.cacheHits.Add(1)
 		return mv, nil
@@ -205,7 +201,9 @@ func (p *memoryProvider) loadLocked(v int64) (*memVersion, error) {
 		}
 	}
 	mv := &memVersion{tree: tree, bytes: size}
-	p.putCacheLocked(v, mv)
+	if keep {
+		p.putCacheLocked(v, mv)
+	}
 	return mv, nil
 }
 
@@ -249,27 +247,34 @@ func (p *memoryProvider) Maintenance() error {
 	latest := vf.latest()
 	lastSnap := vf.snapshotAtOrBelow(latest)
 	var snap *btree.BTreeG[entry]
-	rewinds := p.rewinds
+	gen := p.commits[latest]
 	if latest-lastSnap > int64(p.conf.MinDeltasForSnapshot) {
-		if mv, ok := p.cache[latest]; ok {
-			snap = mv.tree.Clone() // a private copy to read outside the lock
+		mv, ok := p.cache[latest]
+		if !ok {
+			// Not cached (maxBatchesToRetainInMemory = 0, or after a
+			// restart): rebuild it, or delta chains would grow forever.
+			if mv, err = p.loadLocked(latest, false); err != nil {
+				p.mu.Unlock()
+				return err
+			}
 		}
+		snap = mv.tree.Clone() // a private copy to read outside the lock
 	}
 	p.mu.Unlock()
 
 	if snap != nil {
-		if err := p.writeSnapshot(latest, snap, rewinds); err != nil {
+		if err := p.writeSnapshot(latest, snap, gen); err != nil {
 			return err
 		}
 	}
 	return p.cleanup(latest)
 }
 
-// writeSnapshot writes <v>.snapshot from tree, a clone of committed
-// version v taken when the provider had seen rewinds re-runs. The file is
-// written and synced outside the lock and renamed into place under it only
-// if no re-run happened since: one may have rewritten version v.
-func (p *memoryProvider) writeSnapshot(v int64, tree *btree.BTreeG[entry], rewinds int64) error {
+// writeSnapshot writes <v>.snapshot from tree, a clone of version v taken
+// after gen commits of v. The file is written and synced outside the lock
+// and renamed into place under it only if v was not committed again since:
+// a re-run may have rewritten it.
+func (p *memoryProvider) writeSnapshot(v int64, tree *btree.BTreeG[entry], gen int64) error {
 	path := versionFile(p.id.Dir(), v, "snapshot")
 	a, err := createAtomic(path)
 	if err != nil {
@@ -289,7 +294,7 @@ func (p *memoryProvider) writeSnapshot(v int64, tree *btree.BTreeG[entry], rewin
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.rewinds != rewinds {
+	if p.commits[v] != gen {
 		a.abort()
 		return nil
 	}
@@ -519,7 +524,12 @@ func (s *memStore) Commit() (int64, error) {
 		}
 	}
 	p.putCacheLocked(newVersion, &memVersion{tree: s.tree, bytes: s.bytes})
-	p.lastCommitted = newVersion
+	p.commits[newVersion]++
+	for v := range p.commits { // only versions a re-run can still rewrite matter
+		if v < newVersion-int64(p.conf.MinBatchesToRetain) {
+			delete(p.commits, v)
+		}
+	}
 	p.lastCommitBytes.Store(n)
 	s.done, p.open = true, nil
 	s.m.CommitTimeMs = time.Since(t0).Milliseconds()

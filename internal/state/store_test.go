@@ -761,3 +761,35 @@ func TestMaintenanceConcurrentWithBatches(t *testing.T) {
 		}
 	})
 }
+
+// TestNoVersionCache: with maxBatchesToRetainInMemory = 0 every batch
+// rebuilds its version from files, and maintenance still snapshots (Spark
+// only snapshots cached versions, so its delta chains grow without bound).
+func TestNoVersionCache(t *testing.T) {
+	conf := DefaultConfig()
+	conf.MaxBatchesToRetainInMemory = 0
+	conf.MinDeltasForSnapshot = 2
+	root := t.TempDir()
+	p := openP(t, root, 0, conf)
+	model := map[string]string{}
+	for b := int64(0); b < 8; b++ {
+		s := mustOpen(t, p, b)
+		if got := contents(t, s); !maps.Equal(got, model) {
+			t.Fatalf("batch %d sees %v, want %v", b, got, model)
+		}
+		applyBatch(t, s, b, model)
+		mustCommit(t, s)
+		if err := p.Maintenance(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vf, _ := listVersions(ID{Root: root}.Dir(), "snapshot")
+	if got := sortedVersions(vf.snapshots); !slices.Equal(got, []int64{3, 6}) {
+		t.Fatalf("snapshots at %v, want [3 6]", got)
+	}
+	s := mustOpen(t, p, 8)
+	if m := s.Metrics(); m.Custom[MetricLoadedMapCacheHit] != 0 || m.Custom[MetricLoadedMapCacheMiss] < 8 {
+		t.Fatalf("cache metrics %v", m.Custom)
+	}
+	s.Abort()
+}
