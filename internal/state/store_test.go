@@ -793,3 +793,43 @@ func TestNoVersionCache(t *testing.T) {
 	}
 	s.Abort()
 }
+
+func TestDiskLocalDirAndStoreNames(t *testing.T) {
+	conf := providerCases[1].conf()
+	conf.DiskLocalDir = t.TempDir()
+	root := t.TempDir()
+	id := ID{Root: root, Operator: 1, Partition: 3, Store: "left-keyToNumValues"}
+	if want := filepath.Join(root, "1", "3", "left-keyToNumValues"); id.Dir() != want {
+		t.Fatalf("Dir = %s, want %s", id.Dir(), want)
+	}
+	if d := (ID{Root: root, Operator: 1, Partition: 3, Store: DefaultStoreName}).Dir(); d != filepath.Join(root, "1", "3") {
+		t.Fatalf("default store dir %s", d)
+	}
+	p, err := OpenProvider(id, testSchemas, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := map[string]string{}
+	for b := int64(0); b < 3; b++ {
+		s := mustOpen(t, p, b)
+		applyBatch(t, s, b, model)
+		mustCommit(t, s)
+	}
+	p.Close()
+	if got := listNames(t, id.Dir()); !slices.Equal(got, []string{"1.pebble/", "2.pebble/", "3.pebble/"}) {
+		t.Fatalf("store dir %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(conf.DiskLocalDir, "1", "3", "left-keyToNumValues")); err != nil {
+		t.Fatalf("working db not under localDir: %v", err)
+	}
+	p, err = OpenProvider(id, testSchemas, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	s := mustOpen(t, p, 3)
+	if got := contents(t, s); !maps.Equal(got, model) {
+		t.Fatalf("after restart %v want %v", got, model)
+	}
+	s.Abort()
+}
