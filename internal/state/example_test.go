@@ -36,11 +36,11 @@ func Example() {
 	}{
 		{[]row{{10, "a"}, {10, "a"}, {20, "b"}}, 0},
 		{[]row{{20, "a"}}, 10}, // the watermark reaches window 10's end: emit it
-		{nil, 20},                         // a no-data batch evicts window 20
+		{nil, 20},              // a no-data batch evicts window 20
 	}
 	for batchID, b := range batches {
 		s := must(p.Open(int64(batchID))) // version = batchId
-		for _, r := range b.rows { // late rows (window end ≤ watermark) were dropped before this point
+		for _, r := range b.rows {        // late rows (window end ≤ watermark) were dropped before this point
 			// (A real operator pre-aggregates per group with Update over a
 			// column selection; here each row is its own partial.)
 			partial := count.NewAccumulator()
