@@ -160,8 +160,8 @@ func BenchmarkCommit(b *testing.B) {
 	})
 }
 
-// TestMemoryBudgetDiskStateManyKeys puts 3 million small keys (≈ 120 MB of
-// state files) through the disk provider over 30 batches with a 32 MiB
+// TestMemoryBudgetDiskStateManyKeys puts 3 million small keys (a 33 MB
+// checkpoint) through the disk provider over 30 batches with a 32 MiB
 // allowance and checks the process's resident memory grows by no more than
 // the allowance + 64 MiB (Pebble allocates its cache outside the Go heap
 // when cgo is on, so RSS is the honest figure). Heavy: SLUICE_SERIAL_TESTS=1.
