@@ -1,0 +1,343 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Local is a Store on the local file system, rooted at a directory. A
+// file is written to a hidden temporary file next to its name
+// (".<name>.tmp-<random>", ignored by Spark, Hadoop and DuckDB), fsynced,
+// then moved into place — hard-linked for put-if-absent (a link never
+// replaces an existing name, so only one writer wins), renamed for
+// replace — and the directory is fsynced. Directories are created on
+// demand, each new one made durable in its parent.
+//
+// A writer that dies leaves only its temporary file; RemoveTemp clears
+// those when no writer can be running (under the checkpoint lock).
+type Local struct {
+	root string
+	fs   osFS
+}
+
+// NewLocal returns the Store rooted at the directory root (made absolute;
+// it is created on the first write).
+func NewLocal(root string) (*Local, error) {
+	if root == "" {
+		return nil, errors.New("storage: empty directory name")
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("storage: resolve %q: %w", root, err)
+	}
+	return &Local{root: abs, fs: realFS{}}, nil
+}
+
+// Root returns the absolute root directory.
+func (l *Local) Root() string { return l.root }
+
+// String returns the root directory, for messages.
+func (l *Local) String() string { return l.root }
+
+// Path returns the local path of name.
+func (l *Local) Path(name string) (string, error) {
+	if err := CheckName(name); err != nil {
+		return "", err
+	}
+	return filepath.Join(l.root, filepath.FromSlash(name)), nil
+}
+
+func (l *Local) dirPath(dir string) (string, error) {
+	if err := checkDir(dir); err != nil {
+		return "", err
+	}
+	return filepath.Join(l.root, filepath.FromSlash(dir)), nil
+}
+
+// tempMarker is in every temporary file's name: ".<name>.tmp-<random>".
+const tempMarker = ".tmp-"
+
+// IsTemp reports whether a file name (its last element) is one of Local's
+// temporary files.
+func IsTemp(base string) bool {
+	return strings.HasPrefix(base, ".") && strings.Contains(base, tempMarker)
+}
+
+// PutIfAbsent implements Store.
+func (l *Local) PutIfAbsent(ctx context.Context, name string, data []byte) error {
+	return l.put(ctx, name, data, IfAbsent)
+}
+
+// Put implements Store.
+func (l *Local) Put(ctx context.Context, name string, data []byte) error {
+	return l.put(ctx, name, data, Replace)
+}
+
+func (l *Local) put(ctx context.Context, name string, data []byte, mode Mode) error {
+	w, err := l.Create(ctx, name, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Abort()
+		return err
+	}
+	return w.Commit()
+}
+
+// Create implements Store.
+func (l *Local) Create(ctx context.Context, name string, mode Mode) (Writer, error) {
+	if mode != IfAbsent && mode != Replace {
+		return nil, fmt.Errorf("storage: create %s: unknown mode %v", name, mode)
+	}
+	final, err := l.Path(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(final)
+	if err := l.mkdirs(dir); err != nil {
+		return nil, fmt.Errorf("storage: write %s: %w", final, err)
+	}
+	f, err := l.fs.CreateTemp(dir, "."+filepath.Base(final)+tempMarker+"*")
+	if err != nil {
+		return nil, fmt.Errorf("storage: write %s: %w", final, err)
+	}
+	return &localWriter{l: l, f: f, final: final, mode: mode}, nil
+}
+
+// mkdirs creates dir and its missing parents, fsyncing each parent that
+// got a new entry.
+func (l *Local) mkdirs(dir string) error {
+	fi, err := l.fs.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := l.mkdirs(parent); err != nil {
+			return err
+		}
+	}
+	if err := l.fs.Mkdir(dir, 0o755); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // made by a concurrent writer, who syncs the parent
+		}
+		return err
+	}
+	return l.fs.SyncDir(parent)
+}
+
+type localWriter struct {
+	l     *Local
+	f     tempFile
+	final string
+	mode  Mode
+	err   error // first write error
+	done  bool
+}
+
+func (w *localWriter) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, fmt.Errorf("storage: write %s: writer already finished", w.final)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.f.Write(p)
+	if err != nil {
+		w.err = fmt.Errorf("storage: write %s: %w", w.final, err)
+		return n, w.err
+	}
+	return n, nil
+}
+
+func (w *localWriter) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	_ = w.f.Close()
+	_ = w.l.fs.Remove(w.f.Name())
+}
+
+// Commit implements Writer: fsync and close the temporary file, move it
+// into place, fsync the directory.
+func (w *localWriter) Commit() error {
+	if w.done {
+		return fmt.Errorf("storage: commit %s: writer already finished", w.final)
+	}
+	w.done = true
+	tmp := w.f.Name()
+	err := w.err
+	if err == nil {
+		if err = w.f.Sync(); err != nil {
+			err = fmt.Errorf("storage: fsync %s: %w", tmp, err)
+		}
+	}
+	if cerr := w.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("storage: write %s: %w", w.final, cerr)
+	}
+	if err != nil {
+		_ = w.l.fs.Remove(tmp)
+		return err
+	}
+	if w.mode == Replace {
+		err = w.l.fs.Rename(tmp, w.final)
+	} else {
+		err = w.l.linkNoReplace(tmp, w.final)
+	}
+	if err != nil {
+		_ = w.l.fs.Remove(tmp)
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("storage: %s: %w", w.final, ErrExist)
+		}
+		return fmt.Errorf("storage: write %s: %w", w.final, err)
+	}
+	if err := w.l.fs.SyncDir(filepath.Dir(w.final)); err != nil {
+		return fmt.Errorf("storage: %s was written but may not survive a crash: %w", w.final, err)
+	}
+	return nil
+}
+
+// linkNoReplace puts tmp's file under final unless final exists. A hard
+// link is the portable way; where the file system has none, Linux's
+// rename without replace does the same. On success the temporary name is
+// gone; on failure the caller removes it.
+func (l *Local) linkNoReplace(tmp, final string) error {
+	err := l.fs.Link(tmp, final)
+	if err == nil {
+		// The temporary name is redundant now; one left behind by a
+		// failed removal is only clutter, which RemoveTemp clears.
+		_ = l.fs.Remove(tmp)
+		return nil
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	rerr := l.fs.RenameNoReplace(tmp, final)
+	if rerr == nil || errors.Is(rerr, fs.ErrExist) {
+		return rerr
+	}
+	if errors.Is(rerr, errors.ErrUnsupported) {
+		return fmt.Errorf("cannot create %s exclusively: the file system supports neither hard links (%v) nor renaming without replacing", final, err)
+	}
+	return rerr
+}
+
+// Get implements Store.
+func (l *Local) Get(ctx context.Context, name string) ([]byte, error) {
+	p, err := l.Path(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	data, err := l.fs.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("storage: read: %w", err)
+	}
+	return data, nil
+}
+
+// List implements Store. Temporary files are left out.
+func (l *Local) List(ctx context.Context, dir string) ([]Entry, error) {
+	p, err := l.dirPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ents, err := l.fs.ReadDir(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storage: list: %w", err)
+	}
+	out := make([]Entry, 0, len(ents))
+	for _, e := range ents {
+		if IsTemp(e.Name()) {
+			continue
+		}
+		out = append(out, Entry{Name: e.Name(), IsDir: e.IsDir()})
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// Delete implements Store: the names are removed, then each directory that
+// lost an entry is fsynced once.
+func (l *Local) Delete(ctx context.Context, names ...string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dirs := map[string]bool{}
+	var errs []error
+	for _, n := range names {
+		p, err := l.Path(n)
+		if err != nil {
+			return err
+		}
+		if err := l.fs.Remove(p); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("storage: delete: %w", err))
+			}
+			continue
+		}
+		dirs[filepath.Dir(p)] = true
+	}
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
+		if err := l.fs.SyncDir(d); err != nil {
+			errs = append(errs, fmt.Errorf("storage: delete: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveTemp deletes the temporary files that writers which died left
+// anywhere under the root. Call it only when no writer can be running,
+// e.g. while holding the checkpoint lock.
+func (l *Local) RemoveTemp() error {
+	return l.removeTemp(l.root)
+}
+
+func (l *Local) removeTemp(dir string) error {
+	ents, err := l.fs.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("storage: scan for stale temporary files: %w", err)
+	}
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		switch {
+		case e.IsDir():
+			if err := l.removeTemp(p); err != nil {
+				return err
+			}
+		case IsTemp(e.Name()):
+			if err := l.fs.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("storage: remove stale temporary file: %w", err)
+			}
+		}
+	}
+	return nil
+}
