@@ -9,16 +9,19 @@
 //	<dir>/offsets/<N>     v1, batch metadata JSON, one offset line per source
 //	<dir>/commits/<N>     v1, {"nextBatchWatermarkMs":<ms>}
 //	<dir>/sources/<i>/0   0x00 "v1\n" <initial offsets JSON> (Kafka style)
+//	<dir>/state/…         stateful operators' state (StateStore), Spark's
+//	                      state/<operatorId>/<partition>/<version>.delta
 //	<dir>/.sluice.lock    flock(2) lock file (sluice's own; Spark has none)
 //
-// Every file is written atomically (hidden temp file in the same directory,
-// fsync, link or rename into place, fsync of the directory) and at most once:
-// re-writing a batch file with identical bytes is a no-op (an idempotent
-// replay), with different bytes an error (another writer).
+// Files go through the storage package: each is written atomically and
+// durably, and batch files at most once: re-writing a batch file with
+// identical bytes is a no-op (an idempotent replay), with different bytes
+// an error (another writer). OpenReadOnly reads a checkpoint another
+// process may be writing, without its lock.
 package checkpoint
 
 import (
-	"crypto/rand"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,8 +30,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
+
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // DefaultMinBatchesToRetain is Spark's spark.sql.streaming.minBatchesToRetain
@@ -43,7 +47,9 @@ const (
 	offsetsDir   = "offsets"
 	commitsDir   = "commits"
 	sourcesDir   = "sources"
-	logVersion   = 1
+	// StateDir is the directory of stateful operators' state.
+	StateDir   = "state"
+	logVersion = 1
 )
 
 // ErrClosed is returned by methods called after Close.
@@ -51,19 +57,26 @@ var ErrClosed = errors.New("checkpoint: closed")
 
 // ErrConflict is wrapped by errors reporting that a batch file already
 // exists with different content: another query (or a buggy replay) wrote
-// the same batch.
-var ErrConflict = errors.New("checkpoint: file already exists with different content")
+// the same batch. It is storage.ErrConflict.
+var ErrConflict = storage.ErrConflict
 
 // ErrLocked is wrapped by Open's error when another query holds the
 // checkpoint.
 var ErrLocked = errors.New("checkpoint: in use by another query")
 
-// Checkpoint is an open, locked checkpoint directory. Its methods are safe
-// for concurrent use.
+// ErrReadOnly is wrapped by the errors of writes to a checkpoint opened
+// with OpenReadOnly.
+var ErrReadOnly = errors.New("checkpoint: opened read-only")
+
+// Checkpoint is an open checkpoint directory: locked by Open, or read
+// without the lock by OpenReadOnly. Its methods are safe for concurrent
+// use.
 type Checkpoint struct {
-	dir  string
-	id   string
-	lock *fileLock
+	dir      string
+	id       string
+	store    storage.Store
+	lock     *fileLock // nil when read-only
+	readOnly bool
 
 	mu     sync.Mutex
 	closed bool
@@ -77,10 +90,11 @@ func Open(dir string) (*Checkpoint, error) {
 	if dir == "" {
 		return nil, errors.New("checkpoint: empty directory name")
 	}
-	abs, err := filepath.Abs(dir)
+	local, err := storage.NewLocal(dir)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint: resolve %q: %w", dir, err)
+		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
+	abs := local.Root()
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("checkpoint: create directory: %w", err)
 	}
@@ -88,22 +102,59 @@ func Open(dir string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", abs, err)
 	}
-	c := &Checkpoint{dir: abs, lock: lk}
-	if err := c.init(); err != nil {
+	c := &Checkpoint{dir: abs, lock: lk, store: local}
+	if err := c.init(local); err != nil {
 		lk.release()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Checkpoint) init() error {
+// OpenReadOnly opens the checkpoint in dir for reading, without taking the
+// lock, so the query that owns it may be running: what `sluice status`
+// does. Nothing is created or cleaned up; the query id is "" when the
+// metadata file does not exist yet. Writes fail with ErrReadOnly.
+//
+// Batch files are written atomically and purged oldest first, so a
+// concurrent query never shows a torn file, but a file listed by one call
+// may be purged before the next reads it (an error wrapping
+// fs.ErrNotExist); callers retry.
+func OpenReadOnly(dir string) (*Checkpoint, error) {
+	if dir == "" {
+		return nil, errors.New("checkpoint: empty directory name")
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("checkpoint %s: not a directory", dir)
+	}
+	local, err := storage.NewLocal(dir)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	c := &Checkpoint{dir: local.Root(), store: storage.ReadOnly(local), readOnly: true}
+	id, ok, err := c.readID()
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		c.id = id
+	}
+	return c, nil
+}
+
+func (c *Checkpoint) init(local *storage.Local) error {
 	for _, d := range []string{offsetsDir, commitsDir} {
 		if err := os.MkdirAll(filepath.Join(c.dir, d), 0o755); err != nil {
 			return fmt.Errorf("checkpoint: create %s: %w", d, err)
 		}
 	}
-	if err := c.cleanTemp(); err != nil {
-		return err
+	// Temp files left by a writer that died mid-write: under the lock no
+	// live writer can own them.
+	if err := local.RemoveTemp(); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
 	}
 	id, err := c.loadOrCreateID()
 	if err != nil {
@@ -113,62 +164,62 @@ func (c *Checkpoint) init() error {
 	return nil
 }
 
-// cleanTemp removes temp files left by a writer that died mid-write. It runs
-// under the lock, so no live writer can own them.
-func (c *Checkpoint) cleanTemp() error {
-	return filepath.WalkDir(c.dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return fmt.Errorf("checkpoint: scan for stale temp files: %w", err)
-		}
-		if !d.IsDir() && isTempName(d.Name()) {
-			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("checkpoint: remove stale temp file: %w", err)
-			}
-		}
-		return nil
-	})
-}
+// ctx is the context of the checkpoint's storage calls, which are local
+// and short.
+var ctx = context.Background()
 
 type streamMetadata struct {
 	ID string `json:"id"`
 }
 
-func (c *Checkpoint) loadOrCreateID() (string, error) {
-	path := filepath.Join(c.dir, metadataFile)
-	data, err := os.ReadFile(path)
+// readID reads the query id from metadata; ok is false when the file does
+// not exist.
+func (c *Checkpoint) readID() (id string, ok bool, err error) {
+	data, err := c.store.Get(ctx, metadataFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		id, err := newUUID()
-		if err != nil {
-			return "", err
-		}
-		b, _ := json.Marshal(streamMetadata{ID: id})
-		if err := writeOnce(c.dir, metadataFile, b); err != nil {
-			return "", err
-		}
-		return id, nil
+		return "", false, nil
 	}
+	path := filepath.Join(c.dir, metadataFile)
 	if err != nil {
-		return "", fmt.Errorf("checkpoint: read %s: %w", path, err)
+		return "", false, fmt.Errorf("checkpoint: read %s: %w", path, err)
 	}
 	var md streamMetadata
 	if err := json.Unmarshal(data, &md); err != nil {
-		return "", fmt.Errorf("checkpoint: %s: not valid JSON (want {\"id\":\"<uuid>\"}): %w", path, err)
+		return "", false, fmt.Errorf("checkpoint: %s: not valid JSON (want {\"id\":\"<uuid>\"}): %w", path, err)
 	}
 	if md.ID == "" {
-		return "", fmt.Errorf("checkpoint: %s: missing or empty \"id\"", path)
+		return "", false, fmt.Errorf("checkpoint: %s: missing or empty \"id\"", path)
 	}
-	return md.ID, nil
+	return md.ID, true, nil
 }
 
-// newUUID returns a random (version 4, variant 10) UUID in canonical form.
-func newUUID() (string, error) {
-	var u [16]byte
-	if _, err := rand.Read(u[:]); err != nil {
-		return "", fmt.Errorf("checkpoint: generate query id: %w", err)
+func (c *Checkpoint) loadOrCreateID() (string, error) {
+	id, ok, err := c.readID()
+	if err != nil || ok {
+		return id, err
 	}
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16]), nil
+	id = storage.NewUUID()
+	b, _ := json.Marshal(streamMetadata{ID: id})
+	if err := c.writeOnce(metadataFile, b); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// writeOnce writes a write-once file of the checkpoint (see
+// storage.WriteOnce), naming the checkpoint in its errors.
+func (c *Checkpoint) writeOnce(name string, data []byte) error {
+	if c.readOnly {
+		return fmt.Errorf("checkpoint %s: write %s: %w", c.dir, name, ErrReadOnly)
+	}
+	err := storage.WriteOnce(ctx, c.store, name, data)
+	if errors.Is(err, ErrConflict) {
+		return fmt.Errorf("checkpoint %s: %w (is another query writing to this checkpoint?)", c.dir, err)
+	}
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
 }
 
 // ID returns the query id stored in metadata (Spark's StreamingQuery.id).
@@ -177,8 +228,21 @@ func (c *Checkpoint) ID() string { return c.id }
 // Dir returns the checkpoint directory as an absolute path.
 func (c *Checkpoint) Dir() string { return c.dir }
 
-// Close releases the lock. Later calls on c return ErrClosed; closing twice
-// is harmless.
+// StateStore returns the store of stateful operators' state, the state/
+// directory, laid out as Spark lays it out
+// (<operatorId>/<partition>/<version>.delta), with the storage package's
+// guarantees. Purge never touches it. It is read-only when the checkpoint
+// was opened with OpenReadOnly.
+func (c *Checkpoint) StateStore() storage.Store {
+	s, err := storage.Sub(c.store, StateDir)
+	if err != nil {
+		panic(err) // StateDir is a valid name
+	}
+	return s
+}
+
+// Close releases the lock (if held). Later calls on c return ErrClosed;
+// closing twice is harmless.
 func (c *Checkpoint) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -186,6 +250,9 @@ func (c *Checkpoint) Close() error {
 		return nil
 	}
 	c.closed = true
+	if c.lock == nil {
+		return nil
+	}
 	if err := c.lock.release(); err != nil {
 		return fmt.Errorf("checkpoint %s: release lock: %w", c.dir, err)
 	}
@@ -204,18 +271,18 @@ func (c *Checkpoint) begin() error {
 
 // batchIDs lists the batch ids in a log directory, ascending. Names that are
 // not canonical non-negative decimal numbers (temp files, stray files) are
-// ignored, as Spark ignores them.
+// ignored, as Spark ignores them. A missing directory is empty.
 func (c *Checkpoint) batchIDs(sub string) ([]int64, error) {
-	ents, err := os.ReadDir(filepath.Join(c.dir, sub))
+	ents, err := c.store.List(ctx, sub)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: list %s: %w", sub, err)
 	}
 	var ids []int64
 	for _, e := range ents {
-		if e.IsDir() {
+		if e.IsDir {
 			continue
 		}
-		if id, ok := parseBatchName(e.Name()); ok {
+		if id, ok := parseBatchName(e.Name); ok {
 			ids = append(ids, id)
 		}
 	}
@@ -273,21 +340,21 @@ func (c *Checkpoint) Purge(minBatchesToRetain int) error {
 		if err != nil {
 			return err
 		}
-		removed := false
+		var names []string
 		for _, id := range ids {
 			if id >= threshold {
 				break
 			}
-			p := filepath.Join(c.dir, sub, strconv.FormatInt(id, 10))
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("checkpoint: purge: %w", err)
-			}
-			removed = true
+			names = append(names, sub+"/"+strconv.FormatInt(id, 10))
 		}
-		if removed {
-			if err := syncDir(filepath.Join(c.dir, sub)); err != nil {
-				return fmt.Errorf("checkpoint: purge: %w", err)
-			}
+		if len(names) == 0 {
+			continue
+		}
+		if c.readOnly {
+			return fmt.Errorf("checkpoint %s: purge: %w", c.dir, ErrReadOnly)
+		}
+		if err := c.store.Delete(ctx, names...); err != nil {
+			return fmt.Errorf("checkpoint: purge: %w", err)
 		}
 	}
 	return nil
@@ -322,11 +389,6 @@ func (c *Checkpoint) Size() (bytes int64, files int, err error) {
 		return 0, 0, fmt.Errorf("checkpoint: size of %s: %w", c.dir, err)
 	}
 	return bytes, files, nil
-}
-
-// isTempName reports whether name is one of our temp files (".<name>.tmp-<rand>").
-func isTempName(name string) bool {
-	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")
 }
 
 // QueryID returns the id of the query that owns the checkpoint at dir,

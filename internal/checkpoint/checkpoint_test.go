@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // helperEnv makes the test binary act as a second process that opens the
@@ -647,5 +650,138 @@ func TestSize(t *testing.T) {
 	}
 	if n1 != n0+1 || b1 != b0+int64(len(encodeCommit(0))) {
 		t.Errorf("after one commit: %d bytes %d files; want %d bytes %d files", b1, n1, b0+int64(len(encodeCommit(0))), n0+1)
+	}
+}
+
+// TestOpenReadOnlyWhileLocked reads a checkpoint that a query holds:
+// everything the owner wrote is visible, nothing can be written, and the
+// lock is untouched.
+func TestOpenReadOnlyWhileLocked(t *testing.T) {
+	dir := t.TempDir()
+	owner := open(t, dir)
+	if err := owner.WriteSourceInitial(0, `{"t":{"0":0}}`); err != nil {
+		t.Fatal(err)
+	}
+	for id := int64(0); id < 3; id++ {
+		if err := owner.WriteOffsets(id, BatchMetadata{TimestampMs: 1000 + id}, []string{fmt.Sprintf(`{"t":{"0":%d}}`, 10*(id+1))}); err != nil {
+			t.Fatal(err)
+		}
+		if id < 2 {
+			if err := owner.WriteCommit(id, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ro, err := OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if ro.ID() != owner.ID() {
+		t.Errorf("read-only id %q, owner's %q", ro.ID(), owner.ID())
+	}
+	if id, ok, err := ro.LatestCommit(); err != nil || !ok || id != 1 {
+		t.Errorf("LatestCommit = %d, %v, %v; want 1", id, ok, err)
+	}
+	if id, ok, err := ro.LatestOffsets(); err != nil || !ok || id != 2 {
+		t.Errorf("LatestOffsets = %d, %v, %v; want 2", id, ok, err)
+	}
+	meta, src, err := ro.ReadOffsets(1)
+	if err != nil || meta.TimestampMs != 1001 || len(src) != 1 || src[0] != `{"t":{"0":20}}` {
+		t.Errorf("ReadOffsets(1) = %+v, %q, %v", meta, src, err)
+	}
+	if js, ok, err := ro.ReadSourceInitial(0); err != nil || !ok || js != `{"t":{"0":0}}` {
+		t.Errorf("ReadSourceInitial = %q, %v, %v", js, ok, err)
+	}
+	for name, err := range map[string]error{
+		"offsets": ro.WriteOffsets(3, BatchMetadata{}, nil),
+		"commit":  ro.WriteCommit(2, 0),
+		"source":  ro.WriteSourceInitial(1, `{}`),
+		"purge":   ro.Purge(1),
+		"state":   ro.StateStore().PutIfAbsent(context.Background(), "0/0/1.delta", []byte("x")),
+	} {
+		if !errors.Is(err, ErrReadOnly) && !errors.Is(err, storage.ErrReadOnly) {
+			t.Errorf("read-only %s write: %v", name, err)
+		}
+	}
+	if _, ok, _ := owner.LatestCommit(); !ok || owner.HasCommit(2) {
+		t.Error("a refused write reached the checkpoint")
+	}
+	// The owner still holds the lock: a second writer is refused.
+	if _, err := Open(dir); !errors.Is(err, ErrLocked) {
+		t.Errorf("Open after OpenReadOnly: %v, want ErrLocked", err)
+	}
+}
+
+func TestOpenReadOnlyCreatesNothing(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, ".offsets.tmp-1"), []byte("partial"), 0o644)
+	ro, err := OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ro.ID() != "" {
+		t.Errorf("id %q of a checkpoint without metadata, want empty", ro.ID())
+	}
+	if _, ok, err := ro.LatestOffsets(); ok || err != nil {
+		t.Errorf("LatestOffsets of an empty directory: %v, %v", ok, err)
+	}
+	if next, replay, err := ro.Recover(); next != 0 || replay || err != nil {
+		t.Errorf("Recover = %d, %v, %v", next, replay, err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || ents[0].Name() != ".offsets.tmp-1" {
+		t.Errorf("OpenReadOnly changed the directory: %v", ents)
+	}
+	file := filepath.Join(dir, "f")
+	os.WriteFile(file, nil, 0o644)
+	for path, want := range map[string]string{filepath.Join(dir, "nope"): "no such file", file: "not a directory"} {
+		if _, err := OpenReadOnly(path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("OpenReadOnly(%s) = %v, want %q", path, err, want)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "metadata"), []byte("{"), 0o644)
+	if _, err := OpenReadOnly(dir); err == nil || !strings.Contains(err.Error(), "not valid JSON") {
+		t.Errorf("bad metadata: %v", err)
+	}
+}
+
+// TestStateStore writes operator state under state/ and checks that
+// purging the logs keeps it and that Open clears a dead writer's temp file
+// there.
+func TestStateStore(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir)
+	ctx := context.Background()
+	st := c.StateStore()
+	if err := st.PutIfAbsent(ctx, "0/3/1.delta", []byte("state v1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutIfAbsent(ctx, "0/3/1.delta", []byte("again")); !errors.Is(err, storage.ErrExist) {
+		t.Errorf("second write of a state version: %v, want ErrExist", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "state", "0", "3", "1.delta")); err != nil || string(got) != "state v1" {
+		t.Errorf("state file %q, %v", got, err)
+	}
+	for id := int64(0); id < 5; id++ {
+		if err := c.WriteOffsets(id, BatchMetadata{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WriteCommit(id, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Purge(1); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := st.List(ctx, "0/3"); err != nil || len(ents) != 1 || ents[0].Name != "1.delta" {
+		t.Errorf("state after purge: %+v, %v", ents, err)
+	}
+	c.Close()
+	stale := filepath.Join(dir, "state", "0", "3", ".2.delta.tmp-77")
+	os.WriteFile(stale, []byte("half"), 0o644)
+	open(t, dir)
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stale state temp file survived Open: %v", err)
 	}
 }

@@ -54,3 +54,21 @@ func FuzzDecodeOffsets(f *testing.F) {
 }
 
 func jsonCompact(b *bytes.Buffer, s string) { _ = json.Compact(b, []byte(s)) }
+
+// FuzzDecodeSourceInitial checks that the initial-offsets parser never
+// panics and only returns JSON taken from its input.
+func FuzzDecodeSourceInitial(f *testing.F) {
+	f.Add([]byte("\x00v1\n{\"t\":{\"0\":5}}"))
+	f.Add([]byte("{\"t\":{\"0\":5}}"))
+	f.Add([]byte("\x00v1"))
+	f.Add([]byte("\x00v2\n{}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		js, err := decodeSourceInitial(data)
+		if err != nil {
+			return
+		}
+		if !bytes.Contains(data, []byte(js)) || !json.Valid([]byte(js)) {
+			t.Fatalf("initial offsets %q not valid JSON from the input", js)
+		}
+	})
+}

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -181,7 +181,7 @@ func (c *Checkpoint) WriteOffsets(id int64, meta BatchMetadata, sources []string
 		return err
 	}
 	defer c.mu.Unlock()
-	return writeOnce(filepath.Join(c.dir, offsetsDir), name, data)
+	return c.writeOnce(offsetsDir+"/"+name, data)
 }
 
 // ReadOffsets reads offsets/<id>. A source without an offset comes back as
@@ -196,7 +196,7 @@ func (c *Checkpoint) ReadOffsets(id int64) (BatchMetadata, []string, error) {
 	}
 	defer c.mu.Unlock()
 	path := filepath.Join(c.dir, offsetsDir, name)
-	data, err := os.ReadFile(path)
+	data, err := c.store.Get(ctx, offsetsDir+"/"+name)
 	if err != nil {
 		return BatchMetadata{}, nil, fmt.Errorf("checkpoint: read offsets of batch %d: %w", id, err)
 	}
@@ -228,7 +228,7 @@ func (c *Checkpoint) WriteCommit(id, nextWatermarkMs int64) error {
 		return err
 	}
 	defer c.mu.Unlock()
-	return writeOnce(filepath.Join(c.dir, commitsDir), name, encodeCommit(nextWatermarkMs))
+	return c.writeOnce(commitsDir+"/"+name, encodeCommit(nextWatermarkMs))
 }
 
 // ReadCommit reads commits/<id> and returns its next-batch watermark. A
@@ -243,7 +243,7 @@ func (c *Checkpoint) ReadCommit(id int64) (nextWatermarkMs int64, err error) {
 	}
 	defer c.mu.Unlock()
 	path := filepath.Join(c.dir, commitsDir, name)
-	data, err := os.ReadFile(path)
+	data, err := c.store.Get(ctx, commitsDir+"/"+name)
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint: read commit of batch %d: %w", id, err)
 	}
@@ -270,7 +270,7 @@ func (c *Checkpoint) HasCommit(id int64) bool {
 	if err != nil {
 		return false
 	}
-	_, err = os.Stat(filepath.Join(c.dir, commitsDir, name))
+	_, err = c.store.Get(ctx, commitsDir+"/"+name)
 	return err == nil
 }
 
@@ -292,11 +292,7 @@ func (c *Checkpoint) WriteSourceInitial(i int, js string) error {
 		return err
 	}
 	defer c.mu.Unlock()
-	dir := filepath.Join(c.dir, sourcesDir, strconv.Itoa(i))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("checkpoint: create %s: %w", dir, err)
-	}
-	return writeOnce(dir, "0", b.Bytes())
+	return c.writeOnce(sourceInitialName(i), b.Bytes())
 }
 
 // ReadSourceInitial reads sources/<i>/0; ok is false when it does not
@@ -311,8 +307,8 @@ func (c *Checkpoint) ReadSourceInitial(i int) (js string, ok bool, err error) {
 	}
 	defer c.mu.Unlock()
 	path := filepath.Join(c.dir, sourcesDir, strconv.Itoa(i), "0")
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	data, err := c.store.Get(ctx, sourceInitialName(i))
+	if errors.Is(err, fs.ErrNotExist) {
 		return "", false, nil
 	}
 	if err != nil {
@@ -324,6 +320,9 @@ func (c *Checkpoint) ReadSourceInitial(i int) (js string, ok bool, err error) {
 	}
 	return js, true, nil
 }
+
+// sourceInitialName is the store name of source i's initial offsets.
+func sourceInitialName(i int) string { return sourcesDir + "/" + strconv.Itoa(i) + "/0" }
 
 func decodeSourceInitial(data []byte) (string, error) {
 	if len(data) == 0 {

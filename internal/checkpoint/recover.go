@@ -3,9 +3,7 @@ package checkpoint
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
+	"slices"
 	"strconv"
 )
 
@@ -52,9 +50,14 @@ func (c *Checkpoint) Recover() (next int64, replay bool, err error) {
 		return 0, false, err
 	}
 	defer c.mu.Unlock()
-	lastOff, hasOff, err := c.latest(offsetsDir)
+	offIDs, err := c.batchIDs(offsetsDir)
 	if err != nil {
 		return 0, false, err
+	}
+	hasOff := len(offIDs) > 0
+	var lastOff int64
+	if hasOff {
+		lastOff = offIDs[len(offIDs)-1]
 	}
 	lastCommit, hasCommit, err := c.latest(commitsDir)
 	if err != nil {
@@ -72,14 +75,8 @@ func (c *Checkpoint) Recover() (next int64, replay bool, err error) {
 	if hasCommit && lastCommit > lastOff {
 		return 0, false, fmt.Errorf("checkpoint %s: commit log (batch %d) is ahead of offsets log (batch %d): checkpoint is damaged", c.dir, lastCommit, lastOff)
 	}
-	if lastOff > 0 {
-		prev := filepath.Join(c.dir, offsetsDir, strconv.FormatInt(lastOff-1, 10))
-		if _, err := os.Stat(prev); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return 0, false, fmt.Errorf("checkpoint %s: batch %d must be replayed but offsets of batch %d (its start) do not exist", c.dir, lastOff, lastOff-1)
-			}
-			return 0, false, fmt.Errorf("checkpoint: %w", err)
-		}
+	if lastOff > 0 && !slices.Contains(offIDs, lastOff-1) {
+		return 0, false, fmt.Errorf("checkpoint %s: batch %d must be replayed but offsets of batch %d (its start) do not exist", c.dir, lastOff, lastOff-1)
 	}
 	if lastOff > 0 && (!hasCommit || lastCommit < lastOff-1) {
 		lc := int64(-1)
