@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-stream/sluice/internal/admission"
+	"github.com/sluice-stream/sluice/internal/checkpoint"
 	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
 )
@@ -27,7 +24,8 @@ import (
 // runStatus prints a query's per-partition lag, like
 // kafka-consumer-groups --describe: the offsets of the last committed batch
 // from the checkpoint against the broker's latest offsets. The checkpoint
-// is read without its lock, so the query may be running or stopped.
+// is opened read-only, without its lock, so the query may be running or
+// stopped.
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status", stderr)
 	dir := fs.String("checkpoint", "", "the query's checkpoint directory (required)")
@@ -84,172 +82,61 @@ type checkpointState struct {
 	FromStart bool
 }
 
-// readCheckpointState reads a checkpoint directory read-only, without the
-// lock a running query holds: the highest commits/N, the source offsets of
-// offsets/N, the query id, and the newest offsets/M. Batch files are
-// written atomically and purged oldest first, so a concurrent query never
-// shows a torn file; a commit whose offsets file vanished in between is
-// retried.
+// readCheckpointState reads a checkpoint directory without the lock a
+// running query holds (checkpoint.OpenReadOnly): the highest commits/N,
+// the source offsets of offsets/N, the query id, and the newest
+// offsets/M. A commit whose offsets file was purged between listing and
+// reading is retried.
 func readCheckpointState(dir string) (*checkpointState, error) {
-	info, err := os.Stat(dir)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
-	}
-	if !info.IsDir() {
-		return nil, fmt.Errorf("checkpoint %s: not a directory", dir)
-	}
-	st := &checkpointState{Committed: -1, Planned: -1}
-	if b, err := os.ReadFile(filepath.Join(dir, "metadata")); err == nil {
-		var md struct {
-			ID string `json:"id"`
-		}
-		if err := json.Unmarshal(bytes.TrimSpace(b), &md); err != nil {
-			return nil, fmt.Errorf("checkpoint %s: metadata: %w", dir, err)
-		}
-		st.ID = md.ID
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
-	}
-	planned, err := batchIDs(filepath.Join(dir, "offsets"))
+	c, err := checkpoint.OpenReadOnly(dir)
 	if err != nil {
 		return nil, err
 	}
-	if len(planned) > 0 {
-		st.Planned = planned[len(planned)-1]
+	defer c.Close()
+	st := &checkpointState{ID: c.ID(), Committed: -1, Planned: -1}
+	planned, ok, err := c.LatestOffsets()
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		st.Planned = planned
 	}
 	var missing error
 	for attempt := 0; attempt < 3; attempt++ {
-		commits, err := batchIDs(filepath.Join(dir, "commits"))
+		id, ok, err := c.LatestCommit()
 		if err != nil {
 			return nil, err
 		}
-		if len(commits) == 0 {
+		if !ok {
 			break
 		}
-		id := commits[len(commits)-1]
-		path := filepath.Join(dir, "offsets", strconv.FormatInt(id, 10))
-		data, err := os.ReadFile(path)
+		meta, sources, err := c.ReadOffsets(id)
 		if errors.Is(err, fs.ErrNotExist) {
 			missing = fmt.Errorf("checkpoint %s: batch %d is committed but its offsets file is missing: %w", dir, id, err)
 			continue // purged between listing and reading, or damaged
 		}
 		if err != nil {
-			return nil, fmt.Errorf("checkpoint: %w", err)
+			return nil, err
 		}
-		tsMs, offs, err := parseOffsetsFile(data)
-		if err != nil {
-			return nil, fmt.Errorf("checkpoint %s: %w", path, err)
+		if len(sources) == 0 || sources[0] == "" {
+			return nil, fmt.Errorf("checkpoint %s: offsets of batch %d: the source has no offset", dir, id)
 		}
-		st.Committed, st.CommittedAt, st.Offsets = id, time.UnixMilli(tsMs), offs
+		st.Committed, st.CommittedAt, st.Offsets = id, time.UnixMilli(meta.TimestampMs), sources[0]
 		st.Planned = max(st.Planned, id)
 		return st, nil
 	}
 	if missing != nil {
 		return nil, missing
 	}
-	path := filepath.Join(dir, "sources", "0", "0")
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	offs, ok, err := c.ReadSourceInitial(0)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
 		return nil, fmt.Errorf("checkpoint %s: no committed batch and no starting offsets: the query has not started on this directory", dir)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
-	}
-	offs, err := parseSourceInitial(data)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
 	st.Offsets, st.FromStart = offs, true
 	return st, nil
-}
-
-// batchIDs lists the batch files of a log directory, ascending; names that
-// are not canonical decimal numbers (temp files) are skipped. A missing
-// directory is empty.
-func batchIDs(dir string) ([]int64, error) {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: list %s: %w", dir, err)
-	}
-	var ids []int64
-	for _, e := range ents {
-		n := e.Name()
-		if e.IsDir() || n == "" || n[0] < '0' || n[0] > '9' {
-			continue
-		}
-		id, err := strconv.ParseInt(n, 10, 64)
-		if err != nil || strconv.FormatInt(id, 10) != n {
-			continue
-		}
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids, nil
-}
-
-// parseOffsetsFile parses an offsets/N file: a "v1" line, the batch
-// metadata JSON, then one offset line per source. It returns the batch
-// timestamp and the first source's offsets.
-func parseOffsetsFile(data []byte) (timestampMs int64, offsets string, err error) {
-	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
-	if err := checkLogVersion(lines[0]); err != nil {
-		return 0, "", err
-	}
-	if len(lines) < 3 {
-		return 0, "", fmt.Errorf("want a version line, batch metadata and a source offset, got %d lines", len(lines))
-	}
-	var md struct {
-		BatchTimestampMs int64 `json:"batchTimestampMs"`
-	}
-	if err := json.Unmarshal([]byte(lines[1]), &md); err != nil {
-		return 0, "", fmt.Errorf("line 2: batch metadata: %w", err)
-	}
-	src := lines[2]
-	if src == "-" {
-		return 0, "", errors.New("line 3: the source has no offset")
-	}
-	if !json.Valid([]byte(src)) {
-		return 0, "", fmt.Errorf("line 3: source offset is not valid JSON")
-	}
-	return md.BatchTimestampMs, src, nil
-}
-
-// parseSourceInitial parses sources/0/0: a zero byte, "v1\n" and the JSON,
-// or (Spark 2.1) the bare JSON.
-func parseSourceInitial(data []byte) (string, error) {
-	body := data
-	if len(data) > 0 && data[0] == 0 {
-		line, rest, ok := bytes.Cut(data[1:], []byte("\n"))
-		if !ok {
-			return "", errors.New("no version line after the leading zero byte")
-		}
-		if err := checkLogVersion(string(line)); err != nil {
-			return "", err
-		}
-		body = rest
-	}
-	body = bytes.TrimSpace(body)
-	if !json.Valid(body) {
-		return "", errors.New("starting offsets are not valid JSON")
-	}
-	return string(body), nil
-}
-
-func checkLogVersion(line string) error {
-	if len(line) < 2 || line[0] != 'v' {
-		return fmt.Errorf("line 1: want a version line like \"v1\", got %q", line)
-	}
-	v, err := strconv.Atoi(line[1:])
-	if err != nil || v < 1 {
-		return fmt.Errorf("line 1: malformed version line %q", line)
-	}
-	if v > 1 {
-		return fmt.Errorf("line 1: unsupported log version v%d (this build reads v1)", v)
-	}
-	return nil
 }
 
 func topicsOf(o map[admission.TopicPartition]int64) []string {

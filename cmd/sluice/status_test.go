@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/broker/brokertest"
+	"github.com/sluice-stream/sluice/internal/checkpoint"
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
@@ -109,16 +110,16 @@ func TestStatusRunningAndStopped(t *testing.T) {
 	// Batches 0 and 1 committed 60 of 107 records; batch 2 is in flight
 	// and the query holds the checkpoint lock.
 	committed := map[string]int64{}
+	ro, err := checkpoint.OpenReadOnly(chk)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range []int64{1} {
-		data, err := os.ReadFile(filepath.Join(chk, "offsets", fmt.Sprint(id)))
+		_, srcs, err := ro.ReadOffsets(id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, js, err := parseOffsetsFile(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		offs, err := kafka.ParseOffsetsJSON(js)
+		offs, err := kafka.ParseOffsetsJSON(srcs[0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -264,7 +265,10 @@ func TestStatusBrokerUnreachable(t *testing.T) {
 	}
 }
 
-func TestParseOffsetsFile(t *testing.T) {
+// TestStatusReadsOffsetsFiles reads offsets files of a committed batch
+// through `sluice status`'s checkpoint reader: Spark's and ours, and the
+// damaged ones it must refuse.
+func TestStatusReadsOffsetsFiles(t *testing.T) {
 	tests := []struct {
 		name, data string
 		ts         int64
@@ -272,37 +276,33 @@ func TestParseOffsetsFile(t *testing.T) {
 	}{
 		{"spark file", "v1\n{\"batchWatermarkMs\":0,\"batchTimestampMs\":1700000000123,\"conf\":{}}\n{\"t\":{\"0\":5}}", 1700000000123, `{"t":{"0":5}}`, ""},
 		{"trailing newline and two sources", "v1\n{}\n{\"a\":{\"0\":1}}\n{\"b\":{\"0\":2}}\n", 0, `{"a":{"0":1}}`, ""},
-		{"empty", "", 0, "", "want a version line"},
-		{"no source", "v1\n{}", 0, "", "got 2 lines"},
-		{"source without offset", "v1\n{}\n-", 0, "", "has no offset"},
+		{"empty", "", 0, "", "file is empty"},
+		{"no source", "v1\n{}", 0, "", "the source has no offset"},
+		{"source without offset", "v1\n{}\n-", 0, "", "the source has no offset"},
 		{"bad metadata", "v1\n{\n{}", 0, "", "batch metadata"},
 		{"bad offset", "v1\n{}\n{\"t\":", 0, "", "not valid JSON"},
 		{"bad version", "vx\n{}\n{}", 0, "", "malformed version"},
 	}
 	for _, tt := range tests {
-		ts, offs, err := parseOffsetsFile([]byte(tt.data))
+		dir := t.TempDir()
+		for _, f := range []struct{ path, data string }{{"offsets/7", tt.data}, {"commits/7", "v1\n{}"}} {
+			p := filepath.Join(dir, filepath.FromSlash(f.path))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(f.data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := readCheckpointState(dir)
 		if tt.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
 				t.Errorf("%s: err %v, want %q", tt.name, err, tt.err)
 			}
 			continue
 		}
-		if err != nil || ts != tt.ts || offs != tt.offs {
-			t.Errorf("%s: (%d, %q, %v), want (%d, %q)", tt.name, ts, offs, err, tt.ts, tt.offs)
+		if err != nil || st.CommittedAt.UnixMilli() != tt.ts || st.Offsets != tt.offs || st.Committed != 7 {
+			t.Errorf("%s: (%+v, %v), want (%d, %q)", tt.name, st, err, tt.ts, tt.offs)
 		}
 	}
-}
-
-func FuzzParseOffsetsFile(f *testing.F) {
-	f.Add([]byte("v1\n{\"batchTimestampMs\":1}\n{\"t\":{\"0\":5}}\n"))
-	f.Add([]byte("\x00v1\n{}"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		_, offs, err := parseOffsetsFile(data)
-		if err == nil && !strings.Contains(string(data), offs) {
-			t.Fatalf("offsets %q not from the input", offs)
-		}
-		if js, err := parseSourceInitial(data); err == nil && !strings.Contains(string(data), js) {
-			t.Fatalf("initial offsets %q not from the input", js)
-		}
-	})
 }
