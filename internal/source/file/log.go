@@ -3,22 +3,24 @@ package file
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
-// ErrConflict reports a log batch that already exists with other content:
-// two queries share one checkpoint.
-var ErrConflict = errors.New("file source: conflicting seen-files log entry")
+// ErrConflict is wrapped by the error of a log batch that already exists
+// with other content: two queries share one checkpoint. It is
+// storage.ErrConflict.
+var ErrConflict = storage.ErrConflict
 
 // logEntry is one line of the seen-files log, Spark's FileEntry.
 type logEntry struct {
@@ -31,10 +33,24 @@ type logEntry struct {
 // batch, named by its id, holding "v1" and one JSON entry per line (the
 // layout of Spark's FileStreamSourceLog, without compaction). Ids start at
 // 1 because the engine keeps the source's initial offset in file "0" of
-// the same directory.
+// the same directory. Files go through the storage package (write-once,
+// atomic, durable).
 type fileLog struct {
-	dir string
+	dir   string // for messages
+	store storage.Store
 }
+
+func newFileLog(dir string) (fileLog, error) {
+	st, err := storage.NewLocal(dir)
+	if err != nil {
+		return fileLog{}, fmt.Errorf("file source: seen-files log: %w", err)
+	}
+	return fileLog{dir: st.Root(), store: st}, nil
+}
+
+// ctx is the context of the log's storage calls, which are local and
+// short.
+var ctx = context.Background()
 
 func pathToURI(p string) string {
 	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(p)}).String()
@@ -91,18 +107,15 @@ func decodeLog(data []byte) ([]logEntry, error) {
 
 // ids lists the log batch ids present, ascending.
 func (l *fileLog) ids() ([]int64, error) {
-	ents, err := os.ReadDir(l.dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	ents, err := l.store.List(ctx, "")
 	if err != nil {
 		return nil, fmt.Errorf("file source: read seen-files log %s: %w", l.dir, err)
 	}
 	var ids []int64
 	for _, e := range ents {
-		id, err := strconv.ParseInt(e.Name(), 10, 64)
-		if err != nil || id < 1 || e.IsDir() || strconv.FormatInt(id, 10) != e.Name() {
-			continue // the engine's "0", temp files, anything else
+		id, err := strconv.ParseInt(e.Name, 10, 64)
+		if err != nil || id < 1 || e.IsDir || strconv.FormatInt(id, 10) != e.Name {
+			continue // the engine's "0", anything else
 		}
 		ids = append(ids, id)
 	}
@@ -111,14 +124,13 @@ func (l *fileLog) ids() ([]int64, error) {
 }
 
 func (l *fileLog) read(id int64) ([]logEntry, error) {
-	p := filepath.Join(l.dir, strconv.FormatInt(id, 10))
-	data, err := os.ReadFile(p)
+	data, err := l.store.Get(ctx, strconv.FormatInt(id, 10))
 	if err != nil {
 		return nil, fmt.Errorf("file source: read seen-files log batch %d: %w", id, err)
 	}
 	entries, err := decodeLog(data)
 	if err != nil {
-		return nil, fmt.Errorf("file source: seen-files log %s: %w", p, err)
+		return nil, fmt.Errorf("file source: seen-files log %s: %w", filepath.Join(l.dir, strconv.FormatInt(id, 10)), err)
 	}
 	return entries, nil
 }
@@ -126,47 +138,12 @@ func (l *fileLog) read(id int64) ([]logEntry, error) {
 // write creates log batch id atomically unless it exists; an existing
 // batch with the same content is success, other content ErrConflict.
 func (l *fileLog) write(id int64, entries []logEntry) error {
-	if err := os.MkdirAll(l.dir, 0o755); err != nil {
-		return fmt.Errorf("file source: create %s: %w", l.dir, err)
-	}
-	name := strconv.FormatInt(id, 10)
-	final := filepath.Join(l.dir, name)
-	data := encodeLog(entries)
-	tmp, err := os.CreateTemp(l.dir, "."+name+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("file source: write %s: %w", final, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+	err := storage.WriteOnce(ctx, l.store, strconv.FormatInt(id, 10), encodeLog(entries))
+	if errors.Is(err, ErrConflict) {
+		return fmt.Errorf("file source: seen-files log %s: %w (is another query using this checkpoint?)", l.dir, err)
 	}
 	if err != nil {
-		return fmt.Errorf("file source: write %s: %w", final, err)
-	}
-	// A hard link never replaces an existing name, so only one writer wins.
-	if err := os.Link(tmp.Name(), final); err != nil {
-		if _, serr := os.Lstat(final); serr != nil {
-			if rerr := os.Rename(tmp.Name(), final); rerr != nil {
-				return fmt.Errorf("file source: write %s: %w", final, rerr)
-			}
-		} else {
-			got, rerr := os.ReadFile(final)
-			if rerr != nil {
-				return fmt.Errorf("file source: compare with %s: %w", final, rerr)
-			}
-			if !bytes.Equal(got, data) {
-				return fmt.Errorf("%w: %s (is another query using this checkpoint?)", ErrConflict, final)
-			}
-			return nil
-		}
-	}
-	if d, err := os.Open(l.dir); err == nil {
-		d.Sync()
-		d.Close()
+		return fmt.Errorf("file source: write seen-files log batch %d: %w", id, err)
 	}
 	return nil
 }

@@ -85,7 +85,11 @@ func New(format string, opts map[string]string, metadataDir string, logger *slog
 			return nil, err
 		}
 	}
-	s := &Source{cfg: cfg, log: logger, fl: fileLog{dir: metadataDir}, seen: newSeenFiles(cfg.maxFileAgeMs())}
+	fl, err := newFileLog(metadataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{cfg: cfg, log: logger, fl: fl, seen: newSeenFiles(cfg.maxFileAgeMs())}
 	if err := s.restore(); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package file
 import (
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -206,8 +207,12 @@ func TestSeenFilesLogFormat(t *testing.T) {
 		t.Errorf("log batch 1:\n%s\nwant\n%s", got, want)
 	}
 	// A different second writer of the same batch is a conflict.
-	if err := (&fileLog{dir: meta}).write(1, []logEntry{{Path: "file:///x", BatchID: 1}}); err == nil {
-		t.Error("conflicting log write accepted")
+	fl, err := newFileLog(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fl.write(1, []logEntry{{Path: "file:///x", BatchID: 1}}); err == nil || !errors.Is(err, ErrConflict) {
+		t.Errorf("conflicting log write: %v, want ErrConflict", err)
 	}
 	// A gap in the log is detected at start.
 	os.WriteFile(filepath.Join(meta, "3"), []byte("v1\n"), 0o644)
