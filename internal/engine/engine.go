@@ -28,6 +28,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/diagnose"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/source"
+	"github.com/sluice-stream/sluice/internal/storage"
 	"github.com/sluice-stream/sluice/internal/trigger"
 )
 
@@ -232,7 +233,7 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := &Query{cfg: cfg, cp: cp, runID: newRunID(), done: make(chan struct{})}
+	q := &Query{cfg: cfg, cp: cp, runID: storage.NewUUID(), done: make(chan struct{})}
 	q.limits = cfg.Limits
 	if d, ok := cfg.Source.(source.LimitDefaults); ok {
 		rl := d.DefaultReadLimit()

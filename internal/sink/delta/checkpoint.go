@@ -2,17 +2,18 @@ package delta
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/snappy"
+
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // Rows of a classic (V1) checkpoint: one action per row in struct
@@ -124,89 +125,68 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// writeCheckpoint writes the checkpoint of s (at s.version) into dir and
-// then points _last_checkpoint at it. Both files are written to temporary
-// names and renamed; a checkpoint holds the same content whoever writes
-// it, so replacing one is harmless.
-func writeCheckpoint(dir string, s *state, now time.Time) error {
+// writeCheckpoint writes the checkpoint of s (at s.version) into the log
+// and then points _last_checkpoint at it. Both are replaced atomically: a
+// checkpoint holds the same content whoever writes it, so replacing one
+// is harmless.
+func (lg deltaLog) writeCheckpoint(s *state, now time.Time) error {
 	if s.protocol == nil || s.meta == nil {
 		return errors.New("delta checkpoint: table has no protocol or metaData")
 	}
 	rows := checkpointRows(s, now)
-	name := checkpointName(s.version)
-	size, err := writeFileAtomic(dir, name, func(w io.Writer) error {
-		pw := parquet.NewGenericWriter[cpRow](w, parquet.Compression(&snappy.Codec{}))
-		if _, err := pw.Write(rows); err != nil {
-			return err
-		}
-		return pw.Close()
-	})
+	w, err := lg.st.Create(ctx, checkpointName(s.version), storage.Replace)
 	if err != nil {
 		return fmt.Errorf("delta checkpoint %d: %w", s.version, err)
 	}
-	nFiles := int64(len(s.files))
+	cw := &countingWriter{w: w}
+	bw := bufio.NewWriterSize(cw, 64<<10)
+	pw := parquet.NewGenericWriter[cpRow](bw, parquet.Compression(&snappy.Codec{}))
+	_, err = pw.Write(rows)
+	if err == nil {
+		err = pw.Close()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		w.Abort()
+		return fmt.Errorf("delta checkpoint %d: %w", s.version, err)
+	}
+	if err := w.Commit(); err != nil {
+		return fmt.Errorf("delta checkpoint %d: %w", s.version, err)
+	}
+	size, nFiles := cw.n, int64(len(s.files))
 	lc, err := json.Marshal(lastCheckpoint{Version: s.version, Size: int64(len(rows)), SizeInBytes: &size, NumOfAddFiles: &nFiles})
 	if err != nil {
 		return err
 	}
-	if _, err := writeFileAtomic(dir, lastCheckpointFile, func(w io.Writer) error {
-		_, err := w.Write(lc)
-		return err
-	}); err != nil {
+	if err := lg.st.Put(ctx, lastCheckpointFile, lc); err != nil {
 		return fmt.Errorf("delta checkpoint %d: %w", s.version, err)
 	}
 	return nil
 }
 
-// writeFileAtomic writes dir/name through a hidden temporary file that is
-// fsynced and renamed over the name; it returns the file size.
-func writeFileAtomic(dir, name string, write func(io.Writer) error) (int64, error) {
-	tmp, err := os.CreateTemp(dir, "."+name+".*.tmp")
-	if err != nil {
-		return 0, err
-	}
-	defer os.Remove(tmp.Name())
-	bw := bufio.NewWriterSize(tmp, 64<<10)
-	err = write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	var size int64
-	if err == nil {
-		var st os.FileInfo
-		if st, err = tmp.Stat(); err == nil {
-			size = st.Size()
-		}
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
-	}
-	if err != nil {
-		return 0, err
-	}
-	return size, nil
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
 }
 
-// readCheckpoint loads a classic single-file checkpoint.
-func readCheckpoint(path string) (*state, error) {
-	f, err := os.Open(path)
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// readCheckpointFile loads a classic single-file checkpoint.
+func (lg deltaLog) readCheckpointFile(name string) (*state, error) {
+	data, err := lg.st.Get(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("reading delta checkpoint: %w", err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
+	pf, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
-		return nil, fmt.Errorf("reading delta checkpoint: %w", err)
-	}
-	pf, err := parquet.OpenFile(f, st.Size())
-	if err != nil {
-		return nil, fmt.Errorf("reading delta checkpoint %s: %w", filepath.Base(path), err)
+		return nil, fmt.Errorf("reading delta checkpoint %s: %w", name, err)
 	}
 	r := parquet.NewGenericReader[cpRow](pf)
 	defer r.Close()
@@ -222,11 +202,11 @@ func readCheckpoint(path string) (*state, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading delta checkpoint %s: %w", filepath.Base(path), err)
+			return nil, fmt.Errorf("reading delta checkpoint %s: %w", name, err)
 		}
 	}
 	if s.protocol == nil || s.meta == nil {
-		return nil, fmt.Errorf("delta checkpoint %s has no protocol or metaData", filepath.Base(path))
+		return nil, fmt.Errorf("delta checkpoint %s has no protocol or metaData", name)
 	}
 	return s, nil
 }

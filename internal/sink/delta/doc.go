@@ -38,11 +38,14 @@
 // for the query id has reached the batch id, the task writes nothing.
 // Commit re-reads the log; a batch already recorded is skipped and the
 // files of the replayed attempt are deleted. Otherwise it writes the next
-// version put-if-absent (temporary file, fsync, hard link to the final
-// name, directory fsync). If another writer took that version, the log is
-// read again: when the other commit carried our txn (a zombie of the same
-// query) the batch is skipped; otherwise the commit is retried as the next
-// version, up to a few times, then fails with ErrConcurrentWriter.
+// version put-if-absent through the storage package (atomic and durable;
+// of two writers of one version exactly one wins). If another writer took
+// that version, the log is read again: when the other commit carried our
+// txn (a zombie of the same query) the batch is skipped; otherwise the
+// commit is retried as the next version, up to a few times, then fails
+// with ErrConcurrentWriter. When the put fails otherwise, the commit may
+// have landed, so the batch's files are kept: if it did not, they are
+// orphans that no reader of the log sees.
 //
 // # Checkpoints
 //

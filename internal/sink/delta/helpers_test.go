@@ -182,3 +182,40 @@ func mustSnapshot(t *testing.T, dir string) ([]string, map[string]int64, int64) 
 	}
 	return files, txn, v
 }
+
+// mustOpenLog opens the Delta log in dir.
+func mustOpenLog(t *testing.T, dir string) deltaLog {
+	t.Helper()
+	lg, err := openDeltaLog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lg
+}
+
+// loadState replays the Delta log in dir.
+func loadState(dir string, useCheckpoints bool) (*state, error) {
+	lg, err := openDeltaLog(dir)
+	if err != nil {
+		return nil, err
+	}
+	return lg.load(useCheckpoints)
+}
+
+// readCheckpoint loads the checkpoint file at path.
+func readCheckpoint(path string) (*state, error) {
+	lg, err := openDeltaLog(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	return lg.readCheckpointFile(filepath.Base(path))
+}
+
+// listDeltaLog lists the Delta log in dir.
+func listDeltaLog(dir string) (logListing, error) {
+	lg, err := openDeltaLog(dir)
+	if err != nil {
+		return logListing{}, err
+	}
+	return lg.list()
+}

@@ -1,17 +1,18 @@
 package delta
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // LogDir is the name of the log directory under the table root.
@@ -86,18 +87,36 @@ func (l logListing) hasCommit(v int64) bool {
 	return ok
 }
 
-// listDeltaLog lists dir; a missing dir is an empty log.
-func listDeltaLog(dir string) (logListing, error) {
-	var l logListing
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return l, nil
+// deltaLog is a table's _delta_log directory, kept in a storage.Store:
+// commits are put-if-absent, so two writers can never both commit a
+// version; checkpoints and _last_checkpoint are replaced atomically.
+type deltaLog struct {
+	dir string // for messages
+	st  storage.Store
+}
+
+// openDeltaLog returns the log in the local directory dir.
+func openDeltaLog(dir string) (deltaLog, error) {
+	st, err := storage.NewLocal(dir)
+	if err != nil {
+		return deltaLog{}, fmt.Errorf("delta log: %w", err)
 	}
+	return deltaLog{dir: st.Root(), st: st}, nil
+}
+
+// ctx is the context of the log's storage calls, which are local and
+// short.
+var ctx = context.Background()
+
+// list lists the log; a missing log is empty.
+func (lg deltaLog) list() (logListing, error) {
+	var l logListing
+	ents, err := lg.st.List(ctx, "")
 	if err != nil {
 		return l, fmt.Errorf("listing delta log: %w", err)
 	}
 	for _, e := range ents {
-		name := e.Name()
+		name := e.Name
 		switch {
 		case strings.HasSuffix(name, checkpointSuffix):
 			if v, ok := parseVersion(strings.TrimSuffix(name, checkpointSuffix)); ok {
@@ -124,8 +143,8 @@ func parseVersion(s string) (int64, bool) {
 }
 
 // readCommit reads and parses commit v.
-func readCommit(dir string, v int64) ([]actionIn, error) {
-	data, err := os.ReadFile(filepath.Join(dir, commitName(v)))
+func (lg deltaLog) readCommit(v int64) ([]actionIn, error) {
+	data, err := lg.st.Get(ctx, commitName(v))
 	if err != nil {
 		return nil, fmt.Errorf("reading delta log version %d: %w", v, err)
 	}
@@ -136,14 +155,20 @@ func readCommit(dir string, v int64) ([]actionIn, error) {
 	return acts, nil
 }
 
+// putCommit creates commit v unless it exists (an error wrapping
+// storage.ErrExist then). On any other error the outcome is unknown.
+func (lg deltaLog) putCommit(v int64, data []byte) error {
+	return lg.st.PutIfAbsent(ctx, commitName(v), data)
+}
+
 // applyCommits replays commits s.version+1 .. through onto s. Every one
 // must be present.
-func (s *state) applyCommits(dir string, l logListing, through int64) error {
+func (s *state) applyCommits(lg deltaLog, l logListing, through int64) error {
 	for v := s.version + 1; v <= through; v++ {
 		if !l.hasCommit(v) {
 			return fmt.Errorf("delta log is missing version %d (latest is %d)", v, through)
 		}
-		acts, err := readCommit(dir, v)
+		acts, err := lg.readCommit(v)
 		if err != nil {
 			return err
 		}
@@ -155,10 +180,10 @@ func (s *state) applyCommits(dir string, l logListing, through int64) error {
 	return nil
 }
 
-// update brings s up to the latest version in dir by replaying the
+// update brings s up to the latest version of the log by replaying the
 // commits after s.version.
-func (s *state) update(dir string) error {
-	l, err := listDeltaLog(dir)
+func (s *state) update(lg deltaLog) error {
+	l, err := lg.list()
 	if err != nil {
 		return err
 	}
@@ -166,7 +191,7 @@ func (s *state) update(dir string) error {
 	if latest < s.version {
 		return fmt.Errorf("delta log went back from version %d to %d", s.version, latest)
 	}
-	return s.applyCommits(dir, l, latest)
+	return s.applyCommits(lg, l, latest)
 }
 
 // lastCheckpoint is the content of _delta_log/_last_checkpoint.
@@ -179,8 +204,8 @@ type lastCheckpoint struct {
 
 // readLastCheckpoint returns the version _last_checkpoint points at, or
 // -1 when it is missing or unreadable (it is only a hint).
-func readLastCheckpoint(dir string) int64 {
-	data, err := os.ReadFile(filepath.Join(dir, lastCheckpointFile))
+func (lg deltaLog) readLastCheckpoint() int64 {
+	data, err := lg.st.Get(ctx, lastCheckpointFile)
 	if err != nil {
 		return -1
 	}
@@ -191,12 +216,12 @@ func readLastCheckpoint(dir string) int64 {
 	return lc.Version
 }
 
-// loadState replays the log in dir from scratch. With useCheckpoints it
-// starts from the newest readable checkpoint (the one _last_checkpoint
-// names first, then others newest first) and falls back to replaying
-// every commit from version 0.
-func loadState(dir string, useCheckpoints bool) (*state, error) {
-	l, err := listDeltaLog(dir)
+// load replays the log from scratch. With useCheckpoints it starts from
+// the newest readable checkpoint (the one _last_checkpoint names first,
+// then others newest first) and falls back to replaying every commit from
+// version 0.
+func (lg deltaLog) load(useCheckpoints bool) (*state, error) {
+	l, err := lg.list()
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +231,7 @@ func loadState(dir string, useCheckpoints bool) (*state, error) {
 	}
 	var candidates []int64
 	if useCheckpoints {
-		if hint := readLastCheckpoint(dir); hint >= 0 && hint <= latest && slices.Contains(l.checkpoints, hint) {
+		if hint := lg.readLastCheckpoint(); hint >= 0 && hint <= latest && slices.Contains(l.checkpoints, hint) {
 			candidates = append(candidates, hint)
 		}
 		for i := len(l.checkpoints) - 1; i >= 0; i-- {
@@ -217,20 +242,20 @@ func loadState(dir string, useCheckpoints bool) (*state, error) {
 	}
 	var errs []error
 	for _, cp := range candidates {
-		s, err := readCheckpoint(filepath.Join(dir, checkpointName(cp)))
+		s, err := lg.readCheckpointFile(checkpointName(cp))
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		s.version = cp
-		if err := s.applyCommits(dir, l, latest); err != nil {
+		if err := s.applyCommits(lg, l, latest); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		return s, nil
 	}
 	s := newState()
-	if err := s.applyCommits(dir, l, latest); err != nil {
+	if err := s.applyCommits(lg, l, latest); err != nil {
 		return nil, errors.Join(append(errs, err)...)
 	}
 	return s, nil
@@ -246,7 +271,11 @@ func Snapshot(path string) (files []string, txn map[string]int64, version int64,
 }
 
 func snapshot(path string, useCheckpoints bool) ([]string, map[string]int64, int64, error) {
-	s, err := loadState(filepath.Join(path, LogDir), useCheckpoints)
+	lg, err := openDeltaLog(filepath.Join(path, LogDir))
+	if err != nil {
+		return nil, nil, -1, err
+	}
+	s, err := lg.load(useCheckpoints)
 	if err != nil {
 		return nil, nil, -1, err
 	}

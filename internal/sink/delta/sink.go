@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/parquetio"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/sink/file"
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // CheckpointInterval is the number of commits between checkpoints, Delta's
@@ -49,14 +50,15 @@ var engineOptions = []string{"checkpointLocation", "queryName", "sluice.workers"
 
 // Sink writes a Delta table. Create it with New.
 type Sink struct {
-	path, logDir string
-	queryID      string
-	partitionBy  []string // as given; nil means "the table's"
-	pq           parquetio.Options
-	ext          string
-	maxRecords   int64
-	log          *slog.Logger
-	now          func() time.Time
+	path        string
+	dlog        deltaLog
+	queryID     string
+	partitionBy []string // as given; nil means "the table's"
+	pq          parquetio.Options
+	ext         string
+	maxRecords  int64
+	log         *slog.Logger
+	now         func() time.Time
 
 	mu     sync.Mutex
 	st     *state        // replayed log, refreshed before each commit
@@ -100,7 +102,10 @@ func New(opts map[string]string, queryID string) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("delta sink: option path: %w", err)
 	}
-	s := &Sink{path: abs, logDir: filepath.Join(abs, LogDir), queryID: queryID, log: slog.Default(), now: time.Now}
+	s := &Sink{path: abs, queryID: queryID, log: slog.Default(), now: time.Now}
+	if s.dlog, err = openDeltaLog(filepath.Join(abs, LogDir)); err != nil {
+		return nil, fmt.Errorf("delta sink: %w", err)
+	}
 	if s.partitionBy, err = file.ParsePartitionBy(o.String(file.OptPartitionBy, "")); err != nil {
 		return nil, fmt.Errorf("delta sink: %w", err)
 	}
@@ -121,7 +126,7 @@ func New(opts map[string]string, queryID string) (*Sink, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("delta sink: creating %s: %w", abs, err)
 	}
-	if s.st, err = loadState(s.logDir, true); err != nil {
+	if s.st, err = s.dlog.load(true); err != nil {
 		return nil, fmt.Errorf("delta sink: %w", err)
 	}
 	if err := s.checkTable(s.st, nil); err != nil {
@@ -219,7 +224,7 @@ func (s *Sink) NewWriter(_ context.Context, batchID int64, task int, schema batc
 	if done {
 		return skipWriter{}, nil
 	}
-	uuid := file.NewUUID()
+	uuid := storage.NewUUID()
 	tw, err := file.NewTaskWriter(file.TaskConfig{
 		Root:        s.path,
 		Format:      file.Parquet,
@@ -240,10 +245,10 @@ func (s *Sink) NewWriter(_ context.Context, batchID int64, task int, schema batc
 // refresh brings the cached log state up to date, replaying from scratch
 // if the incremental update fails.
 func (s *Sink) refresh() error {
-	if err := s.st.update(s.logDir); err == nil {
+	if err := s.st.update(s.dlog); err == nil {
 		return nil
 	}
-	st, err := loadState(s.logDir, true)
+	st, err := s.dlog.load(true)
 	if err != nil {
 		return fmt.Errorf("delta sink: %w", err)
 	}
@@ -303,22 +308,20 @@ func (s *Sink) Commit(ctx context.Context, batchID int64, msgs []sink.Message) e
 			return err
 		}
 		version := st.version + 1
-		if err := os.MkdirAll(s.logDir, 0o755); err != nil {
-			return fmt.Errorf("delta sink: creating %s: %w", s.logDir, err)
-		}
 		if s.beforePut != nil {
 			s.beforePut(version)
 		}
-		ok, err := file.PutIfAbsent(s.logDir, commitName(version), data)
-		if ok {
+		err = s.dlog.putCommit(version, data)
+		if err == nil {
 			committed = true
 			s.applyOwn(actions, version)
-		}
-		if err != nil {
-			return fmt.Errorf("delta sink: committing version %d: %w", version, err)
-		}
-		if ok {
 			return nil
+		}
+		if !errors.Is(err, storage.ErrExist) {
+			// The commit may have landed (storage's unknown outcome): keep
+			// the files it would list; the next refresh reads the log.
+			committed = true
+			return fmt.Errorf("delta sink: committing version %d: %w", version, err)
 		}
 		s.log.Info("delta table version taken by another writer; retrying", "sink", s.Description(), "version", version, "attempt", attempt)
 		if attempt == maxCommitAttempts {
@@ -362,7 +365,7 @@ func (s *Sink) actions(st *state, batchID int64, files []file.WrittenFile) ([]ac
 		out = append(out,
 			action{Protocol: &protocolAction{MinReaderVersion: 1, MinWriterVersion: 2}},
 			action{MetaData: &metaDataAction{
-				ID:               file.NewUUID(),
+				ID:               storage.NewUUID(),
 				Format:           formatSpec{Provider: "parquet", Options: map[string]string{}},
 				SchemaString:     schemaString,
 				PartitionColumns: canon,
@@ -438,7 +441,7 @@ func (s *Sink) applyOwn(actions []action, version int64) {
 		interval = v
 	}
 	if version > 0 && version%interval == 0 {
-		if err := writeCheckpoint(s.logDir, s.st, s.now()); err != nil {
+		if err := s.dlog.writeCheckpoint(s.st, s.now()); err != nil {
 			s.log.Warn("delta checkpoint failed; the table stays readable from its JSON log", "sink", s.Description(), "version", version, "err", err)
 		}
 	}

@@ -517,7 +517,7 @@ func TestCheckpoint(t *testing.T) {
 	}
 	replayed := newState()
 	l, _ := listDeltaLog(logDir)
-	if err := replayed.applyCommits(logDir, l, 10); err != nil {
+	if err := replayed.applyCommits(mustOpenLog(t, logDir), l, 10); err != nil {
 		t.Fatal(err)
 	}
 	for p, a := range replayed.files {

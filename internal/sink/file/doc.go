@@ -43,9 +43,9 @@
 // "delete" action (which Spark may write) removes an earlier entry of the
 // same path.
 //
-// A log file is created atomically: written to a hidden temporary file,
-// fsynced, hard-linked to its final name (which fails if the name exists)
-// and the directory fsynced. Commit is idempotent per batch id: when the
+// A log file is created put-if-absent through the storage package
+// (atomic and durable; of two writers of one batch exactly one wins).
+// Commit is idempotent per batch id: when the
 // log already has that batch (or a later one), the batch is skipped
 // ("Skipping already committed batch") and the files written by the
 // replayed attempt are deleted. Tasks of a batch known to be committed

@@ -178,3 +178,21 @@ func readFileString(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// readLogFile parses the metadata log file at path.
+func readLogFile(path string) ([]LogEntry, error) {
+	m, err := openMetaLog(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	return m.readFile(filepath.Base(path))
+}
+
+// writeLogFile writes entries as the log file dir/name unless it exists.
+func writeLogFile(dir, name string, entries []LogEntry) (bool, error) {
+	m, err := openMetaLog(dir)
+	if err != nil {
+		return false, err
+	}
+	return m.write(name, entries)
+}

@@ -4,16 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // MetadataDir is the name of the sink's log directory under the output
@@ -93,23 +95,41 @@ func (l logFile) name() string {
 // isCompaction reports whether batch id is written as a compact file.
 func isCompaction(id int64) bool { return (id+1)%CompactInterval == 0 }
 
-// listLog returns the log files in dir sorted by batch id (a batch present
-// both plain and compact keeps the compact one). A missing dir is empty.
-func listLog(dir string) ([]logFile, error) {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+// metaLog is a file sink's _spark_metadata log, kept in a storage.Store:
+// one write-once file per batch, put-if-absent, so two writers of one
+// batch cannot both commit it.
+type metaLog struct {
+	dir string // for messages
+	st  storage.Store
+}
+
+// openMetaLog returns the log in the local directory dir.
+func openMetaLog(dir string) (metaLog, error) {
+	st, err := storage.NewLocal(dir)
+	if err != nil {
+		return metaLog{}, fmt.Errorf("metadata log: %w", err)
 	}
+	return metaLog{dir: st.Root(), st: st}, nil
+}
+
+// ctx is the context of the log's storage calls, which are local and
+// short.
+var ctx = context.Background()
+
+// list returns the log files sorted by batch id (a batch present both
+// plain and compact keeps the compact one). A missing log is empty.
+func (m metaLog) list() ([]logFile, error) {
+	ents, err := m.st.List(ctx, "")
 	if err != nil {
 		return nil, fmt.Errorf("listing metadata log: %w", err)
 	}
 	byID := map[int64]logFile{}
 	for _, e := range ents {
-		name := e.Name()
+		name := e.Name
 		compact := strings.HasSuffix(name, compactExt)
 		id, err := strconv.ParseInt(strings.TrimSuffix(name, compactExt), 10, 64)
-		if err != nil || id < 0 || e.IsDir() {
-			continue // temp files and anything else
+		if err != nil || id < 0 || e.IsDir {
+			continue // anything else
 		}
 		if old, ok := byID[id]; !ok || (compact && !old.compact) {
 			byID[id] = logFile{id: id, compact: compact}
@@ -123,21 +143,22 @@ func listLog(dir string) ([]logFile, error) {
 	return out, nil
 }
 
-// latestBatch returns the highest batch id in the log, or -1.
-func latestBatch(dir string) (int64, error) {
-	files, err := listLog(dir)
+// latest returns the highest batch id in the log, or -1.
+func (m metaLog) latest() (int64, error) {
+	files, err := m.list()
 	if err != nil || len(files) == 0 {
 		return -1, err
 	}
 	return files[len(files)-1].id, nil
 }
 
-// readLogFile parses one log file.
-func readLogFile(path string) ([]LogEntry, error) {
-	data, err := os.ReadFile(path)
+// readFile parses one log file.
+func (m metaLog) readFile(name string) ([]LogEntry, error) {
+	data, err := m.st.Get(ctx, name)
 	if err != nil {
 		return nil, err
 	}
+	path := filepath.Join(m.dir, name)
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 64<<20)
 	if !sc.Scan() {
@@ -164,14 +185,14 @@ func readLogFile(path string) ([]LogEntry, error) {
 	return out, nil
 }
 
-// readValid returns the live entries of the log in dir (adds not later
-// deleted), from the latest compact file on, and the latest batch id.
-func readValid(dir string) ([]LogEntry, int64, error) {
+// readValid returns the live entries of the log (adds not later deleted),
+// from the latest compact file on, and the latest batch id.
+func (m metaLog) readValid() ([]LogEntry, int64, error) {
 	// Compaction may delete old batch files between our listing and our
 	// reads; such a race is retried with a fresh listing.
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		files, err := listLog(dir)
+		files, err := m.list()
 		if err != nil {
 			return nil, -1, err
 		}
@@ -188,7 +209,7 @@ func readValid(dir string) ([]LogEntry, int64, error) {
 		var all []LogEntry
 		lastErr = nil
 		for _, l := range files[start:] {
-			es, err := readLogFile(filepath.Join(dir, l.name()))
+			es, err := m.readFile(l.name())
 			if errors.Is(err, fs.ErrNotExist) {
 				lastErr = err
 				break
@@ -231,11 +252,11 @@ func liveEntries(all []LogEntry) []LogEntry {
 // Files in the directory that the log does not list (from failed or
 // replayed attempts) are not returned. A path without a log yields none.
 func ReadLog(path string) ([]string, error) {
-	abs, err := filepath.Abs(path)
+	m, err := openMetaLog(filepath.Join(path, MetadataDir))
 	if err != nil {
 		return nil, fmt.Errorf("reading file sink log: %w", err)
 	}
-	entries, _, err := readValid(filepath.Join(abs, MetadataDir))
+	entries, _, err := m.readValid()
 	if err != nil {
 		return nil, err
 	}
@@ -250,11 +271,10 @@ func ReadLog(path string) ([]string, error) {
 	return out, nil
 }
 
-// writeLogFile writes entries as dir/name if no such file exists yet:
-// temp file, fsync, hard link to the final name (which fails if it
-// exists), fsync of the directory. It reports false when the name was
-// taken.
-func writeLogFile(dir, name string, entries []LogEntry) (bool, error) {
+// write creates log file name holding entries unless it exists (put-if-
+// absent): true when this call created it, false when the name was taken.
+// On an error the outcome is unknown (see package storage).
+func (m metaLog) write(name string, entries []LogEntry) (bool, error) {
 	var buf bytes.Buffer
 	buf.WriteString(logVersion)
 	for _, e := range entries {
@@ -265,38 +285,12 @@ func writeLogFile(dir, name string, entries []LogEntry) (bool, error) {
 		}
 		buf.Write(line)
 	}
-	return PutIfAbsent(dir, name, buf.Bytes())
-}
-
-// PutIfAbsent atomically creates dir/name holding data unless it exists:
-// the data goes to a hidden temporary file that is fsynced and hard-linked
-// to the final name, then the directory is fsynced. It returns false,
-// writing nothing, when dir/name already exists. It returns true with an
-// error when the file was created but the directory fsync failed.
-func PutIfAbsent(dir, name string, data []byte) (bool, error) {
-	tmp, err := os.CreateTemp(dir, "."+name+".*.tmp")
-	if err != nil {
-		return false, fmt.Errorf("writing %s: %w", name, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+	err := m.st.PutIfAbsent(ctx, name, buf.Bytes())
+	if errors.Is(err, storage.ErrExist) {
+		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err := os.Link(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return false, nil
-		}
-		return false, fmt.Errorf("committing %s: %w", name, err)
-	}
-	if err := SyncDir(dir); err != nil {
-		return true, err
+		return false, err
 	}
 	return true, nil
 }

@@ -2,7 +2,6 @@ package file
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/parquetio"
 	"github.com/sluice-stream/sluice/internal/sink"
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // Option names.
@@ -136,11 +136,11 @@ func ParsePartitionBy(s string) ([]string, error) {
 
 // Sink is the file sink. Create it with New.
 type Sink struct {
-	cfg    Config
-	logDir string
-	ext    string
-	pq     parquetio.Options
-	log    *slog.Logger
+	cfg  Config
+	meta metaLog
+	ext  string
+	pq   parquetio.Options
+	log  *slog.Logger
 
 	mu     sync.Mutex
 	latest int64 // highest committed batch id seen, -1 if none
@@ -172,7 +172,10 @@ func New(format string, opts map[string]string) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
 	}
-	s := &Sink{cfg: cfg, logDir: filepath.Join(cfg.Path, MetadataDir), log: slog.Default()}
+	s := &Sink{cfg: cfg, log: slog.Default()}
+	if s.meta, err = openMetaLog(filepath.Join(cfg.Path, MetadataDir)); err != nil {
+		return nil, fmt.Errorf("file sink: %w", err)
+	}
 	switch cfg.Format {
 	case Parquet:
 		codec, infix, _ := parquetio.Codec(cfg.Compression)
@@ -184,10 +187,10 @@ func New(format string, opts map[string]string) (*Sink, error) {
 			s.ext += ".gz"
 		}
 	}
-	if err := os.MkdirAll(s.logDir, 0o755); err != nil {
-		return nil, fmt.Errorf("file sink: creating %s: %w", s.logDir, err)
+	if err := os.MkdirAll(s.meta.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("file sink: creating %s: %w", s.meta.dir, err)
 	}
-	if s.latest, err = latestBatch(s.logDir); err != nil {
+	if s.latest, err = s.meta.latest(); err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
 	}
 	return s, nil
@@ -239,7 +242,7 @@ func (s *Sink) NewWriter(_ context.Context, batchID int64, task int, schema batc
 	if done {
 		return skipWriter{}, nil
 	}
-	uuid := NewUUID()
+	uuid := storage.NewUUID()
 	tw, err := NewTaskWriter(TaskConfig{
 		Root:        s.cfg.Path,
 		Format:      s.cfg.Format,
@@ -289,7 +292,7 @@ func (s *Sink) Commit(ctx context.Context, batchID int64, msgs []sink.Message) e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	latest, err := latestBatch(s.logDir)
+	latest, err := s.meta.latest()
 	if err != nil {
 		return fmt.Errorf("file sink: %w", err)
 	}
@@ -304,13 +307,13 @@ func (s *Sink) Commit(ctx context.Context, batchID int64, msgs []sink.Message) e
 	}
 	lf := logFile{id: batchID, compact: isCompaction(batchID)}
 	if lf.compact {
-		prev, _, err := readValid(s.logDir)
+		prev, _, err := s.meta.readValid()
 		if err != nil {
 			return fmt.Errorf("file sink: compacting log: %w", err)
 		}
 		entries = append(prev, entries...)
 	}
-	ok, err := writeLogFile(s.logDir, lf.name(), entries)
+	ok, err := s.meta.write(lf.name(), entries)
 	if ok {
 		s.latest = batchID
 	}
@@ -339,17 +342,22 @@ func (s *Sink) skip(batchID, latest int64, files []WrittenFile) {
 // interval of history for slow readers).
 func (s *Sink) deleteExpired(compactID int64) {
 	keepFrom := compactID - CompactInterval
-	files, err := listLog(s.logDir)
+	files, err := s.meta.list()
 	if err != nil {
 		return
 	}
+	var names []string
 	for _, l := range files {
 		if l.id >= keepFrom {
 			break
 		}
-		if err := os.Remove(filepath.Join(s.logDir, l.name())); err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.log.Warn("cannot delete expired metadata log file", "file", l.name(), "err", err)
-		}
+		names = append(names, l.name())
+	}
+	if len(names) == 0 {
+		return
+	}
+	if err := s.meta.st.Delete(ctx, names...); err != nil {
+		s.log.Warn("cannot delete expired metadata log files", "files", names, "err", err)
 	}
 }
 
@@ -358,5 +366,5 @@ func (s *Sink) Close() error { return nil }
 
 // LatestBatchID returns the highest batch id in the sink's log, or -1.
 func (s *Sink) LatestBatchID() (int64, error) {
-	return latestBatch(s.logDir)
+	return s.meta.latest()
 }

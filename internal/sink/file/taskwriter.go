@@ -4,18 +4,16 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"unsafe"
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/parquetio"
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // Output formats.
@@ -504,7 +502,7 @@ func (w *TaskWriter) Close(ctx context.Context) ([]WrittenFile, error) {
 	}
 	slices.Sort(dirs)
 	for _, d := range dirs {
-		if err := SyncDir(d); err != nil {
+		if err := storage.SyncDir(d); err != nil {
 			return nil, err
 		}
 	}
@@ -531,44 +529,6 @@ func RemoveFiles(files []WrittenFile) {
 	for _, f := range files {
 		os.Remove(f.Path)
 	}
-}
-
-// SyncDir fsyncs a directory so that entries created or renamed in it are
-// durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
-}
-
-// NewUUID returns a random (version 4) UUID in its canonical text form.
-func NewUUID() string {
-	var b [16]byte
-	if _, err := io.ReadFull(rand.Reader, b[:]); err != nil {
-		panic(err) // crypto/rand does not fail on supported platforms
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	const hex = "0123456789abcdef"
-	var s strings.Builder
-	s.Grow(36)
-	for i, c := range b {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			s.WriteByte('-')
-		}
-		s.WriteByte(hex[c>>4])
-		s.WriteByte(hex[c&0xf])
-	}
-	return s.String()
 }
 
 // bytesOf views s as bytes without copying, for read-only use.
