@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/parquetio"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/sink/file"
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // logLines reads commit v as a list of (action name, body) pairs.
@@ -741,5 +742,41 @@ func TestPartitionString(t *testing.T) {
 		if got, ok := partitionString(tc.p); got != tc.want || ok != tc.ok {
 			t.Errorf("%+v: got %q, %v; want %q, %v", tc.p, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+// landedButFailed is a store whose put-if-absent lands the file and then
+// reports an error, as a local disk does when the directory fsync fails
+// after the link, or an object store whose response is lost.
+type landedButFailed struct{ storage.Store }
+
+func (s landedButFailed) PutIfAbsent(ctx context.Context, name string, data []byte) error {
+	if err := s.Store.PutIfAbsent(ctx, name, data); err != nil {
+		return err
+	}
+	return errors.New("simulated: the commit landed but its durability is unknown")
+}
+
+// TestCommitWithUnknownOutcomeKeepsFiles fails a commit whose file did
+// land: the data files it lists must stay, and the query's retry of the
+// batch finds it committed.
+func TestCommitWithUnknownOutcomeKeepsFiles(t *testing.T) {
+	dir := t.TempDir()
+	opts := map[string]string{"path": dir}
+	s := mustNew(t, opts, "q")
+	s.dlog.st = landedButFailed{s.dlog.st}
+	if err := runBatch(t, s, 0, []*batch.Batch{genRows(0, 5)}); err == nil || !strings.Contains(err.Error(), "landed") {
+		t.Fatalf("commit: %v, want the store's error", err)
+	}
+	files, txn, v := mustSnapshot(t, dir)
+	if v != 0 || txn["q"] != 0 || len(files) != 1 || !reflect.DeepEqual(files, dataFiles(t, dir)) {
+		t.Fatalf("after the failed commit: version %d, txn %v, log lists %v, on disk %v", v, txn, files, dataFiles(t, dir))
+	}
+	// The restarted query replays batch 0: skipped, nothing added.
+	if err := runBatch(t, mustNew(t, opts, "q"), 0, []*batch.Batch{genRows(0, 5)}); err != nil {
+		t.Fatal(err)
+	}
+	if files2, _, v2 := mustSnapshot(t, dir); v2 != 0 || !reflect.DeepEqual(files2, files) || !reflect.DeepEqual(dataFiles(t, dir), files) {
+		t.Errorf("after the replay: version %d, log %v, on disk %v", v2, files2, dataFiles(t, dir))
 	}
 }
