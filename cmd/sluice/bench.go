@@ -35,6 +35,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/rehearse"
 	"github.com/sluice-stream/sluice/internal/report"
+	"github.com/sluice-stream/sluice/internal/sparktext"
 )
 
 // benchResult is what `sluice bench --json` prints. The first fields are
@@ -895,7 +896,7 @@ func recordLatencies(ctx context.Context, addr, topic string, ps []*progress.Pro
 		}
 		done := st.UnixMilli() + p.BatchDuration
 		for _, s := range p.Sources {
-			a, b := kafkaOffsets(s.StartOffset), kafkaOffsets(s.EndOffset)
+			a, b := sparktext.PartitionOffsets(s.StartOffset), sparktext.PartitionOffsets(s.EndOffset)
 			for part, e := range b {
 				spans[part] = append(spans[part], span{start: a[part], end: e, doneMs: done})
 			}
@@ -937,23 +938,6 @@ func recordLatencies(ctx context.Context, addr, topic string, ps []*progress.Pro
 		}
 	}
 	return lat, nil
-}
-
-// kafkaOffsets reads {"topic":{"0":12}} into partition → offset.
-func kafkaOffsets(raw json.RawMessage) map[int32]int64 {
-	var m map[string]map[string]int64
-	out := map[int32]int64{}
-	if json.Unmarshal(raw, &m) != nil {
-		return out
-	}
-	for _, ps := range m {
-		for k, v := range ps {
-			if p, err := strconv.Atoi(k); err == nil {
-				out[int32(p)] = v
-			}
-		}
-	}
-	return out
 }
 
 // benchTargets compares the figures with the project's targets.

@@ -1,6 +1,7 @@
 package expr
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -115,8 +116,8 @@ func TestCastFromString(t *testing.T) {
 	}
 }
 
-func pad2(v int) string { return string(appendPadded(nil, int64(v), 2)) }
-func pad4(v int) string { return string(appendPadded(nil, int64(v), 4)) }
+func pad2(v int) string { return fmt.Sprintf("%02d", v) }
+func pad4(v int) string { return fmt.Sprintf("%04d", v) }
 
 func TestCastToString(t *testing.T) {
 	tests := []struct {

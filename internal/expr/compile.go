@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/sparktext"
 )
 
 // EvalContext carries the values an evaluation reads that are not in the
@@ -659,7 +660,7 @@ func literalSQL(l *Literal) string {
 	case int64:
 		return fmt.Sprint(v)
 	case float64:
-		return string(appendJavaDouble(nil, v))
+		return sparktext.FormatDouble(v)
 	case string:
 		return v
 	}

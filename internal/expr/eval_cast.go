@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/sparktext"
 )
 
 // castEval converts its operand to another kind with Spark's non-ANSI cast
@@ -234,11 +236,11 @@ func castToString(c *batch.Column) *batch.Column {
 		case batch.Int, batch.Long:
 			a.buf = strconv.AppendInt(a.buf, c.Ints[i], 10)
 		case batch.Double:
-			a.buf = appendJavaDouble(a.buf, c.Floats[i])
+			a.buf = sparktext.AppendDouble(a.buf, c.Floats[i])
 		case batch.Date:
-			a.buf = appendDate(a.buf, c.Ints[i])
+			a.buf = sparktext.AppendDate(a.buf, c.Ints[i])
 		case batch.Timestamp:
-			a.buf = appendTimestamp(a.buf, c.Ints[i])
+			a.buf = sparktext.AppendTimestamp(a.buf, c.Ints[i], time.UTC)
 		}
 		out.Bytes[i] = a.end(m)
 	}

@@ -1,53 +1,11 @@
 package expr
 
 import (
-	"bytes"
 	"math"
 	"strconv"
 	"strings"
 	"time"
 )
-
-// appendJavaDouble appends v the way Java's Double.toString (and so Spark's
-// CAST(double AS STRING)) prints it: NaN, Infinity, -Infinity; plain
-// decimal notation with at least one fractional digit for 1e-3 <= |v| <
-// 1e7 (1.0, 0.1, 123.456); otherwise d.dddE±n (1.0E10, 1.5E-5). Digits are
-// the shortest that round-trip.
-func appendJavaDouble(dst []byte, v float64) []byte {
-	switch {
-	case math.IsNaN(v):
-		return append(dst, "NaN"...)
-	case math.IsInf(v, 1):
-		return append(dst, "Infinity"...)
-	case math.IsInf(v, -1):
-		return append(dst, "-Infinity"...)
-	case v == 0:
-		if math.Signbit(v) {
-			return append(dst, "-0.0"...)
-		}
-		return append(dst, "0.0"...)
-	}
-	abs := math.Abs(v)
-	if abs >= 1e-3 && abs < 1e7 {
-		start := len(dst)
-		dst = strconv.AppendFloat(dst, v, 'f', -1, 64)
-		if bytes.IndexByte(dst[start:], '.') < 0 {
-			dst = append(dst, ".0"...)
-		}
-		return dst
-	}
-	var tmp [32]byte
-	s := strconv.AppendFloat(tmp[:0], v, 'e', -1, 64) // -d.ddde±XX
-	e := bytes.IndexByte(s, 'e')
-	mant, exp := s[:e], s[e+1:]
-	dst = append(dst, mant...)
-	if bytes.IndexByte(mant, '.') < 0 {
-		dst = append(dst, ".0"...)
-	}
-	dst = append(dst, 'E')
-	x, _ := strconv.Atoi(string(exp))
-	return strconv.AppendInt(dst, int64(x), 10)
-}
 
 const (
 	microsPerSecond = int64(1_000_000)
@@ -62,65 +20,6 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
-}
-
-// appendDate appends days since the epoch as yyyy-MM-dd.
-func appendDate(dst []byte, days int64) []byte {
-	t := time.Unix(days*secondsPerDay, 0).UTC()
-	return appendYMD(dst, t)
-}
-
-func appendYMD(dst []byte, t time.Time) []byte {
-	y, m, d := t.Date()
-	if y < 0 {
-		dst = append(dst, '-')
-		y = -y
-	}
-	dst = appendPadded(dst, int64(y), 4)
-	dst = append(dst, '-')
-	dst = appendPadded(dst, int64(m), 2)
-	dst = append(dst, '-')
-	return appendPadded(dst, int64(d), 2)
-}
-
-// appendTimestamp appends microseconds since the epoch as
-// yyyy-MM-dd HH:mm:ss[.ffffff] in UTC, the fraction without trailing zeros.
-func appendTimestamp(dst []byte, micros int64) []byte {
-	secs := floorDiv(micros, microsPerSecond)
-	frac := micros - secs*microsPerSecond
-	t := time.Unix(secs, 0).UTC()
-	dst = appendYMD(dst, t)
-	dst = append(dst, ' ')
-	dst = appendPadded(dst, int64(t.Hour()), 2)
-	dst = append(dst, ':')
-	dst = appendPadded(dst, int64(t.Minute()), 2)
-	dst = append(dst, ':')
-	dst = appendPadded(dst, int64(t.Second()), 2)
-	if frac != 0 {
-		dst = append(dst, '.')
-		digits := 6
-		for frac%10 == 0 {
-			frac /= 10
-			digits--
-		}
-		dst = appendPadded(dst, frac, digits)
-	}
-	return dst
-}
-
-func appendPadded(dst []byte, v int64, width int) []byte {
-	switch {
-	case width == 2 && v >= 0 && v < 100:
-		return append(dst, byte('0'+v/10), byte('0'+v%10))
-	case width == 4 && v >= 0 && v < 10000:
-		return append(dst, byte('0'+v/1000), byte('0'+v/100%10), byte('0'+v/10%10), byte('0'+v%10))
-	}
-	var tmp [20]byte
-	s := strconv.AppendInt(tmp[:0], v, 10)
-	for i := len(s); i < width; i++ {
-		dst = append(dst, '0')
-	}
-	return append(dst, s...)
 }
 
 // trimSpace trims ASCII whitespace and control characters (bytes <= 0x20)

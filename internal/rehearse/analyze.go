@@ -1,7 +1,6 @@
 package rehearse
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"github.com/sluice-stream/sluice"
 	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/report"
+	"github.com/sluice-stream/sluice/internal/sparktext"
 )
 
 // Verdict rules. A phase is stable when all of these hold:
@@ -220,24 +220,6 @@ type batchEnd struct {
 	ends      map[int32]int64
 }
 
-// parseOffsets reads a Kafka offset JSON ({"topic":{"0":12}}) into
-// partition → offset (topics merged: a rehearsal reads one).
-func parseOffsets(raw json.RawMessage) map[int32]int64 {
-	var m map[string]map[string]int64
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil
-	}
-	out := map[int32]int64{}
-	for _, parts := range m {
-		for k, v := range parts {
-			if p, err := strconv.ParseInt(k, 10, 32); err == nil {
-				out[int32(p)] = v
-			}
-		}
-	}
-	return out
-}
-
 // committedTimeline returns the batches' end times and end offsets, in
 // end-time order.
 func committedTimeline(ps []*progress.Progress) []batchEnd {
@@ -249,7 +231,7 @@ func committedTimeline(ps []*progress.Progress) []batchEnd {
 		}
 		ends := map[int32]int64{}
 		for _, s := range p.Sources {
-			for k, v := range parseOffsets(s.EndOffset) {
+			for k, v := range sparktext.PartitionOffsets(s.EndOffset) {
 				ends[k] = v
 			}
 		}

@@ -54,12 +54,14 @@ var _ sink.Sink = (*Sink)(nil)
 //	          a non-negative integer width (0 = no cutting); default "true"
 //
 // Other keys (checkpointLocation and the like) are ignored. Timestamps are
-// shown in the local time zone; see SetLocation.
+// shown in the session time zone, UTC, as casts and the file sinks write
+// them (Spark uses spark.sql.session.timeZone for all of them); see
+// SetLocation.
 func New(w io.Writer, opts map[string]string) (*Sink, error) {
 	if w == nil {
 		w = os.Stdout
 	}
-	s := &Sink{w: w, numRows: DefaultNumRows, truncate: DefaultTruncate, loc: time.Local}
+	s := &Sink{w: w, numRows: DefaultNumRows, truncate: DefaultTruncate, loc: time.UTC}
 	for k, v := range opts {
 		switch {
 		case strings.EqualFold(k, "numRows"):
@@ -94,8 +96,8 @@ func parseTruncate(v string) (int, error) {
 	return n, nil
 }
 
-// SetLocation sets the time zone timestamps are shown in (default
-// time.Local; nil means UTC). Call it before the first batch.
+// SetLocation sets the time zone timestamps are shown in (default and nil:
+// UTC). Call it before the first batch.
 func (s *Sink) SetLocation(loc *time.Location) {
 	if loc == nil {
 		loc = time.UTC

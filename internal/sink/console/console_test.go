@@ -232,26 +232,6 @@ func TestReplayPrintsAgain(t *testing.T) {
 	}
 }
 
-func TestFormatDouble(t *testing.T) {
-	// Expected values are Java's Double.toString output.
-	tests := []struct {
-		in   float64
-		want string
-	}{
-		{1, "1.0"}, {-1, "-1.0"}, {0, "0.0"}, {negZero(), "-0.0"},
-		{1e10, "1.0E10"}, {1e23, "1.0E23"}, {2e-3, "0.002"}, {3e100, "3.0E100"}, {1e7, "1.0E7"}, {9999999, "9999999.0"}, {1234567.5, "1234567.5"},
-		{0.001, "0.001"}, {0.0001, "1.0E-4"}, {1.5e-5, "1.5E-5"}, {0.1, "0.1"}, {point1 + point2, "0.30000000000000004"},
-		{100, "100.0"}, {123.456, "123.456"}, {-2.5e-3, "-0.0025"}, {12345678.9, "1.23456789E7"},
-		{5e-324, "4.9E-324"}, {1.7976931348623157e308, "1.7976931348623157E308"},
-		{nan(), "NaN"}, {inf(1), "Infinity"}, {inf(-1), "-Infinity"},
-	}
-	for _, tc := range tests {
-		if got := FormatDouble(tc.in); got != tc.want {
-			t.Errorf("FormatDouble(%v) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestFormatCell(t *testing.T) {
 	ny, err := time.LoadLocation("America/New_York")
 	if err != nil {
@@ -453,13 +433,4 @@ func TestErrors(t *testing.T) {
 	if err := w.Write(cctx, mkBatch(t, num, []any{1})); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: err = %v", err)
 	}
-}
-
-var point1, point2 = 0.1, 0.2
-
-func negZero() float64 { z := 0.0; return -z }
-func nan() float64     { z := 0.0; return z / z }
-func inf(sign int) float64 {
-	z := 0.0
-	return float64(sign) / z
 }

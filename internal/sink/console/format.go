@@ -2,13 +2,13 @@ package console
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/sparktext"
 )
 
 // DefaultNumRows is how many rows a batch shows by default (Spark's 20).
@@ -39,7 +39,7 @@ func FormatCell(k batch.Kind, v any, loc *time.Location) string {
 		}
 	case batch.Double:
 		if f, ok := v.(float64); ok {
-			return FormatDouble(f)
+			return sparktext.FormatDouble(f)
 		}
 	case batch.String:
 		switch s := v.(type) {
@@ -61,7 +61,7 @@ func FormatCell(k batch.Kind, v any, loc *time.Location) string {
 		}
 	case batch.Date:
 		if n, ok := v.(int64); ok {
-			return time.Unix(n*86400, 0).UTC().Format(time.DateOnly)
+			return string(sparktext.AppendDate(nil, n))
 		}
 	case batch.Headers:
 		if hs, ok := v.([]batch.Header); ok {
@@ -83,7 +83,7 @@ func toString(v any) string {
 	case int64:
 		return strconv.FormatInt(x, 10)
 	case float64:
-		return FormatDouble(x)
+		return sparktext.FormatDouble(x)
 	case bool:
 		return strconv.FormatBool(x)
 	}
@@ -101,7 +101,7 @@ func cellAt(c *batch.Column, i int, loc *time.Location) string {
 	case batch.Int, batch.Long:
 		return strconv.FormatInt(c.Ints[i], 10)
 	case batch.Double:
-		return FormatDouble(c.Floats[i])
+		return sparktext.FormatDouble(c.Floats[i])
 	case batch.String:
 		return string(c.Bytes[i])
 	case batch.Binary:
@@ -109,7 +109,7 @@ func cellAt(c *batch.Column, i int, loc *time.Location) string {
 	case batch.Timestamp:
 		return formatTimestamp(c.Ints[i], loc)
 	case batch.Date:
-		return time.Unix(c.Ints[i]*86400, 0).UTC().Format(time.DateOnly)
+		return string(sparktext.AppendDate(nil, c.Ints[i]))
 	case batch.Headers:
 		return formatHeaders(c.Headers[i])
 	}
@@ -134,19 +134,11 @@ func formatBinary(b []byte) string {
 	return sb.String()
 }
 
-// formatTimestamp renders micros since the epoch as
-// "yyyy-MM-dd HH:mm:ss[.ffffff]" with trailing fraction zeros removed.
+// formatTimestamp renders micros since the epoch as a cast to string
+// does: "yyyy-MM-dd HH:mm:ss[.ffffff]" in loc (nil: UTC), trailing
+// fraction zeros removed.
 func formatTimestamp(micros int64, loc *time.Location) string {
-	if loc == nil {
-		loc = time.UTC
-	}
-	t := time.UnixMicro(micros).In(loc)
-	s := t.Format(time.DateTime)
-	if us := t.Nanosecond() / 1000; us != 0 {
-		frac := strings.TrimRight(strconv.Itoa(1000000 + us)[1:], "0")
-		s += "." + frac
-	}
-	return s
+	return string(sparktext.AppendTimestamp(nil, micros, loc))
 }
 
 // formatHeaders renders Kafka headers as Spark shows an
@@ -170,68 +162,6 @@ func formatHeaders(hs []batch.Header) string {
 	}
 	sb.WriteByte(']')
 	return sb.String()
-}
-
-// FormatDouble renders f like Java's Double.toString: plain notation with at
-// least one fractional digit for 1e-3 <= |f| < 1e7 ("1.0", "0.001",
-// "1234567.5"), computerized scientific notation otherwise ("1.0E10",
-// "1.0E-4"), and "NaN", "Infinity", "-Infinity". Digits are the shortest
-// (but at least two) that read back as f, as in Java 19+; older JVMs
-// occasionally print a longer form.
-func FormatDouble(f float64) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	case f == 0:
-		if math.Signbit(f) {
-			return "-0.0"
-		}
-		return "0.0"
-	}
-	sign := ""
-	if f < 0 {
-		sign = "-"
-		f = -f
-	}
-	// Shortest digits d1.d2d3...e±X.
-	e := strconv.FormatFloat(f, 'e', -1, 64)
-	mant, expStr, _ := strings.Cut(e, "e")
-	exp, _ := strconv.Atoi(expStr)
-	digits := strings.Replace(mant, ".", "", 1)
-	if len(digits) == 1 {
-		// Java prints at least two significant digits, picking the
-		// two-digit decimal nearest to f that still reads back as f
-		// (Double.MIN_VALUE is "4.9E-324", not "5.0E-324").
-		two := strconv.FormatFloat(f, 'e', 1, 64)
-		if back, err := strconv.ParseFloat(two, 64); err == nil && back == f {
-			mant, expStr, _ = strings.Cut(two, "e")
-			exp, _ = strconv.Atoi(expStr)
-			digits = strings.TrimRight(strings.Replace(mant, ".", "", 1), "0")
-		}
-	}
-	if f >= 1e-3 && f < 1e7 {
-		if exp >= 0 {
-			intLen := exp + 1
-			for len(digits) < intLen {
-				digits += "0"
-			}
-			frac := digits[intLen:]
-			if frac == "" {
-				frac = "0"
-			}
-			return sign + digits[:intLen] + "." + frac
-		}
-		return sign + "0." + strings.Repeat("0", -exp-1) + digits
-	}
-	frac := digits[1:]
-	if frac == "" {
-		frac = "0"
-	}
-	return sign + digits[:1] + "." + frac + "E" + strconv.Itoa(exp)
 }
 
 // escapeMeta replaces control characters that would break the table's

@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/parquetio"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/sink/file"
+	"github.com/sluice-stream/sluice/internal/sparktext"
 	"github.com/sluice-stream/sluice/internal/storage"
 )
 
@@ -420,11 +421,7 @@ func (s *Sink) addFor(f file.WrittenFile, parts []string) (*addAction, error) {
 // carry all six microsecond digits ("1970-01-01 00:00:00.123456", UTC).
 func partitionString(p file.PartitionValue) (string, bool) {
 	if p.Kind == batch.Timestamp && !p.Null {
-		t := time.UnixMicro(p.Int).UTC()
-		if t.Nanosecond() == 0 {
-			return t.Format("2006-01-02 15:04:05"), true
-		}
-		return t.Format("2006-01-02 15:04:05.000000"), true
+		return string(sparktext.AppendTimestampMicros(nil, p.Int, time.UTC)), true
 	}
 	return p.String()
 }

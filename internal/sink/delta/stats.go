@@ -9,7 +9,7 @@ import (
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/parquetio"
-	"github.com/sluice-stream/sluice/internal/sink/file"
+	"github.com/sluice-stream/sluice/internal/sparktext"
 )
 
 // statsPrefixLength is how many characters of a string min/max Delta
@@ -43,19 +43,19 @@ func statsJSON(fields []batch.Field, rows int64, stats []parquetio.ColumnStats) 
 			mins = strconv.AppendInt(appendKey(mins, f.Name), st.MinInt, 10)
 			maxs = strconv.AppendInt(appendKey(maxs, f.Name), st.MaxInt, 10)
 		case batch.Date:
-			mins = appendQuoted(appendKey(mins, f.Name), file.AppendDate(nil, st.MinInt))
-			maxs = appendQuoted(appendKey(maxs, f.Name), file.AppendDate(nil, st.MaxInt))
+			mins = appendQuoted(appendKey(mins, f.Name), sparktext.AppendDate(nil, st.MinInt))
+			maxs = appendQuoted(appendKey(maxs, f.Name), sparktext.AppendDate(nil, st.MaxInt))
 		case batch.Timestamp:
 			lo := floorDiv(st.MinInt, 1000)
 			hi := -floorDiv(-st.MaxInt, 1000) // ceiling
-			mins = appendQuoted(appendKey(mins, f.Name), time.UnixMilli(lo).UTC().AppendFormat(nil, "2006-01-02T15:04:05.000Z"))
-			maxs = appendQuoted(appendKey(maxs, f.Name), time.UnixMilli(hi).UTC().AppendFormat(nil, "2006-01-02T15:04:05.000Z"))
+			mins = appendQuoted(appendKey(mins, f.Name), sparktext.AppendWriterTimestamp(nil, lo*1000, time.UTC))
+			maxs = appendQuoted(appendKey(maxs, f.Name), sparktext.AppendWriterTimestamp(nil, hi*1000, time.UTC))
 		case batch.Double:
 			if st.NaN || math.IsInf(st.MinFloat, 0) || math.IsInf(st.MaxFloat, 0) {
 				continue
 			}
-			mins = file.AppendJavaDouble(appendKey(mins, f.Name), st.MinFloat)
-			maxs = file.AppendJavaDouble(appendKey(maxs, f.Name), st.MaxFloat)
+			mins = sparktext.AppendDouble(appendKey(mins, f.Name), st.MinFloat)
+			maxs = sparktext.AppendDouble(appendKey(maxs, f.Name), st.MaxFloat)
 		case batch.String:
 			if !utf8.Valid(st.MinBytes) || !utf8.Valid(st.MaxBytes) {
 				continue

@@ -17,8 +17,11 @@
 //
 // Parquet files follow the mapping of package parquetio. JSON files hold
 // one object per row as Spark's JSON writer does: null fields omitted,
-// timestamps in ISO-8601 UTC with microseconds (2024-05-01T12:00:00.000001Z),
-// dates as yyyy-MM-dd, binary as base64, doubles like Java. CSV files follow
+// timestamps in the writer's default timestampFormat
+// yyyy-MM-dd'T'HH:mm:ss[.SSS][XXX] in UTC (2024-05-01T12:00:00.000Z:
+// milliseconds, as Spark writes them; Parquet and Delta keep the
+// microseconds), dates as yyyy-MM-dd, binary as base64, doubles like Java
+// (package sparktext has all these forms). CSV files follow
 // Spark's defaults: no header unless header=true, "," separator, nulls as
 // empty fields, the empty string as "", values quoted when they hold the
 // separator, a quote, a backslash or a line break, with quotes and

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"testing"
 	"unicode/utf8"
 
@@ -58,22 +57,6 @@ func FuzzReadLogFile(f *testing.F) {
 		}
 		if !reflect.DeepEqual(entries, again) {
 			t.Fatalf("round trip changed entries:\n%v\n%v", entries, again)
-		}
-	})
-}
-
-func FuzzJavaDouble(f *testing.F) {
-	for _, v := range []float64{0, 1, -1.5, 1e7, 9999999.999, 1e-3, 0.00099, 1e300, 5e-324, math.MaxFloat64, math.Inf(1), math.NaN()} {
-		f.Add(v)
-	}
-	f.Fuzz(func(t *testing.T, v float64) {
-		s := string(AppendJavaDouble(nil, v))
-		back, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			t.Fatalf("%v → %q does not parse: %v", v, s, err)
-		}
-		if back != v && !(math.IsNaN(v) && math.IsNaN(back)) {
-			t.Fatalf("%v → %q → %v", v, s, back)
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/sparktext"
 )
 
 // DefaultPartitionName is the directory value of a null (or empty string)
@@ -42,16 +43,11 @@ func (p PartitionValue) String() (s string, ok bool) {
 	case batch.Int, batch.Long:
 		return strconv.FormatInt(p.Int, 10), true
 	case batch.Double:
-		return string(AppendJavaDouble(nil, p.F)), true
+		return sparktext.FormatDouble(p.F), true
 	case batch.Date:
-		return string(AppendDate(nil, p.Int)), true
+		return string(sparktext.AppendDate(nil, p.Int)), true
 	case batch.Timestamp:
-		t := time.UnixMicro(p.Int).UTC()
-		s := t.Format("2006-01-02 15:04:05")
-		if us := t.Nanosecond() / 1000; us != 0 {
-			s += strings.TrimRight(fmt.Sprintf(".%06d", us), "0")
-		}
-		return s, true
+		return string(sparktext.AppendTimestamp(nil, p.Int, time.UTC)), true
 	case batch.String:
 		if p.Str == "" {
 			return "", false

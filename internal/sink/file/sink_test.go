@@ -392,7 +392,7 @@ func TestJSONOutput(t *testing.T) {
 		lines = append(lines, sc.Text())
 	}
 	want := []string{
-		`{"id":3,"name":"name-3","n":21,"ts":"2024-05-01T12:00:03.000003Z","d":3.25,"flag":false,"day":"2024-05-04","bin":"A/8=","headers":[{"key":"h","value":"Mw=="}]}`,
+		`{"id":3,"name":"name-3","n":21,"ts":"2024-05-01T12:00:03.000Z","d":3.25,"flag":false,"day":"2024-05-04","bin":"A/8=","headers":[{"key":"h","value":"Mw=="}]}`,
 		`{"id":4,"grp":"a"}`,
 	}
 	if !reflect.DeepEqual(lines, want) {
@@ -479,7 +479,7 @@ func TestCSVOutput(t *testing.T) {
 func TestCSVValues(t *testing.T) {
 	b := genRows(3, 1)
 	got, _ := appendCSVRow(nil, nil, b.Columns[:8], 0, ",")
-	want := "3,name-3,,21,2024-05-01T12:00:03.000003Z,3.25,false,2024-05-04\n"
+	want := "3,name-3,,21,2024-05-01T12:00:03.000Z,3.25,false,2024-05-04\n"
 	if string(got) != want {
 		t.Errorf("got %q, want %q", got, want)
 	}

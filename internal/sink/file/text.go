@@ -8,85 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/sparktext"
 )
-
-// AppendJavaDouble appends f as Java's Double.toString renders it (the form
-// Spark's JSON and CSV writers use): plain notation with at least one
-// fractional digit for 1e-3 <= |f| < 1e7, computerized scientific notation
-// ("1.0E10") otherwise, and NaN, Infinity, -Infinity. Digits are the
-// shortest that read back as f (Java 19+).
-func AppendJavaDouble(dst []byte, f float64) []byte {
-	switch {
-	case math.IsNaN(f):
-		return append(dst, "NaN"...)
-	case math.IsInf(f, 1):
-		return append(dst, "Infinity"...)
-	case math.IsInf(f, -1):
-		return append(dst, "-Infinity"...)
-	case f == 0:
-		if math.Signbit(f) {
-			return append(dst, "-0.0"...)
-		}
-		return append(dst, "0.0"...)
-	}
-	if f < 0 {
-		dst = append(dst, '-')
-		f = -f
-	}
-	var scratch [32]byte
-	e := strconv.AppendFloat(scratch[:0], f, 'e', -1, 64) // d[.ddd]e±XX
-	var digits [24]byte
-	nd := 0
-	i := 0
-	for ; i < len(e) && e[i] != 'e'; i++ {
-		if e[i] != '.' {
-			digits[nd] = e[i]
-			nd++
-		}
-	}
-	exp, _ := strconv.Atoi(string(e[i+1:]))
-	if f >= 1e-3 && f < 1e7 {
-		if exp >= 0 {
-			intLen := exp + 1
-			for k := 0; k < intLen; k++ {
-				if k < nd {
-					dst = append(dst, digits[k])
-				} else {
-					dst = append(dst, '0')
-				}
-			}
-			dst = append(dst, '.')
-			if nd > intLen {
-				return append(dst, digits[intLen:nd]...)
-			}
-			return append(dst, '0')
-		}
-		dst = append(dst, '0', '.')
-		for k := 0; k < -exp-1; k++ {
-			dst = append(dst, '0')
-		}
-		return append(dst, digits[:nd]...)
-	}
-	dst = append(dst, digits[0], '.')
-	if nd > 1 {
-		dst = append(dst, digits[1:nd]...)
-	} else {
-		dst = append(dst, '0')
-	}
-	dst = append(dst, 'E')
-	return strconv.AppendInt(dst, int64(exp), 10)
-}
-
-// AppendDate appends days since the epoch as yyyy-MM-dd.
-func AppendDate(dst []byte, days int64) []byte {
-	return time.Unix(days*86400, 0).UTC().AppendFormat(dst, "2006-01-02")
-}
-
-// AppendTimestamp appends micros since the epoch as ISO-8601 in UTC with
-// six fractional digits, e.g. 2024-05-01T12:00:00.000001Z.
-func AppendTimestamp(dst []byte, micros int64) []byte {
-	return time.UnixMicro(micros).UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000Z")
-}
 
 // appendJSONString appends s as a JSON string. Invalid UTF-8 is replaced
 // by U+FFFD (as a JVM decoding the bytes would); '/', '<', '>' and '&' are
@@ -139,7 +62,8 @@ func appendJSONString(dst, s []byte) []byte {
 
 // appendJSONRow appends row r of cols as one JSON object and a newline, the
 // way Spark's JSON writer does: fields in order, nulls omitted, timestamps
-// as ISO-8601 UTC with microseconds, dates as yyyy-MM-dd, binary as base64,
+// in the writer's default timestampFormat (UTC, milliseconds:
+// 2024-05-01T12:00:03.000Z), dates as yyyy-MM-dd, binary as base64,
 // headers as [{"key":...,"value":base64}], doubles like Java with NaN and
 // infinities as strings.
 func appendJSONRow(dst []byte, names [][]byte, cols []*batch.Column, r int) []byte {
@@ -174,10 +98,10 @@ func appendJSONRow(dst []byte, names [][]byte, cols []*batch.Column, r int) []by
 			f := c.Floats[r]
 			if math.IsNaN(f) || math.IsInf(f, 0) {
 				dst = append(dst, '"')
-				dst = AppendJavaDouble(dst, f)
+				dst = sparktext.AppendDouble(dst, f)
 				dst = append(dst, '"')
 			} else {
-				dst = AppendJavaDouble(dst, f)
+				dst = sparktext.AppendDouble(dst, f)
 			}
 		case batch.String:
 			dst = appendJSONString(dst, c.Bytes[r])
@@ -185,11 +109,11 @@ func appendJSONRow(dst []byte, names [][]byte, cols []*batch.Column, r int) []by
 			dst = appendBase64(dst, c.Bytes[r])
 		case batch.Date:
 			dst = append(dst, '"')
-			dst = AppendDate(dst, c.Ints[r])
+			dst = sparktext.AppendDate(dst, c.Ints[r])
 			dst = append(dst, '"')
 		case batch.Timestamp:
 			dst = append(dst, '"')
-			dst = AppendTimestamp(dst, c.Ints[r])
+			dst = sparktext.AppendWriterTimestamp(dst, c.Ints[r], time.UTC)
 			dst = append(dst, '"')
 		case batch.Headers:
 			dst = append(dst, '[')
@@ -270,7 +194,7 @@ func appendCSVRow(dst, scratch []byte, cols []*batch.Column, r int, sep string) 
 		case batch.Int, batch.Long:
 			dst = strconv.AppendInt(dst, c.Ints[r], 10)
 		case batch.Double:
-			scratch = AppendJavaDouble(scratch[:0], c.Floats[r])
+			scratch = sparktext.AppendDouble(scratch[:0], c.Floats[r])
 			dst = appendCSVField(dst, scratch, sep)
 		case batch.String:
 			if c.Bytes[r] == nil {
@@ -278,9 +202,9 @@ func appendCSVRow(dst, scratch []byte, cols []*batch.Column, r int, sep string) 
 			}
 			dst = appendCSVField(dst, c.Bytes[r], sep)
 		case batch.Date:
-			dst = AppendDate(dst, c.Ints[r])
+			dst = sparktext.AppendDate(dst, c.Ints[r])
 		case batch.Timestamp:
-			scratch = AppendTimestamp(scratch[:0], c.Ints[r])
+			scratch = sparktext.AppendWriterTimestamp(scratch[:0], c.Ints[r], time.UTC)
 			dst = appendCSVField(dst, scratch, sep)
 		}
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/source"
+	"github.com/sluice-stream/sluice/internal/sparktext"
 )
 
 // Offsets is a Kafka source position: the next offset to read per partition.
@@ -364,9 +365,9 @@ func (s *Source) InitialOffset(ctx context.Context) (source.Offset, error) {
 			return nil, fmt.Errorf("kafka source: option \"startingOffsets\" does not specify partition %s-%d; specific offsets must list every assigned partition (use -2 for earliest, -1 for latest)", tp.Topic, tp.Partition)
 		}
 		switch off {
-		case -2:
+		case sparktext.KafkaEarliest:
 			out[tp] = earliest[tp]
-		case -1:
+		case sparktext.KafkaLatest:
 			out[tp] = latest[tp]
 		default:
 			out[tp] = off

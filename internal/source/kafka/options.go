@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/kafkaauth"
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/sparktext"
 )
 
 // Subscription kinds, named as in Spark's source description.
@@ -333,47 +334,26 @@ func parseTimestampStart(o options.Options, c *Config) error {
 	return err
 }
 
-// ParseOffsetsJSON parses Spark's {"topic":{"0":123}} offsets JSON.
+// ParseOffsetsJSON parses Spark's {"topic":{"0":123}} offsets JSON (see
+// sparktext.ParseKafkaOffsets).
 func ParseOffsetsJSON(s string) (map[admission.TopicPartition]int64, error) {
-	var raw map[string]map[string]int64
-	if err := json.Unmarshal([]byte(s), &raw); err != nil {
-		return nil, fmt.Errorf("parse Kafka offsets %q: %w", s, err)
+	offs, err := sparktext.ParseKafkaOffsets(s)
+	if err != nil {
+		return nil, err
 	}
-	out := make(map[admission.TopicPartition]int64)
-	for t, ps := range raw {
-		for p, off := range ps {
-			n, err := strconv.ParseInt(p, 10, 32)
-			if err != nil || n < 0 {
-				return nil, fmt.Errorf("parse Kafka offsets %q: partition %q of topic %q is not a partition number", s, p, t)
-			}
-			out[admission.TopicPartition{Topic: t, Partition: int32(n)}] = off
-		}
+	out := make(map[admission.TopicPartition]int64, len(offs))
+	for _, o := range offs {
+		out[admission.TopicPartition{Topic: o.Topic, Partition: o.Partition}] = o.Offset
 	}
 	return out, nil
 }
 
 // FormatOffsetsJSON writes offsets as Spark does: topics sorted by name,
-// partitions in numeric order.
+// partitions in numeric order (see sparktext.AppendKafkaOffsets).
 func FormatOffsetsJSON(o map[admission.TopicPartition]int64) string {
-	var b strings.Builder
-	b.WriteByte('{')
-	keys := admission.SortedKeys(o)
-	for i, tp := range keys {
-		if i == 0 || keys[i-1].Topic != tp.Topic {
-			if i > 0 {
-				b.WriteString("},")
-			}
-			t, _ := json.Marshal(tp.Topic)
-			b.Write(t)
-			b.WriteString(":{")
-		} else {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "\"%d\":%d", tp.Partition, o[tp])
+	offs := make([]sparktext.PartitionOffset, 0, len(o))
+	for tp, off := range o {
+		offs = append(offs, sparktext.PartitionOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: off})
 	}
-	if len(keys) > 0 {
-		b.WriteByte('}')
-	}
-	b.WriteByte('}')
-	return b.String()
+	return string(sparktext.AppendKafkaOffsets(nil, offs))
 }
