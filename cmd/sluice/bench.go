@@ -33,7 +33,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/orders"
 	"github.com/sluice-stream/sluice/internal/procstat"
 	"github.com/sluice-stream/sluice/internal/progress"
-	"github.com/sluice-stream/sluice/internal/rehearse"
+	"github.com/sluice-stream/sluice/internal/queryrun"
 	"github.com/sluice-stream/sluice/internal/report"
 	"github.com/sluice-stream/sluice/internal/sparktext"
 )
@@ -832,7 +832,7 @@ type childQuery struct {
 }
 
 func (q *childQuery) batches() []*progress.Progress {
-	ps, _ := rehearse.ReadProgress(q.progress)
+	ps, _ := queryrun.ReadProgress(q.progress)
 	return ps
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/queryrun"
 	"github.com/sluice-stream/sluice/internal/rehearse"
 )
 
@@ -124,7 +125,7 @@ func runRehearse(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		nums = append(nums, n)
 	}
-	query := rehearse.SeedQuery()
+	query := queryrun.SeedQuery()
 	if *pipelineFile != "" {
 		q, err := rehearse.LoadQuery(*pipelineFile)
 		if err != nil {
@@ -144,11 +145,11 @@ func runRehearse(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	var runner rehearse.Runner
+	var runner queryrun.Runner
 	if *inProcess {
-		runner = &rehearse.InProcessRunner{Logger: log}
+		runner = &queryrun.InProcessRunner{Logger: log}
 	} else {
-		cr := &rehearse.ChildRunner{Command: sluiceCommand}
+		cr := &queryrun.ChildRunner{Command: sluiceCommand}
 		if *verbose {
 			cr.Stderr = stderr
 		}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-stream/sluice/internal/queryrun"
 	"github.com/sluice-stream/sluice/internal/rehearse"
 )
 
@@ -95,7 +96,7 @@ func TestRehearseQuick(t *testing.T) {
 		if ph.Spec.N != n {
 			t.Fatalf("phase %d at position %d", ph.Spec.N, i)
 		}
-		ps, err := rehearse.ReadProgress(filepath.Join(dir, "phase"+strconv.Itoa(n), rehearse.ProgressFile))
+		ps, err := queryrun.ReadProgress(filepath.Join(dir, "phase"+strconv.Itoa(n), rehearse.ProgressFile))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,6 @@
 package rehearse
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,6 +32,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/procstat"
 	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/internal/queryrun"
 	"github.com/sluice-stream/sluice/internal/report"
 )
 
@@ -168,8 +168,8 @@ type Phase struct {
 // Config configures a rehearsal.
 type Config struct {
 	Profile Profile
-	// Query is the query to rehearse (nil: SeedQuery).
-	Query *Query
+	// Query is the query to rehearse (nil: queryrun.SeedQuery).
+	Query *queryrun.Query
 	// Bootstrap is a Kafka cluster to use; "" starts an embedded broker.
 	Bootstrap string
 	// KafkaOptions are client security options (kafka.security.protocol…)
@@ -180,7 +180,7 @@ type Config struct {
 	// Dir is the report directory (created).
 	Dir string
 	// Runner starts the phase queries.
-	Runner Runner
+	Runner queryrun.Runner
 	// Phases selects phases by number (default all four).
 	Phases []int
 	// MaxOffsetsPerTrigger overrides phase 3's computed limit (0: compute).
@@ -197,7 +197,7 @@ type Result struct {
 	Capacity float64
 	Broker   string
 	Runner   string
-	Query    *Query
+	Query    *queryrun.Query
 	Started  time.Time
 	Took     time.Duration
 }
@@ -221,7 +221,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, errors.New("rehearse: no runner")
 	}
 	if cfg.Query == nil {
-		cfg.Query = SeedQuery()
+		cfg.Query = queryrun.SeedQuery()
 	}
 	if cfg.TopicPrefix == "" {
 		cfg.TopicPrefix = "rehearse"
@@ -403,7 +403,7 @@ func (r *rehearsal) runPhase(ctx context.Context, spec PhaseSpec) (*Phase, error
 	}
 	defer r.deleteTopic(topic)
 
-	pq := PhaseQuery{
+	pq := queryrun.Setup{
 		Name: fmt.Sprintf("rehearse-phase%d", spec.N), Bootstrap: r.addr, Topic: topic,
 		Checkpoint: filepath.Join(dir, "checkpoint"), Trigger: spec.Trigger,
 		SourceOptions: map[string]string{}, SinkOptions: map[string]string{}, Options: map[string]string{},
@@ -502,7 +502,7 @@ func (r *rehearsal) runPhase(ctx context.Context, spec PhaseSpec) (*Phase, error
 	if lerr != nil {
 		return nil, fmt.Errorf("rehearse: phase %d: load: %w", spec.N, lerr)
 	}
-	ps, err := ReadProgress(progressFile)
+	ps, err := queryrun.ReadProgress(progressFile)
 	if err != nil {
 		return nil, err
 	}
@@ -599,32 +599,6 @@ func (s *sampler) sample(ctx context.Context) {
 	if len(es.Ends) > 0 {
 		s.ends = append(s.ends, es)
 	}
-}
-
-// ReadProgress reads a progress JSON-lines file.
-func ReadProgress(path string) ([]*progress.Progress, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil // no batch ran
-	}
-	if err != nil {
-		return nil, fmt.Errorf("rehearse: %w", err)
-	}
-	defer f.Close()
-	var out []*progress.Progress
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-	for n := 1; sc.Scan(); n++ {
-		var p progress.Progress
-		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
-			return nil, fmt.Errorf("rehearse: %s:%d: %w", path, n, err)
-		}
-		out = append(out, &p)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("rehearse: read %s: %w", path, err)
-	}
-	return out, nil
 }
 
 // printVerdict prints a phase's verdict in a few lines.

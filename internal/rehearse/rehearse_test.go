@@ -14,51 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-stream/sluice/internal/pipeline"
+	"github.com/sluice-stream/sluice/internal/queryrun"
 )
-
-func TestSeedQueryPipeline(t *testing.T) {
-	q := SeedQuery()
-	q.Options["spark.sql.ansi.enabled"] = "true"
-	q.SinkOptions["note"] = "a ${literal}" // must survive the parser's expansion
-	data, err := q.Pipeline(PhaseQuery{
-		Name: "p1", Bootstrap: "127.0.0.1:9", Topic: "t-1", Checkpoint: "/tmp/chk", Trigger: 1500 * time.Millisecond,
-		SourceOptions: map[string]string{"maxOffsetsPerTrigger": "100"},
-		SinkOptions:   map[string]string{"sluice.sink.delayPerRow": "400µs"},
-		Options:       map[string]string{"sluice.workers": "4"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := pipeline.Parse("p.yaml", data, func(string) (string, bool) { return "EXPANDED", true })
-	if err != nil {
-		t.Fatalf("%v\n%s", err, data)
-	}
-	checks := []struct{ got, want string }{
-		{f.Name, "p1"},
-		{f.Source.Format, "kafka"},
-		{f.Source.Options["kafka.bootstrap.servers"], "127.0.0.1:9"},
-		{f.Source.Options["subscribe"], "t-1"},
-		{f.Source.Options["startingOffsets"], "earliest"},
-		{f.Source.Options["maxOffsetsPerTrigger"], "100"},
-		{f.Sink.Format, "noop"},
-		{f.Sink.Options["sluice.sink.delayPerRow"], "400µs"},
-		{f.Sink.Options["note"], "a ${literal}"},
-		{f.CheckpointLocation, "/tmp/chk"},
-		{f.Options["sluice.workers"], "4"},
-		{f.Options["spark.sql.ansi.enabled"], "true"},
-		{f.Trigger.Kind, pipeline.TriggerProcessingTime},
-		{f.Trigger.Interval.String(), "1.5s"},
-	}
-	for _, c := range checks {
-		if c.got != c.want {
-			t.Errorf("got %q, want %q\n%s", c.got, c.want, data)
-		}
-	}
-	if len(f.Transform) != 2 || f.Transform[0].Exprs[0] != "CAST(value AS STRING) AS json" || f.Transform[1].Name != "processed_ts" || f.Transform[1].Expr != "current_timestamp()" {
-		t.Errorf("transform %+v", f.Transform)
-	}
-}
 
 func TestLoadQuery(t *testing.T) {
 	dir := t.TempDir()
@@ -125,7 +82,7 @@ func TestRehearsalInProcess(t *testing.T) {
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	res, err := Run(ctx, Config{Profile: prof, Dir: dir, Runner: &InProcessRunner{}, Phases: []int{1, 4}, Out: &out})
+	res, err := Run(ctx, Config{Profile: prof, Dir: dir, Runner: &queryrun.InProcessRunner{}, Phases: []int{1, 4}, Out: &out})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -187,7 +144,7 @@ func checkReport(t *testing.T, dir string, phases []int) {
 			t.Fatalf("phase %d in position %d", ph.Spec.N, i)
 		}
 		// Recompute the batch figures from the progress lines.
-		ps, err := ReadProgress(filepath.Join(dir, "phase"+itoa(n), ProgressFile))
+		ps, err := queryrun.ReadProgress(filepath.Join(dir, "phase"+itoa(n), ProgressFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,7 +229,7 @@ func itoa(n int) string { return string(rune('0' + n)) }
 type deadRunner struct{}
 
 func (deadRunner) Describe() string { return "dead" }
-func (deadRunner) Start(context.Context, string, string) (Process, error) {
+func (deadRunner) Start(context.Context, string, string) (queryrun.Process, error) {
 	p := &deadProc{done: make(chan struct{})}
 	close(p.done)
 	return p, nil
@@ -280,10 +237,11 @@ func (deadRunner) Start(context.Context, string, string) (Process, error) {
 
 type deadProc struct{ done chan struct{} }
 
-func (p *deadProc) PID() int              { return 0 }
-func (p *deadProc) Stop() error           { return errors.New("query failed: boom") }
-func (p *deadProc) Done() <-chan struct{} { return p.done }
-func (p *deadProc) PeakRSS() int64        { return -1 }
+func (p *deadProc) PID() int               { return 0 }
+func (p *deadProc) Stop() error            { return errors.New("query failed: boom") }
+func (p *deadProc) Done() <-chan struct{}  { return p.done }
+func (p *deadProc) PeakRSS() int64         { return -1 }
+func (p *deadProc) CPUTime() time.Duration { return -1 }
 
 // TestQueryFailureEndsPhase: a query that dies ends the phase's load at
 // once and the rehearsal reports its error.

@@ -1,4 +1,4 @@
-package rehearse
+package queryrun
 
 import (
 	"bufio"
@@ -19,8 +19,8 @@ import (
 	"github.com/sluice-stream/sluice/internal/progress"
 )
 
-// Runner starts the query of a phase from its pipeline file, appending every
-// batch's progress to progressFile as JSON lines.
+// Runner starts a query from its pipeline file, appending every batch's
+// progress to progressFile as JSON lines (none when it is "").
 type Runner interface {
 	Start(ctx context.Context, pipelineFile, progressFile string) (Process, error)
 	// Describe says how queries run, for the report.
@@ -40,11 +40,15 @@ type Process interface {
 	// PeakRSS is the process's peak resident memory as it reported it at
 	// exit, or -1 when unknown. Valid after Done.
 	PeakRSS() int64
+	// CPUTime is the user + system CPU time the process used over its
+	// whole life, or -1 when unknown (inside this process). Valid after
+	// Done.
+	CPUTime() time.Duration
 }
 
-// ChildRunner runs each phase's query as `sluice run FILE --progress-file F
-// --stats --quiet` in a child process, so its memory is measured apart
-// from the broker and the load generator.
+// ChildRunner runs each query as `sluice run FILE --progress-file F
+// --stats --quiet` in a child process, so that its memory and CPU are
+// measured apart from the broker and the load generator.
 type ChildRunner struct {
 	// Command returns the command for the sluice arguments given, e.g.
 	// exec.Command(os.Executable(), args...).
@@ -59,18 +63,22 @@ type ChildRunner struct {
 
 // Describe implements Runner.
 func (r *ChildRunner) Describe() string {
-	return "each phase's query runs in its own process (`sluice run`); memory is that process's resident set"
+	return "each query runs in its own process (`sluice run`); memory is that process's resident set"
 }
 
 // Start implements Runner.
 func (r *ChildRunner) Start(ctx context.Context, pipelineFile, progressFile string) (Process, error) {
-	cmd := r.Command("run", pipelineFile, "--progress-file", progressFile, "--stats", "--quiet", "--log-level", "warn")
+	args := []string{"run", pipelineFile}
+	if progressFile != "" {
+		args = append(args, "--progress-file", progressFile)
+	}
+	cmd := r.Command(append(args, "--stats", "--quiet", "--log-level", "warn")...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		return nil, fmt.Errorf("rehearse: child stderr: %w", err)
+		return nil, fmt.Errorf("queryrun: child stderr: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("rehearse: start %s: %w", cmd.Path, err)
+		return nil, fmt.Errorf("queryrun: start %s: %w", cmd.Path, err)
 	}
 	c := &child{cmd: cmd, done: make(chan struct{}), peak: -1, timeout: r.StopTimeout}
 	if c.timeout <= 0 {
@@ -102,6 +110,19 @@ func (c *child) PeakRSS() int64 {
 	return c.peak
 }
 
+func (c *child) CPUTime() time.Duration {
+	select {
+	case <-c.done:
+	default:
+		return -1
+	}
+	st := c.cmd.ProcessState
+	if st == nil {
+		return -1
+	}
+	return st.UserTime() + st.SystemTime()
+}
+
 // wait reads the child's stderr until it exits.
 func (c *child) wait(stderr io.Reader, copyTo io.Writer) {
 	sc := bufio.NewScanner(stderr)
@@ -124,7 +145,7 @@ func (c *child) wait(stderr io.Reader, copyTo io.Writer) {
 	err := c.cmd.Wait()
 	c.mu.Lock()
 	if err != nil {
-		c.err = fmt.Errorf("rehearse: query process: %w; last output:\n%s", err, strings.Join(c.tail, "\n"))
+		c.err = fmt.Errorf("query process: %w; last output:\n%s", err, strings.Join(c.tail, "\n"))
 	}
 	c.mu.Unlock()
 	close(c.done)
@@ -140,7 +161,7 @@ func (c *child) Stop() error {
 		case <-time.After(c.timeout):
 			_ = c.cmd.Process.Kill()
 			<-c.done
-			return fmt.Errorf("rehearse: query process did not stop within %s of SIGTERM; killed", c.timeout)
+			return fmt.Errorf("query process did not stop within %s of SIGTERM; killed", c.timeout)
 		}
 	}
 	c.mu.Lock()
@@ -148,17 +169,17 @@ func (c *child) Stop() error {
 	return c.err
 }
 
-// InProcessRunner runs each phase's query inside this process through the
-// public API. Timing is as good as with a child process, but memory cannot
-// be measured apart from the broker and the load generator: PID is 0 and
-// the report says memory was not measured.
+// InProcessRunner runs each query inside this process through the public
+// API. Timing is as good as with a child process, but memory and CPU
+// cannot be measured apart from the broker and the load generator: PID is
+// 0, PeakRSS and CPUTime -1.
 type InProcessRunner struct {
 	Logger *slog.Logger
 }
 
 // Describe implements Runner.
 func (r *InProcessRunner) Describe() string {
-	return "each phase's query runs inside the rehearsal process; its memory is not measured"
+	return "each query runs inside the measuring process; its memory is not measured"
 }
 
 // Start implements Runner.
@@ -171,14 +192,19 @@ func (r *InProcessRunner) Start(ctx context.Context, pipelineFile, progressFile 
 	if err != nil {
 		return nil, err
 	}
-	jl, err := progress.OpenJSONLinesFile(progressFile)
-	if err != nil {
-		return nil, err
+	var jl *progress.JSONLinesWriter
+	if progressFile != "" {
+		if jl, err = progress.OpenJSONLinesFile(progressFile); err != nil {
+			return nil, err
+		}
+		w.AddListener(jl)
 	}
-	w.AddListener(jl).Stdout(io.Discard)
+	w.Stdout(io.Discard)
 	q, err := w.Start(ctx)
 	if err != nil {
-		jl.Close()
+		if jl != nil {
+			jl.Close()
+		}
 		return nil, err
 	}
 	p := &inProcess{q: q, jl: jl, done: make(chan struct{})}
@@ -197,15 +223,20 @@ type inProcess struct {
 	err  error
 }
 
-func (p *inProcess) PID() int              { return 0 }
-func (p *inProcess) Done() <-chan struct{} { return p.done }
-func (p *inProcess) PeakRSS() int64        { return -1 }
+func (p *inProcess) PID() int               { return 0 }
+func (p *inProcess) Done() <-chan struct{}  { return p.done }
+func (p *inProcess) PeakRSS() int64         { return -1 }
+func (p *inProcess) CPUTime() time.Duration { return -1 }
 
 func (p *inProcess) Stop() error {
 	p.once.Do(func() {
 		err := p.q.Stop()
 		<-p.done
-		p.err = errors.Join(err, p.q.Exception(), p.jl.Close())
+		var cerr error
+		if p.jl != nil {
+			cerr = p.jl.Close()
+		}
+		p.err = errors.Join(err, p.q.Exception(), cerr)
 	})
 	return p.err
 }
