@@ -8,11 +8,13 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/sluice-stream/sluice/internal/bench"
 )
 
 // runBenchJSON runs `sluice bench` with args plus toy sizes and decodes
 // its JSON.
-func runBenchJSON(t *testing.T, args ...string) benchResult {
+func runBenchJSON(t *testing.T, args ...string) bench.Result {
 	t.Helper()
 	useTestBinaryAsSluice(t)
 	var stdout, stderr bytes.Buffer
@@ -21,7 +23,7 @@ func runBenchJSON(t *testing.T, args ...string) benchResult {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
-	var r benchResult
+	var r bench.Result
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
 		t.Fatalf("%v\n%s", err, stdout.String())
 	}
@@ -48,7 +50,7 @@ func TestBenchJSON(t *testing.T) {
 	checkTargets(t, r.Targets)
 }
 
-func checkThroughput(t *testing.T, r benchResult) {
+func checkThroughput(t *testing.T, r bench.Result) {
 	t.Helper()
 	if r.Records != 20000 || r.Rounds != 1 || r.RawRecordsPerSec <= 0 || r.SluiceRecordsPerSec <= 0 || !near(r.Ratio, r.SluiceRecordsPerSec/r.RawRecordsPerSec) {
 		t.Errorf("throughput %+v", r)
@@ -62,7 +64,7 @@ func checkThroughput(t *testing.T, r benchResult) {
 }
 
 // checkTargets checks that each target's verdict follows from its value.
-func checkTargets(t *testing.T, targets []benchTarget) {
+func checkTargets(t *testing.T, targets []bench.Target) {
 	t.Helper()
 	for _, tg := range targets {
 		var met bool
@@ -118,7 +120,7 @@ func TestTimingBenchSuite(t *testing.T) {
 	}
 	checkTargets(t, r.Targets)
 	// The table form shows every measurement.
-	table := benchTable(&r).Text()
+	table := bench.Table(&r).Text()
 	for _, want := range []string{"throughput, default trigger", "maxOffsetsPerTrigger=10,000", "20 vs 8 partitions", "latency at 50 %", "latency light load", "CPU s per million", "idle CPU", "peak RSS draining"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)

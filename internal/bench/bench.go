@@ -1,0 +1,348 @@
+// Package bench is the benchmark suite behind `sluice bench`: sluice
+// against a raw franz-go consumer on the same embedded broker, measured in
+// the same run — throughput with the default trigger and with
+// maxOffsetsPerTrigger, many partitions against few, produce-to-commit
+// latency at half the end-to-end capacity and at a light load, CPU per
+// million records, an idle query's CPU, and peak memory with and without
+// a memory budget. The queries that must be measured apart from the
+// broker and the load run as child `sluice run` processes through
+// internal/queryrun, the runner the rehearsal uses; /proc figures come
+// from internal/procstat. Results are ratios against the baseline of the
+// same run, compared with the project's targets.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-stream/sluice/internal/broker"
+	"github.com/sluice-stream/sluice/internal/orders"
+)
+
+// Result is what `sluice bench --json` prints. The first fields are
+// the original throughput benchmark's; the suite's measurements follow,
+// each omitted when not run.
+type Result struct {
+	Records              int     `json:"records"`
+	RecordBytes          int     `json:"record_bytes"`
+	Partitions           int     `json:"partitions"`
+	Rounds               int     `json:"rounds"`
+	RawRecordsPerSec     float64 `json:"raw_records_per_sec"`
+	SluiceRecordsPerSec  float64 `json:"sluice_records_per_sec"`
+	Ratio                float64 `json:"ratio"`
+	MaxOffsetsPerTrigger int64   `json:"max_offsets_per_trigger,omitempty"`
+	SluiceBatches        int64   `json:"sluice_batches"`
+
+	Machine        *Machine    `json:"machine,omitempty"`
+	MaxOffsets     *Throughput `json:"throughput_max_offsets,omitempty"`
+	ManyPartitions *Partitions `json:"many_partitions,omitempty"`
+	Latency        []Latency   `json:"latency,omitempty"`
+	// EndToEndCapacity is what producer, broker and query sustain together
+	// on this machine (the latency probe's min of produced and processed
+	// rates); the 50 % latency run loads half of it.
+	EndToEndCapacity float64  `json:"end_to_end_capacity_per_sec,omitempty"`
+	CPU              *CPU     `json:"cpu,omitempty"`
+	Idle             *Idle    `json:"idle,omitempty"`
+	Memory           *Memory  `json:"memory,omitempty"`
+	Targets          []Target `json:"targets,omitempty"`
+}
+
+// Machine describes where the benchmark ran.
+type Machine struct {
+	CPUs   int    `json:"cpus"`
+	OS     string `json:"os"`
+	Arch   string `json:"arch"`
+	Go     string `json:"go"`
+	Host   string `json:"host"`
+	Date   string `json:"date"`
+	Load1m string `json:"load_1m,omitempty"`
+}
+
+// Throughput is sluice with maxOffsetsPerTrigger against the same
+// raw baseline.
+type Throughput struct {
+	MaxOffsetsPerTrigger int64   `json:"max_offsets_per_trigger"`
+	SluiceRecordsPerSec  float64 `json:"sluice_records_per_sec"`
+	RawRecordsPerSec     float64 `json:"raw_records_per_sec"`
+	Ratio                float64 `json:"ratio"`
+	Batches              int64   `json:"batches"`
+}
+
+// Partitions is sluice on many partitions against few, same records.
+type Partitions struct {
+	Many                int     `json:"many"`
+	Few                 int     `json:"few"`
+	ManyRecordsPerSec   float64 `json:"many_records_per_sec"`
+	FewRecordsPerSec    float64 `json:"few_records_per_sec"`
+	RawManyRecordsPerSc float64 `json:"raw_many_records_per_sec"`
+	Ratio               float64 `json:"ratio"`
+}
+
+// Latency is produce-timestamp → sink-commit latency at a rate.
+type Latency struct {
+	Label          string  `json:"label"`
+	AskedPerSec    float64 `json:"asked_per_sec"`
+	AchievedPerSec float64 `json:"achieved_per_sec"`
+	// ProcessedPerSec is what the query committed during the load, per
+	// second of load.
+	ProcessedPerSec float64 `json:"processed_per_sec"`
+	Records         int64   `json:"records"`
+	P50Ms           float64 `json:"p50_ms"`
+	P99Ms           float64 `json:"p99_ms"`
+	MaxMs           float64 `json:"max_ms"`
+	Batches         int     `json:"batches"`
+	// MaxBatchMs is the longest batch: a latency spike with short batches
+	// happened before the records reached the query.
+	MaxBatchMs    int64 `json:"max_batch_ms"`
+	ProducerBound bool  `json:"producer_bound"`
+}
+
+// CPU is CPU time per million records drained, in child processes.
+type CPU struct {
+	Records              int     `json:"records"`
+	SluiceCPUSecPerMil   float64 `json:"sluice_cpu_sec_per_million"`
+	RawCPUSecPerMil      float64 `json:"raw_cpu_sec_per_million"`
+	Ratio                float64 `json:"ratio"`
+	SluiceWallRecsPerSec float64 `json:"sluice_child_records_per_sec"`
+}
+
+// Idle is the CPU an idle query uses.
+type Idle struct {
+	Seconds       float64 `json:"seconds"`
+	CPUSeconds    float64 `json:"cpu_seconds"`
+	PercentOfCore float64 `json:"percent_of_core"`
+}
+
+// Memory is peak RSS draining a backlog with and without a budget.
+type Memory struct {
+	Records          int     `json:"records"`
+	RecordBytes      int     `json:"record_bytes"`
+	BudgetBytes      int64   `json:"budget_bytes"`
+	LimitBytes       int64   `json:"limit_bytes"`
+	PeakWithBudget   int64   `json:"peak_rss_with_budget"`
+	PeakWithout      int64   `json:"peak_rss_without_budget"`
+	Ratio            float64 `json:"ratio"`
+	SinkDelayPerRow  string  `json:"sink_delay_per_row"`
+	WithinBudgetPlus bool    `json:"within_budget_plus_overhead"`
+}
+
+// Target is a target the project is judged by and whether it was met.
+type Target struct {
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Target string  `json:"target"`
+	Met    bool    `json:"met"`
+}
+
+// Parts lists the suite's measurements, in order.
+var Parts = []string{"throughput", "partitions", "latency", "cpu", "idle", "memory"}
+
+// Config is what to measure and how big.
+type Config struct {
+	// Records are preloaded for the throughput, partition and CPU
+	// measurements, of about RecordBytes bytes each, over Partitions
+	// partitions; ManyPartitions is the many-partition comparison's.
+	Records, RecordBytes, Partitions, ManyPartitions int
+	// Rounds of each measurement alternate sluice and raw; medians are
+	// reported.
+	Rounds int
+	// MaxOffsetsPerTrigger also limits the main sluice rounds (0: none);
+	// SuiteMaxOffsets is the limit of the suite's limited run (0: no such
+	// run).
+	MaxOffsetsPerTrigger, SuiteMaxOffsets int64
+	// CPUProfile, when set, receives a CPU profile of the first sluice
+	// round.
+	CPUProfile string
+	// Only names the measurements to run (nil: all of Parts).
+	Only []string
+	// Idle is how long an idle query's CPU is measured.
+	Idle time.Duration
+	// LatencyFor is the length of each latency run; LightRate the rate of
+	// the light-load run (0: skipped). LatencyInProcess runs the latency
+	// query inside this process instead of a child.
+	LatencyFor       time.Duration
+	LightRate        float64
+	LatencyInProcess bool
+	// MemoryRecords of MemoryRecordBytes are drained with and without the
+	// MemoryBudget (bytes).
+	MemoryRecords, MemoryRecordBytes int
+	MemoryBudget                     int64
+	// Command returns the command running sluice with the given
+	// arguments (the child processes).
+	Command func(args ...string) *exec.Cmd
+	// Logger receives the queries' and the broker's logs (errors only is
+	// a good choice); Logf the progress lines.
+	Logger *slog.Logger
+	Logf   func(format string, args ...any)
+}
+
+// Validate checks the sizes and the measurement names.
+func (c *Config) Validate() error {
+	for _, p := range c.Only {
+		if !slices.Contains(Parts, p) {
+			return fmt.Errorf("%q is not a measurement (allowed: %s)", p, strings.Join(Parts, ", "))
+		}
+	}
+	switch {
+	case c.Records < 1 || c.Rounds < 1 || c.Partitions < 1 || c.ManyPartitions < 1 || c.RecordBytes < 0:
+		return errors.New("--records, --rounds, --partitions and --many-partitions must be positive")
+	case c.MemoryRecords < 1 || c.MemoryRecordBytes < 1:
+		return errors.New("--memory-records and --memory-record-bytes must be positive")
+	case c.MemoryBudget <= 0:
+		return errors.New("the memory budget must be positive")
+	case c.Command == nil:
+		return errors.New("bench: no command to run sluice children with")
+	}
+	return nil
+}
+
+// Run measures what cfg asks for on an embedded broker.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	want := map[string]bool{}
+	for _, p := range Parts {
+		want[p] = len(cfg.Only) == 0 || slices.Contains(cfg.Only, p)
+	}
+	logf := cfg.Logf
+	b, err := broker.Start(ctx, broker.Config{Listen: "127.0.0.1:0", Logger: cfg.Logger,
+		Topics: []broker.TopicSpec{{Name: "bench", Partitions: int32(cfg.Partitions)}}})
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	host, _ := os.Hostname()
+	res := &Result{Records: cfg.Records, RecordBytes: cfg.RecordBytes, Partitions: cfg.Partitions, Rounds: cfg.Rounds,
+		MaxOffsetsPerTrigger: cfg.MaxOffsetsPerTrigger,
+		Machine: &Machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version(), Host: host,
+			Date: time.Now().UTC().Format(time.RFC3339), Load1m: loadAverage()}}
+
+	if want["throughput"] || want["partitions"] || want["cpu"] || want["latency"] {
+		if err := preload(ctx, b, "bench", cfg.Records, cfg.RecordBytes, int32(cfg.Partitions), logf); err != nil {
+			return nil, err
+		}
+	}
+	if want["throughput"] || want["latency"] {
+		if err := throughputRounds(ctx, b.Addr(), res, &cfg); err != nil {
+			return nil, err
+		}
+	}
+	if want["partitions"] {
+		if err := b.CreateTopic(ctx, broker.TopicSpec{Name: "bench-many", Partitions: int32(cfg.ManyPartitions)}); err != nil {
+			return nil, err
+		}
+		if err := preload(ctx, b, "bench-many", cfg.Records, cfg.RecordBytes, int32(cfg.ManyPartitions), logf); err != nil {
+			return nil, err
+		}
+		pr, err := manyPartitions(ctx, b.Addr(), &cfg)
+		if err != nil {
+			return nil, err
+		}
+		res.ManyPartitions = pr
+		_ = b.DeleteRecords(ctx, "bench-many", 0, -1) // free the broker's memory (best effort)
+	}
+	if want["cpu"] {
+		c, err := cpuChildren(ctx, b.Addr(), &cfg)
+		if err != nil {
+			return nil, err
+		}
+		res.CPU = c
+	}
+	if want["latency"] {
+		// The drain rate measured above has the machine to itself; with a
+		// producer and the broker's ingest on the same cores the system
+		// takes less. Probe that end-to-end capacity first, then load at
+		// half of it.
+		if drain := res.SluiceRecordsPerSec; drain > 0 {
+			probe, err := latencyRun(ctx, b, "capacity probe", drain, min(cfg.LatencyFor, 5*time.Second), &cfg)
+			if err != nil {
+				return nil, err
+			}
+			res.Latency = append(res.Latency, probe)
+			capacity := min(probe.AchievedPerSec, probe.ProcessedPerSec)
+			res.EndToEndCapacity = capacity
+			logf("end-to-end capacity on this machine (producer, broker and query together): %.0f rec/s", capacity)
+			l, err := latencyRun(ctx, b, "at 50 % of capacity", capacity/2, cfg.LatencyFor, &cfg)
+			if err != nil {
+				return nil, err
+			}
+			res.Latency = append(res.Latency, l)
+		}
+		if cfg.LightRate > 0 {
+			l, err := latencyRun(ctx, b, "light load", cfg.LightRate, cfg.LatencyFor, &cfg)
+			if err != nil {
+				return nil, err
+			}
+			res.Latency = append(res.Latency, l)
+		}
+	}
+	if want["idle"] {
+		id, err := idleChild(ctx, b, &cfg)
+		if err != nil {
+			return nil, err
+		}
+		res.Idle = id
+	}
+	if want["memory"] {
+		m, err := memoryChildren(ctx, b, &cfg)
+		if err != nil {
+			return nil, err
+		}
+		res.Memory = m
+	}
+	res.Targets = Targets(res)
+	return res, nil
+}
+
+// loadAverage returns the 1-minute load average from /proc, or "".
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	if f := strings.Fields(string(data)); len(f) > 0 {
+		return f[0]
+	}
+	return ""
+}
+
+func preload(ctx context.Context, b *broker.Broker, topic string, n, size int, parts int32, logf func(string, ...any)) error {
+	prod, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	logf("preloading %d records of ~%d B over %d partitions of %s...", n, size, parts, topic)
+	t0 := time.Now()
+	if err := orders.Preload(ctx, prod, topic, n, size, parts); err != nil {
+		return fmt.Errorf("preload %s: %w", topic, err)
+	}
+	logf("preloaded in %s", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}

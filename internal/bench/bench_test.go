@@ -1,0 +1,66 @@
+package bench
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func TestValidate(t *testing.T) {
+	good := Config{Records: 1, RecordBytes: 0, Partitions: 1, ManyPartitions: 1, Rounds: 1, MemoryRecords: 1, MemoryRecordBytes: 1,
+		MemoryBudget: 1, Command: func(a ...string) *exec.Cmd { return exec.Command("sluice", a...) }}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		change func(*Config)
+		want   string
+	}{
+		"unknown measurement": {func(c *Config) { c.Only = []string{"latency", "speed"} }, `"speed" is not a measurement`},
+		"no records":          {func(c *Config) { c.Records = 0 }, "--records"},
+		"no memory records":   {func(c *Config) { c.MemoryRecords = 0 }, "--memory-records"},
+		"no budget":           {func(c *Config) { c.MemoryBudget = 0 }, "memory budget"},
+		"no command":          {func(c *Config) { c.Command = nil }, "no command"},
+	} {
+		c := good
+		tc.change(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}
+
+// TestTargetsAndTable checks each target's verdict against its threshold
+// and that the table shows every measurement present.
+func TestTargetsAndTable(t *testing.T) {
+	r := &Result{Records: 1000, RecordBytes: 200, Partitions: 8, RawRecordsPerSec: 100, SluiceRecordsPerSec: 95, Ratio: 0.95,
+		MaxOffsets:     &Throughput{MaxOffsetsPerTrigger: 10, Ratio: 0.5, Batches: 3},
+		ManyPartitions: &Partitions{Many: 200, Few: 8, Ratio: 0.8},
+		Latency:        []Latency{{Label: "capacity probe", P99Ms: 900}, {Label: "at 50 % of capacity", P99Ms: 51}},
+		Idle:           &Idle{Seconds: 30, PercentOfCore: 0.5},
+		Memory:         &Memory{PeakWithBudget: 10 << 20, LimitBytes: 20 << 20, WithinBudgetPlus: true},
+	}
+	want := map[string]bool{
+		"throughput ratio, default trigger":         true,
+		"throughput ratio, maxOffsetsPerTrigger=10": false,
+		"200 vs 8 partitions":                       true,
+		"p99 latency at 50 % load (ms)":             false,
+		"idle CPU (% of a core)":                    true,
+		"peak RSS with budget (MiB)":                true,
+	}
+	got := Targets(r)
+	if len(got) != len(want) {
+		t.Fatalf("targets %+v, want %d", got, len(want))
+	}
+	for _, tg := range got {
+		if met, ok := want[tg.Name]; !ok || met != tg.Met {
+			t.Errorf("target %+v: want met=%v (known: %v)", tg, met, ok)
+		}
+	}
+	table := Table(r).Text()
+	for _, s := range []string{"throughput, default trigger", "maxOffsetsPerTrigger=10", "200 vs 8 partitions", "capacity probe", "latency at 50 %", "idle CPU", "peak RSS"} {
+		if !strings.Contains(table, s) {
+			t.Errorf("table lacks %q:\n%s", s, table)
+		}
+	}
+}

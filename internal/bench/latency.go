@@ -1,0 +1,180 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-stream/sluice/internal/broker"
+	"github.com/sluice-stream/sluice/internal/loadgen"
+	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/internal/queryrun"
+	"github.com/sluice-stream/sluice/internal/sparktext"
+)
+
+// latencyRun produces at rate for d on a fresh topic while the seed query
+// (default trigger; a child process, or this process with
+// LatencyInProcess) reads it, then computes each record's latency: the end
+// of the batch that committed it minus its produce timestamp. The first
+// second (a fifth of a shorter run) is a warm-up and not counted.
+func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float64, d time.Duration, cfg *Config) (Latency, error) {
+	topic := fmt.Sprintf("bench-latency-%d", time.Now().UnixNano())
+	if err := b.CreateTopic(ctx, broker.TopicSpec{Name: topic, Partitions: int32(cfg.Partitions)}); err != nil {
+		return Latency{}, err
+	}
+	defer func() { _ = b.DeleteRecords(context.Background(), topic, 0, -1) }()
+	dir, err := os.MkdirTemp("", "sluice-bench-lat-")
+	if err != nil {
+		return Latency{}, err
+	}
+	defer os.RemoveAll(dir)
+	p, err := seedPipeline(dir, b.Addr(), topic, queryrun.Setup{})
+	if err != nil {
+		return Latency{}, err
+	}
+	var runner queryrun.Runner = &queryrun.ChildRunner{Command: cfg.Command}
+	if cfg.LatencyInProcess {
+		runner = &queryrun.InProcessRunner{Logger: cfg.Logger}
+	}
+	progressFile := filepath.Join(dir, "progress.jsonl")
+	q, err := runner.Start(ctx, p, progressFile)
+	if err != nil {
+		return Latency{}, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = q.Stop()
+		}
+	}()
+	batches := func() []*progress.Progress {
+		ps, _ := queryrun.ReadProgress(progressFile) // a line being written reads as none yet
+		return ps
+	}
+	shape, _ := loadgen.NewShape(loadgen.ShapeOrders, 0, 1)
+	cfg.Logf("latency (%s): producing %.0f rec/s for %s with the query running...", label, rate, d)
+	loadStart := time.Now()
+	load, err := loadgen.Run(ctx, loadgen.Config{Brokers: []string{b.Addr()}, Topic: topic, Profile: loadgen.Steady{Rate: rate},
+		Duration: d, Shape: shape, Keys: loadgen.Keys{Count: 1000}, MaxBuffered: 100_000, Logger: cfg.Logger})
+	if err != nil {
+		return Latency{}, err
+	}
+	// Wait for the query to commit everything.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var rows int64
+		for _, p := range batches() {
+			rows += p.NumInputRows
+		}
+		if rows >= load.Acked || time.Now().After(deadline) || ctx.Err() != nil || isDone(q) {
+			break // all committed, or the query died (Stop reports why)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stopped = true
+	if err := q.Stop(); err != nil {
+		return Latency{}, fmt.Errorf("latency query: %w", err)
+	}
+	ps := batches()
+	lat, err := recordLatencies(ctx, b.Addr(), topic, ps, load.Acked, min(time.Second, d/5))
+	if err != nil {
+		return Latency{}, err
+	}
+	l := Latency{Label: label, AskedPerSec: rate, AchievedPerSec: load.AchievedRate(), Records: int64(len(lat)), Batches: len(ps),
+		ProducerBound: load.Throttled() || load.AchievedRate() < 0.95*rate}
+	loadEnd := loadStart.Add(load.Duration).UnixMilli()
+	var inTime int64
+	for _, p := range ps {
+		if st, err := progress.ParseTime(p.Timestamp); err == nil && st.UnixMilli()+p.BatchDuration <= loadEnd {
+			inTime += p.NumInputRows
+		}
+		l.MaxBatchMs = max(l.MaxBatchMs, p.BatchDuration)
+	}
+	l.ProcessedPerSec = float64(inTime) / load.Duration.Seconds()
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		q := func(f float64) float64 { return float64(lat[max(0, int(math.Ceil(f*float64(len(lat))))-1)]) }
+		l.P50Ms, l.P99Ms, l.MaxMs = q(0.5), q(0.99), float64(lat[len(lat)-1])
+	}
+	cfg.Logf("latency (%s): asked %.0f rec/s, produced %.0f, processed %.0f during the load; p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d records in %d batches (longest %d ms)",
+		label, rate, l.AchievedPerSec, l.ProcessedPerSec, l.P50Ms, l.P99Ms, l.MaxMs, l.Records, l.Batches, l.MaxBatchMs)
+	return l, nil
+}
+
+// isDone reports whether the query process has ended (on its own: a
+// failure Stop reports).
+func isDone(p queryrun.Process) bool {
+	select {
+	case <-p.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// recordLatencies reads the topic back for the records' produce
+// timestamps and returns, for every record produced after the warm-up, the
+// end of the batch that committed it minus its timestamp, in
+// milliseconds.
+func recordLatencies(ctx context.Context, addr, topic string, ps []*progress.Progress, want int64, warmup time.Duration) ([]int32, error) {
+	type span struct {
+		start, end int64
+		doneMs     int64
+	}
+	spans := map[int32][]span{}
+	for _, p := range ps {
+		st, err := progress.ParseTime(p.Timestamp)
+		if err != nil {
+			return nil, err
+		}
+		done := st.UnixMilli() + p.BatchDuration
+		for _, s := range p.Sources {
+			a, b := sparktext.PartitionOffsets(s.StartOffset), sparktext.PartitionOffsets(s.EndOffset)
+			for part, e := range b {
+				spans[part] = append(spans[part], span{start: a[part], end: e, doneMs: done})
+			}
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	var lat []int32
+	var first int64 = math.MaxInt64
+	type rec struct {
+		part     int32
+		off, tms int64
+	}
+	var recs []rec
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for int64(len(recs)) < want {
+		f := cl.PollFetches(rctx)
+		if err := rctx.Err(); err != nil {
+			return nil, fmt.Errorf("read back %s: got %d of %d records: %w", topic, len(recs), want, err)
+		}
+		f.EachRecord(func(r *kgo.Record) {
+			recs = append(recs, rec{r.Partition, r.Offset, r.Timestamp.UnixMilli()})
+			first = min(first, r.Timestamp.UnixMilli())
+		})
+	}
+	for _, r := range recs {
+		if r.tms < first+warmup.Milliseconds() {
+			continue // warm-up
+		}
+		for _, s := range spans[r.part] {
+			if r.off >= s.start && r.off < s.end {
+				lat = append(lat, int32(max(0, s.doneMs-r.tms)))
+				break
+			}
+		}
+	}
+	return lat, nil
+}

@@ -1,0 +1,200 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-stream/sluice"
+	"github.com/sluice-stream/sluice/internal/progress"
+)
+
+// throughputRounds measures raw franz-go and sluice (default trigger, and
+// with maxOffsetsPerTrigger) in alternating rounds.
+func throughputRounds(ctx context.Context, addr string, res *Result, cfg *Config) error {
+	var raws, sluices, limited []float64
+	var batches, limitedBatches int64
+	suiteMax := cfg.SuiteMaxOffsets
+	for r := 0; r < res.Rounds; r++ {
+		raw, err := rawConsume(ctx, addr, "bench", res.Records)
+		if err != nil {
+			return fmt.Errorf("raw consumer: %w", err)
+		}
+		if cfg.CPUProfile != "" && r == 0 {
+			f, err := os.Create(cfg.CPUProfile)
+			if err != nil {
+				return err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+		}
+		sl, nb, err := sluiceConsume(ctx, addr, "bench", res.Records, cfg.MaxOffsetsPerTrigger, cfg.Logger)
+		if cfg.CPUProfile != "" && r == 0 {
+			pprof.StopCPUProfile()
+		}
+		if err != nil {
+			return fmt.Errorf("sluice query: %w", err)
+		}
+		batches = nb
+		raws, sluices = append(raws, raw), append(sluices, sl)
+		line := fmt.Sprintf("round %d: raw franz-go %.0f rec/s, sluice %.0f rec/s (%d batches)", r+1, raw, sl, nb)
+		if suiteMax > 0 {
+			lim, lb, err := sluiceConsume(ctx, addr, "bench", res.Records, suiteMax, cfg.Logger)
+			if err != nil {
+				return fmt.Errorf("sluice query with maxOffsetsPerTrigger: %w", err)
+			}
+			limited, limitedBatches = append(limited, lim), lb
+			line += fmt.Sprintf(", sluice maxOffsetsPerTrigger=%d %.0f rec/s (%d batches)", suiteMax, lim, lb)
+		}
+		cfg.Logf("%s", line)
+	}
+	res.RawRecordsPerSec, res.SluiceRecordsPerSec, res.SluiceBatches = median(raws), median(sluices), batches
+	res.Ratio = res.SluiceRecordsPerSec / res.RawRecordsPerSec
+	if suiteMax > 0 {
+		res.MaxOffsets = &Throughput{MaxOffsetsPerTrigger: suiteMax, SluiceRecordsPerSec: median(limited),
+			RawRecordsPerSec: res.RawRecordsPerSec, Batches: limitedBatches}
+		res.MaxOffsets.Ratio = res.MaxOffsets.SluiceRecordsPerSec / res.RawRecordsPerSec
+	}
+	return nil
+}
+
+// manyPartitions measures sluice on the many-partition topic against the
+// few-partition one, alternating, same records.
+func manyPartitions(ctx context.Context, addr string, cfg *Config) (*Partitions, error) {
+	n, few, many := cfg.Records, cfg.Partitions, cfg.ManyPartitions
+	var f, m, rm []float64
+	for r := 0; r < cfg.Rounds; r++ {
+		a, _, err := sluiceConsume(ctx, addr, "bench", n, 0, cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		b, nb, err := sluiceConsume(ctx, addr, "bench-many", n, 0, cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := rawConsume(ctx, addr, "bench-many", n)
+		if err != nil {
+			return nil, err
+		}
+		f, m, rm = append(f, a), append(m, b), append(rm, raw)
+		cfg.Logf("partitions round %d: sluice %d partitions %.0f rec/s, %d partitions %.0f rec/s (%d batches); raw %d partitions %.0f rec/s", r+1, few, a, many, b, nb, many, raw)
+	}
+	p := &Partitions{Many: many, Few: few, ManyRecordsPerSec: median(m), FewRecordsPerSec: median(f), RawManyRecordsPerSc: median(rm)}
+	p.Ratio = p.ManyRecordsPerSec / p.FewRecordsPerSec
+	return p, nil
+}
+
+// rawConsume reads n records with a plain direct-assignment franz-go
+// consumer: the baseline.
+func rawConsume(ctx context.Context, addr, topic string, n int) (float64, error) {
+	adm, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return 0, err
+	}
+	starts, err := kadm.NewClient(adm).ListStartOffsets(ctx, topic)
+	adm.Close()
+	if err != nil {
+		return 0, err
+	}
+	assign := map[string]map[int32]kgo.Offset{topic: {}}
+	starts.Each(func(o kadm.ListedOffset) { assign[topic][o.Partition] = kgo.NewOffset().At(o.Offset) })
+	start := time.Now()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumePartitions(assign))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	got := 0
+	for got < n {
+		f := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		f.EachError(func(t string, p int32, err error) {})
+		got += f.NumRecords()
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// RawConsumeArgs are the sluice arguments that make a child process run
+// the CPU measurement's baseline (ChildRawConsume).
+func RawConsumeArgs(addr, topic string, n int) []string {
+	return []string{"bench", "--child-raw-consume", fmt.Sprintf("%s,%s,%d", addr, topic, n)}
+}
+
+// ChildRawConsume is the child side of the CPU measurement's baseline:
+// spec is ADDR,TOPIC,N.
+func ChildRawConsume(ctx context.Context, spec string) error {
+	f := strings.Split(spec, ",")
+	if len(f) != 3 {
+		return fmt.Errorf("--child-raw-consume %q: want ADDR,TOPIC,N", spec)
+	}
+	n, err := strconv.Atoi(f[2])
+	if err != nil {
+		return fmt.Errorf("--child-raw-consume %q: %w", spec, err)
+	}
+	_, err = rawConsume(ctx, f[0], f[1], n)
+	return err
+}
+
+// sluiceConsume runs the seed's projection into the noop sink with the
+// default trigger, in this process, until n records went through: the
+// listener marks the moment the n-th record is committed.
+func sluiceConsume(ctx context.Context, addr, topic string, n int, maxOffsets int64, log *slog.Logger) (float64, int64, error) {
+	chk, err := os.MkdirTemp("", "sluice-bench-")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.RemoveAll(chk)
+	var rows, batches atomic.Int64
+	var doneAt atomic.Int64
+	done := make(chan struct{})
+	listener := &progress.ListenerFuncs{OnProgress: func(e progress.ProgressEvent) {
+		batches.Add(1)
+		if rows.Add(e.Progress.NumInputRows) >= int64(n) && doneAt.CompareAndSwap(0, time.Now().UnixNano()) {
+			close(done)
+		}
+	}}
+	s := sluice.NewSession(sluice.WithLogger(log))
+	r := s.ReadStream().Format("kafka").
+		Option("kafka.bootstrap.servers", addr).
+		Option("subscribe", topic).
+		Option("startingOffsets", "earliest")
+	if maxOffsets > 0 {
+		r.Option("maxOffsetsPerTrigger", maxOffsets)
+	}
+	start := time.Now()
+	q, err := r.Load().
+		SelectExpr("CAST(value AS STRING)").
+		WithColumn("processed_ts", "current_timestamp()").
+		WriteStream().Format("noop").
+		Option("checkpointLocation", chk).
+		AddListener(listener).
+		Start(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	case <-time.After(10 * time.Minute):
+	}
+	elapsed := time.Duration(doneAt.Load() - start.UnixNano())
+	if err := q.Stop(); err != nil {
+		return 0, 0, err
+	}
+	if rows.Load() < int64(n) {
+		return 0, 0, fmt.Errorf("query saw %d of %d records", rows.Load(), n)
+	}
+	return float64(n) / elapsed.Seconds(), batches.Load(), nil
+}
