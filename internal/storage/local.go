@@ -104,10 +104,14 @@ func (l *Local) Create(ctx context.Context, name string, mode Mode) (Writer, err
 		return nil, err
 	}
 	dir := filepath.Dir(final)
-	if err := l.mkdirs(dir); err != nil {
-		return nil, fmt.Errorf("storage: write %s: %w", final, err)
+	pattern := "." + filepath.Base(final) + tempMarker + "*"
+	f, err := l.fs.CreateTemp(dir, pattern)
+	if errors.Is(err, fs.ErrNotExist) { // a new directory: create it durably
+		if err := l.mkdirs(dir); err != nil {
+			return nil, fmt.Errorf("storage: write %s: %w", final, err)
+		}
+		f, err = l.fs.CreateTemp(dir, pattern)
 	}
-	f, err := l.fs.CreateTemp(dir, "."+filepath.Base(final)+tempMarker+"*")
 	if err != nil {
 		return nil, fmt.Errorf("storage: write %s: %w", final, err)
 	}
