@@ -15,8 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/checkpoint"
+	"github.com/sluice-stream/sluice/internal/partition"
 	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
 )
@@ -139,7 +139,7 @@ func readCheckpointState(dir string) (*checkpointState, error) {
 	return st, nil
 }
 
-func topicsOf(o map[admission.TopicPartition]int64) []string {
+func topicsOf(o map[partition.ID]int64) []string {
 	var out []string
 	for tp := range o {
 		if !slices.Contains(out, tp.Topic) {
@@ -151,8 +151,8 @@ func topicsOf(o map[admission.TopicPartition]int64) []string {
 }
 
 // brokerOffsets lists the latest (end) and earliest offsets of topics.
-func brokerOffsets(ctx context.Context, seeds, topics []string) (latest, earliest map[admission.TopicPartition]int64, err error) {
-	latest, earliest = map[admission.TopicPartition]int64{}, map[admission.TopicPartition]int64{}
+func brokerOffsets(ctx context.Context, seeds, topics []string) (latest, earliest map[partition.ID]int64, err error) {
+	latest, earliest = map[partition.ID]int64{}, map[partition.ID]int64{}
 	if len(topics) == 0 {
 		return latest, earliest, nil
 	}
@@ -163,7 +163,7 @@ func brokerOffsets(ctx context.Context, seeds, topics []string) (latest, earlies
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	for _, l := range []struct {
-		into map[admission.TopicPartition]int64
+		into map[partition.ID]int64
 		list func(context.Context, ...string) (kadm.ListedOffsets, error)
 		what string
 	}{{latest, adm.ListEndOffsets, "latest"}, {earliest, adm.ListStartOffsets, "earliest"}} {
@@ -173,7 +173,7 @@ func brokerOffsets(ctx context.Context, seeds, topics []string) (latest, earlies
 		}
 		listed.Each(func(lo kadm.ListedOffset) {
 			if lo.Err == nil {
-				l.into[admission.TopicPartition{Topic: lo.Topic, Partition: lo.Partition}] = lo.Offset
+				l.into[partition.ID{Topic: lo.Topic, Partition: lo.Partition}] = lo.Offset
 			}
 		})
 	}
@@ -182,7 +182,7 @@ func brokerOffsets(ctx context.Context, seeds, topics []string) (latest, earlies
 
 // lagRow is one line of the status table. A negative offset is unknown.
 type lagRow struct {
-	tp                admission.TopicPartition
+	tp                partition.ID
 	committed, latest int64
 	lag               int64 // -1 when unknown
 }
@@ -192,8 +192,8 @@ type lagRow struct {
 // offset; the query will read it from its earliest offset, so that is what
 // its lag counts from. A partition the broker no longer has has no latest
 // offset and no lag.
-func lagRows(committed, latest, earliest map[admission.TopicPartition]int64) []lagRow {
-	keys := map[admission.TopicPartition]bool{}
+func lagRows(committed, latest, earliest map[partition.ID]int64) []lagRow {
+	keys := map[partition.ID]bool{}
 	for tp := range committed {
 		keys[tp] = true
 	}

@@ -34,49 +34,12 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+
+	"github.com/sluice-stream/sluice/internal/partition"
 )
 
-// TopicPartition names one Kafka partition.
-type TopicPartition struct {
-	Topic     string
-	Partition int32
-}
-
-// Compare orders partitions by topic, then partition number.
-func (tp TopicPartition) Compare(o TopicPartition) int {
-	if c := cmp.Compare(tp.Topic, o.Topic); c != 0 {
-		return c
-	}
-	return cmp.Compare(tp.Partition, o.Partition)
-}
-
-// Offsets maps partitions to offsets (the next offset to read).
-type Offsets map[TopicPartition]int64
-
-// Total returns Σ max(0, to[p]-from[p]) over the partitions of to; a
-// partition missing from from counts from 0.
-func Total(from, to Offsets) int64 {
-	var n int64
-	for tp, end := range to {
-		if d := end - from[tp]; d > 0 {
-			n += d
-		}
-	}
-	return n
-}
-
-// SortedKeys returns the partitions of o in Compare order.
-func SortedKeys(o Offsets) []TopicPartition {
-	keys := make([]TopicPartition, 0, len(o))
-	for tp := range o {
-		keys = append(keys, tp)
-	}
-	slices.SortFunc(keys, TopicPartition.Compare)
-	return keys
-}
-
 type backlog struct {
-	tp        TopicPartition
+	tp        partition.ID
 	size      int64
 	rem       uint64 // remainder of the proportional share (same denominator for all)
 	grant     int64
@@ -90,12 +53,12 @@ type backlog struct {
 // the caller first (Spark starts new partitions at their earliest offset).
 // batchID only rotates who gets the single offsets when limit is smaller than
 // the number of partitions with backlog.
-func Split(limit int64, start, latest Offsets, batchID int64) Offsets {
-	end := make(Offsets, len(latest))
+func Split(limit int64, start, latest partition.Offsets, batchID int64) partition.Offsets {
+	end := make(partition.Offsets, len(latest))
 	var parts []*backlog
 	var total uint64
 	overflow := false
-	for _, tp := range SortedKeys(latest) {
+	for _, tp := range latest.Sorted() {
 		s, ok := start[tp]
 		l := latest[tp]
 		if !ok || l <= s {
@@ -184,8 +147,8 @@ func Split(limit int64, start, latest Offsets, batchID int64) Offsets {
 // reference the tests compare Split against: each partition with backlog
 // gets limit × size/total, rounded up below 1 and down above it, capped at
 // latest. The total can exceed or fall short of the limit.
-func SparkSplit(limit int64, start, latest Offsets) Offsets {
-	end := make(Offsets, len(latest))
+func SparkSplit(limit int64, start, latest partition.Offsets) partition.Offsets {
+	end := make(partition.Offsets, len(latest))
 	var total float64
 	for tp, l := range latest {
 		if s, ok := start[tp]; ok && l > s {

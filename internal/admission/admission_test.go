@@ -5,20 +5,22 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/sluice-stream/sluice/internal/partition"
 )
 
-func tp(p int32) TopicPartition { return TopicPartition{"t", p} }
+func tp(p int32) partition.ID { return partition.ID{Topic: "t", Partition: p} }
 
 // offs builds Offsets for topic "t" from a list of values (partition = index).
-func offs(v ...int64) Offsets {
-	o := make(Offsets, len(v))
+func offs(v ...int64) partition.Offsets {
+	o := make(partition.Offsets, len(v))
 	for i, x := range v {
 		o[tp(int32(i))] = x
 	}
 	return o
 }
 
-func sizes(start, end Offsets) []int64 {
+func sizes(start, end partition.Offsets) []int64 {
 	out := make([]int64, len(end))
 	for i := range out {
 		out[i] = end[tp(int32(i))] - start[tp(int32(i))]
@@ -87,7 +89,7 @@ func TestSplitProperties(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 5000; i++ {
 		n := 1 + r.IntN(12)
-		start, latest := Offsets{}, Offsets{}
+		start, latest := partition.Offsets{}, partition.Offsets{}
 		var total int64
 		withBacklog := 0
 		for p := 0; p < n; p++ {
@@ -110,7 +112,7 @@ func TestSplitProperties(t *testing.T) {
 		}
 		limit := 1 + r.Int64N(2_000_000)
 		end := Split(limit, start, latest, int64(i))
-		got := Total(start, end)
+		got := partition.Total(start, end)
 		want := min(limit, total)
 		if got != want {
 			t.Fatalf("case %d: admitted %d, want %d (limit %d, total %d)", i, got, want, limit, total)
@@ -128,7 +130,7 @@ func TestSplitProperties(t *testing.T) {
 
 func TestSplitRotationServesEveryone(t *testing.T) {
 	start, latest := offs(0, 0, 0, 0, 0), offs(100, 100, 100, 100, 100)
-	served := map[TopicPartition]int{}
+	served := map[partition.ID]int{}
 	for b := int64(0); b < 5; b++ {
 		end := Split(2, start, latest, b)
 		for p, e := range end {

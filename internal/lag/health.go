@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/sluice-stream/sluice/internal/partition"
 )
 
 // Status is a Burrow-style lag status. Values are ordered by severity, so
@@ -206,7 +208,7 @@ func Evaluate(window []Sample, now time.Time, cfg Config) Health {
 
 // PartitionHealth is one partition's evaluation.
 type PartitionHealth struct {
-	Partition Partition
+	Partition partition.ID
 	Health
 }
 
@@ -227,7 +229,7 @@ func QueryHealth(parts []PartitionHealth) Health {
 		switch {
 		case p.Status > worst.Status,
 			p.Status == worst.Status && p.Lag > worst.Lag,
-			p.Status == worst.Status && p.Lag == worst.Lag && comparePartitions(p.Partition, worst.Partition) < 0:
+			p.Status == worst.Status && p.Lag == worst.Lag && p.Partition.Compare(worst.Partition) < 0:
 			worst = p
 		}
 	}
@@ -251,17 +253,17 @@ func QueryHealth(parts []PartitionHealth) Health {
 type Tracker struct {
 	mu      sync.Mutex
 	cfg     Config
-	windows map[Partition][]Sample
+	windows map[partition.ID][]Sample
 }
 
 // NewTracker returns a Tracker evaluating with cfg.
 func NewTracker(cfg Config) *Tracker {
-	return &Tracker{cfg: cfg.withDefaults(), windows: make(map[Partition][]Sample)}
+	return &Tracker{cfg: cfg.withDefaults(), windows: make(map[partition.ID][]Sample)}
 }
 
 // Add appends a committed batch's sample for p, keeping the newest
 // cfg.Window samples.
-func (t *Tracker) Add(p Partition, s Sample) {
+func (t *Tracker) Add(p partition.ID, s Sample) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	w := append(t.windows[p], s)
@@ -272,14 +274,14 @@ func (t *Tracker) Add(p Partition, s Sample) {
 }
 
 // Window returns a copy of p's samples, oldest first.
-func (t *Tracker) Window(p Partition) []Sample {
+func (t *Tracker) Window(p partition.ID) []Sample {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return slices.Clone(t.windows[p])
 }
 
 // Forget drops p's samples.
-func (t *Tracker) Forget(p Partition) {
+func (t *Tracker) Forget(p partition.ID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.windows, p)
@@ -289,7 +291,7 @@ func (t *Tracker) Forget(p Partition) {
 // partition) and the query. heads, if not nil, gives newer latest offsets
 // learned since the last commit; each raises the Latest of its partition's
 // newest sample for this evaluation only (see Evaluate).
-func (t *Tracker) Evaluate(now time.Time, heads map[Partition]int64) ([]PartitionHealth, Health) {
+func (t *Tracker) Evaluate(now time.Time, heads map[partition.ID]int64) ([]PartitionHealth, Health) {
 	t.mu.Lock()
 	parts := make([]PartitionHealth, 0, len(t.windows))
 	for p, w := range t.windows {
@@ -300,6 +302,6 @@ func (t *Tracker) Evaluate(now time.Time, heads map[Partition]int64) ([]Partitio
 		parts = append(parts, PartitionHealth{Partition: p, Health: Evaluate(w, now, t.cfg)})
 	}
 	t.mu.Unlock()
-	slices.SortFunc(parts, func(a, b PartitionHealth) int { return comparePartitions(a.Partition, b.Partition) })
+	slices.SortFunc(parts, func(a, b PartitionHealth) int { return a.Partition.Compare(b.Partition) })
 	return parts, QueryHealth(parts)
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-stream/sluice/internal/partition"
 )
 
 // win builds samples one second apart from (offset, latest) pairs,
@@ -93,7 +95,7 @@ func TestEvaluateComplete(t *testing.T) {
 
 func TestQueryHealth(t *testing.T) {
 	ph := func(topic string, part int32, s Status, lag int64, reason string) PartitionHealth {
-		return PartitionHealth{Partition: Partition{topic, part}, Health: Health{Status: s, Lag: lag, Reason: reason, Complete: 1}}
+		return PartitionHealth{Partition: partition.ID{Topic: topic, Partition: part}, Health: Health{Status: s, Lag: lag, Reason: reason, Complete: 1}}
 	}
 	tests := []struct {
 		name       string
@@ -126,7 +128,7 @@ func TestQueryHealth(t *testing.T) {
 
 func TestTracker(t *testing.T) {
 	tr := NewTracker(Config{Window: 4})
-	a, b := Partition{"o", 0}, Partition{"o", 1}
+	a, b := partition.ID{Topic: "o", Partition: 0}, partition.ID{Topic: "o", Partition: 1}
 	for i, s := range growing(6, 100, 10, 50) {
 		tr.Add(a, s)
 		tr.Add(b, Sample{Batch: s.Batch, Time: s.Time, Offset: int64(i * 10), Latest: int64(i * 10)})
@@ -143,7 +145,7 @@ func TestTracker(t *testing.T) {
 	}
 	// b was caught up at its last commit; new data arrived and no commit
 	// came for a long time: with the head given, that is STOP.
-	parts, _ = tr.Evaluate(at(60), map[Partition]int64{b: 400})
+	parts, _ = tr.Evaluate(at(60), map[partition.ID]int64{b: 400})
 	if parts[1].Status != StatusStop || parts[1].Lag != 350 {
 		t.Errorf("b with newer head = %+v, want STOP with 350 behind", parts[1])
 	}

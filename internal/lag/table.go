@@ -1,27 +1,14 @@
 package lag
 
 import (
-	"cmp"
-	"fmt"
 	"math"
 	"slices"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/sluice-stream/sluice/internal/partition"
 )
-
-// Partition names one source partition.
-type Partition struct {
-	Topic     string
-	Partition int32
-}
-
-// String formats p as "topic-3".
-func (p Partition) String() string { return fmt.Sprintf("%s-%d", p.Topic, p.Partition) }
-
-func comparePartitions(a, b Partition) int {
-	return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
-}
 
 // Point is one observation of a partition's latest (log end) offset.
 type Point struct {
@@ -181,7 +168,7 @@ const DefaultTableSize = 60
 type Table struct {
 	mu    sync.Mutex
 	size  int
-	parts map[Partition][]Point
+	parts map[partition.ID][]Point
 }
 
 // NewTable returns a Table keeping size samples per partition; size < 2
@@ -190,11 +177,11 @@ func NewTable(size int) *Table {
 	if size < 2 {
 		size = DefaultTableSize
 	}
-	return &Table{size: size, parts: make(map[Partition][]Point)}
+	return &Table{size: size, parts: make(map[partition.ID][]Point)}
 }
 
 // Observe records that p's latest offset was latest at time at.
-func (t *Table) Observe(p Partition, latest int64, at time.Time) {
+func (t *Table) Observe(p partition.ID, latest int64, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.observe(p, latest, at)
@@ -202,7 +189,7 @@ func (t *Table) Observe(p Partition, latest int64, at time.Time) {
 
 // ObserveAll records the latest offsets of several partitions seen at the
 // same time.
-func (t *Table) ObserveAll(latest map[Partition]int64, at time.Time) {
+func (t *Table) ObserveAll(latest map[partition.ID]int64, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for p, off := range latest {
@@ -210,7 +197,7 @@ func (t *Table) ObserveAll(latest map[Partition]int64, at time.Time) {
 	}
 }
 
-func (t *Table) observe(p Partition, latest int64, at time.Time) {
+func (t *Table) observe(p partition.ID, latest int64, at time.Time) {
 	pts := t.parts[p]
 	if n := len(pts); n > 0 {
 		last := pts[n-1]
@@ -232,14 +219,14 @@ func (t *Table) observe(p Partition, latest int64, at time.Time) {
 }
 
 // Points returns a copy of p's samples, oldest first.
-func (t *Table) Points(p Partition) []Point {
+func (t *Table) Points(p partition.ID) []Point {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return slices.Clone(t.parts[p])
 }
 
 // Latest returns p's newest sample.
-func (t *Table) Latest(p Partition) (Point, bool) {
+func (t *Table) Latest(p partition.ID) (Point, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	pts := t.parts[p]
@@ -251,7 +238,7 @@ func (t *Table) Latest(p Partition) (Point, bool) {
 
 // LagSeconds estimates p's lag for a consumer at offset consumed (see
 // TimeLag).
-func (t *Table) LagSeconds(p Partition, consumed int64, now time.Time, opts ...Option) Estimate {
+func (t *Table) LagSeconds(p partition.ID, consumed int64, now time.Time, opts ...Option) Estimate {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return TimeLag(t.parts[p], consumed, now, opts...)
@@ -259,7 +246,7 @@ func (t *Table) LagSeconds(p Partition, consumed int64, now time.Time, opts ...O
 
 // ArrivalRate is p's latest-offset growth in records per second over the
 // last window of time (<= 0: all samples); NaN when unknown.
-func (t *Table) ArrivalRate(p Partition, window time.Duration) float64 {
+func (t *Table) ArrivalRate(p partition.ID, window time.Duration) float64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return Rate(t.parts[p], window)
@@ -284,19 +271,19 @@ func (t *Table) TotalArrivalRate(window time.Duration) float64 {
 
 // Partitions lists the partitions with samples, sorted by topic and
 // partition.
-func (t *Table) Partitions() []Partition {
+func (t *Table) Partitions() []partition.ID {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]Partition, 0, len(t.parts))
+	out := make([]partition.ID, 0, len(t.parts))
 	for p := range t.parts {
 		out = append(out, p)
 	}
-	slices.SortFunc(out, comparePartitions)
+	slices.SortFunc(out, partition.ID.Compare)
 	return out
 }
 
 // Forget drops p's samples (e.g. the partition is no longer read).
-func (t *Table) Forget(p Partition) {
+func (t *Table) Forget(p partition.ID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.parts, p)

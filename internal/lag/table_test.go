@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-stream/sluice/internal/partition"
 )
 
 var t0 = time.Date(2024, 5, 14, 10, 0, 0, 0, time.UTC)
@@ -61,7 +63,7 @@ func TestTimeLag(t *testing.T) {
 }
 
 func TestTableObserve(t *testing.T) {
-	p := Partition{"orders", 3}
+	p := partition.ID{Topic: "orders", Partition: 3}
 	tests := []struct {
 		name string
 		obs  []Point
@@ -95,9 +97,9 @@ func TestTableObserve(t *testing.T) {
 
 func TestTableLagAndRates(t *testing.T) {
 	tb := NewTable(0)
-	a, b := Partition{"orders", 0}, Partition{"orders", 1}
+	a, b := partition.ID{Topic: "orders", Partition: 0}, partition.ID{Topic: "orders", Partition: 1}
 	for i := range 11 { // a grows 100 rec/s, b 50 rec/s, sampled every second
-		tb.ObserveAll(map[Partition]int64{a: int64(i * 100), b: int64(i * 50)}, at(float64(i)))
+		tb.ObserveAll(map[partition.ID]int64{a: int64(i * 100), b: int64(i * 50)}, at(float64(i)))
 	}
 	if got := tb.LagSeconds(a, 250, at(10)); !near(got.Seconds, 7.5) || got.OffsetsBehind != 750 {
 		t.Errorf("LagSeconds(a) = %+v, want 7.5 s, 750 behind", got)
@@ -136,7 +138,7 @@ func TestTableConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Go(func() {
-			p := Partition{"t", int32(g % 2)}
+			p := partition.ID{Topic: "t", Partition: int32(g % 2)}
 			for i := range 500 {
 				tb.Observe(p, int64(i), at(float64(i)))
 				_ = tb.LagSeconds(p, int64(i/2), at(float64(i)))

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-stream/sluice/internal/lag"
+	"github.com/sluice-stream/sluice/internal/partition"
 	"github.com/sluice-stream/sluice/internal/progress"
 )
 
@@ -205,7 +206,7 @@ type Query struct {
 	m       *Metrics
 	label   string
 	refresh func()
-	parts   map[lag.Partition]bool // partitions with series
+	parts   map[partition.ID]bool // partitions with series
 	topics  map[string]bool
 	removed bool
 }
@@ -222,7 +223,7 @@ func (m *Metrics) AddQuery(name, id, runID string, refresh func()) *Query {
 	if old != nil {
 		old.Remove()
 	}
-	q := &Query{m: m, label: name, refresh: refresh, parts: map[lag.Partition]bool{}, topics: map[string]bool{}}
+	q := &Query{m: m, label: name, refresh: refresh, parts: map[partition.ID]bool{}, topics: map[string]bool{}}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.queries[name] = q
@@ -381,7 +382,7 @@ func (q *Query) setLag(lg *progress.LagInfo) {
 		seconds float64
 	}
 	topics := map[string]*topicAgg{}
-	seen := map[lag.Partition]bool{}
+	seen := map[partition.ID]bool{}
 	for _, p := range lg.Partitions {
 		a := topics[p.Topic]
 		if a == nil {
@@ -395,7 +396,7 @@ func (q *Query) setLag(lg *progress.LagInfo) {
 		if !m.cfg.partitionLabels {
 			continue
 		}
-		key := lag.Partition{Topic: p.Topic, Partition: p.Partition}
+		key := partition.ID{Topic: p.Topic, Partition: p.Partition}
 		seen[key] = true
 		part := strconv.Itoa(int(p.Partition))
 		m.partLagRecords.WithLabelValues(l, p.Topic, part).Set(float64(p.OffsetsBehind))

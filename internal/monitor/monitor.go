@@ -29,17 +29,18 @@ package monitor
 
 import (
 	"context"
+	"maps"
 	"math"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/checkpoint"
 	"github.com/sluice-stream/sluice/internal/diagnose"
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/lag"
 	"github.com/sluice-stream/sluice/internal/metrics"
+	"github.com/sluice-stream/sluice/internal/partition"
 	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/trigger"
@@ -111,12 +112,12 @@ type Monitor struct {
 	mq         *metrics.Query
 	table      *lag.Table
 	tracker    *lag.Tracker
-	heads      map[lag.Partition]lag.Point // newest latest offset observed
-	firstSeen  map[lag.Partition]time.Time
+	heads      map[partition.ID]lag.Point // newest latest offset observed
+	firstSeen  map[partition.ID]time.Time
 	lastSample time.Time
-	consumed   map[lag.Partition]int64 // end offsets of the last batch
-	planned    map[lag.Partition]int64 // latest offsets that batch was planned against
-	batches    []batchStat             // recent batches, for capacity
+	consumed   map[partition.ID]int64 // end offsets of the last batch
+	planned    map[partition.ID]int64 // latest offsets that batch was planned against
+	batches    []batchStat            // recent batches, for capacity
 	limit      source.ReadLimit
 	trig       trigger.Trigger
 	interval   time.Duration    // trigger interval of the last batch
@@ -150,8 +151,8 @@ func New(opts ...Option) *Monitor {
 		bus:       progress.NewBus(progress.BusOptions{}),
 		table:     lag.NewTable(cfg.tableSize),
 		tracker:   lag.NewTracker(cfg.health),
-		heads:     map[lag.Partition]lag.Point{},
-		firstSeen: map[lag.Partition]time.Time{},
+		heads:     map[partition.ID]lag.Point{},
+		firstSeen: map[partition.ID]time.Time{},
 	}
 }
 
@@ -208,21 +209,13 @@ func (m *Monitor) QueryStarted(q *engine.Query) {
 	m.bus.PostStarted(progress.StartedEvent{ID: q.ID(), RunID: q.RunID(), Name: namePtr(q), Timestamp: progress.FormatTime(time.Now())})
 }
 
-func partitionsOf(o source.Offset) (map[lag.Partition]int64, bool) {
+func partitionsOf(o source.Offset) (partition.Offsets, bool) {
 	po, ok := o.(source.PartitionedOffset)
 	if !ok {
 		return nil, false
 	}
-	parts := po.Partitions()
-	out := make(map[lag.Partition]int64, len(parts))
-	for tp, off := range parts {
-		out[toPartition(tp)] = off
-	}
-	return out, true
-}
-
-func toPartition(tp admission.TopicPartition) lag.Partition {
-	return lag.Partition{Topic: tp.Topic, Partition: tp.Partition}
+	// A copy: the monitor adjusts its maps, the offset stays as logged.
+	return maps.Clone(po.Partitions()), true
 }
 
 // OffsetsObserved implements engine.Observer: it samples the latest
@@ -407,7 +400,7 @@ func (m *Monitor) observeBatch(q *engine.Query, info *engine.BatchInfo, prevStar
 		m.partitions = true
 		planned, _ := partitionsOf(info.Latest)
 		if planned == nil {
-			planned = map[lag.Partition]int64{}
+			planned = map[partition.ID]int64{}
 		}
 		if info.Replayed { // planned long ago: newer heads tell more
 			for p, h := range m.heads {
@@ -482,7 +475,7 @@ func buffered(q *engine.Query) *progress.MemoryInfo {
 
 // points returns p's lag table samples plus the newest observation.
 // Callers hold m.mu.
-func (m *Monitor) points(p lag.Partition) []lag.Point {
+func (m *Monitor) points(p partition.ID) []lag.Point {
 	pts := m.table.Points(p)
 	if h, ok := m.heads[p]; ok {
 		if n := len(pts); n == 0 || (h.Time.After(pts[n-1].Time) && h.Offset >= pts[n-1].Offset) {
@@ -494,16 +487,16 @@ func (m *Monitor) points(p lag.Partition) []lag.Point {
 
 // lagInfo computes the lag group for consumed offsets against latest at
 // now. Callers hold m.mu.
-func (m *Monitor) lagInfo(consumed, latest map[lag.Partition]int64, health []lag.PartitionHealth, now time.Time) *progress.LagInfo {
-	byPart := make(map[lag.Partition]lag.Health, len(health))
+func (m *Monitor) lagInfo(consumed, latest map[partition.ID]int64, health []lag.PartitionHealth, now time.Time) *progress.LagInfo {
+	byPart := make(map[partition.ID]lag.Health, len(health))
 	for _, h := range health {
 		byPart[h.Partition] = h.Health
 	}
-	keys := make([]lag.Partition, 0, len(consumed))
+	keys := make([]partition.ID, 0, len(consumed))
 	for p := range consumed {
 		keys = append(keys, p)
 	}
-	slices.SortFunc(keys, func(a, b lag.Partition) int {
+	slices.SortFunc(keys, func(a, b partition.ID) int {
 		if a.Topic != b.Topic {
 			if a.Topic < b.Topic {
 				return -1
@@ -654,8 +647,8 @@ func (m *Monitor) live() liveState {
 	q, mq := m.q, m.mq
 	st := liveState{at: m.now()}
 	if m.partitions && m.consumed != nil {
-		latest := make(map[lag.Partition]int64, len(m.planned))
-		heads := make(map[lag.Partition]int64, len(m.heads))
+		latest := make(map[partition.ID]int64, len(m.planned))
+		heads := make(map[partition.ID]int64, len(m.heads))
 		for p, off := range m.planned {
 			latest[p] = off
 		}

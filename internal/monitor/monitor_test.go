@@ -22,13 +22,13 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/broker/brokertest"
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/lag"
 	"github.com/sluice-stream/sluice/internal/metrics"
 	"github.com/sluice-stream/sluice/internal/monitor"
+	"github.com/sluice-stream/sluice/internal/partition"
 	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
@@ -128,7 +128,7 @@ func waitFor(t *testing.T, mon *monitor.Monitor, timeout time.Duration, what str
 
 // readOffsetsFile reads the source offsets of offsets/<id>, directly from
 // the file.
-func readOffsetsFile(t *testing.T, chk string, id int64) map[admission.TopicPartition]int64 {
+func readOffsetsFile(t *testing.T, chk string, id int64) map[partition.ID]int64 {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(chk, "offsets", fmt.Sprint(id)))
 	if err != nil {
@@ -145,7 +145,7 @@ func readOffsetsFile(t *testing.T, chk string, id int64) map[admission.TopicPart
 	return offs
 }
 
-func parseOffsets(t *testing.T, raw []byte) map[admission.TopicPartition]int64 {
+func parseOffsets(t *testing.T, raw []byte) map[partition.ID]int64 {
 	t.Helper()
 	offs, err := kafka.ParseOffsetsJSON(progress.OffsetString(raw))
 	if err != nil {
@@ -154,7 +154,7 @@ func parseOffsets(t *testing.T, raw []byte) map[admission.TopicPartition]int64 {
 	return offs
 }
 
-func equalOffsets(a, b map[admission.TopicPartition]int64) bool {
+func equalOffsets(a, b map[partition.ID]int64) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -166,7 +166,7 @@ func equalOffsets(a, b map[admission.TopicPartition]int64) bool {
 	return true
 }
 
-func sumOffsets(o map[admission.TopicPartition]int64) int64 {
+func sumOffsets(o map[partition.ID]int64) int64 {
 	var s int64
 	for _, v := range o {
 		s += v

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/batch"
-	"github.com/sluice-stream/sluice/internal/admission"
+	"github.com/sluice-stream/sluice/internal/partition"
 )
 
 // Offset is a source position. JSON is written as one line of the
@@ -110,7 +110,7 @@ type Metrics interface {
 // positions (Kafka: topic-partition → next offset), which is what per-partition
 // lag needs.
 type PartitionedOffset interface {
-	Partitions() map[admission.TopicPartition]int64
+	Partitions() map[partition.ID]int64
 }
 
 // Buffered is implemented by sources that hold fetched-but-unread data

@@ -29,18 +29,19 @@ import (
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/admission"
+	"github.com/sluice-stream/sluice/internal/partition"
 	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/sparktext"
 )
 
 // Offsets is a Kafka source position: the next offset to read per partition.
-type Offsets map[admission.TopicPartition]int64
+type Offsets map[partition.ID]int64
 
 // JSON renders Spark's {"topic":{"0":123}} form.
 func (o Offsets) JSON() string { return FormatOffsetsJSON(o) }
 
 // Partitions implements source.PartitionedOffset.
-func (o Offsets) Partitions() map[admission.TopicPartition]int64 { return o }
+func (o Offsets) Partitions() map[partition.ID]int64 { return o }
 
 // Schema returns Spark's fixed Kafka source schema.
 func Schema(includeHeaders bool) batch.Schema {
@@ -93,14 +94,14 @@ type Source struct {
 
 	// Fetch state, touched by Open and the batch's fetch loop only, never
 	// concurrently (one batch at a time).
-	assigned map[admission.TopicPartition]bool
+	assigned map[partition.ID]bool
 	// pos is where the client's cursor is: the offset after the last
 	// record we received (carry included).
-	pos map[admission.TopicPartition]int64
+	pos map[partition.ID]int64
 	// carry holds records received past a batch's end; carryFrom is the
 	// offset the carry logically starts at (that batch's end).
-	carry     map[admission.TopicPartition][]*kgo.Record
-	carryFrom map[admission.TopicPartition]int64
+	carry     map[partition.ID][]*kgo.Record
+	carryFrom map[partition.ID]int64
 
 	skipped atomic.Int64 // offsets skipped with failOnDataLoss=false
 	// budget is the query's memory budget (0 = none): no single record may
@@ -140,10 +141,10 @@ func newSource(cfg *Config, logger *slog.Logger) (*Source, error) {
 		cfg:       cfg,
 		log:       logger,
 		schema:    Schema(cfg.IncludeHeaders),
-		assigned:  map[admission.TopicPartition]bool{},
-		pos:       map[admission.TopicPartition]int64{},
-		carry:     map[admission.TopicPartition][]*kgo.Record{},
-		carryFrom: map[admission.TopicPartition]int64{},
+		assigned:  map[partition.ID]bool{},
+		pos:       map[partition.ID]int64{},
+		carry:     map[partition.ID][]*kgo.Record{},
+		carryFrom: map[partition.ID]int64{},
 	}
 	kopts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Bootstrap...),
@@ -254,7 +255,7 @@ func (s *Source) topics(ctx context.Context) ([]string, error) {
 	return s.cfg.Topics, nil
 }
 
-func (s *Source) wanted(tp admission.TopicPartition) bool {
+func (s *Source) wanted(tp partition.ID) bool {
 	if s.cfg.Assign == nil {
 		return true
 	}
@@ -319,7 +320,7 @@ func (s *Source) listOffsetsOnce(ctx context.Context, end bool, ts int64) (Offse
 			}
 			return
 		}
-		tp := admission.TopicPartition{Topic: lo.Topic, Partition: lo.Partition}
+		tp := partition.ID{Topic: lo.Topic, Partition: lo.Partition}
 		if !s.wanted(tp) {
 			return
 		}
@@ -337,9 +338,9 @@ func (s *Source) listOffsetsOnce(ctx context.Context, end bool, ts int64) (Offse
 func (s *Source) InitialOffset(ctx context.Context) (source.Offset, error) {
 	switch {
 	case s.cfg.StartingTimestamp >= 0:
-		return s.timestampOffsets(ctx, "startingTimestamp", func(admission.TopicPartition) (int64, bool) { return s.cfg.StartingTimestamp, true })
+		return s.timestampOffsets(ctx, "startingTimestamp", func(partition.ID) (int64, bool) { return s.cfg.StartingTimestamp, true })
 	case s.cfg.StartingByTimestamp != nil:
-		return s.timestampOffsets(ctx, "startingOffsetsByTimestamp", func(tp admission.TopicPartition) (int64, bool) {
+		return s.timestampOffsets(ctx, "startingOffsetsByTimestamp", func(tp partition.ID) (int64, bool) {
 			ts, ok := s.cfg.StartingByTimestamp[tp]
 			return ts, ok
 		})
@@ -385,7 +386,7 @@ func (s *Source) InitialOffset(ctx context.Context) (source.Offset, error) {
 // first record at or after it. A partition without such a record starts at
 // its end (strategy latest) or fails the query (strategy error, Spark's
 // default).
-func (s *Source) timestampOffsets(ctx context.Context, opt string, tsOf func(admission.TopicPartition) (int64, bool)) (source.Offset, error) {
+func (s *Source) timestampOffsets(ctx context.Context, opt string, tsOf func(partition.ID) (int64, bool)) (source.Offset, error) {
 	latest, err := s.listOffsets(ctx, true)
 	if err != nil {
 		return nil, err
@@ -403,7 +404,7 @@ func (s *Source) timestampOffsets(ctx context.Context, opt string, tsOf func(adm
 		}
 	}
 	// One listing per distinct timestamp.
-	byTS := map[int64][]admission.TopicPartition{}
+	byTS := map[int64][]partition.ID{}
 	for tp := range latest {
 		ts, _ := tsOf(tp)
 		byTS[ts] = append(byTS[ts], tp)
@@ -476,8 +477,8 @@ func (s *Source) Latest(ctx context.Context, startOff source.Offset, limit sourc
 	}
 	// Partitions not in start: new since the last batch. Spark reads them
 	// from their earliest offset and reports data loss when that is not 0.
-	effStart := make(admission.Offsets, len(latest))
-	var newParts []admission.TopicPartition
+	effStart := make(partition.Offsets, len(latest))
+	var newParts []partition.ID
 	for tp := range latest {
 		if off, ok := start[tp]; ok {
 			effStart[tp] = off
@@ -531,13 +532,13 @@ func (s *Source) Latest(ctx context.Context, startOff source.Offset, limit sourc
 	}
 	if limit.MinRows > 0 {
 		now := time.Now()
-		if now.Sub(s.lastTrigger) < limit.MaxTriggerDelay && admission.Total(effStart, admission.Offsets(latest)) < limit.MinRows {
+		if now.Sub(s.lastTrigger) < limit.MaxTriggerDelay && partition.Total(effStart, partition.Offsets(latest)) < limit.MinRows {
 			return Offsets(effStart), latest, nil
 		}
 		s.lastTrigger = now
 	}
 	s.plans++
-	end := admission.Split(limit.MaxRows, effStart, admission.Offsets(latest), s.plans)
+	end := admission.Split(limit.MaxRows, effStart, partition.Offsets(latest), s.plans)
 	return Offsets(end), latest, nil
 }
 

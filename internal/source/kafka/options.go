@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/kafkaauth"
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/partition"
 	"github.com/sluice-stream/sluice/internal/sparktext"
 )
 
@@ -62,13 +62,13 @@ type Config struct {
 
 	// Starting is "earliest", "latest" or "" when StartingJSON is set.
 	Starting     string
-	StartingJSON map[admission.TopicPartition]int64
+	StartingJSON map[partition.ID]int64
 	// StartingTimestamp (ms, -1 = unset) starts every partition at its
 	// first record with a timestamp ≥ it; it wins over StartingByTimestamp,
 	// which wins over Starting / StartingJSON / StartingEvery (Spark's
 	// precedence).
 	StartingTimestamp   int64
-	StartingByTimestamp map[admission.TopicPartition]int64
+	StartingByTimestamp map[partition.ID]int64
 	// TimestampStrategy is what a timestamp without a matching record
 	// does: StrategyError fails, StrategyLatest starts at the end.
 	TimestampStrategy string
@@ -336,21 +336,21 @@ func parseTimestampStart(o options.Options, c *Config) error {
 
 // ParseOffsetsJSON parses Spark's {"topic":{"0":123}} offsets JSON (see
 // sparktext.ParseKafkaOffsets).
-func ParseOffsetsJSON(s string) (map[admission.TopicPartition]int64, error) {
+func ParseOffsetsJSON(s string) (map[partition.ID]int64, error) {
 	offs, err := sparktext.ParseKafkaOffsets(s)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[admission.TopicPartition]int64, len(offs))
+	out := make(map[partition.ID]int64, len(offs))
 	for _, o := range offs {
-		out[admission.TopicPartition{Topic: o.Topic, Partition: o.Partition}] = o.Offset
+		out[partition.ID{Topic: o.Topic, Partition: o.Partition}] = o.Offset
 	}
 	return out, nil
 }
 
 // FormatOffsetsJSON writes offsets as Spark does: topics sorted by name,
 // partitions in numeric order (see sparktext.AppendKafkaOffsets).
-func FormatOffsetsJSON(o map[admission.TopicPartition]int64) string {
+func FormatOffsetsJSON(o map[partition.ID]int64) string {
 	offs := make([]sparktext.PartitionOffset, 0, len(o))
 	for tp, off := range o {
 		offs = append(offs, sparktext.PartitionOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: off})

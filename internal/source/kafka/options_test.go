@@ -12,18 +12,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-stream/sluice/batch"
-	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/broker/brokertest"
 	"github.com/sluice-stream/sluice/internal/engine"
+	"github.com/sluice-stream/sluice/internal/partition"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
 	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
 	"github.com/sluice-stream/sluice/internal/trigger"
 )
 
-func tp(topic string, p int32) admission.TopicPartition {
-	return admission.TopicPartition{Topic: topic, Partition: p}
+func tp(topic string, p int32) partition.ID {
+	return partition.ID{Topic: topic, Partition: p}
 }
 
 func TestMinPartitionsAndMaxRecordsSplitTasks(t *testing.T) {
@@ -123,25 +123,25 @@ func TestStartingOffsetsByTimestamp(t *testing.T) {
 	cases := []struct {
 		name string
 		opts map[string]string
-		want map[admission.TopicPartition]int64
+		want map[partition.ID]int64
 		err  []string
 	}{
 		{"startingTimestamp", map[string]string{"startingTimestamp": ms(5500 * time.Millisecond)},
-			map[admission.TopicPartition]int64{tp("ts", 0): 6, tp("ts", 1): 3}, nil},
+			map[partition.ID]int64{tp("ts", 0): 6, tp("ts", 1): 3}, nil},
 		{"exact timestamp is inclusive", map[string]string{"startingTimestamp": ms(4 * time.Second)},
-			map[admission.TopicPartition]int64{tp("ts", 0): 4, tp("ts", 1): 2}, nil},
+			map[partition.ID]int64{tp("ts", 0): 4, tp("ts", 1): 2}, nil},
 		{"by partition", map[string]string{"startingOffsetsByTimestamp": fmt.Sprintf(`{"ts":{"0":%s,"1":%s}}`, ms(2*time.Second), ms(15*time.Second))},
-			map[admission.TopicPartition]int64{tp("ts", 0): 2, tp("ts", 1): 8}, nil},
+			map[partition.ID]int64{tp("ts", 0): 2, tp("ts", 1): 8}, nil},
 		{"global timestamp wins over per partition and offsets", map[string]string{"startingTimestamp": ms(0), "startingOffsets": "latest",
 			"startingOffsetsByTimestamp": fmt.Sprintf(`{"ts":{"0":%s,"1":%s}}`, ms(2*time.Second), ms(2*time.Second))},
-			map[admission.TopicPartition]int64{tp("ts", 0): 0, tp("ts", 1): 0}, nil},
+			map[partition.ID]int64{tp("ts", 0): 0, tp("ts", 1): 0}, nil},
 		{"per partition wins over offsets", map[string]string{"startingOffsets": "earliest",
 			"startingOffsetsByTimestamp": fmt.Sprintf(`{"ts":{"0":%s,"1":%s}}`, ms(9*time.Second), ms(9*time.Second))},
-			map[admission.TopicPartition]int64{tp("ts", 0): 9, tp("ts", 1): 5}, nil},
+			map[partition.ID]int64{tp("ts", 0): 9, tp("ts", 1): 5}, nil},
 		{"no match: error by default", map[string]string{"startingTimestamp": ms(10 * time.Second)},
 			nil, []string{"no record at or after timestamp", "2025-01-01T00:00:10Z", "partition ts-0", "startingOffsetsByTimestampStrategy=latest"}},
 		{"no match: latest strategy", map[string]string{"startingTimestamp": ms(10 * time.Second), "startingOffsetsByTimestampStrategy": "latest"},
-			map[admission.TopicPartition]int64{tp("ts", 0): 10, tp("ts", 1): 5}, nil},
+			map[partition.ID]int64{tp("ts", 0): 10, tp("ts", 1): 5}, nil},
 		{"by partition must name every partition", map[string]string{"startingOffsetsByTimestamp": fmt.Sprintf(`{"ts":{"0":%s}}`, ms(0))},
 			nil, []string{"does not specify partition ts-1"}},
 	}
@@ -211,7 +211,7 @@ func TestMinOffsetsPerTriggerAndMaxTriggerDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	total := func(from, to source.Offset) int64 {
-		return admission.Total(admission.Offsets(from.(kafka.Offsets)), admission.Offsets(to.(kafka.Offsets)))
+		return partition.Total(partition.Offsets(from.(kafka.Offsets)), partition.Offsets(to.(kafka.Offsets)))
 	}
 	next := 0
 	produceMore := func(perPartition int) {

@@ -11,14 +11,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-stream/sluice/batch"
-	"github.com/sluice-stream/sluice/internal/admission"
+	"github.com/sluice-stream/sluice/internal/partition"
 	"github.com/sluice-stream/sluice/internal/source"
 )
 
 // task is one topic-partition range of a batch, or a piece of one when
 // minPartitions / maxRecordsPerPartition split the range.
 type task struct {
-	tp         admission.TopicPartition
+	tp         partition.ID
 	start, end int64
 	q          *partQueue
 	done       bool // the fetch loop sent done (owned by the fetch loop)
@@ -83,14 +83,14 @@ type reader struct {
 	tasks []source.Task
 	// subs are the tasks of each partition in offset order; together they
 	// cover the partition's range exactly.
-	subs   map[admission.TopicPartition][]*task
-	ranges map[admission.TopicPartition][2]int64
+	subs   map[partition.ID][]*task
+	ranges map[partition.ID][2]int64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	// next is, per partition, the next offset the fetch loop expects;
 	// owned by the fetch loop.
-	next map[admission.TopicPartition]int64
+	next map[partition.ID]int64
 }
 
 // Open implements source.Source: it plans one task per partition range with
@@ -98,7 +98,7 @@ type reader struct {
 func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (source.Reader, error) {
 	start, _ := startOff.(Offsets)
 	end, _ := endOff.(Offsets)
-	var missing []admission.TopicPartition
+	var missing []partition.ID
 	for tp := range end {
 		if _, ok := start[tp]; !ok {
 			missing = append(missing, tp)
@@ -113,12 +113,12 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 	}
 	r := &reader{
 		s:      s,
-		subs:   map[admission.TopicPartition][]*task{},
-		ranges: map[admission.TopicPartition][2]int64{},
-		next:   map[admission.TopicPartition]int64{},
+		subs:   map[partition.ID][]*task{},
+		ranges: map[partition.ID][2]int64{},
+		next:   map[partition.ID]int64{},
 	}
 	var ranges []offsetRange
-	for _, tp := range admission.SortedKeys(admission.Offsets(end)) {
+	for _, tp := range partition.Offsets(end).Sorted() {
 		st, ok := start[tp]
 		if !ok {
 			st = earliest[tp]
@@ -203,14 +203,14 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 
 func (r *reader) Tasks() []source.Task { return r.tasks }
 
-func (r *reader) isDone(tp admission.TopicPartition) bool {
+func (r *reader) isDone(tp partition.ID) bool {
 	return r.next[tp] >= r.ranges[tp][1]
 }
 
 // deliver routes records of one partition: those inside the range go to the
 // queues of the tasks whose sub-ranges hold them, those past the end are
 // carried to the next batch. It returns true when the range is complete.
-func (r *reader) deliver(tp admission.TopicPartition, recs []*kgo.Record) bool {
+func (r *reader) deliver(tp partition.ID, recs []*kgo.Record) bool {
 	rng := r.ranges[tp]
 	lo, hi := 0, len(recs)
 	for lo < hi && recs[lo].Offset < r.next[tp] {
@@ -263,7 +263,7 @@ func (r *reader) deliver(tp admission.TopicPartition, recs []*kgo.Record) bool {
 
 // settle marks the tasks of tp whose sub-ranges the cursor has passed as
 // done (after offsets were skipped).
-func (r *reader) settle(tp admission.TopicPartition) {
+func (r *reader) settle(tp partition.ID) {
 	for _, t := range r.subs[tp] {
 		if !t.done && r.next[tp] >= t.end {
 			t.done = true
@@ -273,7 +273,7 @@ func (r *reader) settle(tp admission.TopicPartition) {
 }
 
 // failPartition fails every unfinished task of tp.
-func (r *reader) failPartition(tp admission.TopicPartition, err error) {
+func (r *reader) failPartition(tp partition.ID, err error) {
 	for _, t := range r.subs[tp] {
 		if !t.done {
 			t.q.push(nil, false, err)
@@ -303,7 +303,7 @@ func (r *reader) fetchLoop(ctx context.Context, active map[string][]int32) {
 	pending := 0
 	for t, ps := range active {
 		for _, p := range ps {
-			if !r.isDone(admission.TopicPartition{Topic: t, Partition: p}) {
+			if !r.isDone(partition.ID{Topic: t, Partition: p}) {
 				pending++
 			}
 		}
@@ -314,7 +314,7 @@ func (r *reader) fetchLoop(ctx context.Context, active map[string][]int32) {
 		}
 	}
 	lastProgress := time.Now()
-	gone := map[admission.TopicPartition]bool{}
+	gone := map[partition.ID]bool{}
 	for pending > 0 {
 		// Poll in slices so that a partition whose topic disappeared
 		// (the client then waits silently) is noticed.
@@ -334,7 +334,7 @@ func (r *reader) fetchLoop(ctx context.Context, active map[string][]int32) {
 		}
 		var finished map[string][]int32
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-			tp := admission.TopicPartition{Topic: fp.Topic, Partition: fp.Partition}
+			tp := partition.ID{Topic: fp.Topic, Partition: fp.Partition}
 			rng, ours := r.ranges[tp]
 			if fp.Err != nil {
 				if !ours {
@@ -402,7 +402,7 @@ const stallCheck = 3 * time.Second
 // remaining offsets are skipped (counted in dataLoss). It returns how many
 // partitions it finished (to leave the pending count). Listing errors
 // (brokers unreachable) are ignored: the loop keeps waiting.
-func (r *reader) checkGone(ctx context.Context, gone map[admission.TopicPartition]bool) int {
+func (r *reader) checkGone(ctx context.Context, gone map[partition.ID]bool) int {
 	var topics []string
 	seen := map[string]bool{}
 	for tp := range r.ranges {
@@ -421,7 +421,7 @@ func (r *reader) checkGone(ctx context.Context, gone map[admission.TopicPartitio
 		return 0
 	}
 	finished := 0
-	for _, tp := range admission.SortedKeys(admission.Offsets(r.next)) {
+	for _, tp := range partition.Offsets(r.next).Sorted() {
 		if r.isDone(tp) || gone[tp] {
 			continue
 		}
@@ -452,7 +452,7 @@ func (r *reader) checkGone(ctx context.Context, gone map[admission.TopicPartitio
 }
 
 // dataLoss handles OffsetOutOfRange: the offsets we need were deleted.
-func (r *reader) dataLoss(ctx context.Context, tp admission.TopicPartition) error {
+func (r *reader) dataLoss(ctx context.Context, tp partition.ID) error {
 	earliest, err := r.s.adm.ListStartOffsets(ctx, tp.Topic)
 	if err != nil {
 		return fmt.Errorf("kafka source: %s-%d offset out of range, and listing its earliest offset failed: %w", tp.Topic, tp.Partition, err)

@@ -3,12 +3,12 @@ package kafka
 import (
 	"math"
 
-	"github.com/sluice-stream/sluice/internal/admission"
+	"github.com/sluice-stream/sluice/internal/partition"
 )
 
 // offsetRange is [Start, End) of one partition.
 type offsetRange struct {
-	TP         admission.TopicPartition
+	TP         partition.ID
 	Start, End int64
 }
 

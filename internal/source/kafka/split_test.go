@@ -5,17 +5,17 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/sluice-stream/sluice/internal/admission"
+	"github.com/sluice-stream/sluice/internal/partition"
 )
 
 func rng(topic string, p int32, start, end int64) offsetRange {
-	return offsetRange{TP: admission.TopicPartition{Topic: topic, Partition: p}, Start: start, End: end}
+	return offsetRange{TP: partition.ID{Topic: topic, Partition: p}, Start: start, End: end}
 }
 
 // sizes lists the piece sizes per partition, e.g. "A0:12,12 B0:10".
 func sizes(rs []offsetRange) string {
 	out := ""
-	var last admission.TopicPartition
+	var last partition.ID
 	for i, r := range rs {
 		if i == 0 || r.TP != last {
 			if i > 0 {
@@ -74,7 +74,7 @@ func TestSplitRanges(t *testing.T) {
 // are contiguous and ordered within each partition.
 func checkCover(t *testing.T, in, out []offsetRange) {
 	t.Helper()
-	byTP := map[admission.TopicPartition][]offsetRange{}
+	byTP := map[partition.ID][]offsetRange{}
 	for _, r := range out {
 		if r.size() <= 0 {
 			t.Fatalf("empty piece %v", r)
