@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/sluice-stream/sluice/batch"
-	"github.com/sluice-stream/sluice/internal/engine"
+	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/sink/console"
@@ -48,9 +48,9 @@ func unknownFormat(kind, format string, known []string) error {
 var admissionOptions = []string{"sluice.admission", "sluice.targetBatchDuration", "sluice.maxLagSeconds"}
 
 // splitAdmission separates admission options from a source's own options.
-func splitAdmission(opts map[string]string) (map[string]string, engine.Limits, error) {
+func splitAdmission(opts map[string]string) (map[string]string, admission.Limits, error) {
 	own := map[string]string{}
-	var lim engine.Limits
+	var lim admission.Limits
 	adm := map[string]string{}
 	for k, v := range opts {
 		if containsFold(admissionOptions, k) {
@@ -61,7 +61,7 @@ func splitAdmission(opts map[string]string) (map[string]string, engine.Limits, e
 	}
 	o := options.New(adm)
 	var err error
-	if lim.Mode, err = o.Enum("sluice.admission", engine.AdmissionStatic, engine.AdmissionStatic, engine.AdmissionAdaptive); err != nil {
+	if lim.Mode, err = o.Enum("sluice.admission", admission.ModeStatic, admission.ModeStatic, admission.ModeAdaptive); err != nil {
 		return nil, lim, err
 	}
 	if lim.TargetBatchDuration, err = o.Duration("sluice.targetBatchDuration", 0); err != nil {

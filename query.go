@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/monitor"
 	"github.com/sluice-stream/sluice/internal/progress"
@@ -100,10 +101,10 @@ func (s *StreamingQuery) RecentProgress() []*Progress { return s.mon.Recent() }
 func (s *StreamingQuery) Engine() *engine.Query { return s.q }
 
 // Limits are a query's admission settings (see SetLimits).
-type Limits = engine.Limits
+type Limits = admission.Limits
 
 // LimitsUpdate changes some of a query's limits; nil fields stay.
-type LimitsUpdate = engine.LimitsUpdate
+type LimitsUpdate = admission.LimitsUpdate
 
 // Limits returns the query's current admission settings.
 func (s *StreamingQuery) Limits() Limits { return s.q.Limits() }

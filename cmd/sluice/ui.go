@@ -7,7 +7,7 @@ import (
 	"net/http"
 
 	"github.com/sluice-stream/sluice"
-	"github.com/sluice-stream/sluice/internal/engine"
+	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/web"
@@ -25,7 +25,7 @@ func (w webQuery) LastProgress() *progress.Progress     { return w.q.LastProgres
 func (w webQuery) RecentProgress() []*progress.Progress { return w.q.RecentProgress() }
 func (w webQuery) Limits() any                          { return w.q.Limits() }
 func (w webQuery) SetLimits(_ context.Context, body json.RawMessage) (any, error) {
-	u, err := engine.ParseLimitsUpdate(body, options.ParseInterval)
+	u, err := admission.ParseLimitsUpdate(body, options.ParseInterval)
 	if err != nil {
 		return nil, err
 	}

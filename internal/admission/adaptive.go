@@ -84,8 +84,8 @@ const DefaultInitialLimit = 1_000
 // Decay is λ, the per-batch weight decay of the cost estimate.
 const Decay = 0.5
 
-// Decision is an admission decision and why it was made.
-type Decision struct {
+// AdaptiveDecision is the controller's choice and why it was made.
+type AdaptiveDecision struct {
 	// Limit is the record limit for the next batch (≥ 1).
 	Limit int64
 	// Reason names what decided it: "estimate", "initial", "growth cap",
@@ -98,7 +98,7 @@ type Decision struct {
 	Target time.Duration
 }
 
-func (d Decision) String() string {
+func (d AdaptiveDecision) String() string {
 	return fmt.Sprintf("limit %d (%s; target %s, cost %s/record, overhead %s)",
 		d.Limit, d.Reason, d.Target, d.CostPerRecord, d.Overhead)
 }
@@ -106,7 +106,7 @@ func (d Decision) String() string {
 // Adaptive chooses the next batch's record limit from recent batch history
 // (oldest first). lagSeconds is the current time lag (NaN or 0 if unknown).
 // It is a pure function.
-func Adaptive(cfg AdaptiveConfig, history []BatchStat, lagSeconds float64) Decision {
+func Adaptive(cfg AdaptiveConfig, history []BatchStat, lagSeconds float64) AdaptiveDecision {
 	target := cfg.Target
 	if target <= 0 {
 		target = time.Second
@@ -114,7 +114,7 @@ func Adaptive(cfg AdaptiveConfig, history []BatchStat, lagSeconds float64) Decis
 	if cfg.MaxLagSeconds > 0 && lagSeconds > cfg.MaxLagSeconds {
 		target *= 2
 	}
-	d := Decision{Target: target}
+	d := AdaptiveDecision{Target: target}
 	// Weighted sums over batches with rows, newest weighted 1; the fixed
 	// cost is the median of the last few batches' overheads, so one slow
 	// fsync does not shrink the next batches.

@@ -1,7 +1,18 @@
-// Package admission decides how much of the available backlog a micro-batch
-// may take. Every function here is pure: the same offsets, limit and batch id
-// give the same ranges, so table tests can pin both Spark's formula and
-// sluice's stricter one, and a replayed batch can be re-planned identically.
+// Package admission is the engine's planner: it decides how much of the
+// available backlog each micro-batch may take, and why. Everything that
+// bounds a batch lives here — the source's default limits (Spark's
+// getDefaultReadLimit, Event Hubs' per-partition default),
+// maxOffsetsPerTrigger, minOffsetsPerTrigger with maxTriggerDelay,
+// adaptive admission, the memory budget and the share of it left to
+// source buffers, and the split of a record cap over partitions — behind
+// one pure function, Plan. Sources only report what is available
+// (source.Partitioned) or, when their offsets are not records per
+// partition, cut their batch within the limit Plan chose (source.Limited).
+//
+// Every function here is pure: the same offsets, limits, history, clock
+// reading and batch id give the same decision, so table tests can pin
+// both Spark's formulas and sluice's stricter ones, and a replayed batch
+// can be re-planned identically.
 //
 // # Splitting maxOffsetsPerTrigger over partitions
 //

@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"runtime"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,8 +69,8 @@ type Config struct {
 	BeforeCommit func(batchID int64) error
 	// Limits are the initial admission settings. Zero Max/Min are filled
 	// from the source's own options (maxOffsetsPerTrigger...); an empty
-	// Mode is AdmissionStatic; TriggerInterval comes from Trigger.
-	Limits Limits
+	// Mode is static; TriggerInterval comes from Trigger.
+	Limits admission.Limits
 	// LagSeconds, when set, reports the query's current time lag for
 	// adaptive admission's maxLagSeconds.
 	LagSeconds func() float64
@@ -109,7 +108,6 @@ type BatchInfo struct {
 	BatchTimestamp time.Time
 	Start, End     source.Offset // End also = offsets/N
 	Latest         source.Offset
-	Limit          source.ReadLimit
 	NumInputRows   int64
 	InputBytes     int64
 	NumOutputRows  int64
@@ -119,8 +117,8 @@ type BatchInfo struct {
 	Tasks          []TaskInfo
 	Workers        int
 	SourceMetrics  map[string]string
-	// Admission is how the batch's size was decided.
-	Admission AdmissionInfo
+	// Admission is how the batch's size was decided (package admission).
+	Admission admission.Decision
 	// Diagnosis names what limited the batch.
 	Diagnosis diagnose.Result
 }
@@ -164,10 +162,9 @@ type Query struct {
 	replay     bool
 	lastLatest source.Offset
 	intended   time.Time
-	history    []admission.BatchStat
+	history    admission.History
 
-	limits   Limits           // guarded by mu
-	srcLimit source.ReadLimit // the source's own default read limit
+	limits admission.Limits // guarded by mu
 
 	batchesDone atomic.Int64
 }
@@ -214,6 +211,11 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 	if cfg.Source == nil || cfg.Sink == nil {
 		return nil, errors.New("engine: a query needs a source and a sink")
 	}
+	_, partitioned := cfg.Source.(source.Partitioned)
+	_, limited := cfg.Source.(source.Limited)
+	if !partitioned && !limited {
+		return nil, fmt.Errorf("engine: source %s implements neither source.Partitioned nor source.Limited", cfg.Source.Description())
+	}
 	if cfg.CheckpointDir == "" {
 		return nil, errors.New(`engine: option "checkpointLocation" is required`)
 	}
@@ -234,21 +236,11 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 		return nil, err
 	}
 	q := &Query{cfg: cfg, cp: cp, runID: storage.NewUUID(), done: make(chan struct{})}
-	q.limits = cfg.Limits
+	var defaults source.ReadLimit
 	if d, ok := cfg.Source.(source.LimitDefaults); ok {
-		rl := d.DefaultReadLimit()
-		q.srcLimit = rl
-		if q.limits.MaxOffsetsPerTrigger == 0 {
-			q.limits.MaxOffsetsPerTrigger = rl.MaxRows
-		}
-		if q.limits.MinOffsetsPerTrigger == 0 {
-			q.limits.MinOffsetsPerTrigger = rl.MinRows
-			q.limits.MaxTriggerDelay = rl.MaxTriggerDelay
-		}
+		defaults = d.DefaultReadLimit()
 	}
-	if q.limits.Mode == "" {
-		q.limits.Mode = AdmissionStatic
-	}
+	q.limits = cfg.Limits.WithSourceDefaults(defaults)
 	if cfg.Trigger.Kind == trigger.ProcessingTime {
 		q.limits.TriggerInterval = cfg.Trigger.Interval
 	}
@@ -256,7 +248,7 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 		p.SetRequiredColumns(cfg.RequiredColumns) // dead letters carry whole input rows: no pruning then
 	}
 	if b, ok := cfg.Source.(source.Budgeted); ok && q.limits.MemoryBudget > 0 {
-		b.SetMemoryBudget(q.limits.MemoryBudget)
+		b.SetMemoryBudget(q.limits.MemoryBudget, admission.BufferShare(q.limits.MemoryBudget))
 	}
 	q.log = cfg.Logger.With("query", q.ID())
 	q.setStatus("Initializing sources", false, false)
@@ -434,9 +426,8 @@ func (q *Query) loop(ctx context.Context) error {
 // planAndRun plans the next batch and runs it; false when there is no new data.
 func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	triggerStart := q.cfg.Clock.Now()
-	limit, ainfo := q.decide(once)
 	q.setStatus(fmt.Sprintf("Getting offsets from %s", q.cfg.Source.Description()), false, true)
-	end, latest, err := q.cfg.Source.Latest(ctx, q.start, limit)
+	end, latest, ainfo, err := q.plan(ctx, once)
 	if err != nil {
 		return false, fmt.Errorf("batch %d: get latest offsets: %w", q.nextBatch, err)
 	}
@@ -452,7 +443,7 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	id := q.nextBatch
 	q.setStatus("Writing offsets to log", true, true)
 	walStart := q.cfg.Clock.Now()
-	conf := ainfo.conf()
+	conf := ainfo.Conf()
 	for k, v := range q.cfg.Conf {
 		conf[k] = v
 	}
@@ -465,7 +456,7 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	}
 	info := &BatchInfo{
 		BatchID: id, TriggerStart: triggerStart, BatchTimestamp: time.UnixMilli(meta.TimestampMs),
-		Start: q.start, End: end, Latest: latest, Limit: limit, Admission: ainfo,
+		Start: q.start, End: end, Latest: latest, Admission: ainfo,
 		Durations: map[string]time.Duration{"latestOffset": latestDur, "walCommit": q.cfg.Clock.Now().Sub(walStart)},
 	}
 	if err := q.execute(ctx, info); err != nil {
@@ -490,10 +481,7 @@ func (q *Query) runBatch(ctx context.Context, id int64, replay bool) error {
 		return fmt.Errorf("checkpoint: offsets/%d: %w", id, err)
 	}
 	q.log.Info("re-running the last batch, which was logged but not committed", "batch", id)
-	ainfo := AdmissionInfo{Mode: meta.Conf["sluice.admission.mode"], Reason: "replay of the logged batch", Limits: q.Limits()}
-	if n, err := strconv.ParseInt(meta.Conf["sluice.admission.limit"], 10, 64); err == nil {
-		ainfo.Limit = n
-	}
+	ainfo := admission.Replayed(meta.Conf, q.Limits())
 	info := &BatchInfo{
 		BatchID: id, Replayed: replay, TriggerStart: triggerStart, BatchTimestamp: time.UnixMilli(meta.TimestampMs),
 		Start: q.start, End: end, Latest: end, Admission: ainfo,

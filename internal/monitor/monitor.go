@@ -35,6 +35,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/checkpoint"
 	"github.com/sluice-stream/sluice/internal/diagnose"
 	"github.com/sluice-stream/sluice/internal/engine"
@@ -118,7 +119,7 @@ type Monitor struct {
 	consumed   map[partition.ID]int64 // end offsets of the last batch
 	planned    map[partition.ID]int64 // latest offsets that batch was planned against
 	batches    []batchStat            // recent batches, for capacity
-	limit      source.ReadLimit
+	limit      int64                  // the last batch's record cap (0 = none)
 	trig       trigger.Trigger
 	interval   time.Duration    // trigger interval of the last batch
 	diagnosis  *diagnose.Result // of the last batch
@@ -186,14 +187,9 @@ func (m *Monitor) QueryStarted(q *engine.Query) {
 			health.StopAfter = max(3*cfg.Trigger.Interval, DefaultMinStopAfter)
 		}
 	}
-	limit := source.ReadLimit{}
-	if d, ok := cfg.Source.(source.LimitDefaults); ok {
-		limit = d.DefaultReadLimit()
-	}
 	m.mu.Lock()
 	m.q = q
 	m.trig = cfg.Trigger
-	m.limit = limit
 	m.tracker = lag.NewTracker(health)
 	m.mu.Unlock()
 	if m.cfg.metrics != nil {
@@ -395,7 +391,7 @@ func (m *Monitor) observeBatch(q *engine.Query, info *engine.BatchInfo, prevStar
 	if len(m.batches) > m.cfg.capacityWindow {
 		m.batches = slices.Delete(m.batches, 0, len(m.batches)-m.cfg.capacityWindow)
 	}
-	m.limit = info.Limit
+	m.limit = info.Admission.Limit
 	if consumed, ok := partitionsOf(info.End); ok {
 		m.partitions = true
 		planned, _ := partitionsOf(info.Latest)
@@ -424,29 +420,15 @@ func (m *Monitor) observeBatch(q *engine.Query, info *engine.BatchInfo, prevStar
 	return s
 }
 
-// admissionInfo reports the batch's read limit and the engine's reason for
-// it; without one, the reason is the option that set the limit.
+// admissionInfo reports the batch's read limit and the planner's reason
+// for it (package admission owns both).
 func admissionInfo(info *engine.BatchInfo) *progress.AdmissionInfo {
-	l := info.Limit
 	ad := info.Admission
-	a := &progress.AdmissionInfo{Limit: ad.Limit, LimitBytes: l.MaxBytes, Reason: ad.Reason, Mode: ad.Mode,
+	a := &progress.AdmissionInfo{Limit: ad.Limit, LimitBytes: ad.ReadLimit.MaxBytes, Reason: ad.Reason, Mode: ad.Mode,
 		MaxOffsetsPerTrigger: ad.Limits.MaxOffsetsPerTrigger, MemoryBudgetBytes: ad.Limits.MemoryBudget}
-	if ad.Mode == engine.AdmissionAdaptive {
+	if ad.Mode == admission.ModeAdaptive {
 		a.TargetBatchDurationMs = ad.Target.Milliseconds()
 		a.CostPerRecordUs = float64(ad.CostPerRecord) / float64(time.Microsecond)
-	}
-	if a.Reason != "" {
-		return a
-	}
-	switch {
-	case l.MaxRows > 0:
-		a.Reason = "maxOffsetsPerTrigger"
-	case l.MaxBytes > 0:
-		a.Reason = "maxBytesPerTrigger"
-	case l.MaxFiles > 0:
-		a.Reason = "maxFilesPerTrigger"
-	case l.MinRows > 0:
-		a.Reason = "minOffsetsPerTrigger"
 	}
 	return a
 }
@@ -566,7 +548,7 @@ func (m *Monitor) capacity() float64 {
 // capped by the read limit per trigger period when there is one. Callers
 // hold m.mu.
 func (m *Monitor) drainRate(capacity float64) float64 {
-	if m.limit.MaxRows <= 0 || len(m.batches) == 0 {
+	if m.limit <= 0 || len(m.batches) == 0 {
 		return capacity
 	}
 	var total time.Duration
@@ -577,7 +559,7 @@ func (m *Monitor) drainRate(capacity float64) float64 {
 	if period <= 0 {
 		return capacity
 	}
-	limitRate := float64(m.limit.MaxRows) / period.Seconds()
+	limitRate := float64(m.limit) / period.Seconds()
 	if math.IsNaN(capacity) {
 		return limitRate
 	}
@@ -699,7 +681,7 @@ type Snapshot struct {
 	Checkpoint       *progress.CheckpointInfo `json:"checkpoint,omitempty"`
 	Memory           *progress.MemoryInfo     `json:"memory,omitempty"`
 	// Limits are the admission settings now in force.
-	Limits *engine.Limits `json:"limits,omitempty"`
+	Limits *admission.Limits `json:"limits,omitempty"`
 	// Diagnosis names what limited the last batch.
 	Diagnosis    *diagnose.Result   `json:"diagnosis,omitempty"`
 	LastProgress *progress.Progress `json:"lastProgress"`

@@ -1,11 +1,22 @@
 // Package source defines what the micro-batch engine needs from a data
-// source: offsets it can log and replay, a latest position bounded by read
-// limits (admission control), and parallel tasks that read one planned range.
+// source: offsets it can log and replay, what is available to read, and
+// parallel tasks that read one planned range.
 //
-// Implementations live in the sub-packages (kafka, and later file, socket,
-// rate). The engine owns the offsets: a source never decides on its own where
-// a batch starts; it is told [start, end) and must read exactly that range,
-// again and again if a batch is replayed after a crash.
+// Implementations live in the sub-packages (kafka, file, socket, rate). The
+// engine owns the offsets: a source never decides on its own where a batch
+// starts; it is told [start, end) and must read exactly that range, again
+// and again if a batch is replayed after a crash.
+//
+// How much a batch takes is decided by the engine's planner (package
+// admission), not by the source. A source reports what is available in one
+// of two ways:
+//
+//   - Partitioned sources (Kafka, Event Hubs), whose offsets are record
+//     positions per partition, report each partition's start and latest
+//     offset; the planner picks the end offsets itself.
+//   - Limited sources, whose offsets are not records per partition (files
+//     of a directory, whole seconds of the rate source, lines of a socket),
+//     cut their own batch within the read limit the planner decided.
 package source
 
 import (
@@ -25,13 +36,22 @@ type Offset interface {
 
 // ReadLimit bounds how far one batch may advance (Spark's ReadLimit). The
 // zero value means "all available".
+//
+// A source's options set one (LimitDefaults), which the planner applies.
+// The limit the planner hands a Limited source carries only MaxRows,
+// MaxFiles and MaxBytes: the other fields are applied by the planner and
+// are zero there.
 type ReadLimit struct {
 	// MaxRows caps the records (offsets) admitted per batch; 0 = no cap.
 	MaxRows int64
 	// MinRows with MaxTriggerDelay delays a batch until at least MinRows
-	// records are available or MaxTriggerDelay has passed since the last batch.
+	// records are available or MaxTriggerDelay has passed since the last
+	// batch (partitioned sources).
 	MinRows         int64
 	MaxTriggerDelay time.Duration
+	// MaxRowsPerPartition, when MaxRows is 0, caps a batch at this many
+	// records per partition of a partitioned source (Event Hubs' default).
+	MaxRowsPerPartition int64
 	// MaxFiles and MaxBytes are file-source limits; 0 = no cap.
 	MaxFiles int64
 	MaxBytes int64
@@ -39,7 +59,7 @@ type ReadLimit struct {
 
 // AllAvailable reports whether the limit admits everything.
 func (l ReadLimit) AllAvailable() bool {
-	return l.MaxRows <= 0 && l.MinRows <= 0 && l.MaxFiles <= 0 && l.MaxBytes <= 0
+	return l.MaxRows <= 0 && l.MinRows <= 0 && l.MaxRowsPerPartition <= 0 && l.MaxFiles <= 0 && l.MaxBytes <= 0
 }
 
 // Task is one unit of parallel work in a batch: for Kafka, one
@@ -80,17 +100,43 @@ type Source interface {
 	InitialOffset(ctx context.Context) (Offset, error)
 	// ParseOffset parses what Offset.JSON wrote.
 	ParseOffset(s string) (Offset, error)
-	// Latest returns the end offset of the next batch given where the
-	// previous batch ended and the read limit, plus the true latest offset
-	// (progress latestOffset, and the lag reference). When there is nothing
-	// new, end equals start.
-	Latest(ctx context.Context, start Offset, limit ReadLimit) (end, latest Offset, err error)
 	// Open prepares reading [start, end) and returns its tasks.
 	Open(ctx context.Context, start, end Offset) (Reader, error)
 	// Commit tells the source that everything up to end is durably processed
 	// (a hint: the checkpoint is the truth).
 	Commit(ctx context.Context, end Offset) error
 	Close() error
+}
+
+// Partitioned is implemented by sources whose offsets are record positions
+// per partition (Kafka, Event Hubs). The planner chooses each batch's end
+// offsets from what Available reports; such a source never applies a read
+// limit itself.
+type Partitioned interface {
+	Source
+	// Available reports, for a batch that starts at start, where it starts
+	// on every partition and how far each partition's log reaches (latest;
+	// also progress latestOffset and the lag reference). from has every
+	// partition of latest: partitions new since start begin at their
+	// earliest offset. Checks that need the brokers happen here (data
+	// loss, offsets that went backwards, vanished partitions): an error
+	// stops the query, a tolerated loss is reflected in from.
+	Available(ctx context.Context, start Offset) (from, latest partition.Offsets, err error)
+	// PartitionOffset wraps per-partition positions as the source's Offset.
+	PartitionOffset(o partition.Offsets) Offset
+}
+
+// Limited is implemented by sources whose offsets are not records per
+// partition, so only they know where a batch can end: the file source
+// (whole files, under maxFilesPerTrigger / maxBytesPerTrigger), the rate
+// source (whole seconds) and the socket source (lines).
+type Limited interface {
+	Source
+	// Latest returns the end offset of the next batch given where the
+	// previous batch ended and the planner's limit (MaxRows, MaxFiles,
+	// MaxBytes), plus the true latest offset. When there is nothing new,
+	// end equals start.
+	Latest(ctx context.Context, start Offset, limit ReadLimit) (end, latest Offset, err error)
 }
 
 // AvailableNow is implemented by sources that support Trigger.AvailableNow:
@@ -110,7 +156,7 @@ type Metrics interface {
 // positions (Kafka: topic-partition → next offset), which is what per-partition
 // lag needs.
 type PartitionedOffset interface {
-	Partitions() map[partition.ID]int64
+	Partitions() partition.Offsets
 }
 
 // Buffered is implemented by sources that hold fetched-but-unread data
@@ -122,7 +168,11 @@ type Buffered interface {
 // Budgeted is implemented by sources that bound their own buffers to a
 // share of the query's memory budget and refuse records larger than it.
 type Budgeted interface {
-	SetMemoryBudget(bytes int64)
+	// SetMemoryBudget is called once, before the first batch: the
+	// source's buffers (fetch buffers, received lines) must stay within
+	// buffers bytes, the share of the budget admission holds back for them
+	// (admission.BufferShare), and no record may be larger than budget.
+	SetMemoryBudget(budget, buffers int64)
 }
 
 // Pruner is implemented by sources that can skip building columns no
@@ -150,7 +200,8 @@ type RecordOverhead interface {
 }
 
 // LimitDefaults is implemented by sources whose options set a default read
-// limit (maxOffsetsPerTrigger...). Sources without it read all available.
+// limit (maxOffsetsPerTrigger...), which the planner applies. Sources
+// without it read all available.
 type LimitDefaults interface {
 	DefaultReadLimit() ReadLimit
 }

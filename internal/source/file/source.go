@@ -491,7 +491,7 @@ func (r *reader) Read(ctx context.Context, st source.Task, emit source.Emit) err
 func (r *reader) Close() error { return nil }
 
 var (
-	_ source.Source        = (*Source)(nil)
+	_ source.Limited       = (*Source)(nil)
 	_ source.AvailableNow  = (*Source)(nil)
 	_ source.LimitDefaults = (*Source)(nil)
 	_ source.Metrics       = (*Source)(nil)

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,7 +27,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-stream/sluice/batch"
-	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/partition"
 	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/sparktext"
@@ -41,7 +39,7 @@ type Offsets map[partition.ID]int64
 func (o Offsets) JSON() string { return FormatOffsetsJSON(o) }
 
 // Partitions implements source.PartitionedOffset.
-func (o Offsets) Partitions() map[partition.ID]int64 { return o }
+func (o Offsets) Partitions() partition.Offsets { return partition.Offsets(o) }
 
 // Schema returns Spark's fixed Kafka source schema.
 func Schema(includeHeaders bool) batch.Schema {
@@ -86,11 +84,8 @@ type Source struct {
 	log    *slog.Logger
 	schema batch.Schema
 
-	// availableNow, when set, caps Latest (Trigger.AvailableNow).
+	// availableNow, when set, caps Available (Trigger.AvailableNow).
 	availableNow Offsets
-
-	lastTrigger time.Time // for minOffsetsPerTrigger / maxTriggerDelay
-	plans       int64     // Latest calls, rotates admission tie-breaks
 
 	// Fetch state, touched by Open and the batch's fetch loop only, never
 	// concurrently (one batch at a time).
@@ -113,14 +108,6 @@ type Source struct {
 	// need[i] says whether schema column i is read by the query (pruning,
 	// see prune.go); nil = all. Set once before the first batch.
 	need []bool
-
-	// defaultMax is the resolved DefaultMaxPerPartition limit (0 = not
-	// resolved yet).
-	defaultMu  sync.Mutex
-	defaultMax int64
-	// engineHasDefault: DefaultReadLimit handed the resolved default to
-	// the engine, which passes it back in every limit.
-	engineHasDefault atomic.Bool
 }
 
 // New connects a Kafka source. The client is created once and lives until
@@ -184,41 +171,12 @@ func (s *Source) Description() string { return s.cfg.description() }
 func (s *Source) Schema() batch.Schema { return s.schema }
 
 // DefaultReadLimit maps maxOffsetsPerTrigger / minOffsetsPerTrigger /
-// maxTriggerDelay to a read limit, as Spark's getDefaultReadLimit does.
-// With DefaultMaxPerPartition (Event Hubs' maxEventsPerTrigger default) and
-// no explicit maximum, it asks the brokers for the partition count once;
-// if they cannot be asked yet, the first planning applies the default.
+// maxTriggerDelay to a read limit, as Spark's getDefaultReadLimit does,
+// plus DefaultMaxPerPartition (Event Hubs' maxEventsPerTrigger default),
+// which the planner multiplies by the partitions it sees at each batch.
 func (s *Source) DefaultReadLimit() source.ReadLimit {
-	rl := source.ReadLimit{MaxRows: s.cfg.MaxOffsetsPerTrigger, MinRows: s.cfg.MinOffsetsPerTrigger, MaxTriggerDelay: s.cfg.MaxTriggerDelay}
-	if rl.MaxRows == 0 && s.cfg.DefaultMaxPerPartition > 0 {
-		rl.MaxRows = s.resolveDefaultMax(nil)
-		s.engineHasDefault.Store(rl.MaxRows > 0)
-	}
-	return rl
-}
-
-// resolveDefaultMax computes partitions × DefaultMaxPerPartition once,
-// from latest when given, else by listing the partitions (bounded by the
-// request timeout). It returns 0 while unresolved.
-func (s *Source) resolveDefaultMax(latest Offsets) int64 {
-	s.defaultMu.Lock()
-	defer s.defaultMu.Unlock()
-	if s.defaultMax > 0 {
-		return s.defaultMax
-	}
-	if latest == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), min(s.cfg.RequestTimeout, 10*time.Second))
-		defer cancel()
-		l, err := s.listOffsets(ctx, true)
-		if err != nil {
-			s.log.Debug("kafka source: default per-trigger limit not resolved yet", "err", err.Error())
-			return 0
-		}
-		latest = l
-	}
-	s.defaultMax = int64(max(len(latest), 1)) * s.cfg.DefaultMaxPerPartition
-	s.log.Info("kafka source: default per-trigger limit", "partitions", len(latest), "perPartition", s.cfg.DefaultMaxPerPartition, "limit", s.defaultMax)
-	return s.defaultMax
+	return source.ReadLimit{MaxRows: s.cfg.MaxOffsetsPerTrigger, MinRows: s.cfg.MinOffsetsPerTrigger, MaxTriggerDelay: s.cfg.MaxTriggerDelay,
+		MaxRowsPerPartition: s.cfg.DefaultMaxPerPartition}
 }
 
 // ParseOffset implements source.Source.
@@ -455,7 +413,7 @@ func (s *Source) everyOffsets(ctx context.Context) (source.Offset, error) {
 }
 
 // PrepareAvailableNow snapshots the latest offsets; later batches never go
-// past them.
+// past them (Available reports the snapshot as latest).
 func (s *Source) PrepareAvailableNow(ctx context.Context) error {
 	latest, err := s.listOffsets(ctx, true)
 	if err != nil {
@@ -465,15 +423,18 @@ func (s *Source) PrepareAvailableNow(ctx context.Context) error {
 	return nil
 }
 
-// Latest implements source.Source: Spark's latestOffset(start, limit).
-func (s *Source) Latest(ctx context.Context, startOff source.Offset, limit source.ReadLimit) (source.Offset, source.Offset, error) {
+// Available implements source.Partitioned: the first half of Spark's
+// latestOffset(start, limit) — the latest offsets, where new partitions
+// start, and the data-loss checks. The read limit is the planner's.
+func (s *Source) Available(ctx context.Context, startOff source.Offset) (from, latest partition.Offsets, err error) {
 	start, _ := startOff.(Offsets)
-	latest := s.availableNow
+	latest = partition.Offsets(s.availableNow)
 	if latest == nil {
-		var err error
-		if latest, err = s.listOffsets(ctx, true); err != nil {
+		l, err := s.listOffsets(ctx, true)
+		if err != nil {
 			return nil, nil, err
 		}
+		latest = partition.Offsets(l)
 	}
 	// Partitions not in start: new since the last batch. Spark reads them
 	// from their earliest offset and reports data loss when that is not 0.
@@ -524,23 +485,11 @@ func (s *Source) Latest(ctx context.Context, startOff source.Offset, limit sourc
 			effStart[tp] = l
 		}
 	}
-	if limit.MaxRows == 0 && s.cfg.MaxOffsetsPerTrigger == 0 && s.cfg.DefaultMaxPerPartition > 0 && !s.engineHasDefault.Load() {
-		// The default limit could not be resolved when the query
-		// started (brokers unreachable), so the engine does not know
-		// it: apply it here, from the first plan on.
-		limit.MaxRows = s.resolveDefaultMax(latest)
-	}
-	if limit.MinRows > 0 {
-		now := time.Now()
-		if now.Sub(s.lastTrigger) < limit.MaxTriggerDelay && partition.Total(effStart, partition.Offsets(latest)) < limit.MinRows {
-			return Offsets(effStart), latest, nil
-		}
-		s.lastTrigger = now
-	}
-	s.plans++
-	end := admission.Split(limit.MaxRows, effStart, partition.Offsets(latest), s.plans)
-	return Offsets(end), latest, nil
+	return effStart, latest, nil
 }
+
+// PartitionOffset implements source.Partitioned.
+func (s *Source) PartitionOffset(o partition.Offsets) source.Offset { return Offsets(o) }
 
 // Commit implements source.Source. The checkpoint holds the truth; with
 // sluice.commitGroup (or eventhubs.consumerGroup) set, the batch's end
@@ -601,15 +550,16 @@ func (s *Source) Metrics(consumed, latest source.Offset) map[string]string {
 	return m
 }
 
-// SetMemoryBudget implements source.Budgeted: fetch buffers are capped at a
-// quarter of the budget (the share admission holds back for them) and a
-// record larger than the whole budget fails the batch.
-func (s *Source) SetMemoryBudget(bytes int64) {
-	s.budget.Store(bytes)
-	if bytes <= 0 {
+// SetMemoryBudget implements source.Budgeted: fetch buffers are capped at
+// the share of the budget admission holds back for them (buffers; at least
+// 64 KiB), a partition's fetch at a quarter of that, and a record larger
+// than the whole budget fails the batch.
+func (s *Source) SetMemoryBudget(budget, buffers int64) {
+	s.budget.Store(budget)
+	if budget <= 0 {
 		return
 	}
-	fetchMax := min(int64(s.cfg.FetchMaxBytes), max(bytes/4, 64<<10))
+	fetchMax := min(int64(s.cfg.FetchMaxBytes), max(buffers, 64<<10))
 	partMax := min(int64(s.cfg.FetchPartitionMax), max(fetchMax/4, 16<<10))
 	s.cl.UpdateFetchMaxBytes(int32(fetchMax), int32(partMax))
 }
@@ -644,4 +594,7 @@ func (s *Source) Close() error {
 	return nil
 }
 
-var _ source.Source = (*Source)(nil)
+var (
+	_ source.Partitioned       = (*Source)(nil)
+	_ source.PartitionedOffset = Offsets(nil)
+)

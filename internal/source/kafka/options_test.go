@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/broker/brokertest"
 	"github.com/sluice-stream/sluice/internal/engine"
@@ -193,6 +194,10 @@ func TestStartingOffsetsByTimestamp(t *testing.T) {
 	}
 }
 
+// TestMinOffsetsPerTriggerAndMaxTriggerDelay plans batches from what the
+// source reports on a real broker: the source's options reach the planner
+// through DefaultReadLimit, and the planner (on a simulated clock) delays
+// and caps batches as Spark's delayBatch and rateLimit do.
 func TestMinOffsetsPerTriggerAndMaxTriggerDelay(t *testing.T) {
 	b := brokertest.Start(t, broker.TopicSpec{Name: "m", Partitions: 2})
 	src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "m", "startingOffsets": "earliest",
@@ -206,6 +211,7 @@ func TestMinOffsetsPerTriggerAndMaxTriggerDelay(t *testing.T) {
 	if lim.MinRows != 100 || lim.MaxRows != 150 || lim.MaxTriggerDelay != 400*time.Millisecond {
 		t.Fatalf("default read limit %+v", lim)
 	}
+	limits := admission.Limits{}.WithSourceDefaults(lim)
 	start, err := src.InitialOffset(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -224,14 +230,26 @@ func TestMinOffsetsPerTriggerAndMaxTriggerDelay(t *testing.T) {
 		next += perPartition
 		brokertest.ProduceSync(t, b.Addr(), recs...)
 	}
+	now := time.Unix(1_700_000_000, 0)
+	var hist admission.History
+	batch := int64(0)
 	step := func(what string, wantRows int64) {
 		t.Helper()
-		end, _, err := src.Latest(ctx, start, lim)
+		from, latest, err := src.Available(ctx, start)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := total(start, end); got != wantRows {
-			t.Fatalf("%s: batch of %d rows, want %d", what, got, wantRows)
+		d := admission.Plan(admission.Input{BatchID: batch, Now: now, Limits: limits, Start: from, Latest: latest, History: hist})
+		if d.Released {
+			hist.LastRelease = now
+		}
+		end := src.PartitionOffset(d.End)
+		got := total(start, end)
+		if got != wantRows {
+			t.Fatalf("%s: batch of %d rows, want %d (%s)", what, got, wantRows, d.Reason)
+		}
+		if got > 0 {
+			batch++
 		}
 		start = end
 	}
@@ -244,7 +262,7 @@ func TestMinOffsetsPerTriggerAndMaxTriggerDelay(t *testing.T) {
 	produceMore(100) // 200 available
 	step("released batches are capped by maxOffsetsPerTrigger", 150)
 	step("the remaining 50 wait for more data", 0)
-	time.Sleep(450 * time.Millisecond)
+	now = now.Add(450 * time.Millisecond)
 	step("maxTriggerDelay passed: released below the minimum", 50)
 	step("nothing new", 0)
 }

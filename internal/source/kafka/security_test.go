@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/testutil"
 	"io/fs"
 	"log/slog"
@@ -198,8 +199,22 @@ func TestEventHubsOverTLSAndSASL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := dflt.DefaultReadLimit().MaxRows; got != 3000 {
-		t.Errorf("default limit %d, want 3 partitions × 1000", got)
+	if got := dflt.DefaultReadLimit(); got.MaxRows != 0 || got.MaxRowsPerPartition != 1000 {
+		t.Errorf("default read limit %+v, want 1000 per partition", got)
+	}
+	// The planner turns it into 3 partitions × 1000 from what the source
+	// reports.
+	init, err := dflt.InitialOffset(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, latest, err := dflt.Available(ctx, init)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := admission.Plan(admission.Input{Limits: admission.Limits{}.WithSourceDefaults(dflt.DefaultReadLimit()), Start: from, Latest: latest})
+	if d.Limit != 3000 || d.Reason != "default limit: 1000 per partition × 3 partitions" {
+		t.Errorf("default limit %d (%s), want 3 partitions × 1000", d.Limit, d.Reason)
 	}
 	dflt.Close()
 

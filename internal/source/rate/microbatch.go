@@ -189,5 +189,5 @@ func (s *MicroBatchSource) Commit(context.Context, source.Offset) error { return
 // Close implements source.Source.
 func (s *MicroBatchSource) Close() error { return nil }
 
-var _ source.Source = (*MicroBatchSource)(nil)
+var _ source.Limited = (*MicroBatchSource)(nil)
 var _ source.AvailableNow = (*MicroBatchSource)(nil)

@@ -390,5 +390,5 @@ func generate(ctx context.Context, from, to, step int64, ts func(int64) int64, e
 	return nil
 }
 
-var _ source.Source = (*Source)(nil)
+var _ source.Limited = (*Source)(nil)
 var _ source.LimitDefaults = (*Source)(nil)

@@ -275,14 +275,14 @@ func trimEOL(b []byte) []byte {
 	return b
 }
 
-// SetMemoryBudget implements source.Budgeted: the buffer holds at most a
-// quarter of the query's memory budget (at least 64 KiB), or less if
-// sluice.socket.maxBufferedBytes says so.
-func (s *Source) SetMemoryBudget(bytes int64) {
-	if bytes <= 0 {
+// SetMemoryBudget implements source.Budgeted: the buffer holds at most the
+// share of the query's memory budget admission leaves to source buffers
+// (at least 64 KiB), or less if sluice.socket.maxBufferedBytes says so.
+func (s *Source) SetMemoryBudget(budget, buffers int64) {
+	if budget <= 0 {
 		return
 	}
-	s.maxBytes.Store(min(s.cfg.MaxBufferedBytes, max(bytes/4, 64<<10)))
+	s.maxBytes.Store(min(s.cfg.MaxBufferedBytes, max(buffers, 64<<10)))
 	s.mu.Lock()
 	s.cond.Broadcast()
 	s.mu.Unlock()
@@ -521,6 +521,6 @@ func (r *reader) Read(ctx context.Context, st source.Task, emit source.Emit) err
 
 func (r *reader) Close() error { return nil }
 
-var _ source.Source = (*Source)(nil)
+var _ source.Limited = (*Source)(nil)
 var _ source.Metrics = (*Source)(nil)
 var _ source.Budgeted = (*Source)(nil)

@@ -18,6 +18,8 @@ import (
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/source"
+
+	"github.com/sluice-stream/sluice/internal/admission"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -297,7 +299,7 @@ func TestByteBound(t *testing.T) {
 
 func TestMemoryBudgetLowersByteBound(t *testing.T) {
 	s, c := open(t, nil)
-	s.SetMemoryBudget(1 << 20) // a quarter: 256 KiB
+	s.SetMemoryBudget(1<<20, admission.BufferShare(1<<20)) // a quarter: 256 KiB
 	line := strings.Repeat("y", 1023) + "\n"
 	go func() {
 		for i := 0; i < 1024; i++ { // 1 MiB

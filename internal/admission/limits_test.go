@@ -1,4 +1,4 @@
-package engine
+package admission
 
 import (
 	"strings"
@@ -45,7 +45,7 @@ func TestParseLimitsUpdate(t *testing.T) {
 }
 
 func TestLimitsApply(t *testing.T) {
-	base := Limits{MaxOffsetsPerTrigger: 100, Mode: AdmissionStatic, TriggerInterval: time.Second}
+	base := Limits{MaxOffsetsPerTrigger: 100, Mode: ModeStatic, TriggerInterval: time.Second}
 	i := func(v int64) *int64 { return &v }
 	s := func(v string) *string { return &v }
 	cases := []struct {
@@ -62,12 +62,12 @@ func TestLimitsApply(t *testing.T) {
 		{"interval", LimitsUpdate{TriggerIntervalMs: i(250)}, trigger.ProcessingTime, func(l Limits) bool { return l.TriggerInterval == 250*time.Millisecond }, ""},
 		{"interval on availableNow", LimitsUpdate{TriggerIntervalMs: i(250)}, trigger.AvailableNow, nil, "has no interval"},
 		{"adaptive", LimitsUpdate{Mode: s("adaptive"), TargetBatchDurationMs: i(300)}, trigger.Default, func(l Limits) bool {
-			return l.Mode == AdmissionAdaptive && l.target() == 300*time.Millisecond
+			return l.Mode == ModeAdaptive && l.Target() == 300*time.Millisecond
 		}, ""},
 		{"bad mode", LimitsUpdate{Mode: s("pid")}, trigger.Default, nil, `"pid" is not a mode (allowed: static, adaptive)`},
 	}
 	for _, c := range cases {
-		l, err := base.apply(c.u, c.kind)
+		l, err := base.Apply(c.u, c.kind)
 		if c.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 				t.Errorf("%s: err %v, want %q", c.name, err, c.wantErr)
@@ -78,7 +78,7 @@ func TestLimitsApply(t *testing.T) {
 			t.Errorf("%s: %+v, %v", c.name, l, err)
 		}
 	}
-	if (Limits{}).target() != time.Second || (Limits{TriggerInterval: 5 * time.Second}).target() != 5*time.Second {
+	if (Limits{}).Target() != time.Second || (Limits{TriggerInterval: 5 * time.Second}).Target() != 5*time.Second {
 		t.Error("default targets: 1 s without an interval, the interval otherwise")
 	}
 }
