@@ -8,22 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-stream/sluice/internal/trigger/triggertest"
 )
-
-// fakeClock advances only when slept on or when a batch "takes time".
-type fakeClock struct {
-	now    time.Time
-	sleeps []time.Duration
-}
-
-func (c *fakeClock) Now() time.Time { return c.now }
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	c.sleeps = append(c.sleeps, d)
-	if d > 0 {
-		c.now = c.now.Add(d)
-	}
-	return ctx.Err()
-}
 
 func TestNextAligned(t *testing.T) {
 	cases := []struct {
@@ -43,15 +30,15 @@ func TestNextAligned(t *testing.T) {
 }
 
 func TestProcessingTimeIsEpochAlignedAndOverrunStartsAtOnce(t *testing.T) {
-	clk := &fakeClock{now: time.UnixMilli(3000)}
+	clk := triggertest.New(time.UnixMilli(3000))
 	var starts []int64
 	durations := []time.Duration{2 * time.Second, 14 * time.Second, 1 * time.Second, 0}
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	i := 0
 	err := Run(context.Background(), Trigger{Kind: ProcessingTime, Interval: 10 * time.Second}, clk, log, func(ctx context.Context, _ time.Time) (Result, error) {
-		starts = append(starts, clk.now.UnixMilli())
-		clk.now = clk.now.Add(durations[i])
+		starts = append(starts, clk.Now().UnixMilli())
+		clk.Advance(durations[i])
 		i++
 		return Result{Ran: true, Done: i == len(durations)}, nil
 	})
@@ -75,7 +62,7 @@ func TestProcessingTimeIsEpochAlignedAndOverrunStartsAtOnce(t *testing.T) {
 }
 
 func TestDefaultTriggerBacksOffWhenIdle(t *testing.T) {
-	clk := &fakeClock{now: time.Unix(0, 0)}
+	clk := triggertest.New(time.Unix(0, 0))
 	runs := 0
 	err := Run(context.Background(), Trigger{}, clk, nil, func(ctx context.Context, _ time.Time) (Result, error) {
 		runs++
@@ -95,12 +82,12 @@ func TestDefaultTriggerBacksOffWhenIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []time.Duration{10, 20, 40, 80, 160, 250, 250, 10}
-	if len(clk.sleeps) != len(want) {
-		t.Fatalf("sleeps %v, want %v ms", clk.sleeps, want)
+	if len(clk.Sleeps()) != len(want) {
+		t.Fatalf("sleeps %v, want %v ms", clk.Sleeps(), want)
 	}
 	for i, w := range want {
-		if clk.sleeps[i] != w*time.Millisecond {
-			t.Fatalf("sleeps %v, want %v ms", clk.sleeps, want)
+		if clk.Sleeps()[i] != w*time.Millisecond {
+			t.Fatalf("sleeps %v, want %v ms", clk.Sleeps(), want)
 		}
 	}
 }
@@ -111,7 +98,7 @@ func TestOnceAndAvailableNow(t *testing.T) {
 		want int
 	}{{Once, 1}, {AvailableNow, 3}} {
 		runs := 0
-		err := Run(context.Background(), Trigger{Kind: tc.kind}, &fakeClock{}, nil, func(ctx context.Context, _ time.Time) (Result, error) {
+		err := Run(context.Background(), Trigger{Kind: tc.kind}, triggertest.New(time.Time{}), nil, func(ctx context.Context, _ time.Time) (Result, error) {
 			runs++
 			return Result{Ran: runs < 3}, nil
 		})
@@ -123,12 +110,12 @@ func TestOnceAndAvailableNow(t *testing.T) {
 
 func TestErrorsStopAndCancelIsClean(t *testing.T) {
 	boom := errors.New("boom")
-	if err := Run(context.Background(), Trigger{}, &fakeClock{}, nil, func(context.Context, time.Time) (Result, error) { return Result{}, boom }); !errors.Is(err, boom) {
+	if err := Run(context.Background(), Trigger{}, triggertest.New(time.Time{}), nil, func(context.Context, time.Time) (Result, error) { return Result{}, boom }); !errors.Is(err, boom) {
 		t.Fatalf("err %v, want boom", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
-	err := Run(ctx, Trigger{}, &fakeClock{}, nil, func(context.Context, time.Time) (Result, error) {
+	err := Run(ctx, Trigger{}, triggertest.New(time.Time{}), nil, func(context.Context, time.Time) (Result, error) {
 		n++
 		if n == 3 {
 			cancel()
