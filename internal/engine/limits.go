@@ -86,5 +86,6 @@ func (q *Query) remember(info *BatchInfo) {
 		Processing: info.Durations["addBatch"],
 		Overhead:   info.Durations["triggerExecution"] - info.Durations["addBatch"],
 		Limit:      info.Admission.Limit,
+		First:      q.batchesDone.Load() == 0,
 	})
 }
