@@ -1,9 +1,12 @@
 // Package engine runs one streaming query: the micro-batch loop that plans
-// a batch from the source's offsets and read limits, logs it to the
-// checkpoint before running it, runs one task per source range on a bounded
-// worker pool (read → transform → sink writer), commits the sink, then logs
-// the commit. On restart a batch that was logged but not committed is re-run
-// with exactly its logged ranges and timestamp.
+// a batch (what the source reports, sized by package admission's planner),
+// logs it to the checkpoint before running it, runs one task per source
+// range on a bounded worker pool (read → transform → sink writer), commits
+// the sink, then logs the commit. On restart a batch that was logged but
+// not committed is re-run with exactly its logged ranges and timestamp.
+//
+// Its tests run without a broker, on the fakes in source/sourcetest,
+// sink/sinktest and trigger/triggertest.
 //
 // The loop produces a BatchInfo of raw measurements after every batch;
 // turning those into Spark-shaped progress, lag and metrics is the job of

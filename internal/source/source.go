@@ -57,11 +57,6 @@ type ReadLimit struct {
 	MaxBytes int64
 }
 
-// AllAvailable reports whether the limit admits everything.
-func (l ReadLimit) AllAvailable() bool {
-	return l.MaxRows <= 0 && l.MinRows <= 0 && l.MaxRowsPerPartition <= 0 && l.MaxFiles <= 0 && l.MaxBytes <= 0
-}
-
 // Task is one unit of parallel work in a batch: for Kafka, one
 // topic-partition range. Tasks of a batch run concurrently on the worker pool.
 type Task interface {
