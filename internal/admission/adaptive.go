@@ -38,7 +38,10 @@ import (
 //
 // so only batches that cost more than predicted (noise, a slow-down, a cost
 // that grows with batch size) widen it, and a change of regime stops
-// counting within a few batches.
+// counting within a few batches. So that slow batches that recur (a
+// garbage-collection cycle every few batches) leave a margin between
+// them, σ is at least 3/4 of the largest error of the last 12 batches,
+// capped at 15 %.
 //
 // Control law. The next limit aims at a share a of the target:
 //
@@ -114,6 +117,11 @@ const (
 	// faster than Decay, so that a change of regime stops counting as
 	// noise within a few batches.
 	SpreadDecay = 0.25
+	// SlowSpreadBatches and MaxSlowSpread: the margin is at least the RMS
+	// of positive errors over that many batches, capped at MaxSlowSpread.
+	SlowSpreadBatches = 12
+	SlowSpreadShare   = 0.75
+	MaxSlowSpread     = 0.15
 	// MaxSpread caps σ: batches are never sized for more than twice the
 	// estimated cost per record.
 	MaxSpread = 1.0
@@ -282,6 +290,13 @@ func estimate(history []BatchStat, target time.Duration) (e costEstimate, ok boo
 	}
 	if sw > 0 {
 		e.spread = min(math.Sqrt(v/sw), MaxSpread)
+	}
+	// A slow companion: the RMS of all recent positive errors, capped, so
+	// that recurring slow batches (a garbage-collection cycle every few
+	// batches) keep a margin between them.
+	if n := len(errs); n > 0 {
+		worst := slices.Max(errs[max(0, n-SlowSpreadBatches):])
+		e.spread = max(e.spread, min(SlowSpreadShare*worst, MaxSlowSpread))
 	}
 
 	// Warm-up: from the run's first batch until ConfidentBatches batches in
