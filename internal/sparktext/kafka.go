@@ -1,11 +1,12 @@
 package sparktext
 
 import (
-	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
+
+	"github.com/sluice-stream/sluice/internal/partition"
 )
 
 // Special offsets in Spark's startingOffsets / endingOffsets JSON.
@@ -18,17 +19,11 @@ const (
 
 // PartitionOffset is one entry of a Kafka offsets JSON.
 type PartitionOffset struct {
-	Topic     string
-	Partition int32
-	Offset    int64
+	partition.ID
+	Offset int64
 }
 
-func comparePartitionOffsets(a, b PartitionOffset) int {
-	if c := cmp.Compare(a.Topic, b.Topic); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Partition, b.Partition)
-}
+func comparePartitionOffsets(a, b PartitionOffset) int { return a.ID.Compare(b.ID) }
 
 // ParseKafkaOffsets parses Spark's Kafka offsets JSON,
 // {"topicA":{"0":23,"1":-1},"topicB":{"0":-2}}: what the Kafka source
@@ -48,7 +43,7 @@ func ParseKafkaOffsets(s string) ([]PartitionOffset, error) {
 			if err != nil || n < 0 {
 				return nil, fmt.Errorf("parse Kafka offsets %q: partition %q of topic %q is not a partition number", s, p, t)
 			}
-			out = append(out, PartitionOffset{Topic: t, Partition: int32(n), Offset: off})
+			out = append(out, PartitionOffset{ID: partition.ID{Topic: t, Partition: int32(n)}, Offset: off})
 		}
 	}
 	slices.SortFunc(out, comparePartitionOffsets)

@@ -6,7 +6,14 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/sluice-stream/sluice/internal/partition"
 )
+
+// po builds one entry of a Kafka offsets JSON.
+func po(topic string, p int32, off int64) PartitionOffset {
+	return PartitionOffset{ID: partition.ID{Topic: topic, Partition: p}, Offset: off}
+}
 
 func negZero() float64 { return math.Copysign(0, -1) }
 
@@ -141,7 +148,7 @@ func TestKafkaOffsets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []PartitionOffset{{"topicA", 0, 23}, {"topicA", 1, KafkaLatest}, {"topicA", 10, 7}, {"topicB", 0, KafkaEarliest}}
+	want := []PartitionOffset{po("topicA", 0, 23), po("topicA", 1, KafkaLatest), po("topicA", 10, 7), po("topicB", 0, KafkaEarliest)}
 	if len(offs) != len(want) {
 		t.Fatalf("parsed %+v, want %+v", offs, want)
 	}
@@ -157,7 +164,7 @@ func TestKafkaOffsets(t *testing.T) {
 		t.Errorf("empty = %s", got)
 	}
 	// A repeated partition keeps its last offset; input order does not matter.
-	dup := []PartitionOffset{{"b", 0, 1}, {"a", 2, 5}, {"a", 2, 6}, {"a", 1, 0}}
+	dup := []PartitionOffset{po("b", 0, 1), po("a", 2, 5), po("a", 2, 6), po("a", 1, 0)}
 	if got := string(AppendKafkaOffsets(nil, dup)); got != `{"a":{"1":0,"2":6},"b":{"0":1}}` {
 		t.Errorf("with a repeat = %s", got)
 	}

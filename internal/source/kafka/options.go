@@ -353,7 +353,7 @@ func ParseOffsetsJSON(s string) (map[partition.ID]int64, error) {
 func FormatOffsetsJSON(o map[partition.ID]int64) string {
 	offs := make([]sparktext.PartitionOffset, 0, len(o))
 	for tp, off := range o {
-		offs = append(offs, sparktext.PartitionOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: off})
+		offs = append(offs, sparktext.PartitionOffset{ID: tp, Offset: off})
 	}
 	return string(sparktext.AppendKafkaOffsets(nil, offs))
 }
