@@ -139,6 +139,9 @@ func Compile(n Node, in batch.Schema) (Compiled, error) {
 	if _, ok := n.(*Star); ok {
 		return nil, errAt(n.Pos(), "'*' can only be used as a select item")
 	}
+	if at := tooDeepAt(n); at >= 0 {
+		return nil, errAt(at, "%s", tooDeep)
+	}
 	ce, err := c.compile(n)
 	if err != nil {
 		return nil, err

@@ -47,16 +47,26 @@ func locate(src string, off int) (line, col int, text, pad string) {
 		end += off
 	}
 	line = strings.Count(src[:start], "\n") + 1
+	col = utf8.RuneCountInString(src[start:off]) + 1
+	before, after := src[start:off], strings.TrimRight(src[off:end], "\r")
+	// A long line (a generated expression can be megabytes on one line) is
+	// clipped to a window around the caret.
+	const side = 60
+	if n := utf8.RuneCountInString(before); n > side {
+		before = "…" + string([]rune(before)[n-side:])
+	}
+	if utf8.RuneCountInString(after) > side {
+		after = string([]rune(after)[:side]) + "…"
+	}
 	var b strings.Builder
-	for _, r := range src[start:off] {
+	for _, r := range before {
 		if r == '\t' {
 			b.WriteByte('\t')
 		} else {
 			b.WriteByte(' ')
 		}
 	}
-	col = utf8.RuneCountInString(src[start:off]) + 1
-	return line, col, strings.TrimRight(src[start:end], "\r"), b.String()
+	return line, col, before + after, b.String()
 }
 
 // posError is an analysis error produced while compiling a node; the public

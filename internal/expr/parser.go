@@ -24,8 +24,14 @@ const (
 	bpPostfix
 )
 
-// maxDepth bounds nesting so that hostile input cannot exhaust the stack.
-const maxDepth = 500
+// MaxDepth is how deeply an expression may nest: parentheses, operators,
+// function calls, CAST and CASE each add a level, and a chain of one
+// operator such as a + b + c adds one level per operator. Chains of AND or
+// OR are exempt: they are parsed into a balanced tree, as Spark's parser
+// does, so even 300,000 terms are 19 levels deep. Deeper expressions are
+// refused (Parse, Compile) instead of exhausting the stack, and the limit
+// keeps every tree walk linear in the expression's size.
+const MaxDepth = 1000
 
 // reserved are words that cannot start an expression or serve as an
 // implicit alias; they are part of the surrounding syntax.
@@ -64,7 +70,8 @@ type parser struct {
 // and +, || (concatenation); = == != <> < <= > >= <=>; AND, OR, NOT and !;
 // IS [NOT] NULL|TRUE|FALSE, IS [NOT] DISTINCT FROM; [NOT] IN (list),
 // [NOT] BETWEEN a AND b, [NOT] LIKE|ILIKE pattern [ESCAPE 'c']; CASE; function
-// calls; parentheses; -- and /* */ comments.
+// calls; parentheses; -- and /* */ comments. An expression nested deeper
+// than MaxDepth is refused.
 func Parse(src string) (Node, error) {
 	p, err := newParser(src)
 	if err != nil {
@@ -174,6 +181,9 @@ func (p *parser) parseItem() (Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if at := tooDeepAt(x); at >= 0 {
+		return nil, syntaxErr(p.src, at, "%s", tooDeep)
+	}
 	t := p.peek()
 	switch {
 	case p.isKw(t, "AS"):
@@ -198,8 +208,8 @@ func (p *parser) parseItem() (Node, error) {
 func (p *parser) parseExpr(minBP int) (Node, error) {
 	p.depth++
 	defer func() { p.depth-- }()
-	if p.depth > maxDepth {
-		return nil, p.errAt(p.peek(), "expression nested too deeply")
+	if p.depth > MaxDepth {
+		return nil, p.errAt(p.peek(), "%s", tooDeep)
 	}
 	left, err := p.prefix()
 	if err != nil {
@@ -210,11 +220,44 @@ func (p *parser) parseExpr(minBP int) (Node, error) {
 		if bp <= minBP {
 			return left, nil
 		}
-		left, err = p.infix(left, bp)
+		if bp == bpAnd || bp == bpOr {
+			left, err = p.logicChain(left, bp)
+		} else {
+			left, err = p.infix(left, bp)
+		}
 		if err != nil {
 			return nil, err
 		}
 	}
+}
+
+// logicChain parses the rest of `x AND y AND z …` (or OR) after its first
+// term and builds the balanced tree Spark's parser builds for a chain of one
+// logical operator: ((x AND y) AND (z AND w)). AND and OR are associative
+// (also with NULLs), so the result is the same as the left-deep tree, but a
+// chain of any length is only log2(n) levels deep.
+func (p *parser) logicChain(first Node, bp int) (Node, error) {
+	op := strings.ToUpper(p.peek().text)
+	terms := []Node{first}
+	var opAt []int // opAt[i] is the operator between terms[i] and terms[i+1]
+	for p.infixBP() == bp {
+		t := p.next()
+		right, err := p.parseExpr(bp)
+		if err != nil {
+			return nil, err
+		}
+		terms = append(terms, right)
+		opAt = append(opAt, t.pos)
+	}
+	var build func(lo, hi int) Node
+	build = func(lo, hi int) Node {
+		if lo == hi {
+			return terms[lo]
+		}
+		mid := lo + (hi-lo)/2
+		return &Binary{Op: op, L: build(lo, mid), R: build(mid+1, hi), OpAt: opAt[mid]}
+	}
+	return build(0, len(terms)-1), nil
 }
 
 // infixBP is the binding power of the operator at the current token, or -1
@@ -284,7 +327,7 @@ func (p *parser) infix(left Node, bp int) (Node, error) {
 		kw = strings.ToUpper(t.text)
 	}
 	switch kw {
-	case "AND", "OR", "DIV":
+	case "DIV":
 		right, err := p.parseExpr(bp)
 		if err != nil {
 			return nil, err
@@ -412,12 +455,13 @@ func (p *parser) prefix() (Node, error) {
 	case tNumber:
 		n, err = p.number(t, false)
 	case tString:
-		s := t.val
 		// Adjacent string literals concatenate, as in Spark: 'a' 'b' = 'ab'.
+		var s strings.Builder
+		s.WriteString(t.val)
 		for p.peek().kind == tString {
-			s += p.next().val
+			s.WriteString(p.next().val)
 		}
-		n = &Literal{Type: batch.String, Value: s, At: t.pos}
+		n = &Literal{Type: batch.String, Value: s.String(), At: t.pos}
 	case tQIdent:
 		if p.isOp(p.peek(), "(") {
 			// A back-quoted function name, as Spark allows: `upper`(x).
