@@ -164,19 +164,24 @@ type Trigger struct {
 
 // ProcessingTime runs a batch at every multiple of interval since the Unix
 // epoch, e.g. ProcessingTime("20 seconds"). A batch that overruns is
-// followed at once by the next, with a warning.
+// followed at once by the next, with a warning (logged at most every 10 s).
+// The interval is 0 (batches back to back, like the default trigger) or a
+// whole number of milliseconds; Start reports anything else.
 func ProcessingTime(interval string) Trigger {
 	d, err := options.ParseInterval(interval)
 	if err != nil {
 		return Trigger{err: fmt.Errorf("trigger processingTime %q: %w", interval, err)}
+	}
+	if err := trigger.IntervalError(interval, d); err != nil {
+		return Trigger{err: fmt.Errorf("trigger processingTime: %w", err)}
 	}
 	return ProcessingTimeInterval(d)
 }
 
 // ProcessingTimeInterval is ProcessingTime with a time.Duration.
 func ProcessingTimeInterval(d time.Duration) Trigger {
-	if d < 0 {
-		return Trigger{err: fmt.Errorf("trigger processingTime: negative interval %s", d)}
+	if err := trigger.CheckInterval(d); err != nil {
+		return Trigger{err: fmt.Errorf("trigger processingTime: %w", err)}
 	}
 	return Trigger{t: trigger.Trigger{Kind: trigger.ProcessingTime, Interval: d}}
 }

@@ -132,7 +132,7 @@ func (l Limits) Apply(u LimitsUpdate, kind trigger.Kind) (Limits, error) {
 			return l, fmt.Errorf("triggerIntervalMs: a %s query has no interval", kind)
 		}
 		if *u.TriggerIntervalMs < 0 {
-			return l, fmt.Errorf("triggerIntervalMs: %d is negative (allowed: 0 = as fast as possible, or milliseconds)", *u.TriggerIntervalMs)
+			return l, fmt.Errorf("triggerIntervalMs: %d is negative (allowed: 0 = as fast as possible, or whole milliseconds ≥ 1)", *u.TriggerIntervalMs)
 		}
 		l.TriggerInterval = time.Duration(*u.TriggerIntervalMs) * time.Millisecond
 	}
@@ -186,10 +186,13 @@ func ParseLimitsUpdate(body []byte, parseInterval func(string) (time.Duration, e
 		}
 		return &n, nil
 	}
-	dur := func(k string, v json.RawMessage) (*int64, error) {
+	dur := func(k string, v json.RawMessage, check func(string, time.Duration) error) (*int64, error) {
 		var s string
 		if json.Unmarshal(v, &s) == nil {
 			d, err := parseInterval(s)
+			if err == nil && check != nil {
+				err = check(s, d)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("limits: %s: %v", k, err)
 			}
@@ -212,9 +215,9 @@ func ParseLimitsUpdate(body []byte, parseInterval func(string) (time.Duration, e
 		case "minOffsetsPerTrigger":
 			u.MinOffsetsPerTrigger, err = num(k, v)
 		case "triggerInterval", "triggerIntervalMs":
-			u.TriggerIntervalMs, err = dur(k, v)
+			u.TriggerIntervalMs, err = dur(k, v, trigger.IntervalError)
 		case "targetBatchDuration", "targetBatchDurationMs":
-			u.TargetBatchDurationMs, err = dur(k, v)
+			u.TargetBatchDurationMs, err = dur(k, v, nil)
 		case "admission":
 			var s string
 			if err = json.Unmarshal(v, &s); err == nil {

@@ -28,6 +28,9 @@ func TestParseLimitsUpdate(t *testing.T) {
 		{`{"maxOffsetPerTrigger":5}`, nil, `unknown key "maxOffsetPerTrigger" (allowed: maxOffsetsPerTrigger`},
 		{`{"maxOffsetsPerTrigger":"lots"}`, nil, "maxOffsetsPerTrigger must be an integer"},
 		{`{"triggerInterval":"soon"}`, nil, "triggerInterval"},
+		{`{"triggerInterval":"999 microseconds"}`, nil, `limits: triggerInterval: "999 microseconds" is below 1 millisecond (allowed: 0 = as fast as possible, or whole milliseconds ≥ 1`},
+		{`{"triggerInterval":"1.5 milliseconds"}`, nil, `limits: triggerInterval: "1.5 milliseconds" is not a whole number of milliseconds`},
+		{`{"targetBatchDuration":"1.5 milliseconds"}`, func(u LimitsUpdate) bool { return *u.TargetBatchDurationMs == 1 }, ""},
 		{`[1,2]`, nil, "must be a JSON object"},
 	}
 	for _, c := range cases {

@@ -234,6 +234,11 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = trigger.RealClock
 	}
+	if cfg.Trigger.Kind == trigger.ProcessingTime {
+		if err := trigger.CheckInterval(cfg.Trigger.Interval); err != nil {
+			return nil, fmt.Errorf("trigger processingTime: %w", err)
+		}
+	}
 	cp, err := checkpoint.Open(cfg.CheckpointDir)
 	if err != nil {
 		return nil, err

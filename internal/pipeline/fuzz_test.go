@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func readFile(t testing.TB, path string) []byte {
@@ -50,8 +51,8 @@ func FuzzParse(f *testing.F) {
 				t.Errorf("interval on %s trigger", file.Trigger.Kind)
 			}
 		case TriggerProcessingTime:
-			if file.Trigger.Interval < 0 {
-				t.Errorf("negative interval")
+			if file.Trigger.Interval < 0 || file.Trigger.Interval%time.Millisecond != 0 {
+				t.Errorf("interval %v is not 0 or whole milliseconds", file.Trigger.Interval)
 			}
 		default:
 			t.Errorf("unknown trigger kind %q", file.Trigger.Kind)

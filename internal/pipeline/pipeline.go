@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/trigger"
 	"io"
 	"os"
 	"regexp"
@@ -719,6 +720,9 @@ func (p *parser) trigger(e entry) Trigger {
 			cand = Trigger{Kind: TriggerProcessingTime, Line: f.line}
 			if v, ok := p.text(f.val, path, f.line); ok {
 				d, err := options.ParseInterval(v)
+				if err == nil {
+					err = trigger.IntervalError(v, d)
+				}
 				if err != nil {
 					p.errorf(f.line, "%s: %w", path, err)
 				}

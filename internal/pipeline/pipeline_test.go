@@ -394,6 +394,16 @@ func TestParseErrors(t *testing.T) {
 			want: `line 4: trigger.processingTime: invalid interval "1.5": missing unit after 1.5 (e.g. "1.5 seconds")`,
 		},
 		{
+			name: "interval below a millisecond",
+			yaml: minimal + "trigger:\n  processingTime: 1 nanosecond\n",
+			want: `line 4: trigger.processingTime: "1 nanosecond" is below 1 millisecond (allowed: 0 = as fast as possible, or whole milliseconds ≥ 1, e.g. "1 millisecond" or "20 seconds")`,
+		},
+		{
+			name: "interval with a fraction of a millisecond",
+			yaml: minimal + "trigger:\n  processingTime: 1500 microseconds\n",
+			want: `line 4: trigger.processingTime: "1500 microseconds" is not a whole number of milliseconds (allowed: 0 = as fast as possible, or whole milliseconds ≥ 1, e.g. "1 millisecond" or "20 seconds")`,
+		},
+		{
 			name: "empty interval",
 			yaml: minimal + "trigger:\n  processingTime:\n",
 			want: `line 4: trigger.processingTime: expected a string, got nothing`,

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -103,6 +104,43 @@ const (
 	IdleMaxPoll = 250 * time.Millisecond
 )
 
+// intervalAllowed lists the valid processingTime intervals, for errors.
+const intervalAllowed = `(allowed: 0 = as fast as possible, or whole milliseconds ≥ 1, e.g. "1 millisecond" or "20 seconds")`
+
+// CheckInterval reports whether d is a valid processingTime interval: 0 (the
+// next batch as soon as the previous ends) or a whole number of
+// milliseconds. Spark keeps trigger intervals in milliseconds and truncates
+// anything finer, so "999 microseconds" is an interval of 0 there; sluice
+// refuses such values instead of changing them silently (an interval below
+// a millisecond used to make the trigger loop spin).
+func CheckInterval(d time.Duration) error {
+	switch {
+	case d < 0:
+		return fmt.Errorf("%s is negative %s", d, intervalAllowed)
+	case d > 0 && d < time.Millisecond:
+		return fmt.Errorf("%s is below 1 millisecond %s", d, intervalAllowed)
+	case d%time.Millisecond != 0:
+		return fmt.Errorf("%s is not a whole number of milliseconds %s", d, intervalAllowed)
+	}
+	return nil
+}
+
+// IntervalError is CheckInterval's message for an interval written as text,
+// quoting the text instead of the parsed duration.
+func IntervalError(text string, d time.Duration) error {
+	err := CheckInterval(d)
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%q%s", text, strings.TrimPrefix(err.Error(), d.String()))
+}
+
+// FallingBehindLogEvery is the least time between two "falling behind"
+// warnings of one query: the first overrun is logged at once, later ones are
+// counted and summed up in the next warning, so no interval can flood the
+// log.
+const FallingBehindLogEvery = 10 * time.Second
+
 // NextAligned returns the first multiple of interval since the Unix epoch
 // strictly after t (Spark's ProcessingTimeExecutor.nextBatchTime).
 func NextAligned(t time.Time, interval time.Duration) time.Time {
@@ -132,6 +170,7 @@ func RunDynamic(ctx context.Context, current func() Trigger, clock Clock, log *s
 	}
 	idle := IdleMinPoll
 	intended := clock.Now()
+	behind := fallingBehind{log: log}
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -167,8 +206,7 @@ func RunDynamic(ctx context.Context, current func() Trigger, clock Clock, log *s
 		if t.Kind == ProcessingTime && t.Interval > 0 {
 			elapsed := clock.Now().Sub(start)
 			if elapsed > t.Interval {
-				log.Warn(fmt.Sprintf("Current batch is falling behind. The trigger interval is %d milliseconds, but spent %d milliseconds",
-					t.Interval.Milliseconds(), elapsed.Milliseconds()))
+				behind.overrun(clock.Now(), t.Interval, elapsed)
 				intended = clock.Now()
 				continue // start the next batch at once; missed boundaries are dropped
 			}
@@ -189,4 +227,26 @@ func RunDynamic(ctx context.Context, current func() Trigger, clock Clock, log *s
 		}
 		idle = min(2*idle, IdleMaxPoll)
 	}
+}
+
+// fallingBehind logs Spark's "Current batch is falling behind" warning at
+// most once per FallingBehindLogEvery, counting the overruns in between.
+type fallingBehind struct {
+	log        *slog.Logger
+	last       time.Time // when the last warning was logged; zero before the first
+	suppressed int       // overruns since then that were not logged
+}
+
+func (f *fallingBehind) overrun(now time.Time, interval, elapsed time.Duration) {
+	if !f.last.IsZero() && now.Sub(f.last) < FallingBehindLogEvery {
+		f.suppressed++
+		return
+	}
+	msg := fmt.Sprintf("Current batch is falling behind. The trigger interval is %d milliseconds, but spent %d milliseconds",
+		interval.Milliseconds(), elapsed.Milliseconds())
+	if f.suppressed > 0 {
+		msg += fmt.Sprintf(" (%d more batches fell behind since the last warning)", f.suppressed)
+	}
+	f.log.Warn(msg)
+	f.last, f.suppressed = now, 0
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -124,5 +125,58 @@ func TestErrorsStopAndCancelIsClean(t *testing.T) {
 	})
 	if err != nil || n != 3 {
 		t.Fatalf("cancel: err %v after %d runs, want nil after 3", err, n)
+	}
+}
+
+func TestCheckInterval(t *testing.T) {
+	const allowed = `(allowed: 0 = as fast as possible, or whole milliseconds ≥ 1, e.g. "1 millisecond" or "20 seconds")`
+	for _, c := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, ""},
+		{time.Millisecond, ""},
+		{20 * time.Second, ""},
+		{1500 * time.Millisecond, ""},
+		{time.Nanosecond, "1ns is below 1 millisecond " + allowed},
+		{999 * time.Microsecond, "999µs is below 1 millisecond " + allowed},
+		{1500 * time.Microsecond, "1.5ms is not a whole number of milliseconds " + allowed},
+		{-time.Second, "-1s is negative " + allowed},
+	} {
+		err := CheckInterval(c.d)
+		if got := fmt.Sprint(err); (c.want == "" && err != nil) || (c.want != "" && got != c.want) {
+			t.Errorf("CheckInterval(%v) = %v, want %q", c.d, err, c.want)
+		}
+	}
+}
+
+// A query whose every batch overruns its interval used to log Spark's
+// warning once per batch: 383,121 lines a minute with a 1 ns interval. The
+// warning is now logged at most once per FallingBehindLogEvery, with a count
+// of the batches it stands for.
+func TestFallingBehindWarningIsRateLimited(t *testing.T) {
+	clk := triggertest.New(time.UnixMilli(0))
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	const batches = 100_000 // 3 ms each against a 1 ms interval: 300 s
+	i := 0
+	err := Run(context.Background(), Trigger{Kind: ProcessingTime, Interval: time.Millisecond}, clk, log, func(ctx context.Context, _ time.Time) (Result, error) {
+		clk.Advance(3 * time.Millisecond)
+		i++
+		return Result{Ran: true, Done: i == batches}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	elapsed := time.Duration(batches) * 3 * time.Millisecond
+	if max := 1 + int(elapsed/FallingBehindLogEvery); len(lines) > max || len(lines) < 2 {
+		t.Fatalf("%d warning lines for %v of overrunning batches, want between 2 and %d", len(lines), elapsed, max)
+	}
+	if !strings.Contains(lines[0], "Current batch is falling behind. The trigger interval is 1 milliseconds, but spent 3 milliseconds") {
+		t.Errorf("first line: %s", lines[0])
+	}
+	if !strings.Contains(lines[1], "batches fell behind since the last warning") {
+		t.Errorf("second line does not count the batches it stands for: %s", lines[1])
 	}
 }
