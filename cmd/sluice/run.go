@@ -34,7 +34,8 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	quiet := fs.Bool("quiet", false, "do not print the per-batch summary line on stderr")
 	stats := fs.Bool("stats", false, "print the process's peak resident memory (VmHWM) on stderr at exit")
 	uiAddr := fs.String("ui-addr", web.DefaultAddr, `serve the live UI, the HTTP API and /metrics here ("" or "off" to disable)`)
-	uiToken := fs.String("ui-token", os.Getenv("SLUICE_UI_TOKEN"), "token required to change limits over HTTP (required for a non-loopback --ui-addr; default $SLUICE_UI_TOKEN)")
+	uiToken := fs.String("ui-token", "", "token for the HTTP API: required to change limits, and for every request off loopback; "+
+		"prefer the SLUICE_UI_TOKEN environment variable, which other users cannot see in ps (default $SLUICE_UI_TOKEN)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sluice run PIPELINE.yaml [flags]")
 		fs.PrintDefaults()
@@ -89,7 +90,11 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		bl.setAvailableNow(q.Engine().Config().Trigger.Kind == trigger.AvailableNow)
 	}
 	if *uiAddr != "" && *uiAddr != "off" {
-		srv, err := startUI(ctx, *uiAddr, *uiToken, q, session.MetricsHandler(), log)
+		token := *uiToken
+		if token == "" {
+			token = os.Getenv("SLUICE_UI_TOKEN")
+		}
+		srv, err := startUI(ctx, *uiAddr, token, q, session.MetricsHandler(), log)
 		switch {
 		case err != nil && uiAddrFlagSet(fs):
 			q.Stop()

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -66,13 +67,72 @@ func newHandler(cfg Config, log *slog.Logger, loopback bool) *handler {
 	return h
 }
 
-// ServeHTTP sets the headers common to every response and dispatches.
+// ServeHTTP sets the headers common to every response, checks who may
+// read (see authorizeRead) and dispatches.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("X-Frame-Options", "DENY")
+	if status, msg := h.authorizeRead(r); status != 0 {
+		if status == http.StatusUnauthorized {
+			challenge(w)
+		}
+		h.log.Warn("web: request refused", "remote", r.RemoteAddr, "host", r.Host, "path", r.URL.Path, "status", status, "reason", msg)
+		writeError(w, status, msg)
+		return
+	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// authorizeRead returns a non-zero status and a message when r may not be
+// served at all.
+//
+// On a loopback listener the Host header must name the loopback interface
+// (localhost, 127.0.0.1 or another 127.x address, [::1], with any port):
+// otherwise a web page on another site could re-point its own name at
+// 127.0.0.1 (DNS rebinding) and read or change the query through the
+// victim's browser. Off loopback the token protects everything, so every
+// request must carry it, and nothing is served when none is configured.
+func (h *handler) authorizeRead(r *http.Request) (int, string) {
+	if h.loopback {
+		if !loopbackHost(r.Host) {
+			return http.StatusForbidden, fmt.Sprintf("Host %q is not a loopback name: this server listens on loopback and "+
+				"answers only Host localhost, 127.0.0.1 or [::1] (protection against DNS rebinding)", r.Host)
+		}
+		return 0, ""
+	}
+	if h.token == "" {
+		return http.StatusForbidden, "this server listens on a non-loopback address and no token was configured; " +
+			"set SLUICE_UI_TOKEN (or --ui-token) to serve the UI and API off loopback"
+	}
+	if !h.tokenOK(r) {
+		return http.StatusUnauthorized, "a valid token is required off loopback: Authorization: Bearer <token>, " +
+			"or HTTP Basic authentication with the token as the password"
+	}
+	return 0, ""
+}
+
+// challenge asks for credentials: a bearer token for API clients, Basic
+// authentication so that a browser prompts for the token.
+func challenge(w http.ResponseWriter) {
+	w.Header().Add("WWW-Authenticate", `Bearer realm="sluice"`)
+	w.Header().Add("WWW-Authenticate", `Basic realm="sluice", charset="UTF-8"`)
+}
+
+// loopbackHost reports whether a Host header value names the loopback
+// interface: localhost or a loopback IP literal, with or without a port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func noCache(next http.Handler) http.Handler {
@@ -246,7 +306,7 @@ func (h *handler) getLimits(w http.ResponseWriter, r *http.Request) {
 func (h *handler) setLimits(w http.ResponseWriter, r *http.Request) {
 	if status, msg := h.authorizeWrite(r); status != 0 {
 		if status == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
+			challenge(w)
 		}
 		h.log.Warn("web: limits request refused", "remote", r.RemoteAddr, "status", status, "reason", msg)
 		writeError(w, status, msg)
@@ -306,7 +366,7 @@ func (h *handler) authorizeWrite(r *http.Request) (int, string) {
 	case writesDisabled:
 		return http.StatusForbidden, "writes are disabled: the server listens on a non-loopback address and no token was configured"
 	case writesToken:
-		if !h.tokenOK(r.Header.Get("Authorization")) {
+		if !h.tokenOK(r) {
 			return http.StatusUnauthorized, "a valid bearer token is required"
 		}
 	}
@@ -326,8 +386,17 @@ func (h *handler) authorizeWrite(r *http.Request) (int, string) {
 	return 0, ""
 }
 
-func (h *handler) tokenOK(header string) bool {
-	scheme, cred, ok := strings.Cut(strings.TrimSpace(header), " ")
+// tokenOK reports whether r carries the token: as a bearer token, or as the
+// password of HTTP Basic authentication (any user name), which is what a
+// browser sends after prompting.
+func (h *handler) tokenOK(r *http.Request) bool {
+	if h.token == "" {
+		return false
+	}
+	if _, pass, ok := r.BasicAuth(); ok {
+		return subtle.ConstantTimeCompare([]byte(pass), []byte(h.token)) == 1
+	}
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}

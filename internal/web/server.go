@@ -67,9 +67,11 @@ type Config struct {
 	Queries func() []Query
 	// Metrics serves /metrics (a Prometheus handler); nil answers 404.
 	Metrics http.Handler
-	// Token, when set, is required as "Authorization: Bearer <token>" on
-	// every write. Without it, writes are allowed only when the server
-	// listens on a loopback address.
+	// Token, when set, is required as "Authorization: Bearer <token>" (or
+	// as the password of HTTP Basic authentication) on every write, and off
+	// loopback on every request. A server on a non-loopback address does
+	// not start without one. On loopback, requests must name a loopback
+	// Host (DNS rebinding protection).
 	Token string
 	// Logger receives request errors and limit changes; nil discards them.
 	Logger *slog.Logger
@@ -116,7 +118,13 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("web: listen on %s: %w", s.cfg.Addr, err)
 	}
-	s.handler = newHandler(s.cfg, s.log, isLoopback(ln.Addr()))
+	loopback := isLoopback(ln.Addr())
+	if !loopback && s.cfg.Token == "" {
+		_ = ln.Close()
+		return fmt.Errorf("web: %s is not a loopback address: a token is required to serve the UI and API there "+
+			"(set SLUICE_UI_TOKEN, or --ui-token; clients send it as a bearer token or a Basic password)", s.cfg.Addr)
+	}
+	s.handler = newHandler(s.cfg, s.log, loopback)
 	s.ln = ln
 	s.srv = &http.Server{
 		Handler:           s.handler,

@@ -280,10 +280,10 @@ func TestSetLimits(t *testing.T) {
 		{name: "charset param ok", loopback: true, query: "q-orders", body: good, header: map[string]string{"Content-Type": "application/json; charset=utf-8"}, code: 200, applied: true},
 		{name: "same origin ok", loopback: true, query: "q-orders", body: good, header: map[string]string{"Origin": "http://HOST", "Sec-Fetch-Site": "same-origin"}, code: 200, applied: true},
 		{name: "by name", loopback: true, query: "orders", body: good, code: 200, applied: true},
-		{name: "non-loopback without token refused", loopback: false, query: "q-orders", body: good, code: 403, wantBody: "writes are disabled"},
+		{name: "non-loopback without token refused", loopback: false, query: "q-orders", body: good, code: 403, wantBody: "no token was configured"},
 		{name: "non-loopback with token", loopback: false, token: "s3cret", query: "q-orders", body: good, header: map[string]string{"Authorization": "Bearer s3cret"}, code: 200, applied: true},
 		{name: "scheme case-insensitive", loopback: false, token: "s3cret", query: "q-orders", body: good, header: map[string]string{"Authorization": "bearer s3cret"}, code: 200, applied: true},
-		{name: "non-loopback wrong token", loopback: false, token: "s3cret", query: "q-orders", body: good, header: map[string]string{"Authorization": "Bearer s3cre"}, code: 401, wantBody: "bearer token"},
+		{name: "non-loopback wrong token", loopback: false, token: "s3cret", query: "q-orders", body: good, header: map[string]string{"Authorization": "Bearer s3cre"}, code: 401, wantBody: "a valid token is required"},
 		{name: "non-loopback no header", loopback: false, token: "s3cret", query: "q-orders", body: good, code: 401},
 		{name: "basic auth is not bearer", loopback: false, token: "s3cret", query: "q-orders", body: good, header: map[string]string{"Authorization": "Basic s3cret"}, code: 401},
 		{name: "loopback with token needs it", loopback: true, token: "s3cret", query: "q-orders", body: good, code: 401},
@@ -344,12 +344,15 @@ func TestServerInfo(t *testing.T) {
 	}{
 		{true, "", `{"loopback":true,"writes":"open"}`},
 		{true, "t", `{"loopback":true,"writes":"token"}`},
-		{false, "", `{"loopback":false,"writes":"disabled"}`},
+		// Off loopback without a token nothing is served (see
+		// TestNonLoopbackWithoutTokenServesNothing); with one, reads need it.
 		{false, "t", `{"loopback":false,"writes":"token"}`},
 	}
 	for _, tc := range tests {
 		ts := newTestServer(t, Config{Token: tc.token}, tc.loopback)
-		_, _, body := get(t, ts.URL+"/api/v1/server")
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/v1/server", nil)
+		req.Header.Set("Authorization", "Bearer "+tc.token)
+		_, _, body := do(t, req)
 		if strings.TrimSpace(string(body)) != tc.want {
 			t.Errorf("loopback=%v token=%q: %s, want %s", tc.loopback, tc.token, body, tc.want)
 		}
@@ -470,6 +473,7 @@ func FuzzLimitsBody(f *testing.F) {
 		busy, _, _ := fixture()
 		h := newHandler(Config{Queries: func() []Query { return []Query{busy} }}, slog.New(slog.DiscardHandler), true)
 		req := httptest.NewRequest(http.MethodPost, "/api/v1/queries/q-orders/limits", strings.NewReader(body))
+		req.Host = "127.0.0.1:4040"
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
