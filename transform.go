@@ -3,6 +3,7 @@ package sluice
 import (
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/engine"
@@ -151,11 +152,20 @@ func compileTransform(ops []op, in batch.Schema) (*chain, error) {
 			s, err = expr.CompileFilter(o.exprs[0], schema)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("transform step %d, %s:\n%w", i+1, o, err)
+			return nil, fmt.Errorf("transform step %d, %s:\n%w", i+1, clip(o.String(), 200), err)
 		}
 		c.steps = append(c.steps, s)
 		schema = s.Schema()
 	}
 	c.out = schema
 	return c, nil
+}
+
+// clip shortens s to at most n runes, marking a cut with "…", so that an
+// error about a huge generated expression stays readable.
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
 }

@@ -178,21 +178,92 @@ const (
 	maxErrors = 20
 )
 
+// MaxFileSize is the largest pipeline file Load and Parse accept: 1 MiB,
+// far above any real pipeline and small enough that parsing stays cheap.
+const MaxFileSize = 1 << 20
+
 // Load reads and parses the pipeline file at path, expanding ${VAR} from
-// the process environment.
+// the process environment. Only a regular file (or a symbolic link to one)
+// of at most MaxFileSize bytes is read: a device such as /dev/zero would
+// never end and opening a FIFO blocks until someone writes to it.
 func Load(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("load pipeline: %w", err)
 	}
 	return Parse(path, data, os.LookupEnv)
 }
 
+// readRegular reads a regular file of at most MaxFileSize bytes. The type is
+// checked before opening (opening a FIFO blocks) and again on the open file,
+// and the read stops past the limit even if the file grows meanwhile.
+func readRegular(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRegular(path, fi); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return nil, err
+	}
+	if err := checkRegular(path, fi); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSize(path, max(int64(len(data)), fi.Size())); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// checkRegular refuses anything but a regular file, naming what it is.
+func checkRegular(path string, fi os.FileInfo) error {
+	if fi.Mode().IsRegular() {
+		if err := checkSize(path, fi.Size()); err != nil {
+			return err
+		}
+		return nil
+	}
+	what := "not a file"
+	switch m := fi.Mode(); {
+	case m.IsDir():
+		what = "a directory"
+	case m&os.ModeNamedPipe != 0:
+		what = "a named pipe"
+	case m&os.ModeSocket != 0:
+		what = "a socket"
+	case m&os.ModeDevice != 0:
+		what = "a device"
+	}
+	return fmt.Errorf("%s is not a regular file (it is %s); a pipeline file must be a regular file", path, what)
+}
+
+func checkSize(name string, size int64) error {
+	if size > MaxFileSize {
+		return fmt.Errorf("%s is %d bytes; a pipeline file may be at most 1 MiB (%d bytes)", name, size, MaxFileSize)
+	}
+	return nil
+}
+
 // Parse parses and validates a pipeline file. name is used in error
 // positions and File.Path ("" for none). env looks up variables for ${VAR}
-// expansion; nil means no variable is set. The error, if any, is an
-// ErrorList holding every problem found, each an *Error.
+// expansion; nil means no variable is set. data may be at most MaxFileSize
+// bytes. The error, if any, is an ErrorList holding every problem found,
+// each an *Error.
 func Parse(name string, data []byte, env func(string) (string, bool)) (*File, error) {
+	if err := checkSize("the file", int64(len(data))); err != nil {
+		return nil, ErrorList{{File: name, Err: err}}
+	}
 	return parse(name, data, env, maxValues)
 }
 
