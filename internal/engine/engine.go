@@ -207,6 +207,9 @@ func (q *Query) setStatus(msg string, dataAvailable, active bool) {
 	q.mu.Unlock()
 }
 
+// loggerSetter is implemented by sinks that log (file, Delta).
+type loggerSetter interface{ SetLogger(*slog.Logger) }
+
 // Start opens the checkpoint, recovers the position and runs the query in a
 // goroutine until ctx is cancelled, Stop is called, a once/availableNow
 // trigger finishes, or a batch fails.
@@ -259,6 +262,11 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 		b.SetMemoryBudget(q.limits.MemoryBudget, admission.BufferShare(q.limits.MemoryBudget))
 	}
 	q.log = cfg.Logger.With("query", q.ID())
+	for _, s := range []any{cfg.Sink, cfg.DeadLetter} {
+		if l, ok := s.(loggerSetter); ok {
+			l.SetLogger(q.log) // sinks log with the query id, where the query logs
+		}
+	}
 	q.setStatus("Initializing sources", false, false)
 	if err := q.recover(ctx); err != nil {
 		cp.Close()

@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/partition"
 	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/sparktext"
@@ -413,14 +416,67 @@ func (s *Source) everyOffsets(ctx context.Context) (source.Offset, error) {
 }
 
 // PrepareAvailableNow snapshots the latest offsets; later batches never go
-// past them (Available reports the snapshot as latest).
+// past them (Available reports the snapshot as latest). A subscribed or
+// assigned topic that does not exist fails the query (with
+// failOnDataLoss=false it is logged as a warning): Spark reads nothing from
+// it and stops with success, which makes a misspelled topic look like an
+// empty one.
 func (s *Source) PrepareAvailableNow(ctx context.Context) error {
 	latest, err := s.listOffsets(ctx, true)
 	if err != nil {
 		return err
 	}
+	if err := s.checkTopicsExist(ctx, latest); err != nil {
+		if s.cfg.FailOnDataLoss {
+			return err
+		}
+		s.log.Warn(err.Error())
+	}
 	s.availableNow = latest
 	return nil
+}
+
+// checkTopicsExist reports the named topics (subscribe, assign) that have
+// no partition in latest, suggesting the closest existing topic name.
+func (s *Source) checkTopicsExist(ctx context.Context, latest Offsets) error {
+	if s.cfg.Pattern != nil {
+		return nil // a pattern may match nothing yet; it names no topic
+	}
+	named, err := s.topics(ctx)
+	if err != nil {
+		return err
+	}
+	found := map[string]bool{}
+	for tp := range latest {
+		found[tp.Topic] = true
+	}
+	var missing []string
+	for _, t := range named {
+		if !found[t] {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	var existing []string
+	if all, err := s.adm.ListTopics(ctx); err == nil {
+		for _, td := range all {
+			if td.Err == nil { // a missing topic is listed too, with an error
+				existing = append(existing, td.Topic)
+			}
+		}
+	}
+	var errs []string
+	for _, t := range missing {
+		msg := fmt.Sprintf("kafka source: topic %q does not exist", t)
+		if sug := options.Suggest(t, existing); sug != "" {
+			msg += fmt.Sprintf("; did you mean %q?", sug)
+		}
+		errs = append(errs, msg+" (availableNow would read nothing and stop; set failOnDataLoss=false to warn instead)")
+	}
+	return errors.New(strings.Join(errs, "\n"))
 }
 
 // Available implements source.Partitioned: the first half of Spark's
