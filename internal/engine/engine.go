@@ -170,7 +170,49 @@ type Query struct {
 	limits admission.Limits // guarded by mu
 
 	batchesDone atomic.Int64
+
+	// progressAt is the last sign of progress (UnixNano, engine clock): a
+	// status change or rows read; see Activity.
+	progressAt atomic.Int64
+	// caughtUp: the last look at the source found nothing new to read.
+	caughtUp atomic.Bool
 }
+
+// Activity is what the query is doing right now, for a watchdog that tells
+// a busy query from a stuck one (the monitor's health).
+type Activity struct {
+	// Active: a trigger attempt is in progress (planning or running a
+	// batch); false between triggers and after termination.
+	Active bool
+	// Step is the engine's status message, e.g. "Getting offsets from
+	// KafkaV2[Subscribe[orders]]".
+	Step string
+	// Waiting is the source's explanation when it is waiting for something
+	// outside the query (unreachable brokers), else "".
+	Waiting string
+	// Since is the last sign of progress: the start of the current step of
+	// the attempt, or the last rows read.
+	Since time.Time
+	// CaughtUp reports that the last look at the source found its latest
+	// position equal to where the query stands: nothing to read.
+	CaughtUp bool
+}
+
+// Activity returns what the query is doing now. It is safe to call from
+// any goroutine.
+func (q *Query) Activity() Activity {
+	q.mu.Lock()
+	st := q.status
+	q.mu.Unlock()
+	a := Activity{Active: st.IsTriggerActive, Step: st.Message, Since: time.Unix(0, q.progressAt.Load()), CaughtUp: q.caughtUp.Load()}
+	if w, ok := q.cfg.Source.(source.Waiter); ok && a.Active {
+		a.Waiting = w.Waiting()
+	}
+	return a
+}
+
+// Logger is the query's logger (its records carry the query id).
+func (q *Query) Logger() *slog.Logger { return q.log }
 
 // ID is the query id stored in the checkpoint (stable across restarts).
 func (q *Query) ID() string { return q.cp.ID() }
@@ -202,6 +244,7 @@ func (q *Query) Status() Status {
 }
 
 func (q *Query) setStatus(msg string, dataAvailable, active bool) {
+	q.progressAt.Store(q.cfg.Clock.Now().UnixNano())
 	q.mu.Lock()
 	q.status = Status{Message: msg, IsDataAvailable: dataAvailable, IsTriggerActive: active}
 	q.mu.Unlock()
@@ -449,6 +492,7 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	}
 	latestDur := q.cfg.Clock.Now().Sub(triggerStart)
 	q.lastLatest = latest
+	q.caughtUp.Store(latest.JSON() == q.start.JSON())
 	for _, o := range q.cfg.Observers {
 		o.OffsetsObserved(q, latest, triggerStart)
 	}
@@ -674,6 +718,7 @@ func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Re
 	err = reader.Read(ctx, t, func(ctx context.Context, b *batch.Batch) error {
 		t0 := time.Now()
 		defer func() { inEmit += time.Since(t0) }()
+		q.progressAt.Store(q.cfg.Clock.Now().UnixNano())
 		res.info.Rows += int64(b.N)
 		res.info.Bytes += b.ByteSize()
 		out := b

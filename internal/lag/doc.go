@@ -15,4 +15,6 @@
 //   - Evaluate classifies one partition's recent batches as OK, WARN, STALL,
 //     STOP, REWIND or ERR with a reason in words and numbers; QueryHealth
 //     takes the worst partition. Tracker keeps the windows for the engine.
+//   - Stalled turns a query that is busy without progress (a source that
+//     does not answer) into STALL, which the lag alone cannot show.
 package lag

@@ -80,6 +80,11 @@ type Config struct {
 	// 0 uses Burrow's rule: longer than the window's span from first to
 	// last commit (no STOP with a single sample).
 	StopAfter time.Duration
+	// StallAfter is how long a query may be busy without progress (a
+	// source that does not answer, a batch that reads nothing) before it is
+	// STALL; see Stalled. 0 leaves the choice to the caller (the monitor
+	// uses max(3 × trigger interval, 10 s)).
+	StallAfter time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -304,4 +309,37 @@ func (t *Tracker) Evaluate(now time.Time, heads map[partition.ID]int64) ([]Parti
 	t.mu.Unlock()
 	slices.SortFunc(parts, func(a, b PartitionHealth) int { return a.Partition.Compare(b.Partition) })
 	return parts, QueryHealth(parts)
+}
+
+// Busy is what a query is doing between two committed batches, as its
+// engine reports it; Stalled judges it.
+type Busy struct {
+	// Active: an attempt (planning a batch or running one) is in progress.
+	Active bool
+	// Since is the last sign of progress (the start of the current step,
+	// or the last rows read).
+	Since time.Time
+	// Step is what the query is doing, e.g. "Getting offsets from …".
+	Step string
+	// Waiting is the source's explanation of what it waits for, or "".
+	Waiting string
+}
+
+// Stalled reports a query that has been busy without progress for longer
+// than after: the source does not answer (a broker outage or hang) or a
+// batch reads nothing. The lag-based evaluation cannot see this: a query
+// that was caught up before its source went silent still has no lag.
+func Stalled(b Busy, now time.Time, after time.Duration) (Health, bool) {
+	if !b.Active || b.Since.IsZero() || after <= 0 {
+		return Health{}, false
+	}
+	idle := now.Sub(b.Since)
+	if idle <= after {
+		return Health{}, false
+	}
+	reason := fmt.Sprintf("no progress for %s (threshold %s), still at: %s", idle.Round(10*time.Millisecond), after, b.Step)
+	if b.Waiting != "" {
+		reason += "; " + b.Waiting
+	}
+	return Health{Status: StatusStall, Reason: reason}, true
 }

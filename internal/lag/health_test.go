@@ -177,3 +177,27 @@ func TestStatusText(t *testing.T) {
 		t.Error("severity order broken")
 	}
 }
+
+func TestStalled(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	busy := Busy{Active: true, Since: t0, Step: "Getting offsets from KafkaV2[Subscribe[o]]"}
+	for _, c := range []struct {
+		name string
+		b    Busy
+		now  time.Time
+		want string // "" = not stalled
+	}{
+		{"within the threshold", busy, t0.Add(10 * time.Second), ""},
+		{"past the threshold", busy, t0.Add(12 * time.Second),
+			"no progress for 12s (threshold 10s), still at: Getting offsets from KafkaV2[Subscribe[o]]"},
+		{"with the source's explanation", Busy{Active: true, Since: t0, Step: "Getting offsets", Waiting: "Waiting for Kafka brokers b:9092"},
+			t0.Add(time.Minute), "no progress for 1m0s (threshold 10s), still at: Getting offsets; Waiting for Kafka brokers b:9092"},
+		{"between triggers", Busy{Since: t0}, t0.Add(time.Hour), ""},
+		{"never active", Busy{Active: true}, t0, ""},
+	} {
+		h, ok := Stalled(c.b, c.now, 10*time.Second)
+		if (c.want == "") == ok || (ok && (h.Status != StatusStall || h.Reason != c.want)) {
+			t.Errorf("%s: %v %+v, want %q", c.name, ok, h, c.want)
+		}
+	}
+}

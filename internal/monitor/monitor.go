@@ -14,8 +14,11 @@
 //     time over recent batches, capped by the read limit's rate) and the
 //     arrival rate of the latest offsets;
 //   - a Burrow-style health per partition and for the query (lag.Tracker),
-//     re-evaluated between batches too (Idle, Snapshot, every scrape), so a
-//     query that stops committing turns STOP;
+//     re-evaluated between batches too (every second, Snapshot, every
+//     scrape), so a query that stops committing turns STOP, one whose source
+//     stops answering turns STALL (lag.Stalled on the engine's Activity), an
+//     idle query with nothing to read is OK, and entering or leaving a
+//     problem state is logged;
 //   - timing (trigger interval, duration/trigger ratio, scheduling delay,
 //     worker busy ratio, task skew), bytes per second, checkpoint size
 //     (walked at most once per second) and the source's buffered bytes.
@@ -29,6 +32,7 @@ package monitor
 
 import (
 	"context"
+	"log/slog"
 	"maps"
 	"math"
 	"slices"
@@ -59,6 +63,14 @@ const (
 	DefaultArrivalWindow  = 30 * time.Second
 	DefaultCapacityWindow = 10
 	DefaultMinStopAfter   = 30 * time.Second
+	// DefaultMinStallAfter is the least time a busy query may go without
+	// progress before it is STALL; the default threshold is the larger of
+	// this and three trigger intervals.
+	DefaultMinStallAfter = 10 * time.Second
+	// WatchEvery is how often health is re-evaluated while the query runs,
+	// so that a stall is logged (and the metrics updated) even when nobody
+	// asks.
+	WatchEvery = time.Second
 	// SizeEvery bounds how often the checkpoint directory is walked.
 	SizeEvery = time.Second
 )
@@ -80,8 +92,9 @@ type config struct {
 // query, removed when the query terminates).
 func WithMetrics(m *metrics.Metrics) Option { return func(c *config) { c.metrics = m } }
 
-// WithHealth sets the health evaluation window and STOP threshold. A zero
-// StopAfter means max(3 × trigger interval, 30 s).
+// WithHealth sets the health evaluation window and the STOP and STALL
+// thresholds. A zero StopAfter means max(3 × trigger interval, 30 s), a
+// zero StallAfter max(3 × trigger interval, 10 s).
 func WithHealth(cfg lag.Config) Option { return func(c *config) { c.health = cfg } }
 
 // WithRecent sets how many progress reports Recent keeps (default 100).
@@ -126,6 +139,14 @@ type Monitor struct {
 	partitions bool             // the source's offsets are per partition
 	final      *liveState
 	exception  string
+
+	// alarm is the health status last logged as a problem (STALL or
+	// worse) and since when; "" while healthy.
+	alarm      string
+	alarmSince time.Time
+
+	stopWatch chan struct{} // closed to stop the watch goroutine
+	watchDone chan struct{} // closed when it has returned
 }
 
 type batchStat struct {
@@ -191,7 +212,10 @@ func (m *Monitor) QueryStarted(q *engine.Query) {
 	m.q = q
 	m.trig = cfg.Trigger
 	m.tracker = lag.NewTracker(health)
+	stop, done := make(chan struct{}), make(chan struct{})
+	m.stopWatch, m.watchDone = stop, done
 	m.mu.Unlock()
+	go m.watch(stop, done)
 	if m.cfg.metrics != nil {
 		label := q.Name()
 		if label == "" {
@@ -245,9 +269,33 @@ func (m *Monitor) Idle(q *engine.Query, t time.Time) {
 	m.bus.PostIdle(progress.IdleEvent{ID: q.ID(), RunID: q.RunID(), Timestamp: progress.FormatTime(t)})
 }
 
+// watch re-evaluates health every WatchEvery until stop is closed, so that
+// a stall is noticed, logged and exported while nothing else asks.
+func (m *Monitor) watch(stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(WatchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			m.live()
+		}
+	}
+}
+
 // QueryTerminated implements engine.Observer: it freezes the live state,
 // removes the query's metrics and posts the terminated event.
 func (m *Monitor) QueryTerminated(q *engine.Query, err error) {
+	m.mu.Lock()
+	stop, done := m.stopWatch, m.watchDone
+	m.stopWatch = nil
+	m.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
 	var exc *string
 	if err != nil {
 		s := err.Error()
@@ -621,12 +669,21 @@ func (m *Monitor) now() time.Time {
 // returns the state frozen at termination.
 func (m *Monitor) live() liveState {
 	m.mu.Lock()
+	q := m.q
+	m.mu.Unlock()
+	var act engine.Activity
+	var stallAfter time.Duration
+	if q != nil {
+		act = q.Activity()
+		stallAfter = m.stallAfter(q)
+	}
+	m.mu.Lock()
 	if m.final != nil {
 		st := *m.final
 		m.mu.Unlock()
 		return st
 	}
-	q, mq := m.q, m.mq
+	mq := m.mq
 	st := liveState{at: m.now()}
 	if m.partitions && m.consumed != nil {
 		latest := make(map[partition.ID]int64, len(m.planned))
@@ -640,11 +697,28 @@ func (m *Monitor) live() liveState {
 		}
 		parts, qh := m.tracker.Evaluate(st.at, heads)
 		st.lag = m.lagInfo(m.consumed, latest, parts, st.at)
+		if qh.Status == lag.StatusErr && act.CaughtUp { // no partitions at all: nothing to read
+			qh.Status, qh.Reason = lag.StatusOK, "idle: nothing to read (the source has no partitions)"
+		}
 		st.health = &progress.HealthInfo{Status: qh.Status.String(), Reason: qh.Reason}
 	} else if m.partitions {
 		st.health = &progress.HealthInfo{Status: lag.StatusErr.String(), Reason: "no committed batch observed yet"}
+		if act.CaughtUp {
+			st.health = &progress.HealthInfo{Status: lag.StatusOK.String(), Reason: "idle: nothing to read, 0 records behind"}
+		}
 	}
+	problemSince := st.at
+	if stall, ok := lag.Stalled(lag.Busy{Active: act.Active, Since: act.Since, Step: act.Step, Waiting: act.Waiting}, st.at, stallAfter); ok {
+		if st.health == nil || statusRank(st.health.Status) < lag.StatusStall {
+			st.health = &progress.HealthInfo{Status: stall.Status.String(), Reason: stall.Reason}
+			problemSince = act.Since
+		}
+	}
+	logTransition := m.noteHealth(st.health, st.at, problemSince)
 	m.mu.Unlock()
+	if logTransition != nil && q != nil {
+		logTransition(q.Logger())
+	}
 	if q != nil {
 		st.checkpoint = m.size.get(q.Checkpoint())
 		select {
@@ -749,4 +823,52 @@ func (c *sizeCache) get(cp *checkpoint.Checkpoint) *progress.CheckpointInfo {
 	}
 	info := c.info
 	return &info
+}
+
+// stallAfter is the STALL threshold for q: the configured one, else
+// max(3 × the current trigger interval, DefaultMinStallAfter).
+func (m *Monitor) stallAfter(q *engine.Query) time.Duration {
+	if d := m.cfg.health.StallAfter; d > 0 {
+		return d
+	}
+	return max(3*q.Limits().TriggerInterval, DefaultMinStallAfter)
+}
+
+// statusRank parses a health status name; unknown names rank as OK.
+func statusRank(name string) lag.Status {
+	var s lag.Status
+	if s.UnmarshalText([]byte(name)) != nil {
+		return lag.StatusOK
+	}
+	return s
+}
+
+// noteHealth records the health just evaluated and returns a function that
+// logs a transition when the query enters a problem state (STALL or worse)
+// or leaves it, nil otherwise. since is when a new problem began (the last
+// progress, for a stall). The caller holds m.mu and logs after releasing it.
+func (m *Monitor) noteHealth(h *progress.HealthInfo, now, since time.Time) func(*slog.Logger) {
+	if h == nil {
+		return nil
+	}
+	bad := statusRank(h.Status) >= lag.StatusStall
+	switch {
+	case bad && m.alarm != h.Status:
+		if m.alarm == "" {
+			m.alarmSince = since
+		}
+		m.alarm = h.Status
+		status, reason := h.Status, h.Reason
+		return func(l *slog.Logger) {
+			l.Warn("query health "+status, "reason", reason)
+		}
+	case !bad && m.alarm != "":
+		was, since := m.alarm, m.alarmSince
+		m.alarm = ""
+		status, reason := h.Status, h.Reason
+		return func(l *slog.Logger) {
+			l.Info("query health "+status+" again", "was", was, "lasted", now.Sub(since).Round(time.Millisecond).String(), "reason", reason)
+		}
+	}
+	return nil
 }
