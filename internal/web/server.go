@@ -203,9 +203,10 @@ func (s *Server) shutdown(srv *http.Server, done chan struct{}) error {
 	return nil
 }
 
-// Handler returns the server's HTTP handler, for mounting it elsewhere.
-// Writes through it follow the policy of a loopback listener unless
-// loopback is false.
+// Handler returns the server's HTTP handler, for mounting it elsewhere. With
+// loopback true it follows the policy of a loopback listener (loopback Host
+// names only; writes need the token when one is set); with loopback false
+// every request needs the token, and nothing is served without one.
 func (s *Server) Handler(loopback bool) http.Handler {
 	return newHandler(s.cfg, s.log, loopback)
 }
