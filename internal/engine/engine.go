@@ -176,6 +176,9 @@ type Query struct {
 	progressAt atomic.Int64
 	// caughtUp: the last look at the source found nothing new to read.
 	caughtUp atomic.Bool
+	// ended: the query has stopped running batches (it is shutting down or
+	// has terminated).
+	ended atomic.Bool
 }
 
 // Activity is what the query is doing right now, for a watchdog that tells
@@ -196,6 +199,9 @@ type Activity struct {
 	// CaughtUp reports that the last look at the source found its latest
 	// position equal to where the query stands: nothing to read.
 	CaughtUp bool
+	// Ended reports that the query has stopped running batches: it is
+	// shutting down or has terminated.
+	Ended bool
 }
 
 // Activity returns what the query is doing now. It is safe to call from
@@ -204,7 +210,8 @@ func (q *Query) Activity() Activity {
 	q.mu.Lock()
 	st := q.status
 	q.mu.Unlock()
-	a := Activity{Active: st.IsTriggerActive, Step: st.Message, Since: time.Unix(0, q.progressAt.Load()), CaughtUp: q.caughtUp.Load()}
+	a := Activity{Active: st.IsTriggerActive, Step: st.Message, Since: time.Unix(0, q.progressAt.Load()),
+		CaughtUp: q.caughtUp.Load(), Ended: q.ended.Load()}
 	if w, ok := q.cfg.Source.(source.Waiter); ok && a.Active {
 		a.Waiting = w.Waiting()
 	}
@@ -410,6 +417,7 @@ func (q *Query) BatchesCompleted() int64 { return q.batchesDone.Load() }
 func (q *Query) run(ctx context.Context) {
 	defer close(q.done)
 	err := q.loop(ctx)
+	q.ended.Store(true)
 	if err != nil {
 		q.log.Error("query terminated with error", "err", err)
 		q.setStatus("Terminated with exception: "+err.Error(), false, false)

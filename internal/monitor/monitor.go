@@ -714,7 +714,10 @@ func (m *Monitor) live() liveState {
 			problemSince = act.Since
 		}
 	}
-	logTransition := m.noteHealth(st.health, st.at, problemSince)
+	var logTransition func(*slog.Logger)
+	if !act.Ended { // a query that stops is not recovering: nothing to log
+		logTransition = m.noteHealth(st.health, st.at, problemSince)
+	}
 	m.mu.Unlock()
 	if logTransition != nil && q != nil {
 		logTransition(q.Logger())
