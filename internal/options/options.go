@@ -1,6 +1,13 @@
 // Package options reads Spark-style string options: names are matched
 // case-insensitively (as Spark's CaseInsensitiveMap does) and every
 // conversion error names the option, the value given and what is allowed.
+//
+// A Spec is the typed description of a set of options (name, type,
+// default, allowed values, description, whether secret, pass-through
+// prefixes). Every source, sink and the query itself describe their options
+// as a Spec; Spec.Read checks a map against it once and returns Values whose
+// accessors take defaults from the spec, and the reference documentation is
+// generated from the same specs.
 package options
 
 import (
@@ -116,37 +123,23 @@ func (o Options) Duration(name string, def time.Duration) (time.Duration, error)
 	return d, nil
 }
 
-// CheckKnown returns an error for the first option (in sorted order) that is
-// neither in known nor starts with one of prefixes, suggesting the closest
-// known name.
+// CheckKnown returns an *UnknownError for the first option (in sorted
+// order) that is neither in known nor starts with one of prefixes,
+// suggesting the closest known name.
 func (o Options) CheckKnown(what string, known []string, prefixes ...string) error {
-	keys := make([]string, 0, len(o.names))
-	for lk := range o.names {
-		keys = append(keys, lk)
-	}
-	slices.Sort(keys)
-	lowerKnown := make(map[string]bool, len(known))
+	spec := &Spec{What: what}
 	for _, k := range known {
-		lowerKnown[strings.ToLower(k)] = true
+		spec.Fields = append(spec.Fields, Field{Name: k})
 	}
-outer:
-	for _, lk := range keys {
-		if lowerKnown[lk] {
-			continue
-		}
-		for _, p := range prefixes {
-			if strings.HasPrefix(lk, strings.ToLower(p)) {
-				continue outer
-			}
-		}
-		name := o.names[lk]
-		msg := fmt.Sprintf("unknown %s option %q", what, name)
-		if s := Suggest(name, known); s != "" {
-			msg += fmt.Sprintf("; did you mean %q?", s)
-		}
-		sorted := slices.Clone(known)
-		slices.Sort(sorted)
-		return fmt.Errorf("%s (known options: %s)", msg, strings.Join(sorted, ", "))
+	for _, p := range prefixes {
+		spec.Prefixes = append(spec.Prefixes, Prefix{Prefix: p})
+	}
+	m := make(map[string]string, len(o.vals))
+	for lk, v := range o.vals {
+		m[o.names[lk]] = v
+	}
+	for _, err := range spec.Problems(m) {
+		return err
 	}
 	return nil
 }

@@ -1,41 +1,59 @@
 package options
 
-import "strings"
+import (
+	"sort"
+	"strings"
+)
 
 // Suggest returns the candidate closest to word, for "did you mean X?"
-// messages, or "" when none is close enough. Comparison ignores case; a
-// candidate equal to word up to case always wins. Otherwise the closest
-// candidate by optimal-string-alignment distance (insertions, deletions,
-// substitutions and adjacent transpositions) is returned if the distance is
-// at most max(1, len(word)/3); failing that, a candidate that word (of at
-// least 4 characters) is a prefix of. Ties go to the earlier candidate.
+// messages, or "" when none is close enough: the first of SuggestAll.
 func Suggest(word string, candidates []string) string {
+	if all := SuggestAll(word, candidates); len(all) > 0 {
+		return all[0]
+	}
+	return ""
+}
+
+// SuggestAll returns the candidates close to word, closest first (ties in
+// candidate order). Comparison ignores case; a candidate equal to word up
+// to case always comes first. Close means an optimal-string-alignment
+// distance (insertions, deletions, substitutions and adjacent
+// transpositions) of at most max(1, len(word)/3); when no candidate is
+// that close, the candidates that word (of at least 4 characters) is a
+// prefix of are returned.
+func SuggestAll(word string, candidates []string) []string {
 	lw := []rune(strings.ToLower(word))
-	best, bestDist := "", -1
-	for _, c := range candidates {
+	limit := max(1, len(lw)/3)
+	type hit struct {
+		c    string
+		d, i int
+	}
+	var hits []hit
+	for i, c := range candidates {
 		if c == "" {
 			continue
 		}
-		lc := []rune(strings.ToLower(c))
-		d := osaDistance(lw, lc)
-		if d == 0 {
-			return c
-		}
-		if bestDist < 0 || d < bestDist {
-			best, bestDist = c, d
+		if d := osaDistance(lw, []rune(strings.ToLower(c))); d <= limit {
+			hits = append(hits, hit{c, d, i})
 		}
 	}
-	if bestDist >= 0 && bestDist <= max(1, len(lw)/3) {
-		return best
+	if len(hits) > 0 {
+		sort.SliceStable(hits, func(a, b int) bool { return hits[a].d < hits[b].d })
+		out := make([]string, len(hits))
+		for i, h := range hits {
+			out[i] = h.c
+		}
+		return out
 	}
+	var out []string
 	if len(lw) >= 4 {
 		for _, c := range candidates {
 			if c != "" && strings.HasPrefix(strings.ToLower(c), string(lw)) {
-				return c
+				out = append(out, c)
 			}
 		}
 	}
-	return ""
+	return out
 }
 
 // osaDistance is the optimal string alignment distance between a and b
