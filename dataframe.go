@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/registry"
 )
 
 // DataStreamReader describes a streaming source (Spark's DataStreamReader).
@@ -121,7 +122,15 @@ func (df *DataFrame) Where(condition string) *DataFrame { return df.Filter(condi
 // Schema resolves the DataFrame's output schema without connecting to the
 // source; errors in the expressions are reported here.
 func (df *DataFrame) Schema() (batch.Schema, error) {
-	in, err := sourceSchema(df.source)
+	f, err := registry.Source(df.source.format)
+	if err != nil {
+		return batch.Schema{}, err
+	}
+	v, err := registry.ReadSource(f, df.source.options)
+	if err != nil {
+		return batch.Schema{}, err
+	}
+	in, err := f.Schema(v)
 	if err != nil {
 		return batch.Schema{}, err
 	}

@@ -3,6 +3,8 @@ package sluice
 import (
 	"strings"
 	"testing"
+
+	"github.com/sluice-stream/sluice/internal/registry"
 )
 
 func TestValidateOutputMode(t *testing.T) {
@@ -35,15 +37,22 @@ func TestValidateOutputMode(t *testing.T) {
 	}
 }
 
-// TestSinkFormatsListed keeps the public list and the format table in step.
+// TestSinkFormatsListed keeps the public lists and the registry in step:
+// every listed sink format is fully described (the registry's
+// TestFormatsFullyDescribed checks each description), and the lists are
+// copies a caller cannot change.
 func TestSinkFormatsListed(t *testing.T) {
-	if len(SinkFormats) != len(sinkFormats) {
-		t.Fatalf("SinkFormats has %d entries, the table %d", len(SinkFormats), len(sinkFormats))
+	if len(SinkFormats()) != len(registry.Sinks()) || len(SourceFormats()) != len(registry.Sources()) {
+		t.Fatalf("SinkFormats has %d entries, the registry %d", len(SinkFormats()), len(registry.Sinks()))
 	}
-	for _, f := range SinkFormats {
-		sf, ok := sinkFormats[f]
-		if !ok || sf.open == nil || len(sf.modes) == 0 {
+	for _, f := range SinkFormats() {
+		sf, err := registry.Sink(f)
+		if err != nil || sf.Open == nil || len(sf.OutputModes) == 0 {
 			t.Errorf("sink format %q is listed but not fully described", f)
 		}
+	}
+	SinkFormats()[0], SourceFormats()[0], OutputModes()[0] = "x", "x", "x"
+	if SinkFormats()[0] == "x" || SourceFormats()[0] == "x" || OutputModes()[0] == "x" {
+		t.Error("a public format list can be changed by its caller")
 	}
 }

@@ -29,6 +29,7 @@ type ListenerFuncs = progress.ListenerFuncs
 type StreamingQuery struct {
 	q              *engine.Query
 	mon            *monitor.Monitor
+	trigger        Trigger
 	tempCheckpoint string
 	done           chan struct{}
 }
@@ -51,6 +52,10 @@ func (s *StreamingQuery) ID() string { return s.q.ID() }
 
 // RunID is unique to this run.
 func (s *StreamingQuery) RunID() string { return s.q.RunID() }
+
+// Trigger is the trigger the query runs with. Triggers compare with ==,
+// e.g. q.Trigger() == sluice.AvailableNow().
+func (s *StreamingQuery) Trigger() Trigger { return s.trigger }
 
 // Name is the query name.
 func (s *StreamingQuery) Name() string { return s.q.Name() }

@@ -37,7 +37,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluice-stream/sluice/internal/metrics"
-	"github.com/sluice-stream/sluice/internal/sink/memory"
+	"github.com/sluice-stream/sluice/internal/sink"
 
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/trigger"
@@ -50,7 +50,7 @@ type Session struct {
 	conf   map[string]string
 
 	mu     sync.Mutex
-	tables map[string]*memory.Sink // memory sinks by query name
+	tables map[string]sink.Table // memory sinks by query name
 
 	registry *prometheus.Registry
 	metrics  *metrics.Metrics
@@ -75,6 +75,16 @@ func WithoutPartitionLabels() SessionOption {
 	return func(s *Session) { s.conf["sluice.metrics.partitionLabels"] = "false" }
 }
 
+// WithGoMemoryLimit makes queries started with a memory budget
+// (sluice.memory.budget) set the Go runtime's soft memory limit to the
+// budget plus BudgetOverhead, so the garbage collector holds the heap
+// there. The limit is process-wide, so a library user opts in; `sluice run`
+// and `sluice demo` do. A GOMEMLIMIT in the environment wins. It is the
+// session setting sluice.memory.goLimit=true.
+func WithGoMemoryLimit() SessionOption {
+	return func(s *Session) { s.conf["sluice.memory.goLimit"] = "true" }
+}
+
 // WithConf sets a session configuration value, e.g.
 // "spark.sql.shuffle.partitions" or "sluice.workers".
 func WithConf(key, value string) SessionOption {
@@ -83,7 +93,7 @@ func WithConf(key, value string) SessionOption {
 
 // NewSession returns a session.
 func NewSession(opts ...SessionOption) *Session {
-	s := &Session{logger: slog.Default(), conf: map[string]string{}, tables: map[string]*memory.Sink{}}
+	s := &Session{logger: slog.Default(), conf: map[string]string{}, tables: map[string]sink.Table{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -123,7 +133,7 @@ func (s *Session) Table(name string) (columns []string, rows [][]any, err error)
 	return m.Schema().Names(), m.Rows(), nil
 }
 
-func (s *Session) registerTable(name string, m *memory.Sink) {
+func (s *Session) registerTable(name string, m sink.Table) {
 	s.mu.Lock()
 	s.tables[name] = m
 	s.mu.Unlock()

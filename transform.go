@@ -152,7 +152,7 @@ func compileTransform(ops []op, in batch.Schema) (*chain, error) {
 			s, err = expr.CompileFilter(o.exprs[0], schema)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("transform step %d, %s:\n%w", i+1, clip(o.String(), 200), err)
+			return nil, &stepError{step: i, op: o, err: err}
 		}
 		c.steps = append(c.steps, s)
 		schema = s.Schema()
@@ -169,3 +169,16 @@ func clip(s string, n int) string {
 	}
 	return string([]rune(s)[:n-1]) + "…"
 }
+
+// stepError is a transform step that does not compile; step counts from 0.
+type stepError struct {
+	step int
+	op   op
+	err  error
+}
+
+func (e *stepError) Error() string {
+	return fmt.Sprintf("transform step %d, %s:\n%v", e.step+1, clip(e.op.String(), 200), e.err)
+}
+
+func (e *stepError) Unwrap() error { return e.err }

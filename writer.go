@@ -2,29 +2,27 @@ package sluice
 
 import (
 	"context"
-
+	"errors"
 	"fmt"
-	"github.com/sluice-stream/sluice/batch"
 	"io"
+	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"strings"
 
+	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/checkpoint"
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/monitor"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/internal/registry"
 	"github.com/sluice-stream/sluice/internal/sink"
-	"github.com/sluice-stream/sluice/internal/sink/foreachbatch"
-	"github.com/sluice-stream/sluice/internal/sink/memory"
-	"github.com/sluice-stream/sluice/internal/sink/slow"
+	"github.com/sluice-stream/sluice/internal/source"
 )
-
-// OutputModes lists the output modes Spark defines.
-var OutputModes = []string{"append", "update", "complete"}
 
 // DataStreamWriter describes the sink and trigger of a query (Spark's
 // DataStreamWriter).
@@ -129,47 +127,205 @@ func (w *DataStreamWriter) AddListener(l progress.Listener) *DataStreamWriter {
 	return w
 }
 
+// part names the piece of a query a problem is in, so a pipeline file can
+// point at its line.
+type part int
+
+const (
+	partTrigger part = iota
+	partOutputMode
+	partSource
+	partTransform
+	partSink
+	partDeadLetter
+	partConf
+)
+
+// problem is one thing wrong with a query, found before anything is
+// created.
+type problem struct {
+	part part
+	// step is the transform step (partTransform).
+	step int
+	// option is the option at fault, "" for the part as a whole.
+	option string
+	// format: the problem is the format name itself.
+	format bool
+	// err is the error as Start returns it.
+	err error
+}
+
+// plan is a checked query, ready to be created.
+type plan struct {
+	source     source.Format
+	sourceVals options.Values
+	transform  *chain
+	sink       sink.Format
+	sinkVals   options.Values
+	deadLetter *sink.Format
+	dlVals     options.Values
+	limits     admission.Limits
+	workers    int
+	name       string
+	checkpoint string
+}
+
+// endpointProblems turns an endpoint's option errors into problems.
+func endpointProblems(pt part, errs []error, wrap func(error) error) []problem {
+	out := make([]problem, 0, len(errs))
+	for _, err := range errs {
+		out = append(out, problem{part: pt, option: options.OptionOf(err), err: wrap(err)})
+	}
+	return out
+}
+
+func same(err error) error { return err }
+
+// check validates the whole query — trigger, output mode, source options
+// and schema, expressions, sink and dead-letter options, query options —
+// without connecting or creating anything, and returns every problem it
+// finds (problems in later parts that depend on a failed one are not
+// looked for). It is the one validation behind Start, Session.Pipeline and
+// `sluice lint`; Start returns the first problem.
+func (w *DataStreamWriter) check() (*plan, []problem) {
+	s := w.df.session
+	p := &plan{}
+	var probs []problem
+	add := func(pt part, option string, err error) {
+		probs = append(probs, problem{part: pt, option: option, err: err})
+	}
+	if w.trigger.err != nil {
+		add(partTrigger, "", w.trigger.err)
+	}
+	mode := strings.ToLower(w.outputMode)
+	if !containsFold(OutputModes(), mode) {
+		add(partOutputMode, "", &options.Error{Option: "outputMode", Value: w.outputMode, Allowed: "allowed: " + strings.Join(OutputModes(), ", ")})
+	} else if err := validateOutputMode(mode, w.format, false); err != nil {
+		add(partOutputMode, "", err)
+	}
+
+	// Source: format, options, schema; then the transform on its schema.
+	if f, err := registry.Source(w.df.source.format); err != nil {
+		probs = append(probs, problem{part: partSource, format: true, err: err})
+	} else if errs := registry.SourceProblems(f, w.df.source.options); len(errs) > 0 {
+		probs = append(probs, endpointProblems(partSource, errs, same)...)
+	} else {
+		p.source, p.sourceVals = f, f.Options.Values(w.df.source.options, registry.AdmissionOptions)
+		if in, err := f.Schema(p.sourceVals); err != nil {
+			add(partSource, options.OptionOf(err), err)
+		} else if tr, err := compileTransform(w.df.ops, in); err != nil {
+			var se *stepError
+			step := 0
+			if errors.As(err, &se) {
+				step = se.step
+			}
+			probs = append(probs, problem{part: partTransform, step: step, err: err})
+		} else {
+			p.transform = tr
+		}
+		adm := registry.ReadAdmission(p.sourceVals)
+		p.limits.Mode, p.limits.TargetBatchDuration, p.limits.MaxLagSeconds = adm.Mode, adm.TargetBatchDuration, adm.MaxLagSeconds
+	}
+
+	// Sink and dead-letter sink.
+	sinkOK := false
+	if f, err := registry.Sink(w.format); err != nil {
+		probs = append(probs, problem{part: partSink, format: true, err: err})
+	} else if errs := registry.SinkProblems(f, w.options); len(errs) > 0 {
+		probs = append(probs, endpointProblems(partSink, errs, same)...)
+	} else {
+		p.sink, p.sinkVals = f, f.Options.Values(w.options, registry.QueryOptions)
+		switch {
+		case f.APIOnly && w.foreachBatch == nil:
+			probs = append(probs, problem{part: partSink, format: true,
+				err: fmt.Errorf("the %s sink is only available from the Go API (DataStreamWriter.ForeachBatch)", f.Name)})
+		default:
+			if err := f.Validate(p.sinkVals); err != nil {
+				add(partSink, options.OptionOf(err), err)
+			} else {
+				sinkOK = true
+			}
+		}
+	}
+	if w.deadLetter != nil {
+		dlErr := func(err error) error { return fmt.Errorf("dead-letter sink: %w", err) }
+		if f, err := registry.Sink(w.deadLetter.format); err != nil {
+			probs = append(probs, problem{part: partDeadLetter, format: true, err: dlErr(err)})
+		} else if errs := registry.SinkProblems(f, w.deadLetter.options); len(errs) > 0 {
+			probs = append(probs, endpointProblems(partDeadLetter, errs, dlErr)...)
+		} else if f.APIOnly {
+			probs = append(probs, problem{part: partDeadLetter, format: true, err: dlErr(fmt.Errorf("the %s sink cannot receive dead letters", f.Name))})
+		} else {
+			v := f.Options.Values(w.deadLetter.options, registry.QueryOptions)
+			if err := f.Validate(v); err != nil {
+				add(partDeadLetter, options.OptionOf(err), dlErr(err))
+			} else {
+				p.deadLetter, p.dlVals = &f, v
+			}
+		}
+	}
+
+	// Session configuration: values of the known settings must fit (the
+	// Go API accepts any key; pipeline files check keys too).
+	conf := registry.SessionConf.Values(s.conf)
+	confErr := map[string]error{}
+	for _, err := range registry.SessionConf.Problems(s.conf) {
+		var ue *options.UnknownError
+		if !errors.As(err, &ue) {
+			confErr[strings.ToLower(options.OptionOf(err))] = err
+			add(partConf, options.OptionOf(err), err)
+		}
+	}
+
+	// Query options: checkpoint, name, workers, memory budget.
+	if sinkOK {
+		p.checkpoint = p.sinkVals.String("checkpointLocation")
+		if p.checkpoint == "" {
+			p.checkpoint = s.conf["spark.sql.streaming.checkpointLocation"]
+		}
+		if p.checkpoint == "" && p.sink.NeedsCheckpoint {
+			add(partSink, "checkpointLocation", &options.Error{Option: "checkpointLocation", Allowed: fmt.Sprintf("required for the %s sink: a directory for offsets and commits", w.format)})
+		}
+		p.name = w.name
+		if p.name == "" {
+			p.name = p.sinkVals.String("queryName")
+		}
+		if p.sink.PublishesTable && p.name == "" {
+			add(partSink, "", fmt.Errorf("the %s sink needs a query name (QueryName) to register its table under", p.sink.Name))
+		}
+		p.workers = int(p.sinkVals.Int64("sluice.workers"))
+		if !p.sinkVals.Has("sluice.workers") && confErr["sluice.workers"] == nil {
+			p.workers = int(conf.Int64("sluice.workers"))
+		}
+		budget, budgetPart, budgetText := p.sinkVals.Size("sluice.memory.budget"), partSink, p.sinkVals.String("sluice.memory.budget")
+		if !p.sinkVals.Has("sluice.memory.budget") {
+			budget, budgetPart, budgetText = conf.Size("sluice.memory.budget"), partConf, conf.String("sluice.memory.budget")
+			if confErr["sluice.memory.budget"] != nil {
+				budgetText = ""
+			}
+		}
+		if budgetText != "" && budget <= 0 {
+			add(budgetPart, "sluice.memory.budget", &options.Error{Option: "sluice.memory.budget", Value: budgetText, Allowed: `allowed: a size such as "256MiB", "512m", "1GB" or a number of bytes`})
+		} else if budgetText != "" {
+			p.limits.MemoryBudget = budget
+		}
+	}
+	return p, probs
+}
+
 // Start validates everything, connects the source and starts the query. It
 // returns once the query runs; errors in options, expressions or the
 // checkpoint are returned here, before any data is read.
 func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 	s := w.df.session
-	if w.trigger.err != nil {
-		return nil, w.trigger.err
+	p, probs := w.check()
+	if len(probs) > 0 {
+		return nil, probs[0].err
 	}
-	mode := strings.ToLower(w.outputMode)
-	if !containsFold(OutputModes, mode) {
-		return nil, &options.Error{Option: "outputMode", Value: w.outputMode, Allowed: "allowed: " + strings.Join(OutputModes, ", ")}
-	}
-	if err := validateOutputMode(mode, w.format, false); err != nil {
-		return nil, err
-	}
-	inSchema, err := sourceSchema(w.df.source)
-	if err != nil {
-		return nil, err
-	}
-	tr, err := compileTransform(w.df.ops, inSchema)
-	if err != nil {
-		return nil, err
-	}
-	// Check every sink option before anything is created.
-	if w.foreachBatch == nil {
-		if _, err := newSink(w.format, w.options, sinkEnv{validateOnly: true}); err != nil {
-			return nil, err
-		}
-	}
-	if w.deadLetter != nil {
-		if _, err := newSink(w.deadLetter.format, w.deadLetter.options, sinkEnv{validateOnly: true}); err != nil {
-			return nil, fmt.Errorf("dead-letter sink: %w", err)
-		}
-	}
-	opts := options.New(w.options)
-	chk := opts.String("checkpointLocation", s.conf["spark.sql.streaming.checkpointLocation"])
+	chk := p.checkpoint
 	var tempChk string
+	var err error
 	if chk == "" {
-		if sinkNeedsCheckpoint(w.format) {
-			return nil, &options.Error{Option: "checkpointLocation", Allowed: fmt.Sprintf("required for the %s sink: a directory for offsets and commits", w.format)}
-		}
 		if tempChk, err = os.MkdirTemp("", "sluice-chk-"); err != nil {
 			return nil, fmt.Errorf("create temporary checkpoint: %w", err)
 		}
@@ -180,73 +336,41 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := sinkEnv{stdout: w.stdout, queryID: queryID, log: s.logger}
+	stdout := w.stdout
+	if stdout == nil {
+		stdout = os.Stdout
+	}
+	env := sink.Env{Stdout: stdout, QueryID: queryID, Logger: s.logger, TableName: p.name, RegisterTable: s.registerTable, ForeachBatch: w.foreachBatch}
 	ansi := strings.EqualFold(s.conf["spark.sql.ansi.enabled"], "true")
 	var dlSink sink.Sink
-	if w.deadLetter != nil {
+	if p.deadLetter != nil {
 		// The dead-letter sink keys its own idempotence (Delta txn, Kafka
 		// transactional id and commit markers) apart from the main sink's.
 		dlEnv := env
-		dlEnv.queryID = queryID + "-deadletter"
-		if dlSink, err = newSink(w.deadLetter.format, w.deadLetter.options, dlEnv); err != nil {
+		dlEnv.QueryID = queryID + "-deadletter"
+		dlEnv.DeadLetter = true
+		dlEnv.TableName, dlEnv.RegisterTable = "", nil
+		if p.name != "" {
+			dlEnv.TableName, dlEnv.RegisterTable = p.name+".deadLetter", s.registerTable
+		}
+		if dlSink, err = registry.OpenSink(*p.deadLetter, p.dlVals, dlEnv); err != nil {
 			return nil, fmt.Errorf("dead-letter sink: %w", err)
 		}
-		if strings.EqualFold(w.deadLetter.format, "kafka") {
-			dlSink = kafkaDeadLetters{dlSink}
-		}
 	}
+	tr := p.transform
 	if tr != nil {
 		tr.ansi = ansi
 		tr.routeErrors = dlSink != nil
 	}
-	var sk sink.Sink
-	if w.foreachBatch != nil {
-		sk = foreachbatch.New(foreachbatch.Func(w.foreachBatch))
-	} else if sk, err = newSink(w.format, w.options, env); err != nil {
-		return nil, err
-	}
-	sk0 := sk
-	workers, err := opts.Int64("sluice.workers", 0, 0)
+	sk, err := registry.OpenSink(p.sink, p.sinkVals, env)
 	if err != nil {
 		return nil, err
 	}
-	if workers == 0 {
-		if v, ok := s.conf["sluice.workers"]; ok {
-			if workers, err = strconv.ParseInt(v, 10, 64); err != nil || workers < 0 {
-				return nil, &options.Error{Option: "sluice.workers", Value: v, Allowed: "allowed: a non-negative integer (0 = number of CPUs)"}
-			}
-		}
+	limits := p.limits
+	if limits.MemoryBudget > 0 && strings.EqualFold(s.conf["sluice.memory.goLimit"], "true") {
+		applyMemoryLimit(limits.MemoryBudget, s.logger)
 	}
-	name := w.name
-	if name == "" {
-		name = opts.String("queryName", "")
-	}
-	if sl, ok := sk.(*slow.Sink); ok {
-		sk0 = sl.Inner()
-	}
-	if m, ok := sk0.(*memory.Sink); ok {
-		if name == "" {
-			return nil, fmt.Errorf("the memory sink needs a query name (QueryName) to register its table under")
-		}
-		s.registerTable(name, m)
-	}
-	if m, ok := dlSink.(*memory.Sink); ok && name != "" {
-		s.registerTable(name+".deadLetter", m)
-	}
-	_, limits, err := splitAdmission(w.df.source.options)
-	if err != nil {
-		return nil, err
-	}
-	budgetConf := opts.String("sluice.memory.budget", s.conf["sluice.memory.budget"])
-	if budgetConf != "" {
-		b, err := options.ParseBytes(budgetConf)
-		if err != nil || b <= 0 {
-			return nil, &options.Error{Option: "sluice.memory.budget", Value: budgetConf, Allowed: `allowed: a size such as "256MiB", "512m", "1GB" or a number of bytes`}
-		}
-		limits.MemoryBudget = b
-		applyMemoryLimit(b, s.logger)
-	}
-	src, err := newSource(w.df.source, chk, s.logger)
+	src, err := p.source.Open(p.sourceVals, source.Env{StateDir: filepath.Join(chk, "sources", "0"), Logger: s.logger})
 	if err != nil {
 		return nil, err
 	}
@@ -267,13 +391,13 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 		}
 	}
 	cfg := engine.Config{
-		Name:          name,
+		Name:          p.name,
 		Source:        src,
 		Sink:          sk,
 		DeadLetter:    dlSink,
 		Trigger:       w.trigger.t,
 		CheckpointDir: chk,
-		Workers:       int(workers),
+		Workers:       p.workers,
 		Conf:          conf,
 		Logger:        s.logger,
 		Observers:     []engine.Observer{mon},
@@ -294,18 +418,9 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 		}
 		return nil, err
 	}
-	sq := &StreamingQuery{q: q, mon: mon, tempCheckpoint: tempChk, done: make(chan struct{})}
+	sq := &StreamingQuery{q: q, mon: mon, trigger: w.trigger, tempCheckpoint: tempChk, done: make(chan struct{})}
 	go sq.finish()
 	return sq, nil
-}
-
-func containsFold(list []string, s string) bool {
-	for _, x := range list {
-		if strings.EqualFold(x, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // BudgetOverhead is the memory sluice allows itself above the memory budget
@@ -316,8 +431,10 @@ const BudgetOverhead = 64 << 20
 // applyMemoryLimit sets the Go runtime's soft memory limit to the budget
 // plus BudgetOverhead, so the garbage collector keeps the heap there
 // instead of letting it grow to twice the live data; a GOMEMLIMIT set by the
-// user wins.
-func applyMemoryLimit(budget int64, log interface{ Info(string, ...any) }) {
+// user wins. It runs only when the session asks for it
+// (sluice.memory.goLimit, WithGoMemoryLimit), because the limit is
+// process-wide.
+func applyMemoryLimit(budget int64, log *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}

@@ -55,7 +55,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		*rate, *spike, *spikeAt, *spikeFor, *maxOffsets, *trig)
 
 	// The seed's query, as in examples/orders-console.yaml.
-	session := sluice.NewSession(sluice.WithLogger(log))
+	session := sluice.NewSession(sluice.WithLogger(log), sluice.WithGoMemoryLimit())
 	q, err := session.ReadStream().Format("kafka").
 		Option("kafka.bootstrap.servers", b.Addr()).
 		Option("subscribe", "orders").

@@ -63,7 +63,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	session := sluice.NewSession(sluice.WithLogger(log))
+	session := sluice.NewSession(sluice.WithLogger(log), sluice.WithGoMemoryLimit())
 	w, err := session.PipelineFile(file)
 	if err != nil {
 		return err

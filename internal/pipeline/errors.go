@@ -14,6 +14,9 @@ type Error struct {
 	File string
 	// Line is the 1-based line the problem is on; 0 if it has no line.
 	Line int
+	// Column is the 1-based column of the key or value at fault; 0 if
+	// unknown. Error does not show it (see Pos).
+	Column int
 	// Err is the problem itself.
 	Err error
 }
@@ -76,4 +79,19 @@ func (f *File) Position(line int) string {
 // fmt.Errorf, so %w wraps.
 func (f *File) Errorf(line int, format string, args ...any) error {
 	return &Error{File: f.Path, Line: line, Err: fmt.Errorf(format, args...)}
+}
+
+// ErrorAt returns an *Error at line and column of this file.
+func (f *File) ErrorAt(line, col int, err error) *Error {
+	return &Error{File: f.Path, Line: line, Column: col, Err: err}
+}
+
+// Pos returns "file:line:col" (or as much of it as is known), the prefix
+// of an editor-friendly message such as `sluice lint` prints.
+func (e *Error) Pos() string {
+	p := position(e.File, e.Line)
+	if e.Line > 0 && e.Column > 0 {
+		p += ":" + strconv.Itoa(e.Column)
+	}
+	return p
 }

@@ -54,8 +54,8 @@ func TestOrdersConsoleExample(t *testing.T) {
 			t.Errorf("source = %q %+v, want kafka %v", f.Name, f.Source, wantOpts)
 		}
 		wantSteps := []Step{
-			{Kind: StepSelectExpr, Exprs: []string{"CAST(value AS STRING) AS json"}, Line: f.Transform[0].Line},
-			{Kind: StepWithColumn, Name: "processed_ts", Expr: "current_timestamp()", Line: f.Transform[1].Line},
+			{Kind: StepSelectExpr, Exprs: []string{"CAST(value AS STRING) AS json"}, Line: f.Transform[0].Line, Column: f.Transform[0].Column},
+			{Kind: StepWithColumn, Name: "processed_ts", Expr: "current_timestamp()", Line: f.Transform[1].Line, Column: f.Transform[1].Column},
 		}
 		if !reflect.DeepEqual(f.Transform, wantSteps) {
 			t.Errorf("transform = %+v", f.Transform)

@@ -35,8 +35,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/sluice-stream/sluice/internal/options"
-	"github.com/sluice-stream/sluice/internal/trigger"
 	"io"
 	"os"
 	"regexp"
@@ -46,6 +44,10 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/sink"
+	"github.com/sluice-stream/sluice/internal/trigger"
 )
 
 // File is a parsed and validated pipeline file.
@@ -65,14 +67,19 @@ type File struct {
 	// Options are query and engine options (e.g. sluice.workers,
 	// spark.sql.shuffle.partitions), values as written. Never nil.
 	Options map[string]string
-	// OptionLines gives the line of each key in Options.
-	OptionLines map[string]int
+	// OptionLines and OptionColumns give the line and column of each key
+	// in Options.
+	OptionLines   map[string]int
+	OptionColumns map[string]int
 	// DeadLetter is where records that fail go, if configured. Its meaning
 	// is left to the engine.
 	DeadLetter *Endpoint
 	// CheckpointLocation is the top-level checkpointLocation or else the
 	// sink's checkpointLocation option; "" if neither is set.
 	CheckpointLocation string
+	// CheckpointLine and CheckpointColumn are the position of the
+	// top-level checkpointLocation key (0 when absent).
+	CheckpointLine, CheckpointColumn int
 }
 
 // Source is the pipeline's input.
@@ -81,10 +88,14 @@ type Source struct {
 	Format string
 	// Options are the source options, names and values as written. Never nil.
 	Options map[string]string
-	// OptionLines gives the line of each key in Options.
-	OptionLines map[string]int
-	// Line is the line of the "source:" key.
-	Line int
+	// OptionLines and OptionColumns give the line and column of each key
+	// in Options.
+	OptionLines   map[string]int
+	OptionColumns map[string]int
+	// Line and Column are the position of the "source:" key.
+	Line, Column int
+	// FormatLine and FormatColumn are the position of the format's value.
+	FormatLine, FormatColumn int
 }
 
 // Sink is the pipeline's output.
@@ -99,10 +110,17 @@ type Sink struct {
 	QueryName string
 	// Options are the sink options, names and values as written. Never nil.
 	Options map[string]string
-	// OptionLines gives the line of each key in Options.
-	OptionLines map[string]int
-	// Line is the line of the "sink:" key.
-	Line int
+	// OptionLines and OptionColumns give the line and column of each key
+	// in Options.
+	OptionLines   map[string]int
+	OptionColumns map[string]int
+	// Line and Column are the position of the "sink:" key.
+	Line, Column int
+	// FormatLine and FormatColumn are the position of the format's value;
+	// OutputModeLine and OutputModeColumn of the outputMode value (0 when
+	// absent).
+	FormatLine, FormatColumn         int
+	OutputModeLine, OutputModeColumn int
 }
 
 // Endpoint is a format plus options, used for the dead-letter destination.
@@ -111,10 +129,15 @@ type Endpoint struct {
 	Format string
 	// Options are names and values as written. Never nil.
 	Options map[string]string
-	// OptionLines gives the line of each key in Options.
-	OptionLines map[string]int
-	// Line is the line of the key that introduced the endpoint.
-	Line int
+	// OptionLines and OptionColumns give the line and column of each key
+	// in Options.
+	OptionLines   map[string]int
+	OptionColumns map[string]int
+	// Line and Column are the position of the key that introduced the
+	// endpoint.
+	Line, Column int
+	// FormatLine and FormatColumn are the position of the format's value.
+	FormatLine, FormatColumn int
 }
 
 // Step kinds. "where" in a file is an alias of filter and parses to
@@ -136,8 +159,8 @@ type Step struct {
 	Name string
 	// Expr is the expression of withColumn and filter.
 	Expr string
-	// Line is the line of the step's kind key.
-	Line int
+	// Line and Column are the position of the step's kind key.
+	Line, Column int
 }
 
 // Trigger kinds.
@@ -154,12 +177,10 @@ type Trigger struct {
 	Kind string
 	// Interval is the processingTime interval (0 for other kinds).
 	Interval time.Duration
-	// Line is the line of the trigger's key; 0 for the default trigger.
-	Line int
+	// Line and Column are the position of the trigger's key; 0 for the
+	// default trigger.
+	Line, Column int
 }
-
-// Output modes accepted in sink.outputMode.
-var outputModes = []string{"append", "update", "complete"}
 
 var (
 	topKeys        = []string{"name", "source", "transform", "sink", "trigger", "options", "deadLetter", "checkpointLocation"}
@@ -269,7 +290,7 @@ func Parse(name string, data []byte, env func(string) (string, bool)) (*File, er
 
 // parse is Parse with a bound on the values visited.
 func parse(name string, data []byte, env func(string) (string, bool), budget int) (*File, error) {
-	p := &parser{file: name, env: env, budget: budget}
+	p := &parser{file: name, env: env, budget: budget, lines: strings.Split(string(data), "\n")}
 	root, err := p.document(data)
 	if err != nil {
 		return nil, err
@@ -342,6 +363,7 @@ func (f *File) OptionLine(name string) int { return optionLine(f.Options, f.Opti
 // parser walks the YAML node tree and collects errors.
 type parser struct {
 	file   string
+	lines  []string // the file's lines, for error columns
 	env    func(string) (string, bool)
 	errs   ErrorList
 	values int // values visited so far
@@ -353,11 +375,35 @@ type parser struct {
 type entry struct {
 	key  string
 	line int // line of the key
+	col  int // column of the key
 	val  *yaml.Node
 }
 
 func (p *parser) errorf(line int, format string, args ...any) {
-	p.errs = append(p.errs, &Error{File: p.file, Line: line, Err: fmt.Errorf(format, args...)})
+	p.errs = append(p.errs, &Error{File: p.file, Line: line, Column: p.column(line), Err: fmt.Errorf(format, args...)})
+}
+
+// column is where line's content starts (after indentation and a list
+// item's "- "): the column of the key an error on that line is about.
+func (p *parser) column(line int) int {
+	if line <= 0 || line > len(p.lines) {
+		return 0
+	}
+	l := p.lines[line-1]
+	i := 0
+	for i < len(l) && (l[i] == ' ' || l[i] == '\t') {
+		i++
+	}
+	for i+1 < len(l) && l[i] == '-' && l[i+1] == ' ' {
+		i += 2
+		for i < len(l) && l[i] == ' ' {
+			i++
+		}
+	}
+	if i >= len(l) {
+		return 1
+	}
+	return len([]rune(l[:i])) + 1
 }
 
 // spend charges n visited values; false once the budget is exhausted.
@@ -414,7 +460,7 @@ func (p *parser) yamlError(err error) *Error {
 	msg := err.Error()
 	if m := yamlLineErr.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return &Error{File: p.file, Line: line, Err: fmt.Errorf("invalid YAML: %s", m[2])}
+		return &Error{File: p.file, Line: line, Column: p.column(line), Err: fmt.Errorf("invalid YAML: %s", m[2])}
 	}
 	return &Error{File: p.file, Err: fmt.Errorf("invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))}
 }
@@ -493,7 +539,7 @@ func (p *parser) mapping(n *yaml.Node, path string, line int) ([]entry, bool) {
 			continue
 		}
 		seen[k.Value] = orig.Line
-		out = append(out, entry{key: k.Value, line: orig.Line, val: n.Content[i+1]})
+		out = append(out, entry{key: k.Value, line: orig.Line, col: orig.Column, val: n.Content[i+1]})
 	}
 	return out, true
 }
@@ -507,7 +553,7 @@ func (p *parser) known(entries []entry, where, noun string, allowed []string) []
 			out = append(out, e)
 			continue
 		}
-		p.errs = append(p.errs, &Error{File: p.file, Line: e.line, Err: unknownError(noun, e.key, where, allowed)})
+		p.errs = append(p.errs, &Error{File: p.file, Line: e.line, Column: e.col, Err: unknownError(noun, e.key, where, allowed)})
 	}
 	return out
 }
@@ -590,8 +636,8 @@ func (p *parser) boolean(e entry, path string) (bool, bool) {
 }
 
 // options parses an option map: any names, scalar values kept as written.
-func (p *parser) options(e entry, path string) (map[string]string, map[string]int) {
-	opts, lines := map[string]string{}, map[string]int{}
+func (p *parser) options(e entry, path string) (map[string]string, map[string]int, map[string]int) {
+	opts, lines, cols := map[string]string{}, map[string]int{}, map[string]int{}
 	entries, _ := p.mapping(e.val, path, e.line)
 	folded := map[string]string{}
 	for _, o := range entries {
@@ -607,6 +653,7 @@ func (p *parser) options(e entry, path string) (map[string]string, map[string]in
 		}
 		folded[lk] = o.key
 		lines[o.key] = o.line
+		cols[o.key] = o.col
 		if v, ok := p.scalar(o.val, opath, o.line, "a string, number or boolean"); ok {
 			opts[o.key] = v
 		}
@@ -614,9 +661,10 @@ func (p *parser) options(e entry, path string) (map[string]string, map[string]in
 	for k := range lines {
 		if _, ok := opts[k]; !ok {
 			delete(lines, k)
+			delete(cols, k)
 		}
 	}
-	return opts, lines
+	return opts, lines, cols
 }
 
 // exprs parses one expression or a non-empty list of them.
@@ -651,12 +699,13 @@ func (p *parser) exprs(e entry, path string) []string {
 
 func (p *parser) pipeline(root *yaml.Node) *File {
 	f := &File{
-		Path:        p.file,
-		Options:     map[string]string{},
-		OptionLines: map[string]int{},
-		Trigger:     Trigger{Kind: TriggerDefault},
-		Source:      Source{Options: map[string]string{}, OptionLines: map[string]int{}},
-		Sink:        Sink{Options: map[string]string{}, OptionLines: map[string]int{}},
+		Path:          p.file,
+		Options:       map[string]string{},
+		OptionLines:   map[string]int{},
+		OptionColumns: map[string]int{},
+		Trigger:       Trigger{Kind: TriggerDefault},
+		Source:        Source{Options: map[string]string{}, OptionLines: map[string]int{}, OptionColumns: map[string]int{}},
+		Sink:          Sink{Options: map[string]string{}, OptionLines: map[string]int{}, OptionColumns: map[string]int{}},
 	}
 	entries, ok := p.mapping(root, "pipeline", deref(root).Line)
 	if !ok {
@@ -680,13 +729,14 @@ func (p *parser) pipeline(root *yaml.Node) *File {
 		case "trigger":
 			f.Trigger = p.trigger(e)
 		case "options":
-			f.Options, f.OptionLines = p.options(e, "options")
+			f.Options, f.OptionLines, f.OptionColumns = p.options(e, "options")
 		case "deadLetter":
 			ep := p.endpoint(e, "deadLetter")
 			f.DeadLetter = &ep
 		case "checkpointLocation":
 			f.CheckpointLocation, _ = p.text(e.val, "checkpointLocation", e.line)
 			chkLine = e.line
+			f.CheckpointLine, f.CheckpointColumn = e.line, e.col
 		}
 	}
 	for _, k := range []string{"source", "sink"} {
@@ -720,7 +770,7 @@ func (p *parser) pipeline(root *yaml.Node) *File {
 
 // endpoint parses a {format, options} mapping (source, deadLetter).
 func (p *parser) endpoint(e entry, path string) Endpoint {
-	ep := Endpoint{Options: map[string]string{}, OptionLines: map[string]int{}, Line: e.line}
+	ep := Endpoint{Options: map[string]string{}, OptionLines: map[string]int{}, OptionColumns: map[string]int{}, Line: e.line, Column: e.col}
 	entries, ok := p.mapping(e.val, path, e.line)
 	if !ok {
 		return ep
@@ -731,8 +781,9 @@ func (p *parser) endpoint(e entry, path string) Endpoint {
 		case "format":
 			hasFormat = true
 			ep.Format, _ = p.text(f.val, path+".format", f.line)
+			ep.FormatLine, ep.FormatColumn = f.val.Line, f.val.Column
 		case "options":
-			ep.Options, ep.OptionLines = p.options(f, path+".options")
+			ep.Options, ep.OptionLines, ep.OptionColumns = p.options(f, path+".options")
 		}
 	}
 	if !hasFormat {
@@ -742,7 +793,7 @@ func (p *parser) endpoint(e entry, path string) Endpoint {
 }
 
 func (p *parser) sink(e entry) Sink {
-	s := Sink{OutputMode: "append", Options: map[string]string{}, OptionLines: map[string]int{}, Line: e.line}
+	s := Sink{OutputMode: "append", Options: map[string]string{}, OptionLines: map[string]int{}, OptionColumns: map[string]int{}, Line: e.line, Column: e.col}
 	entries, ok := p.mapping(e.val, "sink", e.line)
 	if !ok {
 		return s
@@ -753,21 +804,23 @@ func (p *parser) sink(e entry) Sink {
 		case "format":
 			hasFormat = true
 			s.Format, _ = p.text(f.val, "sink.format", f.line)
+			s.FormatLine, s.FormatColumn = f.val.Line, f.val.Column
 		case "outputMode":
+			s.OutputModeLine, s.OutputModeColumn = f.val.Line, f.val.Column
 			v, ok := p.text(f.val, "sink.outputMode", f.line)
 			if !ok {
 				continue
 			}
-			if lv := strings.ToLower(v); contains(outputModes, lv) {
+			if lv := strings.ToLower(v); contains(sink.OutputModes(), lv) {
 				s.OutputMode = lv
 				continue
 			}
-			p.errs = append(p.errs, &Error{File: p.file, Line: f.line,
-				Err: fmt.Errorf("sink.outputMode: %w", unknownError("output mode", v, "", outputModes))})
+			p.errs = append(p.errs, &Error{File: p.file, Line: f.line, Column: f.val.Column,
+				Err: fmt.Errorf("sink.outputMode: %w", unknownError("output mode", v, "", sink.OutputModes()))})
 		case "queryName":
 			s.QueryName, _ = p.text(f.val, "sink.queryName", f.line)
 		case "options":
-			s.Options, s.OptionLines = p.options(f, "sink.options")
+			s.Options, s.OptionLines, s.OptionColumns = p.options(f, "sink.options")
 		}
 	}
 	if !hasFormat {
@@ -788,7 +841,7 @@ func (p *parser) trigger(e entry) Trigger {
 		var cand Trigger
 		switch f.key {
 		case TriggerProcessingTime:
-			cand = Trigger{Kind: TriggerProcessingTime, Line: f.line}
+			cand = Trigger{Kind: TriggerProcessingTime, Line: f.line, Column: f.col}
 			if v, ok := p.text(f.val, path, f.line); ok {
 				d, err := options.ParseInterval(v)
 				if err == nil {
@@ -804,7 +857,7 @@ func (p *parser) trigger(e entry) Trigger {
 			if ok && !on {
 				continue // "false" means this trigger is not chosen
 			}
-			cand = Trigger{Kind: f.key, Line: f.line}
+			cand = Trigger{Kind: f.key, Line: f.line, Column: f.col}
 		}
 		if chosen != nil {
 			p.errorf(f.line, "trigger: %s (line %d) and %s cannot both be set; choose one of %s",
@@ -862,7 +915,7 @@ func (p *parser) transform(e entry) []Step {
 }
 
 func (p *parser) step(e entry, stepPath string) (Step, bool) {
-	s := Step{Kind: e.key, Line: e.line}
+	s := Step{Kind: e.key, Line: e.line, Column: e.col}
 	path := stepPath + "." + e.key
 	switch e.key {
 	case StepSelectExpr, StepSelect:
@@ -899,6 +952,6 @@ func (p *parser) step(e entry, stepPath string) (Step, bool) {
 		}
 		return s, s.Name != "" && s.Expr != ""
 	}
-	p.errs = append(p.errs, &Error{File: p.file, Line: e.line, Err: unknownError("transform step", e.key, stepPath, stepKinds)})
+	p.errs = append(p.errs, &Error{File: p.file, Line: e.line, Column: e.col, Err: unknownError("transform step", e.key, stepPath, stepKinds)})
 	return s, false
 }

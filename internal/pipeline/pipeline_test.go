@@ -305,6 +305,9 @@ sink:
 				t.Fatalf("Parse: %v", err)
 			}
 			want := tt.want()
+			// Columns are checked by TestColumns; this table pins the rest.
+			withoutColumns(got)
+			withoutColumns(&want)
 			if !reflect.DeepEqual(*got, want) {
 				t.Errorf("Parse mismatch\n got: %+v\nwant: %+v", *got, want)
 			}
@@ -779,5 +782,85 @@ func TestPosition(t *testing.T) {
 		if got := f.Position(tt.line); got != tt.want {
 			t.Errorf("Position(%q, %d) = %q, want %q", tt.path, tt.line, got, tt.want)
 		}
+	}
+}
+
+// withoutColumns clears the column positions (and format/output-mode
+// positions) of f.
+func withoutColumns(f *File) {
+	f.OptionColumns, f.CheckpointLine, f.CheckpointColumn = nil, 0, 0
+	f.Source.OptionColumns, f.Source.Column, f.Source.FormatLine, f.Source.FormatColumn = nil, 0, 0, 0
+	f.Sink.OptionColumns, f.Sink.Column, f.Sink.FormatLine, f.Sink.FormatColumn = nil, 0, 0, 0
+	f.Sink.OutputModeLine, f.Sink.OutputModeColumn = 0, 0
+	f.Trigger.Column = 0
+	for i := range f.Transform {
+		f.Transform[i].Column = 0
+	}
+	if f.DeadLetter != nil {
+		f.DeadLetter.OptionColumns, f.DeadLetter.Column, f.DeadLetter.FormatLine, f.DeadLetter.FormatColumn = nil, 0, 0, 0
+	}
+}
+
+// TestColumns: every key a later check may point at has its line and
+// column, and parse errors carry the column of the key at fault.
+func TestColumns(t *testing.T) {
+	src := `name: q
+source:
+  format: kafka
+  options:
+    subscribe: t
+    "kafka.bootstrap.servers": b
+transform:
+  - selectExpr: [a]
+  -   filter: "a > 1"
+sink:
+  format:   console
+  outputMode: update
+  options: {numRows: 5, truncate: "false"}
+trigger:
+  processingTime: 1 second
+options:
+  sluice.workers: 2
+deadLetter:
+  format: json
+  options:
+    path: /tmp/dl
+checkpointLocation: /tmp/c
+`
+	f, err := Parse("p.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type pos struct{ line, col int }
+	for _, c := range []struct {
+		what      string
+		got, want pos
+	}{
+		{"source", pos{f.Source.Line, f.Source.Column}, pos{2, 1}},
+		{"source format", pos{f.Source.FormatLine, f.Source.FormatColumn}, pos{3, 11}},
+		{"subscribe", pos{f.Source.OptionLines["subscribe"], f.Source.OptionColumns["subscribe"]}, pos{5, 5}},
+		{"quoted bootstrap", pos{f.Source.OptionLines["kafka.bootstrap.servers"], f.Source.OptionColumns["kafka.bootstrap.servers"]}, pos{6, 5}},
+		{"step 0", pos{f.Transform[0].Line, f.Transform[0].Column}, pos{8, 5}},
+		{"step 1", pos{f.Transform[1].Line, f.Transform[1].Column}, pos{9, 7}},
+		{"sink format", pos{f.Sink.FormatLine, f.Sink.FormatColumn}, pos{11, 13}},
+		{"output mode", pos{f.Sink.OutputModeLine, f.Sink.OutputModeColumn}, pos{12, 15}},
+		{"flow option", pos{f.Sink.OptionLines["truncate"], f.Sink.OptionColumns["truncate"]}, pos{13, 25}},
+		{"trigger", pos{f.Trigger.Line, f.Trigger.Column}, pos{15, 3}},
+		{"conf", pos{f.OptionLines["sluice.workers"], f.OptionColumns["sluice.workers"]}, pos{17, 3}},
+		{"dead-letter path", pos{f.DeadLetter.OptionLines["path"], f.DeadLetter.OptionColumns["path"]}, pos{21, 5}},
+		{"checkpoint", pos{f.CheckpointLine, f.CheckpointColumn}, pos{22, 1}},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s at %v, want %v", c.what, c.got, c.want)
+		}
+	}
+
+	_, err = Parse("p.yaml", []byte("source:\n  format: rate\n  fromat: x\nsink:\n  format: noop\ntransform:\n  -  bogus: 1\n"), nil)
+	var list ErrorList
+	if !errors.As(err, &list) || len(list) != 2 {
+		t.Fatalf("err = %v", err)
+	}
+	if got := []string{list[0].Pos(), list[1].Pos()}; got[0] != "p.yaml:3:3" || got[1] != "p.yaml:7:6" {
+		t.Errorf("positions %v, want p.yaml:3:3 and p.yaml:7:6", got)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/sink"
 )
 
@@ -53,32 +54,60 @@ var _ sink.Sink = (*Sink)(nil)
 //	truncate  "true" (cells cut to 20 characters), "false" (no cutting), or
 //	          a non-negative integer width (0 = no cutting); default "true"
 //
-// Other keys (checkpointLocation and the like) are ignored. Timestamps are
+// The query's options (sink.QueryOptions: checkpointLocation and the like)
+// are accepted and ignored; any other key is an error. Timestamps are
 // shown in the session time zone, UTC, as casts and the file sinks write
 // them (Spark uses spark.sql.session.timeZone for all of them); see
 // SetLocation.
 func New(w io.Writer, opts map[string]string) (*Sink, error) {
+	v, err := Spec.Read(opts, sink.QueryOptions)
+	if err != nil {
+		return nil, err
+	}
+	return build(w, v)
+}
+
+func build(w io.Writer, o options.Values) (*Sink, error) {
 	if w == nil {
 		w = os.Stdout
 	}
 	s := &Sink{w: w, numRows: DefaultNumRows, truncate: DefaultTruncate, loc: time.UTC}
-	for k, v := range opts {
-		switch {
-		case strings.EqualFold(k, "numRows"):
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil || n < 0 {
-				return nil, fmt.Errorf("console sink: option numRows=%q: want a non-negative integer", v)
-			}
-			s.numRows = n
-		case strings.EqualFold(k, "truncate"):
-			t, err := parseTruncate(v)
-			if err != nil {
-				return nil, err
-			}
-			s.truncate = t
+	if v, ok := o.Get("numRows"); ok {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("console sink: option numRows=%q: want a non-negative integer", v)
 		}
+		s.numRows = n
+	}
+	if v, ok := o.Get("truncate"); ok {
+		t, err := parseTruncate(v)
+		if err != nil {
+			return nil, err
+		}
+		s.truncate = t
 	}
 	return s, nil
+}
+
+// Spec describes the console sink's options. Their values are checked by
+// New, with Spark's leniency (truncate takes a boolean or a width).
+var Spec = &options.Spec{What: "console sink", Fields: []options.Field{
+	{Name: "numRows", Type: options.String, Default: "20", Doc: "Rows shown per batch (a non-negative integer); the rest are counted, not held."},
+	{Name: "truncate", Type: options.String, Default: "true",
+		Doc: "true cuts cells to 20 characters, false never cuts, a number cuts to that width (0 = never)."},
+}}
+
+// Format registers "console".
+var Format = sink.Format{
+	Name:        "console",
+	Summary:     "prints each batch as Spark's console sink does (development; a replayed batch prints again)",
+	Options:     Spec,
+	OutputModes: sink.OutputModes(),
+	Validate: func(v options.Values) error {
+		_, err := build(io.Discard, v)
+		return err
+	},
+	Open: func(v options.Values, env sink.Env) (sink.Sink, error) { return build(env.Stdout, v) },
 }
 
 func parseTruncate(v string) (int, error) {

@@ -43,11 +43,64 @@ const (
 	OptRowGroupBytes     = "sluice.parquet.rowGroupBytes"
 )
 
-// KnownOptions lists the options New accepts (besides the engine's own,
-// such as checkpointLocation).
-var KnownOptions = []string{file.OptPath, file.OptPartitionBy, OptCompression, OptMaxRecordsPerFile, OptRowGroupBytes}
+// Spec describes the Delta sink's options.
+var Spec = &options.Spec{What: "delta sink", Fields: []options.Field{
+	{Name: file.OptPath, Type: options.Path, Required: true, Doc: "Table directory (created if missing); `file://` URIs are accepted."},
+	{Name: file.OptPartitionBy, Type: options.List, Doc: "Comma-separated partition columns of a new table; for an existing table it must match the table's (or be left out)."},
+	file.ParquetCompressionField,
+	file.MaxRecordsPerFileField,
+	file.RowGroupBytesField,
+}}
 
-var engineOptions = []string{"checkpointLocation", "queryName", "sluice.workers"}
+// Format registers "delta".
+var Format = sink.Format{
+	Name:        "delta",
+	Summary:     "a Delta Lake table: one commit per batch with a txn action keyed by the query id, so a replayed batch is skipped: exactly-once",
+	Options:     Spec,
+	OutputModes: []string{sink.Append, sink.Complete},
+	Idempotent:  true, NeedsCheckpoint: true,
+	Validate: func(v options.Values) error {
+		_, err := parseOptions(v)
+		return err
+	},
+	Open: func(v options.Values, env sink.Env) (sink.Sink, error) {
+		c, err := parseOptions(v)
+		if err != nil {
+			return nil, err
+		}
+		s, err := open(c, env.QueryID)
+		if err != nil {
+			return nil, err
+		}
+		s.SetLogger(env.Logger)
+		return s, nil
+	},
+}
+
+// config is the parsed options.
+type config struct {
+	path        string
+	partitionBy []string
+	compression string
+	maxRecords  int64
+	rowGroup    int64
+}
+
+func parseOptions(o options.Values) (config, error) {
+	p, ok := o.Get(file.OptPath)
+	if !ok || strings.TrimSpace(p) == "" {
+		return config{}, fmt.Errorf("delta sink: %w", &options.Error{Option: file.OptPath, Allowed: "required: the table directory"})
+	}
+	abs, err := filepath.Abs(strings.TrimPrefix(p, "file://"))
+	if err != nil {
+		return config{}, fmt.Errorf("delta sink: option path: %w", err)
+	}
+	c := config{path: abs, compression: o.Enum(OptCompression), maxRecords: o.Int64(OptMaxRecordsPerFile), rowGroup: o.Int64(OptRowGroupBytes)}
+	if c.partitionBy, err = file.ParsePartitionBy(o.String(file.OptPartitionBy)); err != nil {
+		return config{}, fmt.Errorf("delta sink: %w", err)
+	}
+	return c, nil
+}
 
 // Sink writes a Delta table. Create it with New.
 type Sink struct {
@@ -84,46 +137,35 @@ var _ sink.Sink = (*Sink)(nil)
 //	maxRecordsPerFile             rows per data file (default 0: no limit)
 //	sluice.parquet.rowGroupBytes  Parquet row-group bound (default 64 MiB)
 //
-// checkpointLocation, queryName and sluice.workers are accepted and
-// ignored. An existing log is read now, so a table that sluice cannot
-// write (newer protocol, other partitioning) fails here.
+// The query's options (sink.QueryOptions) are accepted and ignored. An
+// existing log is read now, so a table that sluice cannot write (newer
+// protocol, other partitioning) fails here.
 func New(opts map[string]string, queryID string) (*Sink, error) {
+	v, err := Spec.Read(opts, sink.QueryOptions)
+	if err != nil {
+		return nil, fmt.Errorf("delta sink: %w", err)
+	}
+	c, err := parseOptions(v)
+	if err != nil {
+		return nil, err
+	}
+	return open(c, queryID)
+}
+
+// open reads (or creates) the table and returns the sink.
+func open(c config, queryID string) (*Sink, error) {
 	if strings.TrimSpace(queryID) == "" {
 		return nil, errors.New("delta sink: a query id is required")
 	}
-	o := options.New(opts)
-	if err := o.CheckKnown("delta sink", append(append([]string{}, KnownOptions...), engineOptions...)); err != nil {
-		return nil, fmt.Errorf("delta sink: %w", err)
-	}
-	p, ok := o.Get(file.OptPath)
-	if !ok || strings.TrimSpace(p) == "" {
-		return nil, fmt.Errorf("delta sink: %w", &options.Error{Option: file.OptPath, Allowed: "required: the table directory"})
-	}
-	abs, err := filepath.Abs(strings.TrimPrefix(p, "file://"))
-	if err != nil {
-		return nil, fmt.Errorf("delta sink: option path: %w", err)
-	}
-	s := &Sink{path: abs, queryID: queryID, log: slog.Default(), now: time.Now}
+	abs := c.path
+	s := &Sink{path: abs, queryID: queryID, log: slog.Default(), now: time.Now, partitionBy: c.partitionBy, maxRecords: c.maxRecords}
+	var err error
 	if s.dlog, err = openDeltaLog(filepath.Join(abs, LogDir)); err != nil {
 		return nil, fmt.Errorf("delta sink: %w", err)
 	}
-	if s.partitionBy, err = file.ParsePartitionBy(o.String(file.OptPartitionBy, "")); err != nil {
-		return nil, fmt.Errorf("delta sink: %w", err)
-	}
-	comp, err := o.Enum(OptCompression, "snappy", parquetio.Compressions...)
-	if err != nil {
-		return nil, fmt.Errorf("delta sink: %w", err)
-	}
-	codec, infix, _ := parquetio.Codec(comp)
+	codec, infix, _ := parquetio.Codec(c.compression)
 	s.ext = infix + ".parquet"
-	if s.maxRecords, err = o.Int64(OptMaxRecordsPerFile, 0, 0); err != nil {
-		return nil, fmt.Errorf("delta sink: %w", err)
-	}
-	rg, err := o.Int64(OptRowGroupBytes, parquetio.DefaultRowGroupBytes, 1<<10)
-	if err != nil {
-		return nil, fmt.Errorf("delta sink: %w", err)
-	}
-	s.pq = parquetio.Options{Codec: codec, RowGroupBytes: rg}
+	s.pq = parquetio.Options{Codec: codec, RowGroupBytes: c.rowGroup}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("delta sink: creating %s: %w", abs, err)
 	}

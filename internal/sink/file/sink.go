@@ -27,21 +27,64 @@ const (
 	OptRowGroupBytes     = "sluice.parquet.rowGroupBytes"
 )
 
-// engineOptions are writer options the engine consumes; a sink accepts
-// and ignores them.
-var engineOptions = []string{"checkpointLocation", "queryName", "sluice.workers"}
+// Fields shared with the Delta sink.
+var (
+	// PathField is the output directory.
+	PathField = options.Field{Name: OptPath, Type: options.Path, Required: true, Doc: "Output directory (created if missing); `file:` URIs are accepted."}
+	// PartitionByField lists Hive-style partition columns.
+	PartitionByField = options.Field{Name: OptPartitionBy, Type: options.List,
+		Doc: "Comma-separated columns to partition the output by (`col=value/` directories); the columns leave the files."}
+	// MaxRecordsPerFileField bounds the rows of a data file.
+	MaxRecordsPerFileField = options.Field{Name: OptMaxRecordsPerFile, Type: options.Int, Min: 0, Default: "0", Doc: "Rows per file before a new one is started; 0 = no limit."}
+	// ParquetCompressionField is the Parquet codec.
+	ParquetCompressionField = options.Field{Name: OptCompression, Type: options.Enum, Default: "snappy", Allowed: parquetio.Compressions, Doc: "Parquet compression codec."}
+	// RowGroupBytesField bounds a Parquet row group in memory.
+	RowGroupBytesField = options.Field{Name: OptRowGroupBytes, Type: options.Int, Min: 1 << 10, Default: "67108864",
+		Doc: "Bytes a task buffers for a Parquet row group before writing it (64 MiB); bounds the sink's memory per task."}
+)
 
-// KnownOptions returns the options a sink of format accepts (besides the
-// engine's own, such as checkpointLocation).
-func KnownOptions(format string) []string {
-	common := []string{OptPath, OptPartitionBy, OptCompression, OptMaxRecordsPerFile}
-	switch strings.ToLower(format) {
-	case Parquet:
-		return append(common, OptRowGroupBytes)
-	case CSV:
-		return append(common, OptHeader, OptSep)
+var textCompression = options.Field{Name: OptCompression, Type: options.Enum, Default: "none", Allowed: []string{"none", "uncompressed", "gzip"}, Doc: "Compression of the files."}
+
+// Specs describe each file sink format's options.
+var Specs = map[string]*options.Spec{
+	Parquet: {What: "parquet sink", Fields: []options.Field{PathField, PartitionByField, ParquetCompressionField, MaxRecordsPerFileField, RowGroupBytesField}},
+	JSON:    {What: "json sink", Fields: []options.Field{PathField, PartitionByField, textCompression, MaxRecordsPerFileField}},
+	CSV: {What: "csv sink", Fields: []options.Field{PathField, PartitionByField, textCompression, MaxRecordsPerFileField,
+		{Name: OptHeader, Type: options.Bool, Default: "false", Doc: "Writes a header line with the column names first in each file."},
+		{Name: OptSep, Type: options.String, Default: ",", Doc: "Field separator (not a quote, backslash or line break)."}}},
+}
+
+// Formats registers "parquet", "json" and "csv".
+func Formats() []sink.Format {
+	summaries := map[string]string{
+		Parquet: "Parquet files under a path, committed to a _spark_metadata log in Spark's format: exactly-once",
+		JSON:    "JSON Lines files under a path, committed to a _spark_metadata log: exactly-once",
+		CSV:     "CSV files under a path, committed to a _spark_metadata log: exactly-once",
 	}
-	return common
+	var out []sink.Format
+	for _, f := range []string{Parquet, JSON, CSV} {
+		out = append(out, sink.Format{
+			Name: f, Summary: summaries[f], Options: Specs[f],
+			OutputModes: []string{sink.Append}, Idempotent: true, NeedsCheckpoint: true,
+			Validate: func(v options.Values) error {
+				_, err := parseOptions(f, v)
+				return err
+			},
+			Open: func(v options.Values, env sink.Env) (sink.Sink, error) {
+				cfg, err := parseOptions(f, v)
+				if err != nil {
+					return nil, err
+				}
+				s, err := open(cfg)
+				if err != nil {
+					return nil, err
+				}
+				s.SetLogger(env.Logger)
+				return s, nil
+			},
+		})
+	}
+	return out
 }
 
 // Config is a parsed set of file sink options.
@@ -57,17 +100,23 @@ type Config struct {
 }
 
 // ParseOptions parses and checks the options of a sink writing format.
+// The query's options (checkpointLocation and the like, sink.QueryOptions)
+// are accepted and ignored.
 func ParseOptions(format string, opts map[string]string) (Config, error) {
 	f := strings.ToLower(strings.TrimSpace(format))
-	switch f {
-	case Parquet, JSON, CSV:
-	default:
+	spec, ok := Specs[f]
+	if !ok {
 		return Config{}, &options.Error{Option: "format", Value: format, Allowed: "allowed: parquet, json, csv"}
 	}
-	o := options.New(opts)
-	if err := o.CheckKnown(f+" sink", append(KnownOptions(f), engineOptions...)); err != nil {
+	v, err := spec.Read(opts, sink.QueryOptions)
+	if err != nil {
 		return Config{}, err
 	}
+	return parseOptions(f, v)
+}
+
+// parseOptions reads options checked against Specs[f].
+func parseOptions(f string, o options.Values) (Config, error) {
 	c := Config{Format: f}
 	p, ok := o.Get(OptPath)
 	if !ok || strings.TrimSpace(p) == "" {
@@ -85,30 +134,23 @@ func ParseOptions(format string, opts map[string]string) (Config, error) {
 		return Config{}, fmt.Errorf("option %q: %w", OptPath, err)
 	}
 	c.Path = abs
-	c.PartitionBy, err = ParsePartitionBy(o.String(OptPartitionBy, ""))
-	if err != nil {
+	if c.PartitionBy, err = ParsePartitionBy(o.String(OptPartitionBy)); err != nil {
 		return Config{}, err
 	}
-	if f == Parquet {
-		c.Compression, err = o.Enum(OptCompression, "snappy", parquetio.Compressions...)
-	} else {
-		c.Compression, err = o.Enum(OptCompression, "none", "none", "uncompressed", "gzip")
-	}
-	if err != nil {
-		return Config{}, err
-	}
-	if c.Header, err = o.Bool(OptHeader, false); err != nil {
-		return Config{}, err
-	}
-	c.Sep = o.String(OptSep, ",")
-	if c.Sep == "" || strings.ContainsAny(c.Sep, "\"\\\r\n") {
-		return Config{}, &options.Error{Option: OptSep, Value: c.Sep, Allowed: "allowed: a non-empty separator without quotes, backslashes or line breaks"}
-	}
-	if c.MaxRecordsPerFile, err = o.Int64(OptMaxRecordsPerFile, 0, 0); err != nil {
-		return Config{}, err
-	}
-	if c.RowGroupBytes, err = o.Int64(OptRowGroupBytes, parquetio.DefaultRowGroupBytes, 1<<10); err != nil {
-		return Config{}, err
+	c.Compression = o.Enum(OptCompression)
+	c.MaxRecordsPerFile = o.Int64(OptMaxRecordsPerFile)
+	c.Sep = ","
+	switch f {
+	case Parquet:
+		c.RowGroupBytes = o.Int64(OptRowGroupBytes)
+	case CSV:
+		c.Header = o.Bool(OptHeader)
+		c.Sep = o.String(OptSep)
+		if c.Sep == "" || strings.ContainsAny(c.Sep, "\"\\\r\n") {
+			return Config{}, &options.Error{Option: OptSep, Value: c.Sep, Allowed: "allowed: a non-empty separator without quotes, backslashes or line breaks"}
+		}
+	default:
+		c.RowGroupBytes = parquetio.DefaultRowGroupBytes
 	}
 	return c, nil
 }
@@ -164,14 +206,20 @@ var _ sink.Sink = (*Sink)(nil)
 //	                              groups before writing them out (default
 //	                              64 MiB)
 //
-// checkpointLocation, queryName and sluice.workers are accepted and
-// ignored (the engine reads them). Any other option is an error.
+// The query's options (sink.QueryOptions: checkpointLocation and the like)
+// are accepted and ignored. Any other option is an error.
 // The output directory and its log directory are created.
 func New(format string, opts map[string]string) (*Sink, error) {
 	cfg, err := ParseOptions(format, opts)
 	if err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
 	}
+	return open(cfg)
+}
+
+// open creates the output directory and its log and returns the sink.
+func open(cfg Config) (*Sink, error) {
+	var err error
 	s := &Sink{cfg: cfg, log: slog.Default()}
 	if s.meta, err = openMetaLog(filepath.Join(cfg.Path, MetadataDir)); err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)

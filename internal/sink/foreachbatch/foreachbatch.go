@@ -22,6 +22,7 @@ import (
 	"sync"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/sink"
 )
 
@@ -39,6 +40,23 @@ type Sink struct {
 
 	mu     sync.Mutex
 	schema batch.Schema
+}
+
+// Format registers "foreachBatch". It exists only in the Go API
+// (DataStreamWriter.ForeachBatch), because it is built from a function.
+var Format = sink.Format{
+	Name:        "foreachBatch",
+	Summary:     "calls a Go function with each batch's rows and id (DataStreamWriter.ForeachBatch; at-least-once)",
+	Options:     &options.Spec{What: "foreachBatch sink"},
+	OutputModes: sink.OutputModes(),
+	APIOnly:     true,
+	Validate:    func(options.Values) error { return nil },
+	Open: func(_ options.Values, env sink.Env) (sink.Sink, error) {
+		if env.ForeachBatch == nil {
+			return nil, errors.New("the foreachBatch sink needs a function: use DataStreamWriter.ForeachBatch")
+		}
+		return New(env.ForeachBatch), nil
+	},
 }
 
 // New returns a sink that gathers each batch's rows from all tasks, in task

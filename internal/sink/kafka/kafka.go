@@ -108,13 +108,17 @@ func New(opts map[string]string, queryID string, logger *slog.Logger, extraOpts 
 	if err != nil {
 		return nil, err
 	}
+	return build(cfg, queryID, logger, extraOpts...), nil
+}
+
+func build(cfg *Config, queryID string, logger *slog.Logger, extraOpts ...kgo.Opt) *Sink {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	if len(cfg.Ignored) > 0 {
 		logger.Warn("kafka sink: ignoring producer options it does not support", "options", cfg.Ignored)
 	}
-	return &Sink{cfg: cfg, queryID: queryID, log: logger, extra: extraOpts, last: -1, skipLogged: math.MinInt64}, nil
+	return &Sink{cfg: cfg, queryID: queryID, log: logger, extra: extraOpts, last: -1, skipLogged: math.MinInt64}
 }
 
 // Config returns the parsed options.

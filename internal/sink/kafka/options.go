@@ -12,33 +12,73 @@ import (
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/kafkaauth"
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/sink"
 )
 
 // DefaultCommitTopic is the topic that holds the commit markers when the
 // option "sluice.commitTopic" is not set.
 const DefaultCommitTopic = "__sluice_sink_commits"
 
-// KnownOptions are the sink's own options besides the "kafka."-prefixed
-// client settings, which ParseConfig sorts out itself (supported ones, TLS
-// and SASL through kafkaauth, the rest ignored with a warning).
-var KnownOptions = []string{"topic", "sluice.commitTopic", "sluice.maxBufferedRecords", "sluice.recoveryTimeout"}
-
-// kafkaOptions are the producer settings the sink understands. Any other
-// "kafka." option is ignored with a warning, since the Java producer
+// producerFields are the producer settings the sink understands. Any
+// other "kafka." option is ignored with a warning, since the Java producer
 // settings it could name are many and mostly harmless.
-var kafkaOptions = []string{
-	"kafka.bootstrap.servers", "kafka.client.id", "kafka.linger.ms", "kafka.batch.size",
-	"kafka.compression.type", "kafka.request.timeout.ms", "kafka.delivery.timeout.ms",
-	"kafka.transaction.timeout.ms", "kafka.buffer.memory", "kafka.transactional.id",
-	"kafka.allow.auto.create.topics", "kafka.acks", "kafka.enable.idempotence",
+var producerFields = []options.Field{
+	{Name: "kafka.bootstrap.servers", Type: options.List, Required: true, Doc: "Comma-separated host:port list of brokers."},
+	{Name: "kafka.client.id", Type: options.String, Default: "sluice", Doc: "Client id sent to the brokers."},
+	{Name: "kafka.linger.ms", Type: options.Int, Min: 0, Default: "0", Doc: "How long the producer waits to fill a batch, in milliseconds (0: franz-go's default)."},
+	{Name: "kafka.batch.size", Type: options.Int, Min: 1024, Default: "1000000", Doc: "Bytes of one produce batch per partition (at most 2147483647)."},
+	{Name: "kafka.compression.type", Type: options.Enum, Default: "none", Allowed: []string{"none", "gzip", "snappy", "lz4", "zstd"}, Doc: "Compression of produced batches."},
+	{Name: "kafka.request.timeout.ms", Type: options.Int, Min: 1, Default: "30000", Doc: "Timeout of one produce request, in milliseconds."},
+	{Name: "kafka.delivery.timeout.ms", Type: options.Int, Min: 1, Default: "120000", Doc: "How long a record may take to be acknowledged before the batch fails, in milliseconds."},
+	{Name: "kafka.transaction.timeout.ms", Type: options.Int, Min: 1000, Default: "60000", Doc: "Transaction timeout the broker enforces, in milliseconds."},
+	{Name: "kafka.buffer.memory", Type: options.Int, Min: 1024, Default: "33554432", Doc: "Bytes of records buffered before produce calls block (32 MiB)."},
+	{Name: "kafka.transactional.id", Type: options.String, DefaultDoc: "sluice-<query id>", Doc: "Transactional id; one per query, stable across restarts so a zombie writer is fenced."},
+	{Name: "kafka.allow.auto.create.topics", Type: options.Bool, Default: "true", Doc: "Lets the broker create a missing topic on first produce."},
+	{Name: "kafka.acks", Type: options.String, Default: "all", Allowed: []string{"all", "-1"}, Doc: "Only all (-1): a transactional producer needs every in-sync replica's acknowledgement."},
+	{Name: "kafka.enable.idempotence", Type: options.Bool, Default: "true", Hint: "allowed: true; the exactly-once sink needs an idempotent producer",
+		Doc: "Only true: the exactly-once sink needs an idempotent producer."},
+	{Name: "kafka.key.serializer", Unsupported: "keys are written as the bytes of the key column (string or binary)", Doc: "Java only."},
+	{Name: "kafka.value.serializer", Unsupported: "values are written as the bytes of the value column (string or binary)", Doc: "Java only."},
+	{Name: "kafka.partitioner.class", Unsupported: "custom partitioner classes are not supported; add a \"partition\" column to choose partitions", Doc: "Java only."},
+	{Name: "kafka.interceptor.classes", Unsupported: "interceptors are not supported", Doc: "Java only."},
 }
 
-// forbiddenKafka are producer settings that cannot work with this sink.
-var forbiddenKafka = map[string]string{
-	"kafka.key.serializer":      "keys are written as the bytes of the key column (string or binary)",
-	"kafka.value.serializer":    "values are written as the bytes of the value column (string or binary)",
-	"kafka.partitioner.class":   "custom partitioner classes are not supported; add a \"partition\" column to choose partitions",
-	"kafka.interceptor.classes": "interceptors are not supported",
+// Spec describes the Kafka sink's options.
+var Spec = &options.Spec{
+	What: "kafka sink",
+	Fields: slices.Concat([]options.Field{
+		{Name: "topic", Type: options.String, Doc: "Topic every row goes to; unset, each row names its topic in a `topic` column."},
+		{Name: "sluice.commitTopic", Type: options.String, Default: DefaultCommitTopic,
+			Doc: "Topic of the commit markers written in each batch's transaction; a restarted query reads them to skip batches already written."},
+		{Name: "sluice.maxBufferedRecords", Type: options.Int, Min: 1, Default: "10000", Doc: "Records buffered in the producer before writes wait."},
+		{Name: "sluice.recoveryTimeout", Type: options.Duration, DefaultDoc: "kafka.transaction.timeout.ms + 30 s",
+			Doc: "How long reading the commit markers at start waits for other writers' open transactions."},
+	}, producerFields, kafkaauth.Fields),
+	Prefixes: []options.Prefix{{Prefix: "kafka.", Doc: "Other Kafka producer settings are accepted and ignored with a warning."}},
+}
+
+// Format registers "kafka" as a sink.
+var Format = sink.Format{
+	Name:        "kafka",
+	Summary:     "records to Kafka topics (key, value, headers, partition columns), one transaction per batch with a commit marker: exactly-once",
+	Options:     Spec,
+	OutputModes: sink.OutputModes(),
+	Idempotent:  true, NeedsCheckpoint: true,
+	Validate: func(v options.Values) error {
+		_, err := parseConfig(v, "validate")
+		return err
+	},
+	Open: func(v options.Values, env sink.Env) (sink.Sink, error) {
+		cfg, err := parseConfig(v, env.QueryID)
+		if err != nil {
+			return nil, err
+		}
+		s := build(cfg, env.QueryID, env.Logger)
+		if env.DeadLetter {
+			return DeadLetters(s), nil
+		}
+		return s, nil
+	},
 }
 
 // Config is the parsed, validated sink configuration.
@@ -74,24 +114,22 @@ type Config struct {
 
 // ParseConfig validates the sink options for the query queryID.
 func ParseConfig(m map[string]string, queryID string) (*Config, error) {
+	v, err := Spec.Read(m, sink.QueryOptions)
+	if err != nil {
+		return nil, err
+	}
+	return parseConfig(v, queryID)
+}
+
+// parseConfig reads options checked against Spec.
+func parseConfig(o options.Values, queryID string) (*Config, error) {
 	if strings.TrimSpace(queryID) == "" {
 		return nil, fmt.Errorf("kafka sink: a query id is required (it names the transactional id and the commit markers)")
 	}
-	o := options.New(m)
-	if err := o.CheckKnown("kafka sink", KnownOptions, "kafka."); err != nil {
-		return nil, err
-	}
 	c := &Config{}
-	for _, name := range o.Names() {
+	for _, name := range o.Options().Names() {
 		ln := strings.ToLower(name)
-		if why, bad := forbiddenKafka[ln]; bad {
-			return nil, &options.Error{Option: name, Allowed: "not supported: " + why}
-		}
-		if !strings.HasPrefix(ln, "kafka.") {
-			continue
-		}
-		security := strings.HasPrefix(ln, "kafka.ssl.") || strings.HasPrefix(ln, "kafka.sasl.") || ln == "kafka.security.protocol"
-		if !security && !slices.Contains(kafkaOptions, ln) {
+		if _, described := Spec.Field(ln); !described && strings.HasPrefix(ln, "kafka.") {
 			c.Ignored = append(c.Ignored, name)
 		}
 	}
@@ -111,73 +149,52 @@ func ParseConfig(m map[string]string, queryID string) (*Config, error) {
 			return nil, &options.Error{Option: "topic", Value: v, Allowed: err.Error()}
 		}
 	}
-	c.CommitTopic = strings.TrimSpace(o.String("sluice.commitTopic", DefaultCommitTopic))
+	c.CommitTopic = strings.TrimSpace(o.String("sluice.commitTopic"))
 	if err := broker.ValidateTopicName(c.CommitTopic); err != nil {
 		return nil, &options.Error{Option: "sluice.commitTopic", Value: c.CommitTopic, Allowed: err.Error()}
 	}
-	c.TransactionalID = strings.TrimSpace(o.String("kafka.transactional.id", "sluice-"+queryID))
+	c.TransactionalID = strings.TrimSpace(o.String("kafka.transactional.id"))
+	if !o.Has("kafka.transactional.id") {
+		c.TransactionalID = "sluice-" + queryID
+	}
 	if c.TransactionalID == "" {
 		return nil, &options.Error{Option: "kafka.transactional.id", Allowed: "must not be empty"}
 	}
-	c.ClientID = o.String("kafka.client.id", "sluice")
+	c.ClientID = o.String("kafka.client.id")
 
 	var err error
-	if c.Security, err = kafkaauth.Parse(o); err != nil {
+	if c.Security, err = kafkaauth.Parse(o.Options()); err != nil {
 		return nil, err
 	}
-	if c.Linger, err = millis(o, "kafka.linger.ms", 0, 0); err != nil {
-		return nil, err
-	}
-	bsz, err := o.Int64("kafka.batch.size", 1_000_000, 1024)
-	if err != nil {
-		return nil, err
-	}
+	c.Linger = millis(o, "kafka.linger.ms")
+	bsz := o.Int64("kafka.batch.size")
 	if bsz > math.MaxInt32 {
 		return nil, &options.Error{Option: "kafka.batch.size", Value: fmt.Sprint(bsz), Allowed: "allowed: at most 2147483647"}
 	}
 	c.BatchMaxBytes = int32(bsz)
-	if c.Compression, err = o.Enum("kafka.compression.type", "none", "none", "gzip", "snappy", "lz4", "zstd"); err != nil {
-		return nil, err
+	c.Compression = o.Enum("kafka.compression.type")
+	c.RequestTimeout = millis(o, "kafka.request.timeout.ms")
+	c.DeliveryTimeout = millis(o, "kafka.delivery.timeout.ms")
+	c.TransactionTimeout = millis(o, "kafka.transaction.timeout.ms")
+	c.MaxBufferedBytes = o.Int64("kafka.buffer.memory")
+	c.MaxBufferedRecords = int(min(o.Int64("sluice.maxBufferedRecords"), math.MaxInt32))
+	c.AutoCreateTopics = o.Bool("kafka.allow.auto.create.topics")
+	c.RecoveryTimeout = c.TransactionTimeout + 30*time.Second
+	if o.Has("sluice.recoveryTimeout") {
+		c.RecoveryTimeout = o.Duration("sluice.recoveryTimeout")
 	}
-	if c.RequestTimeout, err = millis(o, "kafka.request.timeout.ms", 30_000, 1); err != nil {
-		return nil, err
+	if acks := strings.TrimSpace(o.String("kafka.acks")); acks != "all" && acks != "-1" && !strings.EqualFold(acks, "all") {
+		return nil, &options.Error{Option: "kafka.acks", Value: o.String("kafka.acks"), Allowed: "allowed: all (-1); a transactional producer needs every in-sync replica's acknowledgement"}
 	}
-	if c.DeliveryTimeout, err = millis(o, "kafka.delivery.timeout.ms", 120_000, 1); err != nil {
-		return nil, err
-	}
-	if c.TransactionTimeout, err = millis(o, "kafka.transaction.timeout.ms", 60_000, 1000); err != nil {
-		return nil, err
-	}
-	if c.MaxBufferedBytes, err = o.Int64("kafka.buffer.memory", 32<<20, 1024); err != nil {
-		return nil, err
-	}
-	mbr, err := o.Int64("sluice.maxBufferedRecords", 10_000, 1)
-	if err != nil {
-		return nil, err
-	}
-	c.MaxBufferedRecords = int(min(mbr, math.MaxInt32))
-	if c.AutoCreateTopics, err = o.Bool("kafka.allow.auto.create.topics", true); err != nil {
-		return nil, err
-	}
-	if c.RecoveryTimeout, err = o.Duration("sluice.recoveryTimeout", c.TransactionTimeout+30*time.Second); err != nil {
-		return nil, err
-	}
-	if _, err := o.Enum("kafka.acks", "all", "all", "-1"); err != nil {
-		return nil, &options.Error{Option: "kafka.acks", Value: o.String("kafka.acks", ""), Allowed: "allowed: all (-1); a transactional producer needs every in-sync replica's acknowledgement"}
-	}
-	if idem, err := o.Bool("kafka.enable.idempotence", true); err != nil || !idem {
-		return nil, &options.Error{Option: "kafka.enable.idempotence", Value: o.String("kafka.enable.idempotence", ""), Allowed: "allowed: true; the exactly-once sink needs an idempotent producer"}
+	if !o.Bool("kafka.enable.idempotence") {
+		return nil, &options.Error{Option: "kafka.enable.idempotence", Value: o.String("kafka.enable.idempotence"), Allowed: "allowed: true; the exactly-once sink needs an idempotent producer"}
 	}
 	return c, nil
 }
 
-// millis reads a whole number of milliseconds ≥ min.
-func millis(o options.Options, name string, def, min int64) (time.Duration, error) {
-	n, err := o.Int64(name, def, min)
-	if err != nil {
-		return 0, err
-	}
-	return time.Duration(n) * time.Millisecond, nil
+// millis reads a whole number of milliseconds.
+func millis(o options.Values, name string) time.Duration {
+	return time.Duration(o.Int64(name)) * time.Millisecond
 }
 
 // compressionCodec maps kafka.compression.type to franz-go's codec.

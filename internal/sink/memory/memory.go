@@ -8,10 +8,12 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/sink"
 )
 
@@ -25,6 +27,27 @@ type Sink struct {
 
 // New returns an empty memory sink.
 func New() *Sink { return &Sink{batches: map[int64][]*batch.Batch{}} }
+
+// Format registers "memory": the sink publishes itself as a table under
+// the query's name through sink.Env.RegisterTable.
+var Format = sink.Format{
+	Name:        "memory",
+	Summary:     "keeps every batch in memory as a table named after the query (Session.Table; tests and notebooks)",
+	Options:     &options.Spec{What: "memory sink"},
+	OutputModes: []string{sink.Append, sink.Complete},
+	Idempotent:  true, PublishesTable: true,
+	Validate: func(options.Values) error { return nil },
+	Open: func(_ options.Values, env sink.Env) (sink.Sink, error) {
+		m := New()
+		if env.RegisterTable != nil {
+			if env.TableName == "" {
+				return nil, errors.New("the memory sink needs a query name (QueryName) to register its table under")
+			}
+			env.RegisterTable(env.TableName, m)
+		}
+		return m, nil
+	},
+}
 
 // Description implements sink.Sink.
 func (s *Sink) Description() string { return "MemorySink" }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/sink"
 )
 
@@ -31,6 +32,17 @@ var _ sink.Sink = (*Sink)(nil)
 
 // New returns a noop sink.
 func New() *Sink { return &Sink{} }
+
+// Format registers "noop".
+var Format = sink.Format{
+	Name:        "noop",
+	Summary:     "runs the query in full and writes nothing (benchmarks)",
+	Options:     &options.Spec{What: "noop sink"},
+	OutputModes: sink.OutputModes(),
+	Idempotent:  true,
+	Validate:    func(options.Values) error { return nil },
+	Open:        func(options.Values, sink.Env) (sink.Sink, error) { return New(), nil },
+}
 
 // Description returns "NoopSink".
 func (s *Sink) Description() string { return Description }

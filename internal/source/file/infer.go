@@ -24,8 +24,12 @@ func SchemaOf(format string, opts map[string]string) (batch.Schema, error) {
 	if err != nil {
 		return batch.Schema{}, err
 	}
+	return schemaOf(cfg)
+}
+
+func schemaOf(cfg *Config) (batch.Schema, error) {
 	if len(cfg.Schema.Fields) == 0 {
-		if err := inferInto(cfg, opts); err != nil {
+		if err := inferInto(cfg); err != nil {
 			return batch.Schema{}, err
 		}
 	}
@@ -38,7 +42,7 @@ func SchemaOf(format string, opts map[string]string) (batch.Schema, error) {
 // types int/bigint/double/boolean/date/timestamp/string. At most
 // maxInferRecords records are read, oldest files first. For JSON in
 // PERMISSIVE mode a malformed record adds the corrupt-record column.
-func inferInto(cfg *Config, opts map[string]string) error {
+func inferInto(cfg *Config) error {
 	files, err := listFiles(cfg.Path, cfg.PathGlobFilter)
 	if err != nil {
 		return err
@@ -75,12 +79,7 @@ func inferInto(cfg *Config, opts map[string]string) error {
 		}
 		sch.Fields = append(sch.Fields, batch.Field{Name: n, Type: k, Nullable: true})
 	}
-	corrupt := DefaultCorruptColumn
-	for k, v := range opts {
-		if strings.EqualFold(k, "columnNameOfCorruptRecord") {
-			corrupt = v
-		}
-	}
+	corrupt := cfg.CorruptColumn
 	if cfg.Format == "json" && inf.malformed > 0 && cfg.Mode == Permissive && sch.Index(corrupt) < 0 {
 		sch.Fields = append(sch.Fields, batch.Field{Name: corrupt, Type: batch.String, Nullable: true})
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,10 +12,11 @@ import (
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/ddl"
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/source"
 )
 
-// Formats lists the file formats the source reads.
-var Formats = []string{"text", "json", "csv"}
+// FormatNames lists the file formats the source reads.
+var FormatNames = []string{"text", "json", "csv"}
 
 // Parse modes for malformed records (Spark's "mode" option).
 const (
@@ -33,19 +35,94 @@ const (
 // DefaultCorruptColumn is Spark's default columnNameOfCorruptRecord.
 const DefaultCorruptColumn = "_corrupt_record"
 
-var commonOptions = []string{
-	"path", "schema",
-	"maxFilesPerTrigger", "maxBytesPerTrigger", "latestFirst", "maxFileAge", "fileNameOnly",
-	"cleanSource", "sourceArchiveDir", "pathGlobFilter", "recursiveFileLookup",
-	"modifiedBefore", "modifiedAfter", "encoding", "charset", "lineSep", "multiLine",
+// commonFields are the options of every file format.
+var commonFields = []options.Field{
+	{Name: "path", Type: options.Path, Required: true, Doc: "Directory, file or glob pattern to read (`*`, `?`, `[a-z]`, `{a,b}`); `file:` URIs are accepted."},
+	{Name: "schema", Type: options.DDL, Doc: "Row schema as DDL, e.g. `id INT, name STRING, ts TIMESTAMP`. Required for json and csv unless inferSchema=true; text reads one STRING column."},
+	{Name: "maxFilesPerTrigger", Type: options.Int, Min: 1, Doc: "Caps the files admitted per batch. Unset: every new file."},
+	{Name: "maxBytesPerTrigger", Type: options.Int, Min: 1, Doc: "Caps the bytes admitted per batch (a whole file at least); not together with maxFilesPerTrigger."},
+	{Name: "latestFirst", Type: options.Bool, Default: "false", Doc: "Reads the newest files first (then maxFileAge is ignored when a per-trigger limit is set, as in Spark)."},
+	{Name: "maxFileAge", Type: options.Duration, Default: "7d", Doc: "Ignores files older than this relative to the newest file seen."},
+	{Name: "fileNameOnly", Type: options.Bool, Default: "false", Doc: "Recognises files seen before by name only, not full path."},
+	{Name: "cleanSource", Type: options.Enum, Default: CleanOff, Allowed: []string{CleanOff, CleanArchive, CleanDelete}, Doc: "What to do with a file once its batch commits: keep it, move it to sourceArchiveDir, or delete it."},
+	{Name: "sourceArchiveDir", Type: options.Path, Doc: "Where cleanSource=archive moves files (outside the source path)."},
+	{Name: "pathGlobFilter", Type: options.String, Doc: "Glob pattern file names must match, e.g. `*.json`."},
+	{Name: "recursiveFileLookup", Type: options.Bool, Default: "false", Doc: "Accepted for Spark compatibility."},
+	{Name: "modifiedBefore", Unsupported: "not supported by streaming file sources (as in Spark); use maxFileAge", Doc: "Batch-only in Spark."},
+	{Name: "modifiedAfter", Unsupported: "not supported by streaming file sources (as in Spark); use maxFileAge", Doc: "Batch-only in Spark."},
+	{Name: "encoding", Type: options.String, Default: "UTF-8", Allowed: []string{"UTF-8"}, Doc: "Character set of the files; only UTF-8."},
+	{Name: "charset", Type: options.String, Default: "UTF-8", Allowed: []string{"UTF-8"}, Doc: "Alias of encoding."},
+	{Name: "lineSep", Type: options.String, DefaultDoc: `\n (with an optional preceding \r)`, Doc: "Record separator; escapes such as \\t and \\u0001 are understood."},
+	{Name: "multiLine", Type: options.Bool, Default: "false", Hint: "allowed: false (multi-line records are not supported yet)", Doc: "Records spanning lines are not supported yet; only false."},
 }
 
-var formatOptions = map[string][]string{
-	"text": {"wholetext"},
-	"json": {"mode", "columnNameOfCorruptRecord", "timestampFormat", "dateFormat", "timeZone"},
-	"csv": {"mode", "columnNameOfCorruptRecord", "timestampFormat", "dateFormat", "timeZone",
-		"header", "sep", "delimiter", "quote", "escape", "comment", "nullValue",
-		"nanValue", "positiveInf", "negativeInf", "enforceSchema"},
+// recordFields are the options of the json and csv formats.
+var recordFields = []options.Field{
+	{Name: "inferSchema", Type: options.Bool, Default: "false", Doc: "Infers the schema from the files present at start when no schema is given."},
+	{Name: "mode", Type: options.Enum, Default: Permissive, Allowed: []string{Permissive, DropMalformed, FailFast},
+		Doc: "What a malformed record does: kept with nulls and counted (and put in the corrupt-record column), dropped and counted, or fails the query."},
+	{Name: "columnNameOfCorruptRecord", Type: options.String, Default: DefaultCorruptColumn, Doc: "Column (a nullable STRING in the schema) that receives malformed records' text in PERMISSIVE mode."},
+	{Name: "timestampFormat", Type: options.String, DefaultDoc: "lenient ISO 8601", Doc: "Java DateTimeFormatter pattern for timestamps, e.g. `yyyy-MM-dd HH:mm:ss`."},
+	{Name: "dateFormat", Type: options.String, DefaultDoc: "lenient ISO 8601", Doc: "Java DateTimeFormatter pattern for dates."},
+	{Name: "timeZone", Type: options.String, Default: "UTC", Doc: "IANA zone for values without one, e.g. `Europe/Paris`."},
+}
+
+// csvFields are the options of the csv format only.
+var csvFields = []options.Field{
+	{Name: "header", Type: options.Bool, Default: "false", Doc: "The first line of each file is a header and is skipped."},
+	{Name: "sep", Type: options.String, Default: ",", Doc: "Field separator (escapes such as \\t understood)."},
+	{Name: "delimiter", Type: options.String, Default: ",", Doc: "Alias of sep."},
+	{Name: "quote", Type: options.String, Default: `"`, Doc: "Quote character; empty turns quoting off."},
+	{Name: "escape", Type: options.String, Default: `\`, Doc: "Escape character inside quotes; empty turns escaping off."},
+	{Name: "comment", Type: options.String, Doc: "Lines starting with this character are skipped."},
+	{Name: "nullValue", Type: options.String, Default: "", Doc: "Text that reads as NULL."},
+	{Name: "nanValue", Type: options.String, Default: "NaN", Doc: "Text that reads as a double NaN."},
+	{Name: "positiveInf", Type: options.String, Default: "Inf", Doc: "Text that reads as positive infinity."},
+	{Name: "negativeInf", Type: options.String, Default: "-Inf", Doc: "Text that reads as negative infinity."},
+	{Name: "enforceSchema", Type: options.Bool, Default: "true", Hint: "allowed: true (columns are matched by position)", Doc: "Columns are matched by position; only true."},
+}
+
+// Specs describe each file format's options.
+var Specs = map[string]*options.Spec{
+	"text": {What: "text file source", Fields: slices.Concat(commonFields,
+		[]options.Field{{Name: "wholetext", Type: options.Bool, Default: "false", Doc: "Reads each file as one row instead of one row per line."}})},
+	"json": {What: "json file source", Fields: slices.Concat(commonFields, recordFields)},
+	"csv":  {What: "csv file source", Fields: slices.Concat(commonFields, recordFields, csvFields)},
+}
+
+// Formats registers "text", "json" and "csv".
+func Formats() []source.Format {
+	summaries := map[string]string{
+		"text": "lines of new files under a path, one row per line (or per file with wholetext)",
+		"json": "JSON Lines files under a path, parsed with a DDL schema",
+		"csv":  "CSV files under a path, parsed with a DDL schema",
+	}
+	schemas := map[string]string{
+		"text": "`value string`",
+		"json": "the `schema` option (DDL), or inferred from the files present at start with inferSchema=true",
+		"csv":  "the `schema` option (DDL), or inferred from the files present at start with inferSchema=true",
+	}
+	out := make([]source.Format, 0, len(FormatNames))
+	for _, f := range FormatNames {
+		out = append(out, source.Format{
+			Name: f, Summary: summaries[f], Options: Specs[f], SchemaDoc: schemas[f], Replayable: true,
+			Schema: func(v options.Values) (batch.Schema, error) {
+				cfg, err := parseConfig(f, v)
+				if err != nil {
+					return batch.Schema{}, err
+				}
+				return schemaOf(cfg)
+			},
+			Open: func(v options.Values, env source.Env) (source.Source, error) {
+				cfg, err := parseConfig(f, v)
+				if err != nil {
+					return nil, err
+				}
+				return open(cfg, env.StateDir, env.Logger)
+			},
+		})
+	}
+	return out
 }
 
 // Config is the parsed, validated file source configuration.
@@ -59,7 +136,9 @@ type Config struct {
 	// CorruptIndex is the position of the corrupt-record column in Schema,
 	// or -1.
 	CorruptIndex int
-	Mode         string
+	// CorruptColumn is columnNameOfCorruptRecord.
+	CorruptColumn string
+	Mode          string
 
 	MaxFilesPerTrigger int64
 	MaxBytesPerTrigger int64
@@ -101,21 +180,22 @@ type Config struct {
 // json or csv). It does no I/O.
 func ParseConfig(format string, m map[string]string) (*Config, error) {
 	f := strings.ToLower(strings.TrimSpace(format))
-	extra, ok := formatOptions[f]
+	spec, ok := Specs[f]
 	if !ok {
-		return nil, fmt.Errorf("file source: unknown format %q (allowed: %s; parquet is not supported yet)", format, strings.Join(Formats, ", "))
+		return nil, fmt.Errorf("file source: unknown format %q (allowed: %s; parquet is not supported yet)", format, strings.Join(FormatNames, ", "))
 	}
-	o := options.New(m)
-	known := append(append([]string{}, commonOptions...), extra...)
-	if f != "text" {
-		known = append(known, "inferSchema")
-	}
-	if err := o.CheckKnown(f+" file source", known); err != nil {
+	v, err := spec.Read(m)
+	if err != nil {
 		return nil, err
 	}
-	c := &Config{Format: f, CorruptIndex: -1, Mode: Permissive, Location: time.UTC}
+	return parseConfig(f, v)
+}
 
-	path := strings.TrimSpace(o.String("path", ""))
+// parseConfig reads checked options of format f.
+func parseConfig(f string, o options.Values) (*Config, error) {
+	c := &Config{Format: f, CorruptIndex: -1, CorruptColumn: DefaultCorruptColumn, Mode: Permissive, Location: time.UTC}
+
+	path := strings.TrimSpace(o.String("path"))
 	if path == "" {
 		return nil, &options.Error{Option: "path", Allowed: "required: a directory, file or glob pattern to read"}
 	}
@@ -134,15 +214,8 @@ func ParseConfig(format string, m map[string]string) (*Config, error) {
 			return nil, &options.Error{Option: "path", Value: path, Allowed: "allowed: a valid glob pattern (*, ?, [a-z], {a,b})"}
 		}
 	}
-	for _, k := range []string{"modifiedBefore", "modifiedAfter"} {
-		if o.Has(k) {
-			return nil, &options.Error{Option: k, Allowed: "not supported by streaming file sources (as in Spark); use maxFileAge"}
-		}
-	}
-	if mlv, ok := o.Get("multiLine"); ok {
-		if b, err := o.Bool("multiLine", false); err != nil || b {
-			return nil, &options.Error{Option: "multiLine", Value: mlv, Allowed: "allowed: false (multi-line records are not supported yet)"}
-		}
+	if mlv, ok := o.Get("multiLine"); ok && o.Bool("multiLine") {
+		return nil, &options.Error{Option: "multiLine", Value: mlv, Allowed: "allowed: false (multi-line records are not supported yet)"}
 	}
 	for _, k := range []string{"encoding", "charset"} {
 		if v, ok := o.Get(k); ok {
@@ -151,9 +224,6 @@ func ParseConfig(format string, m map[string]string) (*Config, error) {
 			}
 		}
 	}
-	if _, err := o.Bool("recursiveFileLookup", false); err != nil {
-		return nil, err
-	}
 
 	if err := c.parseLimits(o); err != nil {
 		return nil, err
@@ -161,6 +231,7 @@ func ParseConfig(format string, m map[string]string) (*Config, error) {
 	if err := c.parseSchema(o); err != nil {
 		return nil, err
 	}
+	var ok bool
 	if c.LineSep, ok = o.Get("lineSep"); ok {
 		c.LineSep = unescape(c.LineSep)
 		if c.LineSep == "" {
@@ -169,9 +240,7 @@ func ParseConfig(format string, m map[string]string) (*Config, error) {
 	}
 	switch f {
 	case "text":
-		if c.WholeText, err = o.Bool("wholetext", false); err != nil {
-			return nil, err
-		}
+		c.WholeText = o.Bool("wholetext")
 	case "json", "csv":
 		if err := c.parseRecordOptions(o); err != nil {
 			return nil, err
@@ -185,36 +254,23 @@ func ParseConfig(format string, m map[string]string) (*Config, error) {
 	return c, nil
 }
 
-func (c *Config) parseLimits(o options.Options) error {
-	var err error
-	if c.MaxFilesPerTrigger, err = o.Int64("maxFilesPerTrigger", 0, 1); err != nil {
-		return err
-	}
-	if c.MaxBytesPerTrigger, err = o.Int64("maxBytesPerTrigger", 0, 1); err != nil {
-		return err
-	}
+func (c *Config) parseLimits(o options.Values) error {
+	c.MaxFilesPerTrigger = o.Int64("maxFilesPerTrigger")
+	c.MaxBytesPerTrigger = o.Int64("maxBytesPerTrigger")
 	if c.MaxFilesPerTrigger > 0 && c.MaxBytesPerTrigger > 0 {
 		return &options.Error{Option: "maxBytesPerTrigger", Allowed: "cannot be set together with maxFilesPerTrigger; choose one"}
 	}
-	if c.LatestFirst, err = o.Bool("latestFirst", false); err != nil {
-		return err
-	}
-	if c.MaxFileAge, err = o.Duration("maxFileAge", 7*24*time.Hour); err != nil {
-		return err
-	}
+	c.LatestFirst = o.Bool("latestFirst")
+	c.MaxFileAge = o.Duration("maxFileAge")
 	if c.LatestFirst && (c.MaxFilesPerTrigger > 0 || c.MaxBytesPerTrigger > 0) {
 		// Old files that are still to be processed would otherwise be
 		// dropped (Spark does the same).
 		c.MaxFileAge = 0
 	}
-	if c.FileNameOnly, err = o.Bool("fileNameOnly", false); err != nil {
-		return err
-	}
-	if c.CleanSource, err = o.Enum("cleanSource", CleanOff, CleanOff, CleanArchive, CleanDelete); err != nil {
-		return err
-	}
+	c.FileNameOnly = o.Bool("fileNameOnly")
+	c.CleanSource = o.Enum("cleanSource")
 	if c.CleanSource == CleanArchive {
-		dir := strings.TrimSpace(o.String("sourceArchiveDir", ""))
+		dir := strings.TrimSpace(o.String("sourceArchiveDir"))
 		if dir == "" {
 			return &options.Error{Option: "sourceArchiveDir", Allowed: `required when cleanSource is "archive"`}
 		}
@@ -237,7 +293,7 @@ func (c *Config) parseLimits(o options.Options) error {
 	return nil
 }
 
-func (c *Config) parseSchema(o options.Options) error {
+func (c *Config) parseSchema(o options.Values) error {
 	ddlText, hasSchema := o.Get("schema")
 	if c.Format == "text" {
 		c.Schema = batch.Schema{Fields: []batch.Field{{Name: "value", Type: batch.String, Nullable: true}}}
@@ -254,10 +310,7 @@ func (c *Config) parseSchema(o options.Options) error {
 		return nil
 	}
 	if !hasSchema {
-		if infer, err := o.Bool("inferSchema", false); err != nil || !infer {
-			if err != nil {
-				return err
-			}
+		if !o.Bool("inferSchema") {
 			return &options.Error{Option: "schema", Allowed: fmt.Sprintf(
 				`required for the %s format: a DDL string such as "id INT, name STRING, ts TIMESTAMP" (or set inferSchema=true to infer it from the files present at start)`, c.Format)}
 		}
@@ -276,11 +329,9 @@ func (c *Config) parseSchema(o options.Options) error {
 }
 
 // parseRecordOptions reads the json/csv options shared by both formats.
-func (c *Config) parseRecordOptions(o options.Options) error {
+func (c *Config) parseRecordOptions(o options.Values) error {
 	var err error
-	if c.Mode, err = o.Enum("mode", Permissive, Permissive, DropMalformed, FailFast); err != nil {
-		return err
-	}
+	c.Mode = o.Enum("mode")
 	if tz, ok := o.Get("timeZone"); ok {
 		loc, err := time.LoadLocation(strings.TrimSpace(tz))
 		if err != nil {
@@ -298,7 +349,8 @@ func (c *Config) parseRecordOptions(o options.Options) error {
 			return &options.Error{Option: "dateFormat", Value: v, Allowed: err.Error()}
 		}
 	}
-	return c.resolveCorrupt(o.String("columnNameOfCorruptRecord", DefaultCorruptColumn))
+	c.CorruptColumn = o.String("columnNameOfCorruptRecord")
+	return c.resolveCorrupt(c.CorruptColumn)
 }
 
 // resolveCorrupt finds the corrupt-record column in the schema.
@@ -313,15 +365,11 @@ func (c *Config) resolveCorrupt(name string) error {
 	return nil
 }
 
-func (c *Config) parseCSV(o options.Options) error {
+func (c *Config) parseCSV(o options.Values) error {
 	var err error
-	if c.Header, err = o.Bool("header", false); err != nil {
-		return err
-	}
-	if v, ok := o.Get("enforceSchema"); ok {
-		if b, err := o.Bool("enforceSchema", true); err != nil || !b {
-			return &options.Error{Option: "enforceSchema", Value: v, Allowed: "allowed: true (columns are matched by position)"}
-		}
+	c.Header = o.Bool("header")
+	if v, ok := o.Get("enforceSchema"); ok && !o.Bool("enforceSchema") {
+		return &options.Error{Option: "enforceSchema", Value: v, Allowed: "allowed: true (columns are matched by position)"}
 	}
 	c.Sep = ","
 	for _, k := range []string{"sep", "delimiter"} {
@@ -340,10 +388,10 @@ func (c *Config) parseCSV(o options.Options) error {
 	if c.Comment, err = oneChar(o, "comment", 0); err != nil {
 		return err
 	}
-	c.NullValue = o.String("nullValue", "")
-	c.NaNValue = o.String("nanValue", "NaN")
-	c.PositiveInf = o.String("positiveInf", "Inf")
-	c.NegativeInf = o.String("negativeInf", "-Inf")
+	c.NullValue = o.String("nullValue")
+	c.NaNValue = o.String("nanValue")
+	c.PositiveInf = o.String("positiveInf")
+	c.NegativeInf = o.String("negativeInf")
 	if c.Quote != 0 && strings.IndexByte(c.Sep, c.Quote) >= 0 {
 		return &options.Error{Option: "quote", Value: string(c.Quote), Allowed: "must differ from the separator"}
 	}
@@ -352,7 +400,7 @@ func (c *Config) parseCSV(o options.Options) error {
 
 // oneChar reads a single-byte option; an empty value (or \u0000) turns
 // the feature off.
-func oneChar(o options.Options, name string, def byte) (byte, error) {
+func oneChar(o options.Values, name string, def byte) (byte, error) {
 	v, ok := o.Get(name)
 	if !ok {
 		return def, nil

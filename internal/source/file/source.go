@@ -71,6 +71,10 @@ func New(format string, opts map[string]string, metadataDir string, logger *slog
 	if err != nil {
 		return nil, err
 	}
+	return open(cfg, metadataDir, logger)
+}
+
+func open(cfg *Config, metadataDir string, logger *slog.Logger) (*Source, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -81,7 +85,7 @@ func New(format string, opts map[string]string, metadataDir string, logger *slog
 		return nil, err
 	}
 	if len(cfg.Schema.Fields) == 0 {
-		if err := inferInto(cfg, opts); err != nil {
+		if err := inferInto(cfg); err != nil {
 			return nil, err
 		}
 	}

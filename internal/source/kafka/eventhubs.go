@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,24 +13,6 @@ import (
 	"github.com/sluice-stream/sluice/internal/kafkaauth"
 	"github.com/sluice-stream/sluice/internal/options"
 )
-
-// eventHubsOptions are the options of format "eventhubs". The connector's
-// own names come first; the Kafka source options after them apply
-// unchanged, because Event Hubs is read through its Kafka endpoint.
-var eventHubsOptions = []string{
-	"eventhubs.connectionString", "eventhubs.name", "eventhubs.consumerGroup", "eventhubs.startingPosition",
-	"maxEventsPerTrigger",
-	"eventhubs.endpoint", "eventhubs.tls.caFile", "eventhubs.tls.insecureSkipVerify",
-	"minOffsetsPerTrigger", "maxTriggerDelay", "failOnDataLoss", "includeHeaders",
-	"minPartitions", "maxRecordsPerPartition", "sluice.fetch.maxConcurrent", "sluice.reconnect.timeout",
-}
-
-// eventHubsKafkaAllowed are kafka.* client settings that may be passed
-// through; security settings come from the connection string.
-var eventHubsKafkaAllowed = []string{
-	"kafka.request.timeout.ms", "kafka.fetch.max.bytes", "kafka.max.partition.fetch.bytes",
-	"kafka.fetch.max.wait.ms", "kafka.fetch.min.bytes", "kafka.client.id", "kafka.isolation.level",
-}
 
 // eventsPerPartition is the Event Hubs connector's default
 // maxEventsPerTrigger per partition.
@@ -72,10 +55,15 @@ func NewEventHubs(opts map[string]string, logger *slog.Logger) (*Source, error) 
 // ParseEventHubsConfig validates the options of format "eventhubs" and
 // returns the equivalent Kafka source configuration, without connecting.
 func ParseEventHubsConfig(m map[string]string) (*Config, error) {
-	o := options.New(m)
-	if err := o.CheckKnown("eventhubs source", append(append([]string{}, eventHubsOptions...), eventHubsKafkaAllowed...)); err != nil {
+	v, err := EventHubsSpec.Read(m)
+	if err != nil {
 		return nil, err
 	}
+	return parseEventHubsConfig(v)
+}
+
+// parseEventHubsConfig reads options checked against EventHubsSpec.
+func parseEventHubsConfig(o options.Values) (*Config, error) {
 	raw, ok := o.Get("eventhubs.connectionString")
 	if !ok || strings.TrimSpace(raw) == "" {
 		return nil, &options.Error{Option: "eventhubs.connectionString", Allowed: "required: Endpoint=sb://<namespace>.servicebus.windows.net/;SharedAccessKeyName=…;SharedAccessKey=…;EntityPath=<hub>"}
@@ -104,23 +92,19 @@ func ParseEventHubsConfig(m map[string]string) (*Config, error) {
 	if ca, ok := o.Get("eventhubs.tls.caFile"); ok && strings.TrimSpace(ca) != "" {
 		km["kafka.ssl.ca.location"] = strings.TrimSpace(ca)
 	}
-	insecure, err := o.Bool("eventhubs.tls.insecureSkipVerify", false)
-	if err != nil {
-		return nil, err
-	}
-	if insecure {
+	if o.Bool("eventhubs.tls.insecureSkipVerify") {
 		km["kafka.enable.ssl.certificate.verification"] = "false"
 	}
 	if v, ok := o.Get("maxEventsPerTrigger"); ok {
 		km["maxOffsetsPerTrigger"] = v
 	}
-	for _, name := range append([]string{"minOffsetsPerTrigger", "maxTriggerDelay", "failOnDataLoss", "includeHeaders",
-		"minPartitions", "maxRecordsPerPartition", "sluice.fetch.maxConcurrent", "sluice.reconnect.timeout"}, eventHubsKafkaAllowed...) {
-		if v, ok := o.Get(name); ok {
-			km[name] = v
+	// The Kafka source options that apply unchanged.
+	for _, f := range slices.Concat(readFields, eventHubsClientFields()) {
+		if v, ok := o.Get(f.Name); ok {
+			km[f.Name] = v
 		}
 	}
-	if g := strings.TrimSpace(o.String("eventhubs.consumerGroup", "")); g != "" {
+	if g := strings.TrimSpace(o.String("eventhubs.consumerGroup")); g != "" {
 		km["sluice.commitGroup"] = g
 	}
 	km["startingOffsets"] = "earliest"
@@ -184,7 +168,7 @@ type startingPosition struct {
 }
 
 // parseStartingPosition reads the connector's EventPosition JSON.
-func parseStartingPosition(o options.Options) (startingPosition, error) {
+func parseStartingPosition(o options.Values) (startingPosition, error) {
 	pos := startingPosition{seqNo: -1, timeMs: -1}
 	v, ok := o.Get("eventhubs.startingPosition")
 	if !ok || strings.TrimSpace(v) == "" {

@@ -22,35 +22,11 @@ const (
 	assignKind           = "Assign"
 )
 
-// knownOptions are the Spark Kafka source options sluice accepts. Options
-// starting with "kafka." are client settings (see clientOpts).
-var knownOptions = []string{
-	"subscribe", "subscribePattern", "assign",
-	"startingOffsets", "startingOffsetsByTimestamp", "startingTimestamp", "startingOffsetsByTimestampStrategy",
-	"endingOffsets", "endingOffsetsByTimestamp", "endingTimestamp",
-	"maxOffsetsPerTrigger", "minOffsetsPerTrigger", "maxTriggerDelay",
-	"failOnDataLoss", "includeHeaders", "minPartitions", "maxRecordsPerPartition",
-	"kafkaConsumer.pollTimeoutMs", "fetchOffset.numRetries", "fetchOffset.retryIntervalMs", "groupIdPrefix",
-	"sluice.fetch.maxConcurrent", "sluice.reconnect.timeout", "sluice.commitGroup",
-}
-
 // Timestamp strategies (startingOffsetsByTimestampStrategy).
 const (
 	StrategyError  = "error"
 	StrategyLatest = "latest"
 )
-
-// forbiddenKafka are consumer settings Spark rejects because the engine owns them.
-var forbiddenKafka = map[string]string{
-	"kafka.auto.offset.reset":    "use the option \"startingOffsets\" instead",
-	"kafka.key.deserializer":     "keys are always read as bytes; use CAST(key AS STRING)",
-	"kafka.value.deserializer":   "values are always read as bytes; use CAST(value AS STRING) or from_json",
-	"kafka.enable.auto.commit":   "the checkpoint owns the offsets",
-	"kafka.interceptor.classes":  "interceptors are not supported",
-	"kafka.key.serializer":       "not a consumer setting",
-	"kafka.value.serializer":     "not a consumer setting",
-	"kafka.partition.assignment": "partitions are assigned by the engine",
-}
 
 // Config is the parsed, validated source configuration.
 type Config struct {
@@ -149,15 +125,15 @@ func (c *Config) description() string {
 
 // ParseConfig validates Spark Kafka source options.
 func ParseConfig(m map[string]string) (*Config, error) {
-	o := options.New(m)
-	if err := o.CheckKnown("kafka source", knownOptions, "kafka."); err != nil {
+	v, err := Spec.Read(m)
+	if err != nil {
 		return nil, err
 	}
-	for _, name := range o.Names() {
-		if why, bad := forbiddenKafka[strings.ToLower(name)]; bad {
-			return nil, &options.Error{Option: name, Allowed: "not supported: " + why}
-		}
-	}
+	return parseConfig(v)
+}
+
+// parseConfig reads options checked against Spec.
+func parseConfig(o options.Values) (*Config, error) {
 	c := &Config{}
 	bs, ok := o.Get("kafka.bootstrap.servers")
 	if !ok || strings.TrimSpace(bs) == "" {
@@ -209,11 +185,7 @@ func ParseConfig(m map[string]string) (*Config, error) {
 		c.Assign = a
 	}
 
-	if o.Has("endingOffsets") || o.Has("endingOffsetsByTimestamp") || o.Has("endingTimestamp") {
-		return nil, &options.Error{Option: "endingOffsets", Allowed: "ending offsets are not valid in streaming queries"}
-	}
-
-	so := o.String("startingOffsets", "latest")
+	so := o.String("startingOffsets")
 	switch strings.ToLower(strings.TrimSpace(so)) {
 	case "earliest", "latest":
 		c.Starting = strings.ToLower(strings.TrimSpace(so))
@@ -228,80 +200,36 @@ func ParseConfig(m map[string]string) (*Config, error) {
 		return nil, err
 	}
 	c.StartingEvery = -1
-	mp, err := o.Int64("minPartitions", 0, 1)
-	if err != nil {
-		return nil, err
-	}
-	if mp > 1<<20 {
+	if mp := o.Int64("minPartitions"); mp > 1<<20 {
 		return nil, &options.Error{Option: "minPartitions", Value: strconv.FormatInt(mp, 10), Allowed: "allowed: at most 1048576"}
 	}
-	c.MinPartitions = int(mp)
-	if c.MaxRecordsPerPartition, err = o.Int64("maxRecordsPerPartition", 0, 1); err != nil {
-		return nil, err
-	}
-	if c.ReconnectTimeout, err = o.Duration("sluice.reconnect.timeout", 10*time.Minute); err != nil {
-		return nil, err
-	}
-	c.CommitGroup = strings.TrimSpace(o.String("sluice.commitGroup", ""))
+	c.MinPartitions = int(o.Int64("minPartitions"))
+	c.MaxRecordsPerPartition = o.Int64("maxRecordsPerPartition")
+	c.ReconnectTimeout = o.Duration("sluice.reconnect.timeout")
+	c.CommitGroup = strings.TrimSpace(o.String("sluice.commitGroup"))
 
-	if c.MaxOffsetsPerTrigger, err = o.Int64("maxOffsetsPerTrigger", 0, 1); err != nil {
-		return nil, err
-	}
-	if c.MinOffsetsPerTrigger, err = o.Int64("minOffsetsPerTrigger", 0, 1); err != nil {
-		return nil, err
-	}
+	c.MaxOffsetsPerTrigger = o.Int64("maxOffsetsPerTrigger")
+	c.MinOffsetsPerTrigger = o.Int64("minOffsetsPerTrigger")
 	if c.MaxOffsetsPerTrigger > 0 && c.MinOffsetsPerTrigger > c.MaxOffsetsPerTrigger {
 		return nil, &options.Error{Option: "minOffsetsPerTrigger", Value: strconv.FormatInt(c.MinOffsetsPerTrigger, 10),
 			Allowed: fmt.Sprintf("must not be higher than maxOffsetsPerTrigger (%d)", c.MaxOffsetsPerTrigger)}
 	}
-	if c.MaxTriggerDelay, err = o.Duration("maxTriggerDelay", 15*time.Minute); err != nil {
-		return nil, err
-	}
-	if c.FailOnDataLoss, err = o.Bool("failOnDataLoss", true); err != nil {
-		return nil, err
-	}
-	if c.IncludeHeaders, err = o.Bool("includeHeaders", false); err != nil {
-		return nil, err
-	}
-	c.ClientID = o.String("kafka.client.id", "sluice")
-	fmb, err := o.Int64("kafka.fetch.max.bytes", 50<<20, 1)
-	if err != nil {
-		return nil, err
-	}
-	fpb, err := o.Int64("kafka.max.partition.fetch.bytes", 1<<20, 1)
-	if err != nil {
-		return nil, err
-	}
+	c.MaxTriggerDelay = o.Duration("maxTriggerDelay")
+	c.FailOnDataLoss = o.Bool("failOnDataLoss")
+	c.IncludeHeaders = o.Bool("includeHeaders")
+	c.ClientID = o.String("kafka.client.id")
+	fmb, fpb := o.Int64("kafka.fetch.max.bytes"), o.Int64("kafka.max.partition.fetch.bytes")
 	if fmb > 1<<30 || fpb > 1<<30 {
 		return nil, &options.Error{Option: "kafka.fetch.max.bytes", Value: strconv.FormatInt(fmb, 10), Allowed: "allowed: at most 1 GiB"}
 	}
 	c.FetchMaxBytes, c.FetchPartitionMax = int32(fmb), int32(fpb)
-	wait, err := o.Int64("kafka.fetch.max.wait.ms", 200, 1)
-	if err != nil {
-		return nil, err
-	}
-	c.FetchMaxWait = time.Duration(wait) * time.Millisecond
-	fmin, err := o.Int64("kafka.fetch.min.bytes", 1, 1)
-	if err != nil {
-		return nil, err
-	}
-	c.FetchMinBytes = int32(min(fmin, 1<<30))
-	mc, err := o.Int64("sluice.fetch.maxConcurrent", 0, 0)
-	if err != nil {
-		return nil, err
-	}
-	c.MaxConcurrentFetch = int(mc)
-	iso, err := o.Enum("kafka.isolation.level", "read_uncommitted", "read_uncommitted", "read_committed")
-	if err != nil {
-		return nil, err
-	}
-	c.ReadCommitted = iso == "read_committed"
-	rt, err := o.Int64("kafka.request.timeout.ms", 30000, 1)
-	if err != nil {
-		return nil, err
-	}
-	c.RequestTimeout = time.Duration(rt) * time.Millisecond
-	if c.Security, err = kafkaauth.Parse(o); err != nil {
+	c.FetchMaxWait = time.Duration(o.Int64("kafka.fetch.max.wait.ms")) * time.Millisecond
+	c.FetchMinBytes = int32(min(o.Int64("kafka.fetch.min.bytes"), 1<<30))
+	c.MaxConcurrentFetch = int(o.Int64("sluice.fetch.maxConcurrent"))
+	c.ReadCommitted = o.Enum("kafka.isolation.level") == "read_committed"
+	c.RequestTimeout = time.Duration(o.Int64("kafka.request.timeout.ms")) * time.Millisecond
+	var err error
+	if c.Security, err = kafkaauth.Parse(o.Options()); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -309,7 +237,7 @@ func ParseConfig(m map[string]string) (*Config, error) {
 
 // parseTimestampStart reads startingTimestamp, startingOffsetsByTimestamp
 // and startingOffsetsByTimestampStrategy.
-func parseTimestampStart(o options.Options, c *Config) error {
+func parseTimestampStart(o options.Values, c *Config) error {
 	c.StartingTimestamp = -1
 	if v, ok := o.Get("startingTimestamp"); ok {
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
@@ -329,9 +257,8 @@ func parseTimestampStart(o options.Options, c *Config) error {
 		}
 		c.StartingByTimestamp = m
 	}
-	var err error
-	c.TimestampStrategy, err = o.Enum("startingOffsetsByTimestampStrategy", StrategyError, StrategyError, StrategyLatest)
-	return err
+	c.TimestampStrategy = o.Enum("startingOffsetsByTimestampStrategy")
+	return nil
 }
 
 // ParseOffsetsJSON parses Spark's {"topic":{"0":123}} offsets JSON (see

@@ -12,7 +12,33 @@ import (
 	"github.com/sluice-stream/sluice/internal/source"
 )
 
-var knownMicroBatchOptions = []string{"rowsPerBatch", "numPartitions", "startTimestamp", "advanceMillisPerBatch"}
+// MicroBatchSpec describes the "rate-micro-batch" source's options.
+var MicroBatchSpec = &options.Spec{What: "rate-micro-batch source", Fields: []options.Field{
+	{Name: "rowsPerBatch", Type: options.Int, Min: 1, Required: true, Doc: "Rows generated per batch, whatever the batch's duration."},
+	numPartitionsField,
+	{Name: "startTimestamp", Type: options.Int, Min: 0, Default: "0", Doc: "Timestamp of the first batch's rows, in milliseconds since the epoch."},
+	{Name: "advanceMillisPerBatch", Type: options.Int, Min: 0, Default: "1000", Doc: "How far the rows' timestamp advances per batch, in milliseconds."},
+}}
+
+// MicroBatchFormat registers "rate-micro-batch".
+var MicroBatchFormat = source.Format{
+	Name:       "rate-micro-batch",
+	Summary:    "Spark's per-batch generator: exactly rowsPerBatch rows per batch, independent of the clock",
+	Options:    MicroBatchSpec,
+	SchemaDoc:  "fixed: `timestamp timestamp, value bigint`",
+	Replayable: true,
+	Schema: func(v options.Values) (batch.Schema, error) {
+		_, err := parseMicroBatchConfig(v)
+		return Schema(), err
+	},
+	Open: func(v options.Values, env source.Env) (source.Source, error) {
+		cfg, err := parseMicroBatchConfig(v)
+		if err != nil {
+			return nil, err
+		}
+		return newMicroBatch(cfg, env.Logger), nil
+	},
+}
 
 // MicroBatchConfig is the parsed "rate-micro-batch" configuration.
 type MicroBatchConfig struct {
@@ -24,25 +50,21 @@ type MicroBatchConfig struct {
 
 // ParseMicroBatchConfig validates the "rate-micro-batch" source options.
 func ParseMicroBatchConfig(m map[string]string) (*MicroBatchConfig, error) {
-	o := options.New(m)
-	if err := o.CheckKnown("rate-micro-batch source", knownMicroBatchOptions); err != nil {
+	v, err := MicroBatchSpec.Read(m)
+	if err != nil {
 		return nil, err
 	}
-	c := &MicroBatchConfig{}
-	if !o.Has("rowsPerBatch") {
+	return parseMicroBatchConfig(v)
+}
+
+func parseMicroBatchConfig(v options.Values) (*MicroBatchConfig, error) {
+	if !v.Has("rowsPerBatch") {
 		return nil, &options.Error{Option: "rowsPerBatch", Allowed: "required: a positive integer"}
 	}
+	c := &MicroBatchConfig{RowsPerBatch: v.Int64("rowsPerBatch"), StartTimestampMs: v.Int64("startTimestamp"),
+		AdvanceMillisPerBatch: v.Int64("advanceMillisPerBatch")}
 	var err error
-	if c.RowsPerBatch, err = o.Int64("rowsPerBatch", 0, 1); err != nil {
-		return nil, err
-	}
-	if c.NumPartitions, err = numPartitions(o); err != nil {
-		return nil, err
-	}
-	if c.StartTimestampMs, err = o.Int64("startTimestamp", 0, 0); err != nil {
-		return nil, err
-	}
-	if c.AdvanceMillisPerBatch, err = o.Int64("advanceMillisPerBatch", 1000, 0); err != nil {
+	if c.NumPartitions, err = numPartitions(v); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -79,10 +101,14 @@ func NewMicroBatch(opts map[string]string, logger *slog.Logger) (*MicroBatchSour
 	if err != nil {
 		return nil, err
 	}
+	return newMicroBatch(cfg, logger), nil
+}
+
+func newMicroBatch(cfg *MicroBatchConfig, logger *slog.Logger) *MicroBatchSource {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &MicroBatchSource{cfg: cfg, log: logger}, nil
+	return &MicroBatchSource{cfg: cfg, log: logger}
 }
 
 // Config returns the parsed options.

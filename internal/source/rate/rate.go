@@ -36,7 +36,39 @@ func Schema() batch.Schema {
 	}}
 }
 
-var knownOptions = []string{"rowsPerSecond", "rampUpTime", "numPartitions", "maxRowsPerTrigger"}
+// Spec describes the "rate" source's options.
+var Spec = &options.Spec{What: "rate source", Fields: []options.Field{
+	{Name: "rowsPerSecond", Type: options.Int, Min: 1, Default: "1", Doc: "Rows generated per second of the query's run time."},
+	{Name: "rampUpTime", Type: options.String, Default: "0", Hint: `allowed: a non-negative duration such as "5s", "2 minutes" or a number of seconds`,
+		Doc: "Time to ramp up to rowsPerSecond (a number of seconds or an interval, truncated to whole seconds)."},
+	numPartitionsField,
+	{Name: "maxRowsPerTrigger", Type: options.Int, Min: 1,
+		Doc: "Caps the rows of a batch (a sluice extension; whole seconds, so one second is always admitted). Unset: no cap, as in Spark."},
+}}
+
+// numPartitionsField is shared by both rate formats.
+var numPartitionsField = options.Field{Name: "numPartitions", Type: options.Int, Min: 1, DefaultDoc: "the number of CPUs",
+	Doc: "Tasks per batch (at most 1048576); rows are spread over them by value."}
+
+// Format registers "rate".
+var Format = source.Format{
+	Name:       "rate",
+	Summary:    "Spark's load generator: rowsPerSecond rows of (timestamp, value) for every second the query runs",
+	Options:    Spec,
+	SchemaDoc:  "fixed: `timestamp timestamp, value bigint`",
+	Replayable: true,
+	Schema: func(v options.Values) (batch.Schema, error) {
+		_, err := parseConfig(v)
+		return Schema(), err
+	},
+	Open: func(v options.Values, env source.Env) (source.Source, error) {
+		cfg, err := parseConfig(v)
+		if err != nil {
+			return nil, err
+		}
+		return newSource(cfg, env.Logger), nil
+	},
+}
 
 // Config is the parsed "rate" source configuration.
 type Config struct {
@@ -52,22 +84,20 @@ type Config struct {
 
 // ParseConfig validates the "rate" source options.
 func ParseConfig(m map[string]string) (*Config, error) {
-	o := options.New(m)
-	if err := o.CheckKnown("rate source", knownOptions); err != nil {
+	v, err := Spec.Read(m)
+	if err != nil {
 		return nil, err
 	}
-	c := &Config{}
+	return parseConfig(v)
+}
+
+func parseConfig(v options.Values) (*Config, error) {
+	c := &Config{RowsPerSecond: v.Int64("rowsPerSecond"), MaxRowsPerTrigger: v.Int64("maxRowsPerTrigger")}
 	var err error
-	if c.RowsPerSecond, err = o.Int64("rowsPerSecond", 1, 1); err != nil {
+	if c.RampUpSeconds, err = wholeSeconds(v, "rampUpTime"); err != nil {
 		return nil, err
 	}
-	if c.RampUpSeconds, err = wholeSeconds(o, "rampUpTime"); err != nil {
-		return nil, err
-	}
-	if c.NumPartitions, err = numPartitions(o); err != nil {
-		return nil, err
-	}
-	if c.MaxRowsPerTrigger, err = o.Int64("maxRowsPerTrigger", 0, 1); err != nil {
+	if c.NumPartitions, err = numPartitions(v); err != nil {
 		return nil, err
 	}
 	if float64(c.RowsPerSecond)*float64(c.RampUpSeconds+1) > 1<<62 {
@@ -79,7 +109,7 @@ func ParseConfig(m map[string]string) (*Config, error) {
 
 // wholeSeconds parses a time option as Spark's timeStringAsSec does: a bare
 // number is seconds, otherwise an interval truncated to whole seconds.
-func wholeSeconds(o options.Options, name string) (int64, error) {
+func wholeSeconds(o options.Values, name string) (int64, error) {
 	v, ok := o.Get(name)
 	if !ok {
 		return 0, nil
@@ -95,11 +125,11 @@ func wholeSeconds(o options.Options, name string) (int64, error) {
 	return int64(d / time.Second), nil
 }
 
-func numPartitions(o options.Options) (int, error) {
-	n, err := o.Int64("numPartitions", int64(runtime.NumCPU()), 1)
-	if err != nil {
-		return 0, err
+func numPartitions(v options.Values) (int, error) {
+	if !v.Has("numPartitions") {
+		return runtime.NumCPU(), nil
 	}
+	n := v.Int64("numPartitions")
 	if n > 1<<20 {
 		return 0, &options.Error{Option: "numPartitions", Value: strconv.FormatInt(n, 10), Allowed: "allowed: an integer between 1 and 1048576"}
 	}
@@ -150,6 +180,10 @@ func New(opts map[string]string, logger *slog.Logger) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newSource(cfg, logger), nil
+}
+
+func newSource(cfg *Config, logger *slog.Logger) *Source {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -159,7 +193,7 @@ func New(opts map[string]string, logger *slog.Logger) (*Source, error) {
 	}
 	s := &Source{cfg: cfg, log: logger, now: time.Now}
 	s.maxSeconds = maxSeconds(cfg.RowsPerSecond, cfg.RampUpSeconds)
-	return s, nil
+	return s
 }
 
 // maxSeconds is the largest second whose value fits in an int64.

@@ -34,9 +34,39 @@ import (
 // chunkRows is how many rows a task emits per batch.Batch.
 const chunkRows = 4096
 
-var knownOptions = []string{
-	"host", "port", "includeTimestamp", "numPartitions",
-	"sluice.socket.maxBufferedLines", "sluice.socket.maxBufferedBytes", "sluice.socket.connectTimeout",
+// Spec describes the socket source's options.
+var Spec = &options.Spec{What: "socket source", Fields: []options.Field{
+	{Name: "host", Type: options.String, Required: true, Doc: "Host name or address to connect to."},
+	{Name: "port", Type: options.Int, Min: 1, Required: true, Hint: "allowed: a TCP port between 1 and 65535", Doc: "TCP port to connect to."},
+	{Name: "includeTimestamp", Type: options.Bool, Default: "false", Doc: "Adds a `timestamp` column with the time each line was received."},
+	{Name: "numPartitions", Type: options.Int, Min: 1, Default: "1", Doc: "Tasks per batch; lines are spread over them round-robin (1 keeps them in order)."},
+	{Name: "sluice.socket.maxBufferedLines", Type: options.Int, Min: 1, Default: "100000",
+		Doc: "Bound on lines received but not yet committed; when full the source stops reading and TCP pushes back on the sender."},
+	{Name: "sluice.socket.maxBufferedBytes", Type: options.Int, Min: 1, Default: "67108864",
+		Doc: "Bound on the bytes of those lines (64 MiB; lowered to a quarter of sluice.memory.budget when one is set)."},
+	{Name: "sluice.socket.connectTimeout", Type: options.Duration, Default: "30s", Doc: "How long connecting may take."},
+}}
+
+// Format registers "socket".
+var Format = source.Format{
+	Name:      "socket",
+	Summary:   "lines of text from a TCP connection (tests and demos); bounded buffer with TCP backpressure; not replayable",
+	Options:   Spec,
+	SchemaDoc: "`value string`, plus `timestamp timestamp` with includeTimestamp",
+	Schema: func(v options.Values) (batch.Schema, error) {
+		cfg, err := parseConfig(v)
+		if err != nil {
+			return batch.Schema{}, err
+		}
+		return Schema(cfg.IncludeTimestamp), nil
+	},
+	Open: func(v options.Values, env source.Env) (source.Source, error) {
+		cfg, err := parseConfig(v)
+		if err != nil {
+			return nil, err
+		}
+		return connect(cfg, env.Logger)
+	},
 }
 
 // Config is the parsed socket source configuration.
@@ -54,43 +84,32 @@ type Config struct {
 
 // ParseConfig validates the socket source options.
 func ParseConfig(m map[string]string) (*Config, error) {
-	o := options.New(m)
-	if err := o.CheckKnown("socket source", knownOptions); err != nil {
+	v, err := Spec.Read(m)
+	if err != nil {
 		return nil, err
 	}
+	return parseConfig(v)
+}
+
+func parseConfig(v options.Values) (*Config, error) {
 	c := &Config{}
-	c.Host = strings.TrimSpace(o.String("host", ""))
+	c.Host = strings.TrimSpace(v.String("host"))
 	if c.Host == "" {
 		return nil, &options.Error{Option: "host", Allowed: "required: the host name or address to connect to"}
 	}
-	if !o.Has("port") {
+	if !v.Has("port") {
 		return nil, &options.Error{Option: "port", Allowed: "required: a TCP port between 1 and 65535"}
 	}
-	p, err := o.Int64("port", 0, 1)
-	if err != nil || p > 65535 {
-		v, _ := o.Get("port")
-		return nil, &options.Error{Option: "port", Value: v, Allowed: "allowed: a TCP port between 1 and 65535"}
+	if p := v.Int64("port"); p > 65535 {
+		pv, _ := v.Get("port")
+		return nil, &options.Error{Option: "port", Value: pv, Allowed: "allowed: a TCP port between 1 and 65535"}
 	}
-	c.Port = int(p)
-	if c.IncludeTimestamp, err = o.Bool("includeTimestamp", false); err != nil {
-		return nil, err
-	}
-	np, err := o.Int64("numPartitions", 1, 1)
-	if err != nil {
-		return nil, err
-	}
-	c.NumPartitions = int(min(np, 1<<16))
-	ml, err := o.Int64("sluice.socket.maxBufferedLines", 100_000, 1)
-	if err != nil {
-		return nil, err
-	}
-	c.MaxBufferedLines = int(min(ml, 1<<40))
-	if c.MaxBufferedBytes, err = o.Int64("sluice.socket.maxBufferedBytes", 64<<20, 1); err != nil {
-		return nil, err
-	}
-	if c.ConnectTimeout, err = o.Duration("sluice.socket.connectTimeout", 30*time.Second); err != nil {
-		return nil, err
-	}
+	c.Port = int(v.Int64("port"))
+	c.IncludeTimestamp = v.Bool("includeTimestamp")
+	c.NumPartitions = int(min(v.Int64("numPartitions"), 1<<16))
+	c.MaxBufferedLines = int(min(v.Int64("sluice.socket.maxBufferedLines"), 1<<40))
+	c.MaxBufferedBytes = v.Int64("sluice.socket.maxBufferedBytes")
+	c.ConnectTimeout = v.Duration("sluice.socket.connectTimeout")
 	return c, nil
 }
 
@@ -142,6 +161,10 @@ func New(opts map[string]string, logger *slog.Logger) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	return connect(cfg, logger)
+}
+
+func connect(cfg *Config, logger *slog.Logger) (*Source, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}

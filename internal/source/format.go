@@ -1,0 +1,44 @@
+package source
+
+import (
+	"log/slog"
+
+	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/options"
+)
+
+// Format describes a source format to the registry (internal/registry):
+// its name, its options, how its schema is derived, what it can do and how
+// to create it. Each source package declares its own Format next to its
+// option parser.
+type Format struct {
+	// Name is the format name users write, e.g. "kafka".
+	Name string
+	// Summary is one line for listings ("sluice options").
+	Summary string
+	// Options is the typed description of the format's options. The
+	// registry checks a query's options against it once and hands the
+	// checked Values to Schema and Open.
+	Options *options.Spec
+	// SchemaDoc says what the rows look like and how the schema is derived
+	// (fixed, from the "schema" option, from includeHeaders…).
+	SchemaDoc string
+	// Replayable sources can re-read any logged range after a restart, so a
+	// replayed batch holds the same rows (exactly-once with an idempotent
+	// sink). Socket is not.
+	Replayable bool
+	// Schema validates the options without connecting and returns the
+	// schema of the rows the source will produce.
+	Schema func(v options.Values) (batch.Schema, error)
+	// Open creates the source; it may connect.
+	Open func(v options.Values, env Env) (Source, error)
+}
+
+// Env is what creating a source may need besides its options.
+type Env struct {
+	// StateDir is where a source that keeps its own log (the file source's
+	// files seen) puts it: <checkpoint>/sources/0, as in Spark.
+	StateDir string
+	// Logger is the query's logger; never nil.
+	Logger *slog.Logger
+}
