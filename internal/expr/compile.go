@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/sparktext"
 )
 
@@ -638,13 +639,12 @@ func unknownFunction(n *Call) error {
 	if aggregates[name] {
 		return errAt(n.At, "aggregate function %s() is not supported", name)
 	}
-	names := make([]string, 0, len(functions))
-	for k := range functions {
-		names = append(names, k)
-	}
 	msg := fmt.Sprintf("undefined function %s()", name)
-	if s := closest(name, names); s != "" {
-		msg += fmt.Sprintf("; did you mean %s()?", s)
+	if close := options.SuggestAll(name, FunctionNames()); len(close) > 0 {
+		for i := range close {
+			close[i] += "()"
+		}
+		msg += "; did you mean " + orList(close) + "?"
 	}
 	return errAt(n.At, "%s", msg)
 }
@@ -668,4 +668,12 @@ func literalSQL(l *Literal) string {
 		return v
 	}
 	return "?"
+}
+
+// orList renders "a", "a or b", "a, b or c".
+func orList(items []string) string {
+	if len(items) <= 1 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/sluice-stream/sluice/internal/options"
 )
 
 // Error is a syntax or analysis error located in an expression's source
@@ -94,50 +96,11 @@ func withSource(err error, src string) error {
 	return err
 }
 
-// editDistance is the optimal string alignment distance between a and b,
-// ignoring case: insertions, deletions, substitutions and transpositions of
-// adjacent characters each cost one.
-func editDistance(a, b string) int {
-	ra := []rune(strings.ToLower(a))
-	rb := []rune(strings.ToLower(b))
-	d := make([][]int, len(ra)+1)
-	for i := range d {
-		d[i] = make([]int, len(rb)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(ra)][len(rb)]
-}
-
 // closest returns the candidate nearest to name, or "" when none is close
-// enough to be a plausible typo.
+// enough to be a plausible typo (options.Suggest, the one implementation of
+// "did you mean").
 func closest(name string, candidates []string) string {
-	best, bestD := "", -1
-	for _, c := range candidates {
-		d := editDistance(name, c)
-		if bestD < 0 || d < bestD {
-			best, bestD = c, d
-		}
-	}
-	limit := max(1, utf8.RuneCountInString(name)/3)
-	if bestD < 0 || bestD > limit {
-		return ""
-	}
-	return best
+	return options.Suggest(name, candidates)
 }
 
 // quoteList renders names as `a`, `b`, `c`.

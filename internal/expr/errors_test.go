@@ -31,6 +31,7 @@ func TestAnalysisErrors(t *testing.T) {
 			"\nupper(nothing_like_it)\n      ^"},
 		{"uper(topic)", "analysis error at 1:1: undefined function uper(); did you mean upper()?\nuper(topic)\n^"},
 		{"frobnicate(topic)", "analysis error at 1:1: undefined function frobnicate()\nfrobnicate(topic)\n^"},
+		{"substrin(topic, 1)", "analysis error at 1:1: undefined function substrin(); did you mean substring() or substr()?\nsubstrin(topic, 1)\n^"},
 		{"count(*)", "analysis error at 1:1: aggregate function count() is not supported\ncount(*)\n^"},
 		{"sum(offset)", "analysis error at 1:1: aggregate function sum() is not supported\nsum(offset)\n^"},
 		{"upper(*)", "analysis error at 1:7: '*' can only be used as a select item\nupper(*)\n      ^"},
@@ -86,6 +87,24 @@ func TestClosest(t *testing.T) {
 	for _, tt := range tests {
 		if got := closest(tt.in, names); got != tt.want {
 			t.Errorf("closest(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestFunctionsDocumented: every function of the compiler's table has a
+// signature naming it and a description, so `sluice functions` and the
+// reference list them all.
+func TestFunctionsDocumented(t *testing.T) {
+	docs := Functions()
+	if len(docs) != len(functions) || len(docs) == 0 {
+		t.Fatalf("%d docs for %d functions", len(docs), len(functions))
+	}
+	for i, d := range docs {
+		if !strings.HasPrefix(d.Signature, d.Name+"(") || d.Description == "" {
+			t.Errorf("function %q: signature %q, description %q", d.Name, d.Signature, d.Description)
+		}
+		if i > 0 && docs[i-1].Name >= d.Name {
+			t.Errorf("not sorted at %q", d.Name)
 		}
 	}
 }

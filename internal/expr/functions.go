@@ -2,6 +2,7 @@ package expr
 
 import (
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -9,10 +10,13 @@ import (
 )
 
 // funcSpec describes a built-in function: its arity (max < 0 means
-// variadic) and a builder that type-checks the compiled arguments.
+// variadic), a builder that type-checks the compiled arguments, and its
+// documentation (signature and one line), which `sluice functions` and the
+// reference print.
 type funcSpec struct {
 	min, max int
 	build    func(name string, args []cexpr, call *Call) (cexpr, error)
+	sig, doc string
 }
 
 // functions is the registry of built-in functions by lower-case name.
@@ -21,74 +25,97 @@ var functions map[string]funcSpec
 func init() {
 	functions = map[string]funcSpec{
 		// Date and time.
-		"current_timestamp": {0, 0, buildNow(false)},
-		"now":               {0, 0, buildNow(false)},
-		"current_date":      {0, 0, buildNow(true)},
-		"curdate":           {0, 0, buildNow(true)},
-		"to_date":           {1, 1, buildConvert(batch.Date)},
-		"to_timestamp":      {1, 1, buildConvert(batch.Timestamp)},
-		"year":              {1, 1, buildField(fieldYear)},
-		"month":             {1, 1, buildField(fieldMonth)},
-		"day":               {1, 1, buildField(fieldDay)},
-		"dayofmonth":        {1, 1, buildField(fieldDay)},
-		"hour":              {1, 1, buildField(fieldHour)},
-		"minute":            {1, 1, buildField(fieldMinute)},
-		"second":            {1, 1, buildField(fieldSecond)},
-		"unix_timestamp":    {0, 1, buildUnixTimestamp},
-		"unix_seconds":      {1, 1, buildUnix(microsPerSecond)},
-		"unix_millis":       {1, 1, buildUnix(1000)},
-		"unix_micros":       {1, 1, buildUnix(1)},
-		"timestamp_seconds": {1, 1, buildFromUnix(microsPerSecond)},
-		"timestamp_millis":  {1, 1, buildFromUnix(1000)},
-		"timestamp_micros":  {1, 1, buildFromUnix(1)},
+		"current_timestamp": {0, 0, buildNow(false), "current_timestamp()", "The batch's timestamp (the same for every row of a batch, and on replay)."},
+		"now":               {0, 0, buildNow(false), "now()", "Alias of current_timestamp()."},
+		"current_date":      {0, 0, buildNow(true), "current_date()", "The batch's date in UTC."},
+		"curdate":           {0, 0, buildNow(true), "curdate()", "Alias of current_date()."},
+		"to_date":           {1, 1, buildConvert(batch.Date), "to_date(expr)", "Casts a string or timestamp to a date."},
+		"to_timestamp":      {1, 1, buildConvert(batch.Timestamp), "to_timestamp(expr)", "Casts a string or date to a timestamp."},
+		"year":              {1, 1, buildField(fieldYear), "year(date_or_timestamp)", "The year, in UTC."},
+		"month":             {1, 1, buildField(fieldMonth), "month(date_or_timestamp)", "The month, 1–12."},
+		"day":               {1, 1, buildField(fieldDay), "day(date_or_timestamp)", "The day of the month, 1–31."},
+		"dayofmonth":        {1, 1, buildField(fieldDay), "dayofmonth(date_or_timestamp)", "Alias of day()."},
+		"hour":              {1, 1, buildField(fieldHour), "hour(timestamp)", "The hour, 0–23, in UTC."},
+		"minute":            {1, 1, buildField(fieldMinute), "minute(timestamp)", "The minute, 0–59."},
+		"second":            {1, 1, buildField(fieldSecond), "second(timestamp)", "The second, 0–59."},
+		"unix_timestamp":    {0, 1, buildUnixTimestamp, "unix_timestamp([timestamp])", "Seconds since the epoch of the argument, or of the batch's timestamp."},
+		"unix_seconds":      {1, 1, buildUnix(microsPerSecond), "unix_seconds(timestamp)", "Seconds since the epoch."},
+		"unix_millis":       {1, 1, buildUnix(1000), "unix_millis(timestamp)", "Milliseconds since the epoch."},
+		"unix_micros":       {1, 1, buildUnix(1), "unix_micros(timestamp)", "Microseconds since the epoch."},
+		"timestamp_seconds": {1, 1, buildFromUnix(microsPerSecond), "timestamp_seconds(n)", "The timestamp n seconds after the epoch."},
+		"timestamp_millis":  {1, 1, buildFromUnix(1000), "timestamp_millis(n)", "The timestamp n milliseconds after the epoch."},
+		"timestamp_micros":  {1, 1, buildFromUnix(1), "timestamp_micros(n)", "The timestamp n microseconds after the epoch."},
 
 		// Strings.
-		"upper":            {1, 1, buildCaseMap(true)},
-		"ucase":            {1, 1, buildCaseMap(true)},
-		"lower":            {1, 1, buildCaseMap(false)},
-		"lcase":            {1, 1, buildCaseMap(false)},
-		"length":           {1, 1, buildLength(false)},
-		"char_length":      {1, 1, buildLength(false)},
-		"character_length": {1, 1, buildLength(false)},
-		"octet_length":     {1, 1, buildLength(true)},
-		"substring":        {2, 3, buildSubstring},
-		"substr":           {2, 3, buildSubstring},
-		"concat":           {0, -1, func(name string, args []cexpr, c *Call) (cexpr, error) { return concatExprs(name, args, c.At) }},
-		"concat_ws":        {1, -1, buildConcatWS},
-		"trim":             {1, 1, buildTrim(true, true)},
-		"ltrim":            {1, 1, buildTrim(true, false)},
-		"rtrim":            {1, 1, buildTrim(false, true)},
-		"replace":          {2, 3, buildReplace},
-		"contains":         {2, 2, buildMatch(matchContains)},
-		"startswith":       {2, 2, buildMatch(matchPrefix)},
-		"endswith":         {2, 2, buildMatch(matchSuffix)},
+		"upper":            {1, 1, buildCaseMap(true), "upper(str)", "The string in upper case."},
+		"ucase":            {1, 1, buildCaseMap(true), "ucase(str)", "Alias of upper()."},
+		"lower":            {1, 1, buildCaseMap(false), "lower(str)", "The string in lower case."},
+		"lcase":            {1, 1, buildCaseMap(false), "lcase(str)", "Alias of lower()."},
+		"length":           {1, 1, buildLength(false), "length(str_or_binary)", "Characters of a string, bytes of a binary."},
+		"char_length":      {1, 1, buildLength(false), "char_length(str)", "Alias of length()."},
+		"character_length": {1, 1, buildLength(false), "character_length(str)", "Alias of length()."},
+		"octet_length":     {1, 1, buildLength(true), "octet_length(str_or_binary)", "Bytes of the value."},
+		"substring":        {2, 3, buildSubstring, "substring(str, pos[, len])", "len characters from position pos (1-based; negative counts from the end)."},
+		"substr":           {2, 3, buildSubstring, "substr(str, pos[, len])", "Alias of substring()."},
+		"concat":           {0, -1, func(name string, args []cexpr, c *Call) (cexpr, error) { return concatExprs(name, args, c.At) }, "concat(str, ...)", "The strings joined; NULL if any is NULL."},
+		"concat_ws":        {1, -1, buildConcatWS, "concat_ws(sep, str, ...)", "The strings joined with sep, skipping NULLs."},
+		"trim":             {1, 1, buildTrim(true, true), "trim(str)", "The string without leading and trailing spaces."},
+		"ltrim":            {1, 1, buildTrim(true, false), "ltrim(str)", "The string without leading spaces."},
+		"rtrim":            {1, 1, buildTrim(false, true), "rtrim(str)", "The string without trailing spaces."},
+		"replace":          {2, 3, buildReplace, "replace(str, search[, replacement])", "Every occurrence of search replaced (removed without a replacement)."},
+		"contains":         {2, 2, buildMatch(matchContains), "contains(str, sub)", "Whether str contains sub."},
+		"startswith":       {2, 2, buildMatch(matchPrefix), "startswith(str, prefix)", "Whether str starts with prefix."},
+		"endswith":         {2, 2, buildMatch(matchSuffix), "endswith(str, suffix)", "Whether str ends with suffix."},
 
 		// Conditionals and nulls.
-		"coalesce":  {1, -1, buildCoalesce},
-		"nvl":       {2, 2, buildCoalesce},
-		"ifnull":    {2, 2, buildCoalesce},
-		"nullif":    {2, 2, buildNullIf},
-		"if":        {3, 3, buildIf},
-		"isnull":    {1, 1, buildIsNull(false)},
-		"isnotnull": {1, 1, buildIsNull(true)},
-		"typeof":    {1, 1, buildTypeof},
+		"coalesce":  {1, -1, buildCoalesce, "coalesce(expr, ...)", "The first argument that is not NULL."},
+		"nvl":       {2, 2, buildCoalesce, "nvl(expr, default)", "expr, or default when expr is NULL."},
+		"ifnull":    {2, 2, buildCoalesce, "ifnull(expr, default)", "Alias of nvl()."},
+		"nullif":    {2, 2, buildNullIf, "nullif(a, b)", "NULL when a = b, else a."},
+		"if":        {3, 3, buildIf, "if(cond, then, else)", "then when cond is true, else otherwise."},
+		"isnull":    {1, 1, buildIsNull(false), "isnull(expr)", "Whether expr is NULL."},
+		"isnotnull": {1, 1, buildIsNull(true), "isnotnull(expr)", "Whether expr is not NULL."},
+		"typeof":    {1, 1, buildTypeof, "typeof(expr)", "The type of expr, as Spark names it."},
 
 		// Math.
-		"abs":     {1, 1, buildAbs},
-		"round":   {1, 2, buildRound},
-		"floor":   {1, 1, buildFloorCeil(math.Floor)},
-		"ceil":    {1, 1, buildFloorCeil(math.Ceil)},
-		"ceiling": {1, 1, buildFloorCeil(math.Ceil)},
+		"abs":     {1, 1, buildAbs, "abs(n)", "The absolute value."},
+		"round":   {1, 2, buildRound, "round(n[, scale])", "n rounded half up to scale decimal places (default 0)."},
+		"floor":   {1, 1, buildFloorCeil(math.Floor), "floor(n)", "The largest integer not above n."},
+		"ceil":    {1, 1, buildFloorCeil(math.Ceil), "ceil(n)", "The smallest integer not below n."},
+		"ceiling": {1, 1, buildFloorCeil(math.Ceil), "ceiling(n)", "Alias of ceil()."},
 	}
 }
 
-// FunctionNames lists the built-in functions, for documentation and
-// completion.
+// FunctionDoc documents one built-in function.
+type FunctionDoc struct {
+	// Name is the function's name, lower case.
+	Name string
+	// Signature shows its arguments, optional ones in brackets.
+	Signature string
+	// Description is one line.
+	Description string
+}
+
+// Functions documents the built-in functions, sorted by name: the list
+// `sluice functions` and the reference show, taken from the table the
+// compiler uses.
+func Functions() []FunctionDoc {
+	out := make([]FunctionDoc, 0, len(functions))
+	for n, f := range functions {
+		out = append(out, FunctionDoc{Name: n, Signature: f.sig, Description: f.doc})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// FunctionNames lists the built-in functions, sorted, for documentation
+// and completion.
 func FunctionNames() []string {
 	out := make([]string, 0, len(functions))
 	for n := range functions {
 		out = append(out, n)
 	}
+	sort.Strings(out)
 	return out
 }
 

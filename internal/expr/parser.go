@@ -3,6 +3,7 @@ package expr
 import (
 	"errors"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -685,6 +686,7 @@ func (p *parser) parseType() (batch.Kind, error) {
 		for n := range typeNames {
 			names = append(names, n)
 		}
+		sort.Strings(names)
 		msg := "unknown type " + u
 		if s := closest(u, names); s != "" {
 			msg += "; did you mean " + s + "?"
