@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sluice-stream/sluice/internal/expr"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/pipeline"
 	"github.com/sluice-stream/sluice/internal/registry"
@@ -229,7 +230,19 @@ func LintPipeline(name string, data []byte, env func(string) (string, bool)) []P
 	}
 	out := make([]Problem, 0, len(list))
 	for _, e := range list {
-		out = append(out, Problem{File: name, Line: e.Line, Column: e.Column, Message: e.Err.Error()})
+		out = append(out, Problem{File: name, Line: e.Line, Column: e.Column, Message: oneLine(e.Err)})
 	}
 	return out
+}
+
+// oneLine renders an error on one line: an expression error without its
+// source echo and caret (the position stays in the text), other line
+// breaks as spaces.
+func oneLine(err error) string {
+	msg := err.Error()
+	var ee *expr.Error
+	if errors.As(err, &ee) {
+		msg = strings.Replace(msg, ee.Error(), ee.Short(), 1)
+	}
+	return strings.ReplaceAll(msg, "\n", " ")
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -41,6 +40,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	memBytes := fs.Int("memory-record-bytes", 1000, "record size of the memory measurement")
 	memBudget := fs.String("memory-budget", "32MiB", "sluice.memory.budget of the memory measurement")
 	childRaw := fs.String("child-raw-consume", "", "internal: consume ADDR,TOPIC,N with a raw franz-go client and exit")
+	logFlags := addLogFlags(fs, "error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,13 +76,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	logger, err := logFlags.logger(stderr)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	cfg := bench.Config{
 		Records: *n, RecordBytes: *size, Partitions: *parts, ManyPartitions: *many, Rounds: *rounds,
 		MaxOffsetsPerTrigger: *maxOffsets, SuiteMaxOffsets: *suiteMax, CPUProfile: *cpuProfile, Only: want,
 		Idle: *idle, LatencyFor: *latencyFor, LightRate: *lightRate, LatencyInProcess: *latencyInProcess,
 		MemoryRecords: *memRecords, MemoryRecordBytes: *memBytes, MemoryBudget: budget,
 		Command: sluiceCommand,
-		Logger:  slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		Logger:  logger,
 		Logf:    func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) },
 	}
 	if err := cfg.Validate(); err != nil {

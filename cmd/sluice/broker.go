@@ -35,7 +35,7 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dataDir := fs.String("data-dir", "", "persist topics in this directory (default: in memory)")
 	autoCreate := fs.Bool("auto-create-topics", true, "create topics on first produce, as librdkafka clients expect")
 	partitions := fs.Int("default-partitions", 1, "partitions of auto-created topics")
-	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	logf := addLogFlags(fs, "warn")
 	var topics topicFlags
 	fs.Var(&topics, "topic", "topic to create, NAME[:PARTITIONS] (repeatable, comma-separated allowed)")
 	if err := fs.Parse(args); err != nil {
@@ -44,7 +44,7 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	log, err := newLogger(stderr, *logLevel)
+	log, err := logf.logger(stderr)
 	if err != nil {
 		return err
 	}

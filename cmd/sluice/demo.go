@@ -26,11 +26,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	numRows := fs.Int("num-rows", 5, "console rows shown per batch")
 	chk := fs.String("checkpoint", "", "checkpoint directory (default: a temporary one)")
 	listen := fs.String("listen", "127.0.0.1:0", "embedded broker address")
-	logLevel := fs.String("log-level", "warn", "log level")
+	logf := addLogFlags(fs, "warn")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, *logLevel)
+	log, err := logf.logger(stderr)
 	if err != nil {
 		return err
 	}

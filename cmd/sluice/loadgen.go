@@ -43,14 +43,15 @@ func (k kvFlags) Set(v string) error {
 
 // profileFlags are loadgen's flags.
 type profileFlags struct {
-	kind, csv, shape, bootstrap, topic, logLevel *string
-	rate, factor, amplitude, zipf                *float64
-	at, spikeFor, period, duration               *time.Duration
-	recordBytes, keys, maxBuffered, partitions   *int
-	seed                                         *int64
-	jsonOut, quiet                               *bool
-	compression                                  string
-	kafkaOptions                                 kvFlags
+	kind, csv, shape, bootstrap, topic         *string
+	log                                        logFlags
+	rate, factor, amplitude, zipf              *float64
+	at, spikeFor, period, duration             *time.Duration
+	recordBytes, keys, maxBuffered, partitions *int
+	seed                                       *int64
+	jsonOut, quiet                             *bool
+	compression                                string
+	kafkaOptions                               kvFlags
 }
 
 func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -78,7 +79,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(f.kafkaOptions, "kafka-option", "client security option KEY=VALUE as for the source, e.g. kafka.security.protocol=SASL_SSL (repeatable)")
 	f.jsonOut = fs.Bool("json", false, "print the final result as JSON on stdout")
 	f.quiet = fs.Bool("quiet", false, "do not print the per-second lines")
-	f.logLevel = fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	f.log = addLogFlags(fs, "warn")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -110,7 +111,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	log, err := newLogger(stderr, *f.logLevel)
+	log, err := f.log.logger(stderr)
 	if err != nil {
 		return err
 	}

@@ -1,15 +1,24 @@
 // Command sluice runs streaming pipelines, an embedded Kafka broker, the
-// demo and the benchmarks.
+// demo and the benchmarks, and checks and documents pipeline files.
 //
 //	sluice demo [--duration 60s]                 embedded broker + sample producer + the seed query
 //	sluice broker --listen 127.0.0.1:9092 --topic orders:4 [--topic …]
 //	sluice run PIPELINE.yaml [--progress-file F] [--ui-addr 127.0.0.1:4040]  run a pipeline file
+//	sluice lint [--format json] PIPELINE.yaml…   check pipeline files without connecting
+//	sluice options [FORMAT]                       the options of a source or sink format
+//	sluice functions                              the SQL functions expressions may use
+//	sluice completion bash|zsh                    a shell completion script
 //	sluice status --checkpoint DIR --bootstrap ADDR   per-partition lag of a query
 //	sluice loadgen [--profile spike] [--rate R]     produce at a rate profile
 //	sluice rehearse [--quick]                     the seed's four-phase spike rehearsal with verdicts and charts
 //	sluice torture [--kills 50]                   kill -9 a pipeline repeatedly and check exactly-once output
 //	sluice bench [--json]                         the benchmark suite (ratios against raw franz-go)
+//	sluice reference                              docs/reference.md, generated from the format registry
+//
+// Commands that log take --log-level and --log-format (text or json).
 package main
+
+//go:generate go run . reference --out ../../docs/reference.md
 
 import (
 	"context"
@@ -23,21 +32,36 @@ import (
 	"syscall"
 )
 
+// command is one sluice subcommand. Its flags are defined by run on the
+// flag set newFlagSet returns, so the table plus flagsOf describe the whole
+// command line (completion and the reference are generated from them).
 type command struct {
 	name    string
+	args    string // positional arguments, as usage shows them
 	summary string
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
-var commands = []command{
-	{"demo", "run the seed's example on an embedded broker with a sample producer", runDemo},
-	{"broker", "run an embedded Kafka broker (franz-go kfake) until interrupted", runBroker},
-	{"run", "run a pipeline file", runPipeline},
-	{"torture", "kill a pipeline with SIGKILL at random moments and check its sink holds every record exactly once", runTorture},
-	{"bench", "measure throughput against a raw franz-go consumer on the same broker", runBench},
-	{"loadgen", "produce records to Kafka at a rate profile (steady, step, spike, sine, csv)", runLoadgen},
-	{"rehearse", "rehearse a load spike in four phases and report a verdict with charts", runRehearse},
-	{"status", "print a query's per-partition lag from its checkpoint and the broker", runStatus},
+// commands is the command table; set in init because completion and
+// reference read it.
+var commands []command
+
+func init() {
+	commands = []command{
+		{"demo", "", "run the seed's example on an embedded broker with a sample producer", runDemo},
+		{"broker", "", "run an embedded Kafka broker (franz-go kfake) until interrupted", runBroker},
+		{"run", "PIPELINE.yaml", "run a pipeline file", runPipeline},
+		{"lint", "PIPELINE.yaml…", "check pipeline files without connecting: formats, options, expressions, output modes, trigger", runLint},
+		{"options", "[FORMAT]", "list the source and sink formats, or the options of one", runOptions},
+		{"functions", "", "list the SQL functions expressions may use", runFunctions},
+		{"completion", "bash|zsh", "print a shell completion script", runCompletion},
+		{"torture", "", "kill a pipeline with SIGKILL at random moments and check its sink holds every record exactly once", runTorture},
+		{"bench", "", "measure throughput against a raw franz-go consumer on the same broker", runBench},
+		{"loadgen", "", "produce records to Kafka at a rate profile (steady, step, spike, sine, csv)", runLoadgen},
+		{"rehearse", "", "rehearse a load spike in four phases and report a verdict with charts", runRehearse},
+		{"status", "", "print a query's per-partition lag from its checkpoint and the broker", runStatus},
+		{"reference", "", "print the reference documentation (docs/reference.md) generated from the format registry", runReference},
+	}
 }
 
 // exitError carries a specific exit code.
@@ -52,7 +76,7 @@ func (e *exitError) Unwrap() error { return e.err }
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: sluice COMMAND [flags]\n\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'sluice COMMAND -h' for a command's flags.")
 }
@@ -93,18 +117,66 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// newLogger returns a text logger on w at the given level name.
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+// logFlags are --log-level and --log-format, shared by every command that
+// logs.
+type logFlags struct {
+	level, format *string
+}
+
+// addLogFlags defines --log-level (default level) and --log-format on fs.
+func addLogFlags(fs *flag.FlagSet, level string) logFlags {
+	return logFlags{
+		level:  fs.String("log-level", level, "log level: debug, info, warn, error"),
+		format: fs.String("log-format", "text", "log format: text (key=value) or json (one JSON object per line, log/slog's JSON handler)"),
+	}
+}
+
+// logger returns the logger the flags ask for, writing to w.
+func (l logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	return newLogger(w, *l.level, *l.format)
+}
+
+// newLogger returns a logger on w at the given level name, as text or JSON.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("flag -log-level: %q is not a level (allowed: debug, info, warn, error)", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("flag -log-format: %q is not a format (allowed: text, json)", format)
 }
+
+// flagCollector is given as stderr to a command run with --help, to learn
+// its flags: newFlagSet hands it the flag set, and the help text written
+// to it is dropped.
+type flagCollector struct{ fs *flag.FlagSet }
+
+func (c *flagCollector) Write(p []byte) (int, error) { return len(p), nil }
 
 // newFlagSet returns a flag set that reports errors instead of exiting.
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("sluice "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	if c, ok := stderr.(*flagCollector); ok {
+		c.fs = fs
+	}
 	return fs
+}
+
+// flagsOf returns a command's flags, learnt by running it with --help
+// (every command parses its flags before doing anything).
+func flagsOf(c command) []*flag.Flag {
+	col := &flagCollector{}
+	if err := c.run(context.Background(), []string{"--help"}, io.Discard, col); !errors.Is(err, flag.ErrHelp) || col.fs == nil {
+		panic(fmt.Sprintf("sluice %s --help did not stop at its flags (err %v)", c.name, err))
+	}
+	var out []*flag.Flag
+	col.fs.VisitAll(func(f *flag.Flag) { out = append(out, f) })
+	return out
 }

@@ -56,6 +56,7 @@ func runRehearse(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	recordBytes := fs.Int("record-bytes", -1, "minimum record value size (order JSON padded)")
 	headroom := fs.Float64("headroom", 0, "phase 3: share of capacity × trigger admitted per batch")
 	adaptiveTarget := fs.Float64("adaptive-target", 0, "phase 4: sluice.targetBatchDuration as a share of the trigger")
+	logf := addLogFlags(fs, "warn")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -141,7 +142,7 @@ func runRehearse(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, "warn")
+	log, err := logf.logger(stderr)
 	if err != nil {
 		return err
 	}

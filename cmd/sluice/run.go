@@ -30,7 +30,7 @@ func uiAddrFlagSet(fs interface{ Visit(func(*flag.Flag)) }) bool {
 func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run", stderr)
 	progressFile := fs.String("progress-file", "", "append every batch's progress JSON as one line to this file")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	logf := addLogFlags(fs, "info")
 	quiet := fs.Bool("quiet", false, "do not print the per-batch summary line on stderr")
 	stats := fs.Bool("stats", false, "print the process's peak resident memory (VmHWM) on stderr at exit")
 	uiAddr := fs.String("ui-addr", web.DefaultAddr, `serve the live UI, the HTTP API and /metrics here ("" or "off" to disable)`)
@@ -59,7 +59,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.Usage()
 		return &exitError{code: 2, err: errors.New("missing PIPELINE.yaml")}
 	}
-	log, err := newLogger(stderr, *logLevel)
+	log, err := logf.logger(stderr)
 	if err != nil {
 		return err
 	}

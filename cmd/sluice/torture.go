@@ -19,10 +19,13 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	records := fs.Int("records", 20000, "records produced per sink while killing")
 	minUp := fs.Duration("min-up", 200*time.Millisecond, "shortest run before a kill")
 	maxUp := fs.Duration("max-up", 1500*time.Millisecond, "longest run before a kill")
-	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (kill timing)")
+	seed := fs.Uint64("seed", 0, "random seed of the kill timing (0 = a new one, printed)")
 	dir := fs.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *seed == 0 {
+		*seed = uint64(time.Now().UnixNano())
 	}
 	self, err := os.Executable()
 	if err != nil {

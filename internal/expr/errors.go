@@ -38,6 +38,16 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s at %d:%d: %s\n%s\n%s^", e.Kind, line, col, e.Msg, text, pad)
 }
 
+// Short renders the message and position on one line, without the source
+// and caret (for tools that print one line per problem).
+func (e *Error) Short() string {
+	if e.Offset < 0 || e.Offset > len(e.Src) {
+		return e.Kind + ": " + e.Msg
+	}
+	line, col, _, _ := locate(e.Src, e.Offset)
+	return fmt.Sprintf("%s at %d:%d: %s", e.Kind, line, col, e.Msg)
+}
+
 // locate returns the 1-based line and column of byte offset off in src, the
 // text of that line and the whitespace that puts a caret under the column.
 func locate(src string, off int) (line, col int, text, pad string) {

@@ -75,7 +75,7 @@ var csvFields = []options.Field{
 	{Name: "quote", Type: options.String, Default: `"`, Doc: "Quote character; empty turns quoting off."},
 	{Name: "escape", Type: options.String, Default: `\`, Doc: "Escape character inside quotes; empty turns escaping off."},
 	{Name: "comment", Type: options.String, Doc: "Lines starting with this character are skipped."},
-	{Name: "nullValue", Type: options.String, Default: "", Doc: "Text that reads as NULL."},
+	{Name: "nullValue", Type: options.String, DefaultDoc: "the empty string", Doc: "Text that reads as NULL."},
 	{Name: "nanValue", Type: options.String, Default: "NaN", Doc: "Text that reads as a double NaN."},
 	{Name: "positiveInf", Type: options.String, Default: "Inf", Doc: "Text that reads as positive infinity."},
 	{Name: "negativeInf", Type: options.String, Default: "-Inf", Doc: "Text that reads as negative infinity."},
