@@ -81,7 +81,6 @@ func TestLintBrokenFiles(t *testing.T) {
 	}
 }
 
-
 // TestLintJSON: --format json prints an array of problems (empty for clean
 // files) with the same positions.
 func TestLintJSON(t *testing.T) {
