@@ -17,7 +17,7 @@ import (
 
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/broker/brokertest"
-	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 var quietLog = slog.New(slog.DiscardHandler)

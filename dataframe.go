@@ -15,8 +15,10 @@ type DataStreamReader struct {
 	options map[string]string
 }
 
-// Format names the source: "kafka", "rate", "rate-micro-batch", "socket",
-// or a file format ("text", "json", "csv") with a "path" option.
+// Format names the source: "kafka", "eventhubs", "rate",
+// "rate-micro-batch", "socket", or a file format ("text", "json", "csv")
+// with a "path" option (SourceFormats lists them; docs/reference.md
+// describes their options).
 func (r *DataStreamReader) Format(format string) *DataStreamReader {
 	r.format = format
 	return r

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/broker/brokertest"
+	kafkasink "github.com/sluice-stream/sluice/internal/sink/kafka"
 )
 
 // TestDeadLetterRoutesBadRecords: under ANSI mode a value that cannot be
@@ -162,5 +163,22 @@ func TestDeadLetterToKafkaTopic(t *testing.T) {
 	_, good, _ := s.Table("good")
 	if len(good) != 27 {
 		t.Fatalf("%d good rows, want 27", len(good))
+	}
+}
+
+// TestDeadLetterHeaderNames: the documented header names are the ones the
+// Kafka sink writes.
+func TestDeadLetterHeaderNames(t *testing.T) {
+	for _, c := range [][2]string{
+		{HeaderDeadLetterReason, kafkasink.HeaderDeadLetterReason},
+		{HeaderDeadLetterTopic, kafkasink.HeaderDeadLetterTopic},
+		{HeaderDeadLetterPartition, kafkasink.HeaderDeadLetterPartition},
+		{HeaderDeadLetterOffset, kafkasink.HeaderDeadLetterOffset},
+		{HeaderDeadLetterBatch, kafkasink.HeaderDeadLetterBatch},
+		{HeaderDeadLetterInput, kafkasink.HeaderDeadLetterInput},
+	} {
+		if c[0] != c[1] {
+			t.Errorf("documented header %q, the sink writes %q", c[0], c[1])
+		}
 	}
 }

@@ -2,28 +2,36 @@ package sluice
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"time"
 
 	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/monitor"
-	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // Progress is one batch's progress report in Spark's
 // StreamingQueryProgress shape (plus a "sluice" key); it marshals to the
-// same JSON Spark writes.
+// same JSON Spark writes. It is progress.Progress, named here for
+// convenience; package progress documents its fields.
 type Progress = progress.Progress
 
-// Status is Spark's StreamingQueryStatus.
-type Status = engine.Status
-
-// Listener receives a query's lifecycle and progress events.
+// Listener receives a query's lifecycle and progress events (Spark's
+// StreamingQueryListener); see DataStreamWriter.AddListener. It is
+// progress.Listener.
 type Listener = progress.Listener
 
-// ListenerFuncs adapts functions to a Listener.
+// ListenerFuncs adapts functions to a Listener; nil functions are skipped.
+// It is progress.ListenerFuncs.
 type ListenerFuncs = progress.ListenerFuncs
+
+// Status is what a query is doing right now (Spark's StreamingQueryStatus):
+// a message such as "Waiting for next trigger", whether data is available
+// and whether a trigger is running. It is progress.Status.
+type Status = progress.Status
 
 // StreamingQuery is a running query (Spark's StreamingQuery).
 type StreamingQuery struct {
@@ -94,7 +102,11 @@ func (s *StreamingQuery) Stop() error {
 func (s *StreamingQuery) Exception() error { return s.q.Exception() }
 
 // Status returns what the query is doing now.
-func (s *StreamingQuery) Status() Status { return s.q.Status() }
+func (s *StreamingQuery) Status() Status { return statusOf(s.q.Status()) }
+
+func statusOf(st engine.Status) Status {
+	return Status{Message: st.Message, IsDataAvailable: st.IsDataAvailable, IsTriggerActive: st.IsTriggerActive}
+}
 
 // LastProgress returns the most recent progress report, or nil.
 func (s *StreamingQuery) LastProgress() *Progress { return s.mon.Last() }
@@ -102,28 +114,143 @@ func (s *StreamingQuery) LastProgress() *Progress { return s.mon.Last() }
 // RecentProgress returns up to the last 100 progress reports, oldest first.
 func (s *StreamingQuery) RecentProgress() []*Progress { return s.mon.Recent() }
 
-// Engine exposes the underlying engine query (for sluice's own tools).
-func (s *StreamingQuery) Engine() *engine.Query { return s.q }
+// Limits are a query's admission settings: how much each batch may read
+// and how the limit is chosen. They start from the source's options
+// (maxOffsetsPerTrigger, minOffsetsPerTrigger, maxTriggerDelay,
+// sluice.admission, sluice.targetBatchDuration, sluice.maxLagSeconds), the
+// trigger and the memory budget, and can be changed while the query runs
+// with StreamingQuery.SetLimits.
+type Limits struct {
+	// MaxOffsetsPerTrigger caps the records of a batch; 0 = no cap.
+	MaxOffsetsPerTrigger int64
+	// MinOffsetsPerTrigger delays a batch until this many records are
+	// available or MaxTriggerDelay has passed; 0 = none.
+	MinOffsetsPerTrigger int64
+	// MaxTriggerDelay bounds the delay MinOffsetsPerTrigger causes.
+	MaxTriggerDelay time.Duration
+	// TriggerInterval is the processingTime interval (0 = default trigger).
+	TriggerInterval time.Duration
+	// Mode is "static" (the limits as given, as in Spark) or "adaptive"
+	// (each batch's limit chosen from the measured cost per record).
+	Mode string
+	// TargetBatchDuration is what adaptive admission aims for; 0 = the
+	// trigger interval, or 1 s with the default trigger.
+	TargetBatchDuration time.Duration
+	// MaxLagSeconds lets adaptive admission double its target while the
+	// query is further behind than this (0 = off).
+	MaxLagSeconds float64
+	// MemoryBudget caps the bytes of a batch in flight (0 = none).
+	MemoryBudget int64
+}
 
-// Limits are a query's admission settings (see SetLimits).
-type Limits = admission.Limits
+func limitsOf(l admission.Limits) Limits {
+	return Limits{MaxOffsetsPerTrigger: l.MaxOffsetsPerTrigger, MinOffsetsPerTrigger: l.MinOffsetsPerTrigger,
+		MaxTriggerDelay: l.MaxTriggerDelay, TriggerInterval: l.TriggerInterval, Mode: l.Mode,
+		TargetBatchDuration: l.TargetBatchDuration, MaxLagSeconds: l.MaxLagSeconds, MemoryBudget: l.MemoryBudget}
+}
+
+func (l Limits) internal() admission.Limits {
+	return admission.Limits{MaxOffsetsPerTrigger: l.MaxOffsetsPerTrigger, MinOffsetsPerTrigger: l.MinOffsetsPerTrigger,
+		MaxTriggerDelay: l.MaxTriggerDelay, TriggerInterval: l.TriggerInterval, Mode: l.Mode,
+		TargetBatchDuration: l.TargetBatchDuration, MaxLagSeconds: l.MaxLagSeconds, MemoryBudget: l.MemoryBudget}
+}
+
+// MarshalJSON writes the limits as the HTTP API shows them
+// (GET /api/v1/queries/{id}/limits): maxOffsetsPerTrigger,
+// minOffsetsPerTrigger, admission, maxLagSeconds, memoryBudgetBytes and the
+// durations in milliseconds (triggerIntervalMs, targetBatchDurationMs,
+// maxTriggerDelayMs).
+func (l Limits) MarshalJSON() ([]byte, error) { return json.Marshal(l.internal()) }
 
 // LimitsUpdate changes some of a query's limits; nil fields stay.
-type LimitsUpdate = admission.LimitsUpdate
+type LimitsUpdate struct {
+	MaxOffsetsPerTrigger *int64
+	MinOffsetsPerTrigger *int64
+	// TriggerIntervalMs changes a processingTime trigger's interval.
+	TriggerIntervalMs *int64
+	// TargetBatchDurationMs changes adaptive admission's target.
+	TargetBatchDurationMs *int64
+	// Mode is "static" or "adaptive".
+	Mode          *string
+	MaxLagSeconds *float64
+}
+
+func (u LimitsUpdate) internal() admission.LimitsUpdate {
+	return admission.LimitsUpdate{MaxOffsetsPerTrigger: u.MaxOffsetsPerTrigger, MinOffsetsPerTrigger: u.MinOffsetsPerTrigger,
+		TriggerIntervalMs: u.TriggerIntervalMs, TargetBatchDurationMs: u.TargetBatchDurationMs, Mode: u.Mode, MaxLagSeconds: u.MaxLagSeconds}
+}
+
+// UnmarshalJSON reads the body of POST /api/v1/queries/{id}/limits (and
+// the UI's form): maxOffsetsPerTrigger, minOffsetsPerTrigger,
+// triggerIntervalMs / triggerInterval, targetBatchDurationMs /
+// targetBatchDuration, admission and maxLagSeconds; counts as numbers,
+// durations as Spark interval strings ("2 seconds") or milliseconds.
+// Unknown keys are errors.
+func (u *LimitsUpdate) UnmarshalJSON(b []byte) error {
+	e, err := admission.ParseLimitsUpdate(b, options.ParseInterval)
+	if err != nil {
+		return err
+	}
+	*u = LimitsUpdate{MaxOffsetsPerTrigger: e.MaxOffsetsPerTrigger, MinOffsetsPerTrigger: e.MinOffsetsPerTrigger,
+		TriggerIntervalMs: e.TriggerIntervalMs, TargetBatchDurationMs: e.TargetBatchDurationMs, Mode: e.Mode, MaxLagSeconds: e.MaxLagSeconds}
+	return nil
+}
 
 // Limits returns the query's current admission settings.
-func (s *StreamingQuery) Limits() Limits { return s.q.Limits() }
+func (s *StreamingQuery) Limits() Limits { return limitsOf(s.q.Limits()) }
 
 // SetLimits changes admission settings while the query runs: the change is
 // logged, applies from the next planned batch, shows in its progress and is
-// recorded in its offsets file (so a replay re-reads the same ranges).
-func (s *StreamingQuery) SetLimits(u LimitsUpdate) (Limits, error) { return s.q.SetLimits(u) }
+// recorded in its offsets file (so a replay re-reads the same ranges). It
+// returns the limits now in force, or an error naming the field at fault.
+func (s *StreamingQuery) SetLimits(u LimitsUpdate) (Limits, error) {
+	l, err := s.q.SetLimits(u.internal())
+	return limitsOf(l), err
+}
 
-// Snapshot is a query's live state for UIs and APIs: status, health, lag per
-// partition, checkpoint and memory figures, limits, the last diagnosis and
-// the last progress. Health is re-evaluated when it is taken, so a stuck
-// batch shows as STOP without waiting for a report.
-type Snapshot = monitor.Snapshot
+// Snapshot is a query's live state for UIs and APIs: status, health, lag
+// per partition, checkpoint and memory figures, limits, the last diagnosis
+// and the last progress. Health is re-evaluated when it is taken, so a
+// stuck batch shows as STOP without waiting for a report.
+type Snapshot struct {
+	ID    string `json:"id"`
+	RunID string `json:"runId"`
+	Name  string `json:"name,omitempty"`
+	// Timestamp is when the snapshot was taken (the termination time once
+	// the query has terminated), as progress timestamps are written.
+	Timestamp string `json:"timestamp"`
+	Status    Status `json:"status"`
+	Active    bool   `json:"active"`
+	// Exception is the failure of a query that failed.
+	Exception string `json:"exception,omitempty"`
+	// Trigger is e.g. "ProcessingTime(200 ms)" or "AvailableNow".
+	Trigger          string `json:"trigger"`
+	BatchesCompleted int64  `json:"batchesCompleted"`
+	// Health, Lag, Checkpoint and Memory are as in the last progress
+	// report's "sluice" key, re-evaluated now.
+	Health     *progress.HealthInfo     `json:"health,omitempty"`
+	Lag        *progress.LagInfo        `json:"lag,omitempty"`
+	Checkpoint *progress.CheckpointInfo `json:"checkpoint,omitempty"`
+	Memory     *progress.MemoryInfo     `json:"memory,omitempty"`
+	// Limits are the admission settings now in force.
+	Limits *Limits `json:"limits,omitempty"`
+	// Diagnosis names what limited the last batch.
+	Diagnosis    *progress.DiagnosisInfo `json:"diagnosis,omitempty"`
+	LastProgress *Progress               `json:"lastProgress"`
+}
 
 // Snapshot returns the query's live state.
-func (s *StreamingQuery) Snapshot() Snapshot { return s.mon.Snapshot() }
+func (s *StreamingQuery) Snapshot() Snapshot {
+	m := s.mon.Snapshot()
+	snap := Snapshot{ID: m.ID, RunID: m.RunID, Name: m.Name, Timestamp: m.Timestamp, Status: m.Status, Active: m.Active,
+		Exception: m.Exception, Trigger: m.Trigger, BatchesCompleted: m.BatchesCompleted, Health: m.Health, Lag: m.Lag,
+		Checkpoint: m.Checkpoint, Memory: m.Memory, LastProgress: m.LastProgress}
+	if m.Limits != nil {
+		l := limitsOf(*m.Limits)
+		snap.Limits = &l
+	}
+	if m.Diagnosis != nil {
+		snap.Diagnosis = monitor.DiagnosisInfo(*m.Diagnosis)
+	}
+	return snap
+}

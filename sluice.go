@@ -1,28 +1,85 @@
 // Package sluice is a stream processor modelled on Apache Spark Structured
 // Streaming: micro-batches, one task per source partition on a bounded
 // worker pool, a checkpoint that makes restarts exactly-once, and
-// backpressure (admission control) as a first-class part of the engine.
+// backpressure (admission control) as a first-class, measured part of the
+// engine.
 //
-// The API has Spark's shape:
+// # A first query
 //
-//	df := sluice.NewSession().ReadStream().
+// A Session reads a stream (DataStreamReader), transforms it with Spark SQL
+// expressions (DataFrame), and writes it with a DataStreamWriter, whose
+// Start returns a running StreamingQuery. This is Spark's minimal
+// backpressure example — Kafka to the console, at most 10,000 records per
+// batch, one batch every 20 seconds:
+//
+//	ctx := context.Background()
+//	q, err := sluice.NewSession().ReadStream().
 //		Format("kafka").
 //		Option("kafka.bootstrap.servers", "localhost:9092").
 //		Option("subscribe", "orders").
-//		Option("maxOffsetsPerTrigger", 10000).
-//		Load()
-//	q, err := df.SelectExpr("CAST(value AS STRING) AS json").
+//		Option("startingOffsets", "latest").
+//		Option("maxOffsetsPerTrigger", 10000). // admission control
+//		Load().
+//		SelectExpr("CAST(value AS STRING) AS json").
 //		WithColumn("processed_ts", "current_timestamp()").
 //		WriteStream().
 //		Format("console").
 //		Option("checkpointLocation", "/tmp/chk/orders").
 //		Trigger(sluice.ProcessingTime("20 seconds")).
 //		Start(ctx)
-//	...
-//	err = q.AwaitTermination(ctx)
+//	if err != nil {
+//		log.Fatal(err) // a bad option, expression or output mode, named with what is allowed
+//	}
+//	if err := q.AwaitTermination(ctx); err != nil {
+//		log.Fatal(err)
+//	}
 //
-// Errors in options and expressions are reported by Start, before any data
-// is read.
+// Start checks everything before it reads a record: the formats, every
+// option against its format's typed spec (a misspelt name gets a "did you
+// mean"), the expressions against the source's schema, the output mode
+// against the sink. The same checks run on pipeline files
+// (Session.PipelineFile, `sluice run`) and, without connecting to anything,
+// in LintPipeline (`sluice lint`).
+//
+// # Sources and sinks
+//
+// Source formats (SourceFormats): kafka, eventhubs, rate, rate-micro-batch,
+// socket, and files as text, json or csv. Sink formats (SinkFormats):
+// console, noop, memory (read back with Session.Table), parquet, json,
+// csv, delta, kafka, and foreachBatch (DataStreamWriter.ForeachBatch).
+// Every option of every format — type, default, allowed values — is listed
+// in docs/reference.md and by `sluice options FORMAT`. With a replayable
+// source and an idempotent sink (the file sinks, delta and kafka) a query is
+// exactly-once across crashes: a batch logged but not committed is re-run
+// with the same offsets, and the sink keeps its first copy.
+//
+// # Transformations
+//
+// SelectExpr, Select, WithColumn and Filter take Spark SQL expressions:
+// CAST and TRY_CAST, CASE, arithmetic, comparisons, LIKE, IN, and the
+// functions `sluice functions` lists. With spark.sql.ansi.enabled=true (see
+// WithConf) a value that cannot be cast fails the query, unless
+// DataStreamWriter.DeadLetter names a sink for such rows.
+//
+// # Triggers and backpressure
+//
+// The Trigger decides when batches run: the default (as soon as the last
+// ends), ProcessingTime, AvailableNow or Once. The source's read limits
+// (maxOffsetsPerTrigger, minOffsetsPerTrigger) bound each batch; with the
+// source option sluice.admission=adaptive each batch's limit is chosen from
+// the measured cost per record, and sluice.memory.budget caps the bytes a
+// batch holds. Limits can be changed while the query runs
+// (StreamingQuery.SetLimits). WithGoMemoryLimit also holds the Go heap to
+// the budget.
+//
+// # Watching a query
+//
+// Every batch produces a Progress in Spark's StreamingQueryProgress shape
+// (LastProgress, RecentProgress, or a Listener added with AddListener),
+// with sluice's additions under "sluice": lag in records and seconds, drain
+// ETA, health, the admission decision and a diagnosis of what limited the
+// batch. Snapshot gives the live state; Session.MetricsHandler serves
+// Prometheus metrics.
 package sluice
 
 import (

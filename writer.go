@@ -18,7 +18,6 @@ import (
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/monitor"
 	"github.com/sluice-stream/sluice/internal/options"
-	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/registry"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/source"
@@ -34,7 +33,7 @@ type DataStreamWriter struct {
 	trigger    Trigger
 	name       string
 	stdout     io.Writer
-	listeners  []progress.Listener
+	listeners  []Listener
 	hooks      engineHooks
 	deadLetter *sinkSpec
 	// foreachBatch, when set, is the sink (format "foreachBatch").
@@ -51,13 +50,18 @@ type engineHooks struct {
 	beforeCommit func(batchID int64) error
 }
 
-// Format names the sink: "console", "noop", "memory".
+// Format names the sink: "console" (the default), "noop", "memory",
+// "parquet", "json", "csv", "delta" or "kafka" (SinkFormats lists them;
+// docs/reference.md describes their options). ForeachBatch sets
+// "foreachBatch".
 func (w *DataStreamWriter) Format(format string) *DataStreamWriter {
 	w.format = format
 	return w
 }
 
-// Option sets a sink or query option, e.g. "checkpointLocation".
+// Option sets a sink option, or a query option such as
+// "checkpointLocation", "queryName", "sluice.workers" or
+// "sluice.memory.budget"; numbers and booleans are rendered as text.
 func (w *DataStreamWriter) Option(key string, value any) *DataStreamWriter {
 	w.options[key] = optionString(value)
 	return w
@@ -121,8 +125,9 @@ func (w *DataStreamWriter) Stdout(out io.Writer) *DataStreamWriter {
 
 // AddListener registers a progress listener for this query (Spark's
 // StreamingQueryListener). Started is delivered synchronously before Start
-// returns; the other events asynchronously, in order.
-func (w *DataStreamWriter) AddListener(l progress.Listener) *DataStreamWriter {
+// returns; the other events asynchronously, in order, without ever
+// blocking the query (a listener that falls behind loses events, counted).
+func (w *DataStreamWriter) AddListener(l Listener) *DataStreamWriter {
 	w.listeners = append(w.listeners, l)
 	return w
 }

@@ -15,9 +15,8 @@ import (
 
 	"github.com/sluice-stream/sluice"
 	"github.com/sluice-stream/sluice/internal/procstat"
-	"github.com/sluice-stream/sluice/internal/progress"
-	"github.com/sluice-stream/sluice/internal/trigger"
 	"github.com/sluice-stream/sluice/internal/web"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // uiAddrFlagSet reports whether --ui-addr was given explicitly.
@@ -87,7 +86,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if bl != nil {
-		bl.setAvailableNow(q.Engine().Config().Trigger.Kind == trigger.AvailableNow)
+		bl.setAvailableNow(q.Trigger() == sluice.AvailableNow())
 	}
 	if *uiAddr != "" && *uiAddr != "off" {
 		token := *uiToken

@@ -17,8 +17,8 @@ import (
 
 	"github.com/sluice-stream/sluice/internal/checkpoint"
 	"github.com/sluice-stream/sluice/internal/partition"
-	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // runStatus prints a query's per-partition lag, like

@@ -7,10 +7,8 @@ import (
 	"net/http"
 
 	"github.com/sluice-stream/sluice"
-	"github.com/sluice-stream/sluice/internal/admission"
-	"github.com/sluice-stream/sluice/internal/options"
-	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/web"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // webQuery adapts a running query to the web server's Query interface,
@@ -25,8 +23,8 @@ func (w webQuery) LastProgress() *progress.Progress     { return w.q.LastProgres
 func (w webQuery) RecentProgress() []*progress.Progress { return w.q.RecentProgress() }
 func (w webQuery) Limits() any                          { return w.q.Limits() }
 func (w webQuery) SetLimits(_ context.Context, body json.RawMessage) (any, error) {
-	u, err := admission.ParseLimitsUpdate(body, options.ParseInterval)
-	if err != nil {
+	var u sluice.LimitsUpdate
+	if err := u.UnmarshalJSON(body); err != nil { // its own messages for a malformed body
 		return nil, err
 	}
 	return w.q.SetLimits(u)

@@ -22,7 +22,7 @@ import (
 	"github.com/sluice-stream/sluice"
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/broker/brokertest"
-	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // liveQuery starts a query over a backlog with the UI served on a random

@@ -13,9 +13,9 @@ import (
 
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/loadgen"
-	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/queryrun"
 	"github.com/sluice-stream/sluice/internal/sparktext"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // latencyRun produces at rate for d on a fresh topic while the seed query

@@ -28,7 +28,7 @@ import (
 
 	"github.com/sluice-stream/sluice/internal/lag"
 	"github.com/sluice-stream/sluice/internal/partition"
-	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // Label names.

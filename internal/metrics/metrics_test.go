@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // sample builds a progress report with every group set.

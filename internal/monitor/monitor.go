@@ -46,9 +46,9 @@ import (
 	"github.com/sluice-stream/sluice/internal/lag"
 	"github.com/sluice-stream/sluice/internal/metrics"
 	"github.com/sluice-stream/sluice/internal/partition"
-	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/trigger"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // MethodAtLeast is the PartitionLag.LagMethod of a lower-bound lag: the
@@ -427,7 +427,7 @@ func Throughput(info *engine.BatchInfo, prevStart time.Time) *progress.Throughpu
 func (m *Monitor) observeBatch(q *engine.Query, info *engine.BatchInfo, prevStart time.Time) *progress.Sluice {
 	end := info.TriggerStart.Add(info.Durations["triggerExecution"])
 	s := &progress.Sluice{Timing: Timing(info), Throughput: Throughput(info, prevStart), Admission: admissionInfo(info),
-		Diagnosis: diagnosisInfo(info.Diagnosis)}
+		Diagnosis: DiagnosisInfo(info.Diagnosis)}
 	if q.Config().DeadLetter != nil {
 		n := info.NumDeadLetters
 		s.DeadLetters = &n
@@ -481,8 +481,9 @@ func admissionInfo(info *engine.BatchInfo) *progress.AdmissionInfo {
 	return a
 }
 
-// diagnosisInfo is the progress form of a batch's diagnosis.
-func diagnosisInfo(d diagnose.Result) *progress.DiagnosisInfo {
+// DiagnosisInfo is the progress form of a batch's diagnosis (nil when
+// nothing was found).
+func DiagnosisInfo(d diagnose.Result) *progress.DiagnosisInfo {
 	if d.Limiting == "" && len(d.Findings) == 0 {
 		return nil
 	}

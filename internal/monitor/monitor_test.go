@@ -29,10 +29,10 @@ import (
 	"github.com/sluice-stream/sluice/internal/metrics"
 	"github.com/sluice-stream/sluice/internal/monitor"
 	"github.com/sluice-stream/sluice/internal/partition"
-	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
 	"github.com/sluice-stream/sluice/internal/trigger"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))

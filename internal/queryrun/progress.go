@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // ReadProgress reads a progress JSON-lines file (`sluice run

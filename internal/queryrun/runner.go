@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice"
-	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // Runner starts a query from its pipeline file, appending every batch's

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice"
-	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/report"
 	"github.com/sluice-stream/sluice/internal/sparktext"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // Verdict rules. A phase is stable when all of these hold:

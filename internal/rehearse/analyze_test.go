@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice"
-	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 func TestPercentile(t *testing.T) {

@@ -31,9 +31,9 @@ import (
 	"github.com/sluice-stream/sluice/internal/loadgen"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/procstat"
-	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/queryrun"
 	"github.com/sluice-stream/sluice/internal/report"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // Profile is the load and the knobs of a rehearsal.

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice"
-	"github.com/sluice-stream/sluice/internal/progress"
 	"github.com/sluice-stream/sluice/internal/report"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // Files of a report directory.

@@ -16,7 +16,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // maxLimitsBody bounds the body of a limits request.

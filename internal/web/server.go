@@ -20,7 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluice-stream/sluice/internal/progress"
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // DefaultAddr is where the UI listens unless told otherwise: loopback only.

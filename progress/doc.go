@@ -18,5 +18,9 @@
 //     engine on a slow listener) and JSONLinesWriter (--progress-file).
 //
 // The package knows nothing about Kafka or the engine: the engine fills the
-// structures in; everything here is data, formatting and delivery.
+// structures in; everything here is data, formatting and delivery. It is
+// part of sluice's public API — StreamingQuery.LastProgress returns a
+// *Progress, DataStreamWriter.AddListener takes a Listener — so a program
+// can read every field of a report and build its own listeners; Bus, Recent
+// and JSONLinesWriter are the delivery and history the engine itself uses.
 package progress
