@@ -34,9 +34,6 @@ func (s *Sink) SetDelay(perRow, perBatch time.Duration) {
 	s.perBatch.Store(int64(perBatch))
 }
 
-// Inner returns the wrapped sink.
-func (s *Sink) Inner() sink.Sink { return s.inner }
-
 // Description implements sink.Sink.
 func (s *Sink) Description() string { return s.inner.Description() }
 
