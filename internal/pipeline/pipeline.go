@@ -27,8 +27,9 @@
 // values may be strings, numbers or booleans and are kept exactly as written.
 // Scalar values (never keys) may reference ${VAR} or ${VAR:-default}; "$${"
 // is a literal "${". This package does not know which formats or options
-// exist; the engine validates those and can use File.Errorf and the Line
-// fields to point at the offending line.
+// exist; the registry's specs validate those, and the Line and Column
+// fields (and File.ErrorAt) let the caller point at the offending key, as
+// `sluice lint` does.
 package pipeline
 
 import (

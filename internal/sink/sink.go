@@ -9,6 +9,11 @@
 // crash the engine replays batch N (same id, same rows) and a sink that
 // already committed N must not add its output again. Sinks that cannot be
 // idempotent (console) document it.
+//
+// Each sink package describes itself to the registry (internal/registry)
+// as a Format: name, option spec, output modes, capabilities and
+// constructor. QueryOptions is the one description of the writer options
+// that belong to the query (checkpointLocation and the like).
 package sink
 
 import (

@@ -2,10 +2,13 @@
 // source: offsets it can log and replay, what is available to read, and
 // parallel tasks that read one planned range.
 //
-// Implementations live in the sub-packages (kafka, file, socket, rate). The
-// engine owns the offsets: a source never decides on its own where a batch
-// starts; it is told [start, end) and must read exactly that range, again
-// and again if a batch is replayed after a crash.
+// Implementations live in the sub-packages (kafka, file, socket, rate);
+// each describes itself to the registry (internal/registry) as a Format:
+// name, option spec, schema, replayability and constructor.
+//
+// The engine owns the offsets: a source never decides on its own where a
+// batch starts; it is told [start, end) and must read exactly that range,
+// again and again if a batch is replayed after a crash.
 //
 // How much a batch takes is decided by the engine's planner (package
 // admission), not by the source. A source reports what is available in one
