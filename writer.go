@@ -299,7 +299,7 @@ func (w *DataStreamWriter) check() (*plan, []problem) {
 			add(partSink, "", fmt.Errorf("the %s sink needs a query name (QueryName) to register its table under", p.sink.Name))
 		}
 		p.workers = int(p.sinkVals.Int64("sluice.workers"))
-		if !p.sinkVals.Has("sluice.workers") && confErr["sluice.workers"] == nil {
+		if p.workers == 0 && confErr["sluice.workers"] == nil { // 0: the session's, else the CPUs
 			p.workers = int(conf.Int64("sluice.workers"))
 		}
 		budget, budgetPart, budgetText := p.sinkVals.Size("sluice.memory.budget"), partSink, p.sinkVals.String("sluice.memory.budget")
