@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/sluice-stream/sluice"
+	"github.com/sluice-stream/sluice/internal/pipeline"
 )
 
 // runLint checks pipeline files without connecting to anything: the same
@@ -36,7 +37,7 @@ func runLint(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	problems := []sluice.Problem{}
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := pipeline.ReadFile(f) // a regular file of bounded size, as sluice run reads it
 		if err != nil {
 			problems = append(problems, sluice.Problem{File: f, Message: fmt.Sprintf("cannot read the file: %v", err)})
 			continue

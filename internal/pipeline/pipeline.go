@@ -216,6 +216,10 @@ func Load(path string) (*File, error) {
 	return Parse(path, data, os.LookupEnv)
 }
 
+// ReadFile reads a pipeline file as Load does — a regular file of at most
+// MaxFileSize bytes — for callers that parse it themselves (`sluice lint`).
+func ReadFile(path string) ([]byte, error) { return readRegular(path) }
+
 // readRegular reads a regular file of at most MaxFileSize bytes. The type is
 // checked before opening (opening a FIFO blocks) and again on the open file,
 // and the read stops past the limit even if the file grows meanwhile.
