@@ -219,7 +219,7 @@ func (s *Settings) String() string {
 	if s.Mechanism == "" {
 		return s.Protocol
 	}
-	return fmt.Sprintf("%s (%s, user %q)", s.Protocol, s.Mechanism, s.scrub.text(s.User))
+	return fmt.Sprintf("%s (%s, user %q)", s.Protocol, s.Mechanism, s.scrub.Text(s.User))
 }
 
 // GoString is String, so that %#v does not show the password either.
@@ -254,20 +254,20 @@ func (s *Settings) mechanism() sasl.Mechanism {
 
 // Secrets returns the secret values these settings hold, for callers that
 // must scrub text of their own.
-func (s *Settings) Secrets() []string { return append([]string(nil), s.scrub.secrets...) }
+func (s *Settings) Secrets() []string { return s.scrub.Secrets() }
 
 // Scrub returns err with every secret value and recognisable secret
 // pattern (Redact) removed from its message; errors.Is and errors.As still
 // see the original chain.
-func (s *Settings) Scrub(err error) error { return s.scrub.err(err) }
+func (s *Settings) Scrub(err error) error { return s.scrub.Err(err) }
 
 // ScrubText removes secrets from text.
-func (s *Settings) ScrubText(t string) string { return s.scrub.text(t) }
+func (s *Settings) ScrubText(t string) string { return s.scrub.Text(t) }
 
 // AddSecret registers one more value to scrub (e.g. a whole connection
 // string used as a password).
 func (s *Settings) AddSecret(v string) {
-	s.scrub = newScrubber(append(s.scrub.secrets, v)...)
+	s.scrub = s.scrub.With(v)
 }
 
 // AuthError reports that the brokers refused the client's credentials.
@@ -375,7 +375,7 @@ func (h hook) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Dur
 		return
 	}
 	if (key == kmsg.SASLAuthenticate.Int16() || key == kmsg.SASLHandshake.Int16()) && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err)) {
-		s.authErr = s.scrub.err(err)
+		s.authErr = s.scrub.Err(err)
 		s.authAt = time.Now()
 	}
 }
@@ -390,7 +390,7 @@ func (h hook) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn,
 		return
 	}
 	if errors.Is(err, kerr.SaslAuthenticationFailed) {
-		s.authErr = s.scrub.err(err)
+		s.authErr = s.scrub.Err(err)
 		s.authAt = time.Now()
 		return
 	}
@@ -400,7 +400,7 @@ func (h hook) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn,
 	var rh tls.RecordHeaderError
 	var ae tls.AlertError
 	if errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &rh) || errors.As(err, &ae) {
-		s.tlsErr = s.scrub.err(err)
+		s.tlsErr = s.scrub.Err(err)
 	}
 }
 
