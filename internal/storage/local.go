@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
+	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -44,6 +47,21 @@ func (l *Local) Root() string { return l.root }
 
 // String returns the root directory, for messages.
 func (l *Local) String() string { return l.root }
+
+// URI implements Locator: the file:// URI of name ("" for the root).
+func (l *Local) URI(name string) string {
+	p := l.root
+	if name != "" {
+		p = filepath.Join(l.root, filepath.FromSlash(name))
+	}
+	return FileURI(p)
+}
+
+// FileURI returns the file: URI of an absolute local path
+// ("file:///a/b%20c").
+func FileURI(abs string) string {
+	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
+}
 
 // Path returns the local path of name.
 func (l *Local) Path(name string) (string, error) {
@@ -147,16 +165,17 @@ func (l *Local) mkdirs(dir string) error {
 }
 
 type localWriter struct {
-	l     *Local
-	f     tempFile
-	final string
-	mode  Mode
-	err   error // first write error
-	done  bool
+	l        *Local
+	f        tempFile
+	final    string
+	mode     Mode
+	err      error // first write error
+	finished bool  // Finish ran: the temporary file is synced and closed
+	done     bool
 }
 
 func (w *localWriter) Write(p []byte) (int, error) {
-	if w.done {
+	if w.done || w.finished {
 		return 0, fmt.Errorf("storage: write %s: writer already finished", w.final)
 	}
 	if w.err != nil {
@@ -175,17 +194,21 @@ func (w *localWriter) Abort() {
 		return
 	}
 	w.done = true
-	_ = w.f.Close()
+	if !w.finished {
+		_ = w.f.Close()
+	}
 	_ = w.l.fs.Remove(w.f.Name())
 }
 
-// Commit implements Writer: fsync and close the temporary file, move it
-// into place, fsync the directory.
-func (w *localWriter) Commit() error {
+// Finish implements Writer: fsync and close the temporary file.
+func (w *localWriter) Finish() error {
 	if w.done {
-		return fmt.Errorf("storage: commit %s: writer already finished", w.final)
+		return fmt.Errorf("storage: finish %s: writer already finished", w.final)
 	}
-	w.done = true
+	if w.finished {
+		return nil
+	}
+	w.finished = true
 	tmp := w.f.Name()
 	err := w.err
 	if err == nil {
@@ -197,9 +220,25 @@ func (w *localWriter) Commit() error {
 		err = fmt.Errorf("storage: write %s: %w", w.final, cerr)
 	}
 	if err != nil {
+		w.done = true
 		_ = w.l.fs.Remove(tmp)
 		return err
 	}
+	return nil
+}
+
+// Commit implements Writer: finish the temporary file, move it into
+// place, fsync the directory.
+func (w *localWriter) Commit() error {
+	if w.done {
+		return fmt.Errorf("storage: commit %s: writer already finished", w.final)
+	}
+	if err := w.Finish(); err != nil {
+		return err
+	}
+	w.done = true
+	tmp := w.f.Name()
+	var err error
 	if w.mode == Replace {
 		err = w.l.fs.Rename(tmp, w.final)
 	} else {
@@ -259,6 +298,22 @@ func (l *Local) Get(ctx context.Context, name string) ([]byte, error) {
 	return data, nil
 }
 
+// Open implements Store.
+func (l *Local) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	p, err := l.Path(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("storage: read: %w", err)
+	}
+	return f, nil
+}
+
 // List implements Store. Temporary files are left out.
 func (l *Local) List(ctx context.Context, dir string) ([]Entry, error) {
 	p, err := l.dirPath(dir)
@@ -280,7 +335,13 @@ func (l *Local) List(ctx context.Context, dir string) ([]Entry, error) {
 		if IsTemp(e.Name()) {
 			continue
 		}
-		out = append(out, Entry{Name: e.Name(), IsDir: e.IsDir()})
+		ent := Entry{Name: e.Name(), IsDir: e.IsDir()}
+		if !ent.IsDir {
+			if info, err := e.Info(); err == nil {
+				ent.Size, ent.ModTime = info.Size(), info.ModTime()
+			}
+		}
+		out = append(out, ent)
 	}
 	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
@@ -344,4 +405,41 @@ func (l *Local) removeTemp(dir string) error {
 		}
 	}
 	return nil
+}
+
+// removeEmptyDirs removes dir and the directories under it that are empty
+// (DeleteAll's clean-up; object stores have no directories to remove).
+func (l *Local) removeEmptyDirs(dir string) error {
+	p, err := l.dirPath(dir)
+	if err != nil {
+		return err
+	}
+	var walk func(p string) error
+	walk = func(p string) error {
+		ents, err := l.fs.ReadDir(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if e.IsDir() {
+				if err := walk(filepath.Join(p, e.Name())); err != nil {
+					return err
+				}
+			}
+		}
+		if p == l.root {
+			return nil
+		}
+		if err := l.fs.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) && !isNotEmpty(err) {
+			return err
+		}
+		return nil
+	}
+	if err := walk(p); err != nil {
+		return fmt.Errorf("storage: delete: %w", err)
+	}
+	return l.fs.SyncDir(filepath.Dir(p))
 }

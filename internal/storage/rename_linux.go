@@ -21,3 +21,6 @@ func renameNoReplace(oldname, newname string) error {
 	}
 	return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: err}
 }
+
+// isNotEmpty reports a failed removal of a directory that has entries.
+func isNotEmpty(err error) bool { return errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) }

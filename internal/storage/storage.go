@@ -24,12 +24,18 @@
 //     particular they must not delete data a possibly written commit refers
 //     to.
 //
-// Local, on the local file system, is the first implementation; object
-// stores (Azure Blob / ADLS, S3) implement the same interface with their
-// conditional writes (If-None-Match: *). WriteOnce adds the idempotent
-// replay rule the logs share, Sub scopes a Store to a sub-directory and
-// ReadOnly refuses writes. NewUUID makes the random names and ids sluice
-// needs.
+// Local, on the local file system, is one implementation; the object
+// stores — Azure Blob Storage / ADLS Gen2 (abfss://, wasbs://, az://) and
+// S3 (s3a://, s3://) — are the others, with the same guarantees from the
+// stores' own primitives: an upload becomes visible whole when it
+// completes, and put-if-absent is a conditional write (If-None-Match: *).
+// Resolver turns a path or URI into the Store that holds it, with
+// credentials from the SDKs' default chains and from Spark/Hadoop's option
+// names (see Conf); docs/storage.md is the user's guide.
+//
+// WriteOnce adds the idempotent replay rule the logs share, Sub scopes a
+// Store to a sub-directory and ReadOnly refuses writes. NewUUID makes the
+// random names and ids sluice needs.
 package storage
 
 import (
@@ -40,7 +46,9 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -89,6 +97,10 @@ type Entry struct {
 	Name string
 	// IsDir is true for a directory (a common prefix on object stores).
 	IsDir bool
+	// Size and ModTime describe a file (zero for a directory); ModTime is
+	// the time the file was written (an object's Last-Modified).
+	Size    int64
+	ModTime time.Time
 }
 
 // Store is a place for crash-safe files. Implementations are safe for
@@ -105,6 +117,10 @@ type Store interface {
 	// Get returns the content of name; a missing name gives an error
 	// wrapping ErrNotExist.
 	Get(ctx context.Context, name string) ([]byte, error)
+	// Open streams the content of name, for files too large to hold in
+	// memory; a missing name gives an error wrapping ErrNotExist. The
+	// caller closes the reader.
+	Open(ctx context.Context, name string) (io.ReadCloser, error)
 	// List returns the entries directly under dir ("" for the root),
 	// sorted by name. A missing dir is empty. Files being written (not yet
 	// committed) are not listed.
@@ -116,9 +132,19 @@ type Store interface {
 // Writer streams one file into a Store.
 type Writer interface {
 	io.Writer
+	// Finish ends the writing and does the slow part of making the bytes
+	// durable without making them visible: on the local disk it fsyncs
+	// and closes the temporary file, on an object store it uploads the
+	// blocks still buffered (a file small enough for one request stays
+	// buffered until Commit). Calling it is optional; Write fails after it.
+	// A caller that decides whether to publish only once the file is
+	// written (the state store's snapshots) calls Finish, then Commit or
+	// Abort.
+	Finish() error
 	// Commit makes the written bytes visible under the name, atomically
 	// and durably, or fails (with ErrExist for a taken name in IfAbsent
-	// mode). The Writer cannot be used afterwards.
+	// mode). It finishes the file first if Finish was not called. The
+	// Writer cannot be used afterwards.
 	Commit() error
 	// Abort discards what was written. It is a no-op after Commit or a
 	// previous Abort.
@@ -221,6 +247,25 @@ func (s *subStore) Get(ctx context.Context, name string) ([]byte, error) {
 	return s.s.Get(ctx, n)
 }
 
+func (s *subStore) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	n, err := s.name(name)
+	if err != nil {
+		return nil, err
+	}
+	return s.s.Open(ctx, n)
+}
+
+// URI implements Locator.
+func (s *subStore) URI(name string) string {
+	if name == "" {
+		return URI(s.s, s.dir)
+	}
+	return URI(s.s, s.dir+"/"+name)
+}
+
+// String names the sub-store's directory, for messages.
+func (s *subStore) String() string { return s.URI("") }
+
 func (s *subStore) List(ctx context.Context, dir string) ([]Entry, error) {
 	if err := checkDir(dir); err != nil {
 		return nil, err
@@ -255,9 +300,103 @@ func (r readOnly) Create(_ context.Context, name string, _ Mode) (Writer, error)
 	return nil, r.refuse(name)
 }
 func (r readOnly) Get(ctx context.Context, name string) ([]byte, error) { return r.s.Get(ctx, name) }
+func (r readOnly) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	return r.s.Open(ctx, name)
+}
+func (r readOnly) URI(name string) string { return URI(r.s, name) }
+func (r readOnly) String() string         { return URI(r.s, "") }
 func (r readOnly) List(ctx context.Context, dir string) ([]Entry, error) {
 	return r.s.List(ctx, dir)
 }
 func (r readOnly) Delete(_ context.Context, names ...string) error {
 	return r.refuse(strings.Join(names, ", "))
+}
+
+// Locator is implemented by stores that can name their files as URIs
+// (file:///…, abfss://…, s3a://…): what logs that list files by full path
+// (the file sink's _spark_metadata) and messages use.
+type Locator interface {
+	// URI returns the URI of name ("" for the store's root).
+	URI(name string) string
+}
+
+// URI returns the URI of name in s ("" for the root) when s is a Locator,
+// otherwise name itself.
+func URI(s Store, name string) string {
+	if l, ok := s.(Locator); ok {
+		return l.URI(name)
+	}
+	return name
+}
+
+// LocalRoot returns the local directory of s when s is a Local store or a
+// Sub or ReadOnly view of one: what code that must hand a directory to a
+// library doing its own I/O (Pebble) needs. ok is false for object stores.
+func LocalRoot(s Store) (dir string, ok bool) {
+	switch v := s.(type) {
+	case *Local:
+		return v.root, true
+	case *subStore:
+		root, ok := LocalRoot(v.s)
+		if !ok {
+			return "", false
+		}
+		return filepath.Join(root, filepath.FromSlash(v.dir)), true
+	case readOnly:
+		return LocalRoot(v.s)
+	}
+	return "", false
+}
+
+// Walk calls fn for every file under dir ("" for the root), depth first in
+// name order, with its name relative to the store's root; a directory is
+// skipped when skipDir returns true for its name (nil: none is). It lists
+// each directory once (one List request per directory on object stores).
+func Walk(ctx context.Context, s Store, dir string, skipDir func(name string) bool, fn func(name string, e Entry) error) error {
+	ents, err := s.List(ctx, dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		name := e.Name
+		if dir != "" {
+			name = dir + "/" + e.Name
+		}
+		if e.IsDir {
+			if skipDir != nil && skipDir(name) {
+				continue
+			}
+			if err := Walk(ctx, s, name, skipDir, fn); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := fn(name, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteAll deletes every file under dir (a directory of a Local store is
+// removed too once empty; object stores have no directories).
+func DeleteAll(ctx context.Context, s Store, dir string) error {
+	var names []string
+	if err := Walk(ctx, s, dir, nil, func(name string, _ Entry) error {
+		names = append(names, name)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for len(names) > 0 {
+		n := min(len(names), 1000)
+		if err := s.Delete(ctx, names[:n]...); err != nil {
+			return err
+		}
+		names = names[n:]
+	}
+	if l, ok := s.(*Local); ok {
+		return l.removeEmptyDirs(dir)
+	}
+	return nil
 }
