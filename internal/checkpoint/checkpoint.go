@@ -18,6 +18,12 @@
 // identical bytes is a no-op (an idempotent replay), with different bytes
 // an error (another writer). OpenReadOnly reads a checkpoint another
 // process may be writing, without its lock.
+//
+// A checkpoint may live on an object store (abfss://…, s3a://…; see
+// WithResolver): there is no lock file there. Two runs of one query on
+// such a checkpoint are told apart by the logs' put-if-absent: the second
+// to write offsets/N (the batch files carry each run's own timestamp)
+// fails with ErrConflict, so at most one of them ever commits a batch.
 package checkpoint
 
 import (
@@ -30,6 +36,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/sluice-stream/sluice/internal/storage"
@@ -72,27 +79,81 @@ var ErrReadOnly = errors.New("checkpoint: opened read-only")
 // without the lock by OpenReadOnly. Its methods are safe for concurrent
 // use.
 type Checkpoint struct {
-	dir      string
+	dir      string // absolute path, or the URI of a remote checkpoint
+	remote   bool
 	id       string
 	store    storage.Store
-	lock     *fileLock // nil when read-only
+	lock     *fileLock // nil when read-only or remote
 	readOnly bool
 
 	mu     sync.Mutex
 	closed bool
 }
 
-// Open opens the checkpoint in dir, creating dir, offsets/ and commits/ as
-// needed, takes the exclusive lock (refusing a second opener in this or
-// another process), removes stale temp files and reads the query id from
-// metadata, creating it with a fresh UUID v4 on first use.
-func Open(dir string) (*Checkpoint, error) {
-	if dir == "" {
-		return nil, errors.New("checkpoint: empty directory name")
+// Option configures Open, OpenReadOnly and QueryID.
+type Option func(*openConfig)
+
+type openConfig struct {
+	resolver *storage.Resolver
+}
+
+// WithResolver resolves the checkpoint location with r, so it may be a URI
+// of an object store (abfss://…, s3a://…) with r's credentials. Without it
+// a URI is resolved with the environment's credentials only.
+func WithResolver(r *storage.Resolver) Option { return func(c *openConfig) { c.resolver = r } }
+
+// resolve returns the store of dir and whether it is remote.
+func resolve(dir string, opts []Option) (storage.Store, storage.Location, error) {
+	if strings.TrimSpace(dir) == "" {
+		return nil, storage.Location{}, errors.New("checkpoint: empty directory name")
 	}
-	local, err := storage.NewLocal(dir)
+	var cfg openConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	loc, err := storage.ParseLocation(dir)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
+		return nil, loc, fmt.Errorf("checkpoint: %w", err)
+	}
+	r := cfg.resolver
+	if r == nil && !loc.IsLocal() {
+		if r, err = storage.NewResolver(nil); err != nil {
+			return nil, loc, fmt.Errorf("checkpoint: %w", err)
+		}
+	}
+	if loc.IsLocal() {
+		st, err := storage.NewLocal(loc.Path)
+		if err != nil {
+			return nil, loc, fmt.Errorf("checkpoint: %w", err)
+		}
+		return st, loc, nil
+	}
+	st, err := r.ResolveLocation(context.Background(), loc)
+	if err != nil {
+		return nil, loc, fmt.Errorf("checkpoint: %w", err)
+	}
+	return st, loc, nil
+}
+
+// Open opens the checkpoint in dir (a local directory, or a URI with
+// WithResolver), creating dir, offsets/ and commits/ as needed, takes the
+// exclusive lock (refusing a second opener in this or another process;
+// local checkpoints only), removes stale temp files and reads the query id
+// from metadata, creating it with a fresh UUID v4 on first use.
+func Open(dir string, opts ...Option) (*Checkpoint, error) {
+	st, loc, err := resolve(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	local, ok := st.(*storage.Local)
+	if !ok {
+		c := &Checkpoint{dir: loc.String(), remote: true, store: st}
+		id, err := c.loadOrCreateID()
+		if err != nil {
+			return nil, err
+		}
+		c.id = id
+		return c, nil
 	}
 	abs := local.Root()
 	if err := os.MkdirAll(abs, 0o755); err != nil {
@@ -119,22 +180,21 @@ func Open(dir string) (*Checkpoint, error) {
 // concurrent query never shows a torn file, but a file listed by one call
 // may be purged before the next reads it (an error wrapping
 // fs.ErrNotExist); callers retry.
-func OpenReadOnly(dir string) (*Checkpoint, error) {
-	if dir == "" {
-		return nil, errors.New("checkpoint: empty directory name")
-	}
-	info, err := os.Stat(dir)
+func OpenReadOnly(dir string, opts ...Option) (*Checkpoint, error) {
+	st, loc, err := resolve(dir, opts)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
+		return nil, err
 	}
-	if !info.IsDir() {
-		return nil, fmt.Errorf("checkpoint %s: not a directory", dir)
+	c := &Checkpoint{dir: loc.String(), remote: !loc.IsLocal(), store: storage.ReadOnly(st), readOnly: true}
+	if loc.IsLocal() {
+		info, err := os.Stat(loc.Path)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint: %w", err)
+		}
+		if !info.IsDir() {
+			return nil, fmt.Errorf("checkpoint %s: not a directory", loc.Path)
+		}
 	}
-	local, err := storage.NewLocal(dir)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
-	}
-	c := &Checkpoint{dir: local.Root(), store: storage.ReadOnly(local), readOnly: true}
 	id, ok, err := c.readID()
 	if err != nil {
 		return nil, err
@@ -144,6 +204,22 @@ func OpenReadOnly(dir string) (*Checkpoint, error) {
 	}
 	return c, nil
 }
+
+// path names a file of the checkpoint in messages.
+func (c *Checkpoint) path(name string) string {
+	if c.remote {
+		return c.dir + "/" + name
+	}
+	return filepath.Join(c.dir, filepath.FromSlash(name))
+}
+
+// Store returns the checkpoint's storage (read-only when opened with
+// OpenReadOnly): sources that keep logs of their own under sources/<i>
+// (the file source's seen-files log) write there.
+func (c *Checkpoint) Store() storage.Store { return c.store }
+
+// IsRemote reports whether the checkpoint is on an object store.
+func (c *Checkpoint) IsRemote() bool { return c.remote }
 
 func (c *Checkpoint) init(local *storage.Local) error {
 	for _, d := range []string{offsetsDir, commitsDir} {
@@ -179,7 +255,7 @@ func (c *Checkpoint) readID() (id string, ok bool, err error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", false, nil
 	}
-	path := filepath.Join(c.dir, metadataFile)
+	path := c.path(metadataFile)
 	if err != nil {
 		return "", false, fmt.Errorf("checkpoint: read %s: %w", path, err)
 	}
@@ -225,7 +301,8 @@ func (c *Checkpoint) writeOnce(name string, data []byte) error {
 // ID returns the query id stored in metadata (Spark's StreamingQuery.id).
 func (c *Checkpoint) ID() string { return c.id }
 
-// Dir returns the checkpoint directory as an absolute path.
+// Dir returns the checkpoint directory as an absolute path, or the URI of
+// a remote checkpoint.
 func (c *Checkpoint) Dir() string { return c.dir }
 
 // StateStore returns the store of stateful operators' state, the state/
@@ -361,9 +438,20 @@ func (c *Checkpoint) Purge(minBatchesToRetain int) error {
 }
 
 // Size walks the checkpoint directory and returns the total size in bytes
-// of its regular files and their number, for diagnosing a checkpoint that
-// grows too fast.
+// of its files and their number, for diagnosing a checkpoint that grows
+// too fast (one listing per directory on object stores).
 func (c *Checkpoint) Size() (bytes int64, files int, err error) {
+	if c.remote {
+		err = storage.Walk(ctx, c.store, "", nil, func(_ string, e storage.Entry) error {
+			bytes += e.Size
+			files++
+			return nil
+		})
+		if err != nil {
+			return 0, 0, fmt.Errorf("checkpoint: size of %s: %w", c.dir, err)
+		}
+		return bytes, files, nil
+	}
 	err = filepath.WalkDir(c.dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) { // removed by a concurrent purge
@@ -396,8 +484,8 @@ func (c *Checkpoint) Size() (bytes int64, files int, err error) {
 // key their idempotence on the query id (Delta's txn appId, Kafka's
 // transactional id) need it before the query starts. It takes the lock
 // briefly, so it fails like Open when another query holds the checkpoint.
-func QueryID(dir string) (string, error) {
-	c, err := Open(dir)
+func QueryID(dir string, opts ...Option) (string, error) {
+	c, err := Open(dir, opts...)
 	if err != nil {
 		return "", err
 	}

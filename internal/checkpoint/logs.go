@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -195,7 +194,7 @@ func (c *Checkpoint) ReadOffsets(id int64) (BatchMetadata, []string, error) {
 		return BatchMetadata{}, nil, err
 	}
 	defer c.mu.Unlock()
-	path := filepath.Join(c.dir, offsetsDir, name)
+	path := c.path(offsetsDir + "/" + name)
 	data, err := c.store.Get(ctx, offsetsDir+"/"+name)
 	if err != nil {
 		return BatchMetadata{}, nil, fmt.Errorf("checkpoint: read offsets of batch %d: %w", id, err)
@@ -242,7 +241,7 @@ func (c *Checkpoint) ReadCommit(id int64) (nextWatermarkMs int64, err error) {
 		return 0, err
 	}
 	defer c.mu.Unlock()
-	path := filepath.Join(c.dir, commitsDir, name)
+	path := c.path(commitsDir + "/" + name)
 	data, err := c.store.Get(ctx, commitsDir+"/"+name)
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint: read commit of batch %d: %w", id, err)
@@ -306,7 +305,7 @@ func (c *Checkpoint) ReadSourceInitial(i int) (js string, ok bool, err error) {
 		return "", false, err
 	}
 	defer c.mu.Unlock()
-	path := filepath.Join(c.dir, sourcesDir, strconv.Itoa(i), "0")
+	path := c.path(sourcesDir + "/" + strconv.Itoa(i) + "/0")
 	data, err := c.store.Get(ctx, sourceInitialName(i))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", false, nil
