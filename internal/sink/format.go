@@ -7,6 +7,7 @@ import (
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // Format describes a sink format to the registry (internal/registry): its
@@ -65,6 +66,10 @@ type Env struct {
 	RegisterTable func(name string, t Table)
 	// ForeachBatch is the function of the foreachBatch sink.
 	ForeachBatch func(ctx context.Context, b *batch.Batch, batchID int64) error
+	// Storage resolves paths and object-store URIs (abfss://…, s3a://…)
+	// with the session's storage settings; nil resolves with the
+	// environment's credentials only.
+	Storage *storage.Resolver
 }
 
 // Table is an in-memory result table (the memory sink's), readable while

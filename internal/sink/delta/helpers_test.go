@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/sink"
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 var testFields = []batch.Field{
@@ -183,10 +184,19 @@ func mustSnapshot(t *testing.T, dir string) ([]string, map[string]int64, int64) 
 	return files, txn, v
 }
 
+// logIn opens the Delta log in the local directory dir.
+func logIn(dir string) (deltaLog, error) {
+	st, err := storage.NewLocal(dir)
+	if err != nil {
+		return deltaLog{}, err
+	}
+	return deltaLog{dir: st.Root(), st: st}, nil
+}
+
 // mustOpenLog opens the Delta log in dir.
 func mustOpenLog(t *testing.T, dir string) deltaLog {
 	t.Helper()
-	lg, err := openDeltaLog(dir)
+	lg, err := logIn(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +205,7 @@ func mustOpenLog(t *testing.T, dir string) deltaLog {
 
 // loadState replays the Delta log in dir.
 func loadState(dir string, useCheckpoints bool) (*state, error) {
-	lg, err := openDeltaLog(dir)
+	lg, err := logIn(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +214,7 @@ func loadState(dir string, useCheckpoints bool) (*state, error) {
 
 // readCheckpoint loads the checkpoint file at path.
 func readCheckpoint(path string) (*state, error) {
-	lg, err := openDeltaLog(filepath.Dir(path))
+	lg, err := logIn(filepath.Dir(path))
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +223,7 @@ func readCheckpoint(path string) (*state, error) {
 
 // listDeltaLog lists the Delta log in dir.
 func listDeltaLog(dir string) (logListing, error) {
-	lg, err := openDeltaLog(dir)
+	lg, err := logIn(dir)
 	if err != nil {
 		return logListing{}, err
 	}

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sluice-stream/sluice/internal/sink/file"
 	"github.com/sluice-stream/sluice/internal/storage"
 )
 
@@ -95,13 +95,17 @@ type deltaLog struct {
 	st  storage.Store
 }
 
-// openDeltaLog returns the log in the local directory dir.
-func openDeltaLog(dir string) (deltaLog, error) {
-	st, err := storage.NewLocal(dir)
+// openDeltaLog returns the log of the table whose directory is root.
+func openDeltaLog(root storage.Store) (deltaLog, error) {
+	st, err := storage.Sub(root, LogDir)
 	if err != nil {
 		return deltaLog{}, fmt.Errorf("delta log: %w", err)
 	}
-	return deltaLog{dir: st.Root(), st: st}, nil
+	dir := storage.URI(st, "")
+	if d, ok := storage.LocalRoot(st); ok {
+		dir = d
+	}
+	return deltaLog{dir: dir, st: st}, nil
 }
 
 // ctx is the context of the log's storage calls, which are local and
@@ -261,17 +265,27 @@ func (lg deltaLog) load(useCheckpoints bool) (*state, error) {
 	return s, nil
 }
 
-// Snapshot replays the Delta table at path (using its latest checkpoint
-// when there is one) and returns its live data files (paths relative to
-// the table root, URI-decoded, sorted), the latest transaction version per
+// Snapshot replays the Delta table at path (a local directory, or a URI
+// resolved with the options' resolver; using its latest checkpoint when
+// there is one) and returns its live data files (paths relative to the
+// table root, URI-decoded, sorted), the latest transaction version per
 // application id (streaming query id), and the table version. A path
 // without a log has version -1 and no files.
-func Snapshot(path string) (files []string, txn map[string]int64, version int64, err error) {
-	return snapshot(path, true)
+func Snapshot(path string, opts ...file.Option) (files []string, txn map[string]int64, version int64, err error) {
+	root, err := file.ResolveRoot(path, opts...)
+	if err != nil {
+		return nil, nil, -1, err
+	}
+	return SnapshotStore(root)
 }
 
-func snapshot(path string, useCheckpoints bool) ([]string, map[string]int64, int64, error) {
-	lg, err := openDeltaLog(filepath.Join(path, LogDir))
+// SnapshotStore is Snapshot for the table whose directory is root.
+func SnapshotStore(root storage.Store) (files []string, txn map[string]int64, version int64, err error) {
+	return snapshot(root, true)
+}
+
+func snapshot(root storage.Store, useCheckpoints bool) ([]string, map[string]int64, int64, error) {
+	lg, err := openDeltaLog(root)
 	if err != nil {
 		return nil, nil, -1, err
 	}

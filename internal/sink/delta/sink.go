@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,11 +44,12 @@ const (
 
 // Spec describes the Delta sink's options.
 var Spec = &options.Spec{What: "delta sink", Fields: []options.Field{
-	{Name: file.OptPath, Type: options.Path, Required: true, Doc: "Table directory (created if missing); `file://` URIs are accepted."},
+	{Name: file.OptPath, Type: options.Path, Required: true, Doc: "Table directory: a local path (created if missing), a `file://` URI, or an object-store URI (`abfss://container@account.dfs.core.windows.net/path`, `s3a://bucket/path`…; see docs/storage.md)."},
 	{Name: file.OptPartitionBy, Type: options.List, Doc: "Comma-separated partition columns of a new table; for an existing table it must match the table's (or be left out)."},
 	file.ParquetCompressionField,
 	file.MaxRecordsPerFileField,
 	file.RowGroupBytesField,
+	file.TargetFileSizeField,
 }}
 
 // Format registers "delta".
@@ -68,7 +68,7 @@ var Format = sink.Format{
 		if err != nil {
 			return nil, err
 		}
-		s, err := open(c, env.QueryID)
+		s, err := open(c, env.QueryID, file.WithResolver(env.Storage))
 		if err != nil {
 			return nil, err
 		}
@@ -84,6 +84,7 @@ type config struct {
 	compression string
 	maxRecords  int64
 	rowGroup    int64
+	targetSize  int64
 }
 
 func parseOptions(o options.Values) (config, error) {
@@ -91,11 +92,15 @@ func parseOptions(o options.Values) (config, error) {
 	if !ok || strings.TrimSpace(p) == "" {
 		return config{}, fmt.Errorf("delta sink: %w", &options.Error{Option: file.OptPath, Allowed: "required: the table directory"})
 	}
-	abs, err := filepath.Abs(strings.TrimPrefix(p, "file://"))
+	loc, err := storage.ParseLocation(p)
 	if err != nil {
-		return config{}, fmt.Errorf("delta sink: option path: %w", err)
+		return config{}, fmt.Errorf("delta sink: option %q: %w", file.OptPath, err)
 	}
-	c := config{path: abs, compression: o.Enum(OptCompression), maxRecords: o.Int64(OptMaxRecordsPerFile), rowGroup: o.Int64(OptRowGroupBytes)}
+	c := config{path: loc.String(), compression: o.Enum(OptCompression), maxRecords: o.Int64(OptMaxRecordsPerFile), rowGroup: o.Int64(OptRowGroupBytes),
+		targetSize: o.Size(file.OptTargetFileSize)}
+	if c.targetSize != 0 && c.targetSize < 1<<10 {
+		return config{}, fmt.Errorf("delta sink: %w", &options.Error{Option: file.OptTargetFileSize, Value: o.String(file.OptTargetFileSize), Allowed: `allowed: a size of at least 1KiB such as "128MiB", or 0 for no limit`})
+	}
 	if c.partitionBy, err = file.ParsePartitionBy(o.String(file.OptPartitionBy)); err != nil {
 		return config{}, fmt.Errorf("delta sink: %w", err)
 	}
@@ -104,13 +109,16 @@ func parseOptions(o options.Values) (config, error) {
 
 // Sink writes a Delta table. Create it with New.
 type Sink struct {
-	path        string
+	path        string        // the table's absolute path or URI
+	root        storage.Store // the table directory
 	dlog        deltaLog
 	queryID     string
 	partitionBy []string // as given; nil means "the table's"
 	pq          parquetio.Options
 	ext         string
 	maxRecords  int64
+	targetSize  int64
+	maxAttempts int
 	log         *slog.Logger
 	now         func() time.Time
 
@@ -136,11 +144,15 @@ var _ sink.Sink = (*Sink)(nil)
 //	compression                   snappy (default), zstd, gzip, none
 //	maxRecordsPerFile             rows per data file (default 0: no limit)
 //	sluice.parquet.rowGroupBytes  Parquet row-group bound (default 64 MiB)
+//	sluice.targetFileSize         start a new data file once one holds
+//	                              about this many bytes (default: no limit)
 //
-// The query's options (sink.QueryOptions) are accepted and ignored. An
-// existing log is read now, so a table that sluice cannot write (newer
-// protocol, other partitioning) fails here.
-func New(opts map[string]string, queryID string) (*Sink, error) {
+// The query's options (sink.QueryOptions) are accepted and ignored. path
+// may be an object-store URI (abfss://…, s3a://…; see package storage,
+// and file.WithResolver for credentials). An existing log is read now, so
+// a table that sluice cannot write (newer protocol, other partitioning)
+// fails here.
+func New(opts map[string]string, queryID string, fo ...file.Option) (*Sink, error) {
 	v, err := Spec.Read(opts, sink.QueryOptions)
 	if err != nil {
 		return nil, fmt.Errorf("delta sink: %w", err)
@@ -149,25 +161,30 @@ func New(opts map[string]string, queryID string) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	return open(c, queryID)
+	return open(c, queryID, fo...)
 }
 
 // open reads (or creates) the table and returns the sink.
-func open(c config, queryID string) (*Sink, error) {
+func open(c config, queryID string, fo ...file.Option) (*Sink, error) {
 	if strings.TrimSpace(queryID) == "" {
 		return nil, errors.New("delta sink: a query id is required")
 	}
-	abs := c.path
-	s := &Sink{path: abs, queryID: queryID, log: slog.Default(), now: time.Now, partitionBy: c.partitionBy, maxRecords: c.maxRecords}
+	s := &Sink{path: c.path, queryID: queryID, log: slog.Default(), now: time.Now, partitionBy: c.partitionBy,
+		maxRecords: c.maxRecords, targetSize: c.targetSize, maxAttempts: maxCommitAttempts}
 	var err error
-	if s.dlog, err = openDeltaLog(filepath.Join(abs, LogDir)); err != nil {
+	if s.root, err = file.ResolveRoot(c.path, fo...); err != nil {
+		return nil, fmt.Errorf("delta sink: %w", err)
+	}
+	if s.dlog, err = openDeltaLog(s.root); err != nil {
 		return nil, fmt.Errorf("delta sink: %w", err)
 	}
 	codec, infix, _ := parquetio.Codec(c.compression)
 	s.ext = infix + ".parquet"
 	s.pq = parquetio.Options{Codec: codec, RowGroupBytes: c.rowGroup}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return nil, fmt.Errorf("delta sink: creating %s: %w", abs, err)
+	if dir, ok := storage.LocalRoot(s.root); ok {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("delta sink: creating %s: %w", dir, err)
+		}
 	}
 	if s.st, err = s.dlog.load(true); err != nil {
 		return nil, fmt.Errorf("delta sink: %w", err)
@@ -177,6 +194,17 @@ func open(c config, queryID string) (*Sink, error) {
 	}
 	return s, nil
 }
+
+// SetMemoryBudget implements sink.Budgeted: on an object store a quarter
+// of the query's memory budget (at least two blocks) bounds the upload
+// buffers of the sink's writers; the bytes reserved are returned.
+func (s *Sink) SetMemoryBudget(budget int64) int64 {
+	n, _ := storage.SetUploadMemory(s.root, budget/4)
+	return n
+}
+
+// Root returns the store of the table directory.
+func (s *Sink) Root() storage.Store { return s.root }
 
 // SetLogger sets where the sink logs (slog.Default otherwise).
 func (s *Sink) SetLogger(l *slog.Logger) { s.log = l }
@@ -241,6 +269,9 @@ func (w *writer) Close(ctx context.Context) (sink.Message, error) {
 
 func (w *writer) Abort(context.Context) { w.tw.Abort() }
 
+// StoreTime implements sink.StoreTimer.
+func (w *writer) StoreTime() time.Duration { return w.tw.StoreTime() }
+
 type skipWriter struct{}
 
 func (skipWriter) Write(context.Context, *batch.Batch) error   { return nil }
@@ -269,7 +300,7 @@ func (s *Sink) NewWriter(_ context.Context, batchID int64, task int, schema batc
 	}
 	uuid := storage.NewUUID()
 	tw, err := file.NewTaskWriter(file.TaskConfig{
-		Root:        s.path,
+		Store:       s.root,
 		Format:      file.Parquet,
 		Schema:      schema,
 		PartitionBy: parts,
@@ -278,6 +309,7 @@ func (s *Sink) NewWriter(_ context.Context, batchID int64, task int, schema batc
 		},
 		Parquet:           s.pq,
 		MaxRecordsPerFile: s.maxRecords,
+		TargetFileSize:    s.targetSize,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delta sink: %w", err)
@@ -320,7 +352,9 @@ func (s *Sink) Commit(ctx context.Context, batchID int64, msgs []sink.Message) e
 	committed := false
 	defer func() {
 		if !committed {
-			file.RemoveFiles(files)
+			if err := file.RemoveFiles(ctx, s.root, files); err != nil {
+				s.log.Warn("cannot delete the data files of a batch that was not committed; they are orphans no reader of the log sees", "sink", s.Description(), "err", err)
+			}
 		}
 	}()
 	for attempt := 1; ; attempt++ {
@@ -367,7 +401,7 @@ func (s *Sink) Commit(ctx context.Context, batchID int64, msgs []sink.Message) e
 			return fmt.Errorf("delta sink: committing version %d: %w", version, err)
 		}
 		s.log.Info("delta table version taken by another writer; retrying", "sink", s.Description(), "version", version, "attempt", attempt)
-		if attempt == maxCommitAttempts {
+		if attempt >= s.maxAttempts {
 			return fmt.Errorf("%w: batch %d, last tried version %d, %d attempts", ErrConcurrentWriter, batchID, version, attempt)
 		}
 	}

@@ -531,8 +531,8 @@ func TestCheckpoint(t *testing.T) {
 
 	same := func(label string) {
 		t.Helper()
-		f1, t1, v1, err1 := snapshot(dir, true)
-		f2, t2, v2, err2 := snapshot(dir, false)
+		f1, t1, v1, err1 := snapshot(localStore(t, dir), true)
+		f2, t2, v2, err2 := snapshot(localStore(t, dir), false)
 		if err1 != nil || err2 != nil {
 			t.Fatalf("%s: %v / %v", label, err1, err2)
 		}
@@ -553,7 +553,7 @@ func TestCheckpoint(t *testing.T) {
 	for v := int64(0); v < 10; v++ {
 		os.Remove(filepath.Join(logDir, commitName(v)))
 	}
-	if _, _, _, err := snapshot(dir, false); err == nil {
+	if _, _, _, err := snapshot(localStore(t, dir), false); err == nil {
 		t.Error("replay without checkpoint succeeded with commits 0..9 gone")
 	}
 	files, txn, v := mustSnapshot(t, dir)
@@ -743,6 +743,16 @@ func TestPartitionString(t *testing.T) {
 			t.Errorf("%+v: got %q, %v; want %q, %v", tc.p, got, ok, tc.want, tc.ok)
 		}
 	}
+}
+
+// localStore is the Store of the local directory dir.
+func localStore(t *testing.T, dir string) storage.Store {
+	t.Helper()
+	st, err := storage.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // landedButFailed is a store whose put-if-absent lands the file and then

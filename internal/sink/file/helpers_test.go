@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/sink"
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // testFields is the schema of the generated rows.
@@ -179,9 +180,18 @@ func readFileString(t *testing.T, p string) string {
 	return string(b)
 }
 
+// logIn opens the metadata log in the local directory dir.
+func logIn(dir string) (metaLog, error) {
+	st, err := storage.NewLocal(dir)
+	if err != nil {
+		return metaLog{}, err
+	}
+	return metaLog{dir: st.Root(), st: st}, nil
+}
+
 // readLogFile parses the metadata log file at path.
 func readLogFile(path string) ([]LogEntry, error) {
-	m, err := openMetaLog(filepath.Dir(path))
+	m, err := logIn(filepath.Dir(path))
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +200,7 @@ func readLogFile(path string) ([]LogEntry, error) {
 
 // writeLogFile writes entries as the log file dir/name unless it exists.
 func writeLogFile(dir, name string, entries []LogEntry) (bool, error) {
-	m, err := openMetaLog(dir)
+	m, err := logIn(dir)
 	if err != nil {
 		return false, err
 	}

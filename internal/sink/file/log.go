@@ -47,8 +47,12 @@ type LogEntry struct {
 
 // entryFor returns the "add" entry of a written file.
 func entryFor(f WrittenFile) LogEntry {
+	p := f.Path
+	if filepath.IsAbs(p) {
+		p = FileURI(p)
+	}
 	return LogEntry{
-		Path:             FileURI(f.Path),
+		Path:             p,
 		Size:             f.Size,
 		ModificationTime: f.ModTime,
 		BlockReplication: 1,
@@ -58,9 +62,7 @@ func entryFor(f WrittenFile) LogEntry {
 }
 
 // FileURI returns the file: URI of an absolute path ("file:///a/b%20c").
-func FileURI(abs string) string {
-	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
-}
+func FileURI(abs string) string { return storage.FileURI(abs) }
 
 // pathOfURI converts a log entry's path (a file: URI in either of Hadoop's
 // spellings, "file:/a" or "file:///a", or a bare path) to a local path.
@@ -103,13 +105,25 @@ type metaLog struct {
 	st  storage.Store
 }
 
-// openMetaLog returns the log in the local directory dir.
-func openMetaLog(dir string) (metaLog, error) {
-	st, err := storage.NewLocal(dir)
+// openMetaLog returns the log of the output directory root.
+func openMetaLog(root storage.Store) (metaLog, error) {
+	st, err := storage.Sub(root, MetadataDir)
 	if err != nil {
 		return metaLog{}, fmt.Errorf("metadata log: %w", err)
 	}
-	return metaLog{dir: st.Root(), st: st}, nil
+	dir := storage.URI(st, "")
+	if d, ok := storage.LocalRoot(st); ok {
+		dir = d
+	}
+	return metaLog{dir: dir, st: st}, nil
+}
+
+// logPath names a log file in messages.
+func (m metaLog) logPath(name string) string {
+	if strings.Contains(m.dir, "://") {
+		return m.dir + "/" + name
+	}
+	return filepath.Join(m.dir, name)
 }
 
 // ctx is the context of the log's storage calls, which are local and
@@ -158,7 +172,7 @@ func (m metaLog) readFile(name string) ([]LogEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(m.dir, name)
+	path := m.logPath(name)
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 64<<20)
 	if !sc.Scan() {
@@ -247,12 +261,17 @@ func liveEntries(all []LogEntry) []LogEntry {
 	return out
 }
 
-// ReadLog returns the absolute paths of the files that a file sink at path
-// has committed, in commit order: what a reader of the output should see.
-// Files in the directory that the log does not list (from failed or
-// replayed attempts) are not returned. A path without a log yields none.
+// ReadLog returns the absolute paths of the files that a file sink at the
+// local directory path has committed, in commit order: what a reader of
+// the output should see. Files in the directory that the log does not list
+// (from failed or replayed attempts) are not returned. A path without a
+// log yields none.
 func ReadLog(path string) ([]string, error) {
-	m, err := openMetaLog(filepath.Join(path, MetadataDir))
+	root, err := storage.NewLocal(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading file sink log: %w", err)
+	}
+	m, err := openMetaLog(root)
 	if err != nil {
 		return nil, fmt.Errorf("reading file sink log: %w", err)
 	}
@@ -293,4 +312,23 @@ func (m metaLog) write(name string, entries []LogEntry) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// ReadLogURIs returns the paths the log of the file sink whose output
+// directory is root lists, as written (file: URIs, abfss:// or s3a://
+// URIs), in commit order.
+func ReadLogURIs(root storage.Store) ([]string, error) {
+	m, err := openMetaLog(root)
+	if err != nil {
+		return nil, fmt.Errorf("reading file sink log: %w", err)
+	}
+	entries, _, err := m.readValid()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.Path
+	}
+	return out, nil
 }

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/options"
@@ -25,12 +25,13 @@ const (
 	OptSep               = "sep"
 	OptMaxRecordsPerFile = "maxRecordsPerFile"
 	OptRowGroupBytes     = "sluice.parquet.rowGroupBytes"
+	OptTargetFileSize    = "sluice.targetFileSize"
 )
 
 // Fields shared with the Delta sink.
 var (
 	// PathField is the output directory.
-	PathField = options.Field{Name: OptPath, Type: options.Path, Required: true, Doc: "Output directory (created if missing); `file:` URIs are accepted."}
+	PathField = options.Field{Name: OptPath, Type: options.Path, Required: true, Doc: "Output directory: a local path (created if missing), a `file:` URI, or an object-store URI (`abfss://container@account.dfs.core.windows.net/path`, `wasbs://…`, `az://container/path`, `s3a://bucket/path`, `s3://…`; see docs/storage.md)."}
 	// PartitionByField lists Hive-style partition columns.
 	PartitionByField = options.Field{Name: OptPartitionBy, Type: options.List,
 		Doc: "Comma-separated columns to partition the output by (`col=value/` directories); the columns leave the files."}
@@ -41,15 +42,18 @@ var (
 	// RowGroupBytesField bounds a Parquet row group in memory.
 	RowGroupBytesField = options.Field{Name: OptRowGroupBytes, Type: options.Int, Min: 1 << 10, Default: "67108864",
 		Doc: "Bytes a task buffers for a Parquet row group before writing it (64 MiB); bounds the sink's memory per task."}
+	// TargetFileSizeField rolls data files by size.
+	TargetFileSizeField = options.Field{Name: OptTargetFileSize, Type: options.Size, Default: "0",
+		Doc: "Start a new data file once one holds about this many bytes (Parquet counts its row group in memory); 0 = no limit. With maxRecordsPerFile, whichever comes first."}
 )
 
 var textCompression = options.Field{Name: OptCompression, Type: options.Enum, Default: "none", Allowed: []string{"none", "uncompressed", "gzip"}, Doc: "Compression of the files."}
 
 // Specs describe each file sink format's options.
 var Specs = map[string]*options.Spec{
-	Parquet: {What: "parquet sink", Fields: []options.Field{PathField, PartitionByField, ParquetCompressionField, MaxRecordsPerFileField, RowGroupBytesField}},
-	JSON:    {What: "json sink", Fields: []options.Field{PathField, PartitionByField, textCompression, MaxRecordsPerFileField}},
-	CSV: {What: "csv sink", Fields: []options.Field{PathField, PartitionByField, textCompression, MaxRecordsPerFileField,
+	Parquet: {What: "parquet sink", Fields: []options.Field{PathField, PartitionByField, ParquetCompressionField, MaxRecordsPerFileField, RowGroupBytesField, TargetFileSizeField}},
+	JSON:    {What: "json sink", Fields: []options.Field{PathField, PartitionByField, textCompression, MaxRecordsPerFileField, TargetFileSizeField}},
+	CSV: {What: "csv sink", Fields: []options.Field{PathField, PartitionByField, textCompression, MaxRecordsPerFileField, TargetFileSizeField,
 		{Name: OptHeader, Type: options.Bool, Default: "false", Doc: "Writes a header line with the column names first in each file."},
 		{Name: OptSep, Type: options.String, Default: ",", Doc: "Field separator (not a quote, backslash or line break)."}}},
 }
@@ -75,7 +79,7 @@ func Formats() []sink.Format {
 				if err != nil {
 					return nil, err
 				}
-				s, err := open(cfg)
+				s, err := open(cfg, WithResolver(env.Storage))
 				if err != nil {
 					return nil, err
 				}
@@ -89,14 +93,17 @@ func Formats() []sink.Format {
 
 // Config is a parsed set of file sink options.
 type Config struct {
-	Format            string
-	Path              string // absolute
+	Format string
+	// Path is the output directory: an absolute local path, or a URI of
+	// an object store (abfss://…, s3a://…; see package storage).
+	Path              string
 	PartitionBy       []string
 	Compression       string // canonical name
 	Header            bool
 	Sep               string
 	MaxRecordsPerFile int64
 	RowGroupBytes     int64
+	TargetFileSize    int64
 }
 
 // ParseOptions parses and checks the options of a sink writing format.
@@ -122,18 +129,11 @@ func parseOptions(f string, o options.Values) (Config, error) {
 	if !ok || strings.TrimSpace(p) == "" {
 		return Config{}, &options.Error{Option: OptPath, Allowed: "required: the output directory"}
 	}
-	if strings.HasPrefix(p, "file:") {
-		local, err := pathOfURI(p)
-		if err != nil {
-			return Config{}, &options.Error{Option: OptPath, Value: p, Allowed: "allowed: a local directory or file: URI"}
-		}
-		p = local
-	}
-	abs, err := filepath.Abs(p)
+	loc, err := storage.ParseLocation(p)
 	if err != nil {
 		return Config{}, fmt.Errorf("option %q: %w", OptPath, err)
 	}
-	c.Path = abs
+	c.Path = loc.String()
 	if c.PartitionBy, err = ParsePartitionBy(o.String(OptPartitionBy)); err != nil {
 		return Config{}, err
 	}
@@ -152,7 +152,38 @@ func parseOptions(f string, o options.Values) (Config, error) {
 	default:
 		c.RowGroupBytes = parquetio.DefaultRowGroupBytes
 	}
+	if c.TargetFileSize = o.Size(OptTargetFileSize); c.TargetFileSize != 0 && c.TargetFileSize < 1<<10 {
+		return Config{}, &options.Error{Option: OptTargetFileSize, Value: o.String(OptTargetFileSize), Allowed: `allowed: a size of at least 1KiB such as "128MiB", or 0 for no limit`}
+	}
 	return c, nil
+}
+
+// Option configures New.
+type Option func(*openOptions)
+
+type openOptions struct {
+	resolver *storage.Resolver
+}
+
+// WithResolver resolves the output path with r (object-store URIs and
+// their credentials). Without it, a URI is resolved with the
+// environment's credentials only.
+func WithResolver(r *storage.Resolver) Option { return func(o *openOptions) { o.resolver = r } }
+
+// ResolveRoot returns the store of a sink's output path.
+func ResolveRoot(path string, opts ...Option) (storage.Store, error) {
+	var oo openOptions
+	for _, o := range opts {
+		o(&oo)
+	}
+	r := oo.resolver
+	if r == nil {
+		var err error
+		if r, err = storage.NewResolver(nil); err != nil {
+			return nil, err
+		}
+	}
+	return r.Resolve(context.Background(), path)
 }
 
 // ParsePartitionBy splits a comma-separated partitionBy option.
@@ -179,6 +210,7 @@ func ParsePartitionBy(s string) ([]string, error) {
 // Sink is the file sink. Create it with New.
 type Sink struct {
 	cfg  Config
+	root storage.Store // the output directory
 	meta metaLog
 	ext  string
 	pq   parquetio.Options
@@ -205,23 +237,29 @@ var _ sink.Sink = (*Sink)(nil)
 //	sluice.parquet.rowGroupBytes  bytes a task buffers for Parquet row
 //	                              groups before writing them out (default
 //	                              64 MiB)
+//	sluice.targetFileSize         start a new file once one holds about
+//	                              this many bytes (default: no limit)
 //
 // The query's options (sink.QueryOptions: checkpointLocation and the like)
-// are accepted and ignored. Any other option is an error.
-// The output directory and its log directory are created.
-func New(format string, opts map[string]string) (*Sink, error) {
+// are accepted and ignored. Any other option is an error. path may be an
+// object-store URI (see package storage and WithResolver); a local output
+// directory and its log directory are created.
+func New(format string, opts map[string]string, o ...Option) (*Sink, error) {
 	cfg, err := ParseOptions(format, opts)
 	if err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
 	}
-	return open(cfg)
+	return open(cfg, o...)
 }
 
 // open creates the output directory and its log and returns the sink.
-func open(cfg Config) (*Sink, error) {
+func open(cfg Config, o ...Option) (*Sink, error) {
 	var err error
 	s := &Sink{cfg: cfg, log: slog.Default()}
-	if s.meta, err = openMetaLog(filepath.Join(cfg.Path, MetadataDir)); err != nil {
+	if s.root, err = ResolveRoot(cfg.Path, o...); err != nil {
+		return nil, fmt.Errorf("file sink: %w", err)
+	}
+	if s.meta, err = openMetaLog(s.root); err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
 	}
 	switch cfg.Format {
@@ -235,8 +273,10 @@ func open(cfg Config) (*Sink, error) {
 			s.ext += ".gz"
 		}
 	}
-	if err := os.MkdirAll(s.meta.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("file sink: creating %s: %w", s.meta.dir, err)
+	if dir, ok := storage.LocalRoot(s.meta.st); ok {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("file sink: creating %s: %w", dir, err)
+		}
 	}
 	if s.latest, err = s.meta.latest(); err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
@@ -273,6 +313,9 @@ func (w *writer) Close(ctx context.Context) (sink.Message, error) {
 
 func (w *writer) Abort(context.Context) { w.tw.Abort() }
 
+// StoreTime implements sink.StoreTimer.
+func (w *writer) StoreTime() time.Duration { return w.tw.StoreTime() }
+
 // skipWriter stands in for a task of a batch already in the log: it
 // writes nothing.
 type skipWriter struct{}
@@ -292,7 +335,7 @@ func (s *Sink) NewWriter(_ context.Context, batchID int64, task int, schema batc
 	}
 	uuid := storage.NewUUID()
 	tw, err := NewTaskWriter(TaskConfig{
-		Root:        s.cfg.Path,
+		Store:       s.root,
 		Format:      s.cfg.Format,
 		Schema:      schema,
 		PartitionBy: s.cfg.PartitionBy,
@@ -304,6 +347,7 @@ func (s *Sink) NewWriter(_ context.Context, batchID int64, task int, schema batc
 		CSVHeader:         s.cfg.Header,
 		CSVSep:            s.cfg.Sep,
 		MaxRecordsPerFile: s.cfg.MaxRecordsPerFile,
+		TargetFileSize:    s.cfg.TargetFileSize,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
@@ -381,7 +425,9 @@ func (s *Sink) Commit(ctx context.Context, batchID int64, msgs []sink.Message) e
 // skip logs a replayed batch and deletes the files of this attempt.
 func (s *Sink) skip(batchID, latest int64, files []WrittenFile) {
 	s.log.Info("Skipping already committed batch", "sink", s.Description(), "batchId", batchID, "latestBatchId", latest, "deletedFiles", len(files))
-	RemoveFiles(files)
+	if err := RemoveFiles(ctx, s.root, files); err != nil {
+		s.log.Warn("cannot delete the files of a skipped batch; they are orphans no reader of the log sees", "sink", s.Description(), "err", err)
+	}
 	s.latest = max(s.latest, latest)
 }
 
@@ -411,6 +457,18 @@ func (s *Sink) deleteExpired(compactID int64) {
 
 // Close implements sink.Sink.
 func (s *Sink) Close() error { return nil }
+
+// SetMemoryBudget implements sink.Budgeted: on an object store a quarter
+// of the query's memory budget (at least two blocks) bounds the upload
+// buffers of the sink's writers; the bytes reserved are returned. The
+// local disk needs no upload buffers.
+func (s *Sink) SetMemoryBudget(budget int64) int64 {
+	n, _ := storage.SetUploadMemory(s.root, budget/4)
+	return n
+}
+
+// Root returns the store of the output directory.
+func (s *Sink) Root() storage.Store { return s.root }
 
 // LatestBatchID returns the highest batch id in the sink's log, or -1.
 func (s *Sink) LatestBatchID() (int64, error) {

@@ -6,9 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/sluice-stream/sluice/batch"
@@ -28,9 +31,17 @@ const (
 // later row of its partition starts a new file.
 const maxOpenFiles = 64
 
+// DefaultPendingUploads is how many finished files of one task may still
+// be uploading to an object store while the task writes the next ones.
+const DefaultPendingUploads = 4
+
 // TaskConfig configures a TaskWriter.
 type TaskConfig struct {
-	// Root is the absolute directory the files go under.
+	// Store is where the files go, named relative to its root (the output
+	// directory, local or on an object store).
+	Store storage.Store
+	// Root is the absolute local directory the files go under when Store
+	// is nil.
 	Root string
 	// Format is Parquet, JSON or CSV.
 	Format string
@@ -56,17 +67,27 @@ type TaskConfig struct {
 	// MaxRecordsPerFile starts a new file after that many rows (0: no
 	// limit), like Spark's maxRecordsPerFile.
 	MaxRecordsPerFile int64
+	// TargetFileSize starts a new file once a file holds about that many
+	// bytes (0: no limit); Parquet files count their buffered row group
+	// at its in-memory size.
+	TargetFileSize int64
+	// PendingUploads bounds the finished files whose uploads to an object
+	// store run while the task goes on (0: DefaultPendingUploads). Files
+	// on the local disk are committed in line.
+	PendingUploads int
 }
 
 // WrittenFile describes one finished data file.
 type WrittenFile struct {
-	// Path is the absolute file name.
+	// Path is the file's location: its absolute path on the local disk,
+	// its URI on an object store.
 	Path string
 	// Rel is Path relative to TaskConfig.Root, slash-separated, as on disk
 	// (partition values escaped, not URI-encoded).
 	Rel string
 	// Size is the file size in bytes; ModTime its modification time in
-	// milliseconds since the epoch.
+	// milliseconds since the epoch (on an object store: when its upload
+	// completed, by the writer's clock).
 	Size, ModTime int64
 	// Rows is the number of rows in the file.
 	Rows int64
@@ -77,22 +98,38 @@ type WrittenFile struct {
 	Stats []parquetio.ColumnStats
 }
 
-// TaskWriter writes one task's rows to files: one open file per partition
-// directory, each written under a hidden temporary name (".name.tmp",
-// ignored by Spark, Hadoop and DuckDB globs) and renamed when finished.
-// It is used by one goroutine at a time.
+// TaskWriter writes one task's rows to files through a storage.Store: one
+// open file per partition directory, each invisible until finished (the
+// local disk writes a hidden temporary file, ignored by Spark, Hadoop and
+// DuckDB globs, and renames it; an object store uploads it in blocks as it
+// fills and completes the upload). On an object store a finished file's
+// upload goes on while the task writes the next files, up to
+// PendingUploads at once. It is used by one goroutine at a time.
 type TaskWriter struct {
 	cfg        TaskConfig
+	st         storage.Store
+	localRoot  string // the local directory of st, "" for an object store
 	partIdx    []int
 	dataIdx    []int
 	dataFields []batch.Field
 	jsonNames  [][]byte
 
 	open    map[string]*openFile // by partition key
-	done    []WrittenFile
-	seq     map[string]int // next file number per partition key
+	seq     map[string]int       // next file number per partition key
 	useTick uint64
-	dirs    map[string]bool // directories created or checked
+	nDone   int // files finished (their index in done)
+
+	// Files finished, in finishing order; a slot is filled when its
+	// upload completes.
+	mu      sync.Mutex
+	done    []WrittenFile
+	upErr   error // first failed upload
+	pending chan struct{}
+	wg      sync.WaitGroup
+
+	// storeTime is the time the task spent waiting for the store: in its
+	// writes (full upload buffers), commits and pending uploads.
+	storeTime time.Duration
 
 	// per-batch scratch, reused
 	groups   map[string]int
@@ -104,15 +141,42 @@ type TaskWriter struct {
 }
 
 type openFile struct {
-	rel, tmp, final string
-	f               *os.File
-	bw              *bufio.Writer
-	gz              *gzip.Writer
-	pq              *parquetio.Writer
-	line, scratch   []byte
-	rows            int64
-	part            []PartitionValue
-	lastUse         uint64
+	rel           string
+	w             storage.Writer
+	cw            *timedWriter
+	bw            *bufio.Writer
+	gz            *gzip.Writer
+	pq            *parquetio.Writer
+	line, scratch []byte
+	rows          int64
+	part          []PartitionValue
+	lastUse       uint64
+}
+
+// timedWriter counts the bytes written to a store writer and the time
+// spent in its Write calls (which wait when upload buffers are full).
+type timedWriter struct {
+	w io.Writer
+	n int64
+	d *time.Duration
+}
+
+func (t *timedWriter) Write(p []byte) (int, error) {
+	t0 := time.Now()
+	n, err := t.w.Write(p)
+	*t.d += time.Since(t0)
+	t.n += int64(n)
+	return n, err
+}
+
+// size is the file's size so far: bytes handed to the store, buffered,
+// and (Parquet) the row group in memory.
+func (f *openFile) size() int64 {
+	n := f.cw.n + int64(f.bw.Buffered())
+	if f.pq != nil {
+		n += f.pq.Buffered()
+	}
+	return n
 }
 
 // NewTaskWriter checks cfg against its schema and returns a writer.
@@ -125,11 +189,27 @@ func NewTaskWriter(cfg TaskConfig) (*TaskWriter, error) {
 	}
 	w := &TaskWriter{
 		cfg:    cfg,
+		st:     cfg.Store,
 		open:   map[string]*openFile{},
-		dirs:   map[string]bool{},
 		groups: map[string]int{},
 		seq:    map[string]int{},
 	}
+	if w.st == nil {
+		if cfg.Root == "" {
+			return nil, errors.New("task writer: no store and no root directory")
+		}
+		st, err := storage.NewLocal(cfg.Root)
+		if err != nil {
+			return nil, err
+		}
+		w.st = st
+	}
+	w.localRoot, _ = storage.LocalRoot(w.st)
+	n := cfg.PendingUploads
+	if n <= 0 {
+		n = DefaultPendingUploads
+	}
+	w.pending = make(chan struct{}, n)
 	seen := map[int]bool{}
 	for _, name := range cfg.PartitionBy {
 		i := cfg.Schema.Index(name)
@@ -258,6 +338,9 @@ func (w *TaskWriter) writeGroup(b *batch.Batch, key string, firstRow int, sel []
 		if m := w.cfg.MaxRecordsPerFile; m > 0 {
 			take = int(min(int64(take), m-f.rows))
 		}
+		if w.cfg.TargetFileSize > 0 && take > targetChunk {
+			take = targetChunk // look at the size every few thousand rows
+		}
 		var part []int32
 		if sel != nil {
 			part = sel[from : from+take]
@@ -266,7 +349,11 @@ func (w *TaskWriter) writeGroup(b *batch.Batch, key string, firstRow int, sel []
 			return err
 		}
 		from += take
-		if m := w.cfg.MaxRecordsPerFile; m > 0 && f.rows >= m {
+		full := w.cfg.MaxRecordsPerFile > 0 && f.rows >= w.cfg.MaxRecordsPerFile
+		if !full && w.cfg.TargetFileSize > 0 && f.size() >= w.cfg.TargetFileSize {
+			full = true
+		}
+		if full {
 			delete(w.open, key)
 			if err := w.finish(f); err != nil {
 				return err
@@ -290,7 +377,7 @@ func (w *TaskWriter) writeRows(f *openFile, sel []int32, from, take int) error {
 	f.rows += int64(take)
 	if f.pq != nil {
 		if err := f.pq.Write(cols, sel, take); err != nil {
-			return fmt.Errorf("writing %s: %w", f.tmp, err)
+			return fmt.Errorf("writing %s: %w", f.rel, err)
 		}
 		return nil
 	}
@@ -305,11 +392,15 @@ func (w *TaskWriter) writeRows(f *openFile, sel []int32, from, take int) error {
 			f.line, f.scratch = appendCSVRow(f.line[:0], f.scratch, cols, r, w.cfg.CSVSep)
 		}
 		if _, err := f.write(f.line); err != nil {
-			return fmt.Errorf("writing %s: %w", f.tmp, err)
+			return fmt.Errorf("writing %s: %w", f.rel, err)
 		}
 	}
 	return nil
 }
+
+// targetChunk is how many rows are written between two looks at a file's
+// size when TargetFileSize is set.
+const targetChunk = 4096
 
 func (f *openFile) write(p []byte) (int, error) {
 	if f.gz != nil {
@@ -340,27 +431,19 @@ func (w *TaskWriter) file(b *batch.Batch, key string, row int) (*openFile, error
 	name := w.cfg.FileName(w.seq[key])
 	w.seq[key]++
 	rel := dir + name
-	absDir := filepath.Join(w.cfg.Root, filepath.FromSlash(dir))
-	if !w.dirs[absDir] {
-		if err := os.MkdirAll(absDir, 0o755); err != nil {
-			return nil, fmt.Errorf("creating %s: %w", absDir, err)
-		}
-		w.dirs[absDir] = true
-	}
-	f := &openFile{
-		rel:     rel,
-		final:   filepath.Join(absDir, name),
-		tmp:     filepath.Join(absDir, "."+name+".tmp"),
-		part:    part,
-		lastUse: w.useTick,
-	}
-	var err error
-	f.f, err = os.OpenFile(f.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	sw, err := w.st.Create(context.Background(), rel, storage.Replace)
 	if err != nil {
 		return nil, fmt.Errorf("creating data file: %w", err)
 	}
+	f := &openFile{
+		rel:     rel,
+		w:       sw,
+		cw:      &timedWriter{w: sw, d: &w.storeTime},
+		part:    part,
+		lastUse: w.useTick,
+	}
 	w.open[key] = f
-	f.bw = bufio.NewWriterSize(f.f, 64<<10)
+	f.bw = bufio.NewWriterSize(f.cw, 64<<10)
 	switch w.cfg.Format {
 	case Parquet:
 		f.pq, err = parquetio.NewWriter(f.bw, w.dataFields, w.cfg.Parquet)
@@ -380,7 +463,7 @@ func (w *TaskWriter) file(b *batch.Batch, key string, row int) (*openFile, error
 				line = appendCSVField(line, []byte(fd.Name), w.cfg.CSVSep)
 			}
 			if _, err := f.write(append(line, '\n')); err != nil {
-				return nil, fmt.Errorf("writing %s: %w", f.tmp, err)
+				return nil, fmt.Errorf("writing %s: %w", f.rel, err)
 			}
 		}
 	}
@@ -424,49 +507,100 @@ func (w *TaskWriter) boundMemory() error {
 			return nil
 		}
 		if err := largest.pq.FlushRowGroup(); err != nil {
-			return fmt.Errorf("writing %s: %w", largest.tmp, err)
+			return fmt.Errorf("writing %s: %w", largest.rel, err)
 		}
 	}
 }
 
-// finish completes f: footer, fsync, close, rename to its final name.
+// finish completes f: footer, flush, then the store's commit (fsync and
+// rename on the local disk; on an object store the rest of the upload, in
+// the background while the task goes on).
 func (w *TaskWriter) finish(f *openFile) error {
 	err := f.closeEncoders()
 	if err == nil {
 		err = f.bw.Flush()
 	}
-	if err == nil {
-		err = f.f.Sync()
-	}
-	if cerr := f.f.Close(); err == nil {
-		err = cerr
-	}
-	f.f = nil
-	if err == nil {
-		err = os.Rename(f.tmp, f.final)
-	}
 	if err != nil {
-		os.Remove(f.tmp)
-		return fmt.Errorf("finishing data file %s: %w", f.final, err)
-	}
-	st, err := os.Stat(f.final)
-	if err != nil {
-		return fmt.Errorf("finishing data file: %w", err)
+		f.w.Abort()
+		return fmt.Errorf("finishing data file %s: %w", storage.URI(w.st, f.rel), err)
 	}
 	wf := WrittenFile{
-		Path:      f.final,
+		Path:      storage.URI(w.st, f.rel),
 		Rel:       f.rel,
-		Size:      st.Size(),
-		ModTime:   st.ModTime().UnixMilli(),
+		Size:      f.cw.n,
 		Rows:      f.rows,
 		Partition: f.part,
 	}
 	if f.pq != nil {
 		wf.Stats = f.pq.Stats()
 	}
-	w.done = append(w.done, wf)
+	idx := w.nDone
+	w.nDone++
+	w.mu.Lock()
+	w.done = append(w.done, WrittenFile{})
+	w.mu.Unlock()
+	if w.localRoot != "" {
+		t0 := time.Now()
+		err := f.w.Commit()
+		w.storeTime += time.Since(t0)
+		if err != nil {
+			return fmt.Errorf("finishing data file %s: %w", wf.Path, err)
+		}
+		wf.Path = filepath.Join(w.localRoot, filepath.FromSlash(f.rel))
+		st, err := os.Stat(wf.Path)
+		if err != nil {
+			return fmt.Errorf("finishing data file: %w", err)
+		}
+		wf.Size, wf.ModTime = st.Size(), st.ModTime().UnixMilli()
+		w.mu.Lock()
+		w.done[idx] = wf
+		w.mu.Unlock()
+		return nil
+	}
+	if err := w.uploadErr(); err != nil {
+		f.w.Abort()
+		return err
+	}
+	t0 := time.Now()
+	w.pending <- struct{}{}
+	w.storeTime += time.Since(t0)
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer func() { <-w.pending }()
+		err := f.w.Commit()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if err != nil {
+			if w.upErr == nil {
+				w.upErr = fmt.Errorf("finishing data file %s: %w", wf.Path, err)
+			}
+			return
+		}
+		wf.ModTime = time.Now().UnixMilli()
+		w.done[idx] = wf
+	}()
 	return nil
 }
+
+func (w *TaskWriter) uploadErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.upErr
+}
+
+// waitUploads waits for the pending uploads.
+func (w *TaskWriter) waitUploads() error {
+	t0 := time.Now()
+	w.wg.Wait()
+	w.storeTime += time.Since(t0)
+	return w.uploadErr()
+}
+
+// StoreTime returns the time the task spent waiting for the store: in
+// writes held up by full upload buffers, in commits, and for the uploads
+// still running at Close. The engine reports it as the batch's store share.
+func (w *TaskWriter) StoreTime() time.Duration { return w.storeTime }
 
 func (f *openFile) closeEncoders() error {
 	if f.pq != nil {
@@ -478,8 +612,9 @@ func (f *openFile) closeEncoders() error {
 	return nil
 }
 
-// Close finishes every open file, fsyncs the directories holding them and
-// returns all the files the task wrote, in the order they were finished.
+// Close finishes every open file, waits for the uploads and returns all
+// the files the task wrote, in the order they were finished. Each file is
+// durable: the local store fsyncs it and its directory in its commit.
 func (w *TaskWriter) Close(ctx context.Context) ([]WrittenFile, error) {
 	keys := make([]string, 0, len(w.open))
 	for k := range w.open {
@@ -493,42 +628,53 @@ func (w *TaskWriter) Close(ctx context.Context) ([]WrittenFile, error) {
 			return nil, err
 		}
 	}
+	if err := w.waitUploads(); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	dirs := make([]string, 0, len(w.dirs))
-	for d := range w.dirs {
-		dirs = append(dirs, d)
-	}
-	slices.Sort(dirs)
-	for _, d := range dirs {
-		if err := storage.SyncDir(d); err != nil {
-			return nil, err
-		}
-	}
-	return w.done, nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.done), nil
 }
 
-// Abort closes and deletes every file the task wrote, finished or not.
-// Directories it created are left in place (another task may be using
-// them).
+// Abort discards every file the task wrote, finished or not. Directories
+// it created are left in place (another task may be using them).
 func (w *TaskWriter) Abort() {
 	for k, f := range w.open {
-		if f.f != nil {
-			f.f.Close()
-		}
-		os.Remove(f.tmp)
+		f.w.Abort()
 		delete(w.open, k)
 	}
-	RemoveFiles(w.done)
+	w.wg.Wait()
+	w.mu.Lock()
+	done := w.done
 	w.done = nil
+	w.mu.Unlock()
+	var names []string
+	for _, f := range done {
+		if f.Rel != "" {
+			names = append(names, f.Rel)
+		}
+	}
+	if len(names) > 0 {
+		_ = w.st.Delete(context.Background(), names...)
+	}
 }
 
-// RemoveFiles deletes the given files, ignoring ones already gone.
-func RemoveFiles(files []WrittenFile) {
+// RemoveFiles deletes the given files (by their names relative to st's
+// root), ignoring ones already gone.
+func RemoveFiles(ctx context.Context, st storage.Store, files []WrittenFile) error {
+	names := make([]string, 0, len(files))
 	for _, f := range files {
-		os.Remove(f.Path)
+		if f.Rel != "" {
+			names = append(names, f.Rel)
+		}
 	}
+	if len(names) == 0 {
+		return nil
+	}
+	return st.Delete(ctx, names...)
 }
 
 // bytesOf views s as bytes without copying, for read-only use.
