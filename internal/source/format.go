@@ -5,6 +5,7 @@ import (
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // Format describes a source format to the registry (internal/registry):
@@ -28,17 +29,24 @@ type Format struct {
 	// sink). Socket is not.
 	Replayable bool
 	// Schema validates the options without connecting and returns the
-	// schema of the rows the source will produce.
-	Schema func(v options.Values) (batch.Schema, error)
+	// schema of the rows the source will produce. env.Storage is set (the
+	// file source infers a schema from files that may be on an object
+	// store); the rest of env may be empty.
+	Schema func(v options.Values, env Env) (batch.Schema, error)
 	// Open creates the source; it may connect.
 	Open func(v options.Values, env Env) (Source, error)
 }
 
 // Env is what creating a source may need besides its options.
 type Env struct {
-	// StateDir is where a source that keeps its own log (the file source's
-	// files seen) puts it: <checkpoint>/sources/0, as in Spark.
-	StateDir string
+	// State is where a source that keeps its own log (the file source's
+	// files seen) puts it: the checkpoint's sources/0, as in Spark, on the
+	// checkpoint's store (local or an object store).
+	State storage.Store
+	// Storage resolves paths and object-store URIs with the session's
+	// storage settings; nil resolves with the environment's credentials
+	// only.
+	Storage *storage.Resolver
 	// Logger is the query's logger; never nil.
 	Logger *slog.Logger
 }

@@ -2,6 +2,7 @@ package file
 
 import (
 	"context"
+	"github.com/sluice-stream/sluice/internal/storage"
 	"io"
 	"log/slog"
 	"os"
@@ -38,7 +39,7 @@ func put(t *testing.T, dir, name, content string, minute int) string {
 
 func newSource(t *testing.T, format string, opts map[string]string, meta string) *Source {
 	t.Helper()
-	s, err := New(format, opts, meta, quiet)
+	s, err := New(format, opts, localStore(t, meta), quiet)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -119,4 +120,14 @@ func step(t *testing.T, s *Source, start source.Offset, limit source.ReadLimit) 
 		t.Fatalf("Commit: %v", err)
 	}
 	return end, frs
+}
+
+// localStore is the Store of the local directory dir.
+func localStore(t testing.TB, dir string) storage.Store {
+	t.Helper()
+	st, err := storage.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

@@ -5,7 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
+	"context"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,17 +19,21 @@ const maxInferRecords = 10_000
 // SchemaOf returns the schema a file source with these options produces:
 // the schema option, text's fixed schema, or (inferSchema=true) the
 // schema inferred from the files present now.
-func SchemaOf(format string, opts map[string]string) (batch.Schema, error) {
+func SchemaOf(format string, opts map[string]string, o ...Option) (batch.Schema, error) {
 	cfg, err := ParseConfig(format, opts)
 	if err != nil {
 		return batch.Schema{}, err
 	}
-	return schemaOf(cfg)
+	return schemaOf(cfg, o...)
 }
 
-func schemaOf(cfg *Config) (batch.Schema, error) {
+func schemaOf(cfg *Config, o ...Option) (batch.Schema, error) {
 	if len(cfg.Schema.Fields) == 0 {
-		if err := inferInto(cfg); err != nil {
+		in, err := newInputFS(cfg, o)
+		if err != nil {
+			return batch.Schema{}, err
+		}
+		if err := inferInto(cfg, in); err != nil {
 			return batch.Schema{}, err
 		}
 	}
@@ -42,8 +46,8 @@ func schemaOf(cfg *Config) (batch.Schema, error) {
 // types int/bigint/double/boolean/date/timestamp/string. At most
 // maxInferRecords records are read, oldest files first. For JSON in
 // PERMISSIVE mode a malformed record adds the corrupt-record column.
-func inferInto(cfg *Config) error {
-	files, err := listFiles(cfg.Path, cfg.PathGlobFilter)
+func inferInto(cfg *Config, in inputFS) error {
+	files, err := in.list(context.Background(), cfg.Path, cfg.PathGlobFilter)
 	if err != nil {
 		return err
 	}
@@ -51,7 +55,7 @@ func inferInto(cfg *Config) error {
 		return fmt.Errorf("file source: cannot infer a schema from %s: there are no input files yet; set the schema option", cfg.Path)
 	}
 	sort.SliceStable(files, func(i, j int) bool { return files[i].modMs < files[j].modMs })
-	inf := &inferrer{cfg: cfg, kinds: map[string]batch.Kind{}}
+	inf := &inferrer{cfg: cfg, in: in, kinds: map[string]batch.Kind{}}
 	for _, f := range files {
 		if inf.records >= maxInferRecords {
 			break
@@ -89,6 +93,7 @@ func inferInto(cfg *Config) error {
 
 type inferrer struct {
 	cfg       *Config
+	in        inputFS
 	names     []string // CSV: column order
 	kinds     map[string]batch.Kind
 	records   int
@@ -96,7 +101,7 @@ type inferrer struct {
 }
 
 func (in *inferrer) file(path string) error {
-	f, err := os.Open(path)
+	f, err := in.in.open(context.Background(), path)
 	if err != nil {
 		return fmt.Errorf("file source: infer schema: %w", err)
 	}

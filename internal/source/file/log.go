@@ -40,19 +40,24 @@ type fileLog struct {
 	store storage.Store
 }
 
-func newFileLog(dir string) (fileLog, error) {
-	st, err := storage.NewLocal(dir)
-	if err != nil {
-		return fileLog{}, fmt.Errorf("file source: seen-files log: %w", err)
+func newFileLog(st storage.Store) fileLog {
+	dir := storage.URI(st, "")
+	if d, ok := storage.LocalRoot(st); ok {
+		dir = d
 	}
-	return fileLog{dir: st.Root(), store: st}, nil
+	return fileLog{dir: dir, store: st}
 }
 
 // ctx is the context of the log's storage calls, which are local and
 // short.
 var ctx = context.Background()
 
+// pathToURI is the log's form of a file's path: a file: URI for a local
+// file, the URI itself for an object.
 func pathToURI(p string) string {
+	if strings.Contains(p, "://") {
+		return p
+	}
 	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(p)}).String()
 }
 
@@ -130,7 +135,7 @@ func (l *fileLog) read(id int64) ([]logEntry, error) {
 	}
 	entries, err := decodeLog(data)
 	if err != nil {
-		return nil, fmt.Errorf("file source: seen-files log %s: %w", filepath.Join(l.dir, strconv.FormatInt(id, 10)), err)
+		return nil, fmt.Errorf("file source: seen-files log %s: %w", storage.URI(l.store, strconv.FormatInt(id, 10)), err)
 	}
 	return entries, nil
 }

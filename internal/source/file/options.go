@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/ddl"
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/storage"
 	"github.com/sluice-stream/sluice/internal/source"
 )
 
@@ -37,7 +38,7 @@ const DefaultCorruptColumn = "_corrupt_record"
 
 // commonFields are the options of every file format.
 var commonFields = []options.Field{
-	{Name: "path", Type: options.Path, Required: true, Doc: "Directory, file or glob pattern to read (`*`, `?`, `[a-z]`, `{a,b}`); `file:` URIs are accepted."},
+	{Name: "path", Type: options.Path, Required: true, Doc: "Directory, file or glob pattern to read (`*`, `?`, `[a-z]`, `{a,b}`); `file:` URIs are accepted, and object-store URIs (`abfss://container@account.dfs.core.windows.net/dir/*.json`, `s3a://bucket/dir`…; see docs/storage.md)."},
 	{Name: "schema", Type: options.DDL, Doc: "Row schema as DDL, e.g. `id INT, name STRING, ts TIMESTAMP`. Required for json and csv unless inferSchema=true; text reads one STRING column."},
 	{Name: "maxFilesPerTrigger", Type: options.Int, Min: 1, Doc: "Caps the files admitted per batch. Unset: every new file."},
 	{Name: "maxBytesPerTrigger", Type: options.Int, Min: 1, Doc: "Caps the bytes admitted per batch (a whole file at least); not together with maxFilesPerTrigger."},
@@ -45,7 +46,7 @@ var commonFields = []options.Field{
 	{Name: "maxFileAge", Type: options.Duration, Default: "7d", Doc: "Ignores files older than this relative to the newest file seen."},
 	{Name: "fileNameOnly", Type: options.Bool, Default: "false", Doc: "Recognises files seen before by name only, not full path."},
 	{Name: "cleanSource", Type: options.Enum, Default: CleanOff, Allowed: []string{CleanOff, CleanArchive, CleanDelete}, Doc: "What to do with a file once its batch commits: keep it, move it to sourceArchiveDir, or delete it."},
-	{Name: "sourceArchiveDir", Type: options.Path, Doc: "Where cleanSource=archive moves files (outside the source path)."},
+	{Name: "sourceArchiveDir", Type: options.Path, Doc: "Where cleanSource=archive moves files (outside the source path; an object-store URI when the path is one: files are copied, then deleted)."},
 	{Name: "pathGlobFilter", Type: options.String, Doc: "Glob pattern file names must match, e.g. `*.json`."},
 	{Name: "recursiveFileLookup", Type: options.Bool, Default: "false", Doc: "Accepted for Spark compatibility."},
 	{Name: "modifiedBefore", Unsupported: "not supported by streaming file sources (as in Spark); use maxFileAge", Doc: "Batch-only in Spark."},
@@ -106,19 +107,19 @@ func Formats() []source.Format {
 	for _, f := range FormatNames {
 		out = append(out, source.Format{
 			Name: f, Summary: summaries[f], Options: Specs[f], SchemaDoc: schemas[f], Replayable: true,
-			Schema: func(v options.Values) (batch.Schema, error) {
+			Schema: func(v options.Values, env source.Env) (batch.Schema, error) {
 				cfg, err := parseConfig(f, v)
 				if err != nil {
 					return batch.Schema{}, err
 				}
-				return schemaOf(cfg)
+				return schemaOf(cfg, WithResolver(env.Storage))
 			},
 			Open: func(v options.Values, env source.Env) (source.Source, error) {
 				cfg, err := parseConfig(f, v)
 				if err != nil {
 					return nil, err
 				}
-				return open(cfg, env.StateDir, env.Logger)
+				return open(cfg, env.State, env.Logger, WithResolver(env.Storage))
 			},
 		})
 	}
@@ -129,8 +130,11 @@ func Formats() []source.Format {
 type Config struct {
 	Format string
 	// Path is the absolute path or glob pattern ({a,b} alternatives
-	// allowed) the source lists.
+	// allowed) the source lists, or such a pattern as an object-store URI
+	// (abfss://…, s3a://…).
 	Path string
+	// remote is set when Path is on an object store.
+	remote bool
 	// Schema is the row schema; for text it is value: string.
 	Schema batch.Schema
 	// CorruptIndex is the position of the corrupt-record column in Schema,
@@ -199,13 +203,29 @@ func parseConfig(f string, o options.Values) (*Config, error) {
 	if path == "" {
 		return nil, &options.Error{Option: "path", Allowed: "required: a directory, file or glob pattern to read"}
 	}
-	path = strings.TrimPrefix(path, "file://")
-	path = strings.TrimPrefix(path, "file:")
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, &options.Error{Option: "path", Value: path, Allowed: "allowed: a local path: " + err.Error()}
+	if root, key, ok := splitRemote(path); ok && !strings.HasPrefix(strings.ToLower(root), "file:") {
+		// An object-store pattern: the container or bucket must be a
+		// plain URI; globs are allowed in the key.
+		loc, err := storage.ParseLocation(root)
+		if err != nil {
+			return nil, fmt.Errorf("option %q: %w", "path", err)
+		}
+		if loc.IsLocal() || hasGlob(root) {
+			return nil, &options.Error{Option: "path", Value: path, Allowed: "allowed: a local path or an object-store URI (see docs/storage.md)"}
+		}
+		c.Path, c.remote = loc.String(), true
+		if key != "" {
+			c.Path += "/" + key
+		}
+	} else {
+		path = strings.TrimPrefix(path, "file://")
+		path = strings.TrimPrefix(path, "file:")
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, &options.Error{Option: "path", Value: path, Allowed: "allowed: a local path: " + err.Error()}
+		}
+		c.Path = abs
 	}
-	c.Path = abs
 	if _, err := expandBraces(c.Path); err != nil {
 		return nil, &options.Error{Option: "path", Value: path, Allowed: "allowed: a glob pattern: " + err.Error()}
 	}
@@ -274,10 +294,19 @@ func (c *Config) parseLimits(o options.Values) error {
 		if dir == "" {
 			return &options.Error{Option: "sourceArchiveDir", Allowed: `required when cleanSource is "archive"`}
 		}
-		dir = strings.TrimPrefix(strings.TrimPrefix(dir, "file://"), "file:")
-		abs, err := filepath.Abs(dir)
-		if err != nil {
-			return &options.Error{Option: "sourceArchiveDir", Value: dir, Allowed: "allowed: a local directory"}
+		var abs string
+		if c.remote {
+			loc, err := storage.ParseLocation(dir)
+			if err != nil || loc.IsLocal() {
+				return &options.Error{Option: "sourceArchiveDir", Value: dir, Allowed: "allowed: an object-store URI, as the source path is one"}
+			}
+			abs = loc.String()
+		} else {
+			dir = strings.TrimPrefix(strings.TrimPrefix(dir, "file://"), "file:")
+			var err error
+			if abs, err = filepath.Abs(dir); err != nil {
+				return &options.Error{Option: "sourceArchiveDir", Value: dir, Allowed: "allowed: a local directory"}
+			}
 		}
 		if overlaps(c.Path, abs) {
 			return &options.Error{Option: "sourceArchiveDir", Value: dir,

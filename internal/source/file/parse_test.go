@@ -22,7 +22,7 @@ func readOne(t *testing.T, format, name, content string, opts map[string]string)
 	for k, v := range opts {
 		all[k] = v
 	}
-	s, err := New(format, all, t.TempDir(), quiet)
+	s, err := New(format, all, localStore(t, t.TempDir()), quiet)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -7,7 +7,8 @@
 // the batch is planned, in a seen-files log under the checkpoint's
 // sources/0 directory, so a restart neither re-reads nor skips a file.
 // Input files must be placed atomically (written elsewhere, then renamed
-// into the directory), as Spark requires.
+// into the directory), as Spark requires; on an object store (an
+// abfss://… or s3a://… path, see package storage) every upload is atomic.
 package file
 
 import (
@@ -19,6 +20,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -28,6 +30,7 @@ import (
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/source"
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // Offset is a file source position: the id of the last seen-files log
@@ -45,6 +48,7 @@ type Source struct {
 	cfg *Config
 	log *slog.Logger
 	fl  fileLog
+	fs  inputFS
 
 	mu      sync.Mutex
 	head    int64 // highest log batch id written
@@ -56,44 +60,52 @@ type Source struct {
 	availableNow map[string]bool
 	// From the last listing.
 	outFiles, outBytes int64
+	// sizes of the files admitted by this process (task sizes for
+	// scheduling, without a request per file).
+	sizes map[string]int64
 
 	malformed atomic.Int64 // malformed records seen (all modes)
 	dropped   atomic.Int64 // malformed records dropped (DROPMALFORMED)
 }
 
-// New creates a file source reading format (text, json, csv). metadataDir
-// holds the seen-files log; the engine passes <checkpoint>/sources/0. The
-// log found there is restored, so files recorded by an earlier run are
-// not read again. With inferSchema=true and no schema, the schema is
-// inferred from the files present now (see InferSchema).
-func New(format string, opts map[string]string, metadataDir string, logger *slog.Logger) (*Source, error) {
+// New creates a file source reading format (text, json, csv). logStore
+// holds the seen-files log; the engine passes the checkpoint's
+// sources/0. The log found there is restored, so files recorded by an
+// earlier run are not read again. With inferSchema=true and no schema, the
+// schema is inferred from the files present now (see InferSchema). The
+// path may be an object-store URI (WithResolver gives the credentials); a
+// local path without glob characters must exist, as in Spark.
+func New(format string, opts map[string]string, logStore storage.Store, logger *slog.Logger, o ...Option) (*Source, error) {
 	cfg, err := ParseConfig(format, opts)
 	if err != nil {
 		return nil, err
 	}
-	return open(cfg, metadataDir, logger)
+	return open(cfg, logStore, logger, o...)
 }
 
-func open(cfg *Config, metadataDir string, logger *slog.Logger) (*Source, error) {
+func open(cfg *Config, logStore storage.Store, logger *slog.Logger, o ...Option) (*Source, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if metadataDir == "" {
-		return nil, errors.New("file source: a metadata directory for the seen-files log is required")
+	if logStore == nil {
+		return nil, errors.New("file source: a store for the seen-files log is required")
 	}
-	if err := checkPathExists(cfg.Path); err != nil {
-		return nil, err
-	}
-	if len(cfg.Schema.Fields) == 0 {
-		if err := inferInto(cfg); err != nil {
+	if !cfg.remote {
+		if err := checkPathExists(cfg.Path); err != nil {
 			return nil, err
 		}
 	}
-	fl, err := newFileLog(metadataDir)
+	in, err := newInputFS(cfg, o)
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{cfg: cfg, log: logger, fl: fl, seen: newSeenFiles(cfg.maxFileAgeMs())}
+	if len(cfg.Schema.Fields) == 0 {
+		if err := inferInto(cfg, in); err != nil {
+			return nil, err
+		}
+	}
+	fl := newFileLog(logStore)
+	s := &Source{cfg: cfg, log: logger, fl: fl, fs: in, seen: newSeenFiles(cfg.maxFileAgeMs()), sizes: map[string]int64{}}
 	if err := s.restore(); err != nil {
 		return nil, err
 	}
@@ -132,11 +144,11 @@ func (s *Source) restore() error {
 
 // key is the deduplication key of a file: its path, or its name with
 // fileNameOnly.
-func (s *Source) key(path string) string {
+func (s *Source) key(p string) string {
 	if s.cfg.FileNameOnly {
-		return filepath.Base(path)
+		return path.Base(filepath.ToSlash(p))
 	}
-	return path
+	return p
 }
 
 // Config returns the parsed options.
@@ -185,8 +197,8 @@ func asOffset(o source.Offset) (int64, error) {
 
 // PrepareAvailableNow snapshots the files present now; later batches only
 // admit files from this snapshot, still within the read limits.
-func (s *Source) PrepareAvailableNow(context.Context) error {
-	files, err := listFiles(s.cfg.Path, s.cfg.PathGlobFilter)
+func (s *Source) PrepareAvailableNow(ctx context.Context) error {
+	files, err := s.fs.list(ctx, s.cfg.Path, s.cfg.PathGlobFilter)
 	if err != nil {
 		return err
 	}
@@ -213,7 +225,7 @@ func (s *Source) begin(start int64) {
 // modification-time order (newest first with latestFirst) within
 // limit.MaxFiles / limit.MaxBytes (at least one file), writes them as the
 // next seen-files log batch and returns its id.
-func (s *Source) Latest(_ context.Context, startOff source.Offset, limit source.ReadLimit) (source.Offset, source.Offset, error) {
+func (s *Source) Latest(ctx context.Context, startOff source.Offset, limit source.ReadLimit) (source.Offset, source.Offset, error) {
 	start, err := asOffset(startOff)
 	if err != nil {
 		return nil, nil, err
@@ -229,7 +241,7 @@ func (s *Source) Latest(_ context.Context, startOff source.Offset, limit source.
 		// (the process stopped in between): plan it now, unchanged.
 		return Offset{start + 1}, Offset{s.head}, nil
 	}
-	files, err := listFiles(s.cfg.Path, s.cfg.PathGlobFilter)
+	files, err := s.fs.list(ctx, s.cfg.Path, s.cfg.PathGlobFilter)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -288,6 +300,7 @@ func (s *Source) Latest(_ context.Context, startOff source.Offset, limit source.
 	s.head = id
 	for _, f := range cand[:take] {
 		s.seen.add(s.key(f.path), f.modMs)
+		s.sizes[f.path] = f.size
 	}
 	s.seen.purge()
 	s.log.Debug("file source: new files admitted", "logBatch", id, "files", take, "outstanding", s.outFiles)
@@ -334,9 +347,13 @@ func (s *Source) Open(_ context.Context, startOff, endOff source.Offset) (source
 		if err != nil {
 			return nil, fmt.Errorf("file source: log batch %d: bad path %q: %w", e.BatchID, e.Path, err)
 		}
-		var size int64
-		if info, err := os.Stat(p); err == nil {
-			size = info.Size()
+		s.mu.Lock()
+		size, ok := s.sizes[p]
+		s.mu.Unlock()
+		if !ok && !s.cfg.remote {
+			if info, err := os.Stat(p); err == nil {
+				size = info.Size()
+			}
 		}
 		r.tasks = append(r.tasks, &task{path: p, size: size, batchID: e.BatchID})
 	}
@@ -346,7 +363,7 @@ func (s *Source) Open(_ context.Context, startOff, endOff source.Offset) (source
 // Commit implements source.Source: with cleanSource it archives or
 // deletes the files of the log batches up to end. Failures are logged,
 // not returned: cleaning is best effort, as in Spark.
-func (s *Source) Commit(_ context.Context, endOff source.Offset) error {
+func (s *Source) Commit(ctx context.Context, endOff source.Offset) error {
 	end, err := asOffset(endOff)
 	if err != nil {
 		return err
@@ -370,30 +387,24 @@ func (s *Source) Commit(_ context.Context, endOff source.Offset) error {
 		if err != nil {
 			continue
 		}
-		s.clean(p)
+		s.clean(ctx, p)
+		s.mu.Lock()
+		delete(s.sizes, p)
+		s.mu.Unlock()
 	}
 	return nil
 }
 
 // clean archives or deletes one processed file.
-func (s *Source) clean(p string) {
+func (s *Source) clean(ctx context.Context, p string) {
 	switch s.cfg.CleanSource {
 	case CleanDelete:
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := s.fs.remove(ctx, p); err != nil {
 			s.log.Warn("file source: cleanSource could not delete a processed file", "path", p, "err", err)
 		}
 	case CleanArchive:
-		dst := filepath.Join(s.cfg.ArchiveDir, p)
-		if _, err := os.Lstat(dst); err == nil {
-			s.log.Warn("file source: cleanSource did not archive a processed file: the target exists", "path", p, "target", dst)
-			return
-		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			s.log.Warn("file source: cleanSource could not create the archive directory", "dir", filepath.Dir(dst), "err", err)
-			return
-		}
-		if err := moveFile(p, dst); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn("file source: cleanSource could not archive a processed file", "path", p, "target", dst, "err", err)
+		if err := s.fs.archive(ctx, p, s.cfg.ArchiveDir); err != nil {
+			s.log.Warn("file source: cleanSource did not archive a processed file", "path", p, "archive", s.cfg.ArchiveDir, "err", err)
 		}
 	}
 }
@@ -480,7 +491,7 @@ func (r *reader) Read(ctx context.Context, st source.Task, emit source.Emit) err
 	if !ok {
 		return fmt.Errorf("file source: task %v is not a file task", st)
 	}
-	f, err := os.Open(t.path)
+	f, err := r.s.fs.open(ctx, t.path)
 	if err != nil {
 		return fmt.Errorf("file source: open %s (listed in log batch %d): %w", t.path, t.batchID, err)
 	}

@@ -207,7 +207,7 @@ func TestSeenFilesLogFormat(t *testing.T) {
 		t.Errorf("log batch 1:\n%s\nwant\n%s", got, want)
 	}
 	// A different second writer of the same batch is a conflict.
-	fl, err := newFileLog(meta)
+	fl, err := newFileLog(localStore(t, meta)), error(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestSeenFilesLogFormat(t *testing.T) {
 	}
 	// A gap in the log is detected at start.
 	os.WriteFile(filepath.Join(meta, "3"), []byte("v1\n"), 0o644)
-	if _, err := New("json", map[string]string{"path": in, "schema": "a INT"}, meta, quiet); err == nil || !strings.Contains(err.Error(), "missing batch 2") {
+	if _, err := New("json", map[string]string{"path": in, "schema": "a INT"}, localStore(t, meta), quiet); err == nil || !strings.Contains(err.Error(), "missing batch 2") {
 		t.Errorf("log with a gap: %v", err)
 	}
 }
@@ -393,7 +393,7 @@ func TestGlobsAndFilters(t *testing.T) {
 			t.Errorf("path %s filter %q: files %v, want %v", tc.path, tc.filter, got, tc.want)
 		}
 	}
-	if _, err := New("text", map[string]string{"path": filepath.Join(in, "missing")}, t.TempDir(), quiet); err == nil {
+	if _, err := New("text", map[string]string{"path": filepath.Join(in, "missing")}, localStore(t, t.TempDir()), quiet); err == nil {
 		t.Error("a missing path without glob accepted")
 	}
 }

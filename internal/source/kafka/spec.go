@@ -88,7 +88,7 @@ var Format = source.Format{
 	Options:    Spec,
 	SchemaDoc:  schemaDoc,
 	Replayable: true,
-	Schema: func(v options.Values) (batch.Schema, error) {
+	Schema: func(v options.Values, _ source.Env) (batch.Schema, error) {
 		cfg, err := parseConfig(v)
 		if err != nil {
 			return batch.Schema{}, err
@@ -142,7 +142,7 @@ var EventHubsFormat = source.Format{
 	Options:    EventHubsSpec,
 	SchemaDoc:  schemaDoc,
 	Replayable: true,
-	Schema: func(v options.Values) (batch.Schema, error) {
+	Schema: func(v options.Values, _ source.Env) (batch.Schema, error) {
 		cfg, err := parseEventHubsConfig(v)
 		if err != nil {
 			return batch.Schema{}, err

@@ -27,7 +27,7 @@ var MicroBatchFormat = source.Format{
 	Options:    MicroBatchSpec,
 	SchemaDoc:  "fixed: `timestamp timestamp, value bigint`",
 	Replayable: true,
-	Schema: func(v options.Values) (batch.Schema, error) {
+	Schema: func(v options.Values, _ source.Env) (batch.Schema, error) {
 		_, err := parseMicroBatchConfig(v)
 		return Schema(), err
 	},

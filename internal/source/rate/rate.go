@@ -57,7 +57,7 @@ var Format = source.Format{
 	Options:    Spec,
 	SchemaDoc:  "fixed: `timestamp timestamp, value bigint`",
 	Replayable: true,
-	Schema: func(v options.Values) (batch.Schema, error) {
+	Schema: func(v options.Values, _ source.Env) (batch.Schema, error) {
 		_, err := parseConfig(v)
 		return Schema(), err
 	},

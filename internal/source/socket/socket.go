@@ -53,7 +53,7 @@ var Format = source.Format{
 	Summary:   "lines of text from a TCP connection (tests and demos); bounded buffer with TCP backpressure; not replayable",
 	Options:   Spec,
 	SchemaDoc: "`value string`, plus `timestamp timestamp` with includeTimestamp",
-	Schema: func(v options.Values) (batch.Schema, error) {
+	Schema: func(v options.Values, _ source.Env) (batch.Schema, error) {
 		cfg, err := parseConfig(v)
 		if err != nil {
 			return batch.Schema{}, err
