@@ -33,6 +33,10 @@ type Input struct {
 	// LagSeconds is the query's current time lag (0 or NaN if unknown),
 	// for adaptive admission's maxLagSeconds.
 	LagSeconds float64
+	// Reserved is memory of the budget held by others besides the fetch
+	// buffers (a sink's upload buffers, sink.Budgeted): batches get what
+	// is left.
+	Reserved int64
 }
 
 // Decision is the plan of one batch: how much it may take and why.
@@ -147,7 +151,7 @@ func Plan(in Input) Decision {
 		d.Reason = "all available"
 	}
 	if lim.MemoryBudget > 0 {
-		reserve := BufferShare(lim.MemoryBudget)
+		reserve := BufferShare(lim.MemoryBudget) + in.Reserved
 		b := BudgetLimit(lim.MemoryBudget, reserve, in.History.Batches)
 		reason := "memory budget"
 		if b < 0 {

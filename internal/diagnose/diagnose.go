@@ -25,7 +25,10 @@ type Task struct {
 	// the expressions and in the sink writer (Write + Close); Overhead is
 	// task set-up (opening the writer).
 	Fetch, Transform, Sink, Overhead time.Duration
-	Total                            time.Duration
+	// Store is the part of Sink spent waiting for the sink's storage
+	// (uploads to an object store, disk writes).
+	Store time.Duration
+	Total time.Duration
 }
 
 // Batch is what one batch measured.
@@ -49,6 +52,7 @@ const (
 	StageFetch      = "source fetch"
 	StageTransform  = "transform"
 	StageSink       = "sink write"
+	StageStore      = "store write"
 	StageCheckpoint = "checkpoint"
 	StagePlanning   = "planning"
 )
@@ -92,12 +96,14 @@ func Analyze(b Batch) Result {
 		return r
 	}
 	workers := max(b.Workers, 1)
-	var fetch, transform, sink, overhead time.Duration
+	var fetch, transform, sink, store, overhead time.Duration
 	var totals []time.Duration
 	for _, t := range b.Tasks {
 		fetch += t.Fetch
 		transform += t.Transform
-		sink += t.Sink
+		st := min(t.Store, t.Sink)
+		sink += t.Sink - st
+		store += st
 		overhead += t.Overhead
 		totals = append(totals, t.Total)
 	}
@@ -116,9 +122,12 @@ func Analyze(b Batch) Result {
 	r.Shares[StageFetch] = share(fetch, true)
 	r.Shares[StageTransform] = share(transform, true)
 	r.Shares[StageSink] = share(sink, true) + share(b.SinkCommit, false)
+	if store > 0 {
+		r.Shares[StageStore] = share(store, true)
+	}
 	r.Shares[StageCheckpoint] = share(b.Checkpoint, false)
 	r.Shares[StagePlanning] = share(b.Planning, false)
-	stages := []string{StageFetch, StageTransform, StageSink, StageCheckpoint, StagePlanning}
+	stages := []string{StageFetch, StageTransform, StageSink, StageStore, StageCheckpoint, StagePlanning}
 	r.Limiting = slices.MaxFunc(stages, func(a, c string) int { return cmp.Compare(r.Shares[a], r.Shares[c]) })
 
 	relaxed := b.TriggerInterval > 0 && b.Duration < b.TriggerInterval/2
@@ -127,6 +136,8 @@ func Analyze(b Batch) Result {
 		// No stage dominates; say nothing about stages.
 	case r.Limiting == StageSink:
 		r.Findings = append(r.Findings, Finding{"stage", fmt.Sprintf("sink write is %s of batch time; admitting more will not help — speed up or scale the sink", pct(top))})
+	case r.Limiting == StageStore:
+		r.Findings = append(r.Findings, Finding{"stage", fmt.Sprintf("waiting for the store (uploads, disk writes) is %s of batch time: the store is the bottleneck — admitting more will not help; raise sluice.storage.uploadConcurrency or the upload memory (sluice.memory.budget), write fewer, larger files (maxRecordsPerFile, sluice.targetFileSize), or run closer to the store", pct(top))})
 	case r.Limiting == StageFetch:
 		r.Findings = append(r.Findings, Finding{"stage", fmt.Sprintf("source fetch is %s of batch time; the broker or network limits throughput — check fetch sizes (kafka.fetch.max.bytes) and broker load", pct(top))})
 	case r.Limiting == StageTransform:

@@ -31,6 +31,18 @@ func TestAnalyze(t *testing.T) {
 			want:     []string{"sink write is 78 % of batch time; admitting more will not help"},
 		},
 		{
+			name: "slow object store",
+			batch: Batch{Duration: 1000 * ms, Checkpoint: 20 * ms, Workers: 2, Tasks: func() []Task {
+				ts := tasks(2, 1000, 100*ms, 50*ms, 780*ms)
+				for i := range ts {
+					ts[i].Store = 700 * ms // of the 780 ms in the sink, uploads
+				}
+				return ts
+			}()},
+			limiting: StageStore,
+			want:     []string{"waiting for the store (uploads, disk writes) is 70 % of batch time: the store is the bottleneck"},
+		},
+		{
 			name: "skewed partition",
 			batch: Batch{Duration: 1000 * ms, Workers: 4,
 				Tasks:   append(tasks(3, 100, 50*ms, 50*ms, 50*ms), Task{Name: "orders-3", Rows: 2000, Fetch: 300 * ms, Transform: 300 * ms, Sink: 300 * ms, Total: 900 * ms}),

@@ -57,6 +57,9 @@ type Config struct {
 	DeadLetter    sink.Sink
 	Trigger       trigger.Trigger
 	CheckpointDir string
+	// Storage resolves CheckpointDir when it is an object-store URI (nil:
+	// the environment's credentials only).
+	Storage *storage.Resolver
 	// Workers bounds concurrently running tasks; 0 = runtime.NumCPU().
 	Workers int
 	// MinBatchesToRetain: offsets/commits kept in the checkpoint (default 100).
@@ -95,6 +98,10 @@ type TaskInfo struct {
 	// expressions, writing to the sink (Write and Close), and opening the
 	// writer.
 	Fetch, Transform, Sink, Setup time.Duration
+	// Store is the part of Sink spent waiting for the sink's storage
+	// (uploads to an object store, disk writes), for sinks that measure it
+	// (sink.StoreTimer).
+	Store time.Duration
 }
 
 // BatchInfo is what one executed batch measured.
@@ -168,6 +175,9 @@ type Query struct {
 	history    admission.History
 
 	limits admission.Limits // guarded by mu
+	// sinkReserve is the memory the sinks hold back from the budget for
+	// their own buffers (sink.Budgeted).
+	sinkReserve int64
 
 	batchesDone atomic.Int64
 
@@ -292,7 +302,7 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 			return nil, fmt.Errorf("trigger processingTime: %w", err)
 		}
 	}
-	cp, err := checkpoint.Open(cfg.CheckpointDir)
+	cp, err := checkpoint.Open(cfg.CheckpointDir, checkpoint.WithResolver(cfg.Storage))
 	if err != nil {
 		return nil, err
 	}
@@ -310,6 +320,13 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 	}
 	if b, ok := cfg.Source.(source.Budgeted); ok && q.limits.MemoryBudget > 0 {
 		b.SetMemoryBudget(q.limits.MemoryBudget, admission.BufferShare(q.limits.MemoryBudget))
+	}
+	if q.limits.MemoryBudget > 0 {
+		for _, sk := range []sink.Sink{cfg.Sink, cfg.DeadLetter} {
+			if b, ok := sk.(sink.Budgeted); ok {
+				q.sinkReserve += b.SetMemoryBudget(q.limits.MemoryBudget)
+			}
+		}
 	}
 	q.log = cfg.Logger.With("query", q.ID())
 	for _, s := range []any{cfg.Sink, cfg.DeadLetter} {
@@ -770,6 +787,9 @@ func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Re
 			w.Abort(ctx)
 			return taskResult{}, fmt.Errorf("batch %d task %s: close dead-letter writer: %w", id, t, err)
 		}
+		if st, ok := dlw.(sink.StoreTimer); ok {
+			res.info.Store += st.StoreTime()
+		}
 	}
 	closeStart := time.Now()
 	msg, err := w.Close(ctx)
@@ -777,6 +797,9 @@ func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Re
 		return taskResult{}, fmt.Errorf("batch %d task %s: close sink writer: %w", id, t, err)
 	}
 	res.info.Sink += time.Since(closeStart)
+	if st, ok := w.(sink.StoreTimer); ok {
+		res.info.Store += st.StoreTime()
+	}
 	res.msg = msg
 	res.info.Task = t.String()
 	res.info.Duration = time.Since(start)
@@ -795,7 +818,7 @@ func (q *Query) diagnose(info *BatchInfo, sinkCommit time.Duration) diagnose.Res
 		TriggerInterval: info.TriggerInterval,
 	}
 	for _, t := range info.Tasks {
-		db.Tasks = append(db.Tasks, diagnose.Task{Name: t.Task, Rows: t.Rows, Fetch: t.Fetch, Transform: t.Transform, Sink: t.Sink, Overhead: t.Setup, Total: t.Duration})
+		db.Tasks = append(db.Tasks, diagnose.Task{Name: t.Task, Rows: t.Rows, Fetch: t.Fetch, Transform: t.Transform, Sink: t.Sink, Store: t.Store, Overhead: t.Setup, Total: t.Duration})
 	}
 	// Backlog per partition at planning: latest − start.
 	if st, ok := info.Start.(source.PartitionedOffset); ok {

@@ -18,6 +18,7 @@ package sink
 
 import (
 	"context"
+	"time"
 
 	"github.com/sluice-stream/sluice/batch"
 )
@@ -45,4 +46,20 @@ type Sink interface {
 	// results in task order. Idempotent per batchID.
 	Commit(ctx context.Context, batchID int64, messages []Message) error
 	Close() error
+}
+
+// Budgeted is implemented by sinks that hold memory of their own: the
+// upload buffers of a sink writing to an object store. The engine gives
+// them the query's memory budget (sluice.memory.budget) and holds back the
+// bytes they reserve from what admission may fill with batches.
+type Budgeted interface {
+	SetMemoryBudget(budget int64) (reserved int64)
+}
+
+// StoreTimer is implemented by writers that measure how long they waited
+// for their storage (uploads to an object store, disk writes); the engine
+// reports it as the batch's "store write" share, apart from the rest of
+// the sink's time.
+type StoreTimer interface {
+	StoreTime() time.Duration
 }

@@ -3,9 +3,9 @@ package file
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
-	"context"
 	"sort"
 	"strconv"
 	"strings"

@@ -12,8 +12,8 @@ import (
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/ddl"
 	"github.com/sluice-stream/sluice/internal/options"
-	"github.com/sluice-stream/sluice/internal/storage"
 	"github.com/sluice-stream/sluice/internal/source"
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // FormatNames lists the file formats the source reads.
