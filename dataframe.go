@@ -6,6 +6,7 @@ import (
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/registry"
+	"github.com/sluice-stream/sluice/internal/source"
 )
 
 // DataStreamReader describes a streaming source (Spark's DataStreamReader).
@@ -132,7 +133,8 @@ func (df *DataFrame) Schema() (batch.Schema, error) {
 	if err != nil {
 		return batch.Schema{}, err
 	}
-	in, err := f.Schema(v)
+	res, _ := df.session.storageResolver() // a bad storage setting is reported by Start
+	in, err := f.Schema(v, source.Env{Storage: res, Logger: df.session.logger})
 	if err != nil {
 		return batch.Schema{}, err
 	}

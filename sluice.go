@@ -97,6 +97,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/sink"
 
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/storage"
 	"github.com/sluice-stream/sluice/internal/trigger"
 )
 
@@ -169,6 +170,13 @@ func NewSession(opts ...SessionOption) *Session {
 // /metrics). The web UI serves it too.
 func (s *Session) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})
+}
+
+// storageResolver returns the resolver of paths and URIs with the
+// session's storage settings (fs.azure.*, fs.s3a.*, sluice.storage.*, also
+// with a spark.hadoop. prefix; see docs/storage.md).
+func (s *Session) storageResolver() (*storage.Resolver, error) {
+	return storage.NewResolver(s.conf)
 }
 
 // Logger returns the session's logger.

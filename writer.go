@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/registry"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/source"
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // DataStreamWriter describes the sink and trigger of a query (Spark's
@@ -216,7 +216,8 @@ func (w *DataStreamWriter) check() (*plan, []problem) {
 		probs = append(probs, endpointProblems(partSource, errs, same)...)
 	} else {
 		p.source, p.sourceVals = f, f.Options.Values(w.df.source.options, registry.AdmissionOptions)
-		if in, err := f.Schema(p.sourceVals); err != nil {
+		res, _ := s.storageResolver() // a bad storage setting is reported below
+		if in, err := f.Schema(p.sourceVals, source.Env{Storage: res, Logger: s.logger}); err != nil {
 			add(partSource, options.OptionOf(err), err)
 		} else if tr, err := compileTransform(w.df.ops, in); err != nil {
 			var se *stepError
@@ -281,6 +282,9 @@ func (w *DataStreamWriter) check() (*plan, []problem) {
 			add(partConf, options.OptionOf(err), err)
 		}
 	}
+	if _, err := s.storageResolver(); err != nil && confErr[strings.ToLower(options.OptionOf(err))] == nil {
+		add(partConf, options.OptionOf(err), err)
+	}
 
 	// Query options: checkpoint, name, workers, memory budget.
 	if sinkOK {
@@ -337,7 +341,19 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 		chk = tempChk
 		s.logger.Warn("no checkpointLocation given; using a temporary checkpoint that is deleted when the query stops", "dir", chk)
 	}
-	queryID, err := checkpoint.QueryID(chk)
+	res, err := s.storageResolver()
+	if err != nil {
+		return nil, err
+	}
+	cp, err := checkpoint.Open(chk, checkpoint.WithResolver(res))
+	if err != nil {
+		return nil, res.Scrub(err)
+	}
+	queryID, chkStore := cp.ID(), cp.Store()
+	if err := cp.Close(); err != nil {
+		return nil, err
+	}
+	srcState, err := storage.Sub(chkStore, "sources/0")
 	if err != nil {
 		return nil, err
 	}
@@ -345,7 +361,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 	if stdout == nil {
 		stdout = os.Stdout
 	}
-	env := sink.Env{Stdout: stdout, QueryID: queryID, Logger: s.logger, TableName: p.name, RegisterTable: s.registerTable, ForeachBatch: w.foreachBatch}
+	env := sink.Env{Stdout: stdout, QueryID: queryID, Logger: s.logger, TableName: p.name, RegisterTable: s.registerTable, ForeachBatch: w.foreachBatch, Storage: res}
 	ansi := strings.EqualFold(s.conf["spark.sql.ansi.enabled"], "true")
 	var dlSink sink.Sink
 	if p.deadLetter != nil {
@@ -359,7 +375,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 			dlEnv.TableName, dlEnv.RegisterTable = p.name+".deadLetter", s.registerTable
 		}
 		if dlSink, err = registry.OpenSink(*p.deadLetter, p.dlVals, dlEnv); err != nil {
-			return nil, fmt.Errorf("dead-letter sink: %w", err)
+			return nil, res.Scrub(fmt.Errorf("dead-letter sink: %w", err))
 		}
 	}
 	tr := p.transform
@@ -369,15 +385,15 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 	}
 	sk, err := registry.OpenSink(p.sink, p.sinkVals, env)
 	if err != nil {
-		return nil, err
+		return nil, res.Scrub(err)
 	}
 	limits := p.limits
 	if limits.MemoryBudget > 0 && strings.EqualFold(s.conf["sluice.memory.goLimit"], "true") {
 		applyMemoryLimit(limits.MemoryBudget, s.logger)
 	}
-	src, err := p.source.Open(p.sourceVals, source.Env{StateDir: filepath.Join(chk, "sources", "0"), Logger: s.logger})
+	src, err := p.source.Open(p.sourceVals, source.Env{State: srcState, Storage: res, Logger: s.logger})
 	if err != nil {
-		return nil, err
+		return nil, res.Scrub(err)
 	}
 	var monOpts []monitor.Option
 	if s.metErr != nil {
@@ -402,6 +418,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 		DeadLetter:    dlSink,
 		Trigger:       w.trigger.t,
 		CheckpointDir: chk,
+		Storage:       res,
 		Workers:       p.workers,
 		Conf:          conf,
 		Logger:        s.logger,
@@ -421,7 +438,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 		if tempChk != "" {
 			os.RemoveAll(tempChk)
 		}
-		return nil, err
+		return nil, res.Scrub(err)
 	}
 	sq := &StreamingQuery{q: q, mon: mon, trigger: w.trigger, tempCheckpoint: tempChk, done: make(chan struct{})}
 	go sq.finish()

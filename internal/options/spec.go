@@ -79,6 +79,9 @@ type Field struct {
 type Prefix struct {
 	Prefix string
 	Doc    string
+	// Secret: the values of options with this prefix may be secrets
+	// (storage account keys, SAS tokens) and are never shown.
+	Secret bool
 }
 
 // Spec is the typed description of a set of options — a source's, a

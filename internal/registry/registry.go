@@ -40,6 +40,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/source/kafka"
 	"github.com/sluice-stream/sluice/internal/source/rate"
 	"github.com/sluice-stream/sluice/internal/source/socket"
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // sources and sinks are every format, in the order listings show them.
@@ -202,7 +203,7 @@ func ReadAdmission(v options.Values) Admission {
 // settings are recorded in the checkpoint's offsets log, as Spark does.
 var SessionConf = &options.Spec{
 	What: "session configuration",
-	Fields: []options.Field{
+	Fields: slices.Concat([]options.Field{
 		{Name: "spark.sql.ansi.enabled", Type: options.Bool, Default: "false",
 			Doc: "ANSI mode: a value that cannot be cast fails the query (as in Spark) unless a dead-letter sink is configured, which then receives the row."},
 		{Name: "spark.sql.shuffle.partitions", Type: options.Int, Min: 1, Default: "200", Doc: "Recorded in the offsets log for Spark compatibility."},
@@ -215,6 +216,7 @@ var SessionConf = &options.Spec{
 			Doc: "false drops the partition label from per-partition Prometheus metrics (lag stays per topic), for topics with many partitions."},
 		{Name: "sluice.memory.goLimit", Type: options.Bool, Default: "false",
 			Doc: "true sets the Go runtime's soft memory limit (debug.SetMemoryLimit) to the memory budget plus 64 MiB when a query with a budget starts (`sluice run` does this; a GOMEMLIMIT in the environment wins)."},
-	},
-	Prefixes: []options.Prefix{{Prefix: "spark.sql.", Doc: "Other Spark SQL settings are accepted and recorded in the offsets log."}},
+	}, storage.ConfSpec.Fields),
+	Prefixes: slices.Concat([]options.Prefix{{Prefix: "spark.sql.", Doc: "Other Spark SQL settings are accepted and recorded in the offsets log."}},
+		storage.ConfSpec.Prefixes),
 }

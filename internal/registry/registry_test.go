@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/source"
 )
 
 // minimal are the smallest valid option sets of every format, checked
@@ -66,7 +67,7 @@ func TestFormatsFullyDescribed(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				_, err = f.Schema(v)
+				_, err = f.Schema(v, source.Env{})
 				return err
 			}
 			if err := check(opts); err != nil {
