@@ -113,6 +113,10 @@ type Session struct {
 	registry *prometheus.Registry
 	metrics  *metrics.Metrics
 	metErr   error
+
+	// storageOptions configure the storage resolver (tests send its
+	// requests through a counter).
+	storageOptions []storage.ResolverOption
 }
 
 // SessionOption configures a Session.
@@ -176,7 +180,7 @@ func (s *Session) MetricsHandler() http.Handler {
 // session's storage settings (fs.azure.*, fs.s3a.*, sluice.storage.*, also
 // with a spark.hadoop. prefix; see docs/storage.md).
 func (s *Session) storageResolver() (*storage.Resolver, error) {
-	return storage.NewResolver(s.conf)
+	return storage.NewResolver(s.conf, s.storageOptions...)
 }
 
 // Logger returns the session's logger.

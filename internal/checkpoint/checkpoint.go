@@ -407,15 +407,23 @@ func (c *Checkpoint) Purge(minBatchesToRetain int) error {
 		return err
 	}
 	defer c.mu.Unlock()
-	latest, ok, err := c.latest(offsetsDir)
-	if err != nil || !ok {
+	offs, err := c.batchIDs(offsetsDir)
+	if err != nil || len(offs) == 0 {
 		return err
 	}
+	latest := offs[len(offs)-1]
 	threshold := min(latest-int64(minBatchesToRetain)+1, latest-1)
 	for _, sub := range []string{offsetsDir, commitsDir} {
-		ids, err := c.batchIDs(sub)
-		if err != nil {
-			return err
+		ids := offs
+		if sub != offsetsDir {
+			// The commit log is listed only when the offsets log had
+			// something to purge (a commit never outlives its offsets).
+			if offs[0] >= threshold {
+				break
+			}
+			if ids, err = c.batchIDs(sub); err != nil {
+				return err
+			}
 		}
 		var names []string
 		for _, id := range ids {

@@ -402,9 +402,6 @@ func (r *Resolver) s3(ctx context.Context, l Location) (objectBackend, error) {
 		tok, _ := r.s3Setting(bucket, "session.token")
 		lopts = append(lopts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(ak, sk, tok)))
 	}
-	if r.http != nil {
-		lopts = append(lopts, awsconfig.WithHTTPClient(r.http))
-	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, lopts...)
 	if err != nil {
 		return nil, fmt.Errorf("AWS configuration: %w", err)
@@ -433,6 +430,9 @@ func (r *Resolver) s3(ctx context.Context, l Location) (objectBackend, error) {
 			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		}
 		o.UsePathStyle = pathStyle
+		if r.http != nil {
+			o.HTTPClient = r.http
+		}
 	})
 	return &s3Backend{c: client, bucket: bucket, uriBase: l.root()}, nil
 }

@@ -1,44 +1,19 @@
 package delta
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"testing"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/testutil"
 )
 
-// duckDBDir returns the directory holding node_modules/@duckdb/node-api
-// named by SLUICE_DUCKDB_DIR; without it the test is skipped, unless
-// SLUICE_REQUIRE_INTEROP=1 makes that a failure.
-func duckDBDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("SLUICE_DUCKDB_DIR")
-	missing := ""
-	switch {
-	case dir == "":
-		missing = "SLUICE_DUCKDB_DIR is not set"
-	default:
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "@duckdb", "node-api")); err != nil {
-			missing = "no node_modules/@duckdb/node-api in SLUICE_DUCKDB_DIR=" + dir
-		} else if _, err := exec.LookPath("node"); err != nil {
-			missing = "node is not on PATH"
-		}
-	}
-	if missing != "" {
-		if os.Getenv("SLUICE_REQUIRE_INTEROP") == "1" {
-			t.Fatalf("DuckDB interop check required but unavailable: %s", missing)
-		}
-		t.Skipf("DuckDB interop check skipped: %s", missing)
-	}
-	return dir
-}
+// duckDBDir is testutil.DuckDBDir: SLUICE_DUCKDB_DIR, or a skip (a
+// failure under SLUICE_REQUIRE_INTEROP=1).
+func duckDBDir(t *testing.T) string { return testutil.DuckDBDir(t) }
 
 type deltaVerify struct {
 	Kind             string           `json:"kind"`
@@ -84,18 +59,7 @@ func TestDuckDBReadsDeltaTable(t *testing.T) {
 	}
 	id += 6
 
-	script, err := filepath.Abs(filepath.Join("..", "file", "testdata", "verify.mjs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("node", script, "--rows", "--order", "id", dir)
-	cmd.Env = append(os.Environ(), "SLUICE_DUCKDB_DIR="+duck)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("verify.mjs: %v\n%s", err, stderr.String())
-	}
+	out := testutil.RunVerify(t, duck, "--rows", "--order", "id", dir)
 	var got deltaVerify
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatal(err)

@@ -400,10 +400,10 @@ func (s *Sink) Commit(ctx context.Context, batchID int64, msgs []sink.Message) e
 			committed = true
 			return fmt.Errorf("delta sink: committing version %d: %w", version, err)
 		}
-		s.log.Info("delta table version taken by another writer; retrying", "sink", s.Description(), "version", version, "attempt", attempt)
 		if attempt >= s.maxAttempts {
 			return fmt.Errorf("%w: batch %d, last tried version %d, %d attempts", ErrConcurrentWriter, batchID, version, attempt)
 		}
+		s.log.Info("delta table version taken by another writer; retrying", "sink", s.Description(), "version", version, "attempt", attempt)
 	}
 }
 

@@ -1,45 +1,22 @@
 package file
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"testing"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/testutil"
 )
 
-// duckDBDir returns the directory holding node_modules/@duckdb/node-api
-// named by SLUICE_DUCKDB_DIR. The interop tests are skipped without it,
-// unless SLUICE_REQUIRE_INTEROP=1, which makes its absence a failure.
-func duckDBDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("SLUICE_DUCKDB_DIR")
-	missing := ""
-	switch {
-	case dir == "":
-		missing = "SLUICE_DUCKDB_DIR is not set"
-	default:
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "@duckdb", "node-api")); err != nil {
-			missing = "no node_modules/@duckdb/node-api in SLUICE_DUCKDB_DIR=" + dir
-		} else if _, err := exec.LookPath("node"); err != nil {
-			missing = "node is not on PATH"
-		}
-	}
-	if missing != "" {
-		if os.Getenv("SLUICE_REQUIRE_INTEROP") == "1" {
-			t.Fatalf("DuckDB interop check required but unavailable: %s", missing)
-		}
-		t.Skipf("DuckDB interop check skipped: %s", missing)
-	}
-	return dir
-}
+// duckDBDir is testutil.DuckDBDir: SLUICE_DUCKDB_DIR, or a skip (a
+// failure under SLUICE_REQUIRE_INTEROP=1).
+func duckDBDir(t *testing.T) string { return testutil.DuckDBDir(t) }
 
 // verifyResult is verify.mjs's output.
 type verifyResult struct {
@@ -52,19 +29,7 @@ type verifyResult struct {
 
 func runVerify(t *testing.T, duckDir, table string, args ...string) []byte {
 	t.Helper()
-	script, err := filepath.Abs(filepath.Join("testdata", "verify.mjs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("node", append(append([]string{script}, args...), table)...)
-	cmd.Env = append(os.Environ(), "SLUICE_DUCKDB_DIR="+duckDir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("verify.mjs: %v\n%s", err, stderr.String())
-	}
-	return out
+	return testutil.RunVerify(t, duckDir, append(args, table)...)
 }
 
 // normalRows renders genRows(0, n) the way verify.mjs --rows does, after
