@@ -306,7 +306,6 @@ func writeLocal(t *testing.T, path string, data []byte) {
 	}
 }
 
-
 // TestObjectStoreRequestsPerBatch counts the requests a Kafka → Delta
 // query with its checkpoint on the store sends per batch (3 tasks, one
 // small data file each), for the cost table in docs/storage.md: the
