@@ -15,6 +15,7 @@ import (
 func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("torture", stderr)
 	sinks := fs.String("sink", "parquet,delta,kafka", "sinks to torture, comma-separated ("+strings.Join(torture.Sinks, ", ")+")")
+	store := fs.String("store", "local", "where the output and the checkpoint live: "+strings.Join(torture.Stores, ", ")+" (azurite needs SLUICE_AZURITE_DIR or azurite-blob on PATH; s3 runs an in-process emulator)")
 	kills := fs.Int("kills", 50, "SIGKILLs per sink")
 	records := fs.Int("records", 20000, "records produced per sink while killing")
 	minUp := fs.Duration("min-up", 200*time.Millisecond, "shortest run before a kill")
@@ -46,11 +47,11 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				return err
 			}
 		}
-		fmt.Fprintf(stdout, "== %s: %d kills, %d records, seed %d\n", sk, *kills, *records, *seed)
+		fmt.Fprintf(stdout, "== %s on %s: %d kills, %d records, seed %d\n", sk, *store, *kills, *records, *seed)
 		res, err := torture.Run(ctx, torture.Config{
 			Command: func(ctx context.Context, args ...string) *exec.Cmd { return exec.CommandContext(ctx, self, args...) },
 			Sink:    sk, Kills: *kills, Records: *records, MinUp: *minUp, MaxUp: *maxUp,
-			Dir: work, Seed: *seed, Out: stdout,
+			Dir: work, Seed: *seed, Out: stdout, Store: *store,
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", sk, err)
@@ -60,7 +61,7 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			verdict = "FAILED"
 			failed++
 		}
-		fmt.Fprintf(stdout, "%s: %s — %s\n", sk, res, verdict)
+		fmt.Fprintf(stdout, "%s on %s: %s — %s\n", sk, *store, res, verdict)
 	}
 	if failed > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%d sink(s) lost or duplicated records", failed)}

@@ -8,19 +8,41 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-stream/sluice/internal/storage/emulator"
 	"github.com/sluice-stream/sluice/internal/torture"
 )
 
 // TestTortureExactlyOnce kills a Kafka → sink pipeline (this test binary
 // re-executed as `sluice run`) with SIGKILL at random moments while a
 // producer writes, and checks the committed output holds every record once.
-// CI runs 10 kills per sink; `sluice torture --kills 50` is the long form.
+// CI runs 10 kills per sink on the local disk and 5 for Delta on each
+// object-store emulator; `sluice torture --kills 50` (with --store) is the
+// long form.
 func TestTortureExactlyOnce(t *testing.T) {
 	if os.Getenv("SLUICE_SERIAL_TESTS") != "1" {
 		t.Skip("heavy test: set SLUICE_SERIAL_TESTS=1 (CI runs these in a serial step)")
 	}
-	for _, sk := range []string{"parquet", "json", "delta", "kafka"} {
-		t.Run(sk, func(t *testing.T) {
+	type run struct {
+		sink, store string
+		kills       int
+	}
+	runs := []run{{"parquet", "local", 10}, {"json", "local", 10}, {"delta", "local", 10}, {"kafka", "local", 10},
+		{"delta", "azurite", 5}, {"delta", "s3", 5}}
+	for _, rc := range runs {
+		sk := rc.sink
+		name := sk
+		if rc.store != "local" {
+			name += "-on-" + rc.store
+		}
+		t.Run(name, func(t *testing.T) {
+			if rc.store == "azurite" {
+				if _, err := emulator.AzuriteCommand(); err != nil {
+					if os.Getenv("SLUICE_REQUIRE_INTEROP") == "1" {
+						t.Fatalf("Azurite required: %v", err)
+					}
+					t.Skip(err)
+				}
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			res, err := torture.Run(ctx, torture.Config{
@@ -29,7 +51,7 @@ func TestTortureExactlyOnce(t *testing.T) {
 					cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN_ARGS="+strings.Join(args, "\x1f"))
 					return cmd
 				},
-				Sink: sk, Kills: 10, Records: 3000, Dir: t.TempDir(), Seed: uint64(time.Now().UnixNano()),
+				Sink: sk, Store: rc.store, Kills: rc.kills, Records: 3000, Dir: t.TempDir(), Seed: uint64(time.Now().UnixNano()),
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // The disk provider keeps a store's live state in a Pebble database in a
@@ -33,6 +36,8 @@ type diskVersionMeta struct {
 
 type diskProvider struct {
 	id      ID
+	st      storage.Store // the state directory (local)
+	dir     string        // the store's local directory, <state>/<op>/<part>[/<name>]
 	schemas Schemas
 	conf    Config
 	workDir string
@@ -52,19 +57,60 @@ type diskProvider struct {
 	lastCkptFiles    map[string]int64 // its files, to tell new SSTs from hard-linked ones
 }
 
-func openDiskProvider(id ID, schemas Schemas, conf Config) (*diskProvider, error) {
-	p := &diskProvider{id: id, schemas: schemas, conf: conf, dbVersion: -1,
+// ErrDiskProviderNeedsLocal is returned (wrapped) when the disk provider is
+// asked to keep state in a checkpoint on an object store.
+var ErrDiskProviderNeedsLocal = errors.New("the disk state store needs a checkpoint on the local disk")
+
+func openDiskProvider(id ID, st storage.Store, schemas Schemas, conf Config) (*diskProvider, error) {
+	root, ok := storage.LocalRoot(st)
+	if !ok {
+		// Its versions are Pebble checkpoints: directories of hard-linked
+		// files, which an object store cannot hold without a copy of
+		// every SST per version.
+		return nil, fmt.Errorf("state %s: %w: its versions are Pebble checkpoint directories, and %s is on an object store; use the memory state store (spark.sql.streaming.stateStore.providerClass=memory, the default), whose files go to any store, or put checkpointLocation on a local disk",
+			id, ErrDiskProviderNeedsLocal, storage.URI(st, ""))
+	}
+	p := &diskProvider{id: id, st: st, dir: filepath.Join(root, filepath.FromSlash(id.dir())), schemas: schemas, conf: conf, dbVersion: -1,
 		charge: charger{id: id, budget: conf.Budget}}
+	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("state %s: %w", id, err)
+	}
+	// Checkpoint directories a crash left half-made.
+	if es, err := os.ReadDir(p.dir); err == nil {
+		var stale []string
+		for _, e := range es {
+			if isTempFile(e.Name()) {
+				stale = append(stale, filepath.Join(p.dir, e.Name()))
+			}
+		}
+		if err := removeAll(p.dir, stale...); err != nil {
+			return nil, fmt.Errorf("state %s: removing temp files: %w", id, err)
+		}
+	}
 	if conf.DiskLocalDir != "" {
 		p.workDir = filepath.Join(conf.DiskLocalDir, strconv.Itoa(id.Operator), strconv.Itoa(id.Partition), id.storeName())
 	} else {
-		p.workDir = filepath.Join(id.Dir(), workingDirName)
+		p.workDir = filepath.Join(p.dir, workingDirName)
 	}
 	// The memtables and block cache are the store's memory: charge them.
 	if err := p.charge.resize(conf.DiskMemory); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// localVersion is the local directory of version v's checkpoint.
+func (p *diskProvider) localVersion(v int64) string {
+	return filepath.Join(p.dir, strconv.FormatInt(v, 10)+"."+diskSnapshotExt)
+}
+
+// localPaths turns names relative to the state directory into local paths.
+func (p *diskProvider) localPaths(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = filepath.Join(p.dir, path.Base(n))
+	}
+	return out
 }
 
 // pebbleOptions sizes Pebble from the byte allowance: two memtables of a
@@ -132,8 +178,8 @@ func (p *diskProvider) restoreLocked(v int64) error {
 	}
 	var numKeys int64
 	if v > 0 {
-		src := versionFile(p.id.Dir(), v, diskSnapshotExt)
-		b, err := readFile(filepath.Join(src, diskMetaFile))
+		src := p.localVersion(v)
+		b, err := os.ReadFile(filepath.Join(src, diskMetaFile))
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("state %s: cannot open version %d: %s is missing or incomplete (%w)", p.id, v, src, ErrVersionNotFound)
 		}
@@ -232,7 +278,7 @@ func (p *diskProvider) Open(version int64) (Store, error) {
 }
 
 func (p *diskProvider) LatestVersion() (int64, error) {
-	vf, err := listVersions(p.id.Dir(), diskSnapshotExt)
+	vf, err := listVersions(p.st, p.id.dir(), diskSnapshotExt)
 	if err != nil {
 		return 0, err
 	}
@@ -245,7 +291,7 @@ func (p *diskProvider) LatestVersion() (int64, error) {
 func (p *diskProvider) Maintenance() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	vf, err := listVersions(p.id.Dir(), diskSnapshotExt)
+	vf, err := listVersions(p.st, p.id.dir(), diskSnapshotExt)
 	if err != nil {
 		return err
 	}
@@ -253,7 +299,7 @@ func (p *diskProvider) Maintenance() error {
 	if len(paths) == 0 {
 		return nil
 	}
-	if err := removeAll(p.id.Dir(), paths...); err != nil {
+	if err := removeAll(p.dir, p.localPaths(paths)...); err != nil {
 		return fmt.Errorf("state %s: retention: %w", p.id, err)
 	}
 	return nil
@@ -427,14 +473,19 @@ func (s *diskStore) Commit() (int64, error) {
 	if err := p.db.Flush(); err != nil {
 		return fail(err)
 	}
-	final := versionFile(p.id.Dir(), newVersion, diskSnapshotExt)
+	final := p.localVersion(newVersion)
 	tmp := tempName(final)
 	if err := p.db.Checkpoint(tmp); err != nil {
 		os.RemoveAll(tmp)
 		return fail(err)
 	}
 	meta, _ := json.Marshal(diskVersionMeta{Version: newVersion, NumKeys: s.numKeys})
-	if _, err := writeFileAtomic(filepath.Join(tmp, diskMetaFile), func(w io.Writer) error {
+	tmpStore, err := storage.NewLocal(tmp)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return fail(err)
+	}
+	if _, err := writeFileAtomic(tmpStore, diskMetaFile, func(w io.Writer) error {
 		_, err := w.Write(meta)
 		return err
 	}); err != nil {
@@ -442,18 +493,18 @@ func (s *diskStore) Commit() (int64, error) {
 		return fail(err)
 	}
 	// Files of later versions are from a run the engine never committed.
-	vf, err := listVersions(p.id.Dir(), diskSnapshotExt)
+	vf, err := listVersions(p.st, p.id.dir(), diskSnapshotExt)
 	if err != nil {
 		os.RemoveAll(tmp)
 		return fail(err)
 	}
 	var stale []string
-	for v, path := range vf.snapshots {
+	for v, name := range vf.snapshots {
 		if v > newVersion {
-			stale = append(stale, path)
+			stale = append(stale, name)
 		}
 	}
-	if err := removeAll(p.id.Dir(), stale...); err != nil {
+	if err := removeAll(p.dir, p.localPaths(stale)...); err != nil {
 		os.RemoveAll(tmp)
 		return fail(err)
 	}
@@ -462,7 +513,7 @@ func (s *diskStore) Commit() (int64, error) {
 		return fail(err)
 	}
 	if p.id.Partition == 0 && p.id.storeName() == DefaultStoreName {
-		if err := recordSchema(p.id.Root, p.id.Operator, p.schemas); err != nil {
+		if err := recordSchema(p.st, p.id.Operator, p.schemas); err != nil {
 			return fail(fmt.Errorf("recording schema: %w", err))
 		}
 	}
@@ -527,7 +578,7 @@ func (s *diskStore) Metrics() Metrics {
 		m.Custom[MetricBlockCacheBytes] = pm.BlockCache.Size
 	}
 	m.Custom[MetricStateFilesBytes] = p.lastCkptBytes
-	if vf, err := listVersions(p.id.Dir(), diskSnapshotExt); err == nil {
+	if vf, err := listVersions(p.st, p.id.dir(), diskSnapshotExt); err == nil {
 		m.Custom[MetricSnapshotFiles] = int64(len(vf.snapshots))
 	}
 	return m

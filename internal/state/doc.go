@@ -14,8 +14,8 @@
 // whatever the store holds past it is overwritten by the re-run, which makes
 // re-committing a version overwrite-safe whether or not the re-run produces
 // the same bytes. Writes are made durable before Commit returns (temp file,
-// fsync, rename, directory fsync), so the engine may write commits/N right
-// after.
+// fsync, rename, directory fsync on the local disk; a completed upload on an
+// object store), so the engine may write commits/N right after.
 //
 // # Layout
 //
@@ -113,7 +113,19 @@
 //
 // # File I/O
 //
-// fileio.go is the only file that touches checkpoint files (atomic writes,
-// put-if-absent, directory sync, listing): it is the seam for the shared
-// crash-safe file layer.
+// Every delta, snapshot, schema and metadata file goes through the
+// storage package (ID.Files: the checkpoint's state/ directory, on the local
+// disk or on an object store such as ADLS or S3): writes are atomic and
+// durable, the schema file is put-if-absent, and a snapshot is written in
+// two steps — Finish (fsync, or upload) outside the provider's lock, then
+// Commit (rename, or complete the upload) only if its version was not
+// recommitted meanwhile. fileio.go is the package's door to it.
+//
+// The disk provider keeps its working database and its per-version Pebble
+// checkpoints in local directories (Pebble does its own I/O, and versions
+// share SSTs by hard links), so it needs the checkpoint on the local disk:
+// with a checkpoint on an object store OpenProvider fails with
+// ErrDiskProviderNeedsLocal, naming the memory provider as the remedy.
+// (Shipping each version's new SSTs to the object store, as Spark's RocksDB
+// provider does with its zip files, is left for later.)
 package state

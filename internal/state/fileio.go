@@ -1,50 +1,50 @@
 package state
 
-// This file is the package's only door to the file system for checkpoint
-// files (the disk provider's Pebble databases do their own I/O). When the
-// shared crash-safe file layer lands, these functions become calls to it.
+// This file is the package's door to the checkpoint's files: every delta,
+// snapshot, schema and metadata file goes through a storage.Store (the
+// checkpoint's state/ directory, local or on an object store), which makes
+// each write atomic and durable. The disk provider's Pebble databases and
+// their per-version checkpoint directories are local directories (Pebble
+// does its own I/O); the few file-system calls they need are here too.
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
-var tmpSeq atomic.Uint64
+// ctx is the context of the state files' storage calls.
+var ctx = context.Background()
 
-func tempName(path string) string {
-	return fmt.Sprintf("%s.%d.%d.tmp", path, time.Now().UnixNano(), tmpSeq.Add(1))
-}
-
-// atomicFile is a file being written that appears at its path only when
-// committed: a temp file in the same directory, fsynced, renamed over the
-// path (replacing an existing file: a re-run batch rewriting its version),
-// and the directory fsynced.
+// atomicFile is a file being written through the store that appears under
+// its name only when committed, replacing an existing file (a re-run batch
+// rewriting its version).
 type atomicFile struct {
-	path, tmp string
-	f         *os.File
-	cw        *countingWriter
-	bw        *bufio.Writer
+	st   storage.Store
+	name string
+	w    storage.Writer
+	cw   *countingWriter
+	bw   *bufio.Writer
 }
 
-func createAtomic(path string) (*atomicFile, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	tmp := tempName(path)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+func createAtomic(st storage.Store, name string) (*atomicFile, error) {
+	w, err := st.Create(ctx, name, storage.Replace)
 	if err != nil {
 		return nil, err
 	}
-	a := &atomicFile{path: path, tmp: tmp, f: f, cw: &countingWriter{w: f}}
+	a := &atomicFile{st: st, name: name, w: w, cw: &countingWriter{w: w}}
 	a.bw = bufio.NewWriterSize(a.cw, 64<<10)
 	return a, nil
 }
@@ -59,131 +59,124 @@ func (a *atomicFile) commit() (int64, error) {
 	return a.cw.n, a.publish()
 }
 
-// finish flushes, fsyncs and closes the temp file (the slow part of a
-// commit); publish then renames it into place.
+// finish flushes the file and has the store make it durable without
+// publishing it (the slow part of a commit: fsync, or the upload of the
+// remaining blocks); publish then makes it visible.
 func (a *atomicFile) finish() error {
 	err := a.bw.Flush()
 	if err == nil {
-		err = a.f.Sync()
-	}
-	if cerr := a.f.Close(); err == nil {
-		err = cerr
+		err = a.w.Finish()
 	}
 	if err != nil {
-		os.Remove(a.tmp)
-		return fmt.Errorf("write %s: %w", a.path, err)
+		a.w.Abort()
+		return fmt.Errorf("write %s: %w", a.name, err)
 	}
 	return nil
 }
 
-// publish renames the finished temp file over the path and fsyncs the
-// directory.
+// publish makes the finished file visible under its name.
 func (a *atomicFile) publish() error {
-	if err := os.Rename(a.tmp, a.path); err != nil {
-		os.Remove(a.tmp)
-		return fmt.Errorf("write %s: %w", a.path, err)
+	if err := a.w.Commit(); err != nil {
+		return fmt.Errorf("write %s: %w", a.name, err)
 	}
-	return syncDir(filepath.Dir(a.path))
+	return nil
 }
 
-// abort removes the temp file (after finish too).
-func (a *atomicFile) abort() {
-	a.f.Close()
-	os.Remove(a.tmp)
-}
+// abort discards the file (after finish too).
+func (a *atomicFile) abort() { a.w.Abort() }
 
-// writeFileAtomic writes path through write with createAtomic/commit and
+// writeFileAtomic writes name through write with createAtomic/commit and
 // returns the bytes written.
-func writeFileAtomic(path string, write func(w io.Writer) error) (int64, error) {
-	a, err := createAtomic(path)
+func writeFileAtomic(st storage.Store, name string, write func(w io.Writer) error) (int64, error) {
+	a, err := createAtomic(st, name)
 	if err != nil {
 		return 0, err
 	}
 	if err := write(a); err != nil {
 		a.abort()
-		return 0, fmt.Errorf("write %s: %w", path, err)
+		return 0, fmt.Errorf("write %s: %w", name, err)
 	}
 	return a.commit()
 }
 
-// isTempFile reports whether name is a temp file left by a crash.
-func isTempFile(name string) bool { return strings.HasSuffix(name, ".tmp") }
-
-// putIfAbsent writes data to path only if path does not exist (temp file,
-// fsync, link — which fails if path exists —, directory fsync). It reports
+// putIfAbsent writes data to name only if name does not exist. It reports
 // whether this call created the file.
-func putIfAbsent(path string, data []byte) (bool, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return false, err
+func putIfAbsent(st storage.Store, name string, data []byte) (bool, error) {
+	err := st.PutIfAbsent(ctx, name, data)
+	if errors.Is(err, storage.ErrExist) {
+		return false, nil
 	}
-	tmp := tempName(path)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return false, err
-	}
-	defer os.Remove(tmp)
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return false, fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return false, nil
-		}
-		return false, fmt.Errorf("write %s: %w", path, err)
-	}
-	return true, syncDir(dir)
+	return err == nil, err
 }
+
+// listDir returns the entries of dir; a missing directory is empty.
+func listDir(st storage.Store, dir string) ([]storage.Entry, error) {
+	return st.List(ctx, dir)
+}
+
+func readFile(st storage.Store, name string) ([]byte, error) { return st.Get(ctx, name) }
+
+// openAt opens name for random access: the local file itself, or the
+// object read into memory.
+func openAt(st storage.Store, name string) (io.ReaderAt, int64, func(), error) {
+	if root, ok := storage.LocalRoot(st); ok {
+		f, err := os.Open(filepath.Join(root, filepath.FromSlash(name)))
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		info, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, 0, nil, err
+		}
+		return f, info.Size(), func() { f.Close() }, nil
+	}
+	b, err := st.Get(ctx, name)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return bytes.NewReader(b), int64(len(b)), func() {}, nil
+}
+
+// removeFiles deletes names from the store.
+func removeFiles(st storage.Store, names ...string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	return st.Delete(ctx, names...)
+}
+
+// versionFile names <version>.<ext> in dir.
+func versionFile(dir string, version int64, ext string) string {
+	return path.Join(dir, strconv.FormatInt(version, 10)+"."+ext)
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Local directories of the disk provider.
+
+var tmpSeq atomic.Uint64
+
+func tempName(path string) string {
+	return fmt.Sprintf("%s.%d.%d.tmp", path, time.Now().UnixNano(), tmpSeq.Add(1))
+}
+
+// isTempFile reports whether name is a temp directory left by a crash.
+func isTempFile(name string) bool { return len(name) > 4 && name[len(name)-4:] == ".tmp" }
 
 // syncDir fsyncs a directory so renames and removals in it are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return storage.SyncDir(dir) }
 
-// listDir returns the names in dir; a missing directory is empty.
-func listDir(dir string) ([]os.DirEntry, error) {
-	es, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	return es, err
-}
-
-// openFile opens path for reading and returns it with its size.
-func openFile(path string) (*os.File, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, err
-	}
-	return f, st.Size(), nil
-}
-
-func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
-
-// removeAll removes paths (files or directories), then fsyncs dir.
+// removeAll removes local paths (files or directories), then fsyncs dir.
 func removeAll(dir string, paths ...string) error {
 	var first error
 	for _, p := range paths {
@@ -192,7 +185,7 @@ func removeAll(dir string, paths ...string) error {
 		}
 	}
 	if len(paths) > 0 {
-		if err := syncDir(dir); err != nil && first == nil {
+		if err := syncDir(dir); err != nil && first == nil && !errors.Is(err, fs.ErrNotExist) {
 			first = err
 		}
 	}
@@ -209,28 +202,4 @@ func renameDir(from, to string) error {
 		return err
 	}
 	return syncDir(filepath.Dir(to))
-}
-
-func fileSize(path string) int64 {
-	st, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return st.Size()
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// versionFile names <version>.<ext>.
-func versionFile(dir string, version int64, ext string) string {
-	return filepath.Join(dir, strconv.FormatInt(version, 10)+"."+ext)
 }

@@ -1,11 +1,14 @@
 package state
 
 import (
+	"path/filepath"
+
 	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/sluice-stream/sluice/internal/storage"
 	"hash"
 	"hash/crc32"
 	"io"
@@ -132,12 +135,16 @@ type fileInfo struct {
 // (value is nil for a removal). Key and value slices are freshly allocated
 // and may be kept. fn's effects must be discarded unless readStateFile
 // returns nil: the checksum is verified after the last record.
-func readStateFile(path string, wantKind byte, wantVersion int64, fn func(op byte, key, value []byte) error) (fileInfo, error) {
-	f, size, err := openFile(path)
+func readStateFile(st storage.Store, name string, wantKind byte, wantVersion int64, fn func(op byte, key, value []byte) error) (fileInfo, error) {
+	path := storage.URI(st, name)
+	if root, ok := storage.LocalRoot(st); ok {
+		path = filepath.Join(root, filepath.FromSlash(name))
+	}
+	f, size, done, err := openAt(st, name)
 	if err != nil {
 		return fileInfo{}, err
 	}
-	defer f.Close()
+	defer done()
 	info, err := decodeStateFile(f, size, fn)
 	if err != nil {
 		var ce *CorruptFileError

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/btree"
+
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // entry is one key/value pair of the memory provider.
@@ -54,6 +56,7 @@ type memVersion struct {
 
 type memoryProvider struct {
 	id      ID
+	st      storage.Store // the state directory
 	schemas Schemas
 	conf    Config
 
@@ -73,8 +76,8 @@ type memoryProvider struct {
 	lastCommitBytes        atomic.Int64
 }
 
-func newMemoryProvider(id ID, schemas Schemas, conf Config) *memoryProvider {
-	return &memoryProvider{id: id, schemas: schemas, conf: conf, cache: map[int64]*memVersion{}, commits: map[int64]int64{},
+func newMemoryProvider(id ID, st storage.Store, schemas Schemas, conf Config) *memoryProvider {
+	return &memoryProvider{id: id, st: st, schemas: schemas, conf: conf, cache: map[int64]*memVersion{}, commits: map[int64]int64{},
 		charge: charger{id: id, limit: conf.MemoryLimit, budget: conf.Budget}}
 }
 
@@ -82,7 +85,7 @@ func (p *memoryProvider) listFiles() (versionFiles, error) {
 	if p.filesValid {
 		return p.files, nil
 	}
-	vf, err := listVersions(p.id.Dir(), "snapshot")
+	vf, err := listVersions(p.st, p.id.dir(), "snapshot")
 	if err != nil {
 		return vf, fmt.Errorf("state %s: %w", p.id, err)
 	}
@@ -113,7 +116,7 @@ func (p *memoryProvider) Open(version int64) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	delta, err := createAtomic(versionFile(p.id.Dir(), version+1, "delta"))
+	delta, err := createAtomic(p.st, versionFile(p.id.dir(), version+1, "delta"))
 	if err != nil {
 		return nil, fmt.Errorf("state %s: %w", p.id, err)
 	}
@@ -160,8 +163,7 @@ func (p *memoryProvider) loadLocked(v int64, keep bool) (*memVersion, error) {
 		tree, size = base.tree.Clone(), base.bytes
 	case start > 0:
 		tree = newTree()
-		path := vf.snapshots[start]
-		_, err := readStateFile(path, kindSnapshot, start, func(op byte, k, val []byte) error {
+		_, err := readStateFile(p.st, vf.snapshots[start], kindSnapshot, start, func(op byte, k, val []byte) error {
 			if op != opPut {
 				return corrupt("removal in a snapshot")
 			}
@@ -178,11 +180,11 @@ func (p *memoryProvider) loadLocked(v int64, keep bool) (*memVersion, error) {
 		tree = newTree()
 	}
 	for d := start + 1; d <= v; d++ {
-		path, ok := vf.deltas[d]
+		name, ok := vf.deltas[d]
 		if !ok {
 			return nil, fmt.Errorf("state %s: cannot rebuild version %d: %d.delta is missing (%w)", p.id, v, d, ErrVersionNotFound)
 		}
-		_, err := readStateFile(path, kindDelta, d, func(op byte, k, val []byte) error {
+		_, err := readStateFile(p.st, name, kindDelta, d, func(op byte, k, val []byte) error {
 			switch op {
 			case opPut:
 				if old, had := tree.ReplaceOrInsert(entry{k, val}); had {
@@ -275,8 +277,7 @@ func (p *memoryProvider) Maintenance() error {
 // and renamed into place under it only if v was not committed again since:
 // a re-run may have rewritten it.
 func (p *memoryProvider) writeSnapshot(v int64, tree *btree.BTreeG[entry], gen int64) error {
-	path := versionFile(p.id.Dir(), v, "snapshot")
-	a, err := createAtomic(path)
+	a, err := createAtomic(p.st, versionFile(p.id.dir(), v, "snapshot"))
 	if err != nil {
 		return fmt.Errorf("state %s: snapshot %d: %w", p.id, v, err)
 	}
@@ -320,7 +321,7 @@ func (p *memoryProvider) cleanup(latest int64) error {
 		return nil
 	}
 	p.filesValid = false
-	if err := removeAll(p.id.Dir(), paths...); err != nil {
+	if err := removeFiles(p.st, paths...); err != nil {
 		return fmt.Errorf("state %s: retention: %w", p.id, err)
 	}
 	return nil
@@ -518,7 +519,7 @@ func (s *memStore) Commit() (int64, error) {
 		return 0, fmt.Errorf("state %s: %w", p.id, err)
 	}
 	if p.id.Partition == 0 && p.id.storeName() == DefaultStoreName {
-		if err := recordSchema(p.id.Root, p.id.Operator, p.schemas); err != nil {
+		if err := recordSchema(p.st, p.id.Operator, p.schemas); err != nil {
 			s.done, p.open = true, nil
 			return 0, fmt.Errorf("state %s: recording schema: %w", p.id, err)
 		}
@@ -555,7 +556,7 @@ func (p *memoryProvider) removeStaleLocked(v int64) error {
 	}
 	if len(stale) > 0 {
 		p.filesValid = false
-		if err := removeAll(p.id.Dir(), stale...); err != nil {
+		if err := removeFiles(p.st, stale...); err != nil {
 			return fmt.Errorf("state %s: removing files of uncommitted versions: %w", p.id, err)
 		}
 	}

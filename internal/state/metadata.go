@@ -10,9 +10,11 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // OperatorInfo is what state/<operatorId>/_metadata/metadata records, in
@@ -52,14 +54,21 @@ func OperatorMetadataPath(root string, operator int) string {
 	return filepath.Join(ID{Root: root, Operator: operator}.OperatorDir(), "_metadata", "metadata")
 }
 
-// WriteOperatorMetadata writes the operator's metadata file (atomically,
-// replacing an older one: Spark rewrites it each run).
-func WriteOperatorMetadata(root string, m OperatorMetadata) error {
+func operatorMetadataName(operator int) string {
+	return strconv.Itoa(operator) + "/_metadata/metadata"
+}
+
+func schemaName(operator int) string { return strconv.Itoa(operator) + "/0/_metadata/schema" }
+
+// WriteOperatorMetadata writes the operator's metadata file into the state
+// directory st (atomically, replacing an older one: Spark rewrites it each
+// run).
+func WriteOperatorMetadata(st storage.Store, m OperatorMetadata) error {
 	js, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	_, err = writeFileAtomic(OperatorMetadataPath(root, int(m.OperatorInfo.OperatorID)), func(w io.Writer) error {
+	_, err = writeFileAtomic(st, operatorMetadataName(int(m.OperatorInfo.OperatorID)), func(w io.Writer) error {
 		_, err := fmt.Fprintf(w, "v1\n%s", js)
 		return err
 	})
@@ -67,10 +76,10 @@ func WriteOperatorMetadata(root string, m OperatorMetadata) error {
 }
 
 // ReadOperatorMetadata reads it back.
-func ReadOperatorMetadata(root string, operator int) (OperatorMetadata, error) {
+func ReadOperatorMetadata(st storage.Store, operator int) (OperatorMetadata, error) {
 	var m OperatorMetadata
-	path := OperatorMetadataPath(root, operator)
-	b, err := readFile(path)
+	path := storage.URI(st, operatorMetadataName(operator))
+	b, err := readFile(st, operatorMetadataName(operator))
 	if err != nil {
 		return m, err
 	}
@@ -317,8 +326,8 @@ func compatible(stored, now []schemaField) bool {
 // returns a *SchemaError on a mismatch. It reports whether a schema file
 // exists. The engine calls it once per operator at start (providers also
 // call it when they open).
-func CheckSchema(root string, operator int, s Schemas) (recorded bool, err error) {
-	b, err := readFile(SchemaPath(root, operator))
+func CheckSchema(st storage.Store, operator int, s Schemas) (recorded bool, err error) {
+	b, err := readFile(st, schemaName(operator))
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -327,7 +336,7 @@ func CheckSchema(root string, operator int, s Schemas) (recorded bool, err error
 	}
 	key, value, err := decodeSchemaFile(b)
 	if err != nil {
-		return true, fmt.Errorf("%s: %w", SchemaPath(root, operator), err)
+		return true, fmt.Errorf("%s: %w", storage.URI(st, schemaName(operator)), err)
 	}
 	if nowKey := fieldsOf(s.Key); !compatible(key, nowKey) {
 		return true, &SchemaError{Class: ErrClassKeySchema, Operator: operator, Existing: renderFields(key), Provided: renderFields(nowKey)}
@@ -339,7 +348,7 @@ func CheckSchema(root string, operator int, s Schemas) (recorded bool, err error
 }
 
 // recordSchema writes the schema file if it does not exist yet.
-func recordSchema(root string, operator int, s Schemas) error {
-	_, err := putIfAbsent(SchemaPath(root, operator), encodeSchemaFile(s))
+func recordSchema(st storage.Store, operator int, s Schemas) error {
+	_, err := putIfAbsent(st, schemaName(operator), encodeSchemaFile(s))
 	return err
 }

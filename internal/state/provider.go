@@ -2,48 +2,37 @@ package state
 
 import (
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // OpenProvider opens the provider for one store: it checks the schemas
-// against the checkpoint's (when conf.SchemaCheck), creates the store's
-// directory and removes temp files a crash left there. Each provider must be
-// closed.
+// against the checkpoint's (when conf.SchemaCheck). Each provider must be
+// closed. The disk provider needs the state directory on the local disk
+// (its Pebble versions are local directories): with a checkpoint on an
+// object store it fails with ErrDiskProviderNeedsLocal.
 func OpenProvider(id ID, schemas Schemas, conf Config) (Provider, error) {
 	if err := conf.validate(); err != nil {
 		return nil, err
 	}
+	st, err := id.files()
+	if err != nil {
+		return nil, err
+	}
 	if conf.SchemaCheck {
-		if _, err := CheckSchema(id.Root, id.Operator, schemas); err != nil {
+		if _, err := CheckSchema(st, id.Operator, schemas); err != nil {
 			return nil, err
 		}
 	}
-	if err := os.MkdirAll(id.Dir(), 0o755); err != nil {
-		return nil, fmt.Errorf("state %s: %w", id, err)
-	}
-	es, err := listDir(id.Dir())
-	if err != nil {
-		return nil, fmt.Errorf("state %s: %w", id, err)
-	}
-	var stale []string
-	for _, e := range es {
-		if isTempFile(e.Name()) {
-			stale = append(stale, filepath.Join(id.Dir(), e.Name()))
-		}
-	}
-	if err := removeAll(id.Dir(), stale...); err != nil {
-		return nil, fmt.Errorf("state %s: removing temp files: %w", id, err)
-	}
 	switch conf.Provider {
 	case DiskProvider:
-		return openDiskProvider(id, schemas, conf)
+		return openDiskProvider(id, st, schemas, conf)
 	default:
-		return newMemoryProvider(id, schemas, conf), nil
+		return newMemoryProvider(id, st, schemas, conf), nil
 	}
 }
 
@@ -85,17 +74,17 @@ func sortedVersions(m map[int64]string) []int64 {
 	return out
 }
 
-// listVersions reads dir; snapshotExt is "snapshot" (memory) or "pebble"
-// (disk, directories). Other names are ignored.
-func listVersions(dir, snapshotExt string) (versionFiles, error) {
+// listVersions lists the version files in dir of the state directory st;
+// snapshotExt is "snapshot" (memory) or "pebble" (disk, directories).
+// Other names are ignored. Names in the result are relative to st.
+func listVersions(st storage.Store, dir, snapshotExt string) (versionFiles, error) {
 	vf := versionFiles{deltas: map[int64]string{}, snapshots: map[int64]string{}}
-	es, err := listDir(dir)
+	es, err := listDir(st, dir)
 	if err != nil {
 		return vf, err
 	}
 	for _, e := range es {
-		name := e.Name()
-		base, ext, ok := strings.Cut(name, ".")
+		base, ext, ok := strings.Cut(e.Name, ".")
 		if !ok {
 			continue
 		}
@@ -103,17 +92,17 @@ func listVersions(dir, snapshotExt string) (versionFiles, error) {
 		if err != nil || v <= 0 {
 			continue
 		}
-		path := filepath.Join(dir, name)
+		name := path.Join(dir, e.Name)
 		switch ext {
 		case "delta":
-			vf.deltas[v] = path
+			vf.deltas[v] = name
 		case snapshotExt:
-			vf.snapshots[v] = path
+			vf.snapshots[v] = name
 		default:
 			continue
 		}
-		if info, err := e.Info(); err == nil && !info.IsDir() {
-			vf.bytes += info.Size() // directories (disk checkpoints) share files: not summed
+		if !e.IsDir {
+			vf.bytes += e.Size // directories (disk checkpoints) share files: not summed
 		}
 	}
 	return vf, nil

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // DefaultStoreName is the store name of operators with one store per
@@ -16,7 +17,12 @@ const DefaultStoreName = "default"
 
 // ID names one state store: one operator's state for one shuffle partition.
 type ID struct {
-	// Root is the checkpoint's state directory, <checkpoint>/state.
+	// Files is the checkpoint's state directory (checkpoint.StateStore()),
+	// on the local disk or on an object store. When nil, Root names it on
+	// the local disk.
+	Files storage.Store
+	// Root is the checkpoint's state directory on the local disk,
+	// <checkpoint>/state, used when Files is nil.
 	Root string
 	// Operator is the stateful operator's id (0, 1, … in plan order).
 	Operator int
@@ -33,18 +39,45 @@ func (id ID) storeName() string {
 	return id.Store
 }
 
-// OperatorDir is state/<operatorId>.
-func (id ID) OperatorDir() string { return filepath.Join(id.Root, strconv.Itoa(id.Operator)) }
+// files returns the store of the state directory.
+func (id ID) files() (storage.Store, error) {
+	if id.Files != nil {
+		return id.Files, nil
+	}
+	if id.Root == "" {
+		return nil, fmt.Errorf("state %s: no state directory (ID.Files or ID.Root)", id)
+	}
+	return storage.NewLocal(id.Root)
+}
 
-// Dir is the directory of the store's version files:
-// state/<operatorId>/<partitionId>[/<storeName>].
-func (id ID) Dir() string {
-	d := filepath.Join(id.OperatorDir(), strconv.Itoa(id.Partition))
+// dir is the name of the store's directory in the state directory:
+// <operatorId>/<partitionId>[/<storeName>].
+func (id ID) dir() string {
+	d := strconv.Itoa(id.Operator) + "/" + strconv.Itoa(id.Partition)
 	if id.storeName() != DefaultStoreName {
-		d = filepath.Join(d, id.storeName())
+		d += "/" + id.storeName()
 	}
 	return d
 }
+
+// location names a path of the state directory in messages: a local path,
+// or a URI on an object store.
+func (id ID) location(name string) string {
+	if id.Files == nil {
+		return filepath.Join(id.Root, filepath.FromSlash(name))
+	}
+	if root, ok := storage.LocalRoot(id.Files); ok {
+		return filepath.Join(root, filepath.FromSlash(name))
+	}
+	return storage.URI(id.Files, name)
+}
+
+// OperatorDir is state/<operatorId>.
+func (id ID) OperatorDir() string { return id.location(strconv.Itoa(id.Operator)) }
+
+// Dir is the directory of the store's version files:
+// state/<operatorId>/<partitionId>[/<storeName>].
+func (id ID) Dir() string { return id.location(id.dir()) }
 
 func (id ID) String() string {
 	s := fmt.Sprintf("operator %d partition %d", id.Operator, id.Partition)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/sluice-stream/sluice/internal/storage"
 	"maps"
 	"os"
 	"path/filepath"
@@ -390,7 +391,7 @@ func listNames(t *testing.T, dir string) []string {
 func TestLayoutFileByFile(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "state")
 	conf := DefaultConfig()
-	if err := WriteOperatorMetadata(root, OperatorMetadata{
+	if err := WriteOperatorMetadata(localStore(t, root), OperatorMetadata{
 		OperatorInfo:   OperatorInfo{OperatorID: 0, OperatorName: OperatorNameAggregate},
 		StateStoreInfo: []StoreInfo{{StoreName: DefaultStoreName, NumPartitions: 2}},
 	}); err != nil {
@@ -459,11 +460,11 @@ func TestLayoutFileByFile(t *testing.T) {
 		if ext == "snapshot" {
 			kind = kindSnapshot
 		}
-		if _, err := readStateFile(filepath.Join(root, "0", "1", name), kind, v, func(byte, []byte, []byte) error { return nil }); err != nil {
+		if _, err := readStateFile(localStore(t, root), "0/1/"+name, kind, v, func(byte, []byte, []byte) error { return nil }); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	m, err := ReadOperatorMetadata(root, 0)
+	m, err := ReadOperatorMetadata(localStore(t, root), 0)
 	if err != nil || m.StateStoreInfo[0].NumPartitions != 2 {
 		t.Fatalf("ReadOperatorMetadata = %+v %v", m, err)
 	}
@@ -513,7 +514,7 @@ func TestRetention(t *testing.T) {
 			models = append(models, maps.Clone(model))
 		}
 		p.Close()
-		vf, err := listVersions(ID{Root: root}.Dir(), map[ProviderKind]string{MemoryProvider: "snapshot", DiskProvider: diskSnapshotExt}[conf.Provider])
+		vf, err := listVersions(localStore(t, root), ID{}.dir(), map[ProviderKind]string{MemoryProvider: "snapshot", DiskProvider: diskSnapshotExt}[conf.Provider])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -783,7 +784,7 @@ func TestNoVersionCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	vf, _ := listVersions(ID{Root: root}.Dir(), "snapshot")
+	vf, _ := listVersions(localStore(t, root), ID{}.dir(), "snapshot")
 	if got := sortedVersions(vf.snapshots); !slices.Equal(got, []int64{3, 6}) {
 		t.Fatalf("snapshots at %v, want [3 6]", got)
 	}
@@ -832,4 +833,14 @@ func TestDiskLocalDirAndStoreNames(t *testing.T) {
 		t.Fatalf("after restart %v want %v", got, model)
 	}
 	s.Abort()
+}
+
+// localStore is the Store of the local directory dir.
+func localStore(t testing.TB, dir string) storage.Store {
+	t.Helper()
+	st, err := storage.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

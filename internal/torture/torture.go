@@ -4,20 +4,26 @@
 // that every produced record is in the sink's committed output exactly once.
 //
 // The child is `sluice run` (any binary that accepts `run PIPELINE.yaml`);
-// the broker runs in another child so that kills hit only the query.
+// the broker runs in another child so that kills hit only the query. With
+// Store "azurite" or "s3" the output and the checkpoint live on an
+// object-store emulator (Azurite as a child process, gofakes3 in this
+// process) that outlives every kill.
 package torture
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -30,10 +36,16 @@ import (
 	"github.com/sluice-stream/sluice/internal/parquetio"
 	"github.com/sluice-stream/sluice/internal/sink/delta"
 	filesink "github.com/sluice-stream/sluice/internal/sink/file"
+	"github.com/sluice-stream/sluice/internal/storage"
+	"github.com/sluice-stream/sluice/internal/storage/emulator"
 )
 
 // Sinks lists the sink formats Run can check.
 var Sinks = []string{"parquet", "json", "delta", "kafka"}
+
+// Stores lists where the output and the checkpoint can live: the local
+// disk, Azurite (Azure Blob Storage / ADLS) or an S3 emulator.
+var Stores = []string{"local", "azurite", "s3"}
 
 // Config is one torture run.
 type Config struct {
@@ -48,10 +60,15 @@ type Config struct {
 	Records int
 	// MinUp and MaxUp bound how long the query runs before each kill.
 	MinUp, MaxUp time.Duration
-	Dir          string // work directory (checkpoint, output)
-	Seed         uint64
-	Log          *slog.Logger
-	Out          io.Writer // progress lines
+	Dir          string // work directory (checkpoint and output on the local store)
+	// Store is "local" (default), "azurite" or "s3": where the output and
+	// the checkpoint live.
+	Store string
+	Seed  uint64
+	Log   *slog.Logger
+	Out   io.Writer // progress lines
+
+	emu *emulator.Emulator // the object-store emulator of this run
 }
 
 // Result is what the final check found.
@@ -99,18 +116,40 @@ func (c *Config) startBroker(ctx context.Context) (string, func(), error) {
 	return "", nil, errors.New("torture: the broker child did not print its address")
 }
 
+// outPath and chkPath are where the output and the checkpoint go.
+func (c *Config) outPath() string {
+	if c.emu != nil {
+		return c.emu.URI("torture/out")
+	}
+	return filepath.Join(c.Dir, "out")
+}
+
+func (c *Config) chkPath() string {
+	if c.emu != nil {
+		return c.emu.URI("torture/chk")
+	}
+	return filepath.Join(c.Dir, "chk")
+}
+
 func (c *Config) pipeline(addr, trigger string) (string, error) {
 	var sink string
 	switch c.Sink {
 	case "parquet", "json", "delta":
-		sink = fmt.Sprintf("  format: %s\n  options:\n    path: %s\n", c.Sink, filepath.Join(c.Dir, "out"))
+		sink = fmt.Sprintf("  format: %s\n  options:\n    path: %s\n", c.Sink, c.outPath())
 	case "kafka":
 		sink = fmt.Sprintf("  format: kafka\n  options:\n    kafka.bootstrap.servers: %s\n    topic: torture-out\n", addr)
 	default:
 		return "", fmt.Errorf("torture: sink %q (allowed: %s)", c.Sink, strings.Join(Sinks, ", "))
 	}
+	top := ""
+	if c.emu != nil {
+		top = "options:\n"
+		for _, k := range slices.Sorted(maps.Keys(c.emu.Conf)) {
+			top += fmt.Sprintf("  %s: %q\n", k, c.emu.Conf[k])
+		}
+	}
 	y := fmt.Sprintf(`name: torture
-source:
+%ssource:
   format: kafka
   options:
     kafka.bootstrap.servers: %s
@@ -123,7 +162,7 @@ sink:
 %s    checkpointLocation: %s
 trigger:
   %s
-`, addr, sink, filepath.Join(c.Dir, "chk"), trigger)
+`, top, addr, sink, c.chkPath(), trigger)
 	p := filepath.Join(c.Dir, "pipeline-"+strings.Fields(trigger)[0]+".yaml")
 	return p, os.WriteFile(p, []byte(y), 0o644)
 }
@@ -143,6 +182,25 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		c.MaxUp = c.MinUp + 1200*time.Millisecond
 	}
 	r := rand.New(rand.NewPCG(c.Seed, c.Seed^0x5eed))
+	switch c.Store {
+	case "", "local":
+	case "azurite", "s3":
+		if c.Sink == "kafka" {
+			return Result{}, fmt.Errorf("torture: the kafka sink has no files to put on %s", c.Store)
+		}
+		var err error
+		if c.Store == "azurite" {
+			c.emu, err = emulator.StartAzurite(ctx, "torture", nil)
+		} else {
+			c.emu, err = emulator.StartS3(ctx, "torture")
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("torture: start the %s emulator: %w", c.Store, err)
+		}
+		defer c.emu.Close()
+	default:
+		return Result{}, fmt.Errorf("torture: store %q (allowed: %s)", c.Store, strings.Join(Stores, ", "))
+	}
 	addr, stopBroker, err := c.startBroker(ctx)
 	if err != nil {
 		return Result{}, err
@@ -245,39 +303,67 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	return res, nil
 }
 
-// readOutput returns the value column of the sink's committed output.
+// readOutput returns the value column of the sink's committed output,
+// read through the store that holds it.
 func (c *Config) readOutput(ctx context.Context, addr string) ([]string, error) {
-	out := filepath.Join(c.Dir, "out")
+	if c.Sink == "kafka" {
+		return readCommitted(ctx, addr, "torture-out")
+	}
+	var conf map[string]string
+	if c.emu != nil {
+		conf = c.emu.Conf
+	}
+	res, err := storage.NewResolver(conf)
+	if err != nil {
+		return nil, err
+	}
+	rootLoc, err := storage.ParseLocation(c.outPath())
+	if err != nil {
+		return nil, err
+	}
+	root, err := res.ResolveLocation(ctx, rootLoc)
+	if err != nil {
+		return nil, err
+	}
 	var files []string
 	switch c.Sink {
 	case "parquet", "json":
-		var err error
-		if files, err = filesink.ReadLog(out); err != nil {
-			return nil, err
-		}
-	case "delta":
-		rel, _, _, err := delta.Snapshot(out)
+		uris, err := filesink.ReadLogURIs(root)
 		if err != nil {
 			return nil, err
 		}
-		for _, f := range rel {
-			files = append(files, filepath.Join(out, f))
+		for _, u := range uris {
+			loc, err := storage.ParseLocation(u)
+			if err != nil {
+				return nil, err
+			}
+			rel, ok := rootLoc.Rel(loc)
+			if !ok {
+				return nil, fmt.Errorf("torture: the log lists %s, outside the output %s", u, rootLoc)
+			}
+			files = append(files, rel)
 		}
-	case "kafka":
-		return readCommitted(ctx, addr, "torture-out")
+	case "delta":
+		if files, _, _, err = delta.SnapshotStore(root); err != nil {
+			return nil, err
+		}
 	}
 	sort.Strings(files)
 	var values []string
 	for _, f := range files {
+		data, err := root.Get(ctx, f)
+		if err != nil {
+			return nil, fmt.Errorf("torture: read %s: %w", f, err)
+		}
 		switch c.Sink {
 		case "json":
-			vs, err := jsonValues(f)
+			vs, err := jsonValues(f, data)
 			if err != nil {
 				return nil, err
 			}
 			values = append(values, vs...)
 		default:
-			t, err := parquetio.ReadFile(f)
+			t, err := parquetio.Read(bytes.NewReader(data), int64(len(data)))
 			if err != nil {
 				return nil, fmt.Errorf("torture: read %s: %w", f, err)
 			}
