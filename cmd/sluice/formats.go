@@ -114,7 +114,11 @@ func optionTable(w io.Writer, spec *options.Spec) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", f.Name, typeText(f), defaultText(f), allowedText(f), strings.ReplaceAll(f.Doc, "`", ""))
 	}
 	for _, p := range spec.Prefixes {
-		fmt.Fprintf(w, "%s*\t-\t-\t-\t%s\n", p.Prefix, p.Doc)
+		kind := "-"
+		if p.Secret {
+			kind = "secret"
+		}
+		fmt.Fprintf(w, "%s*\t%s\t-\t-\t%s\n", p.Prefix, kind, p.Doc)
 	}
 	var unsupported []string
 	for _, f := range spec.Fields {

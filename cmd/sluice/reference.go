@@ -220,7 +220,11 @@ func specTable(b *bytes.Buffer, spec *options.Spec) {
 		fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s |\n", f.Name, typ, def, md(allowed), md(f.Doc))
 	}
 	for _, p := range spec.Prefixes {
-		fmt.Fprintf(b, "| `%s*` | pass-through | — | — | %s |\n", p.Prefix, md(p.Doc))
+		kind := "pass-through"
+		if p.Secret {
+			kind += ", **secret**"
+		}
+		fmt.Fprintf(b, "| `%s*` | %s | — | — | %s |\n", p.Prefix, kind, md(p.Doc))
 	}
 	b.WriteString("\n")
 	if len(rejected) > 0 {

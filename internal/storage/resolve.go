@@ -281,9 +281,9 @@ func (r *Resolver) first(names ...string) (string, string, bool) {
 // settings whose names end in a host name).
 func (r *Resolver) withPrefix(prefix string) (string, bool) {
 	keys := make([]string, 0, 1)
-	for k := range r.conf {
-		if strings.HasPrefix(strings.ToLower(k), strings.ToLower(prefix)) {
-			keys = append(keys, k)
+	for k, v := range r.conf {
+		if v != "" && strings.HasPrefix(strings.ToLower(k), strings.ToLower(prefix)) {
+			keys = append(keys, k) // an empty value (an unset ${VAR:-}) is no setting
 		}
 	}
 	if len(keys) == 0 {
