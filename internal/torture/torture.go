@@ -33,6 +33,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluice-stream/sluice/internal/checkpoint"
 	"github.com/sluice-stream/sluice/internal/parquetio"
 	"github.com/sluice-stream/sluice/internal/sink/delta"
 	filesink "github.com/sluice-stream/sluice/internal/sink/file"
@@ -79,11 +80,14 @@ type Result struct {
 	Lost       int
 	Duplicated int
 	Kills      int
+	// Batches is how many batches the killed runs committed (before the
+	// final drain): kills that land mid-work, not only at start-up.
+	Batches int64
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("%d kills; produced %d, output %d rows (%d distinct): %d lost, %d duplicated",
-		r.Kills, r.Produced, r.Output, r.Distinct, r.Lost, r.Duplicated)
+	return fmt.Sprintf("%d kills (%d batches committed between them); produced %d, output %d rows (%d distinct): %d lost, %d duplicated",
+		r.Kills, r.Batches, r.Produced, r.Output, r.Distinct, r.Lost, r.Duplicated)
 }
 
 // OK reports exactly-once.
@@ -276,6 +280,7 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		return res, fmt.Errorf("torture: producer: %w", perr)
 	}
 	res.Produced = int(produced.Load())
+	res.Batches = c.committedBatches()
 	// Final run: drain everything that is there, then stop.
 	cmd := c.cmd(ctx, "run", drain, "--quiet", "--ui-addr", "off", "--log-level", "error")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -301,6 +306,32 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// committedBatches is the number of batches committed so far (the highest
+// commits/N + 1), or -1 when the checkpoint cannot be read.
+func (c *Config) committedBatches() int64 {
+	var conf map[string]string
+	if c.emu != nil {
+		conf = c.emu.Conf
+	}
+	res, err := storage.NewResolver(conf)
+	if err != nil {
+		return -1
+	}
+	cp, err := checkpoint.OpenReadOnly(c.chkPath(), checkpoint.WithResolver(res))
+	if err != nil {
+		return -1
+	}
+	defer cp.Close()
+	id, ok, err := cp.LatestCommit()
+	if err != nil {
+		return -1
+	}
+	if !ok {
+		return 0
+	}
+	return id + 1
 }
 
 // readOutput returns the value column of the sink's committed output,
