@@ -73,6 +73,9 @@ const (
 	WatchEvery = time.Second
 	// SizeEvery bounds how often the checkpoint directory is walked.
 	SizeEvery = time.Second
+	// RemoteSizeEvery bounds it for a checkpoint on an object store, where
+	// a walk costs one List request per directory.
+	RemoteSizeEvery = time.Minute
 )
 
 // Option configures New.
@@ -816,7 +819,11 @@ func (c *sizeCache) get(cp *checkpoint.Checkpoint) *progress.CheckpointInfo {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if now := time.Now(); c.at.IsZero() || now.Sub(c.at) >= SizeEvery {
+	every := SizeEvery
+	if cp.IsRemote() {
+		every = RemoteSizeEvery
+	}
+	if now := time.Now(); c.at.IsZero() || now.Sub(c.at) >= every {
 		c.at = now
 		if b, f, err := cp.Size(); err == nil {
 			c.info, c.valid = progress.CheckpointInfo{Bytes: b, Files: int64(f)}, true
