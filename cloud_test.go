@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/broker/brokertest"
 	"github.com/sluice-stream/sluice/internal/parquetio"
 	"github.com/sluice-stream/sluice/internal/sink/delta"
+	filesink "github.com/sluice-stream/sluice/internal/sink/file"
 	"github.com/sluice-stream/sluice/internal/storage"
 	"github.com/sluice-stream/sluice/internal/storage/storagetest"
 	"github.com/sluice-stream/sluice/internal/testutil"
@@ -361,4 +362,145 @@ func TestObjectStoreRequestsPerBatch(t *testing.T) {
 			t.Errorf("%.1f requests per batch; the doc promises at most 12", total)
 		}
 	})
+}
+
+// TestObjectStoreFilesToFiles reads JSON files from an object store with a
+// glob (one file per batch), writes them as JSON files with their
+// _spark_metadata log to the same store, deletes the processed inputs
+// (cleanSource), and restarts: every input row is in the output once, the
+// log lists object-store URIs, and the restart reads nothing twice.
+func TestObjectStoreFilesToFiles(t *testing.T) {
+	storagetest.Stores(t, func(t *testing.T, e *storagetest.Emulator) {
+		ctx := context.Background()
+		r, err := e.Resolver()
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := r.Resolve(ctx, e.URI("in"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		put := func(name string, ids ...int) {
+			var b strings.Builder
+			for _, id := range ids {
+				fmt.Fprintf(&b, `{"id":%d,"name":"n%d"}`+"\n", id, id)
+			}
+			if err := in.PutIfAbsent(ctx, name, []byte(b.String())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put("2024-01/a.json", 1, 2)
+		put("2024-01/b.json", 3)
+		put("2024-02/c.json", 4, 5)
+		put("other/skip.json", 99)      // outside the glob
+		put("2024-03/_hidden.json", 98) // hidden names are skipped, as in Spark
+		run := func() []*sluice.Progress {
+			c := &cloudRun{e: e, counter: storagetest.NewRequestCounter(), logs: &testutil.SyncBuffer{}}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			opts := []sluice.SessionOption{sluice.WithLogger(slog.New(slog.NewTextHandler(c.logs, nil)))}
+			for k, v := range e.Conf {
+				opts = append(opts, sluice.WithConf(k, v))
+			}
+			session := sluice.NewSession(opts...)
+			sluice.SetStorageOptions(session, storage.WithEnv(func(string) string { return "" }))
+			q, err := session.ReadStream().Format("json").
+				Option("path", e.URI("in/2024-*")).
+				Option("schema", "id BIGINT, name STRING").
+				Option("maxFilesPerTrigger", 1).
+				Option("cleanSource", "delete").
+				Load().
+				WriteStream().Format("json").
+				Option("path", e.URI("out")).
+				Option("checkpointLocation", e.URI("chk")).
+				Trigger(sluice.AvailableNow()).
+				Start(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := q.AwaitTermination(ctx); err != nil {
+				t.Fatalf("%v\n%s", err, c.logs.String())
+			}
+			return q.RecentProgress()
+		}
+		if ps := run(); len(ps) != 3 {
+			t.Fatalf("%d batches, want 3 (one file each)", len(ps))
+		}
+		put("2024-02/d.json", 6)
+		if ps := run(); len(ps) != 1 || ps[0].NumInputRows != 1 {
+			t.Fatalf("the restart ran %d batches (want 1 with the new file only)", len(ps))
+		}
+		out, err := r.Resolve(ctx, e.URI("out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		uris, err := filesink.ReadLogURIs(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		outLoc, _ := storage.ParseLocation(e.URI("out"))
+		for _, u := range uris {
+			loc, err := storage.ParseLocation(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel, ok := outLoc.Rel(loc)
+			if !ok || !strings.HasPrefix(u, e.Root+"/out/part-") {
+				t.Fatalf("the log lists %s, not an object under %s", u, e.URI("out"))
+			}
+			data, err := out.Get(ctx, rel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+				var row struct{ ID int64 }
+				if err := json.Unmarshal([]byte(line), &row); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, fmt.Sprint(row.ID))
+			}
+		}
+		sort.Strings(ids)
+		if want := []string{"1", "2", "3", "4", "5", "6"}; !slices.Equal(ids, want) {
+			t.Errorf("output ids %v, want %v", ids, want)
+		}
+		left, err := in.List(ctx, "2024-01")
+		if err != nil || len(left) != 0 {
+			t.Errorf("cleanSource=delete left %v (%v)", left, err)
+		}
+		if _, err := in.Get(ctx, "other/skip.json"); err != nil {
+			t.Errorf("a file outside the glob was touched: %v", err)
+		}
+	})
+}
+
+// TestUnknownSchemeIsAnError starts queries whose paths use an unknown or
+// incomplete scheme: each fails at Start with an error naming the
+// supported ones, and nothing is created locally (a path like az://bar
+// used to become a local directory "az:").
+func TestUnknownSchemeIsAnError(t *testing.T) {
+	wd, _ := os.Getwd()
+	for _, tc := range []struct{ path, chk, want string }{
+		{"gs://bucket/delta", t.TempDir(), `unsupported storage scheme "gs"`},
+		{t.TempDir(), "hdfs://nn/chk", `unsupported storage scheme "hdfs"`},
+		{"az://bar/delta", t.TempDir(), "sluice.storage.azure.account"},
+	} {
+		session := sluice.NewSession(sluice.WithLogger(slog.New(slog.DiscardHandler)))
+		sluice.SetStorageOptions(session, storage.WithEnv(func(string) string { return "" }))
+		_, err := session.ReadStream().Format("rate").Load().
+			WriteStream().Format("delta").Option("path", tc.path).Option("checkpointLocation", tc.chk).
+			Start(context.Background())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("path %s, checkpoint %s: %v, want an error containing %q", tc.path, tc.chk, err, tc.want)
+		}
+		if strings.Contains(tc.want, "unsupported") && (err == nil || !strings.Contains(err.Error(), "s3a://bucket/path")) {
+			t.Errorf("the error does not list the supported schemes: %v", err)
+		}
+	}
+	for _, d := range []string{"az:", "gs:", "hdfs:"} {
+		if _, err := os.Stat(filepath.Join(wd, d)); err == nil {
+			t.Errorf("a local directory %q was created", d)
+		}
+	}
 }
