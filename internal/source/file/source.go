@@ -349,6 +349,7 @@ func (s *Source) Open(_ context.Context, startOff, endOff source.Offset) (source
 		}
 		s.mu.Lock()
 		size, ok := s.sizes[p]
+		delete(s.sizes, p) // a file is opened once per batch; keep the map bounded
 		s.mu.Unlock()
 		if !ok && !s.cfg.remote {
 			if info, err := os.Stat(p); err == nil {
@@ -388,9 +389,6 @@ func (s *Source) Commit(ctx context.Context, endOff source.Offset) error {
 			continue
 		}
 		s.clean(ctx, p)
-		s.mu.Lock()
-		delete(s.sizes, p)
-		s.mu.Unlock()
 	}
 	return nil
 }
