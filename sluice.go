@@ -191,7 +191,11 @@ func (s *Session) SetConf(key, value string) { s.conf[key] = value }
 
 // Table returns the rows a "memory" sink query named name has committed so
 // far (Spark registers such a table under the query name), with their
-// column names.
+// column names. Cells are Go values as batch.Column.Value returns them:
+// nil for null, bool, int64 (also dates in days and timestamps in
+// microseconds), float64, string, []byte, and for nested columns a
+// batch.StructValue (field values in order, with the names), a []any (an
+// array) or a batch.MapValue (keys and values in order).
 func (s *Session) Table(name string) (columns []string, rows [][]any, err error) {
 	s.mu.Lock()
 	m, ok := s.tables[name]

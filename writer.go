@@ -110,7 +110,10 @@ func (w *DataStreamWriter) DeadLetter(format string, opts map[string]string) *Da
 // with the batch's rows (all tasks' output, in task order) and the batch id.
 // Like Spark's, it is at-least-once: a batch re-run after a crash calls fn
 // again with the same id and rows, so fn should be idempotent per batch id
-// (e.g. record the last id it applied).
+// (e.g. record the last id it applied). The batch is columnar (package
+// batch: nested columns have children, see batch.Column); b.Row(i) and
+// Column.Value give Go values, a struct cell as a batch.StructValue, an
+// array as a []any, a map as a batch.MapValue.
 func (w *DataStreamWriter) ForeachBatch(fn func(ctx context.Context, b *batch.Batch, batchID int64) error) *DataStreamWriter {
 	w.foreachBatch = fn
 	w.format = "foreachBatch"

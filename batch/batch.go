@@ -7,78 +7,46 @@
 // sink) allocates little and copies less: String and Binary cells alias the
 // bytes they were built from (for Kafka, the fetched record buffers).
 //
-// Ownership rule: a Batch handed to a consumer (a transform, a sink writer)
-// may be read until the consumer returns; a consumer that keeps it longer
-// (a console or memory sink collecting rows) must not mutate it, and the
-// producer must not reuse its slices. Nothing in sluice recycles batches, so
-// this holds by construction.
+// # Types
+//
+// A Kind is a complete data type: a flat kind (boolean, int, bigint,
+// double, string, binary, timestamp, date, void) or a nested one made by
+// StructOf, ArrayOf or MapOf — Spark's StructType, ArrayType and MapType,
+// nullability included. Kinds are interned, so any two equal types are the
+// same Kind value. They print as Spark's simpleString
+// (struct<a:int,b:array<string>>), as its DataType.sql (SQL) and as its
+// StructType.json (AppendJSON, Schema.JSON). Kafka's headers column is the
+// ordinary nested kind Headers, array<struct<key:string,value:binary>>.
+//
+// # Nested columns
+//
+// A struct column has one child column per field, each as long as the
+// struct; an array column has Len+1 offsets into one child column of
+// elements; a map column has offsets into a key column and a value column
+// (see Column). Builders append a nested cell bottom-up: the field values
+// or elements first, then AppendStruct, AppendArray or AppendMap on the
+// parent (AppendNull appends a null at any level). AppendFrom and
+// AppendRange copy cells of any kind between columns of the same kind.
+// Go callers see a nested cell (Column.Value, Batch.Row) as a StructValue,
+// a []any or a MapValue.
+//
+// # Ownership
+//
+// A Batch handed to a consumer (a transform, a sink writer) may be read
+// until the consumer returns; a consumer that keeps it longer (a console or
+// memory sink collecting rows) must not mutate it, and the producer must
+// not reuse its slices. Nothing in sluice recycles batches, so this holds
+// by construction. The same rule covers children: a column may share child
+// columns with another (Slice of an array column shares its element
+// column; an expression's result may return an input's child as-is, as
+// field access does), so no column reachable from a batch is appended to
+// once the batch is handed on.
 package batch
 
 import (
 	"fmt"
 	"strings"
 )
-
-// Kind is a column's logical type. Names follow Spark SQL's.
-type Kind uint8
-
-// The logical types sluice supports. Physical storage per kind:
-//
-//	Boolean              Column.Bools
-//	Int, Long            Column.Ints (Int values fit in int32)
-//	Date                 Column.Ints (days since 1970-01-01)
-//	Timestamp            Column.Ints (microseconds since the Unix epoch, UTC)
-//	Double               Column.Floats
-//	String, Binary       Column.Bytes (String is UTF-8 by convention; not validated)
-//	Headers              Column.Headers (Spark: array<struct<key:string,value:binary>>)
-//	Null                 no storage; every cell is null (the type of a bare NULL literal)
-const (
-	Null Kind = iota
-	Boolean
-	Int
-	Long
-	Double
-	String
-	Binary
-	Timestamp
-	Date
-	Headers
-)
-
-var kindNames = [...]string{
-	Null:      "void",
-	Boolean:   "boolean",
-	Int:       "int",
-	Long:      "bigint",
-	Double:    "double",
-	String:    "string",
-	Binary:    "binary",
-	Timestamp: "timestamp",
-	Date:      "date",
-	Headers:   "array<struct<key:string,value:binary>>",
-}
-
-// String returns Spark's simpleString for the type (e.g. "bigint").
-func (k Kind) String() string {
-	if int(k) < len(kindNames) {
-		return kindNames[k]
-	}
-	return fmt.Sprintf("kind(%d)", k)
-}
-
-// JSONName returns the type name Spark uses in JSON schemas (StructType.json):
-// "integer" and "long" instead of "int" and "bigint".
-func (k Kind) JSONName() string {
-	switch k {
-	case Int:
-		return "integer"
-	case Long:
-		return "long"
-	case Null:
-		return "void"
-	}
-	return k.String()
-}
 
 // IsNumeric reports whether arithmetic applies to the kind.
 func (k Kind) IsNumeric() bool { return k == Int || k == Long || k == Double }
@@ -126,7 +94,7 @@ func (s Schema) Names() []string {
 	return out
 }
 
-// String renders the schema as Spark's DDL-ish simpleString,
+// String renders the schema as Spark's simpleString of its StructType,
 // e.g. "struct<key:binary,value:binary>".
 func (s Schema) String() string {
 	var b strings.Builder
@@ -141,216 +109,6 @@ func (s Schema) String() string {
 	}
 	b.WriteByte('>')
 	return b.String()
-}
-
-// Column is one column of a Batch. Exactly one of the value slices is used,
-// chosen by Type (see Kind). Valid is nil when no cell is null; otherwise
-// Valid[i] is false for a null cell, whose value slot is the zero value.
-type Column struct {
-	Type    Kind
-	Valid   []bool
-	Bools   []bool
-	Ints    []int64
-	Floats  []float64
-	Bytes   [][]byte
-	Headers [][]Header
-	// Len is the number of cells. It is authoritative for Null columns,
-	// which have no value slice.
-	Len int
-}
-
-// NewColumn returns an empty column of kind k with capacity for n cells.
-func NewColumn(k Kind, n int) *Column {
-	c := &Column{Type: k}
-	switch k {
-	case Boolean:
-		c.Bools = make([]bool, 0, n)
-	case Int, Long, Date, Timestamp:
-		c.Ints = make([]int64, 0, n)
-	case Double:
-		c.Floats = make([]float64, 0, n)
-	case String, Binary:
-		c.Bytes = make([][]byte, 0, n)
-	case Headers:
-		c.Headers = make([][]Header, 0, n)
-	}
-	return c
-}
-
-// NullColumn returns a column of kind k with n null cells.
-func NullColumn(k Kind, n int) *Column {
-	c := NewColumn(k, n)
-	for i := 0; i < n; i++ {
-		c.AppendNull()
-	}
-	return c
-}
-
-// IsNull reports whether cell i is null.
-func (c *Column) IsNull(i int) bool {
-	if c.Type == Null {
-		return true
-	}
-	return c.Valid != nil && !c.Valid[i]
-}
-
-// HasNulls reports whether any cell may be null.
-func (c *Column) HasNulls() bool { return c.Type == Null || c.Valid != nil }
-
-func (c *Column) markValid() {
-	if c.Valid != nil {
-		c.Valid = append(c.Valid, true)
-	}
-	c.Len++
-}
-
-// AppendNull appends a null cell.
-func (c *Column) AppendNull() {
-	if c.Type != Null && c.Valid == nil {
-		c.Valid = make([]bool, c.Len, c.Len+16)
-		for i := range c.Valid {
-			c.Valid[i] = true
-		}
-	}
-	if c.Type != Null {
-		c.Valid = append(c.Valid, false)
-	}
-	switch c.Type {
-	case Boolean:
-		c.Bools = append(c.Bools, false)
-	case Int, Long, Date, Timestamp:
-		c.Ints = append(c.Ints, 0)
-	case Double:
-		c.Floats = append(c.Floats, 0)
-	case String, Binary:
-		c.Bytes = append(c.Bytes, nil)
-	case Headers:
-		c.Headers = append(c.Headers, nil)
-	}
-	c.Len++
-}
-
-// AppendBool appends a non-null boolean.
-func (c *Column) AppendBool(v bool) { c.Bools = append(c.Bools, v); c.markValid() }
-
-// AppendInt appends a non-null Int, Long, Date or Timestamp value.
-func (c *Column) AppendInt(v int64) { c.Ints = append(c.Ints, v); c.markValid() }
-
-// AppendFloat appends a non-null Double.
-func (c *Column) AppendFloat(v float64) { c.Floats = append(c.Floats, v); c.markValid() }
-
-// AppendBytes appends a non-null String or Binary value. The slice is
-// aliased, not copied. A nil slice appends a null (Kafka's null key).
-func (c *Column) AppendBytes(v []byte) {
-	if v == nil {
-		c.AppendNull()
-		return
-	}
-	c.Bytes = append(c.Bytes, v)
-	c.markValid()
-}
-
-// AppendHeaders appends a Headers cell; nil appends a null (Spark reports
-// null for a record without headers).
-func (c *Column) AppendHeaders(h []Header) {
-	if h == nil {
-		c.AppendNull()
-		return
-	}
-	c.Headers = append(c.Headers, h)
-	c.markValid()
-}
-
-// ByteSize estimates the memory the column's cells occupy: fixed-width
-// values at their width, variable-width ones by payload length plus a slice
-// header. It is the figure the memory budget charges.
-func (c *Column) ByteSize() int64 {
-	var n int64
-	n += int64(len(c.Valid))
-	n += int64(len(c.Bools))
-	n += 8 * int64(len(c.Ints)+len(c.Floats))
-	for _, b := range c.Bytes {
-		n += int64(len(b)) + 24
-	}
-	for _, hs := range c.Headers {
-		n += 24
-		for _, h := range hs {
-			n += int64(len(h.Key)+len(h.Value)) + 40
-		}
-	}
-	return n
-}
-
-// Slice returns cells [from, to) as a column sharing storage with c.
-func (c *Column) Slice(from, to int) *Column {
-	s := &Column{Type: c.Type, Len: to - from}
-	if c.Valid != nil {
-		s.Valid = c.Valid[from:to:to]
-	}
-	switch c.Type {
-	case Boolean:
-		s.Bools = c.Bools[from:to:to]
-	case Int, Long, Date, Timestamp:
-		s.Ints = c.Ints[from:to:to]
-	case Double:
-		s.Floats = c.Floats[from:to:to]
-	case String, Binary:
-		s.Bytes = c.Bytes[from:to:to]
-	case Headers:
-		s.Headers = c.Headers[from:to:to]
-	}
-	return s
-}
-
-// Filter returns the cells whose keep flag is true, in order.
-func (c *Column) Filter(keep []bool, n int) *Column {
-	out := NewColumn(c.Type, n)
-	for i, k := range keep {
-		if !k {
-			continue
-		}
-		if c.IsNull(i) {
-			out.AppendNull()
-			continue
-		}
-		switch c.Type {
-		case Boolean:
-			out.AppendBool(c.Bools[i])
-		case Int, Long, Date, Timestamp:
-			out.AppendInt(c.Ints[i])
-		case Double:
-			out.AppendFloat(c.Floats[i])
-		case String, Binary:
-			out.AppendBytes(c.Bytes[i])
-		case Headers:
-			out.AppendHeaders(c.Headers[i])
-		}
-	}
-	return out
-}
-
-// Value returns cell i as a Go value: nil, bool, int64, float64, string
-// (String), []byte (Binary), time.Time is not used — Timestamp and Date are
-// returned as int64 in their storage unit — and []Header.
-func (c *Column) Value(i int) any {
-	if c.IsNull(i) {
-		return nil
-	}
-	switch c.Type {
-	case Boolean:
-		return c.Bools[i]
-	case Int, Long, Date, Timestamp:
-		return c.Ints[i]
-	case Double:
-		return c.Floats[i]
-	case String:
-		return string(c.Bytes[i])
-	case Binary:
-		return c.Bytes[i]
-	case Headers:
-		return c.Headers[i]
-	}
-	return nil
 }
 
 // Batch is a set of equally long columns described by a schema.
@@ -397,6 +155,9 @@ func (b *Batch) Validate() error {
 		if c.Len != b.N {
 			return fmt.Errorf("column %q has %d cells, batch has %d rows", f.Name, c.Len, b.N)
 		}
+		if err := c.Validate(); err != nil {
+			return fmt.Errorf("column %q: %w", f.Name, err)
+		}
 	}
 	return nil
 }
@@ -406,6 +167,24 @@ func (b *Batch) Row(i int) []any {
 	out := make([]any, len(b.Columns))
 	for j, c := range b.Columns {
 		out[j] = c.Value(i)
+	}
+	return out
+}
+
+// AppendJSON appends the schema as Spark's StructType.json:
+// {"type":"struct","fields":[{"name":…,"type":…,"nullable":…,"metadata":{}},…]}.
+func (s Schema) AppendJSON(dst []byte) []byte { return appendFieldsJSON(dst, s.Fields) }
+
+// JSON returns the schema as Spark's StructType.json.
+func (s Schema) JSON() string { return string(s.AppendJSON(nil)) }
+
+// AsNullable returns the schema with every field and every nested
+// nullability set, as Spark's asNullable (the schema of data it writes to
+// files).
+func (s Schema) AsNullable() Schema {
+	out := Schema{Fields: make([]Field, len(s.Fields))}
+	for i, f := range s.Fields {
+		out.Fields[i] = Field{Name: f.Name, Type: f.Type.AsNullable(), Nullable: true}
 	}
 	return out
 }

@@ -93,10 +93,6 @@ const DefaultRelativeSD = 0.05
 var ErrArithmeticOverflow = errors.New("[ARITHMETIC_OVERFLOW] long overflow. Use 'try_sum' to tolerate overflow and return NULL instead. " +
 	"If necessary set spark.sql.ansi.enabled to \"false\" to bypass this error.")
 
-// ErrArrayResult is returned by AppendResult of collect_list/collect_set:
-// package batch has no array columns yet; use Result.
-var ErrArrayResult = errors.New("aggregate: array results cannot be appended to a column yet (package batch has no array type); use Result")
-
 // Aggregate is a validated aggregate call: its result type and a factory of
 // accumulators. It is immutable and safe to share.
 type Aggregate struct {
@@ -154,7 +150,8 @@ func New(spec Spec) (*Aggregate, error) {
 		if !scalar {
 			return bad()
 		}
-		a.result, a.array = in, true
+		// Spark's Collect: ArrayType(child.dataType, containsNull = false).
+		a.result, a.array = batch.ArrayOf(in, false), true
 	default:
 		return nil, fmt.Errorf("unknown aggregate function %d", spec.Func)
 	}
@@ -166,11 +163,12 @@ func (a *Aggregate) Spec() Spec { return a.spec }
 
 // ResultType is Spark's result type: bigint for count and
 // approx_count_distinct, bigint or double for sum, double for avg, the input
-// type for min/max/first/last, and the element type of the array for
-// collect_list/collect_set (see ResultIsArray).
+// type for min/max/first/last, and array<input> (elements never null) for
+// collect_list/collect_set.
 func (a *Aggregate) ResultType() batch.Kind { return a.result }
 
-// ResultIsArray reports whether the result is array<ResultType()>.
+// ResultIsArray reports whether the result is an array (collect_list and
+// collect_set): ResultType().Elem() is the element type.
 func (a *Aggregate) ResultIsArray() bool { return a.array }
 
 // Nullable reports whether the result can be null (count, approx_count_distinct
@@ -233,8 +231,8 @@ type Accumulator interface {
 	// nil, bool, int64 (also Date and Timestamp), float64, string, []byte;
 	// collect_* return []any of those (never nil).
 	Result() any
-	// AppendResult appends Result to a column of ResultType; collect_*
-	// return ErrArrayResult until batch has arrays.
+	// AppendResult appends Result to a column of ResultType (for
+	// collect_*, one array cell).
 	AppendResult(col *batch.Column) error
 	// AppendState appends the accumulator's state in a compact binary form.
 	AppendState(dst []byte) []byte

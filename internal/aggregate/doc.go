@@ -57,12 +57,10 @@
 //
 // # Arrays
 //
-// package batch has no array type yet, so collect_list/collect_set return
-// their result from Result as a []any of cell values and AppendResult
-// returns ErrArrayResult. The operator engineer must add an array column
-// (offsets + child column, nullable elements; Spark's ArrayType with
-// containsNull=true) to batch and its sinks, then implement AppendResult for
-// collectAcc by appending the elements to the child column.
+// collect_list and collect_set return array<input> with containsNull false,
+// as Spark's Collect: Result gives the elements as a []any of cell values,
+// AppendResult appends one array cell (the elements to the column's child,
+// then batch.Column.AppendArray).
 //
 // # State encoding
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/binary"
+	"fmt"
 	"math"
 
 	"github.com/sluice-stream/sluice/batch"
@@ -401,8 +402,23 @@ func (c *collectAcc) Result() any {
 	return out
 }
 
-func (c *collectAcc) AppendResult(*batch.Column) error { return ErrArrayResult }
-func (c *collectAcc) Size() int64                      { return 64 + c.bytes }
+// AppendResult appends the collected values as one array cell to col, a
+// column of ResultType (array<input>).
+func (c *collectAcc) AppendResult(col *batch.Column) error {
+	if col.Type.Class() != batch.Array || len(col.Children) != 1 || col.Children[0].Type != c.kind {
+		return fmt.Errorf("aggregate: cannot append a collected array<%s> to a %s column", c.kind, col.Type)
+	}
+	elems := col.Children[0]
+	for _, v := range c.vals {
+		if err := appendResultValue(elems, v.value(c.kind)); err != nil {
+			return err
+		}
+	}
+	col.AppendArray()
+	return nil
+}
+
+func (c *collectAcc) Size() int64 { return 64 + c.bytes }
 func (c *collectAcc) AppendState(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(c.vals)))
 	for _, v := range c.vals {

@@ -1,11 +1,8 @@
 package engine
 
 import (
-	"encoding/base64"
-	"encoding/json"
-	"fmt"
-
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/sparkjson"
 )
 
 // DeadLetter is a source row a transform could not process (an ANSI cast
@@ -66,22 +63,9 @@ func deadLetterBatch(dls []DeadLetter, batchID int64) *batch.Batch {
 	return batch.New(DeadLetterSchema, cols, n)
 }
 
-// rowJSON renders one input row as a JSON object (binary as base64).
+// rowJSON renders one input row as a JSON object the way Spark's to_json
+// renders a struct of the row (see package sparkjson: fields in order,
+// nulls omitted, binary as base64, nested values as JSON).
 func rowJSON(b *batch.Batch, i int) []byte {
-	m := make(map[string]any, len(b.Columns))
-	for j, c := range b.Columns {
-		v := c.Value(i)
-		if bs, ok := v.([]byte); ok {
-			v = base64.StdEncoding.EncodeToString(bs)
-		}
-		if hs, ok := v.([]batch.Header); ok {
-			v = fmt.Sprint(hs)
-		}
-		m[b.Schema.Fields[j].Name] = v
-	}
-	out, err := json.Marshal(m)
-	if err != nil {
-		return []byte(fmt.Sprintf("%q", err.Error()))
-	}
-	return out
+	return sparkjson.AppendRow(nil, sparkjson.FieldNames(b.Schema.Names()), b.Columns, i)
 }

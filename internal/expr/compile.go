@@ -420,7 +420,7 @@ func (c *compiler) inPredicate(n *In) (cexpr, error) {
 	if k == batch.Null {
 		k = batch.Boolean
 	}
-	if k == batch.Headers {
+	if !orderable(k) {
 		return cexpr{}, errAt(n.OpAt, "IN cannot compare %s values", k)
 	}
 	x = coerce(x, k)
@@ -449,7 +449,7 @@ func (c *compiler) like(n *Like) (cexpr, error) {
 		return cexpr{}, err
 	}
 	for _, e := range []cexpr{x, pat} {
-		if k := e.kind(); k == batch.Headers || k == batch.Boolean {
+		if k := e.kind(); k.IsNested() || k == batch.Boolean {
 			return cexpr{}, errAt(n.OpAt, "%s needs string operands but %s is %s", n.Op, e.sql, k)
 		}
 	}

@@ -76,6 +76,10 @@ func castColumn(c *batch.Column, to batch.Kind) *batch.Column {
 		return c
 	case from == batch.Null:
 		return nullCol(to, n)
+	case from.IsNested() && to == batch.String:
+		return castNestedToString(c)
+	case from.IsNested():
+		return castNested(c, to)
 	case (from == batch.Binary && to == batch.String) || (from == batch.String && to == batch.Binary):
 		return &batch.Column{Type: to, Valid: c.Valid, Bytes: c.Bytes, Len: n}
 	case from == batch.Int && to == batch.Long:

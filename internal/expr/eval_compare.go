@@ -106,6 +106,12 @@ func (e *compare) eval(b *batch.Batch, ctx *EvalContext) (*batch.Column, error) 
 // nulls; l and r have the same kind. Doubles order NaN above every other
 // value and equal to itself, as Spark does.
 func compareKernel(op cmpOp, l, r *batch.Column, out []bool) {
+	if l.Type.IsNested() {
+		for i := range out {
+			out[i] = op.holds(compareCells(l, i, r, i))
+		}
+		return
+	}
 	switch l.Type {
 	case batch.Boolean:
 		for i := range out {

@@ -4,7 +4,8 @@ import (
 	"github.com/sluice-stream/sluice/batch"
 )
 
-// newCol returns a column of kind k with n zero-valued, non-null cells.
+// newCol returns a column of kind k with n zero-valued, non-null cells
+// (for nested kinds: structs of zero values, empty arrays and maps).
 func newCol(k batch.Kind, n int) *batch.Column {
 	c := &batch.Column{Type: k, Len: n}
 	switch k {
@@ -16,14 +17,29 @@ func newCol(k batch.Kind, n int) *batch.Column {
 		c.Floats = make([]float64, n)
 	case batch.String, batch.Binary:
 		c.Bytes = make([][]byte, n)
-	case batch.Headers:
-		c.Headers = make([][]batch.Header, n)
+	}
+	switch k.Class() {
+	case batch.Struct:
+		fs := k.Fields()
+		c.Children = make([]*batch.Column, len(fs))
+		for i, f := range fs {
+			c.Children[i] = newCol(f.Type, n)
+		}
+	case batch.Array:
+		c.Offsets = make([]int32, n+1)
+		c.Children = []*batch.Column{batch.NewColumn(k.Elem(), 0)}
+	case batch.Map:
+		c.Offsets = make([]int32, n+1)
+		c.Children = []*batch.Column{batch.NewColumn(k.KeyType(), 0), batch.NewColumn(k.ValueType(), 0)}
 	}
 	return c
 }
 
 // nullCol returns a column of kind k with n null cells.
 func nullCol(k batch.Kind, n int) *batch.Column {
+	if k.IsNested() {
+		return batch.NullColumn(k, n)
+	}
 	c := newCol(k, n)
 	if k != batch.Null {
 		c.Valid = make([]bool, n)
@@ -105,8 +121,6 @@ func zeroNulls(c *batch.Column) {
 			c.Floats[i] = 0
 		case batch.String, batch.Binary:
 			c.Bytes[i] = nil
-		case batch.Headers:
-			c.Headers[i] = nil
 		}
 	}
 }
@@ -114,6 +128,17 @@ func zeroNulls(c *batch.Column) {
 // pick builds a column of kind k whose row i is row i of srcs[choice[i]],
 // or null when choice[i] < 0. All sources have kind k.
 func pick(k batch.Kind, n int, choice []int, srcs []*batch.Column) *batch.Column {
+	if k.IsNested() {
+		out := batch.NewColumn(k, n)
+		for i, ch := range choice {
+			if ch < 0 {
+				out.AppendNull()
+			} else {
+				out.AppendFrom(srcs[ch], i)
+			}
+		}
+		return out
+	}
 	out := newCol(k, n)
 	for i, ch := range choice {
 		if ch < 0 || isNullAt(srcs[ch], i) {
@@ -130,8 +155,6 @@ func pick(k batch.Kind, n int, choice []int, srcs []*batch.Column) *batch.Column
 			out.Floats[i] = s.Floats[i]
 		case batch.String, batch.Binary:
 			out.Bytes[i] = s.Bytes[i]
-		case batch.Headers:
-			out.Headers[i] = s.Headers[i]
 		}
 	}
 	if k == batch.Null {

@@ -166,7 +166,7 @@ func argErr(name string, i int, a cexpr, want string) error {
 // stringArg coerces an argument to STRING; every atomic kind converts
 // implicitly, as in Spark.
 func stringArg(name string, i int, a cexpr) (cexpr, error) {
-	if a.kind() == batch.Headers {
+	if a.kind().IsNested() {
 		return cexpr{}, argErr(name, i, a, "a string")
 	}
 	return coerce(a, batch.String), nil

@@ -56,8 +56,10 @@ func mkBatch(s batch.Schema, rows ...[]any) *batch.Batch {
 				c.AppendBytes([]byte(v))
 			case []byte:
 				c.AppendBytes(v)
-			default:
-				panic(fmt.Sprintf("mkBatch: %T", v))
+			default: // nested values: batch.StructValue, []any, batch.MapValue
+				if err := c.AppendValue(v); err != nil {
+					panic(fmt.Sprintf("mkBatch: %v", err))
+				}
 			}
 		}
 		cols[j] = c
@@ -103,11 +105,16 @@ func sameValues(got, want []any) bool {
 // evalExpr compiles src against testSchema and evaluates it on testBatch.
 func evalExpr(t *testing.T, src string) (Compiled, []any) {
 	t.Helper()
-	c, err := compileSource(src, testSchema)
+	return evalOn(t, src, testBatch())
+}
+
+// evalOn compiles src against b's schema and evaluates it on b.
+func evalOn(t *testing.T, src string, b *batch.Batch) (Compiled, []any) {
+	t.Helper()
+	c, err := compileSource(src, b.Schema)
 	if err != nil {
 		t.Fatalf("compile %q: %v", src, err)
 	}
-	b := testBatch()
 	col, err := c.Eval(b, testCtx)
 	if err != nil {
 		t.Fatalf("eval %q: %v", src, err)
@@ -126,6 +133,9 @@ func evalExpr(t *testing.T, src string) (Compiled, []any) {
 // length Len and zero values in null slots.
 func checkInvariants(t *testing.T, src string, c *batch.Column) {
 	t.Helper()
+	if err := c.Validate(); err != nil {
+		t.Errorf("%q: %v", src, err)
+	}
 	if c.Valid != nil && len(c.Valid) != c.Len {
 		t.Errorf("%q: Valid has %d entries for %d cells", src, len(c.Valid), c.Len)
 	}

@@ -674,6 +674,9 @@ func (p *parser) parseType() (batch.Kind, error) {
 		return 0, p.errAt(t, "expected a type name but found %s", t.describe())
 	}
 	u := strings.ToUpper(t.text)
+	if (u == "ARRAY" || u == "MAP" || u == "STRUCT") && (p.isOp(p.peek(), "<") || p.isOp(p.peek(), "<>")) {
+		return p.parseNestedType(t, u)
+	}
 	k, ok := typeNames[u]
 	switch {
 	case ok:
@@ -705,6 +708,91 @@ func (p *parser) parseType() (batch.Kind, error) {
 		}
 	}
 	return k, nil
+}
+
+// parseNestedType parses the rest of ARRAY<type>, MAP<type, type> or
+// STRUCT<name[:] type [NOT NULL] [COMMENT 'text'], ...> after its keyword t.
+// Struct fields are nullable unless NOT NULL, arrays may contain nulls and
+// maps null values, as in Spark's type syntax.
+func (p *parser) parseNestedType(t token, u string) (batch.Kind, error) {
+	p.depth++
+	defer func() { p.depth-- }()
+	if p.depth > MaxDepth {
+		return 0, p.errAt(t, "%s", tooDeep)
+	}
+	if p.isOp(p.peek(), "<>") {
+		p.next()
+		if u != "STRUCT" {
+			return 0, p.errAt(t, "%s<> needs a type between the brackets", u)
+		}
+		return batch.StructOf(), nil
+	}
+	p.next() // <
+	closeAngle := func() error {
+		_, err := p.expectOp(">")
+		return err
+	}
+	switch u {
+	case "ARRAY":
+		e, err := p.parseType()
+		if err != nil {
+			return 0, err
+		}
+		return batch.ArrayOf(e, true), closeAngle()
+	case "MAP":
+		k, err := p.parseType()
+		if err != nil {
+			return 0, err
+		}
+		if _, err := p.expectOp(","); err != nil {
+			return 0, err
+		}
+		v, err := p.parseType()
+		if err != nil {
+			return 0, err
+		}
+		if k.Contains(batch.Map) {
+			return 0, p.errAt(t, "a map key cannot be a map (%s)", k.SQL())
+		}
+		return batch.MapOf(k, v, true), closeAngle()
+	}
+	var fields []batch.Field
+	for {
+		nt := p.next()
+		if nt.kind != tIdent && nt.kind != tQIdent {
+			return 0, p.errAt(nt, "expected a field name but found %s", nt.describe())
+		}
+		if p.isOp(p.peek(), ":") {
+			p.next()
+		}
+		ft, err := p.parseType()
+		if err != nil {
+			return 0, err
+		}
+		f := batch.Field{Name: nt.val, Type: ft, Nullable: true}
+		if p.isKw(p.peek(), "NOT") {
+			p.next()
+			if err := p.expectKw("NULL"); err != nil {
+				return 0, err
+			}
+			f.Nullable = false
+		}
+		if p.isKw(p.peek(), "COMMENT") {
+			p.next()
+			if ct := p.next(); ct.kind != tString {
+				return 0, p.errAt(ct, "expected a string after COMMENT but found %s", ct.describe())
+			}
+		}
+		fields = append(fields, f)
+		if p.isOp(p.peek(), ",") {
+			p.next()
+			continue
+		}
+		if err := closeAngle(); err != nil {
+			return 0, err
+		}
+		return batch.StructOf(fields...), nil
+	}
 }
 
 // number converts a numeric token into a literal; neg applies a leading

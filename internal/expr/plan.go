@@ -270,6 +270,9 @@ func FilterRows(b *batch.Batch, keep []bool, kept int) *batch.Batch {
 // filterColumn returns the kept cells of c; values are not copied (byte
 // slices are shared).
 func filterColumn(c *batch.Column, keep []bool, kept int) *batch.Column {
+	if c.Type.IsNested() {
+		return c.Filter(keep, kept)
+	}
 	out := newCol(c.Type, kept)
 	if c.Type == batch.Null {
 		return out
@@ -294,8 +297,6 @@ func filterColumn(c *batch.Column, keep []bool, kept int) *batch.Column {
 			out.Floats[j] = c.Floats[i]
 		case batch.String, batch.Binary:
 			out.Bytes[j] = c.Bytes[i]
-		case batch.Headers:
-			out.Headers[j] = c.Headers[i]
 		}
 		j++
 	}

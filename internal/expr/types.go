@@ -1,8 +1,6 @@
 package expr
 
 import (
-	"strings"
-
 	"github.com/sluice-stream/sluice/batch"
 )
 
@@ -30,22 +28,15 @@ var typeNames = map[string]batch.Kind{
 var unsupportedTypes = map[string]bool{
 	"TINYINT": true, "BYTE": true, "SMALLINT": true, "SHORT": true, "FLOAT": true, "REAL": true,
 	"DECIMAL": true, "DEC": true, "NUMERIC": true, "TIMESTAMP_NTZ": true, "INTERVAL": true,
-	"ARRAY": true, "MAP": true, "STRUCT": true, "VOID": true,
+	"ARRAY": true, "MAP": true, "STRUCT": true, "VOID": true, // ARRAY<…> and the like parse; bare names do not
 }
 
 // supportedTypeList is the list quoted in type errors.
-const supportedTypeList = "STRING, BINARY, BOOLEAN, INT, BIGINT, DOUBLE, TIMESTAMP, DATE"
+const supportedTypeList = "STRING, BINARY, BOOLEAN, INT, BIGINT, DOUBLE, TIMESTAMP, DATE, ARRAY<type>, MAP<type, type>, STRUCT<name: type, ...>"
 
-// typeSQL is the upper-case SQL name of a kind as Spark prints it in CAST.
-func typeSQL(k batch.Kind) string {
-	switch k {
-	case batch.Headers:
-		return "ARRAY<STRUCT<KEY: STRING, VALUE: BINARY>>"
-	case batch.Null:
-		return "VOID"
-	}
-	return strings.ToUpper(k.String())
-}
+// typeSQL is the upper-case SQL name of a kind as Spark prints it in CAST
+// (DataType.sql): BIGINT, STRUCT<a: INT>, ARRAY<STRING>.
+func typeSQL(k batch.Kind) string { return k.SQL() }
 
 // numericRank orders the numeric kinds for widening: INT < BIGINT < DOUBLE.
 func numericRank(k batch.Kind) int {
@@ -75,20 +66,24 @@ func isDatetime(k batch.Kind) bool { return k == batch.Date || k == batch.Timest
 // Spark's non-ANSI binary comparison coercion: numbers widen, a string
 // compared with a number, boolean, date, timestamp or binary is cast to the
 // other side's type, and a date compared with a timestamp becomes a
-// timestamp.
+// timestamp. Structs and arrays compare when they have a common type (see
+// nestedCommon); maps never do.
 func comparisonType(a, b batch.Kind) (batch.Kind, bool) {
 	switch {
+	case a.IsNested() || b.IsNested():
+		k, ok := commonType(a, b)
+		return k, ok && orderable(k)
 	case a == b:
-		return a, a != batch.Headers
+		return a, true
 	case a == batch.Null:
-		return b, b != batch.Headers
+		return b, true
 	case b == batch.Null:
-		return a, a != batch.Headers
+		return a, true
 	case a.IsNumeric() && b.IsNumeric():
 		return widerNumeric(a, b), true
-	case a == batch.String && b != batch.Headers:
+	case a == batch.String:
 		return b, true
-	case b == batch.String && a != batch.Headers:
+	case b == batch.String:
 		return a, true
 	case isDatetime(a) && isDatetime(b):
 		return batch.Timestamp, true
@@ -108,13 +103,15 @@ func commonType(a, b batch.Kind) (batch.Kind, bool) {
 		return b, true
 	case b == batch.Null:
 		return a, true
+	case a.IsNested() || b.IsNested():
+		return nestedCommon(a, b)
 	case a.IsNumeric() && b.IsNumeric():
 		return widerNumeric(a, b), true
 	case isDatetime(a) && isDatetime(b):
 		return batch.Timestamp, true
-	case a == batch.String && b != batch.Binary && b != batch.Boolean && b != batch.Headers:
+	case a == batch.String && b != batch.Binary && b != batch.Boolean:
 		return batch.String, true
-	case b == batch.String && a != batch.Binary && a != batch.Boolean && a != batch.Headers:
+	case b == batch.String && a != batch.Binary && a != batch.Boolean:
 		return batch.String, true
 	}
 	return 0, false
@@ -122,12 +119,18 @@ func commonType(a, b batch.Kind) (batch.Kind, bool) {
 
 // canCast reports whether an explicit CAST from one kind to another is
 // allowed (Spark's Cast.canCast in non-ANSI mode, restricted to sluice's
-// kinds).
+// kinds; nested kinds as canCastNested).
 func canCast(from, to batch.Kind) bool {
 	if from == to || from == batch.Null {
 		return true
 	}
-	if from == batch.Headers || to == batch.Headers || to == batch.Null {
+	if to == batch.Null {
+		return false
+	}
+	if from.IsNested() {
+		return canCastNested(from, to)
+	}
+	if to.IsNested() {
 		return false
 	}
 	switch to {
@@ -152,6 +155,8 @@ func castMayNull(from, to batch.Kind) bool {
 		return false
 	case from == batch.Null:
 		return true
+	case from.IsNested():
+		return false
 	case from == batch.String:
 		return to != batch.Binary
 	case from == batch.Date:

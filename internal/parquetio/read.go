@@ -17,8 +17,8 @@ type Table struct {
 	Names []string
 	// Rows hold cells as batch.Column.Value returns them: nil, bool,
 	// int64 (INT32 and INT64, dates in days, timestamps in micros),
-	// float64, string (STRING), []byte (other BYTE_ARRAY) and
-	// []batch.Header (a LIST of key/value structs).
+	// float64, string (STRING), []byte (other BYTE_ARRAY),
+	// batch.StructValue, []any (LIST) and batch.MapValue (MAP).
 	Rows [][]any
 	// Schema is the file's Parquet schema.
 	Schema *parquet.Schema
@@ -26,8 +26,9 @@ type Table struct {
 	RowGroups int
 }
 
-// ReadFile reads a whole Parquet file written by Writer (flat columns of
-// the types in the package doc). It is meant for tests and tools, not for
+// ReadFile reads a whole Parquet file written by Writer (any of the types
+// in the package doc; the column types come from the Spark schema in the
+// file's metadata). It is meant for tests and tools, not for
 // the data path: it materialises every row.
 func ReadFile(path string) (*Table, error) {
 	f, err := os.Open(path)
@@ -50,48 +51,35 @@ func Read(r io.ReaderAt, size int64) (*Table, error) {
 	}
 	schema := pf.Schema()
 	t := &Table{Schema: schema, RowGroups: len(pf.RowGroups())}
-	type leafInfo struct {
-		field  int  // top-level field
-		sub    int  // 0 = key / plain, 1 = value (headers)
-		str    bool // STRING logical type
-		list   bool
-		maxDef int
+	fields, err := fileFields(pf)
+	if err != nil {
+		return nil, err
 	}
-	var leaves []leafInfo
-	for i, fd := range schema.Fields() {
-		t.Names = append(t.Names, fd.Name())
-		if fd.Leaf() {
-			lt := fd.Type().LogicalType()
-			leaves = append(leaves, leafInfo{field: i, str: isString(lt), maxDef: 1})
-			continue
-		}
-		// LIST<struct<key,value>>
-		leaves = append(leaves, leafInfo{field: i, sub: 0, list: true, maxDef: 4}, leafInfo{field: i, sub: 1, list: true, maxDef: 4})
+	shapes := make([]*shape, len(fields))
+	leaves := 0
+	for i, f := range fields {
+		t.Names = append(t.Names, f.Name)
+		shapes[i] = newShape(f.Type, &leaves, 0)
 	}
+	if n := len(schema.Columns()); n != leaves {
+		return nil, fmt.Errorf("parquet file has %d leaf columns, its Spark schema %d", n, leaves)
+	}
+	a := &assembler{vals: make([][]parquet.Value, leaves), pos: make([]int, leaves)}
 	rr := parquet.NewReader(pf)
 	defer rr.Close()
 	buf := make([]parquet.Row, 64)
 	for {
 		n, err := rr.ReadRows(buf)
 		for _, row := range buf[:n] {
-			out := make([]any, len(t.Names))
-			var keys, vals []parquet.Value
-			listField := -1
-			for _, v := range row {
-				li := leaves[v.Column()]
-				if !li.list {
-					out[li.field] = plainValue(v, li.str)
-					continue
-				}
-				listField = li.field
-				if li.sub == 0 {
-					keys = append(keys, v)
-				} else {
-					vals = append(vals, v)
-				}
+			for l := range a.vals {
+				a.vals[l], a.pos[l] = a.vals[l][:0], 0
 			}
-			if listField >= 0 {
-				out[listField] = headersValue(keys, vals)
+			for _, v := range row {
+				a.vals[v.Column()] = append(a.vals[v.Column()], v)
+			}
+			out := make([]any, len(fields))
+			for i, s := range shapes {
+				out[i] = a.read(s, 0, false)
 			}
 			t.Rows = append(t.Rows, out)
 		}
@@ -105,7 +93,121 @@ func Read(r io.ReaderAt, size int64) (*Table, error) {
 	return t, nil
 }
 
-func plainValue(v parquet.Value, str bool) any {
+// fileFields returns the file's columns as sluice fields: from the Spark
+// schema in its metadata when there is one, otherwise from its flat leaf
+// columns.
+func fileFields(pf *parquet.File) ([]batch.Field, error) {
+	if js, ok := pf.Lookup(SparkRowMetadataKey); ok {
+		s, err := batch.ParseSchemaJSON(js)
+		if err != nil {
+			return nil, fmt.Errorf("parquet file's Spark schema: %w", err)
+		}
+		return s.Fields, nil
+	}
+	var out []batch.Field
+	for _, fd := range pf.Schema().Fields() {
+		if !fd.Leaf() {
+			return nil, fmt.Errorf("parquet column %q is nested and the file has no Spark schema", fd.Name())
+		}
+		k := batch.Binary
+		lt := fd.Type().LogicalType()
+		switch fd.Type().Kind() {
+		case parquet.Boolean:
+			k = batch.Boolean
+		case parquet.Int32:
+			k = batch.Int
+			if _, ok := logical(lt).(*format.DateType); ok {
+				k = batch.Date
+			}
+		case parquet.Int64:
+			k = batch.Long
+			if _, ok := logical(lt).(*format.TimestampType); ok {
+				k = batch.Timestamp
+			}
+		case parquet.Double:
+			k = batch.Double
+		case parquet.ByteArray:
+			if isString(lt) {
+				k = batch.String
+			}
+		}
+		out = append(out, batch.Field{Name: fd.Name(), Type: k, Nullable: true})
+	}
+	return out, nil
+}
+
+// assembler rebuilds the cells of one row from its per-leaf values, the
+// inverse of shredding (see shape).
+type assembler struct {
+	vals [][]parquet.Value
+	pos  []int
+}
+
+func (a *assembler) peek(leaf int) (parquet.Value, bool) {
+	if a.pos[leaf] >= len(a.vals[leaf]) {
+		return parquet.Value{}, false
+	}
+	return a.vals[leaf][a.pos[leaf]], true
+}
+
+// skip consumes the one value every leaf under s has for an absent node.
+func (a *assembler) skip(s *shape) {
+	for l := s.leaf; l < s.leaf+s.leaves; l++ {
+		a.pos[l]++
+	}
+}
+
+// read returns the next cell of s as batch.Column.Value returns cells;
+// def is the definition level of its present ancestors.
+func (a *assembler) read(s *shape, def int, required bool) any {
+	first, ok := a.peek(s.leaf)
+	if !ok {
+		return nil
+	}
+	if !required {
+		if first.DefinitionLevel() <= def {
+			a.skip(s)
+			return nil
+		}
+		def++
+	}
+	switch s.kind.Class() {
+	case batch.Struct:
+		vals := make([]any, len(s.children))
+		for i, c := range s.children {
+			vals[i] = a.read(c, def, false)
+		}
+		return batch.StructValue{Names: s.kind.FieldNames(), Values: vals}
+	case batch.Array, batch.Map:
+		isMap := s.kind.Class() == batch.Map
+		var elems, keys []any
+		if first.DefinitionLevel() > def {
+			for {
+				if isMap {
+					keys = append(keys, a.read(s.children[0], def+1, true))
+					elems = append(elems, a.read(s.children[1], def+1, false))
+				} else {
+					elems = append(elems, a.read(s.children[0], def+1, false))
+				}
+				next, ok := a.peek(s.leaf)
+				if !ok || next.RepetitionLevel() != s.repLevel {
+					break
+				}
+			}
+		} else {
+			a.skip(s)
+		}
+		if isMap {
+			return batch.MapValue{Keys: append([]any{}, keys...), Values: append([]any{}, elems...)}
+		}
+		return append([]any{}, elems...)
+	}
+	v := a.vals[s.leaf][a.pos[s.leaf]]
+	a.pos[s.leaf]++
+	return leafValue(v, s.kind)
+}
+
+func leafValue(v parquet.Value, k batch.Kind) any {
 	if v.IsNull() {
 		return nil
 	}
@@ -119,29 +221,12 @@ func plainValue(v parquet.Value, str bool) any {
 	case parquet.Double:
 		return v.Double()
 	case parquet.ByteArray:
-		if str {
+		if k == batch.String {
 			return string(v.ByteArray())
 		}
 		return append([]byte{}, v.ByteArray()...)
 	}
 	return v.String()
-}
-
-func headersValue(keys, vals []parquet.Value) any {
-	if len(keys) == 1 && keys[0].IsNull() {
-		if keys[0].DefinitionLevel() == hdrNull {
-			return nil
-		}
-		return []batch.Header{}
-	}
-	hs := make([]batch.Header, len(keys))
-	for i, k := range keys {
-		hs[i].Key = string(k.ByteArray())
-		if i < len(vals) && !vals[i].IsNull() {
-			hs[i].Value = append([]byte{}, vals[i].ByteArray()...)
-		}
-	}
-	return hs
 }
 
 // LeafTypes returns the physical and logical type of each leaf column by
@@ -168,6 +253,13 @@ func LeafTypes(s *parquet.Schema) map[string]string {
 		out[name] = desc
 	}
 	return out
+}
+
+func logical(lt *format.LogicalType) any {
+	if lt == nil {
+		return nil
+	}
+	return lt.Value
 }
 
 func isString(lt *format.LogicalType) bool {

@@ -1,7 +1,6 @@
 package parquetio
 
 import (
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
@@ -20,12 +19,18 @@ const SchemaName = "spark_schema"
 // stores the Spark SQL schema (StructType JSON) of the rows of a file.
 const SparkRowMetadataKey = "org.apache.spark.sql.parquet.row.metadata"
 
-// Node returns the Parquet node for a column of kind k; every column is
-// optional (nullable), as Spark writes them. The Null kind has no Parquet
-// type (Spark refuses to write void columns too) and is an error.
-func Node(k batch.Kind) (parquet.Node, error) {
+// Node returns the Parquet node for a column of kind k; every column and
+// every nested field, element and map value is optional (nullable), as
+// Spark writes them (it writes the schema's asNullable). Structs are groups
+// with their fields in order, arrays the three-level LIST
+// <name>.list.element, maps the MAP <name>.key_value.{key (required),
+// value}. The Null kind has no Parquet type (Spark refuses to write void
+// columns too) and is an error.
+func Node(k batch.Kind) (parquet.Node, error) { return node(k, true) }
+
+func node(k batch.Kind, optional bool) (parquet.Node, error) {
 	var n parquet.Node
-	switch k {
+	switch k.Class() {
 	case batch.Boolean:
 		n = parquet.Leaf(parquet.BooleanType)
 	case batch.Int:
@@ -42,15 +47,44 @@ func Node(k batch.Kind) (parquet.Node, error) {
 		n = parquet.Timestamp(parquet.Microsecond)
 	case batch.Date:
 		n = parquet.Date()
-	case batch.Headers:
-		n = parquet.List(parquet.Optional(parquet.Group{
-			"key":   parquet.Optional(parquet.String()),
-			"value": parquet.Optional(parquet.Leaf(parquet.ByteArrayType)),
-		}))
+	case batch.Struct:
+		fs := k.Fields()
+		if len(fs) == 0 {
+			// Spark refuses empty structs in Parquet the same way.
+			return nil, fmt.Errorf("type %s cannot be written to Parquet: a struct needs at least one field", k)
+		}
+		g := make(OrderedGroup, len(fs))
+		for i, f := range fs {
+			c, err := node(f.Type, true)
+			if err != nil {
+				return nil, fmt.Errorf("field %q: %w", f.Name, err)
+			}
+			g[i] = NamedNode{Name: f.Name, Node: c}
+		}
+		n = g
+	case batch.Array:
+		e, err := node(k.Elem(), true)
+		if err != nil {
+			return nil, err
+		}
+		n = parquet.List(e)
+	case batch.Map:
+		key, err := node(k.KeyType(), false)
+		if err != nil {
+			return nil, err
+		}
+		val, err := node(k.ValueType(), true)
+		if err != nil {
+			return nil, err
+		}
+		n = parquet.Map(key, val)
 	default:
 		return nil, fmt.Errorf("type %s cannot be written to Parquet", k)
 	}
-	return parquet.Optional(n), nil
+	if optional {
+		return parquet.Optional(n), nil
+	}
+	return n, nil
 }
 
 // Schema returns the Parquet schema of fields, in field order.
@@ -64,14 +98,6 @@ func Schema(fields []batch.Field) (*parquet.Schema, error) {
 		g[i] = NamedNode{Name: f.Name, Node: n}
 	}
 	return parquet.NewSchema(SchemaName, g), nil
-}
-
-// leafCount is the number of Parquet leaf columns a field of kind k uses.
-func leafCount(k batch.Kind) int {
-	if k == batch.Headers {
-		return 2 // key, value
-	}
-	return 1
 }
 
 // NamedNode is one field of an OrderedGroup.
@@ -177,47 +203,17 @@ func (f orderedField) Value(base reflect.Value) reflect.Value {
 
 // SparkSchemaJSON renders fields as a Spark SQL StructType in JSON (the
 // form of Delta's schemaString and of Spark's Parquet row metadata). When
-// allNullable is true every field is marked nullable, as Spark does for
-// data it writes to files.
+// allNullable is true every field, nested ones included, is marked
+// nullable, as Spark does for data it writes to files (asNullable).
 func SparkSchemaJSON(fields []batch.Field, allNullable bool) (string, error) {
-	type jfield struct {
-		Name     string         `json:"name"`
-		Type     any            `json:"type"`
-		Nullable bool           `json:"nullable"`
-		Metadata map[string]any `json:"metadata"`
+	s := batch.Schema{Fields: fields}
+	if allNullable {
+		s = s.AsNullable()
 	}
-	type jstruct struct {
-		Type   string   `json:"type"`
-		Fields []jfield `json:"fields"`
-	}
-	type jarray struct {
-		Type         string  `json:"type"`
-		ElementType  jstruct `json:"elementType"`
-		ContainsNull bool    `json:"containsNull"`
-	}
-	out := jstruct{Type: "struct", Fields: make([]jfield, 0, len(fields))}
-	for _, f := range fields {
-		var t any
-		switch f.Type {
-		case batch.Null:
+	for _, f := range s.Fields {
+		if f.Type.Contains(batch.Null) {
 			return "", fmt.Errorf("column %q: type void cannot be stored", f.Name)
-		case batch.Headers:
-			t = jarray{
-				Type: "array",
-				ElementType: jstruct{Type: "struct", Fields: []jfield{
-					{Name: "key", Type: "string", Nullable: true, Metadata: map[string]any{}},
-					{Name: "value", Type: "binary", Nullable: true, Metadata: map[string]any{}},
-				}},
-				ContainsNull: true,
-			}
-		default:
-			t = f.Type.JSONName()
 		}
-		out.Fields = append(out.Fields, jfield{Name: f.Name, Type: t, Nullable: allNullable || f.Nullable, Metadata: map[string]any{}})
 	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		return "", fmt.Errorf("encoding schema: %w", err)
-	}
-	return string(b), nil
+	return s.JSON(), nil
 }

@@ -12,8 +12,13 @@
 //	Binary     BYTE_ARRAY
 //	Timestamp  INT64 TIMESTAMP(MICROS, isAdjustedToUTC=true)
 //	Date       INT32 DATE
-//	Headers    LIST of struct {key: BYTE_ARRAY (STRING), value: BYTE_ARRAY}
-//	           in the three-level layout <name>.list.element.{key,value}
+//	struct     group of the fields, in order
+//	array      LIST in the three-level layout <name>.list.element
+//	map        MAP: <name>.key_value.{key (required), value}
+//
+// Nested fields, elements and map values are OPTIONAL too (Spark writes
+// its schema's asNullable), so Kafka's headers column is
+// <name>.list.element.{key, value}, as Spark writes it.
 //
 // The Null kind (a bare NULL literal, Spark's void) is refused, as Spark
 // refuses it. Columns appear in the file in schema order; the Spark schema is
@@ -83,12 +88,13 @@ type Options struct {
 
 // ColumnStats describes the cells written to one column.
 type ColumnStats struct {
-	// NullCount counts null cells (for Headers, null lists).
+	// NullCount counts null cells; for a field inside a struct, the rows
+	// where it or an enclosing struct is null.
 	NullCount int64
 	// HasMinMax is true once a non-null value with an order was written:
 	// Int, Long, Date and Timestamp use MinInt/MaxInt, Double uses
 	// MinFloat/MaxFloat and String uses MinBytes/MaxBytes. Boolean,
-	// Binary and Headers keep no min/max.
+	// Binary, structs, arrays and maps keep no min/max.
 	HasMinMax          bool
 	MinInt, MaxInt     int64
 	MinFloat, MaxFloat float64
@@ -96,13 +102,19 @@ type ColumnStats struct {
 	// NaN is set when a Double column held NaN; its min/max then leave
 	// NaN out.
 	NaN bool
+	// Children are a struct's fields' statistics, in field order (nil for
+	// other kinds). Arrays and maps keep only NullCount: statistics of
+	// their elements would not describe rows.
+	Children []ColumnStats
 }
 
 // Writer writes one Parquet file.
 type Writer struct {
 	pw            *parquet.Writer
 	fields        []batch.Field
-	leaf          []int // first leaf column of each field
+	leaf          []int    // first leaf column of each field
+	shapes        []*shape // nested fields' shapes (nil for flat fields)
+	shred         shredder
 	vals, vals2   []parquet.Value
 	rowGroupBytes int64
 	flushedSize   int64
@@ -147,10 +159,16 @@ func NewWriter(out io.Writer, fields []batch.Field, opts Options) (*Writer, erro
 		stats:         make([]ColumnStats, len(fields)),
 	}
 	n := 0
+	w.shapes = make([]*shape, len(fields))
 	for i, f := range fields {
 		w.leaf[i] = n
-		n += leafCount(f.Type)
+		if f.Type.IsNested() {
+			w.shapes[i] = newShape(f.Type, &n, 0)
+		} else {
+			n++
+		}
 	}
+	w.shred.bufs = make([][]parquet.Value, n)
 	return w, nil
 }
 
@@ -159,7 +177,14 @@ func (w *Writer) Rows() int64 { return w.rows }
 
 // Stats returns the statistics of each field, in field order. The slices
 // in it belong to the writer.
-func (w *Writer) Stats() []ColumnStats { return w.stats }
+func (w *Writer) Stats() []ColumnStats {
+	for i, s := range w.shapes {
+		if s != nil {
+			w.stats[i] = s.columnStats()
+		}
+	}
+	return w.stats
+}
 
 // Write appends rows of cols, whose kinds must match the writer's fields in
 // order. With sel nil the first n rows are written; otherwise the rows
@@ -231,8 +256,17 @@ func (w *Writer) writeColumn(i int, c *batch.Column, sel []int32, from, to int) 
 	leaf := w.leaf[i]
 	st := &w.stats[i]
 	cw := w.pw.ColumnWriters()
-	if c.Type == batch.Headers {
-		return w.writeHeaders(cw[leaf], cw[leaf+1], leaf, c, sel, from, to, st)
+	if s := w.shapes[i]; s != nil {
+		for j := from; j < to; j++ {
+			w.shred.shred(s, c, rowAt(sel, j), 0, 0, false)
+		}
+		for l := s.leaf; l < s.leaf+s.leaves; l++ {
+			if _, err := cw[l].WriteRowValues(w.shred.bufs[l]); err != nil {
+				return err
+			}
+			w.shred.bufs[l] = w.shred.bufs[l][:0]
+		}
+		return nil
 	}
 	null := parquet.NullValue().Level(0, 0, leaf)
 	vals := w.vals[:0]
@@ -321,53 +355,5 @@ func (w *Writer) writeColumn(i int, c *batch.Column, sel []int32, from, to int) 
 	}
 	w.vals = vals
 	_, err := cw[leaf].WriteRowValues(vals)
-	return err
-}
-
-// Definition levels of the Headers leaves: the optional list (1), the
-// repeated "list" group (2), the optional element (3), the optional key or
-// value (4).
-const (
-	hdrNull    = 0
-	hdrEmpty   = 1
-	hdrNullVal = 3
-	hdrValue   = 4
-)
-
-func (w *Writer) writeHeaders(kw, vw *parquet.ColumnWriter, leaf int, c *batch.Column, sel []int32, from, to int, st *ColumnStats) error {
-	keys, vals := w.vals[:0], w.vals2[:0]
-	valid := c.Valid
-	for j := from; j < to; j++ {
-		r := rowAt(sel, j)
-		hs := c.Headers[r]
-		if (valid != nil && !valid[r]) || hs == nil {
-			keys = append(keys, parquet.NullValue().Level(0, hdrNull, leaf))
-			vals = append(vals, parquet.NullValue().Level(0, hdrNull, leaf+1))
-			st.NullCount++
-			continue
-		}
-		if len(hs) == 0 {
-			keys = append(keys, parquet.NullValue().Level(0, hdrEmpty, leaf))
-			vals = append(vals, parquet.NullValue().Level(0, hdrEmpty, leaf+1))
-			continue
-		}
-		for k, h := range hs {
-			rep := 0
-			if k > 0 {
-				rep = 1
-			}
-			keys = append(keys, parquet.ByteArrayValue(bytesOf(h.Key)).Level(rep, hdrValue, leaf))
-			if h.Value == nil {
-				vals = append(vals, parquet.NullValue().Level(rep, hdrNullVal, leaf+1))
-			} else {
-				vals = append(vals, parquet.ByteArrayValue(h.Value).Level(rep, hdrValue, leaf+1))
-			}
-		}
-	}
-	w.vals, w.vals2 = keys, vals
-	if _, err := kw.WriteRowValues(keys); err != nil {
-		return err
-	}
-	_, err := vw.WriteRowValues(vals)
 	return err
 }

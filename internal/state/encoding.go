@@ -24,6 +24,13 @@ import (
 //	                     +Inf (Spark's NaN semantics for grouping and ordering)
 //	  String, Binary     the bytes with 0x00 escaped as 0x00 0xFF, then the
 //	                     terminator 0x00 0x01 (so "a" < "a\x00" < "ab")
+//	  struct             the fields' encodings, concatenated in field order
+//	  array              each element as 0x02 followed by its encoding, then
+//	                     the terminator 0x01 (so [] < [1] < [1, 2] < [2])
+//
+// Maps cannot be keys (Spark refuses to group by them). A window,
+// struct<start:timestamp,end:timestamp>, is therefore 0x01, start (9
+// bytes), end (9 bytes): windows order by start, then end.
 //
 // A key prefix (the first n columns) is itself a byte prefix of the key, so
 // prefix scans and ranges by leading columns (a window end first) work.
@@ -31,6 +38,10 @@ import (
 const (
 	keyNull    byte = 0x00
 	keyPresent byte = 0x01
+	// Inside an array: the end marker sorts before an element's marker, so
+	// a prefix sorts first.
+	keyArrayEnd byte = 0x01
+	keyElement  byte = 0x02
 )
 
 // canonicalNaN is the one NaN bit pattern keys and hashes use.
@@ -53,8 +64,28 @@ func AppendKeyCell(dst []byte, col *batch.Column, row int) []byte {
 	case batch.String, batch.Binary:
 		return AppendKeyBytes(dst, col.Bytes[row])
 	}
+	switch col.Type.Class() {
+	case batch.Struct:
+		dst = append(dst, keyPresent)
+		for _, ch := range col.Children {
+			dst = AppendKeyCell(dst, ch, row)
+		}
+		return dst
+	case batch.Array:
+		dst = append(dst, keyPresent)
+		from, to := col.Range(row)
+		for e := from; e < to; e++ {
+			dst = append(dst, keyElement)
+			dst = AppendKeyCell(dst, col.Children[0], e)
+		}
+		return append(dst, keyArrayEnd)
+	}
 	panic(fmt.Sprintf("state: key encoding does not support %s", col.Type))
 }
+
+// KeyEncodable reports whether columns of kind k can be keys: every kind
+// except void and maps (and what contains them).
+func KeyEncodable(k batch.Kind) bool { return k.Valid() && !k.Contains(batch.Map) && k != batch.Null }
 
 // EncodeKey appends row of cols to dst as one key.
 func EncodeKey(dst []byte, cols []*batch.Column, row int) []byte {
@@ -121,7 +152,8 @@ func AppendKeyBytes(dst, v []byte) []byte {
 }
 
 // AppendKeyValue appends a Go value as returned by batch.Column.Value (nil,
-// bool, int64, float64, string, []byte) for a column of kind k.
+// bool, int64, float64, string, []byte, batch.StructValue or []any for a
+// struct, []any for an array) for a column of kind k.
 func AppendKeyValue(dst []byte, k batch.Kind, v any) ([]byte, error) {
 	if v == nil {
 		return append(dst, keyNull), nil
@@ -151,6 +183,41 @@ func AppendKeyValue(dst []byte, k batch.Kind, v any) ([]byte, error) {
 		if b, ok := v.([]byte); ok {
 			return AppendKeyBytes(dst, b), nil
 		}
+	}
+	switch k.Class() {
+	case batch.Struct:
+		var vals []any
+		switch x := v.(type) {
+		case batch.StructValue:
+			vals = x.Values
+		case []any:
+			vals = x
+		}
+		fs := k.Fields()
+		if vals == nil || len(vals) != len(fs) {
+			break
+		}
+		dst = append(dst, keyPresent)
+		for i, f := range fs {
+			var err error
+			if dst, err = AppendKeyValue(dst, f.Type, vals[i]); err != nil {
+				return dst, err
+			}
+		}
+		return dst, nil
+	case batch.Array:
+		xs, ok := v.([]any)
+		if !ok {
+			break
+		}
+		dst = append(dst, keyPresent)
+		for _, x := range xs {
+			var err error
+			if dst, err = AppendKeyValue(append(dst, keyElement), k.Elem(), x); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, keyArrayEnd), nil
 	}
 	return dst, fmt.Errorf("state: cannot encode %T as a %s key", v, k)
 }
@@ -182,7 +249,9 @@ func DecodeKeyInto(b []byte, cols []*batch.Column) error {
 		if err != nil {
 			return fmt.Errorf("key column %d (%s): %w", i, c.Type, err)
 		}
-		appendValue(c, v)
+		if err := c.AppendValue(v); err != nil {
+			return fmt.Errorf("key column %d (%s): %w", i, c.Type, err)
+		}
 		b = rest
 	}
 	if len(b) != 0 {
@@ -257,6 +326,38 @@ func decodeKeyCell(b []byte, k batch.Kind) (any, []byte, error) {
 			}
 		}
 	}
+	switch k.Class() {
+	case batch.Struct:
+		fs := k.Fields()
+		vals := make([]any, len(fs))
+		for i, f := range fs {
+			v, rest, err := decodeKeyCell(b, f.Type)
+			if err != nil {
+				return nil, nil, fmt.Errorf("field %q: %w", f.Name, err)
+			}
+			vals[i], b = v, rest
+		}
+		return batch.StructValue{Names: k.FieldNames(), Values: vals}, b, nil
+	case batch.Array:
+		out := []any{}
+		for {
+			if len(b) == 0 {
+				return nil, nil, errShortKey
+			}
+			switch b[0] {
+			case keyArrayEnd:
+				return out, b[1:], nil
+			case keyElement:
+				v, rest, err := decodeKeyCell(b[1:], k.Elem())
+				if err != nil {
+					return nil, nil, err
+				}
+				out, b = append(out, v), rest
+			default:
+				return nil, nil, fmt.Errorf("state: bad array element marker %#x", b[0])
+			}
+		}
+	}
 	return nil, nil, fmt.Errorf("state: key encoding does not support %s", k)
 }
 
@@ -276,7 +377,10 @@ func PrefixEnd(prefix []byte) []byte {
 // Value encoding: compact, not ordered. A row of n columns is a null bitmap
 // of ceil(n/8) bytes (bit i set = column i null) followed by the non-null
 // cells: Boolean 1 byte; Int, Long, Date, Timestamp zig-zag varint; Double
-// 8 bytes little-endian IEEE; String, Binary uvarint length + bytes.
+// 8 bytes little-endian IEEE; String, Binary uvarint length + bytes; a
+// struct as a row of its fields; an array as uvarint count + a row of its
+// elements; a map as uvarint count, then the keys and the values each as a
+// row.
 
 // EncodeValue appends row of cols to dst in the value encoding.
 func EncodeValue(dst []byte, cols []*batch.Column, row int) []byte {
@@ -289,33 +393,73 @@ func EncodeValue(dst []byte, cols []*batch.Column, row int) []byte {
 			dst[start+i/8] |= 1 << (i % 8)
 			continue
 		}
-		switch c.Type {
-		case batch.Boolean:
-			if c.Bools[row] {
-				dst = append(dst, 1)
-			} else {
-				dst = append(dst, 0)
-			}
-		case batch.Int, batch.Long, batch.Date, batch.Timestamp:
-			dst = binary.AppendVarint(dst, c.Ints[row])
-		case batch.Double:
-			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(c.Floats[row]))
-		case batch.String, batch.Binary:
-			dst = binary.AppendUvarint(dst, uint64(len(c.Bytes[row])))
-			dst = append(dst, c.Bytes[row]...)
-		default:
-			panic(fmt.Sprintf("state: value encoding does not support %s", c.Type))
-		}
+		dst = appendValueCell(dst, c, row)
 	}
 	return dst
+}
+
+// encodeRange appends cells [from, to) of c as a row (bitmap + cells).
+func encodeRange(dst []byte, c *batch.Column, from, to int) []byte {
+	start := len(dst)
+	for range (to - from + 7) / 8 {
+		dst = append(dst, 0)
+	}
+	for e := from; e < to; e++ {
+		if c.IsNull(e) {
+			i := e - from
+			dst[start+i/8] |= 1 << (i % 8)
+			continue
+		}
+		dst = appendValueCell(dst, c, e)
+	}
+	return dst
+}
+
+func appendValueCell(dst []byte, c *batch.Column, row int) []byte {
+	switch c.Type.Class() {
+	case batch.Boolean:
+		if c.Bools[row] {
+			return append(dst, 1)
+		}
+		return append(dst, 0)
+	case batch.Int, batch.Long, batch.Date, batch.Timestamp:
+		return binary.AppendVarint(dst, c.Ints[row])
+	case batch.Double:
+		return binary.LittleEndian.AppendUint64(dst, math.Float64bits(c.Floats[row]))
+	case batch.String, batch.Binary:
+		dst = binary.AppendUvarint(dst, uint64(len(c.Bytes[row])))
+		return append(dst, c.Bytes[row]...)
+	case batch.Struct:
+		return EncodeValue(dst, c.Children, row)
+	case batch.Array, batch.Map:
+		from, to := c.Range(row)
+		dst = binary.AppendUvarint(dst, uint64(to-from))
+		for _, ch := range c.Children {
+			dst = encodeRange(dst, ch, from, to)
+		}
+		return dst
+	}
+	panic(fmt.Sprintf("state: value encoding does not support %s", c.Type))
 }
 
 // DecodeValueInto appends the encoded row's cells to cols (one per value
 // column). String and Binary cells alias b.
 func DecodeValueInto(b []byte, cols []*batch.Column) error {
+	rest, err := decodeRow(b, cols)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("state: %d bytes after the last value column", len(rest))
+	}
+	return nil
+}
+
+// decodeRow appends one encoded row to cols and returns the bytes after it.
+func decodeRow(b []byte, cols []*batch.Column) ([]byte, error) {
 	nb := (len(cols) + 7) / 8
 	if len(b) < nb {
-		return fmt.Errorf("state: value shorter than its null bitmap")
+		return nil, fmt.Errorf("state: value shorter than its null bitmap")
 	}
 	bitmap, b := b[:nb], b[nb:]
 	for i, c := range cols {
@@ -323,58 +467,94 @@ func DecodeValueInto(b []byte, cols []*batch.Column) error {
 			c.AppendNull()
 			continue
 		}
-		switch c.Type {
-		case batch.Boolean:
-			if len(b) < 1 {
-				return errShortValue(i)
-			}
-			c.AppendBool(b[0] == 1)
-			b = b[1:]
-		case batch.Int, batch.Long, batch.Date, batch.Timestamp:
-			v, n := binary.Varint(b)
-			if n <= 0 {
-				return errShortValue(i)
-			}
-			c.AppendInt(v)
-			b = b[n:]
-		case batch.Double:
-			if len(b) < 8 {
-				return errShortValue(i)
-			}
-			c.AppendFloat(math.Float64frombits(binary.LittleEndian.Uint64(b)))
-			b = b[8:]
-		case batch.String, batch.Binary:
-			l, n := binary.Uvarint(b)
-			if n <= 0 || uint64(len(b)-n) < l {
-				return errShortValue(i)
-			}
-			c.AppendBytes(b[n : n+int(l) : n+int(l)])
-			b = b[n+int(l):]
-		default:
-			return fmt.Errorf("state: value encoding does not support %s", c.Type)
+		var err error
+		if b, err = decodeValueCell(b, c, i); err != nil {
+			return nil, err
 		}
 	}
-	if len(b) != 0 {
-		return fmt.Errorf("state: %d bytes after the last value column", len(b))
+	return b, nil
+}
+
+// decodeRange appends n encoded cells (a bitmap and the non-null cells) to c.
+func decodeRange(b []byte, c *batch.Column, n int) ([]byte, error) {
+	nb := (n + 7) / 8
+	if len(b) < nb {
+		return nil, fmt.Errorf("state: value shorter than its null bitmap")
 	}
-	return nil
+	bitmap, b := b[:nb], b[nb:]
+	for i := 0; i < n; i++ {
+		if bitmap[i/8]&(1<<(i%8)) != 0 {
+			c.AppendNull()
+			continue
+		}
+		var err error
+		if b, err = decodeValueCell(b, c, i); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func decodeValueCell(b []byte, c *batch.Column, i int) ([]byte, error) {
+	switch c.Type.Class() {
+	case batch.Boolean:
+		if len(b) < 1 {
+			return nil, errShortValue(i)
+		}
+		c.AppendBool(b[0] == 1)
+		return b[1:], nil
+	case batch.Int, batch.Long, batch.Date, batch.Timestamp:
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, errShortValue(i)
+		}
+		c.AppendInt(v)
+		return b[n:], nil
+	case batch.Double:
+		if len(b) < 8 {
+			return nil, errShortValue(i)
+		}
+		c.AppendFloat(math.Float64frombits(binary.LittleEndian.Uint64(b)))
+		return b[8:], nil
+	case batch.String, batch.Binary:
+		l, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < l {
+			return nil, errShortValue(i)
+		}
+		c.AppendBytes(b[n : n+int(l) : n+int(l)])
+		return b[n+int(l):], nil
+	case batch.Struct:
+		rest, err := decodeRow(b, c.Children)
+		if err != nil {
+			return nil, err
+		}
+		c.AppendStruct()
+		return rest, nil
+	case batch.Array, batch.Map:
+		cnt, n := binary.Uvarint(b)
+		// Every element takes at least one bitmap bit: a count above the
+		// remaining bits is damage, not a reason to allocate.
+		if n <= 0 || cnt > 8*uint64(len(b)-n) {
+			return nil, errShortValue(i)
+		}
+		b = b[n:]
+		for j, ch := range c.Children {
+			var err error
+			if b, err = decodeRange(b, ch, int(cnt)); err != nil {
+				return nil, err
+			}
+			if j == 0 && c.Type.Class() == batch.Map {
+				for e := ch.Len - int(cnt); e < ch.Len; e++ {
+					if ch.IsNull(e) {
+						return nil, fmt.Errorf("state: a map key is null")
+					}
+				}
+			}
+		}
+		c.AppendArray()
+		return b, nil
+	}
+	return nil, fmt.Errorf("state: value encoding does not support %s", c.Type)
 }
 
 func errShortValue(i int) error { return fmt.Errorf("state: value truncated at column %d", i) }
-
-func appendValue(c *batch.Column, v any) {
-	switch x := v.(type) {
-	case nil:
-		c.AppendNull()
-	case bool:
-		c.AppendBool(x)
-	case int64:
-		c.AppendInt(x)
-	case float64:
-		c.AppendFloat(x)
-	case string:
-		c.AppendBytes([]byte(x))
-	case []byte:
-		c.AppendBytes(x)
-	}
-}

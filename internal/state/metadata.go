@@ -103,26 +103,7 @@ func SchemaPath(root string, operator int) string {
 // big-endian chunk count followed by that many writeUTF chunks (u16
 // big-endian byte length + UTF-8) of the schema's StructType JSON.
 
-type structJSON struct {
-	Type   string      `json:"type"`
-	Fields []fieldJSON `json:"fields"`
-}
-
-type fieldJSON struct {
-	Name     string         `json:"name"`
-	Type     string         `json:"type"`
-	Nullable bool           `json:"nullable"`
-	Metadata map[string]any `json:"metadata"`
-}
-
-func schemaJSON(s batch.Schema) string {
-	sj := structJSON{Type: "struct", Fields: []fieldJSON{}}
-	for _, f := range s.Fields {
-		sj.Fields = append(sj.Fields, fieldJSON{Name: f.Name, Type: f.Type.JSONName(), Nullable: f.Nullable, Metadata: map[string]any{}})
-	}
-	b, _ := json.Marshal(sj)
-	return string(b)
-}
+func schemaJSON(s batch.Schema) string { return s.JSON() }
 
 // kindsByJSONName maps Spark's JSON type names back to kinds.
 var kindsByJSONName = func() map[string]batch.Kind {
@@ -168,10 +149,19 @@ func parseSchemaJSON(s string) ([]schemaField, error) {
 	return out, nil
 }
 
+// typeText is a kind as a recorded field's Type: Spark's JSON name of a
+// flat kind, the JSON object of a nested one.
+func typeText(k batch.Kind) string {
+	if k.IsNested() {
+		return string(k.AppendJSON(nil))
+	}
+	return k.JSONName()
+}
+
 func fieldsOf(s batch.Schema) []schemaField {
 	out := make([]schemaField, len(s.Fields))
 	for i, f := range s.Fields {
-		out[i] = schemaField{Name: f.Name, Type: f.Type.JSONName(), Nullable: f.Nullable}
+		out[i] = schemaField{Name: f.Name, Type: typeText(f.Type), Nullable: f.Nullable}
 	}
 	return out
 }
@@ -185,6 +175,8 @@ func renderFields(fs []schemaField) string {
 		}
 		t := f.Type
 		if k, ok := kindsByJSONName[t]; ok {
+			t = k.String()
+		} else if k, err := batch.ParseTypeJSON([]byte(t)); err == nil {
 			t = k.String()
 		}
 		fmt.Fprintf(&b, "%s:%s", f.Name, t)

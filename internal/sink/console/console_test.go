@@ -49,8 +49,10 @@ func mkBatch(t testing.TB, schema batch.Schema, rows ...[]any) *batch.Batch {
 				c.AppendBytes(x)
 			case []batch.Header:
 				c.AppendHeaders(x)
-			default:
-				t.Fatalf("mkBatch: unsupported %T", v)
+			default: // nested values: batch.StructValue, []any, batch.MapValue
+				if err := c.AppendValue(v); err != nil {
+					t.Fatalf("mkBatch: %v", err)
+				}
 			}
 		}
 	}
@@ -185,6 +187,31 @@ func TestGolden(t *testing.T) {
 		{"exactly_num_rows", map[string]string{"numRows": "2"}, num, [][]*batch.Batch{{nums(0, 1)}, {nums(1, 2)}}},
 		{"empty_batch", nil, kv, [][]*batch.Batch{{mkBatch(t, kv)}, {}}},
 	}
+	win := batch.StructOf(batch.Field{Name: "start", Type: batch.Timestamp, Nullable: true}, batch.Field{Name: "end", Type: batch.Timestamp, Nullable: true})
+	inner := batch.StructOf(batch.Field{Name: "n", Type: batch.Int, Nullable: true}, batch.Field{Name: "bin", Type: batch.Binary, Nullable: true},
+		batch.Field{Name: "xs", Type: batch.ArrayOf(batch.Double, true), Nullable: true})
+	nested := schemaOf("w", win, "items", batch.ArrayOf(batch.String, true), "m", batch.MapOf(batch.String, batch.Long, true), "s", inner)
+	st := func(vals ...any) batch.StructValue { return batch.StructValue{Values: vals} }
+	nestedRows := mkBatch(t, nested,
+		[]any{st(int64(1714564800000000), int64(1714565400000000)), []any{"a", nil, "c"},
+			batch.MapValue{Keys: []any{"a", "b"}, Values: []any{int64(1), nil}}, st(int64(1), []byte("Hi"), []any{1.5, nil})},
+		[]any{nil, []any{}, batch.MapValue{}, st(nil, nil, nil)},
+		[]any{st(nil, int64(0)), []any{"a long element", "another long one"}, nil, nil},
+	)
+	tests = append(tests,
+		struct {
+			name   string
+			opts   map[string]string
+			schema batch.Schema
+			tasks  [][]*batch.Batch
+		}{"nested", nil, nested, [][]*batch.Batch{{nestedRows}}},
+		struct {
+			name   string
+			opts   map[string]string
+			schema batch.Schema
+			tasks  [][]*batch.Batch
+		}{"nested_no_truncate", map[string]string{"truncate": "false"}, nested, [][]*batch.Batch{{nestedRows}}},
+	)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
@@ -253,7 +280,7 @@ func TestFormatCell(t *testing.T) {
 		{batch.Date, int64(18262), ny, "2020-01-01"},
 		{batch.Long, int64(-5), nil, "-5"},
 		{batch.Boolean, true, nil, "true"},
-		{batch.Headers, []batch.Header{{Key: "a", Value: []byte{1}}}, nil, "[{a, [01]}]"},
+		{batch.Headers, []any{batch.StructValue{Names: []string{"key", "value"}, Values: []any{"a", []byte{1}}}}, nil, "[{a, [01]}]"},
 	}
 	for _, tc := range tests {
 		if got := FormatCell(tc.k, tc.v, tc.loc); got != tc.want {

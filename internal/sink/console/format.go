@@ -63,12 +63,11 @@ func FormatCell(k batch.Kind, v any, loc *time.Location) string {
 		if n, ok := v.(int64); ok {
 			return string(sparktext.AppendDate(nil, n))
 		}
-	case batch.Headers:
-		if hs, ok := v.([]batch.Header); ok {
-			return formatHeaders(hs)
-		}
 	case batch.Null:
 		return "NULL"
+	}
+	if k.IsNested() {
+		return string(appendNested(nil, k, v, loc))
 	}
 	// A value that does not match its kind: show it rather than fail.
 	return toString(v)
@@ -110,8 +109,9 @@ func cellAt(c *batch.Column, i int, loc *time.Location) string {
 		return formatTimestamp(c.Ints[i], loc)
 	case batch.Date:
 		return string(sparktext.AppendDate(nil, c.Ints[i]))
-	case batch.Headers:
-		return formatHeaders(c.Headers[i])
+	}
+	if c.Type.IsNested() {
+		return string(appendNested(nil, c.Type, c.Value(i), loc))
 	}
 	return "NULL"
 }
@@ -141,27 +141,72 @@ func formatTimestamp(micros int64, loc *time.Location) string {
 	return string(sparktext.AppendTimestamp(nil, micros, loc))
 }
 
-// formatHeaders renders Kafka headers as Spark shows an
-// array<struct<key,value>>: "[{k1, [76 31]}, {k2, NULL}]".
-func formatHeaders(hs []batch.Header) string {
-	var sb strings.Builder
-	sb.WriteByte('[')
-	for i, h := range hs {
-		if i > 0 {
-			sb.WriteString(", ")
+// appendNested renders a struct, array or map value (as batch.Column.Value
+// returns it) as Spark 4's show does (its ToPrettyString): structs as
+// "{1, a}", arrays as "[1, 2]", maps as "{a -> 1, b -> 2}", nested nulls as
+// NULL, every element in its own kind's pretty form.
+func appendNested(dst []byte, k batch.Kind, v any, loc *time.Location) []byte {
+	elem := func(dst []byte, k batch.Kind, v any) []byte {
+		if v == nil {
+			return append(dst, "NULL"...)
 		}
-		sb.WriteByte('{')
-		sb.WriteString(h.Key)
-		sb.WriteString(", ")
-		if h.Value == nil {
-			sb.WriteString("NULL")
-		} else {
-			sb.WriteString(formatBinary(h.Value))
+		if k.IsNested() {
+			return appendNested(dst, k, v, loc)
 		}
-		sb.WriteByte('}')
+		return append(dst, FormatCell(k, v, loc)...)
 	}
-	sb.WriteByte(']')
-	return sb.String()
+	switch k.Class() {
+	case batch.Struct:
+		sv, ok := v.(batch.StructValue)
+		if !ok {
+			break
+		}
+		dst = append(dst, '{')
+		for i, f := range k.Fields() {
+			if i > 0 {
+				dst = append(dst, ", "...)
+			}
+			var x any
+			if i < len(sv.Values) {
+				x = sv.Values[i]
+			}
+			dst = elem(dst, f.Type, x)
+		}
+		return append(dst, '}')
+	case batch.Array:
+		xs, ok := v.([]any)
+		if !ok {
+			break
+		}
+		dst = append(dst, '[')
+		for i, x := range xs {
+			if i > 0 {
+				dst = append(dst, ", "...)
+			}
+			dst = elem(dst, k.Elem(), x)
+		}
+		return append(dst, ']')
+	case batch.Map:
+		m, ok := v.(batch.MapValue)
+		if !ok {
+			break
+		}
+		dst = append(dst, '{')
+		for i := range m.Keys {
+			if i > 0 {
+				dst = append(dst, ", "...)
+			}
+			dst = elem(dst, k.KeyType(), m.Keys[i])
+			dst = append(dst, " -> "...)
+			var x any
+			if i < len(m.Values) {
+				x = m.Values[i]
+			}
+			dst = elem(dst, k.ValueType(), x)
+		}
+		return append(dst, '}')
+	}
+	return append(dst, toString(v)...)
 }
 
 // escapeMeta replaces control characters that would break the table's

@@ -111,9 +111,9 @@ func expectedRows(t *testing.T, n int) []map[string]any {
 				v = strconv.FormatInt(x, 10)
 			case []byte:
 				v = base64.StdEncoding.EncodeToString(x)
-			case []batch.Header:
+			case []any: // headers
 				hs := []map[string]any{}
-				for _, h := range x {
+				for _, h := range batch.HeadersOf(x) {
 					hs = append(hs, map[string]any{"key": h.Key, "value": base64.StdEncoding.EncodeToString(h.Value)})
 				}
 				v = hs

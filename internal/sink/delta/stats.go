@@ -17,22 +17,53 @@ import (
 const statsPrefixLength = 32
 
 // statsJSON renders a file's statistics as the JSON string of add.stats:
-// numRecords, then minValues, maxValues and nullCount by column. Columns
-// of type Headers get none. Min/max are left out where they could mislead
-// a reader: all-null columns, booleans and binary (Delta keeps none),
-// doubles with NaN or infinities, strings that are not UTF-8, and the
-// max of strings longer than the prefix Delta keeps. Timestamps are
-// written in milliseconds, the min rounded down and the max up, so both
-// stay bounds.
+// numRecords, then minValues, maxValues and nullCount by column, nested as
+// Delta nests them: a struct's fields inside an object named after it,
+// other columns as leaves. nullCount covers every leaf column (for an
+// array or map, its null cells; for a field inside a struct, the rows
+// where it or the struct is null); min/max only the types Delta skips on.
+// Min/max are left out where they could mislead a reader: all-null
+// columns, booleans and binary (Delta keeps none), arrays and maps,
+// doubles with NaN or infinities, strings that are not UTF-8, and the max
+// of strings longer than the prefix Delta keeps. Timestamps are written in
+// milliseconds, the min rounded down and the max up, so both stay bounds.
+// A struct without any statistic of a kind is left out of that kind, as
+// Delta does.
 func statsJSON(fields []batch.Field, rows int64, stats []parquetio.ColumnStats) string {
 	buf := []byte(`{"numRecords":`)
 	buf = strconv.AppendInt(buf, rows, 10)
-	var mins, maxs, nulls []byte
+	mins, maxs, nulls := appendStats(fields, stats)
+	for _, part := range []struct {
+		name string
+		body []byte
+	}{{"minValues", mins}, {"maxValues", maxs}, {"nullCount", nulls}} {
+		if len(part.body) == 0 {
+			continue
+		}
+		buf = append(buf, `,"`...)
+		buf = append(buf, part.name...)
+		buf = append(buf, `":{`...)
+		buf = append(buf, part.body[1:]...) // drop the leading comma
+		buf = append(buf, '}')
+	}
+	return string(append(buf, '}'))
+}
+
+// appendStats returns the members (each preceded by a comma) of the
+// minValues, maxValues and nullCount objects for fields.
+func appendStats(fields []batch.Field, stats []parquetio.ColumnStats) (mins, maxs, nulls []byte) {
 	for i, f := range fields {
-		if i >= len(stats) || f.Type == batch.Headers {
+		if i >= len(stats) {
 			continue
 		}
 		st := stats[i]
+		if f.Type.Class() == batch.Struct {
+			cmins, cmaxs, cnulls := appendStats(f.Type.Fields(), st.Children)
+			mins = appendObject(mins, f.Name, cmins)
+			maxs = appendObject(maxs, f.Name, cmaxs)
+			nulls = appendObject(nulls, f.Name, cnulls)
+			continue
+		}
 		nulls = appendKey(nulls, f.Name)
 		nulls = strconv.AppendInt(nulls, st.NullCount, 10)
 		if !st.HasMinMax {
@@ -66,20 +97,18 @@ func statsJSON(fields []batch.Field, rows int64, stats []parquetio.ColumnStats) 
 			}
 		}
 	}
-	for _, part := range []struct {
-		name string
-		body []byte
-	}{{"minValues", mins}, {"maxValues", maxs}, {"nullCount", nulls}} {
-		if len(part.body) == 0 {
-			continue
-		}
-		buf = append(buf, `,"`...)
-		buf = append(buf, part.name...)
-		buf = append(buf, `":{`...)
-		buf = append(buf, part.body[1:]...) // drop the leading comma
-		buf = append(buf, '}')
+	return mins, maxs, nulls
+}
+
+// appendObject appends `,"name":{members}` unless members is empty.
+func appendObject(dst []byte, name string, members []byte) []byte {
+	if len(members) == 0 {
+		return dst
 	}
-	return string(append(buf, '}'))
+	dst = appendKey(dst, name)
+	dst = append(dst, '{')
+	dst = append(dst, members[1:]...)
+	return append(dst, '}')
 }
 
 func appendKey(dst []byte, name string) []byte {

@@ -60,9 +60,9 @@ func normalRows(t *testing.T, n int, format string) []map[string]any {
 				if f.Name == "grp" && x == "" {
 					v = nil
 				}
-			case []batch.Header:
+			case []any: // headers
 				hs := []map[string]any{}
-				for _, h := range x {
+				for _, h := range batch.HeadersOf(x) {
 					hs = append(hs, map[string]any{"key": h.Key, "value": base64.StdEncoding.EncodeToString(h.Value)})
 				}
 				v = hs

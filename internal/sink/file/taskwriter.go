@@ -10,12 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/parquetio"
+	"github.com/sluice-stream/sluice/internal/sparkjson"
 	"github.com/sluice-stream/sluice/internal/storage"
 )
 
@@ -236,11 +238,8 @@ func NewTaskWriter(cfg TaskConfig) (*TaskWriter, error) {
 		return nil, errors.New("cannot use all columns as partition columns")
 	}
 	for _, f := range w.dataFields {
-		switch {
-		case f.Type == batch.Null:
-			return nil, fmt.Errorf("column %q has type void, which %s files cannot store", f.Name, cfg.Format)
-		case cfg.Format == CSV && (f.Type == batch.Binary || f.Type == batch.Headers):
-			return nil, fmt.Errorf("column %q has type %s, which CSV files cannot store", f.Name, f.Type)
+		if err := storable(cfg.Format, f); err != nil {
+			return nil, err
 		}
 	}
 	switch cfg.Format {
@@ -250,7 +249,7 @@ func NewTaskWriter(cfg TaskConfig) (*TaskWriter, error) {
 		}
 	case JSON:
 		for _, f := range w.dataFields {
-			w.jsonNames = append(w.jsonNames, appendJSONString(nil, []byte(f.Name)))
+			w.jsonNames = append(w.jsonNames, sparkjson.AppendString(nil, []byte(f.Name)))
 		}
 	case CSV:
 	default:
@@ -679,3 +678,21 @@ func RemoveFiles(ctx context.Context, st storage.Store, files []WrittenFile) err
 
 // bytesOf views s as bytes without copying, for read-only use.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// storable refuses a column the format cannot hold, with Spark's error
+// (UNSUPPORTED_DATA_TYPE_FOR_DATASOURCE): void anywhere in its type for
+// every format, and for CSV binary, structs, arrays and maps.
+func storable(format string, f batch.Field) error {
+	name := map[string]string{Parquet: "Parquet", JSON: "JSON", CSV: "CSV"}[format]
+	bad := f.Type.Contains(batch.Null)
+	hint := "cast it to a storable type"
+	if format == CSV && (f.Type == batch.Binary || f.Type.IsNested()) {
+		bad = true
+		hint = "write it as a string first (e.g. to_json(" + batch.QuoteIdentIfNeeded(f.Name) + ") for a struct, array or map), or use the json or parquet format"
+	}
+	if !bad {
+		return nil
+	}
+	return fmt.Errorf("[UNSUPPORTED_DATA_TYPE_FOR_DATASOURCE] The %s datasource doesn't support the column %s of the type \"%s\". (column %q: %s)",
+		name, "`"+strings.ReplaceAll(f.Name, "`", "``")+"`", f.Type.SQL(), f.Name, hint)
+}

@@ -191,40 +191,9 @@ func Concat(schema batch.Schema, parts []*batch.Batch) (*batch.Batch, error) {
 // concatColumn joins column j of every part into one column of n cells.
 func concatColumn(k batch.Kind, parts []*batch.Batch, j, n int) *batch.Column {
 	out := batch.NewColumn(k, n)
-	out.Len = n
-	nulls := false
-	for _, p := range parts {
-		if p.Columns[j].Valid != nil {
-			nulls = true
-			break
-		}
-	}
-	if nulls && k != batch.Null {
-		out.Valid = make([]bool, 0, n)
-	}
 	for _, p := range parts {
 		c := p.Columns[j]
-		if out.Valid != nil {
-			if c.Valid != nil {
-				out.Valid = append(out.Valid, c.Valid...)
-			} else {
-				for range c.Len {
-					out.Valid = append(out.Valid, true)
-				}
-			}
-		}
-		switch k {
-		case batch.Boolean:
-			out.Bools = append(out.Bools, c.Bools...)
-		case batch.Int, batch.Long, batch.Date, batch.Timestamp:
-			out.Ints = append(out.Ints, c.Ints...)
-		case batch.Double:
-			out.Floats = append(out.Floats, c.Floats...)
-		case batch.String, batch.Binary:
-			out.Bytes = append(out.Bytes, c.Bytes...)
-		case batch.Headers:
-			out.Headers = append(out.Headers, c.Headers...)
-		}
+		out.AppendRange(c, 0, c.Len)
 	}
 	return out
 }

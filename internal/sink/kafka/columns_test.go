@@ -244,13 +244,18 @@ func TestSchemaErrors(t *testing.T) {
 		{"null-typed optional columns", true, schema(f("value", batch.String), f("key", batch.Null), f("headers", batch.Null), f("partition", batch.Null)), "", ""},
 		{"topic column type ignored when the option is set", true, schema(f("value", batch.String), f("topic", batch.Long)), "", ""},
 		{"no value column", true, schema(f("key", batch.String), f("payload", batch.String)), "value", "required"},
-		{"value is a number", true, schema(f("value", batch.Long)), "value", "bigint"},
+		{"value is a number", true, schema(f("value", batch.Long)), "value", "value attribute unsupported type bigint. value must be a(n) string or binary"},
 		{"value is null-typed", true, schema(f("value", batch.Null)), "value", "string or binary"},
 		{"key is a number", true, schema(f("value", batch.String), f("key", batch.Int)), "key", "string or binary"},
 		{"headers is a string", true, schema(f("value", batch.String), f("headers", batch.String)), "headers", "array<struct<key:string,value:binary>>"},
 		{"partition is a string", true, schema(f("value", batch.String), f("partition", batch.String)), "partition", "int or bigint"},
 		{"no topic column and no option", false, schema(f("value", batch.String)), "topic", "option \"topic\""},
-		{"topic column is binary", false, schema(f("value", batch.String), f("topic", batch.Binary)), "topic", "must be string"},
+		{"value is a struct", true, schema(f("value", batch.StructOf(batch.Field{Name: "a", Type: batch.Int, Nullable: true}))), "value",
+			"value attribute unsupported type struct<a:int>. value must be a(n) string or binary; serialize it first, e.g. to_json(value) AS value"},
+		{"key is an array", true, schema(f("value", batch.String), f("key", batch.ArrayOf(batch.String, true))), "key", "key attribute unsupported type array<string>"},
+		{"headers built with non-null fields", true, schema(f("value", batch.String), f("headers", batch.ArrayOf(batch.StructOf(
+			batch.Field{Name: "key", Type: batch.String}, batch.Field{Name: "value", Type: batch.Binary}), false))), "", ""},
+		{"topic column is binary", false, schema(f("value", batch.String), f("topic", batch.Binary)), "topic", "topic attribute unsupported type binary. topic must be a(n) string"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -18,12 +19,13 @@ type plan struct {
 // Kafka: a required column is missing or a column has the wrong type.
 type SchemaError struct {
 	Column string
+	// Reason is the whole message, naming the column.
 	Reason string
 	Schema batch.Schema
 }
 
 func (e *SchemaError) Error() string {
-	return fmt.Sprintf("kafka sink: column %q %s (input schema %s)", e.Column, e.Reason, e.Schema)
+	return fmt.Sprintf("kafka sink: %s (input schema %s)", e.Reason, e.Schema)
 }
 
 // newPlan validates schema against the columns the sink reads, as Spark's
@@ -46,7 +48,7 @@ func newPlan(schema batch.Schema, topicOption string) (plan, error) {
 			return -1, nil
 		}
 		for _, want := range kinds {
-			if k == want {
+			if batch.SameType(k, want) {
 				return i, nil
 			}
 		}
@@ -54,16 +56,17 @@ func newPlan(schema batch.Schema, topicOption string) (plan, error) {
 		for _, want := range kinds {
 			names = append(names, want.String())
 		}
-		what := names[0]
-		if len(names) == 2 {
-			what = names[0] + " or " + names[1]
+		// Spark's wording (KafkaWriter), plus the remedy for nested values.
+		reason := fmt.Sprintf("%s attribute unsupported type %s. %s must be a(n) %s", name, k, name, strings.Join(names, " or "))
+		if k.IsNested() && (name == "value" || name == "key") {
+			reason += fmt.Sprintf("; serialize it first, e.g. to_json(%s) AS %s", name, name)
 		}
-		_, err := bad(name, fmt.Sprintf("has type %s; it must be %s", k, what))
+		_, err := bad(name, reason)
 		return -1, err
 	}
 	var err error
 	if schema.Index("value") < 0 {
-		return bad("value", "is required and missing; give the record payload a column named value (string or binary)")
+		return bad("value", "column \"value\" is required and missing; give the record payload a column named value (string or binary)")
 	}
 	if p.value, err = check("value", false, batch.String, batch.Binary); err != nil {
 		return plan{}, err
@@ -79,7 +82,7 @@ func newPlan(schema batch.Schema, topicOption string) (plan, error) {
 	}
 	if topicOption == "" {
 		if schema.Index("topic") < 0 {
-			return bad("topic", "is missing and the option \"topic\" is not set; set the option or add a string column named topic")
+			return bad("topic", "column \"topic\" is missing and the option \"topic\" is not set; set the option or add a string column named topic")
 		}
 		if p.topic, err = check("topic", false, batch.String); err != nil {
 			return plan{}, err
@@ -115,7 +118,7 @@ func (p plan) record(b *batch.Batch, i int, topicOption string) (*kgo.Record, er
 	}
 	if p.headers >= 0 {
 		if c := b.Columns[p.headers]; !c.IsNull(i) {
-			hs := c.Headers[i]
+			hs := c.HeadersAt(i)
 			r.Headers = make([]kgo.RecordHeader, len(hs))
 			for j, h := range hs {
 				r.Headers[j] = kgo.RecordHeader{Key: h.Key, Value: h.Value}

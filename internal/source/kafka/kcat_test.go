@@ -58,7 +58,7 @@ func TestQueryReadsKcatProducedRecords(t *testing.T) {
 		}
 		var hs []string
 		if row[7] != nil {
-			for _, h := range row[7].([]batch.Header) {
+			for _, h := range batch.HeadersOf(row[7]) {
 				hs = append(hs, h.Key+"="+string(h.Value))
 			}
 		}

@@ -3,7 +3,7 @@
 // check our output with code we did not write.
 //
 // Usage:
-//   node verify.mjs [--rows] [--order COL] [--csv-header] TABLE_DIR
+//   node verify.mjs [--rows] [--order COL] [--csv-header] [--json-nested] TABLE_DIR
 //
 // The kind of table is detected: a _delta_log directory means Delta, a
 // _spark_metadata directory means a file sink. The result is one JSON
@@ -29,7 +29,8 @@
 // --rows adds every row, ordered by --order (default: the first column),
 // normalised for comparison: integers and timestamps (as microseconds
 // since the epoch) as decimal strings, dates as days since the epoch,
-// binary as base64, lists of {key,value} structs with base64 values.
+// binary as base64, lists of {key,value} structs with base64 values; with
+// --json-nested, other structs, lists and maps as DuckDB's to_json text.
 //
 // @duckdb/node-api is resolved from $SLUICE_DUCKDB_DIR/node_modules when
 // that variable is set, else from this script's directory upwards.
@@ -46,16 +47,17 @@ const require = createRequire(base);
 const { DuckDBInstance } = require('@duckdb/node-api');
 
 function parseArgs(argv) {
-  const opts = { rows: false, order: null, csvHeader: false, dir: null };
+  const opts = { rows: false, order: null, csvHeader: false, jsonNested: false, dir: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--rows') opts.rows = true;
     else if (a === '--order') opts.order = argv[++i];
     else if (a === '--csv-header') opts.csvHeader = true;
+    else if (a === '--json-nested') opts.jsonNested = true;
     else if (a.startsWith('--')) throw new Error(`unknown flag ${a}`);
     else opts.dir = path.resolve(a);
   }
-  if (!opts.dir) throw new Error('usage: node verify.mjs [--rows] [--order COL] [--csv-header] TABLE_DIR');
+  if (!opts.dir) throw new Error('usage: node verify.mjs [--rows] [--order COL] [--csv-header] [--json-nested] TABLE_DIR');
   return opts;
 }
 
@@ -69,7 +71,7 @@ async function all(conn, sql) {
 
 // normalised returns a SELECT list that renders each column of relation
 // `rel` in the comparable form described above.
-async function normalised(conn, rel) {
+async function normalised(conn, rel, jsonNested) {
   const cols = await all(conn, `DESCRIBE SELECT * FROM ${rel}`);
   const exprs = cols.map(({ column_name: name, column_type: type }) => {
     const c = ident(name);
@@ -80,6 +82,8 @@ async function normalised(conn, rel) {
     else if (/^(BIGINT|INTEGER|SMALLINT|TINYINT|HUGEINT)$/.test(type)) e = `CAST(${c} AS VARCHAR)`;
     else if (/^STRUCT\(.*\)\[\]$/.test(type) && /"?value"? BLOB/.test(type)) {
       e = `list_transform(${c}, x -> struct_pack(key := x.key, value := to_base64(x.value)))`;
+    } else if (jsonNested && /^(STRUCT|MAP)\(|\[\]$/.test(type)) {
+      e = `CAST(to_json(${c}) AS VARCHAR)`;
     }
     return `${e} AS ${c}`;
   });
@@ -87,7 +91,7 @@ async function normalised(conn, rel) {
 }
 
 async function finish(conn, out, rel, opts) {
-  const { cols, list } = await normalised(conn, rel);
+  const { cols, list } = await normalised(conn, rel, opts.jsonNested);
   out.columns = cols;
   out.count = Number((await all(conn, `SELECT count(*) AS n FROM ${rel}`))[0].n);
   if (opts.rows) {
