@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -97,10 +98,18 @@ func TestKeyDistribution(t *testing.T) {
 	}
 }
 
-// TestAchievedRateWithinFivePercent produces a steady and a spiky profile to
-// a broker that keeps up: the achieved rate is within 5 % of the asked one,
-// every record is acknowledged, and records spread over the partitions.
-func TestAchievedRateWithinFivePercent(t *testing.T) {
+// TestTimingAchievedRateWithinFivePercent produces a steady and a spiky
+// profile to a broker that keeps up: the achieved rate is within 5 % of the
+// asked one, every record is acknowledged, and records spread over the
+// partitions. The 5 % promise needs a machine that keeps up, so it is judged
+// in CI's serial step (SLUICE_SERIAL_TESTS=1); in the parallel suite, where
+// other test binaries compete for the cores, only a gross shortfall (under
+// half the asked rate) fails.
+func TestTimingAchievedRateWithinFivePercent(t *testing.T) {
+	floor := 0.5
+	if os.Getenv("SLUICE_SERIAL_TESTS") == "1" {
+		floor = 0.95
+	}
 	b := brokertest.Start(t, broker.TopicSpec{Name: "lg", Partitions: 4})
 	for _, tc := range []struct {
 		profile Profile
@@ -122,7 +131,7 @@ func TestAchievedRateWithinFivePercent(t *testing.T) {
 		if res.Asked != int64(want) {
 			t.Errorf("%s: asked %d, want %d", tc.profile, res.Asked, int64(want))
 		}
-		if r := res.AchievedRate() / res.AskedRate(); r < 0.95 || r > 1.05 {
+		if r := res.AchievedRate() / res.AskedRate(); r < floor || r > 1.05 {
 			t.Errorf("%s: achieved %.0f/s of %.0f/s asked (%.3f)", tc.profile, res.AchievedRate(), res.AskedRate(), r)
 		}
 		if res.Acked != res.Issued || res.Failed != 0 || res.Skipped != 0 {
