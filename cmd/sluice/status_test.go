@@ -236,7 +236,7 @@ func TestStatusErrors(t *testing.T) {
 		{"missing dir", []string{"status", "--checkpoint", filepath.Join(empty, "nope"), "--bootstrap", "127.0.0.1:1"}, 1, "no such file"},
 		{"not a dir", []string{"status", "--checkpoint", file, "--bootstrap", "127.0.0.1:1"}, 1, "not a directory"},
 		{"never started", []string{"status", "--checkpoint", empty, "--bootstrap", "127.0.0.1:1"}, 1, "has not started"},
-		{"newer log version", []string{"status", "--checkpoint", bad, "--bootstrap", "127.0.0.1:1"}, 1, "unsupported log version v2"},
+		{"newer log version", []string{"status", "--checkpoint", bad, "--bootstrap", "127.0.0.1:1"}, 1, "maximum supported log version is v1, but encountered v2"},
 		{"offsets purged", []string{"status", "--checkpoint", purged, "--bootstrap", "127.0.0.1:1"}, 1, "batch 5 is committed but its offsets file is missing"},
 	}
 	for _, tt := range tests {
@@ -281,7 +281,7 @@ func TestStatusReadsOffsetsFiles(t *testing.T) {
 		{"source without offset", "v1\n{}\n-", 0, "", "the source has no offset"},
 		{"bad metadata", "v1\n{\n{}", 0, "", "batch metadata"},
 		{"bad offset", "v1\n{}\n{\"t\":", 0, "", "not valid JSON"},
-		{"bad version", "vx\n{}\n{}", 0, "", "malformed version"},
+		{"bad version", "vx\n{}\n{}", 0, "", "Log file was malformed: failed to read correct log version"},
 	}
 	for _, tt := range tests {
 		dir := t.TempDir()

@@ -274,12 +274,48 @@ func (c *Checkpoint) loadOrCreateID() (string, error) {
 	if err != nil || ok {
 		return id, err
 	}
+	if err := c.refuseOrphanLogs(); err != nil {
+		return "", err
+	}
 	id = storage.NewUUID()
 	b, _ := json.Marshal(streamMetadata{ID: id})
 	if err := c.writeOnce(metadataFile, b); err != nil {
 		return "", err
 	}
 	return id, nil
+}
+
+// refuseOrphanLogs fails when the checkpoint has no metadata but holds
+// logs of batches: the query id those batches ran under is lost, and a new
+// one would make the sinks that key their idempotence on it (Delta's txn,
+// the Kafka sink's transactional id and commit markers) write a replayed
+// batch a second time. Spark mints a new id silently here.
+func (c *Checkpoint) refuseOrphanLogs() error {
+	var found []string
+	for _, sub := range []string{offsetsDir, commitsDir} {
+		ids, err := c.batchIDs(sub)
+		if err != nil {
+			return err
+		}
+		if len(ids) > 0 {
+			found = append(found, fmt.Sprintf("%s/ (batches %d to %d)", sub, ids[0], ids[len(ids)-1]))
+		}
+	}
+	ents, err := c.store.List(ctx, sourcesDir)
+	if err != nil {
+		return fmt.Errorf("checkpoint: list %s: %w", sourcesDir, err)
+	}
+	if len(ents) > 0 {
+		found = append(found, sourcesDir+"/ (source start offsets)")
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	return fmt.Errorf("checkpoint %s: the query id file %s is missing but the checkpoint holds %s: "+
+		"a new id would make exactly-once sinks (Delta, Kafka) write again what the old query wrote; "+
+		"restore the metadata file (its content is {\"id\":\"<query id>\"}; the id is in the Delta "+
+		"table's txn appId or the query's logs), or start a new checkpoint in an empty directory",
+		c.dir, c.path(metadataFile), strings.Join(found, ", "))
 }
 
 // writeOnce writes a write-once file of the checkpoint (see

@@ -415,9 +415,9 @@ func TestCorruptedFiles(t *testing.T) {
 		name, file, content, want string
 	}{
 		{"empty offsets", "offsets", "", "file is empty"},
-		{"no version", "offsets", "{\"a\":1}\n{}", `want version line "v1"`},
-		{"newer version", "offsets", "v2\n{}\n-", "unsupported log version v2"},
-		{"bad version", "offsets", "vX\n{}", `malformed version line "vX"`},
+		{"no version", "offsets", "{\"a\":1}\n{}", `Log file was malformed: failed to read correct log version from "{\"a\":1}" (want "v1"`},
+		{"newer version", "offsets", "v2\n{}\n-", "maximum supported log version is v1, but encountered v2"},
+		{"bad version", "offsets", "vX\n{}", `Log file was malformed: failed to read correct log version from "vX"`},
 		{"missing metadata", "offsets", "v1", "missing batch metadata"},
 		{"bad metadata JSON", "offsets", "v1\n{\"batchWatermarkMs\":", "line 2: batch metadata is not valid JSON"},
 		{"metadata wrong type", "offsets", "v1\n{\"batchWatermarkMs\":\"x\"}", "line 2: batch metadata is not valid JSON"},
@@ -425,7 +425,7 @@ func TestCorruptedFiles(t *testing.T) {
 		{"empty commit", "commits", "", "file is empty"},
 		{"commit bad JSON", "commits", "v1\nnope", "line 2: commit metadata is not valid JSON"},
 		{"commit extra lines", "commits", "v1\n{}\n{}", "want 2 lines"},
-		{"commit newer version", "commits", "v7\n{}", "unsupported log version v7"},
+		{"commit newer version", "commits", "v7\n{}", "maximum supported log version is v1, but encountered v7"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -610,7 +610,7 @@ func TestSourceInitial(t *testing.T) {
 	for _, tc := range []struct{ content, want, wantErr string }{
 		{`{"t":{"0":3}}`, `{"t":{"0":3}}`, ""}, // Spark 2.1 format
 		{"\x00v1\n{\"t\":{}}", `{"t":{}}`, ""},
-		{"\x00v2\n{}", "", "unsupported log version v2"},
+		{"\x00v2\n{}", "", "maximum supported log version is v1, but encountered v2"},
 		{"\x00v1", "", "no version line"},
 		{"\x00v1\n{", "", "not valid JSON"},
 		{"", "", "file is empty"},
@@ -803,5 +803,125 @@ func BenchmarkWriteBatch(b *testing.B) {
 		if err := c.WriteCommit(int64(i), 0); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A damaged commits/N used to count as committed because Recover looked at
+// file names only: the batch was never replayed. The latest commit file is
+// read and validated like offsets files, with Spark's texts.
+func TestRecoverRefusesDamagedCommit(t *testing.T) {
+	tests := []struct {
+		name, content, want string
+	}{
+		{"empty", "", "file is empty"},
+		{"binary", "\x00\x01\x02\xff\xfe", "Log file was malformed: failed to read correct log version"},
+		{"future version", "v99999\n{}", "maximum supported log version is v1, but encountered v99999"},
+		{"no version", "{\"nextBatchWatermarkMs\":0}", "Log file was malformed"},
+		{"bad JSON", "v1\n\x00garbage", "commit metadata is not valid JSON"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := open(t, t.TempDir())
+			for id := int64(0); id <= 2; id++ {
+				if err := c.WriteOffsets(id, BatchMetadata{}, []string{"{}"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for id := int64(0); id <= 1; id++ {
+				if err := c.WriteCommit(id, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := filepath.Join(c.Dir(), "commits", "2")
+			if err := os.WriteFile(path, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			next, replay, err := c.Recover()
+			if err == nil || errors.Is(err, ErrCommitLag) {
+				t.Fatalf("Recover() = %d, %v, %v; want an error for the damaged %s", next, replay, err, path)
+			}
+			for _, want := range []string{path, tc.want, "batch 2"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("err = %q, want it to contain %q", err, want)
+				}
+			}
+			if _, _, err := c.LatestCommit(); err == nil {
+				t.Error("LatestCommit accepted the damaged commit file")
+			}
+		})
+	}
+}
+
+// Spark's texts for a log version this build cannot read, in offsets and
+// commit files alike (HDFSMetadataLog's validateVersion).
+func TestLogVersionTexts(t *testing.T) {
+	c := open(t, t.TempDir())
+	os.WriteFile(filepath.Join(c.Dir(), "offsets", "0"), []byte("v99999\n{}\n-"), 0o644)
+	os.WriteFile(filepath.Join(c.Dir(), "commits", "0"), []byte("v99999\n{}"), 0o644)
+	const want = "maximum supported log version is v1, but encountered v99999"
+	if _, _, err := c.ReadOffsets(0); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("offsets: err = %v, want %q", err, want)
+	}
+	if _, err := c.ReadCommit(0); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("commits: err = %v, want %q", err, want)
+	}
+	if _, _, err := c.Recover(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Recover: err = %v, want %q", err, want)
+	}
+}
+
+// Deleting metadata used to make Open mint a new query id over offsets and
+// commits of the old one: sinks keyed on the id (Delta txn, Kafka
+// transactional id) then wrote a pending replay twice. Open refuses.
+func TestOpenRefusesLogsWithoutMetadata(t *testing.T) {
+	for _, sub := range []string{"offsets", "commits", "sources"} {
+		t.Run(sub, func(t *testing.T) {
+			dir := t.TempDir()
+			c := open(t, dir)
+			id := c.ID()
+			switch sub {
+			case "offsets":
+				c.WriteOffsets(0, BatchMetadata{}, []string{"{}"})
+			case "commits":
+				c.WriteOffsets(0, BatchMetadata{}, []string{"{}"})
+				c.WriteCommit(0, 0)
+				os.Remove(filepath.Join(dir, "offsets", "0"))
+			case "sources":
+				c.WriteSourceInitial(0, `{"t":{"0":0}}`)
+			}
+			c.Close()
+			if err := os.Remove(filepath.Join(dir, "metadata")); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Open(dir)
+			if err == nil {
+				t.Fatal("Open accepted a checkpoint whose metadata is missing while its logs exist")
+			}
+			for _, want := range []string{filepath.Join(dir, "metadata"), sub + "/", "restore", "new checkpoint"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("err = %q, want it to contain %q", err, want)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dir, "metadata")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("Open wrote a new metadata file: %v", err)
+			}
+			if _, err := QueryID(dir); err == nil {
+				t.Error("QueryID minted an id for the damaged checkpoint")
+			}
+			// Restoring the file makes it usable again, with the old id.
+			os.WriteFile(filepath.Join(dir, "metadata"), []byte(`{"id":"`+id+`"}`), 0o644)
+			if got := open(t, dir).ID(); got != id {
+				t.Errorf("id after restore = %q, want %q", got, id)
+			}
+		})
+	}
+	// A checkpoint with empty log directories (a query that never planned
+	// a batch) still gets a new id.
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "offsets"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "commits"), 0o755)
+	os.WriteFile(filepath.Join(dir, "offsets", ".0.tmp-x"), []byte("partial"), 0o644)
+	if id := open(t, dir).ID(); !uuidV4.MatchString(id) {
+		t.Errorf("id %q", id)
 	}
 }

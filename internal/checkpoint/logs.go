@@ -78,17 +78,18 @@ func splitLines(data []byte) []string {
 	return strings.Split(s, "\n")
 }
 
-// checkVersion validates a log file's first line ("v1").
+// checkVersion validates a log file's first line ("v1") as Spark's
+// HDFSMetadataLog.validateVersion does, with its texts: a line that is not
+// "v" and a positive number is malformed; a version above the one this
+// build writes is refused, since the file's format is unknown.
 func checkVersion(line string) error {
-	if len(line) < 2 || line[0] != 'v' {
-		return fmt.Errorf("line 1: want version line \"v%d\", got %q (file is not a checkpoint log or is corrupted)", logVersion, clip(line))
-	}
-	v, err := strconv.Atoi(line[1:])
-	if err != nil || v <= 0 {
-		return fmt.Errorf("line 1: malformed version line %q", clip(line))
+	line = strings.TrimSpace(line)
+	v, err := strconv.Atoi(strings.TrimPrefix(line, "v"))
+	if !strings.HasPrefix(line, "v") || err != nil || v <= 0 {
+		return fmt.Errorf("line 1: Log file was malformed: failed to read correct log version from %q (want \"v%d\"; the file is not a checkpoint log or is damaged)", clip(line), logVersion)
 	}
 	if v > logVersion {
-		return fmt.Errorf("line 1: unsupported log version v%d: this build reads up to v%d (written by a newer version?)", v, logVersion)
+		return fmt.Errorf("line 1: UnsupportedLogVersion: maximum supported log version is v%d, but encountered v%d: the file was written by a newer version of Spark or sluice, which this build cannot read; upgrade sluice", logVersion, v)
 	}
 	return nil
 }
@@ -138,7 +139,7 @@ func encodeCommit(nextWatermarkMs int64) []byte {
 
 func decodeCommit(data []byte) (int64, error) {
 	if len(data) == 0 {
-		return 0, errors.New("file is empty")
+		return 0, errors.New("file is empty (Incomplete log file in the offset commit log)")
 	}
 	lines := splitLines(data)
 	if err := checkVersion(lines[0]); err != nil {
@@ -233,34 +234,53 @@ func (c *Checkpoint) WriteCommit(id, nextWatermarkMs int64) error {
 // ReadCommit reads commits/<id> and returns its next-batch watermark. A
 // missing file gives an error wrapping fs.ErrNotExist.
 func (c *Checkpoint) ReadCommit(id int64) (nextWatermarkMs int64, err error) {
-	name, err := batchFile(id)
-	if err != nil {
+	if _, err := batchFile(id); err != nil {
 		return 0, err
 	}
 	if err := c.begin(); err != nil {
 		return 0, err
 	}
 	defer c.mu.Unlock()
-	path := c.path(commitsDir + "/" + name)
-	data, err := c.store.Get(ctx, commitsDir+"/"+name)
+	return c.readCommit(id)
+}
+
+// readCommit reads and validates commits/<id>; c.mu is held.
+func (c *Checkpoint) readCommit(id int64) (int64, error) {
+	name := commitsDir + "/" + strconv.FormatInt(id, 10)
+	data, err := c.store.Get(ctx, name)
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint: read commit of batch %d: %w", id, err)
 	}
 	wm, err := decodeCommit(data)
 	if err != nil {
-		return 0, fmt.Errorf("checkpoint: %s: %w", path, err)
+		return 0, fmt.Errorf("checkpoint: %s (commit of batch %d): %w", c.path(name), id, err)
 	}
 	return wm, nil
 }
 
+// latestCommit returns the highest batch id in the commit log after
+// checking that its file is a valid commit: the commit log is where a
+// (re)started query learns what is done, so a damaged file there must not
+// count as a commit. c.mu is held.
+func (c *Checkpoint) latestCommit() (int64, bool, error) {
+	id, ok, err := c.latest(commitsDir)
+	if err != nil || !ok {
+		return id, ok, err
+	}
+	if _, err := c.readCommit(id); err != nil {
+		return 0, false, fmt.Errorf("%w; if batch %d did not finish, remove the file to run it again (sinks skip what they already have), or restore it from a backup", err, id)
+	}
+	return id, true, nil
+}
+
 // LatestCommit returns the highest batch id in the commit log; ok is false
-// when the log is empty.
+// when the log is empty. The file of that batch must be a valid commit.
 func (c *Checkpoint) LatestCommit() (id int64, ok bool, err error) {
 	if err := c.begin(); err != nil {
 		return 0, false, err
 	}
 	defer c.mu.Unlock()
-	return c.latest(commitsDir)
+	return c.latestCommit()
 }
 
 // HasCommit reports whether commits/<id> exists.

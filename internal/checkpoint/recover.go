@@ -59,9 +59,9 @@ func (c *Checkpoint) Recover() (next int64, replay bool, err error) {
 	if hasOff {
 		lastOff = offIDs[len(offIDs)-1]
 	}
-	lastCommit, hasCommit, err := c.latest(commitsDir)
+	lastCommit, hasCommit, err := c.latestCommit()
 	if err != nil {
-		return 0, false, err
+		return 0, false, fmt.Errorf("checkpoint %s: %w", c.dir, err)
 	}
 	if !hasOff {
 		if hasCommit {
