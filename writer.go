@@ -352,8 +352,14 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 	if err != nil {
 		return nil, res.Scrub(err)
 	}
+	// resumed: the checkpoint holds batches of an earlier run (sinks that
+	// remember their writer tell a resuming query from a new one).
 	queryID, chkStore := cp.ID(), cp.Store()
-	if err := cp.Close(); err != nil {
+	_, resumed, err := cp.LatestOffsets()
+	if cerr := cp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return nil, err
 	}
 	srcState, err := storage.Sub(chkStore, "sources/0")
@@ -364,7 +370,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 	if stdout == nil {
 		stdout = os.Stdout
 	}
-	env := sink.Env{Stdout: stdout, QueryID: queryID, Logger: s.logger, TableName: p.name, RegisterTable: s.registerTable, ForeachBatch: w.foreachBatch, Storage: res}
+	env := sink.Env{Stdout: stdout, QueryID: queryID, Resumed: resumed, Logger: s.logger, TableName: p.name, RegisterTable: s.registerTable, ForeachBatch: w.foreachBatch, Storage: res}
 	ansi := strings.EqualFold(s.conf["spark.sql.ansi.enabled"], "true")
 	var dlSink sink.Sink
 	if p.deadLetter != nil {

@@ -50,8 +50,11 @@ type Env struct {
 	// Stdout is where the console sink prints; never nil.
 	Stdout io.Writer
 	// QueryID is the checkpoint's query id (the Delta txn appId, the Kafka
-	// transactional id and commit markers).
+	// transactional id and commit markers, the file sink's writer record).
 	QueryID string
+	// Resumed is true when the checkpoint holds batches of an earlier run
+	// of the query, false for a new checkpoint.
+	Resumed bool
 	// Logger is the query's logger; never nil.
 	Logger *slog.Logger
 	// DeadLetter is set when the sink receives the query's dead letters

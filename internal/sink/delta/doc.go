@@ -47,6 +47,12 @@
 // have landed, so the batch's files are kept: if it did not, they are
 // orphans that no reader of the log sees.
 //
+// A query whose id is not among the table's txn appIds is refused when the
+// table has any (another streaming query writes it: a new checkpoint would
+// re-read its source and write the rows again), naming the table and both
+// ids, unless the option sluice.sink.allowNewQuery is true. Tables without
+// txn actions (written by batch jobs) take any query.
+//
 // # Checkpoints
 //
 // After every CheckpointInterval-th version (or the table's

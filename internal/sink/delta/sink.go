@@ -50,6 +50,7 @@ var Spec = &options.Spec{What: "delta sink", Fields: []options.Field{
 	file.MaxRecordsPerFileField,
 	file.RowGroupBytesField,
 	file.TargetFileSizeField,
+	file.AllowNewQueryField,
 }}
 
 // Format registers "delta".
@@ -85,6 +86,7 @@ type config struct {
 	maxRecords  int64
 	rowGroup    int64
 	targetSize  int64
+	allowNew    bool
 }
 
 func parseOptions(o options.Values) (config, error) {
@@ -97,7 +99,7 @@ func parseOptions(o options.Values) (config, error) {
 		return config{}, fmt.Errorf("delta sink: option %q: %w", file.OptPath, err)
 	}
 	c := config{path: loc.String(), compression: o.Enum(OptCompression), maxRecords: o.Int64(OptMaxRecordsPerFile), rowGroup: o.Int64(OptRowGroupBytes),
-		targetSize: o.Size(file.OptTargetFileSize)}
+		targetSize: o.Size(file.OptTargetFileSize), allowNew: o.Bool(file.OptAllowNewQuery)}
 	if c.targetSize != 0 && c.targetSize < 1<<10 {
 		return config{}, fmt.Errorf("delta sink: %w", &options.Error{Option: file.OptTargetFileSize, Value: o.String(file.OptTargetFileSize), Allowed: `allowed: a size of at least 1KiB such as "128MiB", or 0 for no limit`})
 	}
@@ -192,6 +194,11 @@ func open(c config, queryID string, fo ...file.Option) (*Sink, error) {
 	if err := s.checkTable(s.st, nil); err != nil {
 		return nil, err
 	}
+	if !c.allowNew {
+		if err := s.checkWriter(s.st); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -205,6 +212,39 @@ func (s *Sink) SetMemoryBudget(budget int64) int64 {
 
 // Root returns the store of the table directory.
 func (s *Sink) Root() storage.Store { return s.root }
+// checkWriter refuses a query that is not one of the table's streaming
+// writers (no txn under its id) when the table has some: a new checkpoint
+// on a table another query fills would re-read its source from the
+// starting offsets and write the rows again. Tables without txn actions
+// (written by batch jobs) are open to any query.
+func (s *Sink) checkWriter(st *state) error {
+	if len(st.txns) == 0 {
+		return nil
+	}
+	if _, ok := st.txns[s.queryID]; ok {
+		return nil
+	}
+	var last txnAction
+	for _, t := range st.txns {
+		if last.AppID == "" || updated(t) > updated(last) || (updated(t) == updated(last) && t.AppID < last.AppID) {
+			last = t
+		}
+	}
+	others := ""
+	if n := len(st.txns) - 1; n > 0 {
+		others = fmt.Sprintf(" and %d other(s)", n)
+	}
+	return fmt.Errorf("delta sink: table %s was written by streaming query %s%s (txn appId, batch %d at table version %d); this query's id is %s (a new checkpoint?). "+
+		"Restart query %s with its own checkpoint, write to another table, or set %s=true to add this query as another writer of the table",
+		s.path, last.AppID, others, last.Version, st.version, s.queryID, last.AppID, file.OptAllowNewQuery)
+}
+
+func updated(t txnAction) int64 {
+	if t.LastUpdated == nil {
+		return 0
+	}
+	return *t.LastUpdated
+}
 
 // SetLogger sets where the sink logs (slog.Default otherwise).
 func (s *Sink) SetLogger(l *slog.Logger) { s.log = l }

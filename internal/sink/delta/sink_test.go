@@ -352,8 +352,13 @@ func TestReplayIsSkipped(t *testing.T) {
 	if _, _, v := mustSnapshot(t, dir); v != version {
 		t.Errorf("version %d, want %d", v, version)
 	}
-	// Another query id is a different application: its batch 0 commits.
-	if err := runBatch(t, mustNew(t, opts, "other"), 0, []*batch.Batch{genRows(200, 5)}); err != nil {
+	// Another query id is a different application: it is refused unless
+	// it opts in, and then its batch 0 commits.
+	if _, err := New(opts, "other"); err == nil || !strings.Contains(err.Error(), "was written by streaming query q") {
+		t.Errorf("another query id: err = %v, want a refusal naming query q", err)
+	}
+	allow := map[string]string{"path": dir, "sluice.sink.allowNewQuery": "true"}
+	if err := runBatch(t, mustNew(t, allow, "other"), 0, []*batch.Batch{genRows(200, 5)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, txn, v := mustSnapshot(t, dir); v != version+1 || !reflect.DeepEqual(txn, map[string]int64{"q": 1, "other": 0}) {
@@ -593,7 +598,7 @@ func TestSchemaChecks(t *testing.T) {
 	if err := runBatch(t, mustNew(t, opts, "q"), 0, []*batch.Batch{genRows(0, 3)}); err != nil {
 		t.Fatal(err)
 	}
-	s := mustNew(t, opts, "q2")
+	s := mustNew(t, map[string]string{"path": dir, "sluice.sink.allowNewQuery": "true"}, "q2")
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name   string

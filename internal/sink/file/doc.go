@@ -54,6 +54,19 @@
 // replayed attempt are deleted. Tasks of a batch known to be committed
 // write nothing at all.
 //
+// # Writers
+//
+// The log also records which query writes it (see writerRecord): a query's
+// sink refuses to open on an output another query (another checkpoint)
+// wrote, naming the path and both query ids, unless the option
+// sluice.sink.allowNewQuery is true; then the new query's batches continue
+// the log after the latest batch (its batch b is log batch b+offset, the
+// offset fixed in its record) instead of being skipped as already
+// committed, which is what Spark does. A log without records (Spark's, or
+// an older sluice's) is adopted by a query resuming its own checkpoint and
+// refused to a new one. New returns an anonymous sink that writes batch
+// ids as log batch ids, as Spark.
+//
 // ReadLog returns the files a reader should see. Data files not in the log
 // (left by a crashed attempt) are never listed; a plain directory listing
 // may see them, as with Spark.

@@ -51,9 +51,9 @@ var textCompression = options.Field{Name: OptCompression, Type: options.Enum, De
 
 // Specs describe each file sink format's options.
 var Specs = map[string]*options.Spec{
-	Parquet: {What: "parquet sink", Fields: []options.Field{PathField, PartitionByField, ParquetCompressionField, MaxRecordsPerFileField, RowGroupBytesField, TargetFileSizeField}},
-	JSON:    {What: "json sink", Fields: []options.Field{PathField, PartitionByField, textCompression, MaxRecordsPerFileField, TargetFileSizeField}},
-	CSV: {What: "csv sink", Fields: []options.Field{PathField, PartitionByField, textCompression, MaxRecordsPerFileField, TargetFileSizeField,
+	Parquet: {What: "parquet sink", Fields: []options.Field{PathField, PartitionByField, ParquetCompressionField, MaxRecordsPerFileField, RowGroupBytesField, TargetFileSizeField, AllowNewQueryField}},
+	JSON:    {What: "json sink", Fields: []options.Field{PathField, PartitionByField, textCompression, MaxRecordsPerFileField, TargetFileSizeField, AllowNewQueryField}},
+	CSV: {What: "csv sink", Fields: []options.Field{PathField, PartitionByField, textCompression, MaxRecordsPerFileField, TargetFileSizeField, AllowNewQueryField,
 		{Name: OptHeader, Type: options.Bool, Default: "false", Doc: "Writes a header line with the column names first in each file."},
 		{Name: OptSep, Type: options.String, Default: ",", Doc: "Field separator (not a quote, backslash or line break)."}}},
 }
@@ -79,7 +79,7 @@ func Formats() []sink.Format {
 				if err != nil {
 					return nil, err
 				}
-				s, err := open(cfg, WithResolver(env.Storage))
+				s, err := open(cfg, owner{queryID: env.QueryID, resumed: env.Resumed, allowNew: v.Bool(OptAllowNewQuery)}, WithResolver(env.Storage))
 				if err != nil {
 					return nil, err
 				}
@@ -212,12 +212,14 @@ type Sink struct {
 	cfg  Config
 	root storage.Store // the output directory
 	meta metaLog
+	own  owner
 	ext  string
 	pq   parquetio.Options
 	log  *slog.Logger
 
 	mu     sync.Mutex
-	latest int64 // highest committed batch id seen, -1 if none
+	latest int64          // highest log batch id seen, -1 if none
+	recs   []writerRecord // the log's writer records, as last read
 }
 
 var _ sink.Sink = (*Sink)(nil)
@@ -244,18 +246,23 @@ var _ sink.Sink = (*Sink)(nil)
 // are accepted and ignored. Any other option is an error. path may be an
 // object-store URI (see package storage and WithResolver); a local output
 // directory and its log directory are created.
+//
+// The sink is anonymous: its batch ids are the log's, whoever wrote them
+// (Spark's behaviour). A query's sink (Formats' Open) records the query
+// that writes the log and refuses another one (see OptAllowNewQuery).
 func New(format string, opts map[string]string, o ...Option) (*Sink, error) {
 	cfg, err := ParseOptions(format, opts)
 	if err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
 	}
-	return open(cfg, o...)
+	return open(cfg, owner{}, o...)
 }
 
-// open creates the output directory and its log and returns the sink.
-func open(cfg Config, o ...Option) (*Sink, error) {
+// open creates the output directory and its log, checks that the query
+// may write it and returns the sink.
+func open(cfg Config, own owner, o ...Option) (*Sink, error) {
 	var err error
-	s := &Sink{cfg: cfg, log: slog.Default()}
+	s := &Sink{cfg: cfg, own: own, log: slog.Default()}
 	if s.root, err = ResolveRoot(cfg.Path, o...); err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
 	}
@@ -280,6 +287,14 @@ func open(cfg Config, o ...Option) (*Sink, error) {
 	}
 	if s.latest, err = s.meta.latest(); err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
+	}
+	if own.queryID != "" {
+		if s.recs, err = s.meta.writers(); err != nil {
+			return nil, fmt.Errorf("file sink: %w", err)
+		}
+		if err := own.checkStart(cfg.Path, s.recs, s.latest); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -328,7 +343,11 @@ func (skipWriter) Abort(context.Context)                       {}
 // writes nothing.
 func (s *Sink) NewWriter(_ context.Context, batchID int64, task int, schema batch.Schema) (sink.Writer, error) {
 	s.mu.Lock()
-	done := batchID <= s.latest
+	logID, owned := batchID, true
+	if s.own.queryID != "" {
+		logID, owned = s.own.slot(s.recs, batchID)
+	}
+	done := owned && logID <= s.latest
 	s.mu.Unlock()
 	if done {
 		return skipWriter{}, nil
@@ -370,10 +389,12 @@ func messageFiles(msgs []sink.Message) ([]WrittenFile, error) {
 	return files, nil
 }
 
-// Commit implements sink.Sink: it records the tasks' files as batch
-// batchID in the metadata log, atomically. A batch id the log already
-// holds (or one below its latest batch) is skipped, and the files this
-// attempt wrote are deleted.
+// Commit implements sink.Sink: it records the tasks' files as the log
+// batch of batchID in the metadata log, atomically. A batch the log
+// already holds (or one below its latest batch) is skipped, and the files
+// this attempt wrote are deleted. The log batch is batchID itself for an
+// anonymous sink; for a query's sink it comes from the query's writer
+// record, created on its first commit.
 func (s *Sink) Commit(ctx context.Context, batchID int64, msgs []sink.Message) error {
 	files, err := messageFiles(msgs)
 	if err != nil {
@@ -389,15 +410,20 @@ func (s *Sink) Commit(ctx context.Context, batchID int64, msgs []sink.Message) e
 		return fmt.Errorf("file sink: %w", err)
 	}
 	s.latest = max(s.latest, latest)
-	if batchID <= latest {
-		s.skip(batchID, latest, files)
+	logID, err := s.logBatch(batchID, latest)
+	if err != nil {
+		RemoveFiles(ctx, s.root, files)
+		return err
+	}
+	if logID <= latest {
+		s.skip(batchID, logID, latest, files)
 		return nil
 	}
 	entries := make([]LogEntry, len(files))
 	for i, f := range files {
 		entries[i] = entryFor(f)
 	}
-	lf := logFile{id: batchID, compact: isCompaction(batchID)}
+	lf := logFile{id: logID, compact: isCompaction(logID)}
 	if lf.compact {
 		prev, _, err := s.meta.readValid()
 		if err != nil {
@@ -407,24 +433,69 @@ func (s *Sink) Commit(ctx context.Context, batchID int64, msgs []sink.Message) e
 	}
 	ok, err := s.meta.write(lf.name(), entries)
 	if ok {
-		s.latest = batchID
+		s.latest = logID
 	}
 	if err != nil {
-		return fmt.Errorf("file sink: batch %d: %w", batchID, err)
+		return fmt.Errorf("file sink: batch %d (log batch %d): %w", batchID, logID, err)
 	}
 	if !ok {
-		s.skip(batchID, batchID, files)
+		// Another writer of this log batch: a zombie attempt of this
+		// query, unless another query claimed the log meanwhile.
+		if s.own.queryID != "" {
+			if s.recs, err = s.meta.writers(); err != nil {
+				return fmt.Errorf("file sink: %w", err)
+			}
+			if _, owned := s.own.slot(s.recs, batchID); !owned {
+				RemoveFiles(ctx, s.root, files)
+				return fmt.Errorf("file sink: log batch %d of %s was written by another query while this one (id %s) committed batch %d", logID, s.cfg.Path, s.own.queryID, batchID)
+			}
+		}
+		s.skip(batchID, logID, logID, files)
 		return nil
 	}
 	if lf.compact {
-		s.deleteExpired(batchID)
+		s.deleteExpired(logID)
 	}
 	return nil
 }
 
+// logBatch returns the log batch of batchID, creating the query's writer
+// record when it has none covering the batch. latest is the log's latest
+// batch; s.mu is held.
+func (s *Sink) logBatch(batchID, latest int64) (int64, error) {
+	if s.own.queryID == "" {
+		return batchID, nil
+	}
+	recs, err := s.meta.writers()
+	if err != nil {
+		return 0, fmt.Errorf("file sink: %w", err)
+	}
+	s.recs = recs
+	if l, owned := s.own.slot(recs, batchID); owned {
+		return l, nil
+	}
+	r, err := s.own.claim(s.cfg.Path, recs, latest, batchID)
+	if err != nil {
+		return 0, err
+	}
+	ok, err := s.meta.putWriter(r)
+	if err != nil {
+		return 0, fmt.Errorf("file sink: recording query %s as the writer of %s: %w", s.own.queryID, s.cfg.Path, err)
+	}
+	if !ok {
+		return 0, fmt.Errorf("file sink: another query claimed log batch %d of %s at the same time as this one (id %s)", r.FirstLogBatchID, s.cfg.Path, s.own.queryID)
+	}
+	s.recs = append(recs, r)
+	if len(recs) > 0 || latest >= 0 {
+		s.log.Info("recorded this query as the writer of the output: its batches continue the _spark_metadata log", "sink", s.Description(),
+			"queryId", s.own.queryID, "batchId", batchID, "logBatchId", r.logID(batchID), "previousLatestLogBatchId", latest)
+	}
+	return r.logID(batchID), nil
+}
+
 // skip logs a replayed batch and deletes the files of this attempt.
-func (s *Sink) skip(batchID, latest int64, files []WrittenFile) {
-	s.log.Info("Skipping already committed batch", "sink", s.Description(), "batchId", batchID, "latestBatchId", latest, "deletedFiles", len(files))
+func (s *Sink) skip(batchID, logID, latest int64, files []WrittenFile) {
+	s.log.Info("Skipping already committed batch", "sink", s.Description(), "batchId", batchID, "logBatchId", logID, "latestBatchId", latest, "deletedFiles", len(files))
 	if err := RemoveFiles(ctx, s.root, files); err != nil {
 		s.log.Warn("cannot delete the files of a skipped batch; they are orphans no reader of the log sees", "sink", s.Description(), "err", err)
 	}
