@@ -71,9 +71,10 @@ func TestLintBrokenFiles(t *testing.T) {
 		`options.yaml:5:3: options: unknown session configuration option "sluice.wrokers"; did you mean "sluice.workers"?`,
 		`options.yaml:12:5: source: unknown kafka source option "maxOffsetsPerTriger"; did you mean "maxOffsetsPerTrigger"?`,
 		`options.yaml:13:5: source: option "failOnDataLoss": invalid value "maybe"; allowed: true, false`,
-		`options.yaml:20:15: sink.outputMode: the parquet sink does not support output mode "update" (allowed: append)`,
-		`options.yaml:23:5: sink: option "compression": invalid value "brotli"`,
-		`options.yaml:29:5: deadLetter: unknown delta sink option "pth"; did you mean "path"?`,
+		`options.yaml:16:5: source: unknown kafka source option "kafka.sasl.pasword"; did you mean "kafka.sasl.password"?`,
+		`options.yaml:21:15: sink.outputMode: the parquet sink does not support output mode "update" (allowed: append)`,
+		`options.yaml:24:5: sink: option "compression": invalid value "brotli"`,
+		`options.yaml:30:5: deadLetter: unknown delta sink option "pth"; did you mean "path"?`,
 	} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q", want)

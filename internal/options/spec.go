@@ -75,13 +75,40 @@ type Field struct {
 }
 
 // Prefix is a family of options passed through to another system (the
-// Kafka client's "kafka.*" settings) and not checked one by one.
+// Kafka client's "kafka.*" settings) rather than described one by one.
 type Prefix struct {
 	Prefix string
 	Doc    string
 	// Secret: the values of options with this prefix may be secrets
 	// (storage account keys, SAS tokens) and are never shown.
 	Secret bool
+	// Known, when set, are the names the other system defines (without
+	// the prefix). A name under the prefix that is neither a Field nor
+	// Known is then an unknown option, with the closest name suggested; a
+	// Known one is accepted (PassedThrough lists those an owner does not
+	// describe, to warn about). Without Known every name is accepted.
+	Known []string
+	// KnownDoc says what the Known names are, for messages ("Kafka client
+	// settings").
+	KnownDoc string
+}
+
+// knows reports whether the family defines name (with the prefix).
+func (p Prefix) knows(name string) bool {
+	if p.Known == nil {
+		return true
+	}
+	rest := name[len(p.Prefix):]
+	return slices.ContainsFunc(p.Known, func(k string) bool { return strings.EqualFold(k, rest) })
+}
+
+// names returns the Known names with the prefix.
+func (p Prefix) names() []string {
+	out := make([]string, len(p.Known))
+	for i, k := range p.Known {
+		out[i] = p.Prefix + k
+	}
+	return out
 }
 
 // Spec is the typed description of a set of options — a source's, a
@@ -121,12 +148,36 @@ func (s *Spec) Names() []string {
 // hasPrefix reports whether name belongs to one of the pass-through
 // families.
 func (s *Spec) hasPrefix(name string) bool {
+	_, ok := s.prefixOf(name)
+	return ok
+}
+
+// prefixOf returns the pass-through family of name.
+func (s *Spec) prefixOf(name string) (Prefix, bool) {
 	for _, p := range s.Prefixes {
-		if strings.HasPrefix(strings.ToLower(name), strings.ToLower(p.Prefix)) {
-			return true
+		if len(name) >= len(p.Prefix) && strings.EqualFold(name[:len(p.Prefix)], p.Prefix) {
+			return p, true
 		}
 	}
-	return false
+	return Prefix{}, false
+}
+
+// PassedThrough returns the names given (sorted) that belong to a
+// pass-through family with Known names and that the spec does not
+// describe: settings of the other system that the owner accepts but does
+// not use, for a warning.
+func (s *Spec) PassedThrough(names []string) []string {
+	var out []string
+	for _, name := range names {
+		if _, ok := s.Field(name); ok {
+			continue
+		}
+		if p, ok := s.prefixOf(name); ok && p.Known != nil && p.knows(name) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // UnknownError is an option name no spec knows.
@@ -139,6 +190,10 @@ type UnknownError struct {
 	Suggestion string
 	// Known are the names that would have been accepted.
 	Known []string
+	// Family, for a name under a pass-through prefix with known names,
+	// says what the names there must be (`"kafka." options other than
+	// these must be Kafka client settings`).
+	Family string
 }
 
 func (e *UnknownError) Error() string {
@@ -148,7 +203,11 @@ func (e *UnknownError) Error() string {
 	}
 	sorted := slices.Clone(e.Known)
 	slices.Sort(sorted)
-	return fmt.Sprintf("%s (known options: %s)", msg, strings.Join(sorted, ", "))
+	msg = fmt.Sprintf("%s (known options: %s", msg, strings.Join(sorted, ", "))
+	if e.Family != "" {
+		msg += "; " + e.Family
+	}
+	return msg + ")"
 }
 
 // OptionOf returns the option an error is about (an *Error or an
@@ -195,8 +254,15 @@ func (s *Spec) Problems(m map[string]string, also ...*Spec) []error {
 			unsupported = append(unsupported, &Error{Option: name, Allowed: "not supported: " + f.Unsupported})
 		case ok:
 			fields = append(fields, found{name, f})
-		case !anyPrefix(specs, name):
-			unknown = append(unknown, &UnknownError{What: s.What, Option: name, Suggestion: Suggest(name, known), Known: known})
+		default:
+			p, ok := prefixOf(specs, name)
+			switch {
+			case !ok:
+				unknown = append(unknown, &UnknownError{What: s.What, Option: name, Suggestion: Suggest(name, known), Known: known})
+			case !p.knows(name):
+				unknown = append(unknown, &UnknownError{What: s.What, Option: name, Suggestion: Suggest(name, slices.Concat(known, p.names())), Known: known,
+					Family: fmt.Sprintf("other %q options must be %s", p.Prefix, p.KnownDoc)})
+			}
 		}
 	}
 	o := New(m)
@@ -217,13 +283,13 @@ func lookup(specs []*Spec, name string) (Field, bool) {
 	return Field{}, false
 }
 
-func anyPrefix(specs []*Spec, name string) bool {
+func prefixOf(specs []*Spec, name string) (Prefix, bool) {
 	for _, sp := range specs {
-		if sp.hasPrefix(name) {
-			return true
+		if p, ok := sp.prefixOf(name); ok {
+			return p, true
 		}
 	}
-	return false
+	return Prefix{}, false
 }
 
 // checkValue checks the value of a set option of a checked type, with the
@@ -418,6 +484,9 @@ func (s *Spec) Validate() error {
 	for _, p := range s.Prefixes {
 		if p.Prefix == "" || p.Doc == "" {
 			return fmt.Errorf("%s spec: a pass-through prefix needs a name and a description", s.What)
+		}
+		if p.Known != nil && p.KnownDoc == "" {
+			return fmt.Errorf("%s spec: prefix %q lists known names without saying what they are (KnownDoc)", s.What, p.Prefix)
 		}
 	}
 	return nil

@@ -153,3 +153,37 @@ func TestCheckKnownIsUnknownError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestPrefixKnownNames(t *testing.T) {
+	spec := &Spec{What: "x source", Fields: []Field{{Name: "client.password", Type: String, Doc: "d"}},
+		Prefixes: []Prefix{{Prefix: "client.", Doc: "pass-through", Known: []string{"max.poll.records", "linger.ms"}, KnownDoc: "client settings"}}}
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	probs := spec.Problems(map[string]string{"client.pasword": "x", "Client.Linger.MS": "5", "client.max.poll.records": "1", "other": "1"})
+	if len(probs) != 2 {
+		t.Fatalf("problems %v, want the misspelling and the unknown name", probs)
+	}
+	var ue *UnknownError
+	if !errors.As(probs[0], &ue) || ue.Option != "client.pasword" || ue.Suggestion != "client.password" || !strings.Contains(ue.Error(), `other "client." options must be client settings`) {
+		t.Errorf("problem 0 = %v", probs[0])
+	}
+	if !errors.As(probs[1], &ue) || ue.Option != "other" || ue.Family != "" {
+		t.Errorf("problem 1 = %v", probs[1])
+	}
+	if got := spec.PassedThrough([]string{"client.password", "Client.Linger.MS", "client.max.poll.records", "client.nope", "other"}); !slices.Equal(got, []string{"Client.Linger.MS", "client.max.poll.records"}) {
+		t.Errorf("PassedThrough = %v", got)
+	}
+	// Without Known every name under the prefix passes, as before.
+	open := &Spec{What: "y", Prefixes: []Prefix{{Prefix: "client.", Doc: "d"}}}
+	if p := open.Problems(map[string]string{"client.anything": "1"}); len(p) != 0 {
+		t.Errorf("open prefix: %v", p)
+	}
+	if got := open.PassedThrough([]string{"client.anything"}); len(got) != 0 {
+		t.Errorf("open prefix PassedThrough = %v", got)
+	}
+	bad := &Spec{What: "z", Prefixes: []Prefix{{Prefix: "c.", Doc: "d", Known: []string{"a"}}}}
+	if err := bad.Validate(); err == nil {
+		t.Error("a prefix with known names and no KnownDoc validated")
+	}
+}

@@ -176,3 +176,91 @@ func TestQueryOptionsAcceptedOnce(t *testing.T) {
 		t.Errorf("admission = %+v", a)
 	}
 }
+
+// Issue 15 item 11: a misspelled kafka.* option passed through silently
+// (Spark hands kafka.* to the Java client, which only logs a warning). A
+// name under kafka. that is neither an option of the format nor a Kafka
+// client setting (Java or librdkafka name) is an unknown option with the
+// closest name; a client setting the format does not use is accepted and
+// listed by PassedThrough, which the source and sink log as a warning.
+func TestKafkaPassThroughNamesChecked(t *testing.T) {
+	for _, tc := range []struct {
+		format, option, suggestion string
+	}{
+		{"source/kafka", "kafka.sasl.pasword", "kafka.sasl.password"},
+		{"source/kafka", "kafka.security.protocl", "kafka.security.protocol"},
+		{"source/kafka", "kafka.max.pol.records", "kafka.max.poll.records"},
+		{"source/kafka", "kafka.fetch.max.wait", "kafka.fetch.max.wait.ms"},
+		{"sink/kafka", "kafka.sasl.pasword", "kafka.sasl.password"},
+		{"sink/kafka", "kafka.lingr.ms", "kafka.linger.ms"},
+		{"sink/kafka", "KAFKA.Compresion.Type", "kafka.compression.type"},
+	} {
+		kind, name, _ := strings.Cut(tc.format, "/")
+		spec := optionsSpec(t, kind, name)
+		opts := map[string]string{}
+		for k, v := range minimal[tc.format] {
+			opts[k] = v
+		}
+		opts[tc.option] = "x"
+		probs := spec.Problems(opts, also(kind)...)
+		var ue *options.UnknownError
+		if len(probs) != 1 || !errors.As(probs[0], &ue) || ue.Option != tc.option || ue.Suggestion != tc.suggestion {
+			t.Errorf("%s %s: problems %v, want one unknown option suggesting %q", tc.format, tc.option, probs, tc.suggestion)
+			continue
+		}
+		if msg := probs[0].Error(); !strings.Contains(msg, "Kafka client settings") {
+			t.Errorf("%s: %q does not say what kafka.* names must be", tc.format, msg)
+		}
+	}
+	for _, tc := range []struct {
+		format string
+		names  []string
+	}{
+		{"source/kafka", []string{"kafka.max.poll.records", "kafka.session.timeout.ms", "kafka.Group.Id", "kafka.queued.min.messages"}},
+		{"sink/kafka", []string{"kafka.max.in.flight.requests.per.connection", "kafka.retries", "kafka.queue.buffering.max.ms"}},
+	} {
+		kind, name, _ := strings.Cut(tc.format, "/")
+		spec := optionsSpec(t, kind, name)
+		opts := map[string]string{}
+		for k, v := range minimal[tc.format] {
+			opts[k] = v
+		}
+		for _, n := range tc.names {
+			opts[n] = "1"
+		}
+		if probs := spec.Problems(opts, also(kind)...); len(probs) > 0 {
+			t.Errorf("%s: client settings refused: %v", tc.format, probs)
+		}
+		names := make([]string, 0, len(opts))
+		for k := range opts {
+			names = append(names, k)
+		}
+		got, want := spec.PassedThrough(names), slices.Sorted(slices.Values(tc.names))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: PassedThrough = %v, want %v", tc.format, got, want)
+		}
+	}
+}
+
+func optionsSpec(t *testing.T, kind, name string) *options.Spec {
+	t.Helper()
+	if kind == "source" {
+		f, err := Source(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.Options
+	}
+	f, err := Sink(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Options
+}
+
+func also(kind string) []*options.Spec {
+	if kind == "source" {
+		return []*options.Spec{AdmissionOptions}
+	}
+	return []*options.Spec{QueryOptions}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/kafkaauth"
+	"github.com/sluice-stream/sluice/internal/kafkaconf"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/sink"
 )
@@ -20,8 +21,10 @@ import (
 const DefaultCommitTopic = "__sluice_sink_commits"
 
 // producerFields are the producer settings the sink understands. Any
-// other "kafka." option is ignored with a warning, since the Java producer
-// settings it could name are many and mostly harmless.
+// other Kafka client setting under "kafka." is ignored with a warning,
+// since the Java producer settings it could name are many and mostly
+// harmless; a name that is no client setting is an error (see package
+// kafkaconf).
 var producerFields = []options.Field{
 	{Name: "kafka.bootstrap.servers", Type: options.List, Required: true, Doc: "Comma-separated host:port list of brokers."},
 	{Name: "kafka.client.id", Type: options.String, Default: "sluice", Doc: "Client id sent to the brokers."},
@@ -54,7 +57,7 @@ var Spec = &options.Spec{
 		{Name: "sluice.recoveryTimeout", Type: options.Duration, DefaultDoc: "kafka.transaction.timeout.ms + 30 s",
 			Doc: "How long reading the commit markers at start waits for other writers' open transactions."},
 	}, producerFields, kafkaauth.Fields),
-	Prefixes: []options.Prefix{{Prefix: "kafka.", Doc: "Other Kafka producer settings are accepted and ignored with a warning."}},
+	Prefixes: []options.Prefix{kafkaconf.Prefix("producer")},
 }
 
 // Format registers "kafka" as a sink.
@@ -126,13 +129,7 @@ func parseConfig(o options.Values, queryID string) (*Config, error) {
 	if strings.TrimSpace(queryID) == "" {
 		return nil, fmt.Errorf("kafka sink: a query id is required (it names the transactional id and the commit markers)")
 	}
-	c := &Config{}
-	for _, name := range o.Options().Names() {
-		ln := strings.ToLower(name)
-		if _, described := Spec.Field(ln); !described && strings.HasPrefix(ln, "kafka.") {
-			c.Ignored = append(c.Ignored, name)
-		}
-	}
+	c := &Config{Ignored: Spec.PassedThrough(o.Options().Names())}
 
 	bs, ok := o.Get("kafka.bootstrap.servers")
 	for _, b := range strings.Split(bs, ",") {

@@ -127,6 +127,9 @@ func newSource(cfg *Config, logger *slog.Logger) (*Source, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	if len(cfg.Ignored) > 0 {
+		logger.Warn("kafka source: ignoring Kafka client settings it does not use", "options", cfg.Ignored)
+	}
 	s := &Source{
 		cfg:       cfg,
 		log:       logger,

@@ -87,6 +87,10 @@ type Config struct {
 	MaxConcurrentFetch int
 	ReadCommitted      bool
 	RequestTimeout     time.Duration
+
+	// Ignored lists the Kafka client settings given under "kafka." that
+	// the source does not use (logged as a warning when it opens).
+	Ignored []string
 }
 
 func (c *Config) subscriptionKind() string {
@@ -134,7 +138,7 @@ func ParseConfig(m map[string]string) (*Config, error) {
 
 // parseConfig reads options checked against Spec.
 func parseConfig(o options.Values) (*Config, error) {
-	c := &Config{}
+	c := &Config{Ignored: Spec.PassedThrough(o.Options().Names())}
 	bs, ok := o.Get("kafka.bootstrap.servers")
 	if !ok || strings.TrimSpace(bs) == "" {
 		return nil, &options.Error{Option: "kafka.bootstrap.servers", Allowed: "required: a comma-separated list of host:port"}

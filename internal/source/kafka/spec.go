@@ -5,13 +5,15 @@ import (
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/kafkaauth"
+	"github.com/sluice-stream/sluice/internal/kafkaconf"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/source"
 )
 
 // clientFields are the Kafka client settings the source reads; other
-// "kafka." options pass through unchecked (and unused), as Spark passes
-// them to the Java consumer.
+// Kafka client settings under "kafka." are accepted and ignored with a
+// warning (Spark passes them to the Java consumer), any other "kafka."
+// name is an error (see package kafkaconf).
 var clientFields = []options.Field{
 	{Name: "kafka.bootstrap.servers", Type: options.List, Required: true, Doc: "Comma-separated host:port list of brokers."},
 	{Name: "kafka.client.id", Type: options.String, Default: "sluice", Doc: "Client id sent to the brokers."},
@@ -75,7 +77,7 @@ var Spec = &options.Spec{
 		{Name: "sluice.commitGroup", Type: options.String,
 			Doc: "Consumer group the end offsets of every committed batch are committed to, so lag tools (kafka-consumer-groups, Burrow) see progress. Never read back: the checkpoint is the truth. Unset: nothing is committed."},
 	}, readFields, clientFields, kafkaauth.Fields),
-	Prefixes: []options.Prefix{{Prefix: "kafka.", Doc: "Other Kafka consumer settings are accepted and ignored, as the Java client's would be."}},
+	Prefixes: []options.Prefix{kafkaconf.Prefix("consumer")},
 }
 
 // schemaDoc describes the Kafka schema, shared by "kafka" and "eventhubs".
