@@ -9,6 +9,7 @@
 //	sluice functions                              the SQL functions expressions may use
 //	sluice completion bash|zsh                    a shell completion script
 //	sluice status --checkpoint DIR --bootstrap ADDR   per-partition lag of a query
+//	sluice vacuum PATH [--retention 168h] [--dry-run] delete a sink output's unlisted files
 //	sluice loadgen [--profile spike] [--rate R]     produce at a rate profile
 //	sluice rehearse [--quick]                     the seed's four-phase spike rehearsal with verdicts and charts
 //	sluice torture [--kills 50]                   kill -9 a pipeline repeatedly and check exactly-once output
@@ -60,6 +61,7 @@ func init() {
 		{"loadgen", "", "produce records to Kafka at a rate profile (steady, step, spike, sine, csv)", runLoadgen},
 		{"rehearse", "", "rehearse a load spike in four phases and report a verdict with charts", runRehearse},
 		{"status", "", "print a query's per-partition lag from its checkpoint and the broker", runStatus},
+		{"vacuum", "PATH", "delete the files of a file or Delta sink's output that no log lists and that are older than the retention", runVacuum},
 		{"reference", "", "print the reference documentation (docs/reference.md) generated from the format registry", runReference},
 	}
 }

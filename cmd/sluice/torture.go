@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,7 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-stream/sluice/internal/sink/delta"
+	filesink "github.com/sluice-stream/sluice/internal/sink/file"
+	"github.com/sluice-stream/sluice/internal/storage"
 	"github.com/sluice-stream/sluice/internal/torture"
+	"github.com/sluice-stream/sluice/internal/vacuum"
 )
 
 func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -22,8 +27,12 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	maxUp := fs.Duration("max-up", 1500*time.Millisecond, "longest run before a kill")
 	seed := fs.Uint64("seed", 0, "random seed of the kill timing (0 = a new one, printed)")
 	dir := fs.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
+	vac := fs.Bool("vacuum", false, "after the check, vacuum a file or Delta sink's output (the query has stopped: zero retention) and count what a plain glob reads (local store only)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *vac && *store != "local" {
+		return &exitError{code: 2, err: errors.New("--vacuum works with --store local only (the emulators stop with the run)")}
 	}
 	if *seed == 0 {
 		*seed = uint64(time.Now().UnixNano())
@@ -48,13 +57,37 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}
 		fmt.Fprintf(stdout, "== %s on %s: %d kills, %d records, seed %d\n", sk, *store, *kills, *records, *seed)
-		res, err := torture.Run(ctx, torture.Config{
+		cfg := torture.Config{
 			Command: func(ctx context.Context, args ...string) *exec.Cmd { return exec.CommandContext(ctx, self, args...) },
 			Sink:    sk, Kills: *kills, Records: *records, MinUp: *minUp, MaxUp: *maxUp,
 			Dir: work, Seed: *seed, Out: stdout, Store: *store,
-		})
+		}
+		res, err := torture.Run(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sk, err)
+		}
+		if *vac && sk != "kafka" {
+			run := filesink.Vacuum
+			if sk == "delta" {
+				run = delta.Vacuum
+			}
+			root, err := storage.NewLocal(torture.OutputDir(cfg))
+			if err != nil {
+				return err
+			}
+			vr, err := run(ctx, root, vacuum.Options{Retention: 0, Force: true})
+			if err != nil {
+				return fmt.Errorf("%s: vacuum: %w", sk, err)
+			}
+			glob, err := torture.GlobRows(ctx, root, sk)
+			if err != nil {
+				return fmt.Errorf("%s: %w", sk, err)
+			}
+			fmt.Fprintf(stdout, "%s: vacuum deleted %s; a glob now reads %d rows (committed %d)\n", sk, vr, glob, res.Output)
+			if glob != res.Output {
+				fmt.Fprintf(stdout, "%s: FAILED — files no log lists remain after the vacuum\n", sk)
+				failed++
+			}
 		}
 		verdict := "EXACTLY ONCE"
 		if !res.OK() {

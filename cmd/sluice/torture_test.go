@@ -8,8 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-stream/sluice/internal/sink/delta"
+	filesink "github.com/sluice-stream/sluice/internal/sink/file"
+	"github.com/sluice-stream/sluice/internal/storage"
 	"github.com/sluice-stream/sluice/internal/storage/emulator"
 	"github.com/sluice-stream/sluice/internal/torture"
+	"github.com/sluice-stream/sluice/internal/vacuum"
 )
 
 // TestTortureExactlyOnce kills a Kafka → sink pipeline (this test binary
@@ -45,20 +49,50 @@ func TestTortureExactlyOnce(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			res, err := torture.Run(ctx, torture.Config{
+			cfg := torture.Config{
 				Command: func(ctx context.Context, args ...string) *exec.Cmd {
 					cmd := exec.CommandContext(ctx, os.Args[0])
 					cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN_ARGS="+strings.Join(args, "\x1f"))
 					return cmd
 				},
 				Sink: sk, Store: rc.store, Kills: rc.kills, Records: 3000, Dir: t.TempDir(), Seed: uint64(time.Now().UnixNano()),
-			})
+			}
+			res, err := torture.Run(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Log(res)
 			if !res.OK() {
 				t.Fatalf("not exactly once: %s", res)
+			}
+			if sk == "kafka" || rc.store != "local" {
+				return
+			}
+			// Issue 15 item 10: files of killed batches are in the
+			// directory but in no log. Vacuum (the query has stopped, so
+			// a zero retention is safe) leaves exactly the logged rows.
+			if res.GlobRows < res.Output {
+				t.Fatalf("glob reads %d rows, fewer than the %d committed", res.GlobRows, res.Output)
+			}
+			vac := filesink.Vacuum
+			if sk == "delta" {
+				vac = delta.Vacuum
+			}
+			root, err := storage.NewLocal(torture.OutputDir(cfg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			vr, err := vac(ctx, root, vacuum.Options{Retention: 0, Force: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			glob, err := torture.GlobRows(ctx, root, sk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("vacuum: %s; glob rows %d → %d, committed %d", vr, res.GlobRows, glob, res.Output)
+			if glob != res.Output {
+				t.Errorf("after vacuum a glob reads %d rows, the log %d", glob, res.Output)
 			}
 		})
 	}

@@ -83,11 +83,20 @@ type Result struct {
 	// Batches is how many batches the killed runs committed (before the
 	// final drain): kills that land mid-work, not only at start-up.
 	Batches int64
+	// GlobRows counts the rows of every data file in a file or Delta
+	// sink's output directory, listed or not by its log: what a plain
+	// glob reads. Files of killed batches make it exceed Output until the
+	// output is vacuumed. -1 for the Kafka sink.
+	GlobRows int
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("%d kills (%d batches committed between them); produced %d, output %d rows (%d distinct): %d lost, %d duplicated",
+	s := fmt.Sprintf("%d kills (%d batches committed between them); produced %d, output %d rows (%d distinct): %d lost, %d duplicated",
 		r.Kills, r.Batches, r.Produced, r.Output, r.Distinct, r.Lost, r.Duplicated)
+	if r.GlobRows >= 0 {
+		s += fmt.Sprintf("; a glob of the directory reads %d rows (%d in files no log lists)", r.GlobRows, r.GlobRows-r.Output)
+	}
+	return s
 }
 
 // OK reports exactly-once.
@@ -290,6 +299,16 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	res.GlobRows = -1
+	if c.Sink != "kafka" {
+		root, _, err := c.outputRoot(ctx)
+		if err != nil {
+			return res, err
+		}
+		if res.GlobRows, err = GlobRows(ctx, root, c.Sink); err != nil {
+			return res, err
+		}
+	}
 	count := map[string]int{}
 	for _, v := range values {
 		count[v]++
@@ -306,6 +325,81 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// OutputDir is where a file or Delta sink under torture writes when no
+// object store is used.
+func OutputDir(c Config) string { return filepath.Join(c.Dir, "out") }
+
+// outputRoot resolves the sink's output directory.
+func (c *Config) outputRoot(ctx context.Context) (storage.Store, storage.Location, error) {
+	var conf map[string]string
+	if c.emu != nil {
+		conf = c.emu.Conf
+	}
+	res, err := storage.NewResolver(conf)
+	if err != nil {
+		return nil, storage.Location{}, err
+	}
+	rootLoc, err := storage.ParseLocation(c.outPath())
+	if err != nil {
+		return nil, rootLoc, err
+	}
+	root, err := res.ResolveLocation(ctx, rootLoc)
+	return root, rootLoc, err
+}
+
+// GlobRows counts the rows of every data file (part-*) of sink's output
+// directory root outside hidden and log directories, whether its log lists
+// them or not: what a plain glob reads; -1 for the Kafka sink.
+func GlobRows(ctx context.Context, root storage.Store, sink string) (int, error) {
+	if sink == "kafka" {
+		return -1, nil
+	}
+	n := 0
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		ents, err := root.List(ctx, dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			name := e.Name
+			if dir != "" {
+				name = dir + "/" + e.Name
+			}
+			if e.IsDir {
+				if !strings.HasPrefix(e.Name, "_") && !strings.HasPrefix(e.Name, ".") {
+					if err := walk(name); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if !strings.HasPrefix(e.Name, "part-") {
+				continue
+			}
+			data, err := root.Get(ctx, name)
+			if err != nil {
+				return fmt.Errorf("torture: read %s: %w", name, err)
+			}
+			if sink == "json" {
+				vs, err := jsonValues(name, data)
+				if err != nil {
+					return err
+				}
+				n += len(vs)
+				continue
+			}
+			t, err := parquetio.Read(bytes.NewReader(data), int64(len(data)))
+			if err != nil {
+				return fmt.Errorf("torture: read %s: %w", name, err)
+			}
+			n += len(t.Rows)
+		}
+		return nil
+	}
+	return n, walk("")
 }
 
 // committedBatches is the number of batches committed so far (the highest
@@ -340,19 +434,7 @@ func (c *Config) readOutput(ctx context.Context, addr string) ([]string, error) 
 	if c.Sink == "kafka" {
 		return readCommitted(ctx, addr, "torture-out")
 	}
-	var conf map[string]string
-	if c.emu != nil {
-		conf = c.emu.Conf
-	}
-	res, err := storage.NewResolver(conf)
-	if err != nil {
-		return nil, err
-	}
-	rootLoc, err := storage.ParseLocation(c.outPath())
-	if err != nil {
-		return nil, err
-	}
-	root, err := res.ResolveLocation(ctx, rootLoc)
+	root, rootLoc, err := c.outputRoot(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -11,8 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/sink/file"
 	"github.com/sluice-stream/sluice/internal/storage"
+	"github.com/sluice-stream/sluice/internal/vacuum"
 )
 
 // LogDir is the name of the log directory under the table root.
@@ -307,4 +309,78 @@ func snapshot(root storage.Store, useCheckpoints bool) ([]string, map[string]int
 		txn[id] = t.Version
 	}
 	return files, txn, s.version, nil
+}
+
+// Retention returns how long the table whose directory is root keeps
+// removed files for readers of older versions: its
+// delta.deletedFileRetentionDuration, or Delta's default of 7 days. A
+// directory without a table has the default.
+func Retention(root storage.Store) (time.Duration, error) {
+	lg, err := openDeltaLog(root)
+	if err != nil {
+		return 0, err
+	}
+	s, err := lg.load(true)
+	if err != nil {
+		return 0, err
+	}
+	return s.retention(), nil
+}
+
+// retention is the table's tombstone retention.
+func (s *state) retention() time.Duration {
+	if s.meta == nil {
+		return tombstoneRetention
+	}
+	v, ok := s.meta.Configuration["delta.deletedFileRetentionDuration"]
+	if !ok {
+		return tombstoneRetention
+	}
+	d, err := options.ParseInterval(v)
+	if err != nil {
+		return tombstoneRetention
+	}
+	return d
+}
+
+// VacuumListed returns the files of the table whose directory is root
+// that a version within retention of now refers to, as names relative to
+// root: the files of the current version and those removed less than
+// retention ago (unexpired tombstones; a remove without a timestamp counts
+// as unexpired). These are what a vacuum must keep, as PROTOCOL.md's
+// tombstone rule says. Absolute paths outside the table are left out.
+func VacuumListed(root storage.Store, now time.Time, retention time.Duration) (map[string]bool, error) {
+	lg, err := openDeltaLog(root)
+	if err != nil {
+		return nil, err
+	}
+	s, err := lg.load(true)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(s.files)+len(s.tombstones))
+	add := func(p string) error {
+		rel, ok, err := vacuum.RelativeName(root, p)
+		if err != nil {
+			return fmt.Errorf("delta log: %w", err)
+		}
+		if ok {
+			out[rel] = true
+		}
+		return nil
+	}
+	for p := range s.files {
+		if err := add(p); err != nil {
+			return nil, err
+		}
+	}
+	cutoff := now.Add(-retention).UnixMilli()
+	for p, r := range s.tombstones {
+		if r.DeletionTimestamp == nil || *r.DeletionTimestamp >= cutoff {
+			if err := add(p); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }

@@ -51,6 +51,8 @@ var Spec = &options.Spec{What: "delta sink", Fields: []options.Field{
 	file.RowGroupBytesField,
 	file.TargetFileSizeField,
 	file.AllowNewQueryField,
+	file.VacuumOnStartField,
+	file.VacuumRetentionField,
 }}
 
 // Format registers "delta".
@@ -74,6 +76,9 @@ var Format = sink.Format{
 			return nil, err
 		}
 		s.SetLogger(env.Logger)
+		if err := c.vacuum.Run(s.Root(), env.Logger, Vacuum); err != nil {
+			return nil, fmt.Errorf("delta sink: %w", err)
+		}
 		return s, nil
 	},
 }
@@ -87,6 +92,7 @@ type config struct {
 	rowGroup    int64
 	targetSize  int64
 	allowNew    bool
+	vacuum      file.StartVacuum
 }
 
 func parseOptions(o options.Values) (config, error) {
@@ -104,6 +110,9 @@ func parseOptions(o options.Values) (config, error) {
 		return config{}, fmt.Errorf("delta sink: %w", &options.Error{Option: file.OptTargetFileSize, Value: o.String(file.OptTargetFileSize), Allowed: `allowed: a size of at least 1KiB such as "128MiB", or 0 for no limit`})
 	}
 	if c.partitionBy, err = file.ParsePartitionBy(o.String(file.OptPartitionBy)); err != nil {
+		return config{}, fmt.Errorf("delta sink: %w", err)
+	}
+	if c.vacuum, err = file.ParseStartVacuum(o); err != nil {
 		return config{}, fmt.Errorf("delta sink: %w", err)
 	}
 	return c, nil

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/sluice-stream/sluice/internal/storage"
+	"github.com/sluice-stream/sluice/internal/vacuum"
 )
 
 // MetadataDir is the name of the sink's log directory under the output
@@ -329,6 +330,27 @@ func ReadLogURIs(root storage.Store) ([]string, error) {
 	out := make([]string, len(entries))
 	for i, e := range entries {
 		out[i] = e.Path
+	}
+	return out, nil
+}
+
+// LoggedNames returns the files the log of the file sink whose output
+// directory is root lists, as names relative to root (slash-separated):
+// what a vacuum of root must keep. Entries outside root are left out.
+func LoggedNames(root storage.Store) (map[string]bool, error) {
+	uris, err := ReadLogURIs(root)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(uris))
+	for _, u := range uris {
+		rel, ok, err := vacuum.RelativeName(root, u)
+		if err != nil {
+			return nil, fmt.Errorf("file sink log: %w", err)
+		}
+		if ok {
+			out[rel] = true
+		}
 	}
 	return out, nil
 }

@@ -51,9 +51,9 @@ var textCompression = options.Field{Name: OptCompression, Type: options.Enum, De
 
 // Specs describe each file sink format's options.
 var Specs = map[string]*options.Spec{
-	Parquet: {What: "parquet sink", Fields: []options.Field{PathField, PartitionByField, ParquetCompressionField, MaxRecordsPerFileField, RowGroupBytesField, TargetFileSizeField, AllowNewQueryField}},
-	JSON:    {What: "json sink", Fields: []options.Field{PathField, PartitionByField, textCompression, MaxRecordsPerFileField, TargetFileSizeField, AllowNewQueryField}},
-	CSV: {What: "csv sink", Fields: []options.Field{PathField, PartitionByField, textCompression, MaxRecordsPerFileField, TargetFileSizeField, AllowNewQueryField,
+	Parquet: {What: "parquet sink", Fields: []options.Field{PathField, PartitionByField, ParquetCompressionField, MaxRecordsPerFileField, RowGroupBytesField, TargetFileSizeField, AllowNewQueryField, VacuumOnStartField, VacuumRetentionField}},
+	JSON:    {What: "json sink", Fields: []options.Field{PathField, PartitionByField, textCompression, MaxRecordsPerFileField, TargetFileSizeField, AllowNewQueryField, VacuumOnStartField, VacuumRetentionField}},
+	CSV: {What: "csv sink", Fields: []options.Field{PathField, PartitionByField, textCompression, MaxRecordsPerFileField, TargetFileSizeField, AllowNewQueryField, VacuumOnStartField, VacuumRetentionField,
 		{Name: OptHeader, Type: options.Bool, Default: "false", Doc: "Writes a header line with the column names first in each file."},
 		{Name: OptSep, Type: options.String, Default: ",", Doc: "Field separator (not a quote, backslash or line break)."}}},
 }
@@ -84,6 +84,9 @@ func Formats() []sink.Format {
 					return nil, err
 				}
 				s.SetLogger(env.Logger)
+				if err := cfg.Vacuum.Run(s.Root(), env.Logger, Vacuum); err != nil {
+					return nil, fmt.Errorf("file sink: %w", err)
+				}
 				return s, nil
 			},
 		})
@@ -104,6 +107,8 @@ type Config struct {
 	MaxRecordsPerFile int64
 	RowGroupBytes     int64
 	TargetFileSize    int64
+	// Vacuum is the start-up vacuum (sluice.vacuumOnStart).
+	Vacuum StartVacuum
 }
 
 // ParseOptions parses and checks the options of a sink writing format.
@@ -139,6 +144,9 @@ func parseOptions(f string, o options.Values) (Config, error) {
 	}
 	c.Compression = o.Enum(OptCompression)
 	c.MaxRecordsPerFile = o.Int64(OptMaxRecordsPerFile)
+	if c.Vacuum, err = ParseStartVacuum(o); err != nil {
+		return Config{}, err
+	}
 	c.Sep = ","
 	switch f {
 	case Parquet:
