@@ -117,3 +117,21 @@ func local(t *testing.T, dir string) storage.Store {
 	}
 	return st
 }
+
+// A table's delta.deletedFileRetentionDuration is its safe minimum.
+func TestVacuumTableRetention(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, LogDir), 0o755)
+	commit := `{"protocol":{"minReaderVersion":1,"minWriterVersion":2}}` + "\n" +
+		`{"metaData":{"id":"x","format":{"provider":"parquet","options":{}},"schemaString":"{\"type\":\"struct\",\"fields\":[]}","partitionColumns":[],"configuration":{"delta.deletedFileRetentionDuration":"interval 1 day"}}}` + "\n"
+	os.WriteFile(filepath.Join(dir, LogDir, commitName(0)), []byte(commit), 0o644)
+	if d, err := Retention(local(t, dir)); err != nil || d != 24*time.Hour {
+		t.Fatalf("Retention = %v, %v", d, err)
+	}
+	if _, err := Vacuum(context.Background(), local(t, dir), vacuum.Options{Retention: 24 * time.Hour}); err != nil {
+		t.Errorf("the table's own retention refused: %v", err)
+	}
+	if _, err := Vacuum(context.Background(), local(t, dir), vacuum.Options{Retention: time.Hour}); err == nil || !strings.Contains(err.Error(), "safe minimum 24h") {
+		t.Errorf("below the table's retention: %v", err)
+	}
+}
