@@ -13,6 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/sluice-stream/sluice"
 	"github.com/sluice-stream/sluice/internal/procstat"
 	"github.com/sluice-stream/sluice/internal/web"
@@ -62,7 +65,12 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	session := sluice.NewSession(sluice.WithLogger(log), sluice.WithGoMemoryLimit())
+	// The process is the query's: /metrics carries the Go runtime's and
+	// the process's own metrics too (go_goroutines, process_open_fds,
+	// process_resident_memory_bytes…), as any Prometheus exporter does.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	session := sluice.NewSession(sluice.WithLogger(log), sluice.WithGoMemoryLimit(), sluice.WithRegistry(reg))
 	w, err := session.PipelineFile(file)
 	if err != nil {
 		return err
