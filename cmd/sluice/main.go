@@ -13,6 +13,7 @@
 //	sluice loadgen [--profile spike] [--rate R]     produce at a rate profile
 //	sluice rehearse [--quick]                     the seed's four-phase spike rehearsal with verdicts and charts
 //	sluice torture [--kills 50]                   kill -9 a pipeline repeatedly and check exactly-once output
+//	sluice soak [--duration 1h]                  long run under load and faults: flat memory, bounded lag, exactly once
 //	sluice bench [--json]                         the benchmark suite (ratios against raw franz-go)
 //	sluice reference                              docs/reference.md, generated from the format registry
 //
@@ -57,6 +58,7 @@ func init() {
 		{"functions", "", "list the SQL functions expressions may use", runFunctions},
 		{"completion", "bash|zsh", "print a shell completion script", runCompletion},
 		{"torture", "", "kill a pipeline with SIGKILL at random moments and check its sink holds every record exactly once", runTorture},
+		{"soak", "", "run a pipeline for a long time under load, spikes, SIGKILLs and broker hangs and restarts; fail on upward trends, unbounded lag, loss or duplicates", runSoak},
 		{"bench", "", "measure throughput against a raw franz-go consumer on the same broker", runBench},
 		{"loadgen", "", "produce records to Kafka at a rate profile (steady, step, spike, sine, csv)", runLoadgen},
 		{"rehearse", "", "rehearse a load spike in four phases and report a verdict with charts", runRehearse},

@@ -67,3 +67,13 @@ func CPU(pid int) (time.Duration, error) {
 	}
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil
 }
+
+// FDs returns the number of open file descriptors of a process (the
+// entries of /proc/PID/fd).
+func FDs(pid int) (int, error) {
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		return 0, err
+	}
+	return len(ents), nil
+}

@@ -37,3 +37,24 @@ func TestOwnProcess(t *testing.T) {
 		t.Fatal("Memory(-1) succeeded")
 	}
 }
+
+func TestFDs(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("needs /proc")
+	}
+	n0, err := FDs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if n1, err := FDs(os.Getpid()); err != nil || n1 != n0+1 {
+		t.Errorf("FDs %d → %d (%v) after opening a file", n0, n1, err)
+	}
+	if _, err := FDs(-1); err == nil {
+		t.Error("FDs(-1) succeeded")
+	}
+}
