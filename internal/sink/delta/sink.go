@@ -221,6 +221,7 @@ func (s *Sink) SetMemoryBudget(budget int64) int64 {
 
 // Root returns the store of the table directory.
 func (s *Sink) Root() storage.Store { return s.root }
+
 // checkWriter refuses a query that is not one of the table's streaming
 // writers (no txn under its id) when the table has some: a new checkpoint
 // on a table another query fills would re-read its source from the
