@@ -9,6 +9,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/monitor"
+	"github.com/sluice-stream/sluice/internal/redact"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/progress"
 )
@@ -40,6 +41,8 @@ type StreamingQuery struct {
 	trigger        Trigger
 	tempCheckpoint string
 	done           chan struct{}
+	// scrub removes the query's secrets from the errors it returns.
+	scrub redact.Scrubber
 }
 
 // finish cleans up after termination: delivers pending listener events and
@@ -84,7 +87,7 @@ func (s *StreamingQuery) IsActive() bool {
 func (s *StreamingQuery) AwaitTermination(ctx context.Context) error {
 	select {
 	case <-s.done:
-		return s.q.Exception()
+		return s.scrub.Err(s.q.Exception())
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -95,11 +98,11 @@ func (s *StreamingQuery) AwaitTermination(ctx context.Context) error {
 func (s *StreamingQuery) Stop() error {
 	err := s.q.Stop()
 	<-s.done
-	return err
+	return s.scrub.Err(err)
 }
 
 // Exception returns the error the query failed with, or nil.
-func (s *StreamingQuery) Exception() error { return s.q.Exception() }
+func (s *StreamingQuery) Exception() error { return s.scrub.Err(s.q.Exception()) }
 
 // Status returns what the query is doing now.
 func (s *StreamingQuery) Status() Status { return statusOf(s.q.Status()) }

@@ -220,7 +220,7 @@ func (w *DataStreamWriter) check() (*plan, []problem) {
 	} else {
 		p.source, p.sourceVals = f, f.Options.Values(w.df.source.options, registry.AdmissionOptions)
 		res, _ := s.storageResolver() // a bad storage setting is reported below
-		if in, err := f.Schema(p.sourceVals, source.Env{Storage: res, Logger: s.logger}); err != nil {
+		if in, err := f.Schema(p.sourceVals, source.Env{Storage: res, Logger: slog.New(w.scrubber().Handler(s.logger.Handler()))}); err != nil {
 			add(partSource, options.OptionOf(err), err)
 		} else if tr, err := compileTransform(w.df.ops, in); err != nil {
 			var se *stepError
@@ -322,27 +322,39 @@ func (w *DataStreamWriter) check() (*plan, []problem) {
 			p.limits.MemoryBudget = budget
 		}
 	}
+	// A secret may have been given as the value of another option too:
+	// no problem shows one.
+	sc := w.scrubber()
+	for i := range probs {
+		probs[i].err = sc.Err(probs[i].err)
+	}
 	return p, probs
 }
 
 // Start validates everything, connects the source and starts the query. It
 // returns once the query runs; errors in options, expressions or the
 // checkpoint are returned here, before any data is read.
-func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
+//
+// Every error Start returns, every error the query fails with and every
+// line it logs are scrubbed of the secrets it was given (see scrubber),
+// whichever option a secret appears in.
+func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err error) {
 	s := w.df.session
+	sc := w.scrubber()
+	defer func() { err = sc.Err(err) }()
+	log := slog.New(sc.Handler(s.logger.Handler()))
 	p, probs := w.check()
 	if len(probs) > 0 {
 		return nil, probs[0].err
 	}
 	chk := p.checkpoint
 	var tempChk string
-	var err error
 	if chk == "" {
 		if tempChk, err = os.MkdirTemp("", "sluice-chk-"); err != nil {
 			return nil, fmt.Errorf("create temporary checkpoint: %w", err)
 		}
 		chk = tempChk
-		s.logger.Warn("no checkpointLocation given; using a temporary checkpoint that is deleted when the query stops", "dir", chk)
+		log.Warn("no checkpointLocation given; using a temporary checkpoint that is deleted when the query stops", "dir", chk)
 	}
 	res, err := s.storageResolver()
 	if err != nil {
@@ -370,7 +382,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 	if stdout == nil {
 		stdout = os.Stdout
 	}
-	env := sink.Env{Stdout: stdout, QueryID: queryID, Resumed: resumed, Logger: s.logger, TableName: p.name, RegisterTable: s.registerTable, ForeachBatch: w.foreachBatch, Storage: res}
+	env := sink.Env{Stdout: stdout, QueryID: queryID, Resumed: resumed, Logger: log, TableName: p.name, RegisterTable: s.registerTable, ForeachBatch: w.foreachBatch, Storage: res}
 	ansi := strings.EqualFold(s.conf["spark.sql.ansi.enabled"], "true")
 	var dlSink sink.Sink
 	if p.deadLetter != nil {
@@ -398,15 +410,15 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 	}
 	limits := p.limits
 	if limits.MemoryBudget > 0 && strings.EqualFold(s.conf["sluice.memory.goLimit"], "true") {
-		applyMemoryLimit(limits.MemoryBudget, s.logger)
+		applyMemoryLimit(limits.MemoryBudget, log)
 	}
-	src, err := p.source.Open(p.sourceVals, source.Env{State: srcState, Storage: res, Logger: s.logger})
+	src, err := p.source.Open(p.sourceVals, source.Env{State: srcState, Storage: res, Logger: log})
 	if err != nil {
 		return nil, res.Scrub(err)
 	}
 	var monOpts []monitor.Option
 	if s.metErr != nil {
-		s.logger.Warn("metrics disabled", "err", s.metErr)
+		log.Warn("metrics disabled", "err", s.metErr)
 	} else {
 		monOpts = append(monOpts, monitor.WithMetrics(s.metrics))
 	}
@@ -430,7 +442,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 		Storage:       res,
 		Workers:       p.workers,
 		Conf:          conf,
-		Logger:        s.logger,
+		Logger:        log,
 		Observers:     []engine.Observer{mon},
 		BeforeCommit:  w.hooks.beforeCommit,
 		Limits:        limits,
@@ -449,7 +461,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 		}
 		return nil, res.Scrub(err)
 	}
-	sq := &StreamingQuery{q: q, mon: mon, trigger: w.trigger, tempCheckpoint: tempChk, done: make(chan struct{})}
+	sq := &StreamingQuery{q: q, mon: mon, trigger: w.trigger, tempCheckpoint: tempChk, done: make(chan struct{}), scrub: sc}
 	go sq.finish()
 	return sq, nil
 }

@@ -491,3 +491,13 @@ func (s *Spec) Validate() error {
 	}
 	return nil
 }
+
+// IsSecret reports whether the value of the option name is a secret by
+// this spec: a Field marked Secret, or a name under a Secret prefix.
+func (s *Spec) IsSecret(name string) bool {
+	if f, ok := s.Field(name); ok {
+		return f.Secret
+	}
+	p, ok := s.prefixOf(name)
+	return ok && p.Secret
+}

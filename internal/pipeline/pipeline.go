@@ -33,6 +33,8 @@
 package pipeline
 
 import (
+	"github.com/sluice-stream/sluice/internal/redact"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -302,6 +304,12 @@ func parse(name string, data []byte, env func(string) (string, bool), budget int
 	}
 	f := p.pipeline(root)
 	if len(p.errs) > 0 {
+		// A secret (a ${VAR} given to a secret option) may also be the
+		// value another error quotes: no error shows it.
+		sc := secrets(f)
+		for _, e := range p.errs {
+			e.Err = sc.Err(e.Err)
+		}
 		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
 		if len(p.errs) > maxErrors {
 			p.errs = append(p.errs[:maxErrors], &Error{File: name, Err: errors.New("too many errors")})
@@ -309,6 +317,29 @@ func parse(name string, data []byte, env func(string) (string, bool), budget int
 		return nil, p.errs
 	}
 	return f, nil
+}
+
+// secrets returns the scrubber of the secret option values of f (by name,
+// redact.IsSecretOption) and of the secrets inside them.
+func secrets(f *File) redact.Scrubber {
+	var vals []string
+	add := func(m map[string]string) {
+		for k, v := range m {
+			if redact.IsSecretOption(k) {
+				vals = append(vals, v)
+				vals = append(vals, redact.Embedded(v)...)
+			}
+		}
+	}
+	if f != nil {
+		add(f.Options)
+		add(f.Source.Options)
+		add(f.Sink.Options)
+		if f.DeadLetter != nil {
+			add(f.DeadLetter.Options)
+		}
+	}
+	return redact.NewScrubber(vals...)
 }
 
 // Lookup returns the value of option name in opts, ignoring case as Spark

@@ -90,9 +90,12 @@ func Text(s string) string {
 }
 
 // Scrubber removes known secret values from text and errors, then applies
-// Text. The zero value removes nothing but still applies Text.
+// Text. The zero value removes nothing but still applies Text. Values are
+// matched ignoring case: a message may quote a value lowercased (an
+// interval parser does).
 type Scrubber struct {
 	secrets []string // longest first
+	res     []*regexp.Regexp
 }
 
 // NewScrubber returns a Scrubber for the given secret values. Values
@@ -105,7 +108,12 @@ func NewScrubber(secrets ...string) Scrubber {
 		}
 	}
 	slices.SortFunc(ss, func(a, b string) int { return len(b) - len(a) })
-	return Scrubber{secrets: slices.Compact(ss)}
+	ss = slices.Compact(ss)
+	res := make([]*regexp.Regexp, len(ss))
+	for i, sec := range ss {
+		res[i] = regexp.MustCompile("(?i)" + regexp.QuoteMeta(sec))
+	}
+	return Scrubber{secrets: ss, res: res}
 }
 
 // With returns a Scrubber that also removes more.
@@ -118,8 +126,9 @@ func (s Scrubber) Secrets() []string { return slices.Clone(s.secrets) }
 
 // Text removes the secrets from t.
 func (s Scrubber) Text(t string) string {
-	for _, sec := range s.secrets {
+	for i, sec := range s.secrets {
 		t = strings.ReplaceAll(t, sec, Mark)
+		t = s.res[i].ReplaceAllLiteralString(t, Mark)
 	}
 	return Text(t)
 }

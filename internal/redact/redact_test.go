@@ -1,8 +1,10 @@
 package redact
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -49,5 +51,43 @@ func TestTextAndScrubber(t *testing.T) {
 	}
 	if s.Err(nil) != nil {
 		t.Error("Err(nil) != nil")
+	}
+}
+
+func TestEmbedded(t *testing.T) {
+	got := Embedded(`org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p\"w-1";`)
+	if len(got) == 0 || got[0] != `p\"w-1` {
+		t.Errorf("JAAS: %q", got)
+	}
+	got = Embedded("Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=abc+/=;EntityPath=h")
+	if len(got) != 1 || got[0] != "abc+/=" {
+		t.Errorf("connection string: %q", got)
+	}
+	if got := Embedded("DefaultEndpointsProtocol=https;AccountName=a;AccountKey=K3y==;"); len(got) != 1 || got[0] != "K3y==" {
+		t.Errorf("account key: %q", got)
+	}
+}
+
+func TestHandler(t *testing.T) {
+	var buf bytes.Buffer
+	s := NewScrubber("Hunter2-x")
+	log := slog.New(s.Handler(slog.NewTextHandler(&buf, nil))).With("opt", "Hunter2-x")
+	log.Info("topic Hunter2-x is missing", "err", errors.New("no Hunter2-x"), "g", slog.GroupValue(slog.String("v", "Hunter2-x")), "n", 3)
+	if out := buf.String(); strings.Contains(out, "Hunter2") || !strings.Contains(out, "n=3") || strings.Count(out, Mark) != 4 {
+		t.Errorf("log line %q", out)
+	}
+	// Wrapping twice keeps both scrubbers' secrets.
+	buf.Reset()
+	log = slog.New(NewScrubber("other-secret").Handler(s.Handler(slog.NewTextHandler(&buf, nil))))
+	log.Info("Hunter2-x other-secret")
+	if strings.Contains(buf.String(), "Hunter2") || strings.Contains(buf.String(), "other-secret") {
+		t.Errorf("log line %q", buf.String())
+	}
+}
+
+func TestScrubberIgnoresCase(t *testing.T) {
+	s := NewScrubber("Hunter2-X")
+	if got := s.Text(`invalid interval "hunter2-x"`); strings.Contains(strings.ToLower(got), "hunter2") {
+		t.Errorf("Text = %q", got)
 	}
 }
