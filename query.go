@@ -9,8 +9,8 @@ import (
 	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/monitor"
-	"github.com/sluice-stream/sluice/internal/redact"
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/redact"
 	"github.com/sluice-stream/sluice/progress"
 )
 
