@@ -2,6 +2,8 @@ package delta
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,7 +13,9 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/sink/file"
 	"github.com/sluice-stream/sluice/internal/storage"
+	"github.com/sluice-stream/sluice/internal/storage/storagetest"
 	"github.com/sluice-stream/sluice/internal/vacuum"
 )
 
@@ -134,4 +138,54 @@ func TestVacuumTableRetention(t *testing.T) {
 	if _, err := Vacuum(context.Background(), local(t, dir), vacuum.Options{Retention: time.Hour}); err == nil || !strings.Contains(err.Error(), "safe minimum 24h") {
 		t.Errorf("below the table's retention: %v", err)
 	}
+}
+
+// Vacuum works through the Store interface, so on object stores too: the
+// files of a killed batch go, what the log lists and what a writer is about
+// to commit stay.
+func TestVacuumOnObjectStores(t *testing.T) {
+	storagetest.Stores(t, func(t *testing.T, e *storagetest.Emulator) {
+		r, err := e.Resolver()
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := map[string]string{"path": e.URI("vacuum/t")}
+		open := func() *Sink {
+			s, err := New(opts, "q", file.WithResolver(r))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.SetLogger(slog.New(slog.DiscardHandler))
+			return s
+		}
+		s := open()
+		if err := runBatch(t, s, 0, []*batch.Batch{genRows(0, 4)}); err != nil {
+			t.Fatal(err)
+		}
+		writeTasks(t, open(), 1, []*batch.Batch{genRows(4, 4)}) // killed
+		ctx := context.Background()
+		// An hour's retention keeps the just-written orphan.
+		res, err := Vacuum(ctx, s.Root(), vacuum.Options{Retention: time.Hour, Force: true})
+		if err != nil || len(res.Deleted) != 0 || res.Recent == 0 || res.Listed == 0 {
+			t.Fatalf("within retention: %+v, %v", res, err)
+		}
+		res, err = Vacuum(ctx, s.Root(), vacuum.Options{Retention: 0, Force: true})
+		if err != nil || len(res.Deleted) == 0 {
+			t.Fatalf("zero retention: %+v, %v", res, err)
+		}
+		live, _, _, err := SnapshotStore(s.Root())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range live {
+			if _, err := s.Root().Get(ctx, f); err != nil {
+				t.Errorf("listed file %s: %v", f, err)
+			}
+		}
+		for _, f := range res.Deleted {
+			if _, err := s.Root().Get(ctx, f); !errors.Is(err, storage.ErrNotExist) {
+				t.Errorf("deleted %s: %v", f, err)
+			}
+		}
+	})
 }
