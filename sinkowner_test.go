@@ -158,3 +158,26 @@ func TestMissingMetadataRefusedEndToEnd(t *testing.T) {
 		t.Errorf("%d rows in the table, want 100 (no duplicate)", got)
 	}
 }
+
+// Issue 15 item 4 / issue 14: a damaged commits/N used to count as
+// committed, so its batch was never re-run; now Start refuses it, with
+// Spark's text for a newer log version.
+func TestDamagedCommitRefusedEndToEnd(t *testing.T) {
+	for _, tc := range []struct{ content, want string }{
+		{"v99999\n{}", "maximum supported log version is v1, but encountered v99999"},
+		{"", "file is empty"},
+		{"\x00\xff\x13garbage", "Log file was malformed"},
+	} {
+		path, chk := filepath.Join(t.TempDir(), "out"), t.TempDir()
+		if _, err := runRateOnce(t, "parquet", path, chk, 10, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(chk, "commits", "0"), []byte(tc.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := runRateOnce(t, "parquet", path, chk, 10, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), filepath.Join(chk, "commits", "0")) {
+			t.Errorf("commit %q: err = %v, want %q naming the file", tc.content, err, tc.want)
+		}
+	}
+}
