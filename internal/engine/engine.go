@@ -80,6 +80,12 @@ type Config struct {
 	// RequiredColumns are the source columns the query reads (nil = all);
 	// sources that can prune skip building the others.
 	RequiredColumns []string
+	// LatestSampleEvery is how often the latest offsets of a source that
+	// reports them (source.LatestReporter) are sampled between batches:
+	// 0 = DefaultLatestSampleEvery, negative = only at the end of each
+	// batch (tests on a fake clock). Once and availableNow queries do not
+	// sample: their lag is measured against the snapshot they drain.
+	LatestSampleEvery time.Duration
 }
 
 // TaskInfo measures one task.
@@ -110,10 +116,17 @@ type BatchInfo struct {
 	// BatchTimestamp is the logged batch time (current_timestamp()).
 	BatchTimestamp time.Time
 	Start, End     source.Offset // End also = offsets/N
-	Latest         source.Offset
-	NumInputRows   int64
-	InputBytes     int64
-	NumOutputRows  int64
+	// Latest is the latest offset the batch was planned against (progress
+	// latestOffset, as in Spark).
+	Latest source.Offset
+	// LatestAfter is the latest offset sampled right after the batch
+	// committed (nil when the source reports none or did not answer in
+	// time), and LatestAfterAt when it was asked: the lag the batch left.
+	LatestAfter   source.Offset
+	LatestAfterAt time.Time
+	NumInputRows  int64
+	InputBytes    int64
+	NumOutputRows int64
 	// NumDeadLetters counts rows routed to the dead-letter sink.
 	NumDeadLetters int64
 	Durations      map[string]time.Duration // Spark's durationMs keys
@@ -131,7 +144,11 @@ type BatchInfo struct {
 type Observer interface {
 	QueryStarted(q *Query)
 	// OffsetsObserved is called after every trigger's look at the source's
-	// latest offsets, batch or not (lag-in-seconds sampling).
+	// latest offsets, batch or not, and for every sample of the
+	// latest-offset sampler (about once a second and at every batch end):
+	// lag, arrival rate and drain ETA rest on these. Samples are taken
+	// from the sampler's own goroutine, concurrently with the other
+	// methods, and may arrive out of time order.
 	OffsetsObserved(q *Query, latest source.Offset, at time.Time)
 	BatchCompleted(q *Query, info *BatchInfo)
 	Idle(q *Query, t time.Time)
@@ -152,9 +169,25 @@ type Query struct {
 	cp    *checkpoint.Checkpoint
 	runID string
 
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
+	// cancel ends everything, the running batch included (Stop, or the
+	// end of StopGracefully's wait); soft only stops admission: no new
+	// trigger starts, a planned batch is not run, a running one finishes
+	// (StopGracefully). hardCtx is what a logged batch runs under.
+	cancel  context.CancelFunc
+	soft    context.CancelFunc
+	hardCtx context.Context
+	done    chan struct{}
+	err     error
+	// failed is the error of a batch that failed on its own while a
+	// graceful stop was under way (the trigger loop treats errors after
+	// a stop request as the stop).
+	failed error
+	// running is the id of the batch being executed, -1 between batches.
+	running atomic.Int64
+	// stopRequested is set by StopGracefully.
+	stopRequested atomic.Bool
+
+	sampler *sampler // nil: the source does not report latest offsets alone
 
 	mu     sync.Mutex
 	status Status
@@ -325,9 +358,14 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 	for _, o := range cfg.Observers {
 		o.QueryStarted(q)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	q.cancel = cancel
-	go q.run(rctx)
+	hctx, cancel := context.WithCancel(ctx)
+	sctx, soft := context.WithCancel(hctx)
+	q.hardCtx, q.cancel, q.soft = hctx, cancel, soft
+	q.running.Store(-1)
+	if q.sampler = newSampler(q); q.sampler != nil {
+		q.sampler.start(sctx)
+	}
+	go q.run(sctx)
 	return q, nil
 }
 
@@ -379,12 +417,52 @@ func (q *Query) recover(ctx context.Context) error {
 	return nil
 }
 
-// Stop asks the query to stop after the current batch's work is abandoned
-// and waits for it. A batch cut short is re-run on the next start.
+// Stop stops the query at once, abandoning the running batch, and waits
+// for it. A batch cut short is re-run on the next start with exactly its
+// logged offsets.
 func (q *Query) Stop() error {
 	q.cancel()
 	<-q.done
 	return q.err
+}
+
+// ErrBatchAbandoned is returned (wrapped) by StopGracefully when its
+// deadline passed before the running batch committed: the batch was
+// abandoned and re-runs from the checkpoint on the next start.
+var ErrBatchAbandoned = errors.New("the running batch was abandoned; it re-runs from the checkpoint on the next start")
+
+// StopGracefully stops admitting — no new trigger starts, and a batch
+// planned but not yet logged is dropped — lets the running batch finish
+// and commit, and waits for the query to end. If ctx ends first, the batch
+// is abandoned as Stop does and the error wraps ErrBatchAbandoned. What
+// happened is logged. It returns the query's own failure otherwise (nil
+// for a clean stop).
+func (q *Query) StopGracefully(ctx context.Context) error {
+	if !q.stopRequested.Swap(true) {
+		if id := q.running.Load(); id >= 0 {
+			q.log.Info("stop requested: no new batches; finishing the running batch", "batch", id)
+		} else {
+			q.log.Info("stop requested: no new batches")
+		}
+	}
+	q.soft()
+	select {
+	case <-q.done:
+		if q.err == nil {
+			q.log.Info("stopped", "lastCommittedBatch", q.nextBatch-1)
+		}
+		return q.err
+	case <-ctx.Done():
+	}
+	id := q.running.Load()
+	q.cancel()
+	<-q.done
+	if id < 0 {
+		return q.err
+	}
+	q.log.Warn("stop timed out while a batch was running: abandoned it; it re-runs from the checkpoint on the next start",
+		"batch", id, "cause", context.Cause(ctx))
+	return fmt.Errorf("batch %d: %w", id, ErrBatchAbandoned)
 }
 
 // Done is closed when the query has terminated.
@@ -417,6 +495,10 @@ func (q *Query) BatchesCompleted() int64 { return q.batchesDone.Load() }
 func (q *Query) run(ctx context.Context) {
 	defer close(q.done)
 	err := q.loop(ctx)
+	if err == nil && q.failed != nil {
+		err = q.failed
+	}
+	q.sampler.stopAndWait()
 	q.ended.Store(true)
 	if err != nil {
 		q.log.Error("query terminated with error", "err", err)
@@ -467,7 +549,8 @@ func (q *Query) loop(ctx context.Context) error {
 		q.intended = intended
 		if q.replay {
 			q.replay = false
-			if err := q.runBatch(ctx, q.nextBatch, true); err != nil {
+			if err := q.runBatch(q.hardCtx, q.nextBatch, true); err != nil {
+				q.noteFailure(err)
 				return trigger.Result{}, err
 			}
 			// Once re-runs only the uncommitted batch, as Spark does.
@@ -490,7 +573,20 @@ func (q *Query) loop(ctx context.Context) error {
 	})
 }
 
-// planAndRun plans the next batch and runs it; false when there is no new data.
+// noteFailure keeps the error of a logged batch that failed on its own
+// (not by a hard stop) after a graceful stop was requested, which the
+// trigger loop would otherwise take for the stop. Planning errors are not
+// kept: planning runs under the context a graceful stop cancels.
+func (q *Query) noteFailure(err error) {
+	if q.stopRequested.Load() && q.hardCtx.Err() == nil {
+		q.failed = err
+	}
+}
+
+// planAndRun plans the next batch and runs it; false when there is no new
+// data. ctx ends when admission stops (StopGracefully): a batch planned
+// then is dropped before it is logged. A logged batch runs under the
+// query's hard context, so a graceful stop lets it finish.
 func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	triggerStart := q.cfg.Clock.Now()
 	q.setStatus(fmt.Sprintf("Getting offsets from %s", q.cfg.Source.Description()), false, true)
@@ -506,6 +602,9 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	}
 	if end.JSON() == q.start.JSON() {
 		q.setStatus("Waiting for data to arrive", false, false)
+		return false, nil
+	}
+	if ctx.Err() != nil { // stopping: admit nothing more
 		return false, nil
 	}
 	id := q.nextBatch
@@ -527,7 +626,8 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 		Start: q.start, End: end, Latest: latest, Admission: ainfo,
 		Durations: map[string]time.Duration{"latestOffset": latestDur, "walCommit": q.cfg.Clock.Now().Sub(walStart)},
 	}
-	if err := q.execute(ctx, info); err != nil {
+	if err := q.execute(q.hardCtx, info); err != nil {
+		q.noteFailure(err)
 		return false, err
 	}
 	return true, nil
@@ -562,6 +662,8 @@ func (q *Query) runBatch(ctx context.Context, id int64, replay bool) error {
 // checkpoint, and reports.
 func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 	id := info.BatchID
+	q.running.Store(id)
+	defer q.running.Store(-1)
 	q.setStatus("Processing new data", true, true)
 	addStart := q.cfg.Clock.Now()
 	reader, err := q.cfg.Source.Open(ctx, info.Start, info.End)
@@ -617,6 +719,12 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 		info.SourceMetrics = m.Metrics(info.End, latest)
 	}
 	info.Diagnosis = q.diagnose(info, sinkCommit)
+	if q.sampler != nil {
+		info.LatestAfterAt = q.cfg.Clock.Now()
+		if latest := q.sampler.sampleNow(ctx); latest != nil {
+			info.LatestAfter = q.sampler.part.PartitionOffset(latest)
+		}
+	}
 	q.remember(info)
 	q.start = info.End
 	q.nextBatch = id + 1

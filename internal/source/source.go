@@ -124,6 +124,17 @@ type Partitioned interface {
 	PartitionOffset(o partition.Offsets) Offset
 }
 
+// LatestReporter is implemented by partitioned sources that can report
+// their partitions' latest offsets on their own: one cheap request (Kafka:
+// one ListOffsets), no data-loss checks, no retries, nothing logged. The
+// engine's latest-offset sampler calls it about once a second and at the
+// end of every batch, concurrently with a running batch, so that lag,
+// arrival rate and drain ETA rest on samples taken independently of
+// planning. ctx carries the sample's deadline.
+type LatestReporter interface {
+	LatestOffsets(ctx context.Context) (partition.Offsets, error)
+}
+
 // Limited is implemented by sources whose offsets are not records per
 // partition, so only they know where a batch can end: the file source
 // (whole files, under maxFilesPerTrigger / maxBytesPerTrigger), the rate

@@ -544,6 +544,22 @@ func (s *Source) Available(ctx context.Context, startOff source.Offset) (from, l
 	return effStart, latest, nil
 }
 
+// LatestOffsets implements source.LatestReporter: the subscribed
+// partitions' latest offsets (the last stable offsets with
+// isolation.level=read_committed) in one listing, tried once — the
+// engine's sampler calls it about once a second and lives with a missed
+// sample. A source draining an availableNow snapshot reports the snapshot.
+func (s *Source) LatestOffsets(ctx context.Context) (partition.Offsets, error) {
+	if s.availableNow != nil {
+		return partition.Offsets(s.availableNow), nil
+	}
+	l, err := s.listOffsetsOnce(ctx, true, -1)
+	if err != nil {
+		return nil, s.cfg.Security.Scrub(err)
+	}
+	return partition.Offsets(l), nil
+}
+
 // PartitionOffset implements source.Partitioned.
 func (s *Source) PartitionOffset(o partition.Offsets) source.Offset { return Offsets(o) }
 
@@ -652,5 +668,6 @@ func (s *Source) Close() error {
 
 var (
 	_ source.Partitioned       = (*Source)(nil)
+	_ source.LatestReporter    = (*Source)(nil)
 	_ source.PartitionedOffset = Offsets(nil)
 )
