@@ -69,6 +69,9 @@ func (q *Query) plan(ctx context.Context, once bool) (end, latest source.Offset,
 		in.Now = q.cfg.Clock.Now()
 		d = admission.Plan(in)
 		end, latest, err = src.Latest(ctx, q.start, d.ReadLimit)
+		if err == nil && d.ReadLimit != (source.ReadLimit{}) && end.JSON() != latest.JSON() {
+			d.Bound = true // the source stopped short of what it has: the limit did
+		}
 		return end, latest, d, err
 	}
 	return nil, nil, d, fmt.Errorf("source %s reports neither partition offsets nor its own batch ends", q.cfg.Source.Description())

@@ -288,7 +288,7 @@ func TestLagFromBacklogAndProducer(t *testing.T) {
 			s.Lag.Records, s.Lag.Seconds, s.Health.Status, s.Health.Reason)
 	}
 	all := r.col.reports()
-	sawWarn, sawInterpolated := false, false
+	sawWarn, sawInterpolated, sawArrivedDuringBatch := false, false, false
 	for i, p := range all {
 		if p.BatchID != int64(i) {
 			t.Fatalf("report %d is batch %d", i, p.BatchID)
@@ -309,9 +309,23 @@ func TestLagFromBacklogAndProducer(t *testing.T) {
 		if n := sumOffsets(end) - sumOffsets(start); n != p.NumInputRows || p.NumInputRows > limit {
 			t.Errorf("batch %d: numInputRows %d, offsets advanced by %d, limit %d", p.BatchID, p.NumInputRows, n, limit)
 		}
+		// Lag is measured against the head sampled when the batch
+		// committed: at least what the plan left (latestOffset −
+		// endOffset), more when records arrived while the batch ran.
 		latest := parseOffsets(t, p.Sources[0].LatestOffset)
-		if want := sumOffsets(latest) - sumOffsets(end); p.Sluice.Lag.Records != want {
-			t.Errorf("batch %d: lag %d records, latestOffset - endOffset = %d", p.BatchID, p.Sluice.Lag.Records, want)
+		planned := sumOffsets(latest) - sumOffsets(end)
+		var perPartition int64
+		for _, pl := range p.Sluice.Lag.Partitions {
+			perPartition += pl.OffsetsBehind
+		}
+		if p.Sluice.Lag.Records < planned || p.Sluice.Lag.Records != perPartition {
+			t.Errorf("batch %d: lag %d records (partitions sum to %d), latestOffset - endOffset = %d", p.BatchID, p.Sluice.Lag.Records, perPartition, planned)
+		}
+		if p.Sluice.Lag.Records > planned {
+			sawArrivedDuringBatch = true
+		}
+		if p.Sluice.Admission.LimitBound != (planned > 0) {
+			t.Errorf("batch %d: limitBound %v with %d records left by the plan", p.BatchID, p.Sluice.Admission.LimitBound, planned)
 		}
 		st := health(p)
 		if st == "WARN" {
@@ -337,6 +351,9 @@ func TestLagFromBacklogAndProducer(t *testing.T) {
 	}
 	if !sawInterpolated {
 		t.Error("no partition lag in seconds interpolated from the latest-offset samples while the producer ran")
+	}
+	if !sawArrivedDuringBatch {
+		t.Error("no batch reported records that arrived while it ran (the batch-end sample)")
 	}
 	if sec := mon.LagSeconds(); sec != 0 {
 		t.Errorf("LagSeconds() = %v after catching up", sec)
@@ -510,6 +527,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"sluice_batch_duration_seconds_sum", positive, "> 0"},
 		{"sluice_last_batch_duration_seconds", positive, "> 0"},
 		{"sluice_worker_busy_ratio", func(v float64) bool { return v > 0 && v <= 1 }, "in (0, 1]"},
+		{"sluice_busy_ratio", func(v float64) bool { return v > 0 && v <= 1 }, "in (0, 1]"},
 		{"sluice_task_skew_ratio", func(v float64) bool { return v >= 1 }, ">= 1"},
 		{"sluice_checkpoint_bytes", positive, "> 0"},
 		{"sluice_checkpoint_files", func(v float64) bool { return v >= 5 }, ">= 5 (metadata, sources/0/0, offsets 0-2, commits 0-1)"},
