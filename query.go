@@ -90,10 +90,33 @@ func (s *StreamingQuery) AwaitTermination(ctx context.Context) error {
 	}
 }
 
-// Stop stops the query and waits for it; a batch cut short is re-run from
-// the checkpoint on the next start.
+// Stop stops the query at once and waits for it; a batch cut short is
+// re-run from the checkpoint on the next start (as Spark's stop does).
 func (s *StreamingQuery) Stop() error {
 	err := s.q.Stop()
+	<-s.done
+	return err
+}
+
+// ErrBatchAbandoned is wrapped by the error of StopGracefully when its
+// deadline passed while a batch was running: the batch was abandoned and
+// re-runs, with exactly its logged offsets, on the next start.
+var ErrBatchAbandoned = engine.ErrBatchAbandoned
+
+// StopGracefully stops the query the way `sluice run` does on SIGTERM: no
+// new batch starts (one planned but not yet logged is dropped), the batch
+// running now finishes and commits, and it returns once the query has
+// ended. If ctx ends first, the running batch is abandoned as Stop does and
+// the error wraps ErrBatchAbandoned. What happened is logged. Otherwise it
+// returns the query's own failure, nil for a clean stop.
+//
+//	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+//	defer cancel()
+//	if err := q.StopGracefully(ctx); errors.Is(err, sluice.ErrBatchAbandoned) {
+//		// the batch re-runs from the checkpoint on the next start
+//	}
+func (s *StreamingQuery) StopGracefully(ctx context.Context) error {
+	err := s.q.StopGracefully(ctx)
 	<-s.done
 	return err
 }

@@ -608,6 +608,7 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 		return false, nil
 	}
 	id := q.nextBatch
+	q.running.Store(id) // in flight from its log entry on
 	q.setStatus("Writing offsets to log", true, true)
 	walStart := q.cfg.Clock.Now()
 	conf := ainfo.Conf()
@@ -616,6 +617,7 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	}
 	meta := checkpoint.BatchMetadata{TimestampMs: walStart.UnixMilli(), Conf: conf}
 	if err := q.cp.WriteOffsets(id, meta, []string{end.JSON()}); err != nil {
+		q.running.Store(-1)
 		return false, fmt.Errorf("batch %d: write offsets log: %w", id, err)
 	}
 	if err := q.cp.Purge(q.cfg.MinBatchesToRetain); err != nil {
