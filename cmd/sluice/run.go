@@ -42,7 +42,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		"after that it is abandoned and re-runs from the checkpoint on the next start (a second signal abandons it at once)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sluice run PIPELINE.yaml [flags]")
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	// Accept flags before or after the file name.
 	var file string

@@ -264,10 +264,11 @@ const Fill = 0.8
 // limit while records were left behind, and the recent batches used less
 // than Fill of their trigger interval, so a larger limit would still fit.
 // The finding gives the measured capacity, the admitted rate, a larger
-// limit that would fill Fill of the trigger (from a fit of batch time =
-// fixed cost + records × cost per record) and the time it would take to
-// drain the backlog at that limit, or says that even that limit does not
-// keep up with the arrivals.
+// limit — the one that would fill Fill of the trigger (from a fit of batch
+// time = fixed cost + records × cost per record), or, if smaller, the
+// backlog plus one trigger's arrivals, the most a batch could find — and
+// the time it would take to drain the backlog at that limit, or says that
+// even that limit does not keep up with the arrivals.
 func ReadLimit(l Limit) (Finding, bool) {
 	if !l.Bound || l.Limit <= 0 || l.Backlog <= 0 || l.TriggerInterval <= 0 || l.Rows <= 0 ||
 		l.Duration <= 0 || l.Processing <= 0 || float64(l.Duration) >= Fill*float64(l.TriggerInterval) {
@@ -278,13 +279,18 @@ func ReadLimit(l Limit) (Finding, bool) {
 	fixed := max(0, (l.Duration - l.Processing).Seconds())
 	capacity := l.Rows / l.Duration.Seconds()
 	admitting := float64(l.Limit) / interval
-	suggest := roundNice((Fill*interval - fixed) / perRecord)
-	if suggest <= float64(l.Limit) {
-		return Finding{}, false
-	}
 	arrival := l.Arrival
 	if math.IsNaN(arrival) || arrival < 0 {
 		arrival = 0
+	}
+	// No larger than what fills Fill of the trigger, nor than what the
+	// next batch could find: the backlog plus a trigger's arrivals.
+	suggest := roundNice((Fill*interval - fixed) / perRecord)
+	if need := roundUpNice(float64(l.Backlog) + arrival*interval); need < suggest {
+		suggest = need
+	}
+	if suggest <= float64(l.Limit) {
+		return Finding{}, false
 	}
 	option := l.Option
 	if option == "" {
@@ -322,6 +328,15 @@ func roundNice(v float64) float64 {
 	}
 	p := math.Pow(10, math.Floor(math.Log10(v))-1)
 	return math.Floor(v/p) * p
+}
+
+// roundUpNice rounds v up to two significant digits (27,431 → 28,000).
+func roundUpNice(v float64) float64 {
+	if v < 100 {
+		return math.Ceil(v)
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v))-1)
+	return math.Ceil(v/p) * p
 }
 
 // roundSig rounds v to two significant digits (10,909 → 11,000).

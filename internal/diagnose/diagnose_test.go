@@ -106,6 +106,14 @@ func TestReadLimit(t *testing.T) {
 		// record = 18,000; drains at 9,000/s − 2,000/s = 7,000/s → 16 s.
 		{"binding", func(*Limit) {}, "read limit is binding: capacity ≈ 11,000/s, admitting 6,000/s; raising maxOffsetsPerTrigger to ≈ 18,000 would drain in 16 s"},
 		{"arrivals unknown count as none", func(l *Limit) { l.Arrival = math.NaN() }, "would drain in 13 s"},
+		// A cheap sink: 1.6 s would fit 1.5 million records, but the next
+		// batch can find no more than 7,835 + 5 s × 4,006/s = 27,865:
+		// suggest 28,000, which drains at 5,600/s − 4,006/s in 5 s.
+		{"no more than the next batch could find", func(l *Limit) {
+			*l = Limit{Limit: 10000, Bound: true, TriggerInterval: 5 * time.Second, Duration: 80 * time.Millisecond,
+				Processing: 75 * time.Millisecond, Rows: 10000, Backlog: 7835, Arrival: 4006}
+		}, "capacity ≈ 130,000/s, admitting 2,000/s; raising maxOffsetsPerTrigger to ≈ 28,000 would drain in 5 s"},
+		{"the backlog fits the limit", func(l *Limit) { l.Backlog = 1000; l.Arrival = 0; l.Limit = 20000 }, ""},
 		{"arrivals beyond what fits", func(l *Limit) { l.Arrival = 9500 },
 			"even maxOffsetsPerTrigger ≈ 18,000 (the most a 2s trigger fits) would not keep up with 9,500/s arriving"},
 		{"not bound", func(l *Limit) { l.Bound = false }, ""},
