@@ -258,8 +258,28 @@ type Snapshot struct {
 	// Limits are the admission settings now in force.
 	Limits *Limits `json:"limits,omitempty"`
 	// Diagnosis names what limited the last batch.
-	Diagnosis    *progress.DiagnosisInfo `json:"diagnosis,omitempty"`
-	LastProgress *Progress               `json:"lastProgress"`
+	Diagnosis *progress.DiagnosisInfo `json:"diagnosis,omitempty"`
+	// StartTimestamp is when this run of the query started, as progress
+	// timestamps are written (UTC).
+	StartTimestamp string `json:"startTimestamp,omitempty"`
+	// Arrival is the recent latest-offset samples (about one a second and
+	// one at every batch end, two minutes' worth), summed over partitions,
+	// oldest first: how fast records arrive, independently of how fast
+	// the query admits them.
+	Arrival      []ArrivalSample `json:"arrival,omitempty"`
+	LastProgress *Progress       `json:"lastProgress"`
+}
+
+// ArrivalSample is one latest-offset sample of a query's source, summed
+// over its partitions.
+type ArrivalSample struct {
+	// Timestamp is when the sample was taken (UTC, progress format).
+	Timestamp string `json:"timestamp"`
+	// Offsets is the sum of the partitions' latest offsets.
+	Offsets int64 `json:"offsets"`
+	// RowsPerSecond is the growth since the previous sample (NaN for the
+	// first, omitted from JSON).
+	RowsPerSecond progress.Double `json:"rowsPerSecond,omitzero"`
 }
 
 // Snapshot returns the query's live state.
@@ -274,6 +294,10 @@ func (s *StreamingQuery) Snapshot() Snapshot {
 	}
 	if m.Diagnosis != nil {
 		snap.Diagnosis = monitor.DiagnosisInfo(*m.Diagnosis)
+	}
+	snap.StartTimestamp = m.StartTimestamp
+	for _, a := range m.Arrival {
+		snap.Arrival = append(snap.Arrival, ArrivalSample{Timestamp: a.Timestamp, Offsets: a.Offsets, RowsPerSecond: a.RowsPerSecond})
 	}
 	return snap
 }
