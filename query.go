@@ -98,10 +98,11 @@ func (s *StreamingQuery) Stop() error {
 	return err
 }
 
-// ErrBatchAbandoned is wrapped by the error of StopGracefully when its
+// ErrBatchAbandoned returns the error StopGracefully wraps when its
 // deadline passed while a batch was running: the batch was abandoned and
-// re-runs, with exactly its logged offsets, on the next start.
-var ErrBatchAbandoned = engine.ErrBatchAbandoned
+// re-runs, with exactly its logged offsets, on the next start. Test for it
+// with errors.Is(err, sluice.ErrBatchAbandoned()).
+func ErrBatchAbandoned() error { return engine.ErrBatchAbandoned }
 
 // StopGracefully stops the query the way `sluice run` does on SIGTERM: no
 // new batch starts (one planned but not yet logged is dropped), the batch
@@ -112,7 +113,7 @@ var ErrBatchAbandoned = engine.ErrBatchAbandoned
 //
 //	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 //	defer cancel()
-//	if err := q.StopGracefully(ctx); errors.Is(err, sluice.ErrBatchAbandoned) {
+//	if err := q.StopGracefully(ctx); errors.Is(err, sluice.ErrBatchAbandoned()) {
 //		// the batch re-runs from the checkpoint on the next start
 //	}
 func (s *StreamingQuery) StopGracefully(ctx context.Context) error {

@@ -178,7 +178,7 @@ wait:
 	if qerr != nil {
 		return qerr
 	}
-	if errors.Is(stopErr, sluice.ErrBatchAbandoned) {
+	if errors.Is(stopErr, sluice.ErrBatchAbandoned()) {
 		return nil
 	}
 	return stopErr

@@ -173,7 +173,7 @@ func shutdown(q *sluice.StreamingQuery, timeout time.Duration, log *slog.Logger)
 		}
 	}()
 	err := q.StopGracefully(ctx)
-	if errors.Is(err, sluice.ErrBatchAbandoned) {
+	if errors.Is(err, sluice.ErrBatchAbandoned()) {
 		log.Warn("shutdown: " + err.Error())
 		return nil
 	}

@@ -590,11 +590,11 @@ func (q *Query) noteFailure(err error) {
 func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	triggerStart := q.cfg.Clock.Now()
 	q.setStatus(fmt.Sprintf("Getting offsets from %s", q.cfg.Source.Description()), false, true)
-	end, latest, ainfo, err := q.plan(ctx, once)
+	end, latest, ainfo, asked, err := q.plan(ctx, once)
 	if err != nil {
 		return false, fmt.Errorf("batch %d: get latest offsets: %w", q.nextBatch, err)
 	}
-	latestDur := q.cfg.Clock.Now().Sub(triggerStart)
+	planning := q.cfg.Clock.Now().Sub(triggerStart) - asked
 	q.lastLatest = latest
 	q.caughtUp.Store(latest.JSON() == q.start.JSON())
 	for _, o := range q.cfg.Observers {
@@ -626,7 +626,7 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	info := &BatchInfo{
 		BatchID: id, TriggerStart: triggerStart, BatchTimestamp: time.UnixMilli(meta.TimestampMs),
 		Start: q.start, End: end, Latest: latest, Admission: ainfo,
-		Durations: map[string]time.Duration{"latestOffset": latestDur, "walCommit": q.cfg.Clock.Now().Sub(walStart)},
+		Durations: map[string]time.Duration{"latestOffset": asked, "queryPlanning": planning, "walCommit": q.cfg.Clock.Now().Sub(walStart)},
 	}
 	if err := q.execute(q.hardCtx, info); err != nil {
 		q.noteFailure(err)
@@ -655,7 +655,9 @@ func (q *Query) runBatch(ctx context.Context, id int64, replay bool) error {
 	info := &BatchInfo{
 		BatchID: id, Replayed: replay, TriggerStart: triggerStart, BatchTimestamp: time.UnixMilli(meta.TimestampMs),
 		Start: q.start, End: end, Latest: end, Admission: ainfo,
-		Durations: map[string]time.Duration{},
+		// Nothing was asked, planned or logged: the batch comes from its
+		// offsets/N file.
+		Durations: map[string]time.Duration{"latestOffset": 0, "queryPlanning": 0, "walCommit": 0},
 	}
 	return q.execute(ctx, info)
 }
@@ -667,11 +669,13 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 	q.running.Store(id)
 	defer q.running.Store(-1)
 	q.setStatus("Processing new data", true, true)
-	addStart := q.cfg.Clock.Now()
+	openStart := q.cfg.Clock.Now()
 	reader, err := q.cfg.Source.Open(ctx, info.Start, info.End)
 	if err != nil {
 		return fmt.Errorf("batch %d: open source: %w", id, err)
 	}
+	addStart := q.cfg.Clock.Now()
+	info.Durations["getBatch"] = addStart.Sub(openStart)
 	tasks := reader.Tasks()
 	msgs, tinfos, err := q.runTasks(ctx, id, reader, tasks, info.BatchTimestamp)
 	if cerr := reader.Close(); cerr != nil && err == nil {
@@ -898,7 +902,7 @@ func (q *Query) diagnose(info *BatchInfo, sinkCommit time.Duration) diagnose.Res
 	db := diagnose.Batch{
 		Duration:   info.Durations["triggerExecution"],
 		Checkpoint: info.Durations["walCommit"] + info.Durations["commitOffsets"],
-		Planning:   info.Durations["latestOffset"],
+		Planning:   info.Durations["latestOffset"] + info.Durations["queryPlanning"],
 		SinkCommit: sinkCommit,
 		Workers:    info.Workers,
 		// The interval the batch ran under (set before diagnose is called).

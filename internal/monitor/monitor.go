@@ -386,6 +386,12 @@ func (m *Monitor) BatchCompleted(q *engine.Query, info *engine.BatchInfo) {
 	m.bus.PostProgress(progress.ProgressEvent{Progress: p})
 }
 
+// SparkDurationKeys are the durationMs keys every batch's progress has, as
+// Spark's micro-batch progress does (a step the batch skipped, such as the
+// planning of a re-run batch, reads 0).
+var SparkDurationKeys = []string{progress.DurLatestOffset, progress.DurGetBatch, progress.DurQueryPlanning, progress.DurWALCommit,
+	progress.DurAddBatch, progress.DurCommitOffsets, progress.DurTriggerExecution}
+
 // Build makes the Spark-shaped part of one batch's progress. prevStart is
 // the trigger start of the previous executed batch (zero for the first).
 func Build(q *engine.Query, info *engine.BatchInfo, prevStart time.Time) *progress.Progress {
@@ -400,6 +406,9 @@ func Build(q *engine.Query, info *engine.BatchInfo, prevStart time.Time) *progre
 		BatchDuration: ms(dur),
 		DurationMs:    map[string]int64{},
 	}
+	for _, k := range SparkDurationKeys {
+		p.DurationMs[k] = 0
+	}
 	for k, d := range info.Durations {
 		p.DurationMs[k] = ms(d)
 	}
@@ -407,9 +416,15 @@ func Build(q *engine.Query, info *engine.BatchInfo, prevStart time.Time) *progre
 	if info.Latest != nil {
 		latest = info.Latest.JSON()
 	}
+	// As Spark: a new query's first batch has no start offset (null); the
+	// initial offsets it starts from are in the checkpoint's sources/0/0.
+	var start string
+	if info.BatchID > 0 && info.Start != nil {
+		start = info.Start.JSON()
+	}
 	sp := progress.SourceProgress{
 		Description:            cfg.Source.Description(),
-		StartOffset:            progress.OffsetJSON(info.Start.JSON()),
+		StartOffset:            progress.OffsetJSON(start),
 		EndOffset:              progress.OffsetJSON(info.End.JSON()),
 		LatestOffset:           progress.OffsetJSON(latest),
 		NumInputRows:           info.NumInputRows,

@@ -298,13 +298,24 @@ func TestLagFromBacklogAndProducer(t *testing.T) {
 		if got := parseOffsets(t, p.Sources[0].EndOffset); !equalOffsets(got, end) {
 			t.Errorf("batch %d: endOffset %v, offsets/%d has %v", p.BatchID, got, p.BatchID, end)
 		}
-		start := parseOffsets(t, p.Sources[0].StartOffset)
+		// As Spark: batch 0 has no start offset (null); later batches
+		// start where offsets/N-1 ended.
+		var start map[partition.ID]int64
 		if p.BatchID > 0 {
+			start = parseOffsets(t, p.Sources[0].StartOffset)
 			if prev := readOffsetsFile(t, r.chk, p.BatchID-1); !equalOffsets(start, prev) {
 				t.Errorf("batch %d: startOffset %v, offsets/%d has %v", p.BatchID, start, p.BatchID-1, prev)
 			}
-		} else if sumOffsets(start) != 0 {
-			t.Errorf("batch 0: startOffset %v, want earliest (all 0)", start)
+		} else if string(p.Sources[0].StartOffset) != "" && string(p.Sources[0].StartOffset) != "null" {
+			t.Errorf("batch 0: startOffset %s, want null (earliest: all 0, in sources/0/0)", p.Sources[0].StartOffset)
+		}
+		for _, k := range []string{"latestOffset", "getBatch", "queryPlanning", "walCommit", "addBatch", "commitOffsets", "triggerExecution"} {
+			if _, ok := p.DurationMs[k]; !ok {
+				t.Errorf("batch %d: durationMs lacks %q: %v", p.BatchID, k, p.DurationMs)
+			}
+		}
+		if d := p.DurationMs; d["triggerExecution"] < d["latestOffset"]+d["queryPlanning"]+d["walCommit"]+d["getBatch"]+d["addBatch"]+d["commitOffsets"]-6 {
+			t.Errorf("batch %d: durationMs parts exceed triggerExecution: %v", p.BatchID, d)
 		}
 		if n := sumOffsets(end) - sumOffsets(start); n != p.NumInputRows || p.NumInputRows > limit {
 			t.Errorf("batch %d: numInputRows %d, offsets advanced by %d, limit %d", p.BatchID, p.NumInputRows, n, limit)
