@@ -395,20 +395,23 @@ func (w *DataStreamWriter) Start(ctx context.Context) (*StreamingQuery, error) {
 			conf[k] = v
 		}
 	}
+	sessionConf := registry.SessionConf.Values(s.conf)
 	cfg := engine.Config{
-		Name:          p.name,
-		Source:        src,
-		Sink:          sk,
-		DeadLetter:    dlSink,
-		Trigger:       w.trigger.t,
-		CheckpointDir: chk,
-		Workers:       p.workers,
-		Conf:          conf,
-		Logger:        s.logger,
-		Observers:     []engine.Observer{mon},
-		BeforeCommit:  w.hooks.beforeCommit,
-		Limits:        limits,
-		LagSeconds:    mon.LagSeconds,
+		MinBatchesToRetain:     int(sessionConf.Int64("spark.sql.streaming.minBatchesToRetain")),
+		NoDataProgressInterval: sessionConf.Duration("spark.sql.streaming.noDataProgressEventInterval"),
+		Name:                   p.name,
+		Source:                 src,
+		Sink:                   sk,
+		DeadLetter:             dlSink,
+		Trigger:                w.trigger.t,
+		CheckpointDir:          chk,
+		Workers:                p.workers,
+		Conf:                   conf,
+		Logger:                 s.logger,
+		Observers:              []engine.Observer{mon},
+		BeforeCommit:           w.hooks.beforeCommit,
+		Limits:                 limits,
+		LagSeconds:             mon.LagSeconds,
 		// Projection pruning: build only the source columns the query reads.
 		RequiredColumns: requiredColumns(w.df.ops),
 	}

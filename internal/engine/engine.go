@@ -80,6 +80,9 @@ type Config struct {
 	// RequiredColumns are the source columns the query reads (nil = all);
 	// sources that can prune skip building the others.
 	RequiredColumns []string
+	// NoDataProgressInterval is how often an idle query reports it is idle
+	// (spark.sql.streaming.noDataProgressEventInterval); 0 = 10 s.
+	NoDataProgressInterval time.Duration
 	// LatestSampleEvery is how often the latest offsets of a source that
 	// reports them (source.LatestReporter) are sampled between batches:
 	// 0 = DefaultLatestSampleEvery, negative = only at the end of each
@@ -151,8 +154,29 @@ type Observer interface {
 	// methods, and may arrive out of time order.
 	OffsetsObserved(q *Query, latest source.Offset, at time.Time)
 	BatchCompleted(q *Query, info *BatchInfo)
-	Idle(q *Query, t time.Time)
+	// Idle is called after a trigger that ran no batch, at most once per
+	// Config.NoDataProgressInterval: after the first such trigger of the
+	// run, then every interval while the query stays idle (an executed
+	// batch restarts the interval), as Spark reports idleness.
+	Idle(q *Query, info *IdleInfo)
 	QueryTerminated(q *Query, err error)
+}
+
+// IdleInfo describes a trigger that found nothing to run, for an idle
+// progress report (Spark's no-execution progress).
+type IdleInfo struct {
+	TriggerStart time.Time
+	// Durations has Spark's keys of an idle trigger: latestOffset and
+	// triggerExecution.
+	Durations map[string]time.Duration
+	// Position is where the query stands (the trigger's start and end
+	// offset); Latest what the source reported.
+	Position, Latest source.Offset
+	// LastBatchID is the last executed batch, -1 for none.
+	LastBatchID int64
+	// First is true for the first idle report of a run that has executed
+	// no batch yet: Spark records it as progress but posts no idle event.
+	First bool
 }
 
 // Status is the query's current activity, Spark's StreamingQueryStatus.
@@ -193,6 +217,7 @@ type Query struct {
 	status Status
 
 	// Loop state, owned by the query goroutine.
+	attempt    attempt // the last trigger that planned without running
 	nextBatch  int64
 	start      source.Offset
 	replay     bool
@@ -213,6 +238,17 @@ type Query struct {
 	// has terminated).
 	ended atomic.Bool
 }
+
+// attempt is what a trigger that ran no batch measured.
+type attempt struct {
+	start  time.Time
+	asked  time.Duration
+	latest source.Offset
+}
+
+// DefaultNoDataProgressInterval is Spark's
+// spark.sql.streaming.noDataProgressEventInterval.
+const DefaultNoDataProgressInterval = 10 * time.Second
 
 // Activity is what the query is doing right now, for a watchdog that tells
 // a busy query from a stuck one (the monitor's health).
@@ -544,7 +580,11 @@ func (q *Query) loop(ctx context.Context) error {
 	if t.Kind != q.cfg.Trigger.Kind {
 		current = func() trigger.Trigger { return t }
 	}
-	lastIdle := time.Time{}
+	every := q.cfg.NoDataProgressInterval
+	if every <= 0 {
+		every = DefaultNoDataProgressInterval
+	}
+	var lastIdle time.Time // zero: no idle report and no batch in this run yet
 	return trigger.RunDynamic(ctx, current, q.cfg.Clock, q.log, func(ctx context.Context, intended time.Time) (trigger.Result, error) {
 		q.intended = intended
 		if q.replay {
@@ -553,6 +593,7 @@ func (q *Query) loop(ctx context.Context) error {
 				q.noteFailure(err)
 				return trigger.Result{}, err
 			}
+			lastIdle = q.cfg.Clock.Now()
 			// Once re-runs only the uncommitted batch, as Spark does.
 			return trigger.Result{Ran: true, Done: t.Kind == trigger.Once}, nil
 		}
@@ -560,13 +601,16 @@ func (q *Query) loop(ctx context.Context) error {
 		if err != nil {
 			return trigger.Result{}, err
 		}
-		if !ran {
-			now := q.cfg.Clock.Now()
-			if now.Sub(lastIdle) >= 10*time.Second {
-				lastIdle = now
-				for _, o := range q.cfg.Observers {
-					o.Idle(q, now)
-				}
+		now := q.cfg.Clock.Now()
+		switch {
+		case ran:
+			lastIdle = now
+		case ctx.Err() == nil && (lastIdle.IsZero() || now.Sub(lastIdle) >= every):
+			info := &IdleInfo{TriggerStart: q.attempt.start, Position: q.start, Latest: q.attempt.latest, LastBatchID: q.nextBatch - 1,
+				First: lastIdle.IsZero(), Durations: map[string]time.Duration{"latestOffset": q.attempt.asked, "triggerExecution": now.Sub(q.attempt.start)}}
+			lastIdle = now
+			for _, o := range q.cfg.Observers {
+				o.Idle(q, info)
 			}
 		}
 		return trigger.Result{Ran: ran}, nil
@@ -595,6 +639,7 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 		return false, fmt.Errorf("batch %d: get latest offsets: %w", q.nextBatch, err)
 	}
 	planning := q.cfg.Clock.Now().Sub(triggerStart) - asked
+	q.attempt = attempt{start: triggerStart, asked: asked, latest: latest}
 	q.lastLatest = latest
 	q.caughtUp.Store(latest.JSON() == q.start.JSON())
 	for _, o := range q.cfg.Observers {

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -164,5 +165,59 @@ func TestNoSamplerForSnapshots(t *testing.T) {
 	}
 	if b := rec.batches(); len(b) != 1 || b[0].LatestAfter != nil {
 		t.Fatalf("batches %+v", b)
+	}
+}
+
+// TestIdleReports: as Spark, an idle query reports after its first idle
+// trigger (marked First: progress but no idle event), then every
+// NoDataProgressInterval; an executed batch restarts the interval.
+func TestIdleReports(t *testing.T) {
+	src := sourcetest.New(sourcetest.Options{Partitions: 1})
+	clk := triggertest.New(t0)
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	appended := false
+	clk.OnSleep(func(time.Duration) {
+		now := clk.Now().Sub(t0)
+		switch {
+		case now >= 25*time.Second && !appended:
+			appended = true
+			src.AppendN(0, 5) // a batch at 25 s
+		case now >= 47*time.Second:
+			cancel()
+		}
+	})
+	if err := run(t, ctx, engine.Config{Source: src, Sink: newSink("main", nil), CheckpointDir: t.TempDir(), Clock: clk,
+		LatestSampleEvery: -1, Observers: []engine.Observer{rec}}); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var at []time.Duration
+	for _, in := range rec.idles {
+		at = append(at, in.TriggerStart.Sub(t0).Truncate(time.Second))
+	}
+	// Idle at 0 s (first), 10 s, 20 s; the batch at ~25 s; idle again
+	// 10 s after it, at 35 s and 45 s.
+	want := []time.Duration{0, 10 * time.Second, 20 * time.Second, 35 * time.Second, 45 * time.Second}
+	if fmt.Sprint(at) != fmt.Sprint(want) {
+		t.Fatalf("idle reports at %v, want %v", at, want)
+	}
+	for i, in := range rec.idles {
+		wantFirst := i == 0
+		wantBatch := int64(-1)
+		if i >= 3 {
+			wantBatch = 0
+		}
+		if in.First != wantFirst || in.LastBatchID != wantBatch || in.Position == nil || in.Latest == nil {
+			t.Errorf("idle report %d: %+v, want First %v, last batch %d", i, in, wantFirst, wantBatch)
+		}
+		if _, ok := in.Durations["latestOffset"]; !ok || len(in.Durations) != 2 {
+			t.Errorf("idle report %d durations %v, want latestOffset and triggerExecution", i, in.Durations)
+		}
+	}
+	if len(rec.infos) != 1 {
+		t.Fatalf("%d batches, want 1", len(rec.infos))
 	}
 }

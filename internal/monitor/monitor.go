@@ -316,10 +316,41 @@ func (m *Monitor) addArrival(at time.Time) {
 	}
 }
 
-// Idle implements engine.Observer.
-func (m *Monitor) Idle(q *engine.Query, t time.Time) {
-	m.live()
-	m.bus.PostIdle(progress.IdleEvent{ID: q.ID(), RunID: q.RunID(), Timestamp: progress.FormatTime(t)})
+// Idle implements engine.Observer: as Spark, an idle trigger's progress
+// (no rows, the batch id of the last executed batch, latestOffset and
+// triggerExecution durations) joins the recent reports, and listeners
+// get onQueryIdle — except for the first idle report of a run that has
+// executed nothing yet. The sluice key carries the live lag and health.
+func (m *Monitor) Idle(q *engine.Query, info *engine.IdleInfo) {
+	st := m.live()
+	dur := info.Durations["triggerExecution"]
+	p := &progress.Progress{ID: q.ID(), RunID: q.RunID(), Name: namePtr(q), Timestamp: progress.FormatTime(info.TriggerStart),
+		BatchID: info.LastBatchID, BatchDuration: ms(dur), DurationMs: map[string]int64{}}
+	for k, d := range info.Durations {
+		p.DurationMs[k] = ms(d)
+	}
+	var pos, latest string
+	if info.Position != nil {
+		pos = info.Position.JSON()
+	}
+	if info.Latest != nil {
+		latest = info.Latest.JSON()
+	}
+	cfg := q.Config()
+	p.Sources = []progress.SourceProgress{{Description: cfg.Source.Description(), StartOffset: progress.OffsetJSON(pos),
+		EndOffset: progress.OffsetJSON(pos), LatestOffset: progress.OffsetJSON(latest)}}
+	p.SumSources()
+	p.Sink = progress.SinkProgress{Description: cfg.Sink.Description()}
+	s := &progress.Sluice{Lag: st.lag, Health: st.health, Checkpoint: st.checkpoint, Memory: st.memory}
+	if iv := q.Limits().TriggerInterval; iv > 0 {
+		s.Timing = &progress.TimingInfo{TriggerIntervalMs: ms(iv), BatchDurationVsTrigger: progress.Ratio(float64(dur) / float64(iv)),
+			BusyRatio: progress.Ratio(math.NaN()), WorkerUtilization: progress.Ratio(math.NaN()), TaskSkew: progress.Ratio(math.NaN())}
+	}
+	p.Sluice = s
+	m.recent.Add(p)
+	if !info.First {
+		m.bus.PostIdle(progress.IdleEvent{ID: q.ID(), RunID: q.RunID(), Timestamp: p.Timestamp})
+	}
 }
 
 // watch re-evaluates health every WatchEvery until stop is closed, so that

@@ -126,7 +126,7 @@ type stopAfter struct {
 
 func (s *stopAfter) QueryStarted(*engine.Query)                              {}
 func (s *stopAfter) OffsetsObserved(*engine.Query, source.Offset, time.Time) {}
-func (s *stopAfter) Idle(*engine.Query, time.Time)                           {}
+func (s *stopAfter) Idle(*engine.Query, *engine.IdleInfo)                    {}
 func (s *stopAfter) QueryTerminated(*engine.Query, error)                    {}
 func (s *stopAfter) BatchCompleted(_ *engine.Query, info *engine.BatchInfo) {
 	if s.stop != nil && s.stop(info) {
@@ -316,5 +316,58 @@ func TestLagAfterRestart(t *testing.T) {
 	}
 	if !ps[0].Sluice.Admission.LimitBound {
 		t.Error("the replayed batch admitted its logged limit with records left: limitBound should be true")
+	}
+}
+
+// TestIdleProgress: an idle query records a progress report with no rows
+// after its first idle trigger and then every 10 s (Spark's
+// noDataProgressEventInterval); listeners get onQueryIdle for all but the
+// first, never onQueryProgress.
+func TestIdleProgress(t *testing.T) {
+	sim := newSimulation(1, 0, func(d time.Duration) float64 {
+		if d >= 22*time.Second && d < 23*time.Second {
+			return 100 // one burst: one batch
+		}
+		return 0
+	}, 100*time.Millisecond)
+	var mu sync.Mutex
+	var idleEvents []string
+	sim.mon.Subscribe(progress.ListenerFuncs{OnIdle: func(e progress.IdleEvent) {
+		mu.Lock()
+		idleEvents = append(idleEvents, e.Timestamp)
+		mu.Unlock()
+	}})
+	if err := sim.run(t, t.TempDir(), trigger.Trigger{Kind: trigger.ProcessingTime, Interval: time.Second}, 46*time.Second, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	var idle []*progress.Progress
+	for _, p := range sim.mon.Recent() {
+		if p.NumInputRows == 0 {
+			idle = append(idle, p)
+		}
+	}
+	// Idle at 0, 10, 20 s; a batch at 23 s ending at 23.1 s; idle again
+	// at the first triggers 10 s after it: 34 and 44 s.
+	var when []string
+	for _, p := range idle {
+		ts, _ := progress.ParseTime(p.Timestamp)
+		when = append(when, ts.Sub(simStart).String())
+		if _, ok := p.DurationMs["triggerExecution"]; !ok || p.Sources[0].EndOffset == nil || p.Sluice == nil || p.Sluice.Health == nil {
+			t.Errorf("idle report %s: %s", p.Timestamp, p.JSON())
+		}
+	}
+	if got := strings.Join(when, " "); got != "0s 10s 20s 34s 44s" {
+		t.Fatalf("idle progress at %s, want 0s 10s 20s 34s 44s", got)
+	}
+	if idle[0].BatchID != -1 || idle[3].BatchID != 0 {
+		t.Errorf("idle batch ids %d and %d, want -1 before any batch and 0 after batch 0", idle[0].BatchID, idle[3].BatchID)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(idleEvents) != 4 || idleEvents[0] != idle[1].Timestamp {
+		t.Errorf("onQueryIdle at %v, want the 4 idle reports after the first", idleEvents)
+	}
+	if n := len(sim.col.reports()); n != 1 {
+		t.Errorf("%d onQueryProgress events, want 1 (the batch)", n)
 	}
 }

@@ -561,7 +561,11 @@
   function renderBatches(hist) {
     var body = $('batch-rows');
     body.textContent = '';
-    var rows = hist.slice(-20).reverse();
+    // Executed batches only: idle reports (no rows, no addBatch) are in the
+    // charts, not here.
+    var rows = hist.filter(function (p) {
+      return p.durationMs && typeof p.durationMs === 'object' && 'addBatch' in p.durationMs;
+    }).slice(-20).reverse();
     if (!rows.length) {
       var tr0 = document.createElement('tr'), td0 = document.createElement('td');
       td0.colSpan = 13; td0.className = 'muted'; td0.textContent = 'no batch yet';
