@@ -61,4 +61,3 @@ func TestMinBatchesToRetain(t *testing.T) {
 		t.Fatalf("minBatchesToRetain=0: %v, want an error naming the setting", err)
 	}
 }
-
