@@ -321,8 +321,11 @@ func (s *Source) InitialOffset(ctx context.Context) (source.Offset, error) {
 		return nil, err
 	}
 	out := Offsets{}
-	for tp := range latest {
+	for _, tp := range partition.Offsets(latest).Sorted() { // errors name the first partition missing
 		off, ok := s.cfg.StartingJSON[tp]
+		if whole, all := s.cfg.StartingTopics[tp.Topic]; all {
+			off, ok = whole, true
+		}
 		if !ok {
 			return nil, fmt.Errorf("kafka source: option \"startingOffsets\" does not specify partition %s-%d; specific offsets must list every assigned partition (use -2 for earliest, -1 for latest)", tp.Topic, tp.Partition)
 		}
@@ -338,6 +341,15 @@ func (s *Source) InitialOffset(ctx context.Context) (source.Offset, error) {
 	for tp := range s.cfg.StartingJSON {
 		if _, ok := latest[tp]; !ok {
 			return nil, fmt.Errorf("kafka source: option \"startingOffsets\" names partition %s-%d, which does not exist", tp.Topic, tp.Partition)
+		}
+	}
+	for topic := range s.cfg.StartingTopics {
+		found := false
+		for tp := range latest {
+			found = found || tp.Topic == topic
+		}
+		if !found {
+			return nil, fmt.Errorf("kafka source: option \"startingOffsets\" names topic %q, which does not exist or is not subscribed", topic)
 		}
 	}
 	return out, nil

@@ -36,9 +36,14 @@ type Config struct {
 	Pattern *regexp.Regexp
 	Assign  map[string][]int32
 
-	// Starting is "earliest", "latest" or "" when StartingJSON is set.
+	// Starting is "earliest", "latest" or "" when StartingJSON or
+	// StartingTopics is set.
 	Starting     string
 	StartingJSON map[partition.ID]int64
+	// StartingTopics holds the topics startingOffsets gives as a whole,
+	// {"t1":"earliest","t2":"latest"}: sparktext.KafkaEarliest or
+	// KafkaLatest for every partition of the topic (Spark 4.x, SPARK-58774).
+	StartingTopics map[string]int64
 	// StartingTimestamp (ms, -1 = unset) starts every partition at its
 	// first record with a timestamp ≥ it; it wins over StartingByTimestamp,
 	// which wins over Starting / StartingJSON / StartingEvery (Spark's
@@ -190,11 +195,12 @@ func parseConfig(o options.Values) (*Config, error) {
 	case "earliest", "latest":
 		c.Starting = strings.ToLower(strings.TrimSpace(so))
 	default:
-		m, err := ParseOffsetsJSON(so)
+		parts, topics, err := parseStartingJSON(so)
 		if err != nil {
-			return nil, &options.Error{Option: "startingOffsets", Value: so, Allowed: `allowed: "earliest", "latest", or JSON like {"topicA":{"0":23,"1":-2}} (-2 = earliest, -1 = latest)`}
+			return nil, &options.Error{Option: "startingOffsets", Value: so,
+				Allowed: `allowed: "earliest", "latest", or JSON like {"topicA":{"0":23,"1":-2}} (-2 = earliest, -1 = latest) or {"topicA":"earliest","topicB":"latest"}, per partition or per topic`}
 		}
-		c.StartingJSON = m
+		c.StartingJSON, c.StartingTopics = parts, topics
 	}
 	if err := parseTimestampStart(o, c); err != nil {
 		return nil, err
@@ -233,6 +239,46 @@ func parseConfig(o options.Values) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// parseStartingJSON reads startingOffsets JSON: per partition,
+// {"t":{"0":23,"1":-2}}, per topic, {"t1":"earliest","t2":"latest"}, or a
+// mix of both.
+func parseStartingJSON(s string) (map[partition.ID]int64, map[string]int64, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &raw); err != nil || len(raw) == 0 {
+		return nil, nil, fmt.Errorf("not a JSON object of topics")
+	}
+	var topics map[string]int64
+	perPartition := map[string]json.RawMessage{}
+	for t, v := range raw {
+		var word string
+		if json.Unmarshal(v, &word) != nil {
+			perPartition[t] = v
+			continue
+		}
+		if topics == nil {
+			topics = map[string]int64{}
+		}
+		switch strings.ToLower(word) {
+		case "earliest":
+			topics[t] = sparktext.KafkaEarliest
+		case "latest":
+			topics[t] = sparktext.KafkaLatest
+		default:
+			return nil, nil, fmt.Errorf("topic %q: %q is neither earliest nor latest", t, word)
+		}
+	}
+	parts := map[partition.ID]int64{}
+	if len(perPartition) > 0 {
+		b, _ := json.Marshal(perPartition) // raw messages re-marshal as they were
+		m, err := ParseOffsetsJSON(string(b))
+		if err != nil {
+			return nil, nil, err
+		}
+		parts = m
+	}
+	return parts, topics, nil
 }
 
 // parseTimestampStart reads startingTimestamp, startingOffsetsByTimestamp

@@ -57,7 +57,7 @@ var Spec = &options.Spec{
 		{Name: "subscribePattern", Type: options.Regex, Doc: "Regular expression of the topics to read; topics created later are picked up."},
 		{Name: "assign", Type: options.JSON, Doc: `Partitions to read, as JSON: {"topicA":[0,1],"topicB":[2,4]}.`},
 		{Name: "startingOffsets", Type: options.String, Default: "latest", Allowed: []string{"earliest", "latest", "JSON"},
-			Doc: `Where a new query starts: earliest, latest, or JSON {"topic":{"0":23,"1":-2}} (-2 = earliest, -1 = latest). A restart resumes from the checkpoint.`},
+			Doc: `Where a new query starts: earliest, latest, or JSON per partition {"topic":{"0":23,"1":-2}} (-2 = earliest, -1 = latest) or per topic {"t1":"earliest","t2":"latest"} (mixable). A restart resumes from the checkpoint.`},
 		{Name: "startingTimestamp", Type: options.Int, Min: 0, Hint: "allowed: milliseconds since the epoch (≥ 0)",
 			Doc: "Starts every partition at its first record with a timestamp at or after this (ms since the epoch); wins over startingOffsetsByTimestamp and startingOffsets."},
 		{Name: "startingOffsetsByTimestamp", Type: options.JSON, Doc: `Per-partition start timestamps: {"topicA":{"0":1700000000000}}.`},
