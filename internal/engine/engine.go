@@ -617,6 +617,15 @@ func (q *Query) loop(ctx context.Context) error {
 	})
 }
 
+// lostEverything reports an end offset with no partitions after a start
+// with some (every topic deleted): such a batch reads nothing and must not
+// be logged, since an empty offset would lose the positions.
+func lostEverything(start, end source.Offset) bool {
+	st, ok1 := start.(source.PartitionedOffset)
+	en, ok2 := end.(source.PartitionedOffset)
+	return ok1 && ok2 && len(en.Partitions()) == 0 && len(st.Partitions()) > 0
+}
+
 // noteFailure keeps the error of a logged batch that failed on its own
 // (not by a hard stop) after a graceful stop was requested, which the
 // trigger loop would otherwise take for the stop. Planning errors are not
@@ -645,7 +654,7 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	for _, o := range q.cfg.Observers {
 		o.OffsetsObserved(q, latest, triggerStart)
 	}
-	if end.JSON() == q.start.JSON() {
+	if end.JSON() == q.start.JSON() || lostEverything(q.start, end) {
 		q.setStatus("Waiting for data to arrive", false, false)
 		return false, nil
 	}
