@@ -889,6 +889,38 @@ func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Re
 			dlw.Abort(ctx)
 		}
 	}
+	// deadLetters routes rows to the dead-letter sink, or fails the task
+	// with the first reason when the query has none.
+	deadLetters := func(ctx context.Context, dls []DeadLetter) error {
+		if len(dls) == 0 {
+			return nil
+		}
+		if q.cfg.DeadLetter == nil {
+			return errors.New(dls[0].Reason)
+		}
+		if dlw == nil {
+			var derr error
+			if dlw, derr = q.cfg.DeadLetter.NewWriter(ctx, id, idx, DeadLetterSchema); derr != nil {
+				return fmt.Errorf("open dead-letter writer: %w", derr)
+			}
+		}
+		if derr := dlw.Write(ctx, deadLetterBatch(dls, id)); derr != nil {
+			return fmt.Errorf("write dead letters: %w", derr)
+		}
+		res.info.DeadLetters += int64(len(dls))
+		return nil
+	}
+	// Rows the source could not convert (source.Reject) take the same way.
+	ctx = source.WithReject(ctx, func(ctx context.Context, rows *batch.Batch, reasons []string) error {
+		dls := make([]DeadLetter, 0, len(reasons))
+		for i, r := range reasons {
+			dls = append(dls, DeadLetter{Reason: r, Input: rows, Row: i})
+		}
+		if err := deadLetters(ctx, dls); err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+		return nil
+	})
 	var inEmit time.Duration
 	readStart := time.Now()
 	err = reader.Read(ctx, t, func(ctx context.Context, b *batch.Batch) error {
@@ -904,20 +936,8 @@ func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Re
 			if out, dls, terr = q.cfg.Transform.Apply(b, batchTime); terr != nil {
 				return fmt.Errorf("transform: %w", terr)
 			}
-			if len(dls) > 0 {
-				if q.cfg.DeadLetter == nil {
-					return fmt.Errorf("transform: %s", dls[0].Reason)
-				}
-				if dlw == nil {
-					var derr error
-					if dlw, derr = q.cfg.DeadLetter.NewWriter(ctx, id, idx, DeadLetterSchema); derr != nil {
-						return fmt.Errorf("open dead-letter writer: %w", derr)
-					}
-				}
-				if derr := dlw.Write(ctx, deadLetterBatch(dls, id)); derr != nil {
-					return fmt.Errorf("write dead letters: %w", derr)
-				}
-				res.info.DeadLetters += int64(len(dls))
+			if err := deadLetters(ctx, dls); err != nil {
+				return fmt.Errorf("transform: %w", err)
 			}
 		}
 		t1 := time.Now()

@@ -24,6 +24,7 @@ package source
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/sluice-stream/sluice/batch"
@@ -213,4 +214,32 @@ type RecordOverhead interface {
 // without it read all available.
 type LimitDefaults interface {
 	DefaultReadLimit() ReadLimit
+}
+
+// RejectFunc receives rows a source read but could not turn into valid
+// rows — a Kafka record whose timestamp is out of range, say — each with
+// its reason. The rows have the source's schema; the value that could not
+// be represented is null. An error fails the task.
+type RejectFunc func(ctx context.Context, rows *batch.Batch, reasons []string) error
+
+type rejectKey struct{}
+
+// WithReject returns a context under which Reject hands rows to f. The
+// engine sets it on every task's context: with a dead-letter sink the rows
+// go there, otherwise the first reason fails the batch.
+func WithReject(ctx context.Context, f RejectFunc) context.Context {
+	return context.WithValue(ctx, rejectKey{}, f)
+}
+
+// Reject is how a Reader hands over rows it could not convert (see
+// RejectFunc), from the goroutine running Read. Without a RejectFunc in
+// ctx it returns an error with the first reason.
+func Reject(ctx context.Context, rows *batch.Batch, reasons []string) error {
+	if len(reasons) == 0 {
+		return nil
+	}
+	if f, ok := ctx.Value(rejectKey{}).(RejectFunc); ok && f != nil {
+		return f(ctx, rows, reasons)
+	}
+	return errors.New(reasons[0])
 }
