@@ -204,7 +204,7 @@ func (w *DataStreamWriter) check() (*plan, []problem) {
 	}
 	mode := strings.ToLower(w.outputMode)
 	if !containsFold(OutputModes(), mode) {
-		add(partOutputMode, "", &options.Error{Option: "outputMode", Value: w.outputMode, Allowed: "allowed: " + strings.Join(OutputModes(), ", ")})
+		add(partOutputMode, "", validateOutputMode(w.outputMode, w.format, false))
 	} else if err := validateOutputMode(mode, w.format, false); err != nil {
 		add(partOutputMode, "", err)
 	}
@@ -289,7 +289,8 @@ func (w *DataStreamWriter) check() (*plan, []problem) {
 			p.checkpoint = s.conf["spark.sql.streaming.checkpointLocation"]
 		}
 		if p.checkpoint == "" && p.sink.NeedsCheckpoint {
-			add(partSink, "checkpointLocation", &options.Error{Option: "checkpointLocation", Allowed: fmt.Sprintf("required for the %s sink: a directory for offsets and commits", w.format)})
+			add(partSink, "checkpointLocation", &options.Error{Option: "checkpointLocation", Allowed: fmt.Sprintf("required for the %s sink: a directory for offsets and commits", w.format),
+				Spark: `checkpointLocation must be specified either through option("checkpointLocation", ...) or SparkSession.conf.set("spark.sql.streaming.checkpointLocation", ...)`})
 		}
 		p.name = w.name
 		if p.name == "" {

@@ -123,7 +123,9 @@ func unknownFormat(kind, name string, known []string) error {
 	if s := options.Suggest(name, known); s != "" {
 		msg += fmt.Sprintf("; did you mean %q?", s)
 	}
-	return fmt.Errorf("%s (allowed: %s)", msg, strings.Join(known, ", "))
+	// Spark's condition and text first, sluice's explanation after.
+	return fmt.Errorf("[DATA_SOURCE_NOT_FOUND] Failed to find the data source: %s. Make sure the provider name is correct "+
+		"and the package is properly registered and compatible with your Spark version. (%s; allowed: %s)", name, msg, strings.Join(known, ", "))
 }
 
 // SourceProblems checks a source's options against its format's spec and

@@ -142,7 +142,8 @@ func parseConfig(o options.Values) (*Config, error) {
 	c := &Config{}
 	bs, ok := o.Get("kafka.bootstrap.servers")
 	if !ok || strings.TrimSpace(bs) == "" {
-		return nil, &options.Error{Option: "kafka.bootstrap.servers", Allowed: "required: a comma-separated list of host:port"}
+		return nil, &options.Error{Option: "kafka.bootstrap.servers", Allowed: "required: a comma-separated list of host:port",
+			Spark: "Option 'kafka.bootstrap.servers' must be specified for configuring Kafka consumer"}
 	}
 	for _, b := range strings.Split(bs, ",") {
 		if b = strings.TrimSpace(b); b != "" {
@@ -157,11 +158,13 @@ func parseConfig(o options.Values) (*Config, error) {
 		}
 	}
 	if len(set) != 1 {
-		got := "none of them"
-		if len(set) > 1 {
-			got = strings.Join(set, " and ")
+		// Spark's texts (its option names lower-cased).
+		if len(set) == 0 {
+			return nil, fmt.Errorf("One of the following options must be specified for Kafka source: subscribe, subscribepattern, assign. " +
+				"See the docs for more details. (sluice: the kafka source needs exactly one of the options \"subscribe\", \"subscribePattern\", \"assign\"; got none of them)")
 		}
-		return nil, fmt.Errorf("kafka source needs exactly one of the options \"subscribe\", \"subscribePattern\", \"assign\"; got %s", got)
+		return nil, &options.Error{Option: set[1], Allowed: fmt.Sprintf(`the kafka source needs exactly one of the options "subscribe", "subscribePattern", "assign"; got %s`, strings.Join(set, " and ")),
+			Spark: "Only one of the following options can be specified for Kafka source: subscribe, subscribepattern, assign. See the docs for more details."}
 	}
 	switch set[0] {
 	case "subscribe":
@@ -172,20 +175,29 @@ func parseConfig(o options.Values) (*Config, error) {
 			}
 		}
 		if len(c.Topics) == 0 {
-			return nil, &options.Error{Option: "subscribe", Value: v, Allowed: "allowed: a comma-separated list of topics"}
+			return nil, &options.Error{Option: "subscribe", Value: v, Allowed: "allowed: a comma-separated list of topics",
+				Spark: fmt.Sprintf("No topics to subscribe to as specified value for option 'subscribe' is '%s'", v)}
 		}
 	case "subscribePattern":
 		v, _ := o.Get("subscribePattern")
 		re, err := regexp.Compile("^(?:" + v + ")$")
 		if err != nil || strings.TrimSpace(v) == "" {
-			return nil, &options.Error{Option: "subscribePattern", Value: v, Allowed: "allowed: a regular expression matching topic names"}
+			oe := &options.Error{Option: "subscribePattern", Value: v, Allowed: "allowed: a regular expression matching topic names"}
+			if strings.TrimSpace(v) == "" {
+				oe.Spark = fmt.Sprintf("Pattern to subscribe is empty as specified value for option 'subscribePattern' is '%s'", v)
+			}
+			return nil, oe
 		}
 		c.Pattern = re
 	case "assign":
 		v, _ := o.Get("assign")
 		var a map[string][]int32
 		if err := json.Unmarshal([]byte(v), &a); err != nil || len(a) == 0 {
-			return nil, &options.Error{Option: "assign", Value: v, Allowed: `allowed: JSON like {"topicA":[0,1],"topicB":[2,4]}`}
+			oe := &options.Error{Option: "assign", Value: v, Allowed: `allowed: JSON like {"topicA":[0,1],"topicB":[2,4]}`}
+			if !strings.HasPrefix(strings.TrimSpace(v), "{") {
+				oe.Spark = fmt.Sprintf("No topicpartitions to assign as specified value for option 'assign' is '%s'", v)
+			}
+			return nil, oe
 		}
 		c.Assign = a
 	}
@@ -198,7 +210,8 @@ func parseConfig(o options.Values) (*Config, error) {
 		parts, topics, err := parseStartingJSON(so)
 		if err != nil {
 			return nil, &options.Error{Option: "startingOffsets", Value: so,
-				Allowed: `allowed: "earliest", "latest", or JSON like {"topicA":{"0":23,"1":-2}} (-2 = earliest, -1 = latest) or {"topicA":"earliest","topicB":"latest"}, per partition or per topic`}
+				Allowed: `allowed: "earliest", "latest", or JSON like {"topicA":{"0":23,"1":-2}} (-2 = earliest, -1 = latest) or {"topicA":"earliest","topicB":"latest"}, per partition or per topic`,
+				Spark:   fmt.Sprintf(`Expected e.g. {"topicA":{"0":23,"1":-1},"topicB":{"0":-2}}, got %s`, so)}
 		}
 		c.StartingJSON, c.StartingTopics = parts, topics
 	}
@@ -218,7 +231,8 @@ func parseConfig(o options.Values) (*Config, error) {
 	c.MinOffsetsPerTrigger = o.Int64("minOffsetsPerTrigger")
 	if c.MaxOffsetsPerTrigger > 0 && c.MinOffsetsPerTrigger > c.MaxOffsetsPerTrigger {
 		return nil, &options.Error{Option: "minOffsetsPerTrigger", Value: strconv.FormatInt(c.MinOffsetsPerTrigger, 10),
-			Allowed: fmt.Sprintf("must not be higher than maxOffsetsPerTrigger (%d)", c.MaxOffsetsPerTrigger)}
+			Allowed: fmt.Sprintf("must not be higher than maxOffsetsPerTrigger (%d)", c.MaxOffsetsPerTrigger),
+			Spark:   fmt.Sprintf("The value of minOffsetPerTrigger(%d) is higher than the maxOffsetsPerTrigger(%d).", c.MinOffsetsPerTrigger, c.MaxOffsetsPerTrigger)}
 	}
 	c.MaxTriggerDelay = o.Duration("maxTriggerDelay")
 	c.FailOnDataLoss = o.Bool("failOnDataLoss")
