@@ -182,3 +182,55 @@ func TestDeadLetterHeaderNames(t *testing.T) {
 		}
 	}
 }
+
+// TestDivideByZeroUnderANSI: with spark.sql.ansi.enabled an integer
+// division by zero fails the query with Spark's DIVIDE_BY_ZERO, or, with a
+// dead-letter sink, sends the row there and keeps going.
+func TestDivideByZeroUnderANSI(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "div", Partitions: 1})
+	var recs []*kgo.Record
+	for _, v := range []string{"4", "2", "0", "5", "0", "1"} {
+		recs = append(recs, &kgo.Record{Topic: "div", Value: []byte(v)})
+	}
+	brokertest.ProduceSync(t, b.Addr(), recs...)
+	run := func(withDLQ bool, name string) (*Session, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s := NewSession(WithLogger(quietLog), WithConf("spark.sql.ansi.enabled", "true"))
+		w := s.ReadStream().Format("kafka").
+			Option("kafka.bootstrap.servers", b.Addr()).Option("subscribe", "div").Option("startingOffsets", "earliest").Load().
+			SelectExpr("100 DIV CAST(CAST(value AS STRING) AS INT) AS q").
+			WriteStream().Format("memory").QueryName(name).Option("checkpointLocation", t.TempDir()).Trigger(AvailableNow())
+		if withDLQ {
+			w.DeadLetter("memory", nil)
+		}
+		q, err := w.Start(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, q.AwaitTermination(ctx)
+	}
+	if _, err := run(false, "strict"); err == nil || !strings.Contains(err.Error(), "[DIVIDE_BY_ZERO] Division by zero.") {
+		t.Fatalf("without a dead-letter sink: %v, want DIVIDE_BY_ZERO", err)
+	}
+	s, err := run(true, "routed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, good, _ := s.Table("routed")
+	cols, dead, _ := s.Table("routed.deadLetter")
+	var qs []any
+	for _, g := range good {
+		qs = append(qs, g[0])
+	}
+	if fmt.Sprint(qs) != "[25 50 20 100]" || len(dead) != 2 {
+		t.Fatalf("sink %v and %d dead letters, want [25 50 20 100] and 2", qs, len(dead))
+	}
+	for _, d := range dead {
+		for i, c := range cols {
+			if c == "reason" && !strings.Contains(d[i].(string), "DIVIDE_BY_ZERO") {
+				t.Errorf("dead-letter reason %q", d[i])
+			}
+		}
+	}
+}

@@ -159,5 +159,5 @@ sink:
 	}
 	// Output:
 	// 7 5 source: unknown kafka source option "maxOffsetPerTrigger"
-	// 10 15 sink.outputMode: the parquet sink does not support output mode "update" (allowed: append)
+	// 10 15 sink.outputMode: [STREAMING_OUTPUT_MODE.UNSUPPORTED_DATASOURCE] Invalid streaming output mode: update. This output mode is not supported in Data Source parquet. (the parquet sink does not support output mode "update"
 }

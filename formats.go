@@ -28,13 +28,15 @@ func OutputModes() []string { return registry.OutputModes() }
 func validateOutputMode(mode, sinkFormat string, hasAggregation bool) error {
 	mode = strings.ToLower(mode)
 	if !containsFold(OutputModes(), mode) {
-		return &options.Error{Option: "outputMode", Value: mode, Allowed: "allowed: " + strings.Join(OutputModes(), ", ")}
+		return &options.Error{Option: "outputMode", Value: mode, Allowed: "allowed: " + strings.Join(OutputModes(), ", "),
+			Spark: fmt.Sprintf("[STREAMING_OUTPUT_MODE.INVALID] Invalid streaming output mode: %s. Accepted output modes are 'Append', 'Complete', 'Update'.", mode)}
 	}
 	if mode == "complete" && !hasAggregation {
 		return fmt.Errorf("output mode \"complete\" is not supported when there are no streaming aggregations on the DataFrame (allowed here: append, update)")
 	}
 	if sf, err := registry.Sink(sinkFormat); err == nil && !containsFold(sf.OutputModes, mode) {
-		return fmt.Errorf("the %s sink does not support output mode %q (allowed: %s)", sinkFormat, mode, strings.Join(sf.OutputModes, ", "))
+		return fmt.Errorf("[STREAMING_OUTPUT_MODE.UNSUPPORTED_DATASOURCE] Invalid streaming output mode: %s. This output mode is not supported in Data Source %s. "+
+			"(the %s sink does not support output mode %q; allowed: %s)", mode, sinkFormat, sinkFormat, mode, strings.Join(sf.OutputModes, ", "))
 	}
 	return nil
 }

@@ -18,11 +18,13 @@ func TestValidateOutputMode(t *testing.T) {
 		{"APPEND", "parquet", false, ""},
 		{"complete", "console", false, "no streaming aggregations"},
 		{"complete", "console", true, ""},
-		{"update", "parquet", false, `parquet sink does not support output mode "update" (allowed: append)`},
+		{"update", "parquet", false, `[STREAMING_OUTPUT_MODE.UNSUPPORTED_DATASOURCE] Invalid streaming output mode: update. This output mode is not supported in Data Source parquet. ` +
+			`(the parquet sink does not support output mode "update"; allowed: append)`},
 		{"update", "memory", false, `memory sink does not support output mode "update"`},
 		{"complete", "memory", true, ""},
 		{"complete", "json", true, "allowed: append"},
-		{"upsert", "console", false, `"outputMode": invalid value "upsert"; allowed: append, update, complete`},
+		{"upsert", "console", false, `option "outputMode": [STREAMING_OUTPUT_MODE.INVALID] Invalid streaming output mode: upsert. Accepted output modes are 'Append', 'Complete', 'Update'. ` +
+			`(invalid value "upsert"; allowed: append, update, complete)`},
 		{"update", "kafka", false, ""},
 		{"append", "delta", false, ""},
 	}

@@ -93,12 +93,36 @@ func (s *StreamingQuery) AwaitTermination(ctx context.Context) error {
 	}
 }
 
-// Stop stops the query and waits for it; a batch cut short is re-run from
-// the checkpoint on the next start.
+// Stop stops the query at once and waits for it; a batch cut short is
+// re-run from the checkpoint on the next start (as Spark's stop does).
 func (s *StreamingQuery) Stop() error {
 	err := s.q.Stop()
 	<-s.done
 	return s.scrub.Err(err)
+}
+
+// ErrBatchAbandoned returns the error StopGracefully wraps when its
+// deadline passed while a batch was running: the batch was abandoned and
+// re-runs, with exactly its logged offsets, on the next start. Test for it
+// with errors.Is(err, sluice.ErrBatchAbandoned()).
+func ErrBatchAbandoned() error { return engine.ErrBatchAbandoned }
+
+// StopGracefully stops the query the way `sluice run` does on SIGTERM: no
+// new batch starts (one planned but not yet logged is dropped), the batch
+// running now finishes and commits, and it returns once the query has
+// ended. If ctx ends first, the running batch is abandoned as Stop does and
+// the error wraps ErrBatchAbandoned. What happened is logged. Otherwise it
+// returns the query's own failure, nil for a clean stop.
+//
+//	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+//	defer cancel()
+//	if err := q.StopGracefully(ctx); errors.Is(err, sluice.ErrBatchAbandoned()) {
+//		// the batch re-runs from the checkpoint on the next start
+//	}
+func (s *StreamingQuery) StopGracefully(ctx context.Context) error {
+	err := s.q.StopGracefully(ctx)
+	<-s.done
+	return err
 }
 
 // Exception returns the error the query failed with, or nil.
@@ -238,8 +262,28 @@ type Snapshot struct {
 	// Limits are the admission settings now in force.
 	Limits *Limits `json:"limits,omitempty"`
 	// Diagnosis names what limited the last batch.
-	Diagnosis    *progress.DiagnosisInfo `json:"diagnosis,omitempty"`
-	LastProgress *Progress               `json:"lastProgress"`
+	Diagnosis *progress.DiagnosisInfo `json:"diagnosis,omitempty"`
+	// StartTimestamp is when this run of the query started, as progress
+	// timestamps are written (UTC).
+	StartTimestamp string `json:"startTimestamp,omitempty"`
+	// Arrival is the recent latest-offset samples (about one a second and
+	// one at every batch end, two minutes' worth), summed over partitions,
+	// oldest first: how fast records arrive, independently of how fast
+	// the query admits them.
+	Arrival      []ArrivalSample `json:"arrival,omitempty"`
+	LastProgress *Progress       `json:"lastProgress"`
+}
+
+// ArrivalSample is one latest-offset sample of a query's source, summed
+// over its partitions.
+type ArrivalSample struct {
+	// Timestamp is when the sample was taken (UTC, progress format).
+	Timestamp string `json:"timestamp"`
+	// Offsets is the sum of the partitions' latest offsets.
+	Offsets int64 `json:"offsets"`
+	// RowsPerSecond is the growth since the previous sample (NaN for the
+	// first, omitted from JSON).
+	RowsPerSecond progress.Double `json:"rowsPerSecond,omitzero"`
 }
 
 // Snapshot returns the query's live state.
@@ -254,6 +298,10 @@ func (s *StreamingQuery) Snapshot() Snapshot {
 	}
 	if m.Diagnosis != nil {
 		snap.Diagnosis = monitor.DiagnosisInfo(*m.Diagnosis)
+	}
+	snap.StartTimestamp = m.StartTimestamp
+	for _, a := range m.Arrival {
+		snap.Arrival = append(snap.Arrival, ArrivalSample{Timestamp: a.Timestamp, Offsets: a.Offsets, RowsPerSecond: a.RowsPerSecond})
 	}
 	return snap
 }

@@ -207,7 +207,7 @@ func (w *DataStreamWriter) check() (*plan, []problem) {
 	}
 	mode := strings.ToLower(w.outputMode)
 	if !containsFold(OutputModes(), mode) {
-		add(partOutputMode, "", &options.Error{Option: "outputMode", Value: w.outputMode, Allowed: "allowed: " + strings.Join(OutputModes(), ", ")})
+		add(partOutputMode, "", validateOutputMode(w.outputMode, w.format, false))
 	} else if err := validateOutputMode(mode, w.format, false); err != nil {
 		add(partOutputMode, "", err)
 	}
@@ -296,7 +296,8 @@ func (w *DataStreamWriter) check() (*plan, []problem) {
 			p.checkpoint = s.conf["spark.sql.streaming.checkpointLocation"]
 		}
 		if p.checkpoint == "" && p.sink.NeedsCheckpoint {
-			add(partSink, "checkpointLocation", &options.Error{Option: "checkpointLocation", Allowed: fmt.Sprintf("required for the %s sink: a directory for offsets and commits", w.format)})
+			add(partSink, "checkpointLocation", &options.Error{Option: "checkpointLocation", Allowed: fmt.Sprintf("required for the %s sink: a directory for offsets and commits", w.format),
+				Spark: `checkpointLocation must be specified either through option("checkpointLocation", ...) or SparkSession.conf.set("spark.sql.streaming.checkpointLocation", ...)`})
 		}
 		p.name = w.name
 		if p.name == "" {
@@ -432,21 +433,24 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 			conf[k] = v
 		}
 	}
+	sessionConf := registry.SessionConf.Values(s.conf)
 	cfg := engine.Config{
-		Name:          p.name,
-		Source:        src,
-		Sink:          sk,
-		DeadLetter:    dlSink,
-		Trigger:       w.trigger.t,
-		CheckpointDir: chk,
-		Storage:       res,
-		Workers:       p.workers,
-		Conf:          conf,
-		Logger:        log,
-		Observers:     []engine.Observer{mon},
-		BeforeCommit:  w.hooks.beforeCommit,
-		Limits:        limits,
-		LagSeconds:    mon.LagSeconds,
+		MinBatchesToRetain:     int(sessionConf.Int64("spark.sql.streaming.minBatchesToRetain")),
+		NoDataProgressInterval: sessionConf.Duration("spark.sql.streaming.noDataProgressEventInterval"),
+		Name:                   p.name,
+		Source:                 src,
+		Sink:                   sk,
+		DeadLetter:             dlSink,
+		Trigger:                w.trigger.t,
+		CheckpointDir:          chk,
+		Storage:                res,
+		Workers:                p.workers,
+		Conf:                   conf,
+		Logger:                 log,
+		Observers:              []engine.Observer{mon},
+		BeforeCommit:           w.hooks.beforeCommit,
+		Limits:                 limits,
+		LagSeconds:             mon.LagSeconds,
 		// Projection pruning: build only the source columns the query reads.
 		RequiredColumns: requiredColumns(w.df.ops),
 	}

@@ -319,11 +319,11 @@ func sluiceSample() *Progress {
 			Health: &HealthInfo{Status: "WARN", Reason: "lag grew from 1200 to 5000 records over the last 3 batches while offsets advanced"},
 			Lag: &LagInfo{Records: 5000, Seconds: 3.25, DrainETASeconds: Never(), ArrivalRowsPerSecond: 2100, CapacityRowsPerSecond: 2142.857,
 				Partitions: []PartitionLag{{Topic: "orders", Partition: 0, OffsetsBehind: 5000, LagSeconds: 3.25, LagMethod: "interpolated", Status: "WARN"}}},
-			Timing:     &TimingInfo{TriggerIntervalMs: 1000, BatchDurationVsTrigger: 1.5, SchedulingDelayMs: 0, BusyRatio: 0.9375, TaskSkew: Ratio(math.NaN())},
+			Timing:     &TimingInfo{TriggerIntervalMs: 1000, BatchDurationVsTrigger: 1.5, SchedulingDelayMs: 0, BusyRatio: 0.9375, WorkerUtilization: 0.8125, TaskSkew: Ratio(math.NaN())},
 			Throughput: &ThroughputInfo{NumInputBytes: 300000, InputBytesPerSecond: 150000, ProcessedBytesPerSecond: NaN()},
 			Checkpoint: &CheckpointInfo{Bytes: 40960, Files: 21},
 			Memory:     &MemoryInfo{BufferedBytes: 1 << 20},
-			Admission:  &AdmissionInfo{Limit: 3000, Reason: "maxOffsetsPerTrigger"},
+			Admission:  &AdmissionInfo{Limit: 3000, LimitBound: true, Reason: "maxOffsetsPerTrigger"},
 		},
 	}
 	return p

@@ -32,7 +32,9 @@ type Sluice struct {
 // DiagnosisInfo says what limited the batch (package diagnose).
 type DiagnosisInfo struct {
 	// Limiting is the stage with the largest share of the batch's time:
-	// "source fetch", "transform", "sink write", "checkpoint", "planning".
+	// "source fetch", "transform", "sink write", "checkpoint", "planning";
+	// or "read limit" when a static read limit, not the work, holds the
+	// query back (the first finding then says by how much to raise it).
 	Limiting string `json:"limiting,omitempty"`
 	// Shares maps each stage to its share of the batch's wall time.
 	Shares map[string]Ratio `json:"shares,omitempty"`
@@ -95,9 +97,16 @@ type TimingInfo struct {
 	// SchedulingDelayMs is how late the batch started compared with its
 	// trigger boundary.
 	SchedulingDelayMs int64 `json:"schedulingDelayMs"`
-	// BusyRatio is the workers' busy share of the batch: Σ task time ÷
-	// (batch duration × workers). 1 = every worker busy all batch long.
+	// BusyRatio is the share of wall time the query was busy running a
+	// batch, Flink's busy time: the batch duration over the time since the
+	// previous batch ended (idle time waiting for the trigger counted; the
+	// trigger interval for the first batch). 1 = batches run back to back;
+	// 0.5 = the query idles half of each trigger.
 	BusyRatio Ratio `json:"busyRatio,omitzero"`
+	// WorkerUtilization is the workers' busy share of the batch itself:
+	// Σ task time ÷ (batch duration × workers). 1 = every worker busy all
+	// batch long.
+	WorkerUtilization Ratio `json:"workerUtilization,omitzero"`
 	// TaskSkew is the slowest task's duration over the median task's.
 	TaskSkew Ratio `json:"taskSkew,omitzero"`
 }
@@ -126,6 +135,9 @@ type MemoryInfo struct {
 type AdmissionInfo struct {
 	// Limit is the records admitted at most in this batch; 0 = no limit.
 	Limit int64 `json:"limit"`
+	// LimitBound is true when the limit held the batch back: it ended
+	// short of what was available.
+	LimitBound bool `json:"limitBound"`
 	// LimitBytes is the byte cap; 0 = none.
 	LimitBytes int64 `json:"limitBytes,omitempty"`
 	// Reason says what set the limit, e.g. "maxOffsetsPerTrigger",
@@ -200,7 +212,7 @@ type timingInfoJSON TimingInfo
 // UnmarshalJSON reads a timing group; absent ratios read as NaN.
 func (t *TimingInfo) UnmarshalJSON(b []byte) error {
 	n := Ratio(math.NaN())
-	v := timingInfoJSON{BatchDurationVsTrigger: n, BusyRatio: n, TaskSkew: n}
+	v := timingInfoJSON{BatchDurationVsTrigger: n, BusyRatio: n, WorkerUtilization: n, TaskSkew: n}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return fmt.Errorf("progress: unmarshal sluice.timing: %w", err)
 	}

@@ -49,6 +49,12 @@ func TestFormatBatchLine(t *testing.T) {
 			p.Sluice.Lag.Seconds = progress.NaN()
 			p.Sluice.Lag.DrainETASeconds = 4000
 		}), "batch 7: 500 rows, in 250/s, processed 1000/s, 500 ms of 1000 ms trigger, lag 1500 records (drains in 1h07m), OK"},
+		{"capped by the read limit, with the diagnosis", lineProgress(func(p *progress.Progress) {
+			p.Sluice.Admission = &progress.AdmissionInfo{Limit: 500, LimitBound: true, Reason: "maxOffsetsPerTrigger", Mode: "static"}
+			p.Sluice.Health = &progress.HealthInfo{Status: "WARN", Reason: "lag grew from 10 to 1500 records"}
+			p.Sluice.Diagnosis = &progress.DiagnosisInfo{Limiting: "read limit", Findings: []string{"read limit is binding: capacity ≈ 1,000/s, admitting 500/s; raising maxOffsetsPerTrigger to ≈ 800 would drain in 6 s"}}
+		}), "batch 7: 500 rows (capped by the limit 500), in 250/s, processed 1000/s, 500 ms of 1000 ms trigger, lag 1500 records / 3.2 s (drains in 1m15s), " +
+			"WARN: lag grew from 10 to 1500 records; read limit is binding: capacity ≈ 1,000/s, admitting 500/s; raising maxOffsetsPerTrigger to ≈ 800 would drain in 6 s"},
 		{"no sluice group: Spark's metric", lineProgress(func(p *progress.Progress) {
 			p.Sluice = nil
 			p.Sources = []progress.SourceProgress{{Metrics: map[string]string{"maxOffsetsBehindLatest": "42"}}}

@@ -19,7 +19,7 @@ func runCompletion(_ context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintln(stderr, "usage: sluice completion bash|zsh\n\n"+
 			"  bash: source <(sluice completion bash)      (or save it under /etc/bash_completion.d/sluice)\n"+
 			"  zsh:  sluice completion zsh > \"${fpath[1]}/_sluice\"   (then restart zsh)")
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -30,7 +30,7 @@ func runOptions(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("options", stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sluice options [FORMAT|query|admission|session]")
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		return err

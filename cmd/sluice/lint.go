@@ -22,7 +22,7 @@ func runLint(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	format := fs.String("format", "text", `output: text ("file:line:col: message" per problem) or json (an array of {file, line, column, message})`)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sluice lint [--format text|json] PIPELINE.yaml…")
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	files, err := parseInterspersed(fs, args)
 	if err != nil {

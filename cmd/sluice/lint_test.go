@@ -72,7 +72,9 @@ func TestLintBrokenFiles(t *testing.T) {
 		`options.yaml:12:5: source: unknown kafka source option "maxOffsetsPerTriger"; did you mean "maxOffsetsPerTrigger"?`,
 		`options.yaml:13:5: source: option "failOnDataLoss": invalid value "maybe"; allowed: true, false`,
 		`options.yaml:16:5: source: unknown kafka source option "kafka.sasl.pasword"; did you mean "kafka.sasl.password"?`,
-		`options.yaml:21:15: sink.outputMode: the parquet sink does not support output mode "update" (allowed: append)`,
+		`options.yaml:15:5: source: option "kafka.auto.offset.reset": Kafka option 'auto.offset.reset' is not supported. Instead set the source option 'startingoffsets'`,
+		`options.yaml:21:15: sink.outputMode: [STREAMING_OUTPUT_MODE.UNSUPPORTED_DATASOURCE] Invalid streaming output mode: update. This output mode is not supported in Data Source parquet. ` +
+			`(the parquet sink does not support output mode "update"; allowed: append)`,
 		`options.yaml:24:5: sink: option "compression": invalid value "brotli"`,
 		`options.yaml:30:5: deadLetter: unknown delta sink option "pth"; did you mean "path"?`,
 	} {

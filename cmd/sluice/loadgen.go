@@ -65,7 +65,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	f.rate = fs.Float64("rate", 1000, "base rate, records per second")
 	f.factor = fs.Float64("factor", 10, "step/spike: rate multiplier")
 	f.at = fs.Duration("at", 10*time.Second, "step/spike: when it starts")
-	f.spikeFor = fs.Duration("for", time.Minute, "spike: how long it lasts")
+	f.spikeFor = fs.Duration("for", 20*time.Second, "spike: how long it lasts")
 	f.period = fs.Duration("period", time.Minute, "sine: period")
 	f.amplitude = fs.Float64("amplitude", -1, "sine: amplitude in records per second (default: half the rate)")
 	f.csv = fs.String("csv", "", "csv: file of \"seconds,rate\" rows (each rate holds until the next row)")

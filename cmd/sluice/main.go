@@ -16,6 +16,7 @@
 //	sluice soak [--duration 1h]                  long run under load and faults: flat memory, bounded lag, exactly once
 //	sluice bench [--json]                         the benchmark suite (ratios against raw franz-go)
 //	sluice reference                              docs/reference.md, generated from the format registry
+//	sluice --version                              the version, VCS revision and Go version of this build
 //
 // Commands that log take --log-level and --log-format (text or json).
 package main
@@ -31,6 +32,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -78,11 +83,49 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: sluice COMMAND [flags]\n\ncommands:")
+	fmt.Fprintln(w, "usage: sluice COMMAND [flags]\n       sluice --version\n\ncommands:")
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'sluice COMMAND -h' for a command's flags.")
+}
+
+// version describes this build from the Go build information: the module
+// version ("(devel)" for a build from a checkout), the VCS revision and
+// time with "+dirty" for uncommitted changes, the Go version and platform.
+// Without build information it says so.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return fmt.Sprintf("sluice (unknown version: built without module information) %s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, at string
+	dirty := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	out := "sluice " + v
+	if rev != "" {
+		out += " " + rev[:min(12, len(rev))]
+		if dirty {
+			out += "+dirty"
+		}
+		if at != "" {
+			out += " " + at
+		}
+	}
+	return fmt.Sprintf("%s %s %s/%s", out, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 func main() {
@@ -90,6 +133,11 @@ func main() {
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {
+	switch args0 := append(args, "")[0]; args0 {
+	case "--version", "-version", "version":
+		fmt.Fprintln(stdout, version())
+		return 0
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
@@ -163,14 +211,72 @@ type flagCollector struct{ fs *flag.FlagSet }
 
 func (c *flagCollector) Write(p []byte) (int, error) { return len(p), nil }
 
-// newFlagSet returns a flag set that reports errors instead of exiting.
+// newFlagSet returns a flag set that reports errors instead of exiting and
+// whose help is "usage: sluice NAME ARGS [flags]" with printFlags.
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("sluice "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	args := ""
+	for _, c := range commands {
+		if c.name == name && c.args != "" {
+			args = " " + c.args
+		}
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: sluice %s [flags]%s\n", name, args)
+		printFlags(stderr, fs)
+	}
 	if c, ok := stderr.(*flagCollector); ok {
 		c.fs = fs
 	}
 	return fs
+}
+
+// internalUsage starts the usage text of a flag sluice passes to itself
+// (a child process's role): such flags are left out of --help, the
+// reference and completion.
+const internalUsage = "internal: "
+
+func isInternal(f *flag.Flag) bool { return strings.HasPrefix(f.Usage, internalUsage) }
+
+// printFlags lists fs's flags as flag.PrintDefaults does, without the
+// internal ones, and with the default shown only when the usage text does
+// not already say it (a flag whose default is computed says so itself).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		if isInternal(f) {
+			return
+		}
+		name, usage := flag.UnquoteUsage(f)
+		var b strings.Builder
+		fmt.Fprintf(&b, "  -%s", f.Name)
+		if name != "" {
+			b.WriteString(" " + name)
+		}
+		b.WriteString("\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t"))
+		if def := shownDefault(f); def != "" {
+			fmt.Fprintf(&b, " (default %s)", def)
+		}
+		fmt.Fprintln(w, b.String())
+	})
+}
+
+// shownDefault is the default --help prints for f: "" for a zero value or
+// when the usage text gives the default itself; strings quoted.
+func shownDefault(f *flag.Flag) string {
+	if strings.Contains(f.Usage, "(default") {
+		return ""
+	}
+	switch f.DefValue {
+	case "", "0", "false", "0s", "[]":
+		return ""
+	}
+	if g, ok := f.Value.(flag.Getter); ok {
+		if _, isString := g.Get().(string); isString {
+			return strconv.Quote(f.DefValue)
+		}
+	}
+	return f.DefValue
 }
 
 // flagsOf returns a command's flags, learnt by running it with --help
@@ -181,6 +287,10 @@ func flagsOf(c command) []*flag.Flag {
 		panic(fmt.Sprintf("sluice %s --help did not stop at its flags (err %v)", c.name, err))
 	}
 	var out []*flag.Flag
-	col.fs.VisitAll(func(f *flag.Flag) { out = append(out, f) })
+	col.fs.VisitAll(func(f *flag.Flag) {
+		if !isInternal(f) {
+			out = append(out, f)
+		}
+	})
 	return out
 }

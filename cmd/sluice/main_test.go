@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/sluice-stream/sluice/internal/testutil"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-stream/sluice/internal/testutil"
 
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/broker/brokertest"
@@ -155,3 +158,52 @@ func TestRunStopsOnSIGTERMWithExitZero(t *testing.T) {
 
 // syncBuffer is testutil.SyncBuffer.
 type syncBuffer = testutil.SyncBuffer
+
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"--version", "version"} {
+		var stdout, stderr bytes.Buffer
+		if code := realMain([]string{arg}, &stdout, &stderr); code != 0 {
+			t.Fatalf("sluice %s: exit %d, stderr %s", arg, code, stderr.String())
+		}
+		out := strings.TrimSpace(stdout.String())
+		if !strings.HasPrefix(out, "sluice ") || !strings.Contains(out, runtime.Version()) || strings.Count(out, "\n") != 0 {
+			t.Errorf("sluice %s printed %q, want one line naming the version and %s", arg, out, runtime.Version())
+		}
+	}
+	if v := version(); !strings.Contains(v, "(devel)") && !strings.Contains(v, " v") {
+		t.Errorf("version() = %q: neither a module version nor (devel)", v)
+	}
+}
+
+// TestHelpShowsRealDefaults: every command's --help lists its flags with
+// the defaults they really have — no sentinel such as -1 standing for
+// "computed" — and leaves out the flags sluice passes to itself.
+func TestHelpShowsRealDefaults(t *testing.T) {
+	for _, c := range commands {
+		var stderr bytes.Buffer
+		code := realMain([]string{c.name, "--help"}, io.Discard, &stderr)
+		help := stderr.String()
+		if code != 0 || !strings.HasPrefix(help, "usage: sluice "+c.name) {
+			t.Errorf("sluice %s --help: exit %d, output %q", c.name, code, help)
+			continue
+		}
+		for _, bad := range []string{"internal:", "(default -1", "(default \"\")", "-child-raw-consume"} {
+			if strings.Contains(help, bad) {
+				t.Errorf("sluice %s --help shows %q:\n%s", c.name, bad, help)
+			}
+		}
+		for _, f := range flagsOf(c) {
+			if !strings.Contains(help, "  -"+f.Name) {
+				t.Errorf("sluice %s --help does not list -%s", c.name, f.Name)
+			}
+			if strings.HasPrefix(f.DefValue, "-") && !strings.Contains(f.Usage, "(default") {
+				t.Errorf("sluice %s -%s: default %s looks like a sentinel and the text does not say the real one", c.name, f.Name, f.DefValue)
+			}
+		}
+	}
+	var stderr bytes.Buffer
+	realMain([]string{"demo", "--help"}, io.Discard, &stderr)
+	if !strings.Contains(stderr.String(), "(default 10000)") {
+		t.Errorf("demo --help does not show maxOffsetsPerTrigger's default:\n%s", stderr.String())
+	}
+}

@@ -155,8 +155,10 @@ func quoteAll(xs []string) []string {
 }
 
 // flagDefault renders a flag's default for the reference.
+// flagDefault is the reference's default column: what --help shows as
+// the default (unquoted), "—" for none or when the description says it.
 func flagDefault(f *flag.Flag) string {
-	if f.DefValue == "" {
+	if shownDefault(f) == "" {
 		return "—"
 	}
 	return "`" + f.DefValue + "`"

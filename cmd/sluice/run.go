@@ -6,11 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,9 +41,11 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	uiAddr := fs.String("ui-addr", web.DefaultAddr, `serve the live UI, the HTTP API and /metrics here ("" or "off" to disable)`)
 	uiToken := fs.String("ui-token", "", "token for the HTTP API: required to change limits, and for every request off loopback; "+
 		"prefer the SLUICE_UI_TOKEN environment variable, which other users cannot see in ps (default $SLUICE_UI_TOKEN)")
+	shutdownTimeout := fs.Duration("shutdown-timeout", DefaultShutdownTimeout, "on SIGTERM or SIGINT, how long the running batch may take to finish and commit; "+
+		"after that it is abandoned and re-runs from the checkpoint on the next start (a second signal abandons it at once)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sluice run PIPELINE.yaml [flags]")
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	// Accept flags before or after the file name.
 	var file string
@@ -89,8 +94,8 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		bl = newBatchLine(stderr)
 		w.AddListener(bl)
 	}
-	q, err := w.Start(ctx)
-	if err != nil {
+	q, interrupted, err := startQuery(ctx, w, log)
+	if interrupted || err != nil {
 		return err
 	}
 	if bl != nil {
@@ -122,8 +127,63 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	err = q.AwaitTermination(ctx)
 	if ctx.Err() != nil {
-		log.Info("signal received; stopping after the current batch")
-		return q.Stop()
+		return shutdown(q, *shutdownTimeout, log)
+	}
+	return err
+}
+
+// DefaultShutdownTimeout is how long `sluice run` lets the running batch
+// finish after SIGTERM or SIGINT (--shutdown-timeout).
+const DefaultShutdownTimeout = 30 * time.Second
+
+// startQuery starts the query. A signal (ctx ending) during start-up —
+// connecting, resolving starting offsets — interrupts it: that is not a
+// failure, and nothing was run (interrupted, nil error). Once the query
+// runs, ctx no longer stops it: shutdown does, gracefully.
+func startQuery(ctx context.Context, w *sluice.DataStreamWriter, log *slog.Logger) (q *sluice.StreamingQuery, interrupted bool, err error) {
+	qctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopStartup := context.AfterFunc(ctx, cancel)
+	q, err = w.Start(qctx)
+	running := stopStartup()
+	if err != nil {
+		cancel()
+		if ctx.Err() != nil {
+			log.Info("signal received during start-up; stopped before running any batch")
+			return nil, true, nil
+		}
+		return nil, false, err
+	}
+	if !running { // the signal came as Start returned: the query is being cancelled
+		_ = q.AwaitTermination(context.Background())
+		log.Info("signal received during start-up; stopped")
+		return nil, true, q.Exception()
+	}
+	return q, false, nil
+}
+
+// shutdown stops q after a signal as documented: no new batch starts, the
+// running batch finishes and commits within timeout (a second signal cuts
+// the wait short), then the query stops. An abandoned batch is not a
+// failure: it re-runs from the checkpoint on the next start.
+func shutdown(q *sluice.StreamingQuery, timeout time.Duration, log *slog.Logger) error {
+	log.Info("signal received: no new batches; the running batch finishes and commits", "shutdownTimeout", timeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	go func() {
+		select {
+		case <-again:
+			log.Warn("second signal: abandoning the running batch now")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := q.StopGracefully(ctx)
+	if errors.Is(err, sluice.ErrBatchAbandoned()) {
+		log.Warn("shutdown: " + err.Error())
+		return nil
 	}
 	return err
 }
@@ -198,14 +258,18 @@ func (b *batchLine) OnQueryProgress(e progress.ProgressEvent) {
 	b.barShown = true
 }
 
-// formatBatchLine renders a progress report as one line: batch, rows,
-// input/processed rate, duration against the trigger, lag in records and
+// formatBatchLine renders a progress report as one line: batch, rows
+// (marked when the read limit capped them), input/processed rate, duration against the trigger, lag in records and
 // seconds with the drain ETA, and health (with the reason unless OK).
 func formatBatchLine(p *progress.Progress) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "batch %d: %d rows, in %s/s, processed %s/s, %d ms",
-		p.BatchID, p.NumInputRows, rate(float64(p.InputRowsPerSecond)), rate(float64(p.ProcessedRowsPerSecond)), p.BatchDuration)
 	s := p.Sluice
+	fmt.Fprintf(&sb, "batch %d: %d rows", p.BatchID, p.NumInputRows)
+	if s != nil && s.Admission != nil && s.Admission.LimitBound {
+		fmt.Fprintf(&sb, " (capped by the limit %d)", s.Admission.Limit)
+	}
+	fmt.Fprintf(&sb, ", in %s/s, processed %s/s, %d ms",
+		rate(float64(p.InputRowsPerSecond)), rate(float64(p.ProcessedRowsPerSecond)), p.BatchDuration)
 	if s != nil && s.Timing != nil && s.Timing.TriggerIntervalMs > 0 {
 		fmt.Fprintf(&sb, " of %d ms trigger", s.Timing.TriggerIntervalMs)
 		if r := float64(s.Timing.BatchDurationVsTrigger); !math.IsNaN(r) && r > 1 {

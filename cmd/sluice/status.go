@@ -33,7 +33,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	timeout := fs.Duration("timeout", 15*time.Second, "how long to wait for the broker")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sluice status --checkpoint DIR --bootstrap HOST:PORT[,HOST:PORT]")
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		return err

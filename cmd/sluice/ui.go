@@ -22,6 +22,7 @@ func (w webQuery) Status() any                          { return w.q.Status() }
 func (w webQuery) LastProgress() *progress.Progress     { return w.q.LastProgress() }
 func (w webQuery) RecentProgress() []*progress.Progress { return w.q.RecentProgress() }
 func (w webQuery) Limits() any                          { return w.q.Limits() }
+func (w webQuery) Live() any                            { return w.q.Snapshot() }
 func (w webQuery) SetLimits(_ context.Context, body json.RawMessage) (any, error) {
 	var u sluice.LimitsUpdate
 	if err := u.UnmarshalJSON(body); err != nil { // its own messages for a malformed body

@@ -69,6 +69,10 @@ type Decision struct {
 	// trigger through; the caller records Input.Now as
 	// History.LastRelease (Spark's lastTriggerMillis).
 	Released bool
+	// Bound is true when the limit decided how far the batch reads: it
+	// ends short of what is available (partitioned sources; the engine
+	// sets it for limited sources, which cut their own batches).
+	Bound bool
 }
 
 // History is what admission remembers between batches of one run (Spark
@@ -177,6 +181,7 @@ func Plan(in Input) Decision {
 		d.Released = true
 	}
 	d.End = Split(d.Limit, in.Start, in.Latest, in.BatchID)
+	d.Bound = d.Limit > 0 && partition.Total(d.End, in.Latest) > 0
 	return d
 }
 

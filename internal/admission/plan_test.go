@@ -71,6 +71,10 @@ func TestPlan(t *testing.T) {
 			if got := sizes(c.in.Start, d.End); fmt.Sprint(got) != fmt.Sprint(c.wantSizes) {
 				t.Fatalf("admitted %v, want %v", got, c.wantSizes)
 			}
+			// The limit bound the batch exactly when it left records behind.
+			if left := partition.Total(d.End, c.in.Latest); d.Bound != (left > 0) {
+				t.Fatalf("Bound %v with %d records left behind", d.Bound, left)
+			}
 		})
 	}
 }

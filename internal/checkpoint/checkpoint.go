@@ -429,12 +429,13 @@ func batchFile(id int64) (string, error) {
 	return strconv.FormatInt(id, 10), nil
 }
 
-// Purge deletes offsets and commits of old batches, keeping the latest
-// minBatchesToRetain batches (ids >= latest-minBatchesToRetain+1, where
-// latest is the newest offsets file). One exception: the offsets file of
-// batch latest-1 is always kept, because replaying the latest batch reads it
-// as its start position (Spark's recovery needs it too). Source metadata is
-// never purged.
+// Purge deletes offsets and commits of old batches as Spark's
+// MicroBatchExecution does after logging batch latest (the newest offsets
+// file): everything below latest−minBatchesToRetain goes, so
+// minBatchesToRetain batches before the latest stay, minBatchesToRetain+1
+// files in each log once the latest commits. The offsets file of batch
+// latest−1, which replaying the latest batch reads as its start position,
+// is always among them. Source metadata is never purged.
 func (c *Checkpoint) Purge(minBatchesToRetain int) error {
 	if minBatchesToRetain < 1 {
 		return fmt.Errorf("checkpoint: minBatchesToRetain must be at least 1, got %d", minBatchesToRetain)
@@ -448,7 +449,7 @@ func (c *Checkpoint) Purge(minBatchesToRetain int) error {
 		return err
 	}
 	latest := offs[len(offs)-1]
-	threshold := min(latest-int64(minBatchesToRetain)+1, latest-1)
+	threshold := latest - int64(minBatchesToRetain) // ≤ latest−1: minBatchesToRetain ≥ 1
 	for _, sub := range []string{offsetsDir, commitsDir} {
 		ids := offs
 		if sub != offsetsDir {

@@ -477,9 +477,10 @@ func TestPurge(t *testing.T) {
 		wantOffsets []int64
 		wantCommits []int64
 	}{
-		{"keep 3 of 10", 10, 10, 3, []int64{7, 8, 9}, []int64{7, 8, 9}},
+		// As Spark: purge(latest − min) deletes the ids below it.
+		{"keep 3 before the latest", 10, 10, 3, []int64{6, 7, 8, 9}, []int64{6, 7, 8, 9}},
 		{"keep more than exist", 5, 5, 100, []int64{0, 1, 2, 3, 4}, []int64{0, 1, 2, 3, 4}},
-		{"uncommitted latest", 10, 9, 3, []int64{7, 8, 9}, []int64{7, 8}},
+		{"uncommitted latest", 10, 9, 3, []int64{6, 7, 8, 9}, []int64{6, 7, 8}},
 		{"min 1 keeps replay start", 6, 5, 1, []int64{4, 5}, []int64{4}},
 		{"single batch", 1, 0, 1, []int64{0}, nil},
 	}

@@ -238,3 +238,148 @@ func (r Result) Line() string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// StageReadLimit is the Limiting "stage" when the read limit, not the
+// work, bounds a batch.
+const StageReadLimit = "read limit"
+
+// Limit is what ReadLimit needs to tell whether a static read limit holds
+// a query back: the limit, how the recent batches used their trigger,
+// what is waiting and what is arriving.
+type Limit struct {
+	// Option names the setting at fault, e.g. "maxOffsetsPerTrigger".
+	Option string
+	// Limit is the records a batch may admit (0: no limit).
+	Limit int64
+	// Bound: the batch admitted Limit records and left records behind.
+	Bound bool
+	// TriggerInterval is the processingTime interval (0: default trigger).
+	TriggerInterval time.Duration
+	// Duration is a recent batch's mean duration (the whole trigger);
+	// Processing is the mean of its part that grows with the records
+	// (running the tasks and the sink write), the rest being fixed cost.
+	Duration, Processing time.Duration
+	// Rows is the mean records a recent batch read.
+	Rows float64
+	// Backlog is the records behind now; Arrival the records arriving per
+	// second (NaN: unknown, counted as none).
+	Backlog int64
+	Arrival float64
+}
+
+// Fill is the share of the trigger interval a suggested limit aims to
+// fill, leaving room for variation.
+const Fill = 0.8
+
+// ReadLimit reports a read limit that binds: the last batch admitted the
+// limit while records were left behind, and the recent batches used less
+// than Fill of their trigger interval, so a larger limit would still fit.
+// The finding gives the measured capacity, the admitted rate, a larger
+// limit — the one that would fill Fill of the trigger (from a fit of batch
+// time = fixed cost + records × cost per record), or, if smaller, the
+// backlog plus one trigger's arrivals, the most a batch could find — and
+// the time it would take to drain the backlog at that limit, or says that
+// even that limit does not keep up with the arrivals.
+func ReadLimit(l Limit) (Finding, bool) {
+	if !l.Bound || l.Limit <= 0 || l.Backlog <= 0 || l.TriggerInterval <= 0 || l.Rows <= 0 ||
+		l.Duration <= 0 || l.Processing <= 0 || float64(l.Duration) >= Fill*float64(l.TriggerInterval) {
+		return Finding{}, false
+	}
+	interval := l.TriggerInterval.Seconds()
+	perRecord := l.Processing.Seconds() / l.Rows
+	fixed := max(0, (l.Duration - l.Processing).Seconds())
+	capacity := l.Rows / l.Duration.Seconds()
+	admitting := float64(l.Limit) / interval
+	arrival := l.Arrival
+	if math.IsNaN(arrival) || arrival < 0 {
+		arrival = 0
+	}
+	// No larger than what fills Fill of the trigger, nor than what the
+	// next batch could find: the backlog plus a trigger's arrivals.
+	suggest := roundNice((Fill*interval - fixed) / perRecord)
+	if need := roundUpNice(float64(l.Backlog) + arrival*interval); need < suggest {
+		suggest = need
+	}
+	if suggest <= float64(l.Limit) {
+		return Finding{}, false
+	}
+	option := l.Option
+	if option == "" {
+		option = "maxOffsetsPerTrigger"
+	}
+	msg := fmt.Sprintf("read limit is binding: capacity ≈ %s/s, admitting %s/s; ", count(roundSig(capacity)), count(admitting))
+	if drain := suggest/interval - arrival; drain > 0 {
+		msg += fmt.Sprintf("raising %s to ≈ %s would drain in %s", option, count(suggest), secs(float64(l.Backlog)/drain))
+	} else {
+		msg += fmt.Sprintf("even %s ≈ %s (the most a %s trigger fits) would not keep up with %s/s arriving: lengthen the trigger or scale out",
+			option, count(suggest), l.TriggerInterval, count(arrival))
+	}
+	return Finding{Kind: "limit", Message: msg}, true
+}
+
+// WithReadLimit puts a read-limit finding first and sets Limiting to
+// StageReadLimit; stage findings that say admitting more will not help are
+// dropped, since the read limit is what holds the batch back.
+func (r Result) WithReadLimit(f Finding) Result {
+	out := r
+	out.Limiting = StageReadLimit
+	out.Findings = []Finding{f}
+	for _, g := range r.Findings {
+		if g.Kind != "stage" {
+			out.Findings = append(out.Findings, g)
+		}
+	}
+	return out
+}
+
+// roundNice rounds v down to two significant digits (27,431 → 27,000).
+func roundNice(v float64) float64 {
+	if v < 100 {
+		return math.Floor(v)
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v))-1)
+	return math.Floor(v/p) * p
+}
+
+// roundUpNice rounds v up to two significant digits (27,431 → 28,000).
+func roundUpNice(v float64) float64 {
+	if v < 100 {
+		return math.Ceil(v)
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v))-1)
+	return math.Ceil(v/p) * p
+}
+
+// roundSig rounds v to two significant digits (10,909 → 11,000).
+func roundSig(v float64) float64 {
+	if v < 100 {
+		return math.Round(v)
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v))-1)
+	return math.Round(v/p) * p
+}
+
+// count renders a number with thousands separators, e.g. "27,000".
+func count(v float64) string {
+	n := int64(math.Round(v))
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// secs renders seconds for people: "12 s", "3m20s".
+func secs(s float64) string {
+	if s < 60 {
+		return fmt.Sprintf("%.0f s", math.Ceil(s))
+	}
+	return (time.Duration(math.Ceil(s)) * time.Second).String()
+}

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -100,5 +101,57 @@ func TestPerTaskOverheadIntercept(t *testing.T) {
 	}
 	if got := perTaskOverhead(ts); got < 3900*time.Microsecond || got > 4100*time.Microsecond {
 		t.Fatalf("overhead %s, want ≈ 4ms", got)
+	}
+}
+
+func TestReadLimit(t *testing.T) {
+	// The case: 12,000 per 2 s trigger, batches take 1.1 s of which
+	// 1 s grows with the records; 112,000 behind, 2,000/s arriving.
+	base := Limit{Option: "maxOffsetsPerTrigger", Limit: 12000, Bound: true, TriggerInterval: 2 * time.Second,
+		Duration: 1100 * time.Millisecond, Processing: time.Second, Rows: 12000, Backlog: 112000, Arrival: 2000}
+	tests := []struct {
+		name string
+		mod  func(*Limit)
+		want string // "" = no finding
+	}{
+		// Fill 80 % of 2 s = 1.6 s − 0.1 s fixed = 1.5 s at 83.3 µs per
+		// record = 18,000; drains at 9,000/s − 2,000/s = 7,000/s → 16 s.
+		{"binding", func(*Limit) {}, "read limit is binding: capacity ≈ 11,000/s, admitting 6,000/s; raising maxOffsetsPerTrigger to ≈ 18,000 would drain in 16 s"},
+		{"arrivals unknown count as none", func(l *Limit) { l.Arrival = math.NaN() }, "would drain in 13 s"},
+		// A cheap sink: 1.6 s would fit 1.5 million records, but the next
+		// batch can find no more than 7,835 + 5 s × 4,006/s = 27,865:
+		// suggest 28,000, which drains at 5,600/s − 4,006/s in 5 s.
+		{"no more than the next batch could find", func(l *Limit) {
+			*l = Limit{Limit: 10000, Bound: true, TriggerInterval: 5 * time.Second, Duration: 80 * time.Millisecond,
+				Processing: 75 * time.Millisecond, Rows: 10000, Backlog: 7835, Arrival: 4006}
+		}, "capacity ≈ 130,000/s, admitting 2,000/s; raising maxOffsetsPerTrigger to ≈ 28,000 would drain in 5 s"},
+		{"the backlog fits the limit", func(l *Limit) { l.Backlog = 1000; l.Arrival = 0; l.Limit = 20000 }, ""},
+		{"arrivals beyond what fits", func(l *Limit) { l.Arrival = 9500 },
+			"even maxOffsetsPerTrigger ≈ 18,000 (the most a 2s trigger fits) would not keep up with 9,500/s arriving"},
+		{"not bound", func(l *Limit) { l.Bound = false }, ""},
+		{"nothing behind", func(l *Limit) { l.Backlog = 0 }, ""},
+		{"batches fill the trigger", func(l *Limit) { l.Duration = 1700 * time.Millisecond; l.Processing = 1600 * time.Millisecond }, ""},
+		{"default trigger", func(l *Limit) { l.TriggerInterval = 0 }, ""},
+		{"no limit", func(l *Limit) { l.Limit = 0 }, ""},
+	}
+	for _, tt := range tests {
+		l := base
+		tt.mod(&l)
+		f, ok := ReadLimit(l)
+		switch {
+		case tt.want == "" && ok:
+			t.Errorf("%s: unexpected finding %q", tt.name, f.Message)
+		case tt.want != "" && (!ok || !strings.Contains(f.Message, tt.want)):
+			t.Errorf("%s: finding %q (%v), want it to contain %q", tt.name, f.Message, ok, tt.want)
+		}
+	}
+	stage := Result{Limiting: StageSink, Findings: []Finding{{"stage", "sink write is 72 % of batch time; admitting more will not help"}, {"skew", "task t-3 took 3.0× the median task"}}}
+	f, _ := ReadLimit(base)
+	got := stage.WithReadLimit(f)
+	if got.Limiting != StageReadLimit || len(got.Findings) != 2 || got.Findings[0].Kind != "limit" || got.Findings[1].Kind != "skew" {
+		t.Errorf("WithReadLimit = %+v", got)
+	}
+	if len(stage.Findings) != 2 || stage.Limiting != StageSink {
+		t.Error("WithReadLimit changed its receiver")
 	}
 }

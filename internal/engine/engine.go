@@ -83,6 +83,15 @@ type Config struct {
 	// RequiredColumns are the source columns the query reads (nil = all);
 	// sources that can prune skip building the others.
 	RequiredColumns []string
+	// NoDataProgressInterval is how often an idle query reports it is idle
+	// (spark.sql.streaming.noDataProgressEventInterval); 0 = 10 s.
+	NoDataProgressInterval time.Duration
+	// LatestSampleEvery is how often the latest offsets of a source that
+	// reports them (source.LatestReporter) are sampled between batches:
+	// 0 = DefaultLatestSampleEvery, negative = only at the end of each
+	// batch (tests on a fake clock). Once and availableNow queries do not
+	// sample: their lag is measured against the snapshot they drain.
+	LatestSampleEvery time.Duration
 }
 
 // TaskInfo measures one task.
@@ -117,10 +126,17 @@ type BatchInfo struct {
 	// BatchTimestamp is the logged batch time (current_timestamp()).
 	BatchTimestamp time.Time
 	Start, End     source.Offset // End also = offsets/N
-	Latest         source.Offset
-	NumInputRows   int64
-	InputBytes     int64
-	NumOutputRows  int64
+	// Latest is the latest offset the batch was planned against (progress
+	// latestOffset, as in Spark).
+	Latest source.Offset
+	// LatestAfter is the latest offset sampled right after the batch
+	// committed (nil when the source reports none or did not answer in
+	// time), and LatestAfterAt when it was asked: the lag the batch left.
+	LatestAfter   source.Offset
+	LatestAfterAt time.Time
+	NumInputRows  int64
+	InputBytes    int64
+	NumOutputRows int64
 	// NumDeadLetters counts rows routed to the dead-letter sink.
 	NumDeadLetters int64
 	Durations      map[string]time.Duration // Spark's durationMs keys
@@ -138,11 +154,36 @@ type BatchInfo struct {
 type Observer interface {
 	QueryStarted(q *Query)
 	// OffsetsObserved is called after every trigger's look at the source's
-	// latest offsets, batch or not (lag-in-seconds sampling).
+	// latest offsets, batch or not, and for every sample of the
+	// latest-offset sampler (about once a second and at every batch end):
+	// lag, arrival rate and drain ETA rest on these. Samples are taken
+	// from the sampler's own goroutine, concurrently with the other
+	// methods, and may arrive out of time order.
 	OffsetsObserved(q *Query, latest source.Offset, at time.Time)
 	BatchCompleted(q *Query, info *BatchInfo)
-	Idle(q *Query, t time.Time)
+	// Idle is called after a trigger that ran no batch, at most once per
+	// Config.NoDataProgressInterval: after the first such trigger of the
+	// run, then every interval while the query stays idle (an executed
+	// batch restarts the interval), as Spark reports idleness.
+	Idle(q *Query, info *IdleInfo)
 	QueryTerminated(q *Query, err error)
+}
+
+// IdleInfo describes a trigger that found nothing to run, for an idle
+// progress report (Spark's no-execution progress).
+type IdleInfo struct {
+	TriggerStart time.Time
+	// Durations has Spark's keys of an idle trigger: latestOffset and
+	// triggerExecution.
+	Durations map[string]time.Duration
+	// Position is where the query stands (the trigger's start and end
+	// offset); Latest what the source reported.
+	Position, Latest source.Offset
+	// LastBatchID is the last executed batch, -1 for none.
+	LastBatchID int64
+	// First is true for the first idle report of a run that has executed
+	// no batch yet: Spark records it as progress but posts no idle event.
+	First bool
 }
 
 // Status is the query's current activity, Spark's StreamingQueryStatus.
@@ -159,14 +200,31 @@ type Query struct {
 	cp    *checkpoint.Checkpoint
 	runID string
 
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
+	// cancel ends everything, the running batch included (Stop, or the
+	// end of StopGracefully's wait); soft only stops admission: no new
+	// trigger starts, a planned batch is not run, a running one finishes
+	// (StopGracefully). hardCtx is what a logged batch runs under.
+	cancel  context.CancelFunc
+	soft    context.CancelFunc
+	hardCtx context.Context
+	done    chan struct{}
+	err     error
+	// failed is the error of a batch that failed on its own while a
+	// graceful stop was under way (the trigger loop treats errors after
+	// a stop request as the stop).
+	failed error
+	// running is the id of the batch being executed, -1 between batches.
+	running atomic.Int64
+	// stopRequested is set by StopGracefully.
+	stopRequested atomic.Bool
+
+	sampler *sampler // nil: the source does not report latest offsets alone
 
 	mu     sync.Mutex
 	status Status
 
 	// Loop state, owned by the query goroutine.
+	attempt    attempt // the last trigger that planned without running
 	nextBatch  int64
 	start      source.Offset
 	replay     bool
@@ -190,6 +248,17 @@ type Query struct {
 	// has terminated).
 	ended atomic.Bool
 }
+
+// attempt is what a trigger that ran no batch measured.
+type attempt struct {
+	start  time.Time
+	asked  time.Duration
+	latest source.Offset
+}
+
+// DefaultNoDataProgressInterval is Spark's
+// spark.sql.streaming.noDataProgressEventInterval.
+const DefaultNoDataProgressInterval = 10 * time.Second
 
 // Activity is what the query is doing right now, for a watchdog that tells
 // a busy query from a stuck one (the monitor's health).
@@ -342,9 +411,14 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 	for _, o := range cfg.Observers {
 		o.QueryStarted(q)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	q.cancel = cancel
-	go q.run(rctx)
+	hctx, cancel := context.WithCancel(ctx)
+	sctx, soft := context.WithCancel(hctx)
+	q.hardCtx, q.cancel, q.soft = hctx, cancel, soft
+	q.running.Store(-1)
+	if q.sampler = newSampler(q); q.sampler != nil {
+		q.sampler.start(sctx)
+	}
+	go q.run(sctx)
 	return q, nil
 }
 
@@ -396,12 +470,52 @@ func (q *Query) recover(ctx context.Context) error {
 	return nil
 }
 
-// Stop asks the query to stop after the current batch's work is abandoned
-// and waits for it. A batch cut short is re-run on the next start.
+// Stop stops the query at once, abandoning the running batch, and waits
+// for it. A batch cut short is re-run on the next start with exactly its
+// logged offsets.
 func (q *Query) Stop() error {
 	q.cancel()
 	<-q.done
 	return q.err
+}
+
+// ErrBatchAbandoned is returned (wrapped) by StopGracefully when its
+// deadline passed before the running batch committed: the batch was
+// abandoned and re-runs from the checkpoint on the next start.
+var ErrBatchAbandoned = errors.New("the running batch was abandoned; it re-runs from the checkpoint on the next start")
+
+// StopGracefully stops admitting — no new trigger starts, and a batch
+// planned but not yet logged is dropped — lets the running batch finish
+// and commit, and waits for the query to end. If ctx ends first, the batch
+// is abandoned as Stop does and the error wraps ErrBatchAbandoned. What
+// happened is logged. It returns the query's own failure otherwise (nil
+// for a clean stop).
+func (q *Query) StopGracefully(ctx context.Context) error {
+	if !q.stopRequested.Swap(true) {
+		if id := q.running.Load(); id >= 0 {
+			q.log.Info("stop requested: no new batches; finishing the running batch", "batch", id)
+		} else {
+			q.log.Info("stop requested: no new batches")
+		}
+	}
+	q.soft()
+	select {
+	case <-q.done:
+		if q.err == nil {
+			q.log.Info("stopped", "lastCommittedBatch", q.nextBatch-1)
+		}
+		return q.err
+	case <-ctx.Done():
+	}
+	id := q.running.Load()
+	q.cancel()
+	<-q.done
+	if id < 0 {
+		return q.err
+	}
+	q.log.Warn("stop timed out while a batch was running: abandoned it; it re-runs from the checkpoint on the next start",
+		"batch", id, "cause", context.Cause(ctx))
+	return fmt.Errorf("batch %d: %w", id, ErrBatchAbandoned)
 }
 
 // Done is closed when the query has terminated.
@@ -434,6 +548,10 @@ func (q *Query) BatchesCompleted() int64 { return q.batchesDone.Load() }
 func (q *Query) run(ctx context.Context) {
 	defer close(q.done)
 	err := q.loop(ctx)
+	if err == nil && q.failed != nil {
+		err = q.failed
+	}
+	q.sampler.stopAndWait()
 	q.ended.Store(true)
 	if err != nil {
 		q.log.Error("query terminated with error", "err", err)
@@ -479,14 +597,20 @@ func (q *Query) loop(ctx context.Context) error {
 	if t.Kind != q.cfg.Trigger.Kind {
 		current = func() trigger.Trigger { return t }
 	}
-	lastIdle := time.Time{}
+	every := q.cfg.NoDataProgressInterval
+	if every <= 0 {
+		every = DefaultNoDataProgressInterval
+	}
+	var lastIdle time.Time // zero: no idle report and no batch in this run yet
 	return trigger.RunDynamic(ctx, current, q.cfg.Clock, q.log, func(ctx context.Context, intended time.Time) (trigger.Result, error) {
 		q.intended = intended
 		if q.replay {
 			q.replay = false
-			if err := q.runBatch(ctx, q.nextBatch, true); err != nil {
+			if err := q.runBatch(q.hardCtx, q.nextBatch, true); err != nil {
+				q.noteFailure(err)
 				return trigger.Result{}, err
 			}
+			lastIdle = q.cfg.Clock.Now()
 			// Once re-runs only the uncommitted batch, as Spark does.
 			return trigger.Result{Ran: true, Done: t.Kind == trigger.Once}, nil
 		}
@@ -494,38 +618,68 @@ func (q *Query) loop(ctx context.Context) error {
 		if err != nil {
 			return trigger.Result{}, err
 		}
-		if !ran {
-			now := q.cfg.Clock.Now()
-			if now.Sub(lastIdle) >= 10*time.Second {
-				lastIdle = now
-				for _, o := range q.cfg.Observers {
-					o.Idle(q, now)
-				}
+		now := q.cfg.Clock.Now()
+		switch {
+		case ran:
+			lastIdle = now
+		case ctx.Err() == nil && (lastIdle.IsZero() || now.Sub(lastIdle) >= every):
+			info := &IdleInfo{TriggerStart: q.attempt.start, Position: q.start, Latest: q.attempt.latest, LastBatchID: q.nextBatch - 1,
+				First: lastIdle.IsZero(), Durations: map[string]time.Duration{"latestOffset": q.attempt.asked, "triggerExecution": now.Sub(q.attempt.start)}}
+			lastIdle = now
+			for _, o := range q.cfg.Observers {
+				o.Idle(q, info)
 			}
 		}
 		return trigger.Result{Ran: ran}, nil
 	})
 }
 
-// planAndRun plans the next batch and runs it; false when there is no new data.
+// lostEverything reports an end offset with no partitions after a start
+// with some (every topic deleted): such a batch reads nothing and must not
+// be logged, since an empty offset would lose the positions.
+func lostEverything(start, end source.Offset) bool {
+	st, ok1 := start.(source.PartitionedOffset)
+	en, ok2 := end.(source.PartitionedOffset)
+	return ok1 && ok2 && len(en.Partitions()) == 0 && len(st.Partitions()) > 0
+}
+
+// noteFailure keeps the error of a logged batch that failed on its own
+// (not by a hard stop) after a graceful stop was requested, which the
+// trigger loop would otherwise take for the stop. Planning errors are not
+// kept: planning runs under the context a graceful stop cancels.
+func (q *Query) noteFailure(err error) {
+	if q.stopRequested.Load() && q.hardCtx.Err() == nil {
+		q.failed = err
+	}
+}
+
+// planAndRun plans the next batch and runs it; false when there is no new
+// data. ctx ends when admission stops (StopGracefully): a batch planned
+// then is dropped before it is logged. A logged batch runs under the
+// query's hard context, so a graceful stop lets it finish.
 func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	triggerStart := q.cfg.Clock.Now()
 	q.setStatus(fmt.Sprintf("Getting offsets from %s", q.cfg.Source.Description()), false, true)
-	end, latest, ainfo, err := q.plan(ctx, once)
+	end, latest, ainfo, asked, err := q.plan(ctx, once)
 	if err != nil {
 		return false, fmt.Errorf("batch %d: get latest offsets: %w", q.nextBatch, err)
 	}
-	latestDur := q.cfg.Clock.Now().Sub(triggerStart)
+	planning := q.cfg.Clock.Now().Sub(triggerStart) - asked
+	q.attempt = attempt{start: triggerStart, asked: asked, latest: latest}
 	q.lastLatest = latest
 	q.caughtUp.Store(latest.JSON() == q.start.JSON())
 	for _, o := range q.cfg.Observers {
 		o.OffsetsObserved(q, latest, triggerStart)
 	}
-	if end.JSON() == q.start.JSON() {
+	if end.JSON() == q.start.JSON() || lostEverything(q.start, end) {
 		q.setStatus("Waiting for data to arrive", false, false)
 		return false, nil
 	}
+	if ctx.Err() != nil { // stopping: admit nothing more
+		return false, nil
+	}
 	id := q.nextBatch
+	q.running.Store(id) // in flight from its log entry on
 	q.setStatus("Writing offsets to log", true, true)
 	walStart := q.cfg.Clock.Now()
 	conf := ainfo.Conf()
@@ -534,6 +688,7 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	}
 	meta := checkpoint.BatchMetadata{TimestampMs: walStart.UnixMilli(), Conf: conf}
 	if err := q.cp.WriteOffsets(id, meta, []string{end.JSON()}); err != nil {
+		q.running.Store(-1)
 		return false, fmt.Errorf("batch %d: write offsets log: %w", id, err)
 	}
 	if err := q.cp.Purge(q.cfg.MinBatchesToRetain); err != nil {
@@ -542,9 +697,10 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	info := &BatchInfo{
 		BatchID: id, TriggerStart: triggerStart, BatchTimestamp: time.UnixMilli(meta.TimestampMs),
 		Start: q.start, End: end, Latest: latest, Admission: ainfo,
-		Durations: map[string]time.Duration{"latestOffset": latestDur, "walCommit": q.cfg.Clock.Now().Sub(walStart)},
+		Durations: map[string]time.Duration{"latestOffset": asked, "queryPlanning": planning, "walCommit": q.cfg.Clock.Now().Sub(walStart)},
 	}
-	if err := q.execute(ctx, info); err != nil {
+	if err := q.execute(q.hardCtx, info); err != nil {
+		q.noteFailure(err)
 		return false, err
 	}
 	return true, nil
@@ -570,7 +726,9 @@ func (q *Query) runBatch(ctx context.Context, id int64, replay bool) error {
 	info := &BatchInfo{
 		BatchID: id, Replayed: replay, TriggerStart: triggerStart, BatchTimestamp: time.UnixMilli(meta.TimestampMs),
 		Start: q.start, End: end, Latest: end, Admission: ainfo,
-		Durations: map[string]time.Duration{},
+		// Nothing was asked, planned or logged: the batch comes from its
+		// offsets/N file.
+		Durations: map[string]time.Duration{"latestOffset": 0, "queryPlanning": 0, "walCommit": 0},
 	}
 	return q.execute(ctx, info)
 }
@@ -579,12 +737,16 @@ func (q *Query) runBatch(ctx context.Context, id int64, replay bool) error {
 // checkpoint, and reports.
 func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 	id := info.BatchID
+	q.running.Store(id)
+	defer q.running.Store(-1)
 	q.setStatus("Processing new data", true, true)
-	addStart := q.cfg.Clock.Now()
+	openStart := q.cfg.Clock.Now()
 	reader, err := q.cfg.Source.Open(ctx, info.Start, info.End)
 	if err != nil {
 		return fmt.Errorf("batch %d: open source: %w", id, err)
 	}
+	addStart := q.cfg.Clock.Now()
+	info.Durations["getBatch"] = addStart.Sub(openStart)
 	tasks := reader.Tasks()
 	msgs, tinfos, err := q.runTasks(ctx, id, reader, tasks, info.BatchTimestamp)
 	if cerr := reader.Close(); cerr != nil && err == nil {
@@ -634,6 +796,12 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 		info.SourceMetrics = m.Metrics(info.End, latest)
 	}
 	info.Diagnosis = q.diagnose(info, sinkCommit)
+	if q.sampler != nil {
+		info.LatestAfterAt = q.cfg.Clock.Now()
+		if latest := q.sampler.sampleNow(ctx); latest != nil {
+			info.LatestAfter = q.sampler.part.PartitionOffset(latest)
+		}
+	}
 	q.remember(info)
 	q.start = info.End
 	q.nextBatch = id + 1
@@ -738,6 +906,38 @@ func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Re
 			dlw.Abort(ctx)
 		}
 	}
+	// deadLetters routes rows to the dead-letter sink, or fails the task
+	// with the first reason when the query has none.
+	deadLetters := func(ctx context.Context, dls []DeadLetter) error {
+		if len(dls) == 0 {
+			return nil
+		}
+		if q.cfg.DeadLetter == nil {
+			return errors.New(dls[0].Reason)
+		}
+		if dlw == nil {
+			var derr error
+			if dlw, derr = q.cfg.DeadLetter.NewWriter(ctx, id, idx, DeadLetterSchema); derr != nil {
+				return fmt.Errorf("open dead-letter writer: %w", derr)
+			}
+		}
+		if derr := dlw.Write(ctx, deadLetterBatch(dls, id)); derr != nil {
+			return fmt.Errorf("write dead letters: %w", derr)
+		}
+		res.info.DeadLetters += int64(len(dls))
+		return nil
+	}
+	// Rows the source could not convert (source.Reject) take the same way.
+	ctx = source.WithReject(ctx, func(ctx context.Context, rows *batch.Batch, reasons []string) error {
+		dls := make([]DeadLetter, 0, len(reasons))
+		for i, r := range reasons {
+			dls = append(dls, DeadLetter{Reason: r, Input: rows, Row: i})
+		}
+		if err := deadLetters(ctx, dls); err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+		return nil
+	})
 	var inEmit time.Duration
 	readStart := time.Now()
 	err = reader.Read(ctx, t, func(ctx context.Context, b *batch.Batch) error {
@@ -753,20 +953,8 @@ func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Re
 			if out, dls, terr = q.cfg.Transform.Apply(b, batchTime); terr != nil {
 				return fmt.Errorf("transform: %w", terr)
 			}
-			if len(dls) > 0 {
-				if q.cfg.DeadLetter == nil {
-					return fmt.Errorf("transform: %s", dls[0].Reason)
-				}
-				if dlw == nil {
-					var derr error
-					if dlw, derr = q.cfg.DeadLetter.NewWriter(ctx, id, idx, DeadLetterSchema); derr != nil {
-						return fmt.Errorf("open dead-letter writer: %w", derr)
-					}
-				}
-				if derr := dlw.Write(ctx, deadLetterBatch(dls, id)); derr != nil {
-					return fmt.Errorf("write dead letters: %w", derr)
-				}
-				res.info.DeadLetters += int64(len(dls))
+			if err := deadLetters(ctx, dls); err != nil {
+				return fmt.Errorf("transform: %w", err)
 			}
 		}
 		t1 := time.Now()
@@ -811,7 +999,7 @@ func (q *Query) diagnose(info *BatchInfo, sinkCommit time.Duration) diagnose.Res
 	db := diagnose.Batch{
 		Duration:   info.Durations["triggerExecution"],
 		Checkpoint: info.Durations["walCommit"] + info.Durations["commitOffsets"],
-		Planning:   info.Durations["latestOffset"],
+		Planning:   info.Durations["latestOffset"] + info.Durations["queryPlanning"],
 		SinkCommit: sinkCommit,
 		Workers:    info.Workers,
 		// The interval the batch ran under (set before diagnose is called).

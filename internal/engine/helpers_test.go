@@ -35,6 +35,7 @@ type recorder struct {
 	infos   []*engine.BatchInfo
 	latest  []source.Offset
 	idle    int
+	idles   []*engine.IdleInfo
 	termErr error
 	// after, when set, runs after each batch is recorded.
 	after func(q *engine.Query, info *engine.BatchInfo)
@@ -62,9 +63,10 @@ func (r *recorder) BatchCompleted(q *engine.Query, info *engine.BatchInfo) {
 	}
 }
 
-func (r *recorder) Idle(*engine.Query, time.Time) {
+func (r *recorder) Idle(_ *engine.Query, info *engine.IdleInfo) {
 	r.mu.Lock()
 	r.idle++
+	r.idles = append(r.idles, info)
 	r.mu.Unlock()
 }
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/source"
@@ -47,31 +48,40 @@ func (q *Query) currentTrigger() trigger.Trigger {
 
 // plan asks the source what is available and the planner how much of it
 // the next batch takes. It returns the batch's end (start when there is
-// nothing to run), the latest offset and the decision.
-func (q *Query) plan(ctx context.Context, once bool) (end, latest source.Offset, d admission.Decision, err error) {
+// nothing to run), the latest offset, the decision and how long the
+// source took to answer (progress latestOffset; the rest of planning is
+// queryPlanning).
+func (q *Query) plan(ctx context.Context, once bool) (end, latest source.Offset, d admission.Decision, asked time.Duration, err error) {
 	in := admission.Input{BatchID: q.nextBatch, Once: once, Limits: q.Limits(), History: q.history, Reserved: q.sinkReserve}
 	if q.cfg.LagSeconds != nil && in.Limits.Mode == admission.ModeAdaptive {
 		in.LagSeconds = q.cfg.LagSeconds()
 	}
 	switch src := q.cfg.Source.(type) {
 	case source.Partitioned:
+		t0 := q.cfg.Clock.Now()
 		from, lt, err := src.Available(ctx, q.start)
+		asked = q.cfg.Clock.Now().Sub(t0)
 		if err != nil {
-			return nil, nil, d, err
+			return nil, nil, d, asked, err
 		}
 		in.Start, in.Latest, in.Now = from, lt, q.cfg.Clock.Now()
 		d = admission.Plan(in)
 		if d.Released {
 			q.history.LastRelease = in.Now
 		}
-		return src.PartitionOffset(d.End), src.PartitionOffset(lt), d, nil
+		return src.PartitionOffset(d.End), src.PartitionOffset(lt), d, asked, nil
 	case source.Limited:
 		in.Now = q.cfg.Clock.Now()
 		d = admission.Plan(in)
+		t0 := q.cfg.Clock.Now()
 		end, latest, err = src.Latest(ctx, q.start, d.ReadLimit)
-		return end, latest, d, err
+		asked = q.cfg.Clock.Now().Sub(t0)
+		if err == nil && d.ReadLimit != (source.ReadLimit{}) && end.JSON() != latest.JSON() {
+			d.Bound = true // the source stopped short of what it has: the limit did
+		}
+		return end, latest, d, asked, err
 	}
-	return nil, nil, d, fmt.Errorf("source %s reports neither partition offsets nor its own batch ends", q.cfg.Source.Description())
+	return nil, nil, d, 0, fmt.Errorf("source %s reports neither partition offsets nor its own batch ends", q.cfg.Source.Description())
 }
 
 // remember adds a finished batch to admission's history.

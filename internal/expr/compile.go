@@ -373,7 +373,7 @@ func arithmetic(n *Binary, l, r cexpr) (cexpr, error) {
 		op = "div"
 	}
 	sql := "(" + l.sql + " " + op + " " + r.sql + ")"
-	return cexpr{ev: &arith{op: n.Op, l: l.ev, r: r.ev, k: k}, sql: sql}, nil
+	return cexpr{ev: &arith{op: n.Op, l: l.ev, r: r.ev, k: k, sql: sql}, sql: sql}, nil
 }
 
 // comparison types and builds = == != <> < <= > >= <=>.

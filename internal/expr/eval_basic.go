@@ -1,6 +1,7 @@
 package expr
 
 import (
+	"errors"
 	"math"
 
 	"github.com/sluice-stream/sluice/batch"
@@ -56,11 +57,19 @@ func constColumn(k batch.Kind, v any, n int) *batch.Column {
 // arith is a binary arithmetic operator over two columns of kind k (for /
 // and DIV the compiler has already cast the operands to DOUBLE and BIGINT).
 // INT results wrap at 32 bits and BIGINT at 64, as in Spark's non-ANSI
-// mode; division and remainder by zero give NULL.
+// mode; division and remainder by zero give NULL, except that with ANSI
+// on a division (/ or DIV) by zero raises Spark's DIVIDE_BY_ZERO.
 type arith struct {
 	op   string
 	l, r evaluator
 	k    batch.Kind
+	sql  string // for error messages
+}
+
+// divideByZero is Spark's DIVIDE_BY_ZERO message, with the expression.
+func (e *arith) divideByZero() string {
+	return `[DIVIDE_BY_ZERO] Division by zero. Use ` + "`try_divide`" + ` to tolerate divisor being 0 and return NULL instead. ` +
+		`If necessary set "spark.sql.ansi.enabled" to "false" to bypass this error. (in ` + e.sql + `)`
 }
 
 func (e *arith) kind() batch.Kind { return e.k }
@@ -83,6 +92,11 @@ func (e *arith) eval(b *batch.Batch, ctx *EvalContext) (*batch.Column, error) {
 	}
 	out := newCol(e.k, n)
 	out.Valid = andValid(n, l, r)
+	if ctx != nil && ctx.ANSI && (e.op == "/" || e.op == "DIV") {
+		if err := e.checkDivisor(r, out, ctx); err != nil {
+			return nil, err
+		}
+	}
 	switch e.k {
 	case batch.Int, batch.Long:
 		x, y, z := l.Ints, r.Ints, out.Ints
@@ -129,6 +143,31 @@ func (e *arith) eval(b *batch.Batch, ctx *EvalContext) (*batch.Column, error) {
 	}
 	zeroNulls(out)
 	return out, nil
+}
+
+// checkDivisor raises DIVIDE_BY_ZERO for a row whose divisor is zero (in
+// ANSI mode), or records it in ctx.RowErrors; the row's result is NULL.
+func (e *arith) checkDivisor(r, out *batch.Column, ctx *EvalContext) error {
+	for i := 0; i < out.Len; i++ {
+		if isNullAt(out, i) {
+			continue
+		}
+		zero := false
+		switch r.Type {
+		case batch.Double:
+			zero = r.Floats[i] == 0
+		default:
+			zero = r.Ints[i] == 0
+		}
+		if !zero {
+			continue
+		}
+		if ctx.RowErrors == nil {
+			return errors.New(e.divideByZero())
+		}
+		ctx.RowErrors.Add(i, e.divideByZero())
+	}
+	return nil
 }
 
 // addSubMul computes z = x op y element-wise for op "+", "-" or "*"; one

@@ -2,6 +2,7 @@ package expr
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -364,5 +365,42 @@ func TestCurrentTimestampPerBatch(t *testing.T) {
 				t.Errorf("row %d = %d, want %d", i, v, step.ctx.BatchTimestamp.UnixMicro())
 			}
 		}
+	}
+}
+
+// TestANSIDivideByZero: with ANSI on, / and DIV by zero raise Spark's
+// DIVIDE_BY_ZERO (or, with RowErrors, record the row and give NULL); off,
+// they are NULL as in Spark's legacy mode. A NULL divisor stays NULL.
+func TestANSIDivideByZero(t *testing.T) {
+	schema := batch.Schema{Fields: []batch.Field{{Name: "a", Type: batch.Long, Nullable: true}, {Name: "b", Type: batch.Long, Nullable: true}}}
+	b := mkBatch(schema, []any{int64(7), int64(2)}, []any{int64(5), int64(0)}, []any{int64(3), nil})
+	const msg = "[DIVIDE_BY_ZERO] Division by zero. Use `try_divide` to tolerate divisor being 0 and return NULL instead. " +
+		`If necessary set "spark.sql.ansi.enabled" to "false" to bypass this error.`
+	for _, src := range []string{"a DIV b", "a / b", "a / CAST(b AS DOUBLE)"} {
+		n, err := Parse(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Compile(n, schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if col, err := c.Eval(b, &EvalContext{}); err != nil || !isNullAt(col, 1) || !isNullAt(col, 2) {
+			t.Errorf("%s, ANSI off: %v, %v; want NULL for the zero and the NULL divisor", src, col, err)
+		}
+		if _, err := c.Eval(b, &EvalContext{ANSI: true}); err == nil || !strings.Contains(err.Error(), msg) || !strings.Contains(err.Error(), "(in (a") {
+			t.Errorf("%s, ANSI on: %v, want %q naming the expression", src, err, msg)
+		}
+		re := &RowErrors{}
+		col, err := c.Eval(b, &EvalContext{ANSI: true, RowErrors: re})
+		if err != nil || re.Len() != 1 || !strings.HasPrefix(re.Reasons[1], msg) || isNullAt(col, 0) || !isNullAt(col, 1) {
+			t.Errorf("%s, ANSI with row errors: %v, %v, %+v; want row 1 recorded and NULL", src, col, err, re.Reasons)
+		}
+	}
+	// % is not a division: NULL, as before.
+	n, _ := Parse("a % b")
+	c, _ := Compile(n, schema)
+	if col, err := c.Eval(b, &EvalContext{ANSI: true}); err != nil || !isNullAt(col, 1) {
+		t.Errorf("a %% b, ANSI: %v, %v", col, err)
 	}
 }

@@ -57,15 +57,22 @@ type Sample struct {
 	// Offset is the consumed offset after the batch: the next offset to
 	// read.
 	Offset int64
-	// Latest is the log end offset the batch was planned against. Use the
-	// planning value, not one fetched after the batch: data that arrived
-	// while the batch ran is not lag the batch could have avoided, and
-	// counting it would flag a healthy query as never catching up.
+	// Latest is the log end offset the batch was planned against: what
+	// the batch could have taken. Latest − Offset > 0 means the read limit
+	// (or minOffsetsPerTrigger) left records behind.
 	Latest int64
+	// Head is the log end sampled right after the batch committed, which
+	// also counts the records that arrived while the batch ran: the real
+	// lag it left. 0 means not sampled (Latest stands in).
+	Head int64
 }
 
-// Lag is the records behind at the sample: Latest − Offset, at least 0.
+// Lag is the records the plan left behind: Latest − Offset, at least 0.
 func (s Sample) Lag() int64 { return max(0, s.Latest-s.Offset) }
+
+// Behind is the records behind when the batch committed: max(Head,
+// Latest) − Offset, at least 0.
+func (s Sample) Behind() int64 { return max(0, max(s.Head, s.Latest)-s.Offset) }
 
 // DefaultWindow is the default number of recent batches evaluated
 // (Burrow's intervals).
@@ -110,30 +117,42 @@ type Health struct {
 }
 
 // Evaluate judges one partition from its recent samples (oldest first; only
-// the newest cfg.Window are used) at time now. Rules, first match wins:
+// the newest cfg.Window are used) at time now. "Behind" is the lag when a
+// batch committed (Sample.Behind, from the sampled head); the "planned"
+// lag is what the batch's plan left (Sample.Lag). Rules, first match wins:
 //
 //  1. ERR — no samples.
 //  2. REWIND — the consumed offset decreased between two samples. Checked
 //     first so that a rewind is seen even when the lag is now zero
 //     (Burrow #716).
-//  3. OK — no lag at the newest sample.
+//  3. OK — nothing behind at the newest sample.
 //  4. STOP — now − last commit exceeds the threshold (cfg.StopAfter, or the
 //     window's span) while behind.
-//  5. OK — the lag was zero at some sample of the window: the query caught
-//     up recently, the current lag is a burst.
-//  6. OK — a single sample: no trend yet.
-//  7. STALL — the consumed offset did not move across the window while
+//  5. WARN — the lag grew: behind increased at each of the last k ≥ 2
+//     batches while offsets advanced, and either the plan left records
+//     behind and the growth exceeds what a batch read, or (no read limit
+//     holding the query back) k ≥ 3 and behind at least doubled. Checked
+//     before the escapes below, so a caught-up batch just before a spike
+//     does not hide it.
+//  6. OK — the newest batch took everything its plan saw (what is behind
+//     arrived while it ran), or the plan left nothing behind at some
+//     sample of the window: the query caught up recently.
+//  7. OK — a single sample: no trend yet.
+//  8. STALL — the consumed offset did not move across the window while
 //     behind.
-//  8. WARN — offsets advanced but the lag never decreased from one sample
-//     to the next: the query keeps pace at best and is not catching up.
-//  9. OK — the lag decreased at least once.
+//  9. WARN — offsets advanced but the planned lag never decreased from
+//     one sample to the next: the query keeps pace at best and is not
+//     catching up.
+//  10. OK — the lag decreased at least once.
 //
-// This is Burrow's evaluator with two changes: REWIND is checked before the
-// zero-lag escape, and STOP before the "zero lag somewhere in the window"
-// escape, so a query that stops right after a burst is still reported.
+// This is Burrow's evaluator with three changes: REWIND is checked before
+// the zero-lag escape, STOP and lag growth before the "zero lag somewhere
+// in the window" escape (a query that stops, or falls behind, right after
+// a burst is still reported), and lag is measured both against the plan
+// and against a head sampled independently of it.
 //
 // To evaluate between batches (e.g. for a UI while a batch runs), pass a
-// copy of the window whose newest sample has Latest raised to the newest
+// copy of the window whose newest sample has Head raised to the newest
 // known latest offset, so that data arriving at a stuck query counts.
 func Evaluate(window []Sample, now time.Time, cfg Config) Health {
 	cfg = cfg.withDefaults()
@@ -147,7 +166,7 @@ func Evaluate(window []Sample, now time.Time, cfg Config) Health {
 		return h
 	}
 	first, last := window[0], window[n-1]
-	h.Lag = last.Lag()
+	h.Lag = last.Behind()
 	for i := n - 1; i > 0; i-- {
 		if prev, cur := window[i-1], window[i]; cur.Offset < prev.Offset {
 			h.Status = StatusRewind
@@ -168,6 +187,18 @@ func Evaluate(window []Sample, now time.Time, cfg Config) Health {
 		h.Status = StatusStop
 		h.Reason = fmt.Sprintf("no commit for %s (threshold %s) since batch %d, while %d records behind",
 			idle.Round(time.Millisecond), threshold.Round(time.Millisecond), last.Batch, h.Lag)
+		return h
+	}
+	if from, ok := grew(window); ok {
+		f := window[from]
+		h.Status = StatusWarn
+		h.Reason = fmt.Sprintf("lag grew from %d to %d records over the last %d batches while offsets advanced from %d to %d",
+			f.Behind(), h.Lag, n-from, f.Offset, last.Offset)
+		return h
+	}
+	if last.Lag() == 0 {
+		h.Status = StatusOK
+		h.Reason = fmt.Sprintf("%d records arrived while batch %d ran; it took all its plan saw", h.Lag, last.Batch)
 		return h
 	}
 	for i := n - 2; i >= 0; i-- {
@@ -196,19 +227,45 @@ func Evaluate(window []Sample, now time.Time, cfg Config) Health {
 	}
 	if !decreased {
 		h.Status = StatusWarn
-		if h.Lag > first.Lag() {
+		if last.Lag() > first.Lag() {
 			h.Reason = fmt.Sprintf("lag grew from %d to %d records over the last %d batches while offsets advanced from %d to %d",
-				first.Lag(), h.Lag, n, first.Offset, last.Offset)
+				first.Lag(), last.Lag(), n, first.Offset, last.Offset)
 		} else {
 			h.Reason = fmt.Sprintf("lag stayed at %d records over the last %d batches while offsets advanced from %d to %d",
-				h.Lag, n, first.Offset, last.Offset)
+				last.Lag(), n, first.Offset, last.Offset)
 		}
 		return h
 	}
 	h.Status = StatusOK
 	h.Reason = fmt.Sprintf("lag went from %d to %d records over the last %d batches, decreasing at least once",
-		first.Lag(), h.Lag, n)
+		first.Behind(), h.Lag, n)
 	return h
+}
+
+// grew finds the run of newest samples over which the lag grew (rule 5 of
+// Evaluate) and returns the index where it starts.
+func grew(w []Sample) (from int, ok bool) {
+	n := len(w)
+	from = n - 1
+	for from > 0 && w[from].Behind() > w[from-1].Behind() && w[from].Offset > w[from-1].Offset {
+		from--
+	}
+	steps := n - 1 - from
+	if steps < 2 {
+		return 0, false
+	}
+	first, last := w[from], w[n-1]
+	growth := last.Behind() - first.Behind()
+	if last.Lag() > 0 {
+		var read int64 // the most one batch of the run advanced
+		for i := from + 1; i < n; i++ {
+			read = max(read, w[i].Offset-w[i-1].Offset)
+		}
+		if growth > read {
+			return from, true
+		}
+	}
+	return from, steps >= 3 && first.Behind() > 0 && last.Behind() >= 2*first.Behind()
 }
 
 // PartitionHealth is one partition's evaluation.
@@ -294,15 +351,15 @@ func (t *Tracker) Forget(p partition.ID) {
 
 // Evaluate evaluates every tracked partition at now (sorted by topic and
 // partition) and the query. heads, if not nil, gives newer latest offsets
-// learned since the last commit; each raises the Latest of its partition's
+// learned since the last commit; each raises the Head of its partition's
 // newest sample for this evaluation only (see Evaluate).
 func (t *Tracker) Evaluate(now time.Time, heads map[partition.ID]int64) ([]PartitionHealth, Health) {
 	t.mu.Lock()
 	parts := make([]PartitionHealth, 0, len(t.windows))
 	for p, w := range t.windows {
-		if head, ok := heads[p]; ok && len(w) > 0 && head > w[len(w)-1].Latest {
+		if head, ok := heads[p]; ok && len(w) > 0 && head > max(w[len(w)-1].Head, w[len(w)-1].Latest) {
 			w = slices.Clone(w)
-			w[len(w)-1].Latest = head
+			w[len(w)-1].Head = head
 		}
 		parts = append(parts, PartitionHealth{Partition: p, Health: Evaluate(w, now, t.cfg)})
 	}

@@ -82,6 +82,75 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
+// heads builds samples one second apart from (offset, planned latest,
+// sampled head) triples, batches numbered from 1.
+func heads(triples ...int64) []Sample {
+	var out []Sample
+	for i := 0; i < len(triples); i += 3 {
+		n := int64(i / 3)
+		out = append(out, Sample{Batch: n + 1, Time: at(float64(n)), Offset: triples[i], Latest: triples[i+1], Head: triples[i+2]})
+	}
+	return out
+}
+
+// TestEvaluateWithSampledHeads: the lag a batch leaves is measured against
+// the head sampled after it, not only against its plan.
+func TestEvaluateWithSampledHeads(t *testing.T) {
+	tests := []struct {
+		name      string
+		window    []Sample
+		want      Status
+		wantLag   int64
+		reasonHas []string
+	}{
+		// A limit of 12,000 per batch, 32,000 arriving per batch: one
+		// caught-up batch before the spike must not hide the growth.
+		{"spike under a binding limit", heads(
+			10_000, 10_000, 10_100,
+			22_000, 40_000, 42_000,
+			34_000, 72_000, 74_000,
+			46_000, 104_000, 106_000), StatusWarn, 60_000,
+			[]string{"lag grew from 100 to 60000 records over the last 4 batches", "offsets advanced from 10000 to 46000"}},
+		{"healthy without a limit: what arrived during the batch", heads(
+			1_000, 1_000, 1_180,
+			1_200, 1_200, 1_390,
+			1_400, 1_400, 1_570,
+			1_600, 1_600, 1_810), StatusOK, 210,
+			[]string{"210 records arrived while batch 4 ran; it took all its plan saw"}},
+		{"no limit, batches snowball", heads(
+			1_000, 1_000, 1_500,
+			1_600, 1_600, 2_600,
+			2_700, 2_700, 4_700,
+			4_800, 4_800, 8_800), StatusWarn, 4_000,
+			[]string{"lag grew from 500 to 4000 records over the last 4 batches"}},
+		// At equilibrium the lag wobbles by less than a batch reads: no
+		// growth alarm (the planned lag decreased once: OK).
+		{"binding limit at equilibrium", heads(
+			10_000, 15_000, 15_400,
+			22_000, 27_100, 27_500,
+			34_000, 39_000, 39_600,
+			46_000, 51_200, 51_700), StatusOK, 5_700, []string{"decreasing at least once"}},
+		{"draining after a spike", heads(
+			46_000, 104_000, 106_000,
+			58_000, 108_000, 110_000,
+			70_000, 112_000, 113_000), StatusOK, 43_000, []string{"from 60000 to 43000"}},
+		{"caught up with nothing arriving", heads(500, 500, 500), StatusOK, 0, []string{"caught up at offset 500"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := Evaluate(tt.window, at(float64(len(tt.window)-1)), Config{})
+			if h.Status != tt.want || h.Lag != tt.wantLag {
+				t.Errorf("Evaluate = %v lag %d (%q), want %v lag %d", h.Status, h.Lag, h.Reason, tt.want, tt.wantLag)
+			}
+			for _, s := range tt.reasonHas {
+				if !strings.Contains(h.Reason, s) {
+					t.Errorf("reason %q lacks %q", h.Reason, s)
+				}
+			}
+		})
+	}
+}
+
 func TestEvaluateComplete(t *testing.T) {
 	h := Evaluate(growing(4, 10, 5, 1), at(3), Config{Window: 8})
 	if h.Samples != 4 || h.Complete != 0.5 {

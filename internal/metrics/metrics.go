@@ -78,6 +78,8 @@ type Metrics struct {
 
 	lastDuration, lastBatchID, lastBatchTime                   *prometheus.GaugeVec
 	triggerInterval, durationRatio, schedDelay, busy, skew     *prometheus.GaugeVec
+	queryBusy                                                  *prometheus.GaugeVec
+	limitBound                                                 *prometheus.CounterVec
 	inRate, procRate, inBytesRate, procBytesRate               *prometheus.GaugeVec
 	arrivalRate, capacityRate                                  *prometheus.GaugeVec
 	lagRecords, lagSeconds, drainETA, drainNever, health       *prometheus.GaugeVec
@@ -129,6 +131,8 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	m.durationRatio = gauge("sluice_batch_duration_trigger_ratio", "Last batch duration divided by the trigger interval; above 1 the query falls behind its trigger.", q)
 	m.schedDelay = gauge("sluice_scheduling_delay_seconds", "How late the last batch started after its trigger boundary.", q)
 	m.busy = gauge("sluice_worker_busy_ratio", "Task time over (batch wall time x workers) in the last batch.", q)
+	m.queryBusy = gauge("sluice_busy_ratio", "Share of wall time the query was busy in the last batch: its duration over the time since the previous batch ended (Flink's busy time; idle trigger time counted).", q)
+	m.limitBound = counter("sluice_limit_bound_batches_total", "Batches the read limit held back: they ended short of what was available.")
 	m.skew = gauge("sluice_task_skew_ratio", "Slowest task time over median task time in the last batch.", q)
 	m.inRate = gauge("sluice_input_rows_per_second", "Rows per second read, over the time since the previous batch started.", q)
 	m.procRate = gauge("sluice_processed_rows_per_second", "Rows per second processed, over the last batch duration.", q)
@@ -297,7 +301,8 @@ func (q *Query) ObserveProgress(p *progress.Progress) {
 		m.triggerInterval.WithLabelValues(l).Set(seconds(t.TriggerIntervalMs))
 		m.durationRatio.WithLabelValues(l).Set(float64(t.BatchDurationVsTrigger))
 		m.schedDelay.WithLabelValues(l).Set(seconds(t.SchedulingDelayMs))
-		m.busy.WithLabelValues(l).Set(float64(t.BusyRatio))
+		m.busy.WithLabelValues(l).Set(float64(t.WorkerUtilization))
+		m.queryBusy.WithLabelValues(l).Set(float64(t.BusyRatio))
 		m.skew.WithLabelValues(l).Set(float64(t.TaskSkew))
 	}
 	if t := s.Throughput; t != nil {
@@ -307,6 +312,11 @@ func (q *Query) ObserveProgress(p *progress.Progress) {
 	}
 	if a := s.Admission; a != nil {
 		m.limit.WithLabelValues(l).Set(float64(a.Limit))
+		if a.LimitBound {
+			m.limitBound.WithLabelValues(l).Inc()
+		} else {
+			m.limitBound.WithLabelValues(l).Add(0) // present from the first batch
+		}
 	}
 	q.setState(s)
 }

@@ -31,11 +31,11 @@ func sample(batch int64, eta progress.ETA, parts ...progress.PartitionLag) *prog
 			Lag: &progress.LagInfo{Records: records, Seconds: progress.Double(seconds), DrainETASeconds: eta,
 				ArrivalRowsPerSecond: 450, CapacityRowsPerSecond: 700, Partitions: parts},
 			Timing: &progress.TimingInfo{TriggerIntervalMs: 1000, BatchDurationVsTrigger: 1.5, SchedulingDelayMs: 250,
-				BusyRatio: 0.75, TaskSkew: progress.Ratio(math.NaN())},
+				BusyRatio: 0.6, WorkerUtilization: 0.75, TaskSkew: progress.Ratio(math.NaN())},
 			Throughput: &progress.ThroughputInfo{NumInputBytes: 4096, InputBytesPerSecond: 2048, ProcessedBytesPerSecond: 8192},
 			Checkpoint: &progress.CheckpointInfo{Bytes: 12345, Files: 7},
 			Memory:     &progress.MemoryInfo{BufferedBytes: 999},
-			Admission:  &progress.AdmissionInfo{Limit: 5000, Reason: "maxOffsetsPerTrigger"},
+			Admission:  &progress.AdmissionInfo{Limit: 5000, LimitBound: true, Reason: "maxOffsetsPerTrigger"},
 		},
 	}
 }
@@ -134,6 +134,8 @@ func TestObserveProgress(t *testing.T) {
 		{"sluice_batch_duration_trigger_ratio", ql, 1.5},
 		{"sluice_scheduling_delay_seconds", ql, 0.25},
 		{"sluice_worker_busy_ratio", ql, 0.75},
+		{"sluice_busy_ratio", ql, 0.6},
+		{"sluice_limit_bound_batches_total", ql, 2},
 		{"sluice_task_skew_ratio", ql, math.NaN()},
 		{"sluice_input_rows_per_second", ql, 400},
 		{"sluice_processed_rows_per_second", ql, 666.7},

@@ -32,10 +32,12 @@ package monitor
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,7 +62,7 @@ const MethodAtLeast = "at-least"
 const (
 	DefaultSampleEvery    = time.Second
 	DefaultTableSize      = 120
-	DefaultArrivalWindow  = 30 * time.Second
+	DefaultArrivalWindow  = 5 * time.Second
 	DefaultCapacityWindow = 10
 	DefaultMinStopAfter   = 30 * time.Second
 	// DefaultMinStallAfter is the least time a busy query may go without
@@ -111,7 +113,8 @@ func WithLagSampling(every time.Duration, size int) Option {
 }
 
 // WithArrivalWindow sets the window over which the arrival rate is
-// measured (default 30 s).
+// measured (default 5 s: short enough that the end of a spike shows in the
+// drain ETA within seconds, long enough to span five samples).
 func WithArrivalWindow(d time.Duration) Option { return func(c *config) { c.arrivalWindow = d } }
 
 // Monitor is an engine.Observer. Create one per query with New. Its
@@ -123,6 +126,7 @@ type Monitor struct {
 	size   sizeCache
 
 	prevStart time.Time // trigger start of the previous executed batch; query goroutine only
+	prevEnd   time.Time // end of the previous executed batch; query goroutine only
 
 	mu         sync.Mutex
 	q          *engine.Query
@@ -136,6 +140,9 @@ type Monitor struct {
 	planned    map[partition.ID]int64 // latest offsets that batch was planned against
 	batches    []batchStat            // recent batches, for capacity
 	limit      int64                  // the last batch's record cap (0 = none)
+	bound      bool                   // the last batch's limit held it back
+	started    time.Time              // when the query started (this run)
+	arrivals   []ArrivalPoint         // newest samples' total latest offset, for the UI
 	trig       trigger.Trigger
 	interval   time.Duration    // trigger interval of the last batch
 	diagnosis  *diagnose.Result // of the last batch
@@ -153,9 +160,29 @@ type Monitor struct {
 }
 
 type batchStat struct {
-	rows int64
-	dur  time.Duration
+	rows       int64
+	dur        time.Duration // the whole trigger
+	processing time.Duration // addBatch: the part that grows with the rows
+	limit      int64
+	bound      bool // the limit held the batch back
 }
+
+// ArrivalPoint is one latest-offset sample summed over partitions: the
+// arrival series of the live UI.
+type ArrivalPoint struct {
+	// Timestamp is when the sample was taken (progress time format).
+	Timestamp string `json:"timestamp"`
+	// Offsets is the sum of the partitions' latest offsets.
+	Offsets int64 `json:"offsets"`
+	// RowsPerSecond is the growth since the previous point (absent for
+	// the first, or after the offsets went backwards).
+	RowsPerSecond progress.Double `json:"rowsPerSecond,omitzero"`
+	at            time.Time
+}
+
+// MaxArrivalPoints bounds the arrival series kept for the UI (two minutes
+// at one sample a second, plus batch-end samples).
+const MaxArrivalPoints = 240
 
 // New returns a monitor; without options it keeps the last 100 progress
 // reports and exports no metrics.
@@ -214,6 +241,7 @@ func (m *Monitor) QueryStarted(q *engine.Query) {
 	m.mu.Lock()
 	m.q = q
 	m.trig = cfg.Trigger
+	m.started = time.Now()
 	m.tracker = lag.NewTracker(health)
 	stop, done := make(chan struct{}), make(chan struct{})
 	m.stopWatch, m.watchDone = stop, done
@@ -264,12 +292,68 @@ func (m *Monitor) OffsetsObserved(_ *engine.Query, latest source.Offset, at time
 		m.table.ObserveAll(parts, at)
 		m.lastSample = at
 	}
+	m.addArrival(at)
 }
 
-// Idle implements engine.Observer.
-func (m *Monitor) Idle(q *engine.Query, t time.Time) {
-	m.live()
-	m.bus.PostIdle(progress.IdleEvent{ID: q.ID(), RunID: q.RunID(), Timestamp: progress.FormatTime(t)})
+// addArrival appends the newest heads' total to the arrival series.
+// Callers hold m.mu.
+func (m *Monitor) addArrival(at time.Time) {
+	var total int64
+	for _, h := range m.heads {
+		total += h.Offset
+	}
+	n := len(m.arrivals)
+	if n > 0 && !at.After(m.arrivals[n-1].at) {
+		return
+	}
+	pt := ArrivalPoint{Timestamp: progress.FormatTime(at), Offsets: total, RowsPerSecond: progress.NaN(), at: at}
+	if n > 0 {
+		prev := m.arrivals[n-1]
+		if dt := at.Sub(prev.at).Seconds(); dt > 0 && total >= prev.Offsets {
+			pt.RowsPerSecond = progress.Double(float64(total-prev.Offsets) / dt)
+		}
+	}
+	m.arrivals = append(m.arrivals, pt)
+	if len(m.arrivals) > MaxArrivalPoints {
+		m.arrivals = slices.Delete(m.arrivals, 0, len(m.arrivals)-MaxArrivalPoints)
+	}
+}
+
+// Idle implements engine.Observer: as Spark, an idle trigger's progress
+// (no rows, the batch id of the last executed batch, latestOffset and
+// triggerExecution durations) joins the recent reports, and listeners
+// get onQueryIdle — except for the first idle report of a run that has
+// executed nothing yet. The sluice key carries the live lag and health.
+func (m *Monitor) Idle(q *engine.Query, info *engine.IdleInfo) {
+	st := m.live()
+	dur := info.Durations["triggerExecution"]
+	p := &progress.Progress{ID: q.ID(), RunID: q.RunID(), Name: namePtr(q), Timestamp: progress.FormatTime(info.TriggerStart),
+		BatchID: info.LastBatchID, BatchDuration: ms(dur), DurationMs: map[string]int64{}}
+	for k, d := range info.Durations {
+		p.DurationMs[k] = ms(d)
+	}
+	var pos, latest string
+	if info.Position != nil {
+		pos = info.Position.JSON()
+	}
+	if info.Latest != nil {
+		latest = info.Latest.JSON()
+	}
+	cfg := q.Config()
+	p.Sources = []progress.SourceProgress{{Description: cfg.Source.Description(), StartOffset: progress.OffsetJSON(pos),
+		EndOffset: progress.OffsetJSON(pos), LatestOffset: progress.OffsetJSON(latest)}}
+	p.SumSources()
+	p.Sink = progress.SinkProgress{Description: cfg.Sink.Description()}
+	s := &progress.Sluice{Lag: st.lag, Health: st.health, Checkpoint: st.checkpoint, Memory: st.memory}
+	if iv := q.Limits().TriggerInterval; iv > 0 {
+		s.Timing = &progress.TimingInfo{TriggerIntervalMs: ms(iv), BatchDurationVsTrigger: progress.Ratio(float64(dur) / float64(iv)),
+			BusyRatio: progress.Ratio(math.NaN()), WorkerUtilization: progress.Ratio(math.NaN()), TaskSkew: progress.Ratio(math.NaN())}
+	}
+	p.Sluice = s
+	m.recent.Add(p)
+	if !info.First {
+		m.bus.PostIdle(progress.IdleEvent{ID: q.ID(), RunID: q.RunID(), Timestamp: p.Timestamp})
+	}
 }
 
 // watch re-evaluates health every WatchEvery until stop is closed, so that
@@ -323,8 +407,9 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 // BatchCompleted implements engine.Observer.
 func (m *Monitor) BatchCompleted(q *engine.Query, info *engine.BatchInfo) {
 	p := Build(q, info, m.prevStart)
-	p.Sluice = m.observeBatch(q, info, m.prevStart)
+	p.Sluice = m.observeBatch(q, info, m.prevStart, m.prevEnd)
 	m.prevStart = info.TriggerStart
+	m.prevEnd = info.TriggerStart.Add(info.Durations["triggerExecution"])
 	m.recent.Add(p)
 	m.mu.Lock()
 	mq := m.mq
@@ -334,6 +419,12 @@ func (m *Monitor) BatchCompleted(q *engine.Query, info *engine.BatchInfo) {
 	}
 	m.bus.PostProgress(progress.ProgressEvent{Progress: p})
 }
+
+// SparkDurationKeys are the durationMs keys every batch's progress has, as
+// Spark's micro-batch progress does (a step the batch skipped, such as the
+// planning of a re-run batch, reads 0).
+var SparkDurationKeys = []string{progress.DurLatestOffset, progress.DurGetBatch, progress.DurQueryPlanning, progress.DurWALCommit,
+	progress.DurAddBatch, progress.DurCommitOffsets, progress.DurTriggerExecution}
 
 // Build makes the Spark-shaped part of one batch's progress. prevStart is
 // the trigger start of the previous executed batch (zero for the first).
@@ -349,6 +440,9 @@ func Build(q *engine.Query, info *engine.BatchInfo, prevStart time.Time) *progre
 		BatchDuration: ms(dur),
 		DurationMs:    map[string]int64{},
 	}
+	for _, k := range SparkDurationKeys {
+		p.DurationMs[k] = 0
+	}
 	for k, d := range info.Durations {
 		p.DurationMs[k] = ms(d)
 	}
@@ -356,9 +450,15 @@ func Build(q *engine.Query, info *engine.BatchInfo, prevStart time.Time) *progre
 	if info.Latest != nil {
 		latest = info.Latest.JSON()
 	}
+	// As Spark: a new query's first batch has no start offset (null); the
+	// initial offsets it starts from are in the checkpoint's sources/0/0.
+	var start string
+	if info.BatchID > 0 && info.Start != nil {
+		start = info.Start.JSON()
+	}
 	sp := progress.SourceProgress{
 		Description:            cfg.Source.Description(),
-		StartOffset:            progress.OffsetJSON(info.Start.JSON()),
+		StartOffset:            progress.OffsetJSON(start),
 		EndOffset:              progress.OffsetJSON(info.End.JSON()),
 		LatestOffset:           progress.OffsetJSON(latest),
 		NumInputRows:           info.NumInputRows,
@@ -373,17 +473,33 @@ func Build(q *engine.Query, info *engine.BatchInfo, prevStart time.Time) *progre
 }
 
 // Timing computes the timing group of a batch: trigger interval,
-// duration/trigger ratio, scheduling delay, busy ratio (Σ task time ÷
-// (batch wall time × workers)) and task skew (slowest ÷ median task time).
-func Timing(info *engine.BatchInfo) *progress.TimingInfo {
+// duration/trigger ratio, scheduling delay, busy ratio, worker utilization
+// (Σ task time ÷ (batch wall time × workers)) and task skew (slowest ÷
+// median task time).
+//
+// The busy ratio is Flink's: the share of wall time the query was busy
+// running a batch, idle time waiting for the trigger counted — the batch's
+// duration over the time since the previous batch ended (prevEnd; for the
+// first batch, over its trigger interval when it is longer than the batch).
+// A query that idles half of each trigger reads 0.5.
+func Timing(info *engine.BatchInfo, prevEnd time.Time) *progress.TimingInfo {
 	dur := info.Durations["triggerExecution"]
 	nan := progress.Ratio(math.NaN())
-	t := &progress.TimingInfo{TriggerIntervalMs: ms(info.TriggerInterval), BatchDurationVsTrigger: nan, BusyRatio: nan, TaskSkew: nan}
+	t := &progress.TimingInfo{TriggerIntervalMs: ms(info.TriggerInterval), BatchDurationVsTrigger: nan, BusyRatio: nan,
+		WorkerUtilization: nan, TaskSkew: nan}
 	if info.TriggerInterval > 0 {
 		t.BatchDurationVsTrigger = progress.Ratio(float64(dur) / float64(info.TriggerInterval))
 	}
 	if !info.IntendedStart.IsZero() {
 		t.SchedulingDelayMs = max(0, ms(info.TriggerStart.Sub(info.IntendedStart)))
+	}
+	end := info.TriggerStart.Add(dur)
+	wall := max(dur, info.TriggerInterval)
+	if !prevEnd.IsZero() && end.After(prevEnd) {
+		wall = max(dur, end.Sub(prevEnd))
+	}
+	if dur > 0 && wall > 0 {
+		t.BusyRatio = progress.Ratio(float64(dur) / float64(wall))
 	}
 	if len(info.Tasks) == 0 {
 		return t
@@ -395,7 +511,7 @@ func Timing(info *engine.BatchInfo) *progress.TimingInfo {
 		durs[i] = task.Duration
 	}
 	if dur > 0 && info.Workers > 0 {
-		t.BusyRatio = progress.Ratio(float64(sum) / (float64(dur) * float64(info.Workers)))
+		t.WorkerUtilization = progress.Ratio(float64(sum) / (float64(dur) * float64(info.Workers)))
 	}
 	slices.Sort(durs)
 	n := len(durs)
@@ -427,22 +543,23 @@ func Throughput(info *engine.BatchInfo, prevStart time.Time) *progress.Throughpu
 
 // observeBatch updates the lag state with a completed batch and returns
 // the progress's sluice group.
-func (m *Monitor) observeBatch(q *engine.Query, info *engine.BatchInfo, prevStart time.Time) *progress.Sluice {
+func (m *Monitor) observeBatch(q *engine.Query, info *engine.BatchInfo, prevStart, prevEnd time.Time) *progress.Sluice {
 	end := info.TriggerStart.Add(info.Durations["triggerExecution"])
-	s := &progress.Sluice{Timing: Timing(info), Throughput: Throughput(info, prevStart), Admission: admissionInfo(info),
-		Diagnosis: DiagnosisInfo(info.Diagnosis)}
+	bound := limitBound(info)
+	s := &progress.Sluice{Timing: Timing(info, prevEnd), Throughput: Throughput(info, prevStart), Admission: admissionInfo(info, bound)}
 	if q.Config().DeadLetter != nil {
 		n := info.NumDeadLetters
 		s.DeadLetters = &n
 	}
+	diag := info.Diagnosis
 	m.mu.Lock()
 	m.interval = info.TriggerInterval
-	m.diagnosis = &info.Diagnosis
-	m.batches = append(m.batches, batchStat{rows: info.NumInputRows, dur: info.Durations["triggerExecution"]})
+	m.batches = append(m.batches, batchStat{rows: info.NumInputRows, dur: info.Durations["triggerExecution"],
+		processing: info.Durations["addBatch"], limit: info.Admission.Limit, bound: bound})
 	if len(m.batches) > m.cfg.capacityWindow {
 		m.batches = slices.Delete(m.batches, 0, len(m.batches)-m.cfg.capacityWindow)
 	}
-	m.limit = info.Admission.Limit
+	m.limit, m.bound = info.Admission.Limit, bound
 	if consumed, ok := partitionsOf(info.End); ok {
 		m.partitions = true
 		planned, _ := partitionsOf(info.Latest)
@@ -454,28 +571,127 @@ func (m *Monitor) observeBatch(q *engine.Query, info *engine.BatchInfo, prevStar
 				planned[p] = max(planned[p], h.Offset)
 			}
 		}
+		after := m.headsAfter(info)
 		for p, off := range consumed {
 			if _, ok := planned[p]; !ok {
 				planned[p] = off
 			}
-			m.tracker.Add(p, lag.Sample{Batch: info.BatchID, Time: end, Offset: off, Latest: planned[p]})
+			m.tracker.Add(p, lag.Sample{Batch: info.BatchID, Time: end, Offset: off, Latest: planned[p], Head: after[p]})
 		}
 		m.consumed, m.planned = consumed, planned
+		latest := make(map[partition.ID]int64, len(planned))
+		for p, off := range planned {
+			latest[p] = max(off, after[p])
+		}
 		parts, qh := m.tracker.Evaluate(end, nil)
-		s.Lag = m.lagInfo(consumed, planned, parts, end)
+		s.Lag = m.lagInfo(consumed, latest, parts, end)
+		qh = m.etaHealth(qh, s.Lag)
 		s.Health = &progress.HealthInfo{Status: qh.Status.String(), Reason: qh.Reason}
+		if f, ok := m.readLimitFinding(info, bound, s.Lag); ok {
+			diag = diag.WithReadLimit(f)
+		}
 	}
+	m.diagnosis = &diag
 	m.mu.Unlock()
+	s.Diagnosis = DiagnosisInfo(diag)
 	s.Checkpoint = m.size.get(q.Checkpoint())
 	s.Memory = buffered(q)
 	return s
 }
 
+// headsAfter is what each partition's log end was when the batch
+// committed: the engine's batch-end sample, else the newest head sampled
+// since the batch started. Callers hold m.mu.
+func (m *Monitor) headsAfter(info *engine.BatchInfo) map[partition.ID]int64 {
+	if after, ok := partitionsOf(info.LatestAfter); ok && after != nil {
+		return after
+	}
+	out := map[partition.ID]int64{}
+	for p, h := range m.heads {
+		if !h.Time.Before(info.TriggerStart) {
+			out[p] = h.Offset
+		}
+	}
+	return out
+}
+
+// limitBound reports whether the read limit held the batch back: the
+// planner's verdict, or for a replayed batch, whether it admitted its
+// logged limit.
+func limitBound(info *engine.BatchInfo) bool {
+	ad := info.Admission
+	if ad.Bound || !info.Replayed || ad.Limit <= 0 {
+		return ad.Bound
+	}
+	st, ok1 := partitionsOf(info.Start)
+	en, ok2 := partitionsOf(info.End)
+	return ok1 && ok2 && partition.Total(st, en) >= ad.Limit
+}
+
+// etaHealth raises an OK health to WARN when the backlog will never drain
+// at the measured rates: the arrivals are at least what the query can
+// drain (its capacity, or its read limit's rate if lower), while the last
+// plan left records behind. Burrow's rules see lag trends only; a query
+// admitting 6,000/s against 16,000/s arriving is in trouble from its first
+// capped batch. Callers hold m.mu.
+func (m *Monitor) etaHealth(h lag.Health, li *progress.LagInfo) lag.Health {
+	if h.Status >= lag.StatusWarn || li == nil || li.Records <= 0 || !li.DrainETASeconds.IsNever() {
+		return h
+	}
+	capacity, arrival := float64(li.CapacityRowsPerSecond), float64(li.ArrivalRowsPerSecond)
+	if math.IsNaN(capacity) || math.IsNaN(arrival) || partition.Total(m.consumed, m.planned) <= 0 {
+		return h
+	}
+	drain := m.drainRate(capacity)
+	what := "the measured capacity"
+	if drain < capacity {
+		what = fmt.Sprintf("the read limit of %d per batch", m.limit)
+	}
+	h.Status = lag.StatusWarn
+	h.Reason = fmt.Sprintf("drain ETA never: %d records behind, %.0f/s arriving, at most %.0f/s drained (%s)",
+		li.Records, arrival, drain, what)
+	return h
+}
+
+// readLimitFinding asks package diagnose whether a static read limit binds
+// the query. Callers hold m.mu.
+func (m *Monitor) readLimitFinding(info *engine.BatchInfo, bound bool, li *progress.LagInfo) (diagnose.Finding, bool) {
+	ad := info.Admission
+	if li == nil || ad.Mode == admission.ModeAdaptive || !bound {
+		return diagnose.Finding{}, false
+	}
+	option := "maxOffsetsPerTrigger"
+	switch {
+	case strings.HasPrefix(ad.Reason, "default limit"):
+		option = "maxEventsPerTrigger"
+	case !strings.HasPrefix(ad.Reason, "maxOffsetsPerTrigger"):
+		return diagnose.Finding{}, false // the memory budget, a replay: not a setting to raise
+	}
+	// The recent batches the same limit held back: what a full batch
+	// costs.
+	var n int
+	var rows int64
+	var dur, proc time.Duration
+	for i := len(m.batches) - 1; i >= 0 && n < 5; i-- {
+		b := m.batches[i]
+		if b.limit != ad.Limit || !b.bound || b.rows <= 0 {
+			break
+		}
+		n, rows, dur, proc = n+1, rows+b.rows, dur+b.dur, proc+b.processing
+	}
+	if n == 0 {
+		return diagnose.Finding{}, false
+	}
+	return diagnose.ReadLimit(diagnose.Limit{Option: option, Limit: ad.Limit, Bound: bound, TriggerInterval: info.TriggerInterval,
+		Duration: dur / time.Duration(n), Processing: proc / time.Duration(n), Rows: float64(rows) / float64(n),
+		Backlog: li.Records, Arrival: float64(li.ArrivalRowsPerSecond)})
+}
+
 // admissionInfo reports the batch's read limit and the planner's reason
 // for it (package admission owns both).
-func admissionInfo(info *engine.BatchInfo) *progress.AdmissionInfo {
+func admissionInfo(info *engine.BatchInfo, bound bool) *progress.AdmissionInfo {
 	ad := info.Admission
-	a := &progress.AdmissionInfo{Limit: ad.Limit, LimitBytes: ad.ReadLimit.MaxBytes, Reason: ad.Reason, Mode: ad.Mode,
+	a := &progress.AdmissionInfo{Limit: ad.Limit, LimitBound: bound, LimitBytes: ad.ReadLimit.MaxBytes, Reason: ad.Reason, Mode: ad.Mode,
 		MaxOffsetsPerTrigger: ad.Limits.MaxOffsetsPerTrigger, MemoryBudgetBytes: ad.Limits.MemoryBudget}
 	if ad.Mode == admission.ModeAdaptive {
 		a.TargetBatchDurationMs = ad.Target.Milliseconds()
@@ -701,6 +917,7 @@ func (m *Monitor) live() liveState {
 		}
 		parts, qh := m.tracker.Evaluate(st.at, heads)
 		st.lag = m.lagInfo(m.consumed, latest, parts, st.at)
+		qh = m.etaHealth(qh, st.lag)
 		if qh.Status == lag.StatusErr && act.CaughtUp { // no partitions at all: nothing to read
 			qh.Status, qh.Reason = lag.StatusOK, "idle: nothing to read (the source has no partitions)"
 		}
@@ -764,7 +981,12 @@ type Snapshot struct {
 	// Limits are the admission settings now in force.
 	Limits *admission.Limits `json:"limits,omitempty"`
 	// Diagnosis names what limited the last batch.
-	Diagnosis    *diagnose.Result   `json:"diagnosis,omitempty"`
+	Diagnosis *diagnose.Result `json:"diagnosis,omitempty"`
+	// StartTimestamp is when this run of the query started.
+	StartTimestamp string `json:"startTimestamp,omitempty"`
+	// Arrival is the recent latest-offset samples summed over partitions,
+	// oldest first (at most MaxArrivalPoints): the arrival series.
+	Arrival      []ArrivalPoint     `json:"arrival,omitempty"`
 	LastProgress *progress.Progress `json:"lastProgress"`
 }
 
@@ -775,6 +997,7 @@ func (m *Monitor) Snapshot() Snapshot {
 	st := m.live()
 	m.mu.Lock()
 	q, trig, exc, terminated, diag := m.q, m.trig, m.exception, m.final != nil, m.diagnosis
+	started, arrivals := m.started, slices.Clone(m.arrivals)
 	m.mu.Unlock()
 	snap := Snapshot{
 		Timestamp:    progress.FormatTime(st.at),
@@ -795,6 +1018,8 @@ func (m *Monitor) Snapshot() Snapshot {
 	snap.Active = !terminated
 	snap.Exception = exc
 	snap.Trigger = trig.String()
+	snap.StartTimestamp = progress.FormatTime(started)
+	snap.Arrival = arrivals
 	snap.BatchesCompleted = q.BatchesCompleted()
 	lim := q.Limits()
 	snap.Limits = &lim

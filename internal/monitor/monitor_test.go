@@ -288,7 +288,7 @@ func TestLagFromBacklogAndProducer(t *testing.T) {
 			s.Lag.Records, s.Lag.Seconds, s.Health.Status, s.Health.Reason)
 	}
 	all := r.col.reports()
-	sawWarn, sawInterpolated := false, false
+	sawWarn, sawInterpolated, sawArrivedDuringBatch := false, false, false
 	for i, p := range all {
 		if p.BatchID != int64(i) {
 			t.Fatalf("report %d is batch %d", i, p.BatchID)
@@ -298,20 +298,45 @@ func TestLagFromBacklogAndProducer(t *testing.T) {
 		if got := parseOffsets(t, p.Sources[0].EndOffset); !equalOffsets(got, end) {
 			t.Errorf("batch %d: endOffset %v, offsets/%d has %v", p.BatchID, got, p.BatchID, end)
 		}
-		start := parseOffsets(t, p.Sources[0].StartOffset)
+		// As Spark: batch 0 has no start offset (null); later batches
+		// start where offsets/N-1 ended.
+		var start map[partition.ID]int64
 		if p.BatchID > 0 {
+			start = parseOffsets(t, p.Sources[0].StartOffset)
 			if prev := readOffsetsFile(t, r.chk, p.BatchID-1); !equalOffsets(start, prev) {
 				t.Errorf("batch %d: startOffset %v, offsets/%d has %v", p.BatchID, start, p.BatchID-1, prev)
 			}
-		} else if sumOffsets(start) != 0 {
-			t.Errorf("batch 0: startOffset %v, want earliest (all 0)", start)
+		} else if string(p.Sources[0].StartOffset) != "" && string(p.Sources[0].StartOffset) != "null" {
+			t.Errorf("batch 0: startOffset %s, want null (earliest: all 0, in sources/0/0)", p.Sources[0].StartOffset)
+		}
+		for _, k := range []string{"latestOffset", "getBatch", "queryPlanning", "walCommit", "addBatch", "commitOffsets", "triggerExecution"} {
+			if _, ok := p.DurationMs[k]; !ok {
+				t.Errorf("batch %d: durationMs lacks %q: %v", p.BatchID, k, p.DurationMs)
+			}
+		}
+		if d := p.DurationMs; d["triggerExecution"] < d["latestOffset"]+d["queryPlanning"]+d["walCommit"]+d["getBatch"]+d["addBatch"]+d["commitOffsets"]-6 {
+			t.Errorf("batch %d: durationMs parts exceed triggerExecution: %v", p.BatchID, d)
 		}
 		if n := sumOffsets(end) - sumOffsets(start); n != p.NumInputRows || p.NumInputRows > limit {
 			t.Errorf("batch %d: numInputRows %d, offsets advanced by %d, limit %d", p.BatchID, p.NumInputRows, n, limit)
 		}
+		// Lag is measured against the head sampled when the batch
+		// committed: at least what the plan left (latestOffset −
+		// endOffset), more when records arrived while the batch ran.
 		latest := parseOffsets(t, p.Sources[0].LatestOffset)
-		if want := sumOffsets(latest) - sumOffsets(end); p.Sluice.Lag.Records != want {
-			t.Errorf("batch %d: lag %d records, latestOffset - endOffset = %d", p.BatchID, p.Sluice.Lag.Records, want)
+		planned := sumOffsets(latest) - sumOffsets(end)
+		var perPartition int64
+		for _, pl := range p.Sluice.Lag.Partitions {
+			perPartition += pl.OffsetsBehind
+		}
+		if p.Sluice.Lag.Records < planned || p.Sluice.Lag.Records != perPartition {
+			t.Errorf("batch %d: lag %d records (partitions sum to %d), latestOffset - endOffset = %d", p.BatchID, p.Sluice.Lag.Records, perPartition, planned)
+		}
+		if p.Sluice.Lag.Records > planned {
+			sawArrivedDuringBatch = true
+		}
+		if p.Sluice.Admission.LimitBound != (planned > 0) {
+			t.Errorf("batch %d: limitBound %v with %d records left by the plan", p.BatchID, p.Sluice.Admission.LimitBound, planned)
 		}
 		st := health(p)
 		if st == "WARN" {
@@ -337,6 +362,9 @@ func TestLagFromBacklogAndProducer(t *testing.T) {
 	}
 	if !sawInterpolated {
 		t.Error("no partition lag in seconds interpolated from the latest-offset samples while the producer ran")
+	}
+	if !sawArrivedDuringBatch {
+		t.Error("no batch reported records that arrived while it ran (the batch-end sample)")
 	}
 	if sec := mon.LagSeconds(); sec != 0 {
 		t.Errorf("LagSeconds() = %v after catching up", sec)
@@ -510,6 +538,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"sluice_batch_duration_seconds_sum", positive, "> 0"},
 		{"sluice_last_batch_duration_seconds", positive, "> 0"},
 		{"sluice_worker_busy_ratio", func(v float64) bool { return v > 0 && v <= 1 }, "in (0, 1]"},
+		{"sluice_busy_ratio", func(v float64) bool { return v > 0 && v <= 1 }, "in (0, 1]"},
 		{"sluice_task_skew_ratio", func(v float64) bool { return v >= 1 }, ">= 1"},
 		{"sluice_checkpoint_bytes", positive, "> 0"},
 		{"sluice_checkpoint_files", func(v float64) bool { return v >= 5 }, ">= 5 (metadata, sources/0/0, offsets 0-2, commits 0-1)"},

@@ -21,40 +21,55 @@ func tasks(durs ...time.Duration) []engine.TaskInfo {
 func TestTiming(t *testing.T) {
 	ms := time.Millisecond
 	tests := []struct {
-		name                string
-		info                engine.BatchInfo
-		ratio, busy, skew   float64
-		intervalMs, delayMs int64
+		name                    string
+		info                    engine.BatchInfo
+		prevEnd                 time.Time
+		ratio, util, skew, busy float64
+		intervalMs, delayMs     int64
 	}{
+		// The first batch of a processingTime query: busy for 100 ms of
+		// its 200 ms trigger.
 		{"processingTime, 4 tasks on 2 workers",
 			engine.BatchInfo{TriggerStart: base.Add(30 * ms), IntendedStart: base, TriggerInterval: 200 * ms, Workers: 2,
 				Durations: map[string]time.Duration{"triggerExecution": 100 * ms}, Tasks: tasks(40*ms, 60*ms, 20*ms, 80*ms)},
-			0.5, 1.0, 80.0 / 50, 200, 30},
+			time.Time{}, 0.5, 1.0, 80.0 / 50, 0.5, 200, 30},
 		{"default trigger, odd task count, idle workers",
 			engine.BatchInfo{TriggerStart: base, IntendedStart: base, Workers: 4,
 				Durations: map[string]time.Duration{"triggerExecution": 100 * ms}, Tasks: tasks(10*ms, 30*ms, 90*ms)},
-			math.NaN(), 130.0 / 400, 3, 0, 0},
+			time.Time{}, math.NaN(), 130.0 / 400, 3, 1, 0, 0},
 		{"no tasks, no intended start",
 			engine.BatchInfo{TriggerStart: base, TriggerInterval: time.Second, Workers: 2,
 				Durations: map[string]time.Duration{"triggerExecution": 1500 * ms}},
-			1.5, math.NaN(), math.NaN(), 1000, 0},
+			time.Time{}, 1.5, math.NaN(), math.NaN(), 1, 1000, 0},
 		{"zero median task time",
 			engine.BatchInfo{TriggerStart: base, Workers: 1,
 				Durations: map[string]time.Duration{"triggerExecution": 10 * ms}, Tasks: tasks(0, 0, 5*ms)},
-			math.NaN(), 0.5, math.NaN(), 0, 0},
+			time.Time{}, math.NaN(), 0.5, math.NaN(), 1, 0, 0},
 		{"started before its boundary (clock step) gives no negative delay",
 			engine.BatchInfo{TriggerStart: base, IntendedStart: base.Add(time.Second), Workers: 1,
 				Durations: map[string]time.Duration{"triggerExecution": 10 * ms}, Tasks: tasks(10 * ms)},
-			math.NaN(), 1, 1, 0, 0},
+			time.Time{}, math.NaN(), 1, 1, 1, 0, 0},
+		// Idle 900 ms since the previous batch ended, then busy 100 ms:
+		// Flink's busy time is 10 %, whatever the workers did meanwhile.
+		{"idle time between batches counts",
+			engine.BatchInfo{TriggerStart: base, IntendedStart: base, TriggerInterval: time.Second, Workers: 2,
+				Durations: map[string]time.Duration{"triggerExecution": 100 * ms}, Tasks: tasks(100*ms, 100*ms)},
+			base.Add(-900 * ms), 0.1, 1, 1, 0.1, 1000, 0},
+		// A batch overrunning its trigger is busy all the time.
+		{"back to back",
+			engine.BatchInfo{TriggerStart: base, IntendedStart: base, TriggerInterval: time.Second, Workers: 1,
+				Durations: map[string]time.Duration{"triggerExecution": 1300 * ms}, Tasks: tasks(1200 * ms)},
+			base.Add(-2 * ms), 1.3, 1200.0 / 1300, 1, 1300.0 / 1302, 1000, 0},
 	}
 	same := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 || (math.IsNaN(a) && math.IsNaN(b)) }
 	for _, tt := range tests {
-		got := Timing(&tt.info)
-		if !same(float64(got.BatchDurationVsTrigger), tt.ratio) || !same(float64(got.BusyRatio), tt.busy) ||
-			!same(float64(got.TaskSkew), tt.skew) || got.TriggerIntervalMs != tt.intervalMs || got.SchedulingDelayMs != tt.delayMs {
-			t.Errorf("%s: got ratio %v busy %v skew %v interval %d delay %d; want %v %v %v %d %d", tt.name,
-				got.BatchDurationVsTrigger, got.BusyRatio, got.TaskSkew, got.TriggerIntervalMs, got.SchedulingDelayMs,
-				tt.ratio, tt.busy, tt.skew, tt.intervalMs, tt.delayMs)
+		got := Timing(&tt.info, tt.prevEnd)
+		if !same(float64(got.BatchDurationVsTrigger), tt.ratio) || !same(float64(got.WorkerUtilization), tt.util) ||
+			!same(float64(got.TaskSkew), tt.skew) || !same(float64(got.BusyRatio), tt.busy) ||
+			got.TriggerIntervalMs != tt.intervalMs || got.SchedulingDelayMs != tt.delayMs {
+			t.Errorf("%s: got ratio %v utilization %v skew %v busy %v interval %d delay %d; want %v %v %v %v %d %d", tt.name,
+				got.BatchDurationVsTrigger, got.WorkerUtilization, got.TaskSkew, got.BusyRatio, got.TriggerIntervalMs, got.SchedulingDelayMs,
+				tt.ratio, tt.util, tt.skew, tt.busy, tt.intervalMs, tt.delayMs)
 		}
 	}
 }

@@ -58,13 +58,21 @@ type Error struct {
 	Option  string
 	Value   string
 	Allowed string
+	// Spark, when set, is Spark's own message for this mistake (with its
+	// error condition, "[NAME] …", when Spark has one); the error leads
+	// with it, then gives sluice's explanation.
+	Spark string
 }
 
 func (e *Error) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("option %q: %s", e.Option, e.Allowed)
+	detail := e.Allowed
+	if e.Value != "" {
+		detail = fmt.Sprintf("invalid value %q; %s", e.Value, e.Allowed)
 	}
-	return fmt.Sprintf("option %q: invalid value %q; %s", e.Option, e.Value, e.Allowed)
+	if e.Spark != "" {
+		return fmt.Sprintf("option %q: %s (%s)", e.Option, e.Spark, detail)
+	}
+	return fmt.Sprintf("option %q: %s", e.Option, detail)
 }
 
 // Int64 parses name as an integer ≥ min, or returns def when unset.

@@ -70,6 +70,11 @@ type Field struct {
 	Unsupported string
 	// Hint replaces the "allowed: …" text of the error for a bad value.
 	Hint string
+	// Spark is Spark's own message (with its error condition when it has
+	// one) for a bad value of this option or, with Unsupported, for using
+	// it at all; "<value>" stands for the value. The error leads with it
+	// and keeps sluice's explanation after it.
+	Spark string
 	// Doc says what the option does, in one or two sentences.
 	Doc string
 }
@@ -251,7 +256,8 @@ func (s *Spec) Problems(m map[string]string, also ...*Spec) []error {
 		f, ok := lookup(specs, name)
 		switch {
 		case ok && f.Unsupported != "":
-			unsupported = append(unsupported, &Error{Option: name, Allowed: "not supported: " + f.Unsupported})
+			v, _ := New(m).Get(name)
+			unsupported = append(unsupported, &Error{Option: name, Allowed: "not supported: " + f.Unsupported, Spark: sparkText(f.Spark, v)})
 		case ok:
 			fields = append(fields, found{name, f})
 		default:
@@ -318,7 +324,15 @@ func checkValue(o Options, f Field) error {
 	if err != nil && f.Hint != "" && errors.As(err, &oe) {
 		oe.Allowed = f.Hint
 	}
+	if err != nil && f.Spark != "" && errors.As(err, &oe) {
+		oe.Spark = sparkText(f.Spark, oe.Value)
+	}
 	return err
+}
+
+// sparkText fills Spark's message template with the value.
+func sparkText(template, value string) string {
+	return strings.ReplaceAll(template, "<value>", value)
 }
 
 // Read checks m against the spec (see Problems) and returns its values,

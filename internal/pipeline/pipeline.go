@@ -852,7 +852,8 @@ func (p *parser) sink(e entry) Sink {
 				continue
 			}
 			p.errs = append(p.errs, &Error{File: p.file, Line: f.line, Column: f.val.Column,
-				Err: fmt.Errorf("sink.outputMode: %w", unknownError("output mode", v, "", sink.OutputModes()))})
+				Err: fmt.Errorf("sink.outputMode: [STREAMING_OUTPUT_MODE.INVALID] Invalid streaming output mode: %s. Accepted output modes are 'Append', 'Complete', 'Update'. (%w)",
+					v, unknownError("output mode", v, "", sink.OutputModes()))})
 		case "queryName":
 			s.QueryName, _ = p.text(f.val, "sink.queryName", f.line)
 		case "options":

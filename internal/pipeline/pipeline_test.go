@@ -430,12 +430,14 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "outputMode with suggestion",
 			yaml: "source: {format: rate}\nsink:\n  format: console\n  outputMode: apend\n",
-			want: `line 4: sink.outputMode: unknown output mode "apend"; did you mean "append"? (allowed: append, update, complete)`,
+			want: `line 4: sink.outputMode: [STREAMING_OUTPUT_MODE.INVALID] Invalid streaming output mode: apend. Accepted output modes are 'Append', 'Complete', 'Update'. ` +
+				`(unknown output mode "apend"; did you mean "append"? (allowed: append, update, complete))`,
 		},
 		{
 			name: "outputMode without suggestion",
 			yaml: "source: {format: rate}\nsink:\n  format: console\n  outputMode: overwrite\n",
-			want: `line 4: sink.outputMode: unknown output mode "overwrite" (allowed: append, update, complete)`,
+			want: `line 4: sink.outputMode: [STREAMING_OUTPUT_MODE.INVALID] Invalid streaming output mode: overwrite. Accepted output modes are 'Append', 'Complete', 'Update'. ` +
+				`(unknown output mode "overwrite" (allowed: append, update, complete))`,
 		},
 		{
 			name: "missing source and sink",

@@ -124,7 +124,9 @@ func unknownFormat(kind, name string, known []string) error {
 	if s := options.Suggest(name, known); s != "" {
 		msg += fmt.Sprintf("; did you mean %q?", s)
 	}
-	return fmt.Errorf("%s (allowed: %s)", msg, strings.Join(known, ", "))
+	// Spark's condition and text first, sluice's explanation after.
+	return fmt.Errorf("[DATA_SOURCE_NOT_FOUND] Failed to find the data source: %s. Make sure the provider name is correct "+
+		"and the package is properly registered and compatible with your Spark version. (%s; allowed: %s)", name, msg, strings.Join(known, ", "))
 }
 
 // SourceProblems checks a source's options against its format's spec and
@@ -208,6 +210,10 @@ var SessionConf = &options.Spec{
 			Doc: "ANSI mode: a value that cannot be cast fails the query (as in Spark) unless a dead-letter sink is configured, which then receives the row."},
 		{Name: "spark.sql.shuffle.partitions", Type: options.Int, Min: 1, Default: "200", Doc: "Recorded in the offsets log for Spark compatibility."},
 		{Name: "spark.sql.streaming.checkpointLocation", Type: options.Path, Doc: "Default checkpointLocation of the session's queries."},
+		{Name: "spark.sql.streaming.minBatchesToRetain", Type: options.Int, Min: 1, Default: "100",
+			Doc: "Batches kept in the offsets and commits logs before the newest, as Spark: after logging batch N everything below N − this is deleted (this + 1 files stay in each log)."},
+		{Name: "spark.sql.streaming.noDataProgressEventInterval", Type: options.Duration, Default: "10000",
+			Doc: "How often an idle query records a progress report with no rows (and posts onQueryIdle), as Spark: after the first idle trigger, then every this long while idle (milliseconds, or an interval such as \"10 seconds\")."},
 		{Name: "sluice.workers", Type: options.Int, Min: 0, Default: "0", Hint: "allowed: a non-negative integer (0 = number of CPUs)",
 			Doc: "Default worker pool size of the session's queries; 0 = the number of CPUs."},
 		{Name: "sluice.memory.budget", Type: options.Size, Hint: `allowed: a size such as "256MiB", "512m", "1GB" or a number of bytes`,

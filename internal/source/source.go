@@ -24,6 +24,7 @@ package source
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/sluice-stream/sluice/batch"
@@ -124,6 +125,17 @@ type Partitioned interface {
 	PartitionOffset(o partition.Offsets) Offset
 }
 
+// LatestReporter is implemented by partitioned sources that can report
+// their partitions' latest offsets on their own: one cheap request (Kafka:
+// one ListOffsets), no data-loss checks, no retries, nothing logged. The
+// engine's latest-offset sampler calls it about once a second and at the
+// end of every batch, concurrently with a running batch, so that lag,
+// arrival rate and drain ETA rest on samples taken independently of
+// planning. ctx carries the sample's deadline.
+type LatestReporter interface {
+	LatestOffsets(ctx context.Context) (partition.Offsets, error)
+}
+
 // Limited is implemented by sources whose offsets are not records per
 // partition, so only they know where a batch can end: the file source
 // (whole files, under maxFilesPerTrigger / maxBytesPerTrigger), the rate
@@ -202,4 +214,32 @@ type RecordOverhead interface {
 // without it read all available.
 type LimitDefaults interface {
 	DefaultReadLimit() ReadLimit
+}
+
+// RejectFunc receives rows a source read but could not turn into valid
+// rows — a Kafka record whose timestamp is out of range, say — each with
+// its reason. The rows have the source's schema; the value that could not
+// be represented is null. An error fails the task.
+type RejectFunc func(ctx context.Context, rows *batch.Batch, reasons []string) error
+
+type rejectKey struct{}
+
+// WithReject returns a context under which Reject hands rows to f. The
+// engine sets it on every task's context: with a dead-letter sink the rows
+// go there, otherwise the first reason fails the batch.
+func WithReject(ctx context.Context, f RejectFunc) context.Context {
+	return context.WithValue(ctx, rejectKey{}, f)
+}
+
+// Reject is how a Reader hands over rows it could not convert (see
+// RejectFunc), from the goroutine running Read. Without a RejectFunc in
+// ctx it returns an error with the first reason.
+func Reject(ctx context.Context, rows *batch.Batch, reasons []string) error {
+	if len(reasons) == 0 {
+		return nil
+	}
+	if f, ok := ctx.Value(rejectKey{}).(RejectFunc); ok && f != nil {
+		return f(ctx, rows, reasons)
+	}
+	return errors.New(reasons[0])
 }

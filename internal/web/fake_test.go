@@ -82,6 +82,36 @@ func (q *limitQuery) Limits() any {
 	return map[string]any{"maxOffsetsPerTrigger": 3000, "triggerInterval": "1 second"}
 }
 
+// Live implements LiveReporter: the start time and an arrival series
+// sampled every 500 ms along the simulated reports (4,200/s, then 900/s
+// for the last third, as simulate's producer).
+func (q *limitQuery) Live() any {
+	q.pmu.Lock()
+	n := len(q.recent)
+	q.pmu.Unlock()
+	type sample struct {
+		Timestamp     string          `json:"timestamp"`
+		Offsets       int64           `json:"offsets"`
+		RowsPerSecond progress.Double `json:"rowsPerSecond,omitzero"`
+	}
+	var arrival []sample
+	var offsets int64
+	for i := 0; i < 2*n; i++ {
+		rate := 4200.0
+		if i/2 >= 30*2/3 {
+			rate = 900
+		}
+		s := sample{Timestamp: progress.FormatTime(t0.Add(time.Duration(i) * 500 * time.Millisecond).Add(250 * time.Millisecond)), Offsets: offsets, RowsPerSecond: progress.Double(rate)}
+		if i == 0 {
+			s.RowsPerSecond = progress.NaN()
+		}
+		offsets += int64(rate / 2)
+		arrival = append(arrival, s)
+	}
+	return map[string]any{"startTimestamp": progress.FormatTime(t0.Add(-90 * time.Second)),
+		"timestamp": progress.FormatTime(t0.Add(time.Duration(n) * time.Second)), "arrival": arrival}
+}
+
 func (q *limitQuery) calls() []string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -197,7 +227,7 @@ func simulate(id, runID, name string, n int, start time.Time) []*progress.Progre
 		pr := &progress.Progress{
 			ID: id, RunID: runID, Name: namePtr,
 			Timestamp: progress.FormatTime(ts), BatchID: int64(b), BatchDuration: dur,
-			DurationMs: map[string]int64{"addBatch": dur - 40, "latestOffset": 8, "walCommit": 14, "commitOffsets": 9, "triggerExecution": dur},
+			DurationMs: map[string]int64{"addBatch": dur - 45, "getBatch": 2, "queryPlanning": 3, "latestOffset": 8, "walCommit": 14, "commitOffsets": 9, "triggerExecution": dur},
 			Sources:    []progress.SourceProgress{src},
 			Sink:       progress.SinkProgress{Description: "ConsoleSink", NumOutputRows: rows},
 			Sluice: &progress.Sluice{
@@ -215,8 +245,14 @@ func simulate(id, runID, name string, n int, start time.Time) []*progress.Progre
 				Throughput: &progress.ThroughputInfo{NumInputBytes: rows * 120, InputBytesPerSecond: progress.Double(rate * 120), ProcessedBytesPerSecond: progress.Double(capacity * 120)},
 				Checkpoint: &progress.CheckpointInfo{Bytes: ckptBytes, Files: ckptFiles},
 				Memory:     &progress.MemoryInfo{BufferedBytes: rows * 150, BudgetBytes: 256 << 20},
-				Admission:  &progress.AdmissionInfo{Limit: limit, Reason: "maxOffsetsPerTrigger"},
+				Admission:  &progress.AdmissionInfo{Limit: limit, LimitBound: backlog > limit, Reason: "maxOffsetsPerTrigger"},
 			},
+		}
+		if backlog > limit {
+			pr.Sluice.Diagnosis = &progress.DiagnosisInfo{Limiting: "read limit", Findings: []string{fmt.Sprintf(
+				"read limit is binding: capacity ≈ %.0f/s, admitting 3,000/s; raising maxOffsetsPerTrigger to ≈ 4,800 would drain in %d s", capacity, total/600+1)}}
+		} else {
+			pr.Sluice.Diagnosis = &progress.DiagnosisInfo{Limiting: "sink write"}
 		}
 		pr.SumSources()
 		out = append(out, pr)

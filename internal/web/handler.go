@@ -56,6 +56,7 @@ func newHandler(cfg Config, log *slog.Logger, loopback bool) *handler {
 	mux.HandleFunc("GET /api/v1/queries/{id}", h.getQuery)
 	mux.HandleFunc("GET /api/v1/queries/{id}/progress", h.getProgress)
 	mux.HandleFunc("GET /api/v1/queries/{id}/limits", h.getLimits)
+	mux.HandleFunc("GET /api/v1/queries/{id}/live", h.getLive)
 	mux.HandleFunc("POST /api/v1/queries/{id}/limits", h.setLimits)
 	mux.HandleFunc("GET /api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
@@ -191,12 +192,18 @@ type queryJSON struct {
 	Status       any                `json:"status"`
 	LastProgress *progress.Progress `json:"lastProgress"`
 	Limits       limitsCaps         `json:"limits"`
+	Reports      queryCaps          `json:"reports"`
 }
 
 // limitsCaps tells the UI which limit operations a query supports.
 type limitsCaps struct {
 	Settable bool `json:"settable"`
 	Readable bool `json:"readable"`
+}
+
+// queryCaps tells the UI what else a query can report.
+type queryCaps struct {
+	Live bool `json:"live"`
 }
 
 func describe(q Query) queryJSON {
@@ -206,10 +213,12 @@ func describe(q Query) queryJSON {
 	}
 	_, settable := q.(LimitSetter)
 	_, readable := q.(LimitGetter)
+	_, live := q.(LiveReporter)
 	return queryJSON{
 		ID: q.ID(), RunID: q.RunID(), Name: name, Status: q.Status(),
 		LastProgress: q.LastProgress(),
 		Limits:       limitsCaps{Settable: settable, Readable: readable},
+		Reports:      queryCaps{Live: live},
 	}
 }
 
@@ -286,6 +295,20 @@ func (h *handler) getProgress(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// getLive serves the query's live state (LiveReporter).
+func (h *handler) getLive(w http.ResponseWriter, r *http.Request) {
+	q := h.lookup(w, r)
+	if q == nil {
+		return
+	}
+	l, ok := q.(LiveReporter)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "this query cannot report its live state")
+		return
+	}
+	writeJSON(w, http.StatusOK, l.Live())
 }
 
 func (h *handler) getLimits(w http.ResponseWriter, r *http.Request) {

@@ -59,6 +59,14 @@ type LimitGetter interface {
 	Limits() any
 }
 
+// LiveReporter is implemented by a Query that can describe its state right
+// now, beyond its progress reports: lag and health re-evaluated at the
+// moment, the arrival series sampled between batches, the start time
+// (served by GET /api/v1/queries/{id}/live; sluice's Snapshot).
+type LiveReporter interface {
+	Live() any
+}
+
 // Config configures a Server.
 type Config struct {
 	// Addr is the listen address; "" means DefaultAddr.

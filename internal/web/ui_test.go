@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // findChromium returns the browser to drive: $SLUICE_CHROMIUM, or the first
@@ -31,12 +33,16 @@ func findChromium() string {
 
 // rendered mirrors window.__sluiceRendered.
 type rendered struct {
-	Charts     int    `json:"charts"`
-	Points     int    `json:"points"`
-	Batches    int    `json:"batches"`
-	Partitions int    `json:"partitions"`
-	Query      string `json:"query"`
-	Polls      int    `json:"polls"`
+	Charts        int    `json:"charts"`
+	Points        int    `json:"points"`
+	Batches       int    `json:"batches"`
+	Partitions    int    `json:"partitions"`
+	Query         string `json:"query"`
+	Polls         int    `json:"polls"`
+	ArrivalPoints int    `json:"arrivalPoints"`
+	LimitMarks    int    `json:"limitMarks"`
+	BatchRows     int    `json:"batchRows"`
+	Findings      int    `json:"findings"`
 }
 
 // countColours is a page function counting, in the first canvas under
@@ -164,11 +170,31 @@ func TestUIInChromium(t *testing.T) {
 	must("viewport", chromedp.Do(bctx, chromedp.EmulateViewport(1400, 1000)))
 	must("navigate", chromedp.Do(bctx, chromedp.Navigate(base+"/?poll=150#q=q-orders")))
 
-	// All six charts drawn from the 30 reports: per report 2 rates, 3
-	// duration lines, 4+4 partition lags, 2 ratios and 1 checkpoint size.
-	r := waitFor(fmt.Sprintf("window.__sluiceRendered.query === 'q-orders' && window.__sluiceRendered.batches === %d", batches))
-	if want := batches * (2 + 3 + 4 + 4 + 2 + 1); r.Charts != 6 || r.Points != want || r.Partitions != 4 {
-		t.Errorf("rendered %+v, want 6 charts, %d points, 4 partitions", r, want)
+	// All six charts drawn from the 30 reports: per report 3 rates
+	// (admitted, processed, capacity), 3 duration lines, 4+4 partition
+	// lags, 2 ratios and 1 checkpoint size; plus the arrival series from
+	// the live state (two samples a second, the first without a rate).
+	r := waitFor(fmt.Sprintf("window.__sluiceRendered.query === 'q-orders' && window.__sluiceRendered.batches === %d && window.__sluiceRendered.arrivalPoints > 0", batches))
+	arrivalPoints := 2*batches - 1
+	if want := batches*(3+3+4+4+2+1) + arrivalPoints; r.Charts != 6 || r.Points != want || r.Partitions != 4 || r.ArrivalPoints != arrivalPoints {
+		t.Errorf("rendered %+v, want 6 charts, %d points (%d of them arrival), 4 partitions", r, want, arrivalPoints)
+	}
+	// Every batch the limit capped has its marker on the rates chart.
+	capped := 0
+	for _, p := range busy.recent {
+		if p.Sluice.Admission.LimitBound {
+			capped++
+		}
+	}
+	if capped == 0 || r.LimitMarks != capped {
+		t.Errorf("%d limit markers, want %d (capped batches in the fixture)", r.LimitMarks, capped)
+	}
+	marks, err := chromedp.Run(bctx, chromedp.PollFunction[map[string]int](countColours,
+		chromedp.WithPollingArgs("#chart-rates", map[string]string{"marker": "#d63b3b", "arrival": "#9333ea"}),
+		chromedp.WithPollingTimeout(5*time.Second)))
+	must("count rate chart colours", err)
+	if marks["marker"] == 0 || marks["arrival"] == 0 {
+		t.Errorf("rates chart pixels %v: want the limit markers and the arrival line", marks)
 	}
 	canvases, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll('.chart .uplot canvas').length`))
 	must("count canvases", err)
@@ -207,6 +233,34 @@ func TestUIInChromium(t *testing.T) {
 	}
 	if !slices.Equal(rows, wantRows) {
 		t.Errorf("partition table rows %q, want %q", rows, wantRows)
+	}
+	// The diagnosis, the batch table with Spark's durationMs keys, the start
+	// time and uptime, times in UTC.
+	if want := last.Sluice.Diagnosis.Findings; len(want) == 0 || text("diagnosis") != want[0] {
+		t.Errorf("diagnosis %q, want %q", text("diagnosis"), want)
+	}
+	brows, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#batch-rows tr')].map(tr => [...tr.cells].map(c => c.textContent).join('|'))`))
+	must("read batch table", err)
+	if len(brows) != 20 {
+		t.Fatalf("batch table has %d rows, want the newest 20", len(brows))
+	}
+	lp := last
+	dm := lp.DurationMs
+	g := groupThousands
+	wantRow := fmt.Sprintf("#%d|%s|%s%s|3,000|%s|%s|%s|%s|%s|%s|%s|%s|%s", lp.BatchID, lp.Timestamp, g(lp.NumInputRows),
+		map[bool]string{true: "capped", false: ""}[lp.Sluice.Admission.LimitBound], g(dm["latestOffset"]), g(dm["getBatch"]), g(dm["queryPlanning"]), g(dm["walCommit"]),
+		g(dm["addBatch"]), g(dm["commitOffsets"]), g(dm["triggerExecution"]), g(lp.Sluice.Lag.Records), lp.Sluice.Health.Status)
+	if brows[0] != wantRow {
+		t.Errorf("newest batch row\n %q\nwant %q", brows[0], wantRow)
+	}
+	if got := text("q-start"); got != progress.FormatTime(t0.Add(-90*time.Second)) {
+		t.Errorf("start time %q", got)
+	}
+	if got := text("q-uptime"); got != "2m 0s" {
+		t.Errorf("uptime %q, want 2m 0s (90 s before the first batch + 30 batches of 1 s)", got)
+	}
+	if got := text("last-batch-sub"); !strings.Contains(got, lp.Timestamp) {
+		t.Errorf("last batch tile %q does not give its time in UTC (%s)", got, lp.Timestamp)
 	}
 	noErrors()
 	shot("ui.png")

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -89,6 +90,10 @@ type Source struct {
 
 	// availableNow, when set, caps Available (Trigger.AvailableNow).
 	availableNow Offsets
+	// gone holds partitions that vanished (failOnDataLoss=false), kept at
+	// their position until they come back. Touched by Available only (one
+	// planning at a time).
+	gone map[partition.ID]bool
 
 	// Fetch state, touched by Open and the batch's fetch loop only, never
 	// concurrently (one batch at a time).
@@ -324,8 +329,11 @@ func (s *Source) InitialOffset(ctx context.Context) (source.Offset, error) {
 		return nil, err
 	}
 	out := Offsets{}
-	for tp := range latest {
+	for _, tp := range partition.Offsets(latest).Sorted() { // errors name the first partition missing
 		off, ok := s.cfg.StartingJSON[tp]
+		if whole, all := s.cfg.StartingTopics[tp.Topic]; all {
+			off, ok = whole, true
+		}
 		if !ok {
 			return nil, fmt.Errorf("kafka source: option \"startingOffsets\" does not specify partition %s-%d; specific offsets must list every assigned partition (use -2 for earliest, -1 for latest)", tp.Topic, tp.Partition)
 		}
@@ -341,6 +349,15 @@ func (s *Source) InitialOffset(ctx context.Context) (source.Offset, error) {
 	for tp := range s.cfg.StartingJSON {
 		if _, ok := latest[tp]; !ok {
 			return nil, fmt.Errorf("kafka source: option \"startingOffsets\" names partition %s-%d, which does not exist", tp.Topic, tp.Partition)
+		}
+	}
+	for topic := range s.cfg.StartingTopics {
+		found := false
+		for tp := range latest {
+			found = found || tp.Topic == topic
+		}
+		if !found {
+			return nil, fmt.Errorf("kafka source: option \"startingOffsets\" names topic %q, which does not exist or is not subscribed", topic)
 		}
 	}
 	return out, nil
@@ -485,10 +502,29 @@ func (s *Source) checkTopicsExist(ctx context.Context, latest Offsets) error {
 // Available implements source.Partitioned: the first half of Spark's
 // latestOffset(start, limit) — the latest offsets, where new partitions
 // start, and the data-loss checks. The read limit is the planner's.
+//
+// A partition that vanished (its topic deleted, or no longer matched by
+// subscribePattern) fails the query under failOnDataLoss; otherwise it is
+// kept at its last position (start and latest both there), so the offsets
+// logged never lose it — a query whose only topic was deleted never logs
+// an empty {} — and when it comes back (the topic recreated), it is read
+// from its earliest offset, as a partition whose offset went backwards is:
+// one batch moves its position to the earliest offset, the next reads from
+// there. Spark skips a recreated topic's records up to its latest offset
+// instead.
+//
+// Under Trigger.AvailableNow the snapshot taken at start is the latest, and
+// each call checks it against the brokers as Spark does: partitions lost
+// since, or a latest offset below the snapshot's, fail the query whatever
+// failOnDataLoss says.
 func (s *Source) Available(ctx context.Context, startOff source.Offset) (from, latest partition.Offsets, err error) {
 	start, _ := startOff.(Offsets)
-	latest = partition.Offsets(s.availableNow)
-	if latest == nil {
+	if s.availableNow != nil {
+		if err := s.verifyAvailableNow(ctx); err != nil {
+			return nil, nil, err
+		}
+		latest = maps.Clone(partition.Offsets(s.availableNow))
+	} else {
 		l, err := s.listOffsets(ctx, true)
 		if err != nil {
 			return nil, nil, err
@@ -497,16 +533,35 @@ func (s *Source) Available(ctx context.Context, startOff source.Offset) (from, l
 	}
 	// Partitions not in start: new since the last batch. Spark reads them
 	// from their earliest offset and reports data loss when that is not 0.
+	// Partitions that came back after vanishing, or whose offset went
+	// backwards, are read from their earliest offset too.
 	effStart := make(partition.Offsets, len(latest))
-	var newParts []partition.ID
+	var newParts, fromEarliest []partition.ID
 	for tp := range latest {
-		if off, ok := start[tp]; ok {
-			effStart[tp] = off
-		} else {
+		off, ok := start[tp]
+		switch {
+		case !ok:
 			newParts = append(newParts, tp)
+		case s.gone[tp]:
+			delete(s.gone, tp)
+			msg := fmt.Sprintf("partition %s-%d is back (topic recreated?)", tp.Topic, tp.Partition)
+			if s.cfg.FailOnDataLoss {
+				return nil, nil, fmt.Errorf("kafka source: %s; some data may have been missed; set failOnDataLoss=false to continue", msg)
+			}
+			s.log.Warn("kafka source: " + msg + "; reading it from its earliest offset")
+			fromEarliest = append(fromEarliest, tp)
+		case latest[tp] < off:
+			msg := fmt.Sprintf("partition %s-%d offset was changed from %d to %d (topic recreated?)", tp.Topic, tp.Partition, off, latest[tp])
+			if s.cfg.FailOnDataLoss {
+				return nil, nil, fmt.Errorf("kafka source: %s; some data may have been missed; set failOnDataLoss=false to continue", msg)
+			}
+			s.log.Warn("kafka source: " + msg + "; reading it from its earliest offset")
+			fromEarliest = append(fromEarliest, tp)
+		default:
+			effStart[tp] = off
 		}
 	}
-	if len(newParts) > 0 {
+	if len(newParts) > 0 || len(fromEarliest) > 0 {
 		earliest, err := s.listOffsets(ctx, false)
 		if err != nil {
 			return nil, nil, err
@@ -523,28 +578,111 @@ func (s *Source) Available(ctx context.Context, startOff source.Offset) (from, l
 			effStart[tp] = e
 			s.log.Info("kafka source: new partition discovered", "topic", tp.Topic, "partition", tp.Partition, "from", e)
 		}
+		// A partition to re-read from its earliest offset first moves
+		// there, admitting nothing from it in this batch: the batch logs
+		// the jump (its end below its start reads nothing), and the next
+		// batch reads from the earliest offset. Logged that way, a replay
+		// of either batch reads exactly what the first run read.
+		for _, tp := range fromEarliest {
+			effStart[tp], latest[tp] = earliest[tp], earliest[tp]
+			s.unassign(tp)
+		}
 	}
 	for tp, off := range start {
-		l, ok := latest[tp]
-		if !ok {
-			// Partition vanished (topic deleted): keep its last offset.
-			msg := fmt.Sprintf("partition %s-%d is gone (topic deleted?)", tp.Topic, tp.Partition)
-			if s.cfg.FailOnDataLoss {
-				return nil, nil, fmt.Errorf("kafka source: %s; set failOnDataLoss=false to continue without it", msg)
-			}
-			s.log.Warn("kafka source: " + msg)
+		if _, ok := latest[tp]; ok {
 			continue
 		}
-		if l < off {
-			msg := fmt.Sprintf("partition %s-%d offset was changed from %d to %d (topic recreated?)", tp.Topic, tp.Partition, off, l)
-			if s.cfg.FailOnDataLoss {
-				return nil, nil, fmt.Errorf("kafka source: %s; some data may have been missed; set failOnDataLoss=false to continue", msg)
-			}
-			s.log.Warn("kafka source: " + msg)
-			effStart[tp] = l
+		// Vanished (topic deleted): keep its position, with nothing to read.
+		msg := fmt.Sprintf("partition %s-%d is gone (topic deleted?)", tp.Topic, tp.Partition)
+		if s.cfg.FailOnDataLoss {
+			return nil, nil, fmt.Errorf("kafka source: %s; set failOnDataLoss=false to continue without it", msg)
 		}
+		if !s.gone[tp] {
+			if s.gone == nil {
+				s.gone = map[partition.ID]bool{}
+			}
+			s.gone[tp] = true
+			s.log.Warn("kafka source: " + msg + "; keeping its position until it comes back")
+		}
+		effStart[tp], latest[tp] = off, off
 	}
 	return effStart, latest, nil
+}
+
+// unassign drops everything the client and the source hold of the topic
+// of a partition whose log was replaced (the topic recreated), so the next
+// batch assigns its partitions afresh: a client still holding the old
+// topic (its id, its fetch positions) would wait for records forever.
+func (s *Source) unassign(tp partition.ID) {
+	s.cl.PurgeTopicsFromConsuming(tp.Topic)
+	for p := range s.assigned {
+		if p.Topic == tp.Topic {
+			delete(s.assigned, p)
+			delete(s.pos, p)
+			delete(s.carry, p)
+			delete(s.carryFrom, p)
+		}
+	}
+	delete(s.pos, tp)
+}
+
+// verifyAvailableNow checks the availableNow snapshot against the brokers'
+// latest offsets, as Spark's KafkaMicroBatchStream does before every batch
+// of a Trigger.AvailableNow query, with Spark's error conditions.
+func (s *Source) verifyAvailableNow(ctx context.Context) error {
+	now, err := s.listOffsets(ctx, true)
+	if err != nil {
+		return err
+	}
+	for tp := range s.availableNow {
+		if _, ok := now[tp]; !ok {
+			return fmt.Errorf("kafka source: [LOST_TOPIC_PARTITIONS_IN_END_OFFSET_WITH_TRIGGER_AVAILABLENOW] Some of partitions in Kafka topic(s) have been lost "+
+				"during running query with Trigger.AvailableNow. The error could be transient - restart your query, and report if you still see the same issue.\n"+
+				"topic-partitions for latest offset: %s, topic-partitions for end offset: %s", scalaSet(now), scalaSet(s.availableNow))
+		}
+	}
+	for tp, end := range s.availableNow {
+		if now[tp] < end {
+			return fmt.Errorf("kafka source: [END_OFFSET_HAS_GREATER_OFFSET_FOR_TOPIC_PARTITION_THAN_LATEST_WITH_TRIGGER_AVAILABLENOW] Some of partitions in Kafka topic(s) "+
+				"report available offset which is less than end offset during running query with Trigger.AvailableNow. The error could be transient - restart your query, "+
+				"and report if you still see the same issue.\nlatest offset: %s, end offset: %s", scalaMap(now), scalaMap(s.availableNow))
+		}
+	}
+	return nil
+}
+
+// scalaSet renders partitions as Spark's messages do: Set(t-0, t-1).
+func scalaSet(o Offsets) string {
+	var parts []string
+	for _, tp := range partition.Offsets(o).Sorted() {
+		parts = append(parts, tp.String())
+	}
+	return "Set(" + strings.Join(parts, ", ") + ")"
+}
+
+// scalaMap renders offsets as Spark's messages do: Map(t-0 -> 10, t-1 -> 4).
+func scalaMap(o Offsets) string {
+	var parts []string
+	for _, tp := range partition.Offsets(o).Sorted() {
+		parts = append(parts, fmt.Sprintf("%s -> %d", tp, o[tp]))
+	}
+	return "Map(" + strings.Join(parts, ", ") + ")"
+}
+
+// LatestOffsets implements source.LatestReporter: the subscribed
+// partitions' latest offsets (the last stable offsets with
+// isolation.level=read_committed) in one listing, tried once — the
+// engine's sampler calls it about once a second and lives with a missed
+// sample. A source draining an availableNow snapshot reports the snapshot.
+func (s *Source) LatestOffsets(ctx context.Context) (partition.Offsets, error) {
+	if s.availableNow != nil {
+		return partition.Offsets(s.availableNow), nil
+	}
+	l, err := s.listOffsetsOnce(ctx, true, -1)
+	if err != nil {
+		return nil, s.cfg.Security.Scrub(err)
+	}
+	return partition.Offsets(l), nil
 }
 
 // PartitionOffset implements source.Partitioned.
@@ -655,5 +793,6 @@ func (s *Source) Close() error {
 
 var (
 	_ source.Partitioned       = (*Source)(nil)
+	_ source.LatestReporter    = (*Source)(nil)
 	_ source.PartitionedOffset = Offsets(nil)
 )

@@ -45,7 +45,7 @@ type recorder struct {
 
 func (r *recorder) QueryStarted(*engine.Query)                              {}
 func (r *recorder) BatchCompleted(_ *engine.Query, i *engine.BatchInfo)     { r.infos = append(r.infos, i) }
-func (r *recorder) Idle(*engine.Query, time.Time)                           {}
+func (r *recorder) Idle(*engine.Query, *engine.IdleInfo)                    {}
 func (r *recorder) OffsetsObserved(*engine.Query, source.Offset, time.Time) {}
 func (r *recorder) QueryTerminated(*engine.Query, error)                    {}
 

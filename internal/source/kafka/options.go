@@ -36,9 +36,14 @@ type Config struct {
 	Pattern *regexp.Regexp
 	Assign  map[string][]int32
 
-	// Starting is "earliest", "latest" or "" when StartingJSON is set.
+	// Starting is "earliest", "latest" or "" when StartingJSON or
+	// StartingTopics is set.
 	Starting     string
 	StartingJSON map[partition.ID]int64
+	// StartingTopics holds the topics startingOffsets gives as a whole,
+	// {"t1":"earliest","t2":"latest"}: sparktext.KafkaEarliest or
+	// KafkaLatest for every partition of the topic (Spark 4.x, SPARK-58774).
+	StartingTopics map[string]int64
 	// StartingTimestamp (ms, -1 = unset) starts every partition at its
 	// first record with a timestamp ≥ it; it wins over StartingByTimestamp,
 	// which wins over Starting / StartingJSON / StartingEvery (Spark's
@@ -141,7 +146,8 @@ func parseConfig(o options.Values) (*Config, error) {
 	c := &Config{Ignored: Spec.PassedThrough(o.Options().Names())}
 	bs, ok := o.Get("kafka.bootstrap.servers")
 	if !ok || strings.TrimSpace(bs) == "" {
-		return nil, &options.Error{Option: "kafka.bootstrap.servers", Allowed: "required: a comma-separated list of host:port"}
+		return nil, &options.Error{Option: "kafka.bootstrap.servers", Allowed: "required: a comma-separated list of host:port",
+			Spark: "Option 'kafka.bootstrap.servers' must be specified for configuring Kafka consumer"}
 	}
 	for _, b := range strings.Split(bs, ",") {
 		if b = strings.TrimSpace(b); b != "" {
@@ -156,11 +162,13 @@ func parseConfig(o options.Values) (*Config, error) {
 		}
 	}
 	if len(set) != 1 {
-		got := "none of them"
-		if len(set) > 1 {
-			got = strings.Join(set, " and ")
+		// Spark's texts (its option names lower-cased).
+		if len(set) == 0 {
+			return nil, fmt.Errorf("One of the following options must be specified for Kafka source: subscribe, subscribepattern, assign. " +
+				"See the docs for more details. (sluice: the kafka source needs exactly one of the options \"subscribe\", \"subscribePattern\", \"assign\"; got none of them)")
 		}
-		return nil, fmt.Errorf("kafka source needs exactly one of the options \"subscribe\", \"subscribePattern\", \"assign\"; got %s", got)
+		return nil, &options.Error{Option: set[1], Allowed: fmt.Sprintf(`the kafka source needs exactly one of the options "subscribe", "subscribePattern", "assign"; got %s`, strings.Join(set, " and ")),
+			Spark: "Only one of the following options can be specified for Kafka source: subscribe, subscribepattern, assign. See the docs for more details."}
 	}
 	switch set[0] {
 	case "subscribe":
@@ -171,20 +179,29 @@ func parseConfig(o options.Values) (*Config, error) {
 			}
 		}
 		if len(c.Topics) == 0 {
-			return nil, &options.Error{Option: "subscribe", Value: v, Allowed: "allowed: a comma-separated list of topics"}
+			return nil, &options.Error{Option: "subscribe", Value: v, Allowed: "allowed: a comma-separated list of topics",
+				Spark: fmt.Sprintf("No topics to subscribe to as specified value for option 'subscribe' is '%s'", v)}
 		}
 	case "subscribePattern":
 		v, _ := o.Get("subscribePattern")
 		re, err := regexp.Compile("^(?:" + v + ")$")
 		if err != nil || strings.TrimSpace(v) == "" {
-			return nil, &options.Error{Option: "subscribePattern", Value: v, Allowed: "allowed: a regular expression matching topic names"}
+			oe := &options.Error{Option: "subscribePattern", Value: v, Allowed: "allowed: a regular expression matching topic names"}
+			if strings.TrimSpace(v) == "" {
+				oe.Spark = fmt.Sprintf("Pattern to subscribe is empty as specified value for option 'subscribePattern' is '%s'", v)
+			}
+			return nil, oe
 		}
 		c.Pattern = re
 	case "assign":
 		v, _ := o.Get("assign")
 		var a map[string][]int32
 		if err := json.Unmarshal([]byte(v), &a); err != nil || len(a) == 0 {
-			return nil, &options.Error{Option: "assign", Value: v, Allowed: `allowed: JSON like {"topicA":[0,1],"topicB":[2,4]}`}
+			oe := &options.Error{Option: "assign", Value: v, Allowed: `allowed: JSON like {"topicA":[0,1],"topicB":[2,4]}`}
+			if !strings.HasPrefix(strings.TrimSpace(v), "{") {
+				oe.Spark = fmt.Sprintf("No topicpartitions to assign as specified value for option 'assign' is '%s'", v)
+			}
+			return nil, oe
 		}
 		c.Assign = a
 	}
@@ -194,11 +211,13 @@ func parseConfig(o options.Values) (*Config, error) {
 	case "earliest", "latest":
 		c.Starting = strings.ToLower(strings.TrimSpace(so))
 	default:
-		m, err := ParseOffsetsJSON(so)
+		parts, topics, err := parseStartingJSON(so)
 		if err != nil {
-			return nil, &options.Error{Option: "startingOffsets", Value: so, Allowed: `allowed: "earliest", "latest", or JSON like {"topicA":{"0":23,"1":-2}} (-2 = earliest, -1 = latest)`}
+			return nil, &options.Error{Option: "startingOffsets", Value: so,
+				Allowed: `allowed: "earliest", "latest", or JSON like {"topicA":{"0":23,"1":-2}} (-2 = earliest, -1 = latest) or {"topicA":"earliest","topicB":"latest"}, per partition or per topic`,
+				Spark:   fmt.Sprintf(`Expected e.g. {"topicA":{"0":23,"1":-1},"topicB":{"0":-2}}, got %s`, so)}
 		}
-		c.StartingJSON = m
+		c.StartingJSON, c.StartingTopics = parts, topics
 	}
 	if err := parseTimestampStart(o, c); err != nil {
 		return nil, err
@@ -216,7 +235,8 @@ func parseConfig(o options.Values) (*Config, error) {
 	c.MinOffsetsPerTrigger = o.Int64("minOffsetsPerTrigger")
 	if c.MaxOffsetsPerTrigger > 0 && c.MinOffsetsPerTrigger > c.MaxOffsetsPerTrigger {
 		return nil, &options.Error{Option: "minOffsetsPerTrigger", Value: strconv.FormatInt(c.MinOffsetsPerTrigger, 10),
-			Allowed: fmt.Sprintf("must not be higher than maxOffsetsPerTrigger (%d)", c.MaxOffsetsPerTrigger)}
+			Allowed: fmt.Sprintf("must not be higher than maxOffsetsPerTrigger (%d)", c.MaxOffsetsPerTrigger),
+			Spark:   fmt.Sprintf("The value of minOffsetPerTrigger(%d) is higher than the maxOffsetsPerTrigger(%d).", c.MinOffsetsPerTrigger, c.MaxOffsetsPerTrigger)}
 	}
 	c.MaxTriggerDelay = o.Duration("maxTriggerDelay")
 	c.FailOnDataLoss = o.Bool("failOnDataLoss")
@@ -237,6 +257,46 @@ func parseConfig(o options.Values) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// parseStartingJSON reads startingOffsets JSON: per partition,
+// {"t":{"0":23,"1":-2}}, per topic, {"t1":"earliest","t2":"latest"}, or a
+// mix of both.
+func parseStartingJSON(s string) (map[partition.ID]int64, map[string]int64, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &raw); err != nil || len(raw) == 0 {
+		return nil, nil, fmt.Errorf("not a JSON object of topics")
+	}
+	var topics map[string]int64
+	perPartition := map[string]json.RawMessage{}
+	for t, v := range raw {
+		var word string
+		if json.Unmarshal(v, &word) != nil {
+			perPartition[t] = v
+			continue
+		}
+		if topics == nil {
+			topics = map[string]int64{}
+		}
+		switch strings.ToLower(word) {
+		case "earliest":
+			topics[t] = sparktext.KafkaEarliest
+		case "latest":
+			topics[t] = sparktext.KafkaLatest
+		default:
+			return nil, nil, fmt.Errorf("topic %q: %q is neither earliest nor latest", t, word)
+		}
+	}
+	parts := map[partition.ID]int64{}
+	if len(perPartition) > 0 {
+		b, _ := json.Marshal(perPartition) // raw messages re-marshal as they were
+		m, err := ParseOffsetsJSON(string(b))
+		if err != nil {
+			return nil, nil, err
+		}
+		parts = m
+	}
+	return parts, topics, nil
 }
 
 // parseTimestampStart reads startingTimestamp, startingOffsetsByTimestamp

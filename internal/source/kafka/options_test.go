@@ -335,9 +335,9 @@ func TestTopicDeletedAndRecreated(t *testing.T) {
 					return
 				}
 				// The query carries on with the other topic and, when
-				// recreated, with the new topic's records from its end
-				// at the time of the check (the 3 before are lost, as
-				// in Spark).
+				// recreated, reads the new topic from its start (Spark
+				// would skip the 3 records per partition there before
+				// the check).
 				produceFrom := func(topic string, from, to int) {
 					var recs []*kgo.Record
 					for i := from; i < to; i++ {
@@ -348,6 +348,7 @@ func TestTopicDeletedAndRecreated(t *testing.T) {
 				produceFrom("keep", 10, 15)
 				want := 35
 				if recreate {
+					want += 2 * 3
 					waitFor(t, func() bool { return sink.NumRows() >= want })
 					produceFrom("gone", 3, 7)
 					want += 4
@@ -411,5 +412,59 @@ func TestTopicDeletedWhileReading(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStartingOffsetsPerTopic: startingOffsets names whole topics,
+// {"t1":"earliest","t2":"latest"} (Spark 4.x), alone or mixed with
+// per-partition offsets; a topic it names must be subscribed, and an
+// unlisted topic is an error as an unlisted partition is.
+func TestStartingOffsetsPerTopic(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "t1", Partitions: 2}, broker.TopicSpec{Name: "t2", Partitions: 2})
+	var recs []*kgo.Record
+	for i := 0; i < 5; i++ {
+		for _, topic := range []string{"t1", "t2"} {
+			for p := int32(0); p < 2; p++ {
+				recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: []byte("x")})
+			}
+		}
+	}
+	brokertest.ProduceSync(t, b.Addr(), recs...)
+	cases := []struct {
+		name, starting string
+		want           map[partition.ID]int64
+		err            string
+	}{
+		{"per topic", `{"t1":"earliest","t2":"latest"}`, map[partition.ID]int64{tp("t1", 0): 0, tp("t1", 1): 0, tp("t2", 0): 5, tp("t2", 1): 5}, ""},
+		{"case-insensitive words", `{"t1":"LATEST","t2":"Earliest"}`, map[partition.ID]int64{tp("t1", 0): 5, tp("t1", 1): 5, tp("t2", 0): 0, tp("t2", 1): 0}, ""},
+		{"mixed with partitions", `{"t1":"latest","t2":{"0":3,"1":-2}}`, map[partition.ID]int64{tp("t1", 0): 5, tp("t1", 1): 5, tp("t2", 0): 3, tp("t2", 1): 0}, ""},
+		{"a topic left out", `{"t1":"earliest"}`, nil, "does not specify partition t2-0"},
+		{"a topic not subscribed", `{"t1":"earliest","t2":"latest","t3":"latest"}`, nil, `names topic "t3", which does not exist or is not subscribed`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "t1,t2", "startingOffsets": c.starting}, quiet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			off, err := src.InitialOffset(context.Background())
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("InitialOffset = %v, want an error containing %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := off.JSON(), kafka.Offsets(c.want).JSON(); got != want {
+				t.Fatalf("initial offsets %s, want %s", got, want)
+			}
+		})
+	}
+	if _, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "t1", "startingOffsets": `{"t1":"soon"}`}, quiet); err == nil ||
+		!strings.Contains(err.Error(), `{"topicA":"earliest","topicB":"latest"}`) {
+		t.Fatalf("a word that is neither earliest nor latest: %v", err)
 	}
 }

@@ -511,7 +511,16 @@ func (r *reader) Read(ctx context.Context, t source.Task, emit source.Emit) erro
 					}
 				}
 			}
-			if err := emit(ctx, r.toBatch(topic, tk.tp.Partition, recs)); err != nil {
+			recs, bad := splitMalformed(recs)
+			if len(bad) > 0 {
+				if err := r.reject(ctx, topic, tk.tp.Partition, bad); err != nil {
+					return err
+				}
+			}
+			if len(recs) == 0 {
+				continue
+			}
+			if err := emit(ctx, r.toBatch(topic, tk.tp.Partition, recs, r.s.need)); err != nil {
 				return err
 			}
 		}
@@ -521,9 +530,90 @@ func (r *reader) Read(ctx context.Context, t source.Task, emit source.Emit) erro
 	}
 }
 
-func (r *reader) toBatch(topic []byte, partition int32, recs []*kgo.Record) *batch.Batch {
+// The range of record timestamps, in milliseconds since the epoch: Spark's
+// TimestampType range, 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z.
+// A timestamp outside it is almost always one a producer wrote in micro-
+// or nanoseconds.
+const (
+	MinTimestampMillis = -62_135_596_800_000
+	MaxTimestampMillis = 253_402_300_799_999
+)
+
+// inv15625 is the inverse of 15625 modulo 2^58 (15625 × inv15625 ≡ 1).
+var inv15625 = func() uint64 {
+	// Newton's iteration for the inverse of an odd number modulo 2^64.
+	x := uint64(15625)
+	for range 6 {
+		x *= 2 - 15625*x
+	}
+	return x
+}()
+
+// recordMillis recovers a record's timestamp in milliseconds since the
+// epoch. franz-go builds Record.Timestamp as time.Unix(0, ms × 10^6),
+// which wraps around for timestamps past the year 2262 — exactly the
+// microsecond and nanosecond timestamps some producers write. The product
+// modulo 2^64 still determines ms modulo 2^58 (10^6 = 2^6 × 15625 and
+// 15625 is odd), so any |ms| < 2^57 (4.5 million years) is recovered
+// exactly; a larger one — nanoseconds — comes back as another value,
+// which is out of range too unless it happens to fall in years 1..9999
+// (a chance of about 1 in 600).
+func recordMillis(t time.Time) int64 {
+	n := uint64(t.UnixNano())
+	if n%64 != 0 { // not a whole number of milliseconds: not from a record
+		return t.UnixMilli()
+	}
+	ms := ((n >> 6) * inv15625) & (1<<58 - 1)
+	if ms >= 1<<57 { // sign-extend from 58 bits
+		return int64(ms) - 1<<58
+	}
+	return int64(ms)
+}
+
+// splitMalformed separates the records whose timestamp is out of range —
+// typically written in micro- or nanoseconds by a custom producer — from
+// the others, keeping their order.
+func splitMalformed(recs []*kgo.Record) (good, bad []*kgo.Record) {
+	for i, rec := range recs {
+		if ms := recordMillis(rec.Timestamp); ms > MaxTimestampMillis || ms < MinTimestampMillis {
+			if bad == nil {
+				good = append(good, recs[:i]...)
+			}
+			bad = append(bad, rec)
+			continue
+		}
+		if bad != nil {
+			good = append(good, rec)
+		}
+	}
+	if bad == nil {
+		return recs, nil
+	}
+	return good, bad
+}
+
+// reject hands records with an out-of-range timestamp to the engine
+// (source.Reject): dead-lettered when the query has a dead-letter sink,
+// else the batch fails with Spark's KAFKA_MALFORMED_RECORD_TIMESTAMP
+// condition naming the record. Their timestamp column is null.
+func (r *reader) reject(ctx context.Context, topic []byte, partition int32, bad []*kgo.Record) error {
+	rows := r.toBatch(topic, partition, bad, nil)
+	ts := rows.Columns[5]
+	ts.Valid = make([]bool, rows.N) // all null
+	clear(ts.Ints)
+	reasons := make([]string, len(bad))
+	for i, rec := range bad {
+		reasons[i] = fmt.Sprintf("[KAFKA_MALFORMED_RECORD_TIMESTAMP] The Kafka record at topic %s, partition %d, offset %d has timestamp %d, "+
+			"outside the range of a timestamp in milliseconds since the epoch (years 1 to 9999): was it written in micro- or nanoseconds?",
+			rec.Topic, partition, rec.Offset, recordMillis(rec.Timestamp))
+	}
+	return source.Reject(ctx, rows, reasons)
+}
+
+// toBatch converts records into a batch of the source's schema, building
+// only the columns need marks (nil: all).
+func (r *reader) toBatch(topic []byte, partition int32, recs []*kgo.Record, need []bool) *batch.Batch {
 	n := len(recs)
-	need := r.s.need
 	want := func(i int) bool { return need == nil || need[i] }
 	cols := make([]*batch.Column, len(r.s.schema.Fields))
 	for i, f := range r.s.schema.Fields {
@@ -571,7 +661,7 @@ func (r *reader) toBatch(topic []byte, partition int32, recs []*kgo.Record) *bat
 	}
 	ints(3, func(*kgo.Record) int64 { return int64(partition) })
 	ints(4, func(rec *kgo.Record) int64 { return rec.Offset })
-	ints(5, func(rec *kgo.Record) int64 { return rec.Timestamp.UnixMicro() })
+	ints(5, func(rec *kgo.Record) int64 { return recordMillis(rec.Timestamp) * 1000 })
 	ints(6, func(rec *kgo.Record) int64 { return int64(rec.Attrs.TimestampType()) })
 	if r.s.cfg.IncludeHeaders && want(7) {
 		hdr := batch.NewColumn(batch.Headers, n)

@@ -2,8 +2,10 @@ package kafka
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/sluice-stream/sluice/internal/partition"
 )
@@ -126,4 +128,44 @@ func FuzzSplitRanges(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRecordMillis: the timestamp franz-go wraps past the year 2262 is
+// recovered exactly for any |ms| < 2^57; micro- and nanosecond timestamps
+// land out of range.
+func TestRecordMillis(t *testing.T) {
+	wrap := func(ms int64) time.Time { return time.Unix(0, ms*1e6) } // what franz-go does
+	for _, ms := range []int64{0, 1, -1, 1_715_681_700_000, MinTimestampMillis, MaxTimestampMillis, 9_223_372_036_854,
+		1_715_681_700_000_000 /* microseconds */, -1_715_681_700_000_000, 1<<57 - 1, -(1 << 57)} {
+		if got := recordMillis(wrap(ms)); got != ms {
+			t.Errorf("recordMillis(wrapped %d) = %d", ms, got)
+		}
+	}
+	inRange := func(ms int64) bool { return ms >= MinTimestampMillis && ms <= MaxTimestampMillis }
+	for _, v := range []int64{1_715_681_700_000_000, 1_715_681_700_000_000_000, 1_768_000_000_000_000_000, -1_715_681_700_000_000_000} {
+		if got := recordMillis(wrap(v)); inRange(got) {
+			t.Errorf("recordMillis(wrapped %d) = %d: within range, the record would pass as valid", v, got)
+		}
+	}
+	if got := recordMillis(time.UnixMilli(1_000).Add(time.Microsecond)); got != 1_000 {
+		t.Errorf("a time that is not whole milliseconds: %d", got)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 10000 {
+		ms := r.Int64N(1<<58) - 1<<57
+		if got := recordMillis(wrap(ms)); got != ms {
+			t.Fatalf("recordMillis(wrapped %d) = %d", ms, got)
+		}
+	}
+	// Nanosecond timestamps of the years 2020..2100: how many would pass?
+	passed := 0
+	for range 10000 {
+		ns := 1_577_836_800_000_000_000 + r.Int64N(2_524_608_000_000_000_000)
+		if inRange(recordMillis(wrap(ns))) {
+			passed++
+		}
+	}
+	if passed > 50 { // about 1 in 600 expected
+		t.Errorf("%d of 10000 nanosecond timestamps pass as valid", passed)
+	}
 }

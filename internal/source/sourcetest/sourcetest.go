@@ -31,6 +31,7 @@ type Op string
 // Points the hook sees.
 const (
 	OpAvailable Op = "available" // Available, before the offsets are read
+	OpLatest    Op = "latest"    // LatestOffsets (the engine's sampler)
 	OpOpen      Op = "open"      // Open, before the tasks are planned
 	OpRead      Op = "read"      // a task starts reading its partition
 	OpChunk     Op = "chunk"     // before a chunk of rows is emitted
@@ -84,6 +85,7 @@ type Source struct {
 	commits      []partition.Offsets
 	skipped      int64
 	closed       bool
+	latestCalls  int
 }
 
 type plog struct {
@@ -308,6 +310,29 @@ func (s *Source) Available(ctx context.Context, start source.Offset) (from, late
 	return from, latest, nil
 }
 
+// LatestOffsets implements source.LatestReporter: every partition's log
+// end (the availableNow snapshot once one is taken). The hook sees
+// OpLatest first; it is called from the engine's sampler goroutine.
+func (s *Source) LatestOffsets(ctx context.Context) (partition.Offsets, error) {
+	if err := s.call(ctx, Point{Op: OpLatest}); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latestCalls++
+	if s.availableNow != nil {
+		return maps.Clone(s.availableNow), nil
+	}
+	return s.latestLocked(), nil
+}
+
+// LatestCalls counts LatestOffsets calls.
+func (s *Source) LatestCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.latestCalls
+}
+
 // PartitionOffset implements source.Partitioned.
 func (s *Source) PartitionOffset(o partition.Offsets) source.Offset { return Offsets(o) }
 
@@ -454,6 +479,7 @@ func (s *Source) Close() error {
 
 var (
 	_ source.Partitioned       = (*Source)(nil)
+	_ source.LatestReporter    = (*Source)(nil)
 	_ source.AvailableNow      = (*Source)(nil)
 	_ source.LimitDefaults     = (*Source)(nil)
 	_ source.PartitionedOffset = Offsets(nil)

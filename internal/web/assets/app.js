@@ -19,7 +19,8 @@
     '#38bdf8', '#6366f1', '#155e75', '#94a3b8', '#3b82f6', '#115e59'];
 
   // Read by the headless-browser test: how much was drawn.
-  var rendered = window.__sluiceRendered = { charts: 0, points: 0, batches: 0, partitions: 0, query: null, polls: 0 };
+  var rendered = window.__sluiceRendered = { charts: 0, points: 0, batches: 0, partitions: 0, query: null, polls: 0,
+    arrivalPoints: 0, limitMarks: 0, batchRows: 0, findings: 0 };
   var errors = window.__sluiceErrors = [];
   window.addEventListener('error', function (e) {
     var m = String(e.message || e);
@@ -33,6 +34,8 @@
     queries: [],
     selected: null,    // query id
     history: [],       // progress reports, oldest first
+    arrival: [],       // {t, rate}: latest-offset samples (live state), oldest first
+    live: null,        // GET /api/v1/queries/{id}/live, when the query has it
     keys: {},          // key -> true, for merging
     charts: {},        // chart id -> {u, sig}
     limitsFor: null    // query id the form was prepared for
@@ -75,6 +78,24 @@
     return Math.floor(s / 3600) + 'h ' + Math.round((s % 3600) / 60) + 'm';
   }
   function fmtMs(ms) { ms = num(ms); return ms === null ? '—' : fmtSeconds(ms / 1000); }
+  // fmtTime renders seconds since the epoch in UTC, ISO 8601.
+  function fmtTime(t) { t = num(t); return t === null ? '—' : new Date(t * 1000).toISOString(); }
+  // clockUTC renders seconds since the epoch as the UTC time of day,
+  // HH:MM:SS (the time axis; the date is in the legend).
+  function clockUTC(t) { return t === null || t === undefined ? '' : new Date(t * 1000).toISOString().slice(11, 19); }
+  // clockTicks labels the time axis in UTC, with tenths of a second when
+  // whole seconds would repeat a label.
+  function clockTicks(u, splits) {
+    var whole = splits.map(clockUTC);
+    for (var i = 1; i < whole.length; i++) {
+      if (whole[i] && whole[i] === whole[i - 1]) {
+        return splits.map(function (t) { return t === null || t === undefined ? '' : new Date(t * 1000).toISOString().slice(11, 21); });
+      }
+    }
+    return whole;
+  }
+  // positive keeps a value a log scale can draw.
+  function positive(v) { v = num(v); return v !== null && v > 0 ? v : null; }
   function statusClass(s) {
     return 'badge st-' + (typeof s === 'string' && STATUS_COLOURS[s] ? s.toLowerCase() : 'none');
   }
@@ -131,7 +152,23 @@
   // ---- history -------------------------------------------------------------
 
   function keyOf(p) { return [p.runId, p.batchId, p.timestamp].join('|'); }
-  function resetHistory() { state.history = []; state.keys = {}; }
+  function resetHistory() { state.history = []; state.keys = {}; state.arrival = []; state.live = null; }
+
+  // mergeArrival adds the live state's arrival samples to the series.
+  function mergeArrival(samples) {
+    if (!Array.isArray(samples)) return;
+    var have = {};
+    state.arrival.forEach(function (a) { have[a.t] = true; });
+    samples.forEach(function (a) {
+      if (!a || typeof a.timestamp !== 'string') return;
+      var t = Date.parse(a.timestamp);
+      if (!isFinite(t) || have[t / 1000]) return;
+      have[t / 1000] = true;
+      state.arrival.push({ t: t / 1000, rate: num(a.rowsPerSecond) });
+    });
+    state.arrival.sort(function (a, b) { return a.t - b.t; });
+    while (state.arrival.length > 2 * KEEP) state.arrival.shift();
+  }
   function merge(reports) {
     if (!Array.isArray(reports)) return;
     var added = false;
@@ -152,7 +189,7 @@
   function baseAxes(fmt) {
     var grid = { stroke: '#eef1f5', width: 1 }, ticks = { stroke: '#e2e6ec', width: 1 };
     return [
-      { stroke: '#687385', grid: grid, ticks: ticks },
+      { stroke: '#687385', grid: grid, ticks: ticks, values: clockTicks },
       { stroke: '#687385', grid: grid, ticks: ticks, size: axisSize, values: axisValues(fmt) }
     ];
   }
@@ -190,6 +227,27 @@
     ctx.restore();
   }
 
+  // limitMarks_ draws a red triangle above the admitted rate of every batch
+  // the read limit capped.
+  function limitMarks_(u) {
+    var marks = u.sluiceMarks;
+    if (!marks) return;
+    var ctx = u.ctx, xs = u.data[0], adm = u.data[2], d = window.devicePixelRatio || 1;
+    ctx.save();
+    ctx.fillStyle = '#d63b3b';
+    for (var i = 0; i < xs.length; i++) {
+      if (!marks[i]) continue;
+      var cx = u.valToPos(xs[i], 'x', true);
+      var cy = adm[i] !== null && adm[i] !== undefined ? u.valToPos(adm[i], 'y', true) - 7 * d : u.bbox.top + 8 * d;
+      var r = 5 * d;
+      ctx.beginPath();
+      ctx.moveTo(cx - r, cy - r); ctx.lineTo(cx + r, cy - r); ctx.lineTo(cx, cy + r * 0.6);
+      ctx.closePath();
+      ctx.fill();
+    }
+    ctx.restore();
+  }
+
   // latestLegend makes the legend show the newest values when the cursor
   // is not over the chart.
   function latestLegend(u) {
@@ -219,7 +277,7 @@
   function draw(id, spec) {
     var el = $(id);
     if (!el || typeof window.uPlot !== 'function') return 0;
-    var sig = spec.series.map(function (s) { return s.label; }).join('\u0001');
+    var sig = spec.series.map(function (s) { return s.label; }).join('\u0001') + (spec.yLog ? '\u0001log' : '');
     var c = state.charts[id];
     if (!c || c.sig !== sig) {
       if (c) { if (c.ro) c.ro.disconnect(); c.u.destroy(); }
@@ -229,9 +287,10 @@
       });
       var opts = {
         width: chartWidth(el), height: 210,
-        scales: { x: { time: true }, y: spec.yRange ? { range: spec.yRange } : {} },
+        scales: { x: { time: true }, y: spec.yLog ? { distr: 3, log: 10 } : (spec.yRange ? { range: spec.yRange } : {}) },
         axes: baseAxes(spec.fmt),
-        series: [{ label: 'time', value: function (u, v) { return v === null || v === undefined ? '—' : new Date(v * 1000).toLocaleTimeString(); } }].concat(spec.series),
+        tzDate: function (ts) { return window.uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC'); },
+        series: [{ label: 'time (UTC)', value: function (u, v) { return v === null || v === undefined ? '—' : fmtTime(v); } }].concat(spec.series),
         legend: { live: true },
         cursor: { points: { size: 6 } },
         hooks: { draw: spec.hooks || [], setLegend: [latestLegend] }
@@ -251,6 +310,7 @@
       }
     }
     c.u.sluiceStatuses = spec.statuses || null;
+    c.u.sluiceMarks = spec.marks || null;
     c.u.setData(spec.data);
     var points = 0;
     for (var s = 1; s < spec.data.length; s++) {
@@ -285,11 +345,48 @@
     var total = 0, drawn = 0;
     function count(n) { total += n; if (n > 0) drawn++; }
 
+    // Rates on one log scale, so that a spike ten times the admitted rate
+    // and the capacity far above both all show: arrival from the live
+    // state's samples (between batches too), the other three per batch.
+    var byT = {};
+    function slot(t) {
+      if (!byT[t]) byT[t] = { arr: null, adm: null, proc: null, cap: null, bound: false };
+      return byT[t];
+    }
+    hist.forEach(function (p) {
+      var t = timeOf(p);
+      if (t === null) return;
+      var sl = slot(t);
+      sl.adm = positive(p.inputRowsPerSecond);
+      sl.proc = positive(p.processedRowsPerSecond);
+      sl.cap = positive(get(p, 'sluice.lag.capacityRowsPerSecond'));
+      sl.bound = get(p, 'sluice.admission.limitBound') === true;
+    });
+    var first = xs.length ? xs[0] : null;
+    state.arrival.forEach(function (a) {
+      if (first !== null && a.t < first - 120) return; // older than the reports shown
+      slot(a.t).arr = positive(a.rate);
+    });
+    var rx = Object.keys(byT).map(Number).sort(function (a, b) { return a - b; });
+    var arr = [], adm = [], proc = [], cap = [], marks = [];
+    var arrivalPoints = 0, limitMarks = 0;
+    rx.forEach(function (t) {
+      var sl = byT[t];
+      arr.push(sl.arr); adm.push(sl.adm); proc.push(sl.proc); cap.push(sl.cap); marks.push(sl.bound);
+      if (sl.arr !== null) arrivalPoints++;
+      if (sl.bound) limitMarks++;
+    });
+    var anyRate = arr.concat(adm, proc, cap).some(function (v) { return v !== null; });
     count(draw('chart-rates', {
-      fmt: fmtCount,
-      series: [line('input rows/s', '#2563eb'), line('processed rows/s', '#1f9d55')],
-      data: [xs, inR, procR]
+      fmt: fmtCount, yLog: anyRate,
+      series: [line('arrival rows/s', '#9333ea', { width: 1.5, points: { show: false } }), line('admitted rows/s', '#2563eb'),
+        line('processed rows/s', '#1f9d55'), line('capacity rows/s', '#475569', { dash: [4, 3], width: 1.5, points: { show: false } })],
+      data: [rx, arr, adm, proc, cap],
+      marks: marks,
+      hooks: [limitMarks_]
     }));
+    rendered.arrivalPoints = arrivalPoints;
+    rendered.limitMarks = limitMarks;
 
     var hasTrig = trig.some(function (v) { return v !== null; });
     var durSeries = [line('batch duration ms', '#4f46e5', { fill: 'rgba(79,70,229,0.08)' })];
@@ -364,6 +461,11 @@
     setText('q-name', typeof q.name === 'string' && q.name ? q.name : '(unnamed query)');
     setText('q-id', q.id || '—');
     setText('q-run', q.runId || '—');
+    var live = state.live;
+    var started = live && typeof live.startTimestamp === 'string' ? Date.parse(live.startTimestamp) : NaN;
+    var at = live && typeof live.timestamp === 'string' ? Date.parse(live.timestamp) : NaN;
+    setText('q-start', isFinite(started) ? new Date(started).toISOString() : '—');
+    setText('q-uptime', isFinite(started) && isFinite(at) ? fmtSeconds(Math.max(0, at - started) / 1000) : '—');
 
     var st = q.status;
     var msg = st && typeof st === 'object' ? st.message : (typeof st === 'string' ? st : null);
@@ -413,13 +515,14 @@
       var ratio = num(get(lp, 'sluice.timing.batchDurationVsTrigger'));
       if (ratio !== null) subs.push(ratio.toFixed(2) + '× trigger');
       var t = timeOf(lp);
-      if (t !== null) subs.push(new Date(t * 1000).toLocaleTimeString());
+      if (t !== null) subs.push(fmtTime(t));
       setText('last-batch-sub', subs.join(' · '));
       setText('rate-in', fmtCount(lp.inputRowsPerSecond));
       setText('rate-proc', fmtCount(lp.processedRowsPerSecond));
       var adm = get(lp, 'sluice.admission');
       setText('admission', adm && typeof adm === 'object' ?
-        'admitted ≤ ' + (adm.limit ? fmtCount(adm.limit) : 'unlimited') + (adm.reason ? ' (' + adm.reason + ')' : '') : '');
+        'admitted ≤ ' + (adm.limit ? fmtCount(adm.limit) : 'unlimited') + (adm.reason ? ' (' + adm.reason + ')' : '') +
+        (adm.limitBound === true ? ' · capped' : '') : '');
       var files = num(get(lp, 'sluice.checkpoint.files'));
       setText('ckpt-files', files !== null ? 'bytes, ' + files + ' files' : 'bytes');
     } else {
@@ -428,6 +531,77 @@
       setText('ckpt-files', 'bytes');
     }
     renderTable(lp);
+    renderDiagnosis(lp);
+    renderBatches(hist);
+  }
+
+  function renderDiagnosis(lp) {
+    var ul = $('diagnosis'), d = get(lp, 'sluice.diagnosis');
+    ul.textContent = '';
+    var findings = d && Array.isArray(d.findings) ? d.findings.filter(function (f) { return typeof f === 'string'; }) : [];
+    findings.forEach(function (f) {
+      var li = document.createElement('li');
+      li.textContent = f;
+      ul.appendChild(li);
+    });
+    if (!findings.length) {
+      var li = document.createElement('li');
+      li.className = 'muted';
+      li.textContent = !lp ? 'no batch yet' : (d && d.limiting ? 'nothing holds the query back; the largest share of batch time: ' + d.limiting : 'nothing to report');
+      ul.appendChild(li);
+    }
+    setText('diagnosis-limiting', d && typeof d.limiting === 'string' && d.limiting ? 'limited by: ' + d.limiting : '');
+    rendered.findings = findings.length;
+  }
+
+  var DURATION_KEYS = ['latestOffset', 'getBatch', 'queryPlanning', 'walCommit', 'addBatch', 'commitOffsets', 'triggerExecution'];
+
+  // renderBatches lists the newest 20 batches with Spark's durationMs
+  // breakdown.
+  function renderBatches(hist) {
+    var body = $('batch-rows');
+    body.textContent = '';
+    // Executed batches only: idle reports (no rows, no addBatch) are in the
+    // charts, not here.
+    var rows = hist.filter(function (p) {
+      return p.durationMs && typeof p.durationMs === 'object' && 'addBatch' in p.durationMs;
+    }).slice(-20).reverse();
+    if (!rows.length) {
+      var tr0 = document.createElement('tr'), td0 = document.createElement('td');
+      td0.colSpan = 13; td0.className = 'muted'; td0.textContent = 'no batch yet';
+      tr0.appendChild(td0); body.appendChild(tr0);
+      rendered.batchRows = 0;
+      return;
+    }
+    rows.forEach(function (p) {
+      var tr = document.createElement('tr');
+      function cell(text, cls) {
+        var td = document.createElement('td');
+        if (cls) td.className = cls;
+        td.textContent = text;
+        tr.appendChild(td);
+        return td;
+      }
+      cell('#' + p.batchId, 'num');
+      cell(fmtTime(timeOf(p)));
+      var rowsCell = cell(num(p.numInputRows) === null ? '—' : group(p.numInputRows), 'num');
+      if (get(p, 'sluice.admission.limitBound') === true) {
+        var capped = document.createElement('span');
+        capped.className = 'capped'; capped.textContent = 'capped';
+        rowsCell.appendChild(capped);
+      }
+      var limit = num(get(p, 'sluice.admission.limit'));
+      cell(limit === null ? '—' : (limit > 0 ? group(limit) : 'none'), 'num');
+      var dm = p.durationMs && typeof p.durationMs === 'object' ? p.durationMs : {};
+      DURATION_KEYS.forEach(function (k) { cell(num(dm[k]) === null ? '—' : group(dm[k]), 'num'); });
+      var lagRec = num(get(p, 'sluice.lag.records'));
+      cell(lagRec === null ? '—' : group(lagRec), 'num');
+      var hs = get(p, 'sluice.health.status'), b = document.createElement('span');
+      b.className = statusClass(hs); b.textContent = typeof hs === 'string' ? hs : 'n/a';
+      cell('').appendChild(b);
+      body.appendChild(tr);
+    });
+    rendered.batchRows = rows.length;
   }
 
   function renderTable(lp) {
@@ -590,9 +764,15 @@
       $('view').hidden = !id;
       if (!id) return null;
       var url = '/api/v1/queries/' + encodeURIComponent(id) + '/progress' + (state.history.length ? '?limit=20' : '');
-      return getJSON(url).then(function (reports) {
+      var q0 = state.queries.filter(function (x) { return x.id === id; })[0];
+      var live = q0 && q0.reports && q0.reports.live ?
+        getJSON('/api/v1/queries/' + encodeURIComponent(id) + '/live').catch(function () { return null; }) : Promise.resolve(null);
+      return Promise.all([getJSON(url), live]).then(function (got) {
+        var reports = got[0];
         if (id !== state.selected) return;
         merge(reports);
+        state.live = got[1];
+        if (got[1]) mergeArrival(got[1].arrival);
         var q = state.queries.filter(function (x) { return x.id === id; })[0];
         renderSummary(q, state.history);
         renderCharts(state.history);
@@ -601,7 +781,7 @@
       });
     }).then(function () {
       rendered.polls++;
-      setConn(true, 'live · ' + new Date().toLocaleTimeString());
+      setConn(true, 'live · ' + new Date().toISOString());
     }).catch(function (e) {
       setConn(false, 'disconnected: ' + e.message);
     }).then(function () {
