@@ -207,9 +207,9 @@ func TestParseErrors(t *testing.T) {
 		{"1S", "syntax error at 1:1: SMALLINT literals (suffix S) are not supported\n1S\n^"},
 		{"1e999", "syntax error at 1:1: numeric literal 1e999 is out of range for DOUBLE\n1e999\n^"},
 		{"99999999999999999999L", "syntax error at 1:1: BIGINT literal 99999999999999999999 is out of range\n99999999999999999999L\n^"},
-		{"t.value", "syntax error at 1:2: qualified name t.value is not supported (no table qualifiers or struct fields yet); " +
-			"back-quote a column name that contains a dot: `t.value`\nt.value\n ^"},
-		{"a[0]", "syntax error at 1:2: subscripts with '[' are not supported\na[0]\n ^"},
+		{"t.", "syntax error at 1:3: expected a field name after '.' but found end of input\nt.\n  ^"},
+		{"a[0", "syntax error at 1:4: expected ']' but found end of input\na[0\n   ^"},
+		{"a.1", "syntax error at 1:2: expected end of input but found '.1'\na.1\n ^"},
 		{"a IS 5", "syntax error at 1:6: expected NULL, TRUE, FALSE or DISTINCT FROM after IS but found '5'\na IS 5\n     ^"},
 		{"a BETWEEN 1 OR 2", "syntax error at 1:13: expected AND but found 'OR'\na BETWEEN 1 OR 2\n            ^"},
 		{"a IN ()", "syntax error at 1:3: IN needs at least one value\na IN ()\n  ^"},

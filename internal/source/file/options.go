@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/ddl"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/source"
+	"github.com/sluice-stream/sluice/internal/sparktext"
 	"github.com/sluice-stream/sluice/internal/storage"
 )
 
@@ -369,12 +370,12 @@ func (c *Config) parseRecordOptions(o options.Values) error {
 		c.Location = loc
 	}
 	if v, ok := o.Get("timestampFormat"); ok {
-		if c.TimestampLayout, err = javaLayout(v); err != nil {
+		if c.TimestampLayout, err = sparktext.JavaLayout(v); err != nil {
 			return &options.Error{Option: "timestampFormat", Value: v, Allowed: err.Error()}
 		}
 	}
 	if v, ok := o.Get("dateFormat"); ok {
-		if c.DateLayout, err = javaLayout(v); err != nil {
+		if c.DateLayout, err = sparktext.JavaLayout(v); err != nil {
 			return &options.Error{Option: "dateFormat", Value: v, Allowed: err.Error()}
 		}
 	}
