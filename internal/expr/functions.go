@@ -43,12 +43,18 @@ func init() {
 		"session_window":    {2, 2, buildWindow, "session_window(time, gapDuration)", "The row's initial session window [time, time + gap); sessions merge in the aggregation."},
 		"window_time":       {1, 1, buildWindowTime, "window_time(window)", "The event time of a window: its end minus one microsecond."},
 
+		// JSON.
+		"from_json":       {2, 3, buildFromJSON, "from_json(json, schema[, options])", "The JSON text parsed into the schema (DDL such as 'a INT, b STRING', or 'array<…>'/'map<string,…>'); PERMISSIVE by default, map('mode', 'FAILFAST') to fail on bad records."},
+		"to_json":         {1, 2, buildToJSON, "to_json(struct_array_or_map)", "The value as JSON text, as Spark writes it."},
+		"get_json_object": {2, 2, buildGetJSONObject, "get_json_object(json, path)", "The value at a JSONPath ($.a.b, $.a[0], $.a[*].b), NULL when absent or the JSON is invalid."},
+
 		// Nested values.
 		"struct":            {0, -1, buildStruct, "struct(expr [AS name], ...)", "A struct of the arguments; fields are named after aliases, columns and fields, else col1, col2, …."},
 		"named_struct":      {0, -1, buildNamedStruct, "named_struct(name1, value1, ...)", "A struct with the given field names (string literals) and values."},
 		"array":             {0, -1, buildArray, "array(expr, ...)", "An array of the arguments, widened to their common type."},
 		"size":              {1, 1, buildSize, "size(array_or_map)", "The number of elements; -1 for NULL (NULL in ANSI mode)."},
 		"cardinality":       {1, 1, buildSize, "cardinality(array_or_map)", "Alias of size()."},
+		"map":               {0, -1, buildMap, "map(key1, value1, ...)", "A map of the key/value pairs (keys not NULL and distinct)."},
 		"element_at":        {2, 2, buildElementAt, "element_at(array, index) | element_at(map, key)", "The element at a 1-based index (negative counts from the end), or the map's value for key; NULL when absent."},
 		"unix_seconds":      {1, 1, buildUnix(microsPerSecond), "unix_seconds(timestamp)", "Seconds since the epoch."},
 		"unix_millis":       {1, 1, buildUnix(1000), "unix_millis(timestamp)", "Milliseconds since the epoch."},

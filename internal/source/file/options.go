@@ -352,6 +352,11 @@ func (c *Config) parseSchema(o options.Values) error {
 	}
 	// File sources read every column as nullable, as Spark does.
 	for i := range s.Fields {
+		if s.Fields[i].Type.IsNested() {
+			return &options.Error{Option: "schema", Value: ddlText, Allowed: fmt.Sprintf(
+				"column %q is %s: the file source reads flat columns; declare it STRING and parse it with from_json(%s, '%s')",
+				s.Fields[i].Name, s.Fields[i].Type.SQL(), s.Fields[i].Name, s.Fields[i].Type.SQL())}
+		}
 		s.Fields[i].Nullable = true
 	}
 	c.Schema = s

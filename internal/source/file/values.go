@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluice-stream/sluice/internal/expr"
+	"github.com/sluice-stream/sluice/internal/sparktext"
 )
 
 const microsPerSecond = 1_000_000
@@ -63,7 +63,7 @@ func parseTimestamp(s, layout string, loc *time.Location) (int64, bool) {
 	}
 	zone := loc
 	if rest := strings.TrimSpace(s[i:]); rest != "" {
-		if zone, ok = expr.ParseZone(rest); !ok {
+		if zone, ok = sparktext.ParseZone(rest); !ok {
 			return 0, false
 		}
 	}
