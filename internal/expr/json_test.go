@@ -17,7 +17,9 @@ func jsonBatch(vals ...any) *batch.Batch {
 }
 
 func TestFromJSON(t *testing.T) {
-	sv := func(names []string, vals ...any) batch.StructValue { return batch.StructValue{Names: names, Values: vals} }
+	sv := func(names []string, vals ...any) batch.StructValue {
+		return batch.StructValue{Names: names, Values: vals}
+	}
 	for _, tc := range []struct {
 		src, name, typ string
 		in             []any

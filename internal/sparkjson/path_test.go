@@ -58,8 +58,8 @@ func TestGetJSONObject(t *testing.T) {
 		{`{"a": {"b": "x\"y"}}`, "$.a", `{"b":"x\"y"}`},
 		{`{"a": [1, 2`, "$.a", null}, // invalid JSON
 		{`{"a": NaN}`, "$.a", null},
-		{`{"a": 1}`, "a", null},       // no $
-		{`{"a": 1}`, "$.a[", null},    // bad path
+		{`{"a": 1}`, "a", null},    // no $
+		{`{"a": 1}`, "$.a[", null}, // bad path
 		{`[{"a": 1}, {"a": 2}]`, "$[1].a", "2"},
 		{`"top"`, "$", "top"},
 		{`{"a": 1, "a": 2}`, "$.a", "1"}, // the first match
