@@ -143,6 +143,8 @@ type Call struct {
 	Name     string // as written
 	Args     []Node
 	NoParens bool
+	// Distinct marks an aggregate's DISTINCT: count(DISTINCT x).
+	Distinct bool
 	At       int
 }
 
@@ -324,6 +326,9 @@ func (n *Call) String() string {
 	var b strings.Builder
 	b.WriteString(quoteFuncName(n.Name))
 	b.WriteString("(")
+	if n.Distinct {
+		b.WriteString("DISTINCT ")
+	}
 	writeList(&b, n.Args)
 	b.WriteString(")")
 	return b.String()

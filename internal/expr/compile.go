@@ -182,6 +182,9 @@ func compileSource(src string, in batch.Schema) (Compiled, error) {
 
 type compiler struct {
 	in batch.Schema
+	// filter marks a filter condition, where aggregates get Spark's
+	// INVALID_WHERE_CONDITION.
+	filter bool
 }
 
 func (c *compiler) compile(n Node) (cexpr, error) {
@@ -598,6 +601,9 @@ func (c *compiler) call(n *Call) (cexpr, error) {
 		}
 	}
 	name := strings.ToLower(n.Name)
+	if n.Distinct || aggregateNames[name] || unsupportedAggregates[name] {
+		return cexpr{}, aggregateOutside(c, n)
+	}
 	spec, ok := functions[name]
 	if !ok {
 		return cexpr{}, unknownFunction(n)
@@ -644,19 +650,8 @@ func callSQL(name string, args []cexpr) string {
 	return name + "(" + strings.Join(parts, ", ") + ")"
 }
 
-// aggregates are Spark functions sluice recognises only to explain that
-// aggregation is not supported.
-var aggregates = map[string]bool{
-	"count": true, "sum": true, "avg": true, "mean": true, "min": true, "max": true, "first": true,
-	"last": true, "collect_list": true, "collect_set": true, "approx_count_distinct": true, "stddev": true,
-	"variance": true,
-}
-
 func unknownFunction(n *Call) error {
 	name := strings.ToLower(n.Name)
-	if aggregates[name] {
-		return errAt(n.At, "aggregate function %s() is not supported", name)
-	}
 	msg := fmt.Sprintf("undefined function %s()", name)
 	if close := options.SuggestAll(name, FunctionNames()); len(close) > 0 {
 		for i := range close {

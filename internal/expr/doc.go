@@ -44,6 +44,17 @@
 // "window" or "session_window". Session windows are each row's initial
 // [t, t+gap); merging them is the session operator's job.
 //
+// # Aggregations
+//
+// Aggregate calls (count, sum, avg, min, max, first, last,
+// approx_count_distinct, collect_list, collect_set) are only valid in
+// CompileAggregation, which analyses groupBy(keys).agg(exprs) as Spark's
+// Aggregate: the window key (if any), the grouping keys, the distinct
+// aggregate calls (each an aggregate.Aggregate with Spark's result type and
+// name) and the projection from the grouped rows (keys then call results)
+// to the output. HasAggregate lets a plan recognise a select list that is a
+// global aggregation.
+//
 // Output column names follow Spark's generated names for the common cases:
 // `CAST(value AS STRING)` is named value, `upper(x)` is named upper(x),
 // `a + b` is named (a + b), string literals appear unquoted, `o.amount` is

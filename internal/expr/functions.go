@@ -117,9 +117,12 @@ type FunctionDoc struct {
 // `sluice functions` and the reference show, taken from the table the
 // compiler uses.
 func Functions() []FunctionDoc {
-	out := make([]FunctionDoc, 0, len(functions))
+	out := make([]FunctionDoc, 0, len(functions)+len(aggregateDocs))
 	for n, f := range functions {
 		out = append(out, FunctionDoc{Name: n, Signature: f.sig, Description: f.doc})
+	}
+	for n, d := range aggregateDocs {
+		out = append(out, FunctionDoc{Name: n, Signature: d[0], Description: d[1]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -128,8 +131,11 @@ func Functions() []FunctionDoc {
 // FunctionNames lists the built-in functions, sorted, for documentation
 // and completion.
 func FunctionNames() []string {
-	out := make([]string, 0, len(functions))
+	out := make([]string, 0, len(functions)+len(aggregateDocs))
 	for n := range functions {
+		out = append(out, n)
+	}
+	for n := range aggregateDocs {
 		out = append(out, n)
 	}
 	sort.Strings(out)

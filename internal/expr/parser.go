@@ -635,14 +635,17 @@ func (p *parser) identOrKeyword(t token) (Node, error) {
 func (p *parser) parseCall(t token) (Node, error) {
 	p.next()
 	if st := p.peek(); p.isOp(st, "*") && p.isOp(p.peekAt(1), ")") {
-		// count(*) parses so that the compiler can explain that aggregation
-		// is not supported.
+		// count(*): the aggregate of every row.
 		p.next()
 		p.next()
 		return &Call{Name: t.val, Args: []Node{&Star{At: st.pos}}, At: t.pos}, nil
 	}
+	distinct := false
 	if nt := p.peek(); p.isKw(nt, "DISTINCT") || p.isKw(nt, "ALL") {
-		return nil, p.errAt(nt, "%s in function arguments is not supported (no aggregation)", strings.ToUpper(nt.text))
+		// count(DISTINCT x) parses so that the analyser can answer with
+		// Spark's streaming error; ALL is the default.
+		distinct = p.isKw(nt, "DISTINCT")
+		p.next()
 	}
 	var args []Node
 	var err error
@@ -654,7 +657,7 @@ func (p *parser) parseCall(t token) (Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Call{Name: t.val, Args: args, At: t.pos}, nil
+	return &Call{Name: t.val, Args: args, Distinct: distinct, At: t.pos}, nil
 }
 
 func (p *parser) parseCase(t token) (Node, error) {
