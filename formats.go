@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/plan"
 	"github.com/sluice-stream/sluice/internal/registry"
 )
 
@@ -31,7 +32,7 @@ func validateOutputMode(mode, sinkFormat string, hasAggregation bool) error {
 		return &options.Error{Option: "outputMode", Value: mode, Allowed: "allowed: " + strings.Join(OutputModes(), ", ")}
 	}
 	if mode == "complete" && !hasAggregation {
-		return fmt.Errorf("output mode \"complete\" is not supported when there are no streaming aggregations on the DataFrame (allowed here: append, update)")
+		return plan.ErrCompleteWithoutAggregation
 	}
 	if sf, err := registry.Sink(sinkFormat); err == nil && !containsFold(sf.OutputModes, mode) {
 		return fmt.Errorf("the %s sink does not support output mode %q (allowed: %s)", sinkFormat, mode, strings.Join(sf.OutputModes, ", "))

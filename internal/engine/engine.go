@@ -3,7 +3,17 @@
 // logs it to the checkpoint before running it, runs one task per source
 // range on a bounded worker pool (read → transform → sink writer), commits
 // the sink, then logs the commit. On restart a batch that was logged but
-// not committed is re-run with exactly its logged ranges and timestamp.
+// not committed is re-run with exactly its logged ranges, timestamp and
+// watermark.
+//
+// A stateful query (Config.Stateful) runs each batch in two stages joined
+// by an in-process exchange (stateful.go, exchange.go): stage-1 tasks send
+// their rows to spark.sql.shuffle.partitions shuffle partitions through a
+// buffer bounded by a share of the memory budget, and one stage-2 task per
+// shuffle partition runs the stateful operator against that partition's
+// state store (statestore.go) and writes the sink. Event-time watermarks
+// (watermark.go) are computed after each batch, logged with the next one,
+// and trigger no-data batches when they move.
 //
 // Its tests run without a broker, on the fakes in source/sourcetest,
 // sink/sinktest and trigger/triggertest.
@@ -32,6 +42,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/storage"
 	"github.com/sluice-stream/sluice/internal/trigger"
+	"github.com/sluice-stream/sluice/internal/watermark"
 )
 
 // Transform turns a source batch into the rows written to the sink.
@@ -83,6 +94,11 @@ type Config struct {
 	// RequiredColumns are the source columns the query reads (nil = all);
 	// sources that can prune skip building the others.
 	RequiredColumns []string
+	// Stateful is the stateful half of the physical plan (nil: a stateless
+	// query, run as stage 1 alone with no exchange).
+	Stateful Stateful
+	// Watermarks are the query's withWatermark nodes (nil: none).
+	Watermarks Watermarks
 }
 
 // TaskInfo measures one task.
@@ -131,6 +147,22 @@ type BatchInfo struct {
 	Admission admission.Decision
 	// Diagnosis names what limited the batch.
 	Diagnosis diagnose.Result
+
+	// NoData marks a batch run without new input because the watermark
+	// moved (Spark's no-data batch).
+	NoData bool
+	// WatermarkMs is the event-time watermark the batch used (offsets/N
+	// batchWatermarkMs); NextWatermarkMs the one computed after it
+	// (commits/N nextBatchWatermarkMs).
+	WatermarkMs, NextWatermarkMs int64
+	// EventTime is set when the query has a watermark.
+	EventTime *EventTimeInfo
+	// StateOperators are the stateful operators' figures, downstream first
+	// (Spark's order).
+	StateOperators []StateOperatorInfo
+	// ShuffleTasks measure the stage-2 tasks (one per shuffle partition)
+	// of a stateful query; Tasks are then the stage-1 tasks.
+	ShuffleTasks []TaskInfo
 }
 
 // Observer receives the query's events. Methods are called from the query
@@ -178,6 +210,23 @@ type Query struct {
 	// sinkReserve is the memory the sinks hold back from the budget for
 	// their own buffers (sink.Budgeted).
 	sinkReserve int64
+	// stateReserve is the memory a stateful query's state stores and
+	// exchange hold back from the budget.
+	stateReserve int64
+
+	// Stateful queries: the conf pinned by the checkpoint, the watermark
+	// tracker, the watermark the last executed batch used, and the state
+	// stores.
+	conf       map[string]string
+	settings   settings
+	tracker    *watermark.Tracker
+	lastUsedWm int64
+	ranBatch   bool
+	states     *stateStores
+	// From the checkpoint at start.
+	pinned      map[string]string
+	hasPinned   bool
+	recoveredWm int64
 
 	batchesDone atomic.Int64
 
@@ -339,6 +388,10 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 		cp.Close()
 		return nil, err
 	}
+	if err := q.initStateful(); err != nil {
+		cp.Close()
+		return nil, err
+	}
 	for _, o := range cfg.Observers {
 		o.QueryStarted(q)
 	}
@@ -377,15 +430,36 @@ func (q *Query) recover(ctx context.Context) error {
 			return err
 		}
 	}
+	// The conf pinned by the checkpoint: the newest offsets file's.
+	if latest, ok, err := q.cp.LatestOffsets(); err != nil {
+		return err
+	} else if ok {
+		meta, _, err := q.cp.ReadOffsets(latest)
+		if err != nil {
+			return err
+		}
+		q.pinned = meta.Conf
+		q.hasPinned = true
+	}
 	// The start of the next batch is the end of the one before it.
 	prev := next - 1
 	if prev < 0 {
 		q.start = initOff
 		return nil
 	}
-	_, offs, err := q.cp.ReadOffsets(prev)
+	prevMeta, offs, err := q.cp.ReadOffsets(prev)
 	if err != nil {
 		return err
+	}
+	// The watermark: what the last batch used, raised to what its commit
+	// computed (Spark's populateStartOffsets).
+	q.recoveredWm, q.lastUsedWm, q.ranBatch = prevMeta.WatermarkMs, prevMeta.WatermarkMs, true
+	if q.cp.HasCommit(prev) {
+		next, err := q.cp.ReadCommit(prev)
+		if err != nil {
+			return err
+		}
+		q.recoveredWm = max(q.recoveredWm, next)
 	}
 	if len(offs) != 1 {
 		return fmt.Errorf("checkpoint %s: offsets/%d has %d source lines, this query has 1 source", q.cp.Dir(), prev, len(offs))
@@ -451,6 +525,11 @@ func (q *Query) run(ctx context.Context) {
 	if q.cfg.DeadLetter != nil {
 		if cerr := q.cfg.DeadLetter.Close(); cerr != nil && q.err == nil {
 			q.err = fmt.Errorf("close dead-letter sink: %w", cerr)
+		}
+	}
+	if q.states != nil {
+		if cerr := q.states.close(); cerr != nil && q.err == nil {
+			q.err = fmt.Errorf("close state stores: %w", cerr)
 		}
 	}
 	q.cp.Close()
@@ -521,18 +600,22 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	for _, o := range q.cfg.Observers {
 		o.OffsetsObserved(q, latest, triggerStart)
 	}
+	noData := false
 	if end.JSON() == q.start.JSON() {
-		q.setStatus("Waiting for data to arrive", false, false)
-		return false, nil
+		if once || !q.needsNoDataBatch() {
+			q.setStatus("Waiting for data to arrive", false, false)
+			return false, nil
+		}
+		noData = true // the watermark moved: evict and emit without new input
 	}
 	id := q.nextBatch
 	q.setStatus("Writing offsets to log", true, true)
 	walStart := q.cfg.Clock.Now()
 	conf := ainfo.Conf()
-	for k, v := range q.cfg.Conf {
+	for k, v := range q.conf {
 		conf[k] = v
 	}
-	meta := checkpoint.BatchMetadata{TimestampMs: walStart.UnixMilli(), Conf: conf}
+	meta := checkpoint.BatchMetadata{TimestampMs: walStart.UnixMilli(), Conf: conf, WatermarkMs: q.tracker.Global()}
 	if err := q.cp.WriteOffsets(id, meta, []string{end.JSON()}); err != nil {
 		return false, fmt.Errorf("batch %d: write offsets log: %w", id, err)
 	}
@@ -541,7 +624,7 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	}
 	info := &BatchInfo{
 		BatchID: id, TriggerStart: triggerStart, BatchTimestamp: time.UnixMilli(meta.TimestampMs),
-		Start: q.start, End: end, Latest: latest, Admission: ainfo,
+		Start: q.start, End: end, Latest: latest, Admission: ainfo, NoData: noData, WatermarkMs: meta.WatermarkMs,
 		Durations: map[string]time.Duration{"latestOffset": latestDur, "walCommit": q.cfg.Clock.Now().Sub(walStart)},
 	}
 	if err := q.execute(ctx, info); err != nil {
@@ -567,9 +650,12 @@ func (q *Query) runBatch(ctx context.Context, id int64, replay bool) error {
 	}
 	q.log.Info("re-running the last batch, which was logged but not committed", "batch", id)
 	ainfo := admission.Replayed(meta.Conf, q.Limits())
+	// The batch runs with the watermark it was logged with.
+	q.tracker.SetGlobal(meta.WatermarkMs)
 	info := &BatchInfo{
 		BatchID: id, Replayed: replay, TriggerStart: triggerStart, BatchTimestamp: time.UnixMilli(meta.TimestampMs),
-		Start: q.start, End: end, Latest: end, Admission: ainfo,
+		Start: q.start, End: end, Latest: end, Admission: ainfo, WatermarkMs: meta.WatermarkMs,
+		NoData:    end.JSON() == q.start.JSON(),
 		Durations: map[string]time.Duration{},
 	}
 	return q.execute(ctx, info)
@@ -579,33 +665,72 @@ func (q *Query) runBatch(ctx context.Context, id int64, replay bool) error {
 // checkpoint, and reports.
 func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 	id := info.BatchID
-	q.setStatus("Processing new data", true, true)
+	if info.NoData {
+		q.setStatus("Processing no-data batch (watermark moved)", false, true)
+	} else {
+		q.setStatus("Processing new data", true, true)
+	}
 	addStart := q.cfg.Clock.Now()
-	reader, err := q.cfg.Source.Open(ctx, info.Start, info.End)
-	if err != nil {
-		return fmt.Errorf("batch %d: open source: %w", id, err)
+	if q.cfg.Watermarks != nil {
+		q.cfg.Watermarks.Collect() // start the batch's event-time figures afresh
 	}
-	tasks := reader.Tasks()
-	msgs, tinfos, err := q.runTasks(ctx, id, reader, tasks, info.BatchTimestamp)
-	if cerr := reader.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("batch %d: close source reader: %w", id, cerr)
+	var (
+		msgs   []sink.Message
+		tinfos []TaskInfo
+		run    *statefulRun
+		err    error
+	)
+	if info.NoData {
+		if q.cfg.Stateful != nil {
+			run, err = q.runStateful(ctx, info, nil, nil)
+		}
+	} else {
+		reader, oerr := q.cfg.Source.Open(ctx, info.Start, info.End)
+		if oerr != nil {
+			return fmt.Errorf("batch %d: open source: %w", id, oerr)
+		}
+		tasks := reader.Tasks()
+		if q.cfg.Stateful != nil {
+			run, err = q.runStateful(ctx, info, reader, tasks)
+		} else {
+			msgs, tinfos, err = q.runTasks(ctx, id, reader, tasks, info.BatchTimestamp, q.cfg.Sink.NewWriter, q.outputSchema())
+		}
+		if cerr := reader.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("batch %d: close source reader: %w", id, cerr)
+		}
+	}
+	if run != nil {
+		msgs, tinfos = run.messages, run.stage1
 	}
 	if err != nil {
-		return err
+		if run != nil {
+			run.abort()
+		}
+		return q.stateMemoryError(err)
 	}
 	sinkCommitStart := q.cfg.Clock.Now()
 	if err := q.cfg.Sink.Commit(ctx, id, msgs); err != nil {
+		if run != nil {
+			run.abort()
+		}
 		return fmt.Errorf("batch %d: commit sink %s: %w", id, q.cfg.Sink.Description(), err)
 	}
 	sinkCommit := q.cfg.Clock.Now().Sub(sinkCommitStart)
+	if run != nil {
+		// State versions follow the sink's commit and precede commits/N.
+		if err := q.commitState(ctx, run, info); err != nil {
+			return fmt.Errorf("batch %d: commit state: %w", id, err)
+		}
+	}
 	info.Durations["addBatch"] = q.cfg.Clock.Now().Sub(addStart)
+	q.updateWatermark(info)
 	if q.cfg.BeforeCommit != nil {
 		if err := q.cfg.BeforeCommit(id); err != nil {
 			return err
 		}
 	}
 	commitStart := q.cfg.Clock.Now()
-	if err := q.cp.WriteCommit(id, 0); err != nil {
+	if err := q.cp.WriteCommit(id, info.NextWatermarkMs); err != nil {
 		return fmt.Errorf("batch %d: write commit log: %w", id, err)
 	}
 	if err := q.cfg.Source.Commit(ctx, info.End); err != nil {
@@ -626,6 +751,13 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 		info.NumOutputRows += t.OutRows
 		info.NumDeadLetters += t.DeadLetters
 	}
+	if run != nil {
+		info.ShuffleTasks = run.stage2
+		info.NumOutputRows = 0
+		for _, t := range run.stage2 {
+			info.NumOutputRows += t.OutRows
+		}
+	}
 	if m, ok := q.cfg.Source.(source.Metrics); ok {
 		latest := info.Latest
 		if q.lastLatest != nil && !info.Replayed {
@@ -637,6 +769,7 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 	q.remember(info)
 	q.start = info.End
 	q.nextBatch = id + 1
+	q.lastUsedWm, q.ranBatch = info.WatermarkMs, true
 	q.batchesDone.Add(1)
 	q.setStatus("Waiting for next trigger", false, false)
 	for _, o := range q.cfg.Observers {
@@ -653,7 +786,7 @@ type taskResult struct {
 
 // runTasks runs every task on the worker pool; the first failure cancels
 // the rest and aborts their writers.
-func (q *Query) runTasks(ctx context.Context, id int64, reader source.Reader, tasks []source.Task, batchTime time.Time) ([]sink.Message, []TaskInfo, error) {
+func (q *Query) runTasks(ctx context.Context, id int64, reader source.Reader, tasks []source.Task, batchTime time.Time, newWriter newWriterFunc, outSchema batch.Schema) ([]sink.Message, []TaskInfo, error) {
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	results := make([]taskResult, len(tasks))
@@ -671,17 +804,13 @@ func (q *Query) runTasks(ctx context.Context, id int64, reader source.Reader, ta
 	fail := func(err error) {
 		errOnce.Do(func() { firstErr = err; cancel() })
 	}
-	outSchema := q.cfg.Source.Schema()
-	if q.cfg.Transform != nil {
-		outSchema = q.cfg.Transform.Schema()
-	}
 	workers := min(q.cfg.Workers, len(tasks))
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				r, err := q.runTask(tctx, id, i, reader, tasks[i], outSchema, batchTime)
+				r, err := q.runTask(tctx, id, i, reader, tasks[i], outSchema, batchTime, newWriter)
 				if err != nil {
 					fail(err)
 					continue
@@ -724,9 +853,21 @@ feed:
 	return msgs, infos, nil
 }
 
-func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Reader, t source.Task, schema batch.Schema, batchTime time.Time) (taskResult, error) {
+// newWriterFunc opens a task's writer: the sink's, or the exchange's for
+// stage 1 of a stateful query.
+type newWriterFunc func(ctx context.Context, batchID int64, task int, schema batch.Schema) (sink.Writer, error)
+
+// outputSchema is the schema of stage 1's output.
+func (q *Query) outputSchema() batch.Schema {
+	if q.cfg.Transform != nil {
+		return q.cfg.Transform.Schema()
+	}
+	return q.cfg.Source.Schema()
+}
+
+func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Reader, t source.Task, schema batch.Schema, batchTime time.Time, newWriter newWriterFunc) (taskResult, error) {
 	start := time.Now()
-	w, err := q.cfg.Sink.NewWriter(ctx, id, idx, schema)
+	w, err := newWriter(ctx, id, idx, schema)
 	if err != nil {
 		return taskResult{}, fmt.Errorf("batch %d task %s: open sink writer: %w", id, t, err)
 	}

@@ -49,7 +49,7 @@ func (q *Query) currentTrigger() trigger.Trigger {
 // the next batch takes. It returns the batch's end (start when there is
 // nothing to run), the latest offset and the decision.
 func (q *Query) plan(ctx context.Context, once bool) (end, latest source.Offset, d admission.Decision, err error) {
-	in := admission.Input{BatchID: q.nextBatch, Once: once, Limits: q.Limits(), History: q.history, Reserved: q.sinkReserve}
+	in := admission.Input{BatchID: q.nextBatch, Once: once, Limits: q.Limits(), History: q.history, Reserved: q.sinkReserve + q.stateReserve}
 	if q.cfg.LagSeconds != nil && in.Limits.Mode == admission.ModeAdaptive {
 		in.LagSeconds = q.cfg.LagSeconds()
 	}

@@ -105,7 +105,8 @@ const (
 	DefaultMinBatchesToRetain         = 100
 	DefaultMaxBatchesToRetainInMemory = 2
 	DefaultDiskMemory                 = 16 << 20
-	minDiskMemory                     = 2 << 20
+	// MinDiskMemory is the smallest disk-provider allowance.
+	MinDiskMemory = 2 << 20
 )
 
 // DefaultConfig is Spark's defaults with the memory provider.
@@ -163,7 +164,7 @@ func ParseConfig(m map[string]string) (Config, error) {
 	if c.DiskMemory, err = o.Bytes(OptDiskMemory, DefaultDiskMemory); err != nil {
 		return c, err
 	}
-	if c.DiskMemory < minDiskMemory {
+	if c.DiskMemory < MinDiskMemory {
 		return c, &options.Error{Option: OptDiskMemory, Value: m[OptDiskMemory], Allowed: "allowed: at least 2MiB"}
 	}
 	c.DiskLocalDir = o.String(OptDiskLocalDir, "")
@@ -182,7 +183,7 @@ func (c Config) validate() error {
 		return fmt.Errorf("state: %s must be ≥ 0, got %d", OptMaxBatchesToRetainInMemory, c.MaxBatchesToRetainInMemory)
 	case c.Codec != "lz4":
 		return fmt.Errorf("state: %s must be lz4, got %q", OptCompressionCodec, c.Codec)
-	case c.Provider == DiskProvider && c.DiskMemory < minDiskMemory:
+	case c.Provider == DiskProvider && c.DiskMemory < MinDiskMemory:
 		return fmt.Errorf("state: %s must be at least 2MiB, got %d", OptDiskMemory, c.DiskMemory)
 	}
 	return nil
