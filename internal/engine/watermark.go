@@ -164,6 +164,15 @@ func (q *Query) initStateful() error {
 	}
 	q.settings.state = sc
 	q.states = newStateStores(q.cp.StateStore(), q.cfg.Stateful.Operators(), sc, n)
+	if sc.SchemaCheck {
+		// A query changed in a way its state cannot follow fails here, at
+		// start, rather than in its first batch.
+		for i, op := range q.cfg.Stateful.Operators() {
+			if _, err := state.CheckSchema(q.states.files, i, op.Schemas); err != nil {
+				return fmt.Errorf("state operator %d (%s): %w", i, op.Name, err)
+			}
+		}
+	}
 	return nil
 }
 

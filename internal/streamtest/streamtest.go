@@ -11,18 +11,22 @@
 //	input value INT                      the stream's schema (SQL DDL)
 //	conf spark.sql.shuffle.partitions 5  a session setting (also a command: applies at the next start)
 //	mode update                          output mode (default append)
-//	step {groupBy: [value], agg: ["count(*)"]}   a pipeline-file transform step (YAML flow style)
+//	step {groupBy: [value], agg: ["count(*)"]}   a pipeline-file transform step (YAML flow style);
+//	                                     as commands, step lines replace the query at the next start
 //
 //	add 3, 2                             one block of rows (one value each), or (a, 1), (b, 2)
 //	run                                  process everything available (starting the query if needed)
 //	run once                             start with Trigger.Once (or availableNow), wait until it stops
 //	restart                              stop the query; the next run starts it from its checkpoint
+//	crash                                the next batch fails after the sink and state committed, before
+//	                                     commits/N (the query stops; the next run re-runs that batch)
 //	expect error <text>                  the last run failed with an error containing text
 //	batch 1 [nodata] [watermark=MS] [next=MS] [input=N]   the next batch the last run executed
 //	  output (3, 2), (2, 1)              its rows, in any order ("output" alone: none)
 //	  state total=2 updated=2 removed=0 dropped=0 [partitions=N] [instances=N] [name=stateStoreSave]
 //	  custom numDroppedDuplicateRows=1   a state operator custom metric
 //	  eventTime min=MS max=MS avg=MS     progress eventTime (or "eventTime none")
+//	  pinned KEY=VALUE                   offsets/N records the conf KEY=VALUE
 //
 // Every batch a run executes must be listed, in order. For each batch the
 // runner also checks offsets/N's batchWatermarkMs and commits/N's
@@ -43,6 +47,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-stream/sluice/batch"
@@ -113,7 +118,13 @@ func Parse(name string, data []byte) (*Script, error) {
 			continue
 		}
 		switch verb {
-		case "input", "mode", "step":
+		case "step":
+			if inHeader {
+				s.Steps = append(s.Steps, args)
+			} else {
+				s.Cmds = append(s.Cmds, Cmd{Line: line, Verb: verb, Args: args})
+			}
+		case "input", "mode":
 			if !inHeader {
 				return nil, errf("%s belongs in the header, before the first command", verb)
 			}
@@ -126,8 +137,6 @@ func Parse(name string, data []byte) (*Script, error) {
 				s.Input = schema
 			case "mode":
 				s.Mode = strings.ToLower(args)
-			case "step":
-				s.Steps = append(s.Steps, args)
 			}
 		case "conf":
 			k, v, ok := strings.Cut(args, " ")
@@ -139,7 +148,7 @@ func Parse(name string, data []byte) (*Script, error) {
 			} else {
 				s.Cmds = append(s.Cmds, Cmd{Line: line, Verb: verb, Args: args})
 			}
-		case "add", "run", "restart", "expect", "batch":
+		case "add", "run", "restart", "expect", "batch", "crash":
 			inHeader = false
 			s.Cmds = append(s.Cmds, Cmd{Line: line, Verb: verb, Args: args})
 		default:
@@ -184,12 +193,14 @@ type Runner struct {
 	resume  chan struct{}
 	lastErr error
 	seen    int // batches checked so far (of this run's recorder)
+	crash   atomic.Bool
+	steps   []string
 }
 
 // Run runs the script s with its checkpoint in dir.
 func Run(t T, s *Script, dir string) {
 	t.Helper()
-	r := &Runner{t: t, s: s, dir: dir, src: memstream.New(s.Input), snk: newMemorySink(), conf: map[string]string{}}
+	r := &Runner{t: t, s: s, dir: dir, src: memstream.New(s.Input), snk: newMemorySink(), conf: map[string]string{}, steps: s.Steps}
 	for k, v := range s.Conf {
 		r.conf[k] = v
 	}
@@ -224,8 +235,17 @@ func (r *Runner) exec(c Cmd, cmds []Cmd, i *int) bool {
 		}
 	case "restart":
 		r.stop()
+	case "crash":
+		r.crash.Store(true)
+	case "step":
+		if *i == 0 || cmds[*i-1].Verb != "step" {
+			r.steps = nil // a new query
+		}
+		r.steps = append(r.steps, c.Args)
 	case "run":
 		r.checkNoBatchesLeft(c.Line)
+		_, err := os.Stat(filepath.Join(r.dir, "offsets", "0"))
+		fresh := err != nil
 		r.lastErr = r.run(c)
 		// Expectations that follow: an expected error, then the batches.
 		if *i+1 < len(cmds) && cmds[*i+1].Verb == "expect" {
@@ -234,6 +254,13 @@ func (r *Runner) exec(c Cmd, cmds []Cmd, i *int) bool {
 			want := strings.TrimSpace(strings.TrimPrefix(e.Args, "error"))
 			if r.lastErr == nil || !strings.Contains(r.lastErr.Error(), want) {
 				r.t.Errorf("%s: run returned %v; want an error containing %q", r.pos(e.Line), r.lastErr, want)
+			}
+			// A query that fails to start writes nothing: Spark's start-time
+			// errors come before offsets/0.
+			if fresh && (r.rec == nil || len(r.rec.list()) == 0) {
+				if _, err := os.Stat(filepath.Join(r.dir, "offsets", "0")); err == nil {
+					r.t.Errorf("%s: the failed start wrote offsets/0", r.pos(e.Line))
+				}
 			}
 		} else if r.lastErr != nil {
 			r.t.Fatalf("%s: run failed: %v", r.pos(c.Line), r.lastErr)
@@ -306,10 +333,12 @@ func (r *Runner) run(c Cmd) error {
 }
 
 // Query builds the script's logical plan and analyses it.
-func (s *Script) Query() (*plan.Query, error) {
+func (s *Script) Query() (*plan.Query, error) { return s.query(s.Steps) }
+
+func (s *Script) query(steps []string) (*plan.Query, error) {
 	var b strings.Builder
 	b.WriteString("source: {format: memory}\nsink: {format: memory}\ntransform:\n")
-	for _, st := range s.Steps {
+	for _, st := range steps {
 		b.WriteString("  - " + st + "\n")
 	}
 	f, err := pipeline.Parse(s.Name+" steps", []byte(b.String()), nil)
@@ -324,7 +353,7 @@ func (s *Script) Query() (*plan.Query, error) {
 }
 
 func (r *Runner) start(kind trigger.Kind) error {
-	q, err := r.s.Query()
+	q, err := r.s.query(r.steps)
 	if err != nil {
 		return err
 	}
@@ -345,6 +374,12 @@ func (r *Runner) start(kind trigger.Kind) error {
 		Name: "script", Source: r.src, Sink: r.snk, CheckpointDir: r.dir, Workers: 2, Conf: conf,
 		Trigger: trigger.Trigger{Kind: kind}, Clock: r.clock, Logger: slog.New(slog.DiscardHandler),
 		Observers: []engine.Observer{r.rec},
+		BeforeCommit: func(id int64) error {
+			if r.crash.CompareAndSwap(true, false) {
+				return fmt.Errorf("injected crash in batch %d before commits/%d", id, id)
+			}
+			return nil
+		},
 	}
 	if v, ok := conf["sluice.memory.budget"]; ok {
 		n, err := options.ParseBytes(v)
@@ -514,6 +549,21 @@ func (r *Runner) checkBatch(c Cmd) {
 				if got != n {
 					errf(bl.Line, "%s %s = %d, want %d", verb, k, got, n)
 				}
+			}
+		case "pinned":
+			k, v, _ := strings.Cut(args, "=")
+			cp, err := checkpoint.OpenReadOnly(r.dir)
+			if err != nil {
+				errf(bl.Line, "%v", err)
+				continue
+			}
+			meta, _, err := cp.ReadOffsets(info.BatchID)
+			if err != nil {
+				errf(bl.Line, "%v", err)
+				continue
+			}
+			if got := meta.Conf[k]; got != v {
+				errf(bl.Line, "offsets/%d conf %s = %q, want %q", info.BatchID, k, got, v)
 			}
 		case "eventTime":
 			e := info.EventTime
