@@ -17,7 +17,6 @@ import (
 	"github.com/sluice-stream/sluice/internal/checkpoint"
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/monitor"
-	"github.com/sluice-stream/sluice/internal/operator"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/plan"
 	"github.com/sluice-stream/sluice/internal/registry"
@@ -253,7 +252,7 @@ func (w *DataStreamWriter) check() (*checked, []problem) {
 	// The output mode against the sink (and, when the plan analysed,
 	// against its aggregation).
 	if modeOK && !modeChecked {
-		agg := p.query == nil || !p.query.Stateless() && isAggregation(p.query)
+		agg := w.df.plan.HasAggregate()
 		if err := validateOutputMode(mode, w.format, agg); err != nil {
 			add(partOutputMode, "", err)
 		}
@@ -500,12 +499,6 @@ func applyMemoryLimit(budget int64, log *slog.Logger) {
 	}
 	debug.SetMemoryLimit(limit)
 	log.Info("memory budget set", "budget_bytes", budget, "go_memory_limit_bytes", limit)
-}
-
-// isAggregation reports whether the query's stateful operator aggregates.
-func isAggregation(q *plan.Query) bool {
-	_, ok := q.Stateful.(*operator.Aggregate)
-	return ok
 }
 
 // Explain returns the query's logical plan and the physical plan it runs:

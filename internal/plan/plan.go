@@ -150,3 +150,14 @@ func (n *Node) Source() *Node {
 	}
 	return x
 }
+
+// HasAggregate reports whether the plan aggregates (whether or not it
+// analyses), for checks that must run when analysis failed elsewhere.
+func (n *Node) HasAggregate() bool {
+	for x := n; x != nil; x = x.Input {
+		if x.Kind == Aggregate {
+			return true
+		}
+	}
+	return false
+}
