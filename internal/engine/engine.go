@@ -718,7 +718,10 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 	sinkCommit := q.cfg.Clock.Now().Sub(sinkCommitStart)
 	if run != nil {
 		// State versions follow the sink's commit and precede commits/N.
-		if err := q.commitState(ctx, run, info); err != nil {
+		// Once the sink has committed, a stop request no longer abandons
+		// the batch: finishing it costs a few fsyncs, re-running it would
+		// repeat the output of sinks that are not idempotent (console).
+		if err := q.commitState(context.WithoutCancel(ctx), run, info); err != nil {
 			return fmt.Errorf("batch %d: commit state: %w", id, err)
 		}
 	}
