@@ -131,7 +131,7 @@ var ConfigSpec = &options.Spec{
 	Fields: []options.Field{
 		{Name: OptProviderClass, Type: options.String, Default: "memory",
 			Allowed: []string{"memory", "hdfs", "HDFSBackedStateStoreProvider", SparkHDFSProviderClass, "disk", "rocksdb", "pebble", "RocksDBStateStoreProvider", SparkRocksDBProviderClass},
-			Doc: "State store provider: memory (Spark's HDFS-backed provider: versions in memory, a delta file per batch, periodic snapshots; state counts against sluice.memory.budget) or disk (Spark's RocksDB provider: an on-disk LSM, Pebble, for state larger than memory). Pinned by the checkpoint."},
+			Doc:     "State store provider: memory (Spark's HDFS-backed provider: versions in memory, a delta file per batch, periodic snapshots; state counts against sluice.memory.budget) or disk (Spark's RocksDB provider: an on-disk LSM, Pebble, for state larger than memory). Pinned by the checkpoint."},
 		{Name: OptMinDeltasForSnapshot, Type: options.Int, Min: 1, Default: strconv.Itoa(DefaultMinDeltasForSnapshot),
 			Doc: "The memory provider snapshots a state version when more delta files than this follow the last snapshot."},
 		{Name: OptMinBatchesToRetain, Type: options.Int, Min: 1, Default: strconv.Itoa(DefaultMinBatchesToRetain),
