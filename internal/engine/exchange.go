@@ -53,22 +53,21 @@ func newExchange(partitions int, bound int64, open func(p int) (Stage2, error)) 
 	return x
 }
 
-// send buffers b for partition p, draining partitions while the buffer is
-// over its bound.
+// send buffers b for partition p. The bytes are reserved before the rows
+// are queued, so the buffer never holds more than its bound (a single
+// batch larger than the bound passes alone, into an empty buffer); while
+// there is no room the producer drains partitions itself, or waits.
 func (x *exchange) send(ctx context.Context, p int, b *batch.Batch) error {
 	size := b.ByteSize() + 64
-	part := x.parts[p]
-	part.qmu.Lock()
-	part.queue = append(part.queue, b)
-	part.qbytes += size
-	part.qmu.Unlock()
-	total := x.bytes.Add(size)
 	for {
-		if peak := x.peak.Load(); total > peak {
-			x.peak.CompareAndSwap(peak, total)
-		}
-		if total <= x.bound {
-			return nil
+		cur := x.bytes.Load()
+		if cur == 0 || cur+size <= x.bound {
+			if !x.bytes.CompareAndSwap(cur, cur+size) {
+				continue
+			}
+			for peak := x.peak.Load(); cur+size > peak && !x.peak.CompareAndSwap(peak, cur+size); peak = x.peak.Load() {
+			}
+			break
 		}
 		x.mu.Lock()
 		wait := x.changed
@@ -84,8 +83,13 @@ func (x *exchange) send(ctx context.Context, p int, b *batch.Batch) error {
 			case <-wait:
 			}
 		}
-		total = x.bytes.Load()
 	}
+	part := x.parts[p]
+	part.qmu.Lock()
+	part.queue = append(part.queue, b)
+	part.qbytes += size
+	part.qmu.Unlock()
+	return nil
 }
 
 // drainOne feeds the fullest idle partition's buffered rows to its Stage2.

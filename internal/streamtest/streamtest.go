@@ -18,8 +18,9 @@
 //	run                                  process everything available (starting the query if needed)
 //	run once                             start with Trigger.Once (or availableNow), wait until it stops
 //	restart                              stop the query; the next run starts it from its checkpoint
-//	crash                                the next batch fails after the sink and state committed, before
-//	                                     commits/N (the query stops; the next run re-runs that batch)
+//	crash [N]                            the next batch (or batch N) fails after the sink and state
+//	                                     committed, before commits/N (the query stops; the next run
+//	                                     re-runs that batch)
 //	expect error <text>                  the last run failed with an error containing text
 //	batch 1 [nodata] [watermark=MS] [next=MS] [input=N]   the next batch the last run executed
 //	  output (3, 2), (2, 1)              its rows, in any order ("output" alone: none)
@@ -194,6 +195,7 @@ type Runner struct {
 	lastErr error
 	seen    int // batches checked so far (of this run's recorder)
 	crash   atomic.Bool
+	crashAt atomic.Int64
 	steps   []string
 }
 
@@ -236,6 +238,16 @@ func (r *Runner) exec(c Cmd, cmds []Cmd, i *int) bool {
 	case "restart":
 		r.stop()
 	case "crash":
+		id := int64(-1)
+		if c.Args != "" {
+			n, err := strconv.ParseInt(c.Args, 10, 64)
+			if err != nil {
+				r.t.Fatalf("%s: crash [BATCH]", r.pos(c.Line))
+				return false
+			}
+			id = n
+		}
+		r.crashAt.Store(id)
 		r.crash.Store(true)
 	case "step":
 		if *i == 0 || cmds[*i-1].Verb != "step" {
@@ -375,7 +387,7 @@ func (r *Runner) start(kind trigger.Kind) error {
 		Trigger: trigger.Trigger{Kind: kind}, Clock: r.clock, Logger: slog.New(slog.DiscardHandler),
 		Observers: []engine.Observer{r.rec},
 		BeforeCommit: func(id int64) error {
-			if r.crash.CompareAndSwap(true, false) {
+			if at := r.crashAt.Load(); (at < 0 || at == id) && r.crash.CompareAndSwap(true, false) {
 				return fmt.Errorf("injected crash in batch %d before commits/%d", id, id)
 			}
 			return nil
