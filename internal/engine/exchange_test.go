@@ -38,7 +38,7 @@ func (r *recordingStage2) Process(b *batch.Batch) error {
 }
 
 func (r *recordingStage2) Finish(func(*batch.Batch) error) error { r.finished = true; return nil }
-func (r *recordingStage2) Metrics() []OperatorMetrics         { return nil }
+func (r *recordingStage2) Metrics() []OperatorMetrics            { return nil }
 
 func intBatch(vals ...int64) *batch.Batch {
 	c := batch.NewColumn(batch.Long, len(vals))
