@@ -138,7 +138,9 @@ type partialAgg struct {
 	accs  [][]aggregate.Accumulator
 
 	// per chunk
-	sel     [][]int32
+	count   []int32 // rows per group, then offsets
+	gid     []int32 // group of each row
+	sel     []int32 // rows grouped by group
 	touched []int
 	buf     []byte
 }
@@ -168,6 +170,13 @@ func (p *partialAgg) Write(b *batch.Batch) error {
 		}
 		args[i] = col
 	}
+	// Group the chunk's rows: a group id per row, then the rows of each
+	// group contiguous in one selection (a counting sort), so every
+	// accumulator is updated once per group with that group's rows.
+	if cap(p.gid) < b.N {
+		p.gid = make([]int32, b.N)
+	}
+	gid := p.gid[:b.N]
 	p.touched = p.touched[:0]
 	for i := 0; i < b.N; i++ {
 		p.buf = a.appendKey(p.buf[:0], keys, i)
@@ -182,22 +191,40 @@ func (p *partialAgg) Write(b *batch.Batch) error {
 				accs[j] = c.Agg.NewAccumulator()
 			}
 			p.accs = append(p.accs, accs)
+			p.count = append(p.count, 0)
 		}
-		for g >= len(p.sel) {
-			p.sel = append(p.sel, nil)
-		}
-		if len(p.sel[g]) == 0 {
+		if p.count[g] == 0 {
 			p.touched = append(p.touched, g)
 		}
-		p.sel[g] = append(p.sel[g], int32(i))
+		p.count[g]++
+		gid[i] = int32(g)
 	}
+	// Offsets of each touched group in sel.
+	if cap(p.sel) < b.N {
+		p.sel = make([]int32, b.N)
+	}
+	sel := p.sel[:b.N]
+	var off int32
 	for _, g := range p.touched {
+		n := p.count[g]
+		p.count[g] = off // start
+		off += n
+	}
+	for i, g := range gid {
+		sel[p.count[g]] = int32(i)
+		p.count[g]++ // ends up at the group's end
+	}
+	start := int32(0)
+	for _, g := range p.touched {
+		end := p.count[g]
+		rows := sel[start:end]
 		for j, acc := range p.accs[g] {
-			if err := acc.Update(args[j], p.sel[g]); err != nil {
+			if err := acc.Update(args[j], rows); err != nil {
 				return fmt.Errorf("%s: %w", a.Calls[j].Name, err)
 			}
 		}
-		p.sel[g] = p.sel[g][:0]
+		p.count[g] = 0
+		start = end
 	}
 	if len(p.keys) >= p.limit {
 		return p.Flush()
@@ -233,7 +260,7 @@ func (p *partialAgg) Flush() error {
 		}
 	}
 	clear(p.index)
-	p.keys, p.accs = p.keys[:0], p.accs[:0]
+	p.keys, p.accs, p.count = p.keys[:0], p.accs[:0], p.count[:0]
 	return nil
 }
 

@@ -30,6 +30,22 @@ type Source struct {
 // New returns an empty stream of rows of schema.
 func New(schema batch.Schema) *Source { return &Source{schema: schema, frozen: -1} }
 
+// AddBatch adds one block holding b's rows (b must have the stream's
+// schema).
+func (s *Source) AddBatch(b *batch.Batch) error {
+	if len(b.Columns) != len(s.schema.Fields) {
+		return fmt.Errorf("memstream: batch has %d columns for %d fields", len(b.Columns), len(s.schema.Fields))
+	}
+	b.Schema = s.schema
+	if err := b.Validate(); err != nil {
+		return fmt.Errorf("memstream: %w", err)
+	}
+	s.mu.Lock()
+	s.blocks = append(s.blocks, b)
+	s.mu.Unlock()
+	return nil
+}
+
 // AddData adds one block of rows; each row holds one Go value per column
 // (nil, bool, int/int64, float64, string, []byte; timestamps and dates as
 // int64 in their storage unit).
