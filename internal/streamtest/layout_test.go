@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sluice-stream/sluice/internal/state"
+	"github.com/sluice-stream/sluice/internal/storage"
 )
 
 // The checkpoint of a stateful query is laid out as Spark lays it out
@@ -96,14 +97,18 @@ batch 2
 		}
 	}
 	// The recorded schema is the one the operator checks on restart.
-	if _, err := state.CheckSchema(filepath.Join(dir, "state"), 0, state.Schemas{}); err == nil {
+	stateFiles, err := storage.NewLocal(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := state.CheckSchema(stateFiles, 0, state.Schemas{}); err == nil {
 		t.Error("an empty schema passes the recorded one")
 	}
 	q, err := s.Query()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := state.CheckSchema(filepath.Join(dir, "state"), 0, q.Stateful.Operators()[0].Schemas); !ok || err != nil {
+	if ok, err := state.CheckSchema(stateFiles, 0, q.Stateful.Operators()[0].Schemas); !ok || err != nil {
 		t.Errorf("schema check: recorded=%v err=%v", ok, err)
 	}
 }
