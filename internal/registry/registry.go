@@ -232,4 +232,3 @@ var SessionConf = &options.Spec{
 	Prefixes: slices.Concat([]options.Prefix{{Prefix: "spark.sql.", Doc: "Other Spark SQL settings are accepted and recorded in the offsets log."}},
 		storage.ConfSpec.Prefixes),
 }
-
