@@ -204,3 +204,42 @@ func TestStateMemoryBudgetExceeded(t *testing.T) {
 		}
 	}
 }
+
+// Rows stage 1 cannot process (an ANSI cast) go to the dead-letter sink in
+// a stateful query too; the aggregation counts only the good ones.
+func TestStatefulDeadLetters(t *testing.T) {
+	s := quietSession("spark.sql.shuffle.partitions", "3", "spark.sql.ansi.enabled", "true")
+	q, err := rateMicro(s, 20).
+		SelectExpr("CAST(CASE WHEN value % 5 = 0 THEN 'bad' ELSE CAST(value % 2 AS STRING) END AS INT) AS parity").
+		GroupBy("parity").Count().
+		WriteStream().Format("memory").QueryName("parities").OutputMode("complete").
+		DeadLetter("memory", nil).
+		Option("checkpointLocation", t.TempDir()).Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitTable(t, s, q, "parities", 2)
+	deadline := time.Now().Add(10 * time.Second)
+	for q.LastProgress() == nil || q.LastProgress().BatchID < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no 3rd batch")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	q.Stop()
+	batches := q.LastProgress().BatchID + 1
+	_, dead, _ := s.Table("parities.deadLetter")
+	if int64(len(dead)) != 4*batches { // values ≡ 0 mod 5: 4 of every 20
+		t.Fatalf("%d dead letters after %d batches, want %d", len(dead), batches, 4*batches)
+	}
+	_, rows, _ := s.Table("parities")
+	// Complete mode: every batch prints both groups; the last two rows are
+	// the final counts (8 of each parity per batch).
+	last := map[any]int64{}
+	for _, r := range rows[len(rows)-2:] {
+		last[r[0]] = r[1].(int64)
+	}
+	if last[int64(0)] != 8*batches || last[int64(1)] != 8*batches {
+		t.Fatalf("final counts %v after %d batches, want 8 per batch each", last, batches)
+	}
+}
