@@ -243,3 +243,31 @@ func TestStatefulDeadLetters(t *testing.T) {
 		t.Fatalf("final counts %v after %d batches, want 8 per batch each", last, batches)
 	}
 }
+
+// The disk state store takes a fixed allowance per shuffle partition: a
+// budget too small for the partitions is an error at start, naming the
+// remedies.
+func TestDiskStateBudgetTooSmall(t *testing.T) {
+	s := quietSession("spark.sql.shuffle.partitions", "200", "spark.sql.streaming.stateStore.providerClass", "disk")
+	_, err := rateMicro(s, 10).DropDuplicates("value").WriteStream().Format("noop").
+		Option("sluice.memory.budget", "64MiB").Option("checkpointLocation", t.TempDir()).Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "200 partitions need 400.0 MiB, over the state share (half) of sluice.memory.budget, 32.0 MiB") ||
+		!strings.Contains(err.Error(), "lower spark.sql.shuffle.partitions") {
+		t.Fatalf("Start: %v", err)
+	}
+	// With 16 partitions the same budget fits (2 MiB each).
+	s = quietSession("spark.sql.shuffle.partitions", "16", "spark.sql.streaming.stateStore.providerClass", "disk")
+	q, err := rateMicro(s, 10).DropDuplicates("value").WriteStream().Format("noop").
+		Option("sluice.memory.budget", "64MiB").Option("checkpointLocation", t.TempDir()).Trigger(Once()).Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := q.AwaitTermination(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p := q.LastProgress(); p == nil || p.StateOperators[0].NumRowsTotal != 10 || p.StateOperators[0].NumStateStoreInstances != 16 {
+		t.Fatalf("progress %v", p)
+	}
+}

@@ -155,8 +155,17 @@ func (q *Query) initStateful() error {
 		q.settings.stateBudget = StateShare(budget)
 		q.settings.shuffleSize = min(q.settings.shuffleSize, ShuffleShare(budget))
 		sc.Budget = state.NewBudget(q.settings.stateBudget)
-		if _, set := lookupFold(q.cfg.Conf, state.OptDiskMemory); !set && sc.Provider == state.DiskProvider {
-			sc.DiskMemory = max(state.MinDiskMemory, q.settings.stateBudget/int64(n))
+		if sc.Provider == state.DiskProvider {
+			if _, set := lookupFold(q.cfg.Conf, state.OptDiskMemory); !set {
+				sc.DiskMemory = max(state.MinDiskMemory, q.settings.stateBudget/int64(n))
+			}
+			// Every partition's disk store takes its allowance when it
+			// opens: say so now rather than fail in the first batch.
+			if need := sc.DiskMemory * int64(n); need > q.settings.stateBudget {
+				return fmt.Errorf("the disk state store takes %s per shuffle partition (%s): %d partitions need %s, over the state share (half) of sluice.memory.budget, %s; "+
+					"lower spark.sql.shuffle.partitions, lower %s or raise sluice.memory.budget",
+					state.FormatBytes(sc.DiskMemory), state.OptDiskMemory, n, state.FormatBytes(need), state.FormatBytes(q.settings.stateBudget), state.OptDiskMemory)
+			}
 		}
 		q.stateReserve = q.settings.stateBudget + q.settings.shuffleSize
 	} else {
