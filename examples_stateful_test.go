@@ -45,9 +45,9 @@ func writeFile(t *testing.T, path string, lines ...string) {
 	}
 }
 
-// examples/iot-window-delta.yaml end to end: minutes are written to the
-// Delta table once, after the watermark passed them; a late reading is
-// dropped; state and watermark carry over to the next run.
+// examples/iot-window-delta.yaml end to end: 1-minute windows are written
+// to the Delta table once, after the watermark passed their end; a late
+// reading is dropped; state and watermark carry over to the next run.
 func TestExampleIoTWindowDelta(t *testing.T) {
 	dir := t.TempDir()
 	env := map[string]string{"IN_DIR": filepath.Join(dir, "in"), "OUT_DIR": filepath.Join(dir, "out"), "CHECKPOINT": filepath.Join(dir, "chk")}
@@ -72,11 +72,15 @@ func TestExampleIoTWindowDelta(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Join(tab.Names, ",") != "minute,device,readings,avg_temperature,max_temperature" {
+		if strings.Join(tab.Names, ",") != "minute,minute_end,device,readings,avg_temperature,max_temperature" {
 			t.Fatalf("columns %v", tab.Names)
 		}
 		for _, row := range tab.Rows {
-			rows = append(rows, fmt.Sprintf("%s %v %v %v %v", time.UnixMicro(row[0].(int64)).UTC().Format("15:04"), row[1], row[2], row[3], row[4]))
+			start, end := time.UnixMicro(row[0].(int64)).UTC(), time.UnixMicro(row[1].(int64)).UTC()
+			if end.Sub(start) != time.Minute {
+				t.Errorf("window %v – %v", start, end)
+			}
+			rows = append(rows, fmt.Sprintf("%s %v %v %v %v", start.Format("15:04"), row[2], row[3], row[4], row[5]))
 		}
 	}
 	sort.Strings(rows)

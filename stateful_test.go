@@ -168,7 +168,7 @@ func TestExplainStateful(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"== Logical Plan ==", "Aggregate [timestamp]", "== Physical Plan ==",
-		"Exchange hashpartitioning([timestamp], 7)", "PartialAggregate [timestamp], [count]", "StateStoreSave"} {
+		"Exchange hashpartitioning([timestamp], 7)", "PartialAggregate [timestamp], [count(1)]", "Project [timestamp, count]", "StateStoreSave"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("Explain lacks %q:\n%s", want, out)
 		}
@@ -269,5 +269,31 @@ func TestDiskStateBudgetTooSmall(t *testing.T) {
 	}
 	if p := q.LastProgress(); p == nil || p.StateOperators[0].NumRowsTotal != 10 || p.StateOperators[0].NumStateStoreInstances != 16 {
 		t.Fatalf("progress %v", p)
+	}
+}
+
+func TestGoAPIWindowedCount(t *testing.T) {
+	s := quietSession("spark.sql.shuffle.partitions", "3")
+	q, err := rateMicro(s, 10).WithWatermark("timestamp", "0 seconds").
+		GroupBy("window(timestamp, '2 seconds')").Count().
+		SelectExpr("CAST(window.start AS BIGINT) AS start", "count").
+		WriteStream().Format("memory").QueryName("windows").OutputMode("append").
+		Option("checkpointLocation", t.TempDir()).Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := waitTable(t, s, q, "windows", 3)
+	q.Stop()
+	// Second k holds 10 rows: the window [0, 2) has second 1, the next
+	// ones two seconds each.
+	got := map[int64]int64{}
+	for _, r := range rows {
+		if _, dup := got[r[0].(int64)]; dup {
+			t.Fatalf("window %v emitted twice: %v", r[0], rows)
+		}
+		got[r[0].(int64)] = r[1].(int64)
+	}
+	if got[0] != 10 || got[2] != 20 || got[4] != 20 {
+		t.Fatalf("windows %v", got)
 	}
 }

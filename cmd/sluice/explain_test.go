@@ -32,9 +32,9 @@ sink:
 		"== Logical Plan ==\nAggregate [timestamp], [timestamp, count(*) AS n]\n+- EventTimeWatermark timestamp, 10 seconds\n   +- StreamingRelation rate []",
 		"Stage 2: one task per shuffle partition (4)",
 		"WriteToSink console, output mode update",
-		"StateStoreSave [timestamp], [n], state operator 0 (stateStoreSave, memory provider)",
+		"StateStoreSave [timestamp], [count(1)], state operator 0 (stateStoreSave, memory provider)",
 		"Exchange hashpartitioning([timestamp], 4)",
-		"+- PartialAggregate [timestamp], [n]",
+		"+- PartialAggregate [timestamp], [count(1)]",
 		"+- Scan rate []",
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -105,7 +105,7 @@ func consoleRows(out string) []string {
 	// Drop the header lines (the first row after each "Batch:" table top).
 	var data []string
 	for _, r := range rows {
-		if strings.HasPrefix(r, "bucket,") || strings.HasPrefix(r, "device,") {
+		if strings.HasPrefix(r, "start,") || strings.HasPrefix(r, "device,") {
 			continue
 		}
 		data = append(data, r)
@@ -128,10 +128,10 @@ func reading(device string, seconds int) string {
 	return fmt.Sprintf(`{"device":%q,"seconds":%d}`, device, seconds)
 }
 
-// An append-mode count per 10-second bucket with a watermark, from a
-// pipeline file through the console sink: each bucket is printed once,
-// only after the watermark passes it, and state and watermark survive a
-// SIGTERM restart.
+// An append-mode count per 10-second window with a watermark, from a
+// pipeline file through the console sink: each window is printed once,
+// only after the watermark passes its end, and state and watermark survive
+// a SIGTERM restart.
 func TestConsoleAppendWindowCountAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in")
@@ -148,10 +148,11 @@ source:
     schema: device STRING, seconds BIGINT
     maxFilesPerTrigger: 1
 transform:
-  - withColumn: {name: bucket, expr: "timestamp_seconds(seconds - seconds %% 10)"}
-  - withWatermark: {eventTime: bucket, delay: 10 seconds}
-  - groupBy: [bucket, device]
+  - withColumn: {name: ts, expr: "timestamp_seconds(seconds)"}
+  - withWatermark: {eventTime: ts, delay: 10 seconds}
+  - groupBy: ["window(ts, '10 seconds')", device]
     agg: ["count(*) AS n"]
+  - selectExpr: ["window.start AS start", "window.end AS end", device, n]
 sink:
   format: console
   outputMode: append
@@ -162,31 +163,33 @@ trigger:
 
 	a := startRun(t, p)
 	writeJSON(t, in, "1.json", reading("a", 10), reading("a", 12), reading("b", 15))
-	// bucket 10 is complete only once the watermark passes it:
-	// a row at 31 moves it to 30 − 10 = 20.
+	// The window [10, 20) is complete only once the watermark passes its
+	// end: a row at 31 moves it to 31 − 10 = 21.
 	time.Sleep(500 * time.Millisecond)
 	if rows := consoleRows(a.stdout.String()); len(rows) != 0 {
 		t.Fatalf("rows printed before the watermark passed them: %v", rows)
 	}
+	w10 := "1970-01-01 00:00:10,1970-01-01 00:00:20,"
+	w30 := "1970-01-01 00:00:30,1970-01-01 00:00:40,"
 	writeJSON(t, in, "2.json", reading("a", 31))
-	a.waitFor("1970-01-01 00:00:10,a,2", "1970-01-01 00:00:10,b,1")
+	a.waitFor(w10+"a,2", w10+"b,1")
 	outA := a.stop()
 
 	b := startRun(t, p)
-	// 15 is late (bucket 10 ≤ watermark 20): dropped. 45 moves the
-	// watermark to 30, completing bucket 30.
-	writeJSON(t, in, "3.json", reading("a", 35), reading("a", 15), reading("c", 45))
-	b.waitFor("1970-01-01 00:00:30,a,2")
+	// 15 is late (its window ends at 20 ≤ watermark 21): dropped. 50 moves
+	// the watermark to 40, completing the window [30, 40).
+	writeJSON(t, in, "3.json", reading("a", 35), reading("a", 15), reading("c", 50))
+	b.waitFor(w30 + "a,2")
 	outB := b.stop()
 
 	rowsA, rowsB := consoleRows(outA), consoleRows(outB)
 	sort.Strings(rowsA)
 	sort.Strings(rowsB)
-	if want := []string{"1970-01-01 00:00:10,a,2", "1970-01-01 00:00:10,b,1"}; strings.Join(rowsA, ";") != strings.Join(want, ";") {
+	if want := []string{w10 + "a,2", w10 + "b,1"}; strings.Join(rowsA, ";") != strings.Join(want, ";") {
 		t.Errorf("first run printed %v, want %v", rowsA, want)
 	}
-	if want := []string{"1970-01-01 00:00:30,a,2"}; strings.Join(rowsB, ";") != strings.Join(want, ";") {
-		t.Errorf("second run printed %v, want %v (each bucket once; the late row dropped)", rowsB, want)
+	if want := []string{w30 + "a,2"}; strings.Join(rowsB, ";") != strings.Join(want, ";") {
+		t.Errorf("second run printed %v, want %v (each window once; the late row dropped)", rowsB, want)
 	}
 }
 

@@ -45,9 +45,15 @@ type Aggregate struct {
 	Keys []expr.Compiled
 	// Calls are the aggregate calls.
 	Calls []AggCall
+	// Window is the window() grouping key's window, if any: stage 1
+	// expands each chunk with it (a row per window it falls in, the window
+	// as a last column, which the keys and arguments are compiled against).
+	Window *expr.TimeWindow
 	// EventTime is the index of the grouping key that carries event time
-	// (a watermarked timestamp column), or -1.
+	// (a watermarked timestamp column, or a window over one), or -1.
 	EventTime int
+	// WindowEnd: the event-time key is a window, compared by its end.
+	WindowEnd bool
 	// Mode is the output mode (ModeAppend, ModeUpdate, ModeComplete).
 	Mode string
 	// Post runs over the aggregate's output (a projection of expressions
@@ -113,9 +119,38 @@ func (a *Aggregate) NoDataBatches() bool { return a.Mode != ModeComplete }
 // (when there is one), then every grouping key.
 func (a *Aggregate) appendKey(dst []byte, keys []*batch.Column, i int) []byte {
 	if a.EventTime >= 0 {
-		dst = state.AppendKeyCell(dst, keys[a.EventTime], i)
+		c := keys[a.EventTime]
+		if a.WindowEnd {
+			if c.IsNull(i) {
+				dst = state.AppendKeyNull(dst)
+			} else {
+				dst = state.AppendKeyCell(dst, c.Children[1], i) // the window's end
+			}
+		} else {
+			dst = state.AppendKeyCell(dst, c, i)
+		}
 	}
 	return state.EncodeKey(dst, keys, i)
+}
+
+// expand puts each row of b once in every window it falls in, the window
+// appended as a last column (rows with a null time fall in none). A
+// tumbling window over a column without nulls keeps b's columns as they
+// are.
+func (a *Aggregate) expand(b *batch.Batch, ctx *expr.EvalContext) (*batch.Batch, error) {
+	rows, windows, err := a.Window.Assign(b, ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := b
+	for i, r := range rows {
+		if len(rows) != b.N || int(r) != i {
+			out = gather(b, rows)
+			break
+		}
+	}
+	schema := batch.Schema{Fields: append(append([]batch.Field(nil), b.Schema.Fields...), batch.Field{Name: a.Window.Name, Type: expr.WindowKind})}
+	return &batch.Batch{Schema: schema, Columns: append(append([]*batch.Column(nil), out.Columns...), windows), N: len(rows)}, nil
 }
 
 // NewShuffleWriter implements engine.Stateful: partial aggregation.
@@ -150,6 +185,15 @@ func (p *partialAgg) Write(b *batch.Batch) error {
 		return nil
 	}
 	a := p.a
+	if a.Window != nil {
+		var err error
+		if b, err = a.expand(b, p.ctx); err != nil {
+			return fmt.Errorf("%s: %w", a.Window.SQL, err)
+		}
+		if b.N == 0 {
+			return nil
+		}
+	}
 	keys := make([]*batch.Column, len(a.Keys))
 	for i, k := range a.Keys {
 		c, err := k.Eval(b, p.ctx)

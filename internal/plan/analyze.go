@@ -371,59 +371,63 @@ func keyable(k batch.Kind) bool { return state.KeyEncodable(k) }
 
 func (a *analyzer) aggregate(n *Node) error {
 	in := a.schema
-	ag := &operator.Aggregate{EventTime: -1, Mode: a.opts.OutputMode}
-	var keyNames []string
-	outMarks := []int64{}
-	for i, src := range n.GroupBy {
-		x, err := expr.Parse(src)
-		if err != nil {
-			return fmt.Errorf("groupBy[%d]: %w", i, err)
-		}
-		c, err := expr.Compile(x, in)
-		if err != nil {
-			return withSrc(fmt.Errorf("groupBy[%d]", i), err, src)
-		}
-		if !keyable(c.Type()) {
-			return fmt.Errorf("groupBy[%d]: cannot group by %s of type %s", i, c.Name(), c.Type())
-		}
-		mark := int64(-1)
-		if r := refOf(x, in); r >= 0 && a.marks[r] >= 0 {
-			mark = a.marks[r]
-			if ag.EventTime < 0 {
-				ag.EventTime = i
-			}
-		}
-		outMarks = append(outMarks, mark)
-		ag.Keys = append(ag.Keys, c)
-		keyNames = append(keyNames, c.Name())
-	}
-	ap, err := analyzeAggs(n.Aggs, in, keyNames, a.opts.ANSI)
+	agg, err := expr.CompileAggregation(n.GroupBy, n.Aggs, in, expr.AggOptions{ANSI: a.opts.ANSI})
 	if err != nil {
 		return err
 	}
-	ag.Calls = ap.calls
-	ag.Init()
-	a.schema = ag.RawSchema()
-	for range ap.calls {
-		outMarks = append(outMarks, -1)
+	if agg.Window != nil && agg.Window.Session {
+		return fmt.Errorf("session_window() is not supported yet: sluice has no session window operator (use window() for tumbling or sliding windows)")
 	}
-	a.marks = outMarks
-	a.stateful = ag
-	if ap.post != nil {
-		p, err := expr.CompileSelectNodes(ap.post, a.schema)
+	ag := &operator.Aggregate{Keys: agg.Keys, Window: agg.Window, EventTime: -1, Mode: a.opts.OutputMode}
+	var delay int64
+	for _, c := range agg.Calls {
+		ag.Calls = append(ag.Calls, operator.AggCall{Agg: c.Agg, Arg: c.Arg, Name: c.Name})
+	}
+	// The event-time key: a window over the watermarked column (compared
+	// by its end), or the watermarked column itself.
+	for i, src := range n.GroupBy {
+		x, err := expr.Parse(src)
 		if err != nil {
 			return err
 		}
-		refs := make([]int, len(ap.post))
-		for i := range refs {
-			refs[i] = -1
-			if i < len(keyNames) {
-				refs[i] = i
+		if al, ok := x.(*expr.Alias); ok {
+			x = al.X
+		}
+		r := refOf(x, in)
+		window := false
+		if c, ok := x.(*expr.Call); ok && agg.Window != nil && len(c.Args) > 0 {
+			if _, isWindow, _ := expr.FindTimeWindow(c, in); isWindow {
+				r, window = refOf(c.Args[0], in), true
 			}
 		}
-		a.marks = a.projectMarks(refs)
-		a.add(p)
+		if r >= 0 && a.marks[r] >= 0 && ag.EventTime < 0 {
+			ag.EventTime, ag.WindowEnd, delay = i, window, a.marks[r]
+		}
 	}
+	for _, k := range agg.Keys {
+		if !keyable(k.Type()) {
+			return fmt.Errorf("cannot group by %s of type %s", k.Name(), k.Type())
+		}
+	}
+	ag.Init()
+	a.schema = agg.Grouped
+	a.marks = noMarks(len(agg.Grouped.Fields))
+	if ag.EventTime >= 0 {
+		a.marks[ag.EventTime] = delay
+	}
+	a.stateful = ag
+	// The projection to agg()'s output: the keys, then each expression
+	// over the aggregate results.
+	outRefs := make([]int, len(agg.Output.Schema().Fields))
+	for i := range outRefs {
+		outRefs[i] = -1
+		if i < len(agg.Keys) {
+			outRefs[i] = i
+		}
+	}
+	marks := a.projectMarks(outRefs)
+	a.add(agg.Output)
+	a.marks = marks
 	return nil
 }
 

@@ -140,14 +140,24 @@ func (q *Query) physical(b *strings.Builder, o ExplainOptions) {
 		}
 		et := "no event time (state is kept forever)"
 		if s.EventTime >= 0 {
-			et = fmt.Sprintf("event time %s: late keys dropped, %s", keys[s.EventTime], map[string]string{
+			what := keys[s.EventTime]
+			if s.WindowEnd {
+				what += ".end"
+			}
+			et = fmt.Sprintf("event time %s: late keys dropped, %s", what, map[string]string{
 				ModeAppend: "groups emitted and evicted when the watermark passes them", ModeUpdate: "changed groups emitted, groups the watermark passed evicted",
 				ModeComplete: "every group emitted, nothing evicted"}[s.Mode])
+		}
+		if s.Post != nil && len(s.Post.Steps) > 0 {
+			lines = append(lines, "Project "+list(s.Post.Steps[0].Schema().Names()))
 		}
 		lines = append(lines,
 			fmt.Sprintf("StateStoreSave %s, %s, state operator 0 (%s, %s provider), %s", list(keys), list(calls), state.OperatorNameAggregate, provider, et),
 			fmt.Sprintf("MergeAggregate %s, %s", list(keys), list(calls)))
 		shuffleKey = list(keys)
+		if s.Window != nil {
+			stage1 = append(stage1, "Expand "+s.Window.SQL+" (a row per window it falls in)")
+		}
 		stage1 = append(stage1, fmt.Sprintf("PartialAggregate %s, %s", list(keys), list(calls)))
 	case *operator.Deduplicate:
 		keys := make([]string, len(s.Keys))
