@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/plan"
 	"github.com/sluice-stream/sluice/internal/registry"
 )
 
@@ -32,7 +33,7 @@ func validateOutputMode(mode, sinkFormat string, hasAggregation bool) error {
 			Spark: fmt.Sprintf("[STREAMING_OUTPUT_MODE.INVALID] Invalid streaming output mode: %s. Accepted output modes are 'Append', 'Complete', 'Update'.", mode)}
 	}
 	if mode == "complete" && !hasAggregation {
-		return fmt.Errorf("output mode \"complete\" is not supported when there are no streaming aggregations on the DataFrame (allowed here: append, update)")
+		return plan.ErrCompleteWithoutAggregation
 	}
 	if sf, err := registry.Sink(sinkFormat); err == nil && !containsFold(sf.OutputModes, mode) {
 		return fmt.Errorf("[STREAMING_OUTPUT_MODE.UNSUPPORTED_DATASOURCE] Invalid streaming output mode: %s. This output mode is not supported in Data Source %s. "+

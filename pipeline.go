@@ -61,19 +61,7 @@ func (s *Session) buildPipeline(f *pipeline.File) (*DataStreamWriter, pipeline.E
 	}
 	df := s.ReadStream().Format(f.Source.Format).Options(f.Source.Options).Load()
 	for _, st := range f.Transform {
-		switch st.Kind {
-		case pipeline.StepSelectExpr:
-			df = df.SelectExpr(st.Exprs...)
-		case pipeline.StepSelect:
-			df = df.Select(st.Exprs...)
-		case pipeline.StepWithColumn:
-			df = df.WithColumn(st.Name, st.Expr)
-		case pipeline.StepFilter:
-			df = df.Filter(st.Expr)
-		default:
-			list = append(list, f.ErrorAt(st.Line, st.Column, fmt.Errorf("unknown transform step %q", st.Kind)))
-			return nil, list
-		}
+		df = df.with(st.Op) // a step is the operation the DataFrame method adds
 	}
 	w := df.WriteStream().Format(f.Sink.Format).Options(f.Sink.Options)
 	if f.Sink.OutputMode != "" {
@@ -157,7 +145,7 @@ func place(f *pipeline.File, p problem) *pipeline.Error {
 	case partTransform:
 		if p.step < len(f.Transform) {
 			st := f.Transform[p.step]
-			return at(st.Kind, st.Line, st.Column, p.err)
+			return at(st.Kind.String(), st.Line, st.Column, p.err)
 		}
 	case partSink:
 		snk := f.Sink

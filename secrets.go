@@ -16,7 +16,7 @@ import (
 // query, whichever option it appears in.
 func (w *DataStreamWriter) scrubber() redact.Scrubber {
 	var specs []*options.Spec
-	if f, err := registry.Source(w.df.source.format); err == nil {
+	if f, err := registry.Source(w.df.plan.Source().Format); err == nil {
 		specs = append(specs, f.Options)
 	}
 	if f, err := registry.Sink(w.format); err == nil {
@@ -41,7 +41,7 @@ func (w *DataStreamWriter) scrubber() redact.Scrubber {
 			}
 		}
 	}
-	collect(w.df.source.options)
+	collect(w.df.plan.Source().Options)
 	collect(w.options)
 	if w.deadLetter != nil {
 		collect(w.deadLetter.options)

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 
 	"github.com/sluice-stream/sluice/batch"
@@ -17,9 +18,11 @@ import (
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/monitor"
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/plan"
 	"github.com/sluice-stream/sluice/internal/registry"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/source"
+	"github.com/sluice-stream/sluice/internal/state"
 	"github.com/sluice-stream/sluice/internal/storage"
 )
 
@@ -163,11 +166,13 @@ type problem struct {
 	err error
 }
 
-// plan is a checked query, ready to be created.
-type plan struct {
+// checked is a checked query, ready to be created.
+type checked struct {
 	source     source.Format
 	sourceVals options.Values
-	transform  *chain
+	// query is the analysed plan (nil when the source or the plan has a
+	// problem).
+	query      *plan.Query
 	sink       sink.Format
 	sinkVals   options.Values
 	deadLetter *sink.Format
@@ -195,9 +200,9 @@ func same(err error) error { return err }
 // finds (problems in later parts that depend on a failed one are not
 // looked for). It is the one validation behind Start, Session.Pipeline and
 // `sluice lint`; Start returns the first problem.
-func (w *DataStreamWriter) check() (*plan, []problem) {
+func (w *DataStreamWriter) check() (*checked, []problem) {
 	s := w.df.session
-	p := &plan{}
+	p := &checked{}
 	var probs []problem
 	add := func(pt part, option string, err error) {
 		probs = append(probs, problem{part: pt, option: option, err: err})
@@ -206,34 +211,51 @@ func (w *DataStreamWriter) check() (*plan, []problem) {
 		add(partTrigger, "", w.trigger.err)
 	}
 	mode := strings.ToLower(w.outputMode)
-	if !containsFold(OutputModes(), mode) {
+	modeOK := containsFold(OutputModes(), mode)
+	if !modeOK {
 		add(partOutputMode, "", validateOutputMode(w.outputMode, w.format, false))
-	} else if err := validateOutputMode(mode, w.format, false); err != nil {
-		add(partOutputMode, "", err)
 	}
+	ansi := strings.EqualFold(s.conf["spark.sql.ansi.enabled"], "true")
 
-	// Source: format, options, schema; then the transform on its schema.
-	if f, err := registry.Source(w.df.source.format); err != nil {
+	// Source: format, options, schema; then the plan on its schema.
+	src := w.df.plan.Source()
+	modeChecked := false
+	if f, err := registry.Source(src.Format); err != nil {
 		probs = append(probs, problem{part: partSource, format: true, err: err})
-	} else if errs := registry.SourceProblems(f, w.df.source.options); len(errs) > 0 {
+	} else if errs := registry.SourceProblems(f, src.Options); len(errs) > 0 {
 		probs = append(probs, endpointProblems(partSource, errs, same)...)
 	} else {
-		p.source, p.sourceVals = f, f.Options.Values(w.df.source.options, registry.AdmissionOptions)
+		p.source, p.sourceVals = f, f.Options.Values(src.Options, registry.AdmissionOptions)
 		res, _ := s.storageResolver() // a bad storage setting is reported below
 		if in, err := f.Schema(p.sourceVals, source.Env{Storage: res, Logger: slog.New(w.scrubber().Handler(s.logger.Handler()))}); err != nil {
 			add(partSource, options.OptionOf(err), err)
-		} else if tr, err := compileTransform(w.df.ops, in); err != nil {
-			var se *stepError
-			step := 0
-			if errors.As(err, &se) {
-				step = se.step
+		} else if modeOK {
+			q, err := plan.Analyze(w.df.plan, in, plan.Options{OutputMode: mode, ANSI: ansi})
+			var pe *plan.Error
+			var me *plan.ModeError
+			switch {
+			case errors.As(err, &pe):
+				probs = append(probs, problem{part: partTransform, step: pe.Step, err: err})
+			case errors.As(err, &me):
+				add(partOutputMode, "", err)
+				modeChecked = true
+			case err != nil:
+				add(partTransform, "", err)
+			default:
+				p.query = q
 			}
-			probs = append(probs, problem{part: partTransform, step: step, err: err})
-		} else {
-			p.transform = tr
 		}
 		adm := registry.ReadAdmission(p.sourceVals)
 		p.limits.Mode, p.limits.TargetBatchDuration, p.limits.MaxLagSeconds = adm.Mode, adm.TargetBatchDuration, adm.MaxLagSeconds
+	}
+
+	// The output mode against the sink (and, when the plan analysed,
+	// against its aggregation).
+	if modeOK && !modeChecked {
+		agg := w.df.plan.HasAggregate()
+		if err := validateOutputMode(mode, w.format, agg); err != nil {
+			add(partOutputMode, "", err)
+		}
 	}
 
 	// Sink and dead-letter sink.
@@ -384,7 +406,6 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 		stdout = os.Stdout
 	}
 	env := sink.Env{Stdout: stdout, QueryID: queryID, Resumed: resumed, Logger: log, TableName: p.name, RegisterTable: s.registerTable, ForeachBatch: w.foreachBatch, Storage: res}
-	ansi := strings.EqualFold(s.conf["spark.sql.ansi.enabled"], "true")
 	var dlSink sink.Sink
 	if p.deadLetter != nil {
 		// The dead-letter sink keys its own idempotence (Delta txn, Kafka
@@ -400,10 +421,10 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 			return nil, res.Scrub(fmt.Errorf("dead-letter sink: %w", err))
 		}
 	}
-	tr := p.transform
-	if tr != nil {
-		tr.ansi = ansi
-		tr.routeErrors = dlSink != nil
+	q := p.query
+	if q.Stage1 != nil {
+		q.Stage1.ANSI = strings.EqualFold(s.conf["spark.sql.ansi.enabled"], "true")
+		q.Stage1.RouteErrors = dlSink != nil
 	}
 	sk, err := registry.OpenSink(p.sink, p.sinkVals, env)
 	if err != nil {
@@ -427,9 +448,12 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 	for _, l := range w.listeners {
 		mon.Subscribe(l)
 	}
-	conf := map[string]string{"spark.sql.shuffle.partitions": "200"}
+	// The session's Spark settings are recorded in offsets/N; the engine
+	// pins spark.sql.shuffle.partitions and the state settings there, and
+	// on restart the checkpoint's values win.
+	conf := map[string]string{}
 	for k, v := range s.conf {
-		if strings.HasPrefix(k, "spark.sql.") {
+		if strings.HasPrefix(k, "spark.sql.") || strings.HasPrefix(k, "sluice.state.") || strings.HasPrefix(k, "sluice.shuffle.") {
 			conf[k] = v
 		}
 	}
@@ -452,12 +476,18 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 		Limits:                 limits,
 		LagSeconds:             mon.LagSeconds,
 		// Projection pruning: build only the source columns the query reads.
-		RequiredColumns: requiredColumns(w.df.ops),
+		RequiredColumns: q.RequiredColumns,
 	}
-	if tr != nil {
-		cfg.Transform = tr
+	if q.Stage1 != nil {
+		cfg.Transform = q.Stage1
 	}
-	q, err := engine.Start(ctx, cfg)
+	if q.Stateful != nil {
+		cfg.Stateful = q.Stateful
+	}
+	if q.Watermarks != nil {
+		cfg.Watermarks = q.Watermarks
+	}
+	eq, err := engine.Start(ctx, cfg)
 	if err != nil {
 		src.Close()
 		if tempChk != "" {
@@ -465,7 +495,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 		}
 		return nil, res.Scrub(err)
 	}
-	sq := &StreamingQuery{q: q, mon: mon, trigger: w.trigger, tempCheckpoint: tempChk, done: make(chan struct{}), scrub: sc}
+	sq := &StreamingQuery{q: eq, mon: mon, trigger: w.trigger, tempCheckpoint: tempChk, done: make(chan struct{}), scrub: sc}
 	go sq.finish()
 	return sq, nil
 }
@@ -491,4 +521,32 @@ func applyMemoryLimit(budget int64, log *slog.Logger) {
 	}
 	debug.SetMemoryLimit(limit)
 	log.Info("memory budget set", "budget_bytes", budget, "go_memory_limit_bytes", limit)
+}
+
+// Explain returns the query's logical plan and the physical plan it runs:
+// the stateless stage inside the source tasks, and for a stateful query
+// the exchange into spark.sql.shuffle.partitions partitions and the
+// stateful stage per shuffle partition. Problems Start would report are
+// returned instead.
+func (w *DataStreamWriter) Explain() (string, error) {
+	p, probs := w.check()
+	if len(probs) > 0 {
+		return "", probs[0].err
+	}
+	s := w.df.session
+	o := plan.ExplainOptions{Sink: w.format, Partitions: engine.DefaultShufflePartition, ShuffleBuffer: engine.DefaultShuffleBuffer}
+	if v, ok := s.conf[engine.ConfShufflePartitions]; ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			o.Partitions = n
+		}
+	}
+	if v, ok := s.conf[engine.ConfStateProvider]; ok {
+		if k, err := state.ParseProvider(v); err == nil {
+			o.StateProvider = string(k)
+		}
+	}
+	if b := p.limits.MemoryBudget; b > 0 {
+		o.ShuffleBuffer = min(o.ShuffleBuffer, engine.ShuffleShare(b))
+	}
+	return p.query.Explain(o), nil
 }

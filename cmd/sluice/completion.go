@@ -43,7 +43,7 @@ func runCompletion(_ context.Context, args []string, stdout, stderr io.Writer) e
 // "files:yaml" for pipeline files, else words.
 func argWords(c command) (files bool, words []string) {
 	switch c.name {
-	case "run", "lint":
+	case "run", "lint", "explain":
 		return true, nil
 	case "options":
 		words = append(registry.SourceNames(), registry.SinkNames()...)

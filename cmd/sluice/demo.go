@@ -46,6 +46,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// The batch lines (a listener's goroutine), the log and the demo's own
+	// messages share stderr.
+	stderr = &lockedWriter{w: stderr}
 	log, err := logf.logger(stderr)
 	if err != nil {
 		return err
@@ -282,4 +285,16 @@ func (w *demoWatch) summary(out io.Writer, in demoSummaryInput) {
 		}
 		fmt.Fprintln(out, line)
 	}
+}
+
+// lockedWriter serialises writes from several goroutines to one writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -59,6 +59,7 @@ func init() {
 		{"broker", "", "run an embedded Kafka broker (franz-go kfake) until interrupted", runBroker},
 		{"run", "PIPELINE.yaml", "run a pipeline file", runPipeline},
 		{"lint", "PIPELINE.yaml…", "check pipeline files without connecting: formats, options, expressions, output modes, trigger", runLint},
+		{"explain", "PIPELINE.yaml", "print a pipeline's logical plan and the physical plan it runs (stages, exchange, state)", runExplain},
 		{"options", "[FORMAT]", "list the source and sink formats, or the options of one", runOptions},
 		{"functions", "", "list the SQL functions expressions may use", runFunctions},
 		{"completion", "bash|zsh", "print a shell completion script", runCompletion},

@@ -113,8 +113,10 @@ const InitialBytesPerRecord = 2048
 //     (bounded by min/maxOffsetsPerTrigger); maxOffsetsPerTrigger; or, when
 //     that is unset, the source's per-partition default times the
 //     partitions of Latest.
-//  2. The memory budget lowers the cap to what fits beside BufferShare,
-//     at the bytes per record measured on recent batches.
+//  2. The memory budget lowers the cap to what fits beside BufferShare
+//     and what others reserved (Input.Reserved: sink upload buffers, a
+//     stateful query's state and exchange), at the bytes per record
+//     measured on recent batches.
 //  3. minOffsetsPerTrigger (partitioned sources, not under Once): fewer
 //     new records than that within maxTriggerDelay of the last release
 //     delay the batch, as Spark's delayBatch does.
@@ -159,7 +161,7 @@ func Plan(in Input) Decision {
 		b := BudgetLimit(lim.MemoryBudget, reserve, in.History.Batches)
 		reason := "memory budget"
 		if b < 0 {
-			b = max(1, (lim.MemoryBudget-reserve)/InitialBytesPerRecord)
+			b = max(1, max(lim.MemoryBudget-reserve, lim.MemoryBudget/10)/InitialBytesPerRecord)
 			reason = "memory budget (first batch: assumed 2 KiB per record)"
 		}
 		if d.Limit == 0 || b < d.Limit {

@@ -2,9 +2,12 @@
 // "a INT, b STRING NOT NULL, ts TIMESTAMP" into batch schemas.
 //
 // Both Spark spellings are accepted: a column list ("name type, ...") and a
-// struct type ("struct<name:type,...>"). Types map onto sluice's kinds;
-// types sluice cannot represent (DECIMAL, ARRAY, MAP, STRUCT columns,
-// INTERVAL) are rejected with an error that names the column.
+// struct type ("struct<name:type,...>"). Types map onto sluice's kinds,
+// nested ones included: STRUCT<name[:] type [NOT NULL] [COMMENT '…'], ...>,
+// ARRAY<type> and MAP<type, type> (elements, values and fields nullable
+// unless NOT NULL, as in Spark). Types sluice cannot represent (DECIMAL,
+// INTERVAL, VARIANT) are rejected with an error that names the column.
+// ParseType reads a single type, as from_json's schema may be one.
 package ddl
 
 import (
@@ -48,9 +51,9 @@ var unsupported = map[string]string{
 	"decimal":  "DECIMAL is not supported; use DOUBLE or STRING",
 	"dec":      "DECIMAL is not supported; use DOUBLE or STRING",
 	"numeric":  "DECIMAL is not supported; use DOUBLE or STRING",
-	"array":    "ARRAY columns are not supported; read the column as STRING",
-	"map":      "MAP columns are not supported; read the column as STRING",
-	"struct":   "nested STRUCT columns are not supported; read the column as STRING",
+	"array":    "ARRAY needs its element type, e.g. ARRAY<STRING>",
+	"map":      "MAP needs its key and value types, e.g. MAP<STRING, INT>",
+	"struct":   "STRUCT needs its fields, e.g. STRUCT<a: INT, b: STRING>",
 	"interval": "INTERVAL columns are not supported",
 	"void":     "VOID columns are not supported",
 	"variant":  "VARIANT columns are not supported; read the column as STRING",
@@ -150,32 +153,9 @@ func (p *parser) field(structForm bool) (batch.Field, error) {
 	} else if structForm {
 		return batch.Field{}, p.errAt(c.pos, fmt.Sprintf("expected ':' after field name %q", name))
 	}
-	tt := p.next()
-	if tt.kind != tIdent {
-		return batch.Field{}, p.errAt(tt.pos, fmt.Sprintf("expected a type for column %q, got %s", name, describe(tt)))
-	}
-	tn := strings.ToLower(tt.text)
-	if why, bad := unsupported[tn]; bad {
-		return batch.Field{}, p.errAt(tt.pos, fmt.Sprintf("column %q: %s", name, why))
-	}
-	kind, ok := typeNames[tn]
-	if !ok {
-		return batch.Field{}, p.errAt(tt.pos, fmt.Sprintf("column %q: unknown type %q (allowed: BOOLEAN, TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, STRING, VARCHAR(n), CHAR(n), BINARY, DATE, TIMESTAMP)", name, tt.text))
-	}
-	if c := p.peek(); c.kind == tPunct && c.text == "(" {
-		if kind != batch.String {
-			return batch.Field{}, p.errAt(c.pos, fmt.Sprintf("column %q: type %s takes no parameters", name, strings.ToUpper(tn)))
-		}
-		p.i++
-		n := p.next()
-		if n.kind != tNumber {
-			return batch.Field{}, p.errAt(n.pos, fmt.Sprintf("column %q: expected a length in %s(n)", name, strings.ToUpper(tn)))
-		}
-		if c := p.next(); c.kind != tPunct || c.text != ")" {
-			return batch.Field{}, p.errAt(c.pos, fmt.Sprintf("column %q: expected ')'", name))
-		}
-	} else if tn == "varchar" {
-		return batch.Field{}, p.errAt(c.pos, fmt.Sprintf("column %q: VARCHAR needs a length, e.g. VARCHAR(20)", name))
+	kind, err := p.typ(name, 0)
+	if err != nil {
+		return batch.Field{}, err
 	}
 	f := batch.Field{Name: name, Type: kind, Nullable: true}
 	for {
@@ -199,6 +179,154 @@ func (p *parser) field(structForm bool) (batch.Field, error) {
 			return batch.Field{}, p.errAt(c.pos, fmt.Sprintf("column %q: unexpected %s after the type; expected ',' between columns", name, describe(c)))
 		}
 	}
+}
+
+// maxTypeDepth bounds how deeply types may nest (ARRAY<ARRAY<…>>).
+const maxTypeDepth = 100
+
+// typ parses a data type for column (or field) name.
+func (p *parser) typ(name string, depth int) (batch.Kind, error) {
+	tt := p.next()
+	if tt.kind != tIdent {
+		return 0, p.errAt(tt.pos, fmt.Sprintf("expected a type for column %q, got %s", name, describe(tt)))
+	}
+	if depth > maxTypeDepth {
+		return 0, p.errAt(tt.pos, fmt.Sprintf("column %q: types nest more than %d levels deep", name, maxTypeDepth))
+	}
+	tn := strings.ToLower(tt.text)
+	if c := p.peek(); c.kind == tPunct && c.text == "<" {
+		switch tn {
+		case "array":
+			p.i++
+			e, err := p.typ(name, depth+1)
+			if err != nil {
+				return 0, err
+			}
+			return batch.ArrayOf(e, true), p.expect(name, ">")
+		case "map":
+			p.i++
+			k, err := p.typ(name, depth+1)
+			if err != nil {
+				return 0, err
+			}
+			if err := p.expect(name, ","); err != nil {
+				return 0, err
+			}
+			v, err := p.typ(name, depth+1)
+			if err != nil {
+				return 0, err
+			}
+			if k.Contains(batch.Map) {
+				return 0, p.errAt(tt.pos, fmt.Sprintf("column %q: a map key cannot be a map", name))
+			}
+			return batch.MapOf(k, v, true), p.expect(name, ">")
+		case "struct":
+			p.i++
+			return p.structType(name, depth+1)
+		}
+	}
+	if why, bad := unsupported[tn]; bad {
+		return 0, p.errAt(tt.pos, fmt.Sprintf("column %q: %s", name, why))
+	}
+	kind, ok := typeNames[tn]
+	if !ok {
+		return 0, p.errAt(tt.pos, fmt.Sprintf("column %q: unknown type %q (allowed: BOOLEAN, TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, STRING, VARCHAR(n), CHAR(n), BINARY, DATE, TIMESTAMP, ARRAY<…>, MAP<…>, STRUCT<…>)", name, tt.text))
+	}
+	if c := p.peek(); c.kind == tPunct && c.text == "(" {
+		if kind != batch.String {
+			return 0, p.errAt(c.pos, fmt.Sprintf("column %q: type %s takes no parameters", name, strings.ToUpper(tn)))
+		}
+		p.i++
+		n := p.next()
+		if n.kind != tNumber {
+			return 0, p.errAt(n.pos, fmt.Sprintf("column %q: expected a length in %s(n)", name, strings.ToUpper(tn)))
+		}
+		if c := p.next(); c.kind != tPunct || c.text != ")" {
+			return 0, p.errAt(c.pos, fmt.Sprintf("column %q: expected ')'", name))
+		}
+	} else if tn == "varchar" {
+		return 0, p.errAt(c.pos, fmt.Sprintf("column %q: VARCHAR needs a length, e.g. VARCHAR(20)", name))
+	}
+	return kind, nil
+}
+
+// structType parses the fields of STRUCT<…> after its '<': Spark's
+// complexColType list, "name[:] type [NOT NULL] [COMMENT 'text']".
+func (p *parser) structType(name string, depth int) (batch.Kind, error) {
+	var fields []batch.Field
+	if c := p.peek(); c.kind == tPunct && c.text == ">" {
+		p.i++
+		return batch.StructOf(), nil
+	}
+	for {
+		t := p.next()
+		if t.kind != tIdent && t.kind != tQuoted {
+			return 0, p.errAt(t.pos, fmt.Sprintf("column %q: expected a field name, got %s", name, describe(t)))
+		}
+		if c := p.peek(); c.kind == tPunct && c.text == ":" {
+			p.i++
+		}
+		ft, err := p.typ(name+"."+t.text, depth)
+		if err != nil {
+			return 0, err
+		}
+		f := batch.Field{Name: t.text, Type: ft, Nullable: true}
+		for done := false; !done; {
+			c := p.peek()
+			switch {
+			case c.kind == tIdent && strings.EqualFold(c.text, "not"):
+				p.i++
+				if n := p.next(); n.kind != tIdent || !strings.EqualFold(n.text, "null") {
+					return 0, p.errAt(n.pos, fmt.Sprintf("column %q: expected NULL after NOT", name))
+				}
+				f.Nullable = false
+			case c.kind == tIdent && strings.EqualFold(c.text, "comment"):
+				p.i++
+				if s := p.next(); s.kind != tString {
+					return 0, p.errAt(s.pos, fmt.Sprintf("column %q: expected a quoted string after COMMENT", name))
+				}
+			default:
+				done = true
+			}
+		}
+		fields = append(fields, f)
+		c := p.next()
+		if c.kind == tPunct && c.text == "," {
+			continue
+		}
+		if c.kind == tPunct && c.text == ">" {
+			return batch.StructOf(fields...), nil
+		}
+		return 0, p.errAt(c.pos, fmt.Sprintf("column %q: expected ',' or '>' in STRUCT<…>, got %s", name, describe(c)))
+	}
+}
+
+// expect consumes the punctuation text or fails.
+func (p *parser) expect(name, text string) error {
+	if c := p.next(); c.kind != tPunct || c.text != text {
+		return p.errAt(c.pos, fmt.Sprintf("column %q: expected '%s', got %s", name, text, describe(c)))
+	}
+	return nil
+}
+
+// ParseType parses one data type in Spark's DDL syntax, e.g. "int",
+// "array<struct<a:int>>", "map<string,bigint>" or "struct<a:int,b:string>".
+func ParseType(s string) (batch.Kind, error) {
+	p := &parser{in: s}
+	if err := p.lex(); err != nil {
+		return 0, err
+	}
+	if p.peek().kind == tEOF {
+		return 0, p.errAt(0, "the type is empty")
+	}
+	k, err := p.typ("type", 0)
+	if err != nil {
+		return 0, err
+	}
+	if t := p.next(); t.kind != tEOF {
+		return 0, p.errAt(t.pos, fmt.Sprintf("unexpected %s after the type", describe(t)))
+	}
+	return k, nil
 }
 
 func describe(t token) string {
@@ -340,7 +468,7 @@ func Format(s batch.Schema) string {
 		}
 		b.WriteString(quoteName(f.Name))
 		b.WriteByte(' ')
-		b.WriteString(strings.ToUpper(f.Type.String()))
+		b.WriteString(f.Type.SQL())
 		if !f.Nullable {
 			b.WriteString(" NOT NULL")
 		}

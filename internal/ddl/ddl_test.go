@@ -30,6 +30,15 @@ func TestParse(t *testing.T) {
 		{"STRUCT< a : bigint , `c d` : timestamp_ntz >", []batch.Field{f("a", batch.Long, true), f("c d", batch.Timestamp, true)}},
 		{"int INT, string STRING", []batch.Field{f("int", batch.Int, true), f("string", batch.String, true)}},
 		{"préfixe STRING", []batch.Field{f("préfixe", batch.String, true)}},
+		// Nested types: Spark's complexColType syntax, colon optional.
+		{"o STRUCT<amount: DOUBLE, sku STRING NOT NULL COMMENT 'x'>, tags ARRAY<STRING>, m MAP<STRING, BIGINT>",
+			[]batch.Field{
+				f("o", batch.StructOf(f("amount", batch.Double, true), f("sku", batch.String, false)), true),
+				f("tags", batch.ArrayOf(batch.String, true), true),
+				f("m", batch.MapOf(batch.String, batch.Long, true), true)}},
+		{"w struct<start:timestamp,end:timestamp>, xs array<array<int>>, e struct<>",
+			[]batch.Field{f("w", batch.StructOf(f("start", batch.Timestamp, true), f("end", batch.Timestamp, true)), true),
+				f("xs", batch.ArrayOf(batch.ArrayOf(batch.Int, true), true), true), f("e", batch.StructOf(), true)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
@@ -49,6 +58,35 @@ func TestParse(t *testing.T) {
 	}
 }
 
+func TestParseType(t *testing.T) {
+	for in, want := range map[string]string{
+		"int":                             "int",
+		"array<struct<a:int,b:string>>":   "array<struct<a:int,b:string>>",
+		"MAP<STRING, ARRAY<BIGINT>>":      "map<string,array<bigint>>",
+		"struct<a:int, `b c`: timestamp>": "struct<a:int,b c:timestamp>",
+		" struct < x : array < date > > ": "struct<x:array<date>>",
+	} {
+		k, err := ParseType(in)
+		if err != nil || k.String() != want {
+			t.Errorf("ParseType(%q) = %v, %v; want %s", in, k, err, want)
+		}
+	}
+	for _, bad := range []string{"", "a INT", "array<int> x", "struct<a:int", "map<string>"} {
+		if _, err := ParseType(bad); err == nil {
+			t.Errorf("ParseType(%q) accepted", bad)
+		}
+	}
+	// Format and Parse round-trip nested schemas.
+	s, err := Parse("o STRUCT<`a b`: INT NOT NULL, c: ARRAY<MAP<STRING, DATE>>>, n BIGINT NOT NULL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(Format(s))
+	if err != nil || back.String() != s.String() || back.Fields[0].Type != s.Fields[0].Type {
+		t.Errorf("Format %q does not parse back: %v", Format(s), err)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		in, want string
@@ -60,9 +98,14 @@ func TestParseErrors(t *testing.T) {
 		{"a INT b STRING", `unexpected "b" after the type`},
 		{"a INT, A STRING", `column "A" is defined twice`},
 		{"a DECIMAL(10,2)", "DECIMAL is not supported"},
-		{"a ARRAY<INT>", "ARRAY columns are not supported"},
-		{"a MAP<STRING,INT>", "MAP columns are not supported"},
-		{"a STRUCT<x:INT>", "nested STRUCT columns are not supported"},
+		{"a ARRAY", "ARRAY needs its element type"},
+		{"a MAP<STRING>", `expected ','`},
+		{"a STRUCT", "STRUCT needs its fields"},
+		{"a ARRAY<INT", `expected '>'`},
+		{"a STRUCT<x INT y INT>", "expected ',' or '>' in STRUCT<…>"},
+		{"a MAP<MAP<INT,INT>,INT>", "a map key cannot be a map"},
+		{"a ARRAY<DECIMAL(3,1)>", "DECIMAL is not supported"},
+		{"a " + strings.Repeat("ARRAY<", 200) + "INT" + strings.Repeat(">", 200), "nest more than 100 levels"},
 		{"a FOO", `unknown type "FOO"`},
 		{"a VARCHAR", "VARCHAR needs a length"},
 		{"a INT(3)", "takes no parameters"},

@@ -11,6 +11,7 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"a INT, b STRING, ts TIMESTAMP", "id bigint not null", "`x y` STRING COMMENT 'c'",
 		"struct<a:int,b:string>", "a VARCHAR(3)", "a DECIMAL(10,2)", "", ",", "`", "'", "a:INT",
+		"o STRUCT<a: INT NOT NULL, `b c` ARRAY<MAP<STRING, DATE>>>", "x ARRAY<STRUCT<>>", "m MAP<STRING,ARRAY<INT>>",
 	} {
 		f.Add(s)
 	}
@@ -40,6 +41,25 @@ func FuzzParse(f *testing.F) {
 			if again.Fields[i] != sch.Fields[i] {
 				t.Fatalf("round trip of %q: field %d %+v became %+v", s, i, sch.Fields[i], again.Fields[i])
 			}
+		}
+	})
+}
+
+// FuzzParseType checks that ParseType never panics and that an accepted
+// type prints (DataType.sql) to a string that parses back to the same kind.
+func FuzzParseType(f *testing.F) {
+	for _, s := range []string{"int", "array<struct<a:int,b:string>>", "map<string,array<bigint>>", "struct<>",
+		"struct<`a``b`: int not null comment 'x'>", "array<", "map<int,", "struct<a int, b>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := ParseType(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseType(k.SQL())
+		if err != nil || again != k {
+			t.Fatalf("ParseType(%q) = %s; its SQL %q parses to %v, %v", s, k, k.SQL(), again, err)
 		}
 	})
 }

@@ -3,7 +3,17 @@
 // logs it to the checkpoint before running it, runs one task per source
 // range on a bounded worker pool (read → transform → sink writer), commits
 // the sink, then logs the commit. On restart a batch that was logged but
-// not committed is re-run with exactly its logged ranges and timestamp.
+// not committed is re-run with exactly its logged ranges, timestamp and
+// watermark.
+//
+// A stateful query (Config.Stateful) runs each batch in two stages joined
+// by an in-process exchange (stateful.go, exchange.go): stage-1 tasks send
+// their rows to spark.sql.shuffle.partitions shuffle partitions through a
+// buffer bounded by a share of the memory budget, and one stage-2 task per
+// shuffle partition runs the stateful operator against that partition's
+// state store (statestore.go) and writes the sink. Event-time watermarks
+// (watermark.go) are computed after each batch, logged with the next one,
+// and trigger no-data batches when they move.
 //
 // Its tests run without a broker, on the fakes in source/sourcetest,
 // sink/sinktest and trigger/triggertest.
@@ -32,6 +42,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/storage"
 	"github.com/sluice-stream/sluice/internal/trigger"
+	"github.com/sluice-stream/sluice/internal/watermark"
 )
 
 // Transform turns a source batch into the rows written to the sink.
@@ -92,6 +103,11 @@ type Config struct {
 	// batch (tests on a fake clock). Once and availableNow queries do not
 	// sample: their lag is measured against the snapshot they drain.
 	LatestSampleEvery time.Duration
+	// Stateful is the stateful half of the physical plan (nil: a stateless
+	// query, run as stage 1 alone with no exchange).
+	Stateful Stateful
+	// Watermarks are the query's withWatermark nodes (nil: none).
+	Watermarks Watermarks
 }
 
 // TaskInfo measures one task.
@@ -147,6 +163,22 @@ type BatchInfo struct {
 	Admission admission.Decision
 	// Diagnosis names what limited the batch.
 	Diagnosis diagnose.Result
+
+	// NoData marks a batch run without new input because the watermark
+	// moved (Spark's no-data batch).
+	NoData bool
+	// WatermarkMs is the event-time watermark the batch used (offsets/N
+	// batchWatermarkMs); NextWatermarkMs the one computed after it
+	// (commits/N nextBatchWatermarkMs).
+	WatermarkMs, NextWatermarkMs int64
+	// EventTime is set when the query has a watermark.
+	EventTime *EventTimeInfo
+	// StateOperators are the stateful operators' figures, downstream first
+	// (Spark's order).
+	StateOperators []StateOperatorInfo
+	// ShuffleTasks measure the stage-2 tasks (one per shuffle partition)
+	// of a stateful query; Tasks are then the stage-1 tasks.
+	ShuffleTasks []TaskInfo
 }
 
 // Observer receives the query's events. Methods are called from the query
@@ -236,6 +268,23 @@ type Query struct {
 	// sinkReserve is the memory the sinks hold back from the budget for
 	// their own buffers (sink.Budgeted).
 	sinkReserve int64
+	// stateReserve is the memory a stateful query's state stores and
+	// exchange hold back from the budget.
+	stateReserve int64
+
+	// Stateful queries: the conf pinned by the checkpoint, the watermark
+	// tracker, the watermark the last executed batch used, and the state
+	// stores.
+	conf       map[string]string
+	settings   settings
+	tracker    *watermark.Tracker
+	lastUsedWm int64
+	ranBatch   bool
+	states     *stateStores
+	// From the checkpoint at start.
+	pinned      map[string]string
+	hasPinned   bool
+	recoveredWm int64
 
 	batchesDone atomic.Int64
 
@@ -408,6 +457,10 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 		cp.Close()
 		return nil, err
 	}
+	if err := q.initStateful(); err != nil {
+		cp.Close()
+		return nil, err
+	}
 	for _, o := range cfg.Observers {
 		o.QueryStarted(q)
 	}
@@ -451,15 +504,36 @@ func (q *Query) recover(ctx context.Context) error {
 			return err
 		}
 	}
+	// The conf pinned by the checkpoint: the newest offsets file's.
+	if latest, ok, err := q.cp.LatestOffsets(); err != nil {
+		return err
+	} else if ok {
+		meta, _, err := q.cp.ReadOffsets(latest)
+		if err != nil {
+			return err
+		}
+		q.pinned = meta.Conf
+		q.hasPinned = true
+	}
 	// The start of the next batch is the end of the one before it.
 	prev := next - 1
 	if prev < 0 {
 		q.start = initOff
 		return nil
 	}
-	_, offs, err := q.cp.ReadOffsets(prev)
+	prevMeta, offs, err := q.cp.ReadOffsets(prev)
 	if err != nil {
 		return err
+	}
+	// The watermark: what the last batch used, raised to what its commit
+	// computed (Spark's populateStartOffsets).
+	q.recoveredWm, q.lastUsedWm, q.ranBatch = prevMeta.WatermarkMs, prevMeta.WatermarkMs, true
+	if q.cp.HasCommit(prev) {
+		next, err := q.cp.ReadCommit(prev)
+		if err != nil {
+			return err
+		}
+		q.recoveredWm = max(q.recoveredWm, next)
 	}
 	if len(offs) != 1 {
 		return fmt.Errorf("checkpoint %s: offsets/%d has %d source lines, this query has 1 source", q.cp.Dir(), prev, len(offs))
@@ -571,6 +645,11 @@ func (q *Query) run(ctx context.Context) {
 			q.err = fmt.Errorf("close dead-letter sink: %w", cerr)
 		}
 	}
+	if q.states != nil {
+		if cerr := q.states.close(); cerr != nil && q.err == nil {
+			q.err = fmt.Errorf("close state stores: %w", cerr)
+		}
+	}
 	q.cp.Close()
 	for _, o := range q.cfg.Observers {
 		o.QueryTerminated(q, q.err)
@@ -671,8 +750,15 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	for _, o := range q.cfg.Observers {
 		o.OffsetsObserved(q, latest, triggerStart)
 	}
+	noData := false
 	if end.JSON() == q.start.JSON() || lostEverything(q.start, end) {
-		q.setStatus("Waiting for data to arrive", false, false)
+		if once || end.JSON() != q.start.JSON() || !q.needsNoDataBatch() {
+			q.setStatus("Waiting for data to arrive", false, false)
+			return false, nil
+		}
+		noData = true // the watermark moved: evict and emit without new input
+	}
+	if ctx.Err() != nil { // stopping: admit nothing more
 		return false, nil
 	}
 	if ctx.Err() != nil { // stopping: admit nothing more
@@ -683,10 +769,10 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	q.setStatus("Writing offsets to log", true, true)
 	walStart := q.cfg.Clock.Now()
 	conf := ainfo.Conf()
-	for k, v := range q.cfg.Conf {
+	for k, v := range q.conf {
 		conf[k] = v
 	}
-	meta := checkpoint.BatchMetadata{TimestampMs: walStart.UnixMilli(), Conf: conf}
+	meta := checkpoint.BatchMetadata{TimestampMs: walStart.UnixMilli(), Conf: conf, WatermarkMs: q.tracker.Global()}
 	if err := q.cp.WriteOffsets(id, meta, []string{end.JSON()}); err != nil {
 		q.running.Store(-1)
 		return false, fmt.Errorf("batch %d: write offsets log: %w", id, err)
@@ -696,7 +782,7 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	}
 	info := &BatchInfo{
 		BatchID: id, TriggerStart: triggerStart, BatchTimestamp: time.UnixMilli(meta.TimestampMs),
-		Start: q.start, End: end, Latest: latest, Admission: ainfo,
+		Start: q.start, End: end, Latest: latest, Admission: ainfo, NoData: noData, WatermarkMs: meta.WatermarkMs,
 		Durations: map[string]time.Duration{"latestOffset": asked, "queryPlanning": planning, "walCommit": q.cfg.Clock.Now().Sub(walStart)},
 	}
 	if err := q.execute(q.hardCtx, info); err != nil {
@@ -723,9 +809,12 @@ func (q *Query) runBatch(ctx context.Context, id int64, replay bool) error {
 	}
 	q.log.Info("re-running the last batch, which was logged but not committed", "batch", id)
 	ainfo := admission.Replayed(meta.Conf, q.Limits())
+	// The batch runs with the watermark it was logged with.
+	q.tracker.SetGlobal(meta.WatermarkMs)
 	info := &BatchInfo{
 		BatchID: id, Replayed: replay, TriggerStart: triggerStart, BatchTimestamp: time.UnixMilli(meta.TimestampMs),
-		Start: q.start, End: end, Latest: end, Admission: ainfo,
+		Start: q.start, End: end, Latest: end, Admission: ainfo, WatermarkMs: meta.WatermarkMs,
+		NoData: end.JSON() == q.start.JSON(),
 		// Nothing was asked, planned or logged: the batch comes from its
 		// offsets/N file.
 		Durations: map[string]time.Duration{"latestOffset": 0, "queryPlanning": 0, "walCommit": 0},
@@ -739,35 +828,79 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 	id := info.BatchID
 	q.running.Store(id)
 	defer q.running.Store(-1)
-	q.setStatus("Processing new data", true, true)
+	if info.NoData {
+		q.setStatus("Processing no-data batch (watermark moved)", false, true)
+	} else {
+		q.setStatus("Processing new data", true, true)
+	}
+	if q.cfg.Watermarks != nil {
+		q.cfg.Watermarks.Collect() // start the batch's event-time figures afresh
+	}
+	var (
+		msgs   []sink.Message
+		tinfos []TaskInfo
+		run    *statefulRun
+		err    error
+	)
 	openStart := q.cfg.Clock.Now()
-	reader, err := q.cfg.Source.Open(ctx, info.Start, info.End)
-	if err != nil {
-		return fmt.Errorf("batch %d: open source: %w", id, err)
+	addStart := openStart
+	if info.NoData {
+		info.Durations["getBatch"] = 0
+		if q.cfg.Stateful != nil {
+			run, err = q.runStateful(ctx, info, nil, nil)
+		}
+	} else {
+		reader, oerr := q.cfg.Source.Open(ctx, info.Start, info.End)
+		if oerr != nil {
+			return fmt.Errorf("batch %d: open source: %w", id, oerr)
+		}
+		addStart = q.cfg.Clock.Now()
+		info.Durations["getBatch"] = addStart.Sub(openStart)
+		tasks := reader.Tasks()
+		if q.cfg.Stateful != nil {
+			run, err = q.runStateful(ctx, info, reader, tasks)
+		} else {
+			msgs, tinfos, err = q.runTasks(ctx, id, reader, tasks, info.BatchTimestamp, q.cfg.Sink.NewWriter, q.outputSchema())
+		}
+		if cerr := reader.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("batch %d: close source reader: %w", id, cerr)
+		}
 	}
-	addStart := q.cfg.Clock.Now()
-	info.Durations["getBatch"] = addStart.Sub(openStart)
-	tasks := reader.Tasks()
-	msgs, tinfos, err := q.runTasks(ctx, id, reader, tasks, info.BatchTimestamp)
-	if cerr := reader.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("batch %d: close source reader: %w", id, cerr)
+	if run != nil {
+		msgs, tinfos = run.messages, run.stage1
 	}
 	if err != nil {
-		return err
+		if run != nil {
+			run.abort()
+		}
+		return q.stateMemoryError(err)
 	}
 	sinkCommitStart := q.cfg.Clock.Now()
 	if err := q.cfg.Sink.Commit(ctx, id, msgs); err != nil {
+		if run != nil {
+			run.abort()
+		}
 		return fmt.Errorf("batch %d: commit sink %s: %w", id, q.cfg.Sink.Description(), err)
 	}
 	sinkCommit := q.cfg.Clock.Now().Sub(sinkCommitStart)
+	if run != nil {
+		// State versions follow the sink's commit and precede commits/N.
+		// Once the sink has committed, a stop request no longer abandons
+		// the batch: finishing it costs a few fsyncs, re-running it would
+		// repeat the output of sinks that are not idempotent (console).
+		if err := q.commitState(context.WithoutCancel(ctx), run, info); err != nil {
+			return fmt.Errorf("batch %d: commit state: %w", id, err)
+		}
+	}
 	info.Durations["addBatch"] = q.cfg.Clock.Now().Sub(addStart)
+	q.updateWatermark(info)
 	if q.cfg.BeforeCommit != nil {
 		if err := q.cfg.BeforeCommit(id); err != nil {
 			return err
 		}
 	}
 	commitStart := q.cfg.Clock.Now()
-	if err := q.cp.WriteCommit(id, 0); err != nil {
+	if err := q.cp.WriteCommit(id, info.NextWatermarkMs); err != nil {
 		return fmt.Errorf("batch %d: write commit log: %w", id, err)
 	}
 	if err := q.cfg.Source.Commit(ctx, info.End); err != nil {
@@ -788,6 +921,13 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 		info.NumOutputRows += t.OutRows
 		info.NumDeadLetters += t.DeadLetters
 	}
+	if run != nil {
+		info.ShuffleTasks = run.stage2
+		info.NumOutputRows = 0
+		for _, t := range run.stage2 {
+			info.NumOutputRows += t.OutRows
+		}
+	}
 	if m, ok := q.cfg.Source.(source.Metrics); ok {
 		latest := info.Latest
 		if q.lastLatest != nil && !info.Replayed {
@@ -805,6 +945,7 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 	q.remember(info)
 	q.start = info.End
 	q.nextBatch = id + 1
+	q.lastUsedWm, q.ranBatch = info.WatermarkMs, true
 	q.batchesDone.Add(1)
 	q.setStatus("Waiting for next trigger", false, false)
 	for _, o := range q.cfg.Observers {
@@ -821,7 +962,7 @@ type taskResult struct {
 
 // runTasks runs every task on the worker pool; the first failure cancels
 // the rest and aborts their writers.
-func (q *Query) runTasks(ctx context.Context, id int64, reader source.Reader, tasks []source.Task, batchTime time.Time) ([]sink.Message, []TaskInfo, error) {
+func (q *Query) runTasks(ctx context.Context, id int64, reader source.Reader, tasks []source.Task, batchTime time.Time, newWriter newWriterFunc, outSchema batch.Schema) ([]sink.Message, []TaskInfo, error) {
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	results := make([]taskResult, len(tasks))
@@ -839,17 +980,13 @@ func (q *Query) runTasks(ctx context.Context, id int64, reader source.Reader, ta
 	fail := func(err error) {
 		errOnce.Do(func() { firstErr = err; cancel() })
 	}
-	outSchema := q.cfg.Source.Schema()
-	if q.cfg.Transform != nil {
-		outSchema = q.cfg.Transform.Schema()
-	}
 	workers := min(q.cfg.Workers, len(tasks))
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				r, err := q.runTask(tctx, id, i, reader, tasks[i], outSchema, batchTime)
+				r, err := q.runTask(tctx, id, i, reader, tasks[i], outSchema, batchTime, newWriter)
 				if err != nil {
 					fail(err)
 					continue
@@ -892,9 +1029,21 @@ feed:
 	return msgs, infos, nil
 }
 
-func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Reader, t source.Task, schema batch.Schema, batchTime time.Time) (taskResult, error) {
+// newWriterFunc opens a task's writer: the sink's, or the exchange's for
+// stage 1 of a stateful query.
+type newWriterFunc func(ctx context.Context, batchID int64, task int, schema batch.Schema) (sink.Writer, error)
+
+// outputSchema is the schema of stage 1's output.
+func (q *Query) outputSchema() batch.Schema {
+	if q.cfg.Transform != nil {
+		return q.cfg.Transform.Schema()
+	}
+	return q.cfg.Source.Schema()
+}
+
+func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Reader, t source.Task, schema batch.Schema, batchTime time.Time, newWriter newWriterFunc) (taskResult, error) {
 	start := time.Now()
-	w, err := q.cfg.Sink.NewWriter(ctx, id, idx, schema)
+	w, err := newWriter(ctx, id, idx, schema)
 	if err != nil {
 		return taskResult{}, fmt.Errorf("batch %d task %s: open sink writer: %w", id, t, err)
 	}

@@ -121,12 +121,30 @@ type Cast struct {
 	At  int
 }
 
+// Field is field access `X.Name`: a struct's field, the field of every
+// struct of an array, or a map's value for the key Name.
+type Field struct {
+	X    Node
+	Name string
+	At   int // position of the field name
+}
+
+// Subscript is `X[Key]`: an array element (0-based), a map value, or a
+// struct field named by a string literal.
+type Subscript struct {
+	X   Node
+	Key Node
+	At  int // position of '['
+}
+
 // Call is a function call. NoParens marks current_timestamp and friends
 // written without parentheses, which resolve to a column of that name first.
 type Call struct {
 	Name     string // as written
 	Args     []Node
 	NoParens bool
+	// Distinct marks an aggregate's DISTINCT: count(DISTINCT x).
+	Distinct bool
 	At       int
 }
 
@@ -145,6 +163,8 @@ func (n *Like) Pos() int       { return startPos(n) }
 func (n *Case) Pos() int       { return n.At }
 func (n *Cast) Pos() int       { return n.At }
 func (n *Call) Pos() int       { return n.At }
+func (n *Field) Pos() int      { return startPos(n) }
+func (n *Subscript) Pos() int  { return startPos(n) }
 
 func (*Ident) node()      {}
 func (*Literal) node()    {}
@@ -161,6 +181,8 @@ func (*Like) node()       {}
 func (*Case) node()       {}
 func (*Cast) node()       {}
 func (*Call) node()       {}
+func (*Field) node()      {}
+func (*Subscript) node()  {}
 
 func (n *Ident) String() string { return quoteIdent(n.Name, false) }
 
@@ -304,10 +326,17 @@ func (n *Call) String() string {
 	var b strings.Builder
 	b.WriteString(quoteFuncName(n.Name))
 	b.WriteString("(")
+	if n.Distinct {
+		b.WriteString("DISTINCT ")
+	}
 	writeList(&b, n.Args)
 	b.WriteString(")")
 	return b.String()
 }
+
+func (n *Field) String() string { return n.X.String() + "." + quoteIdent(n.Name, false) }
+
+func (n *Subscript) String() string { return n.X.String() + "[" + n.Key.String() + "]" }
 
 func writeList(b *strings.Builder, list []Node) {
 	for i, a := range list {

@@ -60,6 +60,11 @@ func Columns(n Node) (names []string, star bool) {
 			for _, a := range x.Args {
 				walk(a)
 			}
+		case *Field:
+			walk(x.X)
+		case *Subscript:
+			walk(x.X)
+			walk(x.Key)
 		case *Literal:
 		default:
 			star = true // an unknown node: be safe, read everything

@@ -81,8 +81,12 @@ type cexpr struct {
 	// col is the column name when the expression is a bare column
 	// reference; a top-level cast of a column is named after the column.
 	col string
-	// castOf is set on a cast of a bare column reference.
+	// castOf is set on a cast of a bare column reference (or of a field
+	// access).
 	castOf string
+	// name is the name Spark gives the expression as an unaliased select
+	// item when it is not its SQL: a field access o.amount is "amount".
+	name string
 	// lit is set for literal nodes (including a cast of a literal) so that
 	// patterns and scales can be checked at compile time.
 	lit *Literal
@@ -160,6 +164,9 @@ func outputName(ce cexpr) string {
 	if ce.castOf != "" {
 		return ce.castOf
 	}
+	if ce.name != "" {
+		return ce.name
+	}
 	return ce.sql
 }
 
@@ -175,6 +182,9 @@ func compileSource(src string, in batch.Schema) (Compiled, error) {
 
 type compiler struct {
 	in batch.Schema
+	// filter marks a filter condition, where aggregates get Spark's
+	// INVALID_WHERE_CONDITION.
+	filter bool
 }
 
 func (c *compiler) compile(n Node) (cexpr, error) {
@@ -239,6 +249,10 @@ func (c *compiler) compileNode(n Node) (cexpr, error) {
 		return c.cast(n)
 	case *Call:
 		return c.call(n)
+	case *Field:
+		return c.field(n)
+	case *Subscript:
+		return c.subscript(n)
 	}
 	return cexpr{}, errAt(n.Pos(), "unsupported expression %s", n)
 }
@@ -566,7 +580,11 @@ func (c *compiler) cast(n *Cast) (cexpr, error) {
 	if n.Try {
 		fn = "TRY_CAST"
 	}
-	out := cexpr{ev: x.ev, sql: fn + "(" + x.sql + " AS " + typeSQL(n.To) + ")", castOf: x.col}
+	castOf := x.col
+	if castOf == "" && x.name != "" {
+		castOf = x.sql // a field access: Spark names the cast after o.amount
+	}
+	out := cexpr{ev: x.ev, sql: fn + "(" + x.sql + " AS " + typeSQL(n.To) + ")", castOf: castOf}
 	if x.kind() != n.To {
 		out.ev = &castEval{x: x.ev, to: n.To, try: n.Try, sql: out.sql}
 	}
@@ -583,6 +601,9 @@ func (c *compiler) call(n *Call) (cexpr, error) {
 		}
 	}
 	name := strings.ToLower(n.Name)
+	if n.Distinct || aggregateNames[name] || unsupportedAggregates[name] {
+		return cexpr{}, aggregateOutside(c, n)
+	}
 	spec, ok := functions[name]
 	if !ok {
 		return cexpr{}, unknownFunction(n)
@@ -592,6 +613,9 @@ func (c *compiler) call(n *Call) (cexpr, error) {
 	}
 	args := make([]cexpr, len(n.Args))
 	for i, a := range n.Args {
+		if al, ok := a.(*Alias); ok && name == "struct" {
+			a = al.X // struct(x AS name): the builder reads the name
+		}
 		var err error
 		args[i], err = c.compile(a)
 		if err != nil {
@@ -626,19 +650,8 @@ func callSQL(name string, args []cexpr) string {
 	return name + "(" + strings.Join(parts, ", ") + ")"
 }
 
-// aggregates are Spark functions sluice recognises only to explain that
-// aggregation is not supported.
-var aggregates = map[string]bool{
-	"count": true, "sum": true, "avg": true, "mean": true, "min": true, "max": true, "first": true,
-	"last": true, "collect_list": true, "collect_set": true, "approx_count_distinct": true, "stddev": true,
-	"variance": true,
-}
-
 func unknownFunction(n *Call) error {
 	name := strings.ToLower(n.Name)
-	if aggregates[name] {
-		return errAt(n.At, "aggregate function %s() is not supported", name)
-	}
 	msg := fmt.Sprintf("undefined function %s()", name)
 	if close := options.SuggestAll(name, FunctionNames()); len(close) > 0 {
 		for i := range close {

@@ -77,6 +77,11 @@ func eachChild(n Node, f func(Node)) {
 		for _, a := range x.Args {
 			visit(a)
 		}
+	case *Field:
+		visit(x.X)
+	case *Subscript:
+		visit(x.X)
+		visit(x.Key)
 	}
 }
 
@@ -100,6 +105,10 @@ func startPos(n Node) int {
 		case *Between:
 			n = x.X
 		case *Like:
+			n = x.X
+		case *Field:
+			n = x.X
+		case *Subscript:
 			n = x.X
 		default:
 			return n.Pos()

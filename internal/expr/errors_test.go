@@ -32,8 +32,10 @@ func TestAnalysisErrors(t *testing.T) {
 		{"uper(topic)", "analysis error at 1:1: undefined function uper(); did you mean upper()?\nuper(topic)\n^"},
 		{"frobnicate(topic)", "analysis error at 1:1: undefined function frobnicate()\nfrobnicate(topic)\n^"},
 		{"substrin(topic, 1)", "analysis error at 1:1: undefined function substrin(); did you mean substring() or substr()?\nsubstrin(topic, 1)\n^"},
-		{"count(*)", "analysis error at 1:1: aggregate function count() is not supported\ncount(*)\n^"},
-		{"sum(offset)", "analysis error at 1:1: aggregate function sum() is not supported\nsum(offset)\n^"},
+		{"count(*)", "analysis error at 1:1: [MISSING_GROUP_BY] The query does not include a GROUP BY clause. Add GROUP BY or turn it into the window functions using OVER clauses. (count() is an aggregate function: use groupBy(...).agg(...), or agg: in a pipeline file)\ncount(*)\n^"},
+		{"sum(offset)", "analysis error at 1:1: [MISSING_GROUP_BY] The query does not include a GROUP BY clause. Add GROUP BY or turn it into the window functions using OVER clauses. (sum() is an aggregate function: use groupBy(...).agg(...), or agg: in a pipeline file)\nsum(offset)\n^"},
+		{"count(DISTINCT offset)", "analysis error at 1:1: Distinct aggregations are not supported on streaming DataFrames/Datasets. Consider using approx_count_distinct() instead.\ncount(DISTINCT offset)\n^"},
+		{"stddev(offset)", "analysis error at 1:1: aggregate function stddev() is not supported (supported: count, sum, avg, min, max, first, last, approx_count_distinct, collect_list, collect_set)\nstddev(offset)\n^"},
 		{"upper(*)", "analysis error at 1:7: '*' can only be used as a select item\nupper(*)\n      ^"},
 		{"upper(topic, topic)", "analysis error at 1:1: upper() takes 1 argument(s), got 2\nupper(topic, topic)\n^"},
 		{"substring(topic)", "analysis error at 1:1: substring() takes 2 to 3 arguments, got 1\nsubstring(topic)\n^"},
@@ -91,13 +93,18 @@ func TestClosest(t *testing.T) {
 	}
 }
 
-// TestFunctionsDocumented: every function of the compiler's table has a
-// signature naming it and a description, so `sluice functions` and the
-// reference list them all.
+// TestFunctionsDocumented: every function of the compiler's table and
+// every aggregate the analyser recognises has a signature naming it and a
+// description, so `sluice functions` and the reference list them all.
 func TestFunctionsDocumented(t *testing.T) {
 	docs := Functions()
-	if len(docs) != len(functions) || len(docs) == 0 {
-		t.Fatalf("%d docs for %d functions", len(docs), len(functions))
+	if len(docs) != len(functions)+len(aggregateNames) || len(docs) == 0 {
+		t.Fatalf("%d docs for %d functions and %d aggregates", len(docs), len(functions), len(aggregateNames))
+	}
+	for n := range aggregateNames {
+		if _, ok := aggregateDocs[n]; !ok {
+			t.Errorf("aggregate %s is not documented", n)
+		}
 	}
 	for i, d := range docs {
 		if !strings.HasPrefix(d.Signature, d.Name+"(") || d.Description == "" {

@@ -157,7 +157,11 @@ func buildUnixTimestamp(name string, args []cexpr, _ *Call) (cexpr, error) {
 			return &batch.Column{Type: batch.Long, Len: n, Ints: fill(n, floorDiv(v, microsPerSecond))}, nil
 		}}, sql: name + "()"}, nil
 	}
-	return buildUnix(microsPerSecond)(name, args, nil)
+	if k := args[0].kind(); k == batch.String || (k == batch.Null && len(args) > 1) {
+		return buildUnixTimestampFmt(name, args)
+	}
+	// A timestamp or date: the format, if any, does not apply (as in Spark).
+	return buildUnix(microsPerSecond)(name, args[:1], nil)
 }
 
 // buildUnix is unix_seconds/unix_millis/unix_micros: a timestamp as a count

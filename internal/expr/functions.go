@@ -30,7 +30,7 @@ func init() {
 		"current_date":      {0, 0, buildNow(true), "current_date()", "The batch's date in UTC."},
 		"curdate":           {0, 0, buildNow(true), "curdate()", "Alias of current_date()."},
 		"to_date":           {1, 1, buildConvert(batch.Date), "to_date(expr)", "Casts a string or timestamp to a date."},
-		"to_timestamp":      {1, 1, buildConvert(batch.Timestamp), "to_timestamp(expr)", "Casts a string or date to a timestamp."},
+		"to_timestamp":      {1, 2, buildToTimestamp, "to_timestamp(expr[, fmt])", "A string parsed with the datetime pattern fmt (NULL if it does not match), or without fmt cast to a timestamp."},
 		"year":              {1, 1, buildField(fieldYear), "year(date_or_timestamp)", "The year, in UTC."},
 		"month":             {1, 1, buildField(fieldMonth), "month(date_or_timestamp)", "The month, 1–12."},
 		"day":               {1, 1, buildField(fieldDay), "day(date_or_timestamp)", "The day of the month, 1–31."},
@@ -38,7 +38,24 @@ func init() {
 		"hour":              {1, 1, buildField(fieldHour), "hour(timestamp)", "The hour, 0–23, in UTC."},
 		"minute":            {1, 1, buildField(fieldMinute), "minute(timestamp)", "The minute, 0–59."},
 		"second":            {1, 1, buildField(fieldSecond), "second(timestamp)", "The second, 0–59."},
-		"unix_timestamp":    {0, 1, buildUnixTimestamp, "unix_timestamp([timestamp])", "Seconds since the epoch of the argument, or of the batch's timestamp."},
+		"unix_timestamp":    {0, 2, buildUnixTimestamp, "unix_timestamp([timestamp | str[, fmt]])", "Seconds since the epoch of a timestamp, of a string parsed with fmt (default yyyy-MM-dd HH:mm:ss), or of the batch's timestamp."},
+		"window":            {2, 4, buildWindow, "window(time, windowDuration[, slideDuration[, startTime]])", "The time window of the row, struct<start,end>, as in Spark; sliding windows are grouping keys (see docs/expressions.md)."},
+		"session_window":    {2, 2, buildWindow, "session_window(time, gapDuration)", "The row's initial session window [time, time + gap); sessions merge in the aggregation."},
+		"window_time":       {1, 1, buildWindowTime, "window_time(window)", "The event time of a window: its end minus one microsecond."},
+
+		// JSON.
+		"from_json":       {2, 3, buildFromJSON, "from_json(json, schema[, options])", "The JSON text parsed into the schema (DDL such as 'a INT, b STRING', or 'array<…>'/'map<string,…>'); PERMISSIVE by default, map('mode', 'FAILFAST') to fail on bad records."},
+		"to_json":         {1, 2, buildToJSON, "to_json(struct_array_or_map)", "The value as JSON text, as Spark writes it."},
+		"get_json_object": {2, 2, buildGetJSONObject, "get_json_object(json, path)", "The value at a JSONPath ($.a.b, $.a[0], $.a[*].b), NULL when absent or the JSON is invalid."},
+
+		// Nested values.
+		"struct":            {0, -1, buildStruct, "struct(expr [AS name], ...)", "A struct of the arguments; fields are named after aliases, columns and fields, else col1, col2, …."},
+		"named_struct":      {0, -1, buildNamedStruct, "named_struct(name1, value1, ...)", "A struct with the given field names (string literals) and values."},
+		"array":             {0, -1, buildArray, "array(expr, ...)", "An array of the arguments, widened to their common type."},
+		"size":              {1, 1, buildSize, "size(array_or_map)", "The number of elements; -1 for NULL (NULL in ANSI mode)."},
+		"cardinality":       {1, 1, buildSize, "cardinality(array_or_map)", "Alias of size()."},
+		"map":               {0, -1, buildMap, "map(key1, value1, ...)", "A map of the key/value pairs (keys not NULL and distinct)."},
+		"element_at":        {2, 2, buildElementAt, "element_at(array, index) | element_at(map, key)", "The element at a 1-based index (negative counts from the end), or the map's value for key; NULL when absent."},
 		"unix_seconds":      {1, 1, buildUnix(microsPerSecond), "unix_seconds(timestamp)", "Seconds since the epoch."},
 		"unix_millis":       {1, 1, buildUnix(1000), "unix_millis(timestamp)", "Milliseconds since the epoch."},
 		"unix_micros":       {1, 1, buildUnix(1), "unix_micros(timestamp)", "Microseconds since the epoch."},
@@ -100,9 +117,12 @@ type FunctionDoc struct {
 // `sluice functions` and the reference show, taken from the table the
 // compiler uses.
 func Functions() []FunctionDoc {
-	out := make([]FunctionDoc, 0, len(functions))
+	out := make([]FunctionDoc, 0, len(functions)+len(aggregateDocs))
 	for n, f := range functions {
 		out = append(out, FunctionDoc{Name: n, Signature: f.sig, Description: f.doc})
+	}
+	for n, d := range aggregateDocs {
+		out = append(out, FunctionDoc{Name: n, Signature: d[0], Description: d[1]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -111,8 +131,11 @@ func Functions() []FunctionDoc {
 // FunctionNames lists the built-in functions, sorted, for documentation
 // and completion.
 func FunctionNames() []string {
-	out := make([]string, 0, len(functions))
+	out := make([]string, 0, len(functions)+len(aggregateDocs))
 	for n := range functions {
+		out = append(out, n)
+	}
+	for n := range aggregateDocs {
 		out = append(out, n)
 	}
 	sort.Strings(out)

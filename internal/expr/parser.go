@@ -445,6 +445,38 @@ func (p *parser) parseArgs() ([]Node, error) {
 	}
 }
 
+// parseAliasedArgs is parseArgs where each argument may be named:
+// struct(a AS x, b).
+func (p *parser) parseAliasedArgs() ([]Node, error) {
+	var list []Node
+	if p.isOp(p.peek(), ")") {
+		p.next()
+		return list, nil
+	}
+	for {
+		a, err := p.parseExpr(bpNone)
+		if err != nil {
+			return nil, err
+		}
+		if p.isKw(p.peek(), "AS") {
+			p.next()
+			nt := p.next()
+			if nt.kind != tIdent && nt.kind != tQIdent {
+				return nil, p.errAt(nt, "expected a field name after AS but found %s", nt.describe())
+			}
+			a = &Alias{X: a, Name: nt.val, At: nt.pos}
+		}
+		list = append(list, a)
+		t := p.next()
+		if p.isOp(t, ")") {
+			return list, nil
+		}
+		if !p.isOp(t, ",") {
+			return nil, p.errAt(t, "expected ',' or ')' but found %s", t.describe())
+		}
+	}
+}
+
 // prefix parses a primary expression or a prefix operator application.
 func (p *parser) prefix() (Node, error) {
 	t := p.next()
@@ -529,25 +561,37 @@ func (p *parser) prefix() (Node, error) {
 	return p.postfixCheck(n)
 }
 
-// postfixCheck rejects field access and subscripts, which sluice does not
-// support yet, with a message that explains the alternative.
+// postfixCheck parses the postfix operators that may follow a primary
+// expression: field access `.name` and subscripts `[key]`, in any number
+// and order (o.items[0].sku).
 func (p *parser) postfixCheck(n Node) (Node, error) {
-	t := p.peek()
-	if p.isOp(t, ".") {
-		if id, ok := n.(*Ident); ok {
+	for {
+		t := p.peek()
+		switch {
+		case p.isOp(t, "."):
 			nt := p.peekAt(1)
-			if nt.kind == tIdent || nt.kind == tQIdent {
-				full := id.Name + "." + nt.val
-				return nil, p.errAt(t, "qualified name %s is not supported (no table qualifiers or struct fields yet); "+
-					"back-quote a column name that contains a dot: %s", full, quoteIdent(full, true))
+			if nt.kind != tIdent && nt.kind != tQIdent {
+				return nil, p.errAt(nt, "expected a field name after '.' but found %s", nt.describe())
 			}
+			p.next()
+			p.next()
+			n = &Field{X: n, Name: nt.val, At: nt.pos}
+		case p.isOp(t, "["):
+			p.next()
+			p.depth++
+			key, err := p.parseExpr(bpNone)
+			p.depth--
+			if err != nil {
+				return nil, err
+			}
+			if _, err := p.expectOp("]"); err != nil {
+				return nil, err
+			}
+			n = &Subscript{X: n, Key: key, At: t.pos}
+		default:
+			return n, nil
 		}
-		return nil, p.errAt(t, "field access with '.' is not supported")
 	}
-	if p.isOp(t, "[") {
-		return nil, p.errAt(t, "subscripts with '[' are not supported")
-	}
-	return n, nil
 }
 
 func (p *parser) identOrKeyword(t token) (Node, error) {
@@ -583,7 +627,7 @@ func (p *parser) identOrKeyword(t token) (Node, error) {
 	if noParenFuncs[u] {
 		return &Call{Name: t.text, NoParens: true, At: t.pos}, nil
 	}
-	return &Ident{Name: t.text, At: t.pos}, nil
+	return &Ident{Name: t.val, At: t.pos}, nil
 }
 
 // parseCall parses the argument list of a call to the function named by t,
@@ -591,20 +635,29 @@ func (p *parser) identOrKeyword(t token) (Node, error) {
 func (p *parser) parseCall(t token) (Node, error) {
 	p.next()
 	if st := p.peek(); p.isOp(st, "*") && p.isOp(p.peekAt(1), ")") {
-		// count(*) parses so that the compiler can explain that aggregation
-		// is not supported.
+		// count(*): the aggregate of every row.
 		p.next()
 		p.next()
 		return &Call{Name: t.val, Args: []Node{&Star{At: st.pos}}, At: t.pos}, nil
 	}
+	distinct := false
 	if nt := p.peek(); p.isKw(nt, "DISTINCT") || p.isKw(nt, "ALL") {
-		return nil, p.errAt(nt, "%s in function arguments is not supported (no aggregation)", strings.ToUpper(nt.text))
+		// count(DISTINCT x) parses so that the analyser can answer with
+		// Spark's streaming error; ALL is the default.
+		distinct = p.isKw(nt, "DISTINCT")
+		p.next()
 	}
-	args, err := p.parseArgs()
+	var args []Node
+	var err error
+	if strings.EqualFold(t.val, "struct") {
+		args, err = p.parseAliasedArgs()
+	} else {
+		args, err = p.parseArgs()
+	}
 	if err != nil {
 		return nil, err
 	}
-	return &Call{Name: t.val, Args: args, At: t.pos}, nil
+	return &Call{Name: t.val, Args: args, Distinct: distinct, At: t.pos}, nil
 }
 
 func (p *parser) parseCase(t token) (Node, error) {

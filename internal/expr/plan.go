@@ -207,6 +207,18 @@ type Filter struct {
 
 // CompileFilter compiles a filter/where condition, which must be BOOLEAN.
 func CompileFilter(src string, in batch.Schema) (*Filter, error) {
+	if n, err := Parse(src); err == nil && HasAggregate(n) {
+		var call *Call
+		var find func(Node)
+		find = func(x Node) {
+			if c, ok := x.(*Call); ok && call == nil && (aggregateNames[strings.ToLower(c.Name)] || unsupportedAggregates[strings.ToLower(c.Name)]) {
+				call = c
+			}
+			eachChild(x, find)
+		}
+		find(n)
+		return nil, fmt.Errorf("filter: %w", withSource(aggregateOutside(&compiler{in: in, filter: true}, call), src))
+	}
 	c, err := compileSource(src, in)
 	if err != nil {
 		return nil, fmt.Errorf("filter: %w", err)

@@ -469,7 +469,32 @@ func Build(q *engine.Query, info *engine.BatchInfo, prevStart time.Time) *progre
 	p.Sources = []progress.SourceProgress{sp}
 	p.SumSources()
 	p.Sink = progress.SinkProgress{Description: cfg.Sink.Description(), NumOutputRows: info.NumOutputRows}
+	p.EventTime = EventTime(info.EventTime)
+	for _, op := range info.StateOperators {
+		p.StateOperators = append(p.StateOperators, progress.StateOperatorProgress{
+			OperatorName: op.OperatorName, NumRowsTotal: op.NumRowsTotal, NumRowsUpdated: op.NumRowsUpdated,
+			AllUpdatesTimeMs: op.AllUpdatesTimeMs, NumRowsRemoved: op.NumRowsRemoved, AllRemovalsTimeMs: op.AllRemovalsTimeMs,
+			CommitTimeMs: op.CommitTimeMs, MemoryUsedBytes: op.MemoryUsedBytes, NumRowsDroppedByWatermark: op.NumRowsDroppedByWatermark,
+			NumShufflePartitions: op.NumShufflePartitions, NumStateStoreInstances: op.NumStateStoreInstances, CustomMetrics: op.CustomMetrics,
+		})
+	}
 	return p
+}
+
+// EventTime is progress eventTime as Spark reports it: min, max and avg of
+// the event times the first withWatermark node saw (when it saw any) and
+// the watermark the batch used; nil when the query has no watermark.
+func EventTime(e *engine.EventTimeInfo) map[string]string {
+	if e == nil {
+		return nil
+	}
+	m := map[string]string{progress.EventTimeWatermark: progress.FormatTime(time.UnixMilli(e.WatermarkMs))}
+	if s := e.Stats; s.Count > 0 {
+		m[progress.EventTimeMin] = progress.FormatTime(time.UnixMilli(s.Min))
+		m[progress.EventTimeMax] = progress.FormatTime(time.UnixMilli(s.Max))
+		m[progress.EventTimeAvg] = progress.FormatTime(time.UnixMilli(int64(s.Avg)))
+	}
+	return m
 }
 
 // Timing computes the timing group of a batch: trigger interval,

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,7 +202,27 @@ func TestLagFromBacklogAndProducer(t *testing.T) {
 	produce(t, b.Addr(), "orders", partitions, backlog)
 
 	mon := monitor.New(monitor.WithHealth(lag.Config{Window: 5}), monitor.WithLagSampling(100*time.Millisecond, 200))
-	r := startQuery(t, b.Addr(), "orders", limit, trigger.Trigger{Kind: trigger.ProcessingTime, Interval: 200 * time.Millisecond}, mon, nil)
+	// Once phase 2 starts, the first batch to commit writes one record
+	// to each partition before its commit: records that arrive while a
+	// batch runs, which only the batch-end sample can see (whether the
+	// background producer lands one inside a batch is up to timing).
+	var duringBatch atomic.Int32 // 1: armed, 2: done
+	var hookErr atomic.Value
+	hookClient := brokertest.Client(t, b.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	beforeCommit := func(int64) error {
+		if !duringBatch.CompareAndSwap(1, 2) {
+			return nil
+		}
+		var recs []*kgo.Record
+		for p := range partitions {
+			recs = append(recs, &kgo.Record{Topic: "orders", Partition: int32(p), Value: []byte("y")})
+		}
+		if err := hookClient.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			hookErr.Store(err.Error())
+		}
+		return nil
+	}
+	r := startQuery(t, b.Addr(), "orders", limit, trigger.Trigger{Kind: trigger.ProcessingTime, Interval: 200 * time.Millisecond}, mon, beforeCommit)
 
 	// Phase 1: the backlog drains, 100 records per batch.
 	waitFor(t, mon, 15*time.Second, "the backlog to drain", func(p *progress.Progress) bool { return lagRecords(p) == 0 })
@@ -240,6 +261,7 @@ func TestLagFromBacklogAndProducer(t *testing.T) {
 	var produced int64
 	cl := brokertest.Client(t, b.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	firstPhase2 := phase1[len(phase1)-1].BatchID + 1
+	duringBatch.Store(1)
 	wg.Go(func() {
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
@@ -277,7 +299,13 @@ func TestLagFromBacklogAndProducer(t *testing.T) {
 	wg.Wait()
 
 	// Phase 3: the producer stopped; the query catches up.
-	total := int64(partitions*backlog) + produced
+	if e := hookErr.Load(); e != nil {
+		t.Fatalf("produce inside a batch: %v", e)
+	}
+	if duringBatch.Load() != 2 {
+		t.Fatal("no batch committed during phase 2")
+	}
+	total := int64(partitions*backlog) + produced + partitions
 	final := waitFor(t, mon, 20*time.Second, "the query to catch up", func(p *progress.Progress) bool {
 		return sumOffsets(parseOffsets(t, p.Sources[0].EndOffset)) == total
 	})

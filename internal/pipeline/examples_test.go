@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"github.com/sluice-stream/sluice/internal/plan"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -54,8 +55,8 @@ func TestOrdersConsoleExample(t *testing.T) {
 			t.Errorf("source = %q %+v, want kafka %v", f.Name, f.Source, wantOpts)
 		}
 		wantSteps := []Step{
-			{Kind: StepSelectExpr, Exprs: []string{"CAST(value AS STRING) AS json"}, Line: f.Transform[0].Line, Column: f.Transform[0].Column},
-			{Kind: StepWithColumn, Name: "processed_ts", Expr: "current_timestamp()", Line: f.Transform[1].Line, Column: f.Transform[1].Column},
+			{Op: plan.Op{Kind: plan.SelectExpr, Exprs: []string{"CAST(value AS STRING) AS json"}}, Line: f.Transform[0].Line, Column: f.Transform[0].Column},
+			{Op: plan.Op{Kind: plan.WithColumn, Name: "processed_ts", Expr: "current_timestamp()"}, Line: f.Transform[1].Line, Column: f.Transform[1].Column},
 		}
 		if !reflect.DeepEqual(f.Transform, wantSteps) {
 			t.Errorf("transform = %+v", f.Transform)

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"github.com/sluice-stream/sluice/internal/plan"
 	"os"
 	"path/filepath"
 	"testing"
@@ -67,18 +68,27 @@ func FuzzParse(f *testing.F) {
 				t.Errorf("step without a line: %+v", s)
 			}
 			switch s.Kind {
-			case StepSelect, StepSelectExpr:
+			case plan.Select, plan.SelectExpr:
 				if len(s.Exprs) == 0 {
 					t.Errorf("select without expressions")
 				}
-			case StepFilter:
+			case plan.Filter:
 				if s.Expr == "" {
 					t.Errorf("filter without expression")
 				}
-			case StepWithColumn:
+			case plan.WithColumn:
 				if s.Name == "" || s.Expr == "" {
 					t.Errorf("withColumn without name or expr")
 				}
+			case plan.WithWatermark:
+				if s.EventTime == "" || s.Delay == "" {
+					t.Errorf("withWatermark without eventTime or delay")
+				}
+			case plan.Aggregate:
+				if len(s.Aggs) == 0 {
+					t.Errorf("aggregation without agg expressions")
+				}
+			case plan.Deduplicate:
 			default:
 				t.Errorf("step kind %q", s.Kind)
 			}

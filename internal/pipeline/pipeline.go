@@ -14,6 +14,9 @@
 //	  - selectExpr: ["CAST(value AS STRING) AS json"]
 //	  - withColumn: {name: processed_ts, expr: "current_timestamp()"}
 //	  - filter: "json IS NOT NULL"
+//	  - withWatermark: {eventTime: processed_ts, delay: 10 seconds}
+//	  - groupBy: ["processed_ts"]
+//	    agg: ["count(*) AS n"]
 //	sink:
 //	  format: console
 //	  outputMode: append
@@ -21,6 +24,13 @@
 //	    checkpointLocation: /tmp/chk/orders
 //	trigger:
 //	  processingTime: 20 seconds   # or availableNow: true | once: true
+//
+// Each transform step is a plan.Op, the same operation the Go API's
+// DataFrame methods add, so a file and a program build the same logical
+// plan (package plan). Steps: selectExpr, select, withColumn, filter (or
+// where), withWatermark {eventTime, delay}, groupBy with agg in one step
+// (agg alone aggregates the whole stream), and dropDuplicates — a list of
+// columns (empty: all) or {columns, withinWatermark}.
 //
 // Parsing is strict: unknown keys, wrong value types and missing required
 // keys are errors that name the key, its line and what is allowed. Option
@@ -49,6 +59,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/plan"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/trigger"
 )
@@ -143,25 +154,10 @@ type Endpoint struct {
 	FormatLine, FormatColumn int
 }
 
-// Step kinds. "where" in a file is an alias of filter and parses to
-// StepFilter.
-const (
-	StepSelectExpr = "selectExpr" // Exprs: SQL expressions, one output column each
-	StepSelect     = "select"     // Exprs: column names or expressions
-	StepWithColumn = "withColumn" // Name, Expr: add or replace a column
-	StepFilter     = "filter"     // Expr: keep rows where it is true
-)
-
-// Step is one transform step.
+// Step is one transform step: the operation it adds to the query's
+// logical plan ("where" parses to plan.Filter) and where it is written.
 type Step struct {
-	// Kind is StepSelectExpr, StepSelect, StepWithColumn or StepFilter.
-	Kind string
-	// Exprs holds the expressions of selectExpr and select.
-	Exprs []string
-	// Name is the column a withColumn step writes.
-	Name string
-	// Expr is the expression of withColumn and filter.
-	Expr string
+	plan.Op
 	// Line and Column are the position of the step's kind key.
 	Line, Column int
 }
@@ -190,8 +186,13 @@ var (
 	endpointKeys   = []string{"format", "options"}
 	sinkKeys       = []string{"format", "outputMode", "queryName", "options"}
 	triggerKeys    = []string{"processingTime", "availableNow", "once"}
-	stepKinds      = []string{"selectExpr", "select", "withColumn", "filter", "where"}
+	stepKinds      = []string{"selectExpr", "select", "withColumn", "filter", "where", "withWatermark", "groupBy", "agg", "dropDuplicates"}
 	withColumnKeys = []string{"name", "expr"}
+	watermarkKeys  = []string{"eventTime", "delay"}
+	dedupKeys      = []string{"columns", "withinWatermark"}
+	// subKeys are the keys nested under a step kind (for the indentation
+	// hint when one is written beside it).
+	subKeys = map[string][]string{"withColumn": withColumnKeys, "withWatermark": watermarkKeys, "dropDuplicates": dedupKeys}
 )
 
 const (
@@ -935,9 +936,14 @@ func (p *parser) transform(e entry) []Step {
 		case len(entries) == 0:
 			p.errorf(item.Line, "%s: empty step (want one of: %s)", path, strings.Join(stepKinds, ", "))
 			continue
+		case len(entries) == 2 && isAggPair(entries[0].key, entries[1].key):
+			if s, ok := p.aggregate(entries, path); ok {
+				steps = append(steps, s)
+			}
+			continue
 		case len(entries) > 1:
 			hint := `; start each step with its own "- "`
-			if entries[0].key == StepWithColumn && (entries[1].key == "name" || entries[1].key == "expr") {
+			if contains(subKeys[entries[0].key], entries[1].key) {
 				hint = fmt.Sprintf("; indent %q under %q", entries[1].key, entries[0].key)
 			}
 			p.errorf(entries[1].line, "%s: a step has one kind, found %q and %q%s", path, entries[0].key, entries[1].key, hint)
@@ -951,19 +957,142 @@ func (p *parser) transform(e entry) []Step {
 	return steps
 }
 
+// isAggPair reports whether two keys of one step are groupBy and agg.
+func isAggPair(a, b string) bool {
+	return (a == "groupBy" && b == "agg") || (a == "agg" && b == "groupBy")
+}
+
+// aggregate parses a step with groupBy and agg (in either order).
+func (p *parser) aggregate(entries []entry, stepPath string) (Step, bool) {
+	s := Step{Op: plan.Op{Kind: plan.Aggregate}, Line: entries[0].line, Column: entries[0].col}
+	ok := true
+	for _, e := range entries {
+		path := stepPath + "." + e.key
+		if e.key == "groupBy" {
+			r := deref(e.val)
+			if r != nil && r.Kind == yaml.SequenceNode && len(r.Content) == 0 {
+				s.GroupBy = []string{} // groupBy: [] is a global aggregation
+				continue
+			}
+			s.GroupBy = p.exprs(e, path)
+			ok = ok && s.GroupBy != nil
+		} else {
+			s.Aggs = p.exprs(e, path)
+			ok = ok && s.Aggs != nil
+		}
+	}
+	return s, ok
+}
+
+// columns parses a list of column names; empty is allowed.
+func (p *parser) columns(n *yaml.Node, path string, line int) ([]string, bool) {
+	r := deref(n)
+	if isNull(r) {
+		return []string{}, true
+	}
+	if isScalar(r) {
+		v, ok := p.text(r, path, line)
+		return []string{v}, ok
+	}
+	if r.Kind != yaml.SequenceNode {
+		p.errorf(line, "%s: expected a list of column names, got %s", path, describe(r))
+		return nil, false
+	}
+	if !p.spend(len(r.Content), line) {
+		return nil, false
+	}
+	out := []string{}
+	ok := true
+	for i, item := range r.Content {
+		v, vok := p.text(item, fmt.Sprintf("%s[%d]", path, i), item.Line)
+		ok = ok && vok
+		out = append(out, v)
+	}
+	return out, ok
+}
+
 func (p *parser) step(e entry, stepPath string) (Step, bool) {
-	s := Step{Kind: e.key, Line: e.line, Column: e.col}
+	s := Step{Line: e.line, Column: e.col}
 	path := stepPath + "." + e.key
 	switch e.key {
-	case StepSelectExpr, StepSelect:
+	case "selectExpr", "select":
+		s.Kind = plan.SelectExpr
+		if e.key == "select" {
+			s.Kind = plan.Select
+		}
 		s.Exprs = p.exprs(e, path)
 		return s, s.Exprs != nil
-	case StepFilter, "where":
-		s.Kind = StepFilter
+	case "filter", "where":
+		s.Kind = plan.Filter
 		v, ok := p.text(e.val, path, e.line)
 		s.Expr = v
 		return s, ok
-	case StepWithColumn:
+	case "agg":
+		s.Kind = plan.Aggregate
+		s.GroupBy = []string{}
+		s.Aggs = p.exprs(e, path)
+		return s, s.Aggs != nil
+	case "groupBy":
+		p.errorf(e.line, "%s: groupBy needs agg in the same step, e.g. {groupBy: [device], agg: [\"count(*) AS n\"]}", path)
+		return s, false
+	case "withWatermark":
+		s.Kind = plan.WithWatermark
+		entries, ok := p.mapping(e.val, path, e.line)
+		if !ok {
+			return s, false
+		}
+		var hasTime, hasDelay bool
+		for _, f := range p.known(entries, path, "key", watermarkKeys) {
+			switch f.key {
+			case "eventTime":
+				hasTime = true
+				s.EventTime, _ = p.text(f.val, path+".eventTime", f.line)
+			case "delay":
+				hasDelay = true
+				s.Delay, _ = p.text(f.val, path+".delay", f.line)
+			}
+		}
+		for _, k := range []struct {
+			key  string
+			have bool
+		}{{"eventTime", hasTime}, {"delay", hasDelay}} {
+			if !k.have {
+				p.errorf(e.line, "missing required key %q in %s", k.key, path)
+			}
+		}
+		return s, s.EventTime != "" && s.Delay != ""
+	case "dropDuplicates":
+		s.Kind = plan.Deduplicate
+		r := deref(e.val)
+		if r != nil && r.Kind == yaml.MappingNode {
+			entries, ok := p.mapping(r, path, e.line)
+			if !ok {
+				return s, false
+			}
+			s.Columns = []string{}
+			for _, f := range p.known(entries, path, "key", dedupKeys) {
+				switch f.key {
+				case "columns":
+					cols, ok := p.columns(f.val, path+".columns", f.line)
+					if !ok {
+						return s, false
+					}
+					s.Columns = cols
+				case "withinWatermark":
+					v, ok := p.boolean(f, path+".withinWatermark")
+					if !ok {
+						return s, false
+					}
+					s.WithinWatermark = v
+				}
+			}
+			return s, true
+		}
+		cols, ok := p.columns(e.val, path, e.line)
+		s.Columns = cols
+		return s, ok
+	case "withColumn":
+		s.Kind = plan.WithColumn
 		entries, ok := p.mapping(e.val, path, e.line)
 		if !ok {
 			return s, false

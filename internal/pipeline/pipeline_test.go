@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"github.com/sluice-stream/sluice/internal/plan"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -79,8 +80,8 @@ func TestParseValid(t *testing.T) {
 						Line:        2,
 					},
 					Transform: []Step{
-						{Kind: StepSelectExpr, Exprs: []string{"CAST(value AS STRING) AS json"}, Line: 10},
-						{Kind: StepWithColumn, Name: "processed_ts", Expr: "current_timestamp()", Line: 11},
+						{Op: plan.Op{Kind: plan.SelectExpr, Exprs: []string{"CAST(value AS STRING) AS json"}}, Line: 10},
+						{Op: plan.Op{Kind: plan.WithColumn, Name: "processed_ts", Expr: "current_timestamp()"}, Line: 11},
 					},
 					Sink: Sink{
 						Format: "console", OutputMode: "append",
@@ -177,12 +178,12 @@ sink: {format: console}
 			want: func() File {
 				f := base()
 				f.Transform = []Step{
-					{Kind: StepSelectExpr, Exprs: []string{"value AS v"}, Line: 4},
-					{Kind: StepSelect, Exprs: []string{"v", "upper(v) AS u"}, Line: 5},
-					{Kind: StepFilter, Expr: "v IS NOT NULL", Line: 6},
-					{Kind: StepFilter, Expr: "length(u) > 3", Line: 7},
-					{Kind: StepWithColumn, Name: "n", Expr: "1", Line: 8},
-					{Kind: StepSelectExpr, Exprs: []string{"1", "true"}, Line: 11},
+					{Op: plan.Op{Kind: plan.SelectExpr, Exprs: []string{"value AS v"}}, Line: 4},
+					{Op: plan.Op{Kind: plan.Select, Exprs: []string{"v", "upper(v) AS u"}}, Line: 5},
+					{Op: plan.Op{Kind: plan.Filter, Expr: "v IS NOT NULL"}, Line: 6},
+					{Op: plan.Op{Kind: plan.Filter, Expr: "length(u) > 3"}, Line: 7},
+					{Op: plan.Op{Kind: plan.WithColumn, Name: "n", Expr: "1"}, Line: 8},
+					{Op: plan.Op{Kind: plan.SelectExpr, Exprs: []string{"1", "true"}}, Line: 11},
 				}
 				return f
 			},
@@ -265,7 +266,7 @@ trigger:
 					OptionLines: map[string]int{"kafka.bootstrap.servers": 5, "subscribe": 6, "maxOffsetsPerTrigger": 7},
 					Line:        2,
 				}
-				f.Transform = []Step{{Kind: StepFilter, Expr: "id > 0", Line: 9}}
+				f.Transform = []Step{{Op: plan.Op{Kind: plan.Filter, Expr: "id > 0"}, Line: 9}}
 				f.Sink.Line = 10
 				f.Trigger = Trigger{Kind: TriggerProcessingTime, Interval: 10 * time.Second, Line: 13}
 				return f
@@ -514,12 +515,32 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown step kind",
 			yaml: minimal + "transform:\n  - filter: a\n  - selctExpr: [b]\n",
-			want: `line 5: unknown transform step "selctExpr" in transform[1]; did you mean "selectExpr"? (allowed: selectExpr, select, withColumn, filter, where)`,
+			want: `line 5: unknown transform step "selctExpr" in transform[1]; did you mean "selectExpr"? (allowed: selectExpr, select, withColumn, filter, where, withWatermark, groupBy, agg, dropDuplicates)`,
 		},
 		{
 			name: "unknown step kind without suggestion",
+			yaml: minimal + "transform:\n  - pivot: [b]\n",
+			want: `line 4: unknown transform step "pivot" in transform[0] (allowed: selectExpr, select, withColumn, filter, where, withWatermark, groupBy, agg, dropDuplicates)`,
+		},
+		{
+			name: "groupBy without agg",
 			yaml: minimal + "transform:\n  - groupBy: [b]\n",
-			want: `line 4: unknown transform step "groupBy" in transform[0] (allowed: selectExpr, select, withColumn, filter, where)`,
+			want: `line 4: transform[0].groupBy: groupBy needs agg in the same step, e.g. {groupBy: [device], agg: ["count(*) AS n"]}`,
+		},
+		{
+			name: "withWatermark without delay",
+			yaml: minimal + "transform:\n  - withWatermark: {eventTime: ts}\n",
+			want: `line 4: missing required key "delay" in transform[0].withWatermark`,
+		},
+		{
+			name: "withWatermark keys beside it",
+			yaml: minimal + "transform:\n  - withWatermark:\n    eventTime: ts\n",
+			want: `line 5: transform[0]: a step has one kind, found "withWatermark" and "eventTime"; indent "eventTime" under "withWatermark"`,
+		},
+		{
+			name: "dropDuplicates unknown key",
+			yaml: minimal + "transform:\n  - dropDuplicates: {cols: [a]}\n",
+			want: `line 4: unknown key "cols" in transform[0].dropDuplicates (allowed: columns, withinWatermark)`,
 		},
 		{
 			name: "two kinds in one step",
@@ -534,7 +555,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "empty step",
 			yaml: minimal + "transform:\n  - {}\n",
-			want: `line 4: transform[0]: empty step (want one of: selectExpr, select, withColumn, filter, where)`,
+			want: `line 4: transform[0]: empty step (want one of: selectExpr, select, withColumn, filter, where, withWatermark, groupBy, agg, dropDuplicates)`,
 		},
 		{
 			name: "withColumn missing expr and misspelt key",
@@ -707,7 +728,7 @@ func TestLoad(t *testing.T) {
 	if got, _ := f.Source.Option("SUBSCRIBE"); got != "payments" {
 		t.Errorf("subscribe = %q, want payments (from the environment)", got)
 	}
-	if s := f.Transform[2]; s.Kind != StepFilter || s.Expr != "json IS NOT NULL" || f.Position(s.Line) != path+":16" {
+	if s := f.Transform[2]; s.Kind != plan.Filter || s.Expr != "json IS NOT NULL" || f.Position(s.Line) != path+":16" {
 		t.Errorf("step 2 = %+v at %q, want filter at %s:16", s, f.Position(s.Line), path)
 	}
 	if got := f.Source.OptionLine("maxoffsetspertrigger"); got != 9 {

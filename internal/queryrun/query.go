@@ -9,6 +9,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluice-stream/sluice/internal/pipeline"
+	"github.com/sluice-stream/sluice/internal/plan"
 )
 
 // Query is a query the harnesses run: its transform steps, its sink and its
@@ -41,8 +42,8 @@ func SeedQuery() *Query {
 	return &Query{
 		Name: "orders",
 		Steps: []pipeline.Step{
-			{Kind: pipeline.StepSelectExpr, Exprs: []string{"CAST(value AS STRING) AS json"}},
-			{Kind: pipeline.StepWithColumn, Name: "processed_ts", Expr: "current_timestamp()"},
+			{Op: plan.Op{Kind: plan.SelectExpr, Exprs: []string{"CAST(value AS STRING) AS json"}}},
+			{Op: plan.Op{Kind: plan.WithColumn, Name: "processed_ts", Expr: "current_timestamp()"}},
 		},
 		SinkFormat:    "noop",
 		SinkOptions:   map[string]string{},
@@ -136,20 +137,11 @@ func (q *Query) Pipeline(p Setup) ([]byte, error) {
 	}
 	esc := func(s string) string { return strings.ReplaceAll(s, "${", "$${") }
 	for _, st := range q.Steps {
-		switch st.Kind {
-		case pipeline.StepSelectExpr, pipeline.StepSelect:
-			exprs := make([]string, len(st.Exprs))
-			for i, e := range st.Exprs {
-				exprs[i] = esc(e)
-			}
-			f.Transform = append(f.Transform, map[string]any{st.Kind: exprs})
-		case pipeline.StepWithColumn:
-			f.Transform = append(f.Transform, map[string]any{st.Kind: map[string]string{"name": esc(st.Name), "expr": esc(st.Expr)}})
-		case pipeline.StepFilter:
-			f.Transform = append(f.Transform, map[string]any{st.Kind: esc(st.Expr)})
-		default:
-			return nil, fmt.Errorf("queryrun: transform step %q cannot be rendered", st.Kind)
+		m, err := pipeline.Render(st.Op, esc)
+		if err != nil {
+			return nil, fmt.Errorf("queryrun: %w", err)
 		}
+		f.Transform = append(f.Transform, m)
 	}
 	out, err := yaml.Marshal(f)
 	if err != nil {

@@ -40,6 +40,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/source/kafka"
 	"github.com/sluice-stream/sluice/internal/source/rate"
 	"github.com/sluice-stream/sluice/internal/source/socket"
+	"github.com/sluice-stream/sluice/internal/state"
 	"github.com/sluice-stream/sluice/internal/storage"
 )
 
@@ -203,15 +204,24 @@ func ReadAdmission(v options.Values) Admission {
 // SessionConf describes the session configuration (Session.SetConf,
 // WithConf, a pipeline file's top-level options). Spark's spark.sql.*
 // settings are recorded in the checkpoint's offsets log, as Spark does.
+// The state store settings (package state) and the storage settings
+// (package storage) are session settings too, described where they are
+// read.
 var SessionConf = &options.Spec{
 	What: "session configuration",
 	Fields: slices.Concat([]options.Field{
 		{Name: "spark.sql.ansi.enabled", Type: options.Bool, Default: "false",
 			Doc: "ANSI mode: a value that cannot be cast fails the query (as in Spark) unless a dead-letter sink is configured, which then receives the row."},
-		{Name: "spark.sql.shuffle.partitions", Type: options.Int, Min: 1, Default: "200", Doc: "Recorded in the offsets log for Spark compatibility."},
+		{Name: "spark.sql.shuffle.partitions", Type: options.Int, Min: 1, Default: "200",
+			Doc: "Shuffle partitions of a stateful query: rows are hashed by key into this many partitions, each with its own state store and stage-2 task. Pinned by the checkpoint: after the first run its value wins over the session's."},
+		{Name: "spark.sql.streaming.multipleWatermarkPolicy", Type: options.Enum, Default: "min", Allowed: []string{"min", "max"},
+			Hint: "valid values are 'min' and 'max'",
+			Doc:  "How the global watermark is chosen from several withWatermark nodes: the slowest (min, safe) or the fastest (max, drops more late data). Pinned by the checkpoint."},
+		{Name: "spark.sql.streaming.noDataMicroBatches.enabled", Type: options.Bool, Default: "true",
+			Doc: "Run a batch without new input when the watermark moves, so that state the watermark passed is evicted and windows it completed are emitted without waiting for more data."},
+		{Name: "sluice.shuffle.bufferSize", Type: options.Size, Default: "64MiB", Hint: `allowed: a size such as "64MiB"`,
+			Doc: "Bound of a stateful query's exchange buffer (with sluice.memory.budget: at most an eighth of it). A full buffer makes stage-1 tasks merge buffered rows into state before they continue; nothing is dropped."},
 		{Name: "spark.sql.streaming.checkpointLocation", Type: options.Path, Doc: "Default checkpointLocation of the session's queries."},
-		{Name: "spark.sql.streaming.minBatchesToRetain", Type: options.Int, Min: 1, Default: "100",
-			Doc: "Batches kept in the offsets and commits logs before the newest, as Spark: after logging batch N everything below N − this is deleted (this + 1 files stay in each log)."},
 		{Name: "spark.sql.streaming.noDataProgressEventInterval", Type: options.Duration, Default: "10000",
 			Doc: "How often an idle query records a progress report with no rows (and posts onQueryIdle), as Spark: after the first idle trigger, then every this long while idle (milliseconds, or an interval such as \"10 seconds\")."},
 		{Name: "sluice.workers", Type: options.Int, Min: 0, Default: "0", Hint: "allowed: a non-negative integer (0 = number of CPUs)",
@@ -222,7 +232,7 @@ var SessionConf = &options.Spec{
 			Doc: "false drops the partition label from per-partition Prometheus metrics (lag stays per topic), for topics with many partitions."},
 		{Name: "sluice.memory.goLimit", Type: options.Bool, Default: "false",
 			Doc: "true sets the Go runtime's soft memory limit (debug.SetMemoryLimit) to the memory budget plus 64 MiB when a query with a budget starts (`sluice run` does this; a GOMEMLIMIT in the environment wins)."},
-	}, storage.ConfSpec.Fields),
+	}, state.ConfigSpec.Fields, storage.ConfSpec.Fields),
 	Prefixes: slices.Concat([]options.Prefix{{Prefix: "spark.sql.", Doc: "Other Spark SQL settings are accepted and recorded in the offsets log."}},
 		storage.ConfSpec.Prefixes),
 }

@@ -220,7 +220,29 @@ func appendMapKey(dst []byte, c *batch.Column, r int) []byte {
 	case batch.Binary:
 		return AppendString(dst, base64.StdEncoding.AppendEncode(nil, c.Bytes[r]))
 	}
-	// Nested keys: their JSON text as the name.
+	// A struct key is named as Spark's InternalRow.toString prints it,
+	// "[1,a]"; other nested keys by their JSON text.
+	if c.Type.Class() == batch.Struct {
+		name := []byte{'['}
+		for j, ch := range c.Children {
+			if j > 0 {
+				name = append(name, ',')
+			}
+			if ch.IsNull(r) {
+				name = append(name, "null"...)
+				continue
+			}
+			var v []byte
+			if ch.Type == batch.String || ch.Type == batch.Binary {
+				v = ch.Bytes[r]
+			} else {
+				v = appendMapKey(nil, ch, r)
+				v = v[1 : len(v)-1] // unquote: keys of flat kinds hold no escapes
+			}
+			name = append(name, v...)
+		}
+		return AppendString(dst, append(name, ']'))
+	}
 	return AppendString(dst, AppendValue(nil, c, r))
 }
 

@@ -13,7 +13,9 @@
 //     their default timestampFormat, yyyy-MM-dd'T'HH:mm:ss[.SSS][XXX]:
 //     AppendWriterTimestamp;
 //   - Kafka offsets as Spark's {"topic":{"partition":offset}} JSON:
-//     ParseKafkaOffsets, AppendKafkaOffsets.
+//     ParseKafkaOffsets, AppendKafkaOffsets;
+//   - Spark's datetime patterns (timestampFormat, to_timestamp's fmt) as Go
+//     layouts: JavaLayout.
 //
 // sluice has no FLOAT (float32) and no INTERVAL values, so there are no
 // forms for them. The value encoders append to a byte slice and allocate

@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/sluice-stream/sluice/internal/options"
@@ -105,7 +106,8 @@ const (
 	DefaultMinBatchesToRetain         = 100
 	DefaultMaxBatchesToRetainInMemory = 2
 	DefaultDiskMemory                 = 16 << 20
-	minDiskMemory                     = 2 << 20
+	// MinDiskMemory is the smallest disk-provider allowance.
+	MinDiskMemory = 2 << 20
 )
 
 // DefaultConfig is Spark's defaults with the memory provider.
@@ -121,52 +123,61 @@ func DefaultConfig() Config {
 	}
 }
 
-// ConfigOptions lists the options ParseConfig reads.
-var ConfigOptions = []string{OptProviderClass, OptMinDeltasForSnapshot, OptMinBatchesToRetain,
-	OptMaxBatchesToRetainInMemory, OptCompressionCodec, OptStateSchemaCheck, OptDiskMemory, OptDiskLocalDir}
+// ConfigSpec describes the state store settings ParseConfig reads (Spark's
+// SQL confs, plus sluice's disk-provider settings); the registry lists it
+// among the session configuration, so docs/reference.md documents it.
+var ConfigSpec = &options.Spec{
+	What: "state store",
+	Fields: []options.Field{
+		{Name: OptProviderClass, Type: options.String, Default: "memory",
+			Allowed: []string{"memory", "hdfs", "HDFSBackedStateStoreProvider", SparkHDFSProviderClass, "disk", "rocksdb", "pebble", "RocksDBStateStoreProvider", SparkRocksDBProviderClass},
+			Doc:     "State store provider: memory (Spark's HDFS-backed provider: versions in memory, a delta file per batch, periodic snapshots; state counts against sluice.memory.budget) or disk (Spark's RocksDB provider: an on-disk LSM, Pebble, for state larger than memory). Pinned by the checkpoint."},
+		{Name: OptMinDeltasForSnapshot, Type: options.Int, Min: 1, Default: strconv.Itoa(DefaultMinDeltasForSnapshot),
+			Doc: "The memory provider snapshots a state version when more delta files than this follow the last snapshot."},
+		{Name: OptMinBatchesToRetain, Type: options.Int, Min: 1, Default: strconv.Itoa(DefaultMinBatchesToRetain),
+			Doc: "Batches whose offsets, commits and state versions stay recoverable, as Spark: after logging batch N everything below N − this is deleted (this + 1 files stay in the offsets and commits logs); older state versions go too."},
+		{Name: OptMaxBatchesToRetainInMemory, Type: options.Int, Min: 0, Default: strconv.Itoa(DefaultMaxBatchesToRetainInMemory),
+			Doc: "State versions the memory provider keeps in memory per store (they share unchanged nodes)."},
+		{Name: OptCompressionCodec, Type: options.Enum, Default: "lz4", Allowed: []string{"lz4"},
+			Doc: "Compression of delta and snapshot files."},
+		{Name: OptStateSchemaCheck, Type: options.Bool, Default: "true",
+			Doc: "Check the key and value schemas of the state against the checkpoint's at start; a query changed in a way its state cannot follow fails with STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE or STATE_STORE_VALUE_SCHEMA_NOT_COMPATIBLE."},
+		{Name: OptDiskMemory, Type: options.Size, DefaultDoc: "16 MiB, or the state share of sluice.memory.budget split over the shuffle partitions (at least 2 MiB)",
+			Doc: "Memory of one disk-provider store (memtables and block cache)."},
+		{Name: OptDiskLocalDir, Type: options.Path,
+			Doc: "Where disk-provider working databases live (default: beside their versions under the checkpoint's state directory)."},
+	},
+}
 
-// ParseConfig reads the options above from a query's options/session conf;
-// unset ones keep DefaultConfig's values. Errors name the option and the
-// allowed values.
+// ParseConfig reads the ConfigSpec options from a query's session
+// configuration (other keys are ignored); unset ones keep DefaultConfig's
+// values. Errors name the option and the allowed values.
 func ParseConfig(m map[string]string) (Config, error) {
-	o := options.New(m)
 	c := DefaultConfig()
-	if v, ok := o.Get(OptProviderClass); ok {
-		k, err := ParseProvider(v)
+	own := options.Only(m, ConfigSpec)
+	if errs := ConfigSpec.Problems(own); len(errs) > 0 {
+		return c, errs[0]
+	}
+	v := ConfigSpec.Values(own)
+	if s, ok := v.Get(OptProviderClass); ok {
+		k, err := ParseProvider(s)
 		if err != nil {
 			return c, err
 		}
 		c.Provider = k
 	}
-	var err error
-	var n int64
-	if n, err = o.Int64(OptMinDeltasForSnapshot, DefaultMinDeltasForSnapshot, 1); err != nil {
-		return c, err
+	c.MinDeltasForSnapshot = int(v.Int64(OptMinDeltasForSnapshot))
+	c.MinBatchesToRetain = int(v.Int64(OptMinBatchesToRetain))
+	c.MaxBatchesToRetainInMemory = int(v.Int64(OptMaxBatchesToRetainInMemory))
+	c.Codec = strings.ToLower(v.Enum(OptCompressionCodec))
+	c.SchemaCheck = v.Bool(OptStateSchemaCheck)
+	if v.Has(OptDiskMemory) {
+		c.DiskMemory = v.Size(OptDiskMemory)
 	}
-	c.MinDeltasForSnapshot = int(n)
-	if n, err = o.Int64(OptMinBatchesToRetain, DefaultMinBatchesToRetain, 1); err != nil {
-		return c, err
+	if c.DiskMemory < MinDiskMemory {
+		return c, &options.Error{Option: OptDiskMemory, Value: own[OptDiskMemory], Allowed: "allowed: at least 2MiB"}
 	}
-	c.MinBatchesToRetain = int(n)
-	if n, err = o.Int64(OptMaxBatchesToRetainInMemory, DefaultMaxBatchesToRetainInMemory, 0); err != nil {
-		return c, err
-	}
-	c.MaxBatchesToRetainInMemory = int(n)
-	codec, err := o.Enum(OptCompressionCodec, "lz4", "lz4")
-	if err != nil {
-		return c, err
-	}
-	c.Codec = strings.ToLower(codec)
-	if c.SchemaCheck, err = o.Bool(OptStateSchemaCheck, true); err != nil {
-		return c, err
-	}
-	if c.DiskMemory, err = o.Bytes(OptDiskMemory, DefaultDiskMemory); err != nil {
-		return c, err
-	}
-	if c.DiskMemory < minDiskMemory {
-		return c, &options.Error{Option: OptDiskMemory, Value: m[OptDiskMemory], Allowed: "allowed: at least 2MiB"}
-	}
-	c.DiskLocalDir = o.String(OptDiskLocalDir, "")
+	c.DiskLocalDir = v.String(OptDiskLocalDir)
 	return c, nil
 }
 
@@ -182,7 +193,7 @@ func (c Config) validate() error {
 		return fmt.Errorf("state: %s must be ≥ 0, got %d", OptMaxBatchesToRetainInMemory, c.MaxBatchesToRetainInMemory)
 	case c.Codec != "lz4":
 		return fmt.Errorf("state: %s must be lz4, got %q", OptCompressionCodec, c.Codec)
-	case c.Provider == DiskProvider && c.DiskMemory < minDiskMemory:
+	case c.Provider == DiskProvider && c.DiskMemory < MinDiskMemory:
 		return fmt.Errorf("state: %s must be at least 2MiB, got %d", OptDiskMemory, c.DiskMemory)
 	}
 	return nil

@@ -1,15 +1,12 @@
 package delta
 
 import (
-	"bytes"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"testing"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/testutil"
 )
 
 var (
@@ -96,18 +93,7 @@ func TestNestedTable(t *testing.T) {
 	}
 
 	duck := duckDBDir(t)
-	script, err := filepath.Abs(filepath.Join("..", "file", "testdata", "verify.mjs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("node", script, "--rows", "--json-nested", "--order", "id", dir)
-	cmd.Env = append(os.Environ(), "SLUICE_DUCKDB_DIR="+duck)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("verify.mjs: %v\n%s", err, stderr.String())
-	}
+	out := testutil.RunVerify(t, duck, "--rows", "--json-nested", "--order", "id", dir)
 	var got deltaVerify
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatal(err)

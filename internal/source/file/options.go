@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/ddl"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/source"
+	"github.com/sluice-stream/sluice/internal/sparktext"
 	"github.com/sluice-stream/sluice/internal/storage"
 )
 
@@ -351,6 +352,11 @@ func (c *Config) parseSchema(o options.Values) error {
 	}
 	// File sources read every column as nullable, as Spark does.
 	for i := range s.Fields {
+		if s.Fields[i].Type.IsNested() {
+			return &options.Error{Option: "schema", Value: ddlText, Allowed: fmt.Sprintf(
+				"column %q is %s: the file source reads flat columns; declare it STRING and parse it with from_json(%s, '%s')",
+				s.Fields[i].Name, s.Fields[i].Type.SQL(), s.Fields[i].Name, s.Fields[i].Type.SQL())}
+		}
 		s.Fields[i].Nullable = true
 	}
 	c.Schema = s
@@ -369,12 +375,12 @@ func (c *Config) parseRecordOptions(o options.Values) error {
 		c.Location = loc
 	}
 	if v, ok := o.Get("timestampFormat"); ok {
-		if c.TimestampLayout, err = javaLayout(v); err != nil {
+		if c.TimestampLayout, err = sparktext.JavaLayout(v); err != nil {
 			return &options.Error{Option: "timestampFormat", Value: v, Allowed: err.Error()}
 		}
 	}
 	if v, ok := o.Get("dateFormat"); ok {
-		if c.DateLayout, err = javaLayout(v); err != nil {
+		if c.DateLayout, err = sparktext.JavaLayout(v); err != nil {
 			return &options.Error{Option: "dateFormat", Value: v, Allowed: err.Error()}
 		}
 	}

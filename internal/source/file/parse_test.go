@@ -338,3 +338,14 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("schema type %v, want int", c.Schema.Fields[0].Type)
 	}
 }
+
+// TestNestedSchemaRefused: the file source reads flat columns; a nested
+// column in the schema option is refused with the from_json remedy.
+func TestNestedSchemaRefused(t *testing.T) {
+	for _, format := range []string{"json", "csv"} {
+		_, err := ParseConfig(format, map[string]string{"path": "/in", "schema": "id INT, o STRUCT<a: INT>"})
+		if err == nil || !strings.Contains(err.Error(), `column "o" is STRUCT<a: INT>`) || !strings.Contains(err.Error(), "from_json(o, 'STRUCT<a: INT>')") {
+			t.Errorf("%s: %v", format, err)
+		}
+	}
+}

@@ -1,0 +1,287 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/sink"
+	"github.com/sluice-stream/sluice/internal/source"
+	"github.com/sluice-stream/sluice/internal/state"
+)
+
+// statefulRun is one batch of a stateful query between its tasks and its
+// commit: the sink messages, the task measurements and the open state
+// stores (committed after the sink, aborted on failure).
+type statefulRun struct {
+	messages []sink.Message
+	stage1   []TaskInfo
+	stage2   []TaskInfo
+	stores   [][]state.Store // per partition, per operator
+	metrics  [][]OperatorMetrics
+	peak     int64 // the exchange's peak buffered bytes
+
+	mu      sync.Mutex
+	aborted bool
+}
+
+// abort discards the batch's state writes.
+func (r *statefulRun) abort() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.aborted {
+		return
+	}
+	r.aborted = true
+	for _, ss := range r.stores {
+		for _, s := range ss {
+			s.Abort()
+		}
+	}
+}
+
+// runStateful runs a stateful batch's two stages. reader and tasks are nil
+// for a no-data batch, which runs stage 2 alone.
+func (q *Query) runStateful(ctx context.Context, info *BatchInfo, reader source.Reader, tasks []source.Task) (*statefulRun, error) {
+	id := info.BatchID
+	st := q.cfg.Stateful
+	n := q.settings.partitions
+	if err := q.states.writeMetadata(); err != nil {
+		return nil, fmt.Errorf("batch %d: %w", id, err)
+	}
+	run := &statefulRun{stores: make([][]state.Store, n)}
+	var storesMu sync.Mutex
+	x := newExchange(n, q.settings.shuffleSize, func(p int) (Stage2, error) {
+		stores, err := q.states.open(p, id)
+		if err != nil {
+			return nil, err
+		}
+		storesMu.Lock()
+		run.stores[p] = stores
+		storesMu.Unlock()
+		return st.NewStage2(Stage2Env{BatchID: id, Partition: p, Partitions: n, WatermarkMs: info.WatermarkMs,
+			BatchTime: info.BatchTimestamp, Stores: stores})
+	})
+
+	// Stage 1: the source tasks, ending in the exchange.
+	if len(tasks) > 0 {
+		newWriter := func(ctx context.Context, _ int64, _ int, _ batch.Schema) (sink.Writer, error) {
+			return &shuffleWriter{w: st.NewShuffleWriter(ShuffleEnv{Partitions: n, BatchTime: info.BatchTimestamp,
+				Send: func(p int, b *batch.Batch) error { return x.send(ctx, p, b) }})}, nil
+		}
+		_, tinfos, err := q.runTasks(ctx, id, reader, tasks, info.BatchTimestamp, newWriter, q.outputSchema())
+		if err != nil {
+			return run, err
+		}
+		run.stage1 = tinfos
+	}
+
+	// Stage 2: one task per shuffle partition, fullest first.
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return x.parts[order[a]].qbytes > x.parts[order[b]].qbytes })
+	writers := make([]sink.Writer, n)
+	msgs := make([]sink.Message, n)
+	infos := make([]TaskInfo, n)
+	schema := st.Schema()
+	err := q.pool(ctx, order, func(ctx context.Context, p int) error {
+		start := time.Now()
+		ti := &infos[p]
+		ti.Task = fmt.Sprintf("shuffle-%d", p)
+		emit := func(b *batch.Batch) error {
+			if writers[p] == nil {
+				t0 := time.Now()
+				w, err := q.cfg.Sink.NewWriter(ctx, id, p, schema)
+				if err != nil {
+					return fmt.Errorf("open sink writer: %w", err)
+				}
+				writers[p] = w
+				ti.Setup += time.Since(t0)
+			}
+			t0 := time.Now()
+			ti.OutRows += int64(b.N)
+			err := writers[p].Write(ctx, b)
+			ti.Sink += time.Since(t0)
+			return err
+		}
+		if err := x.finish(p, emit); err != nil {
+			return fmt.Errorf("batch %d shuffle partition %d: %w", id, p, err)
+		}
+		if w := writers[p]; w != nil {
+			t0 := time.Now()
+			msg, err := w.Close(ctx)
+			writers[p] = nil
+			if err != nil {
+				return fmt.Errorf("batch %d shuffle partition %d: close sink writer: %w", id, p, err)
+			}
+			msgs[p] = msg
+			ti.Sink += time.Since(t0)
+		}
+		ti.Duration = time.Since(start)
+		return nil
+	})
+	for p, w := range writers {
+		if w != nil {
+			w.Abort(ctx)
+			writers[p] = nil
+		}
+	}
+	for p, part := range x.parts {
+		infos[p].Rows = part.rows
+		infos[p].Transform = part.busy
+	}
+	run.stage2 = infos
+	run.peak = x.peak.Load()
+	if err != nil {
+		return run, err
+	}
+	for p, part := range x.parts {
+		if part.stage2 != nil {
+			run.metrics = append(run.metrics, part.stage2.Metrics())
+		} else {
+			run.metrics = append(run.metrics, nil)
+		}
+		if msgs[p] != nil {
+			run.messages = append(run.messages, msgs[p])
+		}
+	}
+	return run, nil
+}
+
+// shuffleWriter adapts a ShuffleWriter to the sink.Writer a stage-1 task
+// writes to.
+type shuffleWriter struct{ w ShuffleWriter }
+
+func (s *shuffleWriter) Write(_ context.Context, b *batch.Batch) error { return s.w.Write(b) }
+func (s *shuffleWriter) Close(context.Context) (sink.Message, error)   { return nil, s.w.Flush() }
+func (s *shuffleWriter) Abort(context.Context)                         {}
+
+// pool runs fn for each item on the worker pool; the first error cancels
+// the rest.
+func (q *Query) pool(ctx context.Context, items []int, fn func(ctx context.Context, item int) error) error {
+	return runPool(ctx, q.cfg.Workers, items, fn)
+}
+
+func runPool(ctx context.Context, workers int, items []int, fn func(ctx context.Context, item int) error) error {
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan int)
+	var wg sync.WaitGroup
+	var firstErr error
+	var once sync.Once
+	for w := 0; w < min(workers, len(items)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if err := fn(tctx, i); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+				}
+			}
+		}()
+	}
+feed:
+	for _, i := range items {
+		select {
+		case work <- i:
+		case <-tctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}
+
+// commitIOParallelism bounds the goroutines committing state versions:
+// each commit waits on fsync, so more than the CPUs help.
+const commitIOParallelism = 16
+
+// commitState commits every partition's stores (version = batch id + 1),
+// runs their maintenance, and sums the figures into info.StateOperators.
+func (q *Query) commitState(ctx context.Context, run *statefulRun, info *BatchInfo) error {
+	n := len(run.stores)
+	items := make([]int, n)
+	for i := range items {
+		items[i] = i
+	}
+	err := runPool(ctx, max(q.cfg.Workers, commitIOParallelism), items, func(_ context.Context, p int) error {
+		for _, s := range run.stores[p] {
+			if _, err := s.Commit(); err != nil {
+				return err
+			}
+		}
+		return q.states.maintain(p)
+	})
+	if err != nil {
+		run.abort()
+		return err
+	}
+	ops := q.cfg.Stateful.Operators()
+	out := make([]StateOperatorInfo, len(ops))
+	for i, op := range ops {
+		o := &out[i]
+		o.OperatorName = op.Name
+		o.NumShufflePartitions = int64(n)
+		o.CustomMetrics = map[string]int64{}
+		o.Partitions = make([]PartitionState, n)
+		for p := 0; p < n; p++ {
+			if i >= len(run.stores[p]) {
+				continue
+			}
+			m := run.stores[p][i].Metrics()
+			o.NumStateStoreInstances++
+			o.NumRowsTotal += m.NumKeys
+			o.NumRowsUpdated += m.NumRowsUpdated
+			o.NumRowsRemoved += m.NumRowsRemoved
+			o.AllUpdatesTimeMs += m.AllUpdatesTimeMs
+			o.AllRemovalsTimeMs += m.AllRemovalsTimeMs
+			o.CommitTimeMs += m.CommitTimeMs
+			o.MemoryUsedBytes += m.MemoryUsedBytes
+			o.Partitions[p] = PartitionState{Keys: m.NumKeys, MemoryBytes: m.MemoryUsedBytes}
+			for k, v := range m.Custom {
+				o.CustomMetrics[k] += v
+			}
+			if p < len(run.metrics) && i < len(run.metrics[p]) {
+				om := run.metrics[p][i]
+				o.NumRowsDroppedByWatermark += om.DroppedByWatermark
+				for k, v := range om.Custom {
+					o.CustomMetrics[k] += v
+				}
+			}
+		}
+	}
+	// Spark lists the downstream operator first.
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	info.StateOperators = out
+	return nil
+}
+
+// stateMemoryError names the stateful operator in an error of a state
+// store that would pass its memory share: the query stops there, before
+// the process runs out of memory, and says what to do.
+func (q *Query) stateMemoryError(err error) error {
+	var me *state.MemoryExceededError
+	if !errors.As(err, &me) {
+		return err
+	}
+	ops := q.cfg.Stateful.Operators()
+	name := ""
+	if me.Operator < len(ops) {
+		name = ops[me.Operator].Name
+	}
+	q.log.Error("state memory exceeded: stopping the query", "operator", me.Operator, "operatorName", name,
+		"partition", me.Partition, "stateBytes", me.StoreBytes, "limit", me.Limit)
+	return fmt.Errorf("stateful operator %d (%s) stopped the query: %w", me.Operator, name, err)
+}

@@ -1,0 +1,548 @@
+package operator
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/aggregate"
+	"github.com/sluice-stream/sluice/internal/engine"
+	"github.com/sluice-stream/sluice/internal/expr"
+	"github.com/sluice-stream/sluice/internal/state"
+)
+
+// Output modes.
+const (
+	ModeAppend   = "append"
+	ModeUpdate   = "update"
+	ModeComplete = "complete"
+)
+
+// AggCall is one aggregate function call of an Aggregate.
+type AggCall struct {
+	Agg *aggregate.Aggregate
+	// Arg is the argument, compiled against the aggregate's input; nil for
+	// count(*).
+	Arg expr.Compiled
+	// Name is the output column's name.
+	Name string
+}
+
+// Aggregate is a streaming aggregation (groupBy(keys).agg(calls)). Stage 1
+// aggregates each task's rows per group (partial aggregation) and ships
+// one (key, partial state) row per group to the group's shuffle partition;
+// stage 2 merges a partition's partials per key, drops late keys, merges
+// them into the state store and emits by output mode:
+//
+//   - append: a group once, when the watermark passes its event time (it
+//     leaves the state then);
+//   - update: the groups changed in the batch; groups the watermark passed
+//     leave the state silently;
+//   - complete: every group, every batch; nothing is evicted.
+type Aggregate struct {
+	// Keys are the grouping expressions, compiled against the input.
+	Keys []expr.Compiled
+	// Calls are the aggregate calls.
+	Calls []AggCall
+	// Window is the window() grouping key's window, if any: stage 1
+	// expands each chunk with it (a row per window it falls in, the window
+	// as a last column, which the keys and arguments are compiled against).
+	Window *expr.TimeWindow
+	// EventTime is the index of the grouping key that carries event time
+	// (a watermarked timestamp column, or a window over one), or -1.
+	EventTime int
+	// WindowEnd: the event-time key is a window, compared by its end.
+	WindowEnd bool
+	// Mode is the output mode (ModeAppend, ModeUpdate, ModeComplete).
+	Mode string
+	// Post runs over the aggregate's output (a projection of expressions
+	// over aggregates, and the operations after the aggregation); nil when
+	// there are none.
+	Post *Chain
+	// FlushGroups bounds the groups a task's partial aggregation holds
+	// before it ships them (0: DefaultFlushGroups).
+	FlushGroups int
+
+	raw batch.Schema // keys then aggregate results
+}
+
+// DefaultFlushGroups is how many groups a stage-1 task aggregates before
+// it sends them to the exchange and starts afresh.
+const DefaultFlushGroups = 1 << 16
+
+// shuffleSchema is the exchange's row: the encoded key and the encoded
+// partial aggregate states.
+var shuffleSchema = batch.Schema{Fields: []batch.Field{{Name: "key", Type: batch.Binary}, {Name: "state", Type: batch.Binary}}}
+
+// Init computes the output schema; call it once after the fields are set.
+func (a *Aggregate) Init() {
+	a.raw = batch.Schema{}
+	for _, k := range a.Keys {
+		a.raw.Fields = append(a.raw.Fields, batch.Field{Name: k.Name(), Type: k.Type(), Nullable: k.Nullable()})
+	}
+	for _, c := range a.Calls {
+		a.raw.Fields = append(a.raw.Fields, batch.Field{Name: c.Name, Type: c.Agg.ResultType(), Nullable: c.Agg.Nullable()})
+	}
+}
+
+// RawSchema is the aggregate's own output: the grouping keys, then one
+// column per call.
+func (a *Aggregate) RawSchema() batch.Schema { return a.raw }
+
+// Schema implements engine.Stateful.
+func (a *Aggregate) Schema() batch.Schema {
+	if a.Post != nil {
+		return a.Post.Schema()
+	}
+	return a.raw
+}
+
+// Operators implements engine.Stateful.
+func (a *Aggregate) Operators() []engine.StateOperator {
+	key := batch.Schema{Fields: a.raw.Fields[:len(a.Keys)]}
+	val := batch.Schema{}
+	for _, c := range a.Calls {
+		k := c.Agg.ResultType()
+		if c.Agg.ResultIsArray() {
+			k = batch.Binary
+		}
+		val.Fields = append(val.Fields, batch.Field{Name: c.Name, Type: k, Nullable: true})
+	}
+	return []engine.StateOperator{{Name: state.OperatorNameAggregate, Schemas: state.Schemas{Key: key, Value: val}}}
+}
+
+// NoDataBatches implements engine.Stateful: append and update mode.
+func (a *Aggregate) NoDataBatches() bool { return a.Mode != ModeComplete }
+
+// appendKey appends the state key of row i: the event-time value first
+// (when there is one), then every grouping key.
+func (a *Aggregate) appendKey(dst []byte, keys []*batch.Column, i int) []byte {
+	if a.EventTime >= 0 {
+		c := keys[a.EventTime]
+		if a.WindowEnd {
+			if c.IsNull(i) {
+				dst = state.AppendKeyNull(dst)
+			} else {
+				dst = state.AppendKeyCell(dst, c.Children[1], i) // the window's end
+			}
+		} else {
+			dst = state.AppendKeyCell(dst, c, i)
+		}
+	}
+	return state.EncodeKey(dst, keys, i)
+}
+
+// expand puts each row of b once in every window it falls in, the window
+// appended as a last column (rows with a null time fall in none). A
+// tumbling window over a column without nulls keeps b's columns as they
+// are.
+func (a *Aggregate) expand(b *batch.Batch, ctx *expr.EvalContext) (*batch.Batch, error) {
+	rows, windows, err := a.Window.Assign(b, ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := b
+	for i, r := range rows {
+		if len(rows) != b.N || int(r) != i {
+			out = gather(b, rows)
+			break
+		}
+	}
+	schema := batch.Schema{Fields: append(append([]batch.Field(nil), b.Schema.Fields...), batch.Field{Name: a.Window.Name, Type: expr.WindowKind})}
+	return &batch.Batch{Schema: schema, Columns: append(append([]*batch.Column(nil), out.Columns...), windows), N: len(rows)}, nil
+}
+
+// NewShuffleWriter implements engine.Stateful: partial aggregation.
+func (a *Aggregate) NewShuffleWriter(env engine.ShuffleEnv) engine.ShuffleWriter {
+	limit := a.FlushGroups
+	if limit <= 0 {
+		limit = DefaultFlushGroups
+	}
+	return &partialAgg{a: a, env: env, limit: limit, index: map[string]int{}, ctx: &expr.EvalContext{BatchTimestamp: env.BatchTime}}
+}
+
+type partialAgg struct {
+	a     *Aggregate
+	env   engine.ShuffleEnv
+	limit int
+	ctx   *expr.EvalContext
+
+	index map[string]int
+	keys  [][]byte
+	accs  [][]aggregate.Accumulator
+
+	// per chunk
+	count   []int32 // rows per group, then offsets
+	gid     []int32 // group of each row
+	sel     []int32 // rows grouped by group
+	touched []int
+	buf     []byte
+}
+
+func (p *partialAgg) Write(b *batch.Batch) error {
+	if b.N == 0 {
+		return nil
+	}
+	a := p.a
+	if a.Window != nil {
+		var err error
+		if b, err = a.expand(b, p.ctx); err != nil {
+			return fmt.Errorf("%s: %w", a.Window.SQL, err)
+		}
+		if b.N == 0 {
+			return nil
+		}
+	}
+	keys := make([]*batch.Column, len(a.Keys))
+	for i, k := range a.Keys {
+		c, err := k.Eval(b, p.ctx)
+		if err != nil {
+			return fmt.Errorf("group by %s: %w", k.Name(), err)
+		}
+		keys[i] = c
+	}
+	args := make([]*batch.Column, len(a.Calls))
+	for i, c := range a.Calls {
+		if c.Arg == nil {
+			args[i] = &batch.Column{Type: batch.Null, Len: b.N}
+			continue
+		}
+		col, err := c.Arg.Eval(b, p.ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.Name, err)
+		}
+		args[i] = col
+	}
+	// Group the chunk's rows: a group id per row, then the rows of each
+	// group contiguous in one selection (a counting sort), so every
+	// accumulator is updated once per group with that group's rows.
+	if cap(p.gid) < b.N {
+		p.gid = make([]int32, b.N)
+	}
+	gid := p.gid[:b.N]
+	p.touched = p.touched[:0]
+	for i := 0; i < b.N; i++ {
+		p.buf = a.appendKey(p.buf[:0], keys, i)
+		g, ok := p.index[string(p.buf)]
+		if !ok {
+			g = len(p.keys)
+			k := slices.Clone(p.buf)
+			p.index[string(k)] = g
+			p.keys = append(p.keys, k)
+			accs := make([]aggregate.Accumulator, len(a.Calls))
+			for j, c := range a.Calls {
+				accs[j] = c.Agg.NewAccumulator()
+			}
+			p.accs = append(p.accs, accs)
+			p.count = append(p.count, 0)
+		}
+		if p.count[g] == 0 {
+			p.touched = append(p.touched, g)
+		}
+		p.count[g]++
+		gid[i] = int32(g)
+	}
+	// Offsets of each touched group in sel.
+	if cap(p.sel) < b.N {
+		p.sel = make([]int32, b.N)
+	}
+	sel := p.sel[:b.N]
+	var off int32
+	for _, g := range p.touched {
+		n := p.count[g]
+		p.count[g] = off // start
+		off += n
+	}
+	for i, g := range gid {
+		sel[p.count[g]] = int32(i)
+		p.count[g]++ // ends up at the group's end
+	}
+	start := int32(0)
+	for _, g := range p.touched {
+		end := p.count[g]
+		rows := sel[start:end]
+		for j, acc := range p.accs[g] {
+			if err := acc.Update(args[j], rows); err != nil {
+				return fmt.Errorf("%s: %w", a.Calls[j].Name, err)
+			}
+		}
+		p.count[g] = 0
+		start = end
+	}
+	if len(p.keys) >= p.limit {
+		return p.Flush()
+	}
+	return nil
+}
+
+// Flush ships every group's partial state to its partition.
+func (p *partialAgg) Flush() error {
+	if len(p.keys) == 0 {
+		return nil
+	}
+	n := p.env.Partitions
+	type out struct{ keys, states *batch.Column }
+	parts := map[int]*out{}
+	var order []int
+	for g, k := range p.keys {
+		part := PartitionOf(k, n)
+		o, ok := parts[part]
+		if !ok {
+			o = &out{keys: batch.NewColumn(batch.Binary, 8), states: batch.NewColumn(batch.Binary, 8)}
+			parts[part] = o
+			order = append(order, part)
+		}
+		o.keys.AppendBytes(k)
+		o.states.AppendBytes(aggregate.AppendStates(nil, p.accs[g]))
+	}
+	slices.Sort(order)
+	for _, part := range order {
+		o := parts[part]
+		if err := p.env.Send(part, &batch.Batch{Schema: shuffleSchema, Columns: []*batch.Column{o.keys, o.states}, N: o.keys.Len}); err != nil {
+			return err
+		}
+	}
+	clear(p.index)
+	p.keys, p.accs, p.count = p.keys[:0], p.accs[:0], p.count[:0]
+	return nil
+}
+
+// NewStage2 implements engine.Stateful.
+func (a *Aggregate) NewStage2(env engine.Stage2Env) (engine.Stage2, error) {
+	return &aggStage2{a: a, env: env, store: env.Stores[0], index: map[string]int{}}, nil
+}
+
+type aggStage2 struct {
+	a     *Aggregate
+	env   engine.Stage2Env
+	store state.Store
+
+	index  map[string]int
+	keys   [][]byte
+	groups [][]aggregate.Accumulator
+
+	dropped int64
+}
+
+func (s *aggStage2) newAccs() []aggregate.Accumulator {
+	accs := make([]aggregate.Accumulator, len(s.a.Calls))
+	for j, c := range s.a.Calls {
+		accs[j] = c.Agg.NewAccumulator()
+	}
+	return accs
+}
+
+// Process merges the partition's partials per key (Spark's merge
+// aggregation before the state store): a key written by several tasks
+// touches the state once.
+func (s *aggStage2) Process(b *batch.Batch) error {
+	keys, states := b.Columns[0], b.Columns[1]
+	var scratch []aggregate.Accumulator
+	for i := 0; i < b.N; i++ {
+		k := keys.Bytes[i]
+		g, ok := s.index[string(k)]
+		if !ok {
+			accs := s.newAccs()
+			if err := aggregate.LoadStates(states.Bytes[i], accs); err != nil {
+				return fmt.Errorf("shuffle partition %d: %w", s.env.Partition, err)
+			}
+			kc := slices.Clone(k)
+			s.index[string(kc)] = len(s.keys)
+			s.keys = append(s.keys, kc)
+			s.groups = append(s.groups, accs)
+			continue
+		}
+		if scratch == nil {
+			scratch = s.newAccs()
+		}
+		if err := aggregate.LoadStates(states.Bytes[i], scratch); err != nil {
+			return fmt.Errorf("shuffle partition %d: %w", s.env.Partition, err)
+		}
+		for j, acc := range s.groups[g] {
+			if err := acc.Merge(scratch[j]); err != nil {
+				return fmt.Errorf("%s: %w", s.a.Calls[j].Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *aggStage2) late(key []byte) bool {
+	if s.a.EventTime < 0 || s.a.Mode == ModeComplete {
+		return false
+	}
+	t, ok := eventTimeOf(key)
+	return ok && t <= s.env.WatermarkMs*1000
+}
+
+// Finish drops late keys, merges the batch into the state, evicts and
+// emits by output mode.
+func (s *aggStage2) Finish(emit func(*batch.Batch) error) error {
+	a := s.a
+	out := newRowBuilder(a, s.emitter(emit))
+	order := make([]int, len(s.keys))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(x, y int) int { return bytes.Compare(s.keys[x], s.keys[y]) })
+	stored := s.newAccs()
+	var val []byte
+	for _, g := range order {
+		key := s.keys[g]
+		if s.late(key) {
+			s.dropped++
+			continue
+		}
+		accs := s.groups[g]
+		old, ok, err := s.store.Get(key)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := aggregate.LoadStates(old, stored); err != nil {
+				return fmt.Errorf("state of shuffle partition %d: %w", s.env.Partition, err)
+			}
+			for j, acc := range stored {
+				if err := acc.Merge(accs[j]); err != nil {
+					return fmt.Errorf("%s: %w", a.Calls[j].Name, err)
+				}
+			}
+			accs, stored = stored, accs
+		}
+		val = aggregate.AppendStates(val[:0], accs)
+		if err := s.store.Put(key, val); err != nil {
+			return err
+		}
+		if a.Mode == ModeUpdate {
+			if err := out.add(key, accs); err != nil {
+				return err
+			}
+		}
+	}
+	switch a.Mode {
+	case ModeComplete:
+		n := 0
+		var ierr error
+		err := s.store.Iterate(nil, nil, func(key, value []byte) bool {
+			n++
+			if ierr = aggregate.LoadStates(value, stored); ierr == nil {
+				ierr = out.add(key, stored)
+			}
+			return ierr == nil
+		})
+		if err == nil {
+			err = ierr
+		}
+		if err != nil {
+			return err
+		}
+		// A global aggregate reports the aggregate of no rows before any
+		// row arrived, in the partition its (empty) key belongs to.
+		if n == 0 && len(a.Keys) == 0 && s.env.Partition == PartitionOf(nil, s.env.Partitions) {
+			if err := out.add(nil, s.newAccs()); err != nil {
+				return err
+			}
+		}
+	default:
+		if a.EventTime >= 0 {
+			_, err := s.store.RemoveRange(evictLower, evictUpper(s.env.WatermarkMs), func(key, value []byte) error {
+				if a.Mode != ModeAppend {
+					return nil
+				}
+				if err := aggregate.LoadStates(value, stored); err != nil {
+					return err
+				}
+				return out.add(key, stored)
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return out.flush()
+}
+
+func (s *aggStage2) emitter(emit func(*batch.Batch) error) func(*batch.Batch) error {
+	if s.a.Post == nil {
+		return emit
+	}
+	return func(b *batch.Batch) error {
+		out, dead, err := s.a.Post.Apply(b, s.env.BatchTime)
+		if err != nil {
+			return err
+		}
+		if len(dead) > 0 {
+			return fmt.Errorf("%s", dead[0].Reason)
+		}
+		if out.N == 0 {
+			return nil
+		}
+		return emit(out)
+	}
+}
+
+func (s *aggStage2) Metrics() []engine.OperatorMetrics {
+	return []engine.OperatorMetrics{{DroppedByWatermark: s.dropped}}
+}
+
+// rowBuilder assembles output rows (keys decoded from state keys, then the
+// aggregate results) into batches of up to outputChunk rows.
+type rowBuilder struct {
+	a    *Aggregate
+	emit func(*batch.Batch) error
+	cols []*batch.Column
+	n    int
+}
+
+const outputChunk = 4096
+
+func newRowBuilder(a *Aggregate, emit func(*batch.Batch) error) *rowBuilder {
+	r := &rowBuilder{a: a, emit: emit}
+	r.reset()
+	return r
+}
+
+func (r *rowBuilder) reset() {
+	r.cols = make([]*batch.Column, len(r.a.raw.Fields))
+	for i, f := range r.a.raw.Fields {
+		r.cols[i] = batch.NewColumn(f.Type, 16)
+	}
+	r.n = 0
+}
+
+func (r *rowBuilder) add(key []byte, accs []aggregate.Accumulator) error {
+	nk := len(r.a.Keys)
+	if nk > 0 {
+		k := key
+		if r.a.EventTime >= 0 {
+			if key[0] == 0 { // a null event time is one byte
+				k = key[1:]
+			} else {
+				k = key[eventTimeLen:]
+			}
+		}
+		if err := state.DecodeKeyInto(k, r.cols[:nk]); err != nil {
+			return fmt.Errorf("decode state key: %w", err)
+		}
+	}
+	for j, acc := range accs {
+		if err := acc.AppendResult(r.cols[nk+j]); err != nil {
+			return err
+		}
+	}
+	r.n++
+	if r.n >= outputChunk {
+		return r.flush()
+	}
+	return nil
+}
+
+func (r *rowBuilder) flush() error {
+	if r.n == 0 {
+		return nil
+	}
+	b := &batch.Batch{Schema: r.a.raw, Columns: r.cols, N: r.n}
+	r.reset()
+	return r.emit(b)
+}
