@@ -9,10 +9,11 @@ import (
 
 // Column is one column of a Batch. Which fields hold the cells depends on
 // Type (see Kind); the others are nil. Valid is nil when no cell is null;
-// otherwise Valid[i] is false for a null cell, whose value slot is the zero
-// value (flat kinds), an empty range (arrays, maps) or unspecified cells of
-// the children (structs: builders append nulls there, but readers must test
-// the struct's own validity first).
+// otherwise Valid[i] is false for a null cell. A null cell of a flat kind
+// has the zero value in its slot; what a null nested cell's children hold
+// is unspecified (AppendNull appends null fields and an empty range, but a
+// column derived from another, such as a field of a null struct, may keep
+// values there), so readers test a cell's own validity first.
 //
 // Nested layout:
 //
