@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/monitor"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/plan"
+	"github.com/sluice-stream/sluice/internal/procstat"
 	"github.com/sluice-stream/sluice/internal/registry"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/source"
@@ -339,10 +340,13 @@ func (w *DataStreamWriter) check() (*checked, []problem) {
 				budgetText = ""
 			}
 		}
-		if budgetText != "" && budget <= 0 {
-			add(budgetPart, "sluice.memory.budget", &options.Error{Option: "sluice.memory.budget", Value: budgetText, Allowed: `allowed: a size such as "256MiB", "512m", "1GB" or a number of bytes`})
-		} else if budgetText != "" {
-			p.limits.MemoryBudget = budget
+		switch {
+		case strings.EqualFold(strings.TrimSpace(budgetText), budgetUnlimited):
+			p.limits.MemoryBudgetOrigin = budgetUnlimited
+		case budgetText != "" && budget <= 0:
+			add(budgetPart, "sluice.memory.budget", &options.Error{Option: "sluice.memory.budget", Value: budgetText, Allowed: `allowed: a size such as "256MiB", "512m", "1GB", a number of bytes, or "unlimited"`})
+		case budgetText != "":
+			p.limits.MemoryBudget, p.limits.MemoryBudgetOrigin = budget, "sluice.memory.budget"
 		}
 	}
 	// A secret may have been given as the value of another option too:
@@ -430,7 +434,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 	if err != nil {
 		return nil, res.Scrub(err)
 	}
-	limits := p.limits
+	limits := resolveBudget(p.limits, log)
 	if limits.MemoryBudget > 0 && strings.EqualFold(s.conf["sluice.memory.goLimit"], "true") {
 		applyMemoryLimit(limits.MemoryBudget, log)
 	}
@@ -500,6 +504,36 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 	return sq, nil
 }
 
+// budgetUnlimited is the value of sluice.memory.budget that opts out of
+// a budget.
+const budgetUnlimited = "unlimited"
+
+// resolveBudget gives a query without sluice.memory.budget the default
+// budget derived from the process's memory limit (admission.DefaultBudget
+// of procstat.MemoryLimit), and logs the budget in force and where it
+// comes from; "unlimited" gets a warning instead.
+func resolveBudget(l admission.Limits, log *slog.Logger) admission.Limits {
+	switch {
+	case l.MemoryBudgetOrigin == budgetUnlimited:
+		log.Warn("sluice.memory.budget is unlimited: batches, fetch buffers and sink buffers grow with the backlog, and a large backlog can exhaust the process's memory; set a size, or leave the option unset for a budget derived from the memory limit")
+		return l
+	case l.MemoryBudget > 0:
+		log.Info("memory budget", "budget", options.FormatSize(l.MemoryBudget), "budget_bytes", l.MemoryBudget, "origin", l.MemoryBudgetOrigin)
+		return l
+	}
+	lim, err := procstat.MemoryLimit()
+	if err != nil {
+		l.MemoryBudget = admission.DefaultBudget(0)
+		l.MemoryBudgetOrigin = fmt.Sprintf("default %s (the memory limit is unknown: %v)", options.FormatSize(l.MemoryBudget), err)
+	} else {
+		l.MemoryBudget = admission.DefaultBudget(lim.Bytes)
+		l.MemoryBudgetOrigin = fmt.Sprintf("derived: a quarter of %s (%s), at most %s",
+			options.FormatSize(lim.Bytes), lim.Source, options.FormatSize(admission.DefaultBudgetCap))
+	}
+	log.Info("memory budget", "budget", options.FormatSize(l.MemoryBudget), "budget_bytes", l.MemoryBudget, "origin", l.MemoryBudgetOrigin)
+	return l
+}
+
 // BudgetOverhead is the memory sluice allows itself above the memory budget
 // for the runtime, the Kafka client and bookkeeping; measured in
 // docs/backpressure.md.
@@ -520,7 +554,7 @@ func applyMemoryLimit(budget int64, log *slog.Logger) {
 		limit = cur // another query asked for less; keep the smaller one
 	}
 	debug.SetMemoryLimit(limit)
-	log.Info("memory budget set", "budget_bytes", budget, "go_memory_limit_bytes", limit)
+	log.Info("Go memory limit set from the memory budget", "budget_bytes", budget, "go_memory_limit_bytes", limit)
 }
 
 // Explain returns the query's logical plan and the physical plan it runs:

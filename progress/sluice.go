@@ -127,8 +127,12 @@ type CheckpointInfo struct {
 // MemoryInfo is the memory held by buffered data.
 type MemoryInfo struct {
 	BufferedBytes int64 `json:"bufferedBytes"`
-	// BudgetBytes is the configured budget; 0 when there is none.
+	// BudgetBytes is the memory budget in force; 0 when there is none.
 	BudgetBytes int64 `json:"budgetBytes,omitempty"`
+	// BudgetOrigin says where the budget comes from: "sluice.memory.budget",
+	// "derived: a quarter of … (cgroup v2 memory.max), at most 128MiB" when
+	// the option is unset, or "unlimited" when it opted out.
+	BudgetOrigin string `json:"budgetOrigin,omitempty"`
 }
 
 // AdmissionInfo is the read limit applied to this batch and why.

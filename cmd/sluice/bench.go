@@ -38,7 +38,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	latencyInProcess := fs.Bool("latency-in-process", false, "run the latency query inside the bench process (default: a child process, apart from the producer and the broker)")
 	memRecords := fs.Int("memory-records", 300_000, "backlog of the memory measurement")
 	memBytes := fs.Int("memory-record-bytes", 1000, "record size of the memory measurement")
-	memBudget := fs.String("memory-budget", "32MiB", "sluice.memory.budget of the memory measurement")
+	memBudget := fs.String("memory-budget", "64MiB", "sluice.memory.budget of the memory measurement")
 	childRaw := fs.String("child-raw-consume", "", "internal: consume ADDR,TOPIC,N with a raw franz-go client and exit")
 	logFlags := addLogFlags(fs, "error")
 	if err := fs.Parse(args); err != nil {

@@ -58,7 +58,8 @@ func checkThroughput(t *testing.T, r bench.Result) {
 	if m := r.MaxOffsets; m == nil || m.MaxOffsetsPerTrigger != 10000 || m.Batches < 2 || !near(m.Ratio, m.SluiceRecordsPerSec/r.RawRecordsPerSec) {
 		t.Errorf("maxOffsetsPerTrigger run %+v: 20,000 records at 10,000 per batch need at least 2 batches", m)
 	}
-	if p := r.ManyPartitions; p == nil || p.Many != 20 || p.Few != 8 || !near(p.Ratio, p.ManyRecordsPerSec/p.FewRecordsPerSec) {
+	if p := r.ManyPartitions; p == nil || p.Many != 20 || p.Few != 8 || !near(p.Ratio, p.ManyRecordsPerSec/p.FewRecordsPerSec) ||
+		!near(p.RawRatio, p.ManyRecordsPerSec/p.RawManyRecordsPerSc) {
 		t.Errorf("partitions %+v", p)
 	}
 }
@@ -115,13 +116,13 @@ func TestTimingBenchSuite(t *testing.T) {
 	if m := r.Memory; m == nil || m.PeakWithBudget <= 0 || m.PeakWithout <= 0 || m.BudgetBytes != 8<<20 || m.WithinBudgetPlus != (m.PeakWithBudget <= m.LimitBytes) {
 		t.Errorf("memory %+v", m)
 	}
-	if len(r.Targets) != 6 {
-		t.Errorf("targets %+v, want 6", r.Targets)
+	if len(r.Targets) != 8 {
+		t.Errorf("targets %+v, want 8", r.Targets)
 	}
 	checkTargets(t, r.Targets)
 	// The table form shows every measurement.
 	table := bench.Table(&r).Text()
-	for _, want := range []string{"throughput, default trigger", "maxOffsetsPerTrigger=10,000", "20 vs 8 partitions", "latency at 50 %", "latency light load", "CPU s per million", "idle CPU", "peak RSS draining"} {
+	for _, want := range []string{"throughput, default trigger", "maxOffsetsPerTrigger=10,000", "20 partitions, same records", "latency at 50 %", "latency light load", "CPU s per million", "idle CPU", "peak RSS draining"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}

@@ -40,6 +40,10 @@ type Limits struct {
 	MaxLagSeconds float64 `json:"maxLagSeconds,omitempty"`
 	// MemoryBudget caps the bytes of a batch in flight (0 = none).
 	MemoryBudget int64 `json:"memoryBudgetBytes,omitempty"`
+	// MemoryBudgetOrigin says where the budget comes from: the option
+	// sluice.memory.budget, a default derived from the memory limit
+	// (DefaultBudget), or "unlimited" when the option opted out.
+	MemoryBudgetOrigin string `json:"memoryBudgetOrigin,omitempty"`
 
 	// The source's own caps, set from its options at start
 	// (WithSourceDefaults) and not changeable at run time.
@@ -53,6 +57,32 @@ type Limits struct {
 	// caps, applied by the source when it picks the batch's files.
 	MaxFilesPerTrigger int64 `json:"-"`
 	MaxBytesPerTrigger int64 `json:"-"`
+}
+
+// The memory budget of a query that sets none (sluice.memory.budget):
+// DefaultBudget.
+const (
+	// DefaultBudgetDivisor: the budget is this fraction (a quarter) of the
+	// memory the process may use.
+	DefaultBudgetDivisor = 4
+	// DefaultBudgetCap bounds the derived budget: larger batches do not
+	// make a query faster (the per-batch cost is a few milliseconds), and a
+	// process on a large machine should not hold gigabytes because it
+	// could.
+	DefaultBudgetCap = 128 << 20
+	// DefaultBudgetFloor keeps a tiny limit from starving batches.
+	DefaultBudgetFloor = 8 << 20
+)
+
+// DefaultBudget is the memory budget of a query that sets none, from the
+// memory the process may use (its cgroup limit or the machine's memory;
+// procstat.MemoryLimit): a quarter of it, at most DefaultBudgetCap and at
+// least DefaultBudgetFloor. limit ≤ 0 (unknown) gives the cap.
+func DefaultBudget(limit int64) int64 {
+	if limit <= 0 {
+		return DefaultBudgetCap
+	}
+	return max(DefaultBudgetFloor, min(DefaultBudgetCap, limit/DefaultBudgetDivisor))
 }
 
 // WithSourceDefaults fills what the source's options set (Spark's

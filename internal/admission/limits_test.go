@@ -85,3 +85,18 @@ func TestLimitsApply(t *testing.T) {
 		t.Error("default targets: 1 s without an interval, the interval otherwise")
 	}
 }
+
+func TestDefaultBudget(t *testing.T) {
+	for _, tc := range []struct{ limit, want int64 }{
+		{0, DefaultBudgetCap},          // unknown
+		{-1, DefaultBudgetCap},         // unknown
+		{24 << 30, DefaultBudgetCap},   // a 24 GiB machine: capped
+		{512 << 20, 128 << 20},         // a quarter of 512 MiB
+		{256 << 20, 64 << 20},          // a quarter of 256 MiB
+		{16 << 20, DefaultBudgetFloor}, // a tiny container: the floor
+	} {
+		if got := DefaultBudget(tc.limit); got != tc.want {
+			t.Errorf("DefaultBudget(%d) = %d, want %d", tc.limit, got, tc.want)
+		}
+	}
+}

@@ -85,7 +85,10 @@ type Partitions struct {
 	ManyRecordsPerSec   float64 `json:"many_records_per_sec"`
 	FewRecordsPerSec    float64 `json:"few_records_per_sec"`
 	RawManyRecordsPerSc float64 `json:"raw_many_records_per_sec"`
-	Ratio               float64 `json:"ratio"`
+	// Ratio is many over few partitions (sluice on both); RawRatio sluice
+	// over raw franz-go on the many partitions, the target's ratio.
+	Ratio    float64 `json:"ratio"`
+	RawRatio float64 `json:"raw_ratio"`
 }
 
 // Latency is produce-timestamp → sink-commit latency at a rate.
@@ -123,7 +126,8 @@ type Idle struct {
 	PercentOfCore float64 `json:"percent_of_core"`
 }
 
-// Memory is peak RSS draining a backlog with and without a budget.
+// Memory is peak RSS draining a backlog with a budget and with
+// sluice.memory.budget: unlimited.
 type Memory struct {
 	Records          int     `json:"records"`
 	RecordBytes      int     `json:"record_bytes"`

@@ -34,18 +34,22 @@ func TestValidate(t *testing.T) {
 // and that the table shows every measurement present.
 func TestTargetsAndTable(t *testing.T) {
 	r := &Result{Records: 1000, RecordBytes: 200, Partitions: 8, RawRecordsPerSec: 100, SluiceRecordsPerSec: 95, Ratio: 0.95,
-		MaxOffsets:     &Throughput{MaxOffsetsPerTrigger: 10, Ratio: 0.5, Batches: 3},
-		ManyPartitions: &Partitions{Many: 200, Few: 8, Ratio: 0.8},
-		Latency:        []Latency{{Label: "capacity probe", P99Ms: 900}, {Label: "at 50 % of capacity", P99Ms: 51}},
-		Idle:           &Idle{Seconds: 30, PercentOfCore: 0.5},
-		Memory:         &Memory{PeakWithBudget: 10 << 20, LimitBytes: 20 << 20, WithinBudgetPlus: true},
+		MaxOffsets:     &Throughput{MaxOffsetsPerTrigger: 10, Ratio: 0.84, Batches: 3},
+		ManyPartitions: &Partitions{Many: 200, Few: 8, Ratio: 0.7, RawRatio: 0.9},
+		Latency: []Latency{{Label: "capacity probe", P99Ms: 900}, {Label: "at 50 % of capacity", P99Ms: 51},
+			{Label: "light load", AskedPerSec: 10000, P99Ms: 10}},
+		CPU:    &CPU{Ratio: 1.11},
+		Idle:   &Idle{Seconds: 30, PercentOfCore: 0.1},
+		Memory: &Memory{PeakWithBudget: 10 << 20, LimitBytes: 20 << 20, WithinBudgetPlus: true},
 	}
 	want := map[string]bool{
-		"throughput ratio, default trigger":         true,
-		"throughput ratio, maxOffsetsPerTrigger=10": false,
-		"200 vs 8 partitions":                       true,
-		"p99 latency at 50 % load (ms)":             false,
-		"idle CPU (% of a core)":                    true,
+		"throughput ratio, default trigger":         true,  // 0.95 ≥ 0.95
+		"throughput ratio, maxOffsetsPerTrigger=10": false, // 0.84 < 0.85
+		"200 partitions vs raw franz-go on 200":     true,  // 0.90 ≥ 0.90
+		"p99 latency at 50 % load (ms)":             false, // 51 > 50
+		"p99 latency at 10000/s (ms)":               true,  // 10 ≤ 10
+		"CPU per million records vs raw franz-go":   false, // 1.11 > 1.1
+		"idle CPU (% of a core)":                    true,  // 0.1 ≤ 0.1
 		"peak RSS with budget (MiB)":                true,
 	}
 	got := Targets(r)
@@ -58,9 +62,14 @@ func TestTargetsAndTable(t *testing.T) {
 		}
 	}
 	table := Table(r).Text()
-	for _, s := range []string{"throughput, default trigger", "maxOffsetsPerTrigger=10", "200 vs 8 partitions", "capacity probe", "latency at 50 %", "idle CPU", "peak RSS"} {
+	for _, s := range []string{"throughput, default trigger", "maxOffsetsPerTrigger=10", "200 partitions, same records", "raw franz-go on 200",
+		"capacity probe", "latency at 50 %", "latency light load", "CPU s per million", "idle CPU", "peak RSS"} {
 		if !strings.Contains(table, s) {
 			t.Errorf("table lacks %q:\n%s", s, table)
 		}
+	}
+	// Every target appears in the table with its verdict.
+	if n := strings.Count(table, " yes") + strings.Count(table, " NO"); n != len(want) {
+		t.Errorf("table has %d verdicts, want %d:\n%s", n, len(want), table)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluice-stream/sluice"
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/procstat"
 	"github.com/sluice-stream/sluice/internal/queryrun"
@@ -174,8 +173,9 @@ func memoryChildren(ctx context.Context, b *broker.Broker, cfg *Config) (*Memory
 		}
 		defer os.RemoveAll(dir)
 		s := queryrun.Setup{AvailableNow: true, SinkOptions: map[string]string{"sluice.sink.delayPerRow": delay}}
+		s.Options = map[string]string{"sluice.memory.budget": "unlimited"}
 		if withBudget {
-			s.Options = map[string]string{"sluice.memory.budget": strconv.FormatInt(budget, 10)}
+			s.Options["sluice.memory.budget"] = strconv.FormatInt(budget, 10)
 		}
 		p, err := seedPipeline(dir, b.Addr(), "bench-mem", s)
 		if err != nil {
@@ -201,10 +201,10 @@ func memoryChildren(ctx context.Context, b *broker.Broker, cfg *Config) (*Memory
 	if err != nil {
 		return nil, err
 	}
-	m := &Memory{Records: n, RecordBytes: size, BudgetBytes: budget, LimitBytes: budget + sluice.BudgetOverhead,
+	m := &Memory{Records: n, RecordBytes: size, BudgetBytes: budget, LimitBytes: budget + MemoryHeadroom,
 		PeakWithBudget: with, PeakWithout: without, SinkDelayPerRow: delay}
 	m.Ratio = float64(with) / float64(without)
 	m.WithinBudgetPlus = with <= m.LimitBytes
-	cfg.Logf("memory: draining %d × %d B, peak RSS %s with a %s budget, %s without", n, size, report.Bytes(with), report.Bytes(budget), report.Bytes(without))
+	cfg.Logf("memory: draining %d × %d B, peak RSS %s with a %s budget, %s", n, size, report.Bytes(with), report.Bytes(budget), report.Bytes(without)+" unlimited")
 	return m, nil
 }

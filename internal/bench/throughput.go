@@ -91,6 +91,7 @@ func manyPartitions(ctx context.Context, addr string, cfg *Config) (*Partitions,
 	}
 	p := &Partitions{Many: many, Few: few, ManyRecordsPerSec: median(m), FewRecordsPerSec: median(f), RawManyRecordsPerSc: median(rm)}
 	p.Ratio = p.ManyRecordsPerSec / p.FewRecordsPerSec
+	p.RawRatio = p.ManyRecordsPerSec / p.RawManyRecordsPerSc
 	return p, nil
 }
 

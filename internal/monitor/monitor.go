@@ -741,11 +741,19 @@ func DiagnosisInfo(d diagnose.Result) *progress.DiagnosisInfo {
 	return out
 }
 
+// buffered reports the source's buffered bytes and the memory budget in
+// force with where it comes from (nil when there is neither).
 func buffered(q *engine.Query) *progress.MemoryInfo {
-	if b, ok := q.Config().Source.(source.Buffered); ok {
-		return &progress.MemoryInfo{BufferedBytes: b.BufferedBytes(), BudgetBytes: q.Limits().MemoryBudget}
+	l := q.Limits()
+	mi := &progress.MemoryInfo{BudgetBytes: l.MemoryBudget, BudgetOrigin: l.MemoryBudgetOrigin}
+	b, ok := q.Config().Source.(source.Buffered)
+	if ok {
+		mi.BufferedBytes = b.BufferedBytes()
 	}
-	return nil
+	if !ok && mi.BudgetBytes == 0 && mi.BudgetOrigin == "" {
+		return nil
+	}
+	return mi
 }
 
 // points returns p's lag table samples plus the newest observation.

@@ -12,6 +12,7 @@ package options
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -175,6 +176,22 @@ func (o Options) Bytes(name string, def int64) (int64, error) {
 		return 0, &Error{Option: name, Value: v, Allowed: `allowed: a size such as "256MiB", "512m", "1GB" or a number of bytes`}
 	}
 	return n, nil
+}
+
+// FormatSize renders a byte count the way sizes are written in options
+// ("128MiB", "23.5GiB", "512KiB", "100B"), one decimal at most;
+// ParseBytes reads it back (to that precision).
+func FormatSize(b int64) string {
+	units := []struct {
+		name string
+		size int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}}
+	for _, u := range units {
+		if b >= u.size {
+			return strconv.FormatFloat(math.Round(float64(b)/float64(u.size)*10)/10, 'f', -1, 64) + u.name
+		}
+	}
+	return strconv.FormatInt(b, 10) + "B"
 }
 
 // ParseBytes parses a size (see Options.Bytes).

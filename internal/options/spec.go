@@ -55,8 +55,9 @@ type Field struct {
 	// DefaultDoc describes a default that is not a plain value, e.g. "the
 	// number of CPUs"; it is shown instead of Default.
 	DefaultDoc string
-	// Allowed are the values of an Enum (checked); for other types they
-	// document the accepted values.
+	// Allowed are the values of an Enum (checked); for a Size, words
+	// accepted besides sizes (Values.Size reads them as 0); for other
+	// types they document the accepted values.
 	Allowed []string
 	// Min is the smallest value of an Int or Double.
 	Min int64
@@ -312,7 +313,10 @@ func checkValue(o Options, f Field) error {
 	case Duration:
 		_, err = o.Duration(f.Name, 0)
 	case Size:
-		_, err = o.Bytes(f.Name, 0)
+		// A size, or one of the words Allowed lists (e.g. "unlimited").
+		if v, _ := o.Get(f.Name); !slices.ContainsFunc(f.Allowed, func(a string) bool { return strings.EqualFold(a, strings.TrimSpace(v)) }) {
+			_, err = o.Bytes(f.Name, 0)
+		}
 	case Double:
 		v, _ := o.Get(f.Name)
 		x, perr := strconv.ParseFloat(strings.TrimSpace(v), 64)

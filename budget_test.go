@@ -1,0 +1,113 @@
+package sluice
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-stream/sluice/internal/admission"
+	"github.com/sluice-stream/sluice/internal/broker"
+	"github.com/sluice-stream/sluice/internal/broker/brokertest"
+	"github.com/sluice-stream/sluice/internal/procstat"
+	"github.com/sluice-stream/sluice/progress"
+)
+
+// syncBuffer is a log sink safe for the query's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// drainWithBudget drains a small topic with sluice.memory.budget set to
+// budget ("" = unset) and returns the last progress and the log.
+func drainWithBudget(t *testing.T, addr, budget string) (*progress.Progress, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var logs syncBuffer
+	w := NewSession(WithLogger(slog.New(slog.NewTextHandler(&logs, nil)))).ReadStream().Format("kafka").
+		Option("kafka.bootstrap.servers", addr).Option("subscribe", "bud").Option("startingOffsets", "earliest").
+		Load().SelectExpr("CAST(value AS STRING) AS json").
+		WriteStream().Format("noop").Option("checkpointLocation", t.TempDir()).Trigger(AvailableNow())
+	if budget != "" {
+		w.Option("sluice.memory.budget", budget)
+	}
+	q, err := w.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.AwaitTermination(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := q.LastProgress()
+	if p == nil || p.Sluice == nil {
+		t.Fatalf("no progress: %+v", p)
+	}
+	return p, logs.String()
+}
+
+// TestMemoryBudgetByDefault: without sluice.memory.budget a query gets the
+// budget derived from the process's memory limit, logged at start and shown
+// in progress (sluice.memory and the admission section); "unlimited" opts
+// out with a warning; a bad value names the allowed forms.
+func TestMemoryBudgetByDefault(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "bud", Partitions: 2})
+	preload(t, b.Addr(), "bud", 2, 100)
+	lim, err := procstat.MemoryLimit()
+	if err != nil {
+		t.Skipf("no memory limit readable here: %v", err)
+	}
+	want := admission.DefaultBudget(lim.Bytes)
+
+	p, logs := drainWithBudget(t, b.Addr(), "")
+	m := p.Sluice.Memory
+	if m == nil || m.BudgetBytes != want || !strings.HasPrefix(m.BudgetOrigin, "derived: a quarter of ") || !strings.Contains(m.BudgetOrigin, lim.Source) {
+		t.Errorf("default: memory %+v, want budget %d derived from %s", m, want, lim.Source)
+	}
+	if a := p.Sluice.Admission; a == nil || a.MemoryBudgetBytes != want {
+		t.Errorf("default: admission %+v, want memoryBudgetBytes %d", a, want)
+	}
+	if !strings.Contains(logs, `msg="memory budget"`) || !strings.Contains(logs, "budget_bytes="+strconv.FormatInt(want, 10)) {
+		t.Errorf("the derived budget is not logged:\n%s", logs)
+	}
+
+	p, logs = drainWithBudget(t, b.Addr(), "32MiB")
+	if m := p.Sluice.Memory; m == nil || m.BudgetBytes != 32<<20 || m.BudgetOrigin != "sluice.memory.budget" {
+		t.Errorf("32MiB: memory %+v", m)
+	}
+
+	p, logs = drainWithBudget(t, b.Addr(), "Unlimited")
+	if m := p.Sluice.Memory; m == nil || m.BudgetBytes != 0 || m.BudgetOrigin != "unlimited" {
+		t.Errorf("unlimited: memory %+v", m)
+	}
+	if a := p.Sluice.Admission; a == nil || a.MemoryBudgetBytes != 0 || a.Limit != 0 {
+		t.Errorf("unlimited: admission %+v, want no limit", a)
+	}
+	if !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "sluice.memory.budget is unlimited") {
+		t.Errorf("unlimited: no warning:\n%s", logs)
+	}
+
+	_, err = NewSession(WithLogger(quietLog)).ReadStream().Format("kafka").
+		Option("kafka.bootstrap.servers", b.Addr()).Option("subscribe", "bud").Load().
+		WriteStream().Format("noop").Option("sluice.memory.budget", "lots").Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "sluice.memory.budget") || !strings.Contains(err.Error(), `"unlimited"`) {
+		t.Errorf("bad budget: %v", err)
+	}
+}
