@@ -43,3 +43,18 @@ func TestSoakShort(t *testing.T) {
 		t.Errorf("result %+v", res)
 	}
 }
+
+// TestSoakRefusesAUsedDirectory: a work directory holding a previous run's
+// broker data and checkpoints is refused before anything starts (resuming
+// them made the capacity probe measure an already drained backlog).
+func TestSoakRefusesAUsedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "chk-probe", "offsets"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := realMain([]string{"soak", "--duration", "1m", "--dir", dir}, &stdout, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "is not empty") || !strings.Contains(stderr.String(), dir) {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}

@@ -224,6 +224,12 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	if c.Command == nil || c.Dir == "" || c.Duration <= 0 {
 		return nil, errors.New("soak: Command, Dir and a positive Duration are required")
 	}
+	// A previous run's broker data and checkpoints would be resumed: the
+	// capacity probe would find its backlog already drained and the
+	// counts would mix two runs.
+	if entries, err := os.ReadDir(c.Dir); err == nil && len(entries) > 0 {
+		return nil, fmt.Errorf("soak: the work directory %s is not empty (a previous run's broker and checkpoints would be resumed); give an empty or new directory", c.Dir)
+	}
 	s := &soak{cfg: c, res: &Result{}, rnd: rand.New(rand.NewPCG(c.Seed, c.Seed^0x50a4))}
 	return s.run(ctx)
 }
