@@ -42,7 +42,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	uiToken := fs.String("ui-token", "", "token for the HTTP API: required to change limits, and for every request off loopback; "+
 		"prefer the SLUICE_UI_TOKEN environment variable, which other users cannot see in ps (default $SLUICE_UI_TOKEN)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", DefaultShutdownTimeout, "on SIGTERM or SIGINT, how long the running batch may take to finish and commit; "+
-		"after that it is abandoned and re-runs from the checkpoint on the next start (a second signal abandons it at once)")
+		"after that it is abandoned and re-runs from the checkpoint on the next start (a second signal, more than 0.5 s after the first, abandons it at once)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sluice run PIPELINE.yaml [flags]")
 		printFlags(stderr, fs)
@@ -161,6 +161,10 @@ func startQuery(ctx context.Context, w *sluice.DataStreamWriter, log *slog.Logge
 	return q, false, nil
 }
 
+// duplicateSignalWindow is how soon after the first signal another one is
+// taken for a duplicate delivery rather than a second request.
+const duplicateSignalWindow = 500 * time.Millisecond
+
 // shutdown stops q after a signal as documented: no new batch starts, the
 // running batch finishes and commits within timeout (a second signal cuts
 // the wait short), then the query stops. An abandoned batch is not a
@@ -172,12 +176,23 @@ func shutdown(q *sluice.StreamingQuery, timeout time.Duration, log *slog.Logger)
 	again := make(chan os.Signal, 1)
 	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(again)
+	first := time.Now()
 	go func() {
-		select {
-		case <-again:
-			log.Warn("second signal: abandoning the running batch now")
-			cancel()
-		case <-ctx.Done():
+		for {
+			select {
+			case <-again:
+				// The same signal delivered twice (timeout(1) and some
+				// supervisors signal the process and then its group) is
+				// not a second request.
+				if time.Since(first) < duplicateSignalWindow {
+					continue
+				}
+				log.Warn("second signal: abandoning the running batch now")
+				cancel()
+				return
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
 	err := q.StopGracefully(ctx)

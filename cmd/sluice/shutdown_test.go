@@ -202,3 +202,49 @@ func TestRunSIGINTDuringStartupExitsZero(t *testing.T) {
 		t.Error("a batch was logged")
 	}
 }
+
+// TestRunShutdownSignalTwice: the same signal delivered twice at once (as
+// timeout(1) does: to the process, then to its group) still lets the
+// running batch commit; a second signal a while later abandons it.
+func TestRunShutdownSignalTwice(t *testing.T) {
+	t.Run("duplicate", func(t *testing.T) {
+		b := startOrders(t, 1000)
+		p, chk := slowPipeline(t, b.Addr(), "5ms") // 100 rows: 0.5 s per batch
+		cmd, out := sluiceChild(t, "run", p, "--ui-addr", "off", "--log-level", "info")
+		waitOutput(t, out, "batch 1:")
+		waitInFlight(t, chk, 2)
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("sluice run after SIGTERM: %v (want exit 0)\n%s", err, out.String())
+		}
+		if s := out.String(); strings.Contains(s, "second signal") {
+			t.Errorf("a duplicate delivery was taken for a second signal:\n%s", s)
+		}
+		if offsets, commits := lastLogged(t, chk, "offsets"), lastLogged(t, chk, "commits"); offsets != commits {
+			t.Errorf("offsets/%d but commits/%d: the running batch was abandoned", offsets, commits)
+		}
+	})
+	t.Run("second", func(t *testing.T) {
+		b := startOrders(t, 1000)
+		p, chk := slowPipeline(t, b.Addr(), "200ms") // 100 rows: 20 s per batch
+		cmd, out := sluiceChild(t, "run", p, "--ui-addr", "off", "--log-level", "info")
+		waitInFlight(t, chk, 0)
+		cmd.Process.Signal(syscall.SIGTERM)
+		time.Sleep(time.Second)
+		began := time.Now()
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("sluice run after two signals: %v (want exit 0)\n%s", err, out.String())
+		}
+		if d := time.Since(began); d > 10*time.Second {
+			t.Errorf("exit took %s after the second signal", d)
+		}
+		if s := out.String(); !strings.Contains(s, "second signal: abandoning the running batch now") {
+			t.Errorf("output lacks the second signal:\n%s", s)
+		}
+		if _, err := os.Stat(filepath.Join(chk, "commits", "0")); err == nil {
+			t.Error("commits/0 exists: the abandoned batch was committed")
+		}
+	})
+}
