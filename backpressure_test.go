@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -93,6 +94,14 @@ func drain(t *testing.T, addr string, total int, srcOpts map[string]string) ([]t
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	c := &collect{}
+	// The memory budget is the writer's option; the rest are the source's.
+	srcOpts = maps.Clone(srcOpts)
+	budget := srcOpts["sluice.memory.budget"]
+	delete(srcOpts, "sluice.memory.budget")
+	var sinkOpts map[string]string
+	if budget != "" {
+		sinkOpts = map[string]string{"sluice.memory.budget": budget}
+	}
 	q, err := NewSession(WithLogger(quietLog)).ReadStream().Format("kafka").
 		Option("kafka.bootstrap.servers", addr).Option("subscribe", "bp").Option("startingOffsets", "earliest").
 		Options(srcOpts).Load().
@@ -101,6 +110,7 @@ func drain(t *testing.T, addr string, total int, srcOpts map[string]string) ([]t
 		Option("checkpointLocation", t.TempDir()).
 		Option("sluice.sink.delayPerRow", "20us").
 		Option("sluice.workers", 2).
+		Options(sinkOpts).
 		Trigger(AvailableNow()).
 		AddListener(c.listener()).
 		Start(ctx)
@@ -162,7 +172,9 @@ func TestTimingAdaptiveAdmissionKeepsBatchesNearTarget(t *testing.T) {
 	}
 	t.Logf("adaptive: %d batches, p95 %s (%.2f × target), max after the probe %s: %v", len(adaptive), p95(sized), float64(p95(sized))/float64(target), slices.Max(sized), adaptive)
 
-	static, _ := drain(t, b.Addr(), 4*perPartition, nil)
+	// No admission control at all (the default memory budget would cap
+	// the batch): one batch takes the whole backlog, the seed's symptom.
+	static, _ := drain(t, b.Addr(), 4*perPartition, map[string]string{"sluice.memory.budget": "unlimited"})
 	if len(static) != 1 || static[0] < 4*target {
 		t.Fatalf("without admission control: batches %v, want one batch of the whole backlog lasting ≥ 4 × target", static)
 	}
