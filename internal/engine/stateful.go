@@ -47,6 +47,10 @@ type StateOperator struct {
 	// Schemas are the key and value schemas recorded in and checked
 	// against state/<id>/0/_metadata/schema.
 	Schemas state.Schemas
+	// PrefixKeyColumns is the number of leading key columns the operator
+	// scans by (Spark's numColsPrefixKey: the grouping keys of a session
+	// window aggregation), recorded in state/<id>/_metadata/metadata.
+	PrefixKeyColumns int
 }
 
 // ShuffleEnv is what a stage-1 task's ShuffleWriter works with.

@@ -41,7 +41,7 @@ func (s *stateStores) writeMetadata() error {
 	for i, op := range s.ops {
 		m := state.OperatorMetadata{
 			OperatorInfo:   state.OperatorInfo{OperatorID: int64(i), OperatorName: op.Name},
-			StateStoreInfo: []state.StoreInfo{{StoreName: state.DefaultStoreName, NumPartitions: s.partitions}},
+			StateStoreInfo: []state.StoreInfo{{StoreName: state.DefaultStoreName, NumColsPrefixKey: op.PrefixKeyColumns, NumPartitions: s.partitions}},
 		}
 		if err := state.WriteOperatorMetadata(s.files, m); err != nil {
 			return fmt.Errorf("state operator %d metadata: %w", i, err)

@@ -40,7 +40,7 @@ func init() {
 		"second":            {1, 1, buildField(fieldSecond), "second(timestamp)", "The second, 0–59."},
 		"unix_timestamp":    {0, 2, buildUnixTimestamp, "unix_timestamp([timestamp | str[, fmt]])", "Seconds since the epoch of a timestamp, of a string parsed with fmt (default yyyy-MM-dd HH:mm:ss), or of the batch's timestamp."},
 		"window":            {2, 4, buildWindow, "window(time, windowDuration[, slideDuration[, startTime]])", "The time window of the row, struct<start,end>, as in Spark; sliding windows are grouping keys (see docs/expressions.md)."},
-		"session_window":    {2, 2, buildWindow, "session_window(time, gapDuration)", "The row's initial session window [time, time + gap); sessions merge in the aggregation."},
+		"session_window":    {2, 2, buildWindow, "session_window(time, gapDuration)", "The row's initial session window [time, time + gap); sessions of a key that overlap or touch merge in the aggregation. gapDuration is an interval string, or a string expression computed per row (a NULL, invalid or non-positive gap: no session)."},
 		"window_time":       {1, 1, buildWindowTime, "window_time(window)", "The event time of a window: its end minus one microsecond."},
 
 		// JSON.

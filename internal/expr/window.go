@@ -40,8 +40,14 @@ type TimeWindow struct {
 	// (= Size when not given) and startTime (the offset of window starts
 	// from the epoch, |Start| < Slide).
 	Size, Slide, Start int64
-	// Gap is session_window()'s gapDuration.
+	// Gap is session_window()'s gapDuration when it is a literal.
 	Gap int64
+	// gap computes a dynamic gapDuration per row (Spark's SPARK-36465: a
+	// string expression such as CASE … THEN '1 second' … END, read as an
+	// interval); nil when the gap is a literal. A row whose gap is NULL,
+	// not an interval, zero or negative falls in no session, as Spark
+	// filters sessions whose end is not after their start.
+	gap evaluator
 	// Time evaluates the time column as a TIMESTAMP (against the schema
 	// given to FindTimeWindow).
 	Time Compiled
@@ -50,6 +56,68 @@ type TimeWindow struct {
 	Name string
 	// SQL is the call as written, for messages and explain output.
 	SQL string
+}
+
+// DynamicGap reports whether session_window()'s gap is computed per row.
+func (w *TimeWindow) DynamicGap() bool { return w.gap != nil }
+
+// sessionEnds returns each row's initial session end (t + gap) for the
+// times ts of b; ok[i] is false for a row that falls in no session (NULL
+// time, or a dynamic gap that is NULL, not an interval, or ≤ 0).
+func (w *TimeWindow) sessionEnds(b *batch.Batch, ctx *EvalContext, ts *batch.Column) (ends []int64, ok []bool, err error) {
+	ends, ok = make([]int64, b.N), make([]bool, b.N)
+	var gaps *batch.Column
+	if w.gap != nil {
+		if gaps, err = w.gap.eval(b, ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	parsed := map[string]int64{}
+	for i := 0; i < b.N; i++ {
+		if isNullAt(ts, i) {
+			continue
+		}
+		g := w.Gap
+		if gaps != nil {
+			if gaps.Type == batch.Null || isNullAt(gaps, i) {
+				continue
+			}
+			s := string(gaps.Bytes[i])
+			v, seen := parsed[s]
+			if !seen {
+				v = parseGap(s)
+				parsed[s] = v
+			}
+			g = v
+		}
+		if g <= 0 {
+			continue
+		}
+		ends[i], ok[i] = ts.Ints[i]+g, true
+	}
+	return ends, ok, nil
+}
+
+// parseGap reads a dynamic session gap as Spark casts a string to an
+// interval: "10 seconds", "interval 1 minute", "-10 seconds" (negative);
+// 0 when the string is not a fixed-length interval (the row is dropped).
+func parseGap(s string) int64 {
+	s = strings.TrimSpace(s)
+	if rest, ok := cutPrefixFold(s, "interval"); ok {
+		s = strings.TrimSpace(rest)
+	}
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = strings.TrimSpace(s[1:])
+	}
+	if s == "" || strings.Trim(s, "0123456789") == "" {
+		return 0
+	}
+	d, err := options.ParseInterval(s)
+	if err != nil || neg {
+		return 0
+	}
+	return d.Microseconds()
 }
 
 // Tumbling reports whether each row falls in exactly one window.
@@ -104,9 +172,16 @@ func (w *TimeWindow) Assign(b *batch.Batch, ctx *EvalContext) (rows []int32, win
 	windows = batch.NewColumn(WindowKind, b.N*w.MaxWindowsPerRow())
 	starts, ends := windows.Children[0], windows.Children[1]
 	rows = make([]int32, 0, b.N)
+	var sessionEnd []int64
+	var inSession []bool
+	if w.Session {
+		if sessionEnd, inSession, err = w.sessionEnds(b, ctx, ts); err != nil {
+			return nil, nil, err
+		}
+	}
 	var buf []int64
 	for i := 0; i < b.N; i++ {
-		if isNullAt(ts, i) {
+		if isNullAt(ts, i) || (w.Session && !inSession[i]) {
 			continue
 		}
 		t := ts.Ints[i]
@@ -114,7 +189,7 @@ func (w *TimeWindow) Assign(b *batch.Batch, ctx *EvalContext) (rows []int32, win
 		for _, s := range buf {
 			end := s + w.Size
 			if w.Session {
-				end = t + w.Gap
+				end = sessionEnd[i]
 			}
 			rows = append(rows, int32(i))
 			starts.AppendInt(s)
@@ -127,7 +202,8 @@ func (w *TimeWindow) Assign(b *batch.Batch, ctx *EvalContext) (rows []int32, win
 
 // Expand returns the rows of b repeated once per window they fall in, with
 // the window appended as a last column named w.Name: the input of a
-// windowed aggregation. Rows with a NULL time are dropped.
+// windowed aggregation. Rows with a NULL time (or, for a session window,
+// no valid gap) are dropped.
 func (w *TimeWindow) Expand(b *batch.Batch, ctx *EvalContext) (*batch.Batch, error) {
 	rows, windows, err := w.Assign(b, ctx)
 	if err != nil {
@@ -201,6 +277,15 @@ func timeWindowOf(name string, args []cexpr, call *Call) (*TimeWindow, error) {
 	w := &TimeWindow{time: tc.ev, Time: &compiled{ev: tc.ev, name: tc.sql}, SQL: callSQL(name, args)}
 	if name == "session_window" {
 		w.Session, w.Name = true, SessionWindowColumn
+		if args[1].lit == nil {
+			// A dynamic gap: a string expression read per row.
+			if k := args[1].kind(); k != batch.String && k != batch.Null {
+				return nil, errAt(args[1].pos, "[DATATYPE_MISMATCH.UNEXPECTED_INPUT_TYPE] session_window() needs its gap duration as an "+
+					"interval string (a literal such as '10 seconds', or a string expression computing one per row), but %s is %s", args[1].sql, k)
+			}
+			w.gap = args[1].ev
+			return w, nil
+		}
 		gap, err := durationArg(args[1], false)
 		if err != nil {
 			return nil, err
@@ -301,17 +386,24 @@ func (e *windowExpr) eval(b *batch.Batch, ctx *EvalContext) (*batch.Column, erro
 	if err != nil {
 		return nil, err
 	}
+	var sessionEnd []int64
+	var inSession []bool
+	if e.w.Session {
+		if sessionEnd, inSession, err = e.w.sessionEnds(b, ctx, ts); err != nil {
+			return nil, err
+		}
+	}
 	out := batch.NewColumn(WindowKind, b.N)
 	starts, ends := out.Children[0], out.Children[1]
 	for i := 0; i < b.N; i++ {
-		if isNullAt(ts, i) {
+		if isNullAt(ts, i) || (e.w.Session && !inSession[i]) {
 			out.AppendNull()
 			continue
 		}
 		t := ts.Ints[i]
 		if e.w.Session {
 			starts.AppendInt(t)
-			ends.AppendInt(t + e.w.Gap)
+			ends.AppendInt(sessionEnd[i])
 		} else {
 			s := e.w.lastStart(t)
 			starts.AppendInt(s)

@@ -112,6 +112,37 @@ func TestWindowSparkExamples(t *testing.T) {
 	}
 }
 
+// TestSessionWindowDynamicGap is Spark's SPARK-36465 rule: a string
+// expression gives each row its own gap; a row whose gap is zero, negative,
+// NULL or not an interval falls in no session.
+func TestSessionWindowDynamicGap(t *testing.T) {
+	rows := eventsBatch([2]string{"A1", "2021-01-01 00:00:00"}, [2]string{"A2", "2021-01-01 00:01:00"},
+		[2]string{"A3", "2021-01-01 00:02:00"}, [2]string{"A4", "2021-01-01 00:03:00"},
+		[2]string{"A5", "2021-01-01 00:04:00"}, [2]string{"A6", "2021-01-01 00:05:00"}, [2]string{"A7", ""})
+	gap := "CASE WHEN a = 'A1' THEN '1 minute' WHEN a = 'A2' THEN 'interval 30 seconds' WHEN a = 'A3' THEN '0 seconds' " +
+		"WHEN a = 'A4' THEN '-10 seconds' WHEN a = 'A5' THEN 'soon' WHEN a = 'A6' THEN NULL ELSE '1 hour' END"
+	want := []string{
+		"A1 2021-01-01 00:00:00 2021-01-01 00:01:00 1",
+		"A2 2021-01-01 00:01:00 2021-01-01 00:01:30 1",
+	}
+	if got := groupCount(t, "session_window(b, "+gap+")", rows); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("dynamic gap:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	n, _ := Parse("session_window(b, " + gap + ")")
+	if w, ok, err := FindTimeWindow(n, eventsSchema); !ok || err != nil || !w.DynamicGap() {
+		t.Errorf("FindTimeWindow = %+v %v %v", w, ok, err)
+	}
+	// As an expression: NULL where the row has no session.
+	_, got := evalOn(t, "session_window(b, "+gap+").end", rows)
+	t0 := int64(1609459200000000)
+	if !sameValues(got, []any{t0 + 60_000_000, t0 + 90_000_000, nil, nil, nil, nil, nil}) {
+		t.Errorf("session_window(...).end = %#v", got)
+	}
+	if _, err := compileSource("session_window(b, length(a))", eventsSchema); err == nil || !strings.Contains(err.Error(), "interval string") {
+		t.Errorf("an integer gap expression: %v", err)
+	}
+}
+
 // TestWindowStartTime is TimeWindowing's documented example: 12:05 with a
 // 12-minute window sliding by 5 minutes falls in three windows; with a
 // 2-minute start offset in two (11:52–12:04 does not contain it).

@@ -172,6 +172,11 @@ type partialAgg struct {
 	keys  [][]byte
 	accs  [][]aggregate.Accumulator
 
+	// session is set for a session aggregation: groups are (keys without
+	// the session, initial session start), each with its latest end.
+	session *SessionAggregate
+	ends    []int64
+
 	// per chunk
 	count   []int32 // rows per group, then offsets
 	gid     []int32 // group of each row
@@ -223,7 +228,11 @@ func (p *partialAgg) Write(b *batch.Batch) error {
 	gid := p.gid[:b.N]
 	p.touched = p.touched[:0]
 	for i := 0; i < b.N; i++ {
-		p.buf = a.appendKey(p.buf[:0], keys, i)
+		if p.session != nil {
+			p.buf = p.session.appendStateKey(p.buf[:0], keys, i)
+		} else {
+			p.buf = a.appendKey(p.buf[:0], keys, i)
+		}
 		g, ok := p.index[string(p.buf)]
 		if !ok {
 			g = len(p.keys)
@@ -236,6 +245,14 @@ func (p *partialAgg) Write(b *batch.Batch) error {
 			}
 			p.accs = append(p.accs, accs)
 			p.count = append(p.count, 0)
+			if p.session != nil {
+				p.ends = append(p.ends, 0)
+			}
+		}
+		if p.session != nil {
+			if end := keys[p.session.Session].Children[1].Ints[i]; end > p.ends[g] {
+				p.ends[g] = end
+			}
 		}
 		if p.count[g] == 0 {
 			p.touched = append(p.touched, g)
@@ -282,29 +299,43 @@ func (p *partialAgg) Flush() error {
 		return nil
 	}
 	n := p.env.Partitions
-	type out struct{ keys, states *batch.Column }
+	type out struct{ keys, ends, states *batch.Column }
 	parts := map[int]*out{}
 	var order []int
 	for g, k := range p.keys {
-		part := PartitionOf(k, n)
+		placed := k
+		if p.session != nil {
+			placed = groupKeyOf(k) // all sessions of a key in one partition
+		}
+		part := PartitionOf(placed, n)
 		o, ok := parts[part]
 		if !ok {
 			o = &out{keys: batch.NewColumn(batch.Binary, 8), states: batch.NewColumn(batch.Binary, 8)}
+			if p.session != nil {
+				o.ends = batch.NewColumn(batch.Long, 8)
+			}
 			parts[part] = o
 			order = append(order, part)
 		}
 		o.keys.AppendBytes(k)
+		if p.session != nil {
+			o.ends.AppendInt(p.ends[g])
+		}
 		o.states.AppendBytes(aggregate.AppendStates(nil, p.accs[g]))
 	}
 	slices.Sort(order)
 	for _, part := range order {
 		o := parts[part]
-		if err := p.env.Send(part, &batch.Batch{Schema: shuffleSchema, Columns: []*batch.Column{o.keys, o.states}, N: o.keys.Len}); err != nil {
+		b := &batch.Batch{Schema: shuffleSchema, Columns: []*batch.Column{o.keys, o.states}, N: o.keys.Len}
+		if p.session != nil {
+			b = &batch.Batch{Schema: sessionShuffleSchema, Columns: []*batch.Column{o.keys, o.ends, o.states}, N: o.keys.Len}
+		}
+		if err := p.env.Send(part, b); err != nil {
 			return err
 		}
 	}
 	clear(p.index)
-	p.keys, p.accs, p.count = p.keys[:0], p.accs[:0], p.count[:0]
+	p.keys, p.accs, p.count, p.ends = p.keys[:0], p.accs[:0], p.count[:0], p.ends[:0]
 	return nil
 }
 
@@ -325,13 +356,7 @@ type aggStage2 struct {
 	dropped int64
 }
 
-func (s *aggStage2) newAccs() []aggregate.Accumulator {
-	accs := make([]aggregate.Accumulator, len(s.a.Calls))
-	for j, c := range s.a.Calls {
-		accs[j] = c.Agg.NewAccumulator()
-	}
-	return accs
-}
+func (s *aggStage2) newAccs() []aggregate.Accumulator { return s.a.newAccs() }
 
 // Process merges the partition's partials per key (Spark's merge
 // aggregation before the state store): a key written by several tasks

@@ -28,6 +28,11 @@ var (
 		"This output mode is not supported for streaming aggregations without watermark on streaming DataFrames/DataSets.")
 	ErrCompleteWithoutAggregation = errors.New("Complete output mode not supported when there are no streaming aggregations on streaming DataFrames/Datasets")
 	ErrWithinWatermarkNoWatermark = errors.New("dropDuplicatesWithinWatermark is not supported on streaming DataFrames/DataSets without watermark")
+	// ErrUpdateSessionWindow: Spark refuses update mode for session
+	// windows (a session emitted as updated can later merge into another
+	// one, and a sink could not tell the old row is obsolete).
+	ErrUpdateSessionWindow = errors.New("Update output mode not supported for session window on streaming DataFrames/DataSets")
+	ErrGlobalSessionWindow = errors.New("Global aggregation with session window in streaming query is not supported.")
 )
 
 // Options are what analysis needs besides the plan and the source schema.
@@ -76,7 +81,8 @@ type Query struct {
 	// query has no operation before its stateful one (or none at all).
 	Stage1 *operator.Chain
 	// Stateful is the stateful operator (stage 2), nil for a stateless
-	// query: an *operator.Aggregate or *operator.Deduplicate.
+	// query: an *operator.Aggregate, *operator.SessionAggregate or
+	// *operator.Deduplicate.
 	Stateful engine.Stateful
 	// Watermarks are the withWatermark nodes, nil when there are none.
 	Watermarks *Watermarks
@@ -375,10 +381,8 @@ func (a *analyzer) aggregate(n *Node) error {
 	if err != nil {
 		return err
 	}
-	if agg.Window != nil && agg.Window.Session {
-		return fmt.Errorf("session_window() is not supported yet: sluice has no session window operator (use window() for tumbling or sliding windows)")
-	}
 	ag := &operator.Aggregate{Keys: agg.Keys, Window: agg.Window, EventTime: -1, Mode: a.opts.OutputMode}
+	session := -1
 	var delay int64
 	for _, c := range agg.Calls {
 		ag.Calls = append(ag.Calls, operator.AggCall{Agg: c.Agg, Arg: c.Arg, Name: c.Name})
@@ -396,11 +400,14 @@ func (a *analyzer) aggregate(n *Node) error {
 		r := refOf(x, in)
 		window := false
 		if c, ok := x.(*expr.Call); ok && agg.Window != nil && len(c.Args) > 0 {
-			if _, isWindow, _ := expr.FindTimeWindow(c, in); isWindow {
+			if w, isWindow, _ := expr.FindTimeWindow(c, in); isWindow {
 				r, window = refOf(c.Args[0], in), true
+				if w.Session {
+					session = i
+				}
 			}
 		}
-		if r >= 0 && a.marks[r] >= 0 && ag.EventTime < 0 {
+		if r >= 0 && a.marks[r] >= 0 && (ag.EventTime < 0 || session == i) {
 			ag.EventTime, ag.WindowEnd, delay = i, window, a.marks[r]
 		}
 	}
@@ -416,6 +423,15 @@ func (a *analyzer) aggregate(n *Node) error {
 		a.marks[ag.EventTime] = delay
 	}
 	a.stateful = ag
+	if session >= 0 {
+		// The session's time column is the only event time a session
+		// aggregation can carry.
+		if ag.EventTime != session && ag.EventTime >= 0 {
+			a.marks[ag.EventTime] = -1
+			ag.EventTime, ag.WindowEnd = -1, false
+		}
+		a.stateful = &operator.SessionAggregate{Aggregate: *ag, Session: session}
+	}
 	// The projection to agg()'s output: the keys, then each expression
 	// over the aggregate results.
 	outRefs := make([]int, len(agg.Output.Schema().Fields))
@@ -471,6 +487,8 @@ func (a *analyzer) finish() {
 	switch s := a.stateful.(type) {
 	case *operator.Aggregate:
 		s.Post = a.post
+	case *operator.SessionAggregate:
+		s.Post = a.post
 	case *operator.Deduplicate:
 		s.Post = a.post
 	}
@@ -484,6 +502,15 @@ func checkOutputMode(q *Query) error {
 		}
 	case *operator.Aggregate:
 		if q.OutputMode == ModeAppend && s.EventTime < 0 {
+			return ErrAppendWithoutWatermark
+		}
+	case *operator.SessionAggregate:
+		switch {
+		case q.OutputMode == ModeUpdate:
+			return ErrUpdateSessionWindow
+		case len(s.Keys) == 1:
+			return ErrGlobalSessionWindow
+		case q.OutputMode == ModeAppend && s.EventTime < 0:
 			return ErrAppendWithoutWatermark
 		}
 	case *operator.Deduplicate:

@@ -159,6 +159,33 @@ func (q *Query) physical(b *strings.Builder, o ExplainOptions) {
 			stage1 = append(stage1, "Expand "+s.Window.SQL+" (a row per window it falls in)")
 		}
 		stage1 = append(stage1, fmt.Sprintf("PartialAggregate %s, %s", list(keys), list(calls)))
+	case *operator.SessionAggregate:
+		var keys, groups []string
+		for i, k := range s.Keys {
+			keys = append(keys, k.Name())
+			if i != s.Session {
+				groups = append(groups, k.Name())
+			}
+		}
+		calls := make([]string, len(s.Calls))
+		for i, c := range s.Calls {
+			calls[i] = c.Name
+		}
+		et := "no watermark on the session (sessions are kept forever)"
+		if s.EventTime >= 0 {
+			et = map[string]string{ModeAppend: "late sessions dropped, sessions emitted and evicted when the watermark passes their end",
+				ModeComplete: "every session emitted, nothing evicted"}[s.Mode]
+		}
+		if s.Post != nil && len(s.Post.Steps) > 0 {
+			lines = append(lines, "Project "+list(s.Post.Steps[0].Schema().Names()))
+		}
+		lines = append(lines,
+			fmt.Sprintf("SessionWindowStateStoreSave %s, %s, state operator 0 (%s, %s provider, sessions keyed by %s and start), %s",
+				list(keys), list(calls), state.OperatorNameSession, provider, list(groups), et),
+			fmt.Sprintf("MergingSessions %s, %s (merges sessions that overlap or touch, with the stored ones)", list(keys), list(calls)))
+		shuffleKey = list(groups)
+		stage1 = append(stage1, "Expand "+s.Window.SQL+" (each row's initial session [t, t + gap))",
+			fmt.Sprintf("PartialAggregate %s, %s (per initial session)", list(keys), list(calls)))
 	case *operator.Deduplicate:
 		keys := make([]string, len(s.Keys))
 		for i, k := range s.Keys {

@@ -149,3 +149,45 @@ batch 1
 		t.Fatalf("state/0 holds %v", parts)
 	}
 }
+
+// A session window aggregation records Spark's operator name and the
+// number of key columns it scans by (the grouping keys without the
+// session), and keeps one state row per session.
+func TestSessionStateLayout(t *testing.T) {
+	s, err := Parse("session-layout", []byte(`
+input user STRING, region STRING, eventTime TIMESTAMP
+conf spark.sql.shuffle.partitions 1
+mode complete
+step {groupBy: [user, "session_window(eventTime, '10 seconds') AS s", region], agg: ["count(*) AS n"]}
+step {selectExpr: [user, "CAST(s.start AS LONG)", "CAST(s.end AS LONG)", region, n]}
+add (u, eu, 10), (u, eu, 15), (u, us, 10), (u, eu, 40)
+run
+batch 0
+  output (u, 10, 25, eu, 2), (u, 40, 50, eu, 1), (u, 10, 20, us, 1)
+  state total=3 updated=3
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	Run(t, s, dir)
+	b, err := os.ReadFile(filepath.Join(dir, "state/0/_metadata/metadata"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b); got != `v1
+{"operatorInfo":{"operatorId":0,"operatorName":"sessionWindowStateStoreSaveExec"},"stateStoreInfo":[{"storeName":"default","numColsPrefixKey":2,"numPartitions":1}]}` {
+		t.Errorf("operator metadata:\n%s", got)
+	}
+	q, err := s.Query()
+	if err != nil {
+		t.Fatal(err)
+	}
+	schemas := q.Stateful.Operators()[0].Schemas
+	if got := strings.Join(schemas.Key.Names(), ","); got != "user,region,s.start" {
+		t.Errorf("key schema %s", got)
+	}
+	if got := strings.Join(schemas.Value.Names(), ","); got != "s.end,count(1)" {
+		t.Errorf("value schema %s", got)
+	}
+}
