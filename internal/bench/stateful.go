@@ -22,12 +22,12 @@ const StatefulKeys = 10_000
 // against the stateless seed query on the same records, alternating in the
 // same run.
 type Stateful struct {
-	Records                int     `json:"records"`
-	Keys                   int     `json:"keys"`
-	Window                 string  `json:"window"`
+	Records int    `json:"records"`
+	Keys    int    `json:"keys"`
+	Window  string `json:"window"`
 	// ShufflePartitions is the query's spark.sql.shuffle.partitions: the
 	// state store instances a batch commits.
-	ShufflePartitions int `json:"shuffle_partitions"`
+	ShufflePartitions      int     `json:"shuffle_partitions"`
 	Watermark              string  `json:"watermark"`
 	StatefulRecordsPerSec  float64 `json:"stateful_records_per_sec"`
 	StatelessRecordsPerSec float64 `json:"stateless_records_per_sec"`
