@@ -83,6 +83,13 @@ func TestGoAPIWindowlessAggregationAppend(t *testing.T) {
 		p.StateOperators[0].NumShufflePartitions != 3 || p.EventTime["watermark"] == "" {
 		t.Fatalf("progress: %s", p.JSON())
 	}
+	// The diagnosis accounts for stage 2 and the state commits.
+	if p.Sluice == nil || p.Sluice.Diagnosis == nil {
+		t.Fatalf("no diagnosis: %s", p.JSON())
+	}
+	if _, ok := p.Sluice.Diagnosis.Shares["state"]; !ok {
+		t.Fatalf("diagnosis has no state share: %s", p.JSON())
+	}
 }
 
 func TestGoAPIDropDuplicates(t *testing.T) {

@@ -32,7 +32,8 @@ type Sluice struct {
 // DiagnosisInfo says what limited the batch (package diagnose).
 type DiagnosisInfo struct {
 	// Limiting is the stage with the largest share of the batch's time:
-	// "source fetch", "transform", "sink write", "checkpoint", "planning";
+	// "source fetch", "transform", "sink write", "store write", "state"
+	// (a stateful query's stage 2 and state commits), "checkpoint", "planning";
 	// or "read limit" when a static read limit, not the work, holds the
 	// query back (the first finding then says by how much to raise it).
 	Limiting string `json:"limiting,omitempty"`

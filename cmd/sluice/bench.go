@@ -39,6 +39,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	memRecords := fs.Int("memory-records", 300_000, "backlog of the memory measurement")
 	memBytes := fs.Int("memory-record-bytes", 1000, "record size of the memory measurement")
 	memBudget := fs.String("memory-budget", "64MiB", "sluice.memory.budget of the memory measurement")
+	shufflePartitions := fs.Int("shuffle-partitions", 200, "spark.sql.shuffle.partitions of the stateful measurement")
 	childRaw := fs.String("child-raw-consume", "", "internal: consume ADDR,TOPIC,N with a raw franz-go client and exit")
 	logFlags := addLogFlags(fs, "error")
 	if err := fs.Parse(args); err != nil {
@@ -84,7 +85,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Records: *n, RecordBytes: *size, Partitions: *parts, ManyPartitions: *many, Rounds: *rounds,
 		MaxOffsetsPerTrigger: *maxOffsets, SuiteMaxOffsets: *suiteMax, CPUProfile: *cpuProfile, Only: want,
 		Idle: *idle, LatencyFor: *latencyFor, LightRate: *lightRate, LatencyInProcess: *latencyInProcess,
-		MemoryRecords: *memRecords, MemoryRecordBytes: *memBytes, MemoryBudget: budget,
+		MemoryRecords: *memRecords, MemoryRecordBytes: *memBytes, MemoryBudget: budget, ShufflePartitions: *shufflePartitions,
 		Command: sluiceCommand,
 		Logger:  logger,
 		Logf:    func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) },

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("torture", stderr)
 	sinks := fs.String("sink", "parquet,delta,kafka", "sinks to torture, comma-separated ("+strings.Join(torture.Sinks, ", ")+")")
+	pipelines := fs.String("pipeline", "copy,window", "pipelines to torture, comma-separated: copy (every record once) or window (a windowed count with a watermark in append mode: every window once, with its exact count)")
 	store := fs.String("store", "local", "where the output and the checkpoint live: "+strings.Join(torture.Stores, ", ")+" (azurite needs SLUICE_AZURITE_DIR or azurite-blob on PATH; s3 runs an in-process emulator)")
 	kills := fs.Int("kills", 50, "SIGKILLs per sink")
 	records := fs.Int("records", 20000, "records produced per sink while killing")
@@ -41,63 +43,95 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	var pls []string
+	for _, pl := range strings.Split(*pipelines, ",") {
+		pl = strings.TrimSpace(pl)
+		if !slices.Contains(torture.Pipelines, pl) {
+			return &exitError{code: 2, err: fmt.Errorf("--pipeline %q: %q is not a pipeline (allowed: %s)", *pipelines, pl, strings.Join(torture.Pipelines, ", "))}
+		}
+		pls = append(pls, pl)
+	}
 	failed := 0
-	for _, sk := range strings.Split(*sinks, ",") {
-		sk = strings.TrimSpace(sk)
-		work := *dir
-		if work == "" {
-			if work, err = os.MkdirTemp("", "sluice-torture-"+sk+"-"); err != nil {
-				return err
-			}
-			defer os.RemoveAll(work)
-		} else {
-			work = work + "/" + sk
-			if err := os.MkdirAll(work, 0o755); err != nil {
+	for _, pl := range pls {
+		for _, sk := range strings.Split(*sinks, ",") {
+			sk = strings.TrimSpace(sk)
+			if err := tortureOne(ctx, stdout, self, pl, sk, tortureFlags{store: *store, kills: *kills, records: *records,
+				minUp: *minUp, maxUp: *maxUp, seed: *seed, dir: *dir, vacuum: *vac}, &failed); err != nil {
 				return err
 			}
 		}
-		fmt.Fprintf(stdout, "== %s on %s: %d kills, %d records, seed %d\n", sk, *store, *kills, *records, *seed)
-		cfg := torture.Config{
-			Command: func(ctx context.Context, args ...string) *exec.Cmd { return exec.CommandContext(ctx, self, args...) },
-			Sink:    sk, Kills: *kills, Records: *records, MinUp: *minUp, MaxUp: *maxUp,
-			Dir: work, Seed: *seed, Out: stdout, Store: *store,
+	}
+	if failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d run(s) lost or duplicated output", failed)}
+	}
+	return nil
+}
+
+// tortureFlags are the flags of `sluice torture` one run uses.
+type tortureFlags struct {
+	store          string
+	kills, records int
+	minUp, maxUp   time.Duration
+	seed           uint64
+	dir            string
+	vacuum         bool
+}
+
+// tortureOne runs one pipeline into one sink and prints its verdict,
+// counting a failed check in failed.
+func tortureOne(ctx context.Context, stdout io.Writer, self, pl, sk string, f tortureFlags, failed *int) error {
+	work := f.dir
+	if work == "" {
+		var err error
+		if work, err = os.MkdirTemp("", "sluice-torture-"+pl+"-"+sk+"-"); err != nil {
+			return err
 		}
-		res, err := torture.Run(ctx, cfg)
+		defer os.RemoveAll(work)
+	} else {
+		work = work + "/" + pl + "-" + sk
+		if err := os.MkdirAll(work, 0o755); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "== %s pipeline into %s on %s: %d kills, %d records, seed %d\n", pl, sk, f.store, f.kills, f.records, f.seed)
+	start := time.Now()
+	cfg := torture.Config{
+		Command: func(ctx context.Context, args ...string) *exec.Cmd { return exec.CommandContext(ctx, self, args...) },
+		Sink:    sk, Pipeline: pl, Kills: f.kills, Records: f.records, MinUp: f.minUp, MaxUp: f.maxUp,
+		Dir: work, Seed: f.seed, Out: stdout, Store: f.store,
+	}
+	res, err := torture.Run(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("%s into %s: %w", pl, sk, err)
+	}
+	if f.vacuum && sk != "kafka" {
+		run := filesink.Vacuum
+		if sk == "delta" {
+			run = delta.Vacuum
+		}
+		root, err := storage.NewLocal(torture.OutputDir(cfg))
+		if err != nil {
+			return err
+		}
+		vr, err := run(ctx, root, vacuum.Options{Retention: 0, Force: true})
+		if err != nil {
+			return fmt.Errorf("%s: vacuum: %w", sk, err)
+		}
+		glob, err := torture.GlobRows(ctx, root, sk)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sk, err)
 		}
-		if *vac && sk != "kafka" {
-			run := filesink.Vacuum
-			if sk == "delta" {
-				run = delta.Vacuum
-			}
-			root, err := storage.NewLocal(torture.OutputDir(cfg))
-			if err != nil {
-				return err
-			}
-			vr, err := run(ctx, root, vacuum.Options{Retention: 0, Force: true})
-			if err != nil {
-				return fmt.Errorf("%s: vacuum: %w", sk, err)
-			}
-			glob, err := torture.GlobRows(ctx, root, sk)
-			if err != nil {
-				return fmt.Errorf("%s: %w", sk, err)
-			}
-			fmt.Fprintf(stdout, "%s: vacuum deleted %s; a glob now reads %d rows (committed %d)\n", sk, vr, glob, res.Output)
-			if glob != res.Output {
-				fmt.Fprintf(stdout, "%s: FAILED — files no log lists remain after the vacuum\n", sk)
-				failed++
-			}
+		fmt.Fprintf(stdout, "%s: vacuum deleted %s; a glob now reads %d rows (committed %d)\n", sk, vr, glob, res.Output)
+		if glob != res.Output {
+			fmt.Fprintf(stdout, "%s: FAILED — files no log lists remain after the vacuum\n", sk)
+			*failed++
 		}
-		verdict := "EXACTLY ONCE"
-		if !res.OK() {
-			verdict = "FAILED"
-			failed++
-		}
-		fmt.Fprintf(stdout, "%s on %s: %s — %s\n", sk, *store, res, verdict)
 	}
-	if failed > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%d sink(s) lost or duplicated records", failed)}
+	verdict := "EXACTLY ONCE"
+	if !res.OK() {
+		verdict = "FAILED"
+		*failed++
 	}
+	fmt.Fprintf(stdout, "%s into %s on %s: %s — %s (%s)\n", pl, sk, f.store, res, verdict, time.Since(start).Round(time.Second))
 	return nil
 }

@@ -20,8 +20,10 @@ import (
 // re-executed as `sluice run`) with SIGKILL at random moments while a
 // producer writes, and checks the committed output holds every record once.
 // CI runs 10 kills per sink on the local disk and 5 for Delta on each
-// object-store emulator; `sluice torture --kills 50` (with --store) is the
-// long form.
+// object-store emulator, and the stateful "window" pipeline (a windowed
+// count with a watermark, append mode: every window once with its exact
+// count) 10 kills into Delta and into Kafka; `sluice torture --kills 50`
+// (with --store, --pipeline) is the long form.
 func TestTortureExactlyOnce(t *testing.T) {
 	if os.Getenv("SLUICE_SERIAL_TESTS") != "1" {
 		t.Skip("heavy test: set SLUICE_SERIAL_TESTS=1 (CI runs these in a serial step)")
@@ -29,12 +31,17 @@ func TestTortureExactlyOnce(t *testing.T) {
 	type run struct {
 		sink, store string
 		kills       int
+		pipeline    string
 	}
-	runs := []run{{"parquet", "local", 10}, {"json", "local", 10}, {"delta", "local", 10}, {"kafka", "local", 10},
-		{"delta", "azurite", 5}, {"delta", "s3", 5}}
+	runs := []run{{"parquet", "local", 10, "copy"}, {"json", "local", 10, "copy"}, {"delta", "local", 10, "copy"}, {"kafka", "local", 10, "copy"},
+		{"delta", "azurite", 5, "copy"}, {"delta", "s3", 5, "copy"},
+		{"delta", "local", 10, "window"}, {"kafka", "local", 10, "window"}}
 	for _, rc := range runs {
 		sk := rc.sink
 		name := sk
+		if rc.pipeline != "copy" {
+			name = rc.pipeline + "-" + sk
+		}
 		if rc.store != "local" {
 			name += "-on-" + rc.store
 		}
@@ -55,7 +62,7 @@ func TestTortureExactlyOnce(t *testing.T) {
 					cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN_ARGS="+strings.Join(args, "\x1f"))
 					return cmd
 				},
-				Sink: sk, Store: rc.store, Kills: rc.kills, Records: 3000, Dir: t.TempDir(), Seed: uint64(time.Now().UnixNano()),
+				Sink: sk, Pipeline: rc.pipeline, Store: rc.store, Kills: rc.kills, Records: 3000, Dir: t.TempDir(), Seed: uint64(time.Now().UnixNano()),
 			}
 			res, err := torture.Run(ctx, cfg)
 			if err != nil {
@@ -64,6 +71,9 @@ func TestTortureExactlyOnce(t *testing.T) {
 			t.Log(res)
 			if !res.OK() {
 				t.Fatalf("not exactly once: %s", res)
+			}
+			if rc.pipeline == "window" && res.Windows < 50 {
+				t.Fatalf("only %d windows closed: too few to judge (%s)", res.Windows, res)
 			}
 			if sk == "kafka" || rc.store != "local" {
 				return

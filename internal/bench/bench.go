@@ -50,11 +50,14 @@ type Result struct {
 	// EndToEndCapacity is what producer, broker and query sustain together
 	// on this machine (the latency probe's min of produced and processed
 	// rates); the 50 % latency run loads half of it.
-	EndToEndCapacity float64  `json:"end_to_end_capacity_per_sec,omitempty"`
-	CPU              *CPU     `json:"cpu,omitempty"`
-	Idle             *Idle    `json:"idle,omitempty"`
-	Memory           *Memory  `json:"memory,omitempty"`
-	Targets          []Target `json:"targets,omitempty"`
+	EndToEndCapacity float64 `json:"end_to_end_capacity_per_sec,omitempty"`
+	CPU              *CPU    `json:"cpu,omitempty"`
+	Idle             *Idle   `json:"idle,omitempty"`
+	Memory           *Memory `json:"memory,omitempty"`
+	// Stateful is the windowed count per key against the stateless
+	// query (`--only stateful`).
+	Stateful *Stateful `json:"stateful,omitempty"`
+	Targets  []Target  `json:"targets,omitempty"`
 }
 
 // Machine describes where the benchmark ran.
@@ -149,7 +152,7 @@ type Target struct {
 }
 
 // Parts lists the suite's measurements, in order.
-var Parts = []string{"throughput", "partitions", "latency", "cpu", "idle", "memory"}
+var Parts = []string{"throughput", "partitions", "latency", "cpu", "idle", "memory", "stateful"}
 
 // Config is what to measure and how big.
 type Config struct {
@@ -165,7 +168,8 @@ type Config struct {
 	// run).
 	MaxOffsetsPerTrigger, SuiteMaxOffsets int64
 	// CPUProfile, when set, receives a CPU profile of the first sluice
-	// round.
+	// round (of the first stateful round when the throughput rounds do
+	// not run).
 	CPUProfile string
 	// Only names the measurements to run (nil: all of Parts).
 	Only []string
@@ -181,6 +185,9 @@ type Config struct {
 	// MemoryBudget (bytes).
 	MemoryRecords, MemoryRecordBytes int
 	MemoryBudget                     int64
+	// ShufflePartitions is the stateful measurement's
+	// spark.sql.shuffle.partitions (0: Spark's default, 200).
+	ShufflePartitions int
 	// Command returns the command running sluice with the given
 	// arguments (the child processes).
 	Command func(args ...string) *exec.Cmd
@@ -238,7 +245,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Machine: &Machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version(), Host: host,
 			Date: time.Now().UTC().Format(time.RFC3339), Load1m: loadAverage()}}
 
-	if want["throughput"] || want["partitions"] || want["cpu"] || want["latency"] {
+	if want["throughput"] || want["partitions"] || want["cpu"] || want["latency"] || want["stateful"] {
 		if err := preload(ctx, b, "bench", cfg.Records, cfg.RecordBytes, int32(cfg.Partitions), logf); err != nil {
 			return nil, err
 		}
@@ -310,6 +317,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 		res.Memory = m
+	}
+	if want["stateful"] {
+		sc := cfg
+		if want["throughput"] || want["latency"] {
+			sc.CPUProfile = "" // the throughput rounds' profile
+		}
+		st, err := statefulRounds(ctx, b.Addr(), &sc)
+		if err != nil {
+			return nil, err
+		}
+		res.Stateful = st
 	}
 	res.Targets = Targets(res)
 	return res, nil

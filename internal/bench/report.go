@@ -30,6 +30,9 @@ const (
 	// MemoryHeadroom: peak RSS under a budget may exceed the budget by
 	// this much (an idle query is about 28 MiB of it).
 	MemoryHeadroom = 40 << 20
+	// TargetStateful: a 10-second window count per key (10,000 keys) over
+	// the stateless seed query on the same records (issue 12).
+	TargetStateful = 0.5
 )
 
 // Targets compares the figures with the project's targets.
@@ -61,6 +64,9 @@ func Targets(r *Result) []Target {
 	if m := r.Memory; m != nil {
 		t = append(t, Target{"peak RSS with budget (MiB)", float64(m.PeakWithBudget) / (1 << 20),
 			fmt.Sprintf("≤ %.0f (budget + %d MiB)", float64(m.LimitBytes)/(1<<20), MemoryHeadroom>>20), m.WithinBudgetPlus})
+	}
+	if s := r.Stateful; s != nil {
+		t = append(t, Target{"stateful window count vs stateless query", s.Ratio, fmt.Sprintf("≥ %.1f", TargetStateful), s.Ratio >= TargetStateful})
 	}
 	return t
 }
@@ -134,6 +140,12 @@ func Table(r *Result) *report.Table {
 		row("peak RSS with budget (MiB)", fmt.Sprintf("peak RSS draining %s × %d B (sink %s/row)", report.Number(int64(m.Records)), m.RecordBytes, m.SinkDelayPerRow),
 			report.Bytes(m.PeakWithBudget)+" with a "+report.Bytes(m.BudgetBytes)+" budget", report.Bytes(m.PeakWithout)+" unlimited",
 			report.Float(m.Ratio, 2))
+	}
+	if s := r.Stateful; s != nil {
+		row("stateful window count vs stateless query",
+			fmt.Sprintf("stateful: %s-window count per key (%s keys, watermark %s, append → noop; %d batches, peak state %s rows, %s)",
+				s.Window, report.Number(int64(s.Keys)), s.Watermark, s.Batches, report.Number(s.PeakStateRows), report.Bytes(s.PeakStateBytes)),
+			rate(s.StatefulRecordsPerSec), "stateless "+rate(s.StatelessRecordsPerSec), report.Float(s.Ratio, 3))
 	}
 	return t
 }

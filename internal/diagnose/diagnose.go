@@ -45,6 +45,29 @@ type Batch struct {
 	Tasks           []Task
 	// Backlog per partition (name → offsets behind latest) at planning.
 	Backlog map[string]int64
+
+	// Shuffle are the stage-2 tasks of a stateful query, one per shuffle
+	// partition (Rows: the rows the exchange gave it; Sink: its sink
+	// writes; the rest of Total is merging, state updates and emission).
+	// Tasks are then the stage-1 (source) tasks.
+	Shuffle []Task
+	// StateCommit is the wall time of committing the batch's state stores.
+	StateCommit time.Duration
+	// Operators are the stateful operators, in plan order.
+	Operators []Operator
+}
+
+// Operator is one stateful operator's time in a batch (summed over its
+// state stores, as Spark's progress sums them).
+type Operator struct {
+	ID   int
+	Name string // progress operatorName, e.g. stateStoreSave
+	// Update, Removal and Commit are allUpdatesTimeMs, allRemovalsTimeMs
+	// and commitTimeMs.
+	Update, Removal, Commit time.Duration
+	// Rows is numRowsTotal, Stores numStateStoreInstances.
+	Rows   int64
+	Stores int64
 }
 
 // Stage names.
@@ -55,6 +78,9 @@ const (
 	StageStore      = "store write"
 	StageCheckpoint = "checkpoint"
 	StagePlanning   = "planning"
+	// StageState is a stateful query's stage 2 (merging, state updates,
+	// eviction) and the commit of its state stores.
+	StageState = "state"
 )
 
 // Finding is one observation with advice.
@@ -125,9 +151,20 @@ func Analyze(b Batch) Result {
 	if store > 0 {
 		r.Shares[StageStore] = share(store, true)
 	}
+	if len(b.Shuffle) > 0 || b.StateCommit > 0 {
+		// Stage 2 runs on the same workers after stage 1.
+		var stateWork, stageSink time.Duration
+		for _, t := range b.Shuffle {
+			stateWork += max(t.Total-t.Sink, 0)
+			stageSink += t.Sink
+		}
+		spar := float64(min(workers, max(len(b.Shuffle), 1)))
+		r.Shares[StageState] = math.Min((float64(stateWork)/spar+float64(b.StateCommit))/wall, 1)
+		r.Shares[StageSink] = math.Min(r.Shares[StageSink]+float64(stageSink)/spar/wall, 1)
+	}
 	r.Shares[StageCheckpoint] = share(b.Checkpoint, false)
 	r.Shares[StagePlanning] = share(b.Planning, false)
-	stages := []string{StageFetch, StageTransform, StageSink, StageStore, StageCheckpoint, StagePlanning}
+	stages := []string{StageFetch, StageTransform, StageSink, StageStore, StageState, StageCheckpoint, StagePlanning}
 	r.Limiting = slices.MaxFunc(stages, func(a, c string) int { return cmp.Compare(r.Shares[a], r.Shares[c]) })
 
 	relaxed := b.TriggerInterval > 0 && b.Duration < b.TriggerInterval/2
@@ -148,6 +185,8 @@ func Analyze(b Batch) Result {
 		r.Findings = append(r.Findings, Finding{"stage", fmt.Sprintf("transform is %s of batch time; %s", pct(top), advice)})
 	case r.Limiting == StageCheckpoint:
 		r.Findings = append(r.Findings, Finding{"stage", fmt.Sprintf("checkpoint writes are %s of batch time; batches are too small for their fixed cost — raise the trigger interval or the admission limit", pct(top))})
+	case r.Limiting == StageState:
+		r.Findings = append(r.Findings, Finding{"stage", stateFinding(b, top)})
 	case r.Limiting == StagePlanning:
 		r.Findings = append(r.Findings, Finding{"stage", fmt.Sprintf("planning (listing offsets) is %s of batch time; the broker answers slowly or batches are tiny", pct(top))})
 	}
@@ -167,6 +206,12 @@ func Analyze(b Batch) Result {
 			slow := slices.MaxFunc(b.Tasks, func(a, c Task) int { return cmp.Compare(a.Total, c.Total) })
 			r.Findings = append(r.Findings, Finding{"skew", fmt.Sprintf("task %s took %.1f× the median task; the batch waits for it", slow.Name, r.Skew)})
 		}
+	}
+	// Skew across shuffle partitions (stage 2): compared among the
+	// partitions that received rows, so that keys spread over few of many
+	// partitions are not blamed for the empty ones.
+	if f, ok := shuffleSkew(b); ok && !relaxed {
+		r.Findings = append(r.Findings, f)
 	}
 	// Backlog skew.
 	var totalBacklog int64
@@ -204,6 +249,56 @@ func Analyze(b Batch) Result {
 	}
 	// Most important first: stage, then skew, then parallelism (stable).
 	return r
+}
+
+// stateFinding names the stateful operator that takes the most time and
+// says what would help.
+func stateFinding(b Batch, share float64) string {
+	if len(b.Operators) == 0 {
+		return fmt.Sprintf("stateful processing (stage 2 and state commits) is %s of batch time", pct(share))
+	}
+	op := slices.MaxFunc(b.Operators, func(x, y Operator) int {
+		return cmp.Compare(x.Update+x.Removal+x.Commit, y.Update+y.Removal+y.Commit)
+	})
+	msg := fmt.Sprintf("stateful operator %d (%s) is the bottleneck: state is %s of batch time (updates %s, evictions %s, commits %s over %d state stores; %s keys)",
+		op.ID, op.Name, pct(share), op.Update.Round(time.Millisecond), op.Removal.Round(time.Millisecond), op.Commit.Round(time.Millisecond), op.Stores, count(float64(op.Rows)))
+	if op.Commit > op.Update+op.Removal {
+		msg += fmt.Sprintf(" — committing %d stores every batch dominates: lower spark.sql.shuffle.partitions (pinned by a new checkpoint) or admit larger batches", op.Stores)
+	} else {
+		msg += " — state updates are CPU-bound: more workers, fewer keys (coarser windows or keys), or a shorter watermark delay so state is evicted sooner"
+	}
+	return msg
+}
+
+// shuffleSkew reports a stage-2 task that takes much longer than the
+// median of the shuffle partitions that received rows.
+func shuffleSkew(b Batch) (Finding, bool) {
+	var busy []Task
+	var rows int64
+	for _, t := range b.Shuffle {
+		if t.Rows > 0 {
+			busy = append(busy, t)
+			rows += t.Rows
+		}
+	}
+	if len(busy) < 2 {
+		return Finding{}, false
+	}
+	totals := make([]time.Duration, len(busy))
+	for i, t := range busy {
+		totals[i] = t.Total
+	}
+	slices.Sort(totals)
+	med := totals[len(totals)/2]
+	if len(totals)%2 == 0 {
+		med = (totals[len(totals)/2-1] + totals[len(totals)/2]) / 2
+	}
+	slow := slices.MaxFunc(busy, func(x, y Task) int { return cmp.Compare(x.Total, y.Total) })
+	if med <= 0 || float64(slow.Total) < 2*float64(med) || slow.Total <= b.Duration/4 {
+		return Finding{}, false
+	}
+	return Finding{"skew", fmt.Sprintf("shuffle partition %s took %.1f× the median stage-2 task with %s of the rows: skewed keys — the batch waits for it; spread the hot key (add a salt column to the grouping) or raise spark.sql.shuffle.partitions",
+		strings.TrimPrefix(slow.Name, "shuffle-"), float64(slow.Total)/float64(med), pct(float64(slow.Rows)/float64(rows)))}, true
 }
 
 // perTaskOverhead estimates a task's fixed cost as the intercept of a

@@ -18,6 +18,15 @@ func tasks(n int, rows int64, fetch, transform, sink time.Duration) []Task {
 	return out
 }
 
+// shuffleTasks are n stage-2 tasks of rows each taking total.
+func shuffleTasks(n int, rows int64, total time.Duration) []Task {
+	var out []Task
+	for i := 0; i < n; i++ {
+		out = append(out, Task{Name: fmt.Sprintf("shuffle-%d", i), Rows: rows, Total: total})
+	}
+	return out
+}
+
 func TestAnalyze(t *testing.T) {
 	cases := []struct {
 		name     string
@@ -67,6 +76,40 @@ func TestAnalyze(t *testing.T) {
 			batch:    Batch{Duration: 4 * ms, TriggerInterval: 5000 * ms, Checkpoint: 2 * ms, Workers: 2, Tasks: tasks(2, 5, ms/4, ms/4, ms/4)},
 			limiting: StageCheckpoint,
 			want:     nil,
+		},
+		{
+			// 200 state stores committed every batch: the commits dominate.
+			name: "state commits of many stores",
+			batch: Batch{Duration: 1000 * ms, Checkpoint: 20 * ms, Workers: 2, Tasks: tasks(2, 1000, 50*ms, 50*ms, 20*ms),
+				Shuffle: shuffleTasks(200, 50, 2*ms), StateCommit: 450 * ms,
+				Operators: []Operator{{ID: 0, Name: "stateStoreSave", Update: 80 * ms, Removal: 20 * ms, Commit: 900 * ms, Rows: 56000, Stores: 200}}},
+			limiting: StageState,
+			want:     []string{"stateful operator 0 (stateStoreSave) is the bottleneck: state is 65 % of batch time (updates 80ms, evictions 20ms, commits 900ms over 200 state stores; 56,000 keys) — committing 200 stores every batch dominates: lower spark.sql.shuffle.partitions"},
+		},
+		{
+			// A deduplication feeding an aggregation: the aggregation
+			// (operator 1) is the slow one, and it is CPU-bound.
+			name: "state updates of the slowest operator",
+			batch: Batch{Duration: 1000 * ms, Workers: 2, Tasks: tasks(2, 1000, 50*ms, 50*ms, 20*ms),
+				Shuffle: shuffleTasks(4, 5000, 350*ms), StateCommit: 20 * ms,
+				Operators: []Operator{{ID: 0, Name: "dedupe", Update: 100 * ms, Commit: 10 * ms, Stores: 4}, {ID: 1, Name: "stateStoreSave", Update: 600 * ms, Removal: 50 * ms, Commit: 10 * ms, Stores: 4}}},
+			limiting: StageState,
+			want:     []string{"stateful operator 1 (stateStoreSave) is the bottleneck: state is 72 % of batch time (updates 600ms, evictions 50ms, commits 10ms over 4 state stores; 0 keys) — state updates are CPU-bound"},
+		},
+		{
+			// One hot key: shuffle partition 3 gets most rows. The empty
+			// partitions (keys land on few of many) are not the median.
+			name: "skewed shuffle partition",
+			batch: Batch{Duration: 1000 * ms, Workers: 2, Tasks: tasks(2, 1000, 50*ms, 50*ms, 20*ms),
+				Shuffle: append(append(shuffleTasks(3, 100, 40*ms), Task{Name: "shuffle-3", Rows: 2700, Total: 600 * ms}), shuffleTasks(20, 0, ms/10)...)},
+			limiting: StageState, // 36 %: no stage finding, the skew is the news
+			want:     []string{"shuffle partition 3 took 15.0× the median stage-2 task with 90 % of the rows: skewed keys"},
+		},
+		{
+			name: "keys on few partitions of many are not skew",
+			batch: Batch{Duration: 1000 * ms, Workers: 2, Tasks: tasks(2, 1000, 300*ms, 300*ms, 20*ms),
+				Shuffle: append(shuffleTasks(4, 500, 60*ms), shuffleTasks(196, 0, ms/10)...)},
+			want: nil,
 		},
 		{
 			name:     "healthy batch says nothing",

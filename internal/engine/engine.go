@@ -883,7 +883,9 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 		return fmt.Errorf("batch %d: commit sink %s: %w", id, q.cfg.Sink.Description(), err)
 	}
 	sinkCommit := q.cfg.Clock.Now().Sub(sinkCommitStart)
+	var stateCommit time.Duration
 	if run != nil {
+		stateCommitStart := q.cfg.Clock.Now()
 		// State versions follow the sink's commit and precede commits/N.
 		// Once the sink has committed, a stop request no longer abandons
 		// the batch: finishing it costs a few fsyncs, re-running it would
@@ -891,6 +893,7 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 		if err := q.commitState(context.WithoutCancel(ctx), run, info); err != nil {
 			return fmt.Errorf("batch %d: commit state: %w", id, err)
 		}
+		stateCommit = q.cfg.Clock.Now().Sub(stateCommitStart)
 	}
 	info.Durations["addBatch"] = q.cfg.Clock.Now().Sub(addStart)
 	q.updateWatermark(info)
@@ -935,7 +938,7 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 		}
 		info.SourceMetrics = m.Metrics(info.End, latest)
 	}
-	info.Diagnosis = q.diagnose(info, sinkCommit)
+	info.Diagnosis = q.diagnose(info, sinkCommit, stateCommit)
 	if q.sampler != nil {
 		info.LatestAfterAt = q.cfg.Clock.Now()
 		if latest := q.sampler.sampleNow(ctx); latest != nil {
@@ -1144,7 +1147,7 @@ func (q *Query) runTask(ctx context.Context, id int64, idx int, reader source.Re
 }
 
 // diagnose runs the bottleneck analysis on a finished batch.
-func (q *Query) diagnose(info *BatchInfo, sinkCommit time.Duration) diagnose.Result {
+func (q *Query) diagnose(info *BatchInfo, sinkCommit, stateCommit time.Duration) diagnose.Result {
 	db := diagnose.Batch{
 		Duration:   info.Durations["triggerExecution"],
 		Checkpoint: info.Durations["walCommit"] + info.Durations["commitOffsets"],
@@ -1156,6 +1159,16 @@ func (q *Query) diagnose(info *BatchInfo, sinkCommit time.Duration) diagnose.Res
 	}
 	for _, t := range info.Tasks {
 		db.Tasks = append(db.Tasks, diagnose.Task{Name: t.Task, Rows: t.Rows, Fetch: t.Fetch, Transform: t.Transform, Sink: t.Sink, Store: t.Store, Overhead: t.Setup, Total: t.Duration})
+	}
+	for _, t := range info.ShuffleTasks {
+		db.Shuffle = append(db.Shuffle, diagnose.Task{Name: t.Task, Rows: t.Rows, Transform: t.Transform, Sink: t.Sink, Store: t.Store, Overhead: t.Setup, Total: t.Duration})
+	}
+	db.StateCommit = stateCommit
+	for i, so := range info.StateOperators {
+		msd := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
+		db.Operators = append(db.Operators, diagnose.Operator{ID: len(info.StateOperators) - 1 - i, Name: so.OperatorName,
+			Update: msd(so.AllUpdatesTimeMs), Removal: msd(so.AllRemovalsTimeMs), Commit: msd(so.CommitTimeMs),
+			Rows: so.NumRowsTotal, Stores: so.NumStateStoreInstances})
 	}
 	// Backlog per partition at planning: latest − start.
 	if st, ok := info.Start.(source.PartitionedOffset); ok {

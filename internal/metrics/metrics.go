@@ -39,6 +39,10 @@ const (
 	LabelStatus    = "status"
 	LabelID        = "id"
 	LabelRunID     = "run_id"
+	// LabelOperator names a stateful operator: its id in plan order (the
+	// state/<id> directory of the checkpoint) and its progress name, as
+	// "0 stateStoreSave".
+	LabelOperator = "operator"
 )
 
 // DefaultDurationBuckets are the buckets of sluice_batch_duration_seconds,
@@ -87,6 +91,11 @@ type Metrics struct {
 	partLagRecords, partLagSeconds, partHealth                 *prometheus.GaugeVec
 	checkpointBytes, checkpointFiles, buffered, limit, queryID *prometheus.GaugeVec
 
+	stateRows, stateMemory                   *prometheus.GaugeVec
+	stateUpdated, stateRemoved, stateDropped *prometheus.CounterVec
+	watermarkTime, watermarkDelay            *prometheus.GaugeVec
+	now                                      func() time.Time
+
 	collectors []prometheus.Collector
 	names      []string
 }
@@ -100,7 +109,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	m := &Metrics{cfg: cfg, queries: map[string]*Query{}}
+	m := &Metrics{cfg: cfg, queries: map[string]*Query{}, now: time.Now}
 	q := []string{LabelQuery}
 	qt := []string{LabelQuery, LabelTopic}
 	qtp := []string{LabelQuery, LabelTopic, LabelPartition}
@@ -157,6 +166,19 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	m.checkpointFiles = gauge("sluice_checkpoint_files", "Files in the checkpoint directory.", q)
 	m.buffered = gauge("sluice_source_buffered_bytes", "Bytes fetched by the source and not yet read by a batch.", q)
 	m.limit = gauge("sluice_admission_limit_records", "Records a batch may admit at most; 0 means no limit.", q)
+	qo := []string{LabelQuery, LabelOperator}
+	opCounter := func(name, help string) *prometheus.CounterVec {
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, qo)
+		m.add(name, v)
+		return v
+	}
+	m.stateRows = gauge("sluice_state_rows", "Rows (keys) a stateful operator holds in its state stores after the last batch (numRowsTotal).", qo)
+	m.stateMemory = gauge("sluice_state_memory_bytes", "Memory a stateful operator's state stores use after the last batch (memoryUsedBytes).", qo)
+	m.stateUpdated = opCounter("sluice_state_rows_updated_total", "State rows written by a stateful operator (numRowsUpdated, summed over batches).")
+	m.stateRemoved = opCounter("sluice_state_rows_removed_total", "State rows a stateful operator evicted (numRowsRemoved, summed over batches).")
+	m.stateDropped = opCounter("sluice_state_rows_dropped_by_watermark_total", "Late rows a stateful operator dropped because they were at or below the watermark (numRowsDroppedByWatermark, summed over batches).")
+	m.watermarkTime = gauge("sluice_watermark_timestamp_seconds", "Event-time watermark the last batch used, as Unix time (queries with a watermark, once it has moved from 0).", q)
+	m.watermarkDelay = gauge("sluice_watermark_delay_seconds", "How far the watermark is behind the wall clock at scrape time: now − watermark.", q)
 	m.queryID = gauge("sluice_query_info", "Always 1; labels carry the query id and run id.", []string{LabelQuery, LabelID, LabelRunID})
 
 	if err := reg.Register(m); err != nil {
@@ -200,6 +222,12 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	now := m.now()
+	for _, q := range m.queries {
+		if !q.watermark.IsZero() {
+			m.watermarkDelay.WithLabelValues(q.label).Set(now.Sub(q.watermark).Seconds())
+		}
+	}
 	for _, c := range m.collectors {
 		c.Collect(ch)
 	}
@@ -212,7 +240,11 @@ type Query struct {
 	refresh func()
 	parts   map[partition.ID]bool // partitions with series
 	topics  map[string]bool
-	removed bool
+	// operators are the operator label values with series; watermark is
+	// the last batch's watermark (zero: none yet).
+	operators map[string]bool
+	watermark time.Time
+	removed   bool
 }
 
 // AddQuery starts exporting a query under the label value name (use the
@@ -293,6 +325,7 @@ func (q *Query) ObserveProgress(p *progress.Progress) {
 	}
 	m.inRate.WithLabelValues(l).Set(float64(p.InputRowsPerSecond))
 	m.procRate.WithLabelValues(l).Set(float64(p.ProcessedRowsPerSecond))
+	q.observeState(p)
 	s := p.Sluice
 	if s == nil {
 		return
@@ -319,6 +352,50 @@ func (q *Query) ObserveProgress(p *progress.Progress) {
 		}
 	}
 	q.setState(s)
+}
+
+// OperatorLabel is the operator label value of stateOperators[i] of a
+// progress report with n of them: Spark lists the downstream operator
+// first, so its id in plan order is n−1−i.
+func OperatorLabel(i, n int, name string) string {
+	return strconv.Itoa(n-1-i) + " " + name
+}
+
+// observeState records the state operators' figures and the watermark of a
+// batch. Operators a report no longer lists lose their series.
+func (q *Query) observeState(p *progress.Progress) {
+	m, l := q.m, q.label
+	seen := map[string]bool{}
+	for i, so := range p.StateOperators {
+		op := OperatorLabel(i, len(p.StateOperators), so.OperatorName)
+		seen[op] = true
+		m.stateRows.WithLabelValues(l, op).Set(float64(so.NumRowsTotal))
+		m.stateMemory.WithLabelValues(l, op).Set(float64(so.MemoryUsedBytes))
+		m.stateUpdated.WithLabelValues(l, op).Add(float64(max(so.NumRowsUpdated, 0)))
+		m.stateRemoved.WithLabelValues(l, op).Add(float64(max(so.NumRowsRemoved, 0)))
+		m.stateDropped.WithLabelValues(l, op).Add(float64(max(so.NumRowsDroppedByWatermark, 0)))
+	}
+	if len(p.StateOperators) > 0 {
+		for op := range q.operators {
+			if seen[op] {
+				continue
+			}
+			match := prometheus.Labels{LabelQuery: l, LabelOperator: op}
+			for _, v := range []*prometheus.GaugeVec{m.stateRows, m.stateMemory} {
+				v.DeletePartialMatch(match)
+			}
+			for _, v := range []*prometheus.CounterVec{m.stateUpdated, m.stateRemoved, m.stateDropped} {
+				v.DeletePartialMatch(match)
+			}
+		}
+		q.operators = seen
+	}
+	if w, ok := p.EventTime[progress.EventTimeWatermark]; ok {
+		if t, err := progress.ParseTime(w); err == nil && t.UnixMilli() > 0 {
+			q.watermark = t
+			m.watermarkTime.WithLabelValues(l).Set(float64(t.UnixMilli()) / 1000)
+		}
+	}
 }
 
 // SetState sets the gauges of the groups present in s: lag (per query,

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -301,6 +302,7 @@ func exportedNames(t *testing.T) (*Metrics, map[string]*dto.MetricFamily) {
 	m, reg := newMetrics(t)
 	q := m.AddQuery("q", "id", "run", nil)
 	q.ObserveProgress(sample(0, 3, part("t", 0, 10, 1, "OK")))
+	q.ObserveProgress(statefulSample(1, "2024-05-14T09:58:30.000Z", progress.StateOperatorProgress{OperatorName: "stateStoreSave", NumRowsTotal: 1}))
 	return m, gather(t, reg)
 }
 
@@ -313,7 +315,7 @@ func TestNamesMatchRegistry(t *testing.T) {
 			t.Errorf("%s lacks the sluice_ prefix", name)
 		}
 		unitOK := false
-		for _, suffix := range []string{"_total", "_seconds", "_bytes", "_ratio", "_records", "_files", "_per_second", "_id", "_status", "_info", "_never"} {
+		for _, suffix := range []string{"_total", "_seconds", "_bytes", "_ratio", "_records", "_files", "_per_second", "_id", "_status", "_info", "_never", "_rows"} {
 			if strings.HasSuffix(name, suffix) {
 				unitOK = true
 			}
@@ -328,5 +330,81 @@ func TestNamesMatchRegistry(t *testing.T) {
 	slices.Sort(got)
 	if want := m.Names(); !slices.Equal(got, want) {
 		t.Errorf("registry families\n%v\nNames()\n%v", got, want)
+	}
+}
+
+// statefulSample is a batch of a query with a deduplication feeding an
+// aggregation (Spark lists the downstream operator first) and a watermark.
+func statefulSample(batch int64, watermark string, ops ...progress.StateOperatorProgress) *progress.Progress {
+	p := sample(batch, 1, part("t", 0, 10, 1, "OK"))
+	p.StateOperators = ops
+	p.EventTime = map[string]string{progress.EventTimeMin: "2024-05-14T09:59:00.000Z", progress.EventTimeWatermark: watermark}
+	return p
+}
+
+func TestStateOperatorsAndWatermark(t *testing.T) {
+	m, reg := newMetrics(t)
+	now := time.Date(2024, 5, 14, 10, 0, 0, 0, time.UTC)
+	m.now = func() time.Time { return now }
+	q := m.AddQuery("iot", "id-1", "run-1", nil)
+	save := func(total, updated, removed, mem, dropped int64) progress.StateOperatorProgress {
+		return progress.StateOperatorProgress{OperatorName: "stateStoreSave", NumRowsTotal: total, NumRowsUpdated: updated,
+			NumRowsRemoved: removed, MemoryUsedBytes: mem, NumRowsDroppedByWatermark: dropped}
+	}
+	dedupe := progress.StateOperatorProgress{OperatorName: "dedupe", NumRowsTotal: 7, NumRowsUpdated: 7, MemoryUsedBytes: 700}
+	// Before the first watermark (epoch 0) there is no watermark series.
+	q.ObserveProgress(statefulSample(0, "1970-01-01T00:00:00.000Z", save(10, 10, 0, 4096, 0), dedupe))
+	fams := gather(t, reg)
+	if s := find(fams, "sluice_watermark_delay_seconds", map[string]string{"query": "iot"}); s != nil {
+		t.Errorf("watermark delay exported before the watermark moved: %v", value(s))
+	}
+	q.ObserveProgress(statefulSample(1, "2024-05-14T09:58:30.000Z", save(6, 3, 7, 2048, 2), dedupe))
+	now = now.Add(30 * time.Second) // a scrape later: the delay grows with the wall clock
+	fams = gather(t, reg)
+	agg := map[string]string{"query": "iot", "operator": "1 stateStoreSave"}
+	dd := map[string]string{"query": "iot", "operator": "0 dedupe"}
+	ql := map[string]string{"query": "iot"}
+	for _, tt := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"sluice_state_rows", agg, 6},
+		{"sluice_state_memory_bytes", agg, 2048},
+		{"sluice_state_rows_updated_total", agg, 13},
+		{"sluice_state_rows_removed_total", agg, 7},
+		{"sluice_state_rows_dropped_by_watermark_total", agg, 2},
+		{"sluice_state_rows", dd, 7},
+		{"sluice_state_rows_updated_total", dd, 14},
+		{"sluice_state_memory_bytes", dd, 700},
+		{"sluice_watermark_timestamp_seconds", ql, float64(time.Date(2024, 5, 14, 9, 58, 30, 0, time.UTC).Unix())},
+		{"sluice_watermark_delay_seconds", ql, 120}, // 10:00:30 − 09:58:30
+	} {
+		s := find(fams, tt.name, tt.labels)
+		if s == nil {
+			t.Errorf("%s%v: no series", tt.name, tt.labels)
+			continue
+		}
+		if got := value(s); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("%s%v = %v, want %v", tt.name, tt.labels, got, tt.want)
+		}
+	}
+	// A restarted plan without the deduplication: its series go.
+	q.ObserveProgress(statefulSample(2, "2024-05-14T09:58:40.000Z", save(6, 0, 0, 2048, 0)))
+	fams = gather(t, reg)
+	if s := find(fams, "sluice_state_rows", map[string]string{"query": "iot", "operator": "0 stateStoreSave"}); value(s) != 6 {
+		t.Errorf("state rows of the only operator = %v, want 6", value(s))
+	}
+	for _, name := range []string{"sluice_state_rows", "sluice_state_memory_bytes", "sluice_state_rows_updated_total"} {
+		if s := find(fams, name, dd); s != nil {
+			t.Errorf("%s still has the dropped operator's series", name)
+		}
+	}
+	q.Remove()
+	fams = gather(t, reg)
+	for _, name := range []string{"sluice_state_rows", "sluice_watermark_delay_seconds", "sluice_watermark_timestamp_seconds"} {
+		if s := find(fams, name, ql); s != nil {
+			t.Errorf("%s survives Remove", name)
+		}
 	}
 }

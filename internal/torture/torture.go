@@ -1,7 +1,11 @@
 // Package torture proves exactly-once output by killing: it runs a
 // Kafka → sink pipeline as a child process, kills it with SIGKILL at random
 // moments while a producer keeps writing, restarts it, and finally checks
-// that every produced record is in the sink's committed output exactly once.
+// the sink's committed output. Two pipelines: "copy" (every produced record
+// is in the output exactly once) and "window", a stateful one (a windowed
+// count per key with a watermark in append mode: every window the final
+// watermark has passed is in the output exactly once, with the count and
+// the sum of ids of exactly the records that fall in it).
 //
 // The child is `sluice run` (any binary that accepts `run PIPELINE.yaml`);
 // the broker runs in another child so that kills hit only the query. With
@@ -44,6 +48,12 @@ import (
 // Sinks lists the sink formats Run can check.
 var Sinks = []string{"parquet", "json", "delta", "kafka"}
 
+// Pipelines lists the queries Run can torture: "copy" selects the records
+// into the sink; "window" counts them per key and 10-second event-time
+// window with a 30-second watermark, in append mode (stateful: state store,
+// exchange, watermark in the checkpoint, no-data batches).
+var Pipelines = []string{"copy", "window"}
+
 // Stores lists where the output and the checkpoint can live: the local
 // disk, Azurite (Azure Blob Storage / ADLS) or an S3 emulator.
 var Stores = []string{"local", "azurite", "s3"}
@@ -54,6 +64,8 @@ type Config struct {
 	// os.Executable with args; a test binary re-executes itself).
 	Command func(ctx context.Context, args ...string) *exec.Cmd
 	Sink    string
+	// Pipeline is one of Pipelines ("" is "copy").
+	Pipeline string
 	// Kills is how many times the query is killed.
 	Kills int
 	// Records is how many records the producer writes in total (over 4
@@ -74,12 +86,24 @@ type Config struct {
 
 // Result is what the final check found.
 type Result struct {
-	Produced   int
-	Output     int // rows in the committed output
+	Pipeline string
+	Produced int // records produced
+	// Output is the rows in the committed output: records for "copy",
+	// windows (one row per window and key) for "window".
+	Output int
+	// Distinct, Lost and Duplicated count records ("copy") or windows
+	// ("window"): a window is lost when the final watermark passed its
+	// end and no row has it, duplicated when more than one row has it.
 	Distinct   int
 	Lost       int
 	Duplicated int
-	Kills      int
+	// Windows is how many windows the final watermark has passed (the
+	// output "window" must have); WrongCount how many output windows have
+	// a count or sum of ids other than their records'; Unexpected how
+	// many output rows name a window that should not be emitted yet or
+	// does not exist. Zero for "copy".
+	Windows, WrongCount, Unexpected int
+	Kills                           int
 	// Batches is how many batches the killed runs committed (before the
 	// final drain): kills that land mid-work, not only at start-up.
 	Batches int64
@@ -93,6 +117,10 @@ type Result struct {
 func (r Result) String() string {
 	s := fmt.Sprintf("%d kills (%d batches committed between them); produced %d, output %d rows (%d distinct): %d lost, %d duplicated",
 		r.Kills, r.Batches, r.Produced, r.Output, r.Distinct, r.Lost, r.Duplicated)
+	if r.Pipeline == "window" {
+		s = fmt.Sprintf("%d kills (%d batches committed between them); produced %d records in %d closed windows; output %d window rows (%d distinct): %d lost, %d duplicated, %d with a wrong count, %d unexpected",
+			r.Kills, r.Batches, r.Produced, r.Windows, r.Output, r.Distinct, r.Lost, r.Duplicated, r.WrongCount, r.Unexpected)
+	}
 	if r.GlobRows >= 0 {
 		s += fmt.Sprintf("; a glob of the directory reads %d rows (%d in files no log lists)", r.GlobRows, r.GlobRows-r.Output)
 	}
@@ -100,7 +128,12 @@ func (r Result) String() string {
 }
 
 // OK reports exactly-once.
-func (r Result) OK() bool { return r.Lost == 0 && r.Duplicated == 0 && r.Output == r.Produced }
+func (r Result) OK() bool {
+	if r.Pipeline == "window" {
+		return r.Lost == 0 && r.Duplicated == 0 && r.WrongCount == 0 && r.Unexpected == 0 && r.Output == r.Windows && r.Windows > 0
+	}
+	return r.Lost == 0 && r.Duplicated == 0 && r.Output == r.Produced
+}
 
 func (c *Config) cmd(ctx context.Context, args ...string) *exec.Cmd { return c.Command(ctx, args...) }
 
@@ -154,11 +187,22 @@ func (c *Config) pipeline(addr, trigger string) (string, error) {
 	default:
 		return "", fmt.Errorf("torture: sink %q (allowed: %s)", c.Sink, strings.Join(Sinks, ", "))
 	}
-	top := ""
+	conf := map[string]string{}
 	if c.emu != nil {
+		maps.Copy(conf, c.emu.Conf)
+	}
+	transform := `  - selectExpr: ["CAST(key AS STRING) AS key", "CAST(value AS STRING) AS value", "partition", "offset"]
+`
+	if c.Pipeline == "window" {
+		conf["spark.sql.shuffle.partitions"] = "4"
+		sink = "  outputMode: append\n" + sink
+		transform = windowTransform
+	}
+	top := ""
+	if len(conf) > 0 {
 		top = "options:\n"
-		for _, k := range slices.Sorted(maps.Keys(c.emu.Conf)) {
-			top += fmt.Sprintf("  %s: %q\n", k, c.emu.Conf[k])
+		for _, k := range slices.Sorted(maps.Keys(conf)) {
+			top += fmt.Sprintf("  %s: %q\n", k, conf[k])
 		}
 	}
 	y := fmt.Sprintf(`name: torture
@@ -170,12 +214,11 @@ func (c *Config) pipeline(addr, trigger string) (string, error) {
     startingOffsets: earliest
     maxOffsetsPerTrigger: 500
 transform:
-  - selectExpr: ["CAST(key AS STRING) AS key", "CAST(value AS STRING) AS value", "partition", "offset"]
-sink:
+%ssink:
 %s    checkpointLocation: %s
 trigger:
   %s
-`, top, addr, sink, c.chkPath(), trigger)
+`, top, addr, transform, sink, c.chkPath(), trigger)
 	p := filepath.Join(c.Dir, "pipeline-"+strings.Fields(trigger)[0]+".yaml")
 	return p, os.WriteFile(p, []byte(y), 0o644)
 }
@@ -195,6 +238,13 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		c.MaxUp = c.MinUp + 1200*time.Millisecond
 	}
 	r := rand.New(rand.NewPCG(c.Seed, c.Seed^0x5eed))
+	switch c.Pipeline {
+	case "":
+		c.Pipeline = "copy"
+	case "copy", "window":
+	default:
+		return Result{}, fmt.Errorf("torture: pipeline %q (allowed: %s)", c.Pipeline, strings.Join(Pipelines, ", "))
+	}
 	switch c.Store {
 	case "", "local":
 	case "azurite", "s3":
@@ -247,6 +297,9 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		gap := expected / time.Duration(max(c.Records, 1))
 		for i := 0; i < c.Records; i++ {
 			rec := &kgo.Record{Topic: "torture", Key: []byte(fmt.Sprintf("k%d", i%97)), Value: []byte(fmt.Sprintf("id-%08d", i))}
+			if c.Pipeline == "window" {
+				rec.Key, rec.Value = windowRecord(i)
+			}
 			if err := cl.ProduceSync(pctx, rec).FirstErr(); err != nil {
 				perr = err
 				return
@@ -263,7 +316,7 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		}
 	}()
 
-	res := Result{}
+	res := Result{Pipeline: c.Pipeline}
 	for k := 0; k < c.Kills; k++ {
 		cmd := c.cmd(ctx, "run", running, "--quiet", "--ui-addr", "off", "--log-level", "error")
 		var stderr strings.Builder
@@ -308,6 +361,9 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		if res.GlobRows, err = GlobRows(ctx, root, c.Sink); err != nil {
 			return res, err
 		}
+	}
+	if c.Pipeline == "window" {
+		return res, checkWindows(&res, values)
 	}
 	count := map[string]int{}
 	for _, v := range values {

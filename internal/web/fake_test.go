@@ -254,6 +254,12 @@ func simulate(id, runID, name string, n int, start time.Time) []*progress.Progre
 		} else {
 			pr.Sluice.Diagnosis = &progress.DiagnosisInfo{Limiting: "sink write"}
 		}
+		// A windowed count per customer: one state operator, a watermark a
+		// minute behind the batch, late rows in every fifth batch.
+		pr.StateOperators = []progress.StateOperatorProgress{{OperatorName: "stateStoreSave", NumRowsTotal: 1000 + int64(b)*10,
+			NumRowsUpdated: rows / 3, NumRowsRemoved: int64(b), MemoryUsedBytes: (1000 + int64(b)*10) * 160,
+			NumRowsDroppedByWatermark: int64(b % 5), NumShufflePartitions: 8, NumStateStoreInstances: 8, CommitTimeMs: 12}}
+		pr.EventTime = map[string]string{"watermark": progress.FormatTime(ts.Add(-time.Minute))}
 		pr.SumSources()
 		out = append(out, pr)
 	}
@@ -271,6 +277,7 @@ func plainProgress(id, runID string, n int, start time.Time) []*progress.Progres
 	full := simulate(id, runID, "", n, start)
 	for _, p := range full {
 		p.Sluice = nil
+		p.StateOperators, p.EventTime = nil, nil // and a stateless one
 	}
 	return full
 }

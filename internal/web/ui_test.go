@@ -234,6 +234,18 @@ func TestUIInChromium(t *testing.T) {
 	if !slices.Equal(rows, wantRows) {
 		t.Errorf("partition table rows %q, want %q", rows, wantRows)
 	}
+	// The state panel: the operator's rows, memory, late rows and the
+	// watermark's delay behind now.
+	srows, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#state-rows tr')].map(tr => [...tr.cells].map(c => c.textContent).join('|'))`))
+	must("read state table", err)
+	so := last.StateOperators[0]
+	if want := fmt.Sprintf("0 stateStoreSave|%s|", groupThousands(so.NumRowsTotal)); len(srows) != 1 || !strings.HasPrefix(srows[0], want) ||
+		!strings.Contains(srows[0], fmt.Sprintf("|%d|8|12", so.NumRowsDroppedByWatermark)) {
+		t.Errorf("state table %q, want one row starting %q with %d late rows, 8 stores, commit 12 ms", srows, want, so.NumRowsDroppedByWatermark)
+	}
+	if wm := text("state-watermark"); !strings.Contains(wm, "watermark "+last.EventTime["watermark"][:19]) || !strings.Contains(wm, "behind now") {
+		t.Errorf("state watermark %q, want the watermark and its delay", wm)
+	}
 	// The diagnosis, the batch table with Spark's durationMs keys, the start
 	// time and uptime, times in UTC.
 	if want := last.Sluice.Diagnosis.Findings; len(want) == 0 || text("diagnosis") != want[0] {
@@ -296,6 +308,9 @@ func TestUIInChromium(t *testing.T) {
 	r = waitFor("window.__sluiceRendered.query === 'q-plain' && window.__sluiceRendered.batches === 5")
 	if want := 5 * (2 + 1 + 4); r.Charts != 3 || r.Points != want || r.Partitions != 4 {
 		t.Errorf("plain query rendered %+v, want 3 charts, %d points, 4 partitions", r, want)
+	}
+	if stateHidden, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.getElementById('state-panel').hidden`)); err != nil || !stateHidden {
+		t.Errorf("state panel shown for a stateless query (%v)", err)
 	}
 	hidden, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.getElementById('limits').hidden`))
 	must("read limits visibility", err)

@@ -20,7 +20,7 @@
 
   // Read by the headless-browser test: how much was drawn.
   var rendered = window.__sluiceRendered = { charts: 0, points: 0, batches: 0, partitions: 0, query: null, polls: 0,
-    arrivalPoints: 0, limitMarks: 0, batchRows: 0, findings: 0 };
+    arrivalPoints: 0, limitMarks: 0, batchRows: 0, findings: 0, stateRows: 0 };
   var errors = window.__sluiceErrors = [];
   window.addEventListener('error', function (e) {
     var m = String(e.message || e);
@@ -531,8 +531,43 @@
       setText('ckpt-files', 'bytes');
     }
     renderTable(lp);
+    renderState(lp);
     renderDiagnosis(lp);
     renderBatches(hist);
+  }
+
+  // renderState shows the stateful operators of the last report (Spark's
+  // stateOperators, downstream first) and the watermark with its delay
+  // behind the wall clock; the panel is hidden for stateless queries.
+  function renderState(lp) {
+    var ops = lp && Array.isArray(lp.stateOperators) ? lp.stateOperators : [];
+    var panel = $('state-panel'), body = $('state-rows');
+    panel.hidden = !ops.length;
+    body.textContent = '';
+    ops.forEach(function (o, i) {
+      var tr = document.createElement('tr');
+      function cell(text, cls) {
+        var td = document.createElement('td');
+        if (cls) td.className = cls;
+        td.textContent = text;
+        tr.appendChild(td);
+      }
+      function n(v) { return num(v) === null ? '—' : group(v); }
+      cell((ops.length - 1 - i) + ' ' + (typeof o.operatorName === 'string' ? o.operatorName : '?'));
+      cell(n(o.numRowsTotal), 'num');
+      cell(num(o.memoryUsedBytes) === null ? '—' : fmtBytes(o.memoryUsedBytes), 'num');
+      cell(n(o.numRowsUpdated), 'num');
+      cell(n(o.numRowsRemoved), 'num');
+      cell(n(o.numRowsDroppedByWatermark), 'num' + (num(o.numRowsDroppedByWatermark) > 0 ? ' warn' : ''));
+      cell(n(o.numStateStoreInstances), 'num');
+      cell(n(o.commitTimeMs), 'num');
+      body.appendChild(tr);
+    });
+    rendered.stateRows = ops.length;
+    var wm = lp && lp.eventTime && typeof lp.eventTime.watermark === 'string' ? Date.parse(lp.eventTime.watermark) : NaN;
+    setText('state-watermark', isFinite(wm) && wm > 0 ?
+      'watermark ' + new Date(wm).toISOString() + ' · ' + fmtSeconds(Math.max(0, Date.now() - wm) / 1000) + ' behind now' :
+      (ops.length ? 'no watermark yet' : ''));
   }
 
   function renderDiagnosis(lp) {

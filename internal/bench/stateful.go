@@ -1,0 +1,145 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-stream/sluice"
+	"github.com/sluice-stream/sluice/progress"
+)
+
+// StatefulKeys is how many distinct keys the stateful measurement groups
+// by: the last four digits of the preloaded orders' sequential ids.
+const StatefulKeys = 10_000
+
+// Stateful is a windowed count per key (Kafka → from_json → 10-second
+// tumbling window count per key, with a watermark, append mode → noop)
+// against the stateless seed query on the same records, alternating in the
+// same run.
+type Stateful struct {
+	Records int    `json:"records"`
+	Keys    int    `json:"keys"`
+	Window  string `json:"window"`
+	// ShufflePartitions is the query's spark.sql.shuffle.partitions: the
+	// state store instances a batch commits.
+	ShufflePartitions      int     `json:"shuffle_partitions"`
+	Watermark              string  `json:"watermark"`
+	StatefulRecordsPerSec  float64 `json:"stateful_records_per_sec"`
+	StatelessRecordsPerSec float64 `json:"stateless_records_per_sec"`
+	// Ratio is stateful over stateless records/s (medians); Met says
+	// whether it reaches TargetStateful.
+	Ratio   float64 `json:"ratio"`
+	Target  float64 `json:"target"`
+	Met     bool    `json:"met"`
+	Batches int64   `json:"batches"`
+	// PeakStateRows and PeakStateBytes are the largest numRowsTotal and
+	// memoryUsedBytes a batch of the last stateful round reported.
+	PeakStateRows  int64 `json:"peak_state_rows"`
+	PeakStateBytes int64 `json:"peak_state_bytes"`
+}
+
+// statefulRounds alternates the stateless seed query and the windowed
+// count over the preloaded topic and reports their medians.
+func statefulRounds(ctx context.Context, addr string, cfg *Config) (*Stateful, error) {
+	st := &Stateful{Records: cfg.Records, Keys: StatefulKeys, Window: "10 seconds", Watermark: "10 seconds", Target: TargetStateful,
+		ShufflePartitions: cfg.ShufflePartitions}
+	if st.ShufflePartitions <= 0 {
+		st.ShufflePartitions = 200 // Spark's default
+	}
+	var less, full []float64
+	for r := 0; r < cfg.Rounds; r++ {
+		sl, _, err := sluiceConsume(ctx, addr, "bench", cfg.Records, 0, cfg.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("stateless query: %w", err)
+		}
+		if cfg.CPUProfile != "" && r == 0 {
+			f, err := os.Create(cfg.CPUProfile)
+			if err != nil {
+				return nil, err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return nil, err
+			}
+		}
+		sf, err := statefulConsume(ctx, addr, "bench", cfg.Records, cfg.Logger, st)
+		if cfg.CPUProfile != "" && r == 0 {
+			pprof.StopCPUProfile()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stateful query: %w", err)
+		}
+		less, full = append(less, sl), append(full, sf)
+		cfg.Logf("stateful round %d: stateless %.0f rec/s, window count per key %.0f rec/s (%d batches, peak state %d rows, %d bytes)",
+			r+1, sl, sf, st.Batches, st.PeakStateRows, st.PeakStateBytes)
+	}
+	st.StatelessRecordsPerSec, st.StatefulRecordsPerSec = median(less), median(full)
+	st.Ratio = st.StatefulRecordsPerSec / st.StatelessRecordsPerSec
+	st.Met = st.Ratio >= TargetStateful
+	return st, nil
+}
+
+// statefulConsume runs the windowed count in this process until n input
+// records were committed, like sluiceConsume.
+func statefulConsume(ctx context.Context, addr, topic string, n int, log *slog.Logger, st *Stateful) (float64, error) {
+	chk, err := os.MkdirTemp("", "sluice-bench-stateful-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(chk)
+	var rows, batches, peakRows, peakBytes atomic.Int64
+	var doneAt atomic.Int64
+	done := make(chan struct{})
+	listener := &progress.ListenerFuncs{OnProgress: func(e progress.ProgressEvent) {
+		batches.Add(1)
+		for _, so := range e.Progress.StateOperators {
+			if so.NumRowsTotal > peakRows.Load() {
+				peakRows.Store(so.NumRowsTotal)
+			}
+			if so.MemoryUsedBytes > peakBytes.Load() {
+				peakBytes.Store(so.MemoryUsedBytes)
+			}
+		}
+		if rows.Add(e.Progress.NumInputRows) >= int64(n) && doneAt.CompareAndSwap(0, time.Now().UnixNano()) {
+			close(done)
+		}
+	}}
+	s := sluice.NewSession(sluice.WithLogger(log))
+	s.SetConf("spark.sql.shuffle.partitions", fmt.Sprint(st.ShufflePartitions))
+	start := time.Now()
+	q, err := s.ReadStream().Format("kafka").
+		Option("kafka.bootstrap.servers", addr).
+		Option("subscribe", topic).
+		Option("startingOffsets", "earliest").
+		Load().
+		SelectExpr("from_json(CAST(value AS STRING), 'order_id STRING, ts TIMESTAMP') AS o").
+		SelectExpr(fmt.Sprintf("substr(o.order_id, -%d) AS k", len(fmt.Sprint(StatefulKeys-1))), "o.ts AS ts").
+		WithWatermark("ts", st.Watermark).
+		GroupBy(fmt.Sprintf("window(ts, '%s')", st.Window), "k").Agg("count(*) AS n").
+		WriteStream().Format("noop").
+		OutputMode("append").
+		Option("checkpointLocation", chk).
+		AddListener(listener).
+		Start(ctx)
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	case <-time.After(10 * time.Minute):
+	}
+	elapsed := time.Duration(doneAt.Load() - start.UnixNano())
+	if err := q.Stop(); err != nil {
+		return 0, err
+	}
+	if rows.Load() < int64(n) {
+		return 0, fmt.Errorf("query saw %d of %d records", rows.Load(), n)
+	}
+	st.Batches, st.PeakStateRows, st.PeakStateBytes = batches.Load(), peakRows.Load(), peakBytes.Load()
+	return float64(n) / elapsed.Seconds(), nil
+}
