@@ -188,7 +188,11 @@ func TestRunSIGINTDuringStartupExitsZero(t *testing.T) {
 	l.Close()
 	p, chk := slowPipeline(t, addr, "1ms")
 	cmd, out := sluiceChild(t, "run", p, "--ui-addr", "off", "--log-level", "info")
-	time.Sleep(700 * time.Millisecond)
+	// Start logs the memory budget once sluice run's signal handler is in
+	// place and before it reaches for the brokers (a fixed sleep could
+	// signal a child still starting up, which then dies of SIGINT).
+	waitOutput(t, out, `msg="memory budget"`)
+	time.Sleep(200 * time.Millisecond) // inside the connection retries
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
