@@ -131,10 +131,21 @@ func checkPathExists(p string) error {
 	return nil
 }
 
-// listFiles lists the input files: every file matched by the pattern and
-// every file under a matched directory, skipping hidden names and names
-// not matching nameFilter. The result is sorted by path.
-func listFiles(pattern, nameFilter string) ([]fileInfo, error) {
+// partitionDir reports a directory name of the form key=value.
+func partitionDir(name string) bool {
+	k, _, ok := strings.Cut(name, "=")
+	return ok && k != ""
+}
+
+// listFiles lists the input files, sorted by path, skipping hidden names
+// and names not matching nameFilter. As Spark's streaming file source, a
+// file is read when the path (a glob or not) matches it, or matches its
+// directory, or matches a directory it sits under through key=value
+// partition directories only: `dir` reads dir's files and its partitions,
+// `dir/*/*` the files two levels down and the files of the directories
+// there. Other subdirectories are read only with recursive
+// (recursiveFileLookup=true: everything under a matched directory).
+func listFiles(pattern, nameFilter string, recursive bool) ([]fileInfo, error) {
 	seen := map[string]bool{}
 	var out []fileInfo
 	add := func(path string, info fs.FileInfo) {
@@ -148,6 +159,39 @@ func listFiles(pattern, nameFilter string) ([]fileInfo, error) {
 		}
 		seen[path] = true
 		out = append(out, fileInfo{path: path, modMs: info.ModTime().UnixMilli(), size: info.Size()})
+	}
+	// walk adds the files under dir, descending only into key=value
+	// directories unless recursive.
+	walk := func(dir string) error {
+		return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			if path == dir {
+				return nil
+			}
+			if hiddenName(d.Name()) || (d.IsDir() && !recursive && !partitionDir(d.Name())) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.IsDir() {
+				return nil
+			}
+			info, err := os.Stat(path) // follows symlinks
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			add(path, info)
+			return nil
+		})
 	}
 	for _, p := range mustExpand(pattern) {
 		matches, err := filepath.Glob(p)
@@ -168,36 +212,7 @@ func listFiles(pattern, nameFilter string) ([]fileInfo, error) {
 				}
 				continue
 			}
-			err = filepath.WalkDir(m, func(path string, d fs.DirEntry, err error) error {
-				if err != nil {
-					if errors.Is(err, fs.ErrNotExist) {
-						return nil
-					}
-					return err
-				}
-				if path == m {
-					return nil
-				}
-				if hiddenName(d.Name()) {
-					if d.IsDir() {
-						return filepath.SkipDir
-					}
-					return nil
-				}
-				if d.IsDir() {
-					return nil
-				}
-				info, err := os.Stat(path) // follows symlinks
-				if err != nil {
-					if errors.Is(err, fs.ErrNotExist) {
-						return nil
-					}
-					return err
-				}
-				add(path, info)
-				return nil
-			})
-			if err != nil {
+			if err := walk(m); err != nil {
 				return nil, fmt.Errorf("file source: list %s: %w", m, err)
 			}
 		}

@@ -49,7 +49,8 @@ var commonFields = []options.Field{
 	{Name: "cleanSource", Type: options.Enum, Default: CleanOff, Allowed: []string{CleanOff, CleanArchive, CleanDelete}, Doc: "What to do with a file once its batch commits: keep it, move it to sourceArchiveDir, or delete it."},
 	{Name: "sourceArchiveDir", Type: options.Path, Doc: "Where cleanSource=archive moves files (outside the source path; an object-store URI when the path is one: files are copied, then deleted)."},
 	{Name: "pathGlobFilter", Type: options.String, Doc: "Glob pattern file names must match, e.g. `*.json`."},
-	{Name: "recursiveFileLookup", Type: options.Bool, Default: "false", Doc: "Accepted for Spark compatibility."},
+	{Name: "recursiveFileLookup", Type: options.Bool, Default: "false", Doc: "Reads every file under the directories the path matches; otherwise, as in Spark, only their own files and their key=value partition directories are read. Turns partition discovery off."},
+	{Name: "basePath", Type: options.Path, Doc: "Where partition discovery starts: key=value directories between it and a file become columns (default: the path, or the directory before its first glob)."},
 	{Name: "modifiedBefore", Unsupported: "not supported by streaming file sources (as in Spark); use maxFileAge", Doc: "Batch-only in Spark."},
 	{Name: "modifiedAfter", Unsupported: "not supported by streaming file sources (as in Spark); use maxFileAge", Doc: "Batch-only in Spark."},
 	{Name: "encoding", Type: options.String, Default: "UTF-8", Allowed: []string{"UTF-8"}, Doc: "Character set of the files; only UTF-8."},
@@ -113,14 +114,14 @@ func Formats() []source.Format {
 				if err != nil {
 					return batch.Schema{}, err
 				}
-				return schemaOf(cfg, WithResolver(env.Storage))
+				return schemaOf(cfg, WithResolver(env.Storage), WithSessionConf(env.Conf))
 			},
 			Open: func(v options.Values, env source.Env) (source.Source, error) {
 				cfg, err := parseConfig(f, v)
 				if err != nil {
 					return nil, err
 				}
-				return open(cfg, env.State, env.Logger, WithResolver(env.Storage))
+				return open(cfg, env.State, env.Logger, WithResolver(env.Storage), WithSessionConf(env.Conf))
 			},
 		})
 	}
@@ -156,6 +157,18 @@ type Config struct {
 	CleanSource    string
 	ArchiveDir     string
 	PathGlobFilter string
+	// RecursiveFileLookup reads everything under matched directories and
+	// turns partition discovery off.
+	RecursiveFileLookup bool
+	// BasePath is where partition discovery starts ("" = the default).
+	BasePath string
+	// Partitions are the discovered partition columns (schemaOf, open),
+	// appended to Schema for the rows.
+	Partitions []PartitionColumn
+	// PartitionTypeInference is Spark's
+	// spark.sql.sources.partitionColumnTypeInference.enabled (default
+	// true): off, every partition column is a STRING.
+	PartitionTypeInference bool
 
 	// Text.
 	WholeText bool
@@ -289,6 +302,15 @@ func (c *Config) parseLimits(o options.Values) error {
 		c.MaxFileAge = 0
 	}
 	c.FileNameOnly = o.Bool("fileNameOnly")
+	c.RecursiveFileLookup = o.Bool("recursiveFileLookup")
+	if bp := strings.TrimSpace(o.String("basePath")); bp != "" {
+		bp = strings.TrimPrefix(strings.TrimPrefix(bp, "file://"), "file:")
+		abs, err := filepath.Abs(bp)
+		if err != nil {
+			return &options.Error{Option: "basePath", Value: bp, Allowed: "allowed: a local directory"}
+		}
+		c.BasePath = abs
+	}
 	c.CleanSource = o.Enum("cleanSource")
 	if c.CleanSource == CleanArchive {
 		dir := strings.TrimSpace(o.String("sourceArchiveDir"))
