@@ -89,20 +89,52 @@ func hiddenName(name string) bool {
 		strings.HasSuffix(name, "._COPYING_")
 }
 
-// overlaps reports whether dir could be listed by the source pattern: the
-// pattern matches dir or one of its ancestors, component by component.
-func overlaps(pattern, dir string) bool {
+// overlaps reports whether a file the source reads could be listed again
+// once archived under dir: cleanSource=archive moves the file p to dir+p
+// (dir+key on an object store, remote), and that path is listed when its
+// first components match the pattern's (the pattern then matches it or a
+// directory it sits under). Components within dir are compared with the
+// pattern; past dir they are the file's own path, which matched the
+// pattern's first components, so two literal components must be equal
+// and a literal must match a glob (two globs may match the same name).
+// Spark refuses every dir whose first min(depth) components match the
+// pattern, which also refuses safe places: for a source "/data/in", Spark
+// refuses the archive "/data", which is fine here since an archived
+// "/data/in/f" lands in "/data/data/in/f", which "/data/in" does not read.
+func overlaps(pattern, dir string, remote bool) bool {
 	dc := splitPath(dir)
+	match := func(glob, name string) bool {
+		m, err := filepath.Match(glob, name)
+		return err == nil && m
+	}
+	compatible := func(a, b string) bool {
+		switch {
+		case !hasGlob(a) && !hasGlob(b):
+			return a == b
+		case !hasGlob(a):
+			return match(b, a)
+		case !hasGlob(b):
+			return match(a, b)
+		}
+		return true
+	}
 	for _, p := range mustExpand(pattern) {
 		pc := splitPath(p)
-		n := min(len(pc), len(dc))
-		ok := true
-		for i := 0; i < n && ok; i++ {
-			m, err := filepath.Match(pc[i], dc[i])
-			ok = err == nil && m
+		skip := 0 // pattern components the archived path does not repeat
+		if remote {
+			skip = 2 // "s3a:" and the bucket: archived objects keep their key
 		}
-		if ok && len(dc) >= len(pc) {
-			return true // dir is the pattern's match or under it
+		ok := true
+		for i := 0; i < len(pc) && ok; i++ {
+			switch j := i - len(dc) + skip; {
+			case i < len(dc):
+				ok = match(pc[i], dc[i])
+			case j < len(pc):
+				ok = compatible(pc[i], pc[j])
+			}
+		}
+		if ok {
+			return true
 		}
 	}
 	return false

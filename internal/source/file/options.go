@@ -46,11 +46,11 @@ var commonFields = []options.Field{
 	{Name: "latestFirst", Type: options.Bool, Default: "false", Doc: "Reads the newest files first (then maxFileAge is ignored when a per-trigger limit is set, as in Spark)."},
 	{Name: "maxFileAge", Type: options.Duration, Default: "7d", Doc: "Ignores files older than this relative to the newest file seen."},
 	{Name: "fileNameOnly", Type: options.Bool, Default: "false", Doc: "Recognises files seen before by name only, not full path."},
-	{Name: "cleanSource", Type: options.Enum, Default: CleanOff, Allowed: []string{CleanOff, CleanArchive, CleanDelete}, Doc: "What to do with a file once its batch commits: keep it, move it to sourceArchiveDir, or delete it."},
+	{Name: "cleanSource", Type: options.Enum, Default: CleanOff, Allowed: []string{CleanOff, CleanArchive, CleanDelete}, Doc: "What to do with a file once read: keep it, move it to sourceArchiveDir (keeping its path below it), or delete it. As in Spark, a batch's files are cleaned one batch later (when the next batch commits; the last batch's at the first commit after a restart); best effort."},
 	{Name: "sourceArchiveDir", Type: options.Path, Doc: "Where cleanSource=archive moves files (outside the source path; an object-store URI when the path is one: files are copied, then deleted)."},
 	{Name: "pathGlobFilter", Type: options.String, Doc: "Glob pattern file names must match, e.g. `*.json`."},
-	{Name: "recursiveFileLookup", Type: options.Bool, Default: "false", Doc: "Reads every file under the directories the path matches; otherwise, as in Spark, only their own files and their key=value partition directories are read. Turns partition discovery off."},
-	{Name: "basePath", Type: options.Path, Doc: "Where partition discovery starts: key=value directories between it and a file become columns (default: the path, or the directory before its first glob)."},
+	{Name: "recursiveFileLookup", Type: options.Bool, Default: "false", Doc: "Reads every file under the directories the path matches; otherwise, as in Spark, only their own files and those of their key=value partition directories (a glob such as `dir/*/*` matches exactly two levels). Turns partition discovery off."},
+	{Name: "basePath", Type: options.Path, Doc: "Where partition discovery starts: key=value directories between it and a file become columns after the data columns. Default, as Spark: the path when it is a directory; with a glob, each matched directory (so `dir/*` finds no columns in `dir/k=1/…` unless basePath is `dir`). Every file read must be under it (Spark's \"Wrong basePath\")."},
 	{Name: "modifiedBefore", Unsupported: "not supported by streaming file sources (as in Spark); use maxFileAge", Doc: "Batch-only in Spark."},
 	{Name: "modifiedAfter", Unsupported: "not supported by streaming file sources (as in Spark); use maxFileAge", Doc: "Batch-only in Spark."},
 	{Name: "encoding", Type: options.String, Default: "UTF-8", Allowed: []string{"UTF-8"}, Doc: "Character set of the files; only UTF-8."},
@@ -304,12 +304,19 @@ func (c *Config) parseLimits(o options.Values) error {
 	c.FileNameOnly = o.Bool("fileNameOnly")
 	c.RecursiveFileLookup = o.Bool("recursiveFileLookup")
 	if bp := strings.TrimSpace(o.String("basePath")); bp != "" {
-		bp = strings.TrimPrefix(strings.TrimPrefix(bp, "file://"), "file:")
-		abs, err := filepath.Abs(bp)
-		if err != nil {
-			return &options.Error{Option: "basePath", Value: bp, Allowed: "allowed: a local directory"}
+		if c.remote {
+			if _, _, ok := splitRemote(bp); !ok {
+				return &options.Error{Option: "basePath", Value: bp, Allowed: "allowed: an object-store URI, as the source path is one"}
+			}
+			c.BasePath = strings.TrimSuffix(bp, "/")
+		} else {
+			bp = strings.TrimPrefix(strings.TrimPrefix(bp, "file://"), "file:")
+			abs, err := filepath.Abs(bp)
+			if err != nil {
+				return &options.Error{Option: "basePath", Value: bp, Allowed: "allowed: a local directory"}
+			}
+			c.BasePath = abs
 		}
-		c.BasePath = abs
 	}
 	c.CleanSource = o.Enum("cleanSource")
 	if c.CleanSource == CleanArchive {
@@ -331,9 +338,11 @@ func (c *Config) parseLimits(o options.Values) error {
 				return &options.Error{Option: "sourceArchiveDir", Value: dir, Allowed: "allowed: a local directory"}
 			}
 		}
-		if overlaps(c.Path, abs) {
+		if overlaps(c.Path, abs, c.remote) {
 			return &options.Error{Option: "sourceArchiveDir", Value: dir,
-				Allowed: fmt.Sprintf("must not be inside the source path %s, or archived files would be read again", c.Path)}
+				Spark: "Base archive path cannot be set to the path where archived path can possibly match with source pattern. " +
+					"Ensure the base archive path doesn't match with source pattern in depth, where the depth is minimum of depth on both paths.",
+				Allowed: fmt.Sprintf("must not be inside the source path %s: a file archived to %s would be read again", c.Path, filepath.Join(abs, "<its path>"))}
 		}
 		c.ArchiveDir = abs
 	}

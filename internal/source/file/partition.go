@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/options"
 )
 
 // Partition discovery, as Spark's: directories named key=value between the
@@ -130,7 +131,12 @@ func discoverPartitions(cfg *Config, files []fileInfo) ([]PartitionColumn, error
 	var cols []PartitionColumn
 	var first string
 	for _, f := range files {
-		kv := partitionValues(cfg.partitionBaseOf(f.path), f.path)
+		base := cfg.partitionBaseOf(f.path)
+		if cfg.BasePath != "" && !strings.HasPrefix(f.path, strings.TrimSuffix(base, "/")+"/") {
+			return nil, &options.Error{Option: "basePath", Spark: fmt.Sprintf("Wrong basePath %s for the root path: %s", cfg.BasePath, f.path),
+				Allowed: "allowed: a directory above every file the path reads"}
+		}
+		kv := partitionValues(base, f.path)
 		if len(kv) == 0 {
 			continue
 		}
@@ -202,6 +208,9 @@ func appendPartitionValue(c *batch.Column, v string, n int) {
 		ok = err == nil
 	case batch.Timestamp:
 		t, err := time.Parse("2006-01-02 15:04:05.999999999", v)
+		if err != nil { // a date in a column widened to timestamp
+			t, err = time.Parse("2006-01-02", v)
+		}
 		i, ok = t.UnixMicro(), err == nil
 	case batch.Date:
 		t, err := time.Parse("2006-01-02", v)

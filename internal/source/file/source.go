@@ -5,7 +5,10 @@
 //
 // Which files belong to which batch is decided once and persisted before
 // the batch is planned, in a seen-files log under the checkpoint's
-// sources/0 directory, so a restart neither re-reads nor skips a file.
+// sources/0 directory (Spark's FileStreamSourceLog layout: log batch N in
+// sources/0/N from 0 on), so a restart neither re-reads nor skips a file.
+// Directories named key=value become partition columns (partition.go);
+// listing follows Spark's (list.go, input.go).
 // Input files must be placed atomically (written elsewhere, then renamed
 // into the directory), as Spark requires; on an object store (an
 // abfss://… or s3a://… path, see package storage) every upload is atomic.

@@ -344,6 +344,30 @@ func TestCleanSourceOptions(t *testing.T) {
 	if _, err := ParseConfig("text", map[string]string{"path": filepath.Join(in, "in"), "cleanSource": "archive", "sourceArchiveDir": in}); err != nil {
 		t.Errorf("archive dir above the source: %v", err)
 	}
+	// An archive directory is refused when a file archived there (at
+	// dir + its path) could be listed again, with Spark's text and both
+	// paths.
+	for _, tc := range []struct {
+		path, archive string
+		refused       bool
+	}{
+		{"in/*", "in", true}, // in/<x>/… lands in in/in/<x>/…: the glob matches in/in
+		{"in", "in/old", true},
+		{"*", "arch", true},
+		{"in", "out", false},
+		{"*/x", "a", false}, // in/a/<tmp…>/…: not under a matched …/*/x
+		{"{in,arch}", "arch", true},
+	} {
+		path, archive := filepath.Join(in, tc.path), filepath.Join(in, tc.archive)
+		_, err := ParseConfig("text", map[string]string{"path": path, "cleanSource": "archive", "sourceArchiveDir": archive})
+		switch {
+		case !tc.refused && err != nil:
+			t.Errorf("path %s, archive %s: %v", tc.path, tc.archive, err)
+		case tc.refused && (err == nil || !strings.Contains(err.Error(), "Base archive path cannot be set to the path where archived path can possibly match with source pattern") ||
+			!strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), archive)):
+			t.Errorf("path %s, archive %s: %v, want it refused naming both", tc.path, tc.archive, err)
+		}
+	}
 }
 
 func TestMaxFileAge(t *testing.T) {
