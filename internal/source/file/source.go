@@ -153,7 +153,7 @@ func (s *Source) restore() error {
 	}
 	if s.head >= s.first {
 		s.seen.purge()
-		s.log.Info("file source: restored the seen-files log", "dir", s.fl.dir, "batches", s.head, "files", len(s.seen.m))
+		s.log.Info("file source: restored the seen-files log", "dir", s.fl.dir, "batches", s.head-s.first+1, "files", len(s.seen.m))
 	}
 	return nil
 }
