@@ -2,6 +2,7 @@ package sluice
 
 import (
 	"errors"
+	"maps"
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/plan"
@@ -154,7 +155,7 @@ func (df *DataFrame) sourceSchema() (batch.Schema, error) {
 		return batch.Schema{}, err
 	}
 	res, _ := df.session.storageResolver() // a bad storage setting is reported by Start
-	return f.Schema(v, source.Env{Storage: res, Logger: df.session.logger})
+	return f.Schema(v, source.Env{Storage: res, Logger: df.session.logger, Conf: maps.Clone(df.session.conf)})
 }
 
 // Schema resolves the DataFrame's output schema without connecting to the

@@ -77,6 +77,29 @@ func TestFileSourceThroughEngine(t *testing.T) {
 			if len(rows) != 6 {
 				t.Fatalf("first run: %d rows, want 6", len(rows))
 			}
+			// Spark's layout: the seen-files log starts at sources/0/0 with
+			// batch 0's file; batch 0 has no start offset.
+			for i, p := range ps {
+				start, end := string(p.Sources[0].StartOffset), string(p.Sources[0].EndOffset)
+				wantStart := fmt.Sprintf(`{"logOffset":%d}`, i-1)
+				if i == 0 {
+					wantStart = ""
+				}
+				if start != wantStart || end != fmt.Sprintf(`{"logOffset":%d}`, i) {
+					t.Errorf("batch %d: startOffset %q endOffset %q, want %q and logOffset %d", i, start, end, wantStart, i)
+				}
+			}
+			for i := 0; i < 3; i++ {
+				log, err := os.ReadFile(filepath.Join(chk, "sources", "0", fmt.Sprint(i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := fmt.Sprintf(`{"path":"file://%s","timestamp":`, filepath.Join(dir, fmt.Sprintf("part-%d.%s", i, f.format)))
+				if lines := strings.Split(string(log), "\n"); len(lines) != 2 || lines[0] != "v1" ||
+					!strings.HasPrefix(lines[1], want) || !strings.HasSuffix(lines[1], fmt.Sprintf(`,"batchId":%d}`, i)) {
+					t.Errorf("sources/0/%d:\n%s\nwant v1 then %s…,\"batchId\":%d}", i, log, want, i)
+				}
+			}
 			write("part-3."+f.format, 0, f.line(6, "c"))
 			s2, ps2 := run("second")
 			_, rows2, _ := s2.Table("second")
@@ -84,5 +107,27 @@ func TestFileSourceThroughEngine(t *testing.T) {
 				t.Fatalf("second run: %d batches, rows %v; want only the new file's row", len(ps2), rows2)
 			}
 		})
+	}
+}
+
+// TestFilePartitionTypeInferenceConf: the session setting reaches the
+// file source: partition columns are typed, or all STRING when it is off.
+func TestFilePartitionTypeInferenceConf(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "n=1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "n=1", "a.json"), []byte(`{"v":1}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ conf, want string }{{"", "struct<v:int,n:int>"}, {"false", "struct<v:int,n:string>"}} {
+		s := NewSession(WithLogger(quietLog))
+		if tc.conf != "" {
+			s.SetConf("spark.sql.sources.partitionColumnTypeInference.enabled", tc.conf)
+		}
+		sch, err := s.ReadStream().Format("json").Option("path", dir).Option("schema", "v INT").Load().Schema()
+		if err != nil || sch.String() != tc.want {
+			t.Errorf("partitionColumnTypeInference %q: schema %v, %v; want %s", tc.conf, sch, err, tc.want)
+		}
 	}
 }

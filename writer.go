@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"runtime/debug"
@@ -228,7 +229,7 @@ func (w *DataStreamWriter) check() (*checked, []problem) {
 	} else {
 		p.source, p.sourceVals = f, f.Options.Values(src.Options, registry.AdmissionOptions)
 		res, _ := s.storageResolver() // a bad storage setting is reported below
-		if in, err := f.Schema(p.sourceVals, source.Env{Storage: res, Logger: slog.New(w.scrubber().Handler(s.logger.Handler()))}); err != nil {
+		if in, err := f.Schema(p.sourceVals, source.Env{Storage: res, Logger: slog.New(w.scrubber().Handler(s.logger.Handler())), Conf: maps.Clone(s.conf)}); err != nil {
 			add(partSource, options.OptionOf(err), err)
 		} else if modeOK {
 			q, err := plan.Analyze(w.df.plan, in, plan.Options{OutputMode: mode, ANSI: ansi})
@@ -438,7 +439,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 	if limits.MemoryBudget > 0 && strings.EqualFold(s.conf["sluice.memory.goLimit"], "true") {
 		applyMemoryLimit(limits.MemoryBudget, log)
 	}
-	src, err := p.source.Open(p.sourceVals, source.Env{State: srcState, Storage: res, Logger: log})
+	src, err := p.source.Open(p.sourceVals, source.Env{State: srcState, Storage: res, Logger: log, Conf: maps.Clone(s.conf)})
 	if err != nil {
 		return nil, res.Scrub(err)
 	}

@@ -487,9 +487,12 @@ func (q *Query) recover(ctx context.Context) error {
 		return fmt.Errorf("recover checkpoint %s: %w", q.cp.Dir(), err)
 	}
 	q.nextBatch, q.replay = next, replay
-	initial, ok, err := q.cp.ReadSourceInitial(0)
-	if err != nil {
-		return err
+	var initial string
+	ok := false
+	if _, owner := q.cfg.Source.(source.MetadataOwner); !owner {
+		if initial, ok, err = q.cp.ReadSourceInitial(0); err != nil {
+			return err
+		}
 	}
 	var initOff source.Offset
 	if ok {
@@ -500,8 +503,10 @@ func (q *Query) recover(ctx context.Context) error {
 		if initOff, err = q.cfg.Source.InitialOffset(ctx); err != nil {
 			return fmt.Errorf("resolve starting offsets: %w", err)
 		}
-		if err := q.cp.WriteSourceInitial(0, initOff.JSON()); err != nil {
-			return err
+		if _, owner := q.cfg.Source.(source.MetadataOwner); !owner {
+			if err := q.cp.WriteSourceInitial(0, initOff.JSON()); err != nil {
+				return err
+			}
 		}
 	}
 	// The conf pinned by the checkpoint: the newest offsets file's.

@@ -224,6 +224,8 @@ var SessionConf = &options.Spec{
 		{Name: "spark.sql.streaming.checkpointLocation", Type: options.Path, Doc: "Default checkpointLocation of the session's queries."},
 		{Name: "spark.sql.streaming.noDataProgressEventInterval", Type: options.Duration, Default: "10000",
 			Doc: "How often an idle query records a progress report with no rows (and posts onQueryIdle), as Spark: after the first idle trigger, then every this long while idle (milliseconds, or an interval such as \"10 seconds\")."},
+		{Name: "spark.sql.sources.partitionColumnTypeInference.enabled", Type: options.Bool, Default: "true",
+			Doc: "Whether the file source infers the types of key=value partition columns (INT, BIGINT, DOUBLE, TIMESTAMP, DATE, else STRING, as Spark); false makes every partition column a STRING."},
 		{Name: "sluice.workers", Type: options.Int, Min: 0, Default: "0", Hint: "allowed: a non-negative integer (0 = number of CPUs)",
 			Doc: "Default worker pool size of the session's queries; 0 = the number of CPUs."},
 		{Name: "sluice.memory.budget", Type: options.Size, Allowed: []string{"unlimited"}, DefaultDoc: "derived: a quarter of the memory limit, at most 128 MiB",

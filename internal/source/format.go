@@ -49,4 +49,8 @@ type Env struct {
 	Storage *storage.Resolver
 	// Logger is the query's logger; never nil.
 	Logger *slog.Logger
+	// Conf is the session's settings (spark.sql.*, sluice.*) for the
+	// sources that read one (the file source's partition type
+	// inference); nil = every default.
+	Conf map[string]string
 }

@@ -209,6 +209,15 @@ type RecordOverhead interface {
 	MemoryPerRecord() int64
 }
 
+// MetadataOwner is implemented by sources that keep their own metadata in
+// the checkpoint's sources/<i> directory from file 0 on (the file source's
+// seen-files log, in Spark's layout). The engine then keeps no copy of the
+// initial offset there: InitialOffset must return the same offset on every
+// start.
+type MetadataOwner interface {
+	OwnsMetadataDir()
+}
+
 // LimitDefaults is implemented by sources whose options set a default read
 // limit (maxOffsetsPerTrigger...), which the planner applies. Sources
 // without it read all available.

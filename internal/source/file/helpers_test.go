@@ -131,3 +131,7 @@ func localStore(t testing.TB, dir string) storage.Store {
 	}
 	return st
 }
+
+// initial is a new source's initial offset: before log batch 0, as Spark's
+// (the first batch has no start offset).
+var initial = Offset{LogOffset: -1}

@@ -28,16 +28,55 @@ func SchemaOf(format string, opts map[string]string, o ...Option) (batch.Schema,
 }
 
 func schemaOf(cfg *Config, o ...Option) (batch.Schema, error) {
+	in, err := newInputFS(cfg, o)
+	if err != nil {
+		return batch.Schema{}, err
+	}
 	if len(cfg.Schema.Fields) == 0 {
-		in, err := newInputFS(cfg, o)
-		if err != nil {
-			return batch.Schema{}, err
-		}
 		if err := inferInto(cfg, in); err != nil {
 			return batch.Schema{}, err
 		}
 	}
-	return cfg.Schema, nil
+	if err := discoverInto(cfg, in); err != nil {
+		return batch.Schema{}, err
+	}
+	return cfg.fullSchema(), nil
+}
+
+// discoverInto finds the partition columns of the files present now (none
+// with recursiveFileLookup, as in Spark). A partition column named like a
+// data column is not added: the data column stays.
+func discoverInto(cfg *Config, in inputFS) error {
+	cfg.Partitions = nil
+	if cfg.RecursiveFileLookup {
+		return nil
+	}
+	files, err := in.list(context.Background(), cfg.Path, cfg.PathGlobFilter, false)
+	if err != nil {
+		return err
+	}
+	cols, err := discoverPartitions(cfg, files)
+	if err != nil {
+		return err
+	}
+	for _, c := range cols {
+		if cfg.Schema.Index(c.Name) < 0 {
+			cfg.Partitions = append(cfg.Partitions, c)
+		}
+	}
+	return nil
+}
+
+// fullSchema is the data schema followed by the partition columns.
+func (c *Config) fullSchema() batch.Schema {
+	if len(c.Partitions) == 0 {
+		return c.Schema
+	}
+	s := batch.Schema{Fields: append([]batch.Field(nil), c.Schema.Fields...)}
+	for _, p := range c.Partitions {
+		s.Fields = append(s.Fields, batch.Field{Name: p.Name, Type: p.Type, Nullable: true})
+	}
+	return s
 }
 
 // inferInto infers cfg.Schema from the files present now: JSON fields
@@ -47,7 +86,7 @@ func schemaOf(cfg *Config, o ...Option) (batch.Schema, error) {
 // maxInferRecords records are read, oldest files first. For JSON in
 // PERMISSIVE mode a malformed record adds the corrupt-record column.
 func inferInto(cfg *Config, in inputFS) error {
-	files, err := in.list(context.Background(), cfg.Path, cfg.PathGlobFilter)
+	files, err := in.list(context.Background(), cfg.Path, cfg.PathGlobFilter, cfg.RecursiveFileLookup)
 	if err != nil {
 		return err
 	}

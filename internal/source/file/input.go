@@ -21,8 +21,8 @@ import (
 // URIs.
 type inputFS interface {
 	// list lists the input files of a path or glob pattern (see
-	// listFiles), sorted by path.
-	list(ctx context.Context, pattern, nameFilter string) ([]fileInfo, error)
+	// listFiles), sorted by path; recursive is recursiveFileLookup.
+	list(ctx context.Context, pattern, nameFilter string, recursive bool) ([]fileInfo, error)
 	open(ctx context.Context, path string) (io.ReadCloser, error)
 	remove(ctx context.Context, path string) error
 	// archive moves path under the archive directory, keeping its path
@@ -35,19 +35,38 @@ type Option func(*sourceOptions)
 
 type sourceOptions struct {
 	resolver *storage.Resolver
+	conf     map[string]string
 }
 
 // WithResolver reads object-store paths with r's credentials. Without it a
 // URI is read with the environment's credentials only.
 func WithResolver(r *storage.Resolver) Option { return func(o *sourceOptions) { o.resolver = r } }
 
+// PartitionTypeInferenceConf is Spark's session setting that turns the
+// type inference of partition columns off (every partition column is then
+// a STRING).
+const PartitionTypeInferenceConf = "spark.sql.sources.partitionColumnTypeInference.enabled"
+
+// WithSessionConf applies the session's settings the file source reads
+// (PartitionTypeInferenceConf); a key that is not set keeps its default.
+func WithSessionConf(conf map[string]string) Option {
+	return func(o *sourceOptions) { o.conf = conf }
+}
+
+// newInputFS applies the options to cfg and returns where its files are.
 func newInputFS(cfg *Config, opts []Option) (inputFS, error) {
-	if !cfg.remote {
-		return localFS{}, nil
-	}
 	var so sourceOptions
 	for _, o := range opts {
 		o(&so)
+	}
+	cfg.PartitionTypeInference = true
+	for k, v := range so.conf {
+		if strings.EqualFold(k, PartitionTypeInferenceConf) {
+			cfg.PartitionTypeInference = !strings.EqualFold(strings.TrimSpace(v), "false")
+		}
+	}
+	if !cfg.remote {
+		return localFS{}, nil
 	}
 	r := so.resolver
 	if r == nil {
@@ -72,8 +91,8 @@ func newInputFS(cfg *Config, opts []Option) (inputFS, error) {
 // localFS is the local file system.
 type localFS struct{}
 
-func (localFS) list(_ context.Context, pattern, nameFilter string) ([]fileInfo, error) {
-	return listFiles(pattern, nameFilter)
+func (localFS) list(_ context.Context, pattern, nameFilter string, recursive bool) ([]fileInfo, error) {
+	return listFiles(pattern, nameFilter, recursive)
 }
 
 func (localFS) open(_ context.Context, p string) (io.ReadCloser, error) { return os.Open(p) }
@@ -186,10 +205,11 @@ func (r *remoteFS) archive(ctx context.Context, p, archiveDir string) error {
 
 // list lists the files matched by a pattern of URIs under r.root: each
 // path element may hold *, ? and [..] (and the pattern {a,b}
-// alternatives); a matched directory contributes every file under it.
-// Hidden names (see hiddenName) are skipped. One List request per
-// directory visited.
-func (r *remoteFS) list(ctx context.Context, pattern, nameFilter string) ([]fileInfo, error) {
+// alternatives); a matched directory contributes its files and those of
+// its key=value partition directories, or (recursive) every file under it,
+// as listFiles does locally. Hidden names (see hiddenName) are skipped.
+// One List request per directory visited.
+func (r *remoteFS) list(ctx context.Context, pattern, nameFilter string, recursive bool) ([]fileInfo, error) {
 	seen := map[string]bool{}
 	var out []fileInfo
 	add := func(key string, e storage.Entry) {
@@ -206,7 +226,10 @@ func (r *remoteFS) list(ctx context.Context, pattern, nameFilter string) ([]file
 		out = append(out, fileInfo{path: p, modMs: e.ModTime.UnixMilli(), size: e.Size})
 	}
 	walkAll := func(dir string) error {
-		return storage.Walk(ctx, r.st, dir, func(name string) bool { return hiddenName(path.Base(name)) },
+		return storage.Walk(ctx, r.st, dir, func(name string) bool {
+			base := path.Base(name)
+			return hiddenName(base) || (!recursive && !partitionDir(base))
+		},
 			func(name string, e storage.Entry) error {
 				if !hiddenName(e.Name) {
 					add(name, e)

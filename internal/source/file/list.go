@@ -89,20 +89,52 @@ func hiddenName(name string) bool {
 		strings.HasSuffix(name, "._COPYING_")
 }
 
-// overlaps reports whether dir could be listed by the source pattern: the
-// pattern matches dir or one of its ancestors, component by component.
-func overlaps(pattern, dir string) bool {
+// overlaps reports whether a file the source reads could be listed again
+// once archived under dir: cleanSource=archive moves the file p to dir+p
+// (dir+key on an object store, remote), and that path is listed when its
+// first components match the pattern's (the pattern then matches it or a
+// directory it sits under). Components within dir are compared with the
+// pattern; past dir they are the file's own path, which matched the
+// pattern's first components, so two literal components must be equal
+// and a literal must match a glob (two globs may match the same name).
+// Spark refuses every dir whose first min(depth) components match the
+// pattern, which also refuses safe places: for a source "/data/in", Spark
+// refuses the archive "/data", which is fine here since an archived
+// "/data/in/f" lands in "/data/data/in/f", which "/data/in" does not read.
+func overlaps(pattern, dir string, remote bool) bool {
 	dc := splitPath(dir)
+	match := func(glob, name string) bool {
+		m, err := filepath.Match(glob, name)
+		return err == nil && m
+	}
+	compatible := func(a, b string) bool {
+		switch {
+		case !hasGlob(a) && !hasGlob(b):
+			return a == b
+		case !hasGlob(a):
+			return match(b, a)
+		case !hasGlob(b):
+			return match(a, b)
+		}
+		return true
+	}
 	for _, p := range mustExpand(pattern) {
 		pc := splitPath(p)
-		n := min(len(pc), len(dc))
-		ok := true
-		for i := 0; i < n && ok; i++ {
-			m, err := filepath.Match(pc[i], dc[i])
-			ok = err == nil && m
+		skip := 0 // pattern components the archived path does not repeat
+		if remote {
+			skip = 2 // "s3a:" and the bucket: archived objects keep their key
 		}
-		if ok && len(dc) >= len(pc) {
-			return true // dir is the pattern's match or under it
+		ok := true
+		for i := 0; i < len(pc) && ok; i++ {
+			switch j := i - len(dc) + skip; {
+			case i < len(dc):
+				ok = match(pc[i], dc[i])
+			case j < len(pc):
+				ok = compatible(pc[i], pc[j])
+			}
+		}
+		if ok {
+			return true
 		}
 	}
 	return false
@@ -131,10 +163,21 @@ func checkPathExists(p string) error {
 	return nil
 }
 
-// listFiles lists the input files: every file matched by the pattern and
-// every file under a matched directory, skipping hidden names and names
-// not matching nameFilter. The result is sorted by path.
-func listFiles(pattern, nameFilter string) ([]fileInfo, error) {
+// partitionDir reports a directory name of the form key=value.
+func partitionDir(name string) bool {
+	k, _, ok := strings.Cut(name, "=")
+	return ok && k != ""
+}
+
+// listFiles lists the input files, sorted by path, skipping hidden names
+// and names not matching nameFilter. As Spark's streaming file source, a
+// file is read when the path (a glob or not) matches it, or matches its
+// directory, or matches a directory it sits under through key=value
+// partition directories only: `dir` reads dir's files and its partitions,
+// `dir/*/*` the files two levels down and the files of the directories
+// there. Other subdirectories are read only with recursive
+// (recursiveFileLookup=true: everything under a matched directory).
+func listFiles(pattern, nameFilter string, recursive bool) ([]fileInfo, error) {
 	seen := map[string]bool{}
 	var out []fileInfo
 	add := func(path string, info fs.FileInfo) {
@@ -148,6 +191,39 @@ func listFiles(pattern, nameFilter string) ([]fileInfo, error) {
 		}
 		seen[path] = true
 		out = append(out, fileInfo{path: path, modMs: info.ModTime().UnixMilli(), size: info.Size()})
+	}
+	// walk adds the files under dir, descending only into key=value
+	// directories unless recursive.
+	walk := func(dir string) error {
+		return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			if path == dir {
+				return nil
+			}
+			if hiddenName(d.Name()) || (d.IsDir() && !recursive && !partitionDir(d.Name())) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.IsDir() {
+				return nil
+			}
+			info, err := os.Stat(path) // follows symlinks
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			add(path, info)
+			return nil
+		})
 	}
 	for _, p := range mustExpand(pattern) {
 		matches, err := filepath.Glob(p)
@@ -168,36 +244,7 @@ func listFiles(pattern, nameFilter string) ([]fileInfo, error) {
 				}
 				continue
 			}
-			err = filepath.WalkDir(m, func(path string, d fs.DirEntry, err error) error {
-				if err != nil {
-					if errors.Is(err, fs.ErrNotExist) {
-						return nil
-					}
-					return err
-				}
-				if path == m {
-					return nil
-				}
-				if hiddenName(d.Name()) {
-					if d.IsDir() {
-						return filepath.SkipDir
-					}
-					return nil
-				}
-				if d.IsDir() {
-					return nil
-				}
-				info, err := os.Stat(path) // follows symlinks
-				if err != nil {
-					if errors.Is(err, fs.ErrNotExist) {
-						return nil
-					}
-					return err
-				}
-				add(path, info)
-				return nil
-			})
-			if err != nil {
+			if err := walk(m); err != nil {
 				return nil, fmt.Errorf("file source: list %s: %w", m, err)
 			}
 		}

@@ -30,11 +30,12 @@ type logEntry struct {
 }
 
 // fileLog is the source's seen-files log: one write-once file per log
-// batch, named by its id, holding "v1" and one JSON entry per line (the
-// layout of Spark's FileStreamSourceLog, without compaction). Ids start at
-// 1 because the engine keeps the source's initial offset in file "0" of
-// the same directory. Files go through the storage package (write-once,
-// atomic, durable).
+// batch, named by its id, holding "v1" and one JSON entry per line — the
+// layout of Spark's FileStreamSourceLog (without compaction): batch 0's
+// files are in sources/0/0. Checkpoints written before sluice used that
+// layout keep the query's initial offset in "0" and start the log at 1;
+// they are read as they are (legacy). Files go through the storage
+// package (write-once, atomic, durable).
 type fileLog struct {
 	dir   string // for messages
 	store storage.Store
@@ -119,13 +120,21 @@ func (l *fileLog) ids() ([]int64, error) {
 	var ids []int64
 	for _, e := range ents {
 		id, err := strconv.ParseInt(e.Name, 10, 64)
-		if err != nil || id < 1 || e.IsDir || strconv.FormatInt(id, 10) != e.Name {
-			continue // the engine's "0", anything else
+		if err != nil || id < 0 || e.IsDir || strconv.FormatInt(id, 10) != e.Name {
+			continue
 		}
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids, nil
+}
+
+// legacy reports a log of the earlier layout: file "0" holds the query's
+// initial offset ({"logOffset":0}, after a zero byte and "v1" as the
+// engine writes a source's initial offsets), not a log batch.
+func (l *fileLog) legacy() bool {
+	data, err := l.store.Get(ctx, "0")
+	return err == nil && (bytes.HasPrefix(data, []byte{0}) || bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")))
 }
 
 func (l *fileLog) read(id int64) ([]logEntry, error) {

@@ -46,10 +46,11 @@ var commonFields = []options.Field{
 	{Name: "latestFirst", Type: options.Bool, Default: "false", Doc: "Reads the newest files first (then maxFileAge is ignored when a per-trigger limit is set, as in Spark)."},
 	{Name: "maxFileAge", Type: options.Duration, Default: "7d", Doc: "Ignores files older than this relative to the newest file seen."},
 	{Name: "fileNameOnly", Type: options.Bool, Default: "false", Doc: "Recognises files seen before by name only, not full path."},
-	{Name: "cleanSource", Type: options.Enum, Default: CleanOff, Allowed: []string{CleanOff, CleanArchive, CleanDelete}, Doc: "What to do with a file once its batch commits: keep it, move it to sourceArchiveDir, or delete it."},
+	{Name: "cleanSource", Type: options.Enum, Default: CleanOff, Allowed: []string{CleanOff, CleanArchive, CleanDelete}, Doc: "What to do with a file once read: keep it, move it to sourceArchiveDir (keeping its path below it), or delete it. As in Spark, a batch's files are cleaned one batch later (when the next batch commits; the last batch's at the first commit after a restart); best effort."},
 	{Name: "sourceArchiveDir", Type: options.Path, Doc: "Where cleanSource=archive moves files (outside the source path; an object-store URI when the path is one: files are copied, then deleted)."},
 	{Name: "pathGlobFilter", Type: options.String, Doc: "Glob pattern file names must match, e.g. `*.json`."},
-	{Name: "recursiveFileLookup", Type: options.Bool, Default: "false", Doc: "Accepted for Spark compatibility."},
+	{Name: "recursiveFileLookup", Type: options.Bool, Default: "false", Doc: "Reads every file under the directories the path matches; otherwise, as in Spark, only their own files and those of their key=value partition directories (a glob such as `dir/*/*` matches exactly two levels). Turns partition discovery off."},
+	{Name: "basePath", Type: options.Path, Doc: "Where partition discovery starts: key=value directories between it and a file become columns after the data columns. Default, as Spark: the path when it is a directory; with a glob, each matched directory (so `dir/*` finds no columns in `dir/k=1/…` unless basePath is `dir`). Every file read must be under it (Spark's \"Wrong basePath\")."},
 	{Name: "modifiedBefore", Unsupported: "not supported by streaming file sources (as in Spark); use maxFileAge", Doc: "Batch-only in Spark."},
 	{Name: "modifiedAfter", Unsupported: "not supported by streaming file sources (as in Spark); use maxFileAge", Doc: "Batch-only in Spark."},
 	{Name: "encoding", Type: options.String, Default: "UTF-8", Allowed: []string{"UTF-8"}, Doc: "Character set of the files; only UTF-8."},
@@ -113,14 +114,14 @@ func Formats() []source.Format {
 				if err != nil {
 					return batch.Schema{}, err
 				}
-				return schemaOf(cfg, WithResolver(env.Storage))
+				return schemaOf(cfg, WithResolver(env.Storage), WithSessionConf(env.Conf))
 			},
 			Open: func(v options.Values, env source.Env) (source.Source, error) {
 				cfg, err := parseConfig(f, v)
 				if err != nil {
 					return nil, err
 				}
-				return open(cfg, env.State, env.Logger, WithResolver(env.Storage))
+				return open(cfg, env.State, env.Logger, WithResolver(env.Storage), WithSessionConf(env.Conf))
 			},
 		})
 	}
@@ -156,6 +157,18 @@ type Config struct {
 	CleanSource    string
 	ArchiveDir     string
 	PathGlobFilter string
+	// RecursiveFileLookup reads everything under matched directories and
+	// turns partition discovery off.
+	RecursiveFileLookup bool
+	// BasePath is where partition discovery starts ("" = the default).
+	BasePath string
+	// Partitions are the discovered partition columns (schemaOf, open),
+	// appended to Schema for the rows.
+	Partitions []PartitionColumn
+	// PartitionTypeInference is Spark's
+	// spark.sql.sources.partitionColumnTypeInference.enabled (default
+	// true): off, every partition column is a STRING.
+	PartitionTypeInference bool
 
 	// Text.
 	WholeText bool
@@ -289,6 +302,22 @@ func (c *Config) parseLimits(o options.Values) error {
 		c.MaxFileAge = 0
 	}
 	c.FileNameOnly = o.Bool("fileNameOnly")
+	c.RecursiveFileLookup = o.Bool("recursiveFileLookup")
+	if bp := strings.TrimSpace(o.String("basePath")); bp != "" {
+		if c.remote {
+			if _, _, ok := splitRemote(bp); !ok {
+				return &options.Error{Option: "basePath", Value: bp, Allowed: "allowed: an object-store URI, as the source path is one"}
+			}
+			c.BasePath = strings.TrimSuffix(bp, "/")
+		} else {
+			bp = strings.TrimPrefix(strings.TrimPrefix(bp, "file://"), "file:")
+			abs, err := filepath.Abs(bp)
+			if err != nil {
+				return &options.Error{Option: "basePath", Value: bp, Allowed: "allowed: a local directory"}
+			}
+			c.BasePath = abs
+		}
+	}
 	c.CleanSource = o.Enum("cleanSource")
 	if c.CleanSource == CleanArchive {
 		dir := strings.TrimSpace(o.String("sourceArchiveDir"))
@@ -309,9 +338,11 @@ func (c *Config) parseLimits(o options.Values) error {
 				return &options.Error{Option: "sourceArchiveDir", Value: dir, Allowed: "allowed: a local directory"}
 			}
 		}
-		if overlaps(c.Path, abs) {
+		if overlaps(c.Path, abs, c.remote) {
 			return &options.Error{Option: "sourceArchiveDir", Value: dir,
-				Allowed: fmt.Sprintf("must not be inside the source path %s, or archived files would be read again", c.Path)}
+				Spark: "Base archive path cannot be set to the path where archived path can possibly match with source pattern. " +
+					"Ensure the base archive path doesn't match with source pattern in depth, where the depth is minimum of depth on both paths.",
+				Allowed: fmt.Sprintf("must not be inside the source path %s: a file archived to %s would be read again", c.Path, filepath.Join(abs, "<its path>"))}
 		}
 		c.ArchiveDir = abs
 	}

@@ -26,11 +26,11 @@ func readOne(t *testing.T, format, name, content string, opts map[string]string)
 	if err != nil {
 		return nil, nil, err
 	}
-	end, _, err := s.Latest(context.Background(), Offset{0}, source.ReadLimit{})
+	end, _, err := s.Latest(context.Background(), initial, source.ReadLimit{})
 	if err != nil {
 		return s, nil, err
 	}
-	frs, err := tryRead(s, Offset{0}, end)
+	frs, err := tryRead(s, initial, end)
 	var rows [][]any
 	for _, fr := range frs {
 		rows = append(rows, fr.rows...)
@@ -100,7 +100,7 @@ not json
 			if _, dropped := s.MalformedRecords(); dropped != tc.dropped {
 				t.Errorf("dropped %d, want %d", dropped, tc.dropped)
 			}
-			m := s.Metrics(Offset{1}, Offset{1})
+			m := s.Metrics(Offset{0}, Offset{0})
 			if tc.dropped > 0 && m["numDroppedMalformedRecords"] != fmt.Sprint(tc.dropped) {
 				t.Errorf("metrics %v", m)
 			}
@@ -283,7 +283,7 @@ func TestInferSchema(t *testing.T) {
 				t.Errorf("source schema %s", s.Schema())
 			}
 			// The inferred schema reads the data.
-			_, frs := step(t, s, Offset{0}, source.ReadLimit{})
+			_, frs := step(t, s, initial, source.ReadLimit{})
 			if len(frs) != len(tc.files) {
 				t.Errorf("read %d files", len(frs))
 			}

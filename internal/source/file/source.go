@@ -5,7 +5,10 @@
 //
 // Which files belong to which batch is decided once and persisted before
 // the batch is planned, in a seen-files log under the checkpoint's
-// sources/0 directory, so a restart neither re-reads nor skips a file.
+// sources/0 directory (Spark's FileStreamSourceLog layout: log batch N in
+// sources/0/N from 0 on), so a restart neither re-reads nor skips a file.
+// Directories named key=value become partition columns (partition.go);
+// listing follows Spark's (list.go, input.go).
 // Input files must be placed atomically (written elsewhere, then renamed
 // into the directory), as Spark requires; on an object store (an
 // abfss://… or s3a://… path, see package storage) every upload is atomic.
@@ -22,6 +25,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,10 +55,14 @@ type Source struct {
 	fs  inputFS
 
 	mu      sync.Mutex
-	head    int64 // highest log batch id written
+	head    int64 // highest log batch id written; -1 = none (0 in a legacy log)
+	first   int64 // the first log batch id: 0, or 1 in a legacy log
 	seen    *seenFiles
-	started bool  // the first Latest/Open fixed cleanedTo
-	cleaned int64 // log batches up to here were cleaned (cleanSource)
+	started bool // the first Latest/Open fixed cleaned and committed
+	// cleanSource acts one batch late, as Spark's commit of the previous
+	// batch's end does: committed is the end of the last commit, whose
+	// files are cleaned at the next one; cleaned is how far files are.
+	cleaned, committed int64
 	// availableNow, when set, limits admission to the files listed when
 	// the trigger started.
 	availableNow map[string]bool
@@ -104,6 +112,9 @@ func open(cfg *Config, logStore storage.Store, logger *slog.Logger, o ...Option)
 			return nil, err
 		}
 	}
+	if err := discoverInto(cfg, in); err != nil {
+		return nil, err
+	}
 	fl := newFileLog(logStore)
 	s := &Source{cfg: cfg, log: logger, fl: fl, fs: in, seen: newSeenFiles(cfg.maxFileAgeMs()), sizes: map[string]int64{}}
 	if err := s.restore(); err != nil {
@@ -118,9 +129,14 @@ func (s *Source) restore() error {
 	if err != nil {
 		return err
 	}
+	s.first, s.head = 0, -1
+	if s.fl.legacy() {
+		s.first, s.head = 1, 0
+		ids = slices.DeleteFunc(ids, func(id int64) bool { return id == 0 })
+	}
 	for i, id := range ids {
-		if id != int64(i+1) {
-			return fmt.Errorf("file source: seen-files log %s is missing batch %d (found %v)", s.fl.dir, i+1, ids)
+		if want := s.first + int64(i); id != want {
+			return fmt.Errorf("file source: seen-files log %s is missing batch %d (found %v)", s.fl.dir, want, ids)
 		}
 		entries, err := s.fl.read(id)
 		if err != nil {
@@ -135,9 +151,9 @@ func (s *Source) restore() error {
 		}
 		s.head = id
 	}
-	if s.head > 0 {
+	if s.head >= s.first {
 		s.seen.purge()
-		s.log.Info("file source: restored the seen-files log", "dir", s.fl.dir, "batches", s.head, "files", len(s.seen.m))
+		s.log.Info("file source: restored the seen-files log", "dir", s.fl.dir, "batches", s.head-s.first+1, "files", len(s.seen.m))
 	}
 	return nil
 }
@@ -158,19 +174,27 @@ func (s *Source) Config() *Config { return s.cfg }
 func (s *Source) Description() string { return s.cfg.description() }
 
 // Schema implements source.Source.
-func (s *Source) Schema() batch.Schema { return s.cfg.Schema }
+func (s *Source) Schema() batch.Schema { return s.cfg.fullSchema() }
 
 // DefaultReadLimit maps maxFilesPerTrigger / maxBytesPerTrigger.
 func (s *Source) DefaultReadLimit() source.ReadLimit {
 	return source.ReadLimit{MaxFiles: s.cfg.MaxFilesPerTrigger, MaxBytes: s.cfg.MaxBytesPerTrigger}
 }
 
-// InitialOffset is log offset 0: no file seen.
+// InitialOffset is log offset -1, before log batch 0 (Spark's: the first
+// batch has no start offset), or 0 for a log of the earlier layout. It is
+// the same on every start, so the engine keeps no copy of it
+// (source.MetadataOwner).
 func (s *Source) InitialOffset(context.Context) (source.Offset, error) {
-	return Offset{LogOffset: 0}, nil
+	return Offset{LogOffset: s.first - 1}, nil
 }
 
+// OwnsMetadataDir implements source.MetadataOwner: the seen-files log
+// fills sources/0 from file 0, as Spark's does.
+func (s *Source) OwnsMetadataDir() {}
+
 // ParseOffset implements source.Source; it also accepts a bare number.
+// The initial offset (-1) is never logged, so it is not accepted.
 func (s *Source) ParseOffset(js string) (source.Offset, error) {
 	t := strings.TrimSpace(js)
 	if n, err := strconv.ParseInt(t, 10, 64); err == nil && n >= 0 {
@@ -198,7 +222,7 @@ func asOffset(o source.Offset) (int64, error) {
 // PrepareAvailableNow snapshots the files present now; later batches only
 // admit files from this snapshot, still within the read limits.
 func (s *Source) PrepareAvailableNow(ctx context.Context) error {
-	files, err := s.fs.list(ctx, s.cfg.Path, s.cfg.PathGlobFilter)
+	files, err := s.fs.list(ctx, s.cfg.Path, s.cfg.PathGlobFilter, s.cfg.RecursiveFileLookup)
 	if err != nil {
 		return err
 	}
@@ -217,7 +241,9 @@ func (s *Source) PrepareAvailableNow(ctx context.Context) error {
 func (s *Source) begin(start int64) {
 	if !s.started {
 		s.started = true
-		s.cleaned = start
+		// The last committed batch's files were never cleaned: Spark
+		// cleans them when the next batch commits the previous end.
+		s.cleaned, s.committed = start-1, start
 	}
 }
 
@@ -241,7 +267,7 @@ func (s *Source) Latest(ctx context.Context, startOff source.Offset, limit sourc
 		// (the process stopped in between): plan it now, unchanged.
 		return Offset{start + 1}, Offset{s.head}, nil
 	}
-	files, err := s.fs.list(ctx, s.cfg.Path, s.cfg.PathGlobFilter)
+	files, err := s.fs.list(ctx, s.cfg.Path, s.cfg.PathGlobFilter, s.cfg.RecursiveFileLookup)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -361,24 +387,31 @@ func (s *Source) Open(_ context.Context, startOff, endOff source.Offset) (source
 	return r, nil
 }
 
-// Commit implements source.Source: with cleanSource it archives or
-// deletes the files of the log batches up to end. Failures are logged,
-// not returned: cleaning is best effort, as in Spark.
+// Commit implements source.Source. With cleanSource it archives or deletes
+// files one batch late, as Spark: Spark's engine commits batch N−1's end
+// to the source when it plans batch N, and the source cleans that log
+// batch's files then. So here a commit cleans the files of the batch
+// committed before it (and, after a restart, those of the last batch the
+// previous run committed). Failures are logged, not returned: cleaning is
+// best effort, as in Spark.
 func (s *Source) Commit(ctx context.Context, endOff source.Offset) error {
 	end, err := asOffset(endOff)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	from := s.cleaned
-	if end > s.cleaned {
-		s.cleaned = end
+	s.begin(end)
+	// A repeated commit of the same end cleans nothing more.
+	from, to := s.cleaned, s.cleaned
+	if end > s.committed {
+		to = s.committed
+		s.cleaned, s.committed = s.committed, end
 	}
 	s.mu.Unlock()
-	if s.cfg.CleanSource == CleanOff || end <= from {
+	if s.cfg.CleanSource == CleanOff || to <= from {
 		return nil
 	}
-	entries, err := s.entries(from, end)
+	entries, err := s.entries(max(from, s.first-1), to)
 	if err != nil {
 		s.log.Warn("file source: cleanSource skipped", "err", err)
 		return nil
@@ -498,7 +531,35 @@ func (r *reader) Read(ctx context.Context, st source.Task, emit source.Emit) err
 	if err != nil {
 		return fmt.Errorf("file source: decompress %s: %w", t.path, err)
 	}
-	return newParser(r.s.cfg, r.s, t.path, emit).run(ctx, in)
+	return newParser(r.s.cfg, r.s, t.path, r.s.withPartitions(t.path, emit)).run(ctx, in)
+}
+
+// withPartitions wraps emit so that each chunk of the file at path gets
+// the file's partition values as constant columns after the data columns.
+func (s *Source) withPartitions(path string, emit source.Emit) source.Emit {
+	cols := s.cfg.Partitions
+	if len(cols) == 0 {
+		return emit
+	}
+	values := map[string]string{}
+	for _, kv := range partitionValues(s.cfg.partitionBaseOf(path), path) {
+		values[strings.ToLower(kv[0])] = kv[1]
+	}
+	schema := s.cfg.fullSchema()
+	return func(ctx context.Context, b *batch.Batch) error {
+		out := make([]*batch.Column, 0, len(schema.Fields))
+		out = append(out, b.Columns...)
+		for _, pc := range cols {
+			c := batch.NewColumn(pc.Type, b.N)
+			v, ok := values[strings.ToLower(pc.Name)]
+			if !ok {
+				v = hiveDefaultPartition // the file is not under this column's directory: NULL
+			}
+			appendPartitionValue(c, v, b.N)
+			out = append(out, c)
+		}
+		return emit(ctx, batch.New(schema, out, b.N))
+	}
 }
 
 func (r *reader) Close() error { return nil }

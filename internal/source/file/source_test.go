@@ -25,16 +25,19 @@ func TestTextListingAndOrder(t *testing.T) {
 	put(t, in, "d.txt._COPYING_", "no\n", 0)
 	put(t, in, ".tmp/e.txt", "no\n", 0)
 	put(t, in, "_temporary/f.txt", "no\n", 0)
-	put(t, in, "year=2024/g.txt", "g1\n", 4) // partition-style dirs are listed
+	put(t, in, "year=2024/g.txt", "g1\n", 4) // partition directories are read
 
-	s := newSource(t, "text", map[string]string{"path": in}, t.TempDir())
+	// As Spark: the directory's own files and its partition directories;
+	// sub/ only with recursiveFileLookup.
+	s := newSource(t, "text", map[string]string{"path": in, "recursiveFileLookup": "true"}, t.TempDir())
 	ctx := context.Background()
 	start, _ := s.InitialOffset(ctx)
-	if start.JSON() != `{"logOffset":0}` {
+	// As Spark: before log batch 0 (the first batch has no start offset).
+	if start.JSON() != `{"logOffset":-1}` {
 		t.Fatalf("initial offset %s", start.JSON())
 	}
 	end, frs := step(t, s, start, s.DefaultReadLimit())
-	if end.JSON() != `{"logOffset":1}` {
+	if end.JSON() != `{"logOffset":0}` {
 		t.Fatalf("end %s", end.JSON())
 	}
 	if got, want := names(frs), []string{"a.txt", "b.txt", "c.txt", "g.txt"}; !slices.Equal(got, want) {
@@ -53,6 +56,13 @@ func TestTextListingAndOrder(t *testing.T) {
 	// Nothing new: no batch.
 	if again, _, _ := s.Latest(ctx, end, source.ReadLimit{}); again.JSON() != end.JSON() {
 		t.Errorf("Latest without new files = %s", again.JSON())
+	}
+	// Without recursiveFileLookup the subdirectory is not read, the
+	// partition directory is (and year becomes a column).
+	plain := newSource(t, "text", map[string]string{"path": in}, t.TempDir())
+	_, frs = step(t, plain, start, plain.DefaultReadLimit())
+	if got, want := names(frs), []string{"a.txt", "b.txt", "g.txt"}; !slices.Equal(got, want) {
+		t.Fatalf("files without recursiveFileLookup %v, want %v", got, want)
 	}
 }
 
@@ -103,7 +113,7 @@ func TestOutstandingMetrics(t *testing.T) {
 		put(t, in, fmt.Sprintf("f%d", i), "abc\n", i)
 	}
 	s := newSource(t, "text", map[string]string{"path": in, "maxFilesPerTrigger": "2"}, t.TempDir())
-	end, _ := step(t, s, Offset{0}, s.DefaultReadLimit())
+	end, _ := step(t, s, initial, s.DefaultReadLimit())
 	m := s.Metrics(end, end)
 	if m["numFilesOutstanding"] != "3" || m["numBytesOutstanding"] != "12" {
 		t.Errorf("metrics %v, want 3 files / 12 bytes outstanding", m)
@@ -124,7 +134,7 @@ func TestRestartExactlyOnce(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	// Run 1: three files, batches of two; commit log batch 1 only.
+	// Run 1: three files, batches of two; commit log batch 0 only.
 	put(t, in, "f1", "1\n", 1)
 	put(t, in, "f2", "2\n", 2)
 	put(t, in, "f3", "3\n", 3)
@@ -132,10 +142,10 @@ func TestRestartExactlyOnce(t *testing.T) {
 	init, _ := s1.InitialOffset(ctx)
 	committed, frs := step(t, s1, init, s1.DefaultReadLimit())
 	count(frs)
-	// Batch 2 is planned (log batch 2 written) but the process dies
+	// Batch 1 is planned (log batch 1 written) but the process dies
 	// before the engine logs offsets/1.
 	orphan, _, err := s1.Latest(ctx, committed, s1.DefaultReadLimit())
-	if err != nil || orphan.JSON() != `{"logOffset":2}` {
+	if err != nil || orphan.JSON() != `{"logOffset":1}` {
 		t.Fatalf("Latest = %v, %v", orphan, err)
 	}
 
@@ -150,11 +160,11 @@ func TestRestartExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	end, frs := step(t, s2, start, s2.DefaultReadLimit())
-	if end.JSON() != `{"logOffset":2}` || !slices.Equal(names(frs), []string{"f3"}) {
-		t.Fatalf("first batch after restart: %s %v; want the orphaned log batch 2 = [f3]", end.JSON(), names(frs))
+	if end.JSON() != `{"logOffset":1}` || !slices.Equal(names(frs), []string{"f3"}) {
+		t.Fatalf("first batch after restart: %s %v; want the orphaned log batch 1 = [f3]", end.JSON(), names(frs))
 	}
 	count(frs)
-	// Batch 3 is logged (offsets written) but the process dies before
+	// Batch 2 is logged (offsets written) but the process dies before
 	// the commit: run 3 re-runs it with exactly the logged range.
 	end3, _, err := s2.Latest(ctx, end, s2.DefaultReadLimit())
 	if err != nil {
@@ -221,6 +231,11 @@ func TestSeenFilesLogFormat(t *testing.T) {
 	}
 }
 
+// TestCleanSource: cleanSource acts one batch late, as Spark's (which
+// cleans a batch's files when the source is committed the batch's end,
+// while the next batch is planned): a commit cleans the batch committed
+// before it; after a restart the first commit cleans the last batch of the
+// previous run.
 func TestCleanSource(t *testing.T) {
 	tests := []struct {
 		mode string
@@ -230,25 +245,17 @@ func TestCleanSource(t *testing.T) {
 			root := t.TempDir()
 			in := filepath.Join(root, "in")
 			archive := filepath.Join(root, "archive")
+			meta := t.TempDir()
 			a := put(t, in, "a.txt", "a\n", 0)
 			b := put(t, in, "sub/b.txt", "b\n", 1)
 			c := put(t, in, "c.txt", "c\n", 2)
-			opts := map[string]string{"path": in, "cleanSource": strings.ToUpper(tc.mode), "sourceArchiveDir": archive, "maxFilesPerTrigger": "2"}
-			s := newSource(t, "text", opts, t.TempDir())
+			opts := map[string]string{"path": in, "cleanSource": strings.ToUpper(tc.mode), "sourceArchiveDir": archive,
+				"maxFilesPerTrigger": "2", "recursiveFileLookup": "true"}
+			s := newSource(t, "text", opts, meta)
 			ctx := context.Background()
-			end, _, _ := s.Latest(ctx, Offset{0}, s.DefaultReadLimit())
-			read(t, s, Offset{0}, end)
-			// Nothing is cleaned before the commit.
-			for _, p := range []string{a, b, c} {
-				if _, err := os.Stat(p); err != nil {
-					t.Fatalf("%s cleaned before commit: %v", p, err)
-				}
-			}
-			if err := s.Commit(ctx, end); err != nil {
-				t.Fatal(err)
-			}
 			exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
-			for _, p := range []string{a, b} {
+			cleaned := func(p string) {
+				t.Helper()
 				archived := filepath.Join(archive, p)
 				switch tc.mode {
 				case CleanOff:
@@ -265,17 +272,50 @@ func TestCleanSource(t *testing.T) {
 					}
 				}
 			}
-			if !exists(c) {
-				t.Errorf("uncommitted %s was cleaned", c)
+			kept := func(when string, ps ...string) {
+				t.Helper()
+				for _, p := range ps {
+					if !exists(p) {
+						t.Errorf("%s: %s cleaned", when, p)
+					}
+				}
 			}
-			// Archived files are not read again.
-			end2, frs := step(t, s, end, s.DefaultReadLimit())
+			end0, frs := step(t, s, initial, s.DefaultReadLimit())
+			if !slices.Equal(names(frs), []string{"a.txt", "b.txt"}) {
+				t.Fatalf("batch 0 read %v", names(frs))
+			}
+			kept("before batch 0 commits", a, b, c)
+			if err := s.Commit(ctx, end0); err != nil {
+				t.Fatal(err)
+			}
+			kept("after batch 0 commits (Spark cleans it one batch later)", a, b, c)
+			end1, frs := step(t, s, end0, s.DefaultReadLimit())
 			if !slices.Equal(names(frs), []string{"c.txt"}) {
-				t.Errorf("second batch %v, want [c.txt]", names(frs))
+				t.Errorf("batch 1 read %v, want [c.txt]", names(frs))
 			}
-			if _, frs := step(t, s, end2, s.DefaultReadLimit()); frs != nil {
-				t.Errorf("third batch read %v", names(frs))
+			if err := s.Commit(ctx, end1); err != nil {
+				t.Fatal(err)
 			}
+			cleaned(a)
+			cleaned(b)
+			kept("after batch 1 commits", c)
+			// Cleaned files are not read again.
+			if _, frs := step(t, s, end1, s.DefaultReadLimit()); frs != nil {
+				t.Errorf("batch 2 read %v", names(frs))
+			}
+			// A restart: the first commit cleans the previous run's last
+			// batch.
+			d := put(t, in, "d.txt", "d\n", 3)
+			s2 := newSource(t, "text", opts, meta)
+			end2, frs := step(t, s2, end1, s2.DefaultReadLimit())
+			if !slices.Equal(names(frs), []string{"d.txt"}) {
+				t.Errorf("batch 2 after restart read %v, want [d.txt]", names(frs))
+			}
+			if err := s2.Commit(ctx, end2); err != nil {
+				t.Fatal(err)
+			}
+			cleaned(c)
+			kept("after batch 2 commits", d)
 		})
 	}
 }
@@ -304,6 +344,30 @@ func TestCleanSourceOptions(t *testing.T) {
 	if _, err := ParseConfig("text", map[string]string{"path": filepath.Join(in, "in"), "cleanSource": "archive", "sourceArchiveDir": in}); err != nil {
 		t.Errorf("archive dir above the source: %v", err)
 	}
+	// An archive directory is refused when a file archived there (at
+	// dir + its path) could be listed again, with Spark's text and both
+	// paths.
+	for _, tc := range []struct {
+		path, archive string
+		refused       bool
+	}{
+		{"in/*", "in", true}, // in/<x>/… lands in in/in/<x>/…: the glob matches in/in
+		{"in", "in/old", true},
+		{"*", "arch", true},
+		{"in", "out", false},
+		{"*/x", "a", false}, // in/a/<tmp…>/…: not under a matched …/*/x
+		{"{in,arch}", "arch", true},
+	} {
+		path, archive := filepath.Join(in, tc.path), filepath.Join(in, tc.archive)
+		_, err := ParseConfig("text", map[string]string{"path": path, "cleanSource": "archive", "sourceArchiveDir": archive})
+		switch {
+		case !tc.refused && err != nil:
+			t.Errorf("path %s, archive %s: %v", tc.path, tc.archive, err)
+		case tc.refused && (err == nil || !strings.Contains(err.Error(), "Base archive path cannot be set to the path where archived path can possibly match with source pattern") ||
+			!strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), archive)):
+			t.Errorf("path %s, archive %s: %v, want it refused naming both", tc.path, tc.archive, err)
+		}
+	}
 }
 
 func TestMaxFileAge(t *testing.T) {
@@ -312,7 +376,7 @@ func TestMaxFileAge(t *testing.T) {
 	put(t, in, "new", "n\n", 0)
 	s := newSource(t, "text", map[string]string{"path": in, "maxFileAge": "1d"}, t.TempDir())
 	// The first batch treats every file as valid.
-	end, frs := step(t, s, Offset{0}, source.ReadLimit{})
+	end, frs := step(t, s, initial, source.ReadLimit{})
 	if !slices.Equal(names(frs), []string{"old", "new"}) {
 		t.Fatalf("first batch %v", names(frs))
 	}
@@ -334,8 +398,10 @@ func TestFileNameOnly(t *testing.T) {
 		opt  string
 		want int
 	}{{"false", 3}, {"true", 2}} {
-		s := newSource(t, "text", map[string]string{"path": in, "fileNameOnly": tc.opt}, t.TempDir())
-		_, frs := step(t, s, Offset{0}, source.ReadLimit{})
+		// x/ and y/ are not partition directories: a glob reaches into them
+		// (Spark reads only a matched directory's own files).
+		s := newSource(t, "text", map[string]string{"path": filepath.Join(in, "*"), "fileNameOnly": tc.opt}, t.TempDir())
+		_, frs := step(t, s, initial, source.ReadLimit{})
 		if len(frs) != tc.want {
 			t.Errorf("fileNameOnly=%s: read %v, want %d files", tc.opt, names(frs), tc.want)
 		}
@@ -353,7 +419,7 @@ func TestAvailableNowSnapshot(t *testing.T) {
 	}
 	put(t, in, "d", "d\n", 3) // arrives after the trigger started
 	var got [][]string
-	start := source.Offset(Offset{0})
+	start := source.Offset(initial)
 	for {
 		end, frs := step(t, s, start, s.DefaultReadLimit())
 		if frs == nil {
@@ -388,7 +454,7 @@ func TestGlobsAndFilters(t *testing.T) {
 			opts["pathGlobFilter"] = tc.filter
 		}
 		s := newSource(t, "json", opts, t.TempDir())
-		_, frs := step(t, s, Offset{0}, source.ReadLimit{})
+		_, frs := step(t, s, initial, source.ReadLimit{})
 		if got := names(frs); !slices.Equal(got, tc.want) {
 			t.Errorf("path %s filter %q: files %v, want %v", tc.path, tc.filter, got, tc.want)
 		}
@@ -406,7 +472,7 @@ func TestCompressedInput(t *testing.T) {
 	zw.Close()
 	f.Close()
 	s := newSource(t, "csv", map[string]string{"path": in, "schema": "n INT, s STRING"}, t.TempDir())
-	_, frs := step(t, s, Offset{0}, source.ReadLimit{})
+	_, frs := step(t, s, initial, source.ReadLimit{})
 	if len(frs) != 1 || fmt.Sprint(frs[0].rows) != "[[1 x] [2 y]]" {
 		t.Errorf("rows %v", frs)
 	}
@@ -416,9 +482,9 @@ func TestMissingFileFailsTask(t *testing.T) {
 	in := t.TempDir()
 	p := put(t, in, "a", "a\n", 0)
 	s := newSource(t, "text", map[string]string{"path": in}, t.TempDir())
-	end, _, _ := s.Latest(context.Background(), Offset{0}, source.ReadLimit{})
+	end, _, _ := s.Latest(context.Background(), initial, source.ReadLimit{})
 	os.Remove(p)
-	if _, err := tryRead(s, Offset{0}, end); err == nil || !strings.Contains(err.Error(), p) {
+	if _, err := tryRead(s, initial, end); err == nil || !strings.Contains(err.Error(), p) {
 		t.Errorf("reading a vanished file: %v", err)
 	}
 }
