@@ -42,10 +42,13 @@ type handler struct {
 	loopback bool
 	log      *slog.Logger
 	mux      *http.ServeMux
+	// probes serves /healthz and /readyz, outside the access rules.
+	probes *http.ServeMux
+	ready  func() (bool, string)
 }
 
 func newHandler(cfg Config, log *slog.Logger, loopback bool) *handler {
-	h := &handler{queries: cfg.Queries, metrics: cfg.Metrics, token: cfg.Token, loopback: loopback, log: log}
+	h := &handler{queries: cfg.Queries, metrics: cfg.Metrics, token: cfg.Token, loopback: loopback, log: log, ready: cfg.Ready}
 	sub, err := fs.Sub(assetFS, "assets")
 	if err != nil {
 		panic(fmt.Sprintf("web: embedded assets: %v", err)) // the embed pattern guarantees the directory
@@ -65,7 +68,52 @@ func newHandler(cfg Config, log *slog.Logger, loopback bool) *handler {
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", noCache(http.FileServerFS(sub))))
 	mux.HandleFunc("GET /{$}", h.index)
 	h.mux = mux
+	probes := http.NewServeMux()
+	probes.HandleFunc("GET /healthz", h.healthz)
+	probes.HandleFunc("GET /readyz", h.readyz)
+	h.probes = probes
 	return h
+}
+
+// Probe paths: served to anyone, carrying no data (see the package comment).
+const (
+	HealthzPath = "/healthz"
+	ReadyzPath  = "/readyz"
+)
+
+// isProbe reports whether r asks for one of the probe endpoints, which are
+// exempt from the Host and token rules.
+func isProbe(r *http.Request) bool {
+	return r.URL.Path == HealthzPath || r.URL.Path == ReadyzPath
+}
+
+// healthz is the liveness probe: the process is up and serving HTTP.
+func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
+	writeProbe(w, http.StatusOK, "ok")
+}
+
+// readyz is the readiness probe: 200 "ok" when Config.Ready says so, else
+// 503 "not ready: REASON".
+func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
+	if h.ready != nil {
+		if ok, reason := h.ready(); !ok {
+			if reason == "" {
+				reason = "unknown"
+			}
+			writeProbe(w, http.StatusServiceUnavailable, "not ready: "+reason)
+			return
+		}
+	}
+	writeProbe(w, http.StatusOK, "ok")
+}
+
+// writeProbe answers a probe with one line of plain text, never cached.
+func writeProbe(w http.ResponseWriter, status int, line string) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/plain; charset=utf-8")
+	hd.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, line+"\n")
 }
 
 // ServeHTTP sets the headers common to every response, checks who may
@@ -75,6 +123,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("X-Frame-Options", "DENY")
+	if isProbe(r) {
+		h.probes.ServeHTTP(w, r)
+		return
+	}
 	if status, msg := h.authorizeRead(r); status != 0 {
 		if status == http.StatusUnauthorized {
 			challenge(w)
@@ -95,6 +147,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // 127.0.0.1 (DNS rebinding) and read or change the query through the
 // victim's browser. Off loopback the token protects everything, so every
 // request must carry it, and nothing is served when none is configured.
+// The probe endpoints (isProbe) never reach this check.
 func (h *handler) authorizeRead(r *http.Request) (int, string) {
 	if h.loopback {
 		if !loopbackHost(r.Host) {

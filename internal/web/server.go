@@ -1,8 +1,17 @@
 // Package web serves sluice's HTTP API and live UI: the status and progress
 // of running queries as JSON, the Prometheus handler it is given on
 // /metrics, a page with live charts built from embedded assets (uPlot is
-// vendored, nothing is loaded from the internet), and the endpoint that
-// changes a query's limits at run time.
+// vendored, nothing is loaded from the internet), the endpoint that
+// changes a query's limits at run time, and the liveness and readiness
+// probes of container orchestrators (/healthz, /readyz).
+//
+// Access: on a loopback listener requests must name a loopback Host (DNS
+// rebinding protection); off loopback every request needs the token. The
+// two probe endpoints are the exception: they answer any Host without a
+// token, because kubelet and Docker probe with the pod's IP as Host and
+// carry no credentials, and so they carry no data — a fixed word ("ok",
+// "starting", "failed", …), never a query name, an error message or a
+// figure.
 //
 // The package does not know the engine: it reads queries through the small
 // Query interface and learns about optional abilities (changing limits)
@@ -83,6 +92,12 @@ type Config struct {
 	Token string
 	// Logger receives request errors and limit changes; nil discards them.
 	Logger *slog.Logger
+	// Ready answers GET /readyz: ready, or not with a short fixed reason
+	// such as "starting" (served as "not ready: starting"). The reason is
+	// served without authentication, so it must name a state, never carry
+	// data (no error text, names or figures). Nil means ready whenever the
+	// server runs.
+	Ready func() (ready bool, reason string)
 }
 
 // Server is the HTTP server of the API and UI. Create it with NewServer,
