@@ -94,22 +94,19 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		bl = newBatchLine(stderr)
 		w.AddListener(bl)
 	}
-	q, interrupted, err := startQuery(ctx, w, log)
-	if interrupted || err != nil {
-		return err
-	}
-	if bl != nil {
-		bl.setAvailableNow(q.Trigger() == sluice.AvailableNow())
-	}
+	// The HTTP server starts before the query, so that the probes answer
+	// during start-up (/healthz 200, /readyz 503 "starting"), and outlives
+	// a signal: it is closed when the run returns, so /readyz says
+	// "stopping" and /metrics can be scraped while the last batch commits.
+	st := &runState{}
 	if *uiAddr != "" && *uiAddr != "off" {
 		token := *uiToken
 		if token == "" {
 			token = os.Getenv("SLUICE_UI_TOKEN")
 		}
-		srv, err := startUI(ctx, *uiAddr, token, q, session.MetricsHandler(), log)
+		srv, err := serveUI(context.WithoutCancel(ctx), *uiAddr, token, st, session.MetricsHandler(), log)
 		switch {
 		case err != nil && uiAddrFlagSet(fs):
-			q.Stop()
 			return fmt.Errorf("--ui-addr: %w", err)
 		case err != nil:
 			log.Warn("live UI not started (the default address is taken; pass --ui-addr to choose another)", "err", err)
@@ -117,6 +114,14 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			defer srv.Close()
 			log.Info("live UI and API", "url", "http://"+srv.Addr()+"/")
 		}
+	}
+	q, interrupted, err := startQuery(ctx, w, log)
+	if interrupted || err != nil {
+		return err
+	}
+	st.started(q)
+	if bl != nil {
+		bl.setAvailableNow(q.Trigger() == sluice.AvailableNow())
 	}
 	if *stats {
 		defer func() {
@@ -127,6 +132,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	err = q.AwaitTermination(ctx)
 	if ctx.Err() != nil {
+		st.stopping.Store(true)
 		return shutdown(q, *shutdownTimeout, log)
 	}
 	return err
