@@ -9,6 +9,7 @@
 //	sluice functions                              the SQL functions expressions may use
 //	sluice completion bash|zsh                    a shell completion script
 //	sluice status --checkpoint DIR --bootstrap ADDR   per-partition lag of a query
+//	sluice probe [http://127.0.0.1:4040/readyz]  exit 0 when a health endpoint answers 2xx (container health checks)
 //	sluice vacuum PATH [--retention 168h] [--dry-run] delete a sink output's unlisted files
 //	sluice loadgen [--profile spike] [--rate R]     produce at a rate profile
 //	sluice rehearse [--quick]                     the seed's four-phase spike rehearsal with verdicts and charts
@@ -69,6 +70,7 @@ func init() {
 		{"loadgen", "", "produce records to Kafka at a rate profile (steady, step, spike, sine, csv)", runLoadgen},
 		{"rehearse", "", "rehearse a load spike in four phases and report a verdict with charts", runRehearse},
 		{"status", "", "print a query's per-partition lag from its checkpoint and the broker", runStatus},
+		{"probe", "[URL]", "check a health endpoint (default: readiness of sluice run on 127.0.0.1:4040); exit 0 when it answers 2xx, for container health checks", runProbe},
 		{"vacuum", "PATH", "delete the files of a file or Delta sink's output that no log lists and that are older than the retention", runVacuum},
 		{"reference", "", "print the reference documentation (docs/reference.md) generated from the format registry", runReference},
 	}
@@ -91,18 +93,34 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'sluice COMMAND -h' for a command's flags.")
 }
 
+// releaseVersion and releaseRevision, when set at link time, name the
+// release and its commit where the build information cannot: a container
+// image is built from a copy of the source without .git, so Go records no
+// VCS revision. The Dockerfile sets them from its VERSION and REVISION
+// build arguments:
+//
+//	go build -ldflags "-X main.releaseVersion=v1.2.0 -X main.releaseRevision=$(git rev-parse HEAD)" ./cmd/sluice
+var releaseVersion, releaseRevision string
+
 // version describes this build from the Go build information: the module
 // version ("(devel)" for a build from a checkout), the VCS revision and
 // time with "+dirty" for uncommitted changes, the Go version and platform.
-// Without build information it says so.
+// A version or revision set at link time (releaseVersion, releaseRevision)
+// wins. Without build information it says so.
 func version() string {
 	bi, ok := debug.ReadBuildInfo()
-	if !ok {
+	if !ok && releaseVersion == "" {
 		return fmt.Sprintf("sluice (unknown version: built without module information) %s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	}
+	if !ok {
+		bi = &debug.BuildInfo{}
 	}
 	v := bi.Main.Version
 	if v == "" {
 		v = "(devel)"
+	}
+	if releaseVersion != "" {
+		v = releaseVersion
 	}
 	var rev, at string
 	dirty := false
@@ -115,6 +133,9 @@ func version() string {
 		case "vcs.modified":
 			dirty = s.Value == "true"
 		}
+	}
+	if releaseRevision != "" && rev == "" {
+		rev = releaseRevision
 	}
 	out := "sluice " + v
 	if rev != "" {

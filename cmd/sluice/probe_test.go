@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,5 +189,47 @@ func TestRunStateAfterTermination(t *testing.T) {
 		if len(st.queries()) != 1 {
 			t.Errorf("topic %q: queries() lists %d queries, want 1", tc.topic, len(st.queries()))
 		}
+	}
+}
+
+// sluice probe exits 0 on a 2xx answer and 1 otherwise, printing the
+// endpoint's line; a bad URL is a usage error.
+func TestProbeCommand(t *testing.T) {
+	var ready atomic.Bool
+	srv := web.NewServer(web.Config{Addr: "127.0.0.1:0", Ready: func() (bool, string) {
+		if ready.Load() {
+			return true, ""
+		}
+		return false, notReadyStarting
+	}})
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + srv.Addr()
+	for _, tc := range []struct {
+		args       []string
+		ready      bool
+		code       int
+		out, inErr string
+	}{
+		{[]string{base + "/healthz"}, false, 0, "ok\n", ""},
+		{[]string{base + "/readyz"}, true, 0, "ok\n", ""},
+		{[]string{"--timeout", "2s", base + "/readyz"}, false, 1, "", "503 Service Unavailable: not ready: starting"},
+		{[]string{base + "/nope"}, true, 1, "", "404 Not Found"},
+		{[]string{"ftp://x/readyz"}, true, 2, "", "is not an http:// or https:// URL"},
+		{[]string{base + "/healthz", base + "/readyz"}, true, 2, "", "one URL expected"},
+	} {
+		ready.Store(tc.ready)
+		var stdout, stderr strings.Builder
+		code := realMain(append([]string{"probe"}, tc.args...), &stdout, &stderr)
+		if code != tc.code || stdout.String() != tc.out || !strings.Contains(stderr.String(), tc.inErr) {
+			t.Errorf("sluice probe %q: exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr containing %q",
+				tc.args, code, stdout.String(), stderr.String(), tc.code, tc.out, tc.inErr)
+		}
+	}
+	srv.Close()
+	var stderr strings.Builder
+	if code := realMain([]string{"probe", base + "/healthz"}, io.Discard, &stderr); code != 1 || !strings.Contains(stderr.String(), "connection refused") {
+		t.Errorf("sluice probe on a closed server: exit %d, stderr %q; want 1 and connection refused", code, stderr.String())
 	}
 }
