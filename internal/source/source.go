@@ -252,3 +252,20 @@ func Reject(ctx context.Context, rows *batch.Batch, reasons []string) error {
 	}
 	return errors.New(reasons[0])
 }
+
+// DataNotifier is implemented by sources that can say when data arrives
+// without being polled: the default trigger waits on it while the query is
+// caught up, so an idle query costs (almost) nothing and the first record
+// after a quiet spell starts a batch within a fetch round trip.
+type DataNotifier interface {
+	// WaitForData blocks until the source holds or knows of data past
+	// pos (the next batch's start), and returns true then; false when
+	// maxWait passed or ctx ended first.
+	WaitForData(ctx context.Context, pos Offset, maxWait time.Duration) bool
+}
+
+// Parallel is implemented by sources that size their tasks to the worker
+// pool; the engine tells them the pool's size before the first batch.
+type Parallel interface {
+	SetParallelism(workers int)
+}
