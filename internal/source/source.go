@@ -269,3 +269,13 @@ type DataNotifier interface {
 type Parallel interface {
 	SetParallelism(workers int)
 }
+
+// Prefetcher is implemented by sources that read ahead of the batch being
+// processed (the Kafka source keeps fetching the next range while a batch
+// transforms and commits). The engine tells them, after planning each
+// batch, how many records a batch may admit (admission's limit; 0 = no
+// limit): a source keeps no more than that read ahead, besides its share
+// of the memory budget (Budgeted).
+type Prefetcher interface {
+	SetPrefetchLimit(records int64)
+}

@@ -134,7 +134,11 @@ type Source struct {
 	// prefetchBytes bounds the carry; workers is the engine's worker
 	// count (coalescing, SetParallelism).
 	prefetchBytes atomic.Int64
-	workers       int
+	// prefetchRecs bounds the carry's records: the admission limit of
+	// the last planned batch (SetPrefetchLimit), maxOffsetsPerTrigger
+	// before the first; 0 = no bound beyond the bytes.
+	prefetchRecs atomic.Int64
+	workers      int
 
 	skipped atomic.Int64 // offsets skipped with failOnDataLoss=false
 	// budget is the query's memory budget (0 = none): no single record may
@@ -180,6 +184,7 @@ func newSource(cfg *Config, logger *slog.Logger) (*Source, error) {
 	}
 	s.fcond = sync.NewCond(&s.fmu)
 	s.prefetchBytes.Store(int64(cfg.FetchMaxBytes))
+	s.prefetchRecs.Store(cfg.MaxOffsetsPerTrigger)
 	kopts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Bootstrap...),
 		kgo.ClientID(cfg.ClientID),
@@ -807,6 +812,11 @@ func (s *Source) SetMemoryBudget(budget, buffers int64) {
 	s.prefetchBytes.Store(max(buffers/2, 64<<10))
 }
 
+// SetPrefetchLimit implements source.Prefetcher: the carry holds at most
+// the records the next batch may admit (records ≤ 0: bounded by bytes
+// only).
+func (s *Source) SetPrefetchLimit(records int64) { s.prefetchRecs.Store(max(records, 0)) }
+
 // SetParallelism implements source.Parallel: with many more partition
 // ranges than workers, small ranges share tasks (coalesceRanges).
 func (s *Source) SetParallelism(workers int) { s.workers = workers }
@@ -854,4 +864,5 @@ var (
 	_ source.PartitionedOffset = Offsets(nil)
 	_ source.DataNotifier      = (*Source)(nil)
 	_ source.Parallel          = (*Source)(nil)
+	_ source.Prefetcher        = (*Source)(nil)
 )

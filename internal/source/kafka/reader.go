@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -25,10 +24,12 @@ import (
 // open — as the carry, the prefetch of the next batch: while a batch
 // transforms and commits, the next one's records are already on their way.
 // The carry is bounded: a partition is paused once the carry holds its
-// share of the prefetch bytes (a quarter of the memory budget's buffer
-// share, or fetch.max.bytes without a budget), once the carry holds
-// maxOffsetsPerTrigger records, and at an availableNow snapshot's end;
-// partitions resume as batches take their carry.
+// share of the prefetch bytes (half of the memory budget's buffer share,
+// or fetch.max.bytes without a budget), once the carry holds as many
+// records as the next batch may admit (SetPrefetchLimit: admission's last
+// limit; maxOffsetsPerTrigger before the first plan), and at an
+// availableNow snapshot's end; partitions resume as batches take their
+// carry.
 //
 // Open and Close do not talk to the brokers unless a partition's cursor
 // must move (the first batch, a batch after a failed one, offsets skipped):
@@ -476,8 +477,12 @@ func (s *Source) handleFetches(ctx context.Context, fetches kgo.Fetches) {
 			r.failPartition(tp, fmt.Errorf("kafka source: fetch %s-%d: %w", tp.Topic, tp.Partition, s.cfg.Security.Explain(fp.Err)))
 			return
 		}
-		if fp.HighWatermark > s.hwm[tp] {
-			s.hwm[tp] = fp.HighWatermark
+		mark := fp.HighWatermark
+		if s.cfg.ReadCommitted {
+			mark = fp.LastStableOffset // what a batch may read
+		}
+		if mark > s.hwm[tp] {
+			s.hwm[tp] = mark
 			arrived = true
 		}
 		if len(fp.Records) == 0 {
@@ -549,7 +554,8 @@ func (s *Source) adjustPauses() {
 	}
 	capBytes := s.prefetchBytes.Load()
 	perPart := max(capBytes/int64(len(s.assigned)), 64<<10)
-	recsFull := s.cfg.MaxOffsetsPerTrigger > 0 && s.carryTotalRecs >= s.cfg.MaxOffsetsPerTrigger
+	recsMax := s.prefetchRecs.Load()
+	recsFull := recsMax > 0 && s.carryTotalRecs >= recsMax
 	var pause, resume map[string][]int32
 	r := s.cur
 	for tp := range s.assigned {
@@ -987,13 +993,3 @@ func (s *Source) stopFetching() {
 	}
 }
 
-// describeCarry is for debugging messages: the carried ranges.
-func (s *Source) describeCarry() string {
-	var b strings.Builder
-	for tp, c := range s.carry {
-		if len(c) > 0 {
-			fmt.Fprintf(&b, "%s-%d[%d,%d] ", tp.Topic, tp.Partition, c[0].Offset, c[len(c)-1].Offset)
-		}
-	}
-	return b.String()
-}
