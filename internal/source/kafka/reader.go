@@ -992,4 +992,3 @@ func (s *Source) stopFetching() {
 		<-done
 	}
 }
-
