@@ -296,6 +296,9 @@ type Query struct {
 	// limitsChanged is signalled by SetLimits: an event-driven wait for
 	// data ends, so a new trigger interval applies at once.
 	limitsChanged chan struct{}
+	// waitingForData is true while the default trigger waits on the
+	// source (waitForData); the sampler skips its ticks then.
+	waitingForData atomic.Bool
 	// ended: the query has stopped running batches (it is shutting down or
 	// has terminated).
 	ended atomic.Bool
@@ -759,6 +762,8 @@ func (q *Query) waitForData(ctx context.Context, notifier source.DataNotifier, m
 		}
 	}()
 	q.setStatus("Waiting for data to arrive", false, false)
+	q.waitingForData.Store(true)
+	defer q.waitingForData.Store(false)
 	return notifier.WaitForData(wctx, q.start, maxWait)
 }
 

@@ -289,10 +289,16 @@ func TestCoalescedQueryExactlyOnce(t *testing.T) {
 	}
 }
 
-// countingSource counts planning calls (Available).
+// countingSource counts planning calls (Available) and latest-offset
+// samples (LatestOffsets).
 type countingSource struct {
 	*kafka.Source
-	plans atomic.Int64
+	plans, samples atomic.Int64
+}
+
+func (c *countingSource) LatestOffsets(ctx context.Context) (partition.Offsets, error) {
+	c.samples.Add(1)
+	return c.Source.LatestOffsets(ctx)
 }
 
 func (c *countingSource) Available(ctx context.Context, start source.Offset) (partition.Offsets, partition.Offsets, error) {
@@ -302,7 +308,8 @@ func (c *countingSource) Available(ctx context.Context, start source.Offset) (pa
 
 // TestDefaultTriggerWaitsForData: with the default trigger an idle query
 // does not poll the brokers for new offsets (one plan, then a wait on the
-// fetch), and a record produced then starts a batch.
+// fetch; the latest-offset sampler skips its ticks meanwhile), and a
+// record produced then starts a batch.
 func TestDefaultTriggerWaitsForData(t *testing.T) {
 	b := brokertest.Start(t, broker.TopicSpec{Name: "idle", Partitions: 2})
 	src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "idle"}, quiet)
@@ -314,14 +321,18 @@ func TestDefaultTriggerWaitsForData(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	q, err := engine.Start(ctx, engine.Config{Source: cs, Sink: sink, CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2,
-		LatestSampleEvery: -1})
+		LatestSampleEvery: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer q.Stop()
 	waitFor(t, func() bool { return cs.plans.Load() >= 1 })
-	before := cs.plans.Load()
+	time.Sleep(200 * time.Millisecond) // the first plan's wait has begun
+	before, samplesBefore := cs.plans.Load(), cs.samples.Load()
 	time.Sleep(1500 * time.Millisecond)
+	if n := cs.samples.Load() - samplesBefore; n > 2 {
+		t.Fatalf("idle query sampled the latest offsets %d times in 1.5 s (every 100 ms: 15)", n)
+	}
 	// Polling with back-off (10 ms doubling to 250 ms) plans 9 times in
 	// 1.5 s; waiting for data plans again only when the idle report is due.
 	if n := cs.plans.Load() - before; n > 2 {
