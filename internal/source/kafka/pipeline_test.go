@@ -92,8 +92,29 @@ func TestPrefetchServesNextBatchWithoutBroker(t *testing.T) {
 	}
 	waitFor(t, func() bool { return src.CarryRecords() == 100 })
 	b.Close()
-	_, rows = readBatch(t, src, offsets("pf", 50, 50), offsets("pf", 100, 100))
-	next := map[int32]int64{0: 50, 1: 50}
+	// Keys "k<i>", values "p<partition>-<i>": the carry's bytes.
+	carryBytes := func(from int) int64 {
+		var n int64
+		for p := 0; p < 2; p++ {
+			for i := from; i < 100; i++ {
+				n += int64(len(fmt.Sprintf("k%d", i)) + len(fmt.Sprintf("p%d-%d", p, i)))
+			}
+		}
+		return n
+	}
+	if got, want := src.CarryBytes(), carryBytes(50); got != want {
+		t.Fatalf("carry counts %d bytes, want %d", got, want)
+	}
+	// A batch that takes part of the carry leaves the rest, counted.
+	_, rows = readBatch(t, src, offsets("pf", 50, 50), offsets("pf", 75, 75))
+	if n := len(rows[0]) + len(rows[1]); n != 50 {
+		t.Fatalf("batch [50,75) read %d rows, want 50", n)
+	}
+	if src.CarryRecords() != 50 || src.CarryBytes() != carryBytes(75) {
+		t.Fatalf("carry after [50,75): %d records, %d bytes; want 50, %d", src.CarryRecords(), src.CarryBytes(), carryBytes(75))
+	}
+	_, rows = readBatch(t, src, offsets("pf", 75, 75), offsets("pf", 100, 100))
+	next := map[int32]int64{0: 75, 1: 75}
 	for _, task := range rows {
 		for _, r := range task {
 			if r.offset != next[r.part] || r.value != fmt.Sprintf("p%d-%d", r.part, r.offset) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -209,18 +210,25 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 		carried := s.carry[tp]
 		from, hasCarry := s.carryFrom[tp]
 		pos, known := s.pos[tp]
+		carriedBytes := s.carryBytes[tp]
 		s.dropCarry(tp)
 		switch {
 		case known && hasCarry && st >= from && st <= pos:
-			var keep []*kgo.Record
-			for i, rec := range carried {
-				if rec.Offset >= st {
-					keep = carried[i:]
-					break
-				}
+			// The carry's records from st to en go to the batch; those
+			// from en on stay the carry, in the same array (no copy: a
+			// carry larger than a batch is not copied once per batch).
+			lo := sort.Search(len(carried), func(i int) bool { return carried[i].Offset >= st })
+			hi := lo + sort.Search(len(carried)-lo, func(i int) bool { return carried[lo+i].Offset >= en })
+			if hi < len(carried) {
+				s.carry[tp] = carried[hi:]
+				s.carryFrom[tp] = en
+				n := carriedBytes - recordBytes(carried[:hi]) // what was taken, not what stays
+				s.carryBytes[tp] = n
+				s.carryTotalBytes += n
+				s.carryTotalRecs += int64(len(carried) - hi)
 			}
-			if len(keep) > 0 {
-				r.deliver(tp, keep)
+			if hi > lo {
+				r.deliver(tp, carried[lo:hi])
 			} else if pos >= en {
 				r.deliver(tp, nil) // the carry's gaps cover the range
 			}
@@ -517,14 +525,20 @@ func (s *Source) appendCarry(tp partition.ID, recs []*kgo.Record) {
 	if len(recs) == 0 {
 		return
 	}
+	s.carry[tp] = append(s.carry[tp], recs...)
+	n := recordBytes(recs)
+	s.carryBytes[tp] += n
+	s.carryTotalBytes += n
+	s.carryTotalRecs += int64(len(recs))
+}
+
+// recordBytes is what the carry counts of recs: keys and values.
+func recordBytes(recs []*kgo.Record) int64 {
 	var n int64
 	for _, rec := range recs {
 		n += int64(len(rec.Key) + len(rec.Value))
 	}
-	s.carry[tp] = append(s.carry[tp], recs...)
-	s.carryBytes[tp] += n
-	s.carryTotalBytes += n
-	s.carryTotalRecs += int64(len(recs))
+	return n
 }
 
 // dropCarry forgets tp's carry (under the source lock).
