@@ -138,7 +138,15 @@ type Source struct {
 	// the last planned batch (SetPrefetchLimit), maxOffsetsPerTrigger
 	// before the first; 0 = no bound beyond the bytes.
 	prefetchRecs atomic.Int64
-	workers      int
+	// fetchCap is the most a fetch may hold (fetch.max.bytes, or half
+	// the budget's buffer share); fetchSet what the client was last told
+	// (sizeFetches, under fmu). wireRecs and wireBytes count the records
+	// fetched so far and their bytes on the wire (compressed), for the
+	// average size a fetch's byte limit applies to (wireHook).
+	fetchCap            atomic.Int64
+	fetchSet            int64
+	wireRecs, wireBytes atomic.Int64
+	workers             int
 
 	skipped atomic.Int64 // offsets skipped with failOnDataLoss=false
 	// budget is the query's memory budget (0 = none): no single record may
@@ -185,6 +193,7 @@ func newSource(cfg *Config, logger *slog.Logger) (*Source, error) {
 	s.fcond = sync.NewCond(&s.fmu)
 	s.prefetchBytes.Store(int64(cfg.FetchMaxBytes))
 	s.prefetchRecs.Store(cfg.MaxOffsetsPerTrigger)
+	s.fetchCap.Store(int64(cfg.FetchMaxBytes))
 	kopts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Bootstrap...),
 		kgo.ClientID(cfg.ClientID),
@@ -195,7 +204,7 @@ func newSource(cfg *Config, logger *slog.Logger) (*Source, error) {
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.KeepControlRecords(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{}),
-		kgo.WithHooks(connHook{s}),
+		kgo.WithHooks(connHook{s}, wireHook{s}),
 	}
 	kopts = append(kopts, cfg.Security.Opts()...)
 	if cfg.MaxConcurrentFetch > 0 {
@@ -806,16 +815,61 @@ func (s *Source) SetMemoryBudget(budget, buffers int64) {
 	}
 	// Half of the buffer share for the client's fetch buffers, half for
 	// the carry (the prefetch of the next batch).
-	fetchMax := min(int64(s.cfg.FetchMaxBytes), max(buffers/2, 64<<10))
-	partMax := min(int64(s.cfg.FetchPartitionMax), max(fetchMax/4, 16<<10))
-	s.cl.UpdateFetchMaxBytes(int32(fetchMax), int32(partMax))
+	s.fetchCap.Store(min(int64(s.cfg.FetchMaxBytes), max(buffers/2, 64<<10)))
 	s.prefetchBytes.Store(max(buffers/2, 64<<10))
+	s.sizeFetches()
+}
+
+// wireHook counts the records the client fetches and their bytes on the
+// wire (kgo.HookFetchBatchRead).
+type wireHook struct{ s *Source }
+
+func (h wireHook) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.FetchBatchMetrics) {
+	h.s.wireRecs.Add(int64(m.NumRecords))
+	h.s.wireBytes.Add(int64(m.CompressedBytes))
+}
+
+var _ kgo.HookFetchBatchRead = wireHook{}
+
+// defaultRecordBytes is the record size assumed before any was fetched
+// (sizeFetches): small, so a first fetch is rather too small (one more
+// round trip) than far larger than the first batch.
+const defaultRecordBytes = 256
+
+// sizeFetches sizes the client's fetches to what a batch takes: the
+// prefetch limit (admission's records per batch) times the average record
+// size on the wire, at least 64 KiB, at most fetchCap; a partition's share is a
+// quarter of that. Without it a batch of 10,000 records waited for the
+// first fetch of the whole backlog (up to fetch.max.bytes or half the
+// budget's buffer share) before it could finish. The client is told only
+// when the size moves by a quarter or more.
+func (s *Source) sizeFetches() {
+	limit := s.fetchCap.Load()
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if recs := s.prefetchRecs.Load(); recs > 0 {
+		avg := int64(defaultRecordBytes)
+		if n := s.wireRecs.Load(); n > 0 {
+			avg = max(s.wireBytes.Load()/n, 1)
+		}
+		limit = min(limit, max(recs*avg, 64<<10))
+	}
+	if d := limit - s.fetchSet; s.fetchSet > 0 && d < s.fetchSet/4 && -d < s.fetchSet/4 {
+		return
+	}
+	s.fetchSet = limit
+	partMax := min(int64(s.cfg.FetchPartitionMax), max(limit/4, 16<<10))
+	s.cl.UpdateFetchMaxBytes(int32(min(limit, 1<<30)), int32(partMax))
 }
 
 // SetPrefetchLimit implements source.Prefetcher: the carry holds at most
 // the records the next batch may admit (records ≤ 0: bounded by bytes
 // only).
-func (s *Source) SetPrefetchLimit(records int64) { s.prefetchRecs.Store(max(records, 0)) }
+// The client's fetches are sized to it too (sizeFetches).
+func (s *Source) SetPrefetchLimit(records int64) {
+	s.prefetchRecs.Store(max(records, 0))
+	s.sizeFetches()
+}
 
 // SetParallelism implements source.Parallel: with many more partition
 // ranges than workers, small ranges share tasks (coalesceRanges).

@@ -183,6 +183,21 @@ func TestPrefetchBounded(t *testing.T) {
 			t.Fatalf("next batch read %d rows", len(rows[0]))
 		}
 	})
+	t.Run("fetches sized to the limit", func(t *testing.T) {
+		// Default fetch sizes (50 MiB): the fetches follow the limit
+		// (100 records × the average record on the wire, at least
+		// 64 KiB), not the whole log at once.
+		src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "bound"}, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		src.SetPrefetchLimit(100)
+		readBatch(t, src, offsets("bound", 0), offsets("bound", 10))
+		if n := settle(t, src, 100); n > 100+80 {
+			t.Fatalf("prefetched %d records, limit 100", n)
+		}
+	})
 	t.Run("bytes", func(t *testing.T) {
 		src, err := kafka.New(opts, quiet)
 		if err != nil {
