@@ -293,6 +293,12 @@ type Query struct {
 	progressAt atomic.Int64
 	// caughtUp: the last look at the source found nothing new to read.
 	caughtUp atomic.Bool
+	// limitsChanged is signalled by SetLimits: an event-driven wait for
+	// data ends, so a new trigger interval applies at once.
+	limitsChanged chan struct{}
+	// waitingForData is true while the default trigger waits on the
+	// source (waitForData); the sampler skips its ticks then.
+	waitingForData atomic.Bool
 	// ended: the query has stopped running batches (it is shutting down or
 	// has terminated).
 	ended atomic.Bool
@@ -424,7 +430,7 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := &Query{cfg: cfg, cp: cp, runID: storage.NewUUID(), done: make(chan struct{})}
+	q := &Query{cfg: cfg, cp: cp, runID: storage.NewUUID(), done: make(chan struct{}), limitsChanged: make(chan struct{}, 1)}
 	var defaults source.ReadLimit
 	if d, ok := cfg.Source.(source.LimitDefaults); ok {
 		defaults = d.DefaultReadLimit()
@@ -438,6 +444,9 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 	}
 	if b, ok := cfg.Source.(source.Budgeted); ok && q.limits.MemoryBudget > 0 {
 		b.SetMemoryBudget(q.limits.MemoryBudget, admission.BufferShare(q.limits.MemoryBudget))
+	}
+	if p, ok := cfg.Source.(source.Parallel); ok {
+		p.SetParallelism(cfg.Workers) // many small partition ranges share tasks
 	}
 	if q.limits.MemoryBudget > 0 {
 		for _, sk := range []sink.Sink{cfg.Sink, cfg.DeadLetter} {
@@ -686,6 +695,11 @@ func (q *Query) loop(ctx context.Context) error {
 		every = DefaultNoDataProgressInterval
 	}
 	var lastIdle time.Time // zero: no idle report and no batch in this run yet
+	notifier, _ := q.cfg.Source.(source.DataNotifier)
+	// wokeEmpty: a wait said data had arrived but the next plan found
+	// none to run; the trigger polls with back-off until a batch runs
+	// again, so a source that keeps saying so cannot spin the loop.
+	wokeEmpty, woke := false, false
 	return trigger.RunDynamic(ctx, current, q.cfg.Clock, q.log, func(ctx context.Context, intended time.Time) (trigger.Result, error) {
 		q.intended = intended
 		if q.replay {
@@ -702,6 +716,12 @@ func (q *Query) loop(ctx context.Context) error {
 		if err != nil {
 			return trigger.Result{}, err
 		}
+		if ran {
+			wokeEmpty = false
+		} else if woke {
+			wokeEmpty = true
+		}
+		woke = false
 		now := q.cfg.Clock.Now()
 		switch {
 		case ran:
@@ -714,8 +734,37 @@ func (q *Query) loop(ctx context.Context) error {
 				o.Idle(q, info)
 			}
 		}
+		if !ran && notifier != nil && !wokeEmpty && q.caughtUp.Load() && ctx.Err() == nil && q.currentTrigger().Kind == trigger.Default {
+			// Event-driven default trigger: wait until the source has
+			// data past the position, at most until the next idle report
+			// is due; a limits change (a trigger interval) ends the wait.
+			wait := every
+			if !lastIdle.IsZero() {
+				wait = every - q.cfg.Clock.Now().Sub(lastIdle)
+			}
+			woke = q.waitForData(ctx, notifier, max(wait, trigger.IdleMinPoll))
+			return trigger.Result{Waited: true}, nil
+		}
 		return trigger.Result{Ran: ran}, nil
 	})
+}
+
+// waitForData blocks until notifier has data past the query's position,
+// maxWait passes, ctx ends or the limits change (SetLimits).
+func (q *Query) waitForData(ctx context.Context, notifier source.DataNotifier, maxWait time.Duration) bool {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-q.limitsChanged:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	q.setStatus("Waiting for data to arrive", false, false)
+	q.waitingForData.Store(true)
+	defer q.waitingForData.Store(false)
+	return notifier.WaitForData(wctx, q.start, maxWait)
 }
 
 // lostEverything reports an end offset with no partitions after a start

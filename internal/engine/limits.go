@@ -27,6 +27,10 @@ func (q *Query) SetLimits(u admission.LimitsUpdate) (admission.Limits, error) {
 	}
 	old := q.limits
 	q.limits = nl
+	select {
+	case q.limitsChanged <- struct{}{}:
+	default:
+	}
 	q.log.Info("limits changed; applied from the next batch", "old", fmt.Sprintf("%+v", old), "new", fmt.Sprintf("%+v", nl))
 	return nl, nil
 }
@@ -68,6 +72,9 @@ func (q *Query) plan(ctx context.Context, once bool) (end, latest source.Offset,
 		d = admission.Plan(in)
 		if d.Released {
 			q.history.LastRelease = in.Now
+		}
+		if p, ok := src.(source.Prefetcher); ok {
+			p.SetPrefetchLimit(d.Limit) // read ahead no more than a batch may take
 		}
 		return src.PartitionOffset(d.End), src.PartitionOffset(lt), d, asked, nil
 	case source.Limited:

@@ -33,7 +33,8 @@ const (
 //
 // It costs one request per tick (Kafka: one ListOffsets) and holds at most
 // one request in flight: a tick that comes while a request is running is
-// dropped. Its goroutine is owned by the query: started after recovery,
+// dropped, and so is a tick while the event-driven default trigger waits
+// for data (the query is caught up; the wait ends when data arrives). Its goroutine is owned by the query: started after recovery,
 // stopped (and waited for) when the query's loop ends.
 type sampler struct {
 	q     *Query
@@ -84,6 +85,13 @@ func (s *sampler) start(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				if s.q.waitingForData.Load() {
+					// The query is caught up and waits on the source,
+					// which wakes it (and it plans, observing the
+					// latest offsets) as soon as data arrives: a
+					// sample would only repeat the position.
+					continue
+				}
 				if s.mu.TryLock() { // a request is in flight: skip this tick
 					s.sampleLocked(ctx, latestSampleTimeout)
 					s.mu.Unlock()

@@ -252,3 +252,30 @@ func Reject(ctx context.Context, rows *batch.Batch, reasons []string) error {
 	}
 	return errors.New(reasons[0])
 }
+
+// DataNotifier is implemented by sources that can say when data arrives
+// without being polled: the default trigger waits on it while the query is
+// caught up, so an idle query costs (almost) nothing and the first record
+// after a quiet spell starts a batch within a fetch round trip.
+type DataNotifier interface {
+	// WaitForData blocks until the source holds or knows of data past
+	// pos (the next batch's start), and returns true then; false when
+	// maxWait passed or ctx ended first.
+	WaitForData(ctx context.Context, pos Offset, maxWait time.Duration) bool
+}
+
+// Parallel is implemented by sources that size their tasks to the worker
+// pool; the engine tells them the pool's size before the first batch.
+type Parallel interface {
+	SetParallelism(workers int)
+}
+
+// Prefetcher is implemented by sources that read ahead of the batch being
+// processed (the Kafka source keeps fetching the next range while a batch
+// transforms and commits). The engine tells them, after planning each
+// batch, how many records a batch may admit (admission's limit; 0 = no
+// limit): a source keeps no more than that read ahead, besides its share
+// of the memory budget (Budgeted).
+type Prefetcher interface {
+	SetPrefetchLimit(records int64)
+}

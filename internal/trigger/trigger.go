@@ -60,6 +60,11 @@ type Result struct {
 	// Done is true when the query should stop (Once after its batch,
 	// AvailableNow when the snapshot is drained).
 	Done bool
+	// Waited is true when an attempt that ran nothing already waited for
+	// data (an event-driven default trigger: the source said when data
+	// arrived): the default trigger then tries again at once instead of
+	// polling with back-off.
+	Waited bool
 }
 
 // RunFunc runs at most one batch. intended is when the trigger meant the
@@ -99,6 +104,8 @@ var RealClock Clock = realClock{}
 // forever (spark.sql.streaming.pollingDelay), which costs a broker round
 // trip 100 times a second on an idle topic. sluice starts at 10 ms and
 // doubles up to IdleMaxPoll while nothing arrives, then snaps back to 10 ms.
+// A source that says when data arrives (the Kafka source) replaces the
+// polling altogether: the engine waits on it and reports Result.Waited.
 const (
 	IdleMinPoll = 10 * time.Millisecond
 	IdleMaxPoll = 250 * time.Millisecond
@@ -218,7 +225,7 @@ func RunDynamic(ctx context.Context, current func() Trigger, clock Clock, log *s
 		}
 		// Default trigger.
 		intended = clock.Now()
-		if res.Ran {
+		if res.Ran || res.Waited {
 			idle = IdleMinPoll
 			continue
 		}

@@ -93,6 +93,32 @@ func TestDefaultTriggerBacksOffWhenIdle(t *testing.T) {
 	}
 }
 
+// TestDefaultTriggerAfterAWait: an attempt that already waited for data
+// (event-driven) is followed at once by the next, and the back-off
+// restarts from 10 ms.
+func TestDefaultTriggerAfterAWait(t *testing.T) {
+	clk := triggertest.New(time.Unix(0, 0))
+	runs := 0
+	err := Run(context.Background(), Trigger{}, clk, nil, func(ctx context.Context, _ time.Time) (Result, error) {
+		runs++
+		switch runs {
+		case 1, 2:
+			return Result{Ran: false}, nil // poll: 10, 20 ms
+		case 3, 4, 5:
+			return Result{Waited: true}, nil // no sleep
+		case 6:
+			return Result{Ran: false}, nil // back to 10 ms
+		}
+		return Result{Done: true}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(clk.Sleeps()); got != "[10ms 20ms 10ms]" {
+		t.Fatalf("sleeps %s, want [10ms 20ms 10ms]", got)
+	}
+}
+
 func TestOnceAndAvailableNow(t *testing.T) {
 	for _, tc := range []struct {
 		kind Kind

@@ -2,11 +2,11 @@
 // fixed schema on top of one long-lived franz-go client per query.
 //
 // The checkpoint owns the offsets, as in Spark: partitions are assigned
-// directly (no consumer group), each batch reads exactly the planned
-// [start, end) per partition, and partitions that reached their end are
-// paused so prefetching stays bounded by the client's fetch sizes. Records
-// fetched past a batch's end are carried over to the next batch instead of
-// being fetched twice.
+// directly (no consumer group) and each batch reads exactly the planned
+// [start, end) per partition. One fetch goroutine keeps reading while
+// batches transform and commit: records past a batch's end are carried to
+// the next batch (a bounded prefetch, see reader.go), and the default
+// trigger waits on it instead of polling (WaitForData).
 //
 // The same source reads Azure Event Hubs through its Kafka endpoint
 // (NewEventHubs); TLS and SASL come from package kafkaauth. While the
@@ -22,6 +22,7 @@ import (
 	"maps"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -95,16 +96,57 @@ type Source struct {
 	// planning at a time).
 	gone map[partition.ID]bool
 
-	// Fetch state, touched by Open and the batch's fetch loop only, never
-	// concurrently (one batch at a time).
+	// Fetch state (reader.go), guarded by fmu: written by Open, Close,
+	// WaitForData, unassign and the fetch goroutine.
+	fmu   sync.Mutex
+	fcond *sync.Cond
+	// cur is the open batch's reader (nil between batches).
+	cur *reader
+	// assigned partitions are in the client's consume set; paused ones
+	// are paused by adjustPauses.
 	assigned map[partition.ID]bool
+	paused   map[partition.ID]bool
 	// pos is where the client's cursor is: the offset after the last
-	// record we received (carry included).
+	// record we received (carry included); absent while unknown.
 	pos map[partition.ID]int64
-	// carry holds records received past a batch's end; carryFrom is the
-	// offset the carry logically starts at (that batch's end).
-	carry     map[partition.ID][]*kgo.Record
-	carryFrom map[partition.ID]int64
+	// carry holds records received past a batch's end or between batches
+	// (the prefetch); carryFrom is the offset the carry logically starts
+	// at. carryBytes, carryTotalBytes and carryTotalRecs measure it.
+	carry           map[partition.ID][]*kgo.Record
+	carryFrom       map[partition.ID]int64
+	carryBytes      map[partition.ID]int64
+	carryTotalBytes int64
+	carryTotalRecs  int64
+	// hwm is each partition's high watermark from the last fetch
+	// response that carried it.
+	hwm map[partition.ID]int64
+	// The fetch goroutine: its stop and end, the poll in flight, parking.
+	fetchStop  context.CancelFunc
+	fetchDone  chan struct{}
+	fetchEnded bool
+	pollCancel context.CancelFunc
+	parkReq    int
+	parked     bool
+	closed     bool
+	// dataCh is signalled when records or a higher watermark arrive
+	// (WaitForData).
+	dataCh chan struct{}
+	// prefetchBytes bounds the carry; workers is the engine's worker
+	// count (coalescing, SetParallelism).
+	prefetchBytes atomic.Int64
+	// prefetchRecs bounds the carry's records: the admission limit of
+	// the last planned batch (SetPrefetchLimit), maxOffsetsPerTrigger
+	// before the first; 0 = no bound beyond the bytes.
+	prefetchRecs atomic.Int64
+	// fetchCap is the most a fetch may hold (fetch.max.bytes, or half
+	// the budget's buffer share); fetchSet what the client was last told
+	// (sizeFetches, under fmu). wireRecs and wireBytes count the records
+	// fetched so far and their bytes on the wire (compressed), for the
+	// average size a fetch's byte limit applies to (wireHook).
+	fetchCap            atomic.Int64
+	fetchSet            int64
+	wireRecs, wireBytes atomic.Int64
+	workers             int
 
 	skipped atomic.Int64 // offsets skipped with failOnDataLoss=false
 	// budget is the query's memory budget (0 = none): no single record may
@@ -136,14 +178,22 @@ func newSource(cfg *Config, logger *slog.Logger) (*Source, error) {
 		logger.Warn("kafka source: ignoring Kafka client settings it does not use", "options", cfg.Ignored)
 	}
 	s := &Source{
-		cfg:       cfg,
-		log:       logger,
-		schema:    Schema(cfg.IncludeHeaders),
-		assigned:  map[partition.ID]bool{},
-		pos:       map[partition.ID]int64{},
-		carry:     map[partition.ID][]*kgo.Record{},
-		carryFrom: map[partition.ID]int64{},
+		cfg:        cfg,
+		log:        logger,
+		schema:     Schema(cfg.IncludeHeaders),
+		assigned:   map[partition.ID]bool{},
+		paused:     map[partition.ID]bool{},
+		pos:        map[partition.ID]int64{},
+		carry:      map[partition.ID][]*kgo.Record{},
+		carryFrom:  map[partition.ID]int64{},
+		carryBytes: map[partition.ID]int64{},
+		hwm:        map[partition.ID]int64{},
+		dataCh:     make(chan struct{}, 1),
 	}
+	s.fcond = sync.NewCond(&s.fmu)
+	s.prefetchBytes.Store(int64(cfg.FetchMaxBytes))
+	s.prefetchRecs.Store(cfg.MaxOffsetsPerTrigger)
+	s.fetchCap.Store(int64(cfg.FetchMaxBytes))
 	kopts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Bootstrap...),
 		kgo.ClientID(cfg.ClientID),
@@ -154,7 +204,7 @@ func newSource(cfg *Config, logger *slog.Logger) (*Source, error) {
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.KeepControlRecords(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{}),
-		kgo.WithHooks(connHook{s}),
+		kgo.WithHooks(connHook{s}, wireHook{s}),
 	}
 	kopts = append(kopts, cfg.Security.Opts()...)
 	if cfg.MaxConcurrentFetch > 0 {
@@ -614,16 +664,22 @@ func (s *Source) Available(ctx context.Context, startOff source.Offset) (from, l
 // batch assigns its partitions afresh: a client still holding the old
 // topic (its id, its fetch positions) would wait for records forever.
 func (s *Source) unassign(tp partition.ID) {
+	// Park the fetch goroutine: no poll of the old topic is in flight
+	// while the client forgets it, and nothing of it reaches the carry
+	// afterwards.
+	s.park()
+	defer s.unpark()
 	s.cl.PurgeTopicsFromConsuming(tp.Topic)
 	for p := range s.assigned {
 		if p.Topic == tp.Topic {
 			delete(s.assigned, p)
-			delete(s.pos, p)
-			delete(s.carry, p)
-			delete(s.carryFrom, p)
+			delete(s.paused, p)
+			delete(s.hwm, p)
+			s.forget(p)
 		}
 	}
-	delete(s.pos, tp)
+	delete(s.hwm, tp)
+	s.forget(tp)
 }
 
 // verifyAvailableNow checks the availableNow snapshot against the brokers'
@@ -747,19 +803,77 @@ func (s *Source) Metrics(consumed, latest source.Offset) map[string]string {
 	return m
 }
 
-// SetMemoryBudget implements source.Budgeted: fetch buffers are capped at
-// the share of the budget admission holds back for them (buffers; at least
-// 64 KiB), a partition's fetch at a quarter of that, and a record larger
+// SetMemoryBudget implements source.Budgeted: the share of the budget
+// admission holds back for source buffers (buffers) is split between the
+// client's fetch buffers (at least 64 KiB, a partition's fetch at a
+// quarter of that) and the carry of prefetched records; a record larger
 // than the whole budget fails the batch.
 func (s *Source) SetMemoryBudget(budget, buffers int64) {
 	s.budget.Store(budget)
 	if budget <= 0 {
 		return
 	}
-	fetchMax := min(int64(s.cfg.FetchMaxBytes), max(buffers, 64<<10))
-	partMax := min(int64(s.cfg.FetchPartitionMax), max(fetchMax/4, 16<<10))
-	s.cl.UpdateFetchMaxBytes(int32(fetchMax), int32(partMax))
+	// Half of the buffer share for the client's fetch buffers, half for
+	// the carry (the prefetch of the next batch).
+	s.fetchCap.Store(min(int64(s.cfg.FetchMaxBytes), max(buffers/2, 64<<10)))
+	s.prefetchBytes.Store(max(buffers/2, 64<<10))
+	s.sizeFetches()
 }
+
+// wireHook counts the records the client fetches and their bytes on the
+// wire (kgo.HookFetchBatchRead).
+type wireHook struct{ s *Source }
+
+func (h wireHook) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.FetchBatchMetrics) {
+	h.s.wireRecs.Add(int64(m.NumRecords))
+	h.s.wireBytes.Add(int64(m.CompressedBytes))
+}
+
+var _ kgo.HookFetchBatchRead = wireHook{}
+
+// defaultRecordBytes is the record size assumed before any was fetched
+// (sizeFetches): small, so a first fetch is rather too small (one more
+// round trip) than far larger than the first batch.
+const defaultRecordBytes = 256
+
+// sizeFetches sizes the client's fetches to what a batch takes: the
+// prefetch limit (admission's records per batch) times the average record
+// size on the wire, at least 64 KiB, at most fetchCap; a partition's share is a
+// quarter of that. Without it a batch of 10,000 records waited for the
+// first fetch of the whole backlog (up to fetch.max.bytes or half the
+// budget's buffer share) before it could finish. The client is told only
+// when the size moves by a quarter or more.
+func (s *Source) sizeFetches() {
+	limit := s.fetchCap.Load()
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if recs := s.prefetchRecs.Load(); recs > 0 {
+		avg := int64(defaultRecordBytes)
+		if n := s.wireRecs.Load(); n > 0 {
+			avg = max(s.wireBytes.Load()/n, 1)
+		}
+		limit = min(limit, max(recs*avg, 64<<10))
+	}
+	if d := limit - s.fetchSet; s.fetchSet > 0 && d < s.fetchSet/4 && -d < s.fetchSet/4 {
+		return
+	}
+	s.fetchSet = limit
+	partMax := min(int64(s.cfg.FetchPartitionMax), max(limit/4, 16<<10))
+	s.cl.UpdateFetchMaxBytes(int32(min(limit, 1<<30)), int32(partMax))
+}
+
+// SetPrefetchLimit implements source.Prefetcher: the carry holds at most
+// the records the next batch may admit (records ≤ 0: bounded by bytes
+// only).
+// The client's fetches are sized to it too (sizeFetches).
+func (s *Source) SetPrefetchLimit(records int64) {
+	s.prefetchRecs.Store(max(records, 0))
+	s.sizeFetches()
+}
+
+// SetParallelism implements source.Parallel: with many more partition
+// ranges than workers, small ranges share tasks (coalesceRanges).
+func (s *Source) SetParallelism(workers int) { s.workers = workers }
 
 // RecordTooLargeError reports a record that cannot fit in the memory budget.
 type RecordTooLargeError struct {
@@ -779,14 +893,21 @@ func (e *RecordTooLargeError) Error() string {
 // deleted before being read (failOnDataLoss=false).
 func (s *Source) SkippedOffsets() int64 { return s.skipped.Load() }
 
-// BufferedBytes is what the client holds in fetched-but-unread buffers.
-func (s *Source) BufferedBytes() int64 { return s.cl.BufferedFetchBytes() }
+// BufferedBytes is what the client holds in fetched-but-unread buffers
+// plus the carry (records fetched for later batches).
+func (s *Source) BufferedBytes() int64 {
+	s.fmu.Lock()
+	carry := s.carryTotalBytes
+	s.fmu.Unlock()
+	return s.cl.BufferedFetchBytes() + carry
+}
 
 // Client exposes the underlying client (tests, consumer-group commits).
 func (s *Source) Client() *kgo.Client { return s.cl }
 
 // Close implements source.Source.
 func (s *Source) Close() error {
+	s.stopFetching()
 	s.cl.Close()
 	return nil
 }
@@ -795,4 +916,7 @@ var (
 	_ source.Partitioned       = (*Source)(nil)
 	_ source.LatestReporter    = (*Source)(nil)
 	_ source.PartitionedOffset = Offsets(nil)
+	_ source.DataNotifier      = (*Source)(nil)
+	_ source.Parallel          = (*Source)(nil)
+	_ source.Prefetcher        = (*Source)(nil)
 )

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -15,23 +16,69 @@ import (
 	"github.com/sluice-stream/sluice/internal/source"
 )
 
-// task is one topic-partition range of a batch, or a piece of one when
-// minPartitions / maxRecordsPerPartition split the range.
+// The source's read path.
+//
+// One fetch goroutine per Source (fetchLoop, started by the first Open or
+// WaitForData, stopped by Close) polls the client for as long as the query
+// runs. It hands the records of the open batch's ranges to the batch's
+// tasks and keeps records past a batch's end — or fetched while no batch is
+// open — as the carry, the prefetch of the next batch: while a batch
+// transforms and commits, the next one's records are already on their way.
+// The carry is bounded: a partition is paused once the carry holds its
+// share of the prefetch bytes (half of the memory budget's buffer share,
+// or fetch.max.bytes without a budget), once the carry holds as many
+// records as the next batch may admit (SetPrefetchLimit: admission's last
+// limit; maxOffsetsPerTrigger before the first plan), and at an
+// availableNow snapshot's end; partitions resume as batches take their
+// carry.
+//
+// Open and Close do not talk to the brokers unless a partition's cursor
+// must move (the first batch, a batch after a failed one, offsets skipped):
+// they park the fetch goroutine (cancel its poll and wait until it rests),
+// change the routing under the lock, and let it go on.
+//
+// Ownership and lifetime of record memory: franz-go decodes a fetch
+// response's records as sub-slices of the response's buffer (and of the
+// decompressed buffer for compressed batches); nothing copies them. The
+// columnar batches a task builds (toBatch) reference those same bytes — a
+// key or value cell is the record's Key or Value slice — so the fetch
+// buffers live as long as any batch, transform output or sink row refers
+// to them, and the garbage collector frees them afterwards. Nothing in
+// sluice writes into record bytes, and the client never reuses a buffer
+// (no kgo.WithPools), so batches may be read from any goroutine. The
+// pipeline tests (pipeline_test.go) read batches on several goroutines
+// while the fetch goroutine runs, under the race detector; no test checks
+// the sharing itself yet.
+
+// task is the work of one source.Task: one piece of a partition range, or
+// several small partition ranges coalesced (coalesceRanges).
 type task struct {
+	pieces []*piece
+	q      *partQueue
+	left   int // pieces not yet done (owned by the fetch side, under the source lock)
+	size   int64
+}
+
+// piece is one partition's range [start, end) within a task.
+type piece struct {
 	tp         partition.ID
 	start, end int64
-	q          *partQueue
-	done       bool // the fetch loop sent done (owned by the fetch loop)
+	t          *task
+	done       bool // the fetch side reported it complete (under the source lock)
 }
 
 func (t *task) String() string {
-	return fmt.Sprintf("%s-%d[%d,%d)", t.tp.Topic, t.tp.Partition, t.start, t.end)
+	p := t.pieces[0]
+	s := fmt.Sprintf("%s-%d[%d,%d)", p.tp.Topic, p.tp.Partition, p.start, p.end)
+	if len(t.pieces) > 1 {
+		s += fmt.Sprintf(" + %d more partition ranges", len(t.pieces)-1)
+	}
+	return s
 }
-func (t *task) Size() int64 { return t.end - t.start }
+func (t *task) Size() int64 { return t.size }
 
-// partQueue hands fetched record chunks from the batch's fetch loop to the
-// partition's task. It is bounded by the batch range: the loop stops
-// delivering (and pauses the partition) once the range end is reached.
+// partQueue hands fetched record chunks to a task. It is bounded by the
+// task's ranges: nothing past a range's end is queued.
 type partQueue struct {
 	mu     sync.Mutex
 	chunks [][]*kgo.Record
@@ -57,7 +104,7 @@ func (q *partQueue) push(recs []*kgo.Record, done bool, err error) {
 }
 
 // take returns the queued chunks, waiting until there is something or the
-// range is finished.
+// task is finished.
 func (q *partQueue) take(ctx context.Context) ([][]*kgo.Record, bool, error) {
 	for {
 		q.mu.Lock()
@@ -75,26 +122,28 @@ func (q *partQueue) take(ctx context.Context) ([][]*kgo.Record, bool, error) {
 	}
 }
 
-// reader is the per-batch source.Reader. One fetch loop serves every task;
-// it routes each partition's records to the task whose sub-range holds
-// them.
+// reader is the per-batch source.Reader: the routing of the batch's
+// partition ranges to its tasks. Its maps are written by Open and read by
+// the fetch goroutine, both under the source lock.
 type reader struct {
 	s     *Source
 	tasks []source.Task
-	// subs are the tasks of each partition in offset order; together they
-	// cover the partition's range exactly.
-	subs   map[partition.ID][]*task
+	// subs are the pieces of each partition in offset order; together
+	// they cover the partition's range exactly.
+	subs   map[partition.ID][]*piece
 	ranges map[partition.ID][2]int64
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	// next is, per partition, the next offset the fetch loop expects;
-	// owned by the fetch loop.
+	// next is, per partition, the next offset the batch expects.
 	next map[partition.ID]int64
+	// lastProgress is when a record of the batch last arrived; gone the
+	// partitions found deleted while the batch waited for them.
+	lastProgress time.Time
+	gone         map[partition.ID]bool
+	closed       bool
 }
 
-// Open implements source.Source: it plans one task per partition range with
-// data and starts the batch's fetch loop.
+// Open implements source.Source: it plans the batch's tasks (one per
+// partition range, small ranges coalesced when there are many more than
+// workers) and routes the carry and the fetch goroutine's records to them.
 func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (source.Reader, error) {
 	start, _ := startOff.(Offsets)
 	end, _ := endOff.(Offsets)
@@ -112,10 +161,12 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 		}
 	}
 	r := &reader{
-		s:      s,
-		subs:   map[partition.ID][]*task{},
-		ranges: map[partition.ID][2]int64{},
-		next:   map[partition.ID]int64{},
+		s:            s,
+		subs:         map[partition.ID][]*piece{},
+		ranges:       map[partition.ID][2]int64{},
+		next:         map[partition.ID]int64{},
+		gone:         map[partition.ID]bool{},
+		lastProgress: time.Now(),
 	}
 	var ranges []offsetRange
 	for _, tp := range partition.Offsets(end).Sorted() {
@@ -127,44 +178,63 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 			ranges = append(ranges, offsetRange{TP: tp, Start: st, End: en})
 		}
 	}
-	for _, rg := range splitRanges(ranges, s.cfg.MinPartitions, s.cfg.MaxRecordsPerPartition) {
-		t := &task{tp: rg.TP, start: rg.Start, end: rg.End, q: &partQueue{notify: make(chan struct{}, 1)}}
-		r.subs[rg.TP] = append(r.subs[rg.TP], t)
+	split := splitRanges(ranges, s.cfg.MinPartitions, s.cfg.MaxRecordsPerPartition)
+	groups := [][]offsetRange{}
+	if s.cfg.MinPartitions > 0 || s.cfg.MaxRecordsPerPartition > 0 {
+		for _, rg := range split {
+			groups = append(groups, []offsetRange{rg})
+		}
+	} else {
+		groups = coalesceRanges(split, s.workers)
+	}
+	for _, g := range groups {
+		t := &task{q: &partQueue{notify: make(chan struct{}, 1)}, left: len(g)}
+		for _, rg := range g {
+			p := &piece{tp: rg.TP, start: rg.Start, end: rg.End, t: t}
+			t.pieces = append(t.pieces, p)
+			t.size += rg.size()
+			r.subs[rg.TP] = append(r.subs[rg.TP], p)
+		}
 		r.tasks = append(r.tasks, t)
 	}
+	s.startFetching()
+	s.park()
+	defer s.unpark()
 	add := map[string]map[int32]kgo.Offset{}
 	set := map[string]map[int32]kgo.EpochOffset{}
-	resume := map[string][]int32{}
 	for _, rg := range ranges {
 		tp, st, en := rg.TP, rg.Start, rg.End
 		r.ranges[tp] = [2]int64{st, en}
-
-		// Reuse carried records when this range continues where the
-		// previous one ended; otherwise move the cursor.
+		r.next[tp] = st
+		// Reuse the carry when this range continues where it starts;
+		// otherwise move the cursor.
 		carried := s.carry[tp]
 		from, hasCarry := s.carryFrom[tp]
 		pos, known := s.pos[tp]
-		delete(s.carry, tp)
-		delete(s.carryFrom, tp)
+		carriedBytes := s.carryBytes[tp]
+		s.dropCarry(tp)
 		switch {
 		case known && hasCarry && st >= from && st <= pos:
-			var keep []*kgo.Record
-			for _, rec := range carried {
-				if rec.Offset >= st {
-					keep = append(keep, rec)
-				}
+			// The carry's records from st to en go to the batch; those
+			// from en on stay the carry, in the same array (no copy: a
+			// carry larger than a batch is not copied once per batch).
+			lo := sort.Search(len(carried), func(i int) bool { return carried[i].Offset >= st })
+			hi := lo + sort.Search(len(carried)-lo, func(i int) bool { return carried[lo+i].Offset >= en })
+			if hi < len(carried) {
+				s.carry[tp] = carried[hi:]
+				s.carryFrom[tp] = en
+				n := carriedBytes - recordBytes(carried[:hi]) // what was taken, not what stays
+				s.carryBytes[tp] = n
+				s.carryTotalBytes += n
+				s.carryTotalRecs += int64(len(carried) - hi)
 			}
-			r.next[tp] = st
-			if len(keep) > 0 {
-				r.deliver(tp, keep)
-			}
-			if r.isDone(tp) {
-				continue // the carry covered the whole range
+			if hi > lo {
+				r.deliver(tp, carried[lo:hi])
+			} else if pos >= en {
+				r.deliver(tp, nil) // the carry's gaps cover the range
 			}
 		case known && st == pos:
-			r.next[tp] = st
 		default:
-			r.next[tp] = st
 			if s.assigned[tp] {
 				if set[tp.Topic] == nil {
 					set[tp.Topic] = map[int32]kgo.EpochOffset{}
@@ -179,25 +249,15 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 			}
 			s.pos[tp] = st
 		}
-		resume[tp.Topic] = append(resume[tp.Topic], tp.Partition)
 	}
-	// Pause partitions that are about to be (re)assigned so nothing is
-	// fetched before the resume below, then move cursors and resume.
 	if len(set) > 0 {
-		s.cl.SetOffsets(set)
+		s.cl.SetOffsets(set) // the fetch goroutine is parked: no stale records reach us
 	}
 	if len(add) > 0 {
 		s.cl.AddConsumePartitions(add)
 	}
-	if len(resume) > 0 {
-		s.cl.ResumeFetchPartitions(resume)
-	}
-	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r.cancel = cancel
-	if len(resume) > 0 {
-		r.wg.Add(1)
-		go r.fetchLoop(fctx, resume)
-	}
+	s.cur = r
+	s.adjustPauses()
 	return r, nil
 }
 
@@ -207,14 +267,15 @@ func (r *reader) isDone(tp partition.ID) bool {
 	return r.next[tp] >= r.ranges[tp][1]
 }
 
-// deliver routes records of one partition: those inside the range go to the
-// queues of the tasks whose sub-ranges hold them, those past the end are
-// carried to the next batch. It returns true when the range is complete.
+// deliver routes records of one partition (under the source lock): those
+// inside the range go to the queues of the tasks whose pieces hold them,
+// those past the end are carried to the next batch. It returns true when
+// the range is complete.
 func (r *reader) deliver(tp partition.ID, recs []*kgo.Record) bool {
 	rng := r.ranges[tp]
 	lo, hi := 0, len(recs)
 	for lo < hi && recs[lo].Offset < r.next[tp] {
-		lo++ // already delivered (overlap after a cursor move)
+		lo++ // already delivered
 	}
 	cut := lo
 	for cut < hi && recs[cut].Offset < rng[1] {
@@ -223,12 +284,15 @@ func (r *reader) deliver(tp partition.ID, recs []*kgo.Record) bool {
 	in := recs[lo:cut]
 	if len(in) > 0 {
 		r.next[tp] = in[len(in)-1].Offset + 1
+		r.lastProgress = time.Now()
 	}
 	if cut < hi {
-		// Past the end: the range is complete; keep the rest.
-		r.s.carry[tp] = append([]*kgo.Record(nil), recs[cut:]...)
-		r.s.carryFrom[tp] = rng[1]
+		// Past the end: the range is complete; carry the rest.
 		r.next[tp] = rng[1]
+		r.s.carryFrom[tp] = rng[1]
+		r.s.appendCarry(tp, recs[cut:])
+	} else if r.next[tp] < rng[1] && r.s.pos[tp] >= rng[1] {
+		r.next[tp] = rng[1] // the cursor passed the end over a gap (compaction, markers)
 	}
 	done := r.next[tp] >= rng[1]
 	if done {
@@ -236,47 +300,51 @@ func (r *reader) deliver(tp partition.ID, recs []*kgo.Record) bool {
 			r.s.carryFrom[tp] = rng[1]
 		}
 	}
-	// Hand each task its piece; a task is done once the partition's
+	// Hand each task its piece; a piece is done once the partition's
 	// cursor passed its end (gaps from compaction or transaction markers
 	// included).
-	for _, t := range r.subs[tp] {
-		if t.done {
+	for _, p := range r.subs[tp] {
+		if p.done {
 			continue
 		}
 		i := 0
-		for i < len(in) && in[i].Offset < t.end {
+		for i < len(in) && in[i].Offset < p.end {
 			i++
 		}
-		piece := in[:i]
+		chunk := in[:i]
 		in = in[i:]
-		tdone := r.next[tp] >= t.end
-		if len(piece) > 0 || tdone {
-			t.q.push(dropControl(piece), tdone, nil)
+		pdone := r.next[tp] >= p.end
+		if pdone {
+			p.done = true
+			p.t.left--
 		}
-		t.done = tdone
-		if len(in) == 0 && !tdone {
+		if len(chunk) > 0 || pdone {
+			p.t.q.push(dropControl(chunk), p.t.left == 0, nil)
+		}
+		if len(in) == 0 && !pdone {
 			break
 		}
 	}
 	return done
 }
 
-// settle marks the tasks of tp whose sub-ranges the cursor has passed as
-// done (after offsets were skipped).
+// settle marks the pieces of tp whose ranges the cursor has passed as done
+// (after offsets were skipped).
 func (r *reader) settle(tp partition.ID) {
-	for _, t := range r.subs[tp] {
-		if !t.done && r.next[tp] >= t.end {
-			t.done = true
-			t.q.push(nil, true, nil)
+	for _, p := range r.subs[tp] {
+		if !p.done && r.next[tp] >= p.end {
+			p.done = true
+			p.t.left--
+			p.t.q.push(nil, p.t.left == 0, nil)
 		}
 	}
 }
 
 // failPartition fails every unfinished task of tp.
 func (r *reader) failPartition(tp partition.ID, err error) {
-	for _, t := range r.subs[tp] {
-		if !t.done {
-			t.q.push(nil, false, err)
+	for _, p := range r.subs[tp] {
+		if !p.done {
+			p.t.q.push(nil, false, err)
 		}
 	}
 }
@@ -296,141 +364,341 @@ func dropControl(recs []*kgo.Record) []*kgo.Record {
 	return recs
 }
 
-// fetchLoop polls the client until every partition of the batch reached its
-// end, pausing partitions as they finish.
-func (r *reader) fetchLoop(ctx context.Context, active map[string][]int32) {
-	defer r.wg.Done()
-	pending := 0
-	for t, ps := range active {
-		for _, p := range ps {
-			if !r.isDone(partition.ID{Topic: t, Partition: p}) {
-				pending++
-			}
-		}
+// stallCheck is how long a batch waits without progress before the fetch
+// goroutine checks that the partitions it waits for still exist; it is
+// also the longest single poll.
+const stallCheck = 3 * time.Second
+
+// startFetching starts the fetch goroutine once.
+func (s *Source) startFetching() {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if s.fetchDone != nil || s.closed {
+		return
 	}
-	fail := func(err error) {
-		for tp := range r.subs {
-			r.failPartition(tp, err)
-		}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.fetchStop, s.fetchDone = cancel, make(chan struct{})
+	go s.fetchLoop(ctx)
+}
+
+// park stops the fetch goroutine between two polls and returns with the
+// source lock held: the caller may move cursors and change the routing.
+// unpark lets the goroutine go on.
+func (s *Source) park() {
+	s.fmu.Lock()
+	s.parkReq++
+	if s.pollCancel != nil {
+		s.pollCancel() // a poll in flight returns at once; what it got is handled first
 	}
-	lastProgress := time.Now()
-	gone := map[partition.ID]bool{}
-	for pending > 0 {
-		// Poll in slices so that a partition whose topic disappeared
-		// (the client then waits silently) is noticed.
-		pctx, pcancel := context.WithTimeout(ctx, stallCheck)
-		fetches := r.s.cl.PollFetches(pctx)
-		pcancel()
+	for s.fetchDone != nil && !s.parked && !s.fetchEnded {
+		s.fcond.Wait()
+	}
+}
+
+func (s *Source) unpark() {
+	s.parkReq--
+	s.fcond.Broadcast()
+	s.fmu.Unlock()
+}
+
+// fetchLoop polls the client until ctx ends, routing records to the open
+// batch and the carry (handleFetches).
+func (s *Source) fetchLoop(ctx context.Context) {
+	defer close(s.fetchDone)
+	defer func() {
+		s.fmu.Lock()
+		s.fetchEnded = true
+		s.fcond.Broadcast()
+		s.fmu.Unlock()
+	}()
+	for {
+		s.fmu.Lock()
+		for s.parkReq > 0 && ctx.Err() == nil {
+			s.parked = true
+			s.fcond.Broadcast()
+			s.fcond.Wait()
+		}
+		s.parked = false
 		if ctx.Err() != nil {
+			s.fmu.Unlock()
 			return
 		}
-		if time.Since(lastProgress) >= stallCheck {
-			pending -= r.checkGone(ctx, gone)
-			lastProgress = time.Now()
+		pctx, cancel := context.WithTimeout(ctx, stallCheck)
+		s.pollCancel = cancel
+		s.fmu.Unlock()
+
+		fetches := s.cl.PollFetches(pctx)
+		cancel()
+
+		s.fmu.Lock()
+		s.pollCancel = nil
+		if ctx.Err() != nil {
+			s.fmu.Unlock()
+			return
 		}
 		if fetches.IsClientClosed() {
-			fail(errors.New("kafka source: client closed"))
+			if r := s.cur; r != nil {
+				for tp := range r.subs {
+					r.failPartition(tp, errors.New("kafka source: client closed"))
+				}
+			}
+			s.fmu.Unlock()
 			return
 		}
-		var finished map[string][]int32
-		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-			tp := partition.ID{Topic: fp.Topic, Partition: fp.Partition}
-			rng, ours := r.ranges[tp]
-			if fp.Err != nil {
-				if !ours {
-					return
-				}
-				if errors.Is(fp.Err, kerr.OffsetOutOfRange) {
-					wasDone := r.isDone(tp)
-					if err := r.dataLoss(ctx, tp); err != nil {
-						r.failPartition(tp, err)
-					} else if !wasDone && r.isDone(tp) {
-						pending--
-					}
-					return
-				}
-				if errors.Is(fp.Err, context.Canceled) || transient(fp.Err) {
-					// The client retries on its own (brokers
-					// restarting, leadership moving); Waiting
-					// reports an outage meanwhile.
-					return
-				}
-				r.failPartition(tp, fmt.Errorf("kafka source: fetch %s-%d: %w", tp.Topic, tp.Partition, r.s.cfg.Security.Explain(fp.Err)))
+		s.handleFetches(ctx, fetches)
+		if r := s.cur; r != nil && time.Since(r.lastProgress) >= stallCheck {
+			r.checkGone(ctx)
+			r.lastProgress = time.Now()
+		}
+		s.fmu.Unlock()
+	}
+}
+
+// handleFetches routes one poll's records (under the source lock).
+func (s *Source) handleFetches(ctx context.Context, fetches kgo.Fetches) {
+	r := s.cur
+	arrived := false
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		tp := partition.ID{Topic: fp.Topic, Partition: fp.Partition}
+		inBatch := r != nil && !r.closed
+		if inBatch {
+			_, inBatch = r.ranges[tp]
+		}
+		if fp.Err != nil {
+			if errors.Is(fp.Err, context.Canceled) || errors.Is(fp.Err, context.DeadlineExceeded) || transient(fp.Err) {
+				// The client retries on its own (brokers restarting,
+				// leadership moving); Waiting reports an outage.
 				return
 			}
-			if len(fp.Records) == 0 {
+			if !inBatch || r.isDone(tp) {
+				// A prefetch failed (e.g. the offsets after a batch were
+				// deleted): forget the cursor; the next batch that reads
+				// the partition moves it and meets the error there.
+				s.forget(tp)
 				return
 			}
-			if !ours || r.isDone(tp) {
-				// A partition not in this batch (or already complete):
-				// keep its records for later batches.
-				if ours || r.s.assigned[tp] {
-					from, ok := r.s.carryFrom[tp]
-					if !ok {
-						from = fp.Records[0].Offset
-						r.s.carryFrom[tp] = from
-					}
-					r.s.carry[tp] = append(r.s.carry[tp], fp.Records...)
+			if errors.Is(fp.Err, kerr.OffsetOutOfRange) {
+				if err := r.dataLoss(ctx, tp); err != nil {
+					r.failPartition(tp, err)
 				}
-				r.s.pos[tp] = fp.Records[len(fp.Records)-1].Offset + 1
 				return
 			}
-			r.s.pos[tp] = fp.Records[len(fp.Records)-1].Offset + 1
-			lastProgress = time.Now()
-			if r.deliver(tp, fp.Records) {
-				pending--
-				if finished == nil {
-					finished = map[string][]int32{}
-				}
-				finished[tp.Topic] = append(finished[tp.Topic], tp.Partition)
-			}
-			_ = rng
-		})
-		if finished != nil {
-			r.s.cl.PauseFetchPartitions(finished)
+			r.failPartition(tp, fmt.Errorf("kafka source: fetch %s-%d: %w", tp.Topic, tp.Partition, s.cfg.Security.Explain(fp.Err)))
+			return
+		}
+		mark := fp.HighWatermark
+		if s.cfg.ReadCommitted {
+			mark = fp.LastStableOffset // what a batch may read
+		}
+		if mark > s.hwm[tp] {
+			s.hwm[tp] = mark
+			arrived = true
+		}
+		if len(fp.Records) == 0 {
+			return
+		}
+		prev, known := s.pos[tp]
+		if !known {
+			return // cursor being moved: the next Open sets it
+		}
+		s.pos[tp] = fp.Records[len(fp.Records)-1].Offset + 1
+		arrived = true
+		if inBatch && !r.isDone(tp) {
+			r.deliver(tp, fp.Records)
+			return
+		}
+		if _, ok := s.carryFrom[tp]; !ok {
+			s.carryFrom[tp] = prev
+		}
+		s.appendCarry(tp, fp.Records)
+	})
+	s.adjustPauses()
+	if arrived {
+		select {
+		case s.dataCh <- struct{}{}:
+		default:
 		}
 	}
 }
 
-// stallCheck is how long the fetch loop waits without progress before it
-// checks that the partitions it waits for still exist.
-const stallCheck = 3 * time.Second
+// appendCarry keeps records for a later batch (under the source lock).
+func (s *Source) appendCarry(tp partition.ID, recs []*kgo.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	s.carry[tp] = append(s.carry[tp], recs...)
+	n := recordBytes(recs)
+	s.carryBytes[tp] += n
+	s.carryTotalBytes += n
+	s.carryTotalRecs += int64(len(recs))
+}
+
+// recordBytes is what the carry counts of recs: keys and values.
+func recordBytes(recs []*kgo.Record) int64 {
+	var n int64
+	for _, rec := range recs {
+		n += int64(len(rec.Key) + len(rec.Value))
+	}
+	return n
+}
+
+// dropCarry forgets tp's carry (under the source lock).
+func (s *Source) dropCarry(tp partition.ID) {
+	s.carryTotalBytes -= s.carryBytes[tp]
+	s.carryTotalRecs -= int64(len(s.carry[tp]))
+	delete(s.carry, tp)
+	delete(s.carryBytes, tp)
+	delete(s.carryFrom, tp)
+}
+
+// forget drops what is known of tp's cursor: its next batch moves it.
+func (s *Source) forget(tp partition.ID) {
+	s.dropCarry(tp)
+	delete(s.pos, tp)
+}
+
+// adjustPauses pauses the partitions that must not be fetched now and
+// resumes the others (under the source lock): a partition of the open
+// batch that has not reached its end is always fetched; any other is
+// paused when its cursor is unknown, when it reached the availableNow
+// snapshot, or when the carry is full (its share of the prefetch bytes,
+// or maxOffsetsPerTrigger records in all).
+func (s *Source) adjustPauses() {
+	if len(s.assigned) == 0 {
+		return
+	}
+	capBytes := s.prefetchBytes.Load()
+	perPart := max(capBytes/int64(len(s.assigned)), 64<<10)
+	recsMax := s.prefetchRecs.Load()
+	recsFull := recsMax > 0 && s.carryTotalRecs >= recsMax
+	var pause, resume map[string][]int32
+	r := s.cur
+	for tp := range s.assigned {
+		stop := false
+		if r == nil || r.closed || r.isDoneOrAbsent(tp) {
+			pos, known := s.pos[tp]
+			end, snap := s.availableNow[tp]
+			stop = !known || (snap && pos >= end) || recsFull || s.carryBytes[tp] >= perPart || s.carryTotalBytes >= capBytes
+		}
+		switch {
+		case stop && !s.paused[tp]:
+			if pause == nil {
+				pause = map[string][]int32{}
+			}
+			pause[tp.Topic] = append(pause[tp.Topic], tp.Partition)
+			s.paused[tp] = true
+		case !stop && s.paused[tp]:
+			if resume == nil {
+				resume = map[string][]int32{}
+			}
+			resume[tp.Topic] = append(resume[tp.Topic], tp.Partition)
+			delete(s.paused, tp)
+		}
+	}
+	if pause != nil {
+		s.cl.PauseFetchPartitions(pause)
+	}
+	if resume != nil {
+		s.cl.ResumeFetchPartitions(resume)
+	}
+}
+
+func (r *reader) isDoneOrAbsent(tp partition.ID) bool {
+	if _, ok := r.ranges[tp]; !ok {
+		return true
+	}
+	return r.isDone(tp)
+}
+
+// WaitForData implements source.DataNotifier: it returns true as soon as
+// records past pos have been fetched (or the brokers report them), false
+// when maxWait passed or ctx ended first. Partitions of pos that are not
+// being read yet are assigned at pos, so their first records are fetched
+// by a long poll as soon as they are produced.
+func (s *Source) WaitForData(ctx context.Context, posOff source.Offset, maxWait time.Duration) bool {
+	pos, _ := posOff.(Offsets)
+	s.startFetching()
+	s.fmu.Lock()
+	add := map[string]map[int32]kgo.Offset{}
+	for tp, off := range pos {
+		if !s.assigned[tp] {
+			if add[tp.Topic] == nil {
+				add[tp.Topic] = map[int32]kgo.Offset{}
+			}
+			add[tp.Topic][tp.Partition] = kgo.NewOffset().At(off)
+			s.assigned[tp] = true
+			s.pos[tp] = off
+		}
+	}
+	if len(add) > 0 {
+		s.cl.AddConsumePartitions(add)
+		s.adjustPauses()
+	}
+	s.fmu.Unlock()
+	t := time.NewTimer(maxWait)
+	defer t.Stop()
+	for {
+		if s.hasData(pos) {
+			return true
+		}
+		select {
+		case <-s.dataCh:
+		case <-t.C:
+			return s.hasData(pos)
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// hasData reports whether records past pos were fetched or are known to
+// exist on the brokers.
+func (s *Source) hasData(pos Offsets) bool {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	for tp, off := range pos {
+		if c := s.carry[tp]; len(c) > 0 && c[len(c)-1].Offset >= off {
+			return true
+		}
+		if h, ok := s.hwm[tp]; ok && h > off {
+			return true
+		}
+	}
+	return false
+}
 
 // checkGone looks for unfinished partitions whose topic or partition was
 // deleted while the batch was reading them: the client waits for them
 // forever. With failOnDataLoss such a partition fails its tasks; without, its
-// remaining offsets are skipped (counted in dataLoss). It returns how many
-// partitions it finished (to leave the pending count). Listing errors
-// (brokers unreachable) are ignored: the loop keeps waiting.
-func (r *reader) checkGone(ctx context.Context, gone map[partition.ID]bool) int {
+// remaining offsets are skipped (counted in dataLoss). Listing errors
+// (brokers unreachable) are ignored: the batch keeps waiting.
+func (r *reader) checkGone(ctx context.Context) {
 	var topics []string
 	seen := map[string]bool{}
 	for tp := range r.ranges {
-		if !r.isDone(tp) && !gone[tp] && !seen[tp.Topic] {
+		if !r.isDone(tp) && !r.gone[tp] && !seen[tp.Topic] {
 			seen[tp.Topic] = true
 			topics = append(topics, tp.Topic)
 		}
 	}
 	if len(topics) == 0 {
-		return 0
+		return
 	}
 	lctx, cancel := context.WithTimeout(ctx, stallCheck)
 	defer cancel()
 	listed, err := r.s.adm.ListEndOffsets(lctx, topics...)
 	if err != nil {
-		return 0
+		return
 	}
-	finished := 0
 	for _, tp := range partition.Offsets(r.next).Sorted() {
-		if r.isDone(tp) || gone[tp] {
+		if r.isDone(tp) || r.gone[tp] {
 			continue
 		}
 		lo, ok := listed.Lookup(tp.Topic, tp.Partition)
 		if ok && (lo.Err == nil || !errors.Is(lo.Err, kerr.UnknownTopicOrPartition)) {
 			continue
 		}
-		gone[tp] = true
-		finished++
+		r.gone[tp] = true
 		rng := r.ranges[tp]
 		msg := fmt.Sprintf("partition %s-%d is gone (topic deleted?) while offsets [%d, %d) were still to be read", tp.Topic, tp.Partition, r.next[tp], rng[1])
 		if r.s.cfg.FailOnDataLoss {
@@ -444,14 +712,13 @@ func (r *reader) checkGone(ctx context.Context, gone map[partition.ID]bool) int 
 		// Forget the partition: if it comes back it is a new one.
 		r.s.cl.RemoveConsumePartitions(map[string][]int32{tp.Topic: {tp.Partition}})
 		delete(r.s.assigned, tp)
-		delete(r.s.pos, tp)
-		delete(r.s.carry, tp)
-		delete(r.s.carryFrom, tp)
+		delete(r.s.paused, tp)
+		r.s.forget(tp)
 	}
-	return finished
 }
 
-// dataLoss handles OffsetOutOfRange: the offsets we need were deleted.
+// dataLoss handles OffsetOutOfRange: the offsets we need were deleted. It
+// runs on the fetch goroutine, under the source lock.
 func (r *reader) dataLoss(ctx context.Context, tp partition.ID) error {
 	earliest, err := r.s.adm.ListStartOffsets(ctx, tp.Topic)
 	if err != nil {
@@ -476,12 +743,12 @@ func (r *reader) dataLoss(ctx context.Context, tp partition.ID) error {
 	r.s.log.Warn("kafka source: offsets deleted before they were read; skipping (failOnDataLoss=false)",
 		"topic", tp.Topic, "partition", tp.Partition, "expected", expected, "earliest", lo.Offset, "skipped", skipTo-expected)
 	r.next[tp] = skipTo
+	r.s.dropCarry(tp)
 	r.s.pos[tp] = lo.Offset
+	// On the fetch goroutine itself: no poll is in flight, so no stale
+	// records can follow the move.
 	r.s.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{tp.Topic: {tp.Partition: {Epoch: -1, Offset: lo.Offset}}})
 	r.settle(tp)
-	if skipTo >= rng[1] {
-		r.s.cl.PauseFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
-	}
 	return nil
 }
 
@@ -489,7 +756,7 @@ func (r *reader) dataLoss(ctx context.Context, tp partition.ID) error {
 // batches of Spark's Kafka schema.
 func (r *reader) Read(ctx context.Context, t source.Task, emit source.Emit) error {
 	tk := t.(*task)
-	topic := []byte(tk.tp.Topic)
+	var topic []byte
 	for {
 		chunks, done, err := tk.q.take(ctx)
 		if err != nil {
@@ -511,16 +778,22 @@ func (r *reader) Read(ctx context.Context, t source.Task, emit source.Emit) erro
 					}
 				}
 			}
+			// A chunk holds records of one partition (a coalesced
+			// task's chunks may come from different ones).
+			if string(topic) != recs[0].Topic {
+				topic = []byte(recs[0].Topic)
+			}
+			part := recs[0].Partition
 			recs, bad := splitMalformed(recs)
 			if len(bad) > 0 {
-				if err := r.reject(ctx, topic, tk.tp.Partition, bad); err != nil {
+				if err := r.reject(ctx, topic, part, bad); err != nil {
 					return err
 				}
 			}
 			if len(recs) == 0 {
 				continue
 			}
-			if err := emit(ctx, r.toBatch(topic, tk.tp.Partition, recs, r.s.need)); err != nil {
+			if err := emit(ctx, r.toBatch(topic, part, recs, r.s.need)); err != nil {
 				return err
 			}
 		}
@@ -694,27 +967,43 @@ func markNull(valid []bool, i, n int) []bool {
 	return valid
 }
 
-// Close stops the fetch loop and pauses every partition of the batch, so
-// nothing is fetched between batches beyond what is already buffered.
+// Close detaches the batch from the fetch goroutine. Partitions that
+// finished keep being fetched into the carry (the next batch's prefetch,
+// bounded as adjustPauses says); a partition that did not finish (a failed
+// or cancelled batch) forgets its cursor, so the next Open moves it
+// explicitly.
 func (r *reader) Close() error {
-	r.cancel()
-	r.wg.Wait()
-	pause := map[string][]int32{}
-	for tp := range r.ranges {
-		pause[tp.Topic] = append(pause[tp.Topic], tp.Partition)
+	s := r.s
+	s.park()
+	defer s.unpark()
+	r.closed = true
+	if s.cur == r {
+		s.cur = nil
 	}
-	if len(pause) > 0 {
-		r.s.cl.PauseFetchPartitions(pause)
-	}
-	// A partition that did not finish (failed or cancelled batch): its
-	// cursor is somewhere inside the range; forget the carry so the next
-	// Open moves the cursor explicitly.
 	for tp := range r.ranges {
 		if !r.isDone(tp) {
-			delete(r.s.carry, tp)
-			delete(r.s.carryFrom, tp)
-			delete(r.s.pos, tp)
+			s.forget(tp)
 		}
 	}
+	s.adjustPauses()
 	return nil
+}
+
+// stopFetching ends the fetch goroutine and waits for it.
+func (s *Source) stopFetching() {
+	s.fmu.Lock()
+	s.closed = true
+	stop, done := s.fetchStop, s.fetchDone
+	if s.pollCancel != nil {
+		s.pollCancel()
+	}
+	s.fcond.Broadcast()
+	s.fmu.Unlock()
+	if stop != nil {
+		stop()
+		s.fmu.Lock()
+		s.fcond.Broadcast()
+		s.fmu.Unlock()
+		<-done
+	}
 }

@@ -88,3 +88,51 @@ func divide(r offsetRange, n int64) []offsetRange {
 	}
 	return out
 }
+
+// tasksPerWorker is how many tasks per worker a batch is cut into at most
+// before small ranges are coalesced: enough for largest-first scheduling
+// to balance the workers, few enough that per-task costs (a sink writer,
+// a task's bookkeeping) stay small next to the rows.
+const tasksPerWorker = 4
+
+// coalesceRanges groups the ranges of a batch into tasks, the reverse of
+// minPartitions: with at most tasksPerWorker × workers ranges (or workers
+// ≤ 0) every range is its own task, as in Spark; with more, consecutive
+// ranges smaller than total / (tasksPerWorker × workers) records share a
+// task until it holds that many, so 200 partitions on 2 workers make about
+// 8 tasks instead of 200. Ranges at least that large stay alone. Every
+// range is in exactly one group, in order.
+func coalesceRanges(ranges []offsetRange, workers int) [][]offsetRange {
+	limit := tasksPerWorker * workers
+	if workers <= 0 || len(ranges) <= limit {
+		out := make([][]offsetRange, len(ranges))
+		for i, r := range ranges {
+			out[i] = []offsetRange{r}
+		}
+		return out
+	}
+	var total int64
+	for _, r := range ranges {
+		total += r.size()
+	}
+	target := (total + int64(limit) - 1) / int64(limit)
+	var out [][]offsetRange
+	var cur []offsetRange
+	var curSize int64
+	for _, r := range ranges {
+		if r.size() >= target {
+			out = append(out, []offsetRange{r})
+			continue
+		}
+		cur = append(cur, r)
+		curSize += r.size()
+		if curSize >= target {
+			out = append(out, cur)
+			cur, curSize = nil, 0
+		}
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}

@@ -169,3 +169,55 @@ func TestRecordMillis(t *testing.T) {
 		t.Errorf("%d of 10000 nanosecond timestamps pass as valid", passed)
 	}
 }
+
+func TestCoalesceRanges(t *testing.T) {
+	mk := func(sizes ...int64) []offsetRange {
+		var rs []offsetRange
+		for i, s := range sizes {
+			rs = append(rs, offsetRange{TP: partition.ID{Topic: "t", Partition: int32(i)}, Start: 100, End: 100 + s})
+		}
+		return rs
+	}
+	even := make([]int64, 200)
+	for i := range even {
+		even[i] = 10_000
+	}
+	for name, tc := range map[string]struct {
+		ranges             []offsetRange
+		workers            int
+		minGroups, maxGrps int
+	}{
+		"few ranges: one task each":        {mk(5, 5, 5, 5, 5, 5, 5, 5), 2, 8, 8},
+		"no worker count: one task each":   {mk(even...), 0, 200, 200},
+		"200 even partitions on 2 workers": {mk(even...), 2, 8, 8},
+		"200 even partitions on 8 workers": {mk(even...), 8, 16, 32},
+		"one big range stays alone":        {mk(append([]int64{1_000_000}, even[:40]...)...), 2, 2, 8},
+		"ragged sizes":                     {mk(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20), 2, 4, 8},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := coalesceRanges(tc.ranges, tc.workers)
+			if len(got) < tc.minGroups || len(got) > tc.maxGrps {
+				t.Errorf("%d groups, want %d–%d", len(got), tc.minGroups, tc.maxGrps)
+			}
+			if tc.ranges[0].size() == 1_000_000 && len(got[0]) != 1 {
+				t.Errorf("the big range shares its task: %v", got[0])
+			}
+			// Every range exactly once, in order.
+			var flat []offsetRange
+			for _, g := range got {
+				if len(g) == 0 {
+					t.Fatal("empty group")
+				}
+				flat = append(flat, g...)
+			}
+			if len(flat) != len(tc.ranges) {
+				t.Fatalf("%d ranges out, %d in", len(flat), len(tc.ranges))
+			}
+			for i := range flat {
+				if flat[i] != tc.ranges[i] {
+					t.Fatalf("range %d is %v, want %v", i, flat[i], tc.ranges[i])
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,379 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/broker"
+	"github.com/sluice-stream/sluice/internal/broker/brokertest"
+	"github.com/sluice-stream/sluice/internal/engine"
+	"github.com/sluice-stream/sluice/internal/partition"
+	"github.com/sluice-stream/sluice/internal/sink/memory"
+	"github.com/sluice-stream/sluice/internal/source"
+	"github.com/sluice-stream/sluice/internal/source/kafka"
+	"github.com/sluice-stream/sluice/internal/trigger"
+)
+
+// readRow is one record a task read: where it came from.
+type readRow struct {
+	part   int32
+	offset int64
+	value  string
+}
+
+// readBatch opens [start, end) and reads every task concurrently (as the
+// engine does), returning each task's name and rows in the order read.
+func readBatch(t *testing.T, src *kafka.Source, start, end kafka.Offsets) (names []string, rows [][]readRow) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := src.Open(ctx, start, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	tasks := r.Tasks()
+	rows = make([][]readRow, len(tasks))
+	var wg sync.WaitGroup
+	errs := make([]error, len(tasks))
+	for i, tk := range tasks {
+		names = append(names, tk.String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.Read(ctx, tk, func(_ context.Context, b *batch.Batch) error {
+				for j := 0; j < b.N; j++ {
+					rows[i] = append(rows[i], readRow{part: int32(b.Columns[3].Ints[j]), offset: b.Columns[4].Ints[j], value: string(b.Columns[1].Bytes[j])})
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("task %s: %v", names[i], err)
+		}
+	}
+	return names, rows
+}
+
+func offsets(topic string, offs ...int64) kafka.Offsets {
+	o := kafka.Offsets{}
+	for p, off := range offs {
+		o[partition.ID{Topic: topic, Partition: int32(p)}] = off
+	}
+	return o
+}
+
+// TestPrefetchServesNextBatchWithoutBroker: after a batch, the source
+// keeps fetching the next range on its own, so the next batch reads even
+// when the broker is gone by then.
+func TestPrefetchServesNextBatchWithoutBroker(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "pf", Partitions: 2})
+	produce(t, b.Addr(), "pf", 2, 100)
+	src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "pf"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	_, rows := readBatch(t, src, offsets("pf", 0, 0), offsets("pf", 50, 50))
+	if n := len(rows[0]) + len(rows[1]); n != 100 {
+		t.Fatalf("first batch read %d rows, want 100", n)
+	}
+	waitFor(t, func() bool { return src.CarryRecords() == 100 })
+	b.Close()
+	// Keys "k<i>", values "p<partition>-<i>": the carry's bytes.
+	carryBytes := func(from int) int64 {
+		var n int64
+		for p := 0; p < 2; p++ {
+			for i := from; i < 100; i++ {
+				n += int64(len(fmt.Sprintf("k%d", i)) + len(fmt.Sprintf("p%d-%d", p, i)))
+			}
+		}
+		return n
+	}
+	if got, want := src.CarryBytes(), carryBytes(50); got != want {
+		t.Fatalf("carry counts %d bytes, want %d", got, want)
+	}
+	// A batch that takes part of the carry leaves the rest, counted.
+	_, rows = readBatch(t, src, offsets("pf", 50, 50), offsets("pf", 75, 75))
+	if n := len(rows[0]) + len(rows[1]); n != 50 {
+		t.Fatalf("batch [50,75) read %d rows, want 50", n)
+	}
+	if src.CarryRecords() != 50 || src.CarryBytes() != carryBytes(75) {
+		t.Fatalf("carry after [50,75): %d records, %d bytes; want 50, %d", src.CarryRecords(), src.CarryBytes(), carryBytes(75))
+	}
+	_, rows = readBatch(t, src, offsets("pf", 75, 75), offsets("pf", 100, 100))
+	next := map[int32]int64{0: 75, 1: 75}
+	for _, task := range rows {
+		for _, r := range task {
+			if r.offset != next[r.part] || r.value != fmt.Sprintf("p%d-%d", r.part, r.offset) {
+				t.Fatalf("partition %d: got offset %d (%q), want %d", r.part, r.offset, r.value, next[r.part])
+			}
+			next[r.part]++
+		}
+	}
+	if next[0] != 100 || next[1] != 100 {
+		t.Fatalf("second batch ended at %v, want 100 on both partitions", next)
+	}
+	if n := src.CarryRecords(); n != 0 {
+		t.Fatalf("carry holds %d records after the batch took them", n)
+	}
+}
+
+// produceSmallBatches writes n records of size bytes to partition 0 of
+// topic in producer batches of per records, so one fetch returns a few
+// batches, not the whole log.
+func produceSmallBatches(t *testing.T, addr, topic string, n, size, per int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < n; i += per {
+		var recs []*kgo.Record
+		for j := i; j < min(i+per, n); j++ {
+			val := make([]byte, size) // random: the producer's compression leaves it at size
+			for k := range val {
+				val[k] = byte(rng.Uint32())
+			}
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: 0, Value: val})
+		}
+		brokertest.ProduceSync(t, addr, recs...)
+	}
+}
+
+// TestPrefetchBounded: the read-ahead stops at the next batch's admission
+// limit (records) and at half the memory budget's buffer share (bytes),
+// give or take the fetch in flight, and the next batch still reads its
+// whole range exactly.
+func TestPrefetchBounded(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "bound", Partitions: 1})
+	produceSmallBatches(t, b.Addr(), "bound", 2000, 1000, 10)
+	// Fetches of 16 KiB; without a budget the carry may hold
+	// fetch.max.bytes (1 MiB), so the record limit is what binds.
+	opts := map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "bound",
+		"kafka.max.partition.fetch.bytes": "16384", "kafka.fetch.max.bytes": "1048576"}
+	settle := func(t *testing.T, src *kafka.Source, atLeast int64) int64 {
+		waitFor(t, func() bool { return src.CarryRecords() >= atLeast })
+		time.Sleep(300 * time.Millisecond) // let more fetches arrive if the bound did not hold
+		return src.CarryRecords()
+	}
+	t.Run("records", func(t *testing.T) {
+		src, err := kafka.New(opts, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		src.SetPrefetchLimit(100)
+		readBatch(t, src, offsets("bound", 0), offsets("bound", 10))
+		// One fetch is at most 16 KiB plus a producer batch (10 records).
+		if n := settle(t, src, 100); n > 100+30 {
+			t.Fatalf("prefetched %d records, limit 100", n)
+		}
+		_, rows := readBatch(t, src, offsets("bound", 10), offsets("bound", 500))
+		if len(rows) != 1 || len(rows[0]) != 490 || rows[0][0].offset != 10 || rows[0][489].offset != 499 {
+			t.Fatalf("next batch read %d rows", len(rows[0]))
+		}
+	})
+	t.Run("fetches sized to the limit", func(t *testing.T) {
+		// Default fetch sizes (50 MiB): the fetches follow the limit
+		// (100 records × the average record on the wire, at least
+		// 64 KiB), not the whole log at once.
+		src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "bound"}, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		src.SetPrefetchLimit(100)
+		readBatch(t, src, offsets("bound", 0), offsets("bound", 10))
+		if n := settle(t, src, 100); n > 100+80 {
+			t.Fatalf("prefetched %d records, limit 100", n)
+		}
+	})
+	t.Run("bytes", func(t *testing.T) {
+		src, err := kafka.New(opts, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		src.SetMemoryBudget(64<<20, 256<<10) // carry: 128 KiB
+		readBatch(t, src, offsets("bound", 0), offsets("bound", 10))
+		if n := settle(t, src, 100); src.CarryBytes() > 128<<10+40<<10 {
+			t.Fatalf("prefetched %d records, %d bytes; bound 128 KiB", n, src.CarryBytes())
+		}
+	})
+}
+
+// TestCoalescedTasks: with many more partitions than workers, small
+// partition ranges share tasks; every record is read once, in offset order
+// within its partition, each task reads what its size says, and a replay
+// of the same offsets (a new source, as after a restart) makes the same
+// tasks with the same rows.
+func TestCoalescedTasks(t *testing.T) {
+	const parts = 40
+	b := brokertest.Start(t, broker.TopicSpec{Name: "many", Partitions: parts})
+	var recs []*kgo.Record
+	end := kafka.Offsets{}
+	for p := 0; p < parts; p++ {
+		n := 5 + p%7*3 // ragged ranges
+		for i := 0; i < n; i++ {
+			recs = append(recs, &kgo.Record{Topic: "many", Partition: int32(p), Value: []byte(fmt.Sprintf("p%d-%d", p, i))})
+		}
+		end[partition.ID{Topic: "many", Partition: int32(p)}] = int64(n)
+	}
+	brokertest.ProduceSync(t, b.Addr(), recs...)
+	start := kafka.Offsets{}
+	for tp := range end {
+		start[tp] = 0
+	}
+	read := func(workers int) ([]string, [][]readRow, []int64) {
+		src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "many"}, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		src.SetParallelism(workers)
+		ctx := context.Background()
+		r, err := src.Open(ctx, start, end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sizes []int64
+		for _, tk := range r.Tasks() {
+			sizes = append(sizes, tk.Size())
+		}
+		r.Close()
+		names, rows := readBatch(t, src, start, end)
+		return names, rows, sizes
+	}
+	names, rows, sizes := read(2)
+	if len(names) > 8 || len(names) < 2 {
+		t.Fatalf("%d tasks for %d partitions on 2 workers, want 2..8: %v", len(names), parts, names)
+	}
+	seenPart := map[int32]int{}
+	total := 0
+	for i, task := range rows {
+		if int64(len(task)) != sizes[i] {
+			t.Errorf("task %s read %d rows, size %d", names[i], len(task), sizes[i])
+		}
+		next := map[int32]int64{}
+		for _, r := range task {
+			if r.offset != next[r.part] || r.value != fmt.Sprintf("p%d-%d", r.part, r.offset) {
+				t.Fatalf("task %s: partition %d offset %d (%q), want offset %d", names[i], r.part, r.offset, r.value, next[r.part])
+			}
+			if next[r.part] == 0 {
+				if j, dup := seenPart[r.part]; dup {
+					t.Fatalf("partition %d read by tasks %d and %d", r.part, j, i)
+				}
+				seenPart[r.part] = i
+			}
+			next[r.part]++
+			total++
+		}
+		for p, n := range next {
+			if n != end[partition.ID{Topic: "many", Partition: p}] {
+				t.Fatalf("task %s read partition %d up to %d of %d", names[i], p, n, end[partition.ID{Topic: "many", Partition: p}])
+			}
+		}
+	}
+	if total != len(recs) || len(seenPart) != parts {
+		t.Fatalf("read %d records of %d partitions, want %d of %d", total, len(seenPart), len(recs), parts)
+	}
+	// A task interleaves its partitions as their records arrive; per
+	// partition the order is fixed. Compare each task's rows by partition.
+	byPart := func(rows [][]readRow) string {
+		for _, task := range rows {
+			sort.SliceStable(task, func(i, j int) bool { return task[i].part < task[j].part })
+		}
+		return fmt.Sprint(rows)
+	}
+	names2, rows2, _ := read(2)
+	if fmt.Sprint(names2) != fmt.Sprint(names) || byPart(rows2) != byPart(rows) {
+		t.Fatalf("replay made other tasks:\n%v\nfirst run:\n%v", names2, names)
+	}
+	if names, _, _ := read(0); len(names) != parts {
+		t.Fatalf("without a worker count: %d tasks, want one per partition (%d)", len(names), parts)
+	}
+}
+
+// TestCoalescedQueryExactlyOnce: a query on 2 workers over 40 partitions
+// runs few tasks per batch and delivers every record once.
+func TestCoalescedQueryExactlyOnce(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "m", Partitions: 40})
+	produce(t, b.Addr(), "m", 40, 30)
+	sink := memory.New()
+	rec, err := runQuery(t, map[string]string{
+		"kafka.bootstrap.servers": b.Addr(), "subscribe": "m",
+		"startingOffsets": "earliest", "maxOffsetsPerTrigger": "500",
+	}, trigger.Trigger{Kind: trigger.AvailableNow}, t.TempDir(), sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, sink, 40, 30)
+	for _, info := range rec.infos {
+		if len(info.Tasks) > 8 {
+			t.Errorf("batch %d ran %d tasks on 2 workers, want at most 8", info.BatchID, len(info.Tasks))
+		}
+	}
+}
+
+// countingSource counts planning calls (Available) and latest-offset
+// samples (LatestOffsets).
+type countingSource struct {
+	*kafka.Source
+	plans, samples atomic.Int64
+}
+
+func (c *countingSource) LatestOffsets(ctx context.Context) (partition.Offsets, error) {
+	c.samples.Add(1)
+	return c.Source.LatestOffsets(ctx)
+}
+
+func (c *countingSource) Available(ctx context.Context, start source.Offset) (partition.Offsets, partition.Offsets, error) {
+	c.plans.Add(1)
+	return c.Source.Available(ctx, start)
+}
+
+// TestDefaultTriggerWaitsForData: with the default trigger an idle query
+// does not poll the brokers for new offsets (one plan, then a wait on the
+// fetch; the latest-offset sampler skips its ticks meanwhile), and a
+// record produced then starts a batch.
+func TestDefaultTriggerWaitsForData(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "idle", Partitions: 2})
+	src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "idle"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingSource{Source: src}
+	sink := memory.New()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	q, err := engine.Start(ctx, engine.Config{Source: cs, Sink: sink, CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2,
+		LatestSampleEvery: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Stop()
+	waitFor(t, func() bool { return cs.plans.Load() >= 1 })
+	time.Sleep(200 * time.Millisecond) // the first plan's wait has begun
+	before, samplesBefore := cs.plans.Load(), cs.samples.Load()
+	time.Sleep(1500 * time.Millisecond)
+	if n := cs.samples.Load() - samplesBefore; n > 2 {
+		t.Fatalf("idle query sampled the latest offsets %d times in 1.5 s (every 100 ms: 15)", n)
+	}
+	// Polling with back-off (10 ms doubling to 250 ms) plans 9 times in
+	// 1.5 s; waiting for data plans again only when the idle report is due.
+	if n := cs.plans.Load() - before; n > 2 {
+		t.Fatalf("idle query planned %d times in 1.5 s", n)
+	}
+	produce(t, b.Addr(), "idle", 2, 1)
+	waitFor(t, func() bool { return len(sink.Rows()) == 2 })
+}
