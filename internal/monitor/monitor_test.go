@@ -411,7 +411,9 @@ func TestHealthStopsBetweenBatches(t *testing.T) {
 	produce(t, b.Addr(), "t", 2, 50)
 	release := make(chan struct{})
 	blocked := make(chan struct{})
-	mon := monitor.New(monitor.WithHealth(lag.Config{StopAfter: 300 * time.Millisecond}))
+	// The threshold leaves room for batch 1 to reach its hook on a loaded
+	// machine (300 ms was passed there before the first check).
+	mon := monitor.New(monitor.WithHealth(lag.Config{StopAfter: 1500 * time.Millisecond}))
 	r := startQuery(t, b.Addr(), "t", 20, trigger.Trigger{}, mon, func(id int64) error {
 		if id == 1 {
 			close(blocked)
@@ -431,7 +433,7 @@ func TestHealthStopsBetweenBatches(t *testing.T) {
 	if snap.Health.Status != "OK" || snap.Lag.Records != 80 || !snap.Status.IsTriggerActive || !snap.Active {
 		t.Fatalf("right after batch 0: %+v, health %+v", snap, snap.Health)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for snap.Health.Status != "STOP" && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 		snap = mon.Snapshot()
