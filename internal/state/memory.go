@@ -463,34 +463,78 @@ func (s *memStore) Iterate(lower, upper []byte, fn func(key, value []byte) bool)
 	return nil
 }
 
+// removeChunk bounds the entries RemoveRange gathers per walk of the tree.
+const removeChunk = 1024
+
 func (s *memStore) RemoveRange(lower, upper []byte, fn func(key, value []byte) error) (int64, error) {
 	if s.done {
 		return 0, errStoreDone
 	}
 	t0 := time.Now()
 	defer func() { s.removeNs += int64(time.Since(t0)) }()
+	// Gather the range a chunk at a time with one walk of the tree each
+	// (not one search per key), then remove the chunk. Eviction takes the
+	// oldest keys, the front of the tree: then DeleteMin removes each
+	// without comparing keys.
 	var n int64
+	chunk := make([]entry, 0, removeChunk)
 	for {
-		var next entry
-		found := false
-		visit := func(e entry) bool { next, found = e, true; return false }
+		chunk = chunk[:0]
+		visit := func(e entry) bool {
+			if upper != nil && bytes.Compare(e.key, upper) >= 0 {
+				return false
+			}
+			chunk = append(chunk, e)
+			return len(chunk) < removeChunk
+		}
 		if lower == nil {
 			s.tree.Ascend(visit)
 		} else {
 			s.tree.AscendGreaterOrEqual(entry{key: lower}, visit)
 		}
-		if !found || (upper != nil && bytes.Compare(next.key, upper) >= 0) {
+		if len(chunk) == 0 {
 			return n, nil
 		}
-		if fn != nil {
-			if err := fn(next.key, next.value); err != nil {
+		first, _ := s.tree.Min()
+		fromMin := bytes.Equal(first.key, chunk[0].key)
+		var freed int64
+		for _, e := range chunk {
+			var err error
+			if fn != nil {
+				err = fn(e.key, e.value)
+			}
+			if err != nil {
+				s.removed(freed)
 				return n, err
 			}
+			if fromMin {
+				s.tree.DeleteMin()
+			} else {
+				s.tree.Delete(e)
+			}
+			freed += entrySize(e.key, e.value)
+			s.delta.remove(e.key)
+			s.m.NumRowsRemoved++
+			n++
 		}
-		s.removeKey(next.key)
-		n++
-		lower = next.key
+		s.removed(freed)
+		if len(chunk) < removeChunk {
+			return n, nil
+		}
+		lower = chunk[len(chunk)-1].key // removed: the next walk starts after it
 	}
+}
+
+// removed accounts for entries of freed bytes RemoveRange took out of the
+// tree (one budget update per chunk, not per key).
+func (s *memStore) removed(freed int64) {
+	if freed == 0 {
+		return
+	}
+	s.bytes -= freed
+	s.p.mu.Lock()
+	s.p.charge.force(s.bytes)
+	s.p.mu.Unlock()
 }
 
 func (s *memStore) Commit() (int64, error) {
@@ -512,8 +556,17 @@ func (s *memStore) Commit() (int64, error) {
 		s.abortLocked()
 		return 0, err
 	}
+	name := versionFile(p.id.dir(), newVersion, "delta")
+	_, replaced := p.files.deltas[newVersion]
 	n, err := s.deltaFile.commit()
-	p.filesValid = false
+	if err != nil || replaced || !p.filesValid {
+		p.filesValid = false
+	} else {
+		// The common case, a new version: keep the listing current rather
+		// than list the directory again at the next maintenance.
+		p.files.deltas[newVersion] = name
+		p.files.bytes += n
+	}
 	if err != nil {
 		s.abortLocked()
 		return 0, fmt.Errorf("state %s: %w", p.id, err)
