@@ -209,6 +209,13 @@ feed:
 // another (200 shuffle partitions: 400 fsyncs a batch).
 const commitIOParallelism = 256
 
+// stagedStore is a state store whose commit can run in steps before
+// Commit (the memory provider's).
+type stagedStore interface {
+	WriteOut() error
+	Sync() error
+}
+
 // commitState commits every partition's stores (version = batch id + 1),
 // runs their maintenance, and sums the figures into info.StateOperators.
 func (q *Query) commitState(ctx context.Context, run *statefulRun, info *BatchInfo) error {
@@ -217,14 +224,38 @@ func (q *Query) commitState(ctx context.Context, run *statefulRun, info *BatchIn
 	for i := range items {
 		items[i] = i
 	}
-	err := runPool(ctx, max(q.cfg.Workers, min(n, commitIOParallelism)), items, func(_ context.Context, p int) error {
-		for _, s := range run.stores[p] {
-			if _, err := s.Commit(); err != nil {
-				return err
+	workers := max(q.cfg.Workers, min(n, commitIOParallelism))
+	// Stores that can commit in steps take each step together: every delta
+	// file written, then every one fsynced, then each moved into place and
+	// its directory fsynced (Commit). The file system groups each step's
+	// updates into a few journal commits; interleaved per store they queue
+	// behind one another.
+	step := func(do func(stagedStore) error) error {
+		return runPool(ctx, workers, items, func(_ context.Context, p int) error {
+			for _, s := range run.stores[p] {
+				if ss, ok := s.(stagedStore); ok {
+					if err := do(ss); err != nil {
+						return err
+					}
+				}
 			}
-		}
-		return q.states.maintain(p)
-	})
+			return nil
+		})
+	}
+	err := step(stagedStore.WriteOut)
+	if err == nil {
+		err = step(stagedStore.Sync)
+	}
+	if err == nil {
+		err = runPool(ctx, workers, items, func(_ context.Context, p int) error {
+			for _, s := range run.stores[p] {
+				if _, err := s.Commit(); err != nil {
+					return err
+				}
+			}
+			return q.states.maintain(p)
+		})
+	}
 	if err != nil {
 		run.abort()
 		return err

@@ -81,10 +81,7 @@ func (a *atomicFile) commit() (int64, error) {
 // publishing it (the slow part of a commit: fsync, or the upload of the
 // remaining blocks); publish then makes it visible.
 func (a *atomicFile) finish() error {
-	err := a.bw.Flush()
-	if err == nil && a.w == nil { // nothing written: still an (empty) file
-		_, err = atomicOut{a}.Write(nil)
-	}
+	err := a.flush()
 	if err == nil {
 		err = a.w.Finish()
 	}
@@ -93,6 +90,16 @@ func (a *atomicFile) finish() error {
 		return fmt.Errorf("write %s: %w", a.name, err)
 	}
 	return nil
+}
+
+// flush writes the buffered bytes out to the store's writer (creating it:
+// an empty file is still a file), without making them durable.
+func (a *atomicFile) flush() error {
+	err := a.bw.Flush()
+	if err == nil && a.w == nil {
+		_, err = atomicOut{a}.Write(nil)
+	}
+	return err
 }
 
 // publish makes the finished file visible under its name.

@@ -1035,3 +1035,60 @@ func TestDeltaFileWrittenLazily(t *testing.T) {
 		t.Fatalf("after an empty commit: %v", got)
 	}
 }
+
+// TestCommitInSteps takes memory stores through WriteOut, Sync and Commit
+// (the engine's grouped commit): nothing is visible under a version name
+// before Commit, writes are refused once the commit began, an abort after
+// Sync leaves no file, and the committed state reloads.
+func TestCommitInSteps(t *testing.T) {
+	type stepped interface {
+		WriteOut() error
+		Sync() error
+	}
+	root := t.TempDir()
+	p := openP(t, root, 1, DefaultConfig())
+	dir := filepath.Join(root, "0", "1")
+	s := mustOpen(t, p, 0)
+	s.Put([]byte("a"), []byte("1"))
+	ss, ok := s.(stepped)
+	if !ok {
+		t.Fatal("memory store does not commit in steps")
+	}
+	if err := ss.WriteOut(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put([]byte("b"), []byte("2")); err == nil {
+		t.Fatal("Put after WriteOut succeeded")
+	}
+	if err := ss.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	got := listNames(t, dir)
+	if len(got) != 1 || !storage.IsTemp(got[0]) {
+		t.Fatalf("before Commit: %v, want one temporary file", got)
+	}
+	mustCommit(t, s)
+	if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
+		t.Fatalf("after Commit: %v", got)
+	}
+	s = mustOpen(t, p, 1)
+	s.Put([]byte("c"), []byte("3"))
+	ss = s.(stepped)
+	if err := ss.WriteOut(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ss.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	s.Abort()
+	if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
+		t.Fatalf("after an abort past Sync: %v", got)
+	}
+	p.Close()
+	p2 := openP(t, root, 1, DefaultConfig())
+	s2 := mustOpen(t, p2, 1)
+	defer s2.Abort()
+	if got := contents(t, s2); !maps.Equal(got, map[string]string{"a": "1"}) {
+		t.Fatalf("reloaded version 1: %v", got)
+	}
+}
