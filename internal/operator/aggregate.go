@@ -363,6 +363,12 @@ func (s *aggStage2) newAccs() []aggregate.Accumulator { return s.a.newAccs() }
 // touches the state once.
 func (s *aggStage2) Process(b *batch.Batch) error {
 	keys, states := b.Columns[0], b.Columns[1]
+	if len(s.index) == 0 && b.N > 0 {
+		// Size the index for the first batch of partials at once rather
+		// than growing it key by key (with keys that rarely repeat within a
+		// batch, as in a window per key, it ends about this size).
+		s.index = make(map[string]int, b.N)
+	}
 	var scratch []aggregate.Accumulator
 	for i := 0; i < b.N; i++ {
 		k := keys.Bytes[i]

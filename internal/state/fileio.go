@@ -30,23 +30,41 @@ var ctx = context.Background()
 
 // atomicFile is a file being written through the store that appears under
 // its name only when committed, replacing an existing file (a re-run batch
-// rewriting its version).
+// rewriting its version). The store's writer (a temporary file on the local
+// disk) is created when the first buffer's worth is written out, or at
+// finish: a store's small delta costs no file creation while its batch
+// runs, and the creations happen in the commit phase, where the engine
+// commits every store of a batch at once.
 type atomicFile struct {
 	st   storage.Store
 	name string
-	w    storage.Writer
-	cw   *countingWriter
+	w    storage.Writer // nil until the first bytes leave the buffer
+	n    int64          // bytes handed to w
 	bw   *bufio.Writer
 }
 
 func createAtomic(st storage.Store, name string) (*atomicFile, error) {
-	w, err := st.Create(ctx, name, storage.Replace)
-	if err != nil {
-		return nil, err
-	}
-	a := &atomicFile{st: st, name: name, w: w, cw: &countingWriter{w: w}}
-	a.bw = bufio.NewWriterSize(a.cw, 64<<10)
+	a := &atomicFile{st: st, name: name}
+	a.bw = bufio.NewWriterSize(atomicOut{a}, 64<<10)
 	return a, nil
+}
+
+// atomicOut is the buffer's destination: the store's writer, created on
+// first use.
+type atomicOut struct{ a *atomicFile }
+
+func (o atomicOut) Write(p []byte) (int, error) {
+	a := o.a
+	if a.w == nil {
+		w, err := a.st.Create(ctx, a.name, storage.Replace)
+		if err != nil {
+			return 0, err
+		}
+		a.w = w
+	}
+	n, err := a.w.Write(p)
+	a.n += int64(n)
+	return n, err
 }
 
 func (a *atomicFile) Write(p []byte) (int, error) { return a.bw.Write(p) }
@@ -56,22 +74,32 @@ func (a *atomicFile) commit() (int64, error) {
 	if err := a.finish(); err != nil {
 		return 0, err
 	}
-	return a.cw.n, a.publish()
+	return a.n, a.publish()
 }
 
 // finish flushes the file and has the store make it durable without
 // publishing it (the slow part of a commit: fsync, or the upload of the
 // remaining blocks); publish then makes it visible.
 func (a *atomicFile) finish() error {
-	err := a.bw.Flush()
+	err := a.flush()
 	if err == nil {
 		err = a.w.Finish()
 	}
 	if err != nil {
-		a.w.Abort()
+		a.abort()
 		return fmt.Errorf("write %s: %w", a.name, err)
 	}
 	return nil
+}
+
+// flush writes the buffered bytes out to the store's writer (creating it:
+// an empty file is still a file), without making them durable.
+func (a *atomicFile) flush() error {
+	err := a.bw.Flush()
+	if err == nil && a.w == nil {
+		_, err = atomicOut{a}.Write(nil)
+	}
+	return err
 }
 
 // publish makes the finished file visible under its name.
@@ -83,7 +111,11 @@ func (a *atomicFile) publish() error {
 }
 
 // abort discards the file (after finish too).
-func (a *atomicFile) abort() { a.w.Abort() }
+func (a *atomicFile) abort() {
+	if a.w != nil {
+		a.w.Abort()
+	}
+}
 
 // writeFileAtomic writes name through write with createAtomic/commit and
 // returns the bytes written.

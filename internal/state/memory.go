@@ -373,6 +373,8 @@ type memStore struct {
 	deltaFile   *atomicFile
 	delta       *fileWriter
 	startCharge int64
+	stage       int // stageOpen, stageWritten, stageSynced
+	commitStart time.Time
 	done        bool
 	m           Metrics
 	updateNs    int64
@@ -391,7 +393,7 @@ func (s *memStore) Get(key []byte) ([]byte, bool, error) {
 }
 
 func (s *memStore) Put(key, value []byte) error {
-	if s.done {
+	if s.done || s.stage != stageOpen { // no writes once the commit began
 		return errStoreDone
 	}
 	t0 := time.Now()
@@ -422,7 +424,7 @@ func (s *memStore) Put(key, value []byte) error {
 }
 
 func (s *memStore) Remove(key []byte) error {
-	if s.done {
+	if s.done || s.stage != stageOpen { // no writes once the commit began
 		return errStoreDone
 	}
 	t0 := time.Now()
@@ -463,57 +465,166 @@ func (s *memStore) Iterate(lower, upper []byte, fn func(key, value []byte) bool)
 	return nil
 }
 
+// removeChunk bounds the entries RemoveRange gathers per walk of the tree.
+const removeChunk = 1024
+
 func (s *memStore) RemoveRange(lower, upper []byte, fn func(key, value []byte) error) (int64, error) {
-	if s.done {
+	if s.done || s.stage != stageOpen { // no writes once the commit began
 		return 0, errStoreDone
 	}
 	t0 := time.Now()
 	defer func() { s.removeNs += int64(time.Since(t0)) }()
+	// Gather the range a chunk at a time with one walk of the tree each
+	// (not one search per key), then remove the chunk. Eviction takes the
+	// oldest keys, the front of the tree: then DeleteMin removes each
+	// without comparing keys.
 	var n int64
+	chunk := make([]entry, 0, removeChunk)
 	for {
-		var next entry
-		found := false
-		visit := func(e entry) bool { next, found = e, true; return false }
+		chunk = chunk[:0]
+		visit := func(e entry) bool {
+			if upper != nil && bytes.Compare(e.key, upper) >= 0 {
+				return false
+			}
+			chunk = append(chunk, e)
+			return len(chunk) < removeChunk
+		}
 		if lower == nil {
 			s.tree.Ascend(visit)
 		} else {
 			s.tree.AscendGreaterOrEqual(entry{key: lower}, visit)
 		}
-		if !found || (upper != nil && bytes.Compare(next.key, upper) >= 0) {
+		if len(chunk) == 0 {
 			return n, nil
 		}
-		if fn != nil {
-			if err := fn(next.key, next.value); err != nil {
+		first, _ := s.tree.Min()
+		fromMin := bytes.Equal(first.key, chunk[0].key)
+		var freed int64
+		for _, e := range chunk {
+			var err error
+			if fn != nil {
+				err = fn(e.key, e.value)
+			}
+			if err != nil {
+				s.removed(freed)
 				return n, err
 			}
+			if fromMin {
+				s.tree.DeleteMin()
+			} else {
+				s.tree.Delete(e)
+			}
+			freed += entrySize(e.key, e.value)
+			s.delta.remove(e.key)
+			s.m.NumRowsRemoved++
+			n++
 		}
-		s.removeKey(next.key)
-		n++
-		lower = next.key
+		s.removed(freed)
+		if len(chunk) < removeChunk {
+			return n, nil
+		}
+		lower = chunk[len(chunk)-1].key // removed: the next walk starts after it
 	}
+}
+
+// removed accounts for entries of freed bytes RemoveRange took out of the
+// tree (one budget update per chunk, not per key).
+func (s *memStore) removed(freed int64) {
+	if freed == 0 {
+		return
+	}
+	s.bytes -= freed
+	s.p.mu.Lock()
+	s.p.charge.force(s.bytes)
+	s.p.mu.Unlock()
+}
+
+// Commit steps of a memory store, in order: WriteOut, Sync, Commit.
+const (
+	stageOpen    = iota
+	stageWritten // delta encoded and written to its temporary file
+	stageSynced  // temporary file durable
+)
+
+// WriteOut ends the batch's delta and writes it to its temporary file
+// (created now), without waiting for the disk. With Sync it lets the
+// engine take all of a batch's stores through each step of their commits
+// together, so the file system groups their metadata updates and fsyncs
+// rather than interleaving create, fsync, rename and directory fsync per
+// store. Commit alone runs the steps it was not given.
+func (s *memStore) WriteOut() error {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	return s.advanceLocked(stageWritten)
+}
+
+// Sync makes the written delta durable (fsync of the temporary file);
+// Commit then moves it into place and fsyncs its directory.
+func (s *memStore) Sync() error {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	return s.advanceLocked(stageSynced)
+}
+
+func (s *memStore) advanceLocked(to int) error {
+	if s.done {
+		return errStoreDone
+	}
+	if s.stage == stageOpen {
+		s.commitStart = time.Now()
+	}
+	p := s.p
+	newVersion := s.version + 1
+	if s.stage < stageWritten && to >= stageWritten {
+		if err := s.delta.close(); err != nil {
+			s.abortLocked()
+			return fmt.Errorf("state %s: writing %d.delta: %w", p.id, newVersion, err)
+		}
+		// A failed run may have left a snapshot of this version or files of
+		// later ones: they describe state that the engine never committed.
+		if err := p.removeStaleLocked(newVersion); err != nil {
+			s.abortLocked()
+			return err
+		}
+		if err := s.deltaFile.flush(); err != nil {
+			s.abortLocked()
+			return fmt.Errorf("state %s: writing %d.delta: %w", p.id, newVersion, err)
+		}
+		s.stage = stageWritten
+	}
+	if s.stage < stageSynced && to >= stageSynced {
+		if err := s.deltaFile.finish(); err != nil {
+			s.abortLocked()
+			return fmt.Errorf("state %s: %w", p.id, err)
+		}
+		s.stage = stageSynced
+	}
+	return nil
 }
 
 func (s *memStore) Commit() (int64, error) {
 	if s.done {
 		return 0, errStoreDone
 	}
-	t0 := time.Now()
 	p := s.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	newVersion := s.version + 1
-	if err := s.delta.close(); err != nil {
-		s.abortLocked()
-		return 0, fmt.Errorf("state %s: writing %d.delta: %w", p.id, newVersion, err)
-	}
-	// A failed run may have left a snapshot of this version or files of
-	// later ones: they describe state that the engine never committed.
-	if err := p.removeStaleLocked(newVersion); err != nil {
-		s.abortLocked()
+	if err := s.advanceLocked(stageSynced); err != nil {
 		return 0, err
 	}
-	n, err := s.deltaFile.commit()
-	p.filesValid = false
+	newVersion := s.version + 1
+	name := versionFile(p.id.dir(), newVersion, "delta")
+	_, replaced := p.files.deltas[newVersion]
+	err := s.deltaFile.publish()
+	n := s.deltaFile.n
+	if err != nil || replaced || !p.filesValid {
+		p.filesValid = false
+	} else {
+		// The common case, a new version: keep the listing current rather
+		// than list the directory again at the next maintenance.
+		p.files.deltas[newVersion] = name
+		p.files.bytes += n
+	}
 	if err != nil {
 		s.abortLocked()
 		return 0, fmt.Errorf("state %s: %w", p.id, err)
@@ -533,7 +644,7 @@ func (s *memStore) Commit() (int64, error) {
 	}
 	p.lastCommitBytes.Store(n)
 	s.done, p.open = true, nil
-	s.m.CommitTimeMs = time.Since(t0).Milliseconds()
+	s.m.CommitTimeMs = time.Since(s.commitStart).Milliseconds()
 	return newVersion, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/sluice-stream/sluice/internal/storage"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -843,4 +844,251 @@ func localStore(t testing.TB, dir string) storage.Store {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// TestRemoveRangeLarge removes ranges longer than one chunk of the memory
+// provider's walk, from the front of the store and from its middle, stops
+// at an error from fn, and checks what remains, the metrics, the bytes and
+// the state rebuilt from the delta files.
+func TestRemoveRangeLarge(t *testing.T) {
+	const n = 3*removeChunk + 17
+	key := func(i int) []byte { return fmt.Appendf(nil, "k%06d", i) }
+	cases := []struct {
+		name         string
+		lower, upper []byte
+		failAt       int // fn fails on this key index (-1: never)
+		want         []int
+	}{
+		{"front", nil, key(2*removeChunk + 5), -1, seq(0, 2*removeChunk+5)},
+		{"middle", key(100), key(100 + removeChunk + 1), -1, seq(100, 100+removeChunk+1)},
+		{"to end", key(n - removeChunk - 3), nil, -1, seq(n-removeChunk-3, n)},
+		{"lower past everything", key(n), nil, -1, nil},
+		{"fn fails", key(10), nil, 10 + removeChunk + 2, seq(10, 10+removeChunk+2)},
+	}
+	forEachProvider(t, func(t *testing.T, conf Config) {
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				root := t.TempDir()
+				p := openP(t, root, 0, conf)
+				s := mustOpen(t, p, 0)
+				for i := range n {
+					if err := s.Put(key(i), []byte("v")); err != nil {
+						t.Fatal(err)
+					}
+				}
+				mustCommit(t, s)
+				s = mustOpen(t, p, 1)
+				full := s.Metrics().MemoryUsedBytes
+				var seen []int
+				removed, err := s.RemoveRange(c.lower, c.upper, func(k, v []byte) error {
+					var i int
+					fmt.Sscanf(string(k), "k%06d", &i)
+					if i == c.failAt {
+						return errors.New("boom")
+					}
+					seen = append(seen, i)
+					return nil
+				})
+				if (err != nil) != (c.failAt >= 0) {
+					t.Fatalf("RemoveRange error %v", err)
+				}
+				if int(removed) != len(c.want) || !slices.Equal(seen, c.want) {
+					t.Fatalf("removed %d, fn saw %d keys (%v…), want %d", removed, len(seen), seen[:min(3, len(seen))], len(c.want))
+				}
+				m := s.Metrics()
+				if m.NumKeys != int64(n-len(c.want)) || m.NumRowsRemoved != removed {
+					t.Fatalf("metrics keys %d removed %d, want %d %d", m.NumKeys, m.NumRowsRemoved, n-len(c.want), removed)
+				}
+				if conf.Provider == MemoryProvider && len(c.want) > 0 && m.MemoryUsedBytes >= full {
+					t.Fatalf("memory %d after removing %d keys, was %d", m.MemoryUsedBytes, removed, full)
+				}
+				mustCommit(t, s)
+				gone := map[int]bool{}
+				for _, i := range c.want {
+					gone[i] = true
+				}
+				want := map[string]string{}
+				for i := range n {
+					if !gone[i] {
+						want[string(key(i))] = "v"
+					}
+				}
+				// A fresh provider rebuilds version 2 from the delta files.
+				if err := p.Close(); err != nil {
+					t.Fatal(err)
+				}
+				p2 := openP(t, root, 0, conf)
+				s2 := mustOpen(t, p2, 2)
+				defer s2.Abort()
+				if got := contents(t, s2); !maps.Equal(got, want) {
+					t.Fatalf("rebuilt state has %d keys, want %d", len(got), len(want))
+				}
+			})
+		}
+	})
+}
+
+func seq(from, to int) []int {
+	var out []int
+	for i := from; i < to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// TestFileMetricsFollowCommits checks the memory provider's file figures
+// against the directory after each commit: the provider updates its
+// listing on commit instead of listing the directory again, including when
+// a re-run rewrites a version and when maintenance writes a snapshot.
+func TestFileMetricsFollowCommits(t *testing.T) {
+	conf := DefaultConfig()
+	conf.MinDeltasForSnapshot = 2
+	root := t.TempDir()
+	p := openP(t, root, 0, conf)
+	dir := filepath.Join(root, "0", "0")
+	check := func(when string, m Metrics) {
+		t.Helper()
+		var deltas, snaps, size int64
+		for _, name := range listNames(t, dir) {
+			info, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch filepath.Ext(name) {
+			case ".delta":
+				deltas++
+			case ".snapshot":
+				snaps++
+			default:
+				continue
+			}
+			size += info.Size()
+		}
+		if m.Custom[MetricDeltaFiles] != deltas || m.Custom[MetricSnapshotFiles] != snaps || m.Custom[MetricStateFilesBytes] != size {
+			t.Fatalf("%s: metrics say %d deltas, %d snapshots, %d bytes; directory has %d, %d, %d", when,
+				m.Custom[MetricDeltaFiles], m.Custom[MetricSnapshotFiles], m.Custom[MetricStateFilesBytes], deltas, snaps, size)
+		}
+	}
+	for b := int64(0); b < 6; b++ {
+		s := mustOpen(t, p, b)
+		applyBatch(t, s, b, nil)
+		mustCommit(t, s)
+		check(fmt.Sprintf("batch %d", b), s.Metrics())
+		if b == 3 {
+			// A re-run of batch 3 with more writes rewrites 4.delta.
+			s = mustOpen(t, p, b)
+			applyBatch(t, s, b, nil)
+			s.Put([]byte("extra"), bytes.Repeat([]byte("x"), 100))
+			mustCommit(t, s)
+			check("re-run of batch 3", s.Metrics())
+		}
+		if err := p.Maintenance(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDeltaFileWrittenLazily checks when the memory provider's delta file
+// reaches the disk: a small delta stays in its buffer until Commit (no file
+// is created while the batch runs; the engine creates every store's file in
+// its parallel commit phase), a large one streams to a temporary file
+// before Commit (the buffer is bounded), and Abort leaves nothing behind.
+func TestDeltaFileWrittenLazily(t *testing.T) {
+	root := t.TempDir()
+	p := openP(t, root, 1, DefaultConfig()) // partition 0 also holds _metadata
+	dir := filepath.Join(root, "0", "1")
+	s := mustOpen(t, p, 0)
+	s.Put([]byte("a"), []byte("1"))
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("store directory exists before the first commit: %v", err)
+	}
+	mustCommit(t, s)
+	if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
+		t.Fatalf("after commit: %v", got)
+	}
+	s = mustOpen(t, p, 1)
+	s.Put([]byte("b"), []byte("2"))
+	if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
+		t.Fatalf("small delta before commit: %v", got)
+	}
+	// Incompressible values past the encoder's buffers (64 KiB of records,
+	// 256 KiB lz4 blocks, 64 KiB of file buffer).
+	rng := rand.New(rand.NewPCG(1, 2))
+	big := make([]byte, 1000)
+	for i := range 500 {
+		for j := range big {
+			big[j] = byte(rng.Uint32())
+		}
+		s.Put(fmt.Appendf(nil, "big%03d", i), big)
+	}
+	got := listNames(t, dir)
+	if len(got) != 2 || !storage.IsTemp(got[0]) {
+		t.Fatalf("large delta before commit: %v, want 1.delta and a temporary file", got)
+	}
+	s.Abort()
+	if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
+		t.Fatalf("after abort: %v", got)
+	}
+	s = mustOpen(t, p, 1)
+	mustCommit(t, s) // an empty delta is still written, as Spark does
+	if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta", "2.delta"}) {
+		t.Fatalf("after an empty commit: %v", got)
+	}
+}
+
+// TestCommitInSteps takes memory stores through WriteOut, Sync and Commit
+// (the engine's grouped commit): nothing is visible under a version name
+// before Commit, writes are refused once the commit began, an abort after
+// Sync leaves no file, and the committed state reloads.
+func TestCommitInSteps(t *testing.T) {
+	type stepped interface {
+		WriteOut() error
+		Sync() error
+	}
+	root := t.TempDir()
+	p := openP(t, root, 1, DefaultConfig())
+	dir := filepath.Join(root, "0", "1")
+	s := mustOpen(t, p, 0)
+	s.Put([]byte("a"), []byte("1"))
+	ss, ok := s.(stepped)
+	if !ok {
+		t.Fatal("memory store does not commit in steps")
+	}
+	if err := ss.WriteOut(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put([]byte("b"), []byte("2")); err == nil {
+		t.Fatal("Put after WriteOut succeeded")
+	}
+	if err := ss.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	got := listNames(t, dir)
+	if len(got) != 1 || !storage.IsTemp(got[0]) {
+		t.Fatalf("before Commit: %v, want one temporary file", got)
+	}
+	mustCommit(t, s)
+	if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
+		t.Fatalf("after Commit: %v", got)
+	}
+	s = mustOpen(t, p, 1)
+	s.Put([]byte("c"), []byte("3"))
+	ss = s.(stepped)
+	if err := ss.WriteOut(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ss.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	s.Abort()
+	if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
+		t.Fatalf("after an abort past Sync: %v", got)
+	}
+	p.Close()
+	p2 := openP(t, root, 1, DefaultConfig())
+	s2 := mustOpen(t, p2, 1)
+	defer s2.Abort()
+	if got := contents(t, s2); !maps.Equal(got, map[string]string{"a": "1"}) {
+		t.Fatalf("reloaded version 1: %v", got)
+	}
 }
