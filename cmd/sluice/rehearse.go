@@ -36,7 +36,7 @@ func runRehearse(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	kafkaOpts := kvFlags{}
 	fs.Var(kafkaOpts, "kafka-option", "client security option KEY=VALUE for the load, the sampler and the query (repeatable)")
 	out := fs.String("out", "", "report directory (default: sluice-rehearsal-YYYYmmdd-HHMMSS)")
-	phases := fs.String("phases", "1,2,3,4", "phases to run, comma-separated")
+	phases := fs.String("phases", "1,2,3,4", "phases to run, comma-separated; 5 (a stateful window count under the spike) runs only when listed")
 	inProcess := fs.Bool("in-process", false, "run the queries inside this process (memory is then not measured)")
 	verbose := fs.Bool("verbose", false, "show the query processes' stderr")
 	prefix := fs.String("topic-prefix", "rehearse", "prefix of the phase topics")
@@ -58,6 +58,9 @@ func runRehearse(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	recordBytes := fs.Int("record-bytes", d.RecordBytes, fmt.Sprintf("minimum record value size, order JSON padded (--quick: %d)", q.RecordBytes))
 	headroom := fs.Float64("headroom", d.Headroom, fmt.Sprintf("phase 3: share of capacity × trigger admitted per batch (--quick: %g)", q.Headroom))
 	adaptiveTarget := fs.Float64("adaptive-target", d.AdaptiveTarget, fmt.Sprintf("phase 4: sluice.targetBatchDuration as a share of the trigger (--quick: %g)", q.AdaptiveTarget))
+	window := fs.Duration("window", d.Window, fmt.Sprintf("phase 5: tumbling window of the count per customer (--quick: %s)", q.Window))
+	wmDelay := fs.Duration("watermark-delay", d.WatermarkDelay, fmt.Sprintf("phase 5: watermark delay behind the orders' event time (--quick: %s)", q.WatermarkDelay))
+	statefulBudget := fs.String("stateful-memory-budget", "", fmt.Sprintf("phase 5's sluice.memory.budget, half of it the state share (default %dMiB; --quick: %dMiB)", d.StatefulBudget>>20, q.StatefulBudget>>20))
 	logf := addLogFlags(fs, "warn")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -110,6 +113,12 @@ func runRehearse(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if set["adaptive-target"] {
 		prof.AdaptiveTarget = *adaptiveTarget
 	}
+	if set["window"] {
+		prof.Window = *window
+	}
+	if set["watermark-delay"] {
+		prof.WatermarkDelay = *wmDelay
+	}
 	if *budget != "" {
 		b, err := options.ParseBytes(*budget)
 		if err != nil || b <= 0 {
@@ -117,14 +126,21 @@ func runRehearse(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		prof.MemoryBudget = b
 	}
+	if *statefulBudget != "" {
+		b, err := options.ParseBytes(*statefulBudget)
+		if err != nil || b <= 0 {
+			return &exitError{code: 2, err: fmt.Errorf("--stateful-memory-budget %q: want a size such as 256MiB", *statefulBudget)}
+		}
+		prof.StatefulBudget = b
+	}
 	if err := prof.Validate(); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	var nums []int
 	for _, s := range strings.Split(*phases, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > 4 {
-			return &exitError{code: 2, err: fmt.Errorf("--phases %q: want numbers from 1 to 4, e.g. 1,2,3,4", *phases)}
+		if err != nil || n < 1 || n > rehearse.LastPhase {
+			return &exitError{code: 2, err: fmt.Errorf("--phases %q: want numbers from 1 to %d, e.g. 1,2,3,4 or 5", *phases, rehearse.LastPhase)}
 		}
 		nums = append(nums, n)
 	}

@@ -161,10 +161,160 @@ func TestRehearseQuick(t *testing.T) {
 	}
 }
 
+// TestRehearseStatefulQuick runs `sluice rehearse --quick --phases 5`: the
+// stateful phase alone (a windowed count with a watermark, append mode,
+// under the spike with adaptive admission and a memory budget), in a child
+// process. Its state figures in verdicts.json must agree with the progress
+// lines, be in report.md and on the console, and its verdict must follow
+// from its four criteria.
+func TestRehearseStatefulQuick(t *testing.T) {
+	if os.Getenv("SLUICE_SERIAL_TESTS") != "1" {
+		t.Skip("heavy, timing-sensitive test (about 15 s): set SLUICE_SERIAL_TESTS=1 (CI runs these in a serial step)")
+	}
+	useTestBinaryAsSluice(t)
+	dir := filepath.Join(t.TempDir(), "report")
+	var stdout, stderr bytes.Buffer
+	code := realMain([]string{"rehearse", "--quick", "--phases", "5", "--out", dir}, &stdout, &stderr)
+	t.Logf("rehearse --quick --phases 5:\n%s", stdout.String())
+	if code != 0 && code != 1 { // 1: ran, judged unstable (checked below)
+		t.Fatalf("exit %d\nstderr:\n%s", code, stderr.String())
+	}
+	var vj struct {
+		FinalStable bool `json:"finalStable"`
+		Phases      []struct {
+			Spec struct {
+				N           int   `json:"phase"`
+				Stateful    bool  `json:"stateful"`
+				Adaptive    bool  `json:"adaptive"`
+				Budget      int64 `json:"memoryBudgetBytes"`
+				WindowMs    int64 `json:"windowMs"`
+				WatermarkMs int64 `json:"watermarkDelayMs"`
+				TriggerMs   int64 `json:"triggerMs"`
+			} `json:"spec"`
+			Verdict struct {
+				Stable   bool  `json:"stable"`
+				P95Ms    int64 `json:"p95Ms"`
+				Drained  bool  `json:"drained"`
+				PeakRSS  int64 `json:"peakRssBytes"`
+				MemLimit int64 `json:"memoryLimitBytes"`
+				Criteria []struct {
+					Name string `json:"name"`
+					Pass bool   `json:"pass"`
+				} `json:"criteria"`
+				State *struct {
+					Operators       []string `json:"operators"`
+					PeakRows        int64    `json:"peakRows"`
+					PeakMemoryBytes int64    `json:"peakMemoryBytes"`
+					LateRowsDropped int64    `json:"lateRowsDropped"`
+					ShareBytes      int64    `json:"shareBytes"`
+					Failure         string   `json:"failure"`
+				} `json:"state"`
+			} `json:"verdict"`
+		} `json:"phases"`
+	}
+	data, err := os.ReadFile(filepath.Join(dir, rehearse.VerdictsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &vj); err != nil {
+		t.Fatal(err)
+	}
+	if len(vj.Phases) != 1 || vj.Phases[0].Spec.N != 5 {
+		t.Fatalf("phases %+v, want phase 5 alone", vj.Phases)
+	}
+	ph := vj.Phases[0]
+	q := rehearse.Quick()
+	if !ph.Spec.Stateful || !ph.Spec.Adaptive || ph.Spec.Budget != q.StatefulBudget ||
+		ph.Spec.WindowMs != q.Window.Milliseconds() || ph.Spec.WatermarkMs != q.WatermarkDelay.Milliseconds() {
+		t.Errorf("phase 5 spec %+v", ph.Spec)
+	}
+	v := ph.Verdict
+	if v.State == nil {
+		t.Fatalf("phase 5 verdict has no state figures: %s", data)
+	}
+	// The state figures are the progress lines' stateOperators.
+	ps, err := queryrun.ReadProgress(filepath.Join(dir, "phase5", rehearse.ProgressFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peakRows, peakMem, dropped int64
+	for _, p := range ps {
+		var rows, mem int64
+		for _, so := range p.StateOperators {
+			rows += so.NumRowsTotal
+			mem += so.MemoryUsedBytes
+			dropped += so.NumRowsDroppedByWatermark
+			if so.OperatorName != "stateStoreSave" {
+				t.Errorf("batch %d: state operator %q, want stateStoreSave", p.BatchID, so.OperatorName)
+			}
+		}
+		peakRows, peakMem = max(peakRows, rows), max(peakMem, mem)
+	}
+	st := v.State
+	if st.PeakRows != peakRows || st.PeakMemoryBytes != peakMem || st.LateRowsDropped != dropped || !slices.Equal(st.Operators, []string{"stateStoreSave"}) {
+		t.Errorf("state figures %+v; the progress lines give peak %d rows, %d bytes, %d dropped", st, peakRows, peakMem, dropped)
+	}
+	// 1,000 customers: at least one window's worth of keys was held.
+	if st.PeakRows < 1000 || st.PeakMemoryBytes <= 0 {
+		t.Errorf("state peaked at %d rows, %d bytes: the window count kept no state", st.PeakRows, st.PeakMemoryBytes)
+	}
+	if st.ShareBytes != q.StatefulBudget/2 {
+		t.Errorf("state share %d, want half of %d", st.ShareBytes, q.StatefulBudget)
+	}
+	// The verdict follows from the four criteria.
+	names := []string{"batch duration", "lag drained", "memory", "state memory"}
+	if len(v.Criteria) != len(names) {
+		t.Fatalf("criteria %+v", v.Criteria)
+	}
+	all := true
+	for i, c := range v.Criteria {
+		if c.Name != names[i] {
+			t.Errorf("criterion %d is %q, want %q", i, c.Name, names[i])
+		}
+		all = all && c.Pass
+	}
+	okDur := float64(v.P95Ms) <= rehearse.StableP95Factor*float64(ph.Spec.TriggerMs)
+	okMem := v.PeakRSS < 0 || v.PeakRSS <= v.MemLimit
+	okState := st.Failure == "" && st.PeakMemoryBytes <= st.ShareBytes
+	if v.Criteria[0].Pass != okDur || v.Criteria[1].Pass != v.Drained || v.Criteria[2].Pass != okMem || v.Criteria[3].Pass != okState {
+		t.Errorf("criteria %+v; p95 ok %v, drained %v, memory ok %v, state ok %v", v.Criteria, okDur, v.Drained, okMem, okState)
+	}
+	if v.Stable != all || vj.FinalStable != v.Stable || (code == 0) != v.Stable {
+		t.Errorf("stable %v, final %v, exit %d, criteria all pass %v", v.Stable, vj.FinalStable, code, all)
+	}
+	// A window count of 1,000 keys in 32 MiB: state stays far below its share.
+	if !v.Criteria[3].Pass {
+		t.Errorf("state memory failed: %+v", st)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, rehearse.ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## Phase 5:", "Phase 5 state (stateStoreSave)", "| state rows, peak / at the end |",
+		"| late rows dropped by the watermark |", "| state memory |", "**state memory** (stateful phase only)", rehearse.ChartsDir + "/phase5-state.png"} {
+		if !bytes.Contains(md, []byte(want)) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	for _, want := range []string{"phase 5: Stateful window count", "state memory", "  state: peak ", "late rows dropped by the watermark"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q", want)
+		}
+	}
+	pipe, err := os.ReadFile(filepath.Join(dir, "phase5", rehearse.PipelineFile))
+	if err != nil || !bytes.Contains(pipe, []byte("withWatermark")) || !bytes.Contains(pipe, []byte("from_json")) {
+		t.Errorf("phase5/pipeline.yaml: %v\n%s", err, pipe)
+	}
+}
+
 // TestRehearseFlagErrors: bad flags exit 2 before anything runs.
 func TestRehearseFlagErrors(t *testing.T) {
 	for _, args := range [][]string{
-		{"rehearse", "--phases", "5"},
+		{"rehearse", "--phases", "6"},
+		{"rehearse", "--phases", "0,5"},
+		{"rehearse", "--stateful-memory-budget", "lots"},
+		{"rehearse", "--quick", "--window", "0s"},
+		{"rehearse", "--quick", "--watermark-delay", "-1s"},
 		{"rehearse", "--memory-budget", "lots"},
 		{"rehearse", "--quick", "--headroom", "1.5"},
 		{"rehearse", "--pipeline", "/nonexistent.yaml"},

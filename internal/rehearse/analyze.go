@@ -26,7 +26,12 @@ import (
 //     DrainThresholdTriggers trigger intervals;
 //  3. memory: when a memory budget is set, the query process's peak
 //     resident set is at most the budget plus sluice.BudgetOverhead (not
-//     judged when memory could not be measured).
+//     judged when memory could not be measured);
+//  4. state memory (stateful phases only): the query was not stopped by
+//     its state memory, its progress reports state operators, and the
+//     largest memoryUsedBytes they reported (summed over the operators of a
+//     batch) is within the state share of the budget (half of it; with no
+//     budget there is no share to judge against).
 const (
 	StableP95Factor        = 1.2
 	DrainThresholdTriggers = 2
@@ -93,6 +98,65 @@ type PhaseData struct {
 	PeakRSS int64
 	// MemoryBudget is the phase's sluice.memory.budget (0: none).
 	MemoryBudget int64
+	// Stateful marks a phase judged on its state too; StateShare is the
+	// part of the budget state may hold (0: no budget); StateFailure the
+	// engine's message when state memory stopped the query ("" if not).
+	Stateful     bool
+	StateShare   int64
+	StateFailure string
+}
+
+// StateFigures are a stateful phase's state figures, from the progress
+// reports' stateOperators.
+type StateFigures struct {
+	// Operators names the state operators reported (operatorName).
+	Operators []string `json:"operators"`
+	// PeakRows and PeakMemoryBytes are the largest numRowsTotal and
+	// memoryUsedBytes of a batch (summed over its operators); FinalRows
+	// and FinalMemoryBytes the last batch's.
+	PeakRows         int64 `json:"peakRows"`
+	PeakMemoryBytes  int64 `json:"peakMemoryBytes"`
+	FinalRows        int64 `json:"finalRows"`
+	FinalMemoryBytes int64 `json:"finalMemoryBytes"`
+	// RowsUpdated and RowsRemoved sum numRowsUpdated and numRowsRemoved
+	// over the batches; LateRowsDropped sums numRowsDroppedByWatermark.
+	RowsUpdated     int64 `json:"rowsUpdated"`
+	RowsRemoved     int64 `json:"rowsRemoved"`
+	LateRowsDropped int64 `json:"lateRowsDropped"`
+	// ShareBytes is the state share of the budget (0: no budget);
+	// PeakOverShare is PeakMemoryBytes / ShareBytes.
+	ShareBytes    int64 `json:"shareBytes"`
+	PeakOverShare Num   `json:"peakOverShare"`
+	// Failure is the engine's state-memory error, when it stopped the
+	// query.
+	Failure string `json:"failure,omitempty"`
+}
+
+// State sums the state figures of a phase's progress reports.
+func State(d PhaseData) StateFigures {
+	f := StateFigures{ShareBytes: d.StateShare, Failure: d.StateFailure, PeakOverShare: Num(math.NaN())}
+	for _, p := range d.Progress {
+		if len(p.StateOperators) == 0 {
+			continue
+		}
+		var rows, mem int64
+		for _, so := range p.StateOperators {
+			if !slices.Contains(f.Operators, so.OperatorName) {
+				f.Operators = append(f.Operators, so.OperatorName)
+			}
+			rows += so.NumRowsTotal
+			mem += so.MemoryUsedBytes
+			f.RowsUpdated += so.NumRowsUpdated
+			f.RowsRemoved += so.NumRowsRemoved
+			f.LateRowsDropped += so.NumRowsDroppedByWatermark
+		}
+		f.PeakRows, f.PeakMemoryBytes = max(f.PeakRows, rows), max(f.PeakMemoryBytes, mem)
+		f.FinalRows, f.FinalMemoryBytes = rows, mem
+	}
+	if f.ShareBytes > 0 {
+		f.PeakOverShare = Num(float64(f.PeakMemoryBytes) / float64(f.ShareBytes))
+	}
+	return f
 }
 
 // Criterion is one rule of the verdict and how the phase fared.
@@ -155,6 +219,9 @@ type Verdict struct {
 	PeakRSSBytes      int64 `json:"peakRssBytes"`
 	MemoryBudgetBytes int64 `json:"memoryBudgetBytes"`
 	MemoryLimitBytes  int64 `json:"memoryLimitBytes"`
+
+	// State holds a stateful phase's state figures (nil otherwise).
+	State *StateFigures `json:"state,omitempty"`
 }
 
 // Percentile returns the q-quantile (0 < q ≤ 1) of v by the nearest-rank
@@ -493,5 +560,35 @@ func Analyze(d PhaseData, capacity float64) Verdict {
 	}
 	v.Criteria = []Criterion{c1, c2, c3}
 	v.Stable = c1.Pass && c2.Pass && c3.Pass
+	if d.Stateful {
+		st := State(d)
+		v.State = &st
+		c4 := stateCriterion(st)
+		v.Criteria = append(v.Criteria, c4)
+		v.Stable = v.Stable && c4.Pass
+	}
 	return v
+}
+
+// stateCriterion is rule 4.
+func stateCriterion(st StateFigures) Criterion {
+	c := Criterion{Name: "state memory"}
+	figures := fmt.Sprintf("peak %s state rows, %s", report.Number(st.PeakRows), report.Bytes(st.PeakMemoryBytes))
+	switch {
+	case st.Failure != "":
+		c.Detail = "the query stopped on its state memory: " + st.Failure
+	case len(st.Operators) == 0:
+		c.Detail = "no batch reported a state operator"
+	case st.ShareBytes <= 0:
+		c.Pass = true
+		c.Detail = figures + "; no memory budget, so no state share to judge against"
+	default:
+		c.Pass = st.PeakMemoryBytes <= st.ShareBytes
+		c.Detail = fmt.Sprintf("%s = %s of the state share of the budget (%s)", figures,
+			report.Float(100*float64(st.PeakOverShare), 1)+" %", report.Bytes(st.ShareBytes))
+	}
+	if st.Failure == "" && len(st.Operators) > 0 {
+		c.Detail += fmt.Sprintf("; %s late rows dropped by the watermark", report.Number(st.LateRowsDropped))
+	}
+	return c
 }

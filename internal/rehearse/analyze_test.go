@@ -2,6 +2,7 @@ package rehearse
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -9,6 +10,9 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice"
+	"github.com/sluice-stream/sluice/internal/pipeline"
+	"github.com/sluice-stream/sluice/internal/queryrun"
+	"github.com/sluice-stream/sluice/internal/state"
 	"github.com/sluice-stream/sluice/progress"
 )
 
@@ -285,5 +289,141 @@ func TestMemoryAdvice(t *testing.T) {
 	}
 	if s := memoryAdvice(res, res.Phases[0]); s != "" {
 		t.Errorf("advice for a phase within budget: %q", s)
+	}
+}
+
+// TestAnalyzeStateMemory: a stateful phase is judged on its state too —
+// the peak memoryUsedBytes (summed over the operators of a batch) against
+// the state share, and a state-memory failure fails it whatever the
+// figures say; a stateless phase has no fourth criterion and no state.
+func TestAnalyzeStateMemory(t *testing.T) {
+	const share = 8 << 20
+	// state gives each batch's operators as (rows, bytes, dropped).
+	type op struct{ rows, bytes, dropped int64 }
+	build := func(state [][]op) PhaseData {
+		w := &world{start: t0, parts: 1, rate: func(float64) float64 { return 100 }}
+		for i := range state {
+			s := 0.5 * float64(i+1)
+			w.batch(s, 50, s, 50)
+		}
+		for i, ops := range state {
+			for _, o := range ops {
+				w.batches[i].StateOperators = append(w.batches[i].StateOperators, progress.StateOperatorProgress{
+					OperatorName: "stateStoreSave", NumRowsTotal: o.rows, MemoryUsedBytes: o.bytes,
+					NumRowsDroppedByWatermark: o.dropped, NumRowsUpdated: 1, NumRowsRemoved: 2,
+				})
+			}
+		}
+		return w.data(0.5*float64(len(state))+0.5, 500*time.Millisecond, 100, 0, 0)
+	}
+	for _, tc := range []struct {
+		name      string
+		state     [][]op
+		share     int64
+		failure   string
+		pass      bool
+		detail    string
+		peakBytes int64
+		peakRows  int64
+		dropped   int64
+	}{
+		{"within the share", [][]op{{{1000, 2 << 20, 0}}, {{3000, 6 << 20, 4}}, {{1500, 3 << 20, 1}}}, share, "", true,
+			"peak 3,000 state rows, 6.0 MiB = 75.0 % of the state share of the budget (8.0 MiB); 5 late rows dropped", 6 << 20, 3000, 5},
+		{"past the share", [][]op{{{1000, 2 << 20, 0}}, {{5000, 9 << 20, 0}}}, share, "", false,
+			"peak 5,000 state rows, 9.0 MiB = 112.5 % of the state share", 9 << 20, 5000, 0},
+		// Two operators in one batch: their bytes add up.
+		{"operators summed", [][]op{{{1000, 5 << 20, 0}, {1000, 5 << 20, 0}}}, share, "", false,
+			"peak 2,000 state rows, 10.0 MiB", 10 << 20, 2000, 0},
+		{"stopped by state memory", [][]op{{{1000, 1 << 20, 0}}}, share,
+			"state of operator 0 (partition 1 at 4.1 MiB) would take state memory to 8.0 MiB, over its share of the memory budget (8.0 MiB)", false,
+			"the query stopped on its state memory: state of operator 0", 1 << 20, 1000, 0},
+		{"no state reported", [][]op{{}, {}}, share, "", false, "no batch reported a state operator", 0, 0, 0},
+		{"no budget", [][]op{{{10, 1 << 30, 0}}}, 0, "", true, "no memory budget, so no state share to judge against", 1 << 30, 10, 0},
+	} {
+		d := build(tc.state)
+		d.Stateful, d.StateShare, d.StateFailure = true, tc.share, tc.failure
+		v := Analyze(d, math.NaN())
+		if len(v.Criteria) != 4 || v.State == nil {
+			t.Fatalf("%s: criteria %+v, state %v", tc.name, v.Criteria, v.State)
+		}
+		c := v.Criteria[3]
+		if c.Name != "state memory" || c.Pass != tc.pass || !strings.Contains(c.Detail, tc.detail) {
+			t.Errorf("%s: criterion %+v", tc.name, c)
+		}
+		// The other three criteria pass here: the verdict is the state's.
+		if !v.Criteria[0].Pass || !v.Criteria[1].Pass || !v.Criteria[2].Pass || v.Stable != tc.pass {
+			t.Errorf("%s: stable %v, criteria %+v", tc.name, v.Stable, v.Criteria)
+		}
+		st := v.State
+		if st.PeakMemoryBytes != tc.peakBytes || st.PeakRows != tc.peakRows || st.LateRowsDropped != tc.dropped ||
+			st.ShareBytes != tc.share || st.Failure != tc.failure {
+			t.Errorf("%s: state figures %+v", tc.name, st)
+		}
+		if n := len(tc.state); n > 0 && len(tc.state[n-1]) > 0 {
+			last := tc.state[n-1]
+			if st.FinalRows != last[0].rows*int64(len(last)) || st.FinalMemoryBytes != last[0].bytes*int64(len(last)) {
+				t.Errorf("%s: final %d rows %d bytes", tc.name, st.FinalRows, st.FinalMemoryBytes)
+			}
+		}
+	}
+
+	// A stateless phase: three criteria, no state in its JSON.
+	d := build([][]op{{{1000, 1 << 20, 0}}})
+	v := Analyze(d, math.NaN())
+	if len(v.Criteria) != 3 || v.State != nil {
+		t.Fatalf("stateless phase: %+v", v)
+	}
+	b, _ := json.Marshal(v)
+	if strings.Contains(string(b), `"state"`) {
+		t.Errorf("stateless verdict JSON has a state key: %s", b)
+	}
+	// The JSON of a stateful verdict carries the figures.
+	d.Stateful, d.StateShare = true, share
+	b, _ = json.Marshal(Analyze(d, math.NaN()))
+	for _, want := range []string{`"state":{"operators":["stateStoreSave"],"peakRows":1000,"peakMemoryBytes":1048576`, `"lateRowsDropped":0`, `"shareBytes":8388608`, `"peakOverShare":0.125`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("verdict JSON lacks %s: %s", want, b)
+		}
+	}
+}
+
+// TestStateMemoryFailure recognises the engine's state-memory error, in an
+// in-process error chain and in a child process's output, and nothing else.
+func TestStateMemoryFailure(t *testing.T) {
+	me := &state.MemoryExceededError{Operator: 0, Partition: 1, StoreBytes: 4 << 20, Used: 9 << 20, Limit: 8 << 20, Budget: true}
+	if got := StateMemoryFailure(fmt.Errorf("stateful operator 0 stopped the query: %w", me)); !strings.Contains(got, "would take state memory to 9.0 MiB") {
+		t.Errorf("in-process: %q", got)
+	}
+	child := errors.New("query process: exit status 1; last output:\nlevel=INFO msg=batch\nsluice run: stateful operator 0 (stateStoreSave) stopped the query: " + me.Error() + "\n")
+	if got := StateMemoryFailure(child); !strings.HasPrefix(got, "sluice run: stateful operator 0") || strings.Contains(got, "\n") {
+		t.Errorf("child: %q", got)
+	}
+	for _, err := range []error{nil, errors.New("query process: exit status 1; last output:\nboom")} {
+		if got := StateMemoryFailure(err); got != "" {
+			t.Errorf("%v: %q", err, got)
+		}
+	}
+}
+
+// TestStatefulQuery: phase 5's query renders to a pipeline that parses
+// back with the watermark, the window and append mode.
+func TestStatefulQuery(t *testing.T) {
+	base := &queryrun.Query{SourceOptions: map[string]string{"kafka.security.protocol": "SASL_SSL"}, Options: map[string]string{"sluice.workers": "9"}}
+	q := StatefulQuery(2*time.Second, 1500*time.Millisecond, base)
+	data, err := q.Pipeline(queryrun.Setup{Name: "p5", Bootstrap: "b:9092", Topic: "t", Checkpoint: "/chk", Trigger: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := pipeline.Parse("p5.yaml", data, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	for _, want := range []string{"from_json(CAST(value AS STRING)", "delay: 1500 milliseconds", "window(ts, '2 seconds')", "count(*) AS orders", "outputMode: append", "format: noop"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("pipeline lacks %q:\n%s", want, data)
+		}
+	}
+	if f.Source.Options["kafka.security.protocol"] != "SASL_SSL" || len(q.Options) != 0 {
+		t.Errorf("source options %v, options %v: want the base's source options only", f.Source.Options, q.Options)
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/sluice-stream/sluice/internal/pipeline"
+	"github.com/sluice-stream/sluice/internal/plan"
 	"github.com/sluice-stream/sluice/internal/queryrun"
 )
 
@@ -70,4 +72,46 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// StatefulQuery is phase 5's query: the orders parsed with from_json, a
+// watermark delay behind their event time ts, and a count per customer
+// over tumbling windows of the given size, in append mode (each window
+// emitted once, when the watermark passes its end) into the noop sink.
+// From base (the query of the other phases) it keeps only the source's
+// options (security settings, fetch sizes).
+func StatefulQuery(window, delay time.Duration, base *queryrun.Query) *queryrun.Query {
+	q := &queryrun.Query{
+		Name: "orders-windowed",
+		Steps: []pipeline.Step{
+			{Op: plan.Op{Kind: plan.SelectExpr, Exprs: []string{
+				"from_json(CAST(value AS STRING), 'order_id STRING, customer_id STRING, ts TIMESTAMP') AS o"}}},
+			{Op: plan.Op{Kind: plan.SelectExpr, Exprs: []string{"o.customer_id AS customer_id", "o.ts AS ts"}}},
+			{Op: plan.Op{Kind: plan.WithWatermark, EventTime: "ts", Delay: sparkInterval(delay)}},
+			{Op: plan.Op{Kind: plan.Aggregate, GroupBy: []string{"window(ts, '" + sparkInterval(window) + "')", "customer_id"},
+				Aggs: []string{"count(*) AS orders"}}},
+		},
+		SinkFormat: "noop", SinkOutputMode: "append",
+		SinkOptions: map[string]string{}, SourceOptions: map[string]string{}, Options: map[string]string{},
+		Origin: fmt.Sprintf("sluice's windowed count: from_json(orders), withWatermark(ts, %s), groupBy(window(ts, %s), customer_id).agg(count(*)), append, noop sink",
+			sparkInterval(delay), sparkInterval(window)),
+	}
+	if base != nil {
+		for k, v := range base.SourceOptions {
+			q.SourceOptions[k] = v
+		}
+	}
+	return q
+}
+
+// sparkInterval writes d as a Spark interval string ("2 seconds",
+// "500 milliseconds").
+func sparkInterval(d time.Duration) string {
+	if d == time.Second {
+		return "1 second"
+	}
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%d seconds", d/time.Second)
+	}
+	return fmt.Sprintf("%d milliseconds", d/time.Millisecond)
 }

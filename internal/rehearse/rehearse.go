@@ -4,7 +4,11 @@
 // trigger, the spike with adaptive admission and a memory budget — and
 // judges each phase stable or not from what it measured (progress, broker
 // offsets, process memory), writing a report directory with the verdicts,
-// the figures, charts and the raw data.
+// the figures, charts and the raw data. A fifth phase, run only when asked
+// for, puts a stateful query (the orders parsed with from_json, a
+// watermark, a tumbling-window count per customer, append mode) through the
+// same spike with adaptive admission and the memory budget, and judges its
+// state memory too.
 package rehearse
 
 import (
@@ -17,6 +21,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,12 +32,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-stream/sluice/internal/broker"
+	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/kafkaauth"
 	"github.com/sluice-stream/sluice/internal/loadgen"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/procstat"
 	"github.com/sluice-stream/sluice/internal/queryrun"
 	"github.com/sluice-stream/sluice/internal/report"
+	"github.com/sluice-stream/sluice/internal/state"
 	"github.com/sluice-stream/sluice/progress"
 )
 
@@ -61,6 +68,13 @@ type Profile struct {
 	// AdaptiveTarget is phase 4's sluice.targetBatchDuration as a share of
 	// the trigger interval.
 	AdaptiveTarget float64
+	// Window is the tumbling window of phase 5's count per key, and
+	// WatermarkDelay the delay of its watermark on the orders' ts.
+	Window, WatermarkDelay time.Duration
+	// StatefulBudget is phase 5's sluice.memory.budget. A stateful query
+	// reserves half of its budget for state and an eighth for the
+	// exchange, so batches of phase 4's size need a larger budget.
+	StatefulBudget int64
 }
 
 // Quick is the CI profile: the four phases in well under a minute. The
@@ -72,6 +86,7 @@ func Quick() Profile {
 		BaseRate: 2000, SpikeFactor: 8, Warmup: 2500 * time.Millisecond, SpikeFor: 3 * time.Second, After: 5500 * time.Millisecond,
 		Baseline: 5 * time.Second, SinkDelayPerRow: 400 * time.Microsecond,
 		RecordBytes: 1024, MemoryBudget: 16 << 20, Headroom: 0.8, AdaptiveTarget: 1,
+		Window: 2 * time.Second, WatermarkDelay: time.Second, StatefulBudget: 64 << 20,
 	}
 }
 
@@ -85,6 +100,7 @@ func Default() Profile {
 		BaseRate: 1500, SpikeFactor: 10, Warmup: 15 * time.Second, SpikeFor: time.Minute, After: 100 * time.Second,
 		Baseline: time.Minute, SinkDelayPerRow: 800 * time.Microsecond,
 		RecordBytes: 256, MemoryBudget: 64 << 20, Headroom: 0.8, AdaptiveTarget: 1,
+		Window: 10 * time.Second, WatermarkDelay: 5 * time.Second, StatefulBudget: 256 << 20,
 	}
 }
 
@@ -103,11 +119,23 @@ func (p Profile) Validate() error {
 		return fmt.Errorf("rehearse: headroom %v must be in (0, 1]", p.Headroom)
 	case p.AdaptiveTarget <= 0 || p.AdaptiveTarget > 2:
 		return fmt.Errorf("rehearse: adaptive target %v × trigger must be in (0, 2]", p.AdaptiveTarget)
-	case p.MemoryBudget < 0 || p.RecordBytes < 0 || p.Workers < 0:
-		return errors.New("rehearse: memory budget, record size and workers must not be negative")
+	case p.MemoryBudget < 0 || p.StatefulBudget < 0 || p.RecordBytes < 0 || p.Workers < 0:
+		return errors.New("rehearse: memory budgets, record size and workers must not be negative")
+	case p.Window < time.Millisecond || p.WatermarkDelay < 0:
+		return fmt.Errorf("rehearse: phase 5's window %s must be at least 1ms and its watermark delay %s not negative", p.Window, p.WatermarkDelay)
 	}
 	return nil
 }
+
+// Phases: 1–4 are the seed's checklist and run by default; StatefulPhase
+// runs only when asked for.
+const (
+	StatefulPhase = 5
+	LastPhase     = StatefulPhase
+)
+
+// DefaultPhases are the phases run when none are given.
+var DefaultPhases = []int{1, 2, 3, 4}
 
 // PhaseSpec is what one phase runs.
 type PhaseSpec struct {
@@ -123,6 +151,11 @@ type PhaseSpec struct {
 	Adaptive             bool          `json:"adaptive,omitempty"`
 	TargetBatch          time.Duration `json:"-"`
 	MemoryBudget         int64         `json:"memoryBudgetBytes,omitempty"`
+	// Stateful phases run StatefulQuery: a Window tumbling count per key
+	// behind a watermark WatermarkDelay behind the latest event time.
+	Stateful       bool          `json:"stateful,omitempty"`
+	Window         time.Duration `json:"-"`
+	WatermarkDelay time.Duration `json:"-"`
 	// Notes explain how the settings were chosen.
 	Notes []string `json:"notes,omitempty"`
 }
@@ -135,12 +168,18 @@ func (s PhaseSpec) MarshalJSON() ([]byte, error) {
 		DurationMs    int64 `json:"durationMs"`
 		TriggerMs     int64 `json:"triggerMs"`
 		TargetBatchMs int64 `json:"targetBatchMs,omitempty"`
-	}{plain(s), s.Duration.Milliseconds(), s.Trigger.Milliseconds(), s.TargetBatch.Milliseconds()})
+		WindowMs      int64 `json:"windowMs,omitempty"`
+		WatermarkMs   int64 `json:"watermarkDelayMs,omitempty"`
+	}{plain(s), s.Duration.Milliseconds(), s.Trigger.Milliseconds(), s.TargetBatch.Milliseconds(),
+		s.Window.Milliseconds(), s.WatermarkDelay.Milliseconds()})
 }
 
 // Settings renders the phase's settings in words.
 func (s PhaseSpec) Settings() string {
 	parts := []string{"processingTime " + s.Trigger.String()}
+	if s.Stateful {
+		parts = append(parts, fmt.Sprintf("from_json → watermark %s → %s tumbling window count per customer, append", s.WatermarkDelay, s.Window))
+	}
 	if s.MaxOffsetsPerTrigger > 0 {
 		parts = append(parts, "maxOffsetsPerTrigger "+report.Number(s.MaxOffsetsPerTrigger))
 	}
@@ -181,7 +220,8 @@ type Config struct {
 	Dir string
 	// Runner starts the phase queries.
 	Runner queryrun.Runner
-	// Phases selects phases by number (default all four).
+	// Phases selects phases by number (default 1–4; phase 5, the stateful
+	// one, runs only when listed).
 	Phases []int
 	// MaxOffsetsPerTrigger overrides phase 3's computed limit (0: compute).
 	MaxOffsetsPerTrigger int64
@@ -227,11 +267,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.TopicPrefix = "rehearse"
 	}
 	if len(cfg.Phases) == 0 {
-		cfg.Phases = []int{1, 2, 3, 4}
+		cfg.Phases = slices.Clone(DefaultPhases)
 	}
 	for _, n := range cfg.Phases {
-		if n < 1 || n > 4 {
-			return nil, fmt.Errorf("rehearse: phase %d does not exist (1–4)", n)
+		if n < 1 || n > LastPhase {
+			return nil, fmt.Errorf("rehearse: phase %d does not exist (1–%d)", n, LastPhase)
 		}
 	}
 	out := cfg.Out
@@ -286,7 +326,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		// The unlimited spike's big batches amortise the fixed cost of a
 		// batch best: its capacity is the query's. Without phase 2, any
 		// capacity measured helps phase 3 choose its limit.
-		if c := float64(ph.Verdict.PhaseCapacityRowsPerSec); !math.IsNaN(c) {
+		// Phase 5 runs another query: its capacity is its own.
+		if c := float64(ph.Verdict.PhaseCapacityRowsPerSec); !math.IsNaN(c) && !ph.Spec.Stateful {
 			switch {
 			case n == 2:
 				res.Capacity, r.capFromPhase2 = c, true
@@ -320,9 +361,10 @@ type rehearsal struct {
 }
 
 // capacityFor is the capacity used for phase n's minimum drain time: the
-// unlimited spike phase's when it ran, else the phase's own.
+// unlimited spike phase's when it ran, else the phase's own (always its own
+// for the stateful phase, which runs another query).
 func (r *rehearsal) capacityFor(n int) float64 {
-	if r.capFromPhase2 {
+	if r.capFromPhase2 && n != StatefulPhase {
 		return r.res.Capacity
 	}
 	return math.NaN()
@@ -370,11 +412,54 @@ func (r *rehearsal) plan(n int) PhaseSpec {
 		s.Adaptive = true
 		s.TargetBatch = time.Duration(float64(p.Trigger) * p.AdaptiveTarget).Round(time.Millisecond)
 		s.MemoryBudget = p.MemoryBudget
+	case StatefulPhase:
+		s.Name, s.Title = "spike-stateful", "Stateful window count under the spike, adaptive admission and a memory budget"
+		s.Adaptive = true
+		s.TargetBatch = time.Duration(float64(p.Trigger) * p.AdaptiveTarget).Round(time.Millisecond)
+		s.MemoryBudget = p.StatefulBudget
+		s.Stateful, s.Window, s.WatermarkDelay = true, p.Window, p.WatermarkDelay
+		s.Notes = append(s.Notes, "the query is sluice's own windowed count (phase5/pipeline.yaml), whatever --pipeline says; spark.sql.shuffle.partitions = the topic's partitions")
+		if s.MemoryBudget > 0 {
+			s.Notes = append(s.Notes, fmt.Sprintf("state may hold %s, half of the budget, and the exchange buffers at most an eighth; batches are planned in what is left (docs/stateful.md)",
+				report.Bytes(engine.StateShare(s.MemoryBudget))))
+		}
 	}
 	if n == 1 {
 		s.Spike = false
 	}
 	return s
+}
+
+// StateMemoryFailure returns the line of err that says the query stopped
+// because its state passed its share of the memory budget (or a store's
+// limit), "" when err is not that. A child process's error carries the
+// engine's message as text; an in-process one the error itself.
+func StateMemoryFailure(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	match := func(line string) bool {
+		return strings.Contains(line, "would take state memory to") || strings.Contains(line, "over the state store limit of")
+	}
+	if !errors.Is(err, state.ErrStateMemoryExceeded) && !match(msg) {
+		return ""
+	}
+	for _, line := range strings.Split(msg, "\n") {
+		if match(line) {
+			return strings.TrimSpace(line)
+		}
+	}
+	return strings.TrimSpace(strings.SplitN(msg, "\n", 2)[0])
+}
+
+func lookupFold(m map[string]string, key string) (string, bool) {
+	for k, v := range m {
+		if strings.EqualFold(k, key) {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 // kafkaClientOpts applies security options to the rehearsal's own
@@ -421,8 +506,15 @@ func (r *rehearsal) runPhase(ctx context.Context, spec PhaseSpec) (*Phase, error
 	if spec.MemoryBudget > 0 {
 		pq.Options["sluice.memory.budget"] = strconv.FormatInt(spec.MemoryBudget, 10)
 	}
+	query := r.cfg.Query
+	if spec.Stateful {
+		query = StatefulQuery(spec.Window, spec.WatermarkDelay, r.cfg.Query)
+		if _, set := lookupFold(query.Options, "spark.sql.shuffle.partitions"); !set {
+			pq.Options["spark.sql.shuffle.partitions"] = strconv.Itoa(p.Partitions)
+		}
+	}
 	if p.Workers > 0 {
-		if _, set := r.cfg.Query.Options["sluice.workers"]; !set {
+		if _, set := lookupFold(query.Options, "sluice.workers"); !set {
 			pq.Options["sluice.workers"] = strconv.Itoa(p.Workers)
 		}
 	}
@@ -433,7 +525,7 @@ func (r *rehearsal) runPhase(ctx context.Context, spec PhaseSpec) (*Phase, error
 		pq.SinkOptions["sluice.sink.delayPerBatch"] = p.SinkDelayBatch.String()
 	}
 	pipelineFile := filepath.Join(dir, "pipeline.yaml")
-	if err := r.cfg.Query.WritePipeline(pipelineFile, pq); err != nil {
+	if err := query.WritePipeline(pipelineFile, pq); err != nil {
 		return nil, err
 	}
 	progressFile := filepath.Join(dir, "progress.jsonl")
@@ -496,7 +588,13 @@ func (r *rehearsal) runPhase(ctx context.Context, spec PhaseSpec) (*Phase, error
 	wg.Wait()
 	stopped = true
 	perr := proc.Stop()
-	if perr != nil { // first: a dead query also cuts the load short
+	// A stateful query stopped by its state memory is a verdict, not a
+	// failure of the rehearsal.
+	stateFailure := ""
+	if spec.Stateful {
+		stateFailure = StateMemoryFailure(perr)
+	}
+	if perr != nil && stateFailure == "" { // first: a dead query also cuts the load short
 		return nil, fmt.Errorf("phase %d: %w", spec.N, perr)
 	}
 	if lerr != nil {
@@ -513,6 +611,10 @@ func (r *rehearsal) runPhase(ctx context.Context, spec PhaseSpec) (*Phase, error
 	d := PhaseData{
 		Start: start, SpikeStart: start, SpikeEnd: start, End: end, Trigger: spec.Trigger, BaseRate: p.BaseRate,
 		Progress: ps, Ends: smp.ends, Memory: smp.mem, PeakRSS: peak, MemoryBudget: spec.MemoryBudget,
+		Stateful: spec.Stateful, StateFailure: stateFailure,
+	}
+	if spec.Stateful && spec.MemoryBudget > 0 {
+		d.StateShare = engine.StateShare(spec.MemoryBudget)
 	}
 	if spec.Spike {
 		d.SpikeStart, d.SpikeEnd = start.Add(p.Warmup), start.Add(p.Warmup+p.SpikeFor)
@@ -615,5 +717,8 @@ func printVerdict(w io.Writer, ph *Phase) {
 			mark = "FAIL"
 		}
 		fmt.Fprintf(w, "    %s %-15s %s\n", mark, c.Name, c.Detail)
+	}
+	if st := v.State; st != nil {
+		fmt.Fprintf(w, "  state: %s\n", stateText(*st))
 	}
 }

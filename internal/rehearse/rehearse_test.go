@@ -167,7 +167,11 @@ func checkReport(t *testing.T, dir string, phases []int) {
 		}
 		// The verdict follows from the criteria, and criterion 1 from
 		// the recomputed p95.
-		all := len(v.Criteria) == 3
+		wantCriteria := 3
+		if n == StatefulPhase {
+			wantCriteria = 4 // and state memory
+		}
+		all := len(v.Criteria) == wantCriteria
 		for _, c := range v.Criteria {
 			all = all && c.Pass
 		}

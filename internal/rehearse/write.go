@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -132,6 +133,11 @@ func WriteReport(dir string, res *Result) error {
 		"Runner: "+res.Runner,
 		profileLine(res.Profile),
 	)
+	for _, ph := range res.Phases {
+		if ph.Spec.Stateful {
+			doc.Para("Phase %d's query: %s (`phase%d/%s`).", ph.Spec.N, StatefulQuery(ph.Spec.Window, ph.Spec.WatermarkDelay, nil).Origin, ph.Spec.N, PipelineFile)
+		}
+	}
 	if len(res.Query.Dropped) > 0 {
 		doc.Para("Not used from the pipeline file: %s.", strings.Join(res.Query.Dropped, ", "))
 	}
@@ -151,15 +157,23 @@ func WriteReport(dir string, res *Result) error {
 			report.Float(float64(v.DrainRatio), 2), report.Bytes(v.PeakRSSBytes), verdict)
 	}
 	doc.Table(t)
-	doc.Para("Capacity of the query: %s rows/s, measured as rows per second of batch time over the batches of the unlimited spike phase lasting at least half the trigger (their fixed cost is amortised best).",
-		capText(res.Capacity))
+	for _, ph := range res.Phases {
+		if st := ph.Verdict.State; st != nil {
+			doc.Para("Phase %d state (%s): %s.", ph.Spec.N, strings.Join(st.Operators, ", "), stateText(*st))
+		}
+	}
+	if slices.ContainsFunc(res.Phases, func(ph *Phase) bool { return !ph.Spec.Stateful }) {
+		doc.Para("Capacity of the query: %s rows/s, measured as rows per second of batch time over the batches of the unlimited spike phase lasting at least half the trigger (their fixed cost is amortised best).",
+			capText(res.Capacity))
+	}
 
 	doc.Heading(2, "How phases are judged")
-	doc.Para("A phase is **stable** when all three hold, computed from the measurements only (never from the phase's name):")
+	doc.Para("A phase is **stable** when all three hold (four for the stateful phase), computed from the measurements only (never from the phase's name):")
 	doc.Bullets(
 		fmt.Sprintf("**batch duration**: the 95th percentile (nearest rank) of the durations of the batches that read rows is at most %.1f × the trigger interval;", StableP95Factor),
 		fmt.Sprintf("**lag drained**: from some moment after the spike until the end of the phase, the lag — broker end offsets minus the offsets committed by finished batches, summed over partitions, sampled every %s — stays at or below what arrives at the base rate in %d trigger intervals;", SampleEvery, DrainThresholdTriggers),
-		fmt.Sprintf("**memory**: with a memory budget, the query process's peak resident set is at most the budget plus %s of runtime overhead (sluice.BudgetOverhead).", report.Bytes(sluice.BudgetOverhead)),
+		fmt.Sprintf("**memory**: with a memory budget, the query process's peak resident set is at most the budget plus %s of runtime overhead (sluice.BudgetOverhead);", report.Bytes(sluice.BudgetOverhead)),
+		"**state memory** (stateful phase only): the query was not stopped by its state memory, its progress reports state operators, and the largest `memoryUsedBytes` of a batch (`stateOperators`, summed over operators) is within the state share of the budget (half of it).",
 	)
 	doc.Para("Drain time runs from the end of the spike until the lag stays under the threshold. Its physical minimum is (backlog at the end of the spike − the part of it the batch then running had already processed, at the measured capacity − threshold) ÷ (capacity − base arrival rate): what a query working flat out at its measured capacity would need. Lag in seconds is the age of a partition's oldest unprocessed record, from the sampled end offsets.")
 
@@ -193,9 +207,23 @@ func WriteReport(dir string, res *Result) error {
 }
 
 func profileLine(p Profile) string {
-	return fmt.Sprintf("Profile %q: %d partitions, %d workers, trigger %s; base %s rows/s, spike ×%g at %s for %s, then %s; baseline %s; sink cost %s/row (sluice.sink.delayPerRow); records ≥ %d B; phase 4 budget %s",
+	return fmt.Sprintf("Profile %q: %d partitions, %d workers, trigger %s; base %s rows/s, spike ×%g at %s for %s, then %s; baseline %s; sink cost %s/row (sluice.sink.delayPerRow); records ≥ %d B; phase 4 budget %s; phase 5 budget %s, window %s, watermark delay %s",
 		p.Name, p.Partitions, p.Workers, p.Trigger, report.Number(int64(p.BaseRate)), p.SpikeFactor, p.Warmup, p.SpikeFor, p.After,
-		p.Baseline, p.SinkDelayPerRow, p.RecordBytes, report.Bytes(p.MemoryBudget))
+		p.Baseline, p.SinkDelayPerRow, p.RecordBytes, report.Bytes(p.MemoryBudget), report.Bytes(p.StatefulBudget), p.Window, p.WatermarkDelay)
+}
+
+// stateText sums up a stateful phase's state figures in a sentence.
+func stateText(st StateFigures) string {
+	s := fmt.Sprintf("peak %s rows and %s of state memory", report.Number(st.PeakRows), report.Bytes(st.PeakMemoryBytes))
+	if st.ShareBytes > 0 {
+		s += fmt.Sprintf(" (%s %% of its %s share of the budget)", report.Float(100*float64(st.PeakOverShare), 1), report.Bytes(st.ShareBytes))
+	}
+	s += fmt.Sprintf(", %s rows and %s at the end; %s late rows dropped by the watermark", report.Number(st.FinalRows),
+		report.Bytes(st.FinalMemoryBytes), report.Number(st.LateRowsDropped))
+	if st.Failure != "" {
+		s += "; the query stopped on its state memory: " + st.Failure
+	}
+	return s
 }
 
 func capText(c float64) string {
@@ -281,6 +309,22 @@ func advice(res *Result) []string {
 			out = append(out, fmt.Sprintf("Phase 4 drained in %s × the physical minimum (target ≤ 1.15): the fixed cost of each batch and the wait for the next trigger boundary are the difference; a longer trigger amortises them.", report.Float(r, 2)))
 		}
 	}
+	if ph := byN[StatefulPhase]; ph != nil && ph.Verdict.State != nil {
+		v, st := ph.Verdict, ph.Verdict.State
+		switch {
+		case st.Failure != "":
+			out = append(out, "The stateful query stopped when its state passed its share of the memory budget. Shorten the watermark delay or the window so old windows leave the state sooner, raise sluice.memory.budget, or use the disk state store (spark.sql.streaming.stateStore.providerClass=disk).")
+		case v.Stable:
+			out = append(out, fmt.Sprintf("The windowed count was stable under the spike: p95 batch %s, state peaked at %s (%s %% of its share) with %s late rows dropped.",
+				ms(v.P95Ms), report.Bytes(st.PeakMemoryBytes), report.Float(100*float64(st.PeakOverShare), 1), report.Number(st.LateRowsDropped)))
+		default:
+			out = append(out, fmt.Sprintf("The windowed count was not stable under the spike (%s). See phase %d's criteria below.", failed(v), ph.Spec.N))
+		}
+		if st.LateRowsDropped > 0 {
+			out = append(out, fmt.Sprintf("%s rows arrived after the watermark had passed their window and were dropped: a partition read behind the others under the backlog. A longer watermark delay (now %s) keeps them, at the cost of state held longer.",
+				report.Number(st.LateRowsDropped), ph.Spec.WatermarkDelay))
+		}
+	}
 	if len(out) == 0 {
 		out = append(out, "Nothing measured to advise on.")
 	}
@@ -363,6 +407,19 @@ func phaseSection(doc *report.Doc, charts string, res *Result, ph *Phase) error 
 		AddRow("peak RSS", report.Bytes(v.PeakRSSBytes))
 	if v.MemoryBudgetBytes > 0 {
 		f.AddRow("memory budget / limit", report.Bytes(v.MemoryBudgetBytes)+" / "+report.Bytes(v.MemoryLimitBytes))
+	}
+	if st := v.State; st != nil {
+		f.AddRow("state operators", strings.Join(st.Operators, ", ")).
+			AddRow("state rows, peak / at the end", report.Number(st.PeakRows)+" / "+report.Number(st.FinalRows)).
+			AddRow("state memory (memoryUsedBytes), peak / at the end", report.Bytes(st.PeakMemoryBytes)+" / "+report.Bytes(st.FinalMemoryBytes))
+		if st.ShareBytes > 0 {
+			f.AddRow("state share of the budget", report.Bytes(st.ShareBytes)+" (peak "+report.Float(100*float64(st.PeakOverShare), 1)+" %)")
+		}
+		f.AddRow("state rows updated / removed", report.Number(st.RowsUpdated)+" / "+report.Number(st.RowsRemoved)).
+			AddRow("late rows dropped by the watermark", report.Number(st.LateRowsDropped))
+		if st.Failure != "" {
+			f.AddRow("state-memory failure", st.Failure)
+		}
 	}
 	doc.Table(f)
 	cs, err := phaseCharts(charts, res.Profile, ph)
@@ -529,6 +586,31 @@ func phaseCharts(charts string, p Profile, ph *Phase) ([]chartRef, error) {
 	}
 	if err := add(ls, fmt.Sprintf("phase%d-lag-seconds", n), fmt.Sprintf("phase %d lag in seconds per partition", n)); err != nil {
 		return nil, err
+	}
+
+	// State.
+	if ph.Spec.Stateful {
+		sc := report.NewChart(fmt.Sprintf("Phase %d: state memory vs its share of the budget", n), "seconds since the load started (batch start)", "state memory (MiB)")
+		var sx, sy []float64
+		for _, p := range d.Progress {
+			st, err := progress.ParseTime(p.Timestamp)
+			if err != nil || len(p.StateOperators) == 0 {
+				continue
+			}
+			var mem int64
+			for _, so := range p.StateOperators {
+				mem += so.MemoryUsedBytes
+			}
+			sx = append(sx, st.Sub(d.Start).Seconds())
+			sy = append(sy, float64(mem)/(1<<20))
+		}
+		sc.Add(report.Series{Name: "memoryUsedBytes", X: sx, Y: sy})
+		if d.StateShare > 0 {
+			sc.AddHLine(report.HLine{Name: "state share of the budget", Y: float64(d.StateShare) / (1 << 20), Dashed: true, Color: report.Red})
+		}
+		if err := add(sc, fmt.Sprintf("phase%d-state", n), fmt.Sprintf("phase %d state memory", n)); err != nil {
+			return nil, err
+		}
 	}
 
 	// Memory.
