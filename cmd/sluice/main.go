@@ -68,7 +68,7 @@ func init() {
 		{"soak", "", "run a pipeline for a long time under load, spikes, SIGKILLs and broker hangs and restarts; fail on upward trends, unbounded lag, loss or duplicates", runSoak},
 		{"bench", "", "measure throughput against a raw franz-go consumer on the same broker", runBench},
 		{"loadgen", "", "produce records to Kafka at a rate profile (steady, step, spike, sine, csv)", runLoadgen},
-		{"rehearse", "", "rehearse a load spike in four phases and report a verdict with charts", runRehearse},
+		{"rehearse", "", "rehearse a load spike in four phases (a fifth, stateful, on request) and report a verdict with charts", runRehearse},
 		{"status", "", "print a query's per-partition lag from its checkpoint and the broker", runStatus},
 		{"probe", "[URL]", "check a health endpoint (default: readiness of sluice run on 127.0.0.1:4040); exit 0 when it answers 2xx, for container health checks", runProbe},
 		{"vacuum", "PATH", "delete the files of a file or Delta sink's output that no log lists and that are older than the retention", runVacuum},

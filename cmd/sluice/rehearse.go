@@ -30,7 +30,7 @@ var sluiceCommand = func(args ...string) *exec.Cmd {
 
 func runRehearse(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("rehearse", stderr)
-	quick := fs.Bool("quick", false, "the CI profile: all four phases in under a minute")
+	quick := fs.Bool("quick", false, "the CI profile: phases 1–4 in under a minute (phase 5 in about 12 s)")
 	pipelineFile := fs.String("pipeline", "", "rehearse the query of this pipeline file (default: the seed's query into a noop sink)")
 	bootstrap := fs.String("bootstrap", "", "Kafka bootstrap servers (default: an embedded broker)")
 	kafkaOpts := kvFlags{}
@@ -47,9 +47,9 @@ func runRehearse(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	trigger := fs.Duration("trigger", d.Trigger, fmt.Sprintf("trigger interval (--quick: %s)", q.Trigger))
 	rate := fs.Float64("rate", d.BaseRate, fmt.Sprintf("base rate, records per second (--quick: %g)", q.BaseRate))
 	factor := fs.Float64("spike-factor", d.SpikeFactor, fmt.Sprintf("spike multiplier (--quick: %g)", q.SpikeFactor))
-	warmup := fs.Duration("spike-at", d.Warmup, fmt.Sprintf("when the spike starts in phases 2–4 (--quick: %s)", q.Warmup))
+	warmup := fs.Duration("spike-at", d.Warmup, fmt.Sprintf("when the spike starts in phases 2–5 (--quick: %s)", q.Warmup))
 	spikeFor := fs.Duration("spike-for", d.SpikeFor, fmt.Sprintf("how long the spike lasts (--quick: %s)", q.SpikeFor))
-	after := fs.Duration("after", d.After, fmt.Sprintf("how long phases 2–4 go on after the spike (--quick: %s)", q.After))
+	after := fs.Duration("after", d.After, fmt.Sprintf("how long phases 2–5 go on after the spike (--quick: %s)", q.After))
 	baseline := fs.Duration("baseline", d.Baseline, fmt.Sprintf("length of phase 1 (--quick: %s)", q.Baseline))
 	partitions := fs.Int("partitions", d.Partitions, fmt.Sprintf("partitions of the phase topics (--quick: %d)", q.Partitions))
 	workers := fs.Int("workers", d.Workers, fmt.Sprintf("sluice.workers of the query, 0 = the engine's default (--quick: %d)", q.Workers))

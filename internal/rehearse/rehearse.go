@@ -52,7 +52,7 @@ type Profile struct {
 	// Trigger is the processingTime interval of the query.
 	Trigger time.Duration
 	// BaseRate is the steady arrival rate; SpikeFactor multiplies it from
-	// Warmup for SpikeFor; After is how long phases 2–4 go on after the
+	// Warmup for SpikeFor; After is how long phases 2–5 go on after the
 	// spike; Baseline is the length of phase 1.
 	BaseRate, SpikeFactor           float64
 	Warmup, SpikeFor, After         time.Duration
