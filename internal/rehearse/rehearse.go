@@ -597,7 +597,8 @@ func (r *rehearsal) runPhase(ctx context.Context, spec PhaseSpec) (*Phase, error
 	if perr != nil && stateFailure == "" { // first: a dead query also cuts the load short
 		return nil, fmt.Errorf("phase %d: %w", spec.N, perr)
 	}
-	if lerr != nil {
+	// The query's death cancels the load: that is no error of its own.
+	if lerr != nil && (stateFailure == "" || !errors.Is(lerr, context.Canceled)) {
 		return nil, fmt.Errorf("rehearse: phase %d: load: %w", spec.N, lerr)
 	}
 	ps, err := queryrun.ReadProgress(progressFile)

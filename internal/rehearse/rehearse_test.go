@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/internal/queryrun"
+	"github.com/sluice-stream/sluice/internal/state"
 )
 
 func TestLoadQuery(t *testing.T) {
@@ -259,5 +260,65 @@ func TestQueryFailureEndsPhase(t *testing.T) {
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("the phase ran on for %s after its query died", took)
+	}
+}
+
+// stateDeadRunner starts queries that stop at once with the engine's
+// state-memory error, as a child process reports it.
+type stateDeadRunner struct{}
+
+func (stateDeadRunner) Describe() string { return "state-dead" }
+func (stateDeadRunner) Start(context.Context, string, string) (queryrun.Process, error) {
+	p := &stateDeadProc{deadProc{done: make(chan struct{})}}
+	close(p.done)
+	return p, nil
+}
+
+type stateDeadProc struct{ deadProc }
+
+func (p *stateDeadProc) Stop() error {
+	me := &state.MemoryExceededError{Partition: 2, StoreBytes: 5 << 20, Used: 33 << 20, Limit: 32 << 20, Budget: true}
+	return errors.New("query process: exit status 1; last output:\nsluice run: stateful operator 0 (stateStoreSave) stopped the query: batch 3 shuffle partition 2: " + me.Error())
+}
+
+// TestStateMemoryFailureFailsPhase: when state memory stops phase 5's
+// query the rehearsal goes on and judges the phase unstable, with the
+// engine's message as the reason; the same error in a stateless phase is
+// a failure of the rehearsal.
+func TestStateMemoryFailureFailsPhase(t *testing.T) {
+	prof := Quick()
+	prof.Warmup, prof.SpikeFor, prof.After = 30*time.Second, time.Second, time.Second
+	dir := t.TempDir()
+	var out bytes.Buffer
+	start := time.Now()
+	res, err := Run(context.Background(), Config{Profile: prof, Dir: dir, Runner: stateDeadRunner{}, Phases: []int{5}, Out: &out})
+	if err != nil {
+		t.Fatalf("rehearsal failed: %v", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the phase ran on for %s after its query died", took)
+	}
+	v := res.Final().Verdict
+	if v.Stable || v.State == nil || len(v.Criteria) != 4 {
+		t.Fatalf("verdict %+v", v)
+	}
+	c := v.Criteria[3]
+	if c.Pass || !strings.Contains(c.Detail, "the query stopped on its state memory: sluice run: stateful operator 0 (stateStoreSave) stopped the query") ||
+		!strings.Contains(c.Detail, "over its share of the memory budget (32.0 MiB)") {
+		t.Errorf("state criterion %+v", c)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, ReportFile))
+	vj, _ := os.ReadFile(filepath.Join(dir, VerdictsFile))
+	for _, b := range [][]byte{md, vj, out.Bytes()} {
+		if !bytes.Contains(b, []byte("would take state memory to 33.0 MiB")) {
+			t.Errorf("the failure is not reported:\n%s", b)
+		}
+	}
+	if !bytes.Contains(md, []byte("The stateful query stopped when its state passed its share of the memory budget")) {
+		t.Errorf("report.md gives no advice on the state failure")
+	}
+	if _, err := Run(context.Background(), Config{Profile: prof, Dir: t.TempDir(), Runner: stateDeadRunner{}, Phases: []int{4}}); err == nil ||
+		!strings.Contains(err.Error(), "phase 4: query process") {
+		t.Errorf("phase 4 with the same error: %v", err)
 	}
 }
