@@ -144,6 +144,9 @@ func runRehearse(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		nums = append(nums, n)
 	}
+	if err := prof.CheckPhases(nums); err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	query := queryrun.SeedQuery()
 	if *pipelineFile != "" {
 		q, err := rehearse.LoadQuery(*pipelineFile)

@@ -313,7 +313,7 @@ func TestRehearseFlagErrors(t *testing.T) {
 		{"rehearse", "--phases", "6"},
 		{"rehearse", "--phases", "0,5"},
 		{"rehearse", "--stateful-memory-budget", "lots"},
-		{"rehearse", "--quick", "--window", "0s"},
+		{"rehearse", "--quick", "--phases", "5", "--window", "0s"},
 		{"rehearse", "--quick", "--watermark-delay", "-1s"},
 		{"rehearse", "--memory-budget", "lots"},
 		{"rehearse", "--quick", "--headroom", "1.5"},

@@ -121,8 +121,23 @@ func (p Profile) Validate() error {
 		return fmt.Errorf("rehearse: adaptive target %v × trigger must be in (0, 2]", p.AdaptiveTarget)
 	case p.MemoryBudget < 0 || p.StatefulBudget < 0 || p.RecordBytes < 0 || p.Workers < 0:
 		return errors.New("rehearse: memory budgets, record size and workers must not be negative")
-	case p.Window < time.Millisecond || p.WatermarkDelay < 0:
-		return fmt.Errorf("rehearse: phase 5's window %s must be at least 1ms and its watermark delay %s not negative", p.Window, p.WatermarkDelay)
+	case p.Window < 0 || p.WatermarkDelay < 0:
+		return fmt.Errorf("rehearse: phase 5's window %s and watermark delay %s must not be negative", p.Window, p.WatermarkDelay)
+	}
+	return nil
+}
+
+// CheckPhases reports phase numbers that do not exist and settings the
+// selected phases cannot run with (phase 5 needs a window of at least a
+// millisecond).
+func (p Profile) CheckPhases(phases []int) error {
+	for _, n := range phases {
+		if n < 1 || n > LastPhase {
+			return fmt.Errorf("rehearse: phase %d does not exist (1–%d)", n, LastPhase)
+		}
+		if n == StatefulPhase && p.Window < time.Millisecond {
+			return fmt.Errorf("rehearse: phase %d's window %s must be at least 1ms", n, p.Window)
+		}
 	}
 	return nil
 }
@@ -269,10 +284,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if len(cfg.Phases) == 0 {
 		cfg.Phases = slices.Clone(DefaultPhases)
 	}
-	for _, n := range cfg.Phases {
-		if n < 1 || n > LastPhase {
-			return nil, fmt.Errorf("rehearse: phase %d does not exist (1–%d)", n, LastPhase)
-		}
+	if err := cfg.Profile.CheckPhases(cfg.Phases); err != nil {
+		return nil, err
 	}
 	out := cfg.Out
 	if out == nil {
