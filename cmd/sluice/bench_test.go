@@ -116,13 +116,16 @@ func TestTimingBenchSuite(t *testing.T) {
 	if m := r.Memory; m == nil || m.PeakWithBudget <= 0 || m.PeakWithout <= 0 || m.BudgetBytes != 8<<20 || m.WithinBudgetPlus != (m.PeakWithBudget <= m.LimitBytes) {
 		t.Errorf("memory %+v", m)
 	}
-	if len(r.Targets) != 8 {
-		t.Errorf("targets %+v, want 8", r.Targets)
+	if s := r.Stateful; s == nil || s.StatefulRecordsPerSec <= 0 || s.StatelessRecordsPerSec <= 0 || !near(s.Ratio, s.StatefulRecordsPerSec/s.StatelessRecordsPerSec) {
+		t.Errorf("stateful %+v", s)
+	}
+	if len(r.Targets) != 9 {
+		t.Errorf("targets %+v, want 9 (the stateful ratio is in the default set)", r.Targets)
 	}
 	checkTargets(t, r.Targets)
 	// The table form shows every measurement.
 	table := bench.Table(&r).Text()
-	for _, want := range []string{"throughput, default trigger", "maxOffsetsPerTrigger=10,000", "20 partitions, same records", "latency at 50 %", "latency light load", "CPU s per million", "idle CPU", "peak RSS draining"} {
+	for _, want := range []string{"throughput, default trigger", "maxOffsetsPerTrigger=10,000", "20 partitions, same records", "latency at 50 %", "latency light load", "CPU s per million", "idle CPU", "peak RSS draining", "window count per key"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}
