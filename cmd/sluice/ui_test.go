@@ -133,32 +133,12 @@ func TestLiveAPIAndLimitsOverHTTP(t *testing.T) {
 // TestUIChartsRenderFromRunningQuery drives the page in headless Chromium
 // against a real running query and checks the charts have data.
 func TestUIChartsRenderFromRunningQuery(t *testing.T) {
-	bin := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		if os.Getenv("SLUICE_REQUIRE_INTEROP") == "1" {
-			t.Fatal("chromium not found and SLUICE_REQUIRE_INTEROP=1")
-		}
-		t.Skip("chromium not found; set SLUICE_REQUIRE_INTEROP=1 to make this a failure")
-	}
+	bin := chromiumPath(t)
 	q, base, _ := liveQuery(t)
 	waitFor(t, func() bool { return len(q.RecentProgress()) >= 5 })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 1000))
-	actx, cancelA := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelA()
-	bctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
+	bctx := headlessBrowser(t, ctx, bin)
 	var got struct {
 		Charts, Points, Batches, Partitions int
 	}
@@ -205,4 +185,37 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// chromiumPath returns the headless browser the UI tests drive, skipping
+// the test when none is installed (a failure with SLUICE_REQUIRE_INTEROP=1).
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("SLUICE_REQUIRE_INTEROP") == "1" {
+		t.Fatal("chromium not found and SLUICE_REQUIRE_INTEROP=1")
+	}
+	t.Skip("chromium not found; set SLUICE_REQUIRE_INTEROP=1 to make this a failure")
+	return ""
+}
+
+// headlessBrowser starts bin headless (no sandbox, GPU or background
+// traffic, its own profile, a 1400×1000 window) for the test's duration
+// and returns the context its tabs run in.
+func headlessBrowser(t *testing.T, ctx context.Context, bin string) context.Context {
+	t.Helper()
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 1000))
+	actx, cancelA := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelA)
+	bctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(cancelB)
+	return bctx
 }

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,19 +26,7 @@ import (
 // the capped batches, and the batch table with Spark's durationMs
 // breakdown. It saves ui-spike.png in $SLUICE_SCREENSHOT_DIR.
 func TestUIUnderASpike(t *testing.T) {
-	bin := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		if os.Getenv("SLUICE_REQUIRE_INTEROP") == "1" {
-			t.Fatal("chromium not found and SLUICE_REQUIRE_INTEROP=1")
-		}
-		t.Skip("chromium not found; set SLUICE_REQUIRE_INTEROP=1 to make this a failure")
-	}
+	bin := chromiumPath(t)
 	b := brokertest.Start(t, broker.TopicSpec{Name: "orders", Partitions: 4})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -80,15 +66,7 @@ func TestUIUnderASpike(t *testing.T) {
 	}
 	defer srv.Close()
 
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 1000))
-	actx, cancelA := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelA()
-	bctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
+	bctx := headlessBrowser(t, ctx, bin)
 	if _, err := chromedp.Run(bctx, chromedp.Navigate("http://"+srv.Addr()+"/?poll=250")); err != nil {
 		t.Fatal(err)
 	}

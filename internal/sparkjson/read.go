@@ -354,33 +354,25 @@ func (d *Decoder) value(c *conv, col *batch.Column, depth int) uint8 {
 		return vFail
 	}
 	switch c.class {
-	case batch.Struct:
-		if ch != '{' {
+	case batch.Struct, batch.Map, batch.Array:
+		open := byte('{')
+		if c.class == batch.Array {
+			open = '['
+		}
+		if ch != open {
 			return d.mismatch(c)
 		}
 		if depth >= maxDepth {
 			lx.syntax("nested too deeply")
 			return vFail
 		}
-		return d.object(c, col)
-	case batch.Array:
-		if ch != '[' {
-			return d.mismatch(c)
-		}
-		if depth >= maxDepth {
-			lx.syntax("nested too deeply")
-			return vFail
+		switch c.class {
+		case batch.Struct:
+			return d.object(c, col)
+		case batch.Map:
+			return d.mapValue(c, col)
 		}
 		return d.array(c, col)
-	case batch.Map:
-		if ch != '{' {
-			return d.mismatch(c)
-		}
-		if depth >= maxDepth {
-			lx.syntax("nested too deeply")
-			return vFail
-		}
-		return d.mapValue(c, col)
 	case batch.String:
 		if ch == '"' || ch == '\'' {
 			s, ok := d.str()
