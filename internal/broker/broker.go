@@ -17,7 +17,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -237,6 +239,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b.admin = kadm.NewClient(b.client)
 
+	b.declineTelemetry()
 	if cfg.LibrdkafkaCompat {
 		if err := b.advertiseOldProduceFetch(ctx); err != nil {
 			b.Close()
@@ -251,6 +254,34 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	logger.Info("embedded kafka broker started", "addr", b.addr, "topics", len(cfg.Topics), "data_dir", cfg.DataDir)
 	return b, nil
+}
+
+// telemetryRecheck is how often a client asks the embedded broker again
+// for a telemetry subscription it declined.
+const telemetryRecheck = 10 * time.Minute
+
+// declineTelemetry answers KIP-714 GetTelemetrySubscriptions with an empty
+// subscription: kfake on its own subscribes every client to all its
+// metrics every 30 s, which the embedded broker has nowhere to send, and
+// each push costs an idle client a compression and a round trip.
+func (b *Broker) declineTelemetry() {
+	c := b.cluster
+	c.ControlKey(kmsg.GetTelemetrySubscriptions.Int16(), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req, ok := r.(*kmsg.GetTelemetrySubscriptionsRequest)
+		if !ok {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.GetTelemetrySubscriptionsResponse)
+		resp.ClientInstanceID = req.ClientInstanceID
+		if resp.ClientInstanceID == [16]byte{} {
+			resp.ClientInstanceID = [16]byte(uuid.New())
+		}
+		resp.SubscriptionID = 0
+		resp.PushIntervalMillis = int32(telemetryRecheck / time.Millisecond)
+		resp.RequestedMetrics = nil // none: the client pushes nothing
+		return resp, nil, true
+	})
 }
 
 // advertiseOldProduceFetch installs a kfake control function that answers

@@ -336,6 +336,9 @@ type Activity struct {
 	// Ended reports that the query has stopped running batches: it is
 	// shutting down or has terminated.
 	Ended bool
+	// WaitingForData reports that the default trigger waits on the
+	// source for data to arrive (the query is caught up and idle).
+	WaitingForData bool
 }
 
 // Activity returns what the query is doing now. It is safe to call from
@@ -345,7 +348,7 @@ func (q *Query) Activity() Activity {
 	st := q.status
 	q.mu.Unlock()
 	a := Activity{Active: st.IsTriggerActive, Step: st.Message, Since: time.Unix(0, q.progressAt.Load()),
-		CaughtUp: q.caughtUp.Load(), Ended: q.ended.Load()}
+		CaughtUp: q.caughtUp.Load(), Ended: q.ended.Load(), WaitingForData: q.waitingForData.Load()}
 	if w, ok := q.cfg.Source.(source.Waiter); ok && a.Active {
 		a.Waiting = w.Waiting()
 	}

@@ -19,6 +19,9 @@ const (
 	// latestSampleTimeout bounds one periodic sample; a source that does
 	// not answer within it is skipped until the next tick.
 	latestSampleTimeout = 2 * time.Second
+	// idleSampleEvery is how often the sampler's timer wakes while the
+	// query waits for data (it takes no sample then).
+	idleSampleEvery = 5 * time.Second
 	// batchEndSampleTimeout bounds the sample taken at the end of a batch,
 	// which the batch's progress report waits for.
 	batchEndSampleTimeout = time.Second
@@ -34,7 +37,8 @@ const (
 // It costs one request per tick (Kafka: one ListOffsets) and holds at most
 // one request in flight: a tick that comes while a request is running is
 // dropped, and so is a tick while the event-driven default trigger waits
-// for data (the query is caught up; the wait ends when data arrives). Its goroutine is owned by the query: started after recovery,
+// for data (the query is caught up; the wait ends when data arrives), and
+// then the next tick comes after idleSampleEvery. Its goroutine is owned by the query: started after recovery,
 // stopped (and waited for) when the query's loop ends.
 type sampler struct {
 	q     *Query
@@ -78,7 +82,7 @@ func (s *sampler) start(ctx context.Context) {
 	}
 	go func() {
 		defer close(s.done)
-		t := time.NewTicker(s.every)
+		t := time.NewTimer(s.every)
 		defer t.Stop()
 		for {
 			select {
@@ -88,14 +92,17 @@ func (s *sampler) start(ctx context.Context) {
 				if s.q.waitingForData.Load() {
 					// The query is caught up and waits on the source,
 					// which wakes it (and it plans, observing the
-					// latest offsets) as soon as data arrives: a
-					// sample would only repeat the position.
+					// latest offsets, then samples at the batch's end)
+					// as soon as data arrives: a sample would only
+					// repeat the position, so look again later.
+					t.Reset(max(s.every, idleSampleEvery))
 					continue
 				}
 				if s.mu.TryLock() { // a request is in flight: skip this tick
 					s.sampleLocked(ctx, latestSampleTimeout)
 					s.mu.Unlock()
 				}
+				t.Reset(s.every)
 			}
 		}
 	}()

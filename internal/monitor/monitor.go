@@ -73,11 +73,21 @@ const (
 	// so that a stall is logged (and the metrics updated) even when nobody
 	// asks.
 	WatchEvery = time.Second
-	// SizeEvery bounds how often the checkpoint directory is walked.
+	// IdleWatchEvery is how often health is re-evaluated while the query
+	// waits for data to arrive: a caught-up query cannot stall, and its
+	// lag and health change only as old samples leave their window.
+	IdleWatchEvery = 5 * time.Second
+	// SizeEvery bounds how often the checkpoint directory is walked while
+	// batches commit.
 	SizeEvery = time.Second
 	// RemoteSizeEvery bounds it for a checkpoint on an object store, where
 	// a walk costs one List request per directory.
 	RemoteSizeEvery = time.Minute
+	// UnchangedSizeEvery is how often the checkpoint is walked when no
+	// batch has committed since the last walk (an idle query writes
+	// nothing, so the walk would only repeat itself; the occasional walk
+	// still notices files written from outside, such as a purge).
+	UnchangedSizeEvery = time.Minute
 )
 
 // Option configures New.
@@ -360,7 +370,7 @@ func (m *Monitor) Idle(q *engine.Query, info *engine.IdleInfo) {
 // a stall is noticed, logged and exported while nothing else asks.
 func (m *Monitor) watch(stop, done chan struct{}) {
 	defer close(done)
-	t := time.NewTicker(WatchEvery)
+	t := time.NewTimer(WatchEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -368,8 +378,23 @@ func (m *Monitor) watch(stop, done chan struct{}) {
 			return
 		case <-t.C:
 			m.live()
+			// A query waiting for data is looked at less often (and its
+			// timer wakes the process less often).
+			if m.waitingForData() {
+				t.Reset(IdleWatchEvery)
+			} else {
+				t.Reset(WatchEvery)
+			}
 		}
 	}
+}
+
+// waitingForData reports whether the query waits for data to arrive.
+func (m *Monitor) waitingForData() bool {
+	m.mu.Lock()
+	q := m.q
+	m.mu.Unlock()
+	return q != nil && q.Activity().WaitingForData
 }
 
 // QueryTerminated implements engine.Observer: it freezes the live state,
@@ -406,6 +431,7 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 
 // BatchCompleted implements engine.Observer.
 func (m *Monitor) BatchCompleted(q *engine.Query, info *engine.BatchInfo) {
+	m.size.touch()
 	p := Build(q, info, m.prevStart)
 	p.Sluice = m.observeBatch(q, info, m.prevStart, m.prevEnd)
 	m.prevStart = info.TriggerStart
@@ -1063,12 +1089,21 @@ func (m *Monitor) Snapshot() Snapshot {
 	return snap
 }
 
-// sizeCache walks the checkpoint directory at most once per SizeEvery.
+// sizeCache walks the checkpoint directory at most once per SizeEvery
+// while batches commit, and once per UnchangedSizeEvery while none does.
 type sizeCache struct {
-	mu    sync.Mutex
-	at    time.Time
-	info  progress.CheckpointInfo
-	valid bool
+	mu      sync.Mutex
+	at      time.Time
+	info    progress.CheckpointInfo
+	valid   bool
+	changed bool // a batch committed since the last walk
+}
+
+// touch records that a batch committed, so the next get may walk again.
+func (c *sizeCache) touch() {
+	c.mu.Lock()
+	c.changed = true
+	c.mu.Unlock()
 }
 
 func (c *sizeCache) get(cp *checkpoint.Checkpoint) *progress.CheckpointInfo {
@@ -1081,8 +1116,11 @@ func (c *sizeCache) get(cp *checkpoint.Checkpoint) *progress.CheckpointInfo {
 	if cp.IsRemote() {
 		every = RemoteSizeEvery
 	}
+	if !c.changed {
+		every = max(every, UnchangedSizeEvery)
+	}
 	if now := time.Now(); c.at.IsZero() || now.Sub(c.at) >= every {
-		c.at = now
+		c.at, c.changed = now, false
 		if b, f, err := cp.Size(); err == nil {
 			c.info, c.valid = progress.CheckpointInfo{Bytes: b, Files: int64(f)}, true
 		}

@@ -131,6 +131,17 @@ type Source struct {
 	// dataCh is signalled when records or a higher watermark arrive
 	// (WaitForData).
 	dataCh chan struct{}
+	// idleWaiting pauses every partition while the waker long-polls for
+	// an idle query (waker.go); idleTimedOut says the last wait for data
+	// found none, so the next one hands over to the waker at once.
+	idleWaiting  bool
+	idleTimedOut bool
+	// waker is the idle long-poll client (waker.go), created on first
+	// use, guarded by wmu.
+	wmu         sync.Mutex
+	waker       *kgo.Client
+	wakerPos    Offsets // what the waker consumes from (nil: nothing)
+	wakerClosed bool
 	// prefetchBytes bounds the carry; workers is the engine's worker
 	// count (coalescing, SetParallelism).
 	prefetchBytes atomic.Int64
@@ -908,6 +919,7 @@ func (s *Source) Client() *kgo.Client { return s.cl }
 // Close implements source.Source.
 func (s *Source) Close() error {
 	s.stopFetching()
+	s.closeWaker()
 	s.cl.Close()
 	return nil
 }

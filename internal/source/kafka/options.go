@@ -75,6 +75,9 @@ type Config struct {
 	// ReconnectTimeout bounds how long one planning or reading step keeps
 	// retrying while the brokers are unreachable (sluice.reconnect.timeout).
 	ReconnectTimeout time.Duration
+	// IdleLongPoll is the idle long poll's fetch wait
+	// (sluice.fetch.idleLongPoll; 0 = off).
+	IdleLongPoll time.Duration
 	// Describe overrides the progress description (Event Hubs).
 	Describe string
 
@@ -229,6 +232,7 @@ func parseConfig(o options.Values) (*Config, error) {
 	c.MinPartitions = int(o.Int64("minPartitions"))
 	c.MaxRecordsPerPartition = o.Int64("maxRecordsPerPartition")
 	c.ReconnectTimeout = o.Duration("sluice.reconnect.timeout")
+	c.IdleLongPoll = o.Duration("sluice.fetch.idleLongPoll")
 	c.CommitGroup = strings.TrimSpace(o.String("sluice.commitGroup"))
 
 	c.MaxOffsetsPerTrigger = o.Int64("maxOffsetsPerTrigger")

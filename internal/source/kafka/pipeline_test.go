@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/broker"
@@ -376,4 +377,48 @@ func TestDefaultTriggerWaitsForData(t *testing.T) {
 	}
 	produce(t, b.Addr(), "idle", 2, 1)
 	waitFor(t, func() bool { return len(sink.Rows()) == 2 })
+}
+
+// An idle query hands its wait to the idle long poll: its own client's
+// 200 ms fetches stop (kafka.fetch.max.wait.ms would send ten in 2 s), and
+// a record produced during the long poll still wakes it at once, not when
+// the 20 s poll ends.
+func TestIdleQueryLongPolls(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "idle-lp", Partitions: 4})
+	var fetches atomic.Int64
+	b.Cluster().ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		b.Cluster().KeepControl()
+		fetches.Add(1)
+		return nil, nil, false
+	})
+	src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "idle-lp",
+		"sluice.fetch.idleLongPoll": "20s"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingSource{Source: src}
+	sink := memory.New()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	q, err := engine.Start(ctx, engine.Config{Source: cs, Sink: sink, CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Stop()
+	waitFor(t, func() bool { return cs.plans.Load() >= 1 })
+	time.Sleep(2 * time.Second) // past wakerAfter: the long poll has begun
+	before := fetches.Load()
+	time.Sleep(2 * time.Second)
+	if n := fetches.Load() - before; n > 3 {
+		t.Fatalf("idle query sent %d fetches in 2 s; the long poll should have sent at most one or two", n)
+	}
+	start := time.Now()
+	produce(t, b.Addr(), "idle-lp", 4, 1)
+	waitFor(t, func() bool { return len(sink.Rows()) == 4 })
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the first records after an idle spell took %s: the long poll did not wake the query", d)
+	}
+	// Busy again: the source's own client reads the next records too.
+	produce(t, b.Addr(), "idle-lp", 4, 2)
+	waitFor(t, func() bool { return len(sink.Rows()) == 12 })
 }

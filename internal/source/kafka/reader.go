@@ -578,7 +578,7 @@ func (s *Source) adjustPauses() {
 		if r == nil || r.closed || r.isDoneOrAbsent(tp) {
 			pos, known := s.pos[tp]
 			end, snap := s.availableNow[tp]
-			stop = !known || (snap && pos >= end) || recsFull || s.carryBytes[tp] >= perPart || s.carryTotalBytes >= capBytes
+			stop = !known || (snap && pos >= end) || recsFull || s.carryBytes[tp] >= perPart || s.carryTotalBytes >= capBytes || s.idleWaiting
 		}
 		switch {
 		case stop && !s.paused[tp]:
@@ -635,6 +635,42 @@ func (s *Source) WaitForData(ctx context.Context, posOff source.Offset, maxWait 
 		s.adjustPauses()
 	}
 	s.fmu.Unlock()
+	// A query that keeps waiting hands the wait over to the idle long
+	// poll (waker.go): at once when its last wait found nothing, else
+	// after wakerAfter.
+	own := maxWait
+	if s.cfg.IdleLongPoll > 0 {
+		own = min(maxWait, wakerAfter)
+		s.fmu.Lock()
+		if s.idleTimedOut {
+			own = 0
+		}
+		s.fmu.Unlock()
+	}
+	data := s.waitOwn(ctx, pos, own)
+	if !data && own < maxWait && ctx.Err() == nil {
+		rest := maxWait - own
+		var ok bool
+		if data, ok = s.waitIdle(ctx, pos, rest); !ok {
+			data = s.waitOwn(ctx, pos, rest)
+		}
+		data = data || s.hasData(pos)
+	}
+	s.fmu.Lock()
+	s.idleTimedOut = !data && ctx.Err() == nil
+	s.fmu.Unlock()
+	return data
+}
+
+// waitOwn waits at most maxWait for the source's own client to fetch
+// records past pos (or learn of them).
+func (s *Source) waitOwn(ctx context.Context, pos Offsets, maxWait time.Duration) bool {
+	if s.hasData(pos) {
+		return true
+	}
+	if maxWait <= 0 {
+		return false
+	}
 	t := time.NewTimer(maxWait)
 	defer t.Stop()
 	for {

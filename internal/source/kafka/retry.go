@@ -199,10 +199,13 @@ func (s *Source) withRetry(ctx context.Context, step string, fn func(context.Con
 		if !reached {
 			window = min(window, s.cfg.RequestTimeout)
 		}
-		if time.Since(start)+wait > window {
-			return &UnavailableError{Step: step, For: time.Since(start), Attempts: attempt, Err: err}
+		elapsed := time.Since(start)
+		if elapsed >= window {
+			return &UnavailableError{Step: step, For: elapsed, Attempts: attempt, Err: err}
 		}
-		t := time.NewTimer(wait)
+		// The last wait is cut to the window's end, so the step gives up
+		// when the window has passed, not one back-off before it.
+		t := time.NewTimer(min(wait, window-elapsed))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -53,6 +53,7 @@ var readFields = []options.Field{
 	{Name: "minPartitions", Type: options.Int, Min: 1, Spark: "minPartitions must be positive", Doc: "Splits large partition ranges so a batch has at least this many tasks (at most 1048576)."},
 	{Name: "maxRecordsPerPartition", Type: options.Int, Min: 1, Spark: "maxrecordsperpartition must be positive", Doc: "Splits partition ranges into tasks of at most this many records."},
 	{Name: "sluice.fetch.maxConcurrent", Type: options.Int, Min: 0, Default: "0", Doc: "Concurrent fetch requests (franz-go MaxConcurrentFetches); 0 = unlimited."},
+	{Name: "sluice.fetch.idleLongPoll", Type: options.Duration, Default: "5s", Doc: "While the default trigger waits for data on a caught-up query, a second small client long-polls the partitions with this fetch wait and wakes the query when a record arrives, so an idle query sends one fetch per interval instead of one per kafka.fetch.max.wait.ms; 0 disables it."},
 	{Name: "sluice.reconnect.timeout", Type: options.Duration, Default: "10m", Doc: "How long planning or reading keeps retrying while the brokers are unreachable before the query fails."},
 }
 
