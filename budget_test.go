@@ -111,3 +111,40 @@ func TestMemoryBudgetByDefault(t *testing.T) {
 		t.Errorf("bad budget: %v", err)
 	}
 }
+
+// TestGoMemoryLimit checks the Go runtime's soft limit leaves room for the
+// executable's resident pages, which the runtime does not count, so that
+// the resident set (not only the heap) stays within the budget plus
+// BudgetOverhead; and that the limit never squeezes the heap below the
+// budget plus a quarter (at least 12 MiB).
+func TestGoMemoryLimit(t *testing.T) {
+	const mi = 1 << 20
+	for _, c := range []struct {
+		budget, outside int64
+		want            int64
+		floored         bool
+	}{
+		// Nothing outside the runtime: budget + overhead − margin.
+		{16 * mi, 0, 16*mi + BudgetOverhead - goLimitMargin, false},
+		// rehearse --quick phase 4: 16 MiB budget, a 68 MB binary mapped
+		// (45 MiB resident): 80 − 45 − 8 = 27 MiB is below the floor of
+		// 16 + 12 = 28 MiB, which still keeps the process within 80 MiB.
+		{16 * mi, 45 * mi, 28 * mi, false},
+		{64 * mi, 20 * mi, 64*mi + BudgetOverhead - 20*mi - goLimitMargin, false},
+		// The default budget's cap with the binary's pages: the floor
+		// (128 + 32 MiB) wins, and 160 + 46 exceeds 192: reported.
+		{128 * mi, 46 * mi, 160 * mi, true},
+		// A tiny budget: the floor is 12 MiB above it.
+		{8 * mi, 70 * mi, 20 * mi, true},
+	} {
+		got, floored := goMemoryLimit(c.budget, c.outside)
+		if got != c.want || floored != c.floored {
+			t.Errorf("goMemoryLimit(%d MiB, %d MiB) = %.1f MiB, floored %v; want %.1f MiB, %v",
+				c.budget/mi, c.outside/mi, float64(got)/mi, floored, float64(c.want)/mi, c.floored)
+		}
+		if !floored && got+c.outside > c.budget+BudgetOverhead {
+			t.Errorf("budget %d MiB, outside %d MiB: limit %d MiB lets the resident set exceed budget + overhead",
+				c.budget/mi, c.outside/mi, got/mi)
+		}
+	}
+}

@@ -536,26 +536,60 @@ func resolveBudget(l admission.Limits, log *slog.Logger) admission.Limits {
 }
 
 // BudgetOverhead is the memory sluice allows itself above the memory budget
-// for the runtime, the Kafka client and bookkeeping; measured in
+// for the executable's resident pages, the runtime and the collector's
+// headroom, the Kafka client and bookkeeping; measured in
 // docs/backpressure.md.
 const BudgetOverhead = 64 << 20
 
-// applyMemoryLimit sets the Go runtime's soft memory limit to the budget
-// plus BudgetOverhead, so the garbage collector keeps the heap there
-// instead of letting it grow to twice the live data; a GOMEMLIMIT set by the
-// user wins. It runs only when the session asks for it
-// (sluice.memory.goLimit, WithGoMemoryLimit), because the limit is
-// process-wide.
+// applyMemoryLimit sets the Go runtime's soft memory limit (goMemoryLimit)
+// so that the process's resident set stays within the budget plus
+// BudgetOverhead: the garbage collector keeps the heap near the live data
+// instead of letting it grow to twice that. A GOMEMLIMIT set by the user
+// wins. It runs only when the session asks for it (sluice.memory.goLimit,
+// WithGoMemoryLimit), because the limit is process-wide.
 func applyMemoryLimit(budget int64, log *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	limit := budget + BudgetOverhead
+	// Measured when the query starts: the packages have initialised by
+	// then, so the executable's pages are as resident as they will get.
+	outside, err := procstat.FileResident(os.Getpid())
+	if err != nil {
+		outside = 0 // not Linux: the runtime's memory is all we know
+	}
+	limit, floored := goMemoryLimit(budget, outside)
 	if cur := debug.SetMemoryLimit(-1); cur < limit && cur != math.MaxInt64 {
 		limit = cur // another query asked for less; keep the smaller one
 	}
 	debug.SetMemoryLimit(limit)
-	log.Info("Go memory limit set from the memory budget", "budget_bytes", budget, "go_memory_limit_bytes", limit)
+	// floored is logged, not warned about: with the default budget's cap
+	// (128 MiB) and this binary it is the normal case.
+	log.Info("Go memory limit set from the memory budget", "budget_bytes", budget,
+		"go_memory_limit_bytes", limit, "file_resident_bytes", outside, "floored", floored)
+}
+
+// goLimitMargin is left free under the budget plus BudgetOverhead for
+// pages of the executable first touched after the query started and for
+// memory outside the Go runtime (thread stacks of C code, the kernel's
+// per-process structures).
+const goLimitMargin = 8 << 20
+
+// goMemoryLimit returns the Go runtime's soft memory limit for a memory
+// budget when the process already holds outside bytes of file-backed
+// resident memory (its executable's mapped code and data, which the
+// runtime does not count): the budget plus BudgetOverhead minus outside
+// and goLimitMargin, so that the resident set, not only the Go heap, stays
+// within the budget plus BudgetOverhead. It is never below the budget plus
+// a quarter of it (at least 12 MiB) — the live data may fill the budget,
+// and with less room than that the collector would run almost without
+// pause; floored reports that the floor won and the resident set may then
+// exceed the budget plus BudgetOverhead by up to the difference.
+func goMemoryLimit(budget, outside int64) (limit int64, floored bool) {
+	limit = budget + BudgetOverhead - outside - goLimitMargin
+	if floor := budget + max(budget/4, 12<<20); limit < floor {
+		return floor, floor+outside > budget+BudgetOverhead
+	}
+	return limit, false
 }
 
 // Explain returns the query's logical plan and the physical plan it runs:

@@ -36,6 +36,18 @@ func TestOwnProcess(t *testing.T) {
 	if _, _, err := Memory(-1); err == nil {
 		t.Fatal("Memory(-1) succeeded")
 	}
+	// The test binary's own code is mapped from its file: some of it is
+	// resident, and none of the 32 MiB anonymous buffer counts.
+	file, err := FileResident(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if file <= 0 || file >= rss {
+		t.Fatalf("file-backed resident %d of rss %d: want some, and less than the whole (32 MiB are anonymous)", file, rss)
+	}
+	if _, err := FileResident(-1); err == nil {
+		t.Fatal("FileResident(-1) succeeded")
+	}
 }
 
 func TestFDs(t *testing.T) {
