@@ -88,6 +88,13 @@ type Checkpoint struct {
 
 	mu     sync.Mutex
 	closed bool
+	// logIDs remembers the batch ids of the offsets and commit logs for
+	// Purge, so that it lists each log once (its first call) instead of
+	// every batch: written ids are added, purged ones removed; a failed
+	// deletion forgets the log, so the next Purge lists it again. Only
+	// this Checkpoint writes the logs while it holds the lock (a remote
+	// one is refused to a second run by put-if-absent). Under mu.
+	logIDs map[string][]int64
 }
 
 // Option configures Open, OpenReadOnly and QueryID.
@@ -444,21 +451,21 @@ func (c *Checkpoint) Purge(minBatchesToRetain int) error {
 		return err
 	}
 	defer c.mu.Unlock()
-	offs, err := c.batchIDs(offsetsDir)
+	offs, err := c.knownIDs(offsetsDir)
 	if err != nil || len(offs) == 0 {
 		return err
 	}
-	latest := offs[len(offs)-1]
+	oldest, latest := offs[0], offs[len(offs)-1]
 	threshold := latest - int64(minBatchesToRetain) // ≤ latest−1: minBatchesToRetain ≥ 1
 	for _, sub := range []string{offsetsDir, commitsDir} {
 		ids := offs
 		if sub != offsetsDir {
-			// The commit log is listed only when the offsets log had
+			// The commit log is looked at only when the offsets log had
 			// something to purge (a commit never outlives its offsets).
-			if offs[0] >= threshold {
+			if oldest >= threshold {
 				break
 			}
-			if ids, err = c.batchIDs(sub); err != nil {
+			if ids, err = c.knownIDs(sub); err != nil {
 				return err
 			}
 		}
@@ -475,11 +482,46 @@ func (c *Checkpoint) Purge(minBatchesToRetain int) error {
 		if c.readOnly {
 			return fmt.Errorf("checkpoint %s: purge: %w", c.dir, ErrReadOnly)
 		}
-		if err := c.store.Delete(ctx, names...); err != nil {
+		// Not made durable: a purged file back after a crash is an old
+		// batch, which the next run's first Purge (listing) removes again.
+		if err := storage.DeleteUnsynced(ctx, c.store, names...); err != nil {
+			delete(c.logIDs, sub)
 			return fmt.Errorf("checkpoint: purge: %w", err)
 		}
+		c.logIDs[sub] = slices.Delete(c.logIDs[sub], 0, len(names))
 	}
 	return nil
+}
+
+// knownIDs returns the batch ids of a log (offsetsDir or commitsDir),
+// ascending, listing the log only the first time (logIDs). The slice is
+// c's own. c.mu is held.
+func (c *Checkpoint) knownIDs(sub string) ([]int64, error) {
+	if ids, ok := c.logIDs[sub]; ok {
+		return ids, nil
+	}
+	ids, err := c.batchIDs(sub)
+	if err != nil {
+		return nil, err
+	}
+	if c.logIDs == nil {
+		c.logIDs = map[string][]int64{}
+	}
+	c.logIDs[sub] = ids
+	return ids, nil
+}
+
+// wrote records a batch id written to a log whose ids c remembers. c.mu is
+// held.
+func (c *Checkpoint) wrote(sub string, id int64) {
+	ids, ok := c.logIDs[sub]
+	if !ok {
+		return
+	}
+	i, found := slices.BinarySearch(ids, id)
+	if !found {
+		c.logIDs[sub] = slices.Insert(ids, i, id)
+	}
 }
 
 // Size walks the checkpoint directory and returns the total size in bytes

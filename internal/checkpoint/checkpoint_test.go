@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sluice-stream/sluice/internal/storage"
@@ -924,5 +925,72 @@ func TestOpenRefusesLogsWithoutMetadata(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "offsets", ".0.tmp-x"), []byte("partial"), 0o644)
 	if id := open(t, dir).ID(); !uuidV4.MatchString(id) {
 		t.Errorf("id %q", id)
+	}
+}
+
+// listCounter counts a store's List calls.
+type listCounter struct {
+	storage.Store
+	lists atomic.Int32
+}
+
+func (s *listCounter) List(ctx context.Context, dir string) ([]storage.Entry, error) {
+	s.lists.Add(1)
+	return s.Store.List(ctx, dir)
+}
+
+// TestPurgeEveryBatchListsOnce runs the engine's order per batch (offsets,
+// purge, commit) for 40 batches: each log is listed once, by the first
+// Purge, and after every batch the logs on disk hold exactly the retained
+// batches; a reopened checkpoint purges what is left from before.
+func TestPurgeEveryBatchListsOnce(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir)
+	lc := &listCounter{Store: c.store}
+	c.store = lc
+	const min = 5
+	for id := int64(0); id < 40; id++ {
+		if err := c.WriteOffsets(id, BatchMetadata{TimestampMs: id}, []string{"{}"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Purge(min); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WriteCommit(id, 0); err != nil {
+			t.Fatal(err)
+		}
+		var want []int64
+		for i := max(0, id-min); i <= id; i++ {
+			want = append(want, i)
+		}
+		lists := lc.lists.Load()
+		gotO, _ := c.batchIDs("offsets")
+		gotC, _ := c.batchIDs("commits")
+		lc.lists.Store(lists) // the checks' own listings do not count
+		if !slices.Equal(gotO, want) || !slices.Equal(gotC, want) {
+			t.Fatalf("after batch %d: offsets %v commits %v, want %v in both", id, gotO, gotC, want)
+		}
+	}
+	if n := lc.lists.Load(); n != 2 {
+		t.Errorf("40 batches listed the logs %d times, want 2 (each log once)", n)
+	}
+	// Files the purge does not know about (left by an earlier run, or
+	// back after a crash because purges are not fsynced) go at the next
+	// run's first purge.
+	if err := os.WriteFile(filepath.Join(dir, "offsets", "3"), []byte("v1\n{}\n{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = open(t, dir)
+	if err := c.WriteOffsets(40, BatchMetadata{TimestampMs: 40}, []string{"{}"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Purge(min); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.batchIDs("offsets"); !slices.Equal(got, []int64{35, 36, 37, 38, 39, 40}) {
+		t.Errorf("after reopening: offsets %v, want 35..40", got)
 	}
 }

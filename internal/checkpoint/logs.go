@@ -181,7 +181,11 @@ func (c *Checkpoint) WriteOffsets(id int64, meta BatchMetadata, sources []string
 		return err
 	}
 	defer c.mu.Unlock()
-	return c.writeOnce(offsetsDir+"/"+name, data)
+	if err := c.writeOnce(offsetsDir+"/"+name, data); err != nil {
+		return err
+	}
+	c.wrote(offsetsDir, id)
+	return nil
 }
 
 // ReadOffsets reads offsets/<id>. A source without an offset comes back as
@@ -228,7 +232,11 @@ func (c *Checkpoint) WriteCommit(id, nextWatermarkMs int64) error {
 		return err
 	}
 	defer c.mu.Unlock()
-	return c.writeOnce(commitsDir+"/"+name, encodeCommit(nextWatermarkMs))
+	if err := c.writeOnce(commitsDir+"/"+name, encodeCommit(nextWatermarkMs)); err != nil {
+		return err
+	}
+	c.wrote(commitsDir, id)
+	return nil
 }
 
 // ReadCommit reads commits/<id> and returns its next-batch watermark. A

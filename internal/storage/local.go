@@ -350,6 +350,16 @@ func (l *Local) List(ctx context.Context, dir string) ([]Entry, error) {
 // Delete implements Store: the names are removed, then each directory that
 // lost an entry is fsynced once.
 func (l *Local) Delete(ctx context.Context, names ...string) error {
+	return l.delete(ctx, true, names)
+}
+
+// deleteUnsynced implements unsyncedDeleter: Delete without the directory
+// fsyncs.
+func (l *Local) deleteUnsynced(ctx context.Context, names ...string) error {
+	return l.delete(ctx, false, names)
+}
+
+func (l *Local) delete(ctx context.Context, sync bool, names []string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -366,7 +376,9 @@ func (l *Local) Delete(ctx context.Context, names ...string) error {
 			}
 			continue
 		}
-		dirs[filepath.Dir(p)] = true
+		if sync {
+			dirs[filepath.Dir(p)] = true
+		}
 	}
 	for _, d := range slices.Sorted(maps.Keys(dirs)) {
 		if err := l.fs.SyncDir(d); err != nil {

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -560,5 +561,46 @@ func TestNewUUID(t *testing.T) {
 			t.Fatalf("NewUUID() = %q (repeat: %v)", u, seen[u])
 		}
 		seen[u] = true
+	}
+}
+
+// TestDeleteUnsyncedSkipsDirectoryFsync checks Delete fsyncs each
+// directory that lost an entry and DeleteUnsynced (directly and through a
+// Sub) removes the same way without any fsync.
+func TestDeleteUnsyncedSkipsDirectoryFsync(t *testing.T) {
+	var synced atomic.Int32
+	f := &faultFS{}
+	f.syncDir = func(dir string) error {
+		synced.Add(1)
+		return f.realFS.SyncDir(dir)
+	}
+	l := faulty(t, f)
+	for _, n := range []string{"a/1", "a/2", "b/1", "c/1", "c/2"} {
+		if err := l.PutIfAbsent(ctx, n, []byte(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	synced.Store(0)
+	if err := l.Delete(ctx, "a/1", "a/2", "b/1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := synced.Load(); n != 2 {
+		t.Errorf("Delete of 3 files in 2 directories fsynced %d times, want 2", n)
+	}
+	synced.Store(0)
+	sub, err := Sub(l, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := DeleteUnsynced(ctx, sub, "1", "2", "3"); err != nil {
+		t.Fatal(err)
+	}
+	if n := synced.Load(); n != 0 {
+		t.Errorf("DeleteUnsynced fsynced %d times, want 0", n)
+	}
+	for _, n := range []string{"a/1", "a/2", "b/1", "c/1", "c/2"} {
+		if _, err := l.Get(ctx, n); !errors.Is(err, ErrNotExist) {
+			t.Errorf("%s still readable after its deletion: %v", n, err)
+		}
 	}
 }

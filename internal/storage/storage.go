@@ -284,6 +284,36 @@ func (s *subStore) Delete(ctx context.Context, names ...string) error {
 	return s.s.Delete(ctx, full...)
 }
 
+func (s *subStore) deleteUnsynced(ctx context.Context, names ...string) error {
+	full := make([]string, len(names))
+	for i, n := range names {
+		var err error
+		if full[i], err = s.name(n); err != nil {
+			return err
+		}
+	}
+	return DeleteUnsynced(ctx, s.s, full...)
+}
+
+// unsyncedDeleter is a store whose Delete pays extra to make removals
+// durable (Local: a directory fsync) and that can skip it.
+type unsyncedDeleter interface {
+	deleteUnsynced(ctx context.Context, names ...string) error
+}
+
+// DeleteUnsynced removes names as Delete does, but does not wait for the
+// removals to be durable where that costs extra: on the local disk the
+// directories are not fsynced, so after a crash a removed file may be back.
+// It is for files whose return is harmless and that a later call removes
+// again, such as the old batches a checkpoint purges. Other stores delete
+// as Delete does.
+func DeleteUnsynced(ctx context.Context, s Store, names ...string) error {
+	if d, ok := s.(unsyncedDeleter); ok {
+		return d.deleteUnsynced(ctx, names...)
+	}
+	return s.Delete(ctx, names...)
+}
+
 // ReadOnly returns a view of s whose writes fail with ErrReadOnly: what a
 // reader of another process's files (sluice status) gets.
 func ReadOnly(s Store) Store { return readOnly{s} }
