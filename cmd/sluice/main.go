@@ -9,6 +9,7 @@
 //	sluice functions                              the SQL functions expressions may use
 //	sluice completion bash|zsh                    a shell completion script
 //	sluice status --checkpoint DIR --bootstrap ADDR   per-partition lag of a query
+//	sluice status --group NAME --bootstrap ADDR   a consumer group's members, offsets, lag and status
 //	sluice probe [http://127.0.0.1:4040/readyz]  exit 0 when a health endpoint answers 2xx (container health checks)
 //	sluice vacuum PATH [--retention 168h] [--dry-run] delete a sink output's unlisted files
 //	sluice loadgen [--profile spike] [--rate R]     produce at a rate profile
@@ -69,7 +70,7 @@ func init() {
 		{"bench", "", "measure throughput against a raw franz-go consumer on the same broker", runBench},
 		{"loadgen", "", "produce records to Kafka at a rate profile (steady, step, spike, sine, csv)", runLoadgen},
 		{"rehearse", "", "rehearse a load spike in four phases (a fifth, stateful, on request) and report a verdict with charts", runRehearse},
-		{"status", "", "print a query's per-partition lag from its checkpoint and the broker", runStatus},
+		{"status", "", "print a query's per-partition lag from its checkpoint and the broker, or a consumer group's members, partitions, offsets, lag and status (--group)", runStatus},
 		{"probe", "[URL]", "check a health endpoint (default: readiness of sluice run on 127.0.0.1:4040); exit 0 when it answers 2xx, for container health checks", runProbe},
 		{"vacuum", "PATH", "delete the files of a file or Delta sink's output that no log lists and that are older than the retention", runVacuum},
 		{"reference", "", "print the reference documentation (docs/reference.md) generated from the format registry", runReference},

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +19,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-stream/sluice/internal/checkpoint"
+	"github.com/sluice-stream/sluice/internal/groupstatus"
+	"github.com/sluice-stream/sluice/internal/kafkaauth"
+	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/partition"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
 	"github.com/sluice-stream/sluice/progress"
@@ -25,14 +31,22 @@ import (
 // kafka-consumer-groups --describe: the offsets of the last committed batch
 // from the checkpoint against the broker's latest offsets. The checkpoint
 // is opened read-only, without its lock, so the query may be running or
-// stopped.
+// stopped. With --group it describes a consumer group instead (the members
+// of a group-mode query, or any group): see runGroupStatus.
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status", stderr)
-	dir := fs.String("checkpoint", "", "the query's checkpoint directory (required)")
-	bootstrap := fs.String("bootstrap", "", "Kafka bootstrap servers, comma-separated (required)")
+	dir := fs.String("checkpoint", "", "the query's checkpoint directory (required without --group)")
+	group := fs.String("group", "", "a consumer group to describe instead of a checkpoint: the sluice.group of a group-mode query, or any group")
+	bootstrap := fs.String("bootstrap", "", "Kafka bootstrap servers, comma-separated (required, unless --eventhubs-connection-string-env names one)")
 	timeout := fs.Duration("timeout", 15*time.Second, "how long to wait for the broker")
+	kafkaOpts := kvFlags{}
+	fs.Var(kafkaOpts, "kafka-option", "with --group: client security option KEY=VALUE as for the kafka source, e.g. kafka.security.protocol=SASL_SSL (repeatable)")
+	ehEnv := fs.String("eventhubs-connection-string-env", "", "with --group: the environment variable holding an Azure Event Hubs connection string; sets the bootstrap servers, SASL_SSL and PLAIN as the eventhubs source does")
+	format := fs.String("format", "table", "with --group: output format, table or json")
+	samples := fs.Int("samples", 1, "with --group: snapshots of the group to judge the status over (STALL and WARN need 2 or more)")
+	interval := fs.Duration("interval", 2*time.Second, "with --group: time between snapshots; (samples-1) × interval should exceed the members' commit interval (their trigger)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: sluice status --checkpoint DIR --bootstrap HOST:PORT[,HOST:PORT]")
+		fmt.Fprintln(stderr, "usage: sluice status --checkpoint DIR --bootstrap HOST:PORT[,HOST:PORT]\n       sluice status --group NAME --bootstrap HOST:PORT[,HOST:PORT] [--format table|json] [--kafka-option KEY=VALUE]…")
 		printFlags(stderr, fs)
 	}
 	if err := fs.Parse(args); err != nil {
@@ -41,9 +55,25 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *group != "" {
+		if *dir != "" {
+			return &exitError{code: 2, err: errors.New("--checkpoint and --group are exclusive: a checkpoint belongs to one process, a group's offsets are in Kafka")}
+		}
+		return runGroupStatus(ctx, groupStatusArgs{
+			group: *group, bootstrap: *bootstrap, timeout: *timeout, kafkaOpts: kafkaOpts, eventHubsEnv: *ehEnv,
+			format: *format, samples: *samples, interval: *interval,
+		}, stdout)
+	}
+	for _, name := range []string{"kafka-option", "eventhubs-connection-string-env", "format", "samples", "interval"} {
+		if set[name] {
+			return &exitError{code: 2, err: fmt.Errorf("--%s is only used with --group", name)}
+		}
+	}
 	if *dir == "" || *bootstrap == "" {
 		fs.Usage()
-		return &exitError{code: 2, err: errors.New("--checkpoint and --bootstrap are required")}
+		return &exitError{code: 2, err: errors.New("--checkpoint and --bootstrap are required (or --group and --bootstrap for a consumer group)")}
 	}
 	st, err := readCheckpointState(*dir)
 	if err != nil {
@@ -256,4 +286,78 @@ func printStatus(w io.Writer, dir string, st *checkpointState, rows []lagRow) {
 	}
 	fmt.Fprintf(tw, "TOTAL\t-\t%d\t%d\t%d\n", tc, tl, tlag)
 	tw.Flush()
+}
+
+// groupStatusArgs are the flags of sluice status --group.
+type groupStatusArgs struct {
+	group, bootstrap string
+	timeout          time.Duration
+	kafkaOpts        map[string]string
+	eventHubsEnv     string
+	format           string
+	samples          int
+	interval         time.Duration
+}
+
+// runGroupStatus prints a consumer group's members, partitions, offsets,
+// lag in records and seconds and status (package groupstatus), with the
+// kafka source's client security options.
+func runGroupStatus(ctx context.Context, a groupStatusArgs, stdout io.Writer) error {
+	if a.format != "table" && a.format != "json" {
+		return &exitError{code: 2, err: fmt.Errorf("--format %q: allowed: table, json", a.format)}
+	}
+	if a.samples < 1 {
+		return &exitError{code: 2, err: fmt.Errorf("--samples %d: must be at least 1", a.samples)}
+	}
+	if a.samples > 1 && a.interval <= 0 {
+		return &exitError{code: 2, err: fmt.Errorf("--interval %s: must be positive", a.interval)}
+	}
+	kv := maps.Clone(a.kafkaOpts)
+	if a.eventHubsEnv != "" {
+		raw := strings.TrimSpace(os.Getenv(a.eventHubsEnv))
+		if raw == "" {
+			return &exitError{code: 2, err: fmt.Errorf("--eventhubs-connection-string-env: environment variable %s is empty or unset", a.eventHubsEnv)}
+		}
+		conn, err := kafkaauth.ParseEventHubsConnectionString(raw)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("--eventhubs-connection-string-env %s: %w", a.eventHubsEnv, err)}
+		}
+		for k, v := range conn.KafkaOptions() {
+			if _, given := kv[k]; !given {
+				kv[k] = v
+			}
+		}
+	}
+	bootstrap := a.bootstrap
+	if b, ok := kv["kafka.bootstrap.servers"]; ok {
+		if bootstrap == "" {
+			bootstrap = b
+		}
+		delete(kv, "kafka.bootstrap.servers")
+	}
+	if bootstrap == "" {
+		return &exitError{code: 2, err: errors.New("--group needs --bootstrap (or --eventhubs-connection-string-env)")}
+	}
+	sec, err := kafkaauth.Parse(options.New(kv))
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("--kafka-option: %w", err)}
+	}
+	clientOpts := append([]kgo.Opt{kgo.SeedBrokers(strings.Split(bootstrap, ",")...)}, sec.Opts()...)
+	cl, err := kgo.NewClient(clientOpts...)
+	if err != nil {
+		return sec.Scrub(fmt.Errorf("kafka client for %s: %w", bootstrap, err))
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, a.timeout+time.Duration(a.samples-1)*a.interval)
+	defer cancel()
+	rep, err := groupstatus.Describe(ctx, kadm.NewClient(cl), a.group, groupstatus.Options{
+		Samples: a.samples, Interval: a.interval, ClientOpts: clientOpts,
+	})
+	if err != nil {
+		return sec.Scrub(sec.Explain(fmt.Errorf("%s: %w", bootstrap, err)))
+	}
+	if a.format == "json" {
+		return rep.WriteJSON(stdout)
+	}
+	return rep.WriteTable(stdout)
 }
