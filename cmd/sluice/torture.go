@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,9 +30,54 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	maxUp := fs.Duration("max-up", 1500*time.Millisecond, "longest run before a kill")
 	seed := fs.Uint64("seed", 0, "random seed of the kill timing (0 = a new one, printed)")
 	dir := fs.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
+	members := fs.Int("members", 0, "group mode: run this many members (sluice run children) of one pipeline (source option sluice.group) on a --partitions topic; SIGKILL a random member at each kill and start a new one, add a member a third of the way through, stop one with SIGTERM two thirds of the way; the copy pipeline into the Kafka sink unless --sink says otherwise")
+	partitions := fs.Int("partitions", 12, "with --members: partitions of the input and output topics")
 	vac := fs.Bool("vacuum", false, "after the check, vacuum a file or Delta sink's output (the query has stopped: zero retention) and count what a plain glob reads (local store only)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *members < 0 {
+		return &exitError{code: 2, err: fmt.Errorf("--members %d: must be at least 1 (or 0 for one process)", *members)}
+	}
+	if set["partitions"] && *members == 0 {
+		return &exitError{code: 2, err: errors.New("--partitions is only used with --members")}
+	}
+	if *members > 0 {
+		for _, name := range []string{"vacuum", "store"} {
+			if set[name] {
+				return &exitError{code: 2, err: fmt.Errorf("--%s is not used with --members (group mode is tortured on the local store)", name)}
+			}
+		}
+		if set["pipeline"] && strings.TrimSpace(*pipelines) != "copy" {
+			return &exitError{code: 2, err: fmt.Errorf("--pipeline %q: with --members only the copy pipeline is tortured", *pipelines)}
+		}
+		if *partitions < 1 {
+			return &exitError{code: 2, err: fmt.Errorf("--partitions %d: must be at least 1", *partitions)}
+		}
+		sk := "kafka"
+		if set["sink"] {
+			sk = *sinks
+		}
+		if *seed == 0 {
+			*seed = uint64(time.Now().UnixNano())
+		}
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		failed := 0
+		for _, one := range strings.Split(sk, ",") {
+			if err := tortureMembers(ctx, stdout, self, strings.TrimSpace(one), *members, *partitions,
+				tortureFlags{kills: *kills, records: *records, minUp: *minUp, maxUp: *maxUp, seed: *seed, dir: *dir}, &failed); err != nil {
+				return err
+			}
+		}
+		if failed > 0 {
+			return &exitError{code: 1, err: fmt.Errorf("%d group-mode run(s) lost or duplicated output or failed a graceful stop", failed)}
+		}
+		return nil
 	}
 	if *vac && *store != "local" {
 		return &exitError{code: 2, err: errors.New("--vacuum works with --store local only (the emulators stop with the run)")}
@@ -133,5 +179,42 @@ func tortureOne(ctx context.Context, stdout io.Writer, self, pl, sk string, f to
 		*failed++
 	}
 	fmt.Fprintf(stdout, "%s into %s on %s: %s — %s (%s)\n", pl, sk, f.store, res, verdict, time.Since(start).Round(time.Second))
+	return nil
+}
+
+// tortureMembers runs the group-mode torture into one sink and prints its
+// verdict, counting a failed check in failed.
+func tortureMembers(ctx context.Context, stdout io.Writer, self, sk string, members, partitions int, f tortureFlags, failed *int) error {
+	work := f.dir
+	if work == "" {
+		var err error
+		if work, err = os.MkdirTemp("", "sluice-torture-members-"+sk+"-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(work)
+	} else {
+		work = work + "/members-" + sk
+		if err := os.MkdirAll(work, 0o755); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "== group mode: %d members into %s, %d partitions: %d kills, %d records, seed %d\n", members, sk, partitions, f.kills, f.records, f.seed)
+	start := time.Now()
+	res, err := torture.RunMembers(ctx, torture.MembersConfig{
+		Config: torture.Config{
+			Command: func(ctx context.Context, args ...string) *exec.Cmd { return exec.CommandContext(ctx, self, args...) },
+			Sink:    sk, Kills: f.kills, Records: f.records, MinUp: f.minUp, MaxUp: f.maxUp, Dir: work, Seed: f.seed, Out: stdout,
+		},
+		Members: members, Partitions: partitions,
+	})
+	if err != nil {
+		return fmt.Errorf("group mode into %s: %w", sk, err)
+	}
+	verdict := "EXACTLY ONCE"
+	if !res.OK() {
+		verdict = "FAILED"
+		*failed++
+	}
+	fmt.Fprintf(stdout, "group mode into %s: %s — %s (%s)\n", sk, res, verdict, time.Since(start).Round(time.Second))
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -8,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-stream/sluice/internal/registry"
 	"github.com/sluice-stream/sluice/internal/sink/delta"
 	filesink "github.com/sluice-stream/sluice/internal/sink/file"
 	"github.com/sluice-stream/sluice/internal/storage"
 	"github.com/sluice-stream/sluice/internal/storage/emulator"
+	"github.com/sluice-stream/sluice/internal/testutil"
 	"github.com/sluice-stream/sluice/internal/torture"
 	"github.com/sluice-stream/sluice/internal/vacuum"
 )
@@ -105,5 +108,81 @@ func TestTortureExactlyOnce(t *testing.T) {
 				t.Errorf("after vacuum a glob reads %d rows, the log %d", glob, res.Output)
 			}
 		})
+	}
+}
+
+// groupModeBuilt reports whether this build's kafka source has group mode
+// (the option sluice.group).
+func groupModeBuilt() bool {
+	f, err := registry.Source("kafka")
+	if err != nil {
+		return false
+	}
+	_, ok := f.Options.Field("sluice.group")
+	return ok
+}
+
+// TestTortureMembers is the short CI form of `sluice torture --members 3`:
+// three members of one group-mode pipeline (this test binary re-executed
+// as `sluice run`) on a 12-partition topic into the Kafka sink; six
+// SIGKILLs of random members, each replaced, a fourth member added, one
+// stopped with SIGTERM, while a producer writes; the output, read with
+// read_committed, holds every record exactly once, and every graceful stop
+// exits 0.
+func TestTortureMembers(t *testing.T) {
+	if os.Getenv("SLUICE_SERIAL_TESTS") != "1" {
+		t.Skip("heavy test: set SLUICE_SERIAL_TESTS=1 (CI runs these in a serial step)")
+	}
+	if !groupModeBuilt() {
+		t.Skip("this build has no group mode (kafka source option sluice.group)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var out testutil.SyncBuffer
+	res, err := torture.RunMembers(ctx, torture.MembersConfig{
+		Config: torture.Config{
+			Command: func(ctx context.Context, args ...string) *exec.Cmd {
+				cmd := exec.CommandContext(ctx, os.Args[0])
+				cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN_ARGS="+strings.Join(args, "\x1f"))
+				return cmd
+			},
+			Sink: "kafka", Kills: 6, Records: 3000, MinUp: 500 * time.Millisecond, MaxUp: 2 * time.Second,
+			Dir: t.TempDir(), Seed: uint64(time.Now().UnixNano()), Out: &out,
+		},
+		Members: 3, Partitions: 12,
+	})
+	t.Log(out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res)
+	if !res.OK() {
+		t.Fatalf("not exactly once: %s", res)
+	}
+	if res.Kills != 6 || res.Added != 1 || res.Stopped < 2 || res.Peak < 4 || res.Members != 3+1+6 {
+		t.Errorf("the schedule did not run as planned: %s", res)
+	}
+	if res.Rebalances < 1 {
+		t.Errorf("no rebalance observed: %s", res)
+	}
+}
+
+func TestTortureMembersFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--partitions", "8"}, "--partitions is only used with --members"},
+		{[]string{"--members", "3", "--store", "s3"}, "--store is not used with --members"},
+		{[]string{"--members", "3", "--vacuum"}, "--vacuum is not used with --members"},
+		{[]string{"--members", "3", "--pipeline", "window"}, "only the copy pipeline"},
+		{[]string{"--members", "3", "--partitions", "0"}, "--partitions 0"},
+		{[]string{"--members", "-1"}, "--members -1"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := realMain(append([]string{"torture"}, tc.args...), &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want 2 and %q", tc.args, code, stderr.String(), tc.want)
+		}
 	}
 }

@@ -30,7 +30,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -82,6 +81,11 @@ type Config struct {
 	Out   io.Writer // progress lines
 
 	emu *emulator.Emulator // the object-store emulator of this run
+	// group is the consumer group of a group-mode run (RunMembers): the
+	// source option sluice.group; "" for one process.
+	group string
+	// partitions of the input and output topics; 0 means 4.
+	partitions int
 }
 
 // Result is what the final check found.
@@ -139,7 +143,11 @@ func (c *Config) cmd(ctx context.Context, args ...string) *exec.Cmd { return c.C
 
 // startBroker runs `sluice broker` as a child and returns its address.
 func (c *Config) startBroker(ctx context.Context) (string, func(), error) {
-	cmd := c.cmd(ctx, "broker", "--listen", "127.0.0.1:0", "--topic", "torture:4", "--topic", "torture-out:4")
+	n := c.partitions
+	if n <= 0 {
+		n = 4
+	}
+	cmd := c.cmd(ctx, "broker", "--listen", "127.0.0.1:0", "--topic", fmt.Sprintf("torture:%d", n), "--topic", fmt.Sprintf("torture-out:%d", n))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", nil, err
@@ -205,6 +213,10 @@ func (c *Config) pipeline(addr, trigger string) (string, error) {
 			top += fmt.Sprintf("  %s: %q\n", k, conf[k])
 		}
 	}
+	group := ""
+	if c.group != "" {
+		group = fmt.Sprintf("    sluice.group: %s\n", c.group)
+	}
 	y := fmt.Sprintf(`name: torture
 %ssource:
   format: kafka
@@ -213,12 +225,12 @@ func (c *Config) pipeline(addr, trigger string) (string, error) {
     subscribe: torture
     startingOffsets: earliest
     maxOffsetsPerTrigger: 500
-transform:
+%stransform:
 %ssink:
 %s    checkpointLocation: %s
 trigger:
   %s
-`, top, addr, transform, sink, c.chkPath(), trigger)
+`, top, addr, group, transform, sink, c.chkPath(), trigger)
 	p := filepath.Join(c.Dir, "pipeline-"+strings.Fields(trigger)[0]+".yaml")
 	return p, os.WriteFile(p, []byte(y), 0o644)
 }
@@ -280,41 +292,11 @@ func Run(ctx context.Context, c Config) (Result, error) {
 
 	// The producer writes throughout the kills, at a pace that spreads the
 	// records over them.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	prod, err := c.startProducer(ctx, addr, time.Duration(c.Kills)*(c.MinUp+c.MaxUp)/2)
 	if err != nil {
 		return Result{}, err
 	}
-	defer cl.Close()
-	pctx, stopProducer := context.WithCancel(ctx)
-	defer stopProducer()
-	var produced atomic.Int64
-	var perr error
-	var pwg sync.WaitGroup
-	pwg.Add(1)
-	go func() {
-		defer pwg.Done()
-		expected := time.Duration(c.Kills) * (c.MinUp + c.MaxUp) / 2
-		gap := expected / time.Duration(max(c.Records, 1))
-		for i := 0; i < c.Records; i++ {
-			rec := &kgo.Record{Topic: "torture", Key: []byte(fmt.Sprintf("k%d", i%97)), Value: []byte(fmt.Sprintf("id-%08d", i))}
-			if c.Pipeline == "window" {
-				rec.Key, rec.Value = windowRecord(i)
-			}
-			if err := cl.ProduceSync(pctx, rec).FirstErr(); err != nil {
-				perr = err
-				return
-			}
-			produced.Add(1)
-			if gap > 0 && i%50 == 0 {
-				select {
-				case <-time.After(50 * gap):
-				case <-pctx.Done():
-					perr = pctx.Err()
-					return
-				}
-			}
-		}
-	}()
+	defer prod.close()
 
 	res := Result{Pipeline: c.Pipeline}
 	for k := 0; k < c.Kills; k++ {
@@ -335,13 +317,13 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		cmd.Process.Signal(syscall.SIGKILL)
 		<-exited
 		res.Kills++
-		fmt.Fprintf(c.Out, "kill %d/%d after %s (produced so far: %d)\n", k+1, c.Kills, up.Round(time.Millisecond), produced.Load())
+		fmt.Fprintf(c.Out, "kill %d/%d after %s (produced so far: %d)\n", k+1, c.Kills, up.Round(time.Millisecond), prod.produced.Load())
 	}
-	pwg.Wait()
-	if perr != nil {
-		return res, fmt.Errorf("torture: producer: %w", perr)
+	produced, err := prod.wait()
+	if err != nil {
+		return res, err
 	}
-	res.Produced = int(produced.Load())
+	res.Produced = produced
 	res.Batches = c.committedBatches()
 	// Final run: drain everything that is there, then stop.
 	cmd := c.cmd(ctx, "run", drain, "--quiet", "--ui-addr", "off", "--log-level", "error")
@@ -365,22 +347,88 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	if c.Pipeline == "window" {
 		return res, checkWindows(&res, values)
 	}
+	res.Output, res.Distinct, res.Lost, res.Duplicated = countCopies(values, res.Produced)
+	return res, nil
+}
+
+// countCopies checks the "copy" pipeline's output values against the
+// produced ids id-00000000 … id-(produced−1).
+func countCopies(values []string, produced int) (output, distinct, lost, duplicated int) {
 	count := map[string]int{}
 	for _, v := range values {
 		count[v]++
 	}
-	res.Output = len(values)
-	res.Distinct = len(count)
-	for i := 0; i < res.Produced; i++ {
+	for i := 0; i < produced; i++ {
 		n := count[fmt.Sprintf("id-%08d", i)]
 		switch {
 		case n == 0:
-			res.Lost++
+			lost++
 		case n > 1:
-			res.Duplicated += n - 1
+			duplicated += n - 1
 		}
 	}
-	return res, nil
+	return len(values), len(count), lost, duplicated
+}
+
+// producer writes c.Records records to topic "torture" in the background.
+type producer struct {
+	cl       *kgo.Client
+	cancel   context.CancelFunc
+	produced atomic.Int64
+	err      error
+	done     chan struct{}
+}
+
+// startProducer starts writing c.Records records (record i has value
+// id-%08d, or the window pipeline's), pacing them over spread.
+func (c *Config) startProducer(ctx context.Context, addr string, spread time.Duration) (*producer, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	p := &producer{cl: cl, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		gap := spread / time.Duration(max(c.Records, 1))
+		for i := 0; i < c.Records; i++ {
+			rec := &kgo.Record{Topic: "torture", Key: []byte(fmt.Sprintf("k%d", i%97)), Value: []byte(fmt.Sprintf("id-%08d", i))}
+			if c.Pipeline == "window" {
+				rec.Key, rec.Value = windowRecord(i)
+			}
+			if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+				p.err = err
+				return
+			}
+			p.produced.Add(1)
+			if gap > 0 && i%50 == 0 {
+				select {
+				case <-time.After(50 * gap):
+				case <-ctx.Done():
+					p.err = ctx.Err()
+					return
+				}
+			}
+		}
+	}()
+	return p, nil
+}
+
+// wait waits for the producer to finish and returns how many records it
+// wrote.
+func (p *producer) wait() (int, error) {
+	<-p.done
+	if p.err != nil {
+		return int(p.produced.Load()), fmt.Errorf("torture: producer: %w", p.err)
+	}
+	return int(p.produced.Load()), nil
+}
+
+// close stops the producer and closes its client.
+func (p *producer) close() {
+	p.cancel()
+	<-p.done
+	p.cl.Close()
 }
 
 // OutputDir is where a file or Delta sink under torture writes when no

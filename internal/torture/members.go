@@ -1,0 +1,423 @@
+package torture
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// GroupName is the consumer group (source option sluice.group) of a
+// RunMembers torture.
+const GroupName = "torture"
+
+// MembersConfig is a torture of group mode: several `sluice run` members
+// of one pipeline (source option sluice.group) while a producer writes.
+type MembersConfig struct {
+	Config
+	// Members is how many members run from the start; 0 means 3.
+	Members int
+	// Partitions of the input and output topics; 0 means 12.
+	Partitions int
+	// ShutdownTimeout is the members' --shutdown-timeout and how long a
+	// graceful stop may take before it counts as failed; 0 means 20 s.
+	ShutdownTimeout time.Duration
+	// Settle bounds the wait, after the producer finished, for the
+	// group's committed offsets to reach the end of the input; 0 means
+	// 2 minutes.
+	Settle time.Duration
+}
+
+// MembersResult is what a group-mode torture did and found.
+type MembersResult struct {
+	// Members is how many member processes were started in all
+	// (restarts and the added member included); Peak the most that ran
+	// at once.
+	Members, Peak int
+	Kills         int
+	// Added is how many members joined a running group on top of the
+	// initial ones; Stopped how many were stopped with SIGTERM (the one
+	// in the middle of the run and all of them at the end), StopFailed
+	// how many of those did not exit 0 within ShutdownTimeout.
+	Added, Stopped, StopFailed int
+	// Rebalances counts the assignments observed after the first stable
+	// one: each time the group, polled every 100 ms, was Stable with a
+	// different member → partitions map than the last one seen. Two
+	// rebalances closer than the poll count once.
+	Rebalances int
+	Produced   int
+	// Output, Distinct, Lost and Duplicated are as in Result, by record.
+	Output, Distinct, Lost, Duplicated int
+}
+
+func (r MembersResult) String() string {
+	return fmt.Sprintf("members %d started (%d at most at once, %d added, %d stopped gracefully, %d of those failed), %d kills, %d rebalances; produced %d, output %d (%d distinct): %d lost, %d duplicated",
+		r.Members, r.Peak, r.Added, r.Stopped, r.StopFailed, r.Kills, r.Rebalances, r.Produced, r.Output, r.Distinct, r.Lost, r.Duplicated)
+}
+
+// OK reports exactly-once output and clean graceful stops.
+func (r MembersResult) OK() bool {
+	return r.Lost == 0 && r.Duplicated == 0 && r.Output == r.Produced && r.Produced > 0 && r.StopFailed == 0
+}
+
+// member is one running `sluice run` child.
+type member struct {
+	n      int // 1-based start order
+	stderr *tailBuffer
+	exited chan error
+	done   bool
+	cmd    *os.Process
+	pid    int
+}
+
+// RunMembers tortures group mode: it starts c.Members members of the copy
+// pipeline with sluice.group on a c.Partitions-partition topic while a
+// producer writes c.Records records, then, c.Kills times at random
+// moments (MinUp..MaxUp apart), SIGKILLs a random member and starts a new
+// one in its place. A third of the way through it adds a member; two
+// thirds of the way it stops one with SIGTERM (which must exit 0 within
+// ShutdownTimeout) and does not replace it. After the producer finished
+// it waits until the group's committed offsets reach the end of the
+// input, stops every member with SIGTERM, and checks the sink's committed
+// output (Kafka: read_committed) holds every record exactly once.
+func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
+	var res MembersResult
+	if c.Members <= 0 {
+		c.Members = 3
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = 12
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 20 * time.Second
+	}
+	if c.Settle <= 0 {
+		c.Settle = 2 * time.Minute
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	if c.MinUp <= 0 {
+		c.MinUp = 200 * time.Millisecond
+	}
+	if c.MaxUp <= c.MinUp {
+		c.MaxUp = c.MinUp + 1200*time.Millisecond
+	}
+	if c.Sink == "" {
+		c.Sink = "kafka"
+	}
+	switch c.Pipeline {
+	case "", "copy":
+		c.Pipeline = "copy"
+	default:
+		return res, fmt.Errorf("torture: pipeline %q: group mode is tortured with the copy pipeline only", c.Pipeline)
+	}
+	if c.Store != "" && c.Store != "local" {
+		return res, fmt.Errorf("torture: store %q: group mode is tortured on the local store only", c.Store)
+	}
+	c.group, c.partitions = GroupName, c.Partitions
+	r := rand.New(rand.NewPCG(c.Seed, c.Seed^0x6e0b))
+
+	addr, stopBroker, err := c.startBroker(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer stopBroker()
+	pipeline, err := c.pipeline(addr, "processingTime: 100 milliseconds")
+	if err != nil {
+		return res, err
+	}
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	rebalances, watchDone, err := watchGroup(watchCtx, addr, GroupName)
+	if err != nil {
+		stopWatch()
+		return res, err
+	}
+	defer func() { stopWatch(); <-watchDone }()
+
+	var live []*member
+	defer func() { // a failed run leaves nothing behind
+		for _, m := range live {
+			if !m.done {
+				m.cmd.Signal(syscall.SIGKILL)
+				<-m.exited
+			}
+		}
+	}()
+	start := func() error {
+		res.Members++
+		cmd := c.cmd(ctx, "run", pipeline, "--quiet", "--ui-addr", "off", "--log-level", "error",
+			"--shutdown-timeout", c.ShutdownTimeout.String())
+		m := &member{n: res.Members, stderr: &tailBuffer{max: 64 << 10}, exited: make(chan error, 1)}
+		cmd.Stderr = m.stderr
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		m.cmd, m.pid = cmd.Process, cmd.Process.Pid
+		go func() { m.exited <- cmd.Wait() }()
+		live = append(live, m)
+		res.Peak = max(res.Peak, len(live))
+		return nil
+	}
+	// checkAlive fails the run when a member exited on its own.
+	checkAlive := func() error {
+		for _, m := range live {
+			select {
+			case err := <-m.exited:
+				m.done = true
+				return fmt.Errorf("torture: member %d (pid %d) exited on its own: %v\n%s", m.n, m.pid, err, m.stderr)
+			default:
+			}
+		}
+		return nil
+	}
+	remove := func(m *member) { live = slices.DeleteFunc(live, func(x *member) bool { return x == m }) }
+	// stop sends SIGTERM and waits for exit 0 within the shutdown timeout
+	// (plus a margin for the process to start up and leave the group).
+	stop := func(m *member) {
+		res.Stopped++
+		began := time.Now()
+		m.cmd.Signal(syscall.SIGTERM)
+		select {
+		case err := <-m.exited:
+			m.done = true
+			if err != nil {
+				res.StopFailed++
+				fmt.Fprintf(c.Out, "member %d (pid %d): SIGTERM: %v\n%s\n", m.n, m.pid, err, m.stderr)
+			} else {
+				fmt.Fprintf(c.Out, "member %d (pid %d) stopped gracefully in %s\n", m.n, m.pid, time.Since(began).Round(time.Millisecond))
+			}
+		case <-time.After(c.ShutdownTimeout + 10*time.Second):
+			res.StopFailed++
+			m.cmd.Signal(syscall.SIGKILL)
+			<-m.exited
+			m.done = true
+			fmt.Fprintf(c.Out, "member %d (pid %d): still running %s after SIGTERM; killed\n", m.n, m.pid, time.Since(began).Round(time.Millisecond))
+		}
+		remove(m)
+	}
+
+	for range c.Members {
+		if err := start(); err != nil {
+			return res, err
+		}
+	}
+	fmt.Fprintf(c.Out, "%d members of group %s on %d partitions, sink %s\n", c.Members, GroupName, c.Partitions, c.Sink)
+	prod, err := c.startProducer(ctx, addr, time.Duration(c.Kills)*(c.MinUp+c.MaxUp)/2)
+	if err != nil {
+		return res, err
+	}
+	defer prod.close()
+
+	addAt, stopAt := c.Kills/3, 2*c.Kills/3
+	for k := 0; k < c.Kills; k++ {
+		up := c.MinUp + time.Duration(r.Int64N(int64(c.MaxUp-c.MinUp)))
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(up):
+		}
+		if err := checkAlive(); err != nil {
+			return res, err
+		}
+		if k == addAt {
+			if err := start(); err != nil {
+				return res, err
+			}
+			res.Added++
+			fmt.Fprintf(c.Out, "added member %d (pid %d): %d running\n", res.Members, live[len(live)-1].pid, len(live))
+		}
+		if k == stopAt && len(live) > 1 {
+			stop(live[r.IntN(len(live))])
+		}
+		victim := live[r.IntN(len(live))]
+		victim.cmd.Signal(syscall.SIGKILL)
+		<-victim.exited
+		victim.done = true
+		remove(victim)
+		res.Kills++
+		if err := start(); err != nil {
+			return res, err
+		}
+		fmt.Fprintf(c.Out, "kill %d/%d: member %d (pid %d) after %s, replaced by member %d (produced so far: %d, rebalances seen: %d)\n",
+			k+1, c.Kills, victim.n, victim.pid, up.Round(time.Millisecond), res.Members, prod.produced.Load(), rebalances.Load())
+	}
+	if res.Produced, err = prod.wait(); err != nil {
+		return res, err
+	}
+	fmt.Fprintf(c.Out, "producer done: %d records; waiting for the group to commit them all\n", res.Produced)
+	if err := waitCaughtUp(ctx, addr, GroupName, "torture", c.Settle, checkAlive); err != nil {
+		return res, err
+	}
+	for len(live) > 0 {
+		stop(live[0])
+	}
+	res.Rebalances = int(rebalances.Load())
+
+	var values []string
+	if c.Sink == "kafka" {
+		values, err = readCommitted(ctx, addr, "torture-out")
+	} else {
+		values, err = c.readOutput(ctx, addr)
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Output, res.Distinct, res.Lost, res.Duplicated = countCopies(values, res.Produced)
+	return res, nil
+}
+
+// watchGroup polls the group's description every 100 ms and counts the
+// stable assignments after the first one that differ from the previous.
+func watchGroup(ctx context.Context, addr, group string) (*atomic.Int64, <-chan struct{}, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return nil, nil, err
+	}
+	n := &atomic.Int64{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer cl.Close()
+		adm := kadm.NewClient(cl)
+		last := ""
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			dg, err := adm.DescribeGroups(ctx, group)
+			if err != nil {
+				continue
+			}
+			g, ok := dg[group]
+			if !ok || g.Err != nil || g.State != "Stable" || len(g.Members) == 0 {
+				continue
+			}
+			if a := assignmentKey(g); a != last {
+				if last != "" {
+					n.Add(1)
+				}
+				last = a
+			}
+		}
+	}()
+	return n, done, nil
+}
+
+// assignmentKey is a stable group's member → partitions map as text.
+func assignmentKey(g kadm.DescribedGroup) string {
+	var parts []string
+	for _, m := range g.Members {
+		c, ok := m.Assigned.AsConsumer()
+		if !ok {
+			continue
+		}
+		var ps []string
+		for _, t := range c.Topics {
+			for _, p := range t.Partitions {
+				ps = append(ps, fmt.Sprintf("%s/%d", t.Topic, p))
+			}
+		}
+		slices.Sort(ps)
+		parts = append(parts, m.MemberID+"="+strings.Join(ps, ","))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ";")
+}
+
+// waitCaughtUp waits until group has committed the end offset of every
+// partition of topic, failing after timeout or when alive reports a
+// member that exited on its own.
+func waitCaughtUp(ctx context.Context, addr, group, topic string, timeout time.Duration, alive func() error) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		if err := alive(); err != nil {
+			return err
+		}
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			var committed kadm.OffsetResponses
+			committed, err = adm.FetchOffsets(ctx, group)
+			if err == nil {
+				behind := 0
+				var lag int64
+				ends.Each(func(e kadm.ListedOffset) {
+					o, ok := committed.Lookup(e.Topic, e.Partition)
+					if e.Offset > 0 && (!ok || o.Err != nil || o.At < e.Offset) {
+						behind++
+						if ok && o.At >= 0 {
+							lag += e.Offset - o.At
+						} else {
+							lag += e.Offset
+						}
+					}
+				})
+				if behind == 0 {
+					return nil
+				}
+				last = fmt.Sprintf("%d partitions (%d records) not committed", behind, lag)
+			}
+		}
+		if err != nil {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("torture: the group did not commit the whole input within %s: %s", timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// tailBuffer keeps the last max bytes written to it; safe for concurrent
+// use.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
