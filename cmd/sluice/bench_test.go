@@ -153,3 +153,42 @@ func TestBenchFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTimingBenchScaleout runs `sluice bench --only scaleout` at a small
+// size: 1, 2 and 4 member processes (GOMAXPROCS=1 each) of a group-mode
+// query on a 16-partition topic. It checks the rows and that ratios are the
+// quotients of the rates, not the figures themselves (measured, not
+// asserted; see docs/benchmarks.md).
+func TestTimingBenchScaleout(t *testing.T) {
+	if os.Getenv("SLUICE_SERIAL_TESTS") != "1" {
+		t.Skip("heavy test: set SLUICE_SERIAL_TESTS=1 (CI runs these in a serial step)")
+	}
+	if !groupModeBuilt() {
+		t.Skip("this build has no group mode (kafka source option sluice.group)")
+	}
+	useTestBinaryAsSluice(t)
+	var stdout, stderr bytes.Buffer
+	code := realMain([]string{"bench", "--json", "--only", "scaleout", "--records", "400000", "--rounds", "1"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	var r bench.Result
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	s := r.Scaleout
+	if s == nil || s.Partitions != 16 || s.Records != 400000 || len(s.Rows) != 3 {
+		t.Fatalf("scaleout %+v", s)
+	}
+	for i, n := range []int{1, 2, 4} {
+		row := s.Rows[i]
+		if row.Members != n || row.RecordsPerSec <= 0 || row.WallRecordsPerSec <= 0 || !near(row.Ratio, row.RecordsPerSec/s.Rows[0].RecordsPerSec) ||
+			row.CommittedAtStable >= int64(s.Records) {
+			t.Errorf("row %d: %+v", i, row)
+		}
+	}
+	if len(r.Targets) != 1 || r.Targets[0].Name != "scale-out, 2 members vs 1" || r.Targets[0].Value != s.Rows[1].Ratio {
+		t.Errorf("targets %+v", r.Targets)
+	}
+	t.Logf("%s", stderr.String())
+}

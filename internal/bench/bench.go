@@ -57,6 +57,9 @@ type Result struct {
 	// Stateful is the windowed count per key against the stateless
 	// query (`--only stateful`).
 	Stateful *Stateful `json:"stateful,omitempty"`
+	// Scaleout is group mode with 1, 2 and 4 member processes
+	// (`--only scaleout`).
+	Scaleout *Scaleout `json:"scaleout,omitempty"`
 	Targets  []Target  `json:"targets,omitempty"`
 }
 
@@ -151,8 +154,15 @@ type Target struct {
 	Met    bool    `json:"met"`
 }
 
-// Parts lists the suite's measurements, in order.
+// Parts lists the suite's default measurements, in order.
 var Parts = []string{"throughput", "partitions", "latency", "cpu", "idle", "memory", "stateful"}
+
+// OptInParts are measurements that run only when --only names them:
+// "scaleout" starts up to four member processes of a group-mode query.
+var OptInParts = []string{"scaleout"}
+
+// AllParts is Parts and OptInParts.
+func AllParts() []string { return slices.Concat(Parts, OptInParts) }
 
 // Config is what to measure and how big.
 type Config struct {
@@ -200,8 +210,8 @@ type Config struct {
 // Validate checks the sizes and the measurement names.
 func (c *Config) Validate() error {
 	for _, p := range c.Only {
-		if !slices.Contains(Parts, p) {
-			return fmt.Errorf("%q is not a measurement (allowed: %s)", p, strings.Join(Parts, ", "))
+		if !slices.Contains(AllParts(), p) {
+			return fmt.Errorf("%q is not a measurement (allowed: %s)", p, strings.Join(AllParts(), ", "))
 		}
 	}
 	switch {
@@ -231,6 +241,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	want := map[string]bool{}
 	for _, p := range Parts {
 		want[p] = len(cfg.Only) == 0 || slices.Contains(cfg.Only, p)
+	}
+	for _, p := range OptInParts {
+		want[p] = slices.Contains(cfg.Only, p)
 	}
 	logf := cfg.Logf
 	b, err := broker.Start(ctx, broker.Config{Listen: "127.0.0.1:0", Logger: cfg.Logger,
@@ -328,6 +341,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 		res.Stateful = st
+	}
+	if want["scaleout"] {
+		so, err := scaleoutRounds(ctx, b, &cfg)
+		if err != nil {
+			return nil, err
+		}
+		res.Scaleout = so
 	}
 	res.Targets = Targets(res)
 	return res, nil

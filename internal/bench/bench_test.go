@@ -2,6 +2,7 @@ package bench
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -73,5 +74,39 @@ func TestTargetsAndTable(t *testing.T) {
 	// Every target appears in the table with its verdict.
 	if n := strings.Count(table, " yes") + strings.Count(table, " NO"); n != len(want) {
 		t.Errorf("table has %d verdicts, want %d:\n%s", n, len(want), table)
+	}
+}
+
+// TestScaleoutTargetAndTable checks the scale-out target (2 members over
+// 1) and its rows, and that the measurement runs only when named.
+func TestScaleoutTargetAndTable(t *testing.T) {
+	for _, tc := range []struct {
+		ratio2 float64
+		met    bool
+	}{{1.8, true}, {1.79, false}} {
+		r := &Result{RecordBytes: 200, Scaleout: &Scaleout{Records: 1000, Partitions: 16, Target: TargetScaleout2, Rows: []ScaleoutRow{
+			{Members: 1, RecordsPerSec: 100, Ratio: 1}, {Members: 2, RecordsPerSec: 100 * tc.ratio2, Ratio: tc.ratio2},
+			{Members: 4, RecordsPerSec: 250, Ratio: 2.5, StableAfterMs: 1234}}}}
+		got := Targets(r)
+		if len(got) != 1 || got[0].Name != "scale-out, 2 members vs 1" || got[0].Met != tc.met || got[0].Value != tc.ratio2 {
+			t.Errorf("ratio %.2f: targets %+v, want met=%v", tc.ratio2, got, tc.met)
+		}
+		table := Table(r).Text()
+		for _, s := range []string{"scale-out: 1 member(s), GOMAXPROCS=1", "scale-out: 2 member(s)", "scale-out: 4 member(s)", "stable after 1234 ms", "1 member 100/s", "2.50"} {
+			if !strings.Contains(table, s) {
+				t.Errorf("table lacks %q:\n%s", s, table)
+			}
+		}
+		if n := strings.Count(table, " yes") + strings.Count(table, " NO"); n != 1 {
+			t.Errorf("table has %d verdicts, want 1:\n%s", n, table)
+		}
+	}
+	c := Config{Records: 1, Partitions: 1, ManyPartitions: 1, Rounds: 1, MemoryRecords: 1, MemoryRecordBytes: 1,
+		MemoryBudget: 1, Command: func(a ...string) *exec.Cmd { return exec.Command("sluice", a...) }, Only: []string{"scaleout"}}
+	if err := c.Validate(); err != nil {
+		t.Errorf("--only scaleout: %v", err)
+	}
+	if slices.Contains(Parts, "scaleout") {
+		t.Error("scaleout is in the default set: `sluice bench` would start member processes unasked")
 	}
 }

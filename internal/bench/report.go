@@ -33,6 +33,9 @@ const (
 	// TargetStateful: a 10-second window count per key (10,000 keys) over
 	// the stateless seed query on the same records (issue 12).
 	TargetStateful = 0.5
+	// TargetScaleout2: group mode's records/s with 2 member processes
+	// (one core each) over 1 member's (issue 13).
+	TargetScaleout2 = 1.8
 )
 
 // Targets compares the figures with the project's targets.
@@ -67,6 +70,13 @@ func Targets(r *Result) []Target {
 	}
 	if s := r.Stateful; s != nil {
 		t = append(t, Target{"stateful window count vs stateless query", s.Ratio, fmt.Sprintf("≥ %.1f", TargetStateful), s.Ratio >= TargetStateful})
+	}
+	if s := r.Scaleout; s != nil {
+		for _, row := range s.Rows {
+			if row.Members == 2 {
+				t = append(t, Target{"scale-out, 2 members vs 1", row.Ratio, fmt.Sprintf("≥ %.1f", s.Target), row.Ratio >= s.Target})
+			}
+		}
 	}
 	return t
 }
@@ -146,6 +156,18 @@ func Table(r *Result) *report.Table {
 			fmt.Sprintf("stateful: %s-window count per key (%s keys, watermark %s, append → noop; %d batches, peak state %s rows, %s)",
 				s.Window, report.Number(int64(s.Keys)), s.Watermark, s.Batches, report.Number(s.PeakStateRows), report.Bytes(s.PeakStateBytes)),
 			rate(s.StatefulRecordsPerSec), "stateless "+rate(s.StatelessRecordsPerSec), report.Float(s.Ratio, 3))
+	}
+	if s := r.Scaleout; s != nil && len(s.Rows) > 0 {
+		one := s.Rows[0]
+		for _, sr := range s.Rows {
+			name := ""
+			if sr.Members == 2 {
+				name = "scale-out, 2 members vs 1"
+			}
+			row(name, fmt.Sprintf("scale-out: %d member(s), GOMAXPROCS=1 each (%s × %d B, %d partitions; stable after %d ms; %s from the start)",
+				sr.Members, report.Number(int64(s.Records)), r.RecordBytes, s.Partitions, sr.StableAfterMs, rate(sr.WallRecordsPerSec)),
+				rate(sr.RecordsPerSec), fmt.Sprintf("%d member %s", one.Members, rate(one.RecordsPerSec)), report.Float(sr.Ratio, 2))
+		}
 	}
 	return t
 }
