@@ -24,14 +24,15 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	sinks := fs.String("sink", "parquet,delta,kafka", "sinks to torture, comma-separated ("+strings.Join(torture.Sinks, ", ")+")")
 	pipelines := fs.String("pipeline", "copy,window", "pipelines to torture, comma-separated: copy (every record once) or window (a windowed count with a watermark in append mode: every window once, with its exact count)")
 	store := fs.String("store", "local", "where the output and the checkpoint live: "+strings.Join(torture.Stores, ", ")+" (azurite needs SLUICE_AZURITE_DIR or azurite-blob on PATH; s3 runs an in-process emulator)")
-	kills := fs.Int("kills", 50, "SIGKILLs per sink")
+	kills := fs.Int("kills", 50, "SIGKILLs per sink (with --members: 30)")
 	records := fs.Int("records", 20000, "records produced per sink while killing")
-	minUp := fs.Duration("min-up", 200*time.Millisecond, "shortest run before a kill")
-	maxUp := fs.Duration("max-up", 1500*time.Millisecond, "longest run before a kill")
+	minUp := fs.Duration("min-up", 200*time.Millisecond, "shortest run before a kill (with --members: 3s, the time between kills)")
+	maxUp := fs.Duration("max-up", 1500*time.Millisecond, "longest run before a kill (with --members: 9s)")
 	seed := fs.Uint64("seed", 0, "random seed of the kill timing (0 = a new one, printed)")
 	dir := fs.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
 	members := fs.Int("members", 0, "group mode: run this many members (sluice run children) of one pipeline (source option sluice.group) on a --partitions topic; SIGKILL a random member at each kill and start a new one, add a member a third of the way through, stop one with SIGTERM two thirds of the way; the copy pipeline into the Kafka sink unless --sink says otherwise")
 	partitions := fs.Int("partitions", 12, "with --members: partitions of the input and output topics")
+	names := fs.String("member-names", torture.NamesSlot, "with --members: slot (a killed member restarts under its name, sluice.group.member, as a StatefulSet pod or a restarted container) or fresh (every process gets the default HOSTNAME-PID, as a Deployment's replacement pod)")
 	vac := fs.Bool("vacuum", false, "after the check, vacuum a file or Delta sink's output (the query has stopped: zero retention) and count what a plain glob reads (local store only)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -41,8 +42,13 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *members < 0 {
 		return &exitError{code: 2, err: fmt.Errorf("--members %d: must be at least 1 (or 0 for one process)", *members)}
 	}
-	if set["partitions"] && *members == 0 {
-		return &exitError{code: 2, err: errors.New("--partitions is only used with --members")}
+	for _, name := range []string{"partitions", "member-names"} {
+		if set[name] && *members == 0 {
+			return &exitError{code: 2, err: fmt.Errorf("--%s is only used with --members", name)}
+		}
+	}
+	if *names != torture.NamesSlot && *names != torture.NamesFresh {
+		return &exitError{code: 2, err: fmt.Errorf("--member-names %q: allowed: %s, %s", *names, torture.NamesSlot, torture.NamesFresh)}
 	}
 	if *members > 0 {
 		for _, name := range []string{"vacuum", "store"} {
@@ -60,6 +66,15 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if set["sink"] {
 			sk = *sinks
 		}
+		if !set["min-up"] {
+			*minUp = torture.DefaultMemberMinUp
+		}
+		if !set["max-up"] {
+			*maxUp = torture.DefaultMemberMaxUp
+		}
+		if !set["kills"] {
+			*kills = 30
+		}
 		if *seed == 0 {
 			*seed = uint64(time.Now().UnixNano())
 		}
@@ -69,7 +84,7 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		failed := 0
 		for _, one := range strings.Split(sk, ",") {
-			if err := tortureMembers(ctx, stdout, self, strings.TrimSpace(one), *members, *partitions,
+			if err := tortureMembers(ctx, stdout, self, strings.TrimSpace(one), *members, *partitions, *names,
 				tortureFlags{kills: *kills, records: *records, minUp: *minUp, maxUp: *maxUp, seed: *seed, dir: *dir}, &failed); err != nil {
 				return err
 			}
@@ -184,7 +199,7 @@ func tortureOne(ctx context.Context, stdout io.Writer, self, pl, sk string, f to
 
 // tortureMembers runs the group-mode torture into one sink and prints its
 // verdict, counting a failed check in failed.
-func tortureMembers(ctx context.Context, stdout io.Writer, self, sk string, members, partitions int, f tortureFlags, failed *int) error {
+func tortureMembers(ctx context.Context, stdout io.Writer, self, sk string, members, partitions int, names string, f tortureFlags, failed *int) error {
 	work := f.dir
 	if work == "" {
 		var err error
@@ -198,14 +213,14 @@ func tortureMembers(ctx context.Context, stdout io.Writer, self, sk string, memb
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "== group mode: %d members into %s, %d partitions: %d kills, %d records, seed %d\n", members, sk, partitions, f.kills, f.records, f.seed)
+	fmt.Fprintf(stdout, "== group mode: %d members into %s, %d partitions, %s member names: %d kills, %d records, seed %d\n", members, sk, partitions, names, f.kills, f.records, f.seed)
 	start := time.Now()
 	res, err := torture.RunMembers(ctx, torture.MembersConfig{
 		Config: torture.Config{
 			Command: func(ctx context.Context, args ...string) *exec.Cmd { return exec.CommandContext(ctx, self, args...) },
 			Sink:    sk, Kills: f.kills, Records: f.records, MinUp: f.minUp, MaxUp: f.maxUp, Dir: work, Seed: f.seed, Out: stdout,
 		},
-		Members: members, Partitions: partitions,
+		Members: members, Partitions: partitions, Names: names,
 	})
 	if err != nil {
 		return fmt.Errorf("group mode into %s: %w", sk, err)

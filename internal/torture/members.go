@@ -22,6 +22,25 @@ import (
 // RunMembers torture.
 const GroupName = "torture"
 
+// MemberEnv is the environment variable that names a member
+// (sluice.group.member) in the torture's pipeline file.
+const MemberEnv = "SLUICE_TORTURE_MEMBER"
+
+// Member naming of MembersConfig.Names.
+const (
+	NamesSlot  = "slot"
+	NamesFresh = "fresh"
+)
+
+// DefaultMemberMinUp and DefaultMemberMaxUp bound the time between kills
+// of a group-mode torture: a killed member's partitions move after the
+// session timeout (6 s), so kills closer than that keep the group in one
+// long rebalance.
+const (
+	DefaultMemberMinUp = 3 * time.Second
+	DefaultMemberMaxUp = 9 * time.Second
+)
+
 // MembersConfig is a torture of group mode: several `sluice run` members
 // of one pipeline (source option sluice.group) while a producer writes.
 type MembersConfig struct {
@@ -33,6 +52,13 @@ type MembersConfig struct {
 	// ShutdownTimeout is the members' --shutdown-timeout and how long a
 	// graceful stop may take before it counts as failed; 0 means 20 s.
 	ShutdownTimeout time.Duration
+	// Names is how restarted members are named (sluice.group.member):
+	// NamesSlot (default) restarts a killed member under its name, as a
+	// StatefulSet pod or a container restarted in its pod (PID 1 keeps
+	// the default HOSTNAME-PID) would; NamesFresh leaves the option unset
+	// and every process has a new HOSTNAME-PID name, as a replacement pod
+	// of a Deployment has.
+	Names string
 	// Settle bounds the wait, after the producer finished, for the
 	// group's committed offsets to reach the end of the input; 0 means
 	// 2 minutes.
@@ -73,7 +99,7 @@ func (r MembersResult) OK() bool {
 
 // member is one running `sluice run` child.
 type member struct {
-	n      int // 1-based start order
+	name   string // sluice.group.member: its slot, kept across restarts
 	stderr *tailBuffer
 	exited chan error
 	done   bool
@@ -112,10 +138,10 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 		c.Out = io.Discard
 	}
 	if c.MinUp <= 0 {
-		c.MinUp = 200 * time.Millisecond
+		c.MinUp = DefaultMemberMinUp
 	}
 	if c.MaxUp <= c.MinUp {
-		c.MaxUp = c.MinUp + 1200*time.Millisecond
+		c.MaxUp = c.MinUp + (DefaultMemberMaxUp - DefaultMemberMinUp)
 	}
 	if c.Sink == "" {
 		c.Sink = "kafka"
@@ -128,6 +154,14 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 	}
 	if c.Store != "" && c.Store != "local" {
 		return res, fmt.Errorf("torture: store %q: group mode is tortured on the local store only", c.Store)
+	}
+	switch c.Names {
+	case "", NamesSlot:
+		c.Names = NamesSlot
+	case NamesFresh:
+		c.freshNames = true
+	default:
+		return res, fmt.Errorf("torture: member names %q (allowed: %s, %s)", c.Names, NamesSlot, NamesFresh)
 	}
 	c.group, c.partitions = GroupName, c.Partitions
 	r := rand.New(rand.NewPCG(c.Seed, c.Seed^0x6e0b))
@@ -159,11 +193,20 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 			}
 		}
 	}()
-	start := func() error {
+	slots := 0
+	start := func(name string) error {
+		if name == "" {
+			slots++
+			name = fmt.Sprintf("member-%d", slots)
+		}
 		res.Members++
 		cmd := c.cmd(ctx, "run", pipeline, "--quiet", "--ui-addr", "off", "--log-level", "error",
 			"--shutdown-timeout", c.ShutdownTimeout.String())
-		m := &member{n: res.Members, stderr: &tailBuffer{max: 64 << 10}, exited: make(chan error, 1)}
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, MemberEnv+"="+name)
+		m := &member{name: name, stderr: &tailBuffer{max: 64 << 10}, exited: make(chan error, 1)}
 		cmd.Stderr = m.stderr
 		if err := cmd.Start(); err != nil {
 			return err
@@ -180,7 +223,7 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 			select {
 			case err := <-m.exited:
 				m.done = true
-				return fmt.Errorf("torture: member %d (pid %d) exited on its own: %v\n%s", m.n, m.pid, err, m.stderr)
+				return fmt.Errorf("torture: %s (pid %d) exited on its own: %v\n%s", m.name, m.pid, err, m.stderr)
 			default:
 			}
 		}
@@ -198,26 +241,26 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 			m.done = true
 			if err != nil {
 				res.StopFailed++
-				fmt.Fprintf(c.Out, "member %d (pid %d): SIGTERM: %v\n%s\n", m.n, m.pid, err, m.stderr)
+				fmt.Fprintf(c.Out, "%s (pid %d): SIGTERM: %v\n%s\n", m.name, m.pid, err, m.stderr)
 			} else {
-				fmt.Fprintf(c.Out, "member %d (pid %d) stopped gracefully in %s\n", m.n, m.pid, time.Since(began).Round(time.Millisecond))
+				fmt.Fprintf(c.Out, "%s (pid %d) stopped gracefully in %s\n", m.name, m.pid, time.Since(began).Round(time.Millisecond))
 			}
 		case <-time.After(c.ShutdownTimeout + 10*time.Second):
 			res.StopFailed++
 			m.cmd.Signal(syscall.SIGKILL)
 			<-m.exited
 			m.done = true
-			fmt.Fprintf(c.Out, "member %d (pid %d): still running %s after SIGTERM; killed\n", m.n, m.pid, time.Since(began).Round(time.Millisecond))
+			fmt.Fprintf(c.Out, "%s (pid %d): still running %s after SIGTERM; killed\n%s\n", m.name, m.pid, time.Since(began).Round(time.Millisecond), m.stderr)
 		}
 		remove(m)
 	}
 
 	for range c.Members {
-		if err := start(); err != nil {
+		if err := start(""); err != nil {
 			return res, err
 		}
 	}
-	fmt.Fprintf(c.Out, "%d members of group %s on %d partitions, sink %s\n", c.Members, GroupName, c.Partitions, c.Sink)
+	fmt.Fprintf(c.Out, "%d members of group %s on %d partitions, sink %s, %s member names\n", c.Members, GroupName, c.Partitions, c.Sink, c.Names)
 	prod, err := c.startProducer(ctx, addr, time.Duration(c.Kills)*(c.MinUp+c.MaxUp)/2)
 	if err != nil {
 		return res, err
@@ -236,11 +279,12 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 			return res, err
 		}
 		if k == addAt {
-			if err := start(); err != nil {
+			if err := start(""); err != nil {
 				return res, err
 			}
 			res.Added++
-			fmt.Fprintf(c.Out, "added member %d (pid %d): %d running\n", res.Members, live[len(live)-1].pid, len(live))
+			m := live[len(live)-1]
+			fmt.Fprintf(c.Out, "added %s (pid %d): %d running\n", m.name, m.pid, len(live))
 		}
 		if k == stopAt && len(live) > 1 {
 			stop(live[r.IntN(len(live))])
@@ -251,11 +295,11 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 		victim.done = true
 		remove(victim)
 		res.Kills++
-		if err := start(); err != nil {
+		if err := start(victim.name); err != nil {
 			return res, err
 		}
-		fmt.Fprintf(c.Out, "kill %d/%d: member %d (pid %d) after %s, replaced by member %d (produced so far: %d, rebalances seen: %d)\n",
-			k+1, c.Kills, victim.n, victim.pid, up.Round(time.Millisecond), res.Members, prod.produced.Load(), rebalances.Load())
+		fmt.Fprintf(c.Out, "kill %d/%d: %s (pid %d) after %s, restarted as pid %d (produced so far: %d, rebalances seen: %d)\n",
+			k+1, c.Kills, victim.name, victim.pid, up.Round(time.Millisecond), live[len(live)-1].pid, prod.produced.Load(), rebalances.Load())
 	}
 	if res.Produced, err = prod.wait(); err != nil {
 		return res, err

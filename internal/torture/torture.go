@@ -86,6 +86,8 @@ type Config struct {
 	group string
 	// partitions of the input and output topics; 0 means 4.
 	partitions int
+	// freshNames leaves sluice.group.member unset (MembersConfig.Names).
+	freshNames bool
 }
 
 // Result is what the final check found.
@@ -215,7 +217,28 @@ func (c *Config) pipeline(addr, trigger string) (string, error) {
 	}
 	group := ""
 	if c.group != "" {
-		group = fmt.Sprintf("    sluice.group: %s\n", c.group)
+		// One file for every member, as a Deployment's ConfigMap. With
+		// slot names the member name comes from the environment (a pod
+		// name), so that a member restarted in its slot fences its
+		// killed incarnation's open transaction at once; with fresh
+		// names it is the default HOSTNAME-PID. Kafka's group timeouts are shortened
+		// (the broker's minimum session timeout is 6 s) so that a
+		// killed member's partitions move within seconds.
+		group = fmt.Sprintf(`    sluice.group: %s
+    kafka.session.timeout.ms: 6000
+    kafka.heartbeat.interval.ms: 500
+    kafka.rebalance.timeout.ms: 10000
+`, c.group)
+		if !c.freshNames {
+			group += fmt.Sprintf("    sluice.group.member: ${%s}\n", MemberEnv)
+		}
+		if c.Sink == "kafka" {
+			// A killed member's open transaction holds back
+			// read_committed readers and the partition's next owner
+			// until the broker aborts it (unless a restart under the
+			// same name fences it first).
+			sink += "    kafka.transaction.timeout.ms: 10000\n"
+		}
 	}
 	y := fmt.Sprintf(`name: torture
 %ssource:
