@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -54,6 +55,23 @@ type ScaleoutRow struct {
 	// CommittedAtStable how many records were committed by then.
 	StableAfterMs     int64 `json:"stable_after_ms"`
 	CommittedAtStable int64 `json:"committed_at_stable"`
+	// MembersCPUSec is the user + system CPU of the member processes over
+	// their whole lives; BrokerCPUSec that of this process (the embedded
+	// broker serving them, and the 50 ms polls of the group) from the
+	// start of the members to their exit. Over WallSec they say which
+	// side used the cores.
+	MembersCPUSec float64 `json:"members_cpu_sec"`
+	BrokerCPUSec  float64 `json:"broker_cpu_sec"`
+	WallSec       float64 `json:"wall_sec"`
+}
+
+// selfCPU is this process's user + system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // scaleoutRounds preloads the scale-out topic and runs every group size
@@ -79,8 +97,8 @@ func scaleoutRounds(ctx context.Context, b *broker.Broker, cfg *Config) (*Scaleo
 			if err != nil {
 				return nil, fmt.Errorf("scale-out with %d members: %w", n, err)
 			}
-			cfg.Logf("scale-out round %d, %d member(s): %.0f rec/s once stable (after %d ms, %d records committed by then), %.0f rec/s from the start",
-				r+1, n, row.RecordsPerSec, row.StableAfterMs, row.CommittedAtStable, row.WallRecordsPerSec)
+			cfg.Logf("scale-out round %d, %d member(s): %.0f rec/s once stable (after %d ms, %d records committed by then), %.0f rec/s from the start; CPU over %.1f s: members %.1f s, broker (bench process) %.1f s",
+				r+1, n, row.RecordsPerSec, row.StableAfterMs, row.CommittedAtStable, row.WallRecordsPerSec, row.WallSec, row.MembersCPUSec, row.BrokerCPUSec)
 			runs[n] = append(runs[n], row)
 		}
 	}
@@ -157,7 +175,7 @@ func scaleoutRun(ctx context.Context, addr, topic string, n, round int, cfg *Con
 			_ = pr.Stop()
 		}
 	}()
-	start := time.Now()
+	start, cpu0 := time.Now(), selfCPU()
 	for range n {
 		pr, err := runner.Start(ctx, p, "")
 		if err != nil {
@@ -210,8 +228,11 @@ func scaleoutRun(ctx context.Context, addr, topic string, n, round int, cfg *Con
 		if err := pr.Stop(); err != nil {
 			return row, fmt.Errorf("stop a member: %w", err)
 		}
+		row.MembersCPUSec += pr.CPUTime().Seconds()
 	}
 	procs = nil
+	row.BrokerCPUSec = (selfCPU() - cpu0).Seconds()
+	row.WallSec = time.Since(start).Seconds()
 	return row, nil
 }
 
