@@ -226,10 +226,18 @@ func tortureMembers(ctx context.Context, stdout io.Writer, self, sk string, memb
 		return fmt.Errorf("group mode into %s: %w", sk, err)
 	}
 	verdict := "EXACTLY ONCE"
+	switch {
+	case !res.ExactlyOnce():
+		verdict = "FAILED: not exactly once"
+	case res.Crashes > 0 || res.StopFailed > 0:
+		verdict = fmt.Sprintf("FAILED: exactly once, but %d member(s) exited on their own and %d graceful stop(s) failed", res.Crashes, res.StopFailed)
+	}
 	if !res.OK() {
-		verdict = "FAILED"
 		*failed++
 	}
 	fmt.Fprintf(stdout, "group mode into %s: %s — %s (%s)\n", sk, res, verdict, time.Since(start).Round(time.Second))
+	for _, e := range res.CrashErrors {
+		fmt.Fprintf(stdout, "  crash: %s\n", e)
+	}
 	return nil
 }

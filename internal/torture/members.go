@@ -82,19 +82,35 @@ type MembersResult struct {
 	// different member → partitions map than the last one seen. Two
 	// rebalances closer than the poll count once.
 	Rebalances int
-	Produced   int
+	// Crashes counts members that exited on their own (each was started
+	// again under its name); CrashErrors has the last line each logged.
+	Crashes     int
+	CrashErrors []string
+	Produced    int
 	// Output, Distinct, Lost and Duplicated are as in Result, by record.
 	Output, Distinct, Lost, Duplicated int
 }
 
 func (r MembersResult) String() string {
-	return fmt.Sprintf("members %d started (%d at most at once, %d added, %d stopped gracefully, %d of those failed), %d kills, %d rebalances; produced %d, output %d (%d distinct): %d lost, %d duplicated",
-		r.Members, r.Peak, r.Added, r.Stopped, r.StopFailed, r.Kills, r.Rebalances, r.Produced, r.Output, r.Distinct, r.Lost, r.Duplicated)
+	return fmt.Sprintf("members %d started (%d at most at once, %d added, %d stopped gracefully, %d of those failed), %d kills, %d crashes, %d rebalances; produced %d, output %d (%d distinct): %d lost, %d duplicated",
+		r.Members, r.Peak, r.Added, r.Stopped, r.StopFailed, r.Kills, r.Crashes, r.Rebalances, r.Produced, r.Output, r.Distinct, r.Lost, r.Duplicated)
 }
 
-// OK reports exactly-once output and clean graceful stops.
+// ExactlyOnce reports that the output holds every produced record once.
+func (r MembersResult) ExactlyOnce() bool {
+	return r.Lost == 0 && r.Duplicated == 0 && r.Output == r.Produced && r.Produced > 0
+}
+
+// OK reports exactly-once output, clean graceful stops and no member
+// that exited on its own.
 func (r MembersResult) OK() bool {
-	return r.Lost == 0 && r.Duplicated == 0 && r.Output == r.Produced && r.Produced > 0 && r.StopFailed == 0
+	return r.ExactlyOnce() && r.StopFailed == 0 && r.Crashes == 0
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // member is one running `sluice run` child.
@@ -217,13 +233,23 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 		res.Peak = max(res.Peak, len(live))
 		return nil
 	}
-	// checkAlive fails the run when a member exited on its own.
-	checkAlive := func() error {
-		for _, m := range live {
+	// checkAlive restarts, under the same name, every member that exited
+	// on its own (as a container platform would) and counts it as a
+	// crash with the last line it logged.
+	var checkAlive func() error
+	checkAlive = func() error {
+		for _, m := range slices.Clone(live) {
 			select {
 			case err := <-m.exited:
 				m.done = true
-				return fmt.Errorf("torture: %s (pid %d) exited on its own: %v\n%s", m.name, m.pid, err, m.stderr)
+				res.Crashes++
+				why := lastLine(m.stderr.String())
+				res.CrashErrors = append(res.CrashErrors, fmt.Sprintf("%s (pid %d): %v: %s", m.name, m.pid, err, why))
+				fmt.Fprintf(c.Out, "CRASH: %s (pid %d) exited on its own (%v): %s\n", m.name, m.pid, err, why)
+				live = slices.DeleteFunc(live, func(x *member) bool { return x == m })
+				if err := start(m.name); err != nil {
+					return err
+				}
 			default:
 			}
 		}

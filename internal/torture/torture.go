@@ -237,7 +237,7 @@ func (c *Config) pipeline(addr, trigger string) (string, error) {
 			// read_committed readers and the partition's next owner
 			// until the broker aborts it (unless a restart under the
 			// same name fences it first).
-			sink += "    kafka.transaction.timeout.ms: 10000\n"
+			sink += "    kafka.transaction.timeout.ms: 30000\n"
 		}
 	}
 	y := fmt.Sprintf(`name: torture
