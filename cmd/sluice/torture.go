@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -90,7 +91,7 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}
 		if failed > 0 {
-			return &exitError{code: 1, err: fmt.Errorf("%d group-mode run(s) lost or duplicated output or failed a graceful stop", failed)}
+			return &exitError{code: 1, err: fmt.Errorf("%d group-mode run(s) failed: records lost or duplicated, members that exited on their own, or graceful stops that did not exit 0", failed)}
 		}
 		return nil
 	}
@@ -197,6 +198,8 @@ func tortureOne(ctx context.Context, stdout io.Writer, self, pl, sk string, f to
 	return nil
 }
 
+var pidRE = regexp.MustCompile(`\(pid \d+\)`)
+
 // tortureMembers runs the group-mode torture into one sink and prints its
 // verdict, counting a failed check in failed.
 func tortureMembers(ctx context.Context, stdout io.Writer, self, sk string, members, partitions int, names string, f tortureFlags, failed *int) error {
@@ -236,8 +239,19 @@ func tortureMembers(ctx context.Context, stdout io.Writer, self, sk string, memb
 		*failed++
 	}
 	fmt.Fprintf(stdout, "group mode into %s: %s — %s (%s)\n", sk, res, verdict, time.Since(start).Round(time.Second))
+	// The same failure repeats when a member crash-loops: each message
+	// once, with how often it came (the pid left out).
+	seen := map[string]int{}
+	var order []string
 	for _, e := range res.CrashErrors {
-		fmt.Fprintf(stdout, "  crash: %s\n", e)
+		key := pidRE.ReplaceAllString(e, "(pid …)")
+		if seen[key] == 0 {
+			order = append(order, key)
+		}
+		seen[key]++
+	}
+	for _, e := range order {
+		fmt.Fprintf(stdout, "  crash ×%d: %s\n", seen[e], e)
 	}
 	return nil
 }
