@@ -388,6 +388,14 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 	if err != nil {
 		return nil, err
 	}
+	group, member := groupOf(p.source.Name, p.sourceVals)
+	if group != "" {
+		if err := checkGroupSink(group, p.sink.Name, p.deadLetter != nil); err != nil {
+			return nil, err
+		}
+		chk = memberCheckpoint(chk, member)
+		log.Info("group mode: this process is one member of the query", "group", group, "member", member, "checkpoint", chk)
+	}
 	cp, err := checkpoint.Open(chk, checkpoint.WithResolver(res))
 	if err != nil {
 		return nil, res.Scrub(err)
@@ -441,6 +449,11 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 	}
 	src, err := p.source.Open(p.sourceVals, source.Env{State: srcState, Storage: res, Logger: log, Conf: maps.Clone(s.conf)})
 	if err != nil {
+		return nil, res.Scrub(err)
+	}
+	if err := wireGroup(src, sk); err != nil {
+		src.Close()
+		sk.Close()
 		return nil, res.Scrub(err)
 	}
 	var monOpts []monitor.Option
