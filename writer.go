@@ -395,6 +395,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 		}
 		chk = memberCheckpoint(chk, member)
 		log.Info("group mode: this process is one member of the query", "group", group, "member", member, "checkpoint", chk)
+
 	}
 	cp, err := checkpoint.Open(chk, checkpoint.WithResolver(res))
 	if err != nil {
@@ -457,10 +458,10 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 		return nil, res.Scrub(err)
 	}
 	var monOpts []monitor.Option
-	if s.metErr != nil {
-		log.Warn("metrics disabled", "err", s.metErr)
+	if met, err := s.queryMetrics(member); err != nil {
+		log.Warn("metrics disabled", "err", err)
 	} else {
-		monOpts = append(monOpts, monitor.WithMetrics(s.metrics))
+		monOpts = append(monOpts, monitor.WithMetrics(met))
 	}
 	mon := monitor.New(monOpts...)
 	for _, l := range w.listeners {

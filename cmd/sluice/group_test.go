@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/broker/brokertest"
+	"github.com/sluice-stream/sluice/internal/queryrun"
 )
 
 // Group mode's acceptance test: three `sluice run` processes on one
@@ -73,10 +74,11 @@ sink:
 }
 
 // groupMember starts this test binary as `sluice run PIPELINE`.
-func groupMember(t *testing.T, pipeline string) (*exec.Cmd, *syncBuffer) {
+func groupMember(t *testing.T, pipeline, progressFile string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN_ARGS="+strings.Join([]string{"run", pipeline, "--ui-addr", "off", "--log-level", "info", "--shutdown-timeout", "20s"}, "\x1f"))
+	cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN_ARGS="+strings.Join([]string{"run", pipeline, "--ui-addr", "off", "--log-level", "info",
+		"--shutdown-timeout", "20s", "--progress-file", progressFile}, "\x1f"))
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -265,9 +267,11 @@ func TestGroupModeThreeMembersKillOneExactlyOnce(t *testing.T) {
 	pipeline := groupPipeline(t, addr)
 	var cmds []*exec.Cmd
 	var outs []*syncBuffer
-	for range 3 {
-		cmd, out := groupMember(t, pipeline)
-		cmds, outs = append(cmds, cmd), append(outs, out)
+	var progressFiles []string
+	for i := range 3 {
+		pf := filepath.Join(t.TempDir(), fmt.Sprintf("progress-%d.jsonl", i))
+		cmd, out := groupMember(t, pipeline, pf)
+		cmds, outs, progressFiles = append(cmds, cmd), append(outs, out), append(progressFiles, pf)
 	}
 	own := waitOwnership(t, adm, 3, 60*time.Second, outs...)
 	t.Logf("three members: %v", own)
@@ -333,6 +337,30 @@ func TestGroupModeThreeMembersKillOneExactlyOnce(t *testing.T) {
 		}
 		if err := cmd.Wait(); err != nil {
 			t.Errorf("member %d after SIGTERM: %v\n%s", i+1, err, outs[i+1].String())
+		}
+	}
+
+	// The survivors' progress names the group, the member and the
+	// partitions it owned; Spark's fields are there as ever. (The killed
+	// member's file may have lost its buffered tail.)
+	for i, pf := range progressFiles[1:] {
+		reports, err := queryrun.ReadProgress(pf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var batches int
+		for _, p := range reports {
+			if p.Sluice == nil || p.Sluice.Group == nil || p.NumInputRows == 0 {
+				continue
+			}
+			g := p.Sluice.Group
+			if g.Group != groupName || g.Member == "" || !strings.HasPrefix(g.MemberID, "sluice-") || len(g.Partitions) == 0 || p.ID == "" || len(p.Sources) != 1 {
+				t.Errorf("member %d: progress of batch %d: group %+v, id %q, %d sources", i, p.BatchID, g, p.ID, len(p.Sources))
+			}
+			batches++
+		}
+		if batches == 0 {
+			t.Errorf("member %d: no progress report names its group (%d reports)", i, len(reports))
 		}
 	}
 

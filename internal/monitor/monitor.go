@@ -602,6 +602,13 @@ func (m *Monitor) observeBatch(q *engine.Query, info *engine.BatchInfo, prevStar
 		n := info.NumDeadLetters
 		s.DeadLetters = &n
 	}
+	if g := info.Group; g != nil {
+		gi := &progress.GroupInfo{Group: g.Group, Member: g.Name, MemberID: g.MemberID, Partitions: []string{}}
+		for _, tp := range g.Partitions {
+			gi.Partitions = append(gi.Partitions, tp.String())
+		}
+		s.Group = gi
+	}
 	diag := info.Diagnosis
 	m.mu.Lock()
 	m.interval = info.TriggerInterval
