@@ -6,6 +6,7 @@ import (
 
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/sink"
+	"github.com/sluice-stream/sluice/internal/sink/delta"
 	kafkasink "github.com/sluice-stream/sluice/internal/sink/kafka"
 	"github.com/sluice-stream/sluice/internal/source"
 	kafkasrc "github.com/sluice-stream/sluice/internal/source/kafka"
@@ -21,15 +22,20 @@ import (
 //     partition starts;
 //   - the Kafka sink produces through the group's transactional client
 //     and commits the consumed offsets in each batch's transaction
-//     (exactly once per partition across rebalances); console,
-//     foreachBatch, memory and noop write first and commit the offsets
-//     to the group afterwards (at least once);
-//   - Delta and file sinks, dead-letter sinks and stateful queries are
-//     refused for now.
+//     (exactly once per partition across rebalances);
+//   - the Delta sink records each partition's end offset in a txn action
+//     of the same commit as the files and is the truth for where a
+//     partition starts; the group's offsets follow for visibility
+//     (exactly once);
+//   - console, foreachBatch, memory and noop write first and commit the
+//     offsets to the group afterwards (at least once);
+//   - file sinks, dead-letter sinks and stateful queries are refused for
+//     now.
 
 // groupSinks are the sinks group mode runs, with their guarantee.
 var groupSinks = map[string]string{
 	"kafka":        "exactly once",
+	"delta":        "exactly once",
 	"console":      "at least once",
 	"foreachBatch": "at least once",
 	"memory":       "at least once",
@@ -63,7 +69,7 @@ func memberCheckpoint(chk, member string) string {
 func checkGroupSink(group, sinkFormat string, deadLetter bool) error {
 	if _, ok := groupSinks[sinkFormat]; !ok {
 		return &options.Error{Option: "sluice.group", Value: group,
-			Allowed: fmt.Sprintf("group mode does not support the %s sink yet (its commits are not tied to the group's offsets); use the kafka sink (exactly once) or console/foreachBatch (at least once), or run one process without sluice.group", sinkFormat)}
+			Allowed: fmt.Sprintf("group mode does not support the %s sink yet (its commits are not tied to the group's offsets); use the kafka or delta sink (exactly once) or console/foreachBatch (at least once), or run one process without sluice.group", sinkFormat)}
 	}
 	if deadLetter {
 		return &options.Error{Option: "sluice.group", Value: group, Allowed: "group mode does not support a dead-letter sink yet; remove it or run without sluice.group"}
@@ -76,6 +82,11 @@ func checkGroupSink(group, sinkFormat string, deadLetter bool) error {
 func wireGroup(src source.Source, sk sink.Sink) error {
 	ks, ok := src.(*kafkasrc.Source)
 	if !ok || ks.Group() == "" {
+		return nil
+	}
+	if ds, ok := sk.(*delta.Sink); ok {
+		ks.SetSinkOffsets(ds.GroupOffsets)
+		ds.UseGroup(ks)
 		return nil
 	}
 	kk, ok := sk.(*kafkasink.Sink)

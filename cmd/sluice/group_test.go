@@ -19,7 +19,9 @@ import (
 
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/broker/brokertest"
+	"github.com/sluice-stream/sluice/internal/parquetio"
 	"github.com/sluice-stream/sluice/internal/queryrun"
+	"github.com/sluice-stream/sluice/internal/sink/delta"
 )
 
 // Group mode's acceptance test: three `sluice run` processes on one
@@ -40,11 +42,20 @@ const (
 )
 
 // groupPipeline is the members' shared pipeline: each output record's
-// value is the source partition and offset it came from.
-func groupPipeline(t *testing.T, addr string) string {
+// value is the source partition and offset it came from. sinkBlock is the
+// sink's YAML ("" for the Kafka sink); %[1]s in it is the test directory.
+func groupPipeline(t *testing.T, addr, dir, sinkBlock string) string {
 	t.Helper()
-	dir := t.TempDir()
 	p := filepath.Join(dir, "group.yaml")
+	if sinkBlock == "" {
+		sinkBlock = fmt.Sprintf(`sink:
+  format: kafka
+  options:
+    kafka.bootstrap.servers: %s
+    topic: %s
+    kafka.transaction.timeout.ms: 8000
+`, addr, groupOutTopic)
+	}
 	yaml := fmt.Sprintf(`name: grouped
 source:
   format: kafka
@@ -59,14 +70,8 @@ source:
     kafka.rebalance.timeout.ms: 10000
 transform:
   - selectExpr: ["CAST(partition AS STRING) AS key", "concat(CAST(partition AS STRING), ':', CAST(offset AS STRING)) AS value"]
-sink:
-  format: kafka
-  options:
-    kafka.bootstrap.servers: %s
-    topic: %s
-    kafka.transaction.timeout.ms: 8000
-    checkpointLocation: %s
-`, addr, groupInTopic, groupName, groupSession.Milliseconds(), addr, groupOutTopic, filepath.Join(dir, "chk"))
+%scheckpointLocation: %s
+`, addr, groupInTopic, groupName, groupSession.Milliseconds(), sinkBlock, filepath.Join(dir, "chk"))
 	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -229,6 +234,49 @@ func readCommittedOutput(t *testing.T, addr string) map[string]int {
 }
 
 func TestGroupModeThreeMembersKillOneExactlyOnce(t *testing.T) {
+	t.Run("kafka sink", func(t *testing.T) {
+		testGroupKillOne(t, "", func(t *testing.T, addr, _ string) map[string]int { return readCommittedOutput(t, addr) })
+	})
+	t.Run("delta sink", func(t *testing.T) {
+		testGroupKillOne(t, "sink:\n  format: delta\n  options:\n    path: %[1]s/table\n", readDeltaOutput)
+	})
+}
+
+// readDeltaOutput reads the Delta table's live files and returns the
+// input (partition, offset) pairs with how often each occurs; it checks
+// that the table's txn per partition is the partition's end offset.
+func readDeltaOutput(t *testing.T, addr, dir string) map[string]int {
+	t.Helper()
+	table := filepath.Join(dir, "table")
+	files, txns, _, err := delta.Snapshot(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, f := range files {
+		tab, err := parquetio.ReadFile(filepath.Join(table, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range tab.Rows {
+			seen[row[1].(string)]++
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(brokertest.Client(t, addr)).ListEndOffsets(ctx, groupInTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if v := txns[fmt.Sprintf("sluice-group/%s/%s/%d", groupName, groupInTopic, o.Partition)]; v != o.Offset {
+			t.Errorf("Delta txn of partition %d: %d, want its end offset %d (txns %v)", o.Partition, v, o.Offset, txns)
+		}
+	})
+	return seen
+}
+
+func testGroupKillOne(t *testing.T, sinkBlock string, output func(t *testing.T, addr, dir string) map[string]int) {
 	b := brokertest.Start(t, broker.TopicSpec{Name: groupInTopic, Partitions: groupPartitions}, broker.TopicSpec{Name: groupOutTopic, Partitions: 3})
 	addr := b.Addr()
 	adm := kadm.NewClient(brokertest.Client(t, addr))
@@ -264,7 +312,11 @@ func TestGroupModeThreeMembersKillOneExactlyOnce(t *testing.T) {
 		}
 	}()
 
-	pipeline := groupPipeline(t, addr)
+	dir := t.TempDir()
+	if sinkBlock != "" {
+		sinkBlock = fmt.Sprintf(sinkBlock, dir)
+	}
+	pipeline := groupPipeline(t, addr, dir, sinkBlock)
 	var cmds []*exec.Cmd
 	var outs []*syncBuffer
 	var progressFiles []string
@@ -364,7 +416,7 @@ func TestGroupModeThreeMembersKillOneExactlyOnce(t *testing.T) {
 		}
 	}
 
-	seen := readCommittedOutput(t, addr)
+	seen := output(t, addr, dir)
 	var missing, dup int
 	for p := int32(0); p < groupPartitions; p++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -875,6 +875,7 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 			// offsets. The next batch has the next id (offsets/N is
 			// written once).
 			q.log.Info("batch abandoned: a consumer-group rebalance took some of its partitions", "batch", id, "cause", err)
+			q.cfg.Source.(source.Grouped).Abandoned()
 			q.nextBatch = id + 1
 			q.setStatus("Waiting for next trigger", false, false)
 			return false, nil

@@ -318,4 +318,7 @@ type Grouped interface {
 	// type may run either way).
 	InGroup() bool
 	GroupMember() GroupMember
+	// Abandoned is called after a batch was abandoned (ErrRevoked): where
+	// the owned partitions start must be read again.
+	Abandoned()
 }

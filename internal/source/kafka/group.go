@@ -63,9 +63,13 @@ type groupState struct {
 	committed map[partition.ID]int64
 	// gen counts assignment changes.
 	gen uint64
-	// batchEnd is the open batch's end offsets: what its transaction
-	// commits to the group.
-	batchEnd Offsets
+	// batchStart and batchEnd are the open batch's offsets; batchEnd is
+	// what its transaction commits to the group.
+	batchStart, batchEnd Offsets
+	// sinkStarts, when set, tells where the sink's own record says a
+	// partition starts (the Delta table's txn per partition): it wins
+	// over the group's offsets (SetSinkOffsets).
+	sinkStarts func(tps []partition.ID) (map[partition.ID]int64, error)
 	// changed is signalled on assignment changes (groupWaitForData).
 	changed chan struct{}
 }
@@ -155,6 +159,33 @@ func (s *Source) UseGroupTransactions(producer []kgo.Opt) error {
 	}
 	s.grp.producer, s.grp.transactional = producer, true
 	return nil
+}
+
+// SetSinkOffsets makes the sink's own record of what it wrote the truth
+// for where a partition starts when it is assigned (the Delta sink's txn
+// per partition); the group's offsets serve the partitions it does not
+// know. Call it before the query starts.
+func (s *Source) SetSinkOffsets(fn func(tps []partition.ID) (map[partition.ID]int64, error)) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	s.grp.sinkStarts = fn
+}
+
+// GroupBatch returns the start and end offsets of the open batch (group
+// mode).
+func (s *Source) GroupBatch() (start, end map[partition.ID]int64) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	return maps.Clone(partition.Offsets(s.grp.batchStart)), maps.Clone(partition.Offsets(s.grp.batchEnd))
+}
+
+// Abandoned implements source.Grouped: after a batch was abandoned, where
+// the owned partitions start is read again (from the sink's record and the
+// group) at the next plan.
+func (s *Source) Abandoned() {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	clear(s.grp.committed)
 }
 
 // connectGroup creates the group's client once: it joins the group.
@@ -434,6 +465,18 @@ func (s *Source) groupStarts(ctx context.Context, tps []partition.ID) (map[parti
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, time.Second)
+	}
+	s.fmu.Lock()
+	sinkStarts := s.grp.sinkStarts
+	s.fmu.Unlock()
+	if sinkStarts != nil {
+		recorded, err := sinkStarts(tps)
+		if err != nil {
+			return nil, fmt.Errorf("kafka source: read where the sink's record says the partitions start: %w", err)
+		}
+		for tp, off := range recorded {
+			out[tp] = off // the sink's record is the truth for what it wrote
+		}
 	}
 	var fresh bool
 	for _, tp := range tps {

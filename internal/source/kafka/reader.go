@@ -269,6 +269,10 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 	s.cur = r
 	if s.grp != nil {
 		s.grp.batchEnd = maps.Clone(end)
+		s.grp.batchStart = Offsets{}
+		for tp := range end {
+			s.grp.batchStart[tp] = start[tp]
+		}
 	}
 	s.adjustPauses()
 	return r, nil
