@@ -438,5 +438,9 @@ func testGroupKillOne(t *testing.T, sinkBlock string, output func(t *testing.T, 
 	if len(seen) != int(total) || missing != 0 || dup != 0 {
 		t.Fatalf("output: %d distinct (partition, offset) of %d produced; %d missing, %d duplicated", len(seen), total, missing, dup)
 	}
-	t.Logf("exactly once: %d records, 0 missing, 0 duplicated", total)
+	abandoned := 0
+	for _, out := range outs {
+		abandoned += strings.Count(out.String(), "batch abandoned")
+	}
+	t.Logf("exactly once: %d records, 0 missing, 0 duplicated; %d batches abandoned to rebalances", total, abandoned)
 }
