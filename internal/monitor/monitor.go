@@ -630,6 +630,15 @@ func (m *Monitor) observeBatch(q *engine.Query, info *engine.BatchInfo, prevStar
 			}
 		}
 		after := m.headsAfter(info)
+		if info.Group != nil {
+			// Group mode: a partition the member no longer owns is
+			// another member's to judge.
+			for p := range m.consumed {
+				if _, owned := consumed[p]; !owned {
+					m.tracker.Forget(p)
+				}
+			}
+		}
 		for p, off := range consumed {
 			if _, ok := planned[p]; !ok {
 				planned[p] = off

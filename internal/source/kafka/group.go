@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -72,10 +73,14 @@ type groupState struct {
 	sinkStarts func(tps []partition.ID) (map[partition.ID]int64, error)
 	// changed is signalled on assignment changes (groupWaitForData).
 	changed chan struct{}
+	// joined is closed by the first assignment (franz-go calls
+	// OnPartitionsAssigned after every join, also with nothing new).
+	joined     chan struct{}
+	joinedOnce sync.Once
 }
 
 func newGroupState(cfg *Config, opts []kgo.Opt) *groupState {
-	return &groupState{name: cfg.Group, member: cfg.Member, opts: opts, committed: map[partition.ID]int64{}, changed: make(chan struct{}, 1)}
+	return &groupState{name: cfg.Group, member: cfg.Member, opts: opts, committed: map[partition.ID]int64{}, changed: make(chan struct{}, 1), joined: make(chan struct{})}
 }
 
 // memberName is a member's name: letters, digits, '.', '_' and '-' (it
@@ -260,6 +265,7 @@ func (s *Source) closeGroup() {
 func (s *Source) onAssigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
+	defer s.grp.joinedOnce.Do(func() { close(s.grp.joined) })
 	var got []string
 	for t, ps := range m {
 		for _, p := range ps {
@@ -384,6 +390,15 @@ func (s *Source) groupAvailable(ctx context.Context) (from, latest partition.Off
 	if err := s.connectGroup(); err != nil {
 		return nil, nil, err
 	}
+	// Plan nothing before the member has joined: a once or availableNow
+	// query would otherwise end before it was given any partition.
+	select {
+	case <-s.grp.joined:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	case <-time.After(s.cfg.ReconnectTimeout):
+		return nil, nil, fmt.Errorf("kafka source: member %s did not join consumer group %q within %s (sluice.reconnect.timeout)", s.grp.member, s.grp.name, s.cfg.ReconnectTimeout)
+	}
 	s.fmu.Lock()
 	gen := s.grp.gen
 	var need []partition.ID
@@ -420,8 +435,12 @@ func (s *Source) groupAvailable(ctx context.Context) (from, latest partition.Off
 		if !ok {
 			continue
 		}
+		lt := l[tp]
+		if snap, ok := s.availableNow[tp]; ok {
+			lt = min(lt, snap) // availableNow: what the member saw at start
+		}
 		from[tp] = c
-		latest[tp] = max(l[tp], c)
+		latest[tp] = max(lt, c)
 	}
 	return from, latest, nil
 }

@@ -171,3 +171,50 @@ func TestGroupMembersSplitPartitionsAndHandOverOnStop(t *testing.T) {
 	}
 	var _ source.Grouped = srcB
 }
+
+// Trigger.AvailableNow in group mode: the member reads what its partitions
+// held when it started, not what arrives while it drains them.
+func TestGroupAvailableNowStopsAtTheSnapshot(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "grp", Partitions: 2})
+	addr := b.Addr()
+	produce := func(tag string) {
+		var recs []*kgo.Record
+		for p := int32(0); p < 2; p++ {
+			for i := 0; i < 50; i++ {
+				recs = append(recs, &kgo.Record{Topic: "grp", Partition: p, Value: []byte(fmt.Sprintf("%s-p%d-%d", tag, p, i))})
+			}
+		}
+		brokertest.ProduceSync(t, addr, recs...)
+	}
+	produce("before")
+	src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": addr, "subscribe": "grp", "startingOffsets": "earliest",
+		"sluice.group": "drain", "maxOffsetsPerTrigger": "30", "kafka.session.timeout.ms": "30000", "kafka.heartbeat.interval.ms": "300"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk := memory.New()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	q, err := engine.Start(ctx, engine.Config{Source: src, Sink: sk, Trigger: trigger.Trigger{Kind: trigger.AvailableNow}, CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2,
+		BeforeCommit: func(id int64) error {
+			if id == 0 {
+				produce("during") // arrives while the member drains
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.AwaitTermination(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows := sk.Rows()
+	for _, row := range rows {
+		if v := string(row[1].([]byte)); !strings.HasPrefix(v, "before-") {
+			t.Fatalf("read %q, produced after the member started", v)
+		}
+	}
+	if len(rows) != 100 {
+		t.Fatalf("read %d rows, want the 100 there at start", len(rows))
+	}
+}
