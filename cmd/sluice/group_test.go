@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/parquetio"
 	"github.com/sluice-stream/sluice/internal/queryrun"
 	"github.com/sluice-stream/sluice/internal/sink/delta"
+	kafkasrc "github.com/sluice-stream/sluice/internal/source/kafka"
 )
 
 // Group mode's acceptance test: three `sluice run` processes on one
@@ -443,4 +444,82 @@ func testGroupKillOne(t *testing.T, sinkBlock string, output func(t *testing.T, 
 		abandoned += strings.Count(out.String(), "batch abandoned")
 	}
 	t.Logf("exactly once: %d records, 0 missing, 0 duplicated; %d batches abandoned to rebalances", total, abandoned)
+}
+
+// SIGTERM in group mode while a batch runs: the member admits nothing
+// more, commits the running batch (its offsets reach the group), leaves
+// the group — at once, not after the 30 s session timeout — and exits 0.
+func TestGroupModeSIGTERMCommitsTheRunningBatchAndLeaves(t *testing.T) {
+	b := startOrders(t, 1000)
+	dir := t.TempDir()
+	chk := filepath.Join(dir, "chk")
+	p := filepath.Join(dir, "slow.yaml")
+	yaml := fmt.Sprintf(`name: slow-group
+source:
+  format: kafka
+  options:
+    kafka.bootstrap.servers: %s
+    subscribe: orders
+    startingOffsets: earliest
+    maxOffsetsPerTrigger: 100
+    sluice.group: term
+    sluice.group.member: m1
+    kafka.session.timeout.ms: 30000
+    kafka.heartbeat.interval.ms: 500
+sink:
+  format: noop
+  options:
+    checkpointLocation: %s
+    sluice.sink.delayPerRow: 5ms
+    sluice.workers: 1
+`, b.Addr(), chk)
+	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	member := filepath.Join(chk, "members", "m1")
+	cmd, out := sluiceChild(t, "run", p, "--ui-addr", "off", "--log-level", "info")
+	waitOutput(t, out, "batch 1:")
+	waitInFlight(t, member, 2) // logged, not committed: it runs for 0.5 s
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("sluice run after SIGTERM: %v (want exit 0)\n%s", err, out.String())
+	}
+	exited := time.Now()
+	offsets, commits := lastLogged(t, member, "offsets"), lastLogged(t, member, "commits")
+	if offsets != commits || offsets < 2 {
+		t.Fatalf("after the graceful stop offsets/%d and commits/%d: the running batch was not committed\n%s", offsets, commits, out.String())
+	}
+	// The group's offsets are the committed batch's end.
+	data, err := os.ReadFile(filepath.Join(member, "offsets", fmt.Sprint(offsets)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	ends, err := kafkasrc.ParseOffsetsJSON(lines[len(lines)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(brokertest.Client(t, b.Addr()))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	committed, err := adm.FetchOffsets(ctx, "term")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tp, end := range ends {
+		if got, ok := committed.Lookup(tp.Topic, tp.Partition); !ok || got.At != end {
+			t.Errorf("group offset of %s = %v, want the last batch's end %d", tp, got.At, end)
+		}
+	}
+	// It left the group: the group is empty now, 30 s before the
+	// coordinator would have timed the member out.
+	described, err := adm.DescribeGroups(ctx, "term")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := described["term"]; len(g.Members) != 0 || time.Since(exited) > 20*time.Second {
+		t.Errorf("group after the member exited: state %s, %d members", g.State, len(g.Members))
+	}
 }
