@@ -111,8 +111,11 @@ type Session struct {
 	tables map[string]sink.Table // memory sinks by query name
 
 	registry *prometheus.Registry
-	metrics  *metrics.Metrics
-	metErr   error
+	// metrics are created by the first query that starts (queryMetrics),
+	// so that a group-mode member's series carry its member label.
+	metOnce sync.Once
+	metrics *metrics.Metrics
+	metErr  error
 
 	// storageOptions configure the storage resolver (tests send its
 	// requests through a counter).
@@ -164,12 +167,25 @@ func NewSession(opts ...SessionOption) *Session {
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
 	}
-	var mopts []metrics.Option
-	if s.conf["sluice.metrics.partitionLabels"] == "false" {
-		mopts = append(mopts, metrics.WithoutPartitionLabels())
-	}
-	s.metrics, s.metErr = metrics.New(s.registry, mopts...)
 	return s
+}
+
+// queryMetrics returns the session's metrics, creating them on first use.
+// member, set for a query in group mode, becomes the constant label
+// member=NAME of every series (metrics.WithMember); a later query of
+// another member does not change it (one member per process).
+func (s *Session) queryMetrics(member string) (*metrics.Metrics, error) {
+	s.metOnce.Do(func() {
+		var mopts []metrics.Option
+		if s.conf["sluice.metrics.partitionLabels"] == "false" {
+			mopts = append(mopts, metrics.WithoutPartitionLabels())
+		}
+		if member != "" {
+			mopts = append(mopts, metrics.WithMember(member))
+		}
+		s.metrics, s.metErr = metrics.New(s.registry, mopts...)
+	})
+	return s.metrics, s.metErr
 }
 
 // MetricsHandler serves the session's Prometheus metrics (mount it at

@@ -388,6 +388,15 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 	if err != nil {
 		return nil, err
 	}
+	group, member := groupOf(p.source.Name, p.sourceVals)
+	if group != "" {
+		if err := checkGroupSink(group, p.sink.Name, p.deadLetter != nil); err != nil {
+			return nil, err
+		}
+		chk = memberCheckpoint(chk, member)
+		log.Info("group mode: this process is one member of the query", "group", group, "member", member, "checkpoint", chk)
+
+	}
 	cp, err := checkpoint.Open(chk, checkpoint.WithResolver(res))
 	if err != nil {
 		return nil, res.Scrub(err)
@@ -410,7 +419,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 	if stdout == nil {
 		stdout = os.Stdout
 	}
-	env := sink.Env{Stdout: stdout, QueryID: queryID, Resumed: resumed, Logger: log, TableName: p.name, RegisterTable: s.registerTable, ForeachBatch: w.foreachBatch, Storage: res}
+	env := sink.Env{Stdout: stdout, QueryID: queryID, Resumed: resumed, Logger: log, TableName: p.name, RegisterTable: s.registerTable, ForeachBatch: w.foreachBatch, Storage: res, Group: group}
 	var dlSink sink.Sink
 	if p.deadLetter != nil {
 		// The dead-letter sink keys its own idempotence (Delta txn, Kafka
@@ -443,11 +452,16 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 	if err != nil {
 		return nil, res.Scrub(err)
 	}
+	if err := wireGroup(src, sk); err != nil {
+		src.Close()
+		sk.Close()
+		return nil, res.Scrub(err)
+	}
 	var monOpts []monitor.Option
-	if s.metErr != nil {
-		log.Warn("metrics disabled", "err", s.metErr)
+	if met, err := s.queryMetrics(member); err != nil {
+		log.Warn("metrics disabled", "err", err)
 	} else {
-		monOpts = append(monOpts, monitor.WithMetrics(s.metrics))
+		monOpts = append(monOpts, monitor.WithMetrics(met))
 	}
 	mon := monitor.New(monOpts...)
 	for _, l := range w.listeners {

@@ -27,6 +27,22 @@ type Sluice struct {
 	// DeadLetters counts the batch's rows routed to the dead-letter sink
 	// (omitted when the query has none).
 	DeadLetters *int64 `json:"deadLetters,omitempty"`
+	// Group names the consumer-group member that ran the batch (group
+	// mode, the kafka source's sluice.group; omitted otherwise).
+	Group *GroupInfo `json:"group,omitempty"`
+}
+
+// GroupInfo is the member of a consumer group that ran a batch in group
+// mode, and the partitions it owned when the batch was planned.
+type GroupInfo struct {
+	// Group is the consumer group (sluice.group).
+	Group string `json:"group"`
+	// Member is the member's name (sluice.group.member); MemberID the id
+	// the group coordinator gave it, as kafka-consumer-groups shows it.
+	Member   string `json:"member"`
+	MemberID string `json:"memberId"`
+	// Partitions are "topic-partition" names, sorted.
+	Partitions []string `json:"partitions"`
 }
 
 // DiagnosisInfo says what limited the batch (package diagnose).

@@ -179,6 +179,10 @@ type BatchInfo struct {
 	// ShuffleTasks measure the stage-2 tasks (one per shuffle partition)
 	// of a stateful query; Tasks are then the stage-1 tasks.
 	ShuffleTasks []TaskInfo
+	// Group is the consumer-group member that ran the batch and the
+	// partitions it owned when the batch was planned (group mode; nil
+	// otherwise).
+	Group *source.GroupMember
 }
 
 // Observer receives the query's events. Methods are called from the query
@@ -412,6 +416,9 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 	if cfg.CheckpointDir == "" {
 		return nil, errors.New(`engine: option "checkpointLocation" is required`)
 	}
+	if g, ok := source.AsGroup(cfg.Source); ok && cfg.Stateful != nil {
+		return nil, fmt.Errorf("engine: stateful queries (aggregations, deduplication, joins with state) are not supported in group mode yet (source option \"sluice.group\" = %q): run the query in one process, without sluice.group", g.GroupMember().Group)
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.NumCPU()
 	}
@@ -499,6 +506,12 @@ func (q *Query) recover(ctx context.Context) error {
 		return fmt.Errorf("recover checkpoint %s: %w", q.cp.Dir(), err)
 	}
 	q.nextBatch, q.replay = next, replay
+	if _, grouped := source.AsGroup(q.cfg.Source); grouped {
+		// Group mode: the group's committed offsets say where each
+		// partition starts; a batch this member logged but did not commit
+		// may since belong to another member. Never replayed.
+		q.replay = false
+	}
 	var initial string
 	ok := false
 	if _, owner := q.cfg.Source.(source.MetadataOwner); !owner {
@@ -651,10 +664,19 @@ func (q *Query) run(ctx context.Context) {
 		q.setStatus("Stopped", false, false)
 	}
 	q.err = err
+	_, grouped := source.AsGroup(q.cfg.Source)
+	if grouped {
+		// Group mode: the sink may produce through the source's group
+		// client; it ends its transaction before the source leaves the
+		// group.
+		if cerr := q.cfg.Sink.Close(); cerr != nil && q.err == nil {
+			q.err = fmt.Errorf("close sink: %w", cerr)
+		}
+	}
 	if cerr := q.cfg.Source.Close(); cerr != nil && err == nil {
 		q.log.Warn("closing source", "err", cerr)
 	}
-	if cerr := q.cfg.Sink.Close(); cerr != nil && q.err == nil {
+	if cerr := q.cfg.Sink.Close(); !grouped && cerr != nil && q.err == nil {
 		q.err = fmt.Errorf("close sink: %w", cerr)
 	}
 	if q.cfg.DeadLetter != nil {
@@ -842,7 +864,22 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 		Start: q.start, End: end, Latest: latest, Admission: ainfo, NoData: noData, WatermarkMs: meta.WatermarkMs,
 		Durations: map[string]time.Duration{"latestOffset": asked, "queryPlanning": planning, "walCommit": q.cfg.Clock.Now().Sub(walStart)},
 	}
+	if g, ok := source.AsGroup(q.cfg.Source); ok {
+		m := g.GroupMember()
+		info.Group = &m
+	}
 	if err := q.execute(q.hardCtx, info); err != nil {
+		if _, grouped := source.AsGroup(q.cfg.Source); grouped && errors.Is(err, source.ErrRevoked) && q.hardCtx.Err() == nil {
+			// A rebalance overtook the batch: nothing of it was
+			// committed; the partitions' owners go on from the group's
+			// offsets. The next batch has the next id (offsets/N is
+			// written once).
+			q.log.Info("batch abandoned: a consumer-group rebalance took some of its partitions", "batch", id, "cause", err)
+			q.cfg.Source.(source.Grouped).Abandoned()
+			q.nextBatch = id + 1
+			q.setStatus("Waiting for next trigger", false, false)
+			return false, nil
+		}
 		q.noteFailure(err)
 		return false, err
 	}

@@ -69,6 +69,12 @@ func (q *Query) plan(ctx context.Context, once bool) (end, latest source.Offset,
 			return nil, nil, d, asked, err
 		}
 		in.Start, in.Latest, in.Now = from, lt, q.cfg.Clock.Now()
+		if _, grouped := source.AsGroup(src); grouped {
+			// Group mode: the batch starts where the group says (the
+			// owned partitions' committed offsets), not where this
+			// member's last batch ended.
+			q.start = src.PartitionOffset(from)
+		}
 		d = admission.Plan(in)
 		if d.Released {
 			q.history.LastRelease = in.Now

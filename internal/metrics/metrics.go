@@ -43,6 +43,10 @@ const (
 	// state/<id> directory of the checkpoint) and its progress name, as
 	// "0 stateStoreSave".
 	LabelOperator = "operator"
+	// LabelMember is the consumer-group member a process is in group mode
+	// (the kafka source's sluice.group.member): a constant label on every
+	// series with WithMember.
+	LabelMember = "member"
 )
 
 // DefaultDurationBuckets are the buckets of sluice_batch_duration_seconds,
@@ -54,8 +58,14 @@ type Option func(*config)
 
 type config struct {
 	partitionLabels bool
+	member          string
 	buckets         []float64
 }
+
+// WithMember adds the constant label member=name to every series: in
+// group mode a process is one member of its query's consumer group, and
+// the members' series must not collide where they are scraped together.
+func WithMember(name string) Option { return func(c *config) { c.member = name } }
 
 // WithoutPartitionLabels drops the per-partition series
 // (sluice_partition_*); the per-topic and per-query ones remain.
@@ -110,6 +120,9 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		o(&cfg)
 	}
 	m := &Metrics{cfg: cfg, queries: map[string]*Query{}, now: time.Now}
+	if cfg.member != "" {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{LabelMember: cfg.member}, reg)
+	}
 	q := []string{LabelQuery}
 	qt := []string{LabelQuery, LabelTopic}
 	qtp := []string{LabelQuery, LabelTopic, LabelPartition}

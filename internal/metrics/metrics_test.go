@@ -408,3 +408,30 @@ func TestStateOperatorsAndWatermark(t *testing.T) {
 		}
 	}
 }
+
+// Group mode: with WithMember every series carries member=NAME.
+func TestWithMemberLabelsEverySeries(t *testing.T) {
+	m, reg := newMetrics(t, WithMember("pod-a"))
+	q := m.AddQuery("q", "id", "run", nil)
+	q.ObserveProgress(sample(0, 3, part("t", 0, 10, 1, "OK")))
+	fams := gather(t, reg)
+	if len(fams) == 0 {
+		t.Fatal("no families")
+	}
+	for _, f := range fams {
+		for _, s := range f.GetMetric() {
+			have := ""
+			for _, l := range s.GetLabel() {
+				if l.GetName() == LabelMember {
+					have = l.GetValue()
+				}
+			}
+			if have != "pod-a" {
+				t.Errorf("%s: member label %q, want pod-a", f.GetName(), have)
+			}
+		}
+	}
+	if got := value(find(fams, "sluice_partition_lag_records", map[string]string{"query": "q", "topic": "t", "partition": "0", "member": "pod-a"})); got != 10 {
+		t.Errorf("partition lag of member pod-a = %v, want 10", got)
+	}
+}

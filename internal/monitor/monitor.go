@@ -602,6 +602,13 @@ func (m *Monitor) observeBatch(q *engine.Query, info *engine.BatchInfo, prevStar
 		n := info.NumDeadLetters
 		s.DeadLetters = &n
 	}
+	if g := info.Group; g != nil {
+		gi := &progress.GroupInfo{Group: g.Group, Member: g.Name, MemberID: g.MemberID, Partitions: []string{}}
+		for _, tp := range g.Partitions {
+			gi.Partitions = append(gi.Partitions, tp.String())
+		}
+		s.Group = gi
+	}
 	diag := info.Diagnosis
 	m.mu.Lock()
 	m.interval = info.TriggerInterval
@@ -623,6 +630,15 @@ func (m *Monitor) observeBatch(q *engine.Query, info *engine.BatchInfo, prevStar
 			}
 		}
 		after := m.headsAfter(info)
+		if info.Group != nil {
+			// Group mode: a partition the member no longer owns is
+			// another member's to judge.
+			for p := range m.consumed {
+				if _, owned := consumed[p]; !owned {
+					m.tracker.Forget(p)
+				}
+			}
+		}
 		for p, off := range consumed {
 			if _, ok := planned[p]; !ok {
 				planned[p] = off

@@ -220,7 +220,7 @@ func TestKafkaPassThroughNamesChecked(t *testing.T) {
 		format string
 		names  []string
 	}{
-		{"source/kafka", []string{"kafka.max.poll.records", "kafka.session.timeout.ms", "kafka.Group.Id", "kafka.queued.min.messages"}},
+		{"source/kafka", []string{"kafka.max.poll.records", "kafka.max.poll.interval.ms", "kafka.Group.Id", "kafka.queued.min.messages"}},
 		{"sink/kafka", []string{"kafka.max.in.flight.requests.per.connection", "kafka.retries", "kafka.queue.buffering.max.ms"}},
 	} {
 		kind, name, _ := strings.Cut(tc.format, "/")

@@ -69,6 +69,10 @@ type Env struct {
 	RegisterTable func(name string, t Table)
 	// ForeachBatch is the function of the foreachBatch sink.
 	ForeachBatch func(ctx context.Context, b *batch.Batch, batchID int64) error
+	// Group is the consumer group of a query in group mode (the kafka
+	// source's sluice.group), "" otherwise: the Delta sink then keys its
+	// txn actions by the group's partitions instead of the query id.
+	Group string
 	// Storage resolves paths and object-store URIs (abfss://…, s3a://…)
 	// with the session's storage settings; nil resolves with the
 	// environment's credentials only.

@@ -279,3 +279,46 @@ type Parallel interface {
 type Prefetcher interface {
 	SetPrefetchLimit(records int64)
 }
+
+// ErrRevoked is wrapped by the errors of a batch that lost a partition to
+// a consumer-group rebalance while it ran (group mode): the batch is
+// abandoned without output and the partition's new owner starts from the
+// group's committed offsets. The engine plans the next batch instead of
+// failing the query.
+var ErrRevoked = errors.New("partitions revoked by a consumer-group rebalance; the batch is abandoned")
+
+// GroupMember describes a member of a consumer group running one query
+// over many processes (group mode).
+type GroupMember struct {
+	// Group is the consumer group (the source option sluice.group).
+	Group string
+	// Name is the member's name (sluice.group.member); MemberID is the id
+	// the group coordinator gave it ("" before it joined).
+	Name, MemberID string
+	// Partitions are the partitions the member owns now, sorted.
+	Partitions []partition.ID
+}
+
+// AsGroup returns src as a Grouped source when it runs in group mode.
+func AsGroup(src Source) (Grouped, bool) {
+	g, ok := src.(Grouped)
+	if !ok || !g.InGroup() {
+		return nil, false
+	}
+	return g, true
+}
+
+// Grouped is implemented by sources whose partitions are assigned by a
+// consumer group (group mode). The engine then never replays a batch from
+// its local checkpoint: where each partition starts is what Available
+// reports (the group's committed offsets), and a batch failing with
+// ErrRevoked is abandoned rather than fatal.
+type Grouped interface {
+	// InGroup reports whether the source runs in group mode (a source
+	// type may run either way).
+	InGroup() bool
+	GroupMember() GroupMember
+	// Abandoned is called after a batch was abandoned (ErrRevoked): where
+	// the owned partitions start must be read again.
+	Abandoned()
+}

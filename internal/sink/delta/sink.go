@@ -71,6 +71,7 @@ var Format = sink.Format{
 		if err != nil {
 			return nil, err
 		}
+		c.group = env.Group
 		s, err := open(c, env.QueryID, file.WithResolver(env.Storage))
 		if err != nil {
 			return nil, err
@@ -92,6 +93,7 @@ type config struct {
 	rowGroup    int64
 	targetSize  int64
 	allowNew    bool
+	group       string
 	vacuum      file.StartVacuum
 }
 
@@ -132,6 +134,10 @@ type Sink struct {
 	maxAttempts int
 	log         *slog.Logger
 	now         func() time.Time
+	// group is group mode's consumer group (sink.Env.Group), "" otherwise;
+	// batches then come from grp (UseGroup, group.go).
+	group string
+	grp   GroupBatcher
 
 	mu     sync.Mutex
 	st     *state        // replayed log, refreshed before each commit
@@ -181,7 +187,7 @@ func open(c config, queryID string, fo ...file.Option) (*Sink, error) {
 		return nil, errors.New("delta sink: a query id is required")
 	}
 	s := &Sink{path: c.path, queryID: queryID, log: slog.Default(), now: time.Now, partitionBy: c.partitionBy,
-		maxRecords: c.maxRecords, targetSize: c.targetSize, maxAttempts: maxCommitAttempts}
+		maxRecords: c.maxRecords, targetSize: c.targetSize, maxAttempts: maxCommitAttempts, group: c.group}
 	var err error
 	if s.root, err = file.ResolveRoot(c.path, fo...); err != nil {
 		return nil, fmt.Errorf("delta sink: %w", err)
@@ -203,7 +209,7 @@ func open(c config, queryID string, fo ...file.Option) (*Sink, error) {
 	if err := s.checkTable(s.st, nil); err != nil {
 		return nil, err
 	}
-	if !c.allowNew {
+	if !c.allowNew && c.group == "" { // group mode: the members share the table by partition (group.go)
 		if err := s.checkWriter(s.st); err != nil {
 			return nil, err
 		}
@@ -423,7 +429,13 @@ func (s *Sink) Commit(ctx context.Context, batchID int64, msgs []sink.Message) e
 		if st.meta == nil && s.schema == nil {
 			return nil // no table and nothing written: nothing to record
 		}
+		if len(files) == 0 && s.group != "" && len(s.groupTxns(0)) == 0 {
+			return nil // group mode: no partition moved, nothing written
+		}
 		if err := s.checkTable(st, s.schema); err != nil {
+			return err
+		}
+		if err := s.checkGroupBatch(st); err != nil {
 			return err
 		}
 		actions, err := s.actions(st, batchID, files)
@@ -501,7 +513,11 @@ func (s *Sink) actions(st *state, batchID int64, files []file.WrittenFile) ([]ac
 			}})
 		parts = canon
 	}
-	out = append(out, action{Txn: &txnAction{AppID: s.queryID, Version: batchID, LastUpdated: &now}})
+	if s.group != "" {
+		out = append(out, s.groupTxns(now)...)
+	} else {
+		out = append(out, action{Txn: &txnAction{AppID: s.queryID, Version: batchID, LastUpdated: &now}})
+	}
 	for _, f := range files {
 		add, err := s.addFor(f, parts)
 		if err != nil {

@@ -75,6 +75,10 @@ type Sink struct {
 	// skipLogged is the last skipped batch id that was logged.
 	skipLogged int64
 
+	// grp, in group mode, is the source whose group client the sink
+	// produces through (UseGroup, group.go).
+	grp GroupSource
+
 	// beforeEnd, set by tests, runs in Commit after the marker is flushed
 	// and before the transaction is ended; an error from it leaves the
 	// transaction open, as a crash would.
@@ -145,8 +149,14 @@ func (s *Sink) connOpts() []kgo.Opt {
 
 // producerOpts configure the transactional producer.
 func (s *Sink) producerOpts() []kgo.Opt {
-	opts := append(s.connOpts(),
-		kgo.TransactionalID(s.cfg.TransactionalID),
+	return append(s.connOpts(), s.txnOpts(s.cfg.TransactionalID)...)
+}
+
+// txnOpts are the producer settings of a transactional producer with id
+// txnID.
+func (s *Sink) txnOpts(txnID string) []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.TransactionalID(txnID),
 		kgo.TransactionTimeout(s.cfg.TransactionTimeout),
 		kgo.RecordPartitioner(partitioner{kgo.UniformBytesPartitioner(64<<10, true, true, nil)}),
 		kgo.ProducerBatchCompression(compressionCodec(s.cfg.Compression)),
@@ -155,7 +165,7 @@ func (s *Sink) producerOpts() []kgo.Opt {
 		kgo.MaxBufferedBytes(int(min(s.cfg.MaxBufferedBytes, math.MaxInt32))),
 		kgo.RecordDeliveryTimeout(s.cfg.DeliveryTimeout),
 		kgo.ProduceRequestTimeout(s.cfg.RequestTimeout),
-	)
+	}
 	if s.cfg.Linger > 0 {
 		opts = append(opts, kgo.ProducerLinger(s.cfg.Linger))
 	}
@@ -200,6 +210,9 @@ func (s *Sink) ensureClient(ctx context.Context) error {
 	if s.cl != nil {
 		return nil
 	}
+	if s.grp != nil {
+		return s.groupConnectLocked()
+	}
 	cl, err := kgo.NewClient(s.producerOpts()...)
 	if err != nil {
 		return fmt.Errorf("kafka sink: create producer: %w", s.cfg.Security.Scrub(err))
@@ -218,6 +231,10 @@ func (s *Sink) ensureClient(ctx context.Context) error {
 // resetLocked drops the client; the next use creates a new one, which
 // fences this one's leftovers and re-reads the markers. s.mu is held.
 func (s *Sink) resetLocked() {
+	if s.grp != nil {
+		s.txn = nil // the source owns the group's client
+		return
+	}
 	if s.cl != nil {
 		s.cl.Close()
 	}
@@ -234,6 +251,9 @@ func (s *Sink) abortLocked(ctx context.Context) error {
 	}
 	id := s.txn.batchID
 	s.txn = nil
+	if s.grp != nil {
+		return s.groupAbortLocked(ctx, id)
+	}
 	err := s.cl.AbortBufferedRecords(ctx)
 	if err == nil {
 		err = s.cl.EndTransaction(ctx, kgo.TryAbort)
@@ -293,7 +313,7 @@ func (s *Sink) NewWriter(ctx context.Context, batchID int64, task int, schema ba
 		return &skipWriter{}, nil
 	}
 	if s.txn == nil {
-		if err := s.cl.BeginTransaction(); err != nil {
+		if err := s.beginLocked(); err != nil {
 			err = s.classify(fmt.Errorf("kafka sink: batch %d: begin transaction: %w", batchID, err))
 			s.resetLocked()
 			return nil, err
@@ -329,6 +349,9 @@ func (s *Sink) Commit(ctx context.Context, batchID int64, messages []sink.Messag
 	defer s.mu.Unlock()
 	if err := s.ensureClient(ctx); err != nil {
 		return err
+	}
+	if s.grp != nil {
+		return s.groupCommitLocked(ctx, batchID, messages)
 	}
 	if batchID <= s.last {
 		return nil

@@ -35,7 +35,7 @@ var producerFields = []options.Field{
 	{Name: "kafka.delivery.timeout.ms", Type: options.Int, Min: 1, Default: "120000", Doc: "How long a record may take to be acknowledged before the batch fails, in milliseconds."},
 	{Name: "kafka.transaction.timeout.ms", Type: options.Int, Min: 1000, Default: "60000", Doc: "Transaction timeout the broker enforces, in milliseconds."},
 	{Name: "kafka.buffer.memory", Type: options.Int, Min: 1024, Default: "33554432", Doc: "Bytes of records buffered before produce calls block (32 MiB)."},
-	{Name: "kafka.transactional.id", Type: options.String, DefaultDoc: "sluice-<query id>", Doc: "Transactional id; one per query, stable across restarts so a zombie writer is fenced."},
+	{Name: "kafka.transactional.id", Type: options.String, DefaultDoc: "sluice-<query id>", Doc: "Transactional id; one per query, stable across restarts so a zombie writer is fenced. In group mode (source option sluice.group) each member appends -<member name>."},
 	{Name: "kafka.allow.auto.create.topics", Type: options.Bool, Default: "true", Doc: "Lets the broker create a missing topic on first produce."},
 	{Name: "kafka.acks", Type: options.String, Default: "all", Allowed: []string{"all", "-1"}, Doc: "Only all (-1): a transactional producer needs every in-sync replica's acknowledgement."},
 	{Name: "kafka.enable.idempotence", Type: options.Bool, Default: "true", Hint: "allowed: true; the exactly-once sink needs an idempotent producer",

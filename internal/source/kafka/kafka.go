@@ -169,6 +169,9 @@ type Source struct {
 	// need[i] says whether schema column i is read by the query (pruning,
 	// see prune.go); nil = all. Set once before the first batch.
 	need []bool
+
+	// grp is group mode's state (sluice.group; group.go), nil otherwise.
+	grp *groupState
 }
 
 // New connects a Kafka source. The client is created once and lives until
@@ -212,9 +215,7 @@ func newSource(cfg *Config, logger *slog.Logger) (*Source, error) {
 		kgo.FetchMaxPartitionBytes(cfg.FetchPartitionMax),
 		kgo.FetchMaxWait(cfg.FetchMaxWait),
 		kgo.FetchMinBytes(cfg.FetchMinBytes),
-		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.KeepControlRecords(),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{}),
 		kgo.WithHooks(connHook{s}, wireHook{s}),
 	}
 	kopts = append(kopts, cfg.Security.Opts()...)
@@ -224,6 +225,21 @@ func newSource(cfg *Config, logger *slog.Logger) (*Source, error) {
 	if cfg.ReadCommitted {
 		kopts = append(kopts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}
+	if cfg.Group != "" {
+		// Group mode: the consuming client joins the group when the
+		// query first needs it (connectGroup), after the query's wiring
+		// had its say (UseGroupTransactions); listings go through a
+		// client of their own, outside the group.
+		s.grp = newGroupState(cfg, kopts)
+		adm, err := kgo.NewClient(kopts...)
+		if err != nil {
+			return nil, fmt.Errorf("kafka source: create client: %w", cfg.Security.Scrub(err))
+		}
+		s.grp.admCl = adm
+		s.adm = kadm.NewClient(adm)
+		return s, nil
+	}
+	kopts = append(kopts, kgo.ConsumeResetOffset(kgo.NoResetOffset()), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{}))
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka source: create client: %w", cfg.Security.Scrub(err))
@@ -366,6 +382,14 @@ func (s *Source) listOffsetsOnce(ctx context.Context, end bool, ts int64) (Offse
 // InitialOffset resolves the starting position with Spark's precedence:
 // startingTimestamp, then startingOffsetsByTimestamp, then startingOffsets.
 func (s *Source) InitialOffset(ctx context.Context) (source.Offset, error) {
+	if s.grp != nil {
+		// Group mode: where each partition starts is the group's
+		// business, resolved when the partition is assigned.
+		if err := s.connectGroup(); err != nil {
+			return nil, err
+		}
+		return Offsets{}, nil
+	}
 	switch {
 	case s.cfg.StartingTimestamp >= 0:
 		return s.timestampOffsets(ctx, "startingTimestamp", func(partition.ID) (int64, bool) { return s.cfg.StartingTimestamp, true })
@@ -579,6 +603,9 @@ func (s *Source) checkTopicsExist(ctx context.Context, latest Offsets) error {
 // since, or a latest offset below the snapshot's, fail the query whatever
 // failOnDataLoss says.
 func (s *Source) Available(ctx context.Context, startOff source.Offset) (from, latest partition.Offsets, err error) {
+	if s.grp != nil {
+		return s.groupAvailable(ctx)
+	}
 	start, _ := startOff.(Offsets)
 	if s.availableNow != nil {
 		if err := s.verifyAvailableNow(ctx); err != nil {
@@ -749,6 +776,9 @@ func (s *Source) LatestOffsets(ctx context.Context) (partition.Offsets, error) {
 	if err != nil {
 		return nil, s.cfg.Security.Scrub(err)
 	}
+	if s.grp != nil {
+		s.ownedOnly(l) // lag is measured on the partitions this member owns
+	}
 	return partition.Offsets(l), nil
 }
 
@@ -760,6 +790,10 @@ func (s *Source) PartitionOffset(o partition.Offsets) source.Offset { return Off
 // offsets are also committed to that consumer group so that lag tools see
 // the query's progress. Nothing is ever read back from the group.
 func (s *Source) Commit(ctx context.Context, end source.Offset) error {
+	if s.grp != nil {
+		e, _ := end.(Offsets)
+		return s.groupCommit(ctx, e)
+	}
 	if s.cfg.CommitGroup == "" {
 		return nil
 	}
@@ -868,6 +902,9 @@ func (s *Source) sizeFetches() {
 	if d := limit - s.fetchSet; s.fetchSet > 0 && d < s.fetchSet/4 && -d < s.fetchSet/4 {
 		return
 	}
+	if s.cl == nil {
+		return // group mode before joining: connectGroup applies fetchSet
+	}
 	s.fetchSet = limit
 	partMax := min(int64(s.cfg.FetchPartitionMax), max(limit/4, 16<<10))
 	s.cl.UpdateFetchMaxBytes(int32(min(limit, 1<<30)), int32(partMax))
@@ -908,18 +945,31 @@ func (s *Source) SkippedOffsets() int64 { return s.skipped.Load() }
 // plus the carry (records fetched for later batches).
 func (s *Source) BufferedBytes() int64 {
 	s.fmu.Lock()
-	carry := s.carryTotalBytes
+	carry, cl := s.carryTotalBytes, s.cl
 	s.fmu.Unlock()
-	return s.cl.BufferedFetchBytes() + carry
+	if cl == nil {
+		return carry
+	}
+	return cl.BufferedFetchBytes() + carry
 }
 
-// Client exposes the underlying client (tests, consumer-group commits).
-func (s *Source) Client() *kgo.Client { return s.cl }
+// Client exposes the underlying client (tests, consumer-group commits; in
+// group mode the group's client, nil before the query first needs it).
+func (s *Source) Client() *kgo.Client {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	return s.cl
+}
 
-// Close implements source.Source.
+// Close implements source.Source. In group mode closing the client leaves
+// the group, so the other members take the partitions over at once.
 func (s *Source) Close() error {
 	s.stopFetching()
 	s.closeWaker()
+	if s.grp != nil {
+		s.closeGroup()
+		return nil
+	}
 	s.cl.Close()
 	return nil
 }

@@ -72,6 +72,14 @@ type Config struct {
 	// batch's end offsets to (a hint for lag tools; the checkpoint stays the
 	// truth).
 	CommitGroup string
+	// Group, when set, is group mode's consumer group (sluice.group):
+	// partitions come from the group protocol and the group's committed
+	// offsets are the truth (group.go). Member names this member.
+	Group  string
+	Member string
+	// SessionTimeout, HeartbeatInterval and RebalanceTimeout configure
+	// group membership.
+	SessionTimeout, HeartbeatInterval, RebalanceTimeout time.Duration
 	// ReconnectTimeout bounds how long one planning or reading step keeps
 	// retrying while the brokers are unreachable (sluice.reconnect.timeout).
 	ReconnectTimeout time.Duration
@@ -258,6 +266,9 @@ func parseConfig(o options.Values) (*Config, error) {
 	c.RequestTimeout = time.Duration(o.Int64("kafka.request.timeout.ms")) * time.Millisecond
 	var err error
 	if c.Security, err = kafkaauth.Parse(o.Options()); err != nil {
+		return nil, err
+	}
+	if err := parseGroup(o, c); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -16,7 +16,7 @@ import (
 // a warning when the source opens; a misspelled one is refused.
 func TestPassThroughSettingsWarned(t *testing.T) {
 	opts := map[string]string{"kafka.bootstrap.servers": "127.0.0.1:1", "subscribe": "t",
-		"kafka.max.poll.records": "100", "kafka.session.timeout.ms": "10000"}
+		"kafka.max.poll.records": "100", "kafka.receive.buffer.bytes": "65536"}
 	v, err := kafka.Spec.Read(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +27,7 @@ func TestPassThroughSettingsWarned(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	if got := src.(*kafka.Source).Config().Ignored; !slices.Equal(got, []string{"kafka.max.poll.records", "kafka.session.timeout.ms"}) {
+	if got := src.(*kafka.Source).Config().Ignored; !slices.Equal(got, []string{"kafka.max.poll.records", "kafka.receive.buffer.bytes"}) {
 		t.Errorf("Ignored = %v", got)
 	}
 	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "kafka.max.poll.records") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -168,6 +169,11 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 		gone:         map[partition.ID]bool{},
 		lastProgress: time.Now(),
 	}
+	if s.grp != nil {
+		if err := s.checkOwned(end); err != nil {
+			return nil, err
+		}
+	}
 	var ranges []offsetRange
 	for _, tp := range partition.Offsets(end).Sorted() {
 		st, ok := start[tp]
@@ -235,6 +241,10 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 			}
 		case known && st == pos:
 		default:
+			if s.grp != nil && !s.assigned[tp] {
+				// Revoked since the check above: the batch cannot run.
+				return nil, fmt.Errorf("kafka source: %w: %s-%d", source.ErrRevoked, tp.Topic, tp.Partition)
+			}
 			if s.assigned[tp] {
 				if set[tp.Topic] == nil {
 					set[tp.Topic] = map[int32]kgo.EpochOffset{}
@@ -257,6 +267,13 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 		s.cl.AddConsumePartitions(add)
 	}
 	s.cur = r
+	if s.grp != nil {
+		s.grp.batchEnd = maps.Clone(end)
+		s.grp.batchStart = Offsets{}
+		for tp := range end {
+			s.grp.batchStart[tp] = start[tp]
+		}
+	}
 	s.adjustPauses()
 	return r, nil
 }
@@ -618,6 +635,9 @@ func (r *reader) isDoneOrAbsent(tp partition.ID) bool {
 func (s *Source) WaitForData(ctx context.Context, posOff source.Offset, maxWait time.Duration) bool {
 	pos, _ := posOff.(Offsets)
 	s.startFetching()
+	if s.grp != nil {
+		return s.groupWaitForData(ctx, pos, maxWait)
+	}
 	s.fmu.Lock()
 	add := map[string]map[int32]kgo.Offset{}
 	for tp, off := range pos {

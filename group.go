@@ -1,0 +1,104 @@
+package sluice
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/sink"
+	"github.com/sluice-stream/sluice/internal/sink/delta"
+	kafkasink "github.com/sluice-stream/sluice/internal/sink/kafka"
+	"github.com/sluice-stream/sluice/internal/source"
+	kafkasrc "github.com/sluice-stream/sluice/internal/source/kafka"
+)
+
+// Group mode (the Kafka source option sluice.group; docs/group-mode.md):
+// the same pipeline runs in many processes, one consumer-group member
+// each. What the query's assembly does differently:
+//
+//   - the member's local checkpoint is checkpointLocation/members/NAME
+//     (sluice.group.member), a log of its own batches that nothing
+//     correct depends on: the group's committed offsets say where each
+//     partition starts;
+//   - the Kafka sink produces through the group's transactional client
+//     and commits the consumed offsets in each batch's transaction
+//     (exactly once per partition across rebalances);
+//   - the Delta sink records each partition's end offset in a txn action
+//     of the same commit as the files and is the truth for where a
+//     partition starts; the group's offsets follow for visibility
+//     (exactly once);
+//   - console, foreachBatch, memory and noop write first and commit the
+//     offsets to the group afterwards (at least once);
+//   - file sinks, dead-letter sinks and stateful queries are refused for
+//     now.
+
+// groupSinks are the sinks group mode runs, with their guarantee.
+var groupSinks = map[string]string{
+	"kafka":        "exactly once",
+	"delta":        "exactly once",
+	"console":      "at least once",
+	"foreachBatch": "at least once",
+	"memory":       "at least once",
+	"noop":         "at least once",
+}
+
+// groupOf returns the consumer group and member name of a kafka source in
+// group mode ("" otherwise).
+func groupOf(format string, v options.Values) (group, member string) {
+	if format != "kafka" {
+		return "", ""
+	}
+	group = strings.TrimSpace(v.String("sluice.group"))
+	if group == "" {
+		return "", ""
+	}
+	member = strings.TrimSpace(v.String("sluice.group.member"))
+	if member == "" {
+		member = kafkasrc.DefaultMember()
+	}
+	return group, member
+}
+
+// memberCheckpoint is a group member's own checkpoint directory under the
+// query's checkpointLocation.
+func memberCheckpoint(chk, member string) string {
+	return strings.TrimRight(chk, "/") + "/members/" + member
+}
+
+// checkGroupSink refuses what group mode does not support yet.
+func checkGroupSink(group, sinkFormat string, deadLetter bool) error {
+	if _, ok := groupSinks[sinkFormat]; !ok {
+		return &options.Error{Option: "sluice.group", Value: group,
+			Allowed: fmt.Sprintf("group mode does not support the %s sink yet (its commits are not tied to the group's offsets); use the kafka or delta sink (exactly once) or console/foreachBatch (at least once), or run one process without sluice.group", sinkFormat)}
+	}
+	if deadLetter {
+		return &options.Error{Option: "sluice.group", Value: group, Allowed: "group mode does not support a dead-letter sink yet; remove it or run without sluice.group"}
+	}
+	return nil
+}
+
+// wireGroup connects a group-mode source to the sink: the Kafka sink
+// produces through the group's transactional client.
+func wireGroup(src source.Source, sk sink.Sink) error {
+	ks, ok := src.(*kafkasrc.Source)
+	if !ok || ks.Group() == "" {
+		return nil
+	}
+	if ds, ok := sk.(*delta.Sink); ok {
+		ks.SetSinkOffsets(ds.GroupOffsets)
+		ds.UseGroup(ks)
+		return nil
+	}
+	kk, ok := sk.(*kafkasink.Sink)
+	if !ok {
+		return nil // at least once: the source commits after the sink
+	}
+	if err := kk.CheckGroupCluster(ks.Config().Bootstrap); err != nil {
+		return err
+	}
+	if err := ks.UseGroupTransactions(kk.GroupProducerOpts(ks.Member())); err != nil {
+		return err
+	}
+	kk.UseGroup(ks)
+	return nil
+}

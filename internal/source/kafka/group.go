@@ -1,0 +1,688 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/partition"
+	"github.com/sluice-stream/sluice/internal/source"
+)
+
+// Group mode (sluice.group).
+//
+// Many processes run the same pipeline as members of one Kafka consumer
+// group; the group protocol (cooperative-sticky balancer) assigns each its
+// partitions, and each runs its own micro-batches over the partitions it
+// owns. The group's committed offsets are the truth: a partition a member
+// is given starts at the group's committed offset (startingOffsets,
+// earliest or latest, when the group has none), and every batch ends by
+// committing its end offsets to the group — inside the output transaction
+// for the Kafka sink (UseGroupTransactions: the consuming client is then a
+// kgo.GroupTransactSession that also produces the sink's records), after
+// the sink's commit for the others (at least once).
+//
+// The assignment callbacks keep the source's view (assigned, committed)
+// in step with the group: a partition revoked or lost while a batch reads
+// it fails the batch's tasks with source.ErrRevoked, and a transaction
+// that a rebalance overtook is aborted by the session; either way the
+// batch is abandoned and nothing of it is committed.
+
+// groupState is the source's group-mode state. Its maps are guarded by the
+// source's fmu, like the read path's.
+type groupState struct {
+	name, member string
+	// opts are the consuming client's options without the group ones;
+	// producer the sink's, when the sink commits through a transaction.
+	opts          []kgo.Opt
+	producer      []kgo.Opt
+	transactional bool
+	// admCl serves listings (kadm), outside the group.
+	admCl *kgo.Client
+	sess  *kgo.GroupTransactSession
+	// connected: the group client exists (or failed to be created: err).
+	connected bool
+	err       error
+
+	// committed is, per owned partition, where its next batch starts:
+	// the group's committed offset when it was assigned, then the end of
+	// each batch this member committed. A partition assigned but absent
+	// here is resolved by the next Available.
+	committed map[partition.ID]int64
+	// gen counts assignment changes.
+	gen uint64
+	// batchStart and batchEnd are the open batch's offsets; batchEnd is
+	// what its transaction commits to the group.
+	batchStart, batchEnd Offsets
+	// sinkStarts, when set, tells where the sink's own record says a
+	// partition starts (the Delta table's txn per partition): it wins
+	// over the group's offsets (SetSinkOffsets).
+	sinkStarts func(tps []partition.ID) (map[partition.ID]int64, error)
+	// changed is signalled on assignment changes (groupWaitForData).
+	changed chan struct{}
+	// joined is closed by the first assignment (franz-go calls
+	// OnPartitionsAssigned after every join, also with nothing new).
+	joined     chan struct{}
+	joinedOnce sync.Once
+}
+
+func newGroupState(cfg *Config, opts []kgo.Opt) *groupState {
+	return &groupState{name: cfg.Group, member: cfg.Member, opts: opts, committed: map[partition.ID]int64{}, changed: make(chan struct{}, 1), joined: make(chan struct{})}
+}
+
+// memberName is a member's name: letters, digits, '.', '_' and '-' (it
+// names a directory and is part of a transactional id).
+var memberName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+// DefaultMember is the member name used when sluice.group.member is not
+// set: the host name and the process id.
+func DefaultMember() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "sluice"
+	}
+	host = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' {
+			return r
+		}
+		return '-'
+	}, host)
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+// parseGroup reads the group-mode options and checks they fit the rest.
+func parseGroup(o options.Values, c *Config) error {
+	ms := func(name string) time.Duration { return time.Duration(o.Int64(name)) * time.Millisecond }
+	c.SessionTimeout, c.HeartbeatInterval, c.RebalanceTimeout = ms("kafka.session.timeout.ms"), ms("kafka.heartbeat.interval.ms"), ms("kafka.rebalance.timeout.ms")
+	c.Group = strings.TrimSpace(o.String("sluice.group"))
+	member := strings.TrimSpace(o.String("sluice.group.member"))
+	if c.Group == "" {
+		if member != "" {
+			return &options.Error{Option: "sluice.group.member", Value: member, Allowed: `names a member of a group: set "sluice.group" too`}
+		}
+		return nil
+	}
+	if member == "" {
+		member = DefaultMember()
+	}
+	if !memberName.MatchString(member) {
+		return &options.Error{Option: "sluice.group.member", Value: member, Allowed: "allowed: 1 to 128 letters, digits, '.', '_' or '-'"}
+	}
+	c.Member = member
+	switch {
+	case c.Assign != nil:
+		return &options.Error{Option: "assign", Allowed: `not with "sluice.group": in group mode the group assigns the partitions; use "subscribe" or "subscribePattern"`}
+	case c.CommitGroup != "":
+		return &options.Error{Option: "sluice.commitGroup", Value: c.CommitGroup, Allowed: `not with "sluice.group": in group mode every batch commits to the group itself`}
+	case c.StartingJSON != nil || c.StartingTopics != nil || c.StartingTimestamp >= 0 || c.StartingByTimestamp != nil:
+		opt := "startingOffsets"
+		if c.StartingTimestamp >= 0 {
+			opt = "startingTimestamp"
+		} else if c.StartingByTimestamp != nil {
+			opt = "startingOffsetsByTimestamp"
+		}
+		return &options.Error{Option: opt, Allowed: `with "sluice.group", a partition the group has no offset for starts at "earliest" or "latest" (startingOffsets); per-partition or timestamp starts are not supported in group mode`}
+	case c.HeartbeatInterval >= c.SessionTimeout:
+		return &options.Error{Option: "kafka.heartbeat.interval.ms", Value: fmt.Sprint(c.HeartbeatInterval.Milliseconds()),
+			Allowed: fmt.Sprintf("must be below kafka.session.timeout.ms (%d)", c.SessionTimeout.Milliseconds())}
+	}
+	return nil
+}
+
+// Group returns the consumer group of group mode ("" otherwise).
+func (s *Source) Group() string { return s.cfg.Group }
+
+// Member returns this member's name in group mode ("" otherwise).
+func (s *Source) Member() string { return s.cfg.Member }
+
+// UseGroupTransactions makes the group's client a
+// kgo.GroupTransactSession with the given producer options, so that the
+// Kafka sink produces through it and commits each batch's offsets in its
+// transaction (BeginGroupTxn, EndGroupTxn). It must be called before the
+// query starts.
+func (s *Source) UseGroupTransactions(producer []kgo.Opt) error {
+	if s.grp == nil {
+		return errors.New(`kafka source: transactions over the group need "sluice.group"`)
+	}
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if s.grp.connected {
+		return errors.New("kafka source: the group client is already connected")
+	}
+	s.grp.producer, s.grp.transactional = producer, true
+	return nil
+}
+
+// SetSinkOffsets makes the sink's own record of what it wrote the truth
+// for where a partition starts when it is assigned (the Delta sink's txn
+// per partition); the group's offsets serve the partitions it does not
+// know. Call it before the query starts.
+func (s *Source) SetSinkOffsets(fn func(tps []partition.ID) (map[partition.ID]int64, error)) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	s.grp.sinkStarts = fn
+}
+
+// GroupBatch returns the start and end offsets of the open batch (group
+// mode).
+func (s *Source) GroupBatch() (start, end map[partition.ID]int64) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	return maps.Clone(partition.Offsets(s.grp.batchStart)), maps.Clone(partition.Offsets(s.grp.batchEnd))
+}
+
+// Abandoned implements source.Grouped: after a batch was abandoned, where
+// the owned partitions start is read again (from the sink's record and the
+// group) at the next plan.
+func (s *Source) Abandoned() {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	clear(s.grp.committed)
+}
+
+// connectGroup creates the group's client once: it joins the group.
+func (s *Source) connectGroup() error {
+	s.fmu.Lock()
+	if s.grp.connected {
+		err := s.grp.err
+		s.fmu.Unlock()
+		return err
+	}
+	s.grp.connected = true
+	if s.closed {
+		s.grp.err = errors.New("kafka source: closed")
+		s.fmu.Unlock()
+		return s.grp.err
+	}
+	reset := kgo.NewOffset().AtEnd()
+	if s.cfg.Starting == "earliest" {
+		reset = kgo.NewOffset().AtStart()
+	}
+	opts := append(append([]kgo.Opt{}, s.grp.opts...),
+		kgo.ConsumerGroup(s.grp.name),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.DisableAutoCommit(),
+		kgo.ConsumeResetOffset(reset),
+		kgo.SessionTimeout(s.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(s.cfg.HeartbeatInterval),
+		kgo.RebalanceTimeout(s.cfg.RebalanceTimeout),
+		kgo.OnPartitionsAssigned(s.onAssigned),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.dropOwned(m, "revoked") }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.dropOwned(m, "lost") }),
+	)
+	if s.cfg.Pattern != nil {
+		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics(s.cfg.Pattern.String()))
+	} else {
+		opts = append(opts, kgo.ConsumeTopics(s.cfg.Topics...))
+	}
+	var err error
+	if s.grp.transactional {
+		s.grp.sess, err = kgo.NewGroupTransactSession(append(opts, s.grp.producer...)...)
+		if err == nil {
+			s.cl = s.grp.sess.Client()
+		}
+	} else {
+		s.cl, err = kgo.NewClient(opts...)
+	}
+	if err != nil {
+		s.grp.err = fmt.Errorf("kafka source: create the client of group %q: %w", s.grp.name, s.cfg.Security.Scrub(err))
+		s.fmu.Unlock()
+		return s.grp.err
+	}
+	s.log.Info("kafka source: joining consumer group", "group", s.grp.name, "member", s.grp.member, "transactional", s.grp.transactional)
+	s.fmu.Unlock()
+	s.sizeFetches()
+	return nil
+}
+
+// closeGroup leaves the group and closes the clients (after stopFetching).
+func (s *Source) closeGroup() {
+	s.fmu.Lock()
+	cl := s.cl
+	s.fmu.Unlock()
+	if cl != nil {
+		cl.Close() // leaves the group: the others take the partitions over now
+	}
+	s.grp.admCl.Close()
+}
+
+// onAssigned runs on franz-go's group goroutine when partitions are given
+// to this member: they start paused with an unknown position; the next
+// Available resolves where they start.
+func (s *Source) onAssigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	defer s.grp.joinedOnce.Do(func() { close(s.grp.joined) })
+	var got []string
+	for t, ps := range m {
+		for _, p := range ps {
+			tp := partition.ID{Topic: t, Partition: p}
+			s.assigned[tp] = true
+			delete(s.paused, tp)
+			delete(s.grp.committed, tp)
+			s.forget(tp)
+			got = append(got, tp.String())
+		}
+	}
+	if len(got) == 0 {
+		return
+	}
+	s.grp.gen++
+	s.adjustPauses()
+	sort.Strings(got)
+	s.log.Info("kafka source: partitions assigned by the group", "group", s.grp.name, "member", s.grp.member, "partitions", got)
+	s.signalGroupChange()
+}
+
+// dropOwned runs on franz-go's group goroutine when partitions are revoked
+// or lost: the source forgets them, and a batch reading one of them fails
+// with source.ErrRevoked.
+func (s *Source) dropOwned(m map[string][]int32, why string) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	var gone []string
+	for t, ps := range m {
+		for _, p := range ps {
+			tp := partition.ID{Topic: t, Partition: p}
+			if r := s.cur; r != nil && !r.closed {
+				if _, ok := r.ranges[tp]; ok {
+					r.failPartition(tp, fmt.Errorf("kafka source: %w: %s-%d was %s", source.ErrRevoked, t, p, why))
+				}
+			}
+			delete(s.assigned, tp)
+			delete(s.paused, tp)
+			delete(s.grp.committed, tp)
+			delete(s.hwm, tp)
+			s.forget(tp)
+			gone = append(gone, tp.String())
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	s.grp.gen++
+	sort.Strings(gone)
+	s.log.Info("kafka source: partitions "+why+" by the group", "group", s.grp.name, "member", s.grp.member, "partitions", gone)
+	s.signalGroupChange()
+}
+
+func (s *Source) signalGroupChange() {
+	select {
+	case s.grp.changed <- struct{}{}:
+	default:
+	}
+	select {
+	case s.dataCh <- struct{}{}:
+	default:
+	}
+}
+
+// InGroup implements source.Grouped: true in group mode.
+func (s *Source) InGroup() bool { return s.grp != nil }
+
+// GroupMember implements source.Grouped.
+func (s *Source) GroupMember() source.GroupMember {
+	if s.grp == nil {
+		return source.GroupMember{}
+	}
+	s.fmu.Lock()
+	cl := s.cl
+	parts := make([]partition.ID, 0, len(s.assigned))
+	for tp := range s.assigned {
+		parts = append(parts, tp)
+	}
+	s.fmu.Unlock()
+	sort.Slice(parts, func(i, j int) bool {
+		if parts[i].Topic != parts[j].Topic {
+			return parts[i].Topic < parts[j].Topic
+		}
+		return parts[i].Partition < parts[j].Partition
+	})
+	m := source.GroupMember{Group: s.grp.name, Name: s.grp.member, Partitions: parts}
+	if cl != nil {
+		m.MemberID, _ = cl.GroupMetadata()
+	}
+	return m
+}
+
+// ownedOnly keeps the partitions this member owns.
+func (s *Source) ownedOnly(o Offsets) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	for tp := range o {
+		if !s.assigned[tp] {
+			delete(o, tp)
+		}
+	}
+}
+
+// checkOwned fails with source.ErrRevoked when a partition of a batch is
+// no longer owned.
+func (s *Source) checkOwned(end Offsets) error {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	for _, tp := range partition.Offsets(end).Sorted() {
+		if !s.assigned[tp] {
+			return fmt.Errorf("kafka source: %w: %s-%d is no longer owned by member %s", source.ErrRevoked, tp.Topic, tp.Partition, s.grp.member)
+		}
+	}
+	return nil
+}
+
+// groupAvailable is Available in group mode: the owned partitions, each
+// from where the group (or this member's last commit) says it starts, to
+// its latest offset. Partitions whose start is not known yet are resolved
+// from the group's committed offsets first.
+func (s *Source) groupAvailable(ctx context.Context) (from, latest partition.Offsets, err error) {
+	if err := s.connectGroup(); err != nil {
+		return nil, nil, err
+	}
+	// Plan nothing before the member has joined: a once or availableNow
+	// query would otherwise end before it was given any partition.
+	select {
+	case <-s.grp.joined:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	case <-time.After(s.cfg.ReconnectTimeout):
+		return nil, nil, fmt.Errorf("kafka source: member %s did not join consumer group %q within %s (sluice.reconnect.timeout)", s.grp.member, s.grp.name, s.cfg.ReconnectTimeout)
+	}
+	s.fmu.Lock()
+	gen := s.grp.gen
+	var need []partition.ID
+	for tp := range s.assigned {
+		if _, ok := s.grp.committed[tp]; !ok {
+			need = append(need, tp)
+		}
+	}
+	s.fmu.Unlock()
+	if len(need) > 0 {
+		starts, err := s.groupStarts(ctx, need)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.fmu.Lock()
+		if s.grp.gen == gen { // else the assignment moved meanwhile: resolve again next time
+			for tp, off := range starts {
+				if s.assigned[tp] {
+					s.grp.committed[tp] = off
+				}
+			}
+		}
+		s.fmu.Unlock()
+	}
+	l, err := s.listOffsets(ctx, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	from, latest = partition.Offsets{}, partition.Offsets{}
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	for tp := range s.assigned {
+		c, ok := s.grp.committed[tp]
+		if !ok {
+			continue
+		}
+		lt := l[tp]
+		if snap, ok := s.availableNow[tp]; ok {
+			lt = min(lt, snap) // availableNow: what the member saw at start
+		}
+		from[tp] = c
+		latest[tp] = max(lt, c)
+	}
+	return from, latest, nil
+}
+
+// groupStarts reads the group's committed offsets of tps, waiting while a
+// transaction that commits some of them is still open (KIP-447: the
+// broker answers UNSTABLE_OFFSET_COMMIT until it ends). Partitions the
+// group has no offset for start as startingOffsets says.
+func (s *Source) groupStarts(ctx context.Context, tps []partition.ID) (map[partition.ID]int64, error) {
+	out := map[partition.ID]int64{}
+	deadline := time.Now().Add(s.cfg.ReconnectTimeout)
+	wait := 50 * time.Millisecond
+	for {
+		resp, err := s.adm.FetchOffsets(kadm.RequireStable(ctx), s.grp.name)
+		unstable := errors.Is(err, kerr.UnstableOffsetCommit)
+		if err == nil {
+			for _, tp := range tps {
+				r, ok := resp.Lookup(tp.Topic, tp.Partition)
+				switch {
+				case ok && errors.Is(r.Err, kerr.UnstableOffsetCommit):
+					unstable = true
+				case ok && r.Err != nil:
+					return nil, fmt.Errorf("kafka source: offsets of group %q for %s-%d: %w", s.grp.name, tp.Topic, tp.Partition, r.Err)
+				case ok && r.At >= 0:
+					out[tp] = r.At
+				}
+			}
+		}
+		if err != nil && !unstable {
+			return nil, fmt.Errorf("kafka source: fetch the committed offsets of group %q: %w", s.grp.name, s.cfg.Security.Explain(err))
+		}
+		if !unstable {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("kafka source: the offsets of group %q stayed locked by an open transaction for %s (sluice.reconnect.timeout)", s.grp.name, s.cfg.ReconnectTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+	s.fmu.Lock()
+	sinkStarts := s.grp.sinkStarts
+	s.fmu.Unlock()
+	if sinkStarts != nil {
+		recorded, err := sinkStarts(tps)
+		if err != nil {
+			return nil, fmt.Errorf("kafka source: read where the sink's record says the partitions start: %w", err)
+		}
+		for tp, off := range recorded {
+			out[tp] = off // the sink's record is the truth for what it wrote
+		}
+	}
+	var fresh bool
+	for _, tp := range tps {
+		if _, ok := out[tp]; !ok {
+			fresh = true
+		}
+	}
+	if fresh {
+		first, err := s.listOffsets(ctx, s.cfg.Starting != "earliest")
+		if err != nil {
+			return nil, err
+		}
+		for _, tp := range tps {
+			if _, ok := out[tp]; !ok {
+				if off, listed := first[tp]; listed {
+					out[tp] = off
+					s.log.Info("kafka source: the group has no offset for the partition; starting at "+s.cfg.Starting, "group", s.grp.name, "partition", tp.String(), "offset", off)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// groupCommit ends a batch in group mode: the offsets of the partitions
+// still owned become their next batch's start, and unless the sink
+// committed them in its transaction they are committed to the group now
+// (at least once: output written before a failed commit is written again
+// by the partition's next owner).
+func (s *Source) groupCommit(ctx context.Context, end Offsets) error {
+	s.fmu.Lock()
+	commit := map[string]map[int32]kgo.EpochOffset{}
+	for tp, off := range end {
+		if _, owned := s.grp.committed[tp]; !owned || !s.assigned[tp] {
+			continue
+		}
+		s.grp.committed[tp] = off
+		if commit[tp.Topic] == nil {
+			commit[tp.Topic] = map[int32]kgo.EpochOffset{}
+		}
+		commit[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: off}
+	}
+	cl, transactional := s.cl, s.grp.transactional
+	s.fmu.Unlock()
+	if transactional || len(commit) == 0 || cl == nil {
+		return nil
+	}
+	var cerr error
+	cl.CommitOffsetsSync(ctx, commit, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
+					cerr = fmt.Errorf("%s-%d: %w", t.Topic, p.Partition, err)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		return fmt.Errorf("kafka source: commit offsets to group %q: %w", s.grp.name, s.cfg.Security.Explain(cerr))
+	}
+	return nil
+}
+
+// BeginGroupTxn begins the transaction of a batch (UseGroupTransactions),
+// while the fetch goroutine does not poll.
+func (s *Source) BeginGroupTxn() error {
+	if s.grp == nil || s.grp.sess == nil {
+		return errors.New("kafka source: no group transaction session (sluice.group with the Kafka sink)")
+	}
+	s.quiesce()
+	defer s.unquiesce()
+	return s.grp.sess.Begin()
+}
+
+// EndGroupTxn ends the open batch's transaction. With commit it commits
+// exactly the batch's end offsets to the group in the transaction (not the
+// positions the prefetch reached), unless a rebalance overtook the batch;
+// committed says whether it did. When the transaction aborts, the session
+// rewinds the client's fetch positions to the group's offsets, so the
+// source forgets every position it knew.
+func (s *Source) EndGroupTxn(ctx context.Context, commit bool) (committed bool, err error) {
+	if s.grp == nil || s.grp.sess == nil {
+		return false, errors.New("kafka source: no group transaction session (sluice.group with the Kafka sink)")
+	}
+	s.quiesce()
+	defer s.unquiesce()
+	s.fmu.Lock()
+	end := maps.Clone(s.grp.batchEnd)
+	s.fmu.Unlock()
+	meta := "sluice " + s.grp.member
+	ctx = kgo.PreTxnCommitFnContext(ctx, func(req *kmsg.TxnOffsetCommitRequest) error {
+		ids := map[string][16]byte{}
+		for _, t := range req.Topics {
+			ids[t.Topic] = t.TopicID
+		}
+		byTopic := map[string][]partition.ID{}
+		for _, tp := range partition.Offsets(end).Sorted() {
+			byTopic[tp.Topic] = append(byTopic[tp.Topic], tp)
+		}
+		topics := make([]string, 0, len(byTopic))
+		for t := range byTopic {
+			topics = append(topics, t)
+		}
+		sort.Strings(topics)
+		req.Topics = req.Topics[:0]
+		for _, t := range topics {
+			rt := kmsg.NewTxnOffsetCommitRequestTopic()
+			rt.Topic, rt.TopicID = t, ids[t]
+			for _, tp := range byTopic[t] {
+				rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+				rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = tp.Partition, end[tp], -1, &meta
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+		}
+		return nil
+	})
+	committed, err = s.grp.sess.End(ctx, kgo.TransactionEndTry(commit))
+	if !committed {
+		s.fmu.Lock()
+		for tp := range s.pos {
+			s.forget(tp)
+		}
+		s.adjustPauses()
+		s.fmu.Unlock()
+	}
+	return committed, err
+}
+
+// quiesce keeps the fetch goroutine from polling until unquiesce (a
+// GroupTransactSession must not poll concurrently with Begin or End),
+// without holding the source lock: the assignment callbacks still run.
+func (s *Source) quiesce() {
+	s.park()
+	s.fmu.Unlock()
+}
+
+func (s *Source) unquiesce() {
+	s.fmu.Lock()
+	s.unpark()
+}
+
+// groupWaitForData is WaitForData in group mode: owned partitions whose
+// cursor is unknown are moved to pos, so their records are fetched; an
+// assignment change ends the wait too.
+func (s *Source) groupWaitForData(ctx context.Context, pos Offsets, maxWait time.Duration) bool {
+	s.park()
+	set := map[string]map[int32]kgo.EpochOffset{}
+	for tp, off := range pos {
+		if _, known := s.pos[tp]; known || !s.assigned[tp] {
+			continue
+		}
+		if set[tp.Topic] == nil {
+			set[tp.Topic] = map[int32]kgo.EpochOffset{}
+		}
+		set[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: off}
+		s.pos[tp] = off
+	}
+	if len(set) > 0 {
+		s.cl.SetOffsets(set)
+		s.adjustPauses()
+	}
+	s.unpark()
+	select {
+	case <-s.grp.changed: // drop a stale signal
+	default:
+	}
+	t := time.NewTimer(maxWait)
+	defer t.Stop()
+	for {
+		if s.hasData(pos) {
+			return true
+		}
+		select {
+		case <-s.dataCh:
+		case <-s.grp.changed:
+			return true
+		case <-t.C:
+			return s.hasData(pos)
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+var _ source.Grouped = (*Source)(nil)

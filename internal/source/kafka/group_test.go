@@ -1,0 +1,220 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-stream/sluice/internal/broker"
+	"github.com/sluice-stream/sluice/internal/broker/brokertest"
+	"github.com/sluice-stream/sluice/internal/engine"
+	"github.com/sluice-stream/sluice/internal/options"
+	"github.com/sluice-stream/sluice/internal/sink/memory"
+	"github.com/sluice-stream/sluice/internal/source"
+	"github.com/sluice-stream/sluice/internal/source/kafka"
+	"github.com/sluice-stream/sluice/internal/trigger"
+)
+
+func TestGroupOptionErrors(t *testing.T) {
+	base := func(kv ...string) map[string]string {
+		m := map[string]string{"kafka.bootstrap.servers": "127.0.0.1:1", "subscribe": "t", "sluice.group": "g"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == "" {
+				delete(m, kv[i])
+				continue
+			}
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	cases := []struct {
+		name   string
+		opts   map[string]string
+		option string // the option the error names
+		text   string
+	}{
+		{"assign", base("subscribe", "", "assign", `{"t":[0]}`), "assign", "the group assigns the partitions"},
+		{"commitGroup", base("sluice.commitGroup", "lag"), "sluice.commitGroup", "commits to the group itself"},
+		{"JSON start", base("startingOffsets", `{"t":{"0":5}}`), "startingOffsets", `"earliest" or "latest"`},
+		{"timestamp start", base("startingTimestamp", "1000"), "startingTimestamp", "not supported in group mode"},
+		{"bad member", base("sluice.group.member", "a/b"), "sluice.group.member", "letters, digits"},
+		{"member without group", base("sluice.group", "", "sluice.group.member", "m1"), "sluice.group.member", `set "sluice.group" too`},
+		{"heartbeat", base("kafka.session.timeout.ms", "6000", "kafka.heartbeat.interval.ms", "6000"), "kafka.heartbeat.interval.ms", "below kafka.session.timeout.ms (6000)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := kafka.ParseConfig(c.opts)
+			if err == nil || options.OptionOf(err) != c.option || !strings.Contains(err.Error(), c.text) {
+				t.Errorf("err = %v; want one naming %q and saying %q", err, c.option, c.text)
+			}
+		})
+	}
+	cfg, err := kafka.ParseConfig(base("sluice.group.member", "pod-1", "kafka.session.timeout.ms", "7000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Group != "g" || cfg.Member != "pod-1" || cfg.SessionTimeout != 7*time.Second || cfg.HeartbeatInterval != 3*time.Second {
+		t.Errorf("config = group %q member %q session %v heartbeat %v", cfg.Group, cfg.Member, cfg.SessionTimeout, cfg.HeartbeatInterval)
+	}
+	if cfg, _ := kafka.ParseConfig(base()); cfg.Member != kafka.DefaultMember() || !strings.Contains(cfg.Member, "-") {
+		t.Errorf("default member %q, want %q", cfg.Member, kafka.DefaultMember())
+	}
+}
+
+// groupQuery starts a group-mode query member writing to a memory sink.
+func groupQuery(t *testing.T, addr, member string) (*engine.Query, *kafka.Source, *memory.Sink) {
+	t.Helper()
+	src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": addr, "subscribe": "grp", "startingOffsets": "earliest",
+		"sluice.group": "members", "sluice.group.member": member, "maxOffsetsPerTrigger": "50",
+		"kafka.session.timeout.ms": "30000", "kafka.heartbeat.interval.ms": "300"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk := memory.New()
+	q, err := engine.Start(context.Background(), engine.Config{Source: src, Sink: sk, Trigger: trigger.Trigger{Kind: trigger.Default},
+		CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Stop() })
+	return q, src, sk
+}
+
+// waitUntil polls cond until it holds, failing after timeout.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Two members split the partitions; the group's committed offsets follow
+// their batches (at least once with a memory sink); a member stopped
+// gracefully leaves the group, so the other takes its partitions over at
+// once — well before the 30 s session timeout.
+func TestGroupMembersSplitPartitionsAndHandOverOnStop(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "grp", Partitions: 4})
+	addr := b.Addr()
+	produce := func(round int) {
+		var recs []*kgo.Record
+		for p := int32(0); p < 4; p++ {
+			for i := 0; i < 100; i++ {
+				recs = append(recs, &kgo.Record{Topic: "grp", Partition: p, Value: []byte(fmt.Sprintf("r%d-p%d-%d", round, p, i))})
+			}
+		}
+		brokertest.ProduceSync(t, addr, recs...)
+	}
+	adm := kadm.NewClient(brokertest.Client(t, addr))
+	caughtUp := func(want int64) func() bool {
+		return func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			offs, err := adm.FetchOffsets(ctx, "members")
+			if err != nil {
+				return false
+			}
+			var sum int64
+			offs.Each(func(o kadm.OffsetResponse) { sum += o.At })
+			return sum == want
+		}
+	}
+	owned := func(src *kafka.Source) int { return len(src.GroupMember().Partitions) }
+
+	produce(0)
+	qa, srcA, sinkA := groupQuery(t, addr, "a")
+	waitUntil(t, 30*time.Second, "member a to own all 4 partitions", func() bool { return owned(srcA) == 4 })
+	waitUntil(t, 30*time.Second, "the group to commit 400 offsets", caughtUp(400))
+
+	_, srcB, sinkB := groupQuery(t, addr, "b")
+	waitUntil(t, 30*time.Second, "the members to split the partitions", func() bool { return owned(srcA) == 2 && owned(srcB) == 2 })
+	if m := srcB.GroupMember(); m.Group != "members" || m.Name != "b" || m.MemberID == "" {
+		t.Errorf("member b = %+v", m)
+	}
+	produce(1)
+	waitUntil(t, 30*time.Second, "the group to commit 800 offsets", caughtUp(800))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := qa.StopGracefully(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	waitUntil(t, 20*time.Second, "member b to take all partitions over after a left", func() bool { return owned(srcB) == 4 })
+	t.Logf("member b owned all partitions %v after member a stopped", time.Since(stopped).Round(time.Millisecond))
+	produce(2)
+	waitUntil(t, 30*time.Second, "the group to commit 1200 offsets", caughtUp(1200))
+
+	// At least once: every record reached one of the sinks.
+	seen := map[string]bool{}
+	for _, sk := range []*memory.Sink{sinkA, sinkB} {
+		for _, row := range sk.Rows() {
+			seen[string(row[1].([]byte))] = true
+		}
+	}
+	for round := 0; round < 3; round++ {
+		for p := 0; p < 4; p++ {
+			for i := 0; i < 100; i++ {
+				if k := fmt.Sprintf("r%d-p%d-%d", round, p, i); !seen[k] {
+					t.Fatalf("record %s never reached a sink", k)
+				}
+			}
+		}
+	}
+	var _ source.Grouped = srcB
+}
+
+// Trigger.AvailableNow in group mode: the member reads what its partitions
+// held when it started, not what arrives while it drains them.
+func TestGroupAvailableNowStopsAtTheSnapshot(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "grp", Partitions: 2})
+	addr := b.Addr()
+	produce := func(tag string) {
+		var recs []*kgo.Record
+		for p := int32(0); p < 2; p++ {
+			for i := 0; i < 50; i++ {
+				recs = append(recs, &kgo.Record{Topic: "grp", Partition: p, Value: []byte(fmt.Sprintf("%s-p%d-%d", tag, p, i))})
+			}
+		}
+		brokertest.ProduceSync(t, addr, recs...)
+	}
+	produce("before")
+	src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": addr, "subscribe": "grp", "startingOffsets": "earliest",
+		"sluice.group": "drain", "maxOffsetsPerTrigger": "30", "kafka.session.timeout.ms": "30000", "kafka.heartbeat.interval.ms": "300"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk := memory.New()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	q, err := engine.Start(ctx, engine.Config{Source: src, Sink: sk, Trigger: trigger.Trigger{Kind: trigger.AvailableNow}, CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2,
+		BeforeCommit: func(id int64) error {
+			if id == 0 {
+				produce("during") // arrives while the member drains
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.AwaitTermination(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows := sk.Rows()
+	for _, row := range rows {
+		if v := string(row[1].([]byte)); !strings.HasPrefix(v, "before-") {
+			t.Fatalf("read %q, produced after the member started", v)
+		}
+	}
+	if len(rows) != 100 {
+		t.Fatalf("read %d rows, want the 100 there at start", len(rows))
+	}
+}
