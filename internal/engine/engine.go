@@ -509,7 +509,13 @@ func (q *Query) recover(ctx context.Context) error {
 	if _, grouped := source.AsGroup(q.cfg.Source); grouped {
 		// Group mode: the group's committed offsets say where each
 		// partition starts; a batch this member logged but did not commit
-		// may since belong to another member. Never replayed.
+		// may since belong to another member. Never replayed; its
+		// offsets/N is written once, so the next batch takes the next id
+		// (as after a batch a rebalance abandoned).
+		if q.replay {
+			q.log.Info("group mode: the last logged batch was not committed; it is not replayed (the group's offsets say where each partition starts)", "batch", q.nextBatch)
+			q.nextBatch++
+		}
 		q.replay = false
 	}
 	var initial string

@@ -122,6 +122,11 @@ func parseGroup(o options.Values, c *Config) error {
 		return &options.Error{Option: "sluice.group.member", Value: member, Allowed: "allowed: 1 to 128 letters, digits, '.', '_' or '-'"}
 	}
 	c.Member = member
+	if !o.Has("kafka.client.id") {
+		// Members told apart by client id too (kafka-consumer-groups
+		// --members, sluice status --group, broker logs and quotas).
+		c.ClientID += "-" + member
+	}
 	switch {
 	case c.Assign != nil:
 		return &options.Error{Option: "assign", Allowed: `not with "sluice.group": in group mode the group assigns the partitions; use "subscribe" or "subscribePattern"`}
