@@ -121,7 +121,15 @@ type member struct {
 	done   bool
 	cmd    *os.Process
 	pid    int
+	began  time.Time // when the process was started
 }
+
+// memberStartGrace is how long a member has run before the torture stops
+// it gracefully: a SIGTERM that lands before the process has set up its
+// signal handling (the Go runtime and package initialisation, longer in a
+// test binary on a loaded machine) ends it with the signal's default
+// action, which says nothing about sluice's shutdown.
+const memberStartGrace = 2 * time.Second
 
 // RunMembers tortures group mode: it starts c.Members members of the copy
 // pipeline with sluice.group on a c.Partitions-partition topic while a
@@ -227,7 +235,7 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 		if err := cmd.Start(); err != nil {
 			return err
 		}
-		m.cmd, m.pid = cmd.Process, cmd.Process.Pid
+		m.cmd, m.pid, m.began = cmd.Process, cmd.Process.Pid, time.Now()
 		go func() { m.exited <- cmd.Wait() }()
 		live = append(live, m)
 		res.Peak = max(res.Peak, len(live))
@@ -260,6 +268,9 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 	// (plus a margin for the process to start up and leave the group).
 	stop := func(m *member) {
 		res.Stopped++
+		if young := memberStartGrace - time.Since(m.began); young > 0 {
+			time.Sleep(young)
+		}
 		began := time.Now()
 		m.cmd.Signal(syscall.SIGTERM)
 		select {
