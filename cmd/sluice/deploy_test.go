@@ -35,7 +35,8 @@ const repoRoot = "../.."
 // the ConfigMap; the UI port agrees across --ui-addr, EXPOSE, the published
 // and container ports, the probes and the scrape annotation; the probe and
 // metrics paths are served by `sluice run`'s server off loopback; the grace
-// periods exceed --shutdown-timeout; one member only (no group mode yet).
+// periods exceed --shutdown-timeout; several members only in group mode,
+// each with its own published port.
 func TestDeployManifests(t *testing.T) {
 	df := readDockerfile(t)
 	compose := readCompose(t)
@@ -74,9 +75,23 @@ func TestDeployManifests(t *testing.T) {
 		}
 	}
 	if len(runs) != 1 {
-		t.Fatalf("compose runs %d sluice run members (%v), want 1 until group mode exists", len(runs), runs)
+		t.Fatalf("compose has %d sluice run services (%v), want 1 (its replicas are the members)", len(runs), runs)
 	}
 	run := compose.Services[runs[0]]
+	// Several members are one query only in group mode: without
+	// sluice.group a second copy processes every record again.
+	group := pipelineGroup(t, filepath.Join(repoRoot, "deploy", "pipeline.yaml"))
+	replicas := max(run.Deploy.Replicas, 1)
+	if replicas > 1 && group == "" {
+		t.Errorf("compose runs %d replicas of a pipeline without sluice.group", replicas)
+	}
+	if group != "" && replicas < 3 {
+		t.Errorf("compose runs %d member(s) of group %s, want three", replicas, group)
+	}
+	// Each replica needs its own host port: a range at least as wide.
+	if replicas > 1 && !slices.ContainsFunc(run.Ports, func(p string) bool { return hostPortRange(p) >= replicas }) {
+		t.Errorf("compose publishes %v for %d replicas: want a host port range of at least %d ports", run.Ports, replicas, replicas)
+	}
 	uiPort := uiAddrPort(t, "compose "+runs[0], run.Command)
 	if df.expose != uiPort {
 		t.Errorf("Dockerfile EXPOSE %s, --ui-addr port %s", df.expose, uiPort)
@@ -129,11 +144,13 @@ func TestDeployManifests(t *testing.T) {
 	if dep == nil || cm == nil || pdb == nil {
 		t.Fatalf("deploy/k8s lacks a Deployment, ConfigMap or PodDisruptionBudget")
 	}
-	if dep.Spec.Replicas != 1 {
-		t.Errorf("Deployment replicas %d, want 1 until group mode lands", dep.Spec.Replicas)
-	}
-	if dep.Spec.Strategy.Type != "Recreate" {
+	switch {
+	case group == "" && dep.Spec.Replicas != 1:
+		t.Errorf("Deployment replicas %d of a pipeline without sluice.group: want 1 (one process per query)", dep.Spec.Replicas)
+	case group == "" && dep.Spec.Strategy.Type != "Recreate":
 		t.Errorf("Deployment strategy %q, want Recreate (one pod holds the checkpoint at a time)", dep.Spec.Strategy.Type)
+	case group != "" && dep.Spec.Replicas < 2:
+		t.Errorf("Deployment replicas %d of group %s: want several members", dep.Spec.Replicas, group)
 	}
 	pod := dep.Spec.Template
 	if !labelsMatch(dep.Spec.Selector.MatchLabels, pod.Metadata.Labels) || !labelsMatch(pdb.Spec.Selector.MatchLabels, pod.Metadata.Labels) {
@@ -450,6 +467,9 @@ type composeFile struct {
 			Test []string `yaml:"test"`
 		} `yaml:"healthcheck"`
 		StopGracePeriod string `yaml:"stop_grace_period"`
+		Deploy          struct {
+			Replicas int `yaml:"replicas"`
+		} `yaml:"deploy"`
 	} `yaml:"services"`
 }
 
@@ -637,4 +657,43 @@ func TestDeployArgProblems(t *testing.T) {
 			t.Errorf("argProblems(%q) = %q, want %q", tc.args, got, tc.want)
 		}
 	}
+}
+
+// pipelineGroup returns the Kafka source's sluice.group in the pipeline
+// file ("" when it has none).
+func pipelineGroup(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Source struct {
+			Options map[string]any `yaml:"options"`
+		} `yaml:"source"`
+	}
+	if err := yaml.Unmarshal(data, &p); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	g, _ := p.Source.Options["sluice.group"].(string)
+	return g
+}
+
+// hostPortRange is how many host ports a compose port mapping publishes
+// ("127.0.0.1:4040-4043:4040" → 4; "127.0.0.1:4040:4040" → 1).
+func hostPortRange(mapping string) int {
+	parts := strings.Split(mapping, ":")
+	if len(parts) < 2 {
+		return 1
+	}
+	lo, hi, ok := strings.Cut(parts[len(parts)-2], "-")
+	if !ok {
+		return 1
+	}
+	a, err1 := strconv.Atoi(lo)
+	b, err2 := strconv.Atoi(hi)
+	if err1 != nil || err2 != nil || b < a {
+		return 0
+	}
+	return b - a + 1
 }
