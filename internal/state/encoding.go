@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -245,11 +246,8 @@ func DecodeKey(b []byte, kinds []batch.Kind) ([]any, error) {
 // the matching kinds).
 func DecodeKeyInto(b []byte, cols []*batch.Column) error {
 	for i, c := range cols {
-		v, rest, err := decodeKeyCell(b, c.Type)
+		rest, err := decodeKeyCellInto(b, c)
 		if err != nil {
-			return fmt.Errorf("key column %d (%s): %w", i, c.Type, err)
-		}
-		if err := c.AppendValue(v); err != nil {
 			return fmt.Errorf("key column %d (%s): %w", i, c.Type, err)
 		}
 		b = rest
@@ -258,6 +256,67 @@ func DecodeKeyInto(b []byte, cols []*batch.Column) error {
 		return fmt.Errorf("state: %d bytes after the last key column", len(b))
 	}
 	return nil
+}
+
+// decodeKeyCellInto appends one encoded cell to c. Numbers, strings
+// without escapes and structs of them go straight into the column (no
+// boxed value per cell, as eviction decodes every emitted key); other
+// kinds go through decodeKeyCell.
+func decodeKeyCellInto(b []byte, c *batch.Column) ([]byte, error) {
+	if len(b) == 0 || b[0] != keyPresent {
+		return decodeKeyCellValue(b, c)
+	}
+	switch c.Type.Class() {
+	case batch.Int, batch.Date:
+		if len(b) < 5 {
+			return nil, errShortKey
+		}
+		c.AppendInt(int64(int32(binary.BigEndian.Uint32(b[1:]) ^ (1 << 31))))
+		return b[5:], nil
+	case batch.Long, batch.Timestamp:
+		if len(b) < 9 {
+			return nil, errShortKey
+		}
+		c.AppendInt(int64(binary.BigEndian.Uint64(b[1:]) ^ (1 << 63)))
+		return b[9:], nil
+	case batch.String, batch.Binary:
+		// The common case: no zero byte inside, so the first 0x00 is the
+		// terminator 0x00 0x01.
+		i := bytes.IndexByte(b[1:], 0)
+		if i < 0 || i+2 >= len(b) || b[i+2] != 1 {
+			return decodeKeyCellValue(b, c)
+		}
+		c.AppendBytes(append(make([]byte, 0, i), b[1:1+i]...))
+		return b[i+3:], nil
+	case batch.Struct:
+		if len(c.Children) != len(c.Type.Fields()) {
+			return decodeKeyCellValue(b, c)
+		}
+		rest := b[1:]
+		for j, ch := range c.Children {
+			var err error
+			if rest, err = decodeKeyCellInto(rest, ch); err != nil {
+				// Children before j took a cell: a half-appended struct
+				// leaves the batch unusable, and the caller fails.
+				return nil, fmt.Errorf("field %q: %w", c.Type.Fields()[j].Name, err)
+			}
+		}
+		c.AppendStruct()
+		return rest, nil
+	}
+	return decodeKeyCellValue(b, c)
+}
+
+// decodeKeyCellValue appends one cell to c through its boxed value.
+func decodeKeyCellValue(b []byte, c *batch.Column) ([]byte, error) {
+	v, rest, err := decodeKeyCell(b, c.Type)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.AppendValue(v); err != nil {
+		return nil, err
+	}
+	return rest, nil
 }
 
 func decodeKeyCell(b []byte, k batch.Kind) (any, []byte, error) {
