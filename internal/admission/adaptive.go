@@ -347,8 +347,9 @@ func costPerRecord(batches []BatchStat) float64 {
 // BudgetLimit returns how many records fit in budget bytes given the
 // in-memory bytes per record measured on recent batches (history, oldest
 // first), or -1 when nothing is known yet. reserve is subtracted from the
-// budget first (fetch buffers, sink buffers).
-func BudgetLimit(budget, reserve int64, history []BatchStat) int64 {
+// budget first (fetch buffers, sink buffers); extraPerRecord is added to
+// the bytes per record (memory a record adds beyond the batch: state).
+func BudgetLimit(budget, reserve, extraPerRecord int64, history []BatchStat) int64 {
 	if budget <= 0 {
 		return -1
 	}
@@ -360,7 +361,7 @@ func BudgetLimit(budget, reserve int64, history []BatchStat) int64 {
 	if rows == 0 || bytes == 0 {
 		return -1
 	}
-	per := float64(bytes) / float64(rows)
+	per := float64(bytes)/float64(rows) + float64(max(0, extraPerRecord))
 	room := budget - reserve
 	if room < budget/10 {
 		room = budget / 10

@@ -157,16 +157,19 @@ func TestAdaptiveDecisionReasons(t *testing.T) {
 
 func TestBudgetLimit(t *testing.T) {
 	hist := []BatchStat{{Rows: 1000, Bytes: 300_000}, {Rows: 1000, Bytes: 300_000}}
-	if got := BudgetLimit(3_000_000, 0, hist); got != 10_000 {
+	if got := BudgetLimit(3_000_000, 0, 0, hist); got != 10_000 {
 		t.Fatalf("BudgetLimit = %d, want 10000 (3 MB / 300 B)", got)
 	}
-	if got := BudgetLimit(3_000_000, 1_500_000, hist); got != 5000 {
+	if got := BudgetLimit(3_000_000, 1_500_000, 0, hist); got != 5000 {
 		t.Fatalf("BudgetLimit with reserve = %d, want 5000", got)
 	}
-	if got := BudgetLimit(3_000_000, 0, nil); got != -1 {
+	if got := BudgetLimit(3_000_000, 0, 200, hist); got != 6000 {
+		t.Fatalf("BudgetLimit with 200 B of state per record = %d, want 6000 (3 MB / 500 B)", got)
+	}
+	if got := BudgetLimit(3_000_000, 0, 0, nil); got != -1 {
 		t.Fatalf("BudgetLimit without history = %d, want -1", got)
 	}
-	if got := BudgetLimit(0, 0, hist); got != -1 {
+	if got := BudgetLimit(0, 0, 0, hist); got != -1 {
 		t.Fatalf("BudgetLimit without budget = %d, want -1", got)
 	}
 }

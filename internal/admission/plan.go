@@ -37,6 +37,11 @@ type Input struct {
 	// buffers (a sink's upload buffers, sink.Budgeted): batches get what
 	// is left.
 	Reserved int64
+	// ExtraBytesPerRecord is memory each admitted record may add that the
+	// batch's measured size does not show and that outlives the batch's
+	// rows (a stateful query's state: an entry per new key). The budget
+	// limit divides the room by the measured bytes per record plus it.
+	ExtraBytesPerRecord int64
 }
 
 // Decision is the plan of one batch: how much it may take and why.
@@ -158,10 +163,10 @@ func Plan(in Input) Decision {
 	}
 	if lim.MemoryBudget > 0 {
 		reserve := BufferShare(lim.MemoryBudget) + in.Reserved
-		b := BudgetLimit(lim.MemoryBudget, reserve, in.History.Batches)
+		b := BudgetLimit(lim.MemoryBudget, reserve, in.ExtraBytesPerRecord, in.History.Batches)
 		reason := "memory budget"
 		if b < 0 {
-			b = max(1, max(lim.MemoryBudget-reserve, lim.MemoryBudget/10)/InitialBytesPerRecord)
+			b = max(1, max(lim.MemoryBudget-reserve, lim.MemoryBudget/10)/(InitialBytesPerRecord+max(0, in.ExtraBytesPerRecord)))
 			reason = "memory budget (first batch: assumed 2 KiB per record)"
 		}
 		if d.Limit == 0 || b < d.Limit {

@@ -273,8 +273,12 @@ type Query struct {
 	// their own buffers (sink.Budgeted).
 	sinkReserve int64
 	// stateReserve is the memory a stateful query's state stores and
-	// exchange hold back from the budget.
+	// exchange hold back from the budget (stateReservation).
 	stateReserve int64
+	// stateBytes and stateRows are the memory state stores' size after the
+	// last committed batch (stateMeasured: one committed in this run).
+	stateBytes, stateRows int64
+	stateMeasured         bool
 
 	// Stateful queries: the conf pinned by the checkpoint, the watermark
 	// tracker, the watermark the last executed batch used, and the state

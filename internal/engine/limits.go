@@ -56,7 +56,9 @@ func (q *Query) currentTrigger() trigger.Trigger {
 // source took to answer (progress latestOffset; the rest of planning is
 // queryPlanning).
 func (q *Query) plan(ctx context.Context, once bool) (end, latest source.Offset, d admission.Decision, asked time.Duration, err error) {
-	in := admission.Input{BatchID: q.nextBatch, Once: once, Limits: q.Limits(), History: q.history, Reserved: q.sinkReserve + q.stateReserve}
+	stateReserve, perRecord := q.stateReservation()
+	in := admission.Input{BatchID: q.nextBatch, Once: once, Limits: q.Limits(), History: q.history,
+		Reserved: q.sinkReserve + stateReserve, ExtraBytesPerRecord: perRecord}
 	if q.cfg.LagSeconds != nil && in.Limits.Mode == admission.ModeAdaptive {
 		in.LagSeconds = q.cfg.LagSeconds()
 	}

@@ -46,3 +46,39 @@ func TestResolveConf(t *testing.T) {
 		})
 	}
 }
+
+// A stateful query holds back the exchange's buffer and its state: the
+// whole state share until a batch of the run measured the state, then the
+// memory provider's measured size twice (capped at the share) with an
+// entry's size per admitted record; the disk provider's whole share always.
+func TestStateReservation(t *testing.T) {
+	const budget = 128 << 20
+	q := &Query{}
+	q.settings.stateBudget, q.settings.shuffleSize = StateShare(budget), ShuffleShare(budget)
+	q.settings.state = state.DefaultConfig()
+	q.stateReserve = q.settings.stateBudget + q.settings.shuffleSize
+	if r, per := q.stateReservation(); r != q.stateReserve || per != 0 {
+		t.Fatalf("before a batch: %d, %d; want the whole share %d", r, per, q.stateReserve)
+	}
+	q.stateBytes, q.stateRows, q.stateMeasured = 0, 0, true
+	if r, per := q.stateReservation(); r != q.settings.shuffleSize || per != InitialStateEntryBytes {
+		t.Fatalf("empty state: %d, %d; want %d, %d", r, per, q.settings.shuffleSize, InitialStateEntryBytes)
+	}
+	q.stateBytes, q.stateRows = 9<<20, 9<<20/160
+	if r, per := q.stateReservation(); r != q.settings.shuffleSize+18<<20 || per != 160 {
+		t.Fatalf("9 MiB of state: %d, %d; want %d, 160", r, per, q.settings.shuffleSize+18<<20)
+	}
+	q.stateBytes = 40 << 20
+	if r, _ := q.stateReservation(); r != q.stateReserve {
+		t.Fatalf("state over half its share: %d, want the share capped at %d", r, q.stateReserve)
+	}
+	q.settings.state.Provider = state.DiskProvider
+	q.stateBytes = 1 << 20
+	if r, per := q.stateReservation(); r != q.stateReserve || per != 0 {
+		t.Fatalf("disk provider: %d, %d; want the whole share %d", r, per, q.stateReserve)
+	}
+	q.stateReserve = 0 // a stateless query, or no budget
+	if r, per := q.stateReservation(); r != 0 || per != 0 {
+		t.Fatalf("no reserve: %d, %d", r, per)
+	}
+}

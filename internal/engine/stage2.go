@@ -299,6 +299,11 @@ func (q *Query) commitState(ctx context.Context, run *statefulRun, info *BatchIn
 		out[i], out[j] = out[j], out[i]
 	}
 	info.StateOperators = out
+	q.stateBytes, q.stateRows, q.stateMeasured = 0, 0, true
+	for _, o := range out {
+		q.stateBytes += o.MemoryUsedBytes
+		q.stateRows += o.NumRowsTotal
+	}
 	return nil
 }
 

@@ -185,6 +185,37 @@ func (q *Query) initStateful() error {
 	return nil
 }
 
+// stateReservation is what a stateful query holds back from the budget
+// when a batch is planned, and the memory each admitted record may add to
+// the state. The exchange's buffer is always held back. The disk
+// provider's stores take their allowance when they open, so its whole
+// share is. The memory provider's state is held back at its measured
+// size, twice (the cached previous version still holds what the last
+// batch evicted), and each record may add one entry of the measured
+// average size (InitialStateEntryBytes before there is any): the batch's
+// rows and the state they may add fit in the budget together, and
+// admission follows the state as it grows or shrinks, where holding back
+// the whole share starved batches of a query whose state is small. Until
+// a batch of this run committed, the whole share is held back (state
+// restored from the checkpoint is not measured yet).
+func (q *Query) stateReservation() (reserve, perRecord int64) {
+	if q.stateReserve == 0 {
+		return 0, 0
+	}
+	if q.settings.state.Provider != state.MemoryProvider || !q.stateMeasured {
+		return q.stateReserve, 0
+	}
+	perRecord = InitialStateEntryBytes
+	if q.stateRows > 0 {
+		perRecord = max(1, q.stateBytes/q.stateRows)
+	}
+	return q.settings.shuffleSize + min(q.settings.stateBudget, 2*q.stateBytes), perRecord
+}
+
+// InitialStateEntryBytes is the state entry size admission assumes before
+// the state holds any entry.
+const InitialStateEntryBytes = 256
+
 // StateShare is the part of a memory budget state stores may hold: half.
 func StateShare(budget int64) int64 { return budget / 2 }
 
