@@ -78,8 +78,11 @@ const (
 	// lag and health change only as old samples leave their window.
 	IdleWatchEvery = 5 * time.Second
 	// SizeEvery bounds how often the checkpoint directory is walked while
-	// batches commit.
-	SizeEvery = time.Second
+	// batches commit; a walk that takes long waits SizeWalkFactor times its
+	// own duration before the next (a stateful checkpoint with 200 shuffle
+	// partitions holds tens of thousands of files).
+	SizeEvery      = time.Second
+	SizeWalkFactor = 50
 	// RemoteSizeEvery bounds it for a checkpoint on an object store, where
 	// a walk costs one List request per directory.
 	RemoteSizeEvery = time.Minute
@@ -1106,10 +1109,12 @@ func (m *Monitor) Snapshot() Snapshot {
 }
 
 // sizeCache walks the checkpoint directory at most once per SizeEvery
-// while batches commit, and once per UnchangedSizeEvery while none does.
+// while batches commit, and once per UnchangedSizeEvery while none does;
+// it spends at most 1/SizeWalkFactor of the time walking.
 type sizeCache struct {
 	mu      sync.Mutex
 	at      time.Time
+	took    time.Duration // the last walk
 	info    progress.CheckpointInfo
 	valid   bool
 	changed bool // a batch committed since the last walk
@@ -1135,9 +1140,12 @@ func (c *sizeCache) get(cp *checkpoint.Checkpoint) *progress.CheckpointInfo {
 	if !c.changed {
 		every = max(every, UnchangedSizeEvery)
 	}
+	every = max(every, SizeWalkFactor*c.took)
 	if now := time.Now(); c.at.IsZero() || now.Sub(c.at) >= every {
 		c.at, c.changed = now, false
-		if b, f, err := cp.Size(); err == nil {
+		b, f, err := cp.Size()
+		c.took = time.Since(now)
+		if err == nil {
 			c.info, c.valid = progress.CheckpointInfo{Bytes: b, Files: int64(f)}, true
 		}
 	}
