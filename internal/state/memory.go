@@ -27,6 +27,15 @@ func entryLess(a, b entry) bool { return bytes.Compare(a.key, b.key) < 0 }
 // by TestMemoryAccountingMatchesHeap).
 const entryOverhead = 104
 
+// newEntry copies key and value into one allocation (capped slices: an
+// append to either cannot reach the other).
+func newEntry(key, value []byte) entry {
+	buf := make([]byte, len(key)+len(value))
+	copy(buf, key)
+	copy(buf[len(key):], value)
+	return entry{buf[:len(key):len(key)], buf[len(key):]}
+}
+
 func entrySize(k, v []byte) int64 { return allocSize(len(k)) + allocSize(len(v)) + entryOverhead }
 
 // allocSize approximates the Go allocator's size class for n bytes.
@@ -399,7 +408,7 @@ func (s *memStore) Put(key, value []byte) error {
 	t0 := time.Now()
 	// Insert first (one traversal) and undo in the rare case the budget
 	// refuses the growth.
-	e := entry{bytes.Clone(key), append(make([]byte, 0, len(value)), value...)}
+	e := newEntry(key, value)
 	old, had := s.tree.ReplaceOrInsert(e)
 	size := s.bytes + entrySize(e.key, e.value)
 	if had {
