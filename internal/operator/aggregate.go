@@ -578,28 +578,16 @@ func (s *aggStage2) Metrics() []engine.OperatorMetrics {
 }
 
 // rowBuilder assembles output rows (keys decoded from state keys, then the
-// aggregate results) into batches of up to outputChunk rows.
+// aggregate results).
 type rowBuilder struct {
-	a    *Aggregate
-	emit func(*batch.Batch) error
-	cols []*batch.Column
-	n    int
+	outRows
+	a *Aggregate
 }
-
-const outputChunk = 4096
 
 func newRowBuilder(a *Aggregate, emit func(*batch.Batch) error) *rowBuilder {
-	r := &rowBuilder{a: a, emit: emit}
-	r.reset()
+	r := &rowBuilder{a: a}
+	r.init(a.raw, emit, nil)
 	return r
-}
-
-func (r *rowBuilder) reset() {
-	r.cols = make([]*batch.Column, len(r.a.raw.Fields))
-	for i, f := range r.a.raw.Fields {
-		r.cols[i] = batch.NewColumn(f.Type, 16)
-	}
-	r.n = 0
 }
 
 func (r *rowBuilder) add(key []byte, accs []aggregate.Accumulator) error {
@@ -622,18 +610,5 @@ func (r *rowBuilder) add(key []byte, accs []aggregate.Accumulator) error {
 			return err
 		}
 	}
-	r.n++
-	if r.n >= outputChunk {
-		return r.flush()
-	}
-	return nil
-}
-
-func (r *rowBuilder) flush() error {
-	if r.n == 0 {
-		return nil
-	}
-	b := &batch.Batch{Schema: r.a.raw, Columns: r.cols, N: r.n}
-	r.reset()
-	return r.emit(b)
+	return r.rowDone()
 }

@@ -104,3 +104,52 @@ func gatherColumn(c *batch.Column, idx []int32) *batch.Column {
 	}
 	return out
 }
+
+// outRows collects an operator's output rows into batches of up to
+// outputChunk rows and emits each as it fills. The aggregation's and the
+// session aggregation's row builders append a row's cells to cols, then
+// call rowDone.
+type outRows struct {
+	schema  batch.Schema
+	emit    func(*batch.Batch) error
+	cols    []*batch.Column
+	n       int
+	onReset func() // after fresh columns: re-derive views of them
+}
+
+const outputChunk = 4096
+
+func (o *outRows) init(schema batch.Schema, emit func(*batch.Batch) error, onReset func()) {
+	o.schema, o.emit, o.onReset = schema, emit, onReset
+	o.reset()
+}
+
+func (o *outRows) reset() {
+	o.cols = make([]*batch.Column, len(o.schema.Fields))
+	for i, f := range o.schema.Fields {
+		o.cols[i] = batch.NewColumn(f.Type, 16)
+	}
+	o.n = 0
+	if o.onReset != nil {
+		o.onReset()
+	}
+}
+
+// rowDone counts the row just appended and emits a full chunk.
+func (o *outRows) rowDone() error {
+	o.n++
+	if o.n >= outputChunk {
+		return o.flush()
+	}
+	return nil
+}
+
+// flush emits the rows collected so far.
+func (o *outRows) flush() error {
+	if o.n == 0 {
+		return nil
+	}
+	b := &batch.Batch{Schema: o.schema, Columns: o.cols, N: o.n}
+	o.reset()
+	return o.emit(b)
+}

@@ -350,29 +350,22 @@ func (s *sessionStage2) Metrics() []engine.OperatorMetrics {
 // decoded from the state key with the session struct in its place, then
 // the aggregate results.
 type sessionRows struct {
+	outRows
 	a    *SessionAggregate
-	emit func(*batch.Batch) error
-	cols []*batch.Column
 	keys []*batch.Column // cols of the keys without the session
-	n    int
 }
 
 func newSessionRows(a *SessionAggregate, emit func(*batch.Batch) error) *sessionRows {
-	r := &sessionRows{a: a, emit: emit}
-	r.reset()
-	return r
-}
-
-func (r *sessionRows) reset() {
-	r.cols = make([]*batch.Column, len(r.a.raw.Fields))
-	r.keys = r.keys[:0]
-	for i, f := range r.a.raw.Fields {
-		r.cols[i] = batch.NewColumn(f.Type, 16)
-		if i < len(r.a.Keys) && i != r.a.Session {
-			r.keys = append(r.keys, r.cols[i])
+	r := &sessionRows{a: a}
+	r.init(a.raw, emit, func() {
+		r.keys = r.keys[:0]
+		for i := range r.a.Keys {
+			if i != r.a.Session {
+				r.keys = append(r.keys, r.cols[i])
+			}
 		}
-	}
-	r.n = 0
+	})
+	return r
 }
 
 func (r *sessionRows) add(key []byte, ss session) error {
@@ -389,18 +382,5 @@ func (r *sessionRows) add(key []byte, ss session) error {
 			return err
 		}
 	}
-	r.n++
-	if r.n >= outputChunk {
-		return r.flush()
-	}
-	return nil
-}
-
-func (r *sessionRows) flush() error {
-	if r.n == 0 {
-		return nil
-	}
-	b := &batch.Batch{Schema: r.a.raw, Columns: r.cols, N: r.n}
-	r.reset()
-	return r.emit(b)
+	return r.rowDone()
 }
