@@ -90,6 +90,7 @@ type Source struct {
 	schema batch.Schema
 
 	// availableNow, when set, caps Available (Trigger.AvailableNow).
+	// Set once before the first batch, under fmu; read-only after.
 	availableNow Offsets
 	// gone holds partitions that vanished (failOnDataLoss=false), kept at
 	// their position until they come back. Touched by Available only (one
@@ -537,7 +538,12 @@ func (s *Source) PrepareAvailableNow(ctx context.Context) error {
 		}
 		s.log.Warn(err.Error())
 	}
+	// Under the fetch lock: adjustPauses reads the snapshot from the
+	// fetch goroutine and, in group mode, from the group's assignment
+	// callback. The map is never changed after this.
+	s.fmu.Lock()
 	s.availableNow = latest
+	s.fmu.Unlock()
 	return nil
 }
 
