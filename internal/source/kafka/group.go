@@ -672,22 +672,7 @@ func (s *Source) groupWaitForData(ctx context.Context, pos Offsets, maxWait time
 	case <-s.grp.changed: // drop a stale signal
 	default:
 	}
-	t := time.NewTimer(maxWait)
-	defer t.Stop()
-	for {
-		if s.hasData(pos) {
-			return true
-		}
-		select {
-		case <-s.dataCh:
-		case <-s.grp.changed:
-			return true
-		case <-t.C:
-			return s.hasData(pos)
-		case <-ctx.Done():
-			return false
-		}
-	}
+	return s.waitOwn(ctx, pos, maxWait, s.grp.changed)
 }
 
 var _ source.Grouped = (*Source)(nil)

@@ -667,12 +667,12 @@ func (s *Source) WaitForData(ctx context.Context, posOff source.Offset, maxWait 
 		}
 		s.fmu.Unlock()
 	}
-	data := s.waitOwn(ctx, pos, own)
+	data := s.waitOwn(ctx, pos, own, nil)
 	if !data && own < maxWait && ctx.Err() == nil {
 		rest := maxWait - own
 		var ok bool
 		if data, ok = s.waitIdle(ctx, pos, rest); !ok {
-			data = s.waitOwn(ctx, pos, rest)
+			data = s.waitOwn(ctx, pos, rest, nil)
 		}
 		data = data || s.hasData(pos)
 	}
@@ -683,8 +683,9 @@ func (s *Source) WaitForData(ctx context.Context, posOff source.Offset, maxWait 
 }
 
 // waitOwn waits at most maxWait for the source's own client to fetch
-// records past pos (or learn of them).
-func (s *Source) waitOwn(ctx context.Context, pos Offsets, maxWait time.Duration) bool {
+// records past pos (or learn of them); a signal on wake (group mode: an
+// assignment change; nil: none) ends the wait with true.
+func (s *Source) waitOwn(ctx context.Context, pos Offsets, maxWait time.Duration, wake <-chan struct{}) bool {
 	if s.hasData(pos) {
 		return true
 	}
@@ -699,6 +700,8 @@ func (s *Source) waitOwn(ctx context.Context, pos Offsets, maxWait time.Duration
 		}
 		select {
 		case <-s.dataCh:
+		case <-wake:
+			return true
 		case <-t.C:
 			return s.hasData(pos)
 		case <-ctx.Done():
