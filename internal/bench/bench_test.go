@@ -86,13 +86,13 @@ func TestScaleoutTargetAndTable(t *testing.T) {
 	}{{1.8, true}, {1.79, false}} {
 		r := &Result{RecordBytes: 200, Scaleout: &Scaleout{Records: 1000, Partitions: 16, Target: TargetScaleout2, Rows: []ScaleoutRow{
 			{Members: 1, RecordsPerSec: 100, Ratio: 1}, {Members: 2, RecordsPerSec: 100 * tc.ratio2, Ratio: tc.ratio2},
-			{Members: 4, RecordsPerSec: 250, Ratio: 2.5, StableAfterMs: 1234}}}}
+			{Members: 4, RecordsPerSec: 250, Ratio: 2.5, StableAfterMs: 1234, MachineBusy: 0.97}}}}
 		got := Targets(r)
 		if len(got) != 1 || got[0].Name != "scale-out, 2 members vs 1" || got[0].Met != tc.met || got[0].Value != tc.ratio2 {
 			t.Errorf("ratio %.2f: targets %+v, want met=%v", tc.ratio2, got, tc.met)
 		}
 		table := Table(r).Text()
-		for _, s := range []string{"scale-out: 1 member(s), GOMAXPROCS=1", "scale-out: 2 member(s)", "scale-out: 4 member(s)", "stable after 1234 ms", "1 member 100/s", "2.50"} {
+		for _, s := range []string{"scale-out: 1 member(s), GOMAXPROCS=1", "scale-out: 2 member(s)", "scale-out: 4 member(s)", "stable after 1234 ms", "cores 97 % busy while stable", "1 member 100/s", "2.50"} {
 			if !strings.Contains(table, s) {
 				t.Errorf("table lacks %q:\n%s", s, table)
 			}

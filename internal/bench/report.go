@@ -164,8 +164,8 @@ func Table(r *Result) *report.Table {
 			if sr.Members == 2 {
 				name = "scale-out, 2 members vs 1"
 			}
-			row(name, fmt.Sprintf("scale-out: %d member(s), GOMAXPROCS=1 each (%s × %d B, %d partitions; stable after %d ms; %s from the start; CPU s members %.1f, broker %.1f over %.1f s)",
-				sr.Members, report.Number(int64(s.Records)), r.RecordBytes, s.Partitions, sr.StableAfterMs, rate(sr.WallRecordsPerSec), sr.MembersCPUSec, sr.BrokerCPUSec, sr.WallSec),
+			row(name, fmt.Sprintf("scale-out: %d member(s), GOMAXPROCS=1 each (%s × %d B, %d partitions; stable after %d ms; cores %.0f %% busy while stable; %s from the start; CPU s members %.1f, broker %.1f over %.1f s)",
+				sr.Members, report.Number(int64(s.Records)), r.RecordBytes, s.Partitions, sr.StableAfterMs, 100*sr.MachineBusy, rate(sr.WallRecordsPerSec), sr.MembersCPUSec, sr.BrokerCPUSec, sr.WallSec),
 				rate(sr.RecordsPerSec), fmt.Sprintf("%d member %s", one.Members, rate(one.RecordsPerSec)), report.Float(sr.Ratio, 2))
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-stream/sluice/internal/broker"
+	"github.com/sluice-stream/sluice/internal/procstat"
 	"github.com/sluice-stream/sluice/internal/queryrun"
 )
 
@@ -63,6 +64,13 @@ type ScaleoutRow struct {
 	MembersCPUSec float64 `json:"members_cpu_sec"`
 	BrokerCPUSec  float64 `json:"broker_cpu_sec"`
 	WallSec       float64 `json:"wall_sec"`
+	// MachineBusy is the share of all the machine's cores that was busy
+	// (any process: members, broker, anything else running) from the
+	// moment the group was stable to the last commit — the window
+	// RecordsPerSec measures. Near 1 the machine's cores, not the
+	// members, were the ceiling of that rate. 0 when /proc/stat cannot
+	// be read.
+	MachineBusy float64 `json:"machine_busy"`
 }
 
 // selfCPU is this process's user + system CPU time so far.
@@ -184,6 +192,7 @@ func scaleoutRun(ctx context.Context, addr, topic string, n, round int, cfg *Con
 		procs = append(procs, pr)
 	}
 	var stableAt time.Time
+	var cpuAtStable procstat.MachineCPU
 	deadline := time.After(10 * time.Minute)
 	for {
 		select {
@@ -208,6 +217,7 @@ func scaleoutRun(ctx context.Context, addr, topic string, n, round int, cfg *Con
 		if stableAt.IsZero() {
 			if ok, err := groupSpread(ctx, adm, group, n); err == nil && ok {
 				stableAt = now
+				cpuAtStable, _ = procstat.ReadMachineCPU()
 				row.StableAfterMs = now.Sub(start).Milliseconds()
 				row.CommittedAtStable = committed
 			}
@@ -220,6 +230,9 @@ func scaleoutRun(ctx context.Context, addr, topic string, n, round int, cfg *Con
 				return row, fmt.Errorf("the group was stable only when %d of %d records were committed: use more --records", row.CommittedAtStable, total)
 			}
 			row.RecordsPerSec = float64(total-row.CommittedAtStable) / now.Sub(stableAt).Seconds()
+			if end, err := procstat.ReadMachineCPU(); err == nil && cpuAtStable.Total > 0 {
+				row.MachineBusy = cpuAtStable.BusyFraction(end)
+			}
 			row.WallRecordsPerSec = float64(total) / now.Sub(start).Seconds()
 			break
 		}
