@@ -100,6 +100,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	// "stopping" and /metrics can be scraped while the last batch commits.
 	st := &runState{}
 	if *uiAddr != "" && *uiAddr != "off" {
+		st.group = newGroupView(file)
 		token := *uiToken
 		if token == "" {
 			token = os.Getenv("SLUICE_UI_TOKEN")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -14,7 +15,11 @@ import (
 
 // webQuery adapts a running query to the web server's Query interface,
 // including reading and changing its limits.
-type webQuery struct{ q *sluice.StreamingQuery }
+type webQuery struct {
+	q *sluice.StreamingQuery
+	// group describes the consumer group in group mode; nil otherwise.
+	group *groupView
+}
 
 func (w webQuery) ID() string                           { return w.q.ID() }
 func (w webQuery) RunID() string                        { return w.q.RunID() }
@@ -24,6 +29,13 @@ func (w webQuery) LastProgress() *progress.Progress     { return w.q.LastProgres
 func (w webQuery) RecentProgress() []*progress.Progress { return w.q.RecentProgress() }
 func (w webQuery) Limits() any                          { return w.q.Limits() }
 func (w webQuery) Live() any                            { return w.q.Snapshot() }
+func (w webQuery) InGroup() bool                        { return w.group != nil }
+func (w webQuery) DescribeGroup(ctx context.Context) (any, error) {
+	if w.group == nil {
+		return nil, errors.New("not in group mode")
+	}
+	return w.group.describe(ctx)
+}
 func (w webQuery) SetLimits(_ context.Context, body json.RawMessage) (any, error) {
 	var u sluice.LimitsUpdate
 	if err := u.UnmarshalJSON(body); err != nil { // its own messages for a malformed body
@@ -37,6 +49,7 @@ func (w webQuery) SetLimits(_ context.Context, body json.RawMessage) (any, error
 // to stop. It answers /readyz and lists the query for the API.
 type runState struct {
 	q        atomic.Pointer[sluice.StreamingQuery]
+	group    *groupView // set before the server starts; nil outside group mode
 	stopping atomic.Bool
 }
 
@@ -55,7 +68,7 @@ func (s *runState) started(q *sluice.StreamingQuery) { s.q.Store(q) }
 // queries lists the query once it has started.
 func (s *runState) queries() []web.Query {
 	if q := s.q.Load(); q != nil {
-		return []web.Query{webQuery{q}}
+		return []web.Query{webQuery{q: q, group: s.group}}
 	}
 	return nil
 }

@@ -281,3 +281,50 @@ func plainProgress(id, runID string, n int, start time.Time) []*progress.Progres
 	}
 	return full
 }
+
+// groupQuery is a fakeQuery in group mode (GroupDescriber): it describes
+// its group with rep, or fails with err; inGroup false makes it a query
+// that could describe a group but does not run in group mode.
+type groupQuery struct {
+	fakeQuery
+	inGroup bool
+	rep     json.RawMessage
+	err     error
+
+	mu    sync.Mutex
+	asked int
+}
+
+func (q *groupQuery) InGroup() bool { return q.inGroup }
+
+func (q *groupQuery) DescribeGroup(context.Context) (any, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.asked++
+	if q.err != nil {
+		return nil, q.err
+	}
+	return q.rep, nil
+}
+
+// groupFixture is a group-mode query of member "m1" (member id "m1-id")
+// whose group has two members over 4 partitions of "orders": m1 owns 0 and
+// 1, m2 owns 2, and partition 3 has no owner (STOP).
+func groupFixture() *groupQuery {
+	recent := simulate("q-group", "run-4", "grouped", 5, t0)
+	for _, p := range recent {
+		p.Sluice.Group = &progress.GroupInfo{Group: "orders-group", Member: "m1", MemberID: "m1-id", Partitions: []string{"orders-0", "orders-1"}}
+	}
+	return &groupQuery{fakeQuery: fakeQuery{id: "q-group", runID: "run-4", name: "grouped",
+		status: progress.Status{Message: progress.MsgProcessingNewData}, recent: recent}, inGroup: true,
+		rep: json.RawMessage(`{"group":"orders-group","state":"Stable","protocolType":"consumer","protocol":"cooperative-sticky",
+ "members":[
+  {"memberId":"m1-id","clientId":"sluice-m1","host":"/10.0.0.1","partitions":[{"topic":"orders","partition":0},{"topic":"orders","partition":1}]},
+  {"memberId":"m2-id","clientId":"sluice-m2","host":"/10.0.0.2","partitions":[{"topic":"orders","partition":2}]}],
+ "partitions":[
+  {"topic":"orders","partition":1,"memberId":"m1-id","clientId":"sluice-m1","host":"/10.0.0.1","committedOffset":1200,"latestOffset":1500,"lagRecords":300,"lagSeconds":2.5,"status":"OK"},
+  {"topic":"orders","partition":0,"memberId":"m1-id","clientId":"sluice-m1","host":"/10.0.0.1","committedOffset":1000,"latestOffset":1000,"lagRecords":0,"lagSeconds":0,"status":"OK"},
+  {"topic":"orders","partition":2,"memberId":"m2-id","clientId":"sluice-m2","host":"/10.0.0.2","committedOffset":10,"latestOffset":12010,"lagRecords":12000,"lagSeconds":40,"status":"WARN"},
+  {"topic":"orders","partition":3,"committedOffset":null,"latestOffset":700,"lagRecords":700,"lagSeconds":null,"status":"STOP"}],
+ "health":{"status":"STOP"},"lagRecords":13000}`)}
+}

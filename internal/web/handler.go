@@ -60,6 +60,7 @@ func newHandler(cfg Config, log *slog.Logger, loopback bool) *handler {
 	mux.HandleFunc("GET /api/v1/queries/{id}/progress", h.getProgress)
 	mux.HandleFunc("GET /api/v1/queries/{id}/limits", h.getLimits)
 	mux.HandleFunc("GET /api/v1/queries/{id}/live", h.getLive)
+	mux.HandleFunc("GET /api/v1/queries/{id}/group", h.getGroup)
 	mux.HandleFunc("POST /api/v1/queries/{id}/limits", h.setLimits)
 	mux.HandleFunc("GET /api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
@@ -257,6 +258,8 @@ type limitsCaps struct {
 // queryCaps tells the UI what else a query can report.
 type queryCaps struct {
 	Live bool `json:"live"`
+	// Group: the query runs in group mode and can describe its group.
+	Group bool `json:"group"`
 }
 
 func describe(q Query) queryJSON {
@@ -267,11 +270,13 @@ func describe(q Query) queryJSON {
 	_, settable := q.(LimitSetter)
 	_, readable := q.(LimitGetter)
 	_, live := q.(LiveReporter)
+	g, ok := q.(GroupDescriber)
+	inGroup := ok && g.InGroup()
 	return queryJSON{
 		ID: q.ID(), RunID: q.RunID(), Name: name, Status: q.Status(),
 		LastProgress: q.LastProgress(),
 		Limits:       limitsCaps{Settable: settable, Readable: readable},
-		Reports:      queryCaps{Live: live},
+		Reports:      queryCaps{Live: live, Group: inGroup},
 	}
 }
 
@@ -362,6 +367,32 @@ func (h *handler) getLive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, l.Live())
+}
+
+// getGroup serves the query's consumer group as the broker describes it
+// (GroupDescriber): 501 for a query that cannot, 404 for one not in group
+// mode, 502 when the broker could not be asked.
+func (h *handler) getGroup(w http.ResponseWriter, r *http.Request) {
+	q := h.lookup(w, r)
+	if q == nil {
+		return
+	}
+	g, ok := q.(GroupDescriber)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "this query cannot describe a consumer group")
+		return
+	}
+	if !g.InGroup() {
+		writeError(w, http.StatusNotFound, "this query does not run in group mode (source option sluice.group)")
+		return
+	}
+	rep, err := g.DescribeGroup(r.Context())
+	if err != nil {
+		h.log.Warn("describe the consumer group", "query", q.ID(), "err", err)
+		writeError(w, http.StatusBadGateway, "describe the consumer group: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
 }
 
 func (h *handler) getLimits(w http.ResponseWriter, r *http.Request) {

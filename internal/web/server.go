@@ -76,6 +76,18 @@ type LiveReporter interface {
 	Live() any
 }
 
+// GroupDescriber is implemented by a Query that runs in group mode (one
+// query over several processes joined by Kafka's consumer-group protocol):
+// DescribeGroup returns the whole group as the broker sees it — members,
+// which member owns which partition, committed and latest offsets, lag —
+// as a JSON-marshalable value (sluice's groupstatus.Report), served by GET
+// /api/v1/queries/{id}/group. InGroup reports whether this run is in group
+// mode; the UI shows its group panel only then.
+type GroupDescriber interface {
+	InGroup() bool
+	DescribeGroup(ctx context.Context) (any, error)
+}
+
 // Config configures a Server.
 type Config struct {
 	// Addr is the listen address; "" means DefaultAddr.

@@ -491,3 +491,48 @@ func FuzzLimitsBody(f *testing.F) {
 		}
 	})
 }
+
+// TestGroupAPI checks GET /api/v1/queries/{id}/group and the group flag of
+// the query list: the group of a group-mode query, 404 for a query not in
+// group mode, 501 for one that cannot describe a group, 502 when the
+// broker cannot be asked.
+func TestGroupAPI(t *testing.T) {
+	grouped := groupFixture()
+	notGrouped := &groupQuery{fakeQuery: fakeQuery{id: "q-solo", runID: "run-5"}}
+	failing := &groupQuery{fakeQuery: fakeQuery{id: "q-down", runID: "run-6"}, inGroup: true, err: errors.New("dial tcp 10.0.0.9:9092: connection refused")}
+	_, _, plain := fixture()
+	ts := newTestServer(t, Config{Queries: func() []Query { return []Query{grouped, notGrouped, failing, plain} }}, true)
+
+	code, _, body := get(t, ts.URL+"/api/v1/queries")
+	var list []struct {
+		ID      string    `json:"id"`
+		Reports queryCaps `json:"reports"`
+	}
+	if err := json.Unmarshal(body, &list); code != 200 || err != nil || len(list) != 4 {
+		t.Fatalf("list: %d %v %s", code, err, body)
+	}
+	for i, want := range []bool{true, false, true, false} {
+		if list[i].Reports.Group != want {
+			t.Errorf("%s: reports.group = %v, want %v", list[i].ID, list[i].Reports.Group, want)
+		}
+	}
+	for _, tc := range []struct {
+		id       string
+		code     int
+		contains string
+	}{
+		{"q-group", 200, `"protocol":"cooperative-sticky"`},
+		{"q-solo", 404, "does not run in group mode"},
+		{"q-plain", 501, "cannot describe a consumer group"},
+		{"q-down", 502, "connection refused"},
+		{"q-none", 404, "no query with id or name"},
+	} {
+		code, _, body := get(t, ts.URL+"/api/v1/queries/"+tc.id+"/group")
+		if code != tc.code || !strings.Contains(string(body), tc.contains) {
+			t.Errorf("%s: HTTP %d %s, want %d with %q", tc.id, code, body, tc.code, tc.contains)
+		}
+	}
+	if grouped.asked != 1 || notGrouped.asked != 0 {
+		t.Errorf("DescribeGroup called %d and %d times, want once for the group-mode query only", grouped.asked, notGrouped.asked)
+	}
+}

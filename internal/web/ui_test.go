@@ -43,6 +43,9 @@ type rendered struct {
 	LimitMarks    int    `json:"limitMarks"`
 	BatchRows     int    `json:"batchRows"`
 	Findings      int    `json:"findings"`
+	GroupRows     int    `json:"groupRows"`
+	GroupMembers  int    `json:"groupMembers"`
+	GroupMine     int    `json:"groupMine"`
 }
 
 // countColours is a page function counting, in the first canvas under
@@ -83,7 +86,8 @@ func TestUIInChromium(t *testing.T) {
 	busy, idle, plain := fixture()
 	all := simulate("q-orders", "run-1", "orders", batches+1, t0)
 	busy.recent = all[:batches]
-	srv := NewServer(Config{Addr: "127.0.0.1:0", Queries: func() []Query { return []Query{busy, idle, plain} }})
+	grouped := groupFixture()
+	srv := NewServer(Config{Addr: "127.0.0.1:0", Queries: func() []Query { return []Query{busy, idle, plain, grouped} }})
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -312,6 +316,9 @@ func TestUIInChromium(t *testing.T) {
 	if stateHidden, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.getElementById('state-panel').hidden`)); err != nil || !stateHidden {
 		t.Errorf("state panel shown for a stateless query (%v)", err)
 	}
+	if groupHidden, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.getElementById('group-panel').hidden`)); err != nil || !groupHidden {
+		t.Errorf("group panel shown for a query not in group mode (%v)", err)
+	}
 	hidden, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.getElementById('limits').hidden`))
 	must("read limits visibility", err)
 	if !hidden {
@@ -322,6 +329,35 @@ func TestUIInChromium(t *testing.T) {
 	}
 	noErrors()
 	shot("ui-plain.png")
+
+	// A group-mode query: the group panel lists both members and every
+	// partition with its owner (the unowned one says so), this member's
+	// partitions highlighted, in partition order.
+	_, err = chromedp.Run(bctx, chromedp.Evaluate[string](`location.hash = 'q=q-group'`))
+	must("switch to group", err)
+	r = waitFor("window.__sluiceRendered.query === 'q-group' && window.__sluiceRendered.groupRows === 4")
+	if r.GroupMembers != 2 || r.GroupMine != 2 {
+		t.Errorf("group panel rendered %+v, want 2 members and 2 partitions of this member", r)
+	}
+	grows, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#group-rows tr')].map(tr => (tr.className === 'mine' ? '*' : '') + [...tr.cells].map(c => c.textContent).join('|'))`))
+	must("read group table", err)
+	wantGroup := []string{
+		"*orders|0|sluice-m1 (/10.0.0.1)|1,000|1,000|0|0 ms|OK",
+		"*orders|1|sluice-m1 (/10.0.0.1)|1,200|1,500|300|2.5 s|OK",
+		"orders|2|sluice-m2 (/10.0.0.2)|10|12,010|12,000|40 s|WARN",
+		"orders|3|none|—|700|700|—|STOP",
+	}
+	if !slices.Equal(grows, wantGroup) {
+		t.Errorf("group table\n %q\nwant %q", grows, wantGroup)
+	}
+	if note := text("group-note"); !strings.Contains(note, "group orders-group · Stable · 2 members") || !strings.Contains(note, "this member: m1") {
+		t.Errorf("group note %q", note)
+	}
+	if m := text("group-members"); !strings.Contains(m, "sluice-m1 (/10.0.0.1): 2 partitions — this member") || !strings.Contains(m, "sluice-m2 (/10.0.0.2): 1 partition") {
+		t.Errorf("group members line %q", m)
+	}
+	noErrors()
+	shot("ui-group.png")
 
 	// An idle query with no report yet: nothing drawn, no error.
 	_, err = chromedp.Run(bctx, chromedp.Evaluate[string](`location.hash = 'q=q-idle'`))

@@ -7,6 +7,9 @@
 
   // ?poll=MS changes the poll interval (tests use a short one); at least 100 ms.
   var POLL_MS = Math.max(100, Number(new URLSearchParams(location.search).get('poll')) || 1000);
+  // The group panel asks the group coordinator (through the query's
+  // process) less often than the progress is polled.
+  var GROUP_MS = Math.min(5000, 5 * POLL_MS);
   var KEEP = 300;          // reports kept in the browser (the server keeps 100)
   var MAX_PART_SERIES = 12; // partitions charted, the most lagging first
 
@@ -20,7 +23,8 @@
 
   // Read by the headless-browser test: how much was drawn.
   var rendered = window.__sluiceRendered = { charts: 0, points: 0, batches: 0, partitions: 0, query: null, polls: 0,
-    arrivalPoints: 0, limitMarks: 0, batchRows: 0, findings: 0, stateRows: 0 };
+    arrivalPoints: 0, limitMarks: 0, batchRows: 0, findings: 0, stateRows: 0,
+    groupRows: 0, groupMembers: 0, groupMine: 0 };
   var errors = window.__sluiceErrors = [];
   window.addEventListener('error', function (e) {
     var m = String(e.message || e);
@@ -38,7 +42,9 @@
     live: null,        // GET /api/v1/queries/{id}/live, when the query has it
     keys: {},          // key -> true, for merging
     charts: {},        // chart id -> {u, sig}
-    limitsFor: null    // query id the form was prepared for
+    limitsFor: null,   // query id the form was prepared for
+    groupAt: 0,        // when the group was last asked for (ms)
+    groupFor: null     // query id of the group panel's contents
   };
 
   // ---- small helpers -------------------------------------------------------
@@ -679,6 +685,85 @@
     });
   }
 
+  // renderGroup shows a group-mode query's whole consumer group as the
+  // broker describes it (GET /api/v1/queries/{id}/group): the members and,
+  // per partition, the member that owns it, committed and latest offsets,
+  // lag and status; this member's partitions are highlighted.
+  function renderGroup(rep, lp) {
+    var body = $('group-rows');
+    body.textContent = '';
+    var mine = get(lp, 'sluice.group.memberId'), myName = get(lp, 'sluice.group.member');
+    var members = rep && Array.isArray(rep.members) ? rep.members : [];
+    var parts = rep && Array.isArray(rep.partitions) ? rep.partitions.slice() : [];
+    setText('group-note', rep ? [
+      'group ' + (typeof rep.group === 'string' ? rep.group : '—'),
+      typeof rep.state === 'string' ? rep.state : '—',
+      members.length + ' member' + (members.length === 1 ? '' : 's'),
+      typeof rep.protocol === 'string' && rep.protocol ? rep.protocol : null,
+      typeof myName === 'string' ? 'this member: ' + myName : null
+    ].filter(function (x) { return x; }).join(' · ') : '');
+    var ml = $('group-members');
+    ml.textContent = '';
+    members.forEach(function (m, i) {
+      var span = document.createElement('span');
+      var n = Array.isArray(m.partitions) ? m.partitions.length : 0;
+      span.textContent = (i ? ' · ' : '') + (m.clientId || m.memberId || '?') + (m.host ? ' (' + m.host + ')' : '') + ': ' +
+        n + ' partition' + (n === 1 ? '' : 's') + (m.memberId === mine ? ' — this member' : '');
+      ml.appendChild(span);
+    });
+    parts.sort(function (a, b) { return a.topic === b.topic ? a.partition - b.partition : (a.topic < b.topic ? -1 : 1); });
+    var mineRows = 0;
+    parts.forEach(function (x) {
+      var tr = document.createElement('tr');
+      function cell(text, cls) {
+        var td = document.createElement('td');
+        if (cls) td.className = cls;
+        td.textContent = text;
+        tr.appendChild(td);
+        return td;
+      }
+      function n(v) { return num(v) === null ? '—' : group(v); }
+      if (x.memberId && x.memberId === mine) { tr.className = 'mine'; mineRows++; }
+      cell(String(x.topic));
+      cell(String(x.partition), 'num');
+      if (x.memberId) cell((x.clientId || x.memberId) + (x.host ? ' (' + x.host + ')' : ''));
+      else cell('none', 'unowned');
+      cell(n(x.committedOffset), 'num');
+      cell(n(x.latestOffset), 'num');
+      cell(n(x.lagRecords), 'num');
+      cell(num(x.lagSeconds) === null ? '—' : fmtSeconds(x.lagSeconds), 'num');
+      var b = document.createElement('span');
+      b.className = statusClass(x.status);
+      b.textContent = typeof x.status === 'string' && x.status ? x.status : 'n/a';
+      cell('').appendChild(b);
+      body.appendChild(tr);
+    });
+    if (!parts.length) {
+      var tr0 = document.createElement('tr'), td0 = document.createElement('td');
+      td0.colSpan = 8; td0.className = 'muted'; td0.textContent = rep ? 'the group has no partitions yet' : 'asking the group coordinator…';
+      tr0.appendChild(td0); body.appendChild(tr0);
+    }
+    rendered.groupRows = parts.length;
+    rendered.groupMembers = members.length;
+    rendered.groupMine = mineRows;
+  }
+
+  // refreshGroup asks for q's group every GROUP_MS while the query runs in
+  // group mode; the panel is hidden otherwise.
+  function refreshGroup(q) {
+    var on = !!(q && q.reports && q.reports.group);
+    $('group-panel').hidden = !on;
+    if (!on) return Promise.resolve();
+    if (state.groupFor !== q.id) { state.groupFor = q.id; state.groupAt = 0; renderGroup(null, null); }
+    if (Date.now() - state.groupAt < GROUP_MS) return Promise.resolve();
+    state.groupAt = Date.now();
+    return getJSON('/api/v1/queries/' + encodeURIComponent(q.id) + '/group').then(function (rep) {
+      if (state.selected === q.id) renderGroup(rep, q.lastProgress);
+    }, function (e) {
+      setText('group-note', 'could not describe the group: ' + e.message);
+    });
+  }
+
   // ---- limits form ---------------------------------------------------------
 
   function prepareLimits(q) {
@@ -813,6 +898,7 @@
         renderCharts(state.history);
         prepareLimits(q);
         rendered.query = id;
+        return refreshGroup(q);
       });
     }).then(function () {
       rendered.polls++;
