@@ -212,15 +212,24 @@ func (s *Source) connectGroup() error {
 		s.fmu.Unlock()
 		return s.grp.err
 	}
-	reset := kgo.NewOffset().AtEnd()
+	// Where a partition the group has no offset for starts; the source
+	// sets every owned partition's position itself (groupStarts), this only
+	// covers franz-go's own first fetch after an assignment.
+	start := kgo.NewOffset().AtEnd()
 	if s.cfg.Starting == "earliest" {
-		reset = kgo.NewOffset().AtStart()
+		start = kgo.NewOffset().AtStart()
 	}
 	opts := append(append([]kgo.Opt{}, s.grp.opts...),
 		kgo.ConsumerGroup(s.grp.name),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
-		kgo.ConsumeResetOffset(reset),
+		kgo.ConsumeStartOffset(start),
+		// Offsets deleted before they were read (retention overtook the
+		// group's committed offset, or a running member) must reach the
+		// reader as OffsetOutOfRange, which fails the query or skips them
+		// as failOnDataLoss says — as in one process — rather than be
+		// reset past silently.
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.SessionTimeout(s.cfg.SessionTimeout),
 		kgo.HeartbeatInterval(s.cfg.HeartbeatInterval),
 		kgo.RebalanceTimeout(s.cfg.RebalanceTimeout),

@@ -300,3 +300,82 @@ func TestGroupClientIDNamesTheMember(t *testing.T) {
 		}
 	}
 }
+
+// failOnDataLoss holds in group mode as in one process: a member given a
+// partition whose committed offset retention has since deleted fails with
+// the data-loss error (the default, as Spark), or with
+// failOnDataLoss=false skips to the log start, reading what is left —
+// instead of the consumer silently resetting.
+func TestGroupDataLossAfterRetention(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "grp", Partitions: 2})
+	addr := b.Addr()
+	produce := func(round int) {
+		var recs []*kgo.Record
+		for p := int32(0); p < 2; p++ {
+			for i := 0; i < 100; i++ {
+				recs = append(recs, &kgo.Record{Topic: "grp", Partition: p, Value: []byte(fmt.Sprintf("r%d-p%d-%d", round, p, i))})
+			}
+		}
+		brokertest.ProduceSync(t, addr, recs...)
+	}
+	member := func(extra map[string]string) (*engine.Query, *memory.Sink) {
+		opts := map[string]string{"kafka.bootstrap.servers": addr, "subscribe": "grp", "startingOffsets": "earliest",
+			"sluice.group": "lossy", "maxOffsetsPerTrigger": "1000", "kafka.session.timeout.ms": "30000", "kafka.heartbeat.interval.ms": "300"}
+		for k, v := range extra {
+			opts[k] = v
+		}
+		src, err := kafka.New(opts, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk := memory.New()
+		q, err := engine.Start(context.Background(), engine.Config{Source: src, Sink: sk, Trigger: trigger.Trigger{Kind: trigger.Default},
+			CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = q.Stop() })
+		return q, sk
+	}
+	produce(0)
+	q, sk := member(nil)
+	waitUntil(t, 30*time.Second, "the first member to read 200 records", func() bool { return len(sk.Rows()) == 200 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := q.StopGracefully(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// While no member runs, 100 more records arrive per partition and
+	// retention deletes partition 0 up to offset 150: 50 records the group
+	// never read are gone.
+	produce(1)
+	if err := b.DeleteRecords(ctx, "grp", 0, 150); err != nil {
+		t.Fatal(err)
+	}
+
+	q, _ = member(nil)
+	err := q.AwaitTermination(ctx)
+	var loss *kafka.DataLossError
+	if !errors.As(err, &loss) || loss.Topic != "grp" || loss.Partition != 0 || loss.Expected != 100 || loss.Earliest != 150 {
+		t.Fatalf("member with failOnDataLoss=true ended with %v, want the data-loss error for grp-0 (expected 100, earliest 150)", err)
+	}
+
+	_, sk = member(map[string]string{"failOnDataLoss": "false"})
+	waitUntil(t, 30*time.Second, "the member with failOnDataLoss=false to read what is left", func() bool { return len(sk.Rows()) >= 150 })
+	time.Sleep(300 * time.Millisecond)
+	got := map[string]bool{}
+	for _, row := range sk.Rows() {
+		got[string(row[1].([]byte))] = true
+	}
+	for p := 0; p < 2; p++ {
+		for i := 0; i < 100; i++ {
+			k := fmt.Sprintf("r1-p%d-%d", p, i)
+			if want := p == 1 || i >= 50; got[k] != want {
+				t.Errorf("record %s read %v, want %v", k, got[k], want)
+			}
+		}
+	}
+	if len(got) != 150 {
+		t.Errorf("read %d distinct records, want 150", len(got))
+	}
+}
