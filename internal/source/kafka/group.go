@@ -109,12 +109,20 @@ func parseGroup(o options.Values, c *Config) error {
 	c.SessionTimeout, c.HeartbeatInterval, c.RebalanceTimeout = ms("kafka.session.timeout.ms"), ms("kafka.heartbeat.interval.ms"), ms("kafka.rebalance.timeout.ms")
 	c.Group = strings.TrimSpace(o.String("sluice.group"))
 	member := strings.TrimSpace(o.String("sluice.group.member"))
+	instance := strings.TrimSpace(o.String("kafka.group.instance.id"))
 	if c.Group == "" {
 		if member != "" {
 			return &options.Error{Option: "sluice.group.member", Value: member, Allowed: `names a member of a group: set "sluice.group" too`}
 		}
+		if instance != "" {
+			return &options.Error{Option: "kafka.group.instance.id", Value: instance, Allowed: `static membership of a group: set "sluice.group" too`}
+		}
 		return nil
 	}
+	if o.Has("kafka.group.instance.id") && !memberName.MatchString(instance) {
+		return &options.Error{Option: "kafka.group.instance.id", Value: instance, Allowed: "allowed: 1 to 128 letters, digits, '.', '_' or '-' (a stable name per member, e.g. the StatefulSet pod name)"}
+	}
+	c.InstanceID = instance
 	if member == "" {
 		member = DefaultMember()
 	}
@@ -237,6 +245,12 @@ func (s *Source) connectGroup() error {
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.dropOwned(m, "revoked") }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.dropOwned(m, "lost") }),
 	)
+	if s.cfg.InstanceID != "" {
+		// Static membership: a restart under the same id within the
+		// session timeout gets its partitions back without a rebalance,
+		// and closing does not leave the group.
+		opts = append(opts, kgo.InstanceID(s.cfg.InstanceID))
+	}
 	if s.cfg.Pattern != nil {
 		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics(s.cfg.Pattern.String()))
 	} else {
@@ -256,7 +270,7 @@ func (s *Source) connectGroup() error {
 		s.fmu.Unlock()
 		return s.grp.err
 	}
-	s.log.Info("kafka source: joining consumer group", "group", s.grp.name, "member", s.grp.member, "transactional", s.grp.transactional)
+	s.log.Info("kafka source: joining consumer group", "group", s.grp.name, "member", s.grp.member, "instance", s.cfg.InstanceID, "transactional", s.grp.transactional)
 	s.fmu.Unlock()
 	s.sizeFetches()
 	return nil
@@ -268,7 +282,7 @@ func (s *Source) closeGroup() {
 	cl := s.cl
 	s.fmu.Unlock()
 	if cl != nil {
-		cl.Close() // leaves the group: the others take the partitions over now
+		cl.Close() // leaves the group (unless static): the others take the partitions over now
 	}
 	s.grp.admCl.Close()
 }

@@ -46,6 +46,8 @@ func TestGroupOptionErrors(t *testing.T) {
 		{"bad member", base("sluice.group.member", "a/b"), "sluice.group.member", "letters, digits"},
 		{"member without group", base("sluice.group", "", "sluice.group.member", "m1"), "sluice.group.member", `set "sluice.group" too`},
 		{"heartbeat", base("kafka.session.timeout.ms", "6000", "kafka.heartbeat.interval.ms", "6000"), "kafka.heartbeat.interval.ms", "below kafka.session.timeout.ms (6000)"},
+		{"instance without group", base("sluice.group", "", "kafka.group.instance.id", "pod-0"), "kafka.group.instance.id", `set "sluice.group" too`},
+		{"bad instance", base("kafka.group.instance.id", "pod 0"), "kafka.group.instance.id", "a stable name per member"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -377,5 +379,77 @@ func TestGroupDataLossAfterRetention(t *testing.T) {
 	}
 	if len(got) != 150 {
 		t.Errorf("read %d distinct records, want 150", len(got))
+	}
+}
+
+// Static membership (kafka.group.instance.id): a stopped member stays in
+// the group (it does not leave, so no rebalance starts), and a restart
+// under the same instance id takes its place — same partitions, no
+// second member — and reads on from the group's offsets.
+func TestGroupStaticMembership(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "grp", Partitions: 2})
+	addr := b.Addr()
+	produce := func(round int) {
+		var recs []*kgo.Record
+		for p := int32(0); p < 2; p++ {
+			for i := 0; i < 50; i++ {
+				recs = append(recs, &kgo.Record{Topic: "grp", Partition: p, Value: []byte(fmt.Sprintf("r%d-p%d-%d", round, p, i))})
+			}
+		}
+		brokertest.ProduceSync(t, addr, recs...)
+	}
+	member := func() (*engine.Query, *kafka.Source, *memory.Sink) {
+		src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": addr, "subscribe": "grp", "startingOffsets": "earliest",
+			"sluice.group": "static", "sluice.group.member": "m", "kafka.group.instance.id": "pod-0",
+			"kafka.session.timeout.ms": "30000", "kafka.heartbeat.interval.ms": "300"}, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk := memory.New()
+		q, err := engine.Start(context.Background(), engine.Config{Source: src, Sink: sk, Trigger: trigger.Trigger{Kind: trigger.Default},
+			CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = q.Stop() })
+		return q, src, sk
+	}
+	adm := kadm.NewClient(brokertest.Client(t, addr))
+	describe := func() kadm.DescribedGroup {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		dg, err := adm.DescribeGroups(ctx, "static")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dg["static"]
+	}
+	produce(0)
+	q, src, sk := member()
+	waitUntil(t, 30*time.Second, "the member to read 100 records", func() bool { return len(sk.Rows()) == 100 })
+	first := src.GroupMember()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := q.StopGracefully(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g := describe()
+	if len(g.Members) != 1 || g.Members[0].InstanceID == nil || *g.Members[0].InstanceID != "pod-0" {
+		t.Fatalf("after the static member stopped the group has %d members (%+v), want it still there with instance id pod-0", len(g.Members), g.Members)
+	}
+	produce(1)
+	_, src2, sk2 := member()
+	waitUntil(t, 30*time.Second, "the restarted member to read the 100 new records", func() bool { return len(sk2.Rows()) >= 100 })
+	g = describe()
+	if len(g.Members) != 1 || *g.Members[0].InstanceID != "pod-0" {
+		t.Fatalf("after the restart the group has %d members, want the one static member", len(g.Members))
+	}
+	if got := src2.GroupMember().Partitions; len(got) != len(first.Partitions) || len(got) != 2 {
+		t.Errorf("restarted member owns %v, want both partitions as before (%v)", got, first.Partitions)
+	}
+	for _, row := range sk2.Rows() {
+		if v := string(row[1].([]byte)); !strings.HasPrefix(v, "r1-") {
+			t.Fatalf("restarted member read %q again: it should start at the group's offsets", v)
+		}
 	}
 }

@@ -77,6 +77,9 @@ type Config struct {
 	// offsets are the truth (group.go). Member names this member.
 	Group  string
 	Member string
+	// InstanceID is group mode's static membership (kafka.group.instance.id,
+	// KIP-345); "" is dynamic membership.
+	InstanceID string
 	// SessionTimeout, HeartbeatInterval and RebalanceTimeout configure
 	// group membership.
 	SessionTimeout, HeartbeatInterval, RebalanceTimeout time.Duration

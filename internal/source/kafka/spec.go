@@ -90,6 +90,8 @@ var Spec = &options.Spec{
 			Doc: "Group mode: every process running the pipeline with the same NAME is a member of consumer group NAME, and Kafka's group protocol (cooperative-sticky) assigns each member its partitions. The group's committed offsets are the truth (the Kafka sink commits them in its transaction). Needs subscribe or subscribePattern; see docs/group-mode.md. Unset: one process owns the query."},
 		{Name: "sluice.group.member", Type: options.String, DefaultDoc: "HOSTNAME-PID",
 			Doc: "Group mode: this member's name, used for its local log directory (checkpointLocation/members/NAME) and its transactional id; a stable name per member (a StatefulSet pod name) lets a restarted member fence its own unfinished transaction at once."},
+		{Name: "kafka.group.instance.id", Type: options.String,
+			Doc: "Group mode: static membership (Kafka's group.instance.id, KIP-345). A member restarted under the same id within kafka.session.timeout.ms gets its partitions back without a rebalance; a member that stops does not leave the group, so its partitions wait for it until the session timeout. Give each member its own stable id (e.g. the StatefulSet pod name). Unset: dynamic membership, a stopping member leaves at once."},
 		{Name: "kafka.session.timeout.ms", Type: options.Int, Min: 1, Default: "45000",
 			Doc: "Group mode: how long the group coordinator waits for a member's heartbeat before it gives the member's partitions to the others."},
 		{Name: "kafka.heartbeat.interval.ms", Type: options.Int, Min: 1, Default: "3000",
