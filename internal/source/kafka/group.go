@@ -690,12 +690,18 @@ func (s *Source) groupWaitForData(ctx context.Context, pos Offsets, maxWait time
 		s.cl.SetOffsets(set)
 		s.adjustPauses()
 	}
+	owned := Offsets{}
+	for tp, off := range pos {
+		if s.assigned[tp] {
+			owned[tp] = off
+		}
+	}
 	s.unpark()
 	select {
 	case <-s.grp.changed: // drop a stale signal
 	default:
 	}
-	return s.waitOwn(ctx, pos, maxWait, s.grp.changed)
+	return s.waitForData(ctx, owned, maxWait, s.grp.changed)
 }
 
 var _ source.Grouped = (*Source)(nil)

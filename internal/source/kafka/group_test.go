@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/broker/brokertest"
@@ -452,4 +454,73 @@ func TestGroupStaticMembership(t *testing.T) {
 			t.Fatalf("restarted member read %q again: it should start at the group's offsets", v)
 		}
 	}
+}
+
+// An idle group member long-polls as a single-process query does
+// (sluice.fetch.idleLongPoll): few fetches while nothing arrives, the first
+// record read at once, and a member joining during the long poll ends it
+// (the partitions move) without losing a record.
+func TestGroupIdleMemberLongPolls(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "grp", Partitions: 4})
+	var fetches atomic.Int64
+	b.Cluster().ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		b.Cluster().KeepControl()
+		fetches.Add(1)
+		return nil, nil, false
+	})
+	member := func(name string) (*kafka.Source, *memory.Sink) {
+		src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "grp", "startingOffsets": "earliest",
+			"sluice.group": "idle", "sluice.group.member": name, "sluice.fetch.idleLongPoll": "20s",
+			"kafka.session.timeout.ms": "30000", "kafka.heartbeat.interval.ms": "1000"}, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk := memory.New()
+		q, err := engine.Start(context.Background(), engine.Config{Source: src, Sink: sk, Trigger: trigger.Trigger{Kind: trigger.Default},
+			CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = q.Stop() })
+		return src, sk
+	}
+	produce := func(round int) {
+		var recs []*kgo.Record
+		for p := int32(0); p < 4; p++ {
+			recs = append(recs, &kgo.Record{Topic: "grp", Partition: p, Value: []byte(fmt.Sprintf("r%d-p%d", round, p))})
+		}
+		brokertest.ProduceSync(t, b.Addr(), recs...)
+	}
+	srcA, skA := member("a")
+	waitUntil(t, 30*time.Second, "member a to own the partitions", func() bool { return len(srcA.GroupMember().Partitions) == 4 })
+	time.Sleep(3 * time.Second) // past wakerAfter: the long poll has begun
+	before := fetches.Load()
+	time.Sleep(2 * time.Second)
+	if n := fetches.Load() - before; n > 3 {
+		t.Fatalf("idle member sent %d fetches in 2 s; the long poll should have sent at most one or two", n)
+	}
+	start := time.Now()
+	produce(1)
+	waitUntil(t, 10*time.Second, "the idle member to read the new records", func() bool { return len(skA.Rows()) == 4 })
+	t.Logf("first records after an idle spell read in %s", time.Since(start).Round(time.Millisecond))
+
+	// Idle again; a second member joins: the partitions move during the
+	// long poll, and the records produced next are read by their owners.
+	time.Sleep(3 * time.Second)
+	srcB, skB := member("b")
+	waitUntil(t, 30*time.Second, "the members to split the partitions", func() bool {
+		return len(srcA.GroupMember().Partitions) == 2 && len(srcB.GroupMember().Partitions) == 2
+	})
+	produce(2)
+	waitUntil(t, 15*time.Second, "both members to read round 2", func() bool {
+		n := 0
+		for _, sk := range []*memory.Sink{skA, skB} {
+			for _, row := range sk.Rows() {
+				if strings.HasPrefix(string(row[1].([]byte)), "r2-") {
+					n++
+				}
+			}
+		}
+		return n == 4
+	})
 }

@@ -655,9 +655,15 @@ func (s *Source) WaitForData(ctx context.Context, posOff source.Offset, maxWait 
 		s.adjustPauses()
 	}
 	s.fmu.Unlock()
-	// A query that keeps waiting hands the wait over to the idle long
-	// poll (waker.go): at once when its last wait found nothing, else
-	// after wakerAfter.
+	return s.waitForData(ctx, pos, maxWait, nil)
+}
+
+// waitForData waits at most maxWait for records past pos. A query that
+// keeps waiting hands the wait over to the idle long poll (waker.go): at
+// once when its last wait found nothing, else after wakerAfter. A signal
+// on wake (group mode: an assignment change; nil: none) ends the wait with
+// true.
+func (s *Source) waitForData(ctx context.Context, pos Offsets, maxWait time.Duration, wake <-chan struct{}) bool {
 	own := maxWait
 	if s.cfg.IdleLongPoll > 0 {
 		own = min(maxWait, wakerAfter)
@@ -667,12 +673,12 @@ func (s *Source) WaitForData(ctx context.Context, posOff source.Offset, maxWait 
 		}
 		s.fmu.Unlock()
 	}
-	data := s.waitOwn(ctx, pos, own, nil)
+	data := s.waitOwn(ctx, pos, own, wake)
 	if !data && own < maxWait && ctx.Err() == nil {
 		rest := maxWait - own
 		var ok bool
-		if data, ok = s.waitIdle(ctx, pos, rest); !ok {
-			data = s.waitOwn(ctx, pos, rest, nil)
+		if data, ok = s.waitIdle(ctx, pos, rest, wake); !ok {
+			data = s.waitOwn(ctx, pos, rest, wake)
 		}
 		data = data || s.hasData(pos)
 	}

@@ -36,8 +36,9 @@ const (
 
 // waitIdle waits on the waker for records past pos, at most maxWait. It
 // returns whether data arrived and whether the waker worked at all (false:
-// the caller waits with its own client instead).
-func (s *Source) waitIdle(ctx context.Context, pos Offsets, maxWait time.Duration) (data, ok bool) {
+// the caller waits with its own client instead). A signal on wake (group
+// mode: the assignment changed) ends the wait as data does.
+func (s *Source) waitIdle(ctx context.Context, pos Offsets, maxWait time.Duration, wake <-chan struct{}) (data, ok bool) {
 	w, err := s.wakerClient()
 	if err != nil {
 		s.log.Debug("kafka source: idle long poll unavailable; polling with the source's client", "err", err)
@@ -81,6 +82,20 @@ func (s *Source) waitIdle(ctx context.Context, pos Offsets, maxWait time.Duratio
 	s.wmu.Unlock()
 	wctx, cancel := context.WithTimeout(ctx, maxWait)
 	defer cancel()
+	woken := make(chan struct{})
+	if wake != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() { // ends with the wait
+			select {
+			case <-wake:
+				close(woken)
+				cancel()
+			case <-stop:
+			case <-wctx.Done():
+			}
+		}()
+	}
 	for {
 		fs := w.PollRecords(wctx, 1)
 		if fs.NumRecords() > 0 {
@@ -88,6 +103,14 @@ func (s *Source) waitIdle(ctx context.Context, pos Offsets, maxWait time.Duratio
 			return true, true
 		}
 		if wctx.Err() != nil {
+			select {
+			case <-woken:
+				// The partitions changed: the caller plans again, and
+				// the waker follows the new positions next time.
+				s.forgetWaker(w)
+				return true, true
+			default:
+			}
 			if ctx.Err() != nil {
 				s.forgetWaker(w)
 			}
