@@ -116,6 +116,14 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			log.Info("live UI and API", "url", "http://"+srv.Addr()+"/")
 		}
 	}
+	// Package initialisation and start-up mapped most of the executable;
+	// keep resident only what the query uses from here on (the Go memory
+	// limit, set as the query starts, subtracts what is resident then).
+	if n, err := procstat.ReleaseStartupPages(); err != nil {
+		log.Debug("start-up pages of the executable not released", "err", err)
+	} else if n > 0 {
+		log.Debug("released the executable's start-up pages", "bytes", n)
+	}
 	q, interrupted, err := startQuery(ctx, w, log)
 	if interrupted || err != nil {
 		return err
