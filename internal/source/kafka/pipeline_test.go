@@ -422,3 +422,89 @@ func TestIdleQueryLongPolls(t *testing.T) {
 	produce(t, b.Addr(), "idle-lp", 4, 2)
 	waitFor(t, func() bool { return len(sink.Rows()) == 12 })
 }
+
+// TestBatchesOutliveFetchBuffers: a batch's cells reference the fetch
+// buffers (no copy, TestToBatchReferencesRecordBytes), so they must stay
+// intact while the fetch goroutine decodes later responses and later
+// batches are read. Goroutines keep re-reading the first batch's values
+// while the next two batches are fetched and read; under the race detector
+// any write into bytes a batch still references (a client reusing its
+// buffers) is a reported race, and without it a changed value fails.
+func TestBatchesOutliveFetchBuffers(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "keep", Partitions: 2})
+	produce(t, b.Addr(), "keep", 2, 300)
+	src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "keep"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := src.Open(ctx, offsets("keep", 0, 0), offsets("keep", 100, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var kept []*batch.Batch
+	for _, tk := range r.Tasks() {
+		if err := r.Read(ctx, tk, func(_ context.Context, bt *batch.Batch) error {
+			mu.Lock()
+			kept = append(kept, bt)
+			mu.Unlock()
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Close()
+	check := func() (int, error) {
+		n := 0
+		for _, bt := range kept {
+			for j := 0; j < bt.N; j++ {
+				p, off := bt.Columns[3].Ints[j], bt.Columns[4].Ints[j]
+				if got, want := string(bt.Columns[1].Bytes[j]), fmt.Sprintf("p%d-%d", p, off); got != want {
+					return n, fmt.Errorf("partition %d offset %d: value %q, want %q", p, off, got, want)
+				}
+				n++
+			}
+		}
+		return n, nil
+	}
+	if n, err := check(); err != nil || n != 200 {
+		t.Fatalf("first batch: %d rows, %v; want 200", n, err)
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 2)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				if _, err := check(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for _, rng := range [][2]int64{{100, 200}, {200, 300}} {
+		_, rows := readBatch(t, src, offsets("keep", rng[0], rng[0]), offsets("keep", rng[1], rng[1]))
+		if n := len(rows[0]) + len(rows[1]); n != 200 {
+			t.Fatalf("batch [%d,%d) read %d rows, want 200", rng[0], rng[1], n)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("the first batch changed while later ones were fetched: %v", err)
+		}
+	}
+}
