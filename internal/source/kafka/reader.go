@@ -46,10 +46,11 @@ import (
 // buffers live as long as any batch, transform output or sink row refers
 // to them, and the garbage collector frees them afterwards. Nothing in
 // sluice writes into record bytes, and the client never reuses a buffer
-// (no kgo.WithPools), so batches may be read from any goroutine. The
-// pipeline tests (pipeline_test.go) read batches on several goroutines
-// while the fetch goroutine runs, under the race detector; no test checks
-// the sharing itself yet.
+// (no kgo.WithPools), so batches may be read from any goroutine.
+// TestToBatchReferencesRecordBytes checks the cells are the records' own
+// slices; TestBatchesOutliveFetchBuffers re-reads a batch on several
+// goroutines while later responses are fetched and decoded, under the
+// race detector.
 
 // task is the work of one source.Task: one piece of a partition range, or
 // several small partition ranges coalesced (coalesceRanges).
