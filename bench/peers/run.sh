@@ -9,7 +9,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-(cd "$root" && go build -o "$tmp/sluice" ./cmd/sluice)
+# The release build (README, Dockerfile): pure Go, linked by Go's own linker.
+(cd "$root" && CGO_ENABLED=0 go build -o "$tmp/sluice" ./cmd/sluice)
 (cd "$root/bench/peers" && go build -o "$tmp/peerbench" .)
 uptime
 "$tmp/peerbench" --sluice "$tmp/sluice" "$@"

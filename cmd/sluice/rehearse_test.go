@@ -30,6 +30,17 @@ func useTestBinaryAsSluice(t *testing.T) {
 	t.Cleanup(func() { sluiceCommand = old })
 }
 
+// useBuiltSluice makes child `sluice` processes run the release build of
+// cmd/sluice (sluiceBinary): what phase 4's memory promise is about is the
+// binary users run, whose executable is less resident than this test
+// binary's (linked externally when cgo is on, and larger).
+func useBuiltSluice(t *testing.T) {
+	bin := sluiceBinary(t)
+	old := sluiceCommand
+	sluiceCommand = func(args ...string) *exec.Cmd { return exec.Command(bin, args...) }
+	t.Cleanup(func() { sluiceCommand = old })
+}
+
 // TestRehearseQuick runs `sluice rehearse --quick` as CI does: the four
 // phases in under a minute, phase 2 judged unstable and phase 4 stable from
 // what they measured, exit code 0, and a report whose figures agree with
@@ -38,7 +49,7 @@ func TestRehearseQuick(t *testing.T) {
 	if os.Getenv("SLUICE_SERIAL_TESTS") != "1" {
 		t.Skip("heavy, timing-sensitive test (about 45 s): set SLUICE_SERIAL_TESTS=1 (CI runs these in a serial step)")
 	}
-	useTestBinaryAsSluice(t)
+	useBuiltSluice(t)
 	dir := filepath.Join(t.TempDir(), "report")
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
