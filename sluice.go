@@ -142,10 +142,11 @@ func WithoutPartitionLabels() SessionOption {
 
 // WithGoMemoryLimit makes queries started with a memory budget
 // (sluice.memory.budget) set the Go runtime's soft memory limit so that
-// the process's resident set stays within the budget plus BudgetOverhead:
-// the budget plus BudgetOverhead minus the process's file-backed resident
-// pages (its executable's code, which the runtime does not count) minus an
-// 8 MiB margin, at least the budget plus a quarter of it (12 MiB or more). The limit is process-wide, so a library user opts in; `sluice run`
+// the process's resident set aims at the budget plus 40 MiB, within the
+// budget plus BudgetOverhead: the budget plus 40 MiB minus the process's
+// file-backed resident pages (its executable's code, which the runtime does
+// not count) minus a 12 MiB margin, at least the budget plus an eighth of
+// it (12 MiB or more). The limit is process-wide, so a library user opts in; `sluice run`
 // and `sluice demo` do. A GOMEMLIMIT in the environment wins. It is the
 // session setting sluice.memory.goLimit=true.
 func WithGoMemoryLimit() SessionOption {

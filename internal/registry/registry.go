@@ -234,7 +234,7 @@ var SessionConf = &options.Spec{
 		{Name: "sluice.metrics.partitionLabels", Type: options.Bool, Default: "true",
 			Doc: "false drops the partition label from per-partition Prometheus metrics (lag stays per topic), for topics with many partitions."},
 		{Name: "sluice.memory.goLimit", Type: options.Bool, Default: "false",
-			Doc: "true sets the Go runtime's soft memory limit (debug.SetMemoryLimit) when a query with a budget starts, aiming the resident set at the memory budget plus 40 MiB, within the budget plus 64 MiB: the budget + 40 MiB minus the process's file-backed resident pages (its executable) minus 8 MiB, at least the budget + a quarter of it (≥ 12 MiB) (`sluice run` does this; a GOMEMLIMIT in the environment wins)."},
+			Doc: "true sets the Go runtime's soft memory limit (debug.SetMemoryLimit) when a query with a budget starts, aiming the resident set at the memory budget plus 40 MiB, within the budget plus 64 MiB: the budget + 40 MiB minus the process's file-backed resident pages (its executable) minus 12 MiB, at least the budget + an eighth of it (≥ 12 MiB) (`sluice run` does this; a GOMEMLIMIT in the environment wins)."},
 	}, state.ConfigSpec.Fields, storage.ConfSpec.Fields),
 	Prefixes: slices.Concat([]options.Prefix{{Prefix: "spark.sql.", Doc: "Other Spark SQL settings are accepted and recorded in the offsets log."}},
 		storage.ConfSpec.Prefixes),
