@@ -608,8 +608,9 @@ const goLimitMargin = 12 << 20
 // near the budget plus goLimitAim. It is never below the budget plus an
 // eighth of it (at least 12 MiB) — the live data may fill the budget, and
 // with less room than that the collector would run almost without pause
-// (at an eighth, a 64 MiB budget drained at full speed collects 20–27
-// times instead of 20, within the CPU time's noise); floored reports that the floor won and that the resident set
+// (a 64 MiB budget drained at full speed under limits of 80, 76 and
+// 72 MiB collected 20, 19–21 and 25–27 times, process CPU within its
+// noise); floored reports that the floor won and that the resident set
 // may then exceed the budget plus BudgetOverhead.
 func goMemoryLimit(budget, outside int64) (limit int64, floored bool) {
 	limit = budget + goLimitAim - outside - goLimitMargin
