@@ -24,6 +24,9 @@ type exchange struct {
 	// open creates a partition's Stage2 (opening its state stores) on first
 	// use.
 	open func(p int) (Stage2, error)
+	// idle (if set) is called after each stretch of work of partition p's
+	// Stage2 (a Process of its queue, its Finish), with p's lock held.
+	idle func(p int)
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced when buffered bytes drop
@@ -171,7 +174,12 @@ func (x *exchange) process(p int, queue []*batch.Batch) error {
 		return err
 	}
 	start := time.Now()
-	defer func() { part.busy += time.Since(start) }()
+	defer func() {
+		part.busy += time.Since(start)
+		if x.idle != nil {
+			x.idle(p)
+		}
+	}()
 	for _, b := range queue {
 		part.rows += int64(b.N)
 		if err := part.stage2.Process(b); err != nil {
@@ -208,6 +216,11 @@ func (x *exchange) finish(p int, emit func(*batch.Batch) error) error {
 		return err
 	}
 	start := time.Now()
-	defer func() { part.busy += time.Since(start) }()
+	defer func() {
+		part.busy += time.Since(start)
+		if x.idle != nil {
+			x.idle(p)
+		}
+	}()
 	return part.stage2.Finish(emit)
 }

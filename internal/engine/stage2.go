@@ -66,6 +66,15 @@ func (q *Query) runStateful(ctx context.Context, info *BatchInfo, reader source.
 		return st.NewStage2(Stage2Env{BatchID: id, Partition: p, Partitions: n, WatermarkMs: info.WatermarkMs,
 			BatchTime: info.BatchTimestamp, Stores: stores})
 	})
+	// The stores of p were set by open, under p's lock, which idle runs
+	// under too.
+	x.idle = func(p int) {
+		for _, s := range run.stores[p] {
+			if i, ok := s.(state.Idler); ok {
+				i.Idle()
+			}
+		}
+	}
 
 	// Stage 1: the source tasks, ending in the exchange.
 	if len(tasks) > 0 {

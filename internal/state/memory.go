@@ -386,8 +386,7 @@ type memStore struct {
 	commitStart time.Time
 	done        bool
 	m           Metrics
-	updateNs    int64
-	removeNs    int64
+	timer       opTimer
 }
 
 func (s *memStore) ID() ID         { return s.p.id }
@@ -397,6 +396,7 @@ func (s *memStore) Get(key []byte) ([]byte, bool, error) {
 	if s.done {
 		return nil, false, errStoreDone
 	}
+	s.timer.enter(phaseUpdate)
 	e, ok := s.tree.Get(entry{key: key})
 	return e.value, ok, nil
 }
@@ -405,7 +405,7 @@ func (s *memStore) Put(key, value []byte) error {
 	if s.done || s.stage != stageOpen { // no writes once the commit began
 		return errStoreDone
 	}
-	t0 := time.Now()
+	s.timer.enter(phaseUpdate)
 	// Insert first (one traversal) and undo in the rare case the budget
 	// refuses the growth.
 	e := newEntry(key, value)
@@ -428,7 +428,6 @@ func (s *memStore) Put(key, value []byte) error {
 	s.bytes = size
 	s.delta.put(key, value)
 	s.m.NumRowsUpdated++
-	s.updateNs += int64(time.Since(t0))
 	return nil
 }
 
@@ -436,9 +435,8 @@ func (s *memStore) Remove(key []byte) error {
 	if s.done || s.stage != stageOpen { // no writes once the commit began
 		return errStoreDone
 	}
-	t0 := time.Now()
+	s.timer.enter(phaseRemove)
 	s.removeKey(key)
-	s.removeNs += int64(time.Since(t0))
 	return nil
 }
 
@@ -460,6 +458,7 @@ func (s *memStore) Iterate(lower, upper []byte, fn func(key, value []byte) bool)
 	if s.done {
 		return errStoreDone
 	}
+	s.timer.stop()
 	iter := func(e entry) bool { return fn(e.key, e.value) }
 	switch {
 	case lower == nil && upper == nil:
@@ -481,8 +480,7 @@ func (s *memStore) RemoveRange(lower, upper []byte, fn func(key, value []byte) e
 	if s.done || s.stage != stageOpen { // no writes once the commit began
 		return 0, errStoreDone
 	}
-	t0 := time.Now()
-	defer func() { s.removeNs += int64(time.Since(t0)) }()
+	s.timer.enter(phaseRemove)
 	// Gather the range a chunk at a time with one walk of the tree each
 	// (not one search per key), then remove the chunk. Eviction takes the
 	// oldest keys, the front of the tree: then DeleteMin removes each
@@ -580,6 +578,7 @@ func (s *memStore) advanceLocked(to int) error {
 		return errStoreDone
 	}
 	if s.stage == stageOpen {
+		s.timer.stop()
 		s.commitStart = time.Now()
 	}
 	p := s.p
@@ -702,12 +701,15 @@ func (s *memStore) abortLocked() {
 	s.p.charge.force(s.startCharge)
 }
 
+// Idle implements Idler.
+func (s *memStore) Idle() { s.timer.stop() }
+
 func (s *memStore) Metrics() Metrics {
 	m := s.m
 	m.NumKeys = int64(s.tree.Len())
 	m.MemoryUsedBytes = s.bytes
-	m.AllUpdatesTimeMs = time.Duration(s.updateNs).Milliseconds()
-	m.AllRemovalsTimeMs = time.Duration(s.removeNs).Milliseconds()
+	m.AllUpdatesTimeMs = s.timer.updateMs()
+	m.AllRemovalsTimeMs = s.timer.removeMs()
 	m.Custom = s.p.customMetrics()
 	m.Custom[MetricStateOnCurrentBytes] = s.bytes
 	return m

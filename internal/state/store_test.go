@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-stream/sluice/batch"
 )
@@ -1090,5 +1091,51 @@ func TestCommitInSteps(t *testing.T) {
 	defer s2.Abort()
 	if got := contents(t, s2); !maps.Equal(got, map[string]string{"a": "1"}) {
 		t.Fatalf("reloaded version 1: %v", got)
+	}
+}
+
+// TestUpdateTimeIsTheUpdateRun checks allUpdatesTimeMs and
+// allRemovalsTimeMs of the memory provider: a run of calls is timed from
+// its first call to the next call of another kind or Idle (Spark times the
+// update loop), so time the task spends between calls of a run counts and
+// time after Idle does not.
+func TestUpdateTimeIsTheUpdateRun(t *testing.T) {
+	p := openP(t, t.TempDir(), 0, DefaultConfig())
+	s := mustOpen(t, p, 0)
+	const gap, idle = 50 * time.Millisecond, 500 * time.Millisecond
+	if err := s.Put([]byte("a"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(gap) // the operator's work between two updates
+	if _, _, err := s.Get([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put([]byte("b"), []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	s.(Idler).Idle()
+	time.Sleep(idle) // other partitions' tasks run: not this store's time
+	if err := s.Put([]byte("c"), []byte("3")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RemoveRange(nil, []byte("b"), nil); err != nil { // ends the update run
+		t.Fatal(err)
+	}
+	time.Sleep(gap) // eviction's emission
+	if err := s.Remove([]byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	s.(Idler).Idle()
+	time.Sleep(idle)
+	mustCommit(t, s)
+	m := s.Metrics()
+	if m.AllUpdatesTimeMs < gap.Milliseconds() || m.AllUpdatesTimeMs >= idle.Milliseconds() {
+		t.Errorf("allUpdatesTimeMs = %d, want in [%d, %d)", m.AllUpdatesTimeMs, gap.Milliseconds(), idle.Milliseconds())
+	}
+	if m.AllRemovalsTimeMs < gap.Milliseconds() || m.AllRemovalsTimeMs >= idle.Milliseconds() {
+		t.Errorf("allRemovalsTimeMs = %d, want in [%d, %d)", m.AllRemovalsTimeMs, gap.Milliseconds(), idle.Milliseconds())
+	}
+	if m.NumRowsUpdated != 3 || m.NumRowsRemoved != 2 {
+		t.Errorf("updated %d removed %d, want 3 and 2", m.NumRowsUpdated, m.NumRowsRemoved)
 	}
 }
