@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/aggregate"
@@ -65,6 +66,11 @@ type Aggregate struct {
 	FlushGroups int
 
 	raw batch.Schema // keys then aggregate results
+	// groupsHint is the groups the last stage-1 flush shipped: a new
+	// batch's partial aggregation sizes its index for as many up front
+	// rather than growing it from empty, batch after batch. Set by Init (a
+	// pointer: SessionAggregate embeds a copy of the Aggregate).
+	groupsHint *atomic.Int64
 }
 
 // DefaultFlushGroups is how many groups a stage-1 task aggregates before
@@ -78,6 +84,9 @@ var shuffleSchema = batch.Schema{Fields: []batch.Field{{Name: "key", Type: batch
 // Init computes the output schema; call it once after the fields are set.
 func (a *Aggregate) Init() {
 	a.raw = batch.Schema{}
+	if a.groupsHint == nil {
+		a.groupsHint = new(atomic.Int64)
+	}
 	for _, k := range a.Keys {
 		a.raw.Fields = append(a.raw.Fields, batch.Field{Name: k.Name(), Type: k.Type(), Nullable: k.Nullable()})
 	}
@@ -159,7 +168,13 @@ func (a *Aggregate) NewShuffleWriter(env engine.ShuffleEnv) engine.ShuffleWriter
 	if limit <= 0 {
 		limit = DefaultFlushGroups
 	}
-	return &partialAgg{a: a, env: env, limit: limit, index: map[string]int{}, ctx: &expr.EvalContext{BatchTimestamp: env.BatchTime}}
+	hint := 0
+	if a.groupsHint != nil {
+		hint = int(min(a.groupsHint.Load(), int64(limit)))
+	}
+	return &partialAgg{a: a, env: env, limit: limit, index: make(map[string]int, hint),
+		keys: make([][]byte, 0, hint), accs: make([][]aggregate.Accumulator, 0, hint), count: make([]int32, 0, hint),
+		ctx: &expr.EvalContext{BatchTimestamp: env.BatchTime}}
 }
 
 type partialAgg struct {
@@ -185,6 +200,27 @@ type partialAgg struct {
 	buf     []byte
 	place   []int32 // per group: its shuffle partition (Flush)
 	arena   []byte  // the groups' keys (saveKey)
+	// accArena holds the groups' accumulator slices (newGroupAccs).
+	accArena []aggregate.Accumulator
+}
+
+// accArenaGroups is how many groups' accumulator slices one allocation of
+// a partial aggregation's accumulator arena holds.
+const accArenaGroups = 1024
+
+// newGroupAccs returns fresh accumulators for a new group, their slice cut
+// from an arena (one allocation per accArenaGroups groups, not per group).
+func (p *partialAgg) newGroupAccs() []aggregate.Accumulator {
+	n := len(p.a.Calls)
+	if len(p.accArena) < n {
+		p.accArena = make([]aggregate.Accumulator, n*accArenaGroups)
+	}
+	accs := p.accArena[:n:n]
+	p.accArena = p.accArena[n:]
+	for j, c := range p.a.Calls {
+		accs[j] = c.Agg.NewAccumulator()
+	}
+	return accs
 }
 
 func (p *partialAgg) Write(b *batch.Batch) error {
@@ -241,11 +277,7 @@ func (p *partialAgg) Write(b *batch.Batch) error {
 			k := p.saveKey(p.buf)
 			p.index[string(k)] = g
 			p.keys = append(p.keys, k)
-			accs := make([]aggregate.Accumulator, len(a.Calls))
-			for j, c := range a.Calls {
-				accs[j] = c.Agg.NewAccumulator()
-			}
-			p.accs = append(p.accs, accs)
+			p.accs = append(p.accs, p.newGroupAccs())
 			p.count = append(p.count, 0)
 			if p.session != nil {
 				p.ends = append(p.ends, 0)
@@ -361,8 +393,13 @@ func (p *partialAgg) Flush() error {
 			return err
 		}
 	}
+	if p.a.groupsHint != nil {
+		p.a.groupsHint.Store(int64(len(p.keys)))
+	}
 	clear(p.index)
+	clear(p.accs) // the arena's accumulators may go
 	p.keys, p.accs, p.count, p.ends = p.keys[:0], p.accs[:0], p.count[:0], p.ends[:0]
+	p.accArena = nil
 	p.arena = nil // shipped keys point into it
 	return nil
 }
