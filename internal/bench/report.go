@@ -153,8 +153,9 @@ func Table(r *Result) *report.Table {
 	}
 	if s := r.Stateful; s != nil {
 		row("stateful window count vs stateless query",
-			fmt.Sprintf("stateful: %s-window count per key (%s keys, watermark %s, append → noop; %d batches, peak state %s rows, %s)",
-				s.Window, report.Number(int64(s.Keys)), s.Watermark, s.Batches, report.Number(s.PeakStateRows), report.Bytes(s.PeakStateBytes)),
+			fmt.Sprintf("stateful: %s-window count per key (%s keys, watermark %s, append → noop; %d batches, peak state %s rows, %s; CPU s per million records %.2f vs stateless %.2f)",
+				s.Window, report.Number(int64(s.Keys)), s.Watermark, s.Batches, report.Number(s.PeakStateRows), report.Bytes(s.PeakStateBytes),
+				s.StatefulCPUSecPerMillion, s.StatelessCPUSecPerMillion),
 			rate(s.StatefulRecordsPerSec), "stateless "+rate(s.StatelessRecordsPerSec), report.Float(s.Ratio, 3))
 	}
 	if s := r.Scaleout; s != nil && len(s.Rows) > 0 {

@@ -41,6 +41,16 @@ type Stateful struct {
 	// memoryUsedBytes a batch of the last stateful round reported.
 	PeakStateRows  int64 `json:"peak_state_rows"`
 	PeakStateBytes int64 `json:"peak_state_bytes"`
+	// StatefulCPUSecPerMillion and StatelessCPUSecPerMillion are this
+	// process's CPU (user + system; the embedded broker's share included,
+	// alike for both) per million records over each query's measured run,
+	// medians of the rounds: on a busy machine, where records/s depend on
+	// what else runs, they still compare the two queries' costs.
+	// CPURatio is stateless over stateful CPU per record (higher is
+	// better, comparable with Ratio).
+	StatefulCPUSecPerMillion  float64 `json:"stateful_cpu_sec_per_million"`
+	StatelessCPUSecPerMillion float64 `json:"stateless_cpu_sec_per_million"`
+	CPURatio                  float64 `json:"cpu_ratio"`
 }
 
 // statefulRounds alternates the stateless seed query and the windowed
@@ -51,12 +61,15 @@ func statefulRounds(ctx context.Context, addr string, cfg *Config) (*Stateful, e
 	if st.ShufflePartitions <= 0 {
 		st.ShufflePartitions = 200 // Spark's default
 	}
-	var less, full []float64
+	var less, full, lessCPU, fullCPU []float64
+	perMillion := func(d time.Duration) float64 { return d.Seconds() * 1e6 / float64(cfg.Records) }
 	for r := 0; r < cfg.Rounds; r++ {
+		cpu0 := selfCPU()
 		sl, _, err := sluiceConsume(ctx, addr, "bench", cfg.Records, 0, cfg.Logger)
 		if err != nil {
 			return nil, fmt.Errorf("stateless query: %w", err)
 		}
+		lessCPU = append(lessCPU, perMillion(selfCPU()-cpu0))
 		if cfg.CPUProfile != "" && r == 0 {
 			f, err := os.Create(cfg.CPUProfile)
 			if err != nil {
@@ -66,7 +79,9 @@ func statefulRounds(ctx context.Context, addr string, cfg *Config) (*Stateful, e
 				return nil, err
 			}
 		}
+		cpu0 = selfCPU()
 		sf, err := statefulConsume(ctx, addr, "bench", cfg.Records, cfg.Logger, st)
+		fullCPU = append(fullCPU, perMillion(selfCPU()-cpu0))
 		if cfg.CPUProfile != "" && r == 0 {
 			pprof.StopCPUProfile()
 		}
@@ -74,11 +89,15 @@ func statefulRounds(ctx context.Context, addr string, cfg *Config) (*Stateful, e
 			return nil, fmt.Errorf("stateful query: %w", err)
 		}
 		less, full = append(less, sl), append(full, sf)
-		cfg.Logf("stateful round %d: stateless %.0f rec/s, window count per key %.0f rec/s (%d batches, peak state %d rows, %d bytes)",
-			r+1, sl, sf, st.Batches, st.PeakStateRows, st.PeakStateBytes)
+		cfg.Logf("stateful round %d: stateless %.0f rec/s (%.2f CPU s per million), window count per key %.0f rec/s (%.2f CPU s per million; %d batches, peak state %d rows, %d bytes)",
+			r+1, sl, lessCPU[r], sf, fullCPU[r], st.Batches, st.PeakStateRows, st.PeakStateBytes)
 	}
 	st.StatelessRecordsPerSec, st.StatefulRecordsPerSec = median(less), median(full)
 	st.Ratio = st.StatefulRecordsPerSec / st.StatelessRecordsPerSec
+	st.StatelessCPUSecPerMillion, st.StatefulCPUSecPerMillion = median(lessCPU), median(fullCPU)
+	if st.StatefulCPUSecPerMillion > 0 {
+		st.CPURatio = st.StatelessCPUSecPerMillion / st.StatefulCPUSecPerMillion
+	}
 	st.Met = st.Ratio >= TargetStateful
 	return st, nil
 }
