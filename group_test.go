@@ -28,7 +28,6 @@ func TestGroupModeRefusals(t *testing.T) {
 	cases := []struct {
 		name, rest, want string
 	}{
-		{"parquet sink", fmt.Sprintf("sink:\n  format: parquet\n  options:\n    path: %s\n", filepath.Join(dir, "pq")), "does not support the parquet sink yet"},
 		{"dead letters", fmt.Sprintf("sink:\n  format: console\ndeadLetter:\n  format: kafka\n  options:\n    kafka.bootstrap.servers: %s\n    topic: dlq\n", b.Addr()), "dead-letter sink"},
 		{"stateful", "transform:\n  - withColumn: {name: ts, expr: \"timestamp\"}\n  - withWatermark: {eventTime: ts, delay: 1 minute}\n  - dropDuplicates: {columns: [key], withinWatermark: true}\nsink:\n  format: console\n", "stateful queries"},
 		{"kafka sink on another cluster", "sink:\n  format: kafka\n  options:\n    kafka.bootstrap.servers: 127.0.0.1:1\n    topic: out\n", `"kafka.bootstrap.servers" differ`},

@@ -419,7 +419,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 	if stdout == nil {
 		stdout = os.Stdout
 	}
-	env := sink.Env{Stdout: stdout, QueryID: queryID, Resumed: resumed, Logger: log, TableName: p.name, RegisterTable: s.registerTable, ForeachBatch: w.foreachBatch, Storage: res, Group: group}
+	env := sink.Env{Stdout: stdout, QueryID: queryID, Resumed: resumed, Logger: log, TableName: p.name, RegisterTable: s.registerTable, ForeachBatch: w.foreachBatch, Storage: res, Group: group, Member: member}
 	var dlSink sink.Sink
 	if p.deadLetter != nil {
 		// The dead-letter sink keys its own idempotence (Delta txn, Kafka
