@@ -255,3 +255,29 @@ func (s *Sink) commitGroup(ctx context.Context, batchID int64, files []WrittenFi
 	RemoveFiles(context.WithoutCancel(ctx), s.root, files)
 	return fmt.Errorf("file sink: batch %d: lost the group log's next version to other members %d times in a row", batchID, maxGroupAttempts)
 }
+
+// ReadGroupEnds returns where the group log of the file sink at the local
+// directory path says each source partition ends (the next offset to
+// read): what the group's members start from. A path without a group log
+// yields none.
+func ReadGroupEnds(path string) (map[partition.ID]int64, error) {
+	root, err := storage.NewLocal(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading file sink group log: %w", err)
+	}
+	m, err := openMetaLog(root)
+	if err != nil {
+		return nil, err
+	}
+	g, err := m.groupLog()
+	if err != nil {
+		return nil, err
+	}
+	all, _, err := g.readRaw()
+	if err != nil {
+		return nil, err
+	}
+	ends := map[partition.ID]int64{}
+	groupEnds(all, ends)
+	return ends, nil
+}

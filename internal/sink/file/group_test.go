@@ -1,6 +1,7 @@
 package file
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -296,4 +297,56 @@ func TestGroupLogConcurrentMembersExactlyOnce(t *testing.T) {
 		t.Errorf("a new member's GroupOffsets = %v, %v; want %v", got, err, ends)
 	}
 	t.Logf("%d batches committed, %d refused", len(committed), refused)
+}
+
+// DuckDB (verify.mjs, which reads the group log by the documented layout)
+// sees exactly the committed batches of a group's members, across a
+// compaction of the group log, and the same partition ends.
+func TestDuckDBReadsGroupLog(t *testing.T) {
+	duckDir := duckDBDir(t)
+	dir := t.TempDir()
+	a, ab := member(t, dir, "a")
+	b, bb := member(t, dir, "b")
+	var want []string
+	rows := 0
+	for i := range int64(12) {
+		s, sb := a, ab
+		if i%2 == 1 {
+			s, sb = b, bb
+		}
+		start := map[partition.ID]int64{tp(0): i * 10, tp(1): i * 5}
+		end := map[partition.ID]int64{tp(0): i*10 + 10, tp(1): i*5 + 5}
+		files, err := commitRange(t, s, sb, i, start, end, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, files...)
+		rows += 3
+		// The other member's stale attempt at the same range.
+		o, ob := b, bb
+		if s == b {
+			o, ob = a, ab
+		}
+		if _, err := commitRange(t, o, ob, 100+i, start, end, 2); !errors.Is(err, source.ErrRevoked) {
+			t.Fatalf("stale attempt %d: err = %v, want ErrRevoked", i, err)
+		}
+	}
+	var res struct {
+		verifyResult
+		GroupVersion int64            `json:"groupVersion"`
+		GroupEnds    map[string]int64 `json:"groupEnds"`
+	}
+	if err := json.Unmarshal(runVerify(t, duckDir, dir), &res); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	if !slices.Equal(res.Files, want) || res.Count != rows {
+		t.Errorf("DuckDB read %d files, %d rows; want %d files, %d rows", len(res.Files), res.Count, len(want), rows)
+	}
+	if res.GroupVersion != 11 || res.LatestBatch != -1 {
+		t.Errorf("DuckDB: group log version %d, query log batch %d; want 11 and -1", res.GroupVersion, res.LatestBatch)
+	}
+	if w := map[string]int64{"in-0": 120, "in-1": 60}; !maps.Equal(res.GroupEnds, w) {
+		t.Errorf("DuckDB: group ends %v, want %v", res.GroupEnds, w)
+	}
 }
