@@ -298,6 +298,9 @@ func (w *DataStreamWriter) check() (*checked, []problem) {
 		}
 	}
 
+	// Group mode: what it does not support yet.
+	probs = append(probs, groupProblems(p, w.format, w.deadLetter != nil)...)
+
 	// Session configuration: values of the known settings must fit (the
 	// Go API accepts any key; pipeline files check keys too).
 	conf := registry.SessionConf.Values(s.conf)
@@ -390,9 +393,6 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 	}
 	group, member := groupOf(p.source.Name, p.sourceVals)
 	if group != "" {
-		if err := checkGroupSink(group, p.sink.Name, p.deadLetter != nil); err != nil {
-			return nil, err
-		}
 		chk = memberCheckpoint(chk, member)
 		log.Info("group mode: this process is one member of the query", "group", group, "member", member, "checkpoint", chk)
 
