@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"path"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/partition"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/source"
+	"github.com/sluice-stream/sluice/internal/storage/storagetest"
 )
 
 // batcher stands in for the group-mode Kafka source: the offsets of the
@@ -162,6 +165,38 @@ func TestGroupLogOneWriterPerPartitionRange(t *testing.T) {
 // readers see exactly the committed batches' files (across compactions).
 func TestGroupLogConcurrentMembersExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
+	raceMembers(t, func(name string) (*Sink, *batcher) { return member(t, dir, name) })
+}
+
+// The same race on object stores (Azurite and an S3 emulator): the group
+// log's versions are put-if-absent there too.
+func TestGroupLogConcurrentMembersObjectStores(t *testing.T) {
+	storagetest.Stores(t, func(t *testing.T, e *storagetest.Emulator) {
+		r, err := e.Resolver()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := ParseOptions(JSON, map[string]string{"path": e.URI("group-race")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raceMembers(t, func(name string) (*Sink, *batcher) {
+			s, err := open(cfg, owner{queryID: "query-of-" + name}, WithResolver(r), WithGroup("g", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.SetLogger(slog.New(slog.DiscardHandler))
+			b := &batcher{}
+			s.UseGroup(b)
+			return s, b
+		})
+	})
+}
+
+// raceMembers runs 4 members of one output (opened by open) committing
+// random ranges of 3 partitions concurrently, 30 batches each, and checks
+// the output.
+func raceMembers(t *testing.T, open func(name string) (*Sink, *batcher)) {
 	const members, rounds, parts = 4, 30, 3
 	type done struct {
 		ranges map[partition.ID][2]int64
@@ -176,7 +211,7 @@ func TestGroupLogConcurrentMembersExactlyOnce(t *testing.T) {
 	sinks := make([]*Sink, members)
 	batchers := make([]*batcher, members)
 	for m := range members {
-		sinks[m], batchers[m] = member(t, dir, fmt.Sprint("m", m))
+		sinks[m], batchers[m] = open(fmt.Sprint("m", m))
 	}
 	for m := range members {
 		wg.Add(1)
@@ -205,8 +240,8 @@ func TestGroupLogConcurrentMembersExactlyOnce(t *testing.T) {
 					end[p] = start[p] + 1 + rng.Int64N(5)
 				}
 				b.set(start, end)
-				// Files are told apart by their writer's uuid; which are
-				// this batch's comes from its commit message.
+				// Which files are this batch's comes from its commit
+				// message.
 				w, err := s.NewWriter(t.Context(), int64(r), 0, testSchema)
 				if err != nil {
 					t.Error(err)
@@ -230,7 +265,7 @@ func TestGroupLogConcurrentMembersExactlyOnce(t *testing.T) {
 						d.ranges[p] = [2]int64{start[p], end[p]}
 					}
 					for _, f := range msg.(Message) {
-						d.files = append(d.files, f.Rel)
+						d.files = append(d.files, path.Base(f.Rel))
 					}
 					committed = append(committed, d)
 				case errors.Is(err, source.ErrRevoked):
@@ -273,14 +308,33 @@ func TestGroupLogConcurrentMembersExactlyOnce(t *testing.T) {
 		}
 	}
 	slices.Sort(wantFiles)
-	if got := logged(t, dir); !slices.Equal(got, wantFiles) {
-		t.Errorf("ReadLog has %d files, want the %d committed", len(got), len(wantFiles))
+	root := sinks[0].Root()
+	uris, err := ReadLogURIs(root)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := dataFiles(t, dir); !slices.Equal(got, wantFiles) {
-		t.Errorf("%d data files on disk, want only the %d committed (refused batches delete theirs)", len(got), len(wantFiles))
+	var got []string
+	for _, u := range uris {
+		got = append(got, path.Base(u))
 	}
-	gl, _ := sinks[0].meta.groupLog()
-	files, err := gl.list()
+	slices.Sort(got)
+	if !slices.Equal(got, wantFiles) {
+		t.Errorf("the logs list %d files, want the %d committed", len(got), len(wantFiles))
+	}
+	ents, err := root.List(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onStore []string
+	for _, e := range ents {
+		if !e.IsDir && strings.HasPrefix(e.Name, "part-") {
+			onStore = append(onStore, e.Name)
+		}
+	}
+	if !slices.Equal(onStore, wantFiles) {
+		t.Errorf("%d data files stored, want only the %d committed (refused batches delete theirs)", len(onStore), len(wantFiles))
+	}
+	files, err := sinks[0].glog.list()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,10 +345,10 @@ func TestGroupLogConcurrentMembersExactlyOnce(t *testing.T) {
 		t.Errorf("group log keeps version %d of %d: expired versions not deleted", files[0].id, len(committed))
 	}
 	// A member opened afresh reads the same ends (from the compaction on).
-	fresh, _ := member(t, dir, "late")
-	got, err := fresh.GroupOffsets([]partition.ID{tp(0), tp(1), tp(2)})
-	if err != nil || !maps.Equal(got, ends) {
-		t.Errorf("a new member's GroupOffsets = %v, %v; want %v", got, err, ends)
+	fresh, _ := open("late")
+	late, err := fresh.GroupOffsets([]partition.ID{tp(0), tp(1), tp(2)})
+	if err != nil || !maps.Equal(late, ends) {
+		t.Errorf("a new member's GroupOffsets = %v, %v; want %v", late, err, ends)
 	}
 	t.Logf("%d batches committed, %d refused", len(committed), refused)
 }
