@@ -404,3 +404,28 @@ func TestDuckDBReadsGroupLog(t *testing.T) {
 		t.Errorf("DuckDB: group ends %v, want %v", res.GroupEnds, w)
 	}
 }
+
+// An output written first by one process (the query log) and then by a
+// group (the group log) is read whole; the group does not touch the
+// query log.
+func TestGroupLogAfterQueryLog(t *testing.T) {
+	dir := t.TempDir()
+	single := mustNew(t, JSON, map[string]string{"path": dir})
+	if err := runBatch(t, single, 0, []*batch.Batch{genRows(0, 4)}); err != nil {
+		t.Fatal(err)
+	}
+	before := logged(t, dir)
+	a, ab := member(t, dir, "a")
+	files, err := commitRange(t, a, ab, 0, map[partition.ID]int64{tp(0): 0}, map[partition.ID]int64{tp(0): 4}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]string{}, before...), files...)
+	slices.Sort(want)
+	if got := logged(t, dir); len(before) == 0 || !slices.Equal(got, want) {
+		t.Errorf("ReadLog = %v, want the query log's %v and the group's %v", got, before, files)
+	}
+	if l, _ := a.meta.latest(); l != 0 {
+		t.Errorf("query log latest batch %d, want 0", l)
+	}
+}
