@@ -7,6 +7,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/sink/delta"
+	filesink "github.com/sluice-stream/sluice/internal/sink/file"
 	kafkasink "github.com/sluice-stream/sluice/internal/sink/kafka"
 	"github.com/sluice-stream/sluice/internal/source"
 	kafkasrc "github.com/sluice-stream/sluice/internal/source/kafka"
@@ -27,15 +28,22 @@ import (
 //     of the same commit as the files and is the truth for where a
 //     partition starts; the group's offsets follow for visibility
 //     (exactly once);
+//   - the file sinks (parquet, json, csv) record each batch's files and
+//     partition offsets as a version of the shared group log
+//     _spark_metadata/group (put-if-absent, so of two members racing for
+//     a partition one commits) and are the truth for where a partition
+//     starts, like the Delta table (exactly once);
 //   - console, foreachBatch, memory and noop write first and commit the
 //     offsets to the group afterwards (at least once);
-//   - file sinks, dead-letter sinks and stateful queries are refused for
-//     now.
+//   - dead-letter sinks and stateful queries are refused for now.
 
 // groupSinks are the sinks group mode runs, with their guarantee.
 var groupSinks = map[string]string{
 	"kafka":        "exactly once",
 	"delta":        "exactly once",
+	"parquet":      "exactly once",
+	"json":         "exactly once",
+	"csv":          "exactly once",
 	"console":      "at least once",
 	"foreachBatch": "at least once",
 	"memory":       "at least once",
@@ -65,16 +73,30 @@ func memberCheckpoint(chk, member string) string {
 	return strings.TrimRight(chk, "/") + "/members/" + member
 }
 
-// checkGroupSink refuses what group mode does not support yet.
-func checkGroupSink(group, sinkFormat string, deadLetter bool) error {
-	if _, ok := groupSinks[sinkFormat]; !ok {
-		return &options.Error{Option: "sluice.group", Value: group,
-			Allowed: fmt.Sprintf("group mode does not support the %s sink yet (its commits are not tied to the group's offsets); use the kafka or delta sink (exactly once) or console/foreachBatch (at least once), or run one process without sluice.group", sinkFormat)}
+// groupProblems are the parts of a query group mode does not support yet
+// (docs/group-mode.md), found by check for Start and `sluice lint`.
+func groupProblems(p *checked, sinkFormat string, deadLetter bool) []problem {
+	if p.source.Name == "" {
+		return nil
+	}
+	group, _ := groupOf(p.source.Name, p.sourceVals)
+	if group == "" {
+		return nil
+	}
+	var out []problem
+	if _, ok := groupSinks[sinkFormat]; !ok && p.sink.Name != "" {
+		out = append(out, problem{part: partSink, format: true, err: &options.Error{Option: "sluice.group",
+			Allowed: fmt.Sprintf("group mode (group %q) does not support the %s sink yet (its commits are not tied to the group's offsets); use the kafka, delta, parquet, json or csv sink (exactly once) or console/foreachBatch (at least once), or run one process without sluice.group", group, sinkFormat)}})
 	}
 	if deadLetter {
-		return &options.Error{Option: "sluice.group", Value: group, Allowed: "group mode does not support a dead-letter sink yet; remove it or run without sluice.group"}
+		out = append(out, problem{part: partDeadLetter, format: true, err: &options.Error{Option: "sluice.group",
+			Allowed: fmt.Sprintf("group mode (group %q) does not support a dead-letter sink yet; remove it or run without sluice.group", group)}})
 	}
-	return nil
+	if p.query != nil && !p.query.Stateless() {
+		out = append(out, problem{part: partSource, option: "sluice.group", err: &options.Error{Option: "sluice.group",
+			Allowed: fmt.Sprintf("stateful queries (aggregations, deduplication, joins with state) are not supported in group mode (group %q) yet: run the query in one process, without sluice.group", group)}})
+	}
+	return out
 }
 
 // wireGroup connects a group-mode source to the sink: the Kafka sink
@@ -87,6 +109,11 @@ func wireGroup(src source.Source, sk sink.Sink) error {
 	if ds, ok := sk.(*delta.Sink); ok {
 		ks.SetSinkOffsets(ds.GroupOffsets)
 		ds.UseGroup(ks)
+		return nil
+	}
+	if fs, ok := sk.(*filesink.Sink); ok {
+		ks.SetSinkOffsets(fs.GroupOffsets)
+		fs.UseGroup(ks)
 		return nil
 	}
 	kk, ok := sk.(*kafkasink.Sink)

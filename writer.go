@@ -298,6 +298,9 @@ func (w *DataStreamWriter) check() (*checked, []problem) {
 		}
 	}
 
+	// Group mode: what it does not support yet.
+	probs = append(probs, groupProblems(p, w.format, w.deadLetter != nil)...)
+
 	// Session configuration: values of the known settings must fit (the
 	// Go API accepts any key; pipeline files check keys too).
 	conf := registry.SessionConf.Values(s.conf)
@@ -390,9 +393,6 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 	}
 	group, member := groupOf(p.source.Name, p.sourceVals)
 	if group != "" {
-		if err := checkGroupSink(group, p.sink.Name, p.deadLetter != nil); err != nil {
-			return nil, err
-		}
 		chk = memberCheckpoint(chk, member)
 		log.Info("group mode: this process is one member of the query", "group", group, "member", member, "checkpoint", chk)
 
@@ -419,7 +419,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 	if stdout == nil {
 		stdout = os.Stdout
 	}
-	env := sink.Env{Stdout: stdout, QueryID: queryID, Resumed: resumed, Logger: log, TableName: p.name, RegisterTable: s.registerTable, ForeachBatch: w.foreachBatch, Storage: res, Group: group}
+	env := sink.Env{Stdout: stdout, QueryID: queryID, Resumed: resumed, Logger: log, TableName: p.name, RegisterTable: s.registerTable, ForeachBatch: w.foreachBatch, Storage: res, Group: group, Member: member}
 	var dlSink sink.Sink
 	if p.deadLetter != nil {
 		// The dead-letter sink keys its own idempotence (Delta txn, Kafka

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,9 +21,12 @@ import (
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/broker/brokertest"
 	"github.com/sluice-stream/sluice/internal/parquetio"
+	"github.com/sluice-stream/sluice/internal/partition"
 	"github.com/sluice-stream/sluice/internal/queryrun"
 	"github.com/sluice-stream/sluice/internal/sink/delta"
+	filesink "github.com/sluice-stream/sluice/internal/sink/file"
 	kafkasrc "github.com/sluice-stream/sluice/internal/source/kafka"
+	"github.com/sluice-stream/sluice/internal/testutil"
 )
 
 // Group mode's acceptance test: three `sluice run` processes on one
@@ -241,6 +245,71 @@ func TestGroupModeThreeMembersKillOneExactlyOnce(t *testing.T) {
 	t.Run("delta sink", func(t *testing.T) {
 		testGroupKillOne(t, "sink:\n  format: delta\n  options:\n    path: %[1]s/table\n", readDeltaOutput)
 	})
+	t.Run("parquet sink", func(t *testing.T) {
+		testGroupKillOne(t, "sink:\n  format: parquet\n  options:\n    path: %[1]s/out\n", readParquetOutput)
+	})
+}
+
+// readParquetOutput reads the files the parquet sink's logs commit (the
+// query log and the group log, merged) and returns the input (partition,
+// offset) pairs with how often each occurs; it checks that the group log
+// ends each partition at its end offset. With DuckDB at hand
+// (SLUICE_DUCKDB_DIR), an independent reader of the logs must see the same
+// files, rows and ends.
+func readParquetOutput(t *testing.T, addr, dir string) map[string]int {
+	t.Helper()
+	out := filepath.Join(dir, "out")
+	files, err := filesink.ReadLog(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	rows := 0
+	for _, f := range files {
+		tab, err := parquetio.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range tab.Rows {
+			seen[row[1].(string)]++
+			rows++
+		}
+	}
+	gends, err := filesink.ReadGroupEnds(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(brokertest.Client(t, addr)).ListEndOffsets(ctx, groupInTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if v := gends[partition.ID{Topic: groupInTopic, Partition: o.Partition}]; v != o.Offset {
+			t.Errorf("group log end of partition %d: %d, want its end offset %d (ends %v)", o.Partition, v, o.Offset, gends)
+		}
+	})
+	if os.Getenv("SLUICE_DUCKDB_DIR") != "" {
+		var res struct {
+			Files     []string         `json:"files"`
+			Count     int              `json:"count"`
+			GroupEnds map[string]int64 `json:"groupEnds"`
+		}
+		if err := json.Unmarshal(testutil.RunVerify(t, testutil.DuckDBDir(t), out), &res); err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Files) != len(files) || res.Count != rows {
+			t.Errorf("DuckDB read %d files and %d rows; sluice's reader %d and %d", len(res.Files), res.Count, len(files), rows)
+		}
+		for tp, e := range gends {
+			if res.GroupEnds[fmt.Sprintf("%s-%d", tp.Topic, tp.Partition)] != e {
+				t.Errorf("DuckDB group ends %v; sluice's %v", res.GroupEnds, gends)
+				break
+			}
+		}
+	}
+	return seen
 }
 
 // readDeltaOutput reads the Delta table's live files and returns the

@@ -124,13 +124,14 @@ func groupModeBuilt() bool {
 
 // TestTortureMembers is the short CI form of `sluice torture --members 3`,
 // into the Kafka sink (members restarted under their own names, --member-names
-// slot, as a StatefulSet or a container restarted in its pod does) and into
-// Delta (each replacement with a new name, --member-names fresh): three
+// slot, as a StatefulSet or a container restarted in its pod does), into
+// Delta (each replacement with a new name, --member-names fresh) and into
+// Parquet files (slot names; the group log _spark_metadata/group): three
 // members of one group-mode pipeline (this test binary re-executed as `sluice
 // run`) on a 12-partition topic; six SIGKILLs of random members, each
 // replaced, a fourth member added, one stopped with SIGTERM, while a producer
-// writes; the output (Kafka read with read_committed, Delta read back from its
-// log) holds every record exactly once, no member exits on its own and every
+// writes; the output (Kafka read with read_committed, Delta and Parquet read
+// back from their logs) holds every record exactly once, no member exits on its own and every
 // graceful stop exits 0.
 func TestTortureMembers(t *testing.T) {
 	if os.Getenv("SLUICE_SERIAL_TESTS") != "1" {
@@ -142,7 +143,7 @@ func TestTortureMembers(t *testing.T) {
 	for _, tc := range []struct {
 		sink  string
 		names string
-	}{{"kafka", torture.NamesSlot}, {"delta", torture.NamesFresh}} {
+	}{{"kafka", torture.NamesSlot}, {"delta", torture.NamesFresh}, {"parquet", torture.NamesSlot}} {
 		sk := tc.sink
 		t.Run(sk, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)

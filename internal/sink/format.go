@@ -73,6 +73,9 @@ type Env struct {
 	// source's sluice.group), "" otherwise: the Delta sink then keys its
 	// txn actions by the group's partitions instead of the query id.
 	Group string
+	// Member is this process's member name in group mode
+	// (sluice.group.member), "" otherwise.
+	Member string
 	// Storage resolves paths and object-store URIs (abfss://…, s3a://…)
 	// with the session's storage settings; nil resolves with the
 	// environment's credentials only.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -33,7 +34,7 @@ func readCommitted(ctx context.Context, addr, topic string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	ends, err := kadm.NewClient(adm).ListCommittedOffsets(ctx, topic)
+	ends, err := stableEnds(ctx, kadm.NewClient(adm), topic)
 	adm.Close()
 	if err != nil {
 		return nil, err
@@ -66,4 +67,44 @@ func readCommitted(ctx context.Context, addr, topic string) ([]string, error) {
 		})
 	}
 	return out, nil
+}
+
+// openTxnWait bounds how long readCommitted waits for transactions still
+// open on the topic to end: a writer killed mid-transaction (a group
+// member that nobody restarts under its transactional id) leaves one open
+// until the broker aborts it after its transaction timeout (30 s in the
+// torture's pipelines), and read_committed readers stop at its first
+// offset until then — the records committed after it are only delayed.
+const openTxnWait = 90 * time.Second
+
+// stableEnds returns the topic's last stable offsets once no transaction
+// is open on it any more (they equal the log end offsets), or the last
+// stable offsets when openTxnWait passes first. The writers must have
+// stopped.
+func stableEnds(ctx context.Context, adm *kadm.Client, topic string) (kadm.ListedOffsets, error) {
+	deadline := time.Now().Add(openTxnWait)
+	for {
+		stable, err := adm.ListCommittedOffsets(ctx, topic)
+		if err != nil {
+			return nil, err
+		}
+		end, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			return nil, err
+		}
+		open := false
+		end.Each(func(o kadm.ListedOffset) {
+			if s, ok := stable.Lookup(topic, o.Partition); !ok || s.Offset < o.Offset {
+				open = true
+			}
+		})
+		if !open || time.Now().After(deadline) {
+			return stable, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

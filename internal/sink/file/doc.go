@@ -67,7 +67,17 @@
 // refused to a new one. New returns an anonymous sink that writes batch
 // ids as log batch ids, as Spark.
 //
-// ReadLog returns the files a reader should see. Data files not in the log
+// # Group mode
+//
+// In group mode (the kafka source's sluice.group; WithGroup) the members
+// of a consumer group write one output and share the group log
+// _spark_metadata/group instead of the query log: one version per member
+// batch, with the source partition ranges it covers, committed only when
+// no other member wrote those partitions since the batch started (see
+// group.go).
+//
+// ReadLog returns the files a reader should see (the query log's and the
+// group log's). Data files not in the log
 // (left by a crashed attempt) are never listed; a plain directory listing
 // may see them, as with Spark.
 package file

@@ -44,6 +44,9 @@ type LogEntry struct {
 	BlockReplication int    `json:"blockReplication"`
 	BlockSize        int64  `json:"blockSize"`
 	Action           string `json:"action"`
+	// Group is set on the group log's record lines (action
+	// "sluice-group", no path; group.go).
+	Group *GroupRecord `json:"sluiceGroup,omitempty"`
 }
 
 // entryFor returns the "add" entry of a written file.
@@ -200,9 +203,9 @@ func (m metaLog) readFile(name string) ([]LogEntry, error) {
 	return out, nil
 }
 
-// readValid returns the live entries of the log (adds not later deleted),
-// from the latest compact file on, and the latest batch id.
-func (m metaLog) readValid() ([]LogEntry, int64, error) {
+// readRaw returns the log's entries as written, from the latest compact
+// file on, and the latest batch id (-1 for an empty log).
+func (m metaLog) readRaw() ([]LogEntry, int64, error) {
 	// Compaction may delete old batch files between our listing and our
 	// reads; such a race is retried with a fresh listing.
 	var lastErr error
@@ -237,9 +240,38 @@ func (m metaLog) readValid() ([]LogEntry, int64, error) {
 		if lastErr != nil {
 			continue
 		}
-		return liveEntries(all), files[len(files)-1].id, nil
+		return all, files[len(files)-1].id, nil
 	}
 	return nil, -1, fmt.Errorf("reading metadata log: %w", lastErr)
+}
+
+// readOwn returns the live entries of this log (adds not later deleted),
+// from the latest compact file on, and the latest batch id.
+func (m metaLog) readOwn() ([]LogEntry, int64, error) {
+	all, latest, err := m.readRaw()
+	if err != nil {
+		return nil, -1, err
+	}
+	return liveEntries(all), latest, nil
+}
+
+// readValid returns what a reader of the output sees: the live entries of
+// the log and those of the group log of group mode (group.go), and the
+// latest batch id of the log.
+func (m metaLog) readValid() ([]LogEntry, int64, error) {
+	own, latest, err := m.readOwn()
+	if err != nil {
+		return nil, -1, err
+	}
+	g, err := m.groupLog()
+	if err != nil {
+		return nil, -1, err
+	}
+	grouped, _, err := g.readOwn()
+	if err != nil {
+		return nil, -1, fmt.Errorf("group log: %w", err)
+	}
+	return liveEntries(append(own, grouped...)), latest, nil
 }
 
 // liveEntries applies "delete" actions and drops duplicates, keeping order.
@@ -253,7 +285,7 @@ func liveEntries(all []LogEntry) []LogEntry {
 	seen := map[string]bool{}
 	out := all[:0:0]
 	for _, e := range all {
-		if e.Action == "delete" || deleted[e.Path] || seen[e.Path] {
+		if e.Action == "delete" || e.Action == groupAction || deleted[e.Path] || seen[e.Path] {
 			continue
 		}
 		seen[e.Path] = true

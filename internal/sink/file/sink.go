@@ -79,7 +79,7 @@ func Formats() []sink.Format {
 				if err != nil {
 					return nil, err
 				}
-				s, err := open(cfg, owner{queryID: env.QueryID, resumed: env.Resumed, allowNew: v.Bool(OptAllowNewQuery)}, WithResolver(env.Storage))
+				s, err := open(cfg, owner{queryID: env.QueryID, resumed: env.Resumed, allowNew: v.Bool(OptAllowNewQuery)}, WithResolver(env.Storage), WithGroup(env.Group, env.Member))
 				if err != nil {
 					return nil, err
 				}
@@ -170,7 +170,17 @@ func parseOptions(f string, o options.Values) (Config, error) {
 type Option func(*openOptions)
 
 type openOptions struct {
-	resolver *storage.Resolver
+	resolver      *storage.Resolver
+	group, member string
+}
+
+// WithGroup opens the sink as member member of consumer group group
+// (group mode, group.go): its batches go to the group log, keyed by the
+// source partitions they cover (UseGroup), and the query-writer records
+// are not used (every member has a checkpoint, and a query id, of its
+// own).
+func WithGroup(group, member string) Option {
+	return func(o *openOptions) { o.group, o.member = group, member }
 }
 
 // WithResolver resolves the output path with r (object-store URIs and
@@ -228,6 +238,15 @@ type Sink struct {
 	mu     sync.Mutex
 	latest int64          // highest log batch id seen, -1 if none
 	recs   []writerRecord // the log's writer records, as last read
+
+	// group and member are group mode's consumer group and member name
+	// ("" otherwise); batches then go to the group log glog, with their
+	// partition offsets from grp (group.go). gview is the group log as
+	// last read.
+	group, member string
+	grp           GroupBatcher
+	glog          metaLog
+	gview         groupView
 }
 
 var _ sink.Sink = (*Sink)(nil)
@@ -271,10 +290,21 @@ func New(format string, opts map[string]string, o ...Option) (*Sink, error) {
 func open(cfg Config, own owner, o ...Option) (*Sink, error) {
 	var err error
 	s := &Sink{cfg: cfg, own: own, log: slog.Default()}
+	var oo openOptions
+	for _, opt := range o {
+		opt(&oo)
+	}
+	if oo.group != "" {
+		s.group, s.member = oo.group, oo.member
+		s.own = owner{}
+	}
 	if s.root, err = ResolveRoot(cfg.Path, o...); err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
 	}
 	if s.meta, err = openMetaLog(s.root); err != nil {
+		return nil, fmt.Errorf("file sink: %w", err)
+	}
+	if s.glog, err = s.meta.groupLog(); err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
 	}
 	switch cfg.Format {
@@ -296,11 +326,11 @@ func open(cfg Config, own owner, o ...Option) (*Sink, error) {
 	if s.latest, err = s.meta.latest(); err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
 	}
-	if own.queryID != "" {
+	if s.own.queryID != "" {
 		if s.recs, err = s.meta.writers(); err != nil {
 			return nil, fmt.Errorf("file sink: %w", err)
 		}
-		if err := own.checkStart(cfg.Path, s.recs, s.latest); err != nil {
+		if err := s.own.checkStart(cfg.Path, s.recs, s.latest); err != nil {
 			return nil, err
 		}
 	}
@@ -355,7 +385,8 @@ func (s *Sink) NewWriter(_ context.Context, batchID int64, task int, schema batc
 	if s.own.queryID != "" {
 		logID, owned = s.own.slot(s.recs, batchID)
 	}
-	done := owned && logID <= s.latest
+	// Group mode: batch ids are the member's own, never replayed.
+	done := owned && logID <= s.latest && s.group == ""
 	s.mu.Unlock()
 	if done {
 		return skipWriter{}, nil
@@ -413,6 +444,9 @@ func (s *Sink) Commit(ctx context.Context, batchID int64, msgs []sink.Message) e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.group != "" {
+		return s.commitGroup(ctx, batchID, files)
+	}
 	latest, err := s.meta.latest()
 	if err != nil {
 		return fmt.Errorf("file sink: %w", err)
@@ -433,7 +467,7 @@ func (s *Sink) Commit(ctx context.Context, batchID int64, msgs []sink.Message) e
 	}
 	lf := logFile{id: logID, compact: isCompaction(logID)}
 	if lf.compact {
-		prev, _, err := s.meta.readValid()
+		prev, _, err := s.meta.readOwn()
 		if err != nil {
 			return fmt.Errorf("file sink: compacting log: %w", err)
 		}
@@ -462,7 +496,7 @@ func (s *Sink) Commit(ctx context.Context, batchID int64, msgs []sink.Message) e
 		return nil
 	}
 	if lf.compact {
-		s.deleteExpired(logID)
+		s.deleteExpired(s.meta, logID)
 	}
 	return nil
 }
@@ -513,9 +547,9 @@ func (s *Sink) skip(batchID, logID, latest int64, files []WrittenFile) {
 // deleteExpired removes log files made redundant by compactions: those of
 // batches before the previous compaction (as Spark keeps one compaction
 // interval of history for slow readers).
-func (s *Sink) deleteExpired(compactID int64) {
+func (s *Sink) deleteExpired(m metaLog, compactID int64) {
 	keepFrom := compactID - CompactInterval
-	files, err := s.meta.list()
+	files, err := m.list()
 	if err != nil {
 		return
 	}
@@ -529,7 +563,7 @@ func (s *Sink) deleteExpired(compactID int64) {
 	if len(names) == 0 {
 		return
 	}
-	if err := s.meta.st.Delete(ctx, names...); err != nil {
+	if err := m.st.Delete(ctx, names...); err != nil {
 		s.log.Warn("cannot delete expired metadata log files", "files", names, "err", err)
 	}
 }

@@ -9,14 +9,16 @@
 // _spark_metadata directory means a file sink. The result is one JSON
 // object on stdout:
 //
-//   file sink: {"kind":"file","latestBatch":N,"files":[relative paths],
+//   file sink: {"kind":"file","latestBatch":N,"groupVersion":V,
+//               "groupEnds":{"topic-partition":end},"files":[relative paths],
 //               "count":rows,"columns":[{"name","type"}],"rows":[...]}
 //   Delta:     {"kind":"delta","version":V,"txn":{appId:version},
 //               "partitionColumns":[...],"files":[relative paths],
 //               "count":rows,"columns":[...],"checkpoint":{...},"rows":[...]}
 //
 // The file sink's log is read here (latest N.compact plus later batch
-// files, "delete" entries applied) and the listed files are read with
+// files, "delete" entries applied; in group mode also the group log
+// _spark_metadata/group, in the same layout) and the listed files are read with
 // read_parquet / read_json / read_csv (Hive partitioning on). The Delta
 // log is replayed with DuckDB SQL over read_json(_delta_log/*.json,
 // union_by_name): the table version is the highest commit, the txn of an
@@ -103,14 +105,16 @@ async function finish(conn, out, rel, opts) {
 
 // ---- file sink -------------------------------------------------------
 
-function fileSinkFiles(dir) {
-  const logDir = path.join(dir, '_spark_metadata');
+// logEntries reads a file sink log directory (Spark's layout: N and
+// N.compact files of "v1" then JSON lines) from its latest compact file on.
+function logEntries(logDir) {
+  if (!fs.existsSync(logDir)) return { latest: -1, entries: [] };
   const batches = fs.readdirSync(logDir)
     .map((name) => /^(\d+)(\.compact)?$/.exec(name))
     .filter(Boolean)
     .map((m) => ({ id: Number(m[1]), compact: !!m[2], name: m[0] }))
     .sort((a, b) => a.id - b.id || (a.compact ? 1 : -1));
-  if (batches.length === 0) return { latestBatch: -1, files: [] };
+  if (batches.length === 0) return { latest: -1, entries: [] };
   let start = 0;
   batches.forEach((b, i) => { if (b.compact) start = i; });
   const entries = [];
@@ -118,6 +122,23 @@ function fileSinkFiles(dir) {
     const lines = fs.readFileSync(path.join(logDir, b.name), 'utf8').split('\n');
     if (lines[0].trim() !== 'v1') throw new Error(`${b.name}: version ${lines[0]}`);
     for (const line of lines.slice(1)) if (line.trim()) entries.push(JSON.parse(line));
+  }
+  return { latest: batches[batches.length - 1].id, entries };
+}
+
+// fileSinkFiles merges the query log _spark_metadata with the group log
+// _spark_metadata/group of group mode (same layout; its "sluice-group"
+// record lines carry each batch's partition ranges, and the last range of
+// a partition is where it ends: groupEnds {"topic-partition": end}).
+function fileSinkFiles(dir) {
+  const logDir = path.join(dir, '_spark_metadata');
+  const own = logEntries(logDir);
+  const group = logEntries(path.join(logDir, 'group'));
+  const entries = [...own.entries, ...group.entries];
+  const groupEnds = {};
+  for (const e of group.entries) {
+    if (e.action !== 'sluice-group') continue;
+    for (const p of e.sluiceGroup.partitions ?? []) groupEnds[`${p.topic}-${p.partition}`] = p.end;
   }
   const deleted = new Set(entries.filter((e) => e.action === 'delete').map((e) => e.path));
   const seen = new Set();
@@ -127,14 +148,16 @@ function fileSinkFiles(dir) {
     seen.add(e.path);
     files.push(e.path.startsWith('file:') ? fileURLToPath(new URL(e.path)) : e.path);
   }
-  return { latestBatch: batches[batches.length - 1].id, files };
+  return { latestBatch: own.latest, groupVersion: group.latest, groupEnds, files };
 }
 
 async function verifyFileSink(conn, dir, opts) {
-  const { latestBatch, files } = fileSinkFiles(dir);
+  const { latestBatch, groupVersion, groupEnds, files } = fileSinkFiles(dir);
   const out = {
     kind: 'file',
     latestBatch,
+    groupVersion,
+    groupEnds,
     files: files.map((f) => path.relative(dir, f).split(path.sep).join('/')).sort(),
   };
   if (files.length === 0) return { ...out, count: 0, columns: [], rows: opts.rows ? [] : undefined };
