@@ -86,6 +86,10 @@ type Checkpoint struct {
 	lock     *fileLock // nil when read-only or remote
 	readOnly bool
 
+	// writes is held (shared) by the batch-log writes while they do I/O
+	// without mu, so that offsets/N+1 and commits/N are written at the
+	// same time; Close takes it exclusively, waiting for them.
+	writes sync.RWMutex
 	mu     sync.Mutex
 	closed bool
 	// logIDs remembers the batch ids of the offsets and commit logs for
@@ -364,6 +368,8 @@ func (c *Checkpoint) StateStore() storage.Store {
 // Close releases the lock (if held). Later calls on c return ErrClosed;
 // closing twice is harmless.
 func (c *Checkpoint) Close() error {
+	c.writes.Lock()
+	defer c.writes.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -375,6 +381,20 @@ func (c *Checkpoint) Close() error {
 	}
 	if err := c.lock.release(); err != nil {
 		return fmt.Errorf("checkpoint %s: release lock: %w", c.dir, err)
+	}
+	return nil
+}
+
+// beginWrite holds c.writes (shared) and reports ErrClosed after Close.
+// Callers defer c.writes.RUnlock; they take c.mu only for bookkeeping.
+func (c *Checkpoint) beginWrite() error {
+	c.writes.RLock()
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		c.writes.RUnlock()
+		return ErrClosed
 	}
 	return nil
 }

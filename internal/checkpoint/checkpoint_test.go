@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sluice-stream/sluice/internal/storage"
 )
@@ -992,5 +993,80 @@ func TestPurgeEveryBatchListsOnce(t *testing.T) {
 	}
 	if got, _ := c.batchIDs("offsets"); !slices.Equal(got, []int64{35, 36, 37, 38, 39, 40}) {
 		t.Errorf("after reopening: offsets %v, want 35..40", got)
+	}
+}
+
+// gatedStore holds the write of one file until another has been written.
+type gatedStore struct {
+	storage.Store
+	hold, until string
+	entered     chan struct{} // closed when the write of hold starts
+	written     chan struct{} // closed when until is written
+}
+
+func (s *gatedStore) PutIfAbsent(ctx context.Context, name string, data []byte) error {
+	if name == s.hold {
+		close(s.entered)
+		select {
+		case <-s.written:
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("%s was not written while %s was in flight", s.until, s.hold)
+		}
+	}
+	err := s.Store.PutIfAbsent(ctx, name, data)
+	if name == s.until {
+		close(s.written)
+	}
+	return err
+}
+
+// TestLogWritesOverlap: the engine writes commits/N and offsets/N+1 at the
+// same time (its pipelined commit); neither waits for the other's I/O, and
+// Close waits for a write in flight.
+func TestLogWritesOverlap(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir)
+	for id := int64(0); id <= 1; id++ {
+		if err := c.WriteOffsets(id, BatchMetadata{TimestampMs: id}, []string{"{}"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gs := &gatedStore{Store: c.store, hold: "commits/1", until: "offsets/2", entered: make(chan struct{}), written: make(chan struct{})}
+	c.store = gs
+	commitErr := make(chan error, 1)
+	go func() { commitErr <- c.WriteCommit(1, 0) }()
+	if err := c.WriteOffsets(2, BatchMetadata{TimestampMs: 2}, []string{"{}"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-commitErr; err != nil {
+		t.Fatal(err)
+	}
+	// Close waits for a write in flight (held in the store until the test
+	// lets it go); a write after Close fails with ErrClosed.
+	gs.hold, gs.until, gs.entered, gs.written = "commits/2", "offsets/3", make(chan struct{}), make(chan struct{})
+	started := make(chan error, 1)
+	go func() { started <- c.WriteCommit(2, 0) }()
+	<-gs.entered
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a log write was in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(gs.written)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteCommit(3, 0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("write after Close: %v, want ErrClosed", err)
+	}
+	for _, f := range []string{"offsets/2", "commits/1", "commits/2"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 }

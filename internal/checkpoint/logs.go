@@ -169,22 +169,30 @@ func clip(s string) string {
 // plan order ("" or "-" for a source without an offset). Re-writing the
 // same content is a no-op; different content wraps ErrConflict.
 func (c *Checkpoint) WriteOffsets(id int64, meta BatchMetadata, sources []string) error {
-	name, err := batchFile(id)
-	if err != nil {
+	if _, err := batchFile(id); err != nil {
 		return err
 	}
 	data, err := encodeOffsets(meta, sources)
 	if err != nil {
 		return fmt.Errorf("checkpoint: offsets/%d: %w", id, err)
 	}
-	if err := c.begin(); err != nil {
+	return c.writeBatchFile(offsetsDir, id, data)
+}
+
+// writeBatchFile writes a batch file of a log (offsetsDir, commitsDir)
+// once. The I/O runs without c.mu, so the two logs are written at the
+// same time when their callers overlap (the engine's pipelined commit).
+func (c *Checkpoint) writeBatchFile(sub string, id int64, data []byte) error {
+	if err := c.beginWrite(); err != nil {
 		return err
 	}
-	defer c.mu.Unlock()
-	if err := c.writeOnce(offsetsDir+"/"+name, data); err != nil {
+	defer c.writes.RUnlock()
+	if err := c.writeOnce(sub+"/"+strconv.FormatInt(id, 10), data); err != nil {
 		return err
 	}
-	c.wrote(offsetsDir, id)
+	c.mu.Lock()
+	c.wrote(sub, id)
+	c.mu.Unlock()
 	return nil
 }
 
@@ -224,19 +232,10 @@ func (c *Checkpoint) LatestOffsets() (id int64, ok bool, err error) {
 // WriteCommit writes commits/<id>, marking batch id complete. Re-writing
 // the same content is a no-op; different content wraps ErrConflict.
 func (c *Checkpoint) WriteCommit(id, nextWatermarkMs int64) error {
-	name, err := batchFile(id)
-	if err != nil {
+	if _, err := batchFile(id); err != nil {
 		return err
 	}
-	if err := c.begin(); err != nil {
-		return err
-	}
-	defer c.mu.Unlock()
-	if err := c.writeOnce(commitsDir+"/"+name, encodeCommit(nextWatermarkMs)); err != nil {
-		return err
-	}
-	c.wrote(commitsDir, id)
-	return nil
+	return c.writeBatchFile(commitsDir, id, encodeCommit(nextWatermarkMs))
 }
 
 // ReadCommit reads commits/<id> and returns its next-batch watermark. A

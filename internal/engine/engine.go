@@ -84,6 +84,12 @@ type Config struct {
 	// BeforeCommit, when set, runs after the sink committed batch N and
 	// before commits/N is written. Tests use it to simulate a crash there.
 	BeforeCommit func(batchID int64) error
+	// BeforeCommitLog, when set, runs where commits/N is written — in the
+	// background while the next batch is planned and logged, when the
+	// commit is pipelined (commitLater) — just before it is. An error
+	// leaves commits/N unwritten and fails the query. Tests use it to
+	// simulate a crash while offsets/N+1 is being written.
+	BeforeCommitLog func(batchID int64) error
 	// Limits are the initial admission settings. Zero Max/Min are filled
 	// from the source's own options (maxOffsetsPerTrigger...); an empty
 	// Mode is static; TriggerInterval comes from Trigger.
@@ -310,6 +316,10 @@ type Query struct {
 	// ended: the query has stopped running batches (it is shutting down or
 	// has terminated).
 	ended atomic.Bool
+	// pending is the executed batch whose commits/N is being written while
+	// the next batch is planned and logged (pipelined commit, see
+	// commitLater); nil otherwise. Owned by the query goroutine.
+	pending *pendingCommit
 }
 
 // attempt is what a trigger that ran no batch measured.
@@ -662,6 +672,11 @@ func (q *Query) BatchesCompleted() int64 { return q.batchesDone.Load() }
 func (q *Query) run(ctx context.Context) {
 	defer close(q.done)
 	err := q.loop(ctx)
+	// A batch whose commit log was still in flight is completed and
+	// reported, whatever ended the loop.
+	if perr := q.finishPending(nil); err == nil {
+		err = perr
+	}
 	if err == nil && q.failed != nil {
 		err = q.failed
 	}
@@ -751,6 +766,13 @@ func (q *Query) loop(ctx context.Context) error {
 		if err != nil {
 			return trigger.Result{}, err
 		}
+		if k := current().Kind; k != trigger.Default && k != trigger.AvailableNow {
+			// The next trigger does not follow at once (the trigger
+			// changed, or Once): report the batch now.
+			if err := q.finishPending(nil); err != nil {
+				return trigger.Result{}, err
+			}
+		}
 		if ran {
 			wokeEmpty = false
 		} else if woke {
@@ -830,7 +852,7 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	q.setStatus(fmt.Sprintf("Getting offsets from %s", q.cfg.Source.Description()), false, true)
 	end, latest, ainfo, asked, err := q.plan(ctx, once)
 	if err != nil {
-		return false, fmt.Errorf("batch %d: get latest offsets: %w", q.nextBatch, err)
+		return false, errors.Join(fmt.Errorf("batch %d: get latest offsets: %w", q.nextBatch, err), q.finishPending(nil))
 	}
 	planning := q.cfg.Clock.Now().Sub(triggerStart) - asked
 	q.attempt = attempt{start: triggerStart, asked: asked, latest: latest}
@@ -839,19 +861,23 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	for _, o := range q.cfg.Observers {
 		o.OffsetsObserved(q, latest, triggerStart)
 	}
+	// A batch left in flight (commitLater) has committed its sink: the
+	// latest offsets just listed are the lag it left (its progress's
+	// LatestAfter), so no batch-end sample is taken for it.
+	afterPrev := &attempt{start: triggerStart, latest: latest}
 	noData := false
 	if end.JSON() == q.start.JSON() || lostEverything(q.start, end) {
 		if once || end.JSON() != q.start.JSON() || !q.needsNoDataBatch() {
+			if err := q.finishPending(afterPrev); err != nil {
+				return false, err
+			}
 			q.setStatus("Waiting for data to arrive", false, false)
 			return false, nil
 		}
 		noData = true // the watermark moved: evict and emit without new input
 	}
 	if ctx.Err() != nil { // stopping: admit nothing more
-		return false, nil
-	}
-	if ctx.Err() != nil { // stopping: admit nothing more
-		return false, nil
+		return false, q.finishPending(afterPrev)
 	}
 	id := q.nextBatch
 	q.running.Store(id) // in flight from its log entry on
@@ -862,9 +888,15 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 		conf[k] = v
 	}
 	meta := checkpoint.BatchMetadata{TimestampMs: walStart.UnixMilli(), Conf: conf, WatermarkMs: q.tracker.Global()}
+	// offsets/N is written while commits/N-1 may still be in flight
+	// (commitLater); batch N runs only after both are durable.
 	if err := q.cp.WriteOffsets(id, meta, []string{end.JSON()}); err != nil {
 		q.running.Store(-1)
-		return false, fmt.Errorf("batch %d: write offsets log: %w", id, err)
+		return false, errors.Join(fmt.Errorf("batch %d: write offsets log: %w", id, err), q.finishPending(afterPrev))
+	}
+	if err := q.finishPending(afterPrev); err != nil {
+		q.running.Store(-1)
+		return false, err
 	}
 	if err := q.cp.Purge(q.cfg.MinBatchesToRetain); err != nil {
 		q.log.Warn("purging old checkpoint batches", "err", err)
@@ -878,7 +910,7 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 		m := g.GroupMember()
 		info.Group = &m
 	}
-	if err := q.execute(q.hardCtx, info); err != nil {
+	if err := q.execute(q.hardCtx, info, q.canPipeline(ctx)); err != nil {
 		if _, grouped := source.AsGroup(q.cfg.Source); grouped && errors.Is(err, source.ErrRevoked) && q.hardCtx.Err() == nil {
 			// A rebalance overtook the batch: nothing of it was
 			// committed; the partitions' owners go on from the group's
@@ -923,12 +955,14 @@ func (q *Query) runBatch(ctx context.Context, id int64, replay bool) error {
 		// offsets/N file.
 		Durations: map[string]time.Duration{"latestOffset": 0, "queryPlanning": 0, "walCommit": 0},
 	}
-	return q.execute(ctx, info)
+	return q.execute(ctx, info, false)
 }
 
 // execute runs the tasks of a planned batch, commits the sink and the
-// checkpoint, and reports.
-func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
+// checkpoint, and reports. With later, the batch's commits/N is left in
+// flight and the batch is reported once the next trigger has logged its
+// offsets (commitLater); otherwise before execute returns.
+func (q *Query) execute(ctx context.Context, info *BatchInfo, later bool) error {
 	id := info.BatchID
 	q.running.Store(id)
 	defer q.running.Store(-1)
@@ -1006,16 +1040,6 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 			return err
 		}
 	}
-	commitStart := q.cfg.Clock.Now()
-	if err := q.cp.WriteCommit(id, info.NextWatermarkMs); err != nil {
-		return fmt.Errorf("batch %d: write commit log: %w", id, err)
-	}
-	if err := q.cfg.Source.Commit(ctx, info.End); err != nil {
-		q.log.Warn("source commit hint failed", "batch", id, "err", err)
-	}
-	end := q.cfg.Clock.Now()
-	info.Durations["commitOffsets"] = end.Sub(commitStart)
-	info.Durations["triggerExecution"] = end.Sub(info.TriggerStart)
 	info.Tasks = tinfos
 	info.Workers = q.cfg.Workers
 	info.IntendedStart = q.intended
@@ -1042,19 +1066,136 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo) error {
 		}
 		info.SourceMetrics = m.Metrics(info.End, latest)
 	}
-	info.Diagnosis = q.diagnose(info, sinkCommit, stateCommit)
+	p := q.commitBatch(ctx, info, sinkCommit, stateCommit)
+	if later {
+		q.commitLater(p)
+		return nil
+	}
+	return q.finishCommit(p, nil)
+}
+
+// pendingCommit is an executed batch (its sink and state committed) whose
+// commits/N is being written.
+type pendingCommit struct {
+	info                    *BatchInfo
+	sinkCommit, stateCommit time.Duration
+	start                   time.Time
+	remembered              bool // admission's history has the batch already
+	done                    chan struct{}
+	end                     time.Time // when commits/N was durable
+	err                     error
+}
+
+// commitBatch starts writing commits/N (then the source's commit hint) in
+// the background.
+func (q *Query) commitBatch(ctx context.Context, info *BatchInfo, sinkCommit, stateCommit time.Duration) *pendingCommit {
+	p := &pendingCommit{info: info, sinkCommit: sinkCommit, stateCommit: stateCommit, start: q.cfg.Clock.Now(), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		if h := q.cfg.BeforeCommitLog; h != nil {
+			if err := h(info.BatchID); err != nil {
+				p.err = err
+				return
+			}
+		}
+		if err := q.cp.WriteCommit(info.BatchID, info.NextWatermarkMs); err != nil {
+			p.err = fmt.Errorf("batch %d: write commit log: %w", info.BatchID, err)
+			return
+		}
+		p.end = q.cfg.Clock.Now()
+		if err := q.cfg.Source.Commit(ctx, info.End); err != nil {
+			q.log.Warn("source commit hint failed", "batch", info.BatchID, "err", err)
+		}
+	}()
+	return p
+}
+
+// canPipeline reports whether the batch about to run may leave its
+// commits/N in flight while the next trigger plans and logs its offsets
+// (commitLater): only when the next trigger follows at once (the default
+// trigger and availableNow) and no stop was requested, and not in group
+// mode, where the source's commit says where a partition starts and
+// completes before anything else.
+func (q *Query) canPipeline(ctx context.Context) bool {
+	if ctx.Err() != nil || q.stopRequested.Load() {
+		return false
+	}
+	if _, grouped := source.AsGroup(q.cfg.Source); grouped {
+		return false
+	}
+	k := q.currentTrigger().Kind
+	return k == trigger.Default || k == trigger.AvailableNow
+}
+
+// commitLater leaves p's commits/N in flight: the query goes on to plan
+// the next batch and write offsets/N+1 at once, and finishPending
+// completes p (waits for commits/N, reports the batch) before batch N+1
+// runs — so the two log writes and the planning overlap.
+//
+// A crash in between is safe: offsets/N+1 is written only after batch N's
+// sink (and state) committed, and batch N+1 runs only after commits/N is
+// durable. The worst a crash leaves is offsets/N+1 present and commits/N
+// missing; recovery then follows Spark's rule for a commit log trailing by
+// more than one batch (checkpoint.Recover): re-run batch N+1 from
+// offsets/N's end. Batch N's output is in the sink already, N+1's never
+// reached it: nothing is lost or repeated.
+func (q *Query) commitLater(p *pendingCommit) {
+	info := p.info
+	// Admission plans the next batch before this one is reported: give it
+	// the batch now, timed up to its commit log (which overlaps the next
+	// batch's planning).
+	info.Durations["triggerExecution"] = p.start.Sub(info.TriggerStart)
+	q.remember(info)
+	p.remembered = true
+	q.start = info.End
+	q.nextBatch = info.BatchID + 1
+	q.lastUsedWm, q.ranBatch = info.WatermarkMs, true
+	q.pending = p
+}
+
+// finishPending completes the batch commitLater left in flight, if any.
+// after, when set, is the next trigger's look at the source's latest
+// offsets, taken after that batch's sink committed: the batch's
+// LatestAfter (else they are sampled now).
+func (q *Query) finishPending(after *attempt) error {
+	p := q.pending
+	if p == nil {
+		return nil
+	}
+	q.pending = nil
+	return q.finishCommit(p, after)
+}
+
+// finishCommit waits for p's commits/N and reports the batch.
+func (q *Query) finishCommit(p *pendingCommit, after *attempt) error {
+	info := p.info
+	<-p.done
+	if p.err != nil {
+		return p.err
+	}
+	info.Durations["commitOffsets"] = p.end.Sub(p.start)
+	info.Durations["triggerExecution"] = p.end.Sub(info.TriggerStart)
+	info.Diagnosis = q.diagnose(info, p.sinkCommit, p.stateCommit)
 	if q.sampler != nil {
-		info.LatestAfterAt = q.cfg.Clock.Now()
-		if latest := q.sampler.sampleNow(ctx); latest != nil {
-			info.LatestAfter = q.sampler.part.PartitionOffset(latest)
+		if after != nil && after.latest != nil {
+			info.LatestAfterAt, info.LatestAfter = after.start, after.latest
+		} else {
+			info.LatestAfterAt = q.cfg.Clock.Now()
+			if latest := q.sampler.sampleNow(q.hardCtx); latest != nil {
+				info.LatestAfter = q.sampler.part.PartitionOffset(latest)
+			}
 		}
 	}
-	q.remember(info)
-	q.start = info.End
-	q.nextBatch = id + 1
-	q.lastUsedWm, q.ranBatch = info.WatermarkMs, true
+	if !p.remembered {
+		q.remember(info)
+		q.start = info.End
+		q.nextBatch = info.BatchID + 1
+		q.lastUsedWm, q.ranBatch = info.WatermarkMs, true
+	}
 	q.batchesDone.Add(1)
-	q.setStatus("Waiting for next trigger", false, false)
+	if r := q.running.Load(); r < 0 || r == info.BatchID { // not when the next batch is under way
+		q.setStatus("Waiting for next trigger", false, false)
+	}
 	for _, o := range q.cfg.Observers {
 		o.BatchCompleted(q, info)
 	}

@@ -316,9 +316,11 @@ func TestProcessingTimeBatchesOnIntervalBoundaries(t *testing.T) {
 	}
 }
 
-// TestSetLimitsAppliesFromTheNextBatch: a change made after batch 1 is
-// used from batch 2, recorded in its offsets/N, and shown in its
-// admission; an invalid change leaves the limits alone.
+// TestSetLimitsAppliesFromTheNextBatch: a change is used from the next
+// batch planned after it, recorded in its offsets/N, and shown in its
+// admission; an invalid change leaves the limits alone. Made when batch 1
+// is reported, it applies from batch 3: batch 2 was planned and logged
+// while batch 1's commit log was written (the pipelined commit).
 func TestSetLimitsAppliesFromTheNextBatch(t *testing.T) {
 	src := sourcetest.New(sourcetest.Options{Partitions: 2, Defaults: source.ReadLimit{MaxRows: 100}})
 	src.AppendN(0, 500)
@@ -339,17 +341,17 @@ func TestSetLimitsAppliesFromTheNextBatch(t *testing.T) {
 	if setErr != nil || badErr == nil || !strings.Contains(badErr.Error(), "maxOffsetsPerTrigger: -1 is negative") {
 		t.Fatalf("SetLimits: %v; invalid change: %v", setErr, badErr)
 	}
-	if got := fmt.Sprint(rec.rows()); got != "[100 100 250 250 250 50]" {
-		t.Fatalf("batches %s, want 100 100 then 250 from batch 2", got)
+	if got := fmt.Sprint(rec.rows()); got != "[100 100 100 250 250 200]" {
+		t.Fatalf("batches %s, want 100 100 100 then 250 from batch 3", got)
 	}
-	for id, want := range map[int64]string{1: "100", 2: "250"} {
+	for id, want := range map[int64]string{2: "100", 3: "250"} {
 		meta, _ := readOffsets(t, dir, id)
 		if meta.Conf["sluice.maxOffsetsPerTrigger"] != want || meta.Conf["sluice.admission.limit"] != want || meta.Conf["sluice.admission.mode"] != "static" {
 			t.Fatalf("offsets/%d conf %v, want limit %s recorded", id, meta.Conf, want)
 		}
 	}
-	if a := rec.batches()[2].Admission; a.Limits.MaxOffsetsPerTrigger != 250 || a.Reason != "maxOffsetsPerTrigger" {
-		t.Fatalf("batch 2 admission %+v", a)
+	if a := rec.batches()[3].Admission; a.Limits.MaxOffsetsPerTrigger != 250 || a.Reason != "maxOffsetsPerTrigger" {
+		t.Fatalf("batch 3 admission %+v", a)
 	}
 }
 
@@ -491,5 +493,75 @@ func TestStartRefusesASourceWithoutOffsetsReporting(t *testing.T) {
 	_, err := engine.Start(context.Background(), engine.Config{Source: s, Sink: newSink("main", nil), CheckpointDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "neither source.Partitioned nor source.Limited") {
 		t.Fatalf("Start: %v", err)
+	}
+}
+
+// TestPipelinedCommitCrash: with the default trigger or availableNow,
+// commits/N is written while batch N+1 is planned and offsets/N+1
+// logged. A crash at that point — offsets/N+1 durable, commits/N never
+// written — must neither lose nor repeat rows: batch N reached the sink,
+// so the restart re-runs batch N+1 with exactly its logged range (Spark's
+// rule for a commit log trailing by more than one batch), and batch N is
+// not committed to the sink again.
+func TestPipelinedCommitCrash(t *testing.T) {
+	src := sourcetest.New(sourcetest.Options{Partitions: 2, Defaults: source.ReadLimit{MaxRows: 30}})
+	src.AppendN(0, 100)
+	src.AppendN(1, 100)
+	snk := newSink("main", nil)
+	dir := t.TempDir()
+	crash := errors.New("crash while commits/1 was in flight")
+	err := run(t, context.Background(), engine.Config{Source: src, Sink: snk, Trigger: availableNow, CheckpointDir: dir,
+		BeforeCommitLog: func(id int64) error {
+			if id != 1 {
+				return nil
+			}
+			// The crash comes once the next batch is logged.
+			deadline := time.Now().Add(10 * time.Second)
+			for !exists(dir, "offsets", 2) {
+				if time.Now().After(deadline) {
+					return errors.New("offsets/2 was not written while commits/1 was in flight")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			return crash
+		}})
+	if !errors.Is(err, crash) {
+		t.Fatalf("first run ended with %v, want the crash", err)
+	}
+	if !exists(dir, "commits", 0) || exists(dir, "commits", 1) || !exists(dir, "offsets", 2) || exists(dir, "offsets", 3) {
+		t.Fatal("want commits/0, offsets/2, and no commits/1 or offsets/3 after the crash")
+	}
+	if fmt.Sprint(snk.Batches()) != "[0 1]" || snk.NumRows() != 60 {
+		t.Fatalf("sink after the crash: batches %v, %d rows; want [0 1], 60 rows", snk.Batches(), snk.NumRows())
+	}
+	_, logged := readOffsets(t, dir, 2)
+	first := src.Opened()
+	if len(first) != 2 {
+		t.Fatalf("first run opened %d ranges, want batches 0 and 1 only (batch 2 never ran)", len(first))
+	}
+
+	var logs bytes.Buffer
+	rec := &recorder{}
+	if err := run(t, context.Background(), engine.Config{Source: src, Sink: snk, Trigger: availableNow, CheckpointDir: dir,
+		Limits: admission.Limits{MaxOffsetsPerTrigger: 1000}, Observers: []engine.Observer{rec},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	bs := rec.batches()
+	if len(bs) != 2 || bs[0].BatchID != 2 || !bs[0].Replayed || bs[0].End.JSON() != logged || bs[0].NumInputRows != 30 {
+		t.Fatalf("restart: %d batches, first id %d replayed %v end %s (logged %s) rows %d; want the replay of batch 2 and one more",
+			len(bs), bs[0].BatchID, bs[0].Replayed, bs[0].End.JSON(), logged, bs[0].NumInputRows)
+	}
+	if opened := src.Opened(); ranges(opened[2]) != "t-0[30,45) t-1[30,45)" {
+		t.Fatalf("replay opened %s, want batch 2's logged range from batch 1's end", ranges(opened[2]))
+	}
+	if !strings.Contains(logs.String(), "latest commit is batch 0") {
+		t.Fatalf("want the commit-log-lag warning in the log:\n%s", logs.String())
+	}
+	if got := snk.Recommits(); len(got) != 0 {
+		t.Fatalf("sink recommits %v, want none (batch 1 is not run again)", got)
+	}
+	if d := snk.Duplicates(); len(d) > 0 || snk.NumRows() != 200 || fmt.Sprint(snk.Batches()) != "[0 1 2 3]" {
+		t.Fatalf("sink: %d rows, batches %v, duplicates %v", snk.NumRows(), snk.Batches(), d)
 	}
 }
