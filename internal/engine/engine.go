@@ -90,6 +90,12 @@ type Config struct {
 	// leaves commits/N unwritten and fails the query. Tests use it to
 	// simulate a crash while offsets/N+1 is being written.
 	BeforeCommitLog func(batchID int64) error
+	// BeforeOffsetsLog, when set, runs just before offsets/N is written
+	// (in the background while the batch's tasks run, when the sinks are
+	// staged: see startOffsetsLog). An error leaves offsets/N unwritten
+	// and fails the batch before its sink commits. Tests use it to hold
+	// or fail the write.
+	BeforeOffsetsLog func(batchID int64) error
 	// Limits are the initial admission settings. Zero Max/Min are filled
 	// from the source's own options (maxOffsetsPerTrigger...); an empty
 	// Mode is static; TriggerInterval comes from Trigger.
@@ -320,6 +326,10 @@ type Query struct {
 	// the next batch is planned and logged (pipelined commit, see
 	// commitLater); nil otherwise. Owned by the query goroutine.
 	pending *pendingCommit
+	// wal is the running batch's offsets/N write when it overlaps the
+	// batch's tasks (startOffsetsLog); nil otherwise. Owned by the query
+	// goroutine.
+	wal *offsetsWrite
 }
 
 // attempt is what a trigger that ran no batch measured.
@@ -888,29 +898,31 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 		conf[k] = v
 	}
 	meta := checkpoint.BatchMetadata{TimestampMs: walStart.UnixMilli(), Conf: conf, WatermarkMs: q.tracker.Global()}
-	// offsets/N is written while commits/N-1 may still be in flight
-	// (commitLater); batch N runs only after both are durable.
-	if err := q.cp.WriteOffsets(id, meta, []string{end.JSON()}); err != nil {
-		q.running.Store(-1)
-		return false, errors.Join(fmt.Errorf("batch %d: write offsets log: %w", id, err), q.finishPending(afterPrev))
-	}
-	if err := q.finishPending(afterPrev); err != nil {
-		q.running.Store(-1)
-		return false, err
-	}
-	if err := q.cp.Purge(q.cfg.MinBatchesToRetain); err != nil {
-		q.log.Warn("purging old checkpoint batches", "err", err)
-	}
 	info := &BatchInfo{
 		BatchID: id, TriggerStart: triggerStart, BatchTimestamp: time.UnixMilli(meta.TimestampMs),
 		Start: q.start, End: end, Latest: latest, Admission: ainfo, NoData: noData, WatermarkMs: meta.WatermarkMs,
-		Durations: map[string]time.Duration{"latestOffset": asked, "queryPlanning": planning, "walCommit": q.cfg.Clock.Now().Sub(walStart)},
+		Durations: map[string]time.Duration{"latestOffset": asked, "queryPlanning": planning},
+	}
+	// offsets/N is written while commits/N-1 may still be in flight
+	// (commitLater), and with staged sinks while batch N's tasks run
+	// (startOffsetsLog); batch N's sink commits only after both are
+	// durable.
+	q.startOffsetsLog(id, meta, end, walStart, afterPrev)
+	if !q.stagedOutput() {
+		if err := q.awaitOffsetsLog(info); err != nil {
+			q.running.Store(-1)
+			return false, err
+		}
 	}
 	if g, ok := source.AsGroup(q.cfg.Source); ok {
 		m := g.GroupMember()
 		info.Group = &m
 	}
-	if err := q.execute(q.hardCtx, info, q.canPipeline(ctx)); err != nil {
+	err = q.execute(q.hardCtx, info, q.canPipeline(ctx))
+	if werr := q.awaitOffsetsLog(info); werr != nil { // when execute failed before waiting
+		err = errors.Join(err, werr)
+	}
+	if err != nil {
 		if _, grouped := source.AsGroup(q.cfg.Source); grouped && errors.Is(err, source.ErrRevoked) && q.hardCtx.Err() == nil {
 			// A rebalance overtook the batch: nothing of it was
 			// committed; the partitions' owners go on from the group's
@@ -1007,6 +1019,15 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo, later bool) error 
 	if run != nil {
 		msgs, tinfos = run.messages, run.stage1
 	}
+	// The sink commits only once offsets/N is durable; the wait counts as
+	// walCommit, not addBatch.
+	waitStart, overlapped := q.cfg.Clock.Now(), q.wal != nil
+	if werr := q.awaitOffsetsLog(info); werr != nil {
+		err = errors.Join(err, werr)
+	}
+	if overlapped {
+		addStart = addStart.Add(q.cfg.Clock.Now().Sub(waitStart))
+	}
 	if err != nil {
 		if run != nil {
 			run.abort()
@@ -1072,6 +1093,70 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo, later bool) error 
 		return nil
 	}
 	return q.finishCommit(p, nil)
+}
+
+// offsetsWrite is a batch's offsets/N write in flight.
+type offsetsWrite struct {
+	id         int64
+	start, end time.Time
+	after      *attempt // the trigger's look at the latest offsets, for finishPending
+	done       chan struct{}
+	err        error
+}
+
+// stagedOutput reports whether a batch's tasks may run while its
+// offsets/N is being written: a stateless query whose sinks show nothing
+// before their commit (sink.Staged). Spark logs offsets/N before any
+// processing so that whatever a batch's tasks make visible belongs to a
+// logged batch; with staged sinks nothing is visible before the commit,
+// which waits for offsets/N.
+func (q *Query) stagedOutput() bool {
+	return q.cfg.Stateful == nil && sink.IsStaged(q.cfg.Sink) && (q.cfg.DeadLetter == nil || sink.IsStaged(q.cfg.DeadLetter))
+}
+
+// startOffsetsLog starts writing offsets/N in the background;
+// awaitOffsetsLog waits for it.
+func (q *Query) startOffsetsLog(id int64, meta checkpoint.BatchMetadata, end source.Offset, start time.Time, after *attempt) {
+	w := &offsetsWrite{id: id, start: start, after: after, done: make(chan struct{})}
+	q.wal = w
+	go func() {
+		defer close(w.done)
+		if h := q.cfg.BeforeOffsetsLog; h != nil {
+			if w.err = h(id); w.err != nil {
+				return
+			}
+		}
+		if err := q.cp.WriteOffsets(id, meta, []string{end.JSON()}); err != nil {
+			w.err = fmt.Errorf("batch %d: write offsets log: %w", id, err)
+			return
+		}
+		w.end = q.cfg.Clock.Now()
+	}()
+}
+
+// awaitOffsetsLog waits for the running batch's offsets/N, completes the
+// previous batch if its commit was left in flight, and purges old batches
+// from the logs. It is a no-op when called again. The batch's walCommit
+// is the time it waited here, so that durationMs's parts still add up to
+// at most triggerExecution when the write overlapped the tasks (Spark
+// writes the log before the tasks: there, the wait is the write).
+func (q *Query) awaitOffsetsLog(info *BatchInfo) error {
+	w := q.wal
+	if w == nil {
+		return nil
+	}
+	q.wal = nil
+	t0 := q.cfg.Clock.Now()
+	<-w.done
+	perr := q.finishPending(w.after)
+	if w.err != nil || perr != nil {
+		return errors.Join(w.err, perr)
+	}
+	info.Durations["walCommit"] = q.cfg.Clock.Now().Sub(t0)
+	if err := q.cp.Purge(q.cfg.MinBatchesToRetain); err != nil {
+		q.log.Warn("purging old checkpoint batches", "err", err)
+	}
+	return nil
 }
 
 // pendingCommit is an executed batch (its sink and state committed) whose

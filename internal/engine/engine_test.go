@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -562,6 +563,123 @@ func TestPipelinedCommitCrash(t *testing.T) {
 		t.Fatalf("sink recommits %v, want none (batch 1 is not run again)", got)
 	}
 	if d := snk.Duplicates(); len(d) > 0 || snk.NumRows() != 200 || fmt.Sprint(snk.Batches()) != "[0 1 2 3]" {
+		t.Fatalf("sink: %d rows, batches %v, duplicates %v", snk.NumRows(), snk.Batches(), d)
+	}
+}
+
+// TestStagedSinkRunsWhileOffsetsAreLogged: with a sink whose output shows
+// only at its commit (sink.Staged), a batch's tasks run while offsets/N is
+// being written, and the sink commits only after offsets/N and
+// commits/N-1 are durable. A sink that is not staged (one acting on rows
+// in its tasks) gets no writer before offsets/N is durable.
+func TestStagedSinkRunsWhileOffsetsAreLogged(t *testing.T) {
+	for _, staged := range []bool{true, false} {
+		t.Run(fmt.Sprintf("staged=%v", staged), func(t *testing.T) {
+			src := sourcetest.New(sourcetest.Options{Partitions: 2, Defaults: source.ReadLimit{MaxRows: 20}})
+			src.AppendN(0, 30)
+			src.AppendN(1, 30)
+			dir := t.TempDir()
+			snk := newSink("main", nil).Staged(staged)
+			opened := make(chan struct{})
+			var once sync.Once
+			var bad []string
+			var mu sync.Mutex
+			snk.SetHook(func(_ context.Context, at sinktest.Point) error {
+				switch at.Op {
+				case sinktest.OpNewWriter:
+					if at.Batch == 1 {
+						once.Do(func() { close(opened) })
+					}
+					if !staged && !exists(dir, "offsets", at.Batch) {
+						mu.Lock()
+						bad = append(bad, fmt.Sprintf("writer of batch %d opened before offsets/%d", at.Batch, at.Batch))
+						mu.Unlock()
+					}
+				case sinktest.OpCommit:
+					if !exists(dir, "offsets", at.Batch) || (at.Batch > 0 && !exists(dir, "commits", at.Batch-1)) {
+						mu.Lock()
+						bad = append(bad, fmt.Sprintf("batch %d committed before offsets/%d and commits/%d", at.Batch, at.Batch, at.Batch-1))
+						mu.Unlock()
+					}
+				}
+				return nil
+			})
+			err := run(t, context.Background(), engine.Config{Source: src, Sink: snk, Trigger: availableNow, CheckpointDir: dir,
+				BeforeOffsetsLog: func(id int64) error {
+					if id != 1 || !staged {
+						return nil
+					}
+					// The write of offsets/1 waits for batch 1's tasks.
+					select {
+					case <-opened:
+						return nil
+					case <-time.After(10 * time.Second):
+						return errors.New("batch 1's tasks did not start while offsets/1 was being written")
+					}
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(bad) > 0 {
+				t.Fatal(strings.Join(bad, "; "))
+			}
+			if d := snk.Duplicates(); len(d) > 0 || snk.NumRows() != 60 || fmt.Sprint(snk.Batches()) != "[0 1 2]" {
+				t.Fatalf("sink: %d rows, batches %v, duplicates %v", snk.NumRows(), snk.Batches(), d)
+			}
+		})
+	}
+}
+
+// TestStagedSinkOffsetsLogCrash: a crash while offsets/N is written and
+// batch N's tasks run (staged sink) leaves nothing of batch N in the sink;
+// the restart plans batch N afresh from batch N-1's end and the sink ends
+// with every row once.
+func TestStagedSinkOffsetsLogCrash(t *testing.T) {
+	src := sourcetest.New(sourcetest.Options{Partitions: 2, Defaults: source.ReadLimit{MaxRows: 30}})
+	src.AppendN(0, 100)
+	src.AppendN(1, 100)
+	dir := t.TempDir()
+	snk := newSink("main", nil).Staged(true)
+	wrote := make(chan struct{})
+	var once sync.Once
+	snk.SetHook(func(_ context.Context, at sinktest.Point) error {
+		if at.Op == sinktest.OpWrite && at.Batch == 2 {
+			once.Do(func() { close(wrote) })
+		}
+		return nil
+	})
+	crash := errors.New("crash while offsets/2 was being written")
+	err := run(t, context.Background(), engine.Config{Source: src, Sink: snk, Trigger: availableNow, CheckpointDir: dir,
+		BeforeOffsetsLog: func(id int64) error {
+			if id != 2 {
+				return nil
+			}
+			select { // batch 2's tasks have written rows
+			case <-wrote:
+			case <-time.After(10 * time.Second):
+			}
+			return crash
+		}})
+	if !errors.Is(err, crash) {
+		t.Fatalf("first run ended with %v, want the crash", err)
+	}
+	if exists(dir, "offsets", 2) || !exists(dir, "commits", 1) {
+		t.Fatal("want commits/1 and no offsets/2 after the crash")
+	}
+	if fmt.Sprint(snk.Batches()) != "[0 1]" || snk.NumRows() != 60 {
+		t.Fatalf("sink after the crash: batches %v, %d rows; want [0 1], 60 rows", snk.Batches(), snk.NumRows())
+	}
+	rec := &recorder{}
+	if err := run(t, context.Background(), engine.Config{Source: src, Sink: snk, Trigger: availableNow, CheckpointDir: dir,
+		Limits: admission.Limits{MaxOffsetsPerTrigger: 1000}, Observers: []engine.Observer{rec}}); err != nil {
+		t.Fatal(err)
+	}
+	if bs := rec.batches(); len(bs) != 1 || bs[0].BatchID != 2 || bs[0].Replayed || bs[0].NumInputRows != 140 {
+		t.Fatalf("restart ran %d batches (first: %+v), want batch 2 planned afresh with the 140 rows left", len(bs), bs)
+	}
+	if d := snk.Duplicates(); len(d) > 0 || snk.NumRows() != 200 || fmt.Sprint(snk.Batches()) != "[0 1 2]" {
 		t.Fatalf("sink: %d rows, batches %v, duplicates %v", snk.NumRows(), snk.Batches(), d)
 	}
 }

@@ -48,6 +48,29 @@ type Sink interface {
 	Close() error
 }
 
+// Staged is implemented by sinks whose task writers leave nothing any
+// reader can see before Commit: rows held for Commit, or data files under
+// fresh names that no log lists until Commit. The engine then runs a
+// batch's tasks while the batch's offsets/N is still being written, and
+// calls Commit only once it is durable — Spark writes offsets/N before
+// any processing because a sink may act on rows as its tasks see them
+// (foreach writers, a Kafka sink without transactions); a staged sink
+// does not, so nothing of a batch whose offsets/N did not survive a crash
+// was ever visible.
+type Staged interface {
+	StagedUntilCommit() bool
+}
+
+// IsStaged reports whether s is Staged and says so (nil is staged: no
+// sink).
+func IsStaged(s Sink) bool {
+	if s == nil {
+		return true
+	}
+	st, ok := s.(Staged)
+	return ok && st.StagedUntilCommit()
+}
+
 // Budgeted is implemented by sinks that hold memory of their own: the
 // upload buffers of a sink writing to an object store. The engine gives
 // them the query's memory budget (sluice.memory.budget) and holds back the

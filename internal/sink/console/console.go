@@ -143,6 +143,9 @@ func (s *Sink) Truncate() int { return s.truncate }
 // Description returns "ConsoleSink".
 func (s *Sink) Description() string { return Description }
 
+// StagedUntilCommit implements sink.Staged: rows are printed at Commit.
+func (s *Sink) StagedUntilCommit() bool { return true }
+
 // NewWriter returns a writer for one task of batch batchID.
 func (s *Sink) NewWriter(ctx context.Context, batchID int64, task int, schema batch.Schema) (sink.Writer, error) {
 	s.mu.Lock()

@@ -268,6 +268,10 @@ func (s *Sink) SetLogger(l *slog.Logger) { s.log = l }
 // Description implements sink.Sink: "DeltaSink[<path>]".
 func (s *Sink) Description() string { return "DeltaSink[" + s.path + "]" }
 
+// StagedUntilCommit implements sink.Staged: tasks write data files under
+// fresh names that only Commit's log entry adds to the table.
+func (s *Sink) StagedUntilCommit() bool { return true }
+
 // Close implements sink.Sink.
 func (s *Sink) Close() error { return nil }
 

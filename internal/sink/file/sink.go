@@ -346,6 +346,10 @@ func (s *Sink) Config() Config { return s.cfg }
 // Description implements sink.Sink: "FileSink[<path>]", as Spark's.
 func (s *Sink) Description() string { return "FileSink[" + s.cfg.Path + "]" }
 
+// StagedUntilCommit implements sink.Staged: tasks write data files under
+// fresh names that only Commit's log entry lists.
+func (s *Sink) StagedUntilCommit() bool { return true }
+
 // Message is what a file sink task hands to Commit: the files it wrote.
 type Message []WrittenFile
 

@@ -72,6 +72,9 @@ func NewStreaming(fn ChunkFunc) *Sink { return &Sink{streamFn: fn} }
 // Description implements sink.Sink; the name is Spark's.
 func (s *Sink) Description() string { return "ForeachBatchSink" }
 
+// StagedUntilCommit implements sink.Staged: the function runs at Commit.
+func (s *Sink) StagedUntilCommit() bool { return true }
+
 // Schema returns the schema of the last batch a writer was opened for.
 func (s *Sink) Schema() batch.Schema {
 	s.mu.Lock()

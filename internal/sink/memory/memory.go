@@ -52,6 +52,9 @@ var Format = sink.Format{
 // Description implements sink.Sink.
 func (s *Sink) Description() string { return "MemorySink" }
 
+// StagedUntilCommit implements sink.Staged: rows reach the table at Commit.
+func (s *Sink) StagedUntilCommit() bool { return true }
+
 type writer struct {
 	parts []*batch.Batch
 }

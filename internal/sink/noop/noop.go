@@ -59,6 +59,9 @@ func (s *Sink) Rows() int64 {
 	return s.rows
 }
 
+// StagedUntilCommit implements sink.Staged: nothing is written anywhere.
+func (s *Sink) StagedUntilCommit() bool { return true }
+
 // Batches returns the number of distinct batches committed.
 func (s *Sink) Batches() int64 {
 	s.mu.Lock()

@@ -94,6 +94,24 @@ type Sink struct {
 	writers   map[WriterKey]WriterState
 	seen      map[string]int64 // row key → batch that committed it
 	dups      []string
+	staged    bool
+}
+
+// Staged makes the sink report sink.Staged (its rows are visible only
+// after Commit, which holds for this fake); off by default, as for a sink
+// that acts on rows in its tasks.
+func (s *Sink) Staged(on bool) *Sink {
+	s.mu.Lock()
+	s.staged = on
+	s.mu.Unlock()
+	return s
+}
+
+// StagedUntilCommit implements sink.Staged.
+func (s *Sink) StagedUntilCommit() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.staged
 }
 
 // New returns an empty sink named name (used in Events). events may be

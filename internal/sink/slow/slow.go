@@ -37,6 +37,9 @@ func (s *Sink) SetDelay(perRow, perBatch time.Duration) {
 // Description implements sink.Sink.
 func (s *Sink) Description() string { return s.inner.Description() }
 
+// StagedUntilCommit implements sink.Staged as the wrapped sink does.
+func (s *Sink) StagedUntilCommit() bool { return sink.IsStaged(s.inner) }
+
 type writer struct {
 	s     *Sink
 	inner sink.Writer
