@@ -205,8 +205,18 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 		r.tasks = append(r.tasks, t)
 	}
 	s.startFetching()
-	s.park()
-	defer s.unpark()
+	// The fetch goroutine is parked only when a cursor moves (no stale
+	// records may reach the batch then). A batch that continues where the
+	// fetches are — the carry's records or the cursor at its start, the
+	// steady case — only takes the source lock: its poll in flight goes on.
+	s.fmu.Lock()
+	if s.cursorsMove(ranges) {
+		s.fmu.Unlock()
+		s.park()
+		defer s.unpark()
+	} else {
+		defer s.fmu.Unlock()
+	}
 	add := map[string]map[int32]kgo.Offset{}
 	set := map[string]map[int32]kgo.EpochOffset{}
 	for _, rg := range ranges {
@@ -279,7 +289,32 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 	return r, nil
 }
 
+// cursorsMove reports whether Open must move a partition's fetch cursor
+// (or assign it) for the ranges: a range starting neither inside the
+// carry nor at the cursor. Under the source lock.
+func (s *Source) cursorsMove(ranges []offsetRange) bool {
+	for _, rg := range ranges {
+		from, hasCarry := s.carryFrom[rg.TP]
+		pos, known := s.pos[rg.TP]
+		if !known || !(hasCarry && rg.Start >= from && rg.Start <= pos) && rg.Start != pos {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *reader) Tasks() []source.Task { return r.tasks }
+
+// allDone reports whether every range of the batch was read (under the
+// source lock).
+func (r *reader) allDone() bool {
+	for tp := range r.ranges {
+		if !r.isDone(tp) {
+			return false
+		}
+	}
+	return true
+}
 
 func (r *reader) isDone(tp partition.ID) bool {
 	return r.next[tp] >= r.ranges[tp][1]
@@ -1040,8 +1075,17 @@ func markNull(valid []bool, i, n int) []bool {
 // explicitly.
 func (r *reader) Close() error {
 	s := r.s
-	s.park()
-	defer s.unpark()
+	// A batch that read all its ranges (the steady case) only detaches
+	// under the source lock; one cut short parks the fetch goroutine to
+	// forget the partitions it left unfinished.
+	s.fmu.Lock()
+	if r.allDone() {
+		defer s.fmu.Unlock()
+	} else {
+		s.fmu.Unlock()
+		s.park()
+		defer s.unpark()
+	}
 	r.closed = true
 	if s.cur == r {
 		s.cur = nil
