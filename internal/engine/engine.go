@@ -918,7 +918,7 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 		m := g.GroupMember()
 		info.Group = &m
 	}
-	err = q.execute(q.hardCtx, info, q.canPipeline(ctx))
+	err = q.execute(q.hardCtx, info, q.canPipeline(ctx, info))
 	if werr := q.awaitOffsetsLog(info); werr != nil { // when execute failed before waiting
 		err = errors.Join(err, werr)
 	}
@@ -1200,9 +1200,14 @@ func (q *Query) commitBatch(ctx context.Context, info *BatchInfo, sinkCommit, st
 // (commitLater): only when the next trigger follows at once (the default
 // trigger and availableNow) and no stop was requested, and not in group
 // mode, where the source's commit says where a partition starts and
-// completes before anything else.
-func (q *Query) canPipeline(ctx context.Context) bool {
-	if ctx.Err() != nil || q.stopRequested.Load() {
+// completes before anything else. And only when admission left data
+// waiting (a backlog, drained batch after batch): a query that keeps up
+// gains little from overlapping the two log writes, while each batch's
+// commits/N, fsynced beside the next batch's offsets on the same journal,
+// could end later — and a batch's end is what its records' latency is
+// measured to.
+func (q *Query) canPipeline(ctx context.Context, info *BatchInfo) bool {
+	if ctx.Err() != nil || q.stopRequested.Load() || !info.Admission.Bound {
 		return false
 	}
 	if _, grouped := source.AsGroup(q.cfg.Source); grouped {
