@@ -206,11 +206,12 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 	}
 	s.startFetching()
 	// The fetch goroutine is parked only when a cursor moves (no stale
-	// records may reach the batch then). A batch that continues where the
+	// records may reach the batch then), and always in group mode, whose
+	// assignment changes under the batch. A batch that continues where the
 	// fetches are — the carry's records or the cursor at its start, the
 	// steady case — only takes the source lock: its poll in flight goes on.
 	s.fmu.Lock()
-	if s.cursorsMove(ranges) {
+	if s.grp != nil || s.cursorsMove(ranges) {
 		s.fmu.Unlock()
 		s.park()
 		defer s.unpark()
@@ -1079,7 +1080,7 @@ func (r *reader) Close() error {
 	// under the source lock; one cut short parks the fetch goroutine to
 	// forget the partitions it left unfinished.
 	s.fmu.Lock()
-	if r.allDone() {
+	if s.grp == nil && r.allDone() {
 		defer s.fmu.Unlock()
 	} else {
 		s.fmu.Unlock()
