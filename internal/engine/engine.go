@@ -1105,12 +1105,16 @@ type offsetsWrite struct {
 }
 
 // stagedOutput reports whether a batch's tasks may run while its
-// offsets/N is being written: a stateless query whose sinks show nothing
+// offsets/N is being written: a stateless query outside group mode whose
+// sinks show nothing
 // before their commit (sink.Staged). Spark logs offsets/N before any
 // processing so that whatever a batch's tasks make visible belongs to a
 // logged batch; with staged sinks nothing is visible before the commit,
 // which waits for offsets/N.
 func (q *Query) stagedOutput() bool {
+	if _, grouped := source.AsGroup(q.cfg.Source); grouped {
+		return false // group mode's per-member sink logs keep Spark's order
+	}
 	return q.cfg.Stateful == nil && sink.IsStaged(q.cfg.Sink) && (q.cfg.DeadLetter == nil || sink.IsStaged(q.cfg.DeadLetter))
 }
 
