@@ -303,8 +303,8 @@ func (s *soak) judge() {
 		if m.Up < lifeWarmUp.Seconds() {
 			continue
 		}
-		if m.RSS > 0 {
-			rss = append(rss, point{m.T, float64(m.RSS), m.Life})
+		if m.AnonRSS > 0 {
+			rss = append(rss, point{m.T, float64(m.AnonRSS), m.Life})
 		}
 		if m.Goroutines >= 0 {
 			gor = append(gor, point{m.T, float64(m.Goroutines), m.Life})
@@ -319,7 +319,7 @@ func (s *soak) judge() {
 		lagTol = s.res.LagBound / (span / 3600) // growth over the run ≤ one outage's backlog
 	}
 	s.res.Trends = []Trend{
-		trend("rss_bytes", rss, 0.25, 16<<20),
+		trend("anon_rss_bytes", rss, 0.25, 16<<20),
 		trend("goroutines", gor, 0.10, 10),
 		trend("fds", fds, 0.10, 5),
 		trend("checkpoint_bytes", chk, 0.10, 64<<10),

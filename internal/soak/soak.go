@@ -160,8 +160,12 @@ type Sample struct {
 	Up   float64 `json:"up"`
 	// RSS is the query's resident memory in bytes, FDs its open file
 	// descriptors, Goroutines its goroutines; -1 when not measured (the
-	// process was being restarted).
+	// process was being restarted). AnonRSS is the part of RSS not backed
+	// by a file (heap, stacks, runtime): what a leak grows. The rest is
+	// mostly the executable's pages, bounded by its size, which `sluice
+	// run` releases at start and which come back as code runs.
 	RSS        int64 `json:"rss"`
+	AnonRSS    int64 `json:"anonRss"`
 	FDs        int   `json:"fds"`
 	Goroutines int   `json:"goroutines"`
 	// Lag is end offsets minus committed offsets in records; -1 when the
@@ -665,20 +669,23 @@ func (s *soak) sampleLoop(ctx context.Context) {
 	for sleep(ctx, s.cfg.SampleEvery) {
 		smp := s.sample(ctx, kadm.NewClient(adm))
 		s.res.Samples = append(s.res.Samples, smp)
-		s.printf("%7s  rss %6.1f MiB  goroutines %4d  fds %4d  lag %8d  checkpoint %7.1f KiB / %d files  (query %d, up %.0fs)",
-			s.since(), float64(smp.RSS)/(1<<20), smp.Goroutines, smp.FDs, smp.Lag, float64(smp.CheckpointBytes)/1024, smp.CheckpointFiles, smp.Life, smp.Up)
+		s.printf("%7s  rss %6.1f MiB (anon %6.1f)  goroutines %4d  fds %4d  lag %8d  checkpoint %7.1f KiB / %d files  (query %d, up %.0fs)",
+			s.since(), float64(smp.RSS)/(1<<20), float64(smp.AnonRSS)/(1<<20), smp.Goroutines, smp.FDs, smp.Lag, float64(smp.CheckpointBytes)/1024, smp.CheckpointFiles, smp.Life, smp.Up)
 	}
 }
 
 func (s *soak) sample(ctx context.Context, adm *kadm.Client) Sample {
 	cmd, done, up, life := s.currentQuery()
-	smp := Sample{T: time.Since(s.start).Seconds(), Life: life, Up: time.Since(up).Seconds(), RSS: -1, FDs: -1, Goroutines: -1, Lag: -1}
+	smp := Sample{T: time.Since(s.start).Seconds(), Life: life, Up: time.Since(up).Seconds(), RSS: -1, AnonRSS: -1, FDs: -1, Goroutines: -1, Lag: -1}
 	select {
 	case <-done:
 	default:
 		pid := cmd.Process.Pid
 		if rss, _, err := procstat.Memory(pid); err == nil {
 			smp.RSS = rss
+			if file, err := procstat.FileResident(pid); err == nil && file <= rss {
+				smp.AnonRSS = rss - file
+			}
 		}
 		if n, err := procstat.FDs(pid); err == nil {
 			smp.FDs = n
