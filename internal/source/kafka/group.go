@@ -521,9 +521,17 @@ func (s *Source) groupStarts(ctx context.Context, tps []partition.ID) (map[parti
 		if err != nil {
 			return nil, fmt.Errorf("kafka source: read where the sink's record says the partitions start: %w", err)
 		}
+		ahead := map[string]map[int32]kgo.EpochOffset{}
 		for tp, off := range recorded {
+			if g, ok := out[tp]; !ok || g < off {
+				if ahead[tp.Topic] == nil {
+					ahead[tp.Topic] = map[int32]kgo.EpochOffset{}
+				}
+				ahead[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: off}
+			}
 			out[tp] = off // the sink's record is the truth for what it wrote
 		}
+		s.catchUpGroup(ctx, ahead)
 	}
 	var fresh bool
 	for _, tp := range tps {
@@ -546,6 +554,41 @@ func (s *Source) groupStarts(ctx context.Context, tps []partition.ID) (map[parti
 		}
 	}
 	return out, nil
+}
+
+// catchUpGroup commits to the group the offsets the sink's record is ahead
+// of: the previous owner wrote the batch but lost the partition (or died)
+// before its group commit. Without this the group's offset — what
+// kafka-consumer-groups, Burrow and the lag of `sluice status --group`
+// read — would stay behind until the partition's next batch, forever when
+// no record arrives. It only moves the group to what the sink already
+// holds; a failure is logged (the next batch commits again).
+func (s *Source) catchUpGroup(ctx context.Context, ahead map[string]map[int32]kgo.EpochOffset) {
+	s.fmu.Lock()
+	cl := s.cl
+	s.fmu.Unlock()
+	if len(ahead) == 0 || cl == nil {
+		return
+	}
+	var cerr error
+	cl.CommitOffsetsSync(ctx, ahead, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
+					cerr = fmt.Errorf("%s-%d: %w", t.Topic, p.Partition, err)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		s.log.Warn("kafka source: could not move the group's offsets up to the sink's record", "group", s.grp.name, "err", cerr)
+		return
+	}
+	s.log.Info("kafka source: moved the group's offsets up to the sink's record", "group", s.grp.name, "offsets", fmt.Sprint(ahead))
 }
 
 // groupCommit ends a batch in group mode: the offsets of the partitions
