@@ -570,8 +570,19 @@ func (s *Source) catchUpGroup(ctx context.Context, ahead map[string]map[int32]kg
 	if len(ahead) == 0 || cl == nil {
 		return
 	}
+	cerr := commitSync(ctx, cl, ahead)
+	if cerr != nil {
+		s.log.Warn("kafka source: could not move the group's offsets up to the sink's record", "group", s.grp.name, "err", cerr)
+		return
+	}
+	s.log.Info("kafka source: moved the group's offsets up to the sink's record", "group", s.grp.name, "offsets", fmt.Sprint(ahead))
+}
+
+// commitSync commits offsets to the client's group and returns the
+// request's error or the first partition's error.
+func commitSync(ctx context.Context, cl *kgo.Client, offsets map[string]map[int32]kgo.EpochOffset) error {
 	var cerr error
-	cl.CommitOffsetsSync(ctx, ahead, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
 			cerr = err
 			return
@@ -584,11 +595,7 @@ func (s *Source) catchUpGroup(ctx context.Context, ahead map[string]map[int32]kg
 			}
 		}
 	})
-	if cerr != nil {
-		s.log.Warn("kafka source: could not move the group's offsets up to the sink's record", "group", s.grp.name, "err", cerr)
-		return
-	}
-	s.log.Info("kafka source: moved the group's offsets up to the sink's record", "group", s.grp.name, "offsets", fmt.Sprint(ahead))
+	return cerr
 }
 
 // groupCommit ends a batch in group mode: the offsets of the partitions
@@ -614,20 +621,7 @@ func (s *Source) groupCommit(ctx context.Context, end Offsets) error {
 	if transactional || len(commit) == 0 || cl == nil {
 		return nil
 	}
-	var cerr error
-	cl.CommitOffsetsSync(ctx, commit, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		if err != nil {
-			cerr = err
-			return
-		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
-					cerr = fmt.Errorf("%s-%d: %w", t.Topic, p.Partition, err)
-				}
-			}
-		}
-	})
+	cerr := commitSync(ctx, cl, commit)
 	if cerr != nil {
 		return fmt.Errorf("kafka source: commit offsets to group %q: %w", s.grp.name, s.cfg.Security.Explain(cerr))
 	}
