@@ -63,6 +63,10 @@ type MembersConfig struct {
 	// group's committed offsets to reach the end of the input; 0 means
 	// 2 minutes.
 	Settle time.Duration
+	// MemberLogLevel is the members' --log-level; "" means error. A
+	// stalled run prints the last 64 KiB each live member logged, so
+	// "info" or "debug" says what each was doing.
+	MemberLogLevel string
 }
 
 // MembersResult is what a group-mode torture did and found.
@@ -152,6 +156,9 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 20 * time.Second
 	}
+	if c.MemberLogLevel == "" {
+		c.MemberLogLevel = "error"
+	}
 	if c.Settle <= 0 {
 		c.Settle = 2 * time.Minute
 	}
@@ -224,7 +231,7 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 			name = fmt.Sprintf("member-%d", slots)
 		}
 		res.Members++
-		cmd := c.cmd(ctx, "run", pipeline, "--quiet", "--ui-addr", "off", "--log-level", "error",
+		cmd := c.cmd(ctx, "run", pipeline, "--quiet", "--ui-addr", "off", "--log-level", c.MemberLogLevel,
 			"--shutdown-timeout", c.ShutdownTimeout.String())
 		if cmd.Env == nil {
 			cmd.Env = os.Environ()
@@ -343,6 +350,11 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 	}
 	fmt.Fprintf(c.Out, "producer done: %d records; waiting for the group to commit them all\n", res.Produced)
 	if err := waitCaughtUp(ctx, addr, GroupName, "torture", c.Settle, checkAlive); err != nil {
+		// A stall: say who owns what and what each live member logged.
+		fmt.Fprintf(c.Out, "STALL: %v\n%s", err, describeStall(ctx, addr, GroupName, "torture"))
+		for _, m := range live {
+			fmt.Fprintf(c.Out, "--- %s (pid %d, up %s) logged:\n%s\n", m.name, m.pid, time.Since(m.began).Round(time.Second), m.stderr)
+		}
 		return res, err
 	}
 	for len(live) > 0 {
@@ -477,6 +489,61 @@ func waitCaughtUp(ctx context.Context, addr, group, topic string, timeout time.D
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// describeStall lists, for every partition of topic whose committed
+// offset in group is behind its end, the committed and end offsets and
+// the member that owns it, to explain a run whose group did not catch up.
+func describeStall(ctx context.Context, addr, group, topic string) string {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return err.Error() + "\n"
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	owner := map[int32]string{}
+	state := "?"
+	if dg, err := adm.DescribeGroups(ctx, group); err == nil {
+		if g, ok := dg[group]; ok {
+			state = g.State
+			for _, m := range g.Members {
+				if a, ok := m.Assigned.AsConsumer(); ok {
+					for _, t := range a.Topics {
+						for _, p := range t.Partitions {
+							inst := "-"
+							if m.InstanceID != nil {
+								inst = *m.InstanceID
+							}
+							owner[p] = m.MemberID + " (" + m.ClientID + ", instance " + inst + ")"
+						}
+					}
+				}
+			}
+		}
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return err.Error() + "\n"
+	}
+	committed, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return err.Error() + "\n"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "group %s is %s\n", group, state)
+	ends.Each(func(e kadm.ListedOffset) {
+		o, ok := committed.Lookup(e.Topic, e.Partition)
+		at := int64(-1)
+		if ok && o.Err == nil {
+			at = o.At
+		}
+		mark := ""
+		if at < e.Offset {
+			mark = "  BEHIND"
+		}
+		fmt.Fprintf(&b, "  %s/%d committed %d end %d owner %s%s\n", e.Topic, e.Partition, at, e.Offset, owner[e.Partition], mark)
+	})
+	return b.String()
 }
 
 // tailBuffer keeps the last max bytes written to it; safe for concurrent
