@@ -67,6 +67,9 @@ type MembersConfig struct {
 	// stalled run prints the last 64 KiB each live member logged, so
 	// "info" or "debug" says what each was doing.
 	MemberLogLevel string
+	// LogDir, when set, keeps each member process's whole log there too
+	// (NAME-PID.log), for a run to be studied after it ended.
+	LogDir string
 }
 
 // MembersResult is what a group-mode torture did and found.
@@ -239,11 +242,29 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 		cmd.Env = append(cmd.Env, MemberEnv+"="+name)
 		m := &member{name: name, stderr: &tailBuffer{max: 64 << 10}, exited: make(chan error, 1)}
 		cmd.Stderr = m.stderr
+		var logFile *os.File
+		if c.LogDir != "" {
+			f, err := os.CreateTemp(c.LogDir, name+"-*.log")
+			if err != nil {
+				return err
+			}
+			logFile = f
+			cmd.Stderr = io.MultiWriter(m.stderr, f)
+		}
 		if err := cmd.Start(); err != nil {
+			if logFile != nil {
+				logFile.Close()
+			}
 			return err
 		}
 		m.cmd, m.pid, m.began = cmd.Process, cmd.Process.Pid, time.Now()
-		go func() { m.exited <- cmd.Wait() }()
+		go func() {
+			err := cmd.Wait() // the log's writes end with the process
+			if logFile != nil {
+				logFile.Close()
+			}
+			m.exited <- err
+		}()
 		live = append(live, m)
 		res.Peak = max(res.Peak, len(live))
 		return nil

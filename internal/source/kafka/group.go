@@ -62,8 +62,19 @@ type groupState struct {
 	// each batch this member committed. A partition assigned but absent
 	// here is resolved by the next Available.
 	committed map[partition.ID]int64
-	// gen counts assignment changes.
-	gen uint64
+	// unsent are, per owned partition, batch end offsets the sink has
+	// committed but the group has not (the group commit failed: a
+	// rebalance in progress, a fenced generation, a coordinator that
+	// moved). Every plan sends them again until the group takes them;
+	// without that the group's offset stays behind — forever for a
+	// partition that gets no more records — and kafka-consumer-groups,
+	// Burrow and `sluice status --group` show lag that is not there.
+	// Not used with the Kafka sink's transactions.
+	unsent map[partition.ID]int64
+	// gen counts assignment changes; plannedGen is gen when the last plan
+	// (groupAvailable) began: a wait for data after a plan that an
+	// assignment change overtook ends at once.
+	gen, plannedGen uint64
 	// batchStart and batchEnd are the open batch's offsets; batchEnd is
 	// what its transaction commits to the group.
 	batchStart, batchEnd Offsets
@@ -80,7 +91,7 @@ type groupState struct {
 }
 
 func newGroupState(cfg *Config, opts []kgo.Opt) *groupState {
-	return &groupState{name: cfg.Group, member: cfg.Member, opts: opts, committed: map[partition.ID]int64{}, changed: make(chan struct{}, 1), joined: make(chan struct{})}
+	return &groupState{name: cfg.Group, member: cfg.Member, opts: opts, committed: map[partition.ID]int64{}, unsent: map[partition.ID]int64{}, changed: make(chan struct{}, 1), joined: make(chan struct{})}
 }
 
 // memberName is a member's name: letters, digits, '.', '_' and '-' (it
@@ -301,6 +312,7 @@ func (s *Source) onAssigned(_ context.Context, _ *kgo.Client, m map[string][]int
 			s.assigned[tp] = true
 			delete(s.paused, tp)
 			delete(s.grp.committed, tp)
+			delete(s.grp.unsent, tp)
 			s.forget(tp)
 			got = append(got, tp.String())
 		}
@@ -333,6 +345,7 @@ func (s *Source) dropOwned(m map[string][]int32, why string) {
 			delete(s.assigned, tp)
 			delete(s.paused, tp)
 			delete(s.grp.committed, tp)
+			delete(s.grp.unsent, tp) // its next owner catches the group up from the sink's record
 			delete(s.hwm, tp)
 			s.forget(tp)
 			gone = append(gone, tp.String())
@@ -427,8 +440,12 @@ func (s *Source) groupAvailable(ctx context.Context) (from, latest partition.Off
 	case <-time.After(s.cfg.ReconnectTimeout):
 		return nil, nil, fmt.Errorf("kafka source: member %s did not join consumer group %q within %s (sluice.reconnect.timeout)", s.grp.member, s.grp.name, s.cfg.ReconnectTimeout)
 	}
+	if err := s.sendGroupCommits(ctx); err != nil {
+		s.log.Warn("kafka source: the group commit failed again", "group", s.grp.name, "member", s.grp.member, "err", err)
+	}
 	s.fmu.Lock()
 	gen := s.grp.gen
+	s.grp.plannedGen = gen
 	var need []partition.ID
 	for tp := range s.assigned {
 		if _, ok := s.grp.committed[tp]; !ok {
@@ -605,26 +622,47 @@ func commitSync(ctx context.Context, cl *kgo.Client, offsets map[string]map[int3
 // by the partition's next owner).
 func (s *Source) groupCommit(ctx context.Context, end Offsets) error {
 	s.fmu.Lock()
-	commit := map[string]map[int32]kgo.EpochOffset{}
 	for tp, off := range end {
 		if _, owned := s.grp.committed[tp]; !owned || !s.assigned[tp] {
 			continue
 		}
 		s.grp.committed[tp] = off
+		if !s.grp.transactional {
+			s.grp.unsent[tp] = off
+		}
+	}
+	s.fmu.Unlock()
+	return s.sendGroupCommits(ctx)
+}
+
+// sendGroupCommits commits the unsent offsets of owned partitions to the
+// group (groupCommit, and again at every plan after a failure).
+func (s *Source) sendGroupCommits(ctx context.Context) error {
+	s.fmu.Lock()
+	cl := s.cl
+	if cl == nil || len(s.grp.unsent) == 0 {
+		s.fmu.Unlock()
+		return nil
+	}
+	sent := maps.Clone(s.grp.unsent)
+	s.fmu.Unlock()
+	commit := map[string]map[int32]kgo.EpochOffset{}
+	for tp, off := range sent {
 		if commit[tp.Topic] == nil {
 			commit[tp.Topic] = map[int32]kgo.EpochOffset{}
 		}
 		commit[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: off}
 	}
-	cl, transactional := s.cl, s.grp.transactional
+	if cerr := commitSync(ctx, cl, commit); cerr != nil {
+		return fmt.Errorf("kafka source: commit offsets to group %q (sent again at the next plan): %w", s.grp.name, s.cfg.Security.Explain(cerr))
+	}
+	s.fmu.Lock()
+	for tp, off := range sent {
+		if s.grp.unsent[tp] == off {
+			delete(s.grp.unsent, tp)
+		}
+	}
 	s.fmu.Unlock()
-	if transactional || len(commit) == 0 || cl == nil {
-		return nil
-	}
-	cerr := commitSync(ctx, cl, commit)
-	if cerr != nil {
-		return fmt.Errorf("kafka source: commit offsets to group %q: %w", s.grp.name, s.cfg.Security.Explain(cerr))
-	}
 	return nil
 }
 
@@ -733,11 +771,20 @@ func (s *Source) groupWaitForData(ctx context.Context, pos Offsets, maxWait time
 			owned[tp] = off
 		}
 	}
-	s.unpark()
 	select {
-	case <-s.grp.changed: // drop a stale signal
+	case <-s.grp.changed: // a stale signal: the check below covers it
 	default:
 	}
+	if s.grp.gen != s.grp.plannedGen {
+		// The assignment changed after the plan began: plan again now.
+		s.unpark()
+		return true
+	}
+	if len(s.grp.unsent) > 0 {
+		// A group commit failed: plan again soon, which sends it again.
+		maxWait = min(maxWait, time.Second)
+	}
+	s.unpark()
 	return s.waitForData(ctx, owned, maxWait, s.grp.changed)
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -577,5 +578,75 @@ func TestGroupCatchesUpWithTheSinkRecord(t *testing.T) {
 	})
 	if rows := len(sk.Rows()); rows != 0 {
 		t.Errorf("read %d rows: the sink's record says everything was written", rows)
+	}
+}
+
+// TestGroupSendsAFailedCommitAgain: the broker refuses the member's first
+// group commits (as during a rebalance); the sink has the batch, the
+// producer has stopped, and no batch follows — the member still gets the
+// group's offsets to the end by sending them again while it waits.
+func TestGroupSendsAFailedCommitAgain(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "grp", Partitions: 2})
+	var recs []*kgo.Record
+	for p := int32(0); p < 2; p++ {
+		for i := 0; i < 50; i++ {
+			recs = append(recs, &kgo.Record{Topic: "grp", Partition: p, Value: []byte("x")})
+		}
+	}
+	brokertest.ProduceSync(t, b.Addr(), recs...)
+	var refused atomic.Int32
+	b.Cluster().ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		b.Cluster().KeepControl()
+		r := req.(*kmsg.OffsetCommitRequest)
+		if r.Group != "refused" || refused.Load() >= 3 {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, kerr.RebalanceInProgress.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "grp", "startingOffsets": "earliest",
+		"sluice.group": "refused", "kafka.session.timeout.ms": "30000", "kafka.heartbeat.interval.ms": "300"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk := memory.New()
+	q, err := engine.Start(context.Background(), engine.Config{Source: src, Sink: sk, Trigger: trigger.Trigger{Kind: trigger.Default},
+		CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Stop() })
+	adm := kadm.NewClient(brokertest.Client(t, b.Addr()))
+	waitUntil(t, 20*time.Second, "the group's offsets to reach the end after refused commits", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		offs, err := adm.FetchOffsets(ctx, "refused")
+		if err != nil {
+			return false
+		}
+		n := 0
+		offs.Each(func(o kadm.OffsetResponse) {
+			if o.At == 50 {
+				n++
+			}
+		})
+		return n == 2
+	})
+	if refused.Load() == 0 {
+		t.Fatal("the broker refused no commit: the test tested nothing")
+	}
+	if rows := len(sk.Rows()); rows != 100 {
+		t.Errorf("the sink holds %d rows, want 100 (each record once)", rows)
 	}
 }
