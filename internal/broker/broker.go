@@ -179,6 +179,11 @@ type Broker struct {
 	// calls block forever on a closed cluster.
 	mu     sync.RWMutex
 	closed bool
+
+	// stopWatch ends the session watch (sessions.go); watchDone is closed
+	// when it has.
+	stopWatch context.CancelFunc
+	watchDone <-chan struct{}
 }
 
 // Start starts a broker and creates cfg.Topics. The broker runs until Close;
@@ -240,6 +245,8 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	b.admin = kadm.NewClient(b.client)
 
 	b.declineTelemetry()
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	b.stopWatch, b.watchDone = stopWatch, b.watchSessions(watchCtx)
 	if cfg.LibrdkafkaCompat {
 		if err := b.advertiseOldProduceFetch(ctx); err != nil {
 			b.Close()
@@ -440,6 +447,10 @@ func (b *Broker) Close() {
 	}
 	b.closed = true
 	b.mu.Unlock()
+	if b.stopWatch != nil {
+		b.stopWatch()
+		<-b.watchDone
+	}
 	b.client.Close()
 	b.cluster.Close()
 	b.logger.Info("embedded kafka broker stopped", "addr", b.addr)
