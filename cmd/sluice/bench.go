@@ -29,7 +29,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	jsonFile := fs.String("json-file", "", "also write the JSON result to this file")
 	markdown := fs.Bool("markdown", false, "print the table as Markdown (for docs/benchmarks.md)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the first sluice round to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the first sluice round to this file (the maxOffsetsPerTrigger round to FILE-limited, the many-partition round to FILE-partitions, before the extension)")
 	quick := fs.Bool("quick", false, "small sizes and short runs, for CI (numbers are indicative only)")
 	only := fs.String("only", "", "comma-separated measurements to run (default: "+strings.Join(bench.Parts, ", ")+"; only when named: "+strings.Join(bench.OptInParts, ", ")+", group mode with 1, 2 and 4 member processes of GOMAXPROCS=1 on a 16-partition topic)")
 	idle := fs.Duration("idle", 30*time.Second, "how long to measure an idle query's CPU")

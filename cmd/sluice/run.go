@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	logf := addLogFlags(fs, "info")
 	quiet := fs.Bool("quiet", false, "do not print the per-batch summary line on stderr")
 	stats := fs.Bool("stats", false, "print the process's peak resident memory (VmHWM) on stderr at exit")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file")
 	uiAddr := fs.String("ui-addr", web.DefaultAddr, `serve the live UI, the HTTP API and /metrics here ("" or "off" to disable)`)
 	uiToken := fs.String("ui-token", "", "token for the HTTP API: required to change limits, and for every request off loopback; "+
 		"prefer the SLUICE_UI_TOKEN environment variable, which other users cannot see in ps (default $SLUICE_UI_TOKEN)")
@@ -69,6 +71,13 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	log, err := logf.logger(stderr)
 	if err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer stop()
 	}
 	// The process is the query's: /metrics carries the Go runtime's and
 	// the process's own metrics too (go_goroutines, process_open_fds,
@@ -401,4 +410,21 @@ func renderBar(done, total int64, eta progress.ETA, width int) string {
 		fmt.Fprintf(&sb, ", ETA %s", formatSeconds(e))
 	}
 	return sb.String()
+}
+
+// startCPUProfile profiles the process's CPU into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

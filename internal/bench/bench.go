@@ -179,7 +179,8 @@ type Config struct {
 	MaxOffsetsPerTrigger, SuiteMaxOffsets int64
 	// CPUProfile, when set, receives a CPU profile of the first sluice
 	// round (of the first stateful round when the throughput rounds do
-	// not run).
+	// not run); the first maxOffsetsPerTrigger round's and many-partition
+	// round's go beside it (ProfilePath).
 	CPUProfile string
 	// Only names the measurements to run (nil: all of Parts).
 	Only []string

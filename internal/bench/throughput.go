@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -29,32 +30,31 @@ func throughputRounds(ctx context.Context, addr string, res *Result, cfg *Config
 		if err != nil {
 			return fmt.Errorf("raw consumer: %w", err)
 		}
-		if cfg.CPUProfile != "" && r == 0 {
-			f, err := os.Create(cfg.CPUProfile)
-			if err != nil {
-				return err
-			}
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return err
-			}
-		}
-		sl, nb, err := sluiceConsume(ctx, addr, "bench", res.Records, cfg.MaxOffsetsPerTrigger, cfg.Logger)
-		if cfg.CPUProfile != "" && r == 0 {
-			pprof.StopCPUProfile()
-		}
+		var sl float64
+		var nb int64
+		cpu, err := profiled(cfg.CPUProfile, "", r == 0, func() (err error) {
+			sl, nb, err = sluiceConsume(ctx, addr, "bench", res.Records, cfg.MaxOffsetsPerTrigger, cfg.Logger)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("sluice query: %w", err)
 		}
 		batches = nb
 		raws, sluices = append(raws, raw), append(sluices, sl)
-		line := fmt.Sprintf("round %d: raw franz-go %.0f rec/s, sluice %.0f rec/s (%d batches)", r+1, raw, sl, nb)
+		line := fmt.Sprintf("round %d: raw franz-go %.0f rec/s, sluice %.0f rec/s (%d batches, %.2f CPU s per million in this process, broker included)",
+			r+1, raw, sl, nb, perMillion(cpu, res.Records))
 		if suiteMax > 0 {
-			lim, lb, err := sluiceConsume(ctx, addr, "bench", res.Records, suiteMax, cfg.Logger)
+			var lim float64
+			var lb int64
+			cpu, err := profiled(cfg.CPUProfile, "limited", r == 0, func() (err error) {
+				lim, lb, err = sluiceConsume(ctx, addr, "bench", res.Records, suiteMax, cfg.Logger)
+				return err
+			})
 			if err != nil {
 				return fmt.Errorf("sluice query with maxOffsetsPerTrigger: %w", err)
 			}
 			limited, limitedBatches = append(limited, lim), lb
-			line += fmt.Sprintf(", sluice maxOffsetsPerTrigger=%d %.0f rec/s (%d batches)", suiteMax, lim, lb)
+			line += fmt.Sprintf(", sluice maxOffsetsPerTrigger=%d %.0f rec/s (%d batches, %.2f CPU s per million)", suiteMax, lim, lb, perMillion(cpu, res.Records))
 		}
 		cfg.Logf("%s", line)
 	}
@@ -74,26 +74,73 @@ func manyPartitions(ctx context.Context, addr string, cfg *Config) (*Partitions,
 	n, few, many := cfg.Records, cfg.Partitions, cfg.ManyPartitions
 	var f, m, rm []float64
 	for r := 0; r < cfg.Rounds; r++ {
-		a, _, err := sluiceConsume(ctx, addr, "bench", n, 0, cfg.Logger)
+		var a, b float64
+		var nb int64
+		fewCPU, err := profiled("", "", false, func() (err error) {
+			a, _, err = sluiceConsume(ctx, addr, "bench", n, 0, cfg.Logger)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
-		b, nb, err := sluiceConsume(ctx, addr, "bench-many", n, 0, cfg.Logger)
+		manyCPU, err := profiled(cfg.CPUProfile, "partitions", r == 0, func() (err error) {
+			b, nb, err = sluiceConsume(ctx, addr, "bench-many", n, 0, cfg.Logger)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
-		raw, err := rawConsume(ctx, addr, "bench-many", n)
+		var raw float64
+		_, err = profiled(cfg.CPUProfile, "partitions-raw", r == 0, func() (err error) {
+			raw, err = rawConsume(ctx, addr, "bench-many", n)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
 		f, m, rm = append(f, a), append(m, b), append(rm, raw)
-		cfg.Logf("partitions round %d: sluice %d partitions %.0f rec/s, %d partitions %.0f rec/s (%d batches); raw %d partitions %.0f rec/s", r+1, few, a, many, b, nb, many, raw)
+		cfg.Logf("partitions round %d: sluice %d partitions %.0f rec/s (%.2f CPU s per million in this process, broker included), %d partitions %.0f rec/s (%d batches, %.2f CPU s per million); raw %d partitions %.0f rec/s",
+			r+1, few, a, perMillion(fewCPU, n), many, b, nb, perMillion(manyCPU, n), many, raw)
 	}
 	p := &Partitions{Many: many, Few: few, ManyRecordsPerSec: median(m), FewRecordsPerSec: median(f), RawManyRecordsPerSc: median(rm)}
 	p.Ratio = p.ManyRecordsPerSec / p.FewRecordsPerSec
 	p.RawRatio = p.ManyRecordsPerSec / p.RawManyRecordsPerSc
 	return p, nil
 }
+
+// profiled runs fn and returns the CPU time this process used meanwhile
+// (the embedded broker's included). When on and path is set, fn runs
+// under a CPU profile written to path, or with a non-empty suffix to
+// ProfilePath(path, suffix).
+func profiled(path, suffix string, on bool, fn func() error) (time.Duration, error) {
+	if path != "" && on {
+		f, err := os.Create(ProfilePath(path, suffix))
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	cpu0 := selfCPU()
+	err := fn()
+	return selfCPU() - cpu0, err
+}
+
+// ProfilePath is where the profile of one kind of sluice run goes:
+// path itself for the default-trigger round (suffix ""), else path with
+// "-"+suffix before its extension (cpu.out → cpu-limited.out).
+func ProfilePath(path, suffix string) string {
+	if suffix == "" {
+		return path
+	}
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "-" + suffix + ext
+}
+
+func perMillion(d time.Duration, n int) float64 { return d.Seconds() * 1e6 / float64(n) }
 
 // rawConsume reads n records with a plain direct-assignment franz-go
 // consumer: the baseline.
