@@ -13,3 +13,7 @@ func (s *Source) CarryBytes() int64 {
 	defer s.fmu.Unlock()
 	return s.carryTotalBytes
 }
+
+// FetchedRecords counts the records the client fetched (read from fetch
+// responses, whether or not a batch took them).
+func (s *Source) FetchedRecords() int64 { return s.wireRecs.Load() }

@@ -155,10 +155,18 @@ type Source struct {
 	// (sizeFetches, under fmu). wireRecs and wireBytes count the records
 	// fetched so far and their bytes on the wire (compressed), for the
 	// average size a fetch's byte limit applies to (wireHook).
-	fetchCap            atomic.Int64
-	fetchSet            int64
+	fetchCap          atomic.Int64
+	fetchSet, partSet int64
+	// spread is how many partitions the last opened batch read (Open):
+	// a fetch's bytes are shared among them (sizeFetches).
+	spread              atomic.Int64
 	wireRecs, wireBytes atomic.Int64
-	workers             int
+	// wireBatchMax is the largest record batch fetched so far (bytes on
+	// the wire): a partition's share of a fetch is never smaller, since
+	// a broker returns a partition's batch whole or, past the first
+	// partition of a response, not at all.
+	wireBatchMax atomic.Int64
+	workers      int
 
 	skipped atomic.Int64 // offsets skipped with failOnDataLoss=false
 	// budget is the query's memory budget (0 = none): no single record may
@@ -878,6 +886,12 @@ type wireHook struct{ s *Source }
 func (h wireHook) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.FetchBatchMetrics) {
 	h.s.wireRecs.Add(int64(m.NumRecords))
 	h.s.wireBytes.Add(int64(m.CompressedBytes))
+	for n := int64(m.CompressedBytes); ; {
+		old := h.s.wireBatchMax.Load()
+		if n <= old || h.s.wireBatchMax.CompareAndSwap(old, n) {
+			break
+		}
+	}
 }
 
 var _ kgo.HookFetchBatchRead = wireHook{}
@@ -889,11 +903,17 @@ const defaultRecordBytes = 256
 
 // sizeFetches sizes the client's fetches to what a batch takes: the
 // prefetch limit (admission's records per batch) times the average record
-// size on the wire, at least 64 KiB, at most fetchCap; a partition's share is a
-// quarter of that. Without it a batch of 10,000 records waited for the
-// first fetch of the whole backlog (up to fetch.max.bytes or half the
-// budget's buffer share) before it could finish. The client is told only
-// when the size moves by a quarter or more.
+// size on the wire, at least 64 KiB, at most fetchCap; a partition's share is
+// that divided among the partitions the last batch read (a quarter before
+// the first batch), at least 16 KiB and the largest record batch fetched
+// so far, at most max.partition.fetch.bytes.
+// Without it a batch of 10,000 records waited for the first fetch of the
+// whole backlog (up to fetch.max.bytes or half the budget's buffer share)
+// before it could finish; and with a fixed quarter per partition, a first
+// batch over 200 partitions (a few hundred records from each) waited until
+// every partition had been fetched once at a quarter of the limit — the
+// whole backlog of a topic with a few megabytes per partition. The client
+// is told only when a size moves by a quarter or more.
 func (s *Source) sizeFetches() {
 	limit := s.fetchCap.Load()
 	s.fmu.Lock()
@@ -905,14 +925,19 @@ func (s *Source) sizeFetches() {
 		}
 		limit = min(limit, max(recs*avg, 64<<10))
 	}
-	if d := limit - s.fetchSet; s.fetchSet > 0 && d < s.fetchSet/4 && -d < s.fetchSet/4 {
+	parts := s.spread.Load()
+	if parts <= 0 {
+		parts = 4
+	}
+	partMax := min(int64(s.cfg.FetchPartitionMax), max(limit/parts, 16<<10, s.wireBatchMax.Load()))
+	near := func(v, set int64) bool { d := v - set; return set > 0 && d < set/4 && -d < set/4 }
+	if near(limit, s.fetchSet) && near(partMax, s.partSet) {
 		return
 	}
 	if s.cl == nil {
 		return // group mode before joining: connectGroup applies fetchSet
 	}
-	s.fetchSet = limit
-	partMax := min(int64(s.cfg.FetchPartitionMax), max(limit/4, 16<<10))
+	s.fetchSet, s.partSet = limit, partMax
 	s.cl.UpdateFetchMaxBytes(int32(min(limit, 1<<30)), int32(partMax))
 }
 

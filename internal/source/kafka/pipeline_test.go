@@ -508,3 +508,55 @@ func TestBatchesOutliveFetchBuffers(t *testing.T) {
 		}
 	}
 }
+
+// TestManyPartitionsFetchTheBatchShare: a batch over many partitions, a
+// few records from each, fetches about its own records, not every
+// partition's fetch-sized share of the backlog: a partition's part of a
+// fetch is the limit divided among the batch's partitions. With a fixed
+// quarter of the limit per partition, the first batch over 50 partitions
+// of 1,000 records waited until the whole topic (50,000) had been fetched.
+func TestManyPartitionsFetchTheBatchShare(t *testing.T) {
+	const parts, perPart, take = 50, 1000, 100
+	b := brokertest.Start(t, broker.TopicSpec{Name: "wide", Partitions: parts})
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < perPart; i += 20 { // producer batches of 20 records
+		var recs []*kgo.Record
+		for p := 0; p < parts; p++ {
+			for j := 0; j < 20; j++ {
+				val := make([]byte, 200) // random: the producer's compression leaves it at size
+				for k := range val {
+					val[k] = byte(rng.Uint32())
+				}
+				recs = append(recs, &kgo.Record{Topic: "wide", Partition: int32(p), Value: val})
+			}
+		}
+		brokertest.ProduceSync(t, b.Addr(), recs...)
+	}
+	src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "wide"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	const limit = parts * take
+	src.SetPrefetchLimit(limit)
+	start, end := kafka.Offsets{}, kafka.Offsets{}
+	for p := 0; p < parts; p++ {
+		start[partition.ID{Topic: "wide", Partition: int32(p)}] = 0
+		end[partition.ID{Topic: "wide", Partition: int32(p)}] = take
+	}
+	_, rows := readBatch(t, src, start, end)
+	n := 0
+	for _, r := range rows {
+		n += len(r)
+	}
+	if n != limit {
+		t.Fatalf("the batch read %d records, want %d", n, limit)
+	}
+	time.Sleep(300 * time.Millisecond) // the read-ahead goes on until the carry is full
+	// The batch, the carry (the next batch's limit), a fetch in flight
+	// when the carry filled and its records of partitions paused then
+	// (fetched again later): well under the topic's 50,000.
+	if got := src.FetchedRecords(); got > 5*limit {
+		t.Fatalf("fetched %d records for a batch of %d (prefetch limit %d): the fetches did not follow the batch's spread", got, limit, limit)
+	}
+}

@@ -204,6 +204,10 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 		}
 		r.tasks = append(r.tasks, t)
 	}
+	if n := int64(len(ranges)); n > 0 {
+		s.spread.Store(n)
+		s.sizeFetches() // a partition's share of a fetch follows the batch's spread
+	}
 	s.startFetching()
 	// The fetch goroutine is parked only when a cursor moves (no stale
 	// records may reach the batch then), and always in group mode, whose
