@@ -905,7 +905,7 @@ const defaultRecordBytes = 256
 // prefetch limit (admission's records per batch) times the average record
 // size on the wire, at least 64 KiB, at most fetchCap; a partition's share is
 // that divided among the partitions the last batch read (a quarter before
-// the first batch), at least 16 KiB and the largest record batch fetched
+// the first batch, and in group mode, where it is not measured yet), at least 16 KiB and the largest record batch fetched
 // so far, at most max.partition.fetch.bytes.
 // Without it a batch of 10,000 records waited for the first fetch of the
 // whole backlog (up to fetch.max.bytes or half the budget's buffer share)

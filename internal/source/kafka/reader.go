@@ -204,7 +204,7 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 		}
 		r.tasks = append(r.tasks, t)
 	}
-	if n := int64(len(ranges)); n > 0 {
+	if n := int64(len(ranges)); n > 0 && s.grp == nil { // group mode keeps a quarter (not measured there yet)
 		s.spread.Store(n)
 		s.sizeFetches() // a partition's share of a fetch follows the batch's spread
 	}
