@@ -2,8 +2,16 @@ package state
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,23 +91,88 @@ type memoryProvider struct {
 
 	cacheHits, cacheMisses atomic.Int64
 	lastCommitBytes        atomic.Int64
+
+	// fsync, when not nil, makes deltas durable a batch at a time
+	// (SyncBatch on a local file system that allows it: batchsync.go);
+	// localDir is then the store directory's local path.
+	fsync    *fsSync
+	localDir string
+	// schemaRecorded: this provider's first commit recorded the schema file.
+	schemaRecorded bool
+}
+
+// versionWriter is where a store writes its delta: an atomicFile (each
+// file made durable on its own) or a directFile (in place, made durable
+// with the batch's other stores by fsSync).
+type versionWriter interface {
+	io.Writer
+	flush() error   // write out what is buffered; the file exists after it
+	finish() error  // atomicFile: durable, not visible; directFile: closed
+	publish() error // atomicFile: visible under the version's name
+	abort()
+	size() int64
 }
 
 func newMemoryProvider(id ID, st storage.Store, schemas Schemas, conf Config) *memoryProvider {
-	return &memoryProvider{id: id, st: st, schemas: schemas, conf: conf, cache: map[int64]*memVersion{}, commits: map[int64]int64{},
+	p := &memoryProvider{id: id, st: st, schemas: schemas, conf: conf, cache: map[int64]*memVersion{}, commits: map[int64]int64{},
 		charge: charger{id: id, limit: conf.MemoryLimit, budget: conf.Budget}}
+	if conf.Sync != SyncFile {
+		if root, ok := storage.LocalRoot(st); ok {
+			// Where the file system cannot sync a batch at once, every
+			// file is synced on its own (SyncFile).
+			if fs, err := acquireFSSync(root); err == nil {
+				p.fsync, p.localDir = fs, filepath.Join(root, filepath.FromSlash(id.dir()))
+			}
+		}
+	}
+	return p
+}
+
+// newDelta starts the delta file of version v.
+func (p *memoryProvider) newDelta(v int64) (versionWriter, error) {
+	if p.fsync != nil {
+		return createDirect(filepath.Join(p.localDir, strconv.FormatInt(v, 10)+".delta")), nil
+	}
+	return createAtomic(p.st, versionFile(p.id.dir(), v, "delta"))
+}
+
+// removeFiles deletes files of the store's directory. With batch
+// durability the removals are made durable by the next batch's sync: a
+// file that comes back after a power loss is an old version's (retention)
+// or an uncommitted version's, which no load reads.
+func (p *memoryProvider) removeFiles(paths ...string) error {
+	if p.fsync == nil {
+		return removeFiles(p.st, paths...)
+	}
+	var first error
+	for _, name := range paths {
+		if err := os.Remove(filepath.Join(p.localDir, path.Base(name))); err != nil && !errors.Is(err, fs.ErrNotExist) && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 func (p *memoryProvider) listFiles() (versionFiles, error) {
-	if p.filesValid {
-		return p.files, nil
+	if !p.filesValid {
+		vf, err := listVersions(p.st, p.id.dir(), "snapshot")
+		if err != nil {
+			return vf, fmt.Errorf("state %s: %w", p.id, err)
+		}
+		p.files, p.filesValid = vf, true
 	}
-	vf, err := listVersions(p.st, p.id.dir(), "snapshot")
-	if err != nil {
-		return vf, fmt.Errorf("state %s: %w", p.id, err)
+	if p.fsync != nil && p.open != nil && !p.open.done {
+		// The open store's delta is being written in place (or a failed
+		// run's is about to be replaced): not a version (Maintenance must
+		// not load it).
+		if _, ok := p.files.deltas[p.open.version+1]; ok {
+			vf := p.files
+			vf.deltas = maps.Clone(vf.deltas)
+			delete(vf.deltas, p.open.version+1)
+			return vf, nil
+		}
 	}
-	p.files, p.filesValid = vf, true
-	return vf, nil
+	return p.files, nil
 }
 
 func (p *memoryProvider) Open(version int64) (Store, error) {
@@ -125,7 +198,7 @@ func (p *memoryProvider) Open(version int64) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	delta, err := createAtomic(p.st, versionFile(p.id.dir(), version+1, "delta"))
+	delta, err := p.newDelta(version + 1)
 	if err != nil {
 		return nil, fmt.Errorf("state %s: %w", p.id, err)
 	}
@@ -330,7 +403,7 @@ func (p *memoryProvider) cleanup(latest int64) error {
 		return nil
 	}
 	p.filesValid = false
-	if err := removeFiles(p.st, paths...); err != nil {
+	if err := p.removeFiles(paths...); err != nil {
 		return fmt.Errorf("state %s: retention: %w", p.id, err)
 	}
 	return nil
@@ -367,6 +440,9 @@ func (p *memoryProvider) Close() error {
 	if p.open != nil {
 		p.open.abortLocked()
 	}
+	if !p.closed && p.fsync != nil {
+		p.fsync.release()
+	}
 	p.closed = true
 	p.cache = nil
 	p.charge.force(0)
@@ -379,8 +455,9 @@ type memStore struct {
 	version     int64
 	tree        *btree.BTreeG[entry]
 	bytes       int64
-	deltaFile   *atomicFile
+	deltaFile   versionWriter
 	delta       *fileWriter
+	syncTicket  uint64 // batch durability: fsync ticket taken after WriteOut
 	startCharge int64
 	stage       int // stageOpen, stageWritten, stageSynced
 	commitStart time.Time
@@ -598,10 +675,33 @@ func (s *memStore) advanceLocked(to int) error {
 			s.abortLocked()
 			return fmt.Errorf("state %s: writing %d.delta: %w", p.id, newVersion, err)
 		}
+		if p.fsync != nil {
+			// In place: close it now; a sync started after this ticket
+			// makes it (and the removals above) durable.
+			if err := s.deltaFile.finish(); err != nil {
+				s.abortLocked()
+				return fmt.Errorf("state %s: %w", p.id, err)
+			}
+			s.syncTicket = p.fsync.ticket()
+		}
 		s.stage = stageWritten
 	}
 	if s.stage < stageSynced && to >= stageSynced {
-		if err := s.deltaFile.finish(); err != nil {
+		var err error
+		if p.fsync != nil {
+			// Wait outside the provider's lock: Maintenance and Metrics
+			// go on meanwhile (the store is not done, so nothing else
+			// touches it).
+			p.mu.Unlock()
+			err = p.fsync.wait(s.syncTicket)
+			p.mu.Lock()
+			if err == nil && s.done {
+				err = errStoreDone // aborted by Close meanwhile
+			}
+		} else {
+			err = s.deltaFile.finish()
+		}
+		if err != nil {
 			s.abortLocked()
 			return fmt.Errorf("state %s: %w", p.id, err)
 		}
@@ -624,7 +724,7 @@ func (s *memStore) Commit() (int64, error) {
 	name := versionFile(p.id.dir(), newVersion, "delta")
 	_, replaced := p.files.deltas[newVersion]
 	err := s.deltaFile.publish()
-	n := s.deltaFile.n
+	n := s.deltaFile.size()
 	if err != nil || replaced || !p.filesValid {
 		p.filesValid = false
 	} else {
@@ -637,11 +737,12 @@ func (s *memStore) Commit() (int64, error) {
 		s.abortLocked()
 		return 0, fmt.Errorf("state %s: %w", p.id, err)
 	}
-	if p.id.Partition == 0 && p.id.storeName() == DefaultStoreName {
+	if p.id.Partition == 0 && p.id.storeName() == DefaultStoreName && !p.schemaRecorded {
 		if err := recordSchema(p.st, p.id.Operator, p.schemas); err != nil {
 			s.done, p.open = true, nil
 			return 0, fmt.Errorf("state %s: recording schema: %w", p.id, err)
 		}
+		p.schemaRecorded = true // it never changes: one put-if-absent a run
 	}
 	p.putCacheLocked(newVersion, &memVersion{tree: s.tree, bytes: s.bytes})
 	p.commits[newVersion]++
@@ -675,7 +776,7 @@ func (p *memoryProvider) removeStaleLocked(v int64) error {
 	}
 	if len(stale) > 0 {
 		p.filesValid = false
-		if err := removeFiles(p.st, stale...); err != nil {
+		if err := p.removeFiles(stale...); err != nil {
 			return fmt.Errorf("state %s: removing files of uncommitted versions: %w", p.id, err)
 		}
 	}
