@@ -237,10 +237,13 @@ func TestBatchSyncOneSyncfsPerBatch(t *testing.T) {
 // loss: batches commit through WriteOut, Sync (the batch's syncfs), Commit
 // and Maintenance, and commits/N is "written" once every Commit returned.
 // A power loss at any step of batch K loses or tears whatever the last sync
-// did not see. After it, every version up to the committed one loads
+// did not see (snapshots too: they are synced by the next batch's
+// syncfs). After it, every version up to the committed one loads
 // exactly; the uncommitted version K+1 is never read as valid (torn: the
 // store says so); the re-run of batch K truncates and rewrites K+1.delta,
-// and after its commit a second power loss loses nothing.
+// and after its commit and snapshot a second power loss, which tears the
+// snapshot, loses nothing: the load falls back to the snapshot before and
+// the deltas, and removes the torn one.
 func TestBatchSyncPowerLoss(t *testing.T) {
 	steps := []string{"after Put (large delta partly written)", "after WriteOut", "after Sync", "after Commit", "after Maintenance"}
 	for _, crashAt := range steps {
@@ -252,7 +255,9 @@ func TestBatchSyncPowerLoss(t *testing.T) {
 			p := openP(t, root, 0, conf)
 			models := []map[string]string{{}}
 			model := map[string]string{}
-			const k = 7 // the batch the power loss hits
+			// The batch the power loss hits; it writes version 9, which is
+			// snapshotted (versions 3, 6, 9: more than 2 deltas since the last).
+			const k = 8
 			for b := int64(0); b < k; b++ {
 				s := mustOpen(t, p, b).(steppedStore)
 				applyBatch(t, s, b, model)
@@ -266,8 +271,7 @@ func TestBatchSyncPowerLoss(t *testing.T) {
 				if err := p.Maintenance(); err != nil {
 					t.Fatal(err)
 				}
-				pl.markDurable(".snapshot") // fsynced on their own, as the schema file
-				pl.markDurable("schema")
+				pl.markDurable("schema") // fsynced on its own
 				models = append(models, maps.Clone(model))
 			}
 			// Batch k: large values, so the delta reaches the disk before
@@ -326,14 +330,21 @@ func TestBatchSyncPowerLoss(t *testing.T) {
 			if err := p2.Maintenance(); err != nil {
 				t.Fatal(err)
 			}
-			pl.markDurable(".snapshot")
-			pl.crash(t) // power lost right after commits/k
+			if _, err := os.Stat(filepath.Join(root, "0", "0", fmt.Sprintf("%d.snapshot", k+1))); err != nil {
+				t.Fatalf("no snapshot of version %d: %v", k+1, err)
+			}
+			// Power lost right after commits/k, before the next batch's
+			// syncfs: the snapshot of version k+1 is torn.
+			pl.crash(t)
 			p3 := openP(t, root, 0, conf)
 			rs = mustOpen(t, p3, k+1)
 			if got := contents(t, rs); !maps.Equal(got, model) {
 				t.Fatalf("re-run's version %d after a second power loss = %v, want %v", k+1, got, model)
 			}
 			rs.Abort()
+			if _, err := os.Stat(filepath.Join(root, "0", "0", fmt.Sprintf("%d.snapshot", k+1))); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("the torn snapshot is still there (%v): retention could take it as its base", err)
+			}
 		})
 	}
 }

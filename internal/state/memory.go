@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -97,6 +98,10 @@ type memoryProvider struct {
 	// localDir is then the store directory's local path.
 	fsync    *fsSync
 	localDir string
+	// snapTickets holds, for the snapshots written in this run with batch
+	// durability, the fsync ticket taken after each: retention waits for
+	// a sync after it before deleting the files it replaces.
+	snapTickets map[int64]uint64
 	// schemaRecorded: this provider's first commit recorded the schema file.
 	schemaRecorded bool
 }
@@ -244,19 +249,40 @@ func (p *memoryProvider) loadLocked(v int64, keep bool) (*memVersion, error) {
 	case base != nil:
 		tree, size = base.tree.Clone(), base.bytes
 	case start > 0:
-		tree = newTree()
-		_, err := readStateFile(p.st, vf.snapshots[start], kindSnapshot, start, func(op byte, k, val []byte) error {
-			if op != opPut {
-				return corrupt("removal in a snapshot")
+		for start > 0 {
+			tree, size = newTree(), 0
+			_, err := readStateFile(p.st, vf.snapshots[start], kindSnapshot, start, func(op byte, k, val []byte) error {
+				if op != opPut {
+					return corrupt("removal in a snapshot")
+				}
+				if old, had := tree.ReplaceOrInsert(entry{k, val}); had {
+					size -= entrySize(old.key, old.value)
+				}
+				size += entrySize(k, val)
+				return nil
+			})
+			if err == nil {
+				break
 			}
-			if old, had := tree.ReplaceOrInsert(entry{k, val}); had {
-				size -= entrySize(old.key, old.value)
+			if p.fsync == nil || !errors.Is(err, ErrCorruptStateFile) {
+				return nil, fmt.Errorf("state %s: loading snapshot %d: %w", p.id, start, err)
 			}
-			size += entrySize(k, val)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("state %s: loading snapshot %d: %w", p.id, start, err)
+			// With batch durability a snapshot is durable only after the
+			// next batch's syncfs: a power loss before it can tear the
+			// newest one. Its version is still rebuilt from the snapshot
+			// before it and the deltas, which retention keeps until a
+			// durable snapshot replaces them. Remove it, so retention
+			// never takes it as its base.
+			if rerr := p.removeFiles(vf.snapshots[start]); rerr != nil {
+				return nil, fmt.Errorf("state %s: removing torn snapshot %d: %w", p.id, start, rerr)
+			}
+			p.filesValid = false
+			delete(vf.snapshots, start)
+			start = vf.snapshotAtOrBelow(start - 1)
+			tree, size = newTree(), 0
+		}
+		if tree == nil {
+			tree = newTree()
 		}
 	default:
 		tree = newTree()
@@ -359,6 +385,9 @@ func (p *memoryProvider) Maintenance() error {
 // and renamed into place under it only if v was not committed again since:
 // a re-run may have rewritten it.
 func (p *memoryProvider) writeSnapshot(v int64, tree *btree.BTreeG[entry], gen int64) error {
+	if p.fsync != nil {
+		return p.writeSnapshotUnsynced(v, tree, gen)
+	}
 	a, err := createAtomic(p.st, versionFile(p.id.dir(), v, "snapshot"))
 	if err != nil {
 		return fmt.Errorf("state %s: snapshot %d: %w", p.id, v, err)
@@ -388,6 +417,52 @@ func (p *memoryProvider) writeSnapshot(v int64, tree *btree.BTreeG[entry], gen i
 	return nil
 }
 
+// writeSnapshotUnsynced is writeSnapshot with batch durability: the
+// snapshot goes to a temporary file renamed into place, without fsyncs;
+// the next batch's syncfs makes it durable. Until then a power loss can
+// tear it, which a load detects and falls back from (loadLocked);
+// retention only deletes files older than a snapshot of a version at
+// least one commit older than the latest, so the files a torn snapshot
+// would replace are still there.
+func (p *memoryProvider) writeSnapshotUnsynced(v int64, tree *btree.BTreeG[entry], gen int64) error {
+	final := filepath.Join(p.localDir, strconv.FormatInt(v, 10)+".snapshot")
+	f, err := os.CreateTemp(p.localDir, "."+filepath.Base(final)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("state %s: snapshot %d: %w", p.id, v, err)
+	}
+	tmp := f.Name()
+	d := &directFile{path: tmp, f: f, created: true}
+	d.bw = bufio.NewWriterSize(directOut{d}, 64<<10)
+	fw, err := newFileWriter(d, kindSnapshot, v)
+	if err == nil {
+		tree.Ascend(func(e entry) bool { fw.put(e.key, e.value); return fw.err == nil })
+		err = fw.close()
+	}
+	if err == nil {
+		err = d.finish()
+	}
+	if err != nil {
+		d.abort()
+		return fmt.Errorf("state %s: snapshot %d: %w", p.id, v, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.commits[v] != gen {
+		os.Remove(tmp)
+		return nil
+	}
+	p.filesValid = false
+	if err := os.Rename(tmp, final); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("state %s: snapshot %d: %w", p.id, v, err)
+	}
+	if p.snapTickets == nil {
+		p.snapTickets = map[int64]uint64{}
+	}
+	p.snapTickets[v] = p.fsync.ticket()
+	return nil
+}
+
 // cleanup deletes files not needed to rebuild the last MinBatchesToRetain
 // versions: everything older than the newest snapshot at or below
 // latest − MinBatchesToRetain (Spark's rule).
@@ -401,6 +476,21 @@ func (p *memoryProvider) cleanup(latest int64) error {
 	paths := retentionVictims(vf, latest, int64(p.conf.MinBatchesToRetain))
 	if len(paths) == 0 {
 		return nil
+	}
+	if p.fsync != nil {
+		// The files go only once the snapshot replacing them is durable
+		// (normally a batch's syncfs already saw it).
+		base := vf.snapshotAtOrBelow(latest - int64(p.conf.MinBatchesToRetain))
+		if t, ok := p.snapTickets[base]; ok {
+			if err := p.fsync.wait(t); err != nil {
+				return fmt.Errorf("state %s: retention: %w", p.id, err)
+			}
+		}
+		for v := range p.snapTickets {
+			if v < base {
+				delete(p.snapTickets, v)
+			}
+		}
 	}
 	p.filesValid = false
 	if err := p.removeFiles(paths...); err != nil {
