@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sluice-stream/sluice/internal/procstat"
 )
@@ -223,4 +226,91 @@ func TestMemoryBudgetDiskStateManyKeys(t *testing.T) {
 		t.Fatalf("iterated %d keys", n)
 	}
 	s.Abort()
+}
+
+// BenchmarkCommitBatch200 commits a batch of 200 memory stores (Spark's
+// default shuffle partitions) the way the engine does — every store's
+// WriteOut, then every Sync, then every Commit and Maintenance, each step
+// on parallel goroutines — with 50 updates a store, per-file and batch
+// durability; reported per batch, with the process's CPU time per batch
+// (cpu-ms/batch: wall time under load is the machine's, CPU is ours).
+func BenchmarkCommitBatch200(b *testing.B) {
+	const stores, keys = 200, 50
+	for _, mode := range []SyncMode{SyncFile, SyncBatch} {
+		for _, writers := range []int{2, stores} {
+			b.Run(fmt.Sprintf("%s/writers=%d", mode, writers), func(b *testing.B) {
+				conf := DefaultConfig()
+				conf.Sync = mode
+				root := b.TempDir()
+				ps := make([]Provider, stores)
+				for i := range ps {
+					p, err := OpenProvider(ID{Root: root, Partition: i}, testSchemas, conf)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer p.Close()
+					ps[i] = p
+				}
+				type stepped interface {
+					WriteOut() error
+					Sync() error
+				}
+				each := func(workers int, fn func(i int) error) {
+					var wg sync.WaitGroup
+					next := make(chan int)
+					for range workers {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							for i := range next {
+								if err := fn(i); err != nil {
+									b.Error(err)
+								}
+							}
+						}()
+					}
+					for i := range stores {
+						next <- i
+					}
+					close(next)
+					wg.Wait()
+				}
+				val := make([]byte, 32)
+				ss := make([]Store, stores)
+				cpu0 := processCPU()
+				b.ResetTimer()
+				for n := 0; n < b.N; n++ {
+					for i, p := range ps {
+						s, err := p.Open(int64(n))
+						if err != nil {
+							b.Fatal(err)
+						}
+						for k := range keys {
+							s.Put(benchKey(nil, n*keys+k), val)
+						}
+						ss[i] = s
+					}
+					each(writers, func(i int) error { return ss[i].(stepped).WriteOut() })
+					each(stores, func(i int) error { return ss[i].(stepped).Sync() })
+					each(stores, func(i int) error {
+						if _, err := ss[i].Commit(); err != nil {
+							return err
+						}
+						return ps[i].Maintenance()
+					})
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/batch")
+			})
+		}
+	}
+}
+
+// processCPU is the process's user + system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

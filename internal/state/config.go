@@ -31,6 +31,7 @@ const (
 	OptStateSchemaCheck           = "spark.sql.streaming.stateStore.stateSchemaCheck"
 	OptDiskMemory                 = "sluice.state.disk.memory"
 	OptDiskLocalDir               = "sluice.state.disk.localDir"
+	OptSync                       = "sluice.state.sync"
 )
 
 // Spark's provider class names.
@@ -98,6 +99,9 @@ type Config struct {
 	// them beside the versions (state/<op>/<part>/_working), which lets
 	// checkpoints hard-link SSTs instead of copying them.
 	DiskLocalDir string
+	// Sync is how the memory provider makes delta files durable; "" is
+	// SyncBatch.
+	Sync SyncMode
 }
 
 // Defaults (Spark's where Spark has one).
@@ -120,6 +124,7 @@ func DefaultConfig() Config {
 		Codec:                      "lz4",
 		SchemaCheck:                true,
 		DiskMemory:                 DefaultDiskMemory,
+		Sync:                       SyncBatch,
 	}
 }
 
@@ -146,6 +151,8 @@ var ConfigSpec = &options.Spec{
 			Doc: "Memory of one disk-provider store (memtables and block cache)."},
 		{Name: OptDiskLocalDir, Type: options.Path,
 			Doc: "Where disk-provider working databases live (default: beside their versions under the checkpoint's state directory)."},
+		{Name: OptSync, Type: options.Enum, Default: string(SyncBatch), Allowed: []string{string(SyncBatch), string(SyncFile)},
+			Doc: "How the memory provider makes a batch's delta files durable: batch writes them in place and makes them durable together, with one syncfs(2) of the checkpoint's file system before the batch is committed (Linux 5.8 or later on ext4, xfs, btrfs, f2fs or tmpfs; elsewhere it is file); file writes each to a temporary file, fsyncs it, renames it into place and fsyncs its directory. batch flushes every dirty file of that file system: on a disk shared with heavy writers, file may be faster."},
 	},
 }
 
@@ -178,6 +185,7 @@ func ParseConfig(m map[string]string) (Config, error) {
 		return c, &options.Error{Option: OptDiskMemory, Value: own[OptDiskMemory], Allowed: "allowed: at least 2MiB"}
 	}
 	c.DiskLocalDir = v.String(OptDiskLocalDir)
+	c.Sync = SyncMode(strings.ToLower(v.Enum(OptSync)))
 	return c, nil
 }
 
@@ -193,6 +201,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("state: %s must be ≥ 0, got %d", OptMaxBatchesToRetainInMemory, c.MaxBatchesToRetainInMemory)
 	case c.Codec != "lz4":
 		return fmt.Errorf("state: %s must be lz4, got %q", OptCompressionCodec, c.Codec)
+	case c.Sync != "" && c.Sync != SyncBatch && c.Sync != SyncFile:
+		return fmt.Errorf("state: %s must be batch or file, got %q", OptSync, c.Sync)
 	case c.Provider == DiskProvider && c.DiskMemory < MinDiskMemory:
 		return fmt.Errorf("state: %s must be at least 2MiB, got %d", OptDiskMemory, c.DiskMemory)
 	}

@@ -110,6 +110,8 @@ func (a *atomicFile) publish() error {
 	return nil
 }
 
+func (a *atomicFile) size() int64 { return a.n }
+
 // abort discards the file (after finish too).
 func (a *atomicFile) abort() {
 	if a.w != nil {

@@ -1,9 +1,18 @@
 package state
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,23 +92,92 @@ type memoryProvider struct {
 
 	cacheHits, cacheMisses atomic.Int64
 	lastCommitBytes        atomic.Int64
+
+	// fsync, when not nil, makes deltas durable a batch at a time
+	// (SyncBatch on a local file system that allows it: batchsync.go);
+	// localDir is then the store directory's local path.
+	fsync    *fsSync
+	localDir string
+	// snapTickets holds, for the snapshots written in this run with batch
+	// durability, the fsync ticket taken after each: retention waits for
+	// a sync after it before deleting the files it replaces.
+	snapTickets map[int64]uint64
+	// schemaRecorded: this provider's first commit recorded the schema file.
+	schemaRecorded bool
+}
+
+// versionWriter is where a store writes its delta: an atomicFile (each
+// file made durable on its own) or a directFile (in place, made durable
+// with the batch's other stores by fsSync).
+type versionWriter interface {
+	io.Writer
+	flush() error   // write out what is buffered; the file exists after it
+	finish() error  // atomicFile: durable, not visible; directFile: closed
+	publish() error // atomicFile: visible under the version's name
+	abort()
+	size() int64
 }
 
 func newMemoryProvider(id ID, st storage.Store, schemas Schemas, conf Config) *memoryProvider {
-	return &memoryProvider{id: id, st: st, schemas: schemas, conf: conf, cache: map[int64]*memVersion{}, commits: map[int64]int64{},
+	p := &memoryProvider{id: id, st: st, schemas: schemas, conf: conf, cache: map[int64]*memVersion{}, commits: map[int64]int64{},
 		charge: charger{id: id, limit: conf.MemoryLimit, budget: conf.Budget}}
+	if conf.Sync != SyncFile {
+		if root, ok := storage.LocalRoot(st); ok {
+			// Where the file system cannot sync a batch at once, every
+			// file is synced on its own (SyncFile).
+			if fs, err := acquireFSSync(root); err == nil {
+				p.fsync, p.localDir = fs, filepath.Join(root, filepath.FromSlash(id.dir()))
+			}
+		}
+	}
+	return p
+}
+
+// newDelta starts the delta file of version v.
+func (p *memoryProvider) newDelta(v int64) (versionWriter, error) {
+	if p.fsync != nil {
+		return createDirect(filepath.Join(p.localDir, strconv.FormatInt(v, 10)+".delta")), nil
+	}
+	return createAtomic(p.st, versionFile(p.id.dir(), v, "delta"))
+}
+
+// removeFiles deletes files of the store's directory. With batch
+// durability the removals are made durable by the next batch's sync: a
+// file that comes back after a power loss is an old version's (retention)
+// or an uncommitted version's, which no load reads.
+func (p *memoryProvider) removeFiles(paths ...string) error {
+	if p.fsync == nil {
+		return removeFiles(p.st, paths...)
+	}
+	var first error
+	for _, name := range paths {
+		if err := os.Remove(filepath.Join(p.localDir, path.Base(name))); err != nil && !errors.Is(err, fs.ErrNotExist) && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 func (p *memoryProvider) listFiles() (versionFiles, error) {
-	if p.filesValid {
-		return p.files, nil
+	if !p.filesValid {
+		vf, err := listVersions(p.st, p.id.dir(), "snapshot")
+		if err != nil {
+			return vf, fmt.Errorf("state %s: %w", p.id, err)
+		}
+		p.files, p.filesValid = vf, true
 	}
-	vf, err := listVersions(p.st, p.id.dir(), "snapshot")
-	if err != nil {
-		return vf, fmt.Errorf("state %s: %w", p.id, err)
+	if p.fsync != nil && p.open != nil && !p.open.done {
+		// The open store's delta is being written in place (or a failed
+		// run's is about to be replaced): not a version (Maintenance must
+		// not load it).
+		if _, ok := p.files.deltas[p.open.version+1]; ok {
+			vf := p.files
+			vf.deltas = maps.Clone(vf.deltas)
+			delete(vf.deltas, p.open.version+1)
+			return vf, nil
+		}
 	}
-	p.files, p.filesValid = vf, true
-	return vf, nil
+	return p.files, nil
 }
 
 func (p *memoryProvider) Open(version int64) (Store, error) {
@@ -125,7 +203,7 @@ func (p *memoryProvider) Open(version int64) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	delta, err := createAtomic(p.st, versionFile(p.id.dir(), version+1, "delta"))
+	delta, err := p.newDelta(version + 1)
 	if err != nil {
 		return nil, fmt.Errorf("state %s: %w", p.id, err)
 	}
@@ -171,19 +249,40 @@ func (p *memoryProvider) loadLocked(v int64, keep bool) (*memVersion, error) {
 	case base != nil:
 		tree, size = base.tree.Clone(), base.bytes
 	case start > 0:
-		tree = newTree()
-		_, err := readStateFile(p.st, vf.snapshots[start], kindSnapshot, start, func(op byte, k, val []byte) error {
-			if op != opPut {
-				return corrupt("removal in a snapshot")
+		for start > 0 {
+			tree, size = newTree(), 0
+			_, err := readStateFile(p.st, vf.snapshots[start], kindSnapshot, start, func(op byte, k, val []byte) error {
+				if op != opPut {
+					return corrupt("removal in a snapshot")
+				}
+				if old, had := tree.ReplaceOrInsert(entry{k, val}); had {
+					size -= entrySize(old.key, old.value)
+				}
+				size += entrySize(k, val)
+				return nil
+			})
+			if err == nil {
+				break
 			}
-			if old, had := tree.ReplaceOrInsert(entry{k, val}); had {
-				size -= entrySize(old.key, old.value)
+			if p.fsync == nil || !errors.Is(err, ErrCorruptStateFile) {
+				return nil, fmt.Errorf("state %s: loading snapshot %d: %w", p.id, start, err)
 			}
-			size += entrySize(k, val)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("state %s: loading snapshot %d: %w", p.id, start, err)
+			// With batch durability a snapshot is durable only after the
+			// next batch's syncfs: a power loss before it can tear the
+			// newest one. Its version is still rebuilt from the snapshot
+			// before it and the deltas, which retention keeps until a
+			// durable snapshot replaces them. Remove it, so retention
+			// never takes it as its base.
+			if rerr := p.removeFiles(vf.snapshots[start]); rerr != nil {
+				return nil, fmt.Errorf("state %s: removing torn snapshot %d: %w", p.id, start, rerr)
+			}
+			p.filesValid = false
+			delete(vf.snapshots, start)
+			start = vf.snapshotAtOrBelow(start - 1)
+			tree, size = newTree(), 0
+		}
+		if tree == nil {
+			tree = newTree()
 		}
 	default:
 		tree = newTree()
@@ -286,6 +385,9 @@ func (p *memoryProvider) Maintenance() error {
 // and renamed into place under it only if v was not committed again since:
 // a re-run may have rewritten it.
 func (p *memoryProvider) writeSnapshot(v int64, tree *btree.BTreeG[entry], gen int64) error {
+	if p.fsync != nil {
+		return p.writeSnapshotUnsynced(v, tree, gen)
+	}
 	a, err := createAtomic(p.st, versionFile(p.id.dir(), v, "snapshot"))
 	if err != nil {
 		return fmt.Errorf("state %s: snapshot %d: %w", p.id, v, err)
@@ -315,6 +417,52 @@ func (p *memoryProvider) writeSnapshot(v int64, tree *btree.BTreeG[entry], gen i
 	return nil
 }
 
+// writeSnapshotUnsynced is writeSnapshot with batch durability: the
+// snapshot goes to a temporary file renamed into place, without fsyncs;
+// the next batch's syncfs makes it durable. Until then a power loss can
+// tear it, which a load detects and falls back from (loadLocked);
+// retention only deletes files older than a snapshot of a version at
+// least one commit older than the latest, so the files a torn snapshot
+// would replace are still there.
+func (p *memoryProvider) writeSnapshotUnsynced(v int64, tree *btree.BTreeG[entry], gen int64) error {
+	final := filepath.Join(p.localDir, strconv.FormatInt(v, 10)+".snapshot")
+	f, err := os.CreateTemp(p.localDir, "."+filepath.Base(final)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("state %s: snapshot %d: %w", p.id, v, err)
+	}
+	tmp := f.Name()
+	d := &directFile{path: tmp, f: f, created: true}
+	d.bw = bufio.NewWriterSize(directOut{d}, 64<<10)
+	fw, err := newFileWriter(d, kindSnapshot, v)
+	if err == nil {
+		tree.Ascend(func(e entry) bool { fw.put(e.key, e.value); return fw.err == nil })
+		err = fw.close()
+	}
+	if err == nil {
+		err = d.finish()
+	}
+	if err != nil {
+		d.abort()
+		return fmt.Errorf("state %s: snapshot %d: %w", p.id, v, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.commits[v] != gen {
+		os.Remove(tmp)
+		return nil
+	}
+	p.filesValid = false
+	if err := os.Rename(tmp, final); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("state %s: snapshot %d: %w", p.id, v, err)
+	}
+	if p.snapTickets == nil {
+		p.snapTickets = map[int64]uint64{}
+	}
+	p.snapTickets[v] = p.fsync.ticket()
+	return nil
+}
+
 // cleanup deletes files not needed to rebuild the last MinBatchesToRetain
 // versions: everything older than the newest snapshot at or below
 // latest − MinBatchesToRetain (Spark's rule).
@@ -329,8 +477,23 @@ func (p *memoryProvider) cleanup(latest int64) error {
 	if len(paths) == 0 {
 		return nil
 	}
+	if p.fsync != nil {
+		// The files go only once the snapshot replacing them is durable
+		// (normally a batch's syncfs already saw it).
+		base := vf.snapshotAtOrBelow(latest - int64(p.conf.MinBatchesToRetain))
+		if t, ok := p.snapTickets[base]; ok {
+			if err := p.fsync.wait(t); err != nil {
+				return fmt.Errorf("state %s: retention: %w", p.id, err)
+			}
+		}
+		for v := range p.snapTickets {
+			if v < base {
+				delete(p.snapTickets, v)
+			}
+		}
+	}
 	p.filesValid = false
-	if err := removeFiles(p.st, paths...); err != nil {
+	if err := p.removeFiles(paths...); err != nil {
 		return fmt.Errorf("state %s: retention: %w", p.id, err)
 	}
 	return nil
@@ -367,6 +530,9 @@ func (p *memoryProvider) Close() error {
 	if p.open != nil {
 		p.open.abortLocked()
 	}
+	if !p.closed && p.fsync != nil {
+		p.fsync.release()
+	}
 	p.closed = true
 	p.cache = nil
 	p.charge.force(0)
@@ -379,8 +545,9 @@ type memStore struct {
 	version     int64
 	tree        *btree.BTreeG[entry]
 	bytes       int64
-	deltaFile   *atomicFile
+	deltaFile   versionWriter
 	delta       *fileWriter
+	syncTicket  uint64 // batch durability: fsync ticket taken after WriteOut
 	startCharge int64
 	stage       int // stageOpen, stageWritten, stageSynced
 	commitStart time.Time
@@ -598,10 +765,33 @@ func (s *memStore) advanceLocked(to int) error {
 			s.abortLocked()
 			return fmt.Errorf("state %s: writing %d.delta: %w", p.id, newVersion, err)
 		}
+		if p.fsync != nil {
+			// In place: close it now; a sync started after this ticket
+			// makes it (and the removals above) durable.
+			if err := s.deltaFile.finish(); err != nil {
+				s.abortLocked()
+				return fmt.Errorf("state %s: %w", p.id, err)
+			}
+			s.syncTicket = p.fsync.ticket()
+		}
 		s.stage = stageWritten
 	}
 	if s.stage < stageSynced && to >= stageSynced {
-		if err := s.deltaFile.finish(); err != nil {
+		var err error
+		if p.fsync != nil {
+			// Wait outside the provider's lock: Maintenance and Metrics
+			// go on meanwhile (the store is not done, so nothing else
+			// touches it).
+			p.mu.Unlock()
+			err = p.fsync.wait(s.syncTicket)
+			p.mu.Lock()
+			if err == nil && s.done {
+				err = errStoreDone // aborted by Close meanwhile
+			}
+		} else {
+			err = s.deltaFile.finish()
+		}
+		if err != nil {
 			s.abortLocked()
 			return fmt.Errorf("state %s: %w", p.id, err)
 		}
@@ -624,7 +814,7 @@ func (s *memStore) Commit() (int64, error) {
 	name := versionFile(p.id.dir(), newVersion, "delta")
 	_, replaced := p.files.deltas[newVersion]
 	err := s.deltaFile.publish()
-	n := s.deltaFile.n
+	n := s.deltaFile.size()
 	if err != nil || replaced || !p.filesValid {
 		p.filesValid = false
 	} else {
@@ -637,11 +827,12 @@ func (s *memStore) Commit() (int64, error) {
 		s.abortLocked()
 		return 0, fmt.Errorf("state %s: %w", p.id, err)
 	}
-	if p.id.Partition == 0 && p.id.storeName() == DefaultStoreName {
+	if p.id.Partition == 0 && p.id.storeName() == DefaultStoreName && !p.schemaRecorded {
 		if err := recordSchema(p.st, p.id.Operator, p.schemas); err != nil {
 			s.done, p.open = true, nil
 			return 0, fmt.Errorf("state %s: recording schema: %w", p.id, err)
 		}
+		p.schemaRecorded = true // it never changes: one put-if-absent a run
 	}
 	p.putCacheLocked(newVersion, &memVersion{tree: s.tree, bytes: s.bytes})
 	p.commits[newVersion]++
@@ -675,7 +866,7 @@ func (p *memoryProvider) removeStaleLocked(v int64) error {
 	}
 	if len(stale) > 0 {
 		p.filesValid = false
-		if err := removeFiles(p.st, stale...); err != nil {
+		if err := p.removeFiles(stale...); err != nil {
 			return fmt.Errorf("state %s: removing files of uncommitted versions: %w", p.id, err)
 		}
 	}

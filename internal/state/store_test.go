@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -994,104 +995,145 @@ func TestFileMetricsFollowCommits(t *testing.T) {
 // is created while the batch runs; the engine creates every store's file in
 // its parallel commit phase), a large one streams to a temporary file
 // before Commit (the buffer is bounded), and Abort leaves nothing behind.
-func TestDeltaFileWrittenLazily(t *testing.T) {
-	root := t.TempDir()
-	p := openP(t, root, 1, DefaultConfig()) // partition 0 also holds _metadata
-	dir := filepath.Join(root, "0", "1")
-	s := mustOpen(t, p, 0)
-	s.Put([]byte("a"), []byte("1"))
-	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("store directory exists before the first commit: %v", err)
-	}
-	mustCommit(t, s)
-	if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
-		t.Fatalf("after commit: %v", got)
-	}
-	s = mustOpen(t, p, 1)
-	s.Put([]byte("b"), []byte("2"))
-	if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
-		t.Fatalf("small delta before commit: %v", got)
-	}
-	// Incompressible values past the encoder's buffers (64 KiB of records,
-	// 256 KiB lz4 blocks, 64 KiB of file buffer).
-	rng := rand.New(rand.NewPCG(1, 2))
-	big := make([]byte, 1000)
-	for i := range 500 {
-		for j := range big {
-			big[j] = byte(rng.Uint32())
-		}
-		s.Put(fmt.Appendf(nil, "big%03d", i), big)
-	}
-	got := listNames(t, dir)
-	if len(got) != 2 || !storage.IsTemp(got[0]) {
-		t.Fatalf("large delta before commit: %v, want 1.delta and a temporary file", got)
-	}
-	s.Abort()
-	if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
-		t.Fatalf("after abort: %v", got)
-	}
-	s = mustOpen(t, p, 1)
-	mustCommit(t, s) // an empty delta is still written, as Spark does
-	if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta", "2.delta"}) {
-		t.Fatalf("after an empty commit: %v", got)
+// syncModes runs fn with per-file durability and with batch durability
+// (which needs Linux's syncfs: elsewhere its stores fall back to file).
+func syncModes(t *testing.T, fn func(t *testing.T, conf Config, inPlace bool)) {
+	for _, mode := range []SyncMode{SyncFile, SyncBatch} {
+		t.Run(string(mode), func(t *testing.T) {
+			conf := DefaultConfig()
+			conf.Sync = mode
+			inPlace := false
+			if mode == SyncBatch {
+				p := openP(t, t.TempDir(), 0, conf).(*memoryProvider)
+				inPlace = p.fsync != nil
+				if !inPlace && runtime.GOOS == "linux" {
+					t.Logf("batch durability is not available here: testing its fallback")
+				}
+			}
+			fn(t, conf, inPlace)
+		})
 	}
 }
 
+func TestDeltaFileWrittenLazily(t *testing.T) {
+	syncModes(t, func(t *testing.T, conf Config, inPlace bool) {
+		root := t.TempDir()
+		p := openP(t, root, 1, conf) // partition 0 also holds _metadata
+		dir := filepath.Join(root, "0", "1")
+		s := mustOpen(t, p, 0)
+		s.Put([]byte("a"), []byte("1"))
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("store directory exists before the first commit: %v", err)
+		}
+		mustCommit(t, s)
+		if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
+			t.Fatalf("after commit: %v", got)
+		}
+		s = mustOpen(t, p, 1)
+		s.Put([]byte("b"), []byte("2"))
+		if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
+			t.Fatalf("small delta before commit: %v", got)
+		}
+		// Incompressible values past the encoder's buffers (64 KiB of records,
+		// 256 KiB lz4 blocks, 64 KiB of file buffer).
+		rng := rand.New(rand.NewPCG(1, 2))
+		big := make([]byte, 1000)
+		for i := range 500 {
+			for j := range big {
+				big[j] = byte(rng.Uint32())
+			}
+			s.Put(fmt.Appendf(nil, "big%03d", i), big)
+		}
+		got := listNames(t, dir)
+		if inPlace {
+			// Written in place; not a version until committed.
+			if !slices.Equal(got, []string{"1.delta", "2.delta"}) {
+				t.Fatalf("large delta before commit: %v, want 1.delta and 2.delta being written", got)
+			}
+			if v, _ := p.LatestVersion(); v != 1 {
+				t.Fatalf("LatestVersion while 2.delta is written = %d, want 1", v)
+			}
+		} else if len(got) != 2 || !storage.IsTemp(got[0]) {
+			t.Fatalf("large delta before commit: %v, want 1.delta and a temporary file", got)
+		}
+		s.Abort()
+		if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
+			t.Fatalf("after abort: %v", got)
+		}
+		s = mustOpen(t, p, 1)
+		mustCommit(t, s) // an empty delta is still written, as Spark does
+		if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta", "2.delta"}) {
+			t.Fatalf("after an empty commit: %v", got)
+		}
+	})
+}
+
 // TestCommitInSteps takes memory stores through WriteOut, Sync and Commit
-// (the engine's grouped commit): nothing is visible under a version name
-// before Commit, writes are refused once the commit began, an abort after
-// Sync leaves no file, and the committed state reloads.
+// (the engine's grouped commit): with per-file durability nothing is
+// visible under a version name before Commit; in place (batch durability)
+// the file is there but is no version before Commit; writes are refused
+// once the commit began, an abort after Sync leaves no file, and the
+// committed state reloads.
 func TestCommitInSteps(t *testing.T) {
 	type stepped interface {
 		WriteOut() error
 		Sync() error
 	}
-	root := t.TempDir()
-	p := openP(t, root, 1, DefaultConfig())
-	dir := filepath.Join(root, "0", "1")
-	s := mustOpen(t, p, 0)
-	s.Put([]byte("a"), []byte("1"))
-	ss, ok := s.(stepped)
-	if !ok {
-		t.Fatal("memory store does not commit in steps")
-	}
-	if err := ss.WriteOut(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Put([]byte("b"), []byte("2")); err == nil {
-		t.Fatal("Put after WriteOut succeeded")
-	}
-	if err := ss.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	got := listNames(t, dir)
-	if len(got) != 1 || !storage.IsTemp(got[0]) {
-		t.Fatalf("before Commit: %v, want one temporary file", got)
-	}
-	mustCommit(t, s)
-	if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
-		t.Fatalf("after Commit: %v", got)
-	}
-	s = mustOpen(t, p, 1)
-	s.Put([]byte("c"), []byte("3"))
-	ss = s.(stepped)
-	if err := ss.WriteOut(); err != nil {
-		t.Fatal(err)
-	}
-	if err := ss.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	s.Abort()
-	if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
-		t.Fatalf("after an abort past Sync: %v", got)
-	}
-	p.Close()
-	p2 := openP(t, root, 1, DefaultConfig())
-	s2 := mustOpen(t, p2, 1)
-	defer s2.Abort()
-	if got := contents(t, s2); !maps.Equal(got, map[string]string{"a": "1"}) {
-		t.Fatalf("reloaded version 1: %v", got)
-	}
+	syncModes(t, func(t *testing.T, conf Config, inPlace bool) {
+		root := t.TempDir()
+		p := openP(t, root, 1, conf)
+		dir := filepath.Join(root, "0", "1")
+		s := mustOpen(t, p, 0)
+		s.Put([]byte("a"), []byte("1"))
+		ss, ok := s.(stepped)
+		if !ok {
+			t.Fatal("memory store does not commit in steps")
+		}
+		if err := ss.WriteOut(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put([]byte("b"), []byte("2")); err == nil {
+			t.Fatal("Put after WriteOut succeeded")
+		}
+		if err := ss.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		got := listNames(t, dir)
+		if inPlace {
+			if !slices.Equal(got, []string{"1.delta"}) {
+				t.Fatalf("before Commit: %v, want 1.delta written in place", got)
+			}
+			if v, _ := p.LatestVersion(); v != 0 {
+				t.Fatalf("LatestVersion before Commit = %d, want 0", v)
+			}
+		} else if len(got) != 1 || !storage.IsTemp(got[0]) {
+			t.Fatalf("before Commit: %v, want one temporary file", got)
+		}
+		mustCommit(t, s)
+		if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
+			t.Fatalf("after Commit: %v", got)
+		}
+		s = mustOpen(t, p, 1)
+		s.Put([]byte("c"), []byte("3"))
+		ss = s.(stepped)
+		if err := ss.WriteOut(); err != nil {
+			t.Fatal(err)
+		}
+		if err := ss.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		s.Abort()
+		if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta"}) {
+			t.Fatalf("after an abort past Sync: %v", got)
+		}
+		p.Close()
+		p2 := openP(t, root, 1, conf)
+		s2 := mustOpen(t, p2, 1)
+		defer s2.Abort()
+		if got := contents(t, s2); !maps.Equal(got, map[string]string{"a": "1"}) {
+			t.Fatalf("reloaded version 1: %v", got)
+		}
+	})
 }
 
 // TestUpdateTimeIsTheUpdateRun checks allUpdatesTimeMs and
