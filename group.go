@@ -35,7 +35,10 @@ import (
 //     starts, like the Delta table (exactly once);
 //   - console, foreachBatch, memory and noop write first and commit the
 //     offsets to the group afterwards (at least once);
-//   - dead-letter sinks and stateful queries are refused for now.
+//   - a dead-letter sink is run beside the Kafka sink only, as a Kafka
+//     topic on its cluster: the dead letters are produced in the batch's
+//     transaction with the output and the offsets (exactly once); other
+//     pairs are refused, as are stateful queries.
 
 // groupSinks are the sinks group mode runs, with their guarantee.
 var groupSinks = map[string]string{
@@ -75,7 +78,7 @@ func memberCheckpoint(chk, member string) string {
 
 // groupProblems are the parts of a query group mode does not support yet
 // (docs/group-mode.md), found by check for Start and `sluice lint`.
-func groupProblems(p *checked, sinkFormat string, deadLetter bool) []problem {
+func groupProblems(p *checked, sinkFormat, deadLetterFormat string) []problem {
 	if p.source.Name == "" {
 		return nil
 	}
@@ -88,9 +91,9 @@ func groupProblems(p *checked, sinkFormat string, deadLetter bool) []problem {
 		out = append(out, problem{part: partSink, format: true, err: &options.Error{Option: "sluice.group",
 			Allowed: fmt.Sprintf("group mode (group %q) does not support the %s sink yet (its commits are not tied to the group's offsets); use the kafka, delta, parquet, json or csv sink (exactly once) or console/foreachBatch (at least once), or run one process without sluice.group", group, sinkFormat)}})
 	}
-	if deadLetter {
+	if deadLetterFormat != "" && (deadLetterFormat != "kafka" || sinkFormat != "kafka") {
 		out = append(out, problem{part: partDeadLetter, format: true, err: &options.Error{Option: "sluice.group",
-			Allowed: fmt.Sprintf("group mode (group %q) does not support a dead-letter sink yet; remove it or run without sluice.group", group)}})
+			Allowed: fmt.Sprintf("group mode (group %q) runs a dead-letter sink only as a Kafka topic beside the kafka sink (the dead letters are written in the batch's transaction with the output and the group's offsets: exactly once); a %s dead-letter sink with the %s sink is not supported yet: use format kafka for both, or run without sluice.group", group, deadLetterFormat, sinkFormat)}})
 	}
 	if p.query != nil && !p.query.Stateless() {
 		out = append(out, problem{part: partSource, option: "sluice.group", err: &options.Error{Option: "sluice.group",
@@ -100,12 +103,28 @@ func groupProblems(p *checked, sinkFormat string, deadLetter bool) []problem {
 }
 
 // wireGroup connects a group-mode source to the sink: the Kafka sink
-// produces through the group's transactional client.
-func wireGroup(src source.Source, sk sink.Sink) error {
+// produces through the group's transactional client, and so does the
+// dead-letter sink (dl, nil without one), into the same transactions. It
+// returns the dead-letter sink the engine is to use.
+func wireGroup(src source.Source, sk, dl sink.Sink) (sink.Sink, error) {
 	ks, ok := src.(*kafkasrc.Source)
 	if !ok || ks.Group() == "" {
-		return nil
+		return dl, nil
 	}
+	kk, isKafka := sk.(*kafkasink.Sink)
+	if dl != nil && !isKafka {
+		return nil, fmt.Errorf("group mode (group %q): a dead-letter sink runs only beside the kafka sink", ks.Group())
+	}
+	if err := wireGroupSink(ks, sk, kk, &dl); err != nil {
+		return nil, err
+	}
+	return dl, nil
+}
+
+// wireGroupSink is wireGroup for the main sink (kk is sk as the Kafka sink,
+// nil for other sinks); it replaces *dl with the Kafka sink's group
+// dead-letter sink.
+func wireGroupSink(ks *kafkasrc.Source, sk sink.Sink, kk *kafkasink.Sink, dl *sink.Sink) error {
 	if ds, ok := sk.(*delta.Sink); ok {
 		ks.SetSinkOffsets(ds.GroupOffsets)
 		ds.UseGroup(ks)
@@ -116,9 +135,15 @@ func wireGroup(src source.Source, sk sink.Sink) error {
 		fs.UseGroup(ks)
 		return nil
 	}
-	kk, ok := sk.(*kafkasink.Sink)
-	if !ok {
+	if kk == nil {
 		return nil // at least once: the source commits after the sink
+	}
+	if *dl != nil {
+		gdl, err := kk.GroupDeadLetters(*dl)
+		if err != nil {
+			return err
+		}
+		*dl = gdl
 	}
 	if err := kk.CheckGroupCluster(ks.Config().Bootstrap); err != nil {
 		return err

@@ -299,7 +299,11 @@ func (w *DataStreamWriter) check() (*checked, []problem) {
 	}
 
 	// Group mode: what it does not support yet.
-	probs = append(probs, groupProblems(p, w.format, w.deadLetter != nil)...)
+	dlFormat := ""
+	if w.deadLetter != nil {
+		dlFormat = w.deadLetter.format
+	}
+	probs = append(probs, groupProblems(p, w.format, dlFormat)...)
 
 	// Session configuration: values of the known settings must fit (the
 	// Go API accepts any key; pipeline files check keys too).
@@ -452,11 +456,16 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 	if err != nil {
 		return nil, res.Scrub(err)
 	}
-	if err := wireGroup(src, sk); err != nil {
+	wired, err := wireGroup(src, sk, dlSink)
+	if err != nil {
 		src.Close()
 		sk.Close()
+		if dlSink != nil {
+			dlSink.Close()
+		}
 		return nil, res.Scrub(err)
 	}
+	dlSink = wired
 	var monOpts []monitor.Option
 	if met, err := s.queryMetrics(member); err != nil {
 		log.Warn("metrics disabled", "err", err)

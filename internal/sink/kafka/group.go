@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/source"
 )
@@ -131,3 +132,112 @@ func (s *Sink) groupCommitLocked(ctx context.Context, batchID int64, messages []
 	}
 	return nil
 }
+
+// Dead letters in group mode. The dead-letter topic's records are produced
+// into the batch's group transaction, beside the output records and the
+// consumed partitions' end offsets: the three commit together or not at
+// all. A batch a rebalance or a crash overtakes leaves no dead letters
+// behind (its transaction aborts), and the partition's next owner, which
+// starts from the group's committed offsets, routes the same malformed
+// records again in its own transaction — exactly once, as the output.
+// (The single-process path commits the dead-letter sink's own
+// transaction before the main sink's; in group mode that order would
+// leave a revoked member's dead letters committed while its output is
+// not, and the new owner would write them again.)
+
+// GroupDeadLetters returns the sink the engine gives a group-mode query's
+// dead letters when both the sink and the dead-letter sink are Kafka
+// topics (dl is the dead-letter sink as the registry opened it,
+// DeadLetters over a *Sink): its writers produce into s's open
+// transaction, to dl's topic, with dl's record shape (the input's key and
+// value, the reason and coordinates in headers); its Commit only checks
+// that every dead-letter writer of the batch closed into that
+// transaction, and s's Commit ends it. Producer settings are s's: the
+// records travel on the group's client. dl must write to s's cluster.
+func (s *Sink) GroupDeadLetters(dl sink.Sink) (sink.Sink, error) {
+	kd, ok := dl.(kafkaDeadLetters)
+	if !ok {
+		return nil, fmt.Errorf("kafka sink: in group mode the dead-letter sink must be a Kafka topic (got %s)", dl.Description())
+	}
+	ds, ok := kd.Sink.(*Sink)
+	if !ok {
+		return nil, fmt.Errorf("kafka sink: in group mode the dead-letter sink must be a Kafka topic (got %s)", dl.Description())
+	}
+	if err := ds.CheckGroupCluster(s.cfg.Bootstrap); err != nil {
+		return nil, fmt.Errorf(`dead-letter sink: in group mode the dead letters are written in the Kafka sink's transaction, so they must go to the sink's cluster: %w`, err)
+	}
+	if ds.cfg.Topic == "" {
+		return nil, errors.New(`dead-letter sink: in group mode the Kafka dead-letter sink needs the option "topic"`)
+	}
+	return &groupDeadLetters{main: s, dl: ds}, nil
+}
+
+// groupDeadLetters is the dead-letter sink of a group-mode Kafka query
+// (GroupDeadLetters).
+type groupDeadLetters struct {
+	main, dl *Sink
+}
+
+func (g *groupDeadLetters) Description() string { return g.dl.Description() }
+
+// NewWriter opens a dead-letter writer in the batch's open transaction:
+// the engine opens a task's sink writer (which begins the transaction)
+// before its dead-letter writer.
+func (g *groupDeadLetters) NewWriter(ctx context.Context, batchID int64, task int, _ batch.Schema) (sink.Writer, error) {
+	p, err := newPlan(kafkaDeadLetterSchema, g.dl.cfg.Topic)
+	if err != nil {
+		return nil, err
+	}
+	s := g.main
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.ensureClient(ctx); err != nil {
+		return nil, err
+	}
+	t := s.txn
+	if t == nil || t.batchID != batchID || !t.tasks[task] {
+		return nil, fmt.Errorf("kafka sink: batch %d task %d: no open transaction of the batch to write dead letters into (the task's sink writer opens it)", batchID, task)
+	}
+	if t.dlTasks == nil {
+		t.dlTasks = map[int]bool{}
+	}
+	if t.dlTasks[task] {
+		return nil, fmt.Errorf("kafka sink: batch %d task %d: a second dead-letter writer in one transaction", batchID, task)
+	}
+	t.dlTasks[task] = true
+	t.open++
+	return kafkaDLWriter{&writer{s: s, cl: s.cl, plan: p, topic: g.dl.cfg.Topic, batchID: batchID, task: task, gen: t.gen, dl: true}}, nil
+}
+
+// Commit checks that messages are exactly the batch's dead-letter writers
+// in the open transaction; the main sink's Commit commits them.
+func (g *groupDeadLetters) Commit(_ context.Context, batchID int64, messages []sink.Message) error {
+	s := g.main
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(messages) == 0 {
+		return nil
+	}
+	t := s.txn
+	switch {
+	case t == nil || t.batchID != batchID:
+		return fmt.Errorf("kafka sink: batch %d: no open transaction holds its dead letters (it was aborted); the batch must be run again", batchID)
+	case t.failed != nil:
+		return fmt.Errorf("kafka sink: batch %d: refusing to commit dead letters: %w", batchID, t.failed)
+	case len(messages) != len(t.dlTasks):
+		return fmt.Errorf("kafka sink: batch %d: %d dead-letter commit messages for %d dead-letter writers in the transaction", batchID, len(messages), len(t.dlTasks))
+	}
+	seen := map[int]bool{}
+	for i, m := range messages {
+		msg, ok := m.(message)
+		if !ok || !msg.dl || msg.gen != t.gen || !t.dlTasks[msg.task] || seen[msg.task] {
+			return fmt.Errorf("kafka sink: batch %d: dead-letter message %d does not belong to the open transaction", batchID, i)
+		}
+		seen[msg.task] = true
+	}
+	return nil
+}
+
+// Close closes the dead-letter sink's own (unused) state; the main sink
+// owns the transaction.
+func (g *groupDeadLetters) Close() error { return g.dl.Close() }

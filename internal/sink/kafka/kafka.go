@@ -90,8 +90,12 @@ type txn struct {
 	batchID int64
 	gen     uint64
 	tasks   map[int]bool // tasks that opened a writer in this transaction
-	open    int          // writers neither closed nor aborted
-	failed  error        // first writer failure
+	// dlTasks are the tasks that opened a dead-letter writer in this
+	// transaction (group mode: GroupDeadLetters).
+	dlTasks map[int]bool
+	open    int // writers neither closed nor aborted
+
+	failed error // first writer failure
 }
 
 // message is a writer's commit message.
@@ -99,6 +103,7 @@ type message struct {
 	gen  uint64
 	task int
 	rows int64
+	dl   bool // a dead-letter writer's (GroupDeadLetters)
 }
 
 // New returns a Kafka sink for the query queryID from its options (see the
@@ -430,7 +435,7 @@ func (s *Sink) checkMessages(batchID int64, messages []sink.Message) error {
 	seen := map[int]bool{}
 	for i, m := range messages {
 		msg, ok := m.(message)
-		if !ok {
+		if !ok || msg.dl {
 			return fmt.Errorf("kafka sink: batch %d: message %d is %T, not from this sink (or from a skipped batch)", batchID, i, m)
 		}
 		if msg.gen != t.gen || !t.tasks[msg.task] || seen[msg.task] {
@@ -472,6 +477,7 @@ type writer struct {
 	batchID int64
 	task    int
 	gen     uint64
+	dl      bool // writes dead letters into the group transaction
 
 	mu      sync.Mutex
 	pending int           // records produced and not yet acknowledged
@@ -552,7 +558,7 @@ func (w *writer) Close(ctx context.Context) (sink.Message, error) {
 		return nil, err
 	}
 	w.s.writerDone(w.gen, nil)
-	return message{gen: w.gen, task: w.task, rows: rows}, nil
+	return message{gen: w.gen, task: w.task, rows: rows, dl: w.dl}, nil
 }
 
 // Abort implements sink.Writer: the transaction can no longer commit; the
