@@ -31,6 +31,8 @@ func TestGroupModeRefusals(t *testing.T) {
 	}{
 		{"dead letters", fmt.Sprintf("sink:\n  format: console\ndeadLetter:\n  format: kafka\n  options:\n    kafka.bootstrap.servers: %s\n    topic: dlq\n", b.Addr()), "dead-letter sink"},
 		{"stateful", "transform:\n  - withColumn: {name: ts, expr: \"timestamp\"}\n  - withWatermark: {eventTime: ts, delay: 1 minute}\n  - dropDuplicates: {columns: [key], withinWatermark: true}\nsink:\n  format: console\n", "stateful queries"},
+		{"json dead letters beside the kafka sink", fmt.Sprintf("sink:\n  format: kafka\n  options:\n    kafka.bootstrap.servers: %[1]s\n    topic: out\ndeadLetter:\n  format: json\n  options:\n    path: %[2]s\n", b.Addr(), filepath.Join(dir, "dlq")), "a json dead-letter sink with the kafka sink is not supported"},
+		{"kafka dead letters on another cluster", fmt.Sprintf("sink:\n  format: kafka\n  options:\n    kafka.bootstrap.servers: %s\n    topic: out\ndeadLetter:\n  format: kafka\n  options:\n    kafka.bootstrap.servers: 127.0.0.1:1\n    topic: dlq\n", b.Addr()), "dead-letter sink: in group mode the dead letters are written in the Kafka sink's transaction"},
 		{"kafka sink on another cluster", "sink:\n  format: kafka\n  options:\n    kafka.bootstrap.servers: 127.0.0.1:1\n    topic: out\n", `"kafka.bootstrap.servers" differ`},
 	}
 	for i, c := range cases {
@@ -53,6 +55,12 @@ func TestGroupModeRefusals(t *testing.T) {
 				t.Errorf("err = %v; want it to say %q and name sluice.group", err, c.want)
 			}
 		})
+	}
+	// A Kafka dead-letter topic beside the Kafka sink is group mode's
+	// (exactly once: TestGroupModeThreeMembersKillOneExactlyOnce).
+	yaml := src + fmt.Sprintf("sink:\n  format: kafka\n  options:\n    kafka.bootstrap.servers: %[1]s\n    topic: out\ndeadLetter:\n  format: kafka\n  options:\n    kafka.bootstrap.servers: %[1]s\n    topic: dlq\ncheckpointLocation: %[2]s\n", b.Addr(), filepath.Join(dir, "chk-dl"))
+	if _, err := NewSession(WithLogger(quietLog)).Pipeline("group.yaml", []byte(yaml), nil); err != nil {
+		t.Errorf("a Kafka dead-letter topic beside the Kafka sink in group mode: %v", err)
 	}
 }
 

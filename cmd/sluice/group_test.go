@@ -41,6 +41,7 @@ import (
 const (
 	groupInTopic    = "group-in"
 	groupOutTopic   = "group-out"
+	groupDLTopic    = "group-dlq"
 	groupName       = "sluice-accept"
 	groupPartitions = 12
 	groupSession    = 6 * time.Second // kfake's minimum session timeout
@@ -49,9 +50,18 @@ const (
 // groupPipeline is the members' shared pipeline: each output record's
 // value is the source partition and offset it came from. sinkBlock is the
 // sink's YAML ("" for the Kafka sink); %[1]s in it is the test directory.
-func groupPipeline(t *testing.T, addr, dir, sinkBlock string) string {
+// With deadLetters, the query runs under ANSI mode and casts each value to
+// an INT, so records whose value is not a number go to the dead-letter
+// topic groupDLTopic.
+func groupPipeline(t *testing.T, addr, dir, sinkBlock string, deadLetters bool) string {
 	t.Helper()
 	p := filepath.Join(dir, "group.yaml")
+	var head, filter, dl string
+	if deadLetters {
+		head = "options:\n  spark.sql.ansi.enabled: true\n"
+		filter = "  - filter: \"CAST(CAST(value AS STRING) AS INT) >= 0\"\n"
+		dl = fmt.Sprintf("deadLetter:\n  format: kafka\n  options:\n    kafka.bootstrap.servers: %s\n    topic: %s\n", addr, groupDLTopic)
+	}
 	if sinkBlock == "" {
 		sinkBlock = fmt.Sprintf(`sink:
   format: kafka
@@ -62,21 +72,21 @@ func groupPipeline(t *testing.T, addr, dir, sinkBlock string) string {
 `, addr, groupOutTopic)
 	}
 	yaml := fmt.Sprintf(`name: grouped
-source:
+%[7]ssource:
   format: kafka
   options:
-    kafka.bootstrap.servers: %s
-    subscribe: %s
+    kafka.bootstrap.servers: %[1]s
+    subscribe: %[2]s
     startingOffsets: earliest
     maxOffsetsPerTrigger: 300
-    sluice.group: %s
-    kafka.session.timeout.ms: %d
+    sluice.group: %[3]s
+    kafka.session.timeout.ms: %[4]d
     kafka.heartbeat.interval.ms: 300
     kafka.rebalance.timeout.ms: 10000
 transform:
-  - selectExpr: ["CAST(partition AS STRING) AS key", "concat(CAST(partition AS STRING), ':', CAST(offset AS STRING)) AS value"]
-%scheckpointLocation: %s
-`, addr, groupInTopic, groupName, groupSession.Milliseconds(), sinkBlock, filepath.Join(dir, "chk"))
+%[8]s  - selectExpr: ["CAST(partition AS STRING) AS key", "concat(CAST(partition AS STRING), ':', CAST(offset AS STRING)) AS value"]
+%[5]s%[9]scheckpointLocation: %[6]s
+`, addr, groupInTopic, groupName, groupSession.Milliseconds(), sinkBlock, filepath.Join(dir, "chk"), head, filter, dl)
 	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +179,32 @@ func waitOwnership(t *testing.T, adm *kadm.Client, want int, timeout time.Durati
 // (partition, offset) pairs found with how often each occurs.
 func readCommittedOutput(t *testing.T, addr string) map[string]int {
 	t.Helper()
+	return readCommittedTopic(t, addr, groupOutTopic, func(r *kgo.Record) string { return string(r.Value) })
+}
+
+// readCommittedDeadLetters reads the dead-letter topic as
+// readCommittedOutput reads the output: the input (partition, offset) of
+// each dead letter (from its headers) with how often each occurs. Every
+// dead letter must hold a malformed input value and its reason.
+func readCommittedDeadLetters(t *testing.T, addr string) map[string]int {
+	t.Helper()
+	return readCommittedTopic(t, addr, groupDLTopic, func(r *kgo.Record) string {
+		h := map[string]string{}
+		for _, x := range r.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		if !strings.HasPrefix(string(r.Value), "bad-") || !strings.Contains(h["sluice.dlq.reason"], "CAST_INVALID_INPUT") || h["sluice.dlq.topic"] != groupInTopic {
+			t.Errorf("dead letter %q with headers %v: not a malformed input record with its reason", r.Value, h)
+		}
+		return h["sluice.dlq.partition"] + ":" + h["sluice.dlq.offset"]
+	})
+}
+
+// readCommittedTopic reads topic with read_committed up to its end (after
+// every transaction on it has ended) and counts the records by key(r).
+func readCommittedTopic(t *testing.T, addr, topic string, key func(r *kgo.Record) string) map[string]int {
+	t.Helper()
+	groupOutTopic := topic
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(brokertest.Client(t, addr))
@@ -224,7 +260,7 @@ func readCommittedOutput(t *testing.T, addr string) map[string]int {
 		fs.EachRecord(func(r *kgo.Record) {
 			next[r.Partition] = r.Offset + 1
 			if !r.Attrs.IsControl() {
-				seen[string(r.Value)]++
+				seen[key(r)]++
 			}
 		})
 		// Aborted transactions' records and markers are skipped by
@@ -248,7 +284,17 @@ func TestGroupModeThreeMembersKillOneExactlyOnce(t *testing.T) {
 	t.Run("parquet sink", func(t *testing.T) {
 		testGroupKillOne(t, "sink:\n  format: parquet\n  options:\n    path: %[1]s/out\n", readParquetOutput)
 	})
+	// Malformed records (one in eleven) go to a dead-letter topic in the
+	// batch's transaction: every input record is in the output or the
+	// dead-letter topic, exactly once, across the kill and the rebalances.
+	t.Run("kafka sink with dead letters", func(t *testing.T) {
+		testGroupKillOne(t, "", func(t *testing.T, addr, _ string) map[string]int { return readCommittedOutput(t, addr) }, withDeadLetters)
+	})
 }
+
+// withDeadLetters makes testGroupKillOne's producer write malformed
+// records and its pipeline route them to a dead-letter topic.
+const withDeadLetters = true
 
 // readParquetOutput reads the files the parquet sink's logs commit (the
 // query log and the group log, merged) and returns the input (partition,
@@ -346,15 +392,16 @@ func readDeltaOutput(t *testing.T, addr, dir string) map[string]int {
 	return seen
 }
 
-func testGroupKillOne(t *testing.T, sinkBlock string, output func(t *testing.T, addr, dir string) map[string]int) {
-	b := brokertest.Start(t, broker.TopicSpec{Name: groupInTopic, Partitions: groupPartitions}, broker.TopicSpec{Name: groupOutTopic, Partitions: 3})
+func testGroupKillOne(t *testing.T, sinkBlock string, output func(t *testing.T, addr, dir string) map[string]int, deadLetters ...bool) {
+	dl := len(deadLetters) > 0 && deadLetters[0]
+	b := brokertest.Start(t, broker.TopicSpec{Name: groupInTopic, Partitions: groupPartitions}, broker.TopicSpec{Name: groupOutTopic, Partitions: 3}, broker.TopicSpec{Name: groupDLTopic, Partitions: 2})
 	addr := b.Addr()
 	adm := kadm.NewClient(brokertest.Client(t, addr))
 
 	// The producer writes round-robin over the 12 partitions until told
 	// to stop; produced counts what was acknowledged.
 	prod := brokertest.Client(t, addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	var produced int64
+	var produced, malformed int64
 	stopProducing := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -367,8 +414,16 @@ func testGroupKillOne(t *testing.T, sinkBlock string, output func(t *testing.T, 
 			default:
 			}
 			var recs []*kgo.Record
+			var bad int64
 			for j := 0; j < 24; j++ {
-				recs = append(recs, &kgo.Record{Topic: groupInTopic, Partition: int32(j % groupPartitions), Value: []byte(fmt.Sprintf(`{"i":%d,"j":%d}`, i, j))})
+				v := fmt.Sprintf(`{"i":%d,"j":%d}`, i, j)
+				if dl {
+					v = strconv.Itoa(i*24 + j)
+					if (i*24+j)%11 == 3 {
+						v, bad = "bad-"+v, bad+1
+					}
+				}
+				recs = append(recs, &kgo.Record{Topic: groupInTopic, Partition: int32(j % groupPartitions), Value: []byte(v)})
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := prod.ProduceSync(ctx, recs...).FirstErr()
@@ -378,6 +433,7 @@ func testGroupKillOne(t *testing.T, sinkBlock string, output func(t *testing.T, 
 				return
 			}
 			produced += int64(len(recs))
+			malformed += bad
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
@@ -386,7 +442,7 @@ func testGroupKillOne(t *testing.T, sinkBlock string, output func(t *testing.T, 
 	if sinkBlock != "" {
 		sinkBlock = fmt.Sprintf(sinkBlock, dir)
 	}
-	pipeline := groupPipeline(t, addr, dir, sinkBlock)
+	pipeline := groupPipeline(t, addr, dir, sinkBlock, dl)
 	var cmds []*exec.Cmd
 	var outs []*syncBuffer
 	var progressFiles []string
@@ -487,6 +543,19 @@ func testGroupKillOne(t *testing.T, sinkBlock string, output func(t *testing.T, 
 	}
 
 	seen := output(t, addr, dir)
+	if dl {
+		dead := readCommittedDeadLetters(t, addr)
+		if len(dead) != int(malformed) {
+			t.Errorf("dead-letter topic: %d distinct input records, %d malformed produced", len(dead), malformed)
+		}
+		for k, n := range dead {
+			if seen[k] != 0 {
+				t.Errorf("input record %s is both in the output and a dead letter", k)
+			}
+			seen[k] += n
+		}
+		t.Logf("%d malformed records, each once in the dead-letter topic", malformed)
+	}
 	var missing, dup int
 	for p := int32(0); p < groupPartitions; p++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
