@@ -36,6 +36,32 @@ type GroupSource interface {
 	EndGroupTxn(ctx context.Context, commit bool) (committed bool, err error)
 	// Member is this member's name.
 	Member() string
+	// SessionFenced reports that the broker fenced the group's
+	// transaction (it outlived kafka.transaction.timeout.ms): the batch is
+	// abandoned and the source replaces its transactional session before
+	// the next one. An error means the member must stop instead.
+	SessionFenced() error
+}
+
+// groupFenced handles a fencing error in group mode (classify): the first
+// report of a fence tells the source, which renews the session once the
+// engine abandoned the batch; the error returned wraps
+// source.ErrRevoked, so that the engine does abandon it. The sink takes
+// the new client at its next use (ensureClient). When the source refuses
+// (fenced too often) the fence is final, as outside group mode.
+func (s *Sink) groupFenced(err error) error {
+	if s.fenceSeen.CompareAndSwap(false, true) {
+		if ferr := s.grp.SessionFenced(); ferr != nil {
+			s.fenceFinal.Store(true)
+			return s.fencedFinal(fmt.Errorf("%w (%w)", err, ferr))
+		}
+		s.log.Warn("kafka sink: the group's transaction was fenced, most likely because it outlived kafka.transaction.timeout.ms; the batch is abandoned and the member rejoins with a fresh transactional session",
+			"transactionalId", s.cfg.TransactionalID, "timeout", s.cfg.TransactionTimeout, "err", err)
+	}
+	if s.fenceFinal.Load() {
+		return s.fencedFinal(err)
+	}
+	return fmt.Errorf("kafka sink: the group's transaction was fenced (kafka.transaction.timeout.ms %s passed?): %w: %w", s.cfg.TransactionTimeout, source.ErrRevoked, err)
 }
 
 // GroupProducerOpts are the producer settings the group's client needs to

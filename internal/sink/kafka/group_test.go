@@ -22,9 +22,10 @@ type txnGroup struct {
 	revoke bool
 }
 
-func (g *txnGroup) Client() *kgo.Client   { return g.cl }
+func (g *txnGroup) Client() *kgo.Client  { return g.cl }
 func (g *txnGroup) BeginGroupTxn() error { return g.cl.BeginTransaction() }
 func (g *txnGroup) Member() string       { return "m1" }
+func (g *txnGroup) SessionFenced() error { return errors.New("fenced") }
 func (g *txnGroup) EndGroupTxn(ctx context.Context, commit bool) (bool, error) {
 	commit = commit && !g.revoke
 	g.revoke = false

@@ -65,6 +65,10 @@ type Sink struct {
 	extra   []kgo.Opt
 
 	fenced atomic.Pointer[error]
+	// fenceSeen: group mode's client was fenced (groupFenced) and is
+	// replaced at the next ensureClient; fenceFinal: the source refused
+	// to recover, the fence is final.
+	fenceSeen, fenceFinal atomic.Bool
 
 	mu     sync.Mutex
 	cl     *kgo.Client // nil until first needed, and after a reset
@@ -195,6 +199,15 @@ func (s *Sink) classify(err error) error {
 	if !isFenced(err) {
 		return s.cfg.Security.Explain(err)
 	}
+	if s.grp != nil {
+		return s.groupFenced(err)
+	}
+	return s.fencedFinal(err)
+}
+
+// fencedFinal makes the sink unusable after a fence and returns the
+// ErrFenced error it returns from now on.
+func (s *Sink) fencedFinal(err error) error {
 	fe := fmt.Errorf("%w: transactional id %q of query %s is now used by another producer (is the query running twice?): %w",
 		ErrFenced, s.cfg.TransactionalID, s.queryID, err)
 	if s.fenced.CompareAndSwap(nil, &fe) {
@@ -211,6 +224,12 @@ func (s *Sink) ensureClient(ctx context.Context) error {
 	}
 	if s.closed {
 		return errClosed
+	}
+	if s.grp != nil && s.cl != nil && s.grp.Client() != s.cl {
+		// The source renewed its session after a fence: take the new
+		// client (the old transaction's writers are gone with the batch).
+		s.cl, s.txn = nil, nil
+		s.fenceSeen.Store(false)
 	}
 	if s.cl != nil {
 		return nil

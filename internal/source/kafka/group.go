@@ -88,6 +88,10 @@ type groupState struct {
 	// OnPartitionsAssigned after every join, also with nothing new).
 	joined     chan struct{}
 	joinedOnce sync.Once
+	// renew asks Abandoned to replace the transactional session (a fenced
+	// transaction, SessionFenced); fences are when the recent ones were.
+	renew  bool
+	fences []time.Time
 }
 
 func newGroupState(cfg *Config, opts []kgo.Opt) *groupState {
@@ -210,11 +214,93 @@ func (s *Source) GroupBatch() (start, end map[partition.ID]int64) {
 
 // Abandoned implements source.Grouped: after a batch was abandoned, where
 // the owned partitions start is read again (from the sink's record and the
-// group) at the next plan.
+// group) at the next plan. When the batch's transaction was fenced
+// (SessionFenced), the member first replaces its transactional session
+// (renewSession).
 func (s *Source) Abandoned() {
 	s.fmu.Lock()
-	defer s.fmu.Unlock()
 	clear(s.grp.committed)
+	renew := s.grp.renew
+	s.grp.renew = false
+	s.fmu.Unlock()
+	if renew {
+		s.renewSession()
+	}
+}
+
+// Fences of the group's transaction that a member recovers from in
+// process: at most maxFences within fenceWindow. More means another
+// process keeps taking the transactional id over (two members with one
+// name), and the member stops.
+const (
+	maxFences   = 3
+	fenceWindow = 10 * time.Minute
+)
+
+// SessionFenced is called by the Kafka sink when the broker fenced the
+// group's transaction: most likely it outlived kafka.transaction.timeout.ms
+// (a batch stalled under load) and the broker aborted it and bumped the
+// producer's epoch, after which franz-go's session cannot commit again.
+// The batch is abandoned, and Abandoned then replaces the session: the
+// member leaves the group, rejoins with a fresh transactional producer
+// (which fences its old self) and resumes from the group's committed
+// offsets, which the fenced transaction never moved. It returns an error
+// instead when the member was fenced maxFences times within fenceWindow.
+func (s *Source) SessionFenced() error {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	now := time.Now()
+	kept := s.grp.fences[:0]
+	for _, at := range s.grp.fences {
+		if now.Sub(at) < fenceWindow {
+			kept = append(kept, at)
+		}
+	}
+	s.grp.fences = append(kept, now)
+	if len(s.grp.fences) > maxFences {
+		return fmt.Errorf("kafka source: member %s of group %q was fenced %d times within %s: another process probably runs under the same member name (sluice.group.member), or batches keep outliving kafka.transaction.timeout.ms",
+			s.grp.member, s.grp.name, len(s.grp.fences), fenceWindow)
+	}
+	s.grp.renew = true
+	return nil
+}
+
+// renewSession replaces the group's client after a fenced transaction:
+// the old one is closed (it leaves the group; its partitions are revoked),
+// everything it owned or had fetched is forgotten, and a new client joins
+// the group, so the partitions it is given start from the group's
+// committed offsets as at any assignment.
+func (s *Source) renewSession() {
+	s.park()
+	old, oldSess := s.cl, s.grp.sess
+	s.fmu.Unlock() // the fetch goroutine stays parked; the revoke callbacks take the lock
+	s.log.Warn("kafka source: the group's transaction was fenced (it most likely outlived kafka.transaction.timeout.ms); leaving the group and rejoining with a fresh transactional session", "group", s.grp.name, "member", s.grp.member)
+	if oldSess != nil {
+		oldSess.Close()
+	} else if old != nil {
+		old.Close()
+	}
+	s.fmu.Lock()
+	for tp := range s.assigned {
+		s.forget(tp)
+	}
+	for tp := range s.pos {
+		s.forget(tp)
+	}
+	clear(s.assigned)
+	clear(s.paused)
+	clear(s.grp.committed)
+	clear(s.hwm)
+	s.grp.gen++
+	s.grp.sess = nil
+	s.grp.joined, s.grp.joinedOnce = make(chan struct{}), sync.Once{}
+	if s.closed {
+		s.grp.err = errors.New("kafka source: closed")
+	} else {
+		_ = s.newGroupClientLocked() // an error is kept in s.grp.err for the next plan
+	}
+	s.unpark()
+	s.sizeFetches()
 }
 
 // connectGroup creates the group's client once: it joins the group.
@@ -231,6 +317,19 @@ func (s *Source) connectGroup() error {
 		s.fmu.Unlock()
 		return s.grp.err
 	}
+	if err := s.newGroupClientLocked(); err != nil {
+		s.fmu.Unlock()
+		return err
+	}
+	s.fmu.Unlock()
+	s.sizeFetches()
+	return nil
+}
+
+// newGroupClientLocked creates the group's client (a
+// GroupTransactSession's with UseGroupTransactions), which joins the
+// group. s.fmu is held.
+func (s *Source) newGroupClientLocked() error {
 	// Where a partition the group has no offset for starts; the source
 	// sets every owned partition's position itself (groupStarts), this only
 	// covers franz-go's own first fetch after an assignment.
@@ -278,12 +377,9 @@ func (s *Source) connectGroup() error {
 	}
 	if err != nil {
 		s.grp.err = fmt.Errorf("kafka source: create the client of group %q: %w", s.grp.name, s.cfg.Security.Scrub(err))
-		s.fmu.Unlock()
 		return s.grp.err
 	}
 	s.log.Info("kafka source: joining consumer group", "group", s.grp.name, "member", s.grp.member, "instance", s.cfg.InstanceID, "transactional", s.grp.transactional)
-	s.fmu.Unlock()
-	s.sizeFetches()
 	return nil
 }
 
@@ -433,8 +529,11 @@ func (s *Source) groupAvailable(ctx context.Context) (from, latest partition.Off
 	}
 	// Plan nothing before the member has joined: a once or availableNow
 	// query would otherwise end before it was given any partition.
+	s.fmu.Lock()
+	joined := s.grp.joined // a new one after renewSession
+	s.fmu.Unlock()
 	select {
-	case <-s.grp.joined:
+	case <-joined:
 	case <-ctx.Done():
 		return nil, nil, ctx.Err()
 	case <-time.After(s.cfg.ReconnectTimeout):

@@ -483,9 +483,10 @@ func (s *Source) fetchLoop(ctx context.Context) {
 		}
 		pctx, cancel := context.WithTimeout(ctx, stallCheck)
 		s.pollCancel = cancel
+		cl := s.cl // group mode replaces it while the goroutine is parked (renewSession)
 		s.fmu.Unlock()
 
-		fetches := s.cl.PollFetches(pctx)
+		fetches := cl.PollFetches(pctx)
 		cancel()
 
 		s.fmu.Lock()
