@@ -290,6 +290,7 @@ func (s *Source) renewSession() {
 	clear(s.assigned)
 	clear(s.paused)
 	clear(s.grp.committed)
+	clear(s.grp.unsent) // not used with transactions; the next owner catches up from the group anyway
 	clear(s.hwm)
 	s.grp.gen++
 	s.grp.sess = nil
