@@ -40,6 +40,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	memBytes := fs.Int("memory-record-bytes", 1000, "record size of the memory measurement")
 	memBudget := fs.String("memory-budget", "64MiB", "sluice.memory.budget of the memory measurement")
 	shufflePartitions := fs.Int("shuffle-partitions", 200, "spark.sql.shuffle.partitions of the stateful measurement")
+	scaleoutRecords := fs.Int("scaleout-records", 6_000_000, "records of the scale-out measurement (--only scaleout): enough for a steady window of seconds after the group forms (about 1 s of start-up and rebalancing)")
 	childRaw := fs.String("child-raw-consume", "", "internal: consume ADDR,TOPIC,N with a raw franz-go client and exit")
 	logFlags := addLogFlags(fs, "error")
 	if err := fs.Parse(args); err != nil {
@@ -62,6 +63,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		quickDefault("latency-for", func() { *latencyFor = 3 * time.Second })
 		quickDefault("memory-records", func() { *memRecords = 60_000 })
 		quickDefault("memory-budget", func() { *memBudget = "16MiB" })
+		quickDefault("scaleout-records", func() { *scaleoutRecords = 200_000 })
 	}
 	var want []string
 	if *only != "" {
@@ -86,9 +88,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxOffsetsPerTrigger: *maxOffsets, SuiteMaxOffsets: *suiteMax, CPUProfile: *cpuProfile, Only: want,
 		Idle: *idle, LatencyFor: *latencyFor, LightRate: *lightRate, LatencyInProcess: *latencyInProcess,
 		MemoryRecords: *memRecords, MemoryRecordBytes: *memBytes, MemoryBudget: budget, ShufflePartitions: *shufflePartitions,
-		Command: sluiceCommand,
-		Logger:  logger,
-		Logf:    func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) },
+		ScaleoutRecords: *scaleoutRecords,
+		Command:         sluiceCommand,
+		Logger:          logger,
+		Logf:            func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) },
 	}
 	if err := cfg.Validate(); err != nil {
 		return &exitError{code: 2, err: err}

@@ -199,6 +199,11 @@ type Config struct {
 	// ShufflePartitions is the stateful measurement's
 	// spark.sql.shuffle.partitions (0: Spark's default, 200).
 	ShufflePartitions int
+	// ScaleoutRecords are preloaded for the scale-out measurement (0:
+	// Records). Two members take about a second to form their group;
+	// the rate is measured after that, so the backlog must last seconds
+	// beyond it for a steady figure.
+	ScaleoutRecords int
 	// Command returns the command running sluice with the given
 	// arguments (the child processes).
 	Command func(args ...string) *exec.Cmd

@@ -89,7 +89,11 @@ func scaleoutRounds(ctx context.Context, b *broker.Broker, cfg *Config) (*Scaleo
 	if err := b.CreateTopic(ctx, broker.TopicSpec{Name: topic, Partitions: ScaleoutPartitions}); err != nil {
 		return nil, err
 	}
-	if err := preload(ctx, b, topic, cfg.Records, cfg.RecordBytes, ScaleoutPartitions, cfg.Logf); err != nil {
+	records := cfg.ScaleoutRecords
+	if records <= 0 {
+		records = cfg.Records
+	}
+	if err := preload(ctx, b, topic, records, cfg.RecordBytes, ScaleoutPartitions, cfg.Logf); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -97,7 +101,7 @@ func scaleoutRounds(ctx context.Context, b *broker.Broker, cfg *Config) (*Scaleo
 			_ = b.DeleteRecords(context.Background(), topic, p, -1) // free the broker's memory (best effort)
 		}
 	}()
-	so := &Scaleout{Records: cfg.Records, Partitions: ScaleoutPartitions, Target: TargetScaleout2}
+	so := &Scaleout{Records: records, Partitions: ScaleoutPartitions, Target: TargetScaleout2}
 	runs := map[int][]ScaleoutRow{}
 	for r := 0; r < cfg.Rounds; r++ {
 		for _, n := range ScaleoutMembers {
