@@ -168,7 +168,7 @@ func TestTimingBenchScaleout(t *testing.T) {
 	}
 	useTestBinaryAsSluice(t)
 	var stdout, stderr bytes.Buffer
-	code := realMain([]string{"bench", "--json", "--only", "scaleout", "--records", "400000", "--rounds", "1"}, &stdout, &stderr)
+	code := realMain([]string{"bench", "--json", "--only", "scaleout", "--scaleout-records", "400000", "--rounds", "1"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
