@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-stream/sluice/internal/broker"
@@ -107,22 +106,7 @@ func TestGroupTransactionFencedByTimeoutRecovers(t *testing.T) {
 		}
 	}
 	// The group's committed offsets reach the input's end.
-	adm := kadm.NewClient(brokertest.Client(t, b.Addr()))
-	waitUntil(t, 20*time.Second, "the group's offsets at the end of the input", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		offs, err := adm.FetchOffsets(ctx, "fenced")
-		if err != nil {
-			return false
-		}
-		n := 0
-		offs.Each(func(o kadm.OffsetResponse) {
-			if o.At == 200 {
-				n++
-			}
-		})
-		return n == 2
-	})
+	waitGroupAt(t, b.Addr(), "fenced", 200, 2, "the group's offsets at the end of the input")
 	if err := q.Exception(); err != nil {
 		t.Fatalf("the member stopped: %v", err)
 	}

@@ -93,6 +93,27 @@ func groupQuery(t *testing.T, addr, member string) (*engine.Query, *kafka.Source
 }
 
 // waitUntil polls cond until it holds, failing after timeout.
+// waitGroupAt waits until group has committed offset at for n partitions.
+func waitGroupAt(t *testing.T, addr, group string, at int64, n int, what string) {
+	t.Helper()
+	adm := kadm.NewClient(brokertest.Client(t, addr))
+	waitUntil(t, 20*time.Second, what, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		offs, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return false
+		}
+		got := 0
+		offs.Each(func(o kadm.OffsetResponse) {
+			if o.At == at {
+				got++
+			}
+		})
+		return got == n
+	})
+}
+
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -560,22 +581,7 @@ func TestGroupCatchesUpWithTheSinkRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = q.Stop() })
-	adm := kadm.NewClient(brokertest.Client(t, b.Addr()))
-	waitUntil(t, 20*time.Second, "the group's offsets to reach the sink's record", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		offs, err := adm.FetchOffsets(ctx, "behind")
-		if err != nil {
-			return false
-		}
-		n := 0
-		offs.Each(func(o kadm.OffsetResponse) {
-			if o.At == 100 {
-				n++
-			}
-		})
-		return n == 2
-	})
+	waitGroupAt(t, b.Addr(), "behind", 100, 2, "the group's offsets to reach the sink's record")
 	if rows := len(sk.Rows()); rows != 0 {
 		t.Errorf("read %d rows: the sink's record says everything was written", rows)
 	}
@@ -627,22 +633,7 @@ func TestGroupSendsAFailedCommitAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = q.Stop() })
-	adm := kadm.NewClient(brokertest.Client(t, b.Addr()))
-	waitUntil(t, 20*time.Second, "the group's offsets to reach the end after refused commits", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		offs, err := adm.FetchOffsets(ctx, "refused")
-		if err != nil {
-			return false
-		}
-		n := 0
-		offs.Each(func(o kadm.OffsetResponse) {
-			if o.At == 50 {
-				n++
-			}
-		})
-		return n == 2
-	})
+	waitGroupAt(t, b.Addr(), "refused", 50, 2, "the group's offsets to reach the end after refused commits")
 	if refused.Load() == 0 {
 		t.Fatal("the broker refused no commit: the test tested nothing")
 	}
