@@ -17,7 +17,6 @@ import (
 	"github.com/sluice-stream/sluice/internal/sink"
 	kafkasink "github.com/sluice-stream/sluice/internal/sink/kafka"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
-	"github.com/sluice-stream/sluice/internal/trigger"
 )
 
 // stallingSink stalls the Commit of the first stalls batches that have
@@ -60,12 +59,7 @@ func fencedMember(t *testing.T, addr string, stalls int32) (*engine.Query, *stal
 	}
 	ks.UseGroup(src)
 	sk := &stallingSink{Sink: ks, stall: 3500 * time.Millisecond, stalls: stalls}
-	q, err := engine.Start(context.Background(), engine.Config{Source: src, Sink: sk, Trigger: trigger.Trigger{Kind: trigger.Default},
-		CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = q.Stop() })
+	q := startMember(t, src, sk)
 	return q, sk
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/partition"
+	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
 	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
@@ -83,16 +84,24 @@ func groupQuery(t *testing.T, addr, member string) (*engine.Query, *kafka.Source
 		t.Fatal(err)
 	}
 	sk := memory.New()
+	q := startMember(t, src, sk)
+	return q, src, sk
+}
+
+// waitUntil polls cond until it holds, failing after timeout.
+// startMember runs src into sk with the default trigger (a fresh
+// checkpoint, 2 workers) until the test ends.
+func startMember(t *testing.T, src *kafka.Source, sk sink.Sink) *engine.Query {
+	t.Helper()
 	q, err := engine.Start(context.Background(), engine.Config{Source: src, Sink: sk, Trigger: trigger.Trigger{Kind: trigger.Default},
 		CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = q.Stop() })
-	return q, src, sk
+	return q
 }
 
-// waitUntil polls cond until it holds, failing after timeout.
 // waitGroupAt waits until group has committed offset at for n partitions.
 func waitGroupAt(t *testing.T, addr, group string, at int64, n int, what string) {
 	t.Helper()
@@ -356,12 +365,7 @@ func TestGroupDataLossAfterRetention(t *testing.T) {
 			t.Fatal(err)
 		}
 		sk := memory.New()
-		q, err := engine.Start(context.Background(), engine.Config{Source: src, Sink: sk, Trigger: trigger.Trigger{Kind: trigger.Default},
-			CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = q.Stop() })
+		q := startMember(t, src, sk)
 		return q, sk
 	}
 	produce(0)
@@ -431,12 +435,7 @@ func TestGroupStaticMembership(t *testing.T) {
 			t.Fatal(err)
 		}
 		sk := memory.New()
-		q, err := engine.Start(context.Background(), engine.Config{Source: src, Sink: sk, Trigger: trigger.Trigger{Kind: trigger.Default},
-			CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = q.Stop() })
+		q := startMember(t, src, sk)
 		return q, src, sk
 	}
 	adm := kadm.NewClient(brokertest.Client(t, addr))
@@ -499,12 +498,7 @@ func TestGroupIdleMemberLongPolls(t *testing.T) {
 			t.Fatal(err)
 		}
 		sk := memory.New()
-		q, err := engine.Start(context.Background(), engine.Config{Source: src, Sink: sk, Trigger: trigger.Trigger{Kind: trigger.Default},
-			CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = q.Stop() })
+		startMember(t, src, sk)
 		return src, sk
 	}
 	produce := func(round int) {
@@ -575,12 +569,7 @@ func TestGroupCatchesUpWithTheSinkRecord(t *testing.T) {
 		return out, nil
 	})
 	sk := memory.New()
-	q, err := engine.Start(context.Background(), engine.Config{Source: src, Sink: sk, Trigger: trigger.Trigger{Kind: trigger.Default},
-		CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = q.Stop() })
+	startMember(t, src, sk)
 	waitGroupAt(t, b.Addr(), "behind", 100, 2, "the group's offsets to reach the sink's record")
 	if rows := len(sk.Rows()); rows != 0 {
 		t.Errorf("read %d rows: the sink's record says everything was written", rows)
@@ -627,12 +616,7 @@ func TestGroupSendsAFailedCommitAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	sk := memory.New()
-	q, err := engine.Start(context.Background(), engine.Config{Source: src, Sink: sk, Trigger: trigger.Trigger{Kind: trigger.Default},
-		CheckpointDir: t.TempDir(), Logger: quiet, Workers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = q.Stop() })
+	startMember(t, src, sk)
 	waitGroupAt(t, b.Addr(), "refused", 50, 2, "the group's offsets to reach the end after refused commits")
 	if refused.Load() == 0 {
 		t.Fatal("the broker refused no commit: the test tested nothing")
