@@ -161,13 +161,24 @@ type directFile struct {
 	f       *os.File
 	created bool // the file was created or truncated by this writer
 	n       int64
-	bw      *bufio.Writer
+	// bw buffers the writes; taken from directBufs at the first write and
+	// returned when the file is finished or aborted.
+	bw *bufio.Writer
 }
 
-func createDirect(path string) *directFile {
-	d := &directFile{path: path}
-	d.bw = bufio.NewWriterSize(directOut{d}, 64<<10)
-	return d
+// directBufs keeps the write buffers of finished direct files: a batch
+// writes a delta per shuffle partition.
+var directBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
+func createDirect(path string) *directFile { return &directFile{path: path} }
+
+// releaseBuffer returns the write buffer to the pool.
+func (d *directFile) releaseBuffer() {
+	if d.bw != nil {
+		d.bw.Reset(nil)
+		directBufs.Put(d.bw)
+		d.bw = nil
+	}
 }
 
 type directOut struct{ d *directFile }
@@ -193,12 +204,21 @@ func (o directOut) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (d *directFile) Write(p []byte) (int, error) { return d.bw.Write(p) }
+func (d *directFile) Write(p []byte) (int, error) {
+	if d.bw == nil {
+		d.bw = directBufs.Get().(*bufio.Writer)
+		d.bw.Reset(directOut{d})
+	}
+	return d.bw.Write(p)
+}
 
 // flush writes out what is buffered (creating the file: an empty delta is
 // still a file).
 func (d *directFile) flush() error {
-	err := d.bw.Flush()
+	var err error
+	if d.bw != nil {
+		err = d.bw.Flush()
+	}
 	if err == nil && d.f == nil {
 		_, err = directOut{d}.Write(nil)
 	}
@@ -208,6 +228,9 @@ func (d *directFile) flush() error {
 // finish flushes and closes the file; it is durable after the batch's sync.
 func (d *directFile) finish() error {
 	err := d.flush()
+	if err == nil {
+		d.releaseBuffer()
+	}
 	if d.f != nil {
 		if cerr := d.f.Close(); err == nil {
 			err = cerr
@@ -227,6 +250,7 @@ func (d *directFile) size() int64    { return d.n }
 // abort removes the file if this writer wrote it: it holds a version
 // that was never committed.
 func (d *directFile) abort() {
+	d.releaseBuffer()
 	if d.f != nil {
 		d.f.Close()
 		d.f = nil

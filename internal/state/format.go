@@ -12,6 +12,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"sync"
 
 	"github.com/pierrec/lz4/v4"
 )
@@ -45,13 +46,35 @@ type fileWriter struct {
 	out     io.Writer // the file
 	under   io.Writer // file + crc: header and payload go through it
 	counter *countingWriter
-	lz      *lz4.Writer
-	body    *bufio.Writer // record encoder output (uncompressed)
+	// lz compresses the payload; taken from lzPool when the first block
+	// is full or at close, and returned by close. A small delta (the usual
+	// one: a shuffle partition's share of a batch) holds no compressor
+	// while its batch runs, only body, sized to what it wrote.
+	lz *lz4.Writer
+	// body is the encoded records not yet handed to lz (less than a
+	// block).
+	body    []byte
 	raw     int64
 	records uint64
-	scratch []byte
 	err     error
 }
+
+// lzBlock is the payload's lz4 block size.
+const lzBlock = 256 << 10
+
+// lzPool keeps lz4 writers (with their option applied) between files: a
+// batch commits a delta per shuffle partition, and a writer's buffers are
+// large beside a partition's share of a batch.
+var lzPool = sync.Pool{New: func() any {
+	w := lz4.NewWriter(nil)
+	if err := w.Apply(lz4.BlockSizeOption(lz4.Block256Kb)); err != nil {
+		panic(err) // a constant, valid option
+	}
+	return w
+}}
+
+// bodyPool keeps the payload buffers of closed writers.
+var bodyPool = sync.Pool{New: func() any { return new([]byte) }}
 
 func newFileWriter(w io.Writer, kind byte, version int64) (*fileWriter, error) {
 	fw := &fileWriter{crc: crc32.New(crcTable), out: w}
@@ -66,12 +89,20 @@ func newFileWriter(w io.Writer, kind byte, version int64) (*fileWriter, error) {
 		return nil, err
 	}
 	fw.counter = &countingWriter{w: fw.under}
-	fw.lz = lz4.NewWriter(fw.counter)
-	if err := fw.lz.Apply(lz4.BlockSizeOption(lz4.Block256Kb)); err != nil {
-		return nil, err
-	}
-	fw.body = bufio.NewWriterSize(fw.lz, 64<<10)
+	fw.body = (*bodyPool.Get().(*[]byte))[:0]
 	return fw, nil
+}
+
+// compress hands the buffered records to the compressor (taken from the
+// pool on first use).
+func (fw *fileWriter) compress() error {
+	if fw.lz == nil {
+		fw.lz = lzPool.Get().(*lz4.Writer)
+		fw.lz.Reset(fw.counter)
+	}
+	_, err := fw.lz.Write(fw.body)
+	fw.body = fw.body[:0]
+	return err
 }
 
 func (fw *fileWriter) put(key, value []byte) {
@@ -86,18 +117,20 @@ func (fw *fileWriter) record(op byte, key, value []byte) {
 	if fw.err != nil {
 		return
 	}
-	b := fw.scratch[:0]
-	b = append(b, op)
+	n := len(fw.body)
+	b := append(fw.body, op)
 	b = binary.AppendUvarint(b, uint64(len(key)))
 	b = append(b, key...)
 	if op == opPut {
 		b = binary.AppendUvarint(b, uint64(len(value)))
 		b = append(b, value...)
 	}
-	fw.scratch = b[:0]
-	_, fw.err = fw.body.Write(b)
-	fw.raw += int64(len(b))
+	fw.body = b
+	fw.raw += int64(len(b) - n)
 	fw.records++
+	if len(b) >= lzBlock {
+		fw.err = fw.compress()
+	}
 }
 
 // close flushes the payload and writes the footer.
@@ -105,12 +138,24 @@ func (fw *fileWriter) close() error {
 	if fw.err != nil {
 		return fw.err
 	}
-	if err := fw.body.Flush(); err != nil {
+	if err := fw.compress(); err != nil {
+		fw.err = err
 		return err
 	}
 	if err := fw.lz.Close(); err != nil {
+		fw.err = err
 		return err
 	}
+	// Both go back only after a clean close: a writer that failed may
+	// still hold a compressed block.
+	fw.lz.Reset(nil)
+	lzPool.Put(fw.lz)
+	fw.lz = nil
+	if cap(fw.body) <= 2*lzBlock {
+		body := fw.body[:0]
+		bodyPool.Put(&body)
+	}
+	fw.body = nil
 	var f [footerLen]byte
 	binary.BigEndian.PutUint64(f[0:], uint64(fw.counter.n))
 	binary.BigEndian.PutUint64(f[8:], uint64(fw.raw))

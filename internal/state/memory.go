@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -432,7 +431,6 @@ func (p *memoryProvider) writeSnapshotUnsynced(v int64, tree *btree.BTreeG[entry
 	}
 	tmp := f.Name()
 	d := &directFile{path: tmp, f: f, created: true}
-	d.bw = bufio.NewWriterSize(directOut{d}, 64<<10)
 	fw, err := newFileWriter(d, kindSnapshot, v)
 	if err == nil {
 		tree.Ascend(func(e entry) bool { fw.put(e.key, e.value); return fw.err == nil })
