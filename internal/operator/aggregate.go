@@ -488,25 +488,38 @@ func (s *aggStage2) Finish(emit func(*batch.Batch) error) error {
 		}
 		return int(x - y)
 	})
+	// The keys' runs in order (late keys dropped), then their stored
+	// states in one lookup: the keys are sorted, which lets the store walk
+	// its range once rather than search for each.
+	keys := make([][]byte, 0, len(order))
+	spans := make([]int32, 0, 2*len(order)) // each run's start and end in order
+	for i := 0; i < len(order); {
+		key := ps[order[i]].key
+		j := i + 1
+		for ; j < len(order) && bytes.Equal(ps[order[j]].key, key); j++ {
+		}
+		if s.late(key) {
+			s.dropped++
+		} else {
+			keys = append(keys, key)
+			spans = append(spans, int32(i), int32(j))
+		}
+		i = j
+	}
+	olds := make([][]byte, len(keys))
+	found := make([]bool, len(keys))
+	if err := state.GetSorted(s.store, keys, func(i int, v []byte, ok bool) { olds[i], found[i] = v, ok }); err != nil {
+		return err
+	}
 	run := make([]partial, 0, 4)
 	accs, stored, scratch := s.newAccs(), s.newAccs(), s.newAccs()
 	var val []byte
-	for i := 0; i < len(order); {
-		key := ps[order[i]].key
-		run = append(run[:0], ps[order[i]])
-		j := i + 1
-		for ; j < len(order) && bytes.Equal(ps[order[j]].key, key); j++ {
-			run = append(run, ps[order[j]])
+	for r, key := range keys {
+		run = run[:0]
+		for _, o := range order[spans[2*r]:spans[2*r+1]] {
+			run = append(run, ps[o])
 		}
-		i = j
-		if s.late(key) {
-			s.dropped++
-			continue
-		}
-		old, had, err := s.store.Get(key)
-		if err != nil {
-			return err
-		}
+		old, had := olds[r], found[r]
 		if !had && len(run) == 1 && a.Mode != ModeUpdate {
 			// A new key from one task: its partial state is the state.
 			if err := s.store.Put(key, run[0].state); err != nil {

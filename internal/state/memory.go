@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"math/bits"
 	"os"
 	"path"
 	"path/filepath"
@@ -564,6 +565,56 @@ func (s *memStore) Get(key []byte) ([]byte, bool, error) {
 	s.timer.enter(phaseUpdate)
 	e, ok := s.tree.Get(entry{key: key})
 	return e.value, ok, nil
+}
+
+// GetSorted implements SortedGetter. Keys that are many beside the tree
+// (a stage-2 partition's share of a batch against the partition's state)
+// are found by walking the tree from the first key to the last alongside
+// them, one comparison per entry or key, rather than a descent from the
+// root per key; few keys beside a large tree take a Get each.
+func (s *memStore) GetSorted(keys [][]byte, fn func(i int, value []byte, ok bool)) error {
+	if s.done {
+		return errStoreDone
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	s.timer.enter(phaseUpdate)
+	n := s.tree.Len()
+	if n == 0 {
+		for i := range keys {
+			fn(i, nil, false)
+		}
+		return nil
+	}
+	if len(keys)*bits.Len(uint(n)) < n {
+		for i, k := range keys {
+			e, ok := s.tree.Get(entry{key: k})
+			fn(i, e.value, ok)
+		}
+		return nil
+	}
+	i := 0
+	s.tree.AscendGreaterOrEqual(entry{key: keys[0]}, func(e entry) bool {
+		for i < len(keys) {
+			c := bytes.Compare(keys[i], e.key)
+			if c > 0 {
+				break // the next entry may be keys[i]
+			}
+			if c == 0 {
+				fn(i, e.value, true)
+				i++
+				break
+			}
+			fn(i, nil, false) // keys[i] falls between entries
+			i++
+		}
+		return i < len(keys)
+	})
+	for ; i < len(keys); i++ {
+		fn(i, nil, false)
+	}
+	return nil
 }
 
 func (s *memStore) Put(key, value []byte) error {

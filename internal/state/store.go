@@ -155,6 +155,33 @@ type Store interface {
 	Metrics() Metrics
 }
 
+// SortedGetter is implemented by stores that look up many keys at once
+// more cheaply than a Get each (the memory provider's: one walk of the
+// keys' range when they are many beside the store). Use GetSorted, which
+// falls back to Get.
+type SortedGetter interface {
+	// GetSorted calls fn(i, value, ok) for each keys[i] in order, as Get
+	// would answer. keys must be in ascending byte order without
+	// repeats; fn must not modify the store.
+	GetSorted(keys [][]byte, fn func(i int, value []byte, ok bool)) error
+}
+
+// GetSorted looks up keys (ascending, without repeats) in st, in one walk
+// where the store offers it (SortedGetter), else a Get each.
+func GetSorted(st Store, keys [][]byte, fn func(i int, value []byte, ok bool)) error {
+	if sg, ok := st.(SortedGetter); ok {
+		return sg.GetSorted(keys, fn)
+	}
+	for i, k := range keys {
+		v, ok, err := st.Get(k)
+		if err != nil {
+			return err
+		}
+		fn(i, v, ok)
+	}
+	return nil
+}
+
 // Metrics are the figures Spark reports per state store (StateStoreMetrics
 // and the stateOperators entry of progress), summed by the engine over a
 // stateful operator's partitions.
