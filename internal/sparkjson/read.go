@@ -2,9 +2,11 @@ package sparkjson
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"time"
 	"unicode/utf16"
@@ -979,7 +981,20 @@ func (lx *lexer) stringToken() ([]byte, bool, bool) {
 	q := lx.b[lx.i]
 	start := lx.i + 1
 	esc := false
+	qs := uint64(q) * swarOnes
 	for j := start; j < len(lx.b); j++ {
+		// Go 8 bytes at a time to the first byte that ends the string,
+		// starts an escape or is a control character.
+		for j+8 <= len(lx.b) {
+			if m := swarSpecial(binary.LittleEndian.Uint64(lx.b[j:]), qs); m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			j += 8
+		}
+		if j >= len(lx.b) {
+			break
+		}
 		c := lx.b[j]
 		switch {
 		case c == q:
@@ -997,6 +1012,24 @@ func (lx *lexer) stringToken() ([]byte, bool, bool) {
 	lx.i = len(lx.b)
 	lx.syntax("unterminated string")
 	return nil, false, false
+}
+
+const (
+	swarOnes = 0x0101010101010101
+	swarHigh = 0x8080808080808080
+)
+
+// swarSpecial flags the bytes of x (little endian) that are below 0x20, a
+// backslash or the quote whose byte qs repeats: 0 when there are none, else
+// the lowest set bit is the high bit of the first such byte (the classic
+// bit tricks: a borrow can flag a byte above a flagged one, never below).
+func swarSpecial(x, qs uint64) uint64 {
+	ctl := (x - 0x20*swarOnes) & ^x
+	xq := x ^ qs
+	quote := (xq - swarOnes) & ^xq
+	xb := x ^ ('\\' * swarOnes)
+	bs := (xb - swarOnes) & ^xb
+	return (ctl | quote | bs) & swarHigh
 }
 
 // number reads a number at lx.i: JSON's grammar (no leading zeros, no
