@@ -68,8 +68,36 @@ func parseDatePart(b []byte) (y, m, d, next int, ok bool) {
 	return y, m, d, i, true
 }
 
+// monthDays are the days of each month of a common year.
+var monthDays = [13]int{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
+
 func daysIn(y, m int) int {
-	return time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	if m == 2 && y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+		return 29
+	}
+	return monthDays[m]
+}
+
+// daysFromCivil is the day number (days since 1970-01-01) of a valid
+// proleptic Gregorian date, as time.Date computes it (H. Hinnant's
+// days_from_civil), without time.Date's normalisation.
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y
+	if era < 0 {
+		era -= 399
+	}
+	era /= 400
+	yoe := y - era*400
+	mp := m - 3
+	if m <= 2 {
+		mp = m + 9
+	}
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146_097 + int64(doe) - 719_468
 }
 
 // ParseDate parses Spark's date strings as CAST(s AS DATE) does: yyyy, yyyy-[m]m, yyyy-[m]m-[d]d,
@@ -84,8 +112,7 @@ func ParseDate(b []byte) (int64, bool) {
 	if i < len(b) && b[i] != ' ' && b[i] != 'T' {
 		return 0, false
 	}
-	t := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
-	return floorDivInt(t.Unix(), secondsPerDay), true
+	return daysFromCivil(y, m, d), true
 }
 
 // ParseTimestamp parses Spark's timestamp strings as CAST(s AS TIMESTAMP)
@@ -135,11 +162,16 @@ func ParseTimestamp(b []byte) (int64, bool) {
 	}
 	loc := time.UTC
 	if i < len(b) {
-		var ok bool
-		loc, ok = ParseZone(string(trimSpace(b[i:])))
-		if !ok {
-			return 0, false
+		if z := trimSpace(b[i:]); len(z) != 1 || z[0] != 'Z' && z[0] != 'z' {
+			var ok bool
+			if loc, ok = ParseZone(string(z)); !ok {
+				return 0, false
+			}
 		}
+	}
+	if loc == time.UTC {
+		secs := daysFromCivil(y, mo, d)*secondsPerDay + int64(h*3600+mi*60+s)
+		return secs*microsPerSecond + int64(nanos/1000), true
 	}
 	t := time.Date(y, time.Month(mo), d, h, mi, s, nanos-nanos%1000, loc)
 	return t.Unix()*microsPerSecond + int64(t.Nanosecond()/1000), true
