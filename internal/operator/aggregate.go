@@ -202,7 +202,35 @@ type partialAgg struct {
 	arena   []byte  // the groups' keys (saveKey)
 	// accArena holds the groups' accumulator slices (newGroupAccs).
 	accArena []aggregate.Accumulator
+
+	// Pass-through: when the task's first rows (at least passSample) were
+	// almost all groups of their own (passRatio), combining saves nothing
+	// and costs a hash index and an accumulator per row; the rest of the
+	// task then ships each row as its own partial, to its partition
+	// (stage 2 merges partials by key either way, in arrival order).
+	sampled, sampledGroups int
+	decided, passing       bool
+	one                    []aggregate.Accumulator // a row's accumulators
+	empty                  []byte                  // their state before any row
+	sel1                   [1]int32
+	state                  []byte
+	pass                   []passPart // per shuffle partition
+	passRows               int
 }
+
+// passPart is one shuffle partition's rows of a passing-through task.
+type passPart struct{ keys, states *batch.Column }
+
+// Pass-through thresholds: a task decides after its first chunks of at
+// least passSample rows; at least passRatio of them must each have made a
+// new group.
+const (
+	passSample = 1024
+	passRatio  = 0.9
+	// passBatchRows is how many rows a passing-through task gathers for a
+	// partition before it sends them.
+	passBatchRows = 4096
+)
 
 // accArenaGroups is how many groups' accumulator slices one allocation of
 // a partial aggregation's accumulator arena holds.
@@ -257,6 +285,10 @@ func (p *partialAgg) Write(b *batch.Batch) error {
 		}
 		args[i] = col
 	}
+	if p.passing {
+		return p.passThrough(keys, args, b.N)
+	}
+	groups0 := len(p.keys)
 	// Group the chunk's rows: a group id per row, then the rows of each
 	// group contiguous in one selection (a counting sort), so every
 	// accumulator is updated once per group with that group's rows.
@@ -321,14 +353,95 @@ func (p *partialAgg) Write(b *batch.Batch) error {
 		p.count[g] = 0
 		start = end
 	}
+	if !p.decided && p.session == nil {
+		p.sampled += b.N
+		p.sampledGroups += len(p.keys) - groups0
+		if p.sampled >= passSample {
+			p.decided = true
+			if float64(p.sampledGroups) >= passRatio*float64(p.sampled) {
+				// Ship what was combined first: a key's partials reach
+				// stage 2 in the order of their rows.
+				p.passing = true
+				return p.Flush()
+			}
+		}
+	}
 	if len(p.keys) >= p.limit {
 		return p.Flush()
 	}
 	return nil
 }
 
+// passThrough sends each of n rows to its shuffle partition as a partial
+// of its own: its key and the state of its accumulators after that row.
+func (p *partialAgg) passThrough(keys, args []*batch.Column, n int) error {
+	a := p.a
+	if p.one == nil {
+		p.one = a.newAccs()
+		p.empty = aggregate.AppendStates(nil, p.one)
+		p.pass = make([]passPart, p.env.Partitions)
+	}
+	for i := 0; i < n; i++ {
+		p.buf = a.appendKey(p.buf[:0], keys, i)
+		part := PartitionOf(p.buf, p.env.Partitions)
+		if err := aggregate.LoadStates(p.empty, p.one); err != nil {
+			return err
+		}
+		p.sel1[0] = int32(i)
+		for j, acc := range p.one {
+			if err := acc.Update(args[j], p.sel1[:]); err != nil {
+				return fmt.Errorf("%s: %w", a.Calls[j].Name, err)
+			}
+		}
+		p.state = aggregate.AppendStates(p.state[:0], p.one)
+		pp := &p.pass[part]
+		if pp.keys == nil {
+			pp.keys, pp.states = batch.NewColumn(batch.Binary, 64), batch.NewColumn(batch.Binary, 64)
+		}
+		pp.keys.AppendBytes(p.saveKey(p.buf))
+		pp.states.AppendBytes(p.saveKey(p.state))
+		p.passRows++
+		if pp.keys.Len >= passBatchRows {
+			if err := p.sendPass(part); err != nil {
+				return err
+			}
+		}
+	}
+	if p.passRows >= p.limit {
+		return p.flushPass()
+	}
+	return nil
+}
+
+// sendPass sends partition part's gathered rows.
+func (p *partialAgg) sendPass(part int) error {
+	pp := &p.pass[part]
+	b := &batch.Batch{Schema: shuffleSchema, Columns: []*batch.Column{pp.keys, pp.states}, N: pp.keys.Len}
+	p.passRows -= pp.keys.Len
+	pp.keys, pp.states = nil, nil
+	return p.env.Send(part, b)
+}
+
+// flushPass sends every partition's gathered rows, in partition order.
+func (p *partialAgg) flushPass() error {
+	for part := range p.pass {
+		if p.pass[part].keys != nil {
+			if err := p.sendPass(part); err != nil {
+				return err
+			}
+		}
+	}
+	p.arena = nil // sent keys and states point into it
+	return nil
+}
+
 // Flush ships every group's partial state to its partition.
 func (p *partialAgg) Flush() error {
+	if p.passing {
+		if err := p.flushPass(); err != nil {
+			return err
+		}
+	}
 	if len(p.keys) == 0 {
 		return nil
 	}

@@ -1,0 +1,128 @@
+package operator
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/aggregate"
+	"github.com/sluice-stream/sluice/internal/engine"
+	"github.com/sluice-stream/sluice/internal/expr"
+	"github.com/sluice-stream/sluice/internal/state"
+)
+
+// A stage-1 task whose first rows are almost all new groups stops
+// combining and ships each later row as a partial of its own; one whose
+// rows repeat keys keeps combining. Either way stage 2 gives every key the
+// count, first and last of its rows in order — across the switch (a key
+// combined before it and sent row by row after), across tasks and across
+// flushes — as an oracle computed from the rows says.
+func TestPartialAggregationPassThrough(t *testing.T) {
+	key, _ := expr.Compile(&expr.Ident{Name: "k"}, kv)
+	arg, _ := expr.Compile(&expr.Ident{Name: "v"}, kv)
+	cnt, _ := aggregate.New(aggregate.Spec{Func: aggregate.CountStar})
+	first, _ := aggregate.New(aggregate.Spec{Func: aggregate.First, Input: batch.Long})
+	last, _ := aggregate.New(aggregate.Spec{Func: aggregate.Last, Input: batch.Long})
+	const parts = 5
+	for _, tc := range []struct {
+		name    string
+		keyOf   func(task, i int) string
+		flush   int
+		passing bool
+	}{
+		// Distinct keys but for "dup-*", which recur before and after the
+		// switch and in every task.
+		{"distinct", func(task, i int) string {
+			if i%97 == 0 {
+				return fmt.Sprintf("dup-%d", i%3)
+			}
+			return fmt.Sprintf("t%d-k%05d", task, i)
+		}, 0, true},
+		{"distinct, small flushes", func(task, i int) string {
+			if i%97 == 0 {
+				return fmt.Sprintf("dup-%d", i%3)
+			}
+			return fmt.Sprintf("t%d-k%05d", task, i)
+		}, 300, true},
+		{"repeating", func(task, i int) string { return fmt.Sprintf("k%03d", i%500) }, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &Aggregate{Keys: []expr.Compiled{key}, EventTime: -1, Mode: ModeComplete, FlushGroups: tc.flush,
+				Calls: []AggCall{{Agg: cnt, Name: "n"}, {Agg: first, Arg: arg, Name: "f"}, {Agg: last, Arg: arg, Name: "l"}}}
+			a.Init()
+			want := map[string][3]int64{}
+			sent := make([][]*batch.Batch, parts)
+			v := 0
+			for task := 0; task < 3; task++ {
+				w := a.NewShuffleWriter(engine.ShuffleEnv{Partitions: parts, BatchTime: time.Unix(0, 0),
+					Send: func(p int, b *batch.Batch) error { sent[p] = append(sent[p], b); return nil }})
+				for chunk := 0; chunk < 6; chunk++ {
+					var pairs []any
+					for i := chunk * 700; i < (chunk+1)*700; i++ {
+						k := tc.keyOf(task, i)
+						v++
+						pairs = append(pairs, k, v)
+						g, ok := want[k]
+						if !ok {
+							g[1] = int64(v)
+						}
+						g[0]++
+						g[2] = int64(v)
+						want[k] = g
+					}
+					if err := w.Write(rows(pairs...)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := w.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				if got := w.(*partialAgg).passing; got != tc.passing {
+					t.Fatalf("task %d: passing %v, want %v", task, got, tc.passing)
+				}
+			}
+			got := map[string][3]int64{}
+			for p := 0; p < parts; p++ {
+				prov, err := state.OpenProvider(state.ID{Root: t.TempDir(), Partition: p}, a.Operators()[0].Schemas, state.DefaultConfig())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer prov.Close()
+				st, err := prov.Open(0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s2, _ := a.NewStage2(engine.Stage2Env{Partition: p, Partitions: parts, BatchTime: time.Unix(0, 0), Stores: []state.Store{st}})
+				for _, b := range sent[p] {
+					if err := s2.Process(b); err != nil {
+						t.Fatal(err)
+					}
+				}
+				err = s2.Finish(func(b *batch.Batch) error {
+					for i := 0; i < b.N; i++ {
+						k := string(b.Columns[0].Bytes[i])
+						if _, dup := got[k]; dup {
+							t.Errorf("key %s emitted twice", k)
+						}
+						got[k] = [3]int64{b.Columns[1].Ints[i], b.Columns[2].Ints[i], b.Columns[3].Ints[i]}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				st.Abort()
+			}
+			if !reflect.DeepEqual(got, want) {
+				for k, w := range want {
+					if got[k] != w {
+						t.Fatalf("%d keys, want %d; key %s: %v, want %v", len(got), len(want), k, got[k], w)
+					}
+				}
+				t.Fatalf("%d keys, want %d", len(got), len(want))
+			}
+		})
+	}
+}
