@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -115,6 +116,10 @@ func statefulConsume(ctx context.Context, addr, topic string, n int, log *slog.L
 	done := make(chan struct{})
 	listener := &progress.ListenerFuncs{OnProgress: func(e progress.ProgressEvent) {
 		batches.Add(1)
+		if log.Enabled(ctx, slog.LevelDebug) {
+			b, _ := json.Marshal(e.Progress)
+			log.Debug("stateful batch", "progress", string(b))
+		}
 		for _, so := range e.Progress.StateOperators {
 			if so.NumRowsTotal > peakRows.Load() {
 				peakRows.Store(so.NumRowsTotal)

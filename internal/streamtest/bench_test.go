@@ -96,3 +96,10 @@ func BenchmarkDropDuplicates(b *testing.B) {
 	benchQuery(b, "append", 8, 10, 100_000, 10_000,
 		`{withWatermark: {eventTime: ts, delay: 1 second}}`, `{dropDuplicates: [k, ts]}`)
 }
+
+// The shape of `sluice bench --only stateful`: every key once per window
+// (no two rows of a batch share a group), 200 shuffle partitions.
+func BenchmarkWindowCountDistinct200Partitions(b *testing.B) {
+	benchQuery(b, "append", 200, 10, 100_000, 100_000,
+		`{withWatermark: {eventTime: ts, delay: 1 second}}`, `{groupBy: [ts, k], agg: ["count(*) AS n"]}`)
+}
