@@ -288,18 +288,57 @@ func (p *partialAgg) Write(b *batch.Batch) error {
 		args[i] = col
 	}
 	if p.passing {
-		return p.passThrough(keys, args, b.N)
+		return p.passThrough(keys, args, 0, b.N)
 	}
-	groups0 := len(p.keys)
-	// Group the chunk's rows: a group id per row, then the rows of each
-	// group contiguous in one selection (a counting sort), so every
-	// accumulator is updated once per group with that group's rows.
-	if cap(p.gid) < b.N {
-		p.gid = make([]int32, b.N)
+	from := 0
+	if !p.decided && p.session == nil {
+		// Group the sample's rows first, decide, then go on with the rest
+		// of the chunk either way.
+		m := min(b.N, passSample-p.sampled)
+		groups0 := len(p.keys)
+		if err := p.group(keys, args, 0, m); err != nil {
+			return err
+		}
+		p.sampled += m
+		p.sampledGroups += len(p.keys) - groups0
+		from = m
+		if p.sampled >= passSample {
+			p.decided = true
+			if float64(p.sampledGroups) >= passRatio*float64(p.sampled) {
+				// Ship what was combined first: a key's partials reach
+				// stage 2 in the order of their rows.
+				p.passing = true
+				if err := p.Flush(); err != nil {
+					return err
+				}
+				return p.passThrough(keys, args, m, b.N)
+			}
+		}
 	}
-	gid := p.gid[:b.N]
+	if from < b.N {
+		if err := p.group(keys, args, from, b.N); err != nil {
+			return err
+		}
+	}
+	if len(p.keys) >= p.limit {
+		return p.Flush()
+	}
+	return nil
+}
+
+// group folds rows [from, to) of a chunk into their groups: a group id per
+// row, then the rows of each group contiguous in one selection (a counting
+// sort), so every accumulator is updated once per group with that group's
+// rows.
+func (p *partialAgg) group(keys, args []*batch.Column, from, to int) error {
+	a := p.a
+	n := to - from
+	if cap(p.gid) < n {
+		p.gid = make([]int32, n)
+	}
+	gid := p.gid[:n]
 	p.touched = p.touched[:0]
-	for i := 0; i < b.N; i++ {
+	for i := from; i < to; i++ {
 		if p.session != nil {
 			p.buf = p.session.appendStateKey(p.buf[:0], keys, i)
 		} else {
@@ -326,21 +365,21 @@ func (p *partialAgg) Write(b *batch.Batch) error {
 			p.touched = append(p.touched, g)
 		}
 		p.count[g]++
-		gid[i] = int32(g)
+		gid[i-from] = int32(g)
 	}
 	// Offsets of each touched group in sel.
-	if cap(p.sel) < b.N {
-		p.sel = make([]int32, b.N)
+	if cap(p.sel) < n {
+		p.sel = make([]int32, n)
 	}
-	sel := p.sel[:b.N]
+	sel := p.sel[:n]
 	var off int32
 	for _, g := range p.touched {
-		n := p.count[g]
+		c := p.count[g]
 		p.count[g] = off // start
-		off += n
+		off += c
 	}
 	for i, g := range gid {
-		sel[p.count[g]] = int32(i)
+		sel[p.count[g]] = int32(from + i)
 		p.count[g]++ // ends up at the group's end
 	}
 	start := int32(0)
@@ -355,35 +394,20 @@ func (p *partialAgg) Write(b *batch.Batch) error {
 		p.count[g] = 0
 		start = end
 	}
-	if !p.decided && p.session == nil {
-		p.sampled += b.N
-		p.sampledGroups += len(p.keys) - groups0
-		if p.sampled >= passSample {
-			p.decided = true
-			if float64(p.sampledGroups) >= passRatio*float64(p.sampled) {
-				// Ship what was combined first: a key's partials reach
-				// stage 2 in the order of their rows.
-				p.passing = true
-				return p.Flush()
-			}
-		}
-	}
-	if len(p.keys) >= p.limit {
-		return p.Flush()
-	}
 	return nil
 }
 
-// passThrough sends each of n rows to its shuffle partition as a partial
-// of its own: its key and the state of its accumulators after that row.
-func (p *partialAgg) passThrough(keys, args []*batch.Column, n int) error {
+// passThrough sends each of rows [from, to) to its shuffle partition as a
+// partial of its own: its key and the state of its accumulators after that
+// row.
+func (p *partialAgg) passThrough(keys, args []*batch.Column, from, to int) error {
 	a := p.a
 	if p.one == nil {
 		p.one = a.newAccs()
 		p.empty = aggregate.AppendStates(nil, p.one)
 		p.pass = make([]passPart, p.env.Partitions)
 	}
-	for i := 0; i < n; i++ {
+	for i := from; i < to; i++ {
 		p.buf = a.appendKey(p.buf[:0], keys, i)
 		part := PartitionOf(p.buf, p.env.Partitions)
 		if err := aggregate.LoadStates(p.empty, p.one); err != nil {
