@@ -205,8 +205,8 @@ type partialAgg struct {
 	// accArena holds the groups' accumulator slices (newGroupAccs).
 	accArena []aggregate.Accumulator
 
-	// Pass-through: when the task's first rows (at least passSample) were
-	// almost all groups of their own (passRatio), combining saves nothing
+	// Pass-through: when the task's first passSample rows were almost all
+	// groups of their own (passRatio), combining saves nothing
 	// and costs a hash index and an accumulator per row; the rest of the
 	// task then ships each row as its own partial, to its partition
 	// (stage 2 merges partials by key either way, in arrival order).
@@ -223,9 +223,9 @@ type partialAgg struct {
 // passPart is one shuffle partition's rows of a passing-through task.
 type passPart struct{ keys, states *batch.Column }
 
-// Pass-through thresholds: a task decides after its first chunks of at
-// least passSample rows; at least passRatio of them must each have made a
-// new group.
+// Pass-through thresholds: a task decides after its first passSample rows
+// (inside the chunk that reaches them); at least passRatio of them must each
+// have made a new group.
 const (
 	passSample = 1024
 	passRatio  = 0.9
