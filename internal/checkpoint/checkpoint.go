@@ -90,8 +90,10 @@ type Checkpoint struct {
 	// without mu, so that offsets/N+1 and commits/N are written at the
 	// same time; Close takes it exclusively, waiting for them.
 	writes sync.RWMutex
-	mu     sync.Mutex
-	closed bool
+	// purging serializes Purge, whose deletions run without mu.
+	purging sync.Mutex
+	mu      sync.Mutex
+	closed  bool
 	// logIDs remembers the batch ids of the offsets and commit logs for
 	// Purge, so that it lists each log once (its first call) instead of
 	// every batch: written ids are added, purged ones removed; a failed
@@ -467,17 +469,25 @@ func (c *Checkpoint) Purge(minBatchesToRetain int) error {
 	if minBatchesToRetain < 1 {
 		return fmt.Errorf("checkpoint: minBatchesToRetain must be at least 1, got %d", minBatchesToRetain)
 	}
-	if err := c.begin(); err != nil {
+	// One purge at a time; the deletions run without c.mu, so that the
+	// batch-log writes (which take it for their bookkeeping) do not wait
+	// for them, and under c.writes, so that Close does.
+	c.purging.Lock()
+	defer c.purging.Unlock()
+	if err := c.beginWrite(); err != nil {
 		return err
 	}
-	defer c.mu.Unlock()
+	defer c.writes.RUnlock()
+	c.mu.Lock()
 	offs, err := c.knownIDs(offsetsDir)
 	if err != nil || len(offs) == 0 {
+		c.mu.Unlock()
 		return err
 	}
 	oldest, latest := offs[0], offs[len(offs)-1]
 	threshold := latest - int64(minBatchesToRetain) // ≤ latest−1: minBatchesToRetain ≥ 1
-	for _, sub := range []string{offsetsDir, commitsDir} {
+	var victims [2][]string
+	for i, sub := range []string{offsetsDir, commitsDir} {
 		ids := offs
 		if sub != offsetsDir {
 			// The commit log is looked at only when the offsets log had
@@ -486,16 +496,20 @@ func (c *Checkpoint) Purge(minBatchesToRetain int) error {
 				break
 			}
 			if ids, err = c.knownIDs(sub); err != nil {
+				c.mu.Unlock()
 				return err
 			}
 		}
-		var names []string
 		for _, id := range ids {
 			if id >= threshold {
 				break
 			}
-			names = append(names, sub+"/"+strconv.FormatInt(id, 10))
+			victims[i] = append(victims[i], sub+"/"+strconv.FormatInt(id, 10))
 		}
+	}
+	c.mu.Unlock()
+	for i, sub := range []string{offsetsDir, commitsDir} {
+		names := victims[i]
 		if len(names) == 0 {
 			continue
 		}
@@ -504,11 +518,17 @@ func (c *Checkpoint) Purge(minBatchesToRetain int) error {
 		}
 		// Not made durable: a purged file back after a crash is an old
 		// batch, which the next run's first Purge (listing) removes again.
-		if err := storage.DeleteUnsynced(ctx, c.store, names...); err != nil {
+		err := storage.DeleteUnsynced(ctx, c.store, names...)
+		c.mu.Lock()
+		if err != nil {
 			delete(c.logIDs, sub)
+			c.mu.Unlock()
 			return fmt.Errorf("checkpoint: purge: %w", err)
 		}
+		// The victims are the log's lowest ids: writes add only higher
+		// ones, and only this (serialized) purge removes any.
 		c.logIDs[sub] = slices.Delete(c.logIDs[sub], 0, len(names))
+		c.mu.Unlock()
 	}
 	return nil
 }

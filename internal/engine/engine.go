@@ -96,6 +96,9 @@ type Config struct {
 	// and fails the batch before its sink commits. Tests use it to hold
 	// or fail the write.
 	BeforeOffsetsLog func(batchID int64) error
+	// BeforePurge, when set, runs in the purge goroutine before each purge
+	// of old batches from the logs. Tests use it to hold a purge.
+	BeforePurge func()
 	// Limits are the initial admission settings. Zero Max/Min are filled
 	// from the source's own options (maxOffsetsPerTrigger...); an empty
 	// Mode is static; TriggerInterval comes from Trigger.
@@ -330,6 +333,8 @@ type Query struct {
 	// batch's tasks (startOffsetsLog); nil otherwise. Owned by the query
 	// goroutine.
 	wal *offsetsWrite
+	// purger deletes old batches from the logs in the background.
+	purger *purger
 }
 
 // attempt is what a trigger that ran no batch measured.
@@ -511,6 +516,7 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 	sctx, soft := context.WithCancel(hctx)
 	q.hardCtx, q.cancel, q.soft = hctx, cancel, soft
 	q.running.Store(-1)
+	q.purger = startPurger(cp, cfg.MinBatchesToRetain, cfg.BeforePurge, func(err error) { q.log.Warn("purging old checkpoint batches", "err", err) })
 	if q.sampler = newSampler(q); q.sampler != nil {
 		q.sampler.start(sctx)
 	}
@@ -724,6 +730,7 @@ func (q *Query) run(ctx context.Context) {
 			q.err = fmt.Errorf("close state stores: %w", cerr)
 		}
 	}
+	q.purger.stop()
 	q.cp.Close()
 	for _, o := range q.cfg.Observers {
 		o.QueryTerminated(q, q.err)
@@ -1157,9 +1164,7 @@ func (q *Query) awaitOffsetsLog(info *BatchInfo) error {
 		return errors.Join(w.err, perr)
 	}
 	info.Durations["walCommit"] = q.cfg.Clock.Now().Sub(t0)
-	if err := q.cp.Purge(q.cfg.MinBatchesToRetain); err != nil {
-		q.log.Warn("purging old checkpoint batches", "err", err)
-	}
+	q.purger.request() // in the background: nothing the batch needs
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -681,5 +682,46 @@ func TestStagedSinkOffsetsLogCrash(t *testing.T) {
 	}
 	if d := snk.Duplicates(); len(d) > 0 || snk.NumRows() != 200 || fmt.Sprint(snk.Batches()) != "[0 1 2]" {
 		t.Fatalf("sink: %d rows, batches %v, duplicates %v", snk.NumRows(), snk.Batches(), d)
+	}
+}
+
+// TestPurgeIsOffTheBatchPath: old batches are purged from the logs in the
+// background (Spark's asyncLogPurge): a purge that hangs holds no batch
+// back, and once the query ends the logs hold exactly the retained batches
+// (minBatchesToRetain + 1 of each), as after a synchronous purge.
+func TestPurgeIsOffTheBatchPath(t *testing.T) {
+	src := sourcetest.New(sourcetest.Options{Partitions: 1, Defaults: source.ReadLimit{MaxRows: 10}})
+	src.AppendN(0, 100) // ten batches
+	dir := t.TempDir()
+	allDone := make(chan struct{})
+	rec := &recorder{after: func(_ *engine.Query, info *engine.BatchInfo) {
+		if info.BatchID == 9 {
+			close(allDone)
+		}
+	}}
+	var held atomic.Bool
+	err := run(t, context.Background(), engine.Config{Source: src, Sink: newSink("main", nil), Trigger: availableNow, CheckpointDir: dir,
+		MinBatchesToRetain: 1, Observers: []engine.Observer{rec},
+		BeforePurge: func() {
+			select { // every purge waits until all ten batches are reported
+			case <-allDone:
+			case <-time.After(10 * time.Second):
+				held.Store(true)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held.Load() {
+		t.Fatal("a purge held the batches back: it runs on the batch path")
+	}
+	if got := rec.rows(); len(got) != 10 {
+		t.Fatalf("batches %v, want 10", got)
+	}
+	for id := int64(0); id < 10; id++ {
+		if want := id >= 8; exists(dir, "offsets", id) != want || exists(dir, "commits", id) != want {
+			t.Fatalf("batch %d: offsets %v commits %v after the query ended, want both %v (batches 8 and 9 retained)",
+				id, exists(dir, "offsets", id), exists(dir, "commits", id), want)
+		}
 	}
 }
