@@ -304,6 +304,7 @@ func (w *DataStreamWriter) check() (*checked, []problem) {
 		dlFormat = w.deadLetter.format
 	}
 	probs = append(probs, groupProblems(p, w.format, dlFormat)...)
+	probs = append(probs, asyncProgressProblems(p, w.trigger.t, w.format, dlFormat)...)
 
 	// Session configuration: values of the known settings must fit (the
 	// Go API accepts any key; pipeline files check keys too).
@@ -515,6 +516,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 	if q.Watermarks != nil {
 		cfg.Watermarks = q.Watermarks
 	}
+	cfg.AsyncProgress = asyncProgress(p)
 	eq, err := engine.Start(ctx, cfg)
 	if err != nil {
 		src.Close()

@@ -486,6 +486,12 @@ func (c *Checkpoint) Purge(minBatchesToRetain int) error {
 	}
 	oldest, latest := offs[0], offs[len(offs)-1]
 	threshold := latest - int64(minBatchesToRetain) // ≤ latest−1: minBatchesToRetain ≥ 1
+	if len(offs) > 1 {
+		// A log with gaps (asynchronous progress tracking logs only some
+		// batches): the batch logged before the latest, where a replay of
+		// the latest starts, always stays.
+		threshold = min(threshold, offs[len(offs)-2])
+	}
 	var victims [2][]string
 	for i, sub := range []string{offsetsDir, commitsDir} {
 		ids := offs

@@ -1070,3 +1070,41 @@ func TestLogWritesOverlap(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoverGapsAndPurge: asynchronous progress tracking logs only some
+// batches. RecoverGaps replays the newest logged batch from the end of
+// the one logged before it (Spark's getPrevBatchFromStorage) where
+// Recover refuses, naming the option; Purge never deletes that previous
+// batch, however far back it is.
+func TestRecoverGapsAndPurge(t *testing.T) {
+	c := open(t, t.TempDir())
+	for _, id := range []int64{0, 40, 300} {
+		if err := c.WriteOffsets(id, BatchMetadata{TimestampMs: id}, []string{"{}"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []int64{0, 40} {
+		if err := c.WriteCommit(id, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := c.Recover(); err == nil || !strings.Contains(err.Error(), "asyncProgressTrackingEnabled") {
+		t.Fatalf("Recover over a gap: %v, want a refusal naming asyncProgressTrackingEnabled", err)
+	}
+	next, replay, prev, err := c.RecoverGaps()
+	if err != nil || next != 300 || !replay || prev != 40 {
+		t.Fatalf("RecoverGaps: next %d replay %v prev %d err %v; want 300, true, 40", next, replay, prev, err)
+	}
+	if err := c.Purge(100); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := c.batchIDs(offsetsDir); fmt.Sprint(ids) != "[40 300]" {
+		t.Fatalf("offsets after purge %v, want [40 300] (batch 40 is where 300's replay starts)", ids)
+	}
+	if err := c.WriteCommit(300, 0); err != nil {
+		t.Fatal(err)
+	}
+	if next, replay, prev, err := c.RecoverGaps(); err != nil || next != 301 || replay || prev != 300 {
+		t.Fatalf("RecoverGaps after commits/300: next %d replay %v prev %d err %v; want 301, false, 300", next, replay, prev, err)
+	}
+}

@@ -46,6 +46,26 @@ func (w *LagWarning) Is(target error) bool { return target == ErrCommitLag }
 // callers log it and go on. Any other error is fatal: a missing
 // offsets/N-1 needed for a replay, or a commit log ahead of the offsets log.
 func (c *Checkpoint) Recover() (next int64, replay bool, err error) {
+	next, replay, _, err = c.recover(false)
+	return next, replay, err
+}
+
+// RecoverGaps is Recover for a query that runs with asynchronous progress
+// tracking (Spark's asyncProgressTrackingEnabled), whose offsets log may
+// skip batches: a batch to replay starts from the end of the newest batch
+// logged before it, prev (Spark's getPrevBatchFromStorage), -1 when there
+// is none. Without a replay prev is next−1.
+func (c *Checkpoint) RecoverGaps() (next int64, replay bool, prev int64, err error) {
+	return c.recover(true)
+}
+
+func (c *Checkpoint) recover(gaps bool) (next int64, replay bool, prev int64, err error) {
+	next, replay, err = c.recoverLocked(gaps, &prev)
+	return next, replay, prev, err
+}
+
+func (c *Checkpoint) recoverLocked(gaps bool, prev *int64) (next int64, replay bool, err error) {
+	*prev = -1
 	if err := c.begin(); err != nil {
 		return 0, false, err
 	}
@@ -70,14 +90,27 @@ func (c *Checkpoint) Recover() (next int64, replay bool, err error) {
 		return 0, false, nil
 	}
 	if hasCommit && lastCommit == lastOff {
+		*prev = lastOff
 		return lastOff + 1, false, nil
 	}
 	if hasCommit && lastCommit > lastOff {
 		return 0, false, fmt.Errorf("checkpoint %s: commit log (batch %d) is ahead of offsets log (batch %d): checkpoint is damaged", c.dir, lastCommit, lastOff)
 	}
-	if lastOff > 0 && !slices.Contains(offIDs, lastOff-1) {
-		return 0, false, fmt.Errorf("checkpoint %s: batch %d must be replayed but offsets of batch %d (its start) do not exist", c.dir, lastOff, lastOff-1)
+	if gaps {
+		// The newest batch logged before lastOff is its start (none: the
+		// source's initial offsets); the commit log may trail, as batches
+		// whose offsets were not logged wrote no commit either.
+		if len(offIDs) > 1 {
+			*prev = offIDs[len(offIDs)-2]
+		}
+		return lastOff, true, nil
 	}
+	if lastOff > 0 && !slices.Contains(offIDs, lastOff-1) {
+		return 0, false, fmt.Errorf("checkpoint %s: batch %d must be replayed but offsets of batch %d (its start) do not exist"+
+			" (a query that ran with asyncProgressTrackingEnabled logs only some batches: run it with asyncProgressTrackingEnabled=true"+
+			" and asyncProgressTrackingCheckpointIntervalMs=0 until two batches have completed before turning the option off)", c.dir, lastOff, lastOff-1)
+	}
+	*prev = lastOff - 1
 	if lastOff > 0 && (!hasCommit || lastCommit < lastOff-1) {
 		lc := int64(-1)
 		if hasCommit {

@@ -123,6 +123,11 @@ type Config struct {
 	Stateful Stateful
 	// Watermarks are the query's withWatermark nodes (nil: none).
 	Watermarks Watermarks
+	// AsyncProgress, when set, writes the offsets and commit logs in the
+	// background and only every Interval (Spark's
+	// asyncProgressTrackingEnabled): at-least-once instead of exactly
+	// once. See AsyncProgress.
+	AsyncProgress *AsyncProgress
 }
 
 // TaskInfo measures one task.
@@ -335,6 +340,8 @@ type Query struct {
 	wal *offsetsWrite
 	// purger deletes old batches from the logs in the background.
 	purger *purger
+	// async is the asynchronous progress tracking state (nil: off).
+	async *asyncState
 }
 
 // attempt is what a trigger that ran no batch measured.
@@ -448,6 +455,9 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 	if g, ok := source.AsGroup(cfg.Source); ok && cfg.Stateful != nil {
 		return nil, fmt.Errorf("engine: stateful queries (aggregations, deduplication, joins with state) are not supported in group mode yet (source option \"sluice.group\" = %q): run the query in one process, without sluice.group", g.GroupMember().Group)
 	}
+	if err := asyncRefusal(&cfg); err != nil {
+		return nil, err
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.NumCPU()
 	}
@@ -470,6 +480,9 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 		return nil, err
 	}
 	q := &Query{cfg: cfg, cp: cp, runID: storage.NewUUID(), done: make(chan struct{}), limitsChanged: make(chan struct{}, 1)}
+	if cfg.AsyncProgress != nil {
+		q.async = &asyncState{cfg: *cfg.AsyncProgress, logged: -1}
+	}
 	var defaults source.ReadLimit
 	if d, ok := cfg.Source.(source.LimitDefaults); ok {
 		defaults = d.DefaultReadLimit()
@@ -517,6 +530,9 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 	q.hardCtx, q.cancel, q.soft = hctx, cancel, soft
 	q.running.Store(-1)
 	q.purger = startPurger(cp, cfg.MinBatchesToRetain, cfg.BeforePurge, func(err error) { q.log.Warn("purging old checkpoint batches", "err", err) })
+	if q.async != nil {
+		q.async.log = startAsyncLog()
+	}
 	if q.sampler = newSampler(q); q.sampler != nil {
 		q.sampler.start(sctx)
 	}
@@ -527,7 +543,17 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 // recover reads the checkpoint: where the next batch starts and whether the
 // last logged batch must be re-run.
 func (q *Query) recover(ctx context.Context) error {
-	next, replay, err := q.cp.Recover()
+	var (
+		next, prev int64
+		replay     bool
+		err        error
+	)
+	if q.async != nil {
+		next, replay, prev, err = q.cp.RecoverGaps()
+	} else {
+		next, replay, err = q.cp.Recover()
+		prev = next - 1
+	}
 	if errors.Is(err, checkpoint.ErrCommitLag) {
 		q.log.Warn(err.Error())
 		err = nil
@@ -581,8 +607,11 @@ func (q *Query) recover(ctx context.Context) error {
 		q.pinned = meta.Conf
 		q.hasPinned = true
 	}
-	// The start of the next batch is the end of the one before it.
-	prev := next - 1
+	if err := q.asyncJump(ctx); err != nil {
+		return err
+	}
+	// The start of the next batch is the end of the one before it (with
+	// asynchronous progress tracking: the one logged before it).
 	if prev < 0 {
 		q.start = initOff
 		return nil
@@ -696,6 +725,11 @@ func (q *Query) run(ctx context.Context) {
 	if err == nil && q.failed != nil {
 		err = q.failed
 	}
+	if q.async != nil {
+		if aerr := q.asyncClose(err == nil); err == nil {
+			err = aerr
+		}
+	}
 	q.sampler.stopAndWait()
 	q.ended.Store(true)
 	if err != nil {
@@ -774,6 +808,10 @@ func (q *Query) loop(ctx context.Context) error {
 			if err := q.runBatch(q.hardCtx, q.nextBatch, true); err != nil {
 				q.noteFailure(err)
 				return trigger.Result{}, err
+			}
+			if q.async != nil && q.async.jumpTo > q.nextBatch {
+				q.log.Warn("async progress tracking: the sink committed batches the logs do not record; new batches continue after the sink's last", "batch", q.async.jumpTo)
+				q.nextBatch = q.async.jumpTo
 			}
 			lastIdle = q.cfg.Clock.Now()
 			// Once re-runs only the uncommitted batch, as Spark does.
@@ -910,6 +948,21 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 		Start: q.start, End: end, Latest: latest, Admission: ainfo, NoData: noData, WatermarkMs: meta.WatermarkMs,
 		Durations: map[string]time.Duration{"latestOffset": asked, "queryPlanning": planning},
 	}
+	if q.async != nil {
+		// Asynchronous progress tracking: offsets/N is queued (or not
+		// written at all) and the batch does not wait for it.
+		q.async.meta = meta
+		if _, err := q.asyncLogOffsets(id, meta, end, walStart); err != nil {
+			q.running.Store(-1)
+			return false, err
+		}
+		info.Durations["walCommit"] = q.cfg.Clock.Now().Sub(walStart)
+		if err := q.execute(q.hardCtx, info, false); err != nil {
+			q.noteFailure(err)
+			return false, err
+		}
+		return true, nil
+	}
 	// offsets/N is written while commits/N-1 may still be in flight
 	// (commitLater), and with staged sinks while batch N's tasks run
 	// (startOffsetsLog); batch N's sink commits only after both are
@@ -973,6 +1026,9 @@ func (q *Query) runBatch(ctx context.Context, id int64, replay bool) error {
 		// Nothing was asked, planned or logged: the batch comes from its
 		// offsets/N file.
 		Durations: map[string]time.Duration{"latestOffset": 0, "queryPlanning": 0, "walCommit": 0},
+	}
+	if q.async != nil { // its offsets are logged: its commit is written
+		q.async.logged, q.async.meta = id, meta
 	}
 	return q.execute(ctx, info, false)
 }
@@ -1093,6 +1149,9 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo, later bool) error 
 			latest = q.lastLatest
 		}
 		info.SourceMetrics = m.Metrics(info.End, latest)
+	}
+	if q.async != nil {
+		return q.asyncFinish(ctx, info, sinkCommit, stateCommit)
 	}
 	p := q.commitBatch(ctx, info, sinkCommit, stateCommit)
 	if later {
@@ -1216,7 +1275,7 @@ func (q *Query) commitBatch(ctx context.Context, info *BatchInfo, sinkCommit, st
 // could end later — and a batch's end is what its records' latency is
 // measured to.
 func (q *Query) canPipeline(ctx context.Context, info *BatchInfo) bool {
-	if ctx.Err() != nil || q.stopRequested.Load() || !info.Admission.Bound {
+	if q.async != nil || ctx.Err() != nil || q.stopRequested.Load() || !info.Admission.Bound {
 		return false
 	}
 	if _, grouped := source.AsGroup(q.cfg.Source); grouped {
