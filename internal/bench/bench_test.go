@@ -38,7 +38,11 @@ func TestTargetsAndTable(t *testing.T) {
 		MaxOffsets:     &Throughput{MaxOffsetsPerTrigger: 10, Ratio: 0.84, Batches: 3},
 		ManyPartitions: &Partitions{Many: 200, Few: 8, Ratio: 0.7, RawRatio: 0.9},
 		Latency: []Latency{{Label: "capacity probe", P99Ms: 900}, {Label: "at 50 % of capacity", P99Ms: 51},
-			{Label: "light load", AskedPerSec: 10000, P99Ms: 10}},
+			{Label: "light load", AskedPerSec: 10000, P99Ms: 10},
+			// The opt-in's rows are shown but set no verdict: a low p99 with
+			// asyncProgressTrackingEnabled does not meet the default's target.
+			{Label: "at 50 % of capacity, " + asyncLabel, AsyncProgress: true, P99Ms: 5},
+			{Label: "light load, " + asyncLabel, AsyncProgress: true, AskedPerSec: 10000, P99Ms: 5}},
 		CPU:    &CPU{Ratio: 1.11},
 		Idle:   &Idle{Seconds: 30, PercentOfCore: 0.1},
 		Memory: &Memory{PeakWithBudget: 10 << 20, LimitBytes: 20 << 20, WithinBudgetPlus: true},
@@ -67,7 +71,7 @@ func TestTargetsAndTable(t *testing.T) {
 	}
 	table := Table(r).Text()
 	for _, s := range []string{"throughput, default trigger", "maxOffsetsPerTrigger=10", "200 partitions, same records", "raw franz-go on 200",
-		"capacity probe", "latency at 50 %", "latency light load", "CPU s per million", "idle CPU", "peak RSS", "10 seconds-window count per key (10,000 keys",
+		"capacity probe", "latency at 50 %", "latency light load", "latency light load, asyncProgressTrackingEnabled (opt-in, at-least-once)", "CPU s per million", "idle CPU", "peak RSS", "10 seconds-window count per key (10,000 keys",
 		"CPU s per million records 4.25 vs stateless 0.75"} {
 		if !strings.Contains(table, s) {
 			t.Errorf("table lacks %q:\n%s", s, table)

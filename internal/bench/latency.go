@@ -23,7 +23,15 @@ import (
 // LatencyInProcess) reads it, then computes each record's latency: the end
 // of the batch that committed it minus its produce timestamp. The first
 // second (a fifth of a shorter run) is a warm-up and not counted.
-func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float64, d time.Duration, cfg *Config) (Latency, error) {
+//
+// With async, the query runs with Spark's asynchronous progress tracking
+// (sink option asyncProgressTrackingEnabled, default interval): its batches
+// wait for no checkpoint write, at the price of at-least-once after a
+// crash. The label says so.
+func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float64, d time.Duration, async bool, cfg *Config) (Latency, error) {
+	if async {
+		label += ", " + asyncLabel
+	}
 	topic := fmt.Sprintf("bench-latency-%d", time.Now().UnixNano())
 	if err := b.CreateTopic(ctx, broker.TopicSpec{Name: topic, Partitions: int32(cfg.Partitions)}); err != nil {
 		return Latency{}, err
@@ -34,7 +42,11 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 		return Latency{}, err
 	}
 	defer os.RemoveAll(dir)
-	p, err := seedPipeline(dir, b.Addr(), topic, queryrun.Setup{})
+	setup := queryrun.Setup{}
+	if async {
+		setup.SinkOptions = map[string]string{"asyncProgressTrackingEnabled": "true"}
+	}
+	p, err := seedPipeline(dir, b.Addr(), topic, setup)
 	if err != nil {
 		return Latency{}, err
 	}
@@ -86,7 +98,7 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 	if err != nil {
 		return Latency{}, err
 	}
-	l := Latency{Label: label, AskedPerSec: rate, AchievedPerSec: load.AchievedRate(), Records: int64(len(lat)), Batches: len(ps),
+	l := Latency{Label: label, AsyncProgress: async, AskedPerSec: rate, AchievedPerSec: load.AchievedRate(), Records: int64(len(lat)), Batches: len(ps),
 		ProducerBound: load.Throttled() || load.AchievedRate() < 0.95*rate}
 	loadEnd := loadStart.Add(load.Duration).UnixMilli()
 	var inTime int64
@@ -106,6 +118,9 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 		label, rate, l.AchievedPerSec, l.ProcessedPerSec, l.P50Ms, l.P99Ms, l.MaxMs, l.Records, l.Batches, l.MaxBatchMs)
 	return l, nil
 }
+
+// asyncLabel marks the latency runs with asynchronous progress tracking.
+const asyncLabel = "asyncProgressTrackingEnabled (opt-in, at-least-once)"
 
 // isDone reports whether the query process has ended (on its own: a
 // failure Stop reports).

@@ -52,6 +52,7 @@ func Targets(r *Result) []Target {
 	}
 	for _, l := range r.Latency {
 		switch {
+		case l.AsyncProgress: // an opt-in's figure, beside the default's
 		case strings.HasPrefix(l.Label, "at 50"):
 			t = append(t, Target{"p99 latency at 50 % load (ms)", l.P99Ms, fmt.Sprintf("≤ %d", TargetP99AtHalf), l.P99Ms <= TargetP99AtHalf})
 		case l.Label == "light load":
@@ -130,6 +131,7 @@ func Table(r *Result) *report.Table {
 		}
 		name := ""
 		switch {
+		case l.AsyncProgress: // no target: the targets are the defaults'
 		case strings.HasPrefix(l.Label, "at 50"):
 			name = "p99 latency at 50 % load (ms)"
 		case l.Label == "light load":
