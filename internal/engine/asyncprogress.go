@@ -176,7 +176,7 @@ func (q *Query) asyncLogOffsets(id int64, meta checkpoint.BatchMetadata, end sou
 // asyncFinish completes a batch whose sink committed: it queues commits/N
 // (and then the source's commit hint) when offsets/N was logged, and
 // reports the batch without waiting for either.
-func (q *Query) asyncFinish(ctx context.Context, info *BatchInfo, sinkCommit, stateCommit time.Duration) error {
+func (q *Query) asyncFinish(ctx context.Context, info *BatchInfo, sinkCommit, stateCommit time.Duration, sample *batchEndSample) error {
 	as := q.async
 	meta := as.meta
 	start := q.cfg.Clock.Now()
@@ -198,6 +198,7 @@ func (q *Query) asyncFinish(ctx context.Context, info *BatchInfo, sinkCommit, st
 			return nil
 		})
 		if err != nil {
+			sample.wait()
 			return err
 		}
 	}
@@ -205,7 +206,7 @@ func (q *Query) asyncFinish(ctx context.Context, info *BatchInfo, sinkCommit, st
 	as.logged = -1
 	done := make(chan struct{})
 	close(done)
-	return q.finishCommit(&pendingCommit{info: info, sinkCommit: sinkCommit, stateCommit: stateCommit, start: start, end: q.cfg.Clock.Now(), done: done}, nil)
+	return q.finishCommit(&pendingCommit{info: info, sinkCommit: sinkCommit, stateCommit: stateCommit, start: start, end: q.cfg.Clock.Now(), done: done, sample: sample}, nil)
 }
 
 // asyncClose waits for the queued log writes. After a clean stop it also

@@ -1150,10 +1150,18 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo, later bool) error 
 		}
 		info.SourceMetrics = m.Metrics(info.End, latest)
 	}
+	// The lag the batch left: sampled now, while the commit log is
+	// written, unless the next trigger's look at the source serves (a
+	// pipelined commit, see commitLater).
+	var sample *batchEndSample
+	if !later {
+		sample = q.sampler.sampleAsync(q.hardCtx)
+	}
 	if q.async != nil {
-		return q.asyncFinish(ctx, info, sinkCommit, stateCommit)
+		return q.asyncFinish(ctx, info, sinkCommit, stateCommit, sample)
 	}
 	p := q.commitBatch(ctx, info, sinkCommit, stateCommit)
+	p.sample = sample
 	if later {
 		q.commitLater(p)
 		return nil
@@ -1237,6 +1245,9 @@ type pendingCommit struct {
 	done                    chan struct{}
 	end                     time.Time // when commits/N was durable
 	err                     error
+	// sample is the batch's end sample taken during the commit (nil:
+	// none; the next trigger's look, or a sample taken when reported).
+	sample *batchEndSample
 }
 
 // commitBatch starts writing commits/N (then the source's commit hint) in
@@ -1328,6 +1339,7 @@ func (q *Query) finishPending(after *attempt) error {
 func (q *Query) finishCommit(p *pendingCommit, after *attempt) error {
 	info := p.info
 	<-p.done
+	p.sample.wait()
 	if p.err != nil {
 		return p.err
 	}
@@ -1335,9 +1347,15 @@ func (q *Query) finishCommit(p *pendingCommit, after *attempt) error {
 	info.Durations["triggerExecution"] = p.end.Sub(info.TriggerStart)
 	info.Diagnosis = q.diagnose(info, p.sinkCommit, p.stateCommit)
 	if q.sampler != nil {
-		if after != nil && after.latest != nil {
+		switch {
+		case after != nil && after.latest != nil:
 			info.LatestAfterAt, info.LatestAfter = after.start, after.latest
-		} else {
+		case p.sample != nil:
+			info.LatestAfterAt = p.sample.at
+			if p.sample.latest != nil {
+				info.LatestAfter = q.sampler.part.PartitionOffset(p.sample.latest)
+			}
+		default:
 			info.LatestAfterAt = q.cfg.Clock.Now()
 			if latest := q.sampler.sampleNow(q.hardCtx); latest != nil {
 				info.LatestAfter = q.sampler.part.PartitionOffset(latest)

@@ -129,6 +129,37 @@ func (s *sampler) sampleNow(ctx context.Context) partition.Offsets {
 	return s.sampleLocked(ctx, batchEndSampleTimeout)
 }
 
+// batchEndSample is a batch's end sample taken in the background, while
+// the batch's commit log is written (sampleAsync).
+type batchEndSample struct {
+	at     time.Time
+	done   chan struct{}
+	latest partition.Offsets // nil when the source did not answer in time
+}
+
+// sampleAsync starts the sample of a batch's end in a goroutine, so that
+// its request overlaps the commit log write instead of following it; the
+// batch's report waits for it (wait). nil for a nil sampler.
+func (s *sampler) sampleAsync(ctx context.Context) *batchEndSample {
+	if s == nil {
+		return nil
+	}
+	b := &batchEndSample{at: s.q.cfg.Clock.Now(), done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		b.latest = s.sampleNow(ctx)
+	}()
+	return b
+}
+
+// wait waits for the sample (at most batchEndSampleTimeout); a nil b is
+// no sample.
+func (b *batchEndSample) wait() {
+	if b != nil {
+		<-b.done
+	}
+}
+
 func (s *sampler) sampleLocked(ctx context.Context, timeout time.Duration) partition.Offsets {
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -221,3 +221,43 @@ func TestIdleReports(t *testing.T) {
 		t.Fatalf("%d batches, want 1", len(rec.infos))
 	}
 }
+
+// TestBatchEndSampleOverlapsTheCommitLog: the sample of a batch's end (its
+// LatestAfter) is requested while commits/N is written, not after it, so
+// the next trigger does not wait for a request the commit could hide: here
+// commits/0 is written only once the sample has been requested.
+func TestBatchEndSampleOverlapsTheCommitLog(t *testing.T) {
+	src := sourcetest.New(sourcetest.Options{Partitions: 1})
+	src.AppendN(0, 10)
+	sampled := make(chan struct{})
+	var once sync.Once
+	src.SetHook(func(_ context.Context, at sourcetest.Point) error {
+		if at.Op == sourcetest.OpLatest {
+			once.Do(func() { close(sampled) })
+		}
+		return nil
+	})
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec.after = func(*engine.Query, *engine.BatchInfo) { cancel() }
+	var waited atomic.Bool
+	if err := run(t, ctx, engine.Config{Source: src, Sink: newSink("main", nil), CheckpointDir: t.TempDir(),
+		LatestSampleEvery: -1, Observers: []engine.Observer{rec},
+		BeforeCommitLog: func(int64) error {
+			select {
+			case <-sampled:
+			case <-time.After(5 * time.Second):
+				waited.Store(true)
+			}
+			return nil
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	if waited.Load() {
+		t.Fatal("the batch-end sample was not requested while commits/0 was written")
+	}
+	if bs := rec.batches(); len(bs) != 1 || bs[0].LatestAfter == nil || partition.Total(offsetsOf(bs[0].End), offsetsOf(bs[0].LatestAfter)) != 0 {
+		t.Fatalf("batches %d, want one whose LatestAfter is its end (nothing arrived)", len(bs))
+	}
+}
