@@ -10,8 +10,8 @@ import (
 	"github.com/sluice-stream/sluice/internal/trigger"
 )
 
-// Writer options of Spark's asynchronous progress tracking (see
-// docs/checkpoint.md): the offsets and commit logs are written in the
+// Writer options of Spark's asynchronous progress tracking (see README,
+// "Triggers, tasks and the checkpoint"): the offsets and commit logs are written in the
 // background and only every interval, for lower latency at the price of
 // at-least-once delivery.
 const (
