@@ -84,16 +84,22 @@ func checkTargets(t *testing.T, targets []bench.Target) {
 }
 
 // TestTimingBenchSuite runs every measurement at toy sizes (child
-// processes, an idle wait, three latency runs: about 20 s under the race
-// detector) and checks each section and the table.
+// processes, an idle wait, five latency runs: the probe, then 50 % and
+// light load each with defaults and with asyncProgressTrackingEnabled)
+// and checks each section and the table.
 func TestTimingBenchSuite(t *testing.T) {
 	if os.Getenv("SLUICE_SERIAL_TESTS") != "1" {
 		t.Skip("heavy test: set SLUICE_SERIAL_TESTS=1 (CI runs these in a serial step)")
 	}
 	r := runBenchJSON(t)
 	checkThroughput(t, r)
-	if len(r.Latency) != 3 {
-		t.Fatalf("latency runs %+v, want the capacity probe, 50 %% and light load", r.Latency)
+	if len(r.Latency) != 5 {
+		t.Fatalf("latency runs %+v, want the capacity probe, then 50 %% and light load each with defaults and with asyncProgressTrackingEnabled", r.Latency)
+	}
+	for i, async := range []bool{false, false, true, false, true} {
+		if l := r.Latency[i]; l.AsyncProgress != async || async != strings.Contains(l.Label, "asyncProgressTrackingEnabled") {
+			t.Errorf("latency run %d %q: async progress tracking %v, want %v (and said in its label)", i, l.Label, l.AsyncProgress, async)
+		}
 	}
 	probe := r.Latency[0]
 	if probe.Label != "capacity probe" || !near(probe.AskedPerSec, r.SluiceRecordsPerSec) || !near(r.EndToEndCapacity, math.Min(probe.AchievedPerSec, probe.ProcessedPerSec)) {
@@ -104,8 +110,10 @@ func TestTimingBenchSuite(t *testing.T) {
 			t.Errorf("latency %+v", l)
 		}
 	}
-	if !near(r.Latency[1].AskedPerSec, r.EndToEndCapacity/2) || r.Latency[2].AskedPerSec != 2000 {
-		t.Errorf("latency rates %v and %v, want half of %v and 2000", r.Latency[1].AskedPerSec, r.Latency[2].AskedPerSec, r.EndToEndCapacity)
+	for _, i := range []int{1, 2} {
+		if !near(r.Latency[i].AskedPerSec, r.EndToEndCapacity/2) || r.Latency[i+2].AskedPerSec != 2000 {
+			t.Errorf("latency rates %v and %v, want half of %v and 2000", r.Latency[i].AskedPerSec, r.Latency[i+2].AskedPerSec, r.EndToEndCapacity)
+		}
 	}
 	if c := r.CPU; c == nil || c.SluiceCPUSecPerMil <= 0 || c.RawCPUSecPerMil <= 0 || !near(c.Ratio, c.SluiceCPUSecPerMil/c.RawCPUSecPerMil) {
 		t.Errorf("cpu %+v", c)
