@@ -34,6 +34,7 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	members := fs.Int("members", 0, "group mode: run this many members (sluice run children) of one pipeline (source option sluice.group) on a --partitions topic; SIGKILL a random member at each kill and start a new one, add a member a third of the way through, stop one with SIGTERM two thirds of the way; the copy pipeline into the Kafka sink unless --sink says otherwise")
 	partitions := fs.Int("partitions", 12, "with --members: partitions of the input and output topics")
 	names := fs.String("member-names", torture.NamesSlot, "with --members: slot (a killed member restarts under its name, sluice.group.member, as a StatefulSet pod or a restarted container) or fresh (every process gets the default HOSTNAME-PID, as a Deployment's replacement pod)")
+	async := fs.Bool("async-progress", false, "run the query with asyncProgressTrackingEnabled (a 300 ms interval) and check its promise, at-least-once: every record in the output, duplicates allowed (the copy pipeline into kafka on the local store; give --sink kafka --pipeline copy)")
 	vac := fs.Bool("vacuum", false, "after the check, vacuum a file or Delta sink's output (the query has stopped: zero retention) and count what a plain glob reads (local store only)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -50,6 +51,9 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *names != torture.NamesSlot && *names != torture.NamesFresh {
 		return &exitError{code: 2, err: fmt.Errorf("--member-names %q: allowed: %s, %s", *names, torture.NamesSlot, torture.NamesFresh)}
+	}
+	if *async && (*members > 0 || strings.TrimSpace(*sinks) != "kafka" || strings.TrimSpace(*pipelines) != "copy" || *store != "local") {
+		return &exitError{code: 2, err: errors.New("--async-progress tortures the copy pipeline into kafka on the local store, in one process: give --sink kafka --pipeline copy, without --members or --store")}
 	}
 	if *members > 0 {
 		for _, name := range []string{"vacuum", "store"} {
@@ -118,7 +122,7 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		for _, sk := range strings.Split(*sinks, ",") {
 			sk = strings.TrimSpace(sk)
 			if err := tortureOne(ctx, stdout, self, pl, sk, tortureFlags{store: *store, kills: *kills, records: *records,
-				minUp: *minUp, maxUp: *maxUp, seed: *seed, dir: *dir, vacuum: *vac}, &failed); err != nil {
+				minUp: *minUp, maxUp: *maxUp, seed: *seed, dir: *dir, vacuum: *vac, async: *async}, &failed); err != nil {
 				return err
 			}
 		}
@@ -137,6 +141,7 @@ type tortureFlags struct {
 	seed           uint64
 	dir            string
 	vacuum         bool
+	async          bool // asyncProgressTrackingEnabled: at-least-once
 }
 
 // tortureOne runs one pipeline into one sink and prints its verdict,
@@ -160,7 +165,7 @@ func tortureOne(ctx context.Context, stdout io.Writer, self, pl, sk string, f to
 	cfg := torture.Config{
 		Command: func(ctx context.Context, args ...string) *exec.Cmd { return exec.CommandContext(ctx, self, args...) },
 		Sink:    sk, Pipeline: pl, Kills: f.kills, Records: f.records, MinUp: f.minUp, MaxUp: f.maxUp,
-		Dir: work, Seed: f.seed, Out: stdout, Store: f.store,
+		Dir: work, Seed: f.seed, Out: stdout, Store: f.store, AsyncProgress: f.async,
 	}
 	res, err := torture.Run(ctx, cfg)
 	if err != nil {
@@ -190,6 +195,9 @@ func tortureOne(ctx context.Context, stdout io.Writer, self, pl, sk string, f to
 		}
 	}
 	verdict := "EXACTLY ONCE"
+	if f.async {
+		verdict = "AT LEAST ONCE"
+	}
 	if !res.OK() {
 		verdict = "FAILED"
 		*failed++

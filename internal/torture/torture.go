@@ -79,6 +79,13 @@ type Config struct {
 	Seed  uint64
 	Log   *slog.Logger
 	Out   io.Writer // progress lines
+	// AsyncProgress runs the query with asyncProgressTrackingEnabled
+	// (interval AsyncProgressInterval): the check is at-least-once —
+	// every record in the output, duplicates allowed. Only the copy
+	// pipeline into Kafka on the local store; the final drain runs with
+	// the option too (processingTime, stopped with SIGTERM once the output
+	// holds every record), as turning it off after a crash is refused.
+	AsyncProgress bool
 
 	emu *emulator.Emulator // the object-store emulator of this run
 	// group is the consumer group of a group-mode run (RunMembers): the
@@ -113,6 +120,9 @@ type Result struct {
 	// Batches is how many batches the killed runs committed (before the
 	// final drain): kills that land mid-work, not only at start-up.
 	Batches int64
+	// AtLeastOnce: the run used asyncProgressTrackingEnabled, whose
+	// promise OK checks (no record lost; duplicates allowed).
+	AtLeastOnce bool
 	// GlobRows counts the rows of every data file in a file or Delta
 	// sink's output directory, listed or not by its log: what a plain
 	// glob reads. Files of killed batches make it exceed Output until the
@@ -130,6 +140,9 @@ func (r Result) String() string {
 	if r.GlobRows >= 0 {
 		s += fmt.Sprintf("; a glob of the directory reads %d rows (%d in files no log lists)", r.GlobRows, r.GlobRows-r.Output)
 	}
+	if r.AtLeastOnce {
+		s += " (asyncProgressTrackingEnabled: at-least-once, duplicates allowed)"
+	}
 	return s
 }
 
@@ -138,8 +151,16 @@ func (r Result) OK() bool {
 	if r.Pipeline == "window" {
 		return r.Lost == 0 && r.Duplicated == 0 && r.WrongCount == 0 && r.Unexpected == 0 && r.Output == r.Windows && r.Windows > 0
 	}
+	if r.AtLeastOnce {
+		return r.Lost == 0 && r.Distinct == r.Produced && r.Produced > 0
+	}
 	return r.Lost == 0 && r.Duplicated == 0 && r.Output == r.Produced
 }
+
+// AsyncProgressInterval is asyncProgressTrackingCheckpointIntervalMs of
+// an AsyncProgress torture: shorter than a run between kills, so that
+// some batches are logged and some are not.
+const AsyncProgressInterval = 300 * time.Millisecond
 
 func (c *Config) cmd(ctx context.Context, args ...string) *exec.Cmd { return c.Command(ctx, args...) }
 
@@ -194,6 +215,9 @@ func (c *Config) pipeline(addr, trigger string) (string, error) {
 		sink = fmt.Sprintf("  format: %s\n  options:\n    path: %s\n", c.Sink, c.outPath())
 	case "kafka":
 		sink = fmt.Sprintf("  format: kafka\n  options:\n    kafka.bootstrap.servers: %s\n    topic: torture-out\n", addr)
+		if c.AsyncProgress {
+			sink += fmt.Sprintf("    asyncProgressTrackingEnabled: true\n    asyncProgressTrackingCheckpointIntervalMs: %d\n", AsyncProgressInterval.Milliseconds())
+		}
 	default:
 		return "", fmt.Errorf("torture: sink %q (allowed: %s)", c.Sink, strings.Join(Sinks, ", "))
 	}
@@ -299,6 +323,9 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	default:
 		return Result{}, fmt.Errorf("torture: store %q (allowed: %s)", c.Store, strings.Join(Stores, ", "))
 	}
+	if c.AsyncProgress && (c.Sink != "kafka" || c.Pipeline != "copy" || c.emu != nil) {
+		return Result{}, fmt.Errorf("torture: asyncProgressTrackingEnabled is tortured with the copy pipeline into kafka on the local store only (sink %s, pipeline %s, store %s)", c.Sink, c.Pipeline, c.Store)
+	}
 	addr, stopBroker, err := c.startBroker(ctx)
 	if err != nil {
 		return Result{}, err
@@ -321,7 +348,7 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	}
 	defer prod.close()
 
-	res := Result{Pipeline: c.Pipeline}
+	res := Result{Pipeline: c.Pipeline, AtLeastOnce: c.AsyncProgress}
 	for k := 0; k < c.Kills; k++ {
 		cmd := c.cmd(ctx, "run", running, "--quiet", "--ui-addr", "off", "--log-level", "error")
 		var stderr strings.Builder
@@ -349,13 +376,19 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	res.Produced = produced
 	res.Batches = c.committedBatches()
 	// Final run: drain everything that is there, then stop.
-	cmd := c.cmd(ctx, "run", drain, "--quiet", "--ui-addr", "off", "--log-level", "error")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return res, fmt.Errorf("torture: final drain: %v\n%s", err, out)
-	}
-	values, err := c.readOutput(ctx, addr)
-	if err != nil {
-		return res, err
+	var values []string
+	if c.AsyncProgress {
+		if values, err = c.drainRunning(ctx, addr, running, produced); err != nil {
+			return res, err
+		}
+	} else {
+		cmd := c.cmd(ctx, "run", drain, "--quiet", "--ui-addr", "off", "--log-level", "error")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return res, fmt.Errorf("torture: final drain: %v\n%s", err, out)
+		}
+		if values, err = c.readOutput(ctx, addr); err != nil {
+			return res, err
+		}
 	}
 	res.GlobRows = -1
 	if c.Sink != "kafka" {
@@ -372,6 +405,44 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	}
 	res.Output, res.Distinct, res.Lost, res.Duplicated = countCopies(values, res.Produced)
 	return res, nil
+}
+
+// drainRunning is the final drain of an AsyncProgress torture: the
+// running pipeline (asynchronous progress tracking refuses availableNow)
+// until the output holds every produced record or a minute passes, then
+// a clean stop (SIGTERM, exit 0). It returns the output.
+func (c *Config) drainRunning(ctx context.Context, addr, pipeline string, produced int) ([]string, error) {
+	cmd := c.cmd(ctx, "run", pipeline, "--quiet", "--ui-addr", "off", "--log-level", "error")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(time.Minute)
+	var values []string
+	for {
+		select {
+		case err := <-exited:
+			return nil, fmt.Errorf("torture: final drain exited on its own: %v\n%s", err, stderr.String())
+		case <-time.After(500 * time.Millisecond):
+		}
+		var err error
+		if values, err = c.readOutput(ctx, addr); err != nil {
+			cmd.Process.Kill()
+			<-exited
+			return nil, err
+		}
+		if _, distinct, _, _ := countCopies(values, produced); distinct >= produced || time.Now().After(deadline) {
+			break
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-exited; err != nil {
+		return nil, fmt.Errorf("torture: final drain did not stop cleanly: %v\n%s", err, stderr.String())
+	}
+	return c.readOutput(ctx, addr)
 }
 
 // countCopies checks the "copy" pipeline's output values against the
