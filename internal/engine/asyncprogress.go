@@ -115,10 +115,14 @@ type asyncState struct {
 	lastWasLogged bool
 	// meta is the running batch's offsets metadata.
 	meta checkpoint.BatchMetadata
-	// jumpTo is the batch id the query continues at after a replay: one
-	// past the sink's last committed batch (0: no jump).
-	jumpTo int64
 }
+
+// asyncMarkerConf is the key every offsets/N written with asynchronous
+// progress tracking on records ("true"). A run with the option turned off
+// reads it from the newest offsets file and still asks the sink where its
+// batch ids must start: a Kafka sink that committed batches the logs never
+// recorded would otherwise skip the new batches that reuse their ids.
+const asyncMarkerConf = "sluice.asyncProgressTracking"
 
 // asyncRefusal says why a query cannot use asynchronous progress tracking
 // (nil when it can), in Spark's words where Spark has them.
@@ -230,12 +234,15 @@ func (q *Query) asyncClose(clean bool) error {
 	return nil
 }
 
-// asyncJump asks a sink that knows its last committed batch (with
-// asynchronous progress tracking on) where new batch ids must start: past
-// it, when a crash left the sink ahead of the logs.
+// asyncJump asks a sink that knows its last committed batch where new
+// batch ids must start — past it, when a crash left the sink ahead of the
+// logs — with asynchronous progress tracking on, or off while the newest
+// offsets file was written with it on.
 func (q *Query) asyncJump(ctx context.Context) error {
 	if q.async == nil {
-		return nil
+		if v, _ := lookupFold(q.pinned, asyncMarkerConf); !q.hasPinned || v != "true" {
+			return nil
+		}
 	}
 	lc, ok := q.cfg.Sink.(lastCommitter)
 	if !ok {
@@ -249,7 +256,7 @@ func (q *Query) asyncJump(ctx context.Context) error {
 		return nil
 	}
 	if q.replay { // the replay keeps its id; the batches after it jump
-		q.async.jumpTo = last + 1
+		q.sinkJumpTo = last + 1
 		return nil
 	}
 	q.log.Warn("async progress tracking: the sink committed batches the logs do not record; new batches continue after the sink's last", "batch", last+1)

@@ -231,3 +231,44 @@ func TestAsyncProgressRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestAsyncProgressTurnedOffAfterACrash: a crash under asynchronous
+// progress tracking with a long interval leaves the logs at batch 0 with no
+// gap (offsets/0 and commits/0) while the sink committed batches 0–5 (the
+// crash comes after batch 5's sink commit). A
+// restart with the option turned off still numbers its batches past the
+// sink's last: without it, its batch 1 (every row after batch 0) would be
+// skipped by the sink as already committed, and those rows lost.
+func TestAsyncProgressTurnedOffAfterACrash(t *testing.T) {
+	crash := errors.New("crash")
+	src := sourcetest.New(sourcetest.Options{Partitions: 2, Defaults: source.ReadLimit{MaxRows: 10}})
+	src.AppendN(0, 50)
+	src.AppendN(1, 50)
+	dir := t.TempDir()
+	inner := newSink("main", nil)
+	snk := lastSink{inner}
+	cfg := engine.Config{Source: src, Sink: snk, CheckpointDir: dir, AsyncProgress: &engine.AsyncProgress{Interval: time.Hour},
+		BeforeCommit: func(id int64) error {
+			if id == 5 {
+				return crash
+			}
+			return nil
+		}}
+	if err := runUntilRows(t, cfg, inner, 100); !errors.Is(err, crash) {
+		t.Fatalf("first run ended with %v, want the crash", err)
+	}
+	if !exists(dir, "commits", 0) || exists(dir, "offsets", 1) {
+		t.Fatal("want the logs to end at batch 0 (offsets/0 and commits/0 only)")
+	}
+	if got := inner.Batches(); len(got) == 0 || got[len(got)-1] != 5 {
+		t.Fatalf("sink batches %v, want 0–5", got)
+	}
+	before := distinctRows(inner)
+	cfg = engine.Config{Source: src, Sink: snk, CheckpointDir: dir, Limits: admission.Limits{MaxOffsetsPerTrigger: 1000}}
+	if err := runUntilRows(t, cfg, inner, 100); err != nil {
+		t.Fatal(err)
+	}
+	if got := distinctRows(inner); got != 100 {
+		t.Fatalf("after the restart with the option off the sink holds %d distinct rows of 100 (%d before it): rows lost", got, before)
+	}
+}

@@ -342,6 +342,11 @@ type Query struct {
 	purger *purger
 	// async is the asynchronous progress tracking state (nil: off).
 	async *asyncState
+	// sinkJumpTo is the batch id the query continues at after a replay
+	// when a crash under asynchronous progress tracking left the sink
+	// ahead of the logs: one past the sink's last committed batch (0: no
+	// jump).
+	sinkJumpTo int64
 }
 
 // attempt is what a trigger that ran no batch measured.
@@ -809,9 +814,9 @@ func (q *Query) loop(ctx context.Context) error {
 				q.noteFailure(err)
 				return trigger.Result{}, err
 			}
-			if q.async != nil && q.async.jumpTo > q.nextBatch {
-				q.log.Warn("async progress tracking: the sink committed batches the logs do not record; new batches continue after the sink's last", "batch", q.async.jumpTo)
-				q.nextBatch = q.async.jumpTo
+			if q.sinkJumpTo > q.nextBatch {
+				q.log.Warn("async progress tracking: the sink committed batches the logs do not record; new batches continue after the sink's last", "batch", q.sinkJumpTo)
+				q.nextBatch = q.sinkJumpTo
 			}
 			lastIdle = q.cfg.Clock.Now()
 			// Once re-runs only the uncommitted batch, as Spark does.
@@ -941,6 +946,11 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	conf := ainfo.Conf()
 	for k, v := range q.conf {
 		conf[k] = v
+	}
+	if q.async != nil {
+		// Marks the logs as written by asynchronous progress tracking, so
+		// that a run with it turned off still checks for a sink ahead of them.
+		conf[asyncMarkerConf] = "true"
 	}
 	meta := checkpoint.BatchMetadata{TimestampMs: walStart.UnixMilli(), Conf: conf, WatermarkMs: q.tracker.Global()}
 	info := &BatchInfo{
