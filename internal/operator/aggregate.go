@@ -570,11 +570,15 @@ type aggStage2 struct {
 	env   engine.Stage2Env
 	store state.Store
 
-	// partials are the partition's (key, encoded partial state) rows in
-	// arrival order; Finish sorts them by key and merges each key's run.
-	// They point into the received batches' columns (built for this
-	// partition alone by stage 1's Flush).
-	partials []partial
+	// received are the partition's batches of (key, encoded partial
+	// state) rows in arrival order, rows counts their rows; Finish lists
+	// the rows as partials (sized once: a partition receives many small
+	// batches, and growing one slice across them copied it over and
+	// over), sorts them by key and merges each key's run. The partials
+	// point into the received batches' columns (built for this partition
+	// alone by stage 1).
+	received []*batch.Batch
+	rows     int
 
 	dropped int64
 }
@@ -590,14 +594,23 @@ func (s *aggStage2) newAccs() []aggregate.Accumulator { return s.a.newAccs() }
 // touches the state once) happens in Finish, after one sort by key: no
 // hash index, and a key that came from one task alone is never decoded.
 func (s *aggStage2) Process(b *batch.Batch) error {
-	keys, states := b.Columns[0], b.Columns[1]
-	if s.partials == nil {
-		s.partials = make([]partial, 0, b.N)
-	}
-	for i := 0; i < b.N; i++ {
-		s.partials = append(s.partials, partial{keys.Bytes[i], states.Bytes[i]})
+	if b.N > 0 {
+		s.received = append(s.received, b)
+		s.rows += b.N
 	}
 	return nil
+}
+
+// partials lists the received rows in arrival order.
+func (s *aggStage2) partials() []partial {
+	ps := make([]partial, 0, s.rows)
+	for _, b := range s.received {
+		keys, states := b.Columns[0].Bytes[:b.N], b.Columns[1].Bytes[:b.N]
+		for i, k := range keys {
+			ps = append(ps, partial{k, states[i]})
+		}
+	}
+	return ps
 }
 
 func (s *aggStage2) late(key []byte) bool {
@@ -618,7 +631,7 @@ func (s *aggStage2) Finish(emit func(*batch.Batch) error) error {
 	// bytes as two big-endian words held beside each index (most keys
 	// differ there: no pointer to follow, no byte loop) and the whole keys
 	// only when those are equal.
-	ps := s.partials
+	ps := s.partials()
 	sk := make([]sortKey, len(ps))
 	for i, p := range ps {
 		sk[i] = sortKey{keyWord(p.key, 0), keyWord(p.key, 8), int32(i)}
@@ -711,7 +724,7 @@ func (s *aggStage2) Finish(emit func(*batch.Batch) error) error {
 			}
 		}
 	}
-	s.partials = nil
+	s.received, s.rows = nil, 0
 	switch a.Mode {
 	case ModeComplete:
 		n := 0
