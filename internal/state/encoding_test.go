@@ -208,7 +208,7 @@ func TestPrefixEnd(t *testing.T) {
 
 func writeTestFile(t testing.TB, kind byte, version int64, recs [][2][]byte) []byte {
 	var buf bytes.Buffer
-	fw, err := newFileWriter(&buf, kind, version)
+	fw, err := newFileWriter(&buf, kind, version, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,11 @@ var lzPool = sync.Pool{New: func() any {
 // bodyPool keeps the payload buffers of closed writers.
 var bodyPool = sync.Pool{New: func() any { return new([]byte) }}
 
-func newFileWriter(w io.Writer, kind byte, version int64) (*fileWriter, error) {
+// newFileWriter starts a state file. sizeHint, when positive, is the
+// payload the caller expects to write (a delta: what this store's previous
+// delta held); the buffer is made that large (at most a block) up front
+// rather than doubled up to it record by record.
+func newFileWriter(w io.Writer, kind byte, version int64, sizeHint int64) (*fileWriter, error) {
 	fw := &fileWriter{crc: crc32.New(crcTable), out: w}
 	fw.under = io.MultiWriter(w, fw.crc)
 	var h [headerLen]byte
@@ -90,6 +94,12 @@ func newFileWriter(w io.Writer, kind byte, version int64) (*fileWriter, error) {
 	}
 	fw.counter = &countingWriter{w: fw.under}
 	fw.body = (*bodyPool.Get().(*[]byte))[:0]
+	if sizeHint > 0 {
+		want := min(sizeHint+sizeHint/8, lzBlock+lzBlock/8)
+		if int64(cap(fw.body)) < want {
+			fw.body = make([]byte, 0, want)
+		}
+	}
 	return fw, nil
 }
 

@@ -104,6 +104,10 @@ type memoryProvider struct {
 	snapTickets map[int64]uint64
 	// schemaRecorded: this provider's first commit recorded the schema file.
 	schemaRecorded bool
+	// lastDeltaRaw is the payload of the last delta written: the next
+	// delta's buffer starts at about that size (a batch's share of a
+	// shuffle partition changes little from one batch to the next).
+	lastDeltaRaw int64
 }
 
 // versionWriter is where a store writes its delta: an atomicFile (each
@@ -207,7 +211,7 @@ func (p *memoryProvider) Open(version int64) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state %s: %w", p.id, err)
 	}
-	fw, err := newFileWriter(delta, kindDelta, version+1)
+	fw, err := newFileWriter(delta, kindDelta, version+1, p.lastDeltaRaw)
 	if err != nil {
 		delta.abort()
 		return nil, fmt.Errorf("state %s: %w", p.id, err)
@@ -392,7 +396,7 @@ func (p *memoryProvider) writeSnapshot(v int64, tree *btree.BTreeG[entry], gen i
 	if err != nil {
 		return fmt.Errorf("state %s: snapshot %d: %w", p.id, v, err)
 	}
-	fw, err := newFileWriter(a, kindSnapshot, v)
+	fw, err := newFileWriter(a, kindSnapshot, v, 0)
 	if err == nil {
 		tree.Ascend(func(e entry) bool { fw.put(e.key, e.value); return fw.err == nil })
 		err = fw.close()
@@ -432,7 +436,7 @@ func (p *memoryProvider) writeSnapshotUnsynced(v int64, tree *btree.BTreeG[entry
 	}
 	tmp := f.Name()
 	d := &directFile{path: tmp, f: f, created: true}
-	fw, err := newFileWriter(d, kindSnapshot, v)
+	fw, err := newFileWriter(d, kindSnapshot, v, 0)
 	if err == nil {
 		tree.Ascend(func(e entry) bool { fw.put(e.key, e.value); return fw.err == nil })
 		err = fw.close()
@@ -800,6 +804,7 @@ func (s *memStore) advanceLocked(to int) error {
 	p := s.p
 	newVersion := s.version + 1
 	if s.stage < stageWritten && to >= stageWritten {
+		p.lastDeltaRaw = s.delta.raw
 		if err := s.delta.close(); err != nil {
 			s.abortLocked()
 			return fmt.Errorf("state %s: writing %d.delta: %w", p.id, newVersion, err)
