@@ -27,11 +27,13 @@ import (
 // transforms and commits, the next one's records are already on their way.
 // The carry is bounded: a partition is paused once the carry holds its
 // share of the prefetch bytes (half of the memory budget's buffer share,
-// or fetch.max.bytes without a budget), once the carry holds as many
-// records as the next batch may admit (SetPrefetchLimit: admission's last
-// limit; maxOffsetsPerTrigger before the first plan), and at an
-// availableNow snapshot's end; partitions resume as batches take their
-// carry.
+// or fetch.max.bytes without a budget), once its carry holds its share of
+// the next two batches' records and a producer batch (carryTarget, from
+// SetPrefetchLimit: admission's last limit; maxOffsetsPerTrigger before
+// the first plan), and at an availableNow snapshot's end; partitions
+// resume as batches take their carry. The pauses take effect before the
+// client's next fetch request is built (fetchLoop takes a response in two
+// steps), so a fetch never brings records the client then drops.
 //
 // Open and Close do not talk to the brokers unless a partition's cursor
 // must move (the first batch, a batch after a failed one, offsets skipped):
@@ -486,8 +488,36 @@ func (s *Source) fetchLoop(ctx context.Context) {
 		cl := s.cl // group mode replaces it while the goroutine is parked (renewSession)
 		s.fmu.Unlock()
 
-		fetches := cl.PollFetches(pctx)
+		// A response is taken in two steps, all of it but its last
+		// record, then the rest. The client sends a broker its next
+		// fetch request only once the last response from it is wholly
+		// taken, so the pauses the first part calls for (handleFetches,
+		// adjustPauses) are in place before that request is built: a
+		// partition whose carry just filled is left out of it. Taken in
+		// one step, the next request went out at once with every
+		// partition in it, and the records it brought for partitions
+		// paused meanwhile were dropped by the client (and fetched again
+		// later).
+		//
+		// The record left behind is almost always the next one of the
+		// partition whose record was taken last. That partition is not
+		// paused before the rest is taken: the client would drop the
+		// record, and the broker send its whole producer batch again for
+		// it. It is held running until the next response is routed, so
+		// the request that follows may bring it one more fetch's share,
+		// kept in the carry; when it was the held partition the round
+		// before too (a response of one partition), it is paused after
+		// the rest is taken, before the client builds its next request
+		// if the pause wins the race, as a pause always was.
+		fetches := cl.PollRecords(pctx, 1) // waits for a response
 		cancel()
+		if n := cl.BufferedFetchRecords(); n > 1 {
+			fetches = append(fetches, cl.PollRecords(nil, int(n-1))...) // nil: what is buffered, no wait
+		}
+		tail, hasTail := lastPartition(fetches)
+		if afterTakeHook != nil {
+			afterTakeHook()
+		}
 
 		s.fmu.Lock()
 		s.pollCancel = nil
@@ -504,13 +534,62 @@ func (s *Source) fetchLoop(ctx context.Context) {
 			s.fmu.Unlock()
 			return
 		}
+		heldBefore := s.held
+		if hasTail {
+			s.held = &tail
+		}
 		s.handleFetches(ctx, fetches)
+		// A producer batch larger than a partition's share reaches a
+		// response only as its first partition's: resize before the
+		// next request, not at the next batch.
+		resize := s.partSet > 0 && s.wireBatchMax.Load() > s.partSet && s.partSet < int64(s.cfg.FetchPartitionMax)
+		s.fmu.Unlock()
+		if resize {
+			s.sizeFetches()
+		}
+
+		// The rest (outside the lock: the client's own locks are taken
+		// in this call, and group callbacks take the source lock).
+		rest := cl.PollRecords(nil, -1)
+		s.fmu.Lock()
+		if ctx.Err() != nil {
+			s.fmu.Unlock()
+			return
+		}
+		if s.held != nil && heldBefore != nil && *s.held == *heldBefore {
+			s.held = nil // held twice in a row: pause it if it is full
+		}
+		if len(rest) > 0 {
+			s.handleFetches(ctx, rest)
+		} else {
+			s.adjustPauses()
+		}
 		if r := s.cur; r != nil && time.Since(r.lastProgress) >= stallCheck {
 			r.checkGone(ctx)
 			r.lastProgress = time.Now()
 		}
 		s.fmu.Unlock()
 	}
+}
+
+// afterTakeHook, when set (tests), runs after the fetch goroutine took a
+// response's records and before it routes them.
+var afterTakeHook func()
+
+// lastPartition is the partition of the last record in fetches.
+func lastPartition(fetches kgo.Fetches) (partition.ID, bool) {
+	for i := len(fetches) - 1; i >= 0; i-- {
+		ts := fetches[i].Topics
+		for j := len(ts) - 1; j >= 0; j-- {
+			ps := ts[j].Partitions
+			for k := len(ps) - 1; k >= 0; k-- {
+				if len(ps[k].Records) > 0 {
+					return partition.ID{Topic: ts[j].Topic, Partition: ps[k].Partition}, true
+				}
+			}
+		}
+	}
+	return partition.ID{}, false
 }
 
 // handleFetches routes one poll's records (under the source lock).
@@ -620,16 +699,21 @@ func (s *Source) forget(tp partition.ID) {
 // resumes the others (under the source lock): a partition of the open
 // batch that has not reached its end is always fetched; any other is
 // paused when its cursor is unknown, when it reached the availableNow
-// snapshot, or when the carry is full (its share of the prefetch bytes,
-// or maxOffsetsPerTrigger records in all).
+// snapshot, or when its carry is full: its share of the prefetch bytes,
+// or, under a record limit (SetPrefetchLimit), its share of the next
+// readAhead batches' records (carryTarget).
+//
+// The record bound is per partition so that the read-ahead is even: with
+// one bound on the whole carry, the partitions fetched first filled it
+// and the others were paused with nothing carried, so the next batch
+// waited for a fetch round trip per partition or two.
 func (s *Source) adjustPauses() {
 	if len(s.assigned) == 0 {
 		return
 	}
 	capBytes := s.prefetchBytes.Load()
 	perPart := max(capBytes/int64(len(s.assigned)), 64<<10)
-	recsMax := s.prefetchRecs.Load()
-	recsFull := recsMax > 0 && s.carryTotalRecs >= recsMax
+	target := s.carryTarget()
 	var pause, resume map[string][]int32
 	r := s.cur
 	for tp := range s.assigned {
@@ -637,7 +721,9 @@ func (s *Source) adjustPauses() {
 		if r == nil || r.closed || r.isDoneOrAbsent(tp) {
 			pos, known := s.pos[tp]
 			end, snap := s.availableNow[tp]
-			stop = !known || (snap && pos >= end) || recsFull || s.carryBytes[tp] >= perPart || s.carryTotalBytes >= capBytes || s.idleWaiting
+			full := (target > 0 && int64(len(s.carry[tp])) >= target) || s.carryBytes[tp] >= perPart || s.carryTotalBytes >= capBytes
+			held := s.held != nil && *s.held == tp // its last fetched record is still to be taken (fetchLoop)
+			stop = !known || (snap && pos >= end) || s.idleWaiting || (full && !held)
 		}
 		switch {
 		case stop && !s.paused[tp]:
@@ -660,6 +746,39 @@ func (s *Source) adjustPauses() {
 	if resume != nil {
 		s.cl.ResumeFetchPartitions(resume)
 	}
+}
+
+// readAhead is how many batches' shares of records a partition's carry
+// holds under a record limit, beyond a producer batch: the next batch's
+// and the one after. The one after is what lets a partition's refill — a
+// fetch round trip, started when a batch takes the carry below the
+// target — arrive while a batch runs, before the next batch needs it.
+const readAhead = 2
+
+// carryTarget is the records a partition's carry holds before the
+// partition is paused, 0 without a record limit (under the source lock):
+// readAhead times its share of a batch (the record limit divided among
+// the partitions a batch reads), plus the records of the largest producer
+// batch fetched so far. A broker sends a partition's records in whole
+// producer batches, so a refill lands one producer batch at a time; with
+// producer batches of a few thousand records and a share of a few hundred,
+// a target of two shares alone let every partition run dry at about the
+// same time and refill in one long fetch while the batch waited.
+func (s *Source) carryTarget() int64 {
+	recs := s.prefetchRecs.Load()
+	if recs <= 0 {
+		return 0
+	}
+	parts := s.spread.Load()
+	if parts <= 0 || s.grp != nil {
+		parts = int64(len(s.assigned))
+	}
+	share := (recs + parts - 1) / max(parts, 1)
+	var batch int64
+	if n, b := s.wireRecs.Load(), s.wireBytes.Load(); n > 0 && b > 0 {
+		batch = s.wireBatchMax.Load() * n / b
+	}
+	return readAhead*share + batch
 }
 
 func (r *reader) isDoneOrAbsent(tp partition.ID) bool {
