@@ -129,9 +129,9 @@ type Source struct {
 	parkReq    int
 	parked     bool
 	closed     bool
-	// held is a partition adjustPauses leaves running although its carry
-	// is full: the fetch goroutine took all of a response but that
-	// partition's last record (fetchLoop); nil: none.
+	// held is the partition of the last record of the response fetchLoop
+	// is taking, which adjustPausesFor leaves running until the response
+	// is routed; nil: none.
 	held *partition.ID
 	// dataCh is signalled when records or a higher watermark arrive
 	// (WaitForData).

@@ -491,8 +491,8 @@ func (s *Source) fetchLoop(ctx context.Context) {
 		// A response is taken in two steps, all of it but its last
 		// record, then the rest. The client sends a broker its next
 		// fetch request only once the last response from it is wholly
-		// taken, so the pauses the first part calls for (handleFetches,
-		// adjustPauses) are in place before that request is built: a
+		// taken, so the pauses the first part calls for (arrivals,
+		// adjustPausesFor) are in place before that request is built: a
 		// partition whose carry just filled is left out of it. Taken in
 		// one step, the next request went out at once with every
 		// partition in it, and the records it brought for partitions
@@ -503,21 +503,15 @@ func (s *Source) fetchLoop(ctx context.Context) {
 		// partition whose record was taken last. That partition is not
 		// paused before the rest is taken: the client would drop the
 		// record, and the broker send its whole producer batch again for
-		// it. It is held running until the next response is routed, so
-		// the request that follows may bring it one more fetch's share,
-		// kept in the carry; when it was the held partition the round
-		// before too (a response of one partition), it is paused after
-		// the rest is taken, before the client builds its next request
-		// if the pause wins the race, as a pause always was.
+		// it. It is paused, if full, once the response is routed: before
+		// the client builds its next request if the pause wins the race
+		// (it usually does), as every pause did before.
 		fetches := cl.PollRecords(pctx, 1) // waits for a response
 		cancel()
 		if n := cl.BufferedFetchRecords(); n > 1 {
 			fetches = append(fetches, cl.PollRecords(nil, int(n-1))...) // nil: what is buffered, no wait
 		}
 		tail, hasTail := lastPartition(fetches)
-		if afterTakeHook != nil {
-			afterTakeHook()
-		}
 
 		s.fmu.Lock()
 		s.pollCancel = nil
@@ -534,11 +528,13 @@ func (s *Source) fetchLoop(ctx context.Context) {
 			s.fmu.Unlock()
 			return
 		}
-		heldBefore := s.held
+		s.held = nil
 		if hasTail {
 			s.held = &tail
 		}
-		s.handleFetches(ctx, fetches)
+		// Pause for what the response brings before the rest is taken;
+		// route it after, while the next request is on its way.
+		s.adjustPausesFor(s.arrivals(fetches))
 		// A producer batch larger than a partition's share reaches a
 		// response only as its first partition's: resize before the
 		// next request, not at the next batch.
@@ -551,19 +547,15 @@ func (s *Source) fetchLoop(ctx context.Context) {
 		// The rest (outside the lock: the client's own locks are taken
 		// in this call, and group callbacks take the source lock).
 		rest := cl.PollRecords(nil, -1)
+		if afterTakeHook != nil {
+			afterTakeHook()
+		}
 		s.fmu.Lock()
 		if ctx.Err() != nil {
 			s.fmu.Unlock()
 			return
 		}
-		if s.held != nil && heldBefore != nil && *s.held == *heldBefore {
-			s.held = nil // held twice in a row: pause it if it is full
-		}
-		if len(rest) > 0 {
-			s.handleFetches(ctx, rest)
-		} else {
-			s.adjustPauses()
-		}
+		s.handleFetches(ctx, append(fetches, rest...))
 		if r := s.cur; r != nil && time.Since(r.lastProgress) >= stallCheck {
 			r.checkGone(ctx)
 			r.lastProgress = time.Now()
@@ -572,8 +564,8 @@ func (s *Source) fetchLoop(ctx context.Context) {
 	}
 }
 
-// afterTakeHook, when set (tests), runs after the fetch goroutine took a
-// response's records and before it routes them.
+// afterTakeHook, when set (tests), runs after the fetch goroutine took the
+// whole of a response and before it routes its records.
 var afterTakeHook func()
 
 // lastPartition is the partition of the last record in fetches.
@@ -707,23 +699,80 @@ func (s *Source) forget(tp partition.ID) {
 // one bound on the whole carry, the partitions fetched first filled it
 // and the others were paused with nothing carried, so the next batch
 // waited for a fetch round trip per partition or two.
-func (s *Source) adjustPauses() {
+func (s *Source) adjustPauses() { s.adjustPausesFor(nil) }
+
+// arriving is what records taken from the client but not routed yet will
+// add to a partition (arrivals).
+type arriving struct {
+	recs, bytes int64 // to the carry
+	next        int64 // the cursor after them
+	completes   bool  // they complete the partition's range in the open batch
+}
+
+// arrivals is what routing fetches will add to each partition's carry and
+// cursor (under the source lock): fetchLoop pauses for it before it takes
+// the rest of a response, and routes the records after.
+func (s *Source) arrivals(fetches kgo.Fetches) map[partition.ID]arriving {
+	r := s.cur
+	var out map[partition.ID]arriving
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if fp.Err != nil || len(fp.Records) == 0 {
+			return
+		}
+		tp := partition.ID{Topic: fp.Topic, Partition: fp.Partition}
+		if _, known := s.pos[tp]; !known {
+			return // dropped when routed
+		}
+		recs := fp.Records
+		if out == nil {
+			out = map[partition.ID]arriving{}
+		}
+		a := out[tp]
+		a.next = recs[len(recs)-1].Offset + 1
+		if r != nil && !r.closed {
+			if rng, ok := r.ranges[tp]; ok && !r.isDone(tp) {
+				recs = recs[sort.Search(len(recs), func(i int) bool { return recs[i].Offset >= rng[1] }):]
+				a.completes = a.completes || a.next >= rng[1]
+			}
+		}
+		a.recs += int64(len(recs))
+		a.bytes += recordBytes(recs)
+		out[tp] = a
+	})
+	return out
+}
+
+// adjustPausesFor is adjustPauses with the records in (arrivals) counted
+// as routed already.
+func (s *Source) adjustPausesFor(in map[partition.ID]arriving) {
 	if len(s.assigned) == 0 {
 		return
 	}
 	capBytes := s.prefetchBytes.Load()
 	perPart := max(capBytes/int64(len(s.assigned)), 64<<10)
 	target := s.carryTarget()
+	total := s.carryTotalBytes
+	for _, a := range in {
+		total += a.bytes
+	}
 	var pause, resume map[string][]int32
 	r := s.cur
 	for tp := range s.assigned {
 		stop := false
-		if r == nil || r.closed || r.isDoneOrAbsent(tp) {
+		a := in[tp]
+		if r == nil || r.closed || r.isDoneOrAbsent(tp) || a.completes {
 			pos, known := s.pos[tp]
+			pos = max(pos, a.next)
 			end, snap := s.availableNow[tp]
-			full := (target > 0 && int64(len(s.carry[tp])) >= target) || s.carryBytes[tp] >= perPart || s.carryTotalBytes >= capBytes
-			held := s.held != nil && *s.held == tp // its last fetched record is still to be taken (fetchLoop)
-			stop = !known || (snap && pos >= end) || s.idleWaiting || (full && !held)
+			recs, bytes := int64(len(s.carry[tp]))+a.recs, s.carryBytes[tp]+a.bytes
+			full := (target > 0 && recs >= target) || bytes >= perPart || total >= capBytes
+			if in != nil && s.held != nil && *s.held == tp {
+				// Its last fetched record is still to be taken
+				// (fetchLoop): a pause now would drop it. It is paused
+				// once the response is routed.
+				full = false
+			}
+			stop = !known || (snap && pos >= end) || s.idleWaiting || full
 		}
 		switch {
 		case stop && !s.paused[tp]:
