@@ -129,6 +129,10 @@ type Source struct {
 	parkReq    int
 	parked     bool
 	closed     bool
+	// held is the partition of the last record of the response fetchLoop
+	// is taking, which adjustPausesFor leaves running until the response
+	// is routed; nil: none.
+	held *partition.ID
 	// dataCh is signalled when records or a higher watermark arrive
 	// (WaitForData).
 	dataCh chan struct{}
@@ -146,9 +150,10 @@ type Source struct {
 	// prefetchBytes bounds the carry; workers is the engine's worker
 	// count (coalescing, SetParallelism).
 	prefetchBytes atomic.Int64
-	// prefetchRecs bounds the carry's records: the admission limit of
-	// the last planned batch (SetPrefetchLimit), maxOffsetsPerTrigger
-	// before the first; 0 = no bound beyond the bytes.
+	// prefetchRecs bounds the carry's records (carryTarget): the
+	// admission limit of the last planned batch (SetPrefetchLimit),
+	// maxOffsetsPerTrigger before the first; 0 = no bound beyond the
+	// bytes.
 	prefetchRecs atomic.Int64
 	// fetchCap is the most a fetch may hold (fetch.max.bytes, or half
 	// the budget's buffer share); fetchSet what the client was last told
@@ -226,6 +231,16 @@ func newSource(cfg *Config, logger *slog.Logger) (*Source, error) {
 		kgo.FetchMinBytes(cfg.FetchMinBytes),
 		kgo.KeepControlRecords(),
 		kgo.WithHooks(connHook{s}, wireHook{s}),
+		// Every fetch request names each partition with the current
+		// share (sizeFetches). In a fetch session (KIP-227) a broker
+		// keeps a partition's share from when it last named it, and the
+		// client names again only partitions whose position moved: a
+		// partition that got nothing under a smaller share — its producer
+		// batch larger than the share, or a first batch sized before any
+		// record was seen — kept that share and got nothing until
+		// something else moved it. A request costs a few bytes more per
+		// partition.
+		kgo.DisableFetchSessions(),
 	}
 	kopts = append(kopts, cfg.Security.Opts()...)
 	if cfg.MaxConcurrentFetch > 0 {
@@ -886,7 +901,9 @@ type wireHook struct{ s *Source }
 func (h wireHook) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.FetchBatchMetrics) {
 	h.s.wireRecs.Add(int64(m.NumRecords))
 	h.s.wireBytes.Add(int64(m.CompressedBytes))
-	for n := int64(m.CompressedBytes); ; {
+	// The batch as the broker measures it against a partition's fetch
+	// limit: its records and its header.
+	for n := int64(m.CompressedBytes + recordBatchHeader); ; {
 		old := h.s.wireBatchMax.Load()
 		if n <= old || h.s.wireBatchMax.CompareAndSwap(old, n) {
 			break
@@ -895,6 +912,13 @@ func (h wireHook) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m kg
 }
 
 var _ kgo.HookFetchBatchRead = wireHook{}
+
+// recordBatchHeader is the size of a record batch's header (magic 2):
+// FetchBatchMetrics.CompressedBytes counts the records only, while a
+// broker compares the whole batch with a partition's fetch limit — a
+// share of exactly the records' size let a response carry that batch for
+// its first partition only.
+const recordBatchHeader = 61
 
 // defaultRecordBytes is the record size assumed before any was fetched
 // (sizeFetches): small, so a first fetch is rather too small (one more
@@ -929,9 +953,26 @@ func (s *Source) sizeFetches() {
 	if parts <= 0 {
 		parts = 4
 	}
-	partMax := min(int64(s.cfg.FetchPartitionMax), max(limit/parts, 16<<10, s.wireBatchMax.Load()))
+	// Never below the largest producer batch (with an eighth to spare
+	// for the next, larger one): a broker sends a batch over a
+	// partition's limit for a response's first partition only.
+	batchMax := s.wireBatchMax.Load()
+	partMax := min(int64(s.cfg.FetchPartitionMax), max(limit/parts, 16<<10, batchMax+batchMax/8))
+	if s.spread.Load() > 0 {
+		// Room for every partition's share in one response: a request
+		// names only the partitions whose carry is short (adjustPauses),
+		// and a producer batch larger than limit/parts (a broker sends
+		// batches whole) would otherwise let a response serve a partition
+		// or two, and a batch wait a round trip for each of the others.
+		// Twice that: the embedded broker (kfake) charges a partition's
+		// next batch, which it then leaves out, against the response's
+		// limit. A Kafka broker sends at most a share a partition either
+		// way, so the response stays within parts × partMax, itself
+		// within fetchCap whenever the doubled limit is.
+		limit = min(s.fetchCap.Load(), max(limit, 2*parts*partMax))
+	}
 	near := func(v, set int64) bool { d := v - set; return set > 0 && d < set/4 && -d < set/4 }
-	if near(limit, s.fetchSet) && near(partMax, s.partSet) {
+	if near(limit, s.fetchSet) && near(partMax, s.partSet) && (s.partSet >= batchMax || s.partSet >= int64(s.cfg.FetchPartitionMax)) {
 		return
 	}
 	if s.cl == nil {
@@ -941,10 +982,10 @@ func (s *Source) sizeFetches() {
 	s.cl.UpdateFetchMaxBytes(int32(min(limit, 1<<30)), int32(partMax))
 }
 
-// SetPrefetchLimit implements source.Prefetcher: the carry holds at most
-// the records the next batch may admit (records ≤ 0: bounded by bytes
-// only).
-// The client's fetches are sized to it too (sizeFetches).
+// SetPrefetchLimit implements source.Prefetcher: records is what the next
+// batch may admit; each partition's carry holds its share of two such
+// batches and a producer batch (carryTarget; records ≤ 0: bounded by bytes
+// only). The client's fetches are sized to it too (sizeFetches).
 func (s *Source) SetPrefetchLimit(records int64) {
 	s.prefetchRecs.Store(max(records, 0))
 	s.sizeFetches()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -151,10 +152,10 @@ func produceSmallBatches(t *testing.T, addr, topic string, n, size, per int) {
 	}
 }
 
-// TestPrefetchBounded: the read-ahead stops at the next batch's admission
-// limit (records) and at half the memory budget's buffer share (bytes),
-// give or take the fetch in flight, and the next batch still reads its
-// whole range exactly.
+// TestPrefetchBounded: the read-ahead stops at two batches' shares of the
+// admission limit per partition beyond a producer batch (records) and at
+// half the memory budget's buffer share (bytes), give or take the fetch in
+// flight, and the next batch still reads its whole range exactly.
 func TestPrefetchBounded(t *testing.T) {
 	b := brokertest.Start(t, broker.TopicSpec{Name: "bound", Partitions: 1})
 	produceSmallBatches(t, b.Addr(), "bound", 2000, 1000, 10)
@@ -175,8 +176,9 @@ func TestPrefetchBounded(t *testing.T) {
 		defer src.Close()
 		src.SetPrefetchLimit(100)
 		readBatch(t, src, offsets("bound", 0), offsets("bound", 10))
-		// One fetch is at most 16 KiB plus a producer batch (10 records).
-		if n := settle(t, src, 100); n > 100+30 {
+		// Two batches' worth and a producer batch (10 records), plus one
+		// fetch: at most 16 KiB and a producer batch.
+		if n := settle(t, src, 100); n > 2*100+10+30 {
 			t.Fatalf("prefetched %d records, limit 100", n)
 		}
 		_, rows := readBatch(t, src, offsets("bound", 10), offsets("bound", 500))
@@ -195,7 +197,7 @@ func TestPrefetchBounded(t *testing.T) {
 		defer src.Close()
 		src.SetPrefetchLimit(100)
 		readBatch(t, src, offsets("bound", 0), offsets("bound", 10))
-		if n := settle(t, src, 100); n > 100+80 {
+		if n := settle(t, src, 100); n > 2*100+10+80 {
 			t.Fatalf("prefetched %d records, limit 100", n)
 		}
 	})
@@ -558,5 +560,161 @@ func TestManyPartitionsFetchTheBatchShare(t *testing.T) {
 	// (fetched again later): well under the topic's 50,000.
 	if got := src.FetchedRecords(); got > 5*limit {
 		t.Fatalf("fetched %d records for a batch of %d (prefetch limit %d): the fetches did not follow the batch's spread", got, limit, limit)
+	}
+}
+
+// TestReadAheadCoversEveryPartition: with small batches over partitions
+// whose producer batches are much larger than a batch's share (the bench's
+// maxOffsetsPerTrigger run: 1,250 records a partition a batch, producer
+// batches of ~4,000), the read-ahead stops per partition once its carry
+// covers its share of the next batches, so
+//   - after each batch has settled, every partition carries the next
+//     batch's share (none was paused with nothing carried while others
+//     held it all: the next batch does not wait for fetch round trips);
+//   - records are not fetched twice: a partition is paused before the
+//     client's next fetch request is built, not while a fetch that names
+//     it is in flight (the client drops such records, and they are
+//     fetched again).
+func TestReadAheadCoversEveryPartition(t *testing.T) {
+	const parts, perBatch, batches = 6, 60, 8 // producer batches of 60 records
+	const total = parts * perBatch * batches
+	b := brokertest.Start(t, broker.TopicSpec{Name: "even", Partitions: parts})
+	// Values of 1 KB, random past their "p<partition>-<offset>" prefix (the
+	// producer's compression leaves them at size): a producer batch is
+	// about 60 KB, so a fetch sized to a batch (64 KiB at least) holds one
+	// partition's producer batch, not every partition's.
+	rng := rand.New(rand.NewPCG(3, 4))
+	value := func(p, off int) []byte {
+		v := make([]byte, 1000)
+		for k := range v {
+			v[k] = byte(rng.Uint32())
+		}
+		return append([]byte(fmt.Sprintf("p%d-%d|", p, off)), v...)
+	}
+	for i := 0; i < batches; i++ {
+		var recs []*kgo.Record
+		for p := 0; p < parts; p++ {
+			for j := 0; j < perBatch; j++ {
+				recs = append(recs, &kgo.Record{Topic: "even", Partition: int32(p), Value: value(p, i*perBatch+j)})
+			}
+		}
+		brokertest.ProduceSync(t, b.Addr(), recs...)
+	}
+	// Routing a response takes a while (a busy machine): a client left to
+	// send its next request meanwhile names the partitions about to be
+	// paused in it.
+	defer kafka.SlowRouting(5 * time.Millisecond)()
+	src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "even"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	const share = 6 // records a partition a batch: a tenth of a producer batch
+	src.SetPrefetchLimit(parts * share)
+	pos := int64(0)
+	next := map[int32]int64{}
+	for pos < perBatch*batches {
+		end := min(pos+share, perBatch*batches)
+		start, stop := kafka.Offsets{}, kafka.Offsets{}
+		for p := 0; p < parts; p++ {
+			start[partition.ID{Topic: "even", Partition: int32(p)}] = pos
+			stop[partition.ID{Topic: "even", Partition: int32(p)}] = end
+		}
+		_, rows := readBatch(t, src, start, stop)
+		for _, task := range rows {
+			for _, r := range task {
+				if r.offset != next[r.part] || !strings.HasPrefix(r.value, fmt.Sprintf("p%d-%d|", r.part, r.offset)) {
+					t.Fatalf("partition %d: got offset %d (%.10q), want %d", r.part, r.offset, r.value, next[r.part])
+				}
+				next[r.part]++
+			}
+		}
+		pos = end
+		if pos+share <= perBatch*batches {
+			// Every partition's carry covers the next batch's share
+			// (once the fetches this batch started have landed).
+			waitFor(t, func() bool {
+				for p := 0; p < parts; p++ {
+					if src.CarryOf("even", int32(p)) < share {
+						return false
+					}
+				}
+				return true
+			})
+		}
+	}
+	for p := int32(0); p < parts; p++ {
+		if next[p] != perBatch*batches {
+			t.Fatalf("partition %d read up to %d, want %d", p, next[p], perBatch*batches)
+		}
+	}
+	// A record fetched twice is one the client dropped. Pausing before
+	// the client's next request leaves none but the pauses of the
+	// partition holding a response's last record (fetchLoop): those run
+	// after the routing, which SlowRouting makes lose every race with the
+	// next request — up to a fifth of the records here, against a third
+	// and more when every pause comes after the routing.
+	if got := src.FetchedRecords(); got > total+total/4 {
+		t.Fatalf("fetched %d records for %d: %d fetched again", got, total, got-total)
+	}
+}
+
+// TestLargeProducerBatchesShareOneResponse: producer batches larger than a
+// partition's share of a fetch (the bench's ~1 MB batches against a share
+// sized before any record was seen) reach a response only as its first
+// partition's. Once the first response shows the batch size, the next
+// request gives every partition room for one, and so does the broker:
+//   - the source re-sizes before its next request (not at the next batch);
+//   - the request names every partition with the new share (no fetch
+//     session keeping the old share for partitions that got nothing);
+//   - the response's limit leaves room for all of them (twice, for the
+//     embedded broker's accounting — see sizeFetches; not checked here).
+//
+// So a first batch over six partitions completes in two fetch round
+// trips, not one per partition or two.
+func TestLargeProducerBatchesShareOneResponse(t *testing.T) {
+	const parts = 6
+	b := brokertest.Start(t, broker.TopicSpec{Name: "big", Partitions: parts})
+	rng := rand.New(rand.NewPCG(5, 6))
+	var recs []*kgo.Record
+	for p := 0; p < parts; p++ {
+		for j := 0; j < 60; j++ { // one producer batch of ~60 KB per partition
+			v := make([]byte, 1000)
+			for k := range v {
+				v[k] = byte(rng.Uint32())
+			}
+			recs = append(recs, &kgo.Record{Topic: "big", Partition: int32(p), Value: v})
+		}
+	}
+	brokertest.ProduceSync(t, b.Addr(), recs...)
+	var fetches atomic.Int64
+	b.Cluster().ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		b.Cluster().KeepControl()
+		fetches.Add(1)
+		return nil, nil, false
+	})
+	src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "big"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	src.SetPrefetchLimit(parts * 10)
+	start, end := kafka.Offsets{}, kafka.Offsets{}
+	for p := 0; p < parts; p++ {
+		start[partition.ID{Topic: "big", Partition: int32(p)}] = 0
+		end[partition.ID{Topic: "big", Partition: int32(p)}] = 10
+	}
+	_, rows := readBatch(t, src, start, end)
+	n := 0
+	for _, r := range rows {
+		n += len(r)
+	}
+	if n != parts*10 {
+		t.Fatalf("the batch read %d records, want %d", n, parts*10)
+	}
+	// Two requests for the batch, and perhaps the read-ahead's next one
+	// already on its way.
+	if got := fetches.Load(); got > 3 {
+		t.Fatalf("the first batch took %d fetch requests, want 2 (and one the read-ahead sent after): a response served one partition's producer batch at a time", got)
 	}
 }

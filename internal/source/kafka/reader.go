@@ -27,11 +27,13 @@ import (
 // transforms and commits, the next one's records are already on their way.
 // The carry is bounded: a partition is paused once the carry holds its
 // share of the prefetch bytes (half of the memory budget's buffer share,
-// or fetch.max.bytes without a budget), once the carry holds as many
-// records as the next batch may admit (SetPrefetchLimit: admission's last
-// limit; maxOffsetsPerTrigger before the first plan), and at an
-// availableNow snapshot's end; partitions resume as batches take their
-// carry.
+// or fetch.max.bytes without a budget), once its carry holds its share of
+// the next two batches' records and a producer batch (carryTarget, from
+// SetPrefetchLimit: admission's last limit; maxOffsetsPerTrigger before
+// the first plan), and at an availableNow snapshot's end; partitions
+// resume as batches take their carry. The pauses take effect before the
+// client's next fetch request is built (fetchLoop takes a response in two
+// steps), so a fetch never brings records the client then drops.
 //
 // Open and Close do not talk to the brokers unless a partition's cursor
 // must move (the first batch, a batch after a failed one, offsets skipped):
@@ -486,8 +488,30 @@ func (s *Source) fetchLoop(ctx context.Context) {
 		cl := s.cl // group mode replaces it while the goroutine is parked (renewSession)
 		s.fmu.Unlock()
 
-		fetches := cl.PollFetches(pctx)
+		// A response is taken in two steps, all of it but its last
+		// record, then the rest. The client sends a broker its next
+		// fetch request only once the last response from it is wholly
+		// taken, so the pauses the first part calls for (arrivals,
+		// adjustPausesFor) are in place before that request is built: a
+		// partition whose carry just filled is left out of it. Taken in
+		// one step, the next request went out at once with every
+		// partition in it, and the records it brought for partitions
+		// paused meanwhile were dropped by the client (and fetched again
+		// later).
+		//
+		// The record left behind is almost always the next one of the
+		// partition whose record was taken last. That partition is not
+		// paused before the rest is taken: the client would drop the
+		// record, and the broker send its whole producer batch again for
+		// it. It is paused, if full, once the response is routed: before
+		// the client builds its next request if the pause wins the race
+		// (it usually does), as every pause did before.
+		fetches := cl.PollRecords(pctx, 1) // waits for a response
 		cancel()
+		if n := cl.BufferedFetchRecords(); n > 1 {
+			fetches = append(fetches, cl.PollRecords(nil, int(n-1))...) // nil: what is buffered, no wait
+		}
+		tail, hasTail := lastPartition(fetches)
 
 		s.fmu.Lock()
 		s.pollCancel = nil
@@ -504,13 +528,60 @@ func (s *Source) fetchLoop(ctx context.Context) {
 			s.fmu.Unlock()
 			return
 		}
-		s.handleFetches(ctx, fetches)
+		s.held = nil
+		if hasTail {
+			s.held = &tail
+		}
+		// Pause for what the response brings before the rest is taken;
+		// route it after, while the next request is on its way.
+		s.adjustPausesFor(s.arrivals(fetches))
+		// A producer batch larger than a partition's share reaches a
+		// response only as its first partition's: resize before the
+		// next request, not at the next batch.
+		resize := s.partSet > 0 && s.wireBatchMax.Load() > s.partSet && s.partSet < int64(s.cfg.FetchPartitionMax)
+		s.fmu.Unlock()
+		if resize {
+			s.sizeFetches()
+		}
+
+		// The rest (outside the lock: the client's own locks are taken
+		// in this call, and group callbacks take the source lock).
+		rest := cl.PollRecords(nil, -1)
+		if afterTakeHook != nil {
+			afterTakeHook()
+		}
+		s.fmu.Lock()
+		if ctx.Err() != nil {
+			s.fmu.Unlock()
+			return
+		}
+		s.handleFetches(ctx, append(fetches, rest...))
 		if r := s.cur; r != nil && time.Since(r.lastProgress) >= stallCheck {
 			r.checkGone(ctx)
 			r.lastProgress = time.Now()
 		}
 		s.fmu.Unlock()
 	}
+}
+
+// afterTakeHook, when set (tests), runs after the fetch goroutine took the
+// whole of a response and before it routes its records.
+var afterTakeHook func()
+
+// lastPartition is the partition of the last record in fetches.
+func lastPartition(fetches kgo.Fetches) (partition.ID, bool) {
+	for i := len(fetches) - 1; i >= 0; i-- {
+		ts := fetches[i].Topics
+		for j := len(ts) - 1; j >= 0; j-- {
+			ps := ts[j].Partitions
+			for k := len(ps) - 1; k >= 0; k-- {
+				if len(ps[k].Records) > 0 {
+					return partition.ID{Topic: ts[j].Topic, Partition: ps[k].Partition}, true
+				}
+			}
+		}
+	}
+	return partition.ID{}, false
 }
 
 // handleFetches routes one poll's records (under the source lock).
@@ -620,24 +691,88 @@ func (s *Source) forget(tp partition.ID) {
 // resumes the others (under the source lock): a partition of the open
 // batch that has not reached its end is always fetched; any other is
 // paused when its cursor is unknown, when it reached the availableNow
-// snapshot, or when the carry is full (its share of the prefetch bytes,
-// or maxOffsetsPerTrigger records in all).
-func (s *Source) adjustPauses() {
+// snapshot, or when its carry is full: its share of the prefetch bytes,
+// or, under a record limit (SetPrefetchLimit), its share of the next
+// readAhead batches' records (carryTarget).
+//
+// The record bound is per partition so that the read-ahead is even: with
+// one bound on the whole carry, the partitions fetched first filled it
+// and the others were paused with nothing carried, so the next batch
+// waited for a fetch round trip per partition or two.
+func (s *Source) adjustPauses() { s.adjustPausesFor(nil) }
+
+// arriving is what records taken from the client but not routed yet will
+// add to a partition (arrivals).
+type arriving struct {
+	recs, bytes int64 // to the carry
+	next        int64 // the cursor after them
+	completes   bool  // they complete the partition's range in the open batch
+}
+
+// arrivals is what routing fetches will add to each partition's carry and
+// cursor (under the source lock): fetchLoop pauses for it before it takes
+// the rest of a response, and routes the records after.
+func (s *Source) arrivals(fetches kgo.Fetches) map[partition.ID]arriving {
+	r := s.cur
+	var out map[partition.ID]arriving
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if fp.Err != nil || len(fp.Records) == 0 {
+			return
+		}
+		tp := partition.ID{Topic: fp.Topic, Partition: fp.Partition}
+		if _, known := s.pos[tp]; !known {
+			return // dropped when routed
+		}
+		recs := fp.Records
+		if out == nil {
+			out = map[partition.ID]arriving{}
+		}
+		a := out[tp]
+		a.next = recs[len(recs)-1].Offset + 1
+		if r != nil && !r.closed {
+			if rng, ok := r.ranges[tp]; ok && !r.isDone(tp) {
+				recs = recs[sort.Search(len(recs), func(i int) bool { return recs[i].Offset >= rng[1] }):]
+				a.completes = a.completes || a.next >= rng[1]
+			}
+		}
+		a.recs += int64(len(recs))
+		a.bytes += recordBytes(recs)
+		out[tp] = a
+	})
+	return out
+}
+
+// adjustPausesFor is adjustPauses with the records in (arrivals) counted
+// as routed already.
+func (s *Source) adjustPausesFor(in map[partition.ID]arriving) {
 	if len(s.assigned) == 0 {
 		return
 	}
 	capBytes := s.prefetchBytes.Load()
 	perPart := max(capBytes/int64(len(s.assigned)), 64<<10)
-	recsMax := s.prefetchRecs.Load()
-	recsFull := recsMax > 0 && s.carryTotalRecs >= recsMax
+	target := s.carryTarget()
+	total := s.carryTotalBytes
+	for _, a := range in {
+		total += a.bytes
+	}
 	var pause, resume map[string][]int32
 	r := s.cur
 	for tp := range s.assigned {
 		stop := false
-		if r == nil || r.closed || r.isDoneOrAbsent(tp) {
+		a := in[tp]
+		if r == nil || r.closed || r.isDoneOrAbsent(tp) || a.completes {
 			pos, known := s.pos[tp]
+			pos = max(pos, a.next)
 			end, snap := s.availableNow[tp]
-			stop = !known || (snap && pos >= end) || recsFull || s.carryBytes[tp] >= perPart || s.carryTotalBytes >= capBytes || s.idleWaiting
+			recs, bytes := int64(len(s.carry[tp]))+a.recs, s.carryBytes[tp]+a.bytes
+			full := (target > 0 && recs >= target) || bytes >= perPart || total >= capBytes
+			if in != nil && s.held != nil && *s.held == tp {
+				// Its last fetched record is still to be taken
+				// (fetchLoop): a pause now would drop it. It is paused
+				// once the response is routed.
+				full = false
+			}
+			stop = !known || (snap && pos >= end) || s.idleWaiting || full
 		}
 		switch {
 		case stop && !s.paused[tp]:
@@ -660,6 +795,39 @@ func (s *Source) adjustPauses() {
 	if resume != nil {
 		s.cl.ResumeFetchPartitions(resume)
 	}
+}
+
+// readAhead is how many batches' shares of records a partition's carry
+// holds under a record limit, beyond a producer batch: the next batch's
+// and the one after. The one after is what lets a partition's refill — a
+// fetch round trip, started when a batch takes the carry below the
+// target — arrive while a batch runs, before the next batch needs it.
+const readAhead = 2
+
+// carryTarget is the records a partition's carry holds before the
+// partition is paused, 0 without a record limit (under the source lock):
+// readAhead times its share of a batch (the record limit divided among
+// the partitions a batch reads), plus the records of the largest producer
+// batch fetched so far. A broker sends a partition's records in whole
+// producer batches, so a refill lands one producer batch at a time; with
+// producer batches of a few thousand records and a share of a few hundred,
+// a target of two shares alone let every partition run dry at about the
+// same time and refill in one long fetch while the batch waited.
+func (s *Source) carryTarget() int64 {
+	recs := s.prefetchRecs.Load()
+	if recs <= 0 {
+		return 0
+	}
+	parts := s.spread.Load()
+	if parts <= 0 || s.grp != nil {
+		parts = int64(len(s.assigned))
+	}
+	share := (recs + parts - 1) / max(parts, 1)
+	var batch int64
+	if n, b := s.wireRecs.Load(), s.wireBytes.Load(); n > 0 && b > 0 {
+		batch = s.wireBatchMax.Load() * n / b
+	}
+	return readAhead*share + batch
 }
 
 func (r *reader) isDoneOrAbsent(tp partition.ID) bool {
