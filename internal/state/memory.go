@@ -362,7 +362,7 @@ func (p *memoryProvider) Maintenance() error {
 	lastSnap := vf.snapshotAtOrBelow(latest)
 	var snap *btree.BTreeG[entry]
 	gen := p.commits[latest]
-	if latest-lastSnap > int64(p.conf.MinDeltasForSnapshot) {
+	if latest-lastSnap > int64(p.conf.MinDeltasForSnapshot) && !p.snapshotStaleLocked(latest, gen) {
 		mv, ok := p.cache[latest]
 		if !ok {
 			// Not cached (maxBatchesToRetainInMemory = 0, or after a
@@ -410,7 +410,7 @@ func (p *memoryProvider) writeSnapshot(v int64, tree *btree.BTreeG[entry], gen i
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.commits[v] != gen {
+	if p.snapshotStaleLocked(v, gen) {
 		a.abort()
 		return nil
 	}
@@ -419,6 +419,18 @@ func (p *memoryProvider) writeSnapshot(v int64, tree *btree.BTreeG[entry], gen i
 		return fmt.Errorf("state %s: snapshot %d: %w", p.id, v, err)
 	}
 	return nil
+}
+
+// snapshotStaleLocked says whether a snapshot of version v, cloned after
+// gen commits of v, must not be published: v was committed again since,
+// or a store is open that will write v or an earlier version — a re-run,
+// which removes the snapshots of the versions it rewrites (removeStaleLocked)
+// when its delta is written and counts its commit only at Commit; with the
+// provider's lock released in between (a batch's shared sync), a snapshot
+// of the failed run's v published there would outlive the re-run and be
+// loaded as v.
+func (p *memoryProvider) snapshotStaleLocked(v, gen int64) bool {
+	return p.commits[v] != gen || (p.open != nil && !p.open.done && p.open.version < v)
 }
 
 // writeSnapshotUnsynced is writeSnapshot with batch durability: the
@@ -450,7 +462,7 @@ func (p *memoryProvider) writeSnapshotUnsynced(v int64, tree *btree.BTreeG[entry
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.commits[v] != gen {
+	if p.snapshotStaleLocked(v, gen) {
 		os.Remove(tmp)
 		return nil
 	}
