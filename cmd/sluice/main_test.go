@@ -30,6 +30,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// selfCommand runs this test binary as `sluice ARGS…` (TestMain passes the
+// arguments to realMain); ctx kills it.
+func selfCommand(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0])
+	cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN_ARGS="+strings.Join(args, "\x1f"))
+	return cmd
+}
+
 func writePipeline(t *testing.T, addr, trigger, extra string) string {
 	t.Helper()
 	dir := t.TempDir()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -60,12 +59,8 @@ func TestTortureExactlyOnce(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			cfg := torture.Config{
-				Command: func(ctx context.Context, args ...string) *exec.Cmd {
-					cmd := exec.CommandContext(ctx, os.Args[0])
-					cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN_ARGS="+strings.Join(args, "\x1f"))
-					return cmd
-				},
-				Sink: sk, Pipeline: rc.pipeline, Store: rc.store, Kills: rc.kills, Records: 3000, Dir: t.TempDir(), Seed: uint64(time.Now().UnixNano()),
+				Command: selfCommand,
+				Sink:    sk, Pipeline: rc.pipeline, Store: rc.store, Kills: rc.kills, Records: 3000, Dir: t.TempDir(), Seed: uint64(time.Now().UnixNano()),
 			}
 			res, err := torture.Run(ctx, cfg)
 			if err != nil {
@@ -147,12 +142,8 @@ func TestTortureAsyncProgress(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cfg := torture.Config{
-		Command: func(ctx context.Context, args ...string) *exec.Cmd {
-			cmd := exec.CommandContext(ctx, os.Args[0])
-			cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN_ARGS="+strings.Join(args, "\x1f"))
-			return cmd
-		},
-		Sink: "kafka", Pipeline: "copy", Kills: 10, Records: 3000, Dir: t.TempDir(), Seed: uint64(time.Now().UnixNano()),
+		Command: selfCommand,
+		Sink:    "kafka", Pipeline: "copy", Kills: 10, Records: 3000, Dir: t.TempDir(), Seed: uint64(time.Now().UnixNano()),
 		AsyncProgress: true,
 	}
 	res, err := torture.Run(ctx, cfg)
@@ -184,12 +175,8 @@ func TestTortureMembers(t *testing.T) {
 			var out testutil.SyncBuffer
 			res, err := torture.RunMembers(ctx, torture.MembersConfig{
 				Config: torture.Config{
-					Command: func(ctx context.Context, args ...string) *exec.Cmd {
-						cmd := exec.CommandContext(ctx, os.Args[0])
-						cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN_ARGS="+strings.Join(args, "\x1f"))
-						return cmd
-					},
-					Sink: sk, Kills: 6, Records: 3000,
+					Command: selfCommand,
+					Sink:    sk, Kills: 6, Records: 3000,
 					Dir: t.TempDir(), Seed: uint64(time.Now().UnixNano()), Out: &out,
 				},
 				Members: 3, Partitions: 12, Names: tc.names, MemberLogLevel: "info", LogDir: os.Getenv("SLUICE_TORTURE_LOG_DIR"),

@@ -31,6 +31,27 @@ func (s lastSink) LastCommittedBatch(context.Context) (int64, error) {
 	return ids[len(ids)-1], nil
 }
 
+// hundredRowsIntoLastSink is the crash tests' fixture: 50 rows on each of
+// two partitions, read 10 a partition per batch, into a sink that skips
+// batch ids it has committed (inner holds the rows).
+func hundredRowsIntoLastSink() (*sourcetest.Source, *sinktest.Sink, lastSink) {
+	src := sourcetest.New(sourcetest.Options{Partitions: 2, Defaults: source.ReadLimit{MaxRows: 10}})
+	src.AppendN(0, 50)
+	src.AppendN(1, 50)
+	inner := newSink("main", nil)
+	return src, inner, lastSink{inner}
+}
+
+// failAt is a batch hook that returns err for batch id and nil otherwise.
+func failAt(id int64, err error) func(int64) error {
+	return func(b int64) error {
+		if b == id {
+			return err
+		}
+		return nil
+	}
+}
+
 // runUntilRows runs a default-trigger query until the sink holds want
 // distinct rows, then stops it; or until it ends on its own (an error).
 func runUntilRows(t *testing.T, cfg engine.Config, snk *sinktest.Sink, want int) error {
@@ -162,35 +183,16 @@ func TestAsyncProgressCrashIsAtLeastOnce(t *testing.T) {
 	crash := errors.New("crash")
 	for _, step := range []string{"offsets", "before-commit", "commits"} {
 		t.Run(step, func(t *testing.T) {
-			src := sourcetest.New(sourcetest.Options{Partitions: 2, Defaults: source.ReadLimit{MaxRows: 10}})
-			src.AppendN(0, 50)
-			src.AppendN(1, 50)
+			src, inner, snk := hundredRowsIntoLastSink()
 			dir := t.TempDir()
-			inner := newSink("main", nil)
-			snk := lastSink{inner}
 			cfg := engine.Config{Source: src, Sink: snk, CheckpointDir: dir, AsyncProgress: &engine.AsyncProgress{Interval: 0}}
 			switch step {
 			case "offsets":
-				cfg.BeforeOffsetsLog = func(id int64) error {
-					if id == 4 {
-						return crash
-					}
-					return nil
-				}
+				cfg.BeforeOffsetsLog = failAt(4, crash)
 			case "before-commit":
-				cfg.BeforeCommit = func(id int64) error {
-					if id == 4 {
-						return crash
-					}
-					return nil
-				}
+				cfg.BeforeCommit = failAt(4, crash)
 			case "commits":
-				cfg.BeforeCommitLog = func(id int64) error {
-					if id == 4 {
-						return crash
-					}
-					return nil
-				}
+				cfg.BeforeCommitLog = failAt(4, crash)
 			}
 			err := runUntilRows(t, cfg, inner, 100)
 			if !errors.Is(err, crash) {
@@ -235,25 +237,16 @@ func TestAsyncProgressRefusals(t *testing.T) {
 // TestAsyncProgressTurnedOffAfterACrash: a crash under asynchronous
 // progress tracking with a long interval leaves the logs at batch 0 with no
 // gap (offsets/0 and commits/0) while the sink committed batches 0–5 (the
-// crash comes after batch 5's sink commit). A
-// restart with the option turned off still numbers its batches past the
+// crash comes after batch 5's sink commit). A restart with the option
+// turned off still numbers its batches past the
 // sink's last: without it, its batch 1 (every row after batch 0) would be
 // skipped by the sink as already committed, and those rows lost.
 func TestAsyncProgressTurnedOffAfterACrash(t *testing.T) {
 	crash := errors.New("crash")
-	src := sourcetest.New(sourcetest.Options{Partitions: 2, Defaults: source.ReadLimit{MaxRows: 10}})
-	src.AppendN(0, 50)
-	src.AppendN(1, 50)
+	src, inner, snk := hundredRowsIntoLastSink()
 	dir := t.TempDir()
-	inner := newSink("main", nil)
-	snk := lastSink{inner}
 	cfg := engine.Config{Source: src, Sink: snk, CheckpointDir: dir, AsyncProgress: &engine.AsyncProgress{Interval: time.Hour},
-		BeforeCommit: func(id int64) error {
-			if id == 5 {
-				return crash
-			}
-			return nil
-		}}
+		BeforeCommit: failAt(5, crash)}
 	if err := runUntilRows(t, cfg, inner, 100); !errors.Is(err, crash) {
 		t.Fatalf("first run ended with %v, want the crash", err)
 	}
