@@ -74,7 +74,7 @@ func printSoak(w io.Writer, r *soak.Result) {
 		switch {
 		case t.Rising:
 			verdict = "RISING"
-		case t.N < 3:
+		case t.TooFew:
 			verdict = "too few samples"
 		}
 		fmt.Fprintf(w, "%-17s %5d %14.4g %+14.4g %8.2f %16.4g  %s\n", t.Metric, t.N, t.Median, t.SlopePerHour, t.T, t.Tolerance, verdict)

@@ -31,7 +31,19 @@ type Trend struct {
 	// Rising is the verdict: a significant (T > 3) slope whose growth per
 	// hour is above Tolerance.
 	Rising bool `json:"rising"`
+	// TooFew: the samples leave fewer than minDOF degrees of freedom after
+	// the fit (a short run, or lifetimes of two samples each), so no
+	// verdict is given — Rising stays false.
+	TooFew bool `json:"tooFew,omitempty"`
 }
+
+// minDOF is the fewest residual degrees of freedom a trend is judged on.
+// With one or two (four samples in two lifetimes, as a two-minute soak with
+// kills leaves) each lifetime's points nearly define its own line, and two
+// lines of similar slope by chance — goroutines 23→24 in one lifetime and
+// 22→23 in the next — fit with a tiny error and a t statistic in the
+// thousands, whatever the threshold.
+const minDOF = 4
 
 // significance is the t statistic above which a slope is not noise. With
 // the 100+ samples of an hour's run the slope's t distribution is nearly
@@ -44,7 +56,7 @@ const significance = 3
 // starts from a fresh heap, which says nothing about a leak, while memory
 // that grows within every lifetime does. With one segment this is the
 // ordinary least-squares slope.
-func fitSlope(pts []point) (slope, stderr float64, ok bool) {
+func fitSlope(pts []point) (slope, stderr float64, dof int, ok bool) {
 	type acc struct{ n, st, sy float64 }
 	segs := map[int]*acc{}
 	for _, p := range pts {
@@ -64,9 +76,9 @@ func fitSlope(pts []point) (slope, stderr float64, ok bool) {
 		sxx += dt * dt
 		sxy += dt * dy
 	}
-	dof := float64(len(pts) - len(segs) - 1)
+	dof = len(pts) - len(segs) - 1
 	if sxx == 0 || dof < 1 {
-		return 0, 0, false
+		return 0, 0, dof, false
 	}
 	slope = sxy / sxx
 	var sse float64
@@ -75,7 +87,7 @@ func fitSlope(pts []point) (slope, stderr float64, ok bool) {
 		r := (p.y - a.sy/a.n) - slope*(p.t-a.st/a.n)
 		sse += r * r
 	}
-	return slope, math.Sqrt(sse / dof / sxx), true
+	return slope, math.Sqrt(sse / float64(dof) / sxx), dof, true
 }
 
 // trend fits pts and judges them against the tolerance rel × median + abs
@@ -92,7 +104,8 @@ func trend(metric string, pts []point, rel, abs float64) Trend {
 	slices.Sort(ys)
 	tr.Median = ys[len(ys)/2]
 	tr.Tolerance = rel*math.Abs(tr.Median) + abs
-	slope, se, ok := fitSlope(pts)
+	slope, se, dof, ok := fitSlope(pts)
+	tr.TooFew = dof < minDOF
 	if !ok {
 		return tr
 	}
@@ -103,6 +116,6 @@ func trend(metric string, pts []point, rel, abs float64) Trend {
 	case slope > 0:
 		tr.T = 1e9 // an exact line: as significant as it gets (JSON has no Inf)
 	}
-	tr.Rising = tr.T > significance && tr.SlopePerHour > tr.Tolerance
+	tr.Rising = !tr.TooFew && tr.T > significance && tr.SlopePerHour > tr.Tolerance
 	return tr
 }
