@@ -910,7 +910,7 @@ func (q *Query) noteFailure(err error) {
 func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	triggerStart := q.cfg.Clock.Now()
 	q.setStatus(fmt.Sprintf("Getting offsets from %s", q.cfg.Source.Description()), false, true)
-	end, latest, ainfo, asked, err := q.plan(ctx, once)
+	end, latest, ainfo, asked, listedAt, err := q.plan(ctx, once)
 	if err != nil {
 		return false, errors.Join(fmt.Errorf("batch %d: get latest offsets: %w", q.nextBatch, err), q.finishPending(nil))
 	}
@@ -918,13 +918,20 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 	q.attempt = attempt{start: triggerStart, asked: asked, latest: latest}
 	q.lastLatest = latest
 	q.caughtUp.Store(latest.JSON() == q.start.JSON())
+	// observed is when the latest offsets were asked for: the trigger's
+	// start, or earlier when the plan used a listing sent while the
+	// previous batch ran (source.CappedPlanner).
+	observed := triggerStart
+	if !listedAt.IsZero() && listedAt.Before(triggerStart) {
+		observed = listedAt
+	}
 	for _, o := range q.cfg.Observers {
-		o.OffsetsObserved(q, latest, triggerStart)
+		o.OffsetsObserved(q, latest, observed)
 	}
 	// A batch left in flight (commitLater) has committed its sink: the
 	// latest offsets just listed are the lag it left (its progress's
 	// LatestAfter), so no batch-end sample is taken for it.
-	afterPrev := &attempt{start: triggerStart, latest: latest}
+	afterPrev := &attempt{start: observed, latest: latest}
 	noData := false
 	if end.JSON() == q.start.JSON() || lostEverything(q.start, end) {
 		if once || end.JSON() != q.start.JSON() || !q.needsNoDataBatch() {
@@ -1360,6 +1367,15 @@ func (q *Query) finishCommit(p *pendingCommit, after *attempt) error {
 		switch {
 		case after != nil && after.latest != nil:
 			info.LatestAfterAt, info.LatestAfter = after.start, after.latest
+			if cp, ok := q.cfg.Source.(source.CappedPlanner); ok && after.start.Before(p.start) {
+				// The next plan used a listing sent before this batch
+				// committed (source.CappedPlanner); the one that plan
+				// sent, after the commit, is the lag the batch left
+				// when it has its answer already.
+				if l, at, ok := cp.ListedSince(p.start); ok {
+					info.LatestAfterAt, info.LatestAfter = at, q.sampler.part.PartitionOffset(l)
+				}
+			}
 		case p.sample != nil:
 			info.LatestAfterAt = p.sample.at
 			if p.sample.latest != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/internal/admission"
+	"github.com/sluice-stream/sluice/internal/partition"
 	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/trigger"
 )
@@ -55,7 +56,7 @@ func (q *Query) currentTrigger() trigger.Trigger {
 // nothing to run), the latest offset, the decision and how long the
 // source took to answer (progress latestOffset; the rest of planning is
 // queryPlanning).
-func (q *Query) plan(ctx context.Context, once bool) (end, latest source.Offset, d admission.Decision, asked time.Duration, err error) {
+func (q *Query) plan(ctx context.Context, once bool) (end, latest source.Offset, d admission.Decision, asked time.Duration, listedAt time.Time, err error) {
 	stateReserve, perRecord := q.stateReservation()
 	in := admission.Input{BatchID: q.nextBatch, Once: once, Limits: q.Limits(), History: q.history,
 		Reserved: q.sinkReserve + stateReserve, ExtraBytesPerRecord: perRecord}
@@ -65,10 +66,17 @@ func (q *Query) plan(ctx context.Context, once bool) (end, latest source.Offset,
 	switch src := q.cfg.Source.(type) {
 	case source.Partitioned:
 		t0 := q.cfg.Clock.Now()
-		from, lt, err := src.Available(ctx, q.start)
+		var from, lt partition.Offsets
+		if cp, ok := src.(source.CappedPlanner); ok && q.cappedNeed(in.Limits, once) > 0 {
+			// A batch capped by maxOffsetsPerTrigger may be planned from
+			// latest offsets listed while the previous batch ran.
+			from, lt, listedAt, err = cp.AvailableCapped(ctx, q.start, q.cappedNeed(in.Limits, once))
+		} else {
+			from, lt, err = src.Available(ctx, q.start)
+		}
 		asked = q.cfg.Clock.Now().Sub(t0)
 		if err != nil {
-			return nil, nil, d, asked, err
+			return nil, nil, d, asked, listedAt, err
 		}
 		in.Start, in.Latest, in.Now = from, lt, q.cfg.Clock.Now()
 		if _, grouped := source.AsGroup(src); grouped {
@@ -84,7 +92,7 @@ func (q *Query) plan(ctx context.Context, once bool) (end, latest source.Offset,
 		if p, ok := src.(source.Prefetcher); ok {
 			p.SetPrefetchLimit(d.Limit) // read ahead no more than a batch may take
 		}
-		return src.PartitionOffset(d.End), src.PartitionOffset(lt), d, asked, nil
+		return src.PartitionOffset(d.End), src.PartitionOffset(lt), d, asked, listedAt, nil
 	case source.Limited:
 		in.Now = q.cfg.Clock.Now()
 		d = admission.Plan(in)
@@ -94,9 +102,28 @@ func (q *Query) plan(ctx context.Context, once bool) (end, latest source.Offset,
 		if err == nil && d.ReadLimit != (source.ReadLimit{}) && end.JSON() != latest.JSON() {
 			d.Bound = true // the source stopped short of what it has: the limit did
 		}
-		return end, latest, d, asked, err
+		return end, latest, d, asked, listedAt, err
 	}
-	return nil, nil, d, 0, fmt.Errorf("source %s reports neither partition offsets nor its own batch ends", q.cfg.Source.Description())
+	return nil, nil, d, 0, listedAt, fmt.Errorf("source %s reports neither partition offsets nor its own batch ends", q.cfg.Source.Description())
+}
+
+// cappedNeed is how many records past the start a capped source must know
+// of to plan the next batch without asking the brokers
+// (source.CappedPlanner): maxOffsetsPerTrigger (or minOffsetsPerTrigger
+// if larger), so that a fresher listing could not make the batch larger
+// or admit it sooner. 0 — always ask — for an uncapped batch, for
+// triggers other than the default one (Once ignores the limits,
+// availableNow's snapshot is the latest, and a processing-time trigger
+// waits between batches: a listing from the previous batch would be an
+// interval old) and in group mode.
+func (q *Query) cappedNeed(l admission.Limits, once bool) int64 {
+	if once || l.MaxOffsetsPerTrigger <= 0 || q.currentTrigger().Kind != trigger.Default {
+		return 0
+	}
+	if _, grouped := source.AsGroup(q.cfg.Source); grouped {
+		return 0
+	}
+	return max(l.MaxOffsetsPerTrigger, l.MinOffsetsPerTrigger)
 }
 
 // remember adds a finished batch to admission's history.

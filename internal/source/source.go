@@ -125,6 +125,26 @@ type Partitioned interface {
 	PartitionOffset(o partition.Offsets) Offset
 }
 
+// CappedPlanner is implemented by partitioned sources that can plan a
+// batch capped by a record count (maxOffsetsPerTrigger) without a round
+// trip to the brokers. AvailableCapped answers as Available does, for a
+// batch that will take at most need records: when the source knows of at
+// least need records past start on the partitions of start (and nothing
+// else changed: no partition added, gone or moved backwards), it answers
+// from latest offsets it listed earlier, in the background while the
+// previous batch ran; otherwise it calls Available. listedAt is when the
+// latest offsets were asked for (the lag reference's time). need ≤ 0 is
+// Available.
+type CappedPlanner interface {
+	Partitioned
+	AvailableCapped(ctx context.Context, start Offset, need int64) (from, latest partition.Offsets, listedAt time.Time, err error)
+	// ListedSince returns the latest offsets of the listing sent for the
+	// next capped plan if it was sent at or after t and has its answer
+	// already (it never waits): a look at the source taken after a batch
+	// committed, for that batch's lag left behind.
+	ListedSince(t time.Time) (latest partition.Offsets, at time.Time, ok bool)
+}
+
 // LatestReporter is implemented by partitioned sources that can report
 // their partitions' latest offsets on their own: one cheap request (Kafka:
 // one ListOffsets), no data-loss checks, no retries, nothing logged. The

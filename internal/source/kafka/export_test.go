@@ -38,3 +38,14 @@ func SlowRouting(d time.Duration) func() {
 	afterTakeHook = func() { time.Sleep(d) }
 	return func() { afterTakeHook = nil }
 }
+
+// AwaitAhead waits for the latest-offsets listing sent for the next capped
+// plan, if any, and reports whether one was sent.
+func (s *Source) AwaitAhead() bool {
+	a := s.ahead
+	if a == nil {
+		return false
+	}
+	<-a.done
+	return true
+}

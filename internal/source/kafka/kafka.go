@@ -96,6 +96,11 @@ type Source struct {
 	// their position until they come back. Touched by Available only (one
 	// planning at a time).
 	gone map[partition.ID]bool
+	// ahead is the latest-offsets listing sent for the next capped plan
+	// (ahead.go), touched by planning only (and Close after it);
+	// aheadWG waits for the listings' goroutines.
+	ahead   *aheadListing
+	aheadWG sync.WaitGroup
 
 	// Fetch state (reader.go), guarded by fmu: written by Open, Close,
 	// WaitForData, unassign and the fetch goroutine.
@@ -1037,6 +1042,7 @@ func (s *Source) Client() *kgo.Client {
 // the group, so the other members take the partitions over at once.
 func (s *Source) Close() error {
 	s.stopFetching()
+	s.stopAhead()
 	s.closeWaker()
 	if s.grp != nil {
 		s.closeGroup()
@@ -1053,4 +1059,5 @@ var (
 	_ source.DataNotifier      = (*Source)(nil)
 	_ source.Parallel          = (*Source)(nil)
 	_ source.Prefetcher        = (*Source)(nil)
+	_ source.CappedPlanner     = (*Source)(nil)
 )
