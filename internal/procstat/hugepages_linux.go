@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
@@ -42,7 +43,8 @@ var (
 // advice). The heap then reuses that address range first, and its pages come
 // in 2 MiB at a time. The resident set does not grow: the pages are the
 // ones the heap would have touched anyway, within the Go memory limit, which
-// size should be.
+// size should be. It does its work once per process: later calls (a second
+// query in the same process) return 0.
 func PrepareHeapHugePages(size int64) (int64, error) {
 	mode, err := os.ReadFile(thpEnabled)
 	if err != nil || !strings.Contains(string(mode), "[madvise]") {
@@ -54,7 +56,7 @@ func PrepareHeapHugePages(size int64) (int64, error) {
 			hp = v
 		}
 	}
-	if size < hp {
+	if size < hp || !heapPrepared.CompareAndSwap(false, true) {
 		return 0, nil
 	}
 	buf := make([]byte, size+hp) // room to align both ends to huge pages
@@ -74,6 +76,9 @@ func PrepareHeapHugePages(size int64) (int64, error) {
 	debug.FreeOSMemory()
 	return advised, nil
 }
+
+// heapPrepared is set by the first PrepareHeapHugePages that advises.
+var heapPrepared atomic.Bool
 
 // madvHugePage is MADV_HUGEPAGE (not in package syscall).
 const madvHugePage = 14

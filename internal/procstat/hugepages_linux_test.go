@@ -48,6 +48,7 @@ func TestPrepareHeapHugePages(t *testing.T) {
 	if err != nil || !strings.Contains(string(mode), "[madvise]") {
 		t.Skipf("transparent huge pages are not in madvise mode here (%q)", strings.TrimSpace(string(mode)))
 	}
+	heapPrepared.Store(false)
 	before := hugePageAdvised(t)
 	n, err := PrepareHeapHugePages(16 << 20)
 	if err != nil {
@@ -62,11 +63,16 @@ func TestPrepareHeapHugePages(t *testing.T) {
 	if after := hugePageAdvised(t); after < before+n {
 		t.Fatalf("mappings advised MADV_HUGEPAGE: %d bytes before, %d after advising %d", before, after, n)
 	}
+	// Once per process: a second query's start does not grow the heap again.
+	if n, err := PrepareHeapHugePages(16 << 20); n != 0 || err != nil {
+		t.Fatalf("second call advised %d bytes (err %v), want nothing", n, err)
+	}
 }
 
 func TestPrepareHeapHugePagesOnlyInMadviseMode(t *testing.T) {
 	old := thpEnabled
-	t.Cleanup(func() { thpEnabled = old })
+	t.Cleanup(func() { thpEnabled = old; heapPrepared.Store(false) })
+	heapPrepared.Store(false)
 	dir := t.TempDir()
 	for _, mode := range []string{"[always] madvise never", "always madvise [never]", ""} {
 		p := filepath.Join(dir, "enabled")
