@@ -451,7 +451,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 	}
 	limits := resolveBudget(p.limits, log)
 	if limits.MemoryBudget > 0 && strings.EqualFold(s.conf["sluice.memory.goLimit"], "true") {
-		applyMemoryLimit(limits.MemoryBudget, log)
+		applyMemoryLimit(limits.MemoryBudget, !strings.EqualFold(s.conf["sluice.memory.hugePages"], "false"), log)
 	}
 	src, err := p.source.Open(p.sourceVals, source.Env{State: srcState, Storage: res, Logger: log, Conf: maps.Clone(s.conf)})
 	if err != nil {
@@ -573,7 +573,11 @@ const BudgetOverhead = 64 << 20
 // to twice that. A GOMEMLIMIT set by the user wins. It runs only when the
 // session asks for it (sluice.memory.goLimit, WithGoMemoryLimit), because
 // the limit is process-wide.
-func applyMemoryLimit(budget int64, log *slog.Logger) {
+//
+// With hugePages (sluice.memory.hugePages) the heap's first limit bytes are
+// prepared for transparent huge pages (procstat.PrepareHeapHugePages)
+// before the limit is set.
+func applyMemoryLimit(budget int64, hugePages bool, log *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
@@ -588,6 +592,15 @@ func applyMemoryLimit(budget int64, log *slog.Logger) {
 	limit, floored := goMemoryLimit(budget, outside)
 	if cur := debug.SetMemoryLimit(-1); cur < limit && cur != math.MaxInt64 {
 		limit = cur // another query asked for less; keep the smaller one
+	}
+	if hugePages {
+		// Before the limit: the allocation that grows the heap to it is
+		// freed and returned at once, but would count against it meanwhile.
+		if n, err := procstat.PrepareHeapHugePages(limit); err != nil {
+			log.Debug("heap not prepared for huge pages", "err", err)
+		} else if n > 0 {
+			log.Debug("heap prepared for transparent huge pages", "bytes", n)
+		}
 	}
 	debug.SetMemoryLimit(limit)
 	// floored is logged, not warned about: with the default budget's cap

@@ -235,6 +235,8 @@ var SessionConf = &options.Spec{
 			Doc: "false drops the partition label from per-partition Prometheus metrics (lag stays per topic), for topics with many partitions."},
 		{Name: "sluice.memory.goLimit", Type: options.Bool, Default: "false",
 			Doc: "true sets the Go runtime's soft memory limit (debug.SetMemoryLimit) when a query with a budget starts, aiming the resident set at the memory budget plus 40 MiB, within the budget plus 64 MiB: the budget + 40 MiB minus the process's file-backed resident pages (its executable) minus 12 MiB, at least the budget + an eighth of it (≥ 12 MiB) (`sluice run` does this; a GOMEMLIMIT in the environment wins)."},
+		{Name: "sluice.memory.hugePages", Type: options.Bool, Default: "true",
+			Doc: "With sluice.memory.goLimit: when the kernel gives transparent huge pages only to memory that asks (THP mode \"madvise\"), the heap's first Go-memory-limit bytes are advised MADV_HUGEPAGE before the query starts, so a fresh process faults its heap in 2 MiB at a time instead of 4 KiB (a `sluice run` drain took 50,000 page faults, a third of its CPU on a virtual machine); the resident set does not grow. false keeps 4 KiB pages."},
 	}, state.ConfigSpec.Fields, storage.ConfSpec.Fields),
 	Prefixes: slices.Concat([]options.Prefix{{Prefix: "spark.sql.", Doc: "Other Spark SQL settings are accepted and recorded in the offsets log."}},
 		storage.ConfSpec.Prefixes),
