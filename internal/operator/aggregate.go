@@ -627,14 +627,18 @@ func (s *aggStage2) Finish(emit func(*batch.Batch) error) error {
 	a := s.a
 	out := newRowBuilder(a, s.emitter(emit))
 	// Each key's partials stay in arrival order, the order they merge in
-	// (first and last depend on it). The sort compares the keys' first 16
-	// bytes as two big-endian words held beside each index (most keys
-	// differ there: no pointer to follow, no byte loop) and the whole keys
-	// only when those are equal.
+	// (first and last depend on it). The sort compares the keys' first 24
+	// bytes as three big-endian words held beside each index (no pointer
+	// to follow, no byte loop) and the whole keys only when those are
+	// equal. Three words, not two: a windowed key starts with the window's
+	// start and end (19 bytes with their markers), alike for every key of
+	// a window, so the first two words sent every comparison within a
+	// window to the byte loop; the third holds the grouping key's first
+	// bytes (all of a 4-character one).
 	ps := s.partials()
 	sk := make([]sortKey, len(ps))
 	for i, p := range ps {
-		sk[i] = sortKey{keyWord(p.key, 0), keyWord(p.key, 8), int32(i)}
+		sk[i] = sortKey{keyWord(p.key, 0), keyWord(p.key, 8), keyWord(p.key, 16), int32(i)}
 	}
 	slices.SortFunc(sk, func(x, y sortKey) int {
 		if x.w0 != y.w0 {
@@ -642,6 +646,9 @@ func (s *aggStage2) Finish(emit func(*batch.Batch) error) error {
 		}
 		if x.w1 != y.w1 {
 			return cmp.Compare(x.w1, y.w1)
+		}
+		if x.w2 != y.w2 {
+			return cmp.Compare(x.w2, y.w2)
 		}
 		if c := bytes.Compare(ps[x.i].key, ps[y.i].key); c != 0 {
 			return c
@@ -768,10 +775,10 @@ func (s *aggStage2) Finish(emit func(*batch.Batch) error) error {
 	return out.flush()
 }
 
-// sortKey is a partial's index with the first 16 bytes of its key.
+// sortKey is a partial's index with the first 24 bytes of its key.
 type sortKey struct {
-	w0, w1 uint64
-	i      int32
+	w0, w1, w2 uint64
+	i          int32
 }
 
 // keyWord is key[off:off+8] as a big-endian word, zero-padded: words of

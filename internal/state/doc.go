@@ -41,8 +41,8 @@
 //
 //	header  16 B   "SLST", format version 1, kind (1 delta, 2 snapshot), codec (1 lz4), 0,
 //	               state version (uint64 big-endian)
-//	payload        an LZ4 frame (github.com/pierrec/lz4/v4, 256 KiB blocks; Spark's default
-//	               codec name is lz4) of records:
+//	payload        an LZ4 frame (github.com/pierrec/lz4/v4, 256 KiB blocks, no content
+//	               checksum: the footer's covers it; Spark's default codec name is lz4) of records:
 //	                 0x01 uvarint(len key) key uvarint(len value) value     put
 //	                 0x02 uvarint(len key) key                              remove (deltas only)
 //	footer  32 B   payload length, uncompressed length, record count (uint64 big-endian each),

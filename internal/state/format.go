@@ -62,12 +62,15 @@ type fileWriter struct {
 // lzBlock is the payload's lz4 block size.
 const lzBlock = 256 << 10
 
-// lzPool keeps lz4 writers (with their option applied) between files: a
+// lzPool keeps lz4 writers (with their options applied) between files: a
 // batch commits a delta per shuffle partition, and a writer's buffers are
-// large beside a partition's share of a batch.
+// large beside a partition's share of a batch. The frames carry no content
+// checksum (an xxHash-32 of every uncompressed byte): the footer's CRC-32C
+// already covers the whole payload, and a reader still verifies the
+// checksum of a frame written with one.
 var lzPool = sync.Pool{New: func() any {
 	w := lz4.NewWriter(nil)
-	if err := w.Apply(lz4.BlockSizeOption(lz4.Block256Kb)); err != nil {
+	if err := w.Apply(lz4.BlockSizeOption(lz4.Block256Kb), lz4.ChecksumOption(false)); err != nil {
 		panic(err) // a constant, valid option
 	}
 	return w

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"math"
 	"math/bits"
 	"os"
 	"path"
@@ -16,36 +17,79 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/google/btree"
 
 	"github.com/sluice-stream/sluice/internal/storage"
 )
 
-// entry is one key/value pair of the memory provider.
+// entry is one key/value pair of the memory provider: a pointer to one
+// allocation holding the key followed by the value, and their lengths.
+// At 16 bytes (two slice headers would take 48) a B-tree node's items are
+// a third the size: inserting or deleting in a node moves a third of the
+// bytes, and the garbage collector scans one pointer per entry, not two.
 type entry struct {
-	key, value []byte
+	p          unsafe.Pointer // key then value; nil when both are empty
+	klen, vlen uint32
 }
 
-func entryLess(a, b entry) bool { return bytes.Compare(a.key, b.key) < 0 }
+// emptyBytes is what key and value return for an empty one: a non-nil
+// empty slice, as a store hands back for a value put as empty.
+var emptyBytes = []byte{}
+
+func (e entry) key() []byte {
+	if e.klen == 0 {
+		return emptyBytes
+	}
+	return unsafe.Slice((*byte)(e.p), e.klen)
+}
+
+func (e entry) value() []byte {
+	if e.vlen == 0 {
+		// Not unsafe.Add(p, klen): that may point past the allocation.
+		return emptyBytes
+	}
+	return unsafe.Slice((*byte)(unsafe.Add(e.p, e.klen)), e.vlen)
+}
+
+// probe is an entry to search the tree for key (not stored: it points
+// into the caller's key).
+func probe(key []byte) entry {
+	return entry{p: unsafe.Pointer(unsafe.SliceData(key)), klen: uint32(len(key))}
+}
+
+func entryLess(a, b entry) bool { return bytes.Compare(a.key(), b.key()) < 0 }
 
 // entryOverhead is the memory an entry costs beyond its key and value
-// allocations: the entry's two slice headers in a B-tree node (48 B) and the
-// node's share of child pointers and slack. With allocSize's rounding of
-// the two byte slices it matches the heap the tree really takes (measured
-// by TestMemoryAccountingMatchesHeap).
-const entryOverhead = 104
+// allocation: the entry in a B-tree node (16 B) and the node's share of
+// child pointers and slack. With allocSize's rounding of the allocation it
+// matches the heap the tree really takes (measured by
+// TestMemoryAccountingMatchesHeap).
+const entryOverhead = 44
 
-// newEntry copies key and value into one allocation (capped slices: an
-// append to either cannot reach the other).
+// maxEntryField bounds a key or a value of the memory provider (the
+// entry's 32-bit lengths).
+const maxEntryField = math.MaxUint32
+
+// newEntry copies key and value into one allocation.
 func newEntry(key, value []byte) entry {
-	buf := make([]byte, len(key)+len(value))
+	n := len(key) + len(value)
+	if n == 0 {
+		return entry{}
+	}
+	buf := make([]byte, n)
 	copy(buf, key)
 	copy(buf[len(key):], value)
-	return entry{buf[:len(key):len(key)], buf[len(key):]}
+	return entry{p: unsafe.Pointer(unsafe.SliceData(buf)), klen: uint32(len(key)), vlen: uint32(len(value))}
 }
 
-func entrySize(k, v []byte) int64 { return allocSize(len(k)) + allocSize(len(v)) + entryOverhead }
+// entrySize is what an entry of key length k and value length v is
+// charged.
+func entrySize(k, v int) int64 { return allocSize(k+v) + entryOverhead }
+
+// size is what e is charged.
+func (e entry) size() int64 { return entrySize(int(e.klen), int(e.vlen)) }
 
 // allocSize approximates the Go allocator's size class for n bytes.
 func allocSize(n int) int64 {
@@ -259,10 +303,10 @@ func (p *memoryProvider) loadLocked(v int64, keep bool) (*memVersion, error) {
 				if op != opPut {
 					return corrupt("removal in a snapshot")
 				}
-				if old, had := tree.ReplaceOrInsert(entry{k, val}); had {
-					size -= entrySize(old.key, old.value)
+				if old, had := tree.ReplaceOrInsert(newEntry(k, val)); had {
+					size -= old.size()
 				}
-				size += entrySize(k, val)
+				size += entrySize(len(k), len(val))
 				return nil
 			})
 			if err == nil {
@@ -299,13 +343,13 @@ func (p *memoryProvider) loadLocked(v int64, keep bool) (*memVersion, error) {
 		_, err := readStateFile(p.st, name, kindDelta, d, func(op byte, k, val []byte) error {
 			switch op {
 			case opPut:
-				if old, had := tree.ReplaceOrInsert(entry{k, val}); had {
-					size -= entrySize(old.key, old.value)
+				if old, had := tree.ReplaceOrInsert(newEntry(k, val)); had {
+					size -= old.size()
 				}
-				size += entrySize(k, val)
+				size += entrySize(len(k), len(val))
 			case opRemove:
-				if old, had := tree.Delete(entry{key: k}); had {
-					size -= entrySize(old.key, old.value)
+				if old, had := tree.Delete(probe(k)); had {
+					size -= old.size()
 				}
 			}
 			return nil
@@ -398,7 +442,7 @@ func (p *memoryProvider) writeSnapshot(v int64, tree *btree.BTreeG[entry], gen i
 	}
 	fw, err := newFileWriter(a, kindSnapshot, v, 0)
 	if err == nil {
-		tree.Ascend(func(e entry) bool { fw.put(e.key, e.value); return fw.err == nil })
+		tree.Ascend(func(e entry) bool { fw.put(e.key(), e.value()); return fw.err == nil })
 		err = fw.close()
 	}
 	if err == nil {
@@ -450,7 +494,7 @@ func (p *memoryProvider) writeSnapshotUnsynced(v int64, tree *btree.BTreeG[entry
 	d := &directFile{path: tmp, f: f, created: true}
 	fw, err := newFileWriter(d, kindSnapshot, v, 0)
 	if err == nil {
-		tree.Ascend(func(e entry) bool { fw.put(e.key, e.value); return fw.err == nil })
+		tree.Ascend(func(e entry) bool { fw.put(e.key(), e.value()); return fw.err == nil })
 		err = fw.close()
 	}
 	if err == nil {
@@ -579,8 +623,11 @@ func (s *memStore) Get(key []byte) ([]byte, bool, error) {
 		return nil, false, errStoreDone
 	}
 	s.timer.enter(phaseUpdate)
-	e, ok := s.tree.Get(entry{key: key})
-	return e.value, ok, nil
+	e, ok := s.tree.Get(probe(key))
+	if !ok {
+		return nil, false, nil
+	}
+	return e.value(), true, nil
 }
 
 // GetSorted implements SortedGetter. Keys that are many beside the tree
@@ -605,20 +652,23 @@ func (s *memStore) GetSorted(keys [][]byte, fn func(i int, value []byte, ok bool
 	}
 	if len(keys)*bits.Len(uint(n)) < n {
 		for i, k := range keys {
-			e, ok := s.tree.Get(entry{key: k})
-			fn(i, e.value, ok)
+			if e, ok := s.tree.Get(probe(k)); ok {
+				fn(i, e.value(), true)
+			} else {
+				fn(i, nil, false)
+			}
 		}
 		return nil
 	}
 	i := 0
-	s.tree.AscendGreaterOrEqual(entry{key: keys[0]}, func(e entry) bool {
+	s.tree.AscendGreaterOrEqual(probe(keys[0]), func(e entry) bool {
 		for i < len(keys) {
-			c := bytes.Compare(keys[i], e.key)
+			c := bytes.Compare(keys[i], e.key())
 			if c > 0 {
 				break // the next entry may be keys[i]
 			}
 			if c == 0 {
-				fn(i, e.value, true)
+				fn(i, e.value(), true)
 				i++
 				break
 			}
@@ -637,14 +687,17 @@ func (s *memStore) Put(key, value []byte) error {
 	if s.done || s.stage != stageOpen { // no writes once the commit began
 		return errStoreDone
 	}
+	if uint64(len(key)) > maxEntryField || uint64(len(value)) > maxEntryField {
+		return fmt.Errorf("state %s: a key of %d bytes or a value of %d bytes is larger than the memory provider holds (4 GiB)", s.p.id, len(key), len(value))
+	}
 	s.timer.enter(phaseUpdate)
 	// Insert first (one traversal) and undo in the rare case the budget
 	// refuses the growth.
 	e := newEntry(key, value)
 	old, had := s.tree.ReplaceOrInsert(e)
-	size := s.bytes + entrySize(e.key, e.value)
+	size := s.bytes + e.size()
 	if had {
-		size -= entrySize(old.key, old.value)
+		size -= old.size()
 	}
 	s.p.mu.Lock()
 	err := s.p.charge.resize(size)
@@ -673,11 +726,11 @@ func (s *memStore) Remove(key []byte) error {
 }
 
 func (s *memStore) removeKey(key []byte) bool {
-	old, had := s.tree.Delete(entry{key: key})
+	old, had := s.tree.Delete(probe(key))
 	if !had {
 		return false
 	}
-	s.bytes -= entrySize(old.key, old.value)
+	s.bytes -= old.size()
 	s.p.mu.Lock()
 	s.p.charge.force(s.bytes)
 	s.p.mu.Unlock()
@@ -691,16 +744,16 @@ func (s *memStore) Iterate(lower, upper []byte, fn func(key, value []byte) bool)
 		return errStoreDone
 	}
 	s.timer.stop()
-	iter := func(e entry) bool { return fn(e.key, e.value) }
+	iter := func(e entry) bool { return fn(e.key(), e.value()) }
 	switch {
 	case lower == nil && upper == nil:
 		s.tree.Ascend(iter)
 	case lower == nil:
-		s.tree.AscendLessThan(entry{key: upper}, iter)
+		s.tree.AscendLessThan(probe(upper), iter)
 	case upper == nil:
-		s.tree.AscendGreaterOrEqual(entry{key: lower}, iter)
+		s.tree.AscendGreaterOrEqual(probe(lower), iter)
 	default:
-		s.tree.AscendRange(entry{key: lower}, entry{key: upper}, iter)
+		s.tree.AscendRange(probe(lower), probe(upper), iter)
 	}
 	return nil
 }
@@ -722,7 +775,7 @@ func (s *memStore) RemoveRange(lower, upper []byte, fn func(key, value []byte) e
 	for {
 		chunk = chunk[:0]
 		visit := func(e entry) bool {
-			if upper != nil && bytes.Compare(e.key, upper) >= 0 {
+			if upper != nil && bytes.Compare(e.key(), upper) >= 0 {
 				return false
 			}
 			chunk = append(chunk, e)
@@ -731,18 +784,18 @@ func (s *memStore) RemoveRange(lower, upper []byte, fn func(key, value []byte) e
 		if lower == nil {
 			s.tree.Ascend(visit)
 		} else {
-			s.tree.AscendGreaterOrEqual(entry{key: lower}, visit)
+			s.tree.AscendGreaterOrEqual(probe(lower), visit)
 		}
 		if len(chunk) == 0 {
 			return n, nil
 		}
 		first, _ := s.tree.Min()
-		fromMin := bytes.Equal(first.key, chunk[0].key)
+		fromMin := bytes.Equal(first.key(), chunk[0].key())
 		var freed int64
 		for _, e := range chunk {
 			var err error
 			if fn != nil {
-				err = fn(e.key, e.value)
+				err = fn(e.key(), e.value())
 			}
 			if err != nil {
 				s.removed(freed)
@@ -753,8 +806,8 @@ func (s *memStore) RemoveRange(lower, upper []byte, fn func(key, value []byte) e
 			} else {
 				s.tree.Delete(e)
 			}
-			freed += entrySize(e.key, e.value)
-			s.delta.remove(e.key)
+			freed += e.size()
+			s.delta.remove(e.key())
 			s.m.NumRowsRemoved++
 			n++
 		}
@@ -762,7 +815,7 @@ func (s *memStore) RemoveRange(lower, upper []byte, fn func(key, value []byte) e
 		if len(chunk) < removeChunk {
 			return n, nil
 		}
-		lower = chunk[len(chunk)-1].key // removed: the next walk starts after it
+		lower = chunk[len(chunk)-1].key() // removed: the next walk starts after it
 	}
 }
 
