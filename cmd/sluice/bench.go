@@ -35,7 +35,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	idle := fs.Duration("idle", 30*time.Second, "how long to measure an idle query's CPU")
 	latencyFor := fs.Duration("latency-for", 10*time.Second, "length of each latency run")
 	lightRate := fs.Float64("light-rate", 10_000, "rate of the light-load latency run (records/s; 0 = skip)")
-	latencyInProcess := fs.Bool("latency-in-process", false, "run the latency query inside the bench process (default: a child process, apart from the producer and the broker)")
+	latencyInProcess := fs.Bool("latency-in-process", false, "run the latency runs' query, broker and load generator inside the bench process (default: each in a process of its own, a fresh broker per run)")
 	memRecords := fs.Int("memory-records", 300_000, "backlog of the memory measurement")
 	memBytes := fs.Int("memory-record-bytes", 1000, "record size of the memory measurement")
 	memBudget := fs.String("memory-budget", "64MiB", "sluice.memory.budget of the memory measurement")
@@ -117,8 +117,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else {
 		fmt.Fprint(stdout, bench.Table(res).Text())
 	}
-	fmt.Fprintf(stdout, "\nmachine: %s, %d CPUs, %s/%s, %s; load average %s; embedded kfake broker in the bench process\n",
-		res.Machine.Host, res.Machine.CPUs, res.Machine.OS, res.Machine.Arch, res.Machine.Go, res.Machine.Load1m)
+	where := "embedded kfake broker in the bench process"
+	if len(res.Latency) > 0 && res.Latency[0].OwnProcesses {
+		where += "; each latency run with a fresh broker and the load generator in processes of their own"
+	}
+	fmt.Fprintf(stdout, "\nmachine: %s, %d CPUs, %s/%s, %s; load average %s; %s\n",
+		res.Machine.Host, res.Machine.CPUs, res.Machine.OS, res.Machine.Arch, res.Machine.Go, res.Machine.Load1m, where)
 	return nil
 }
 

@@ -109,6 +109,9 @@ func TestTimingBenchSuite(t *testing.T) {
 		if l.Records <= 0 || l.P50Ms > l.P99Ms || l.P99Ms > l.MaxMs || l.Batches <= 0 {
 			t.Errorf("latency %+v", l)
 		}
+		if !l.OwnProcesses {
+			t.Errorf("latency run %q: broker and load generator in the bench process, want processes of their own", l.Label)
+		}
 	}
 	for _, i := range []int{1, 2} {
 		if !near(r.Latency[i].AskedPerSec, r.EndToEndCapacity/2) || r.Latency[i+2].AskedPerSec != 2000 {

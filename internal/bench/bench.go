@@ -118,6 +118,11 @@ type Latency struct {
 	// (opt-in, at-least-once); such a run is reported beside the default
 	// one and never counts for a target.
 	AsyncProgress bool `json:"async_progress_tracking,omitempty"`
+	// OwnProcesses: the run's broker and load generator ran in processes
+	// of their own (a fresh `sluice broker` and `sluice loadgen`), apart
+	// from the bench process and the query; false with LatencyInProcess,
+	// where all three share the bench process and its collector.
+	OwnProcesses bool `json:"own_processes"`
 }
 
 // CPU is CPU time per million records drained, in child processes.

@@ -33,10 +33,21 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 		label += ", " + asyncLabel
 	}
 	topic := fmt.Sprintf("bench-latency-%d", time.Now().UnixNano())
-	if err := b.CreateTopic(ctx, broker.TopicSpec{Name: topic, Partitions: int32(cfg.Partitions)}); err != nil {
-		return Latency{}, err
+	addr := b.Addr()
+	if cfg.LatencyInProcess {
+		if err := b.CreateTopic(ctx, broker.TopicSpec{Name: topic, Partitions: int32(cfg.Partitions)}); err != nil {
+			return Latency{}, err
+		}
+		defer func() { _ = b.DeleteRecords(context.Background(), topic, 0, -1) }()
+	} else {
+		// A fresh broker of its own for this run (latencyprocs.go).
+		bc, err := startBrokerChild(ctx, cfg, topic, cfg.Partitions)
+		if err != nil {
+			return Latency{}, err
+		}
+		defer bc.stop()
+		addr = bc.addr
 	}
-	defer func() { _ = b.DeleteRecords(context.Background(), topic, 0, -1) }()
 	dir, err := os.MkdirTemp("", "sluice-bench-lat-")
 	if err != nil {
 		return Latency{}, err
@@ -46,7 +57,7 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 	if async {
 		setup.SinkOptions = map[string]string{"asyncProgressTrackingEnabled": "true"}
 	}
-	p, err := seedPipeline(dir, b.Addr(), topic, setup)
+	p, err := seedPipeline(dir, addr, topic, setup)
 	if err != nil {
 		return Latency{}, err
 	}
@@ -72,8 +83,15 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 	shape, _ := loadgen.NewShape(loadgen.ShapeOrders, 0, 1)
 	cfg.Logf("latency (%s): producing %.0f rec/s for %s with the query running...", label, rate, d)
 	loadStart := time.Now()
-	load, err := loadgen.Run(ctx, loadgen.Config{Brokers: []string{b.Addr()}, Topic: topic, Profile: loadgen.Steady{Rate: rate},
-		Duration: d, Shape: shape, Keys: loadgen.Keys{Count: 1000}, MaxBuffered: 100_000, Logger: cfg.Logger})
+	var load loadResult
+	if cfg.LatencyInProcess {
+		var r loadgen.Result
+		r, err = loadgen.Run(ctx, loadgen.Config{Brokers: []string{addr}, Topic: topic, Profile: loadgen.Steady{Rate: rate},
+			Duration: d, Shape: shape, Keys: loadgen.Keys{Count: 1000}, MaxBuffered: 100_000, Logger: cfg.Logger})
+		load = fromLoadgen(r)
+	} else {
+		load, err = loadgenChild(ctx, cfg, addr, topic, rate, d)
+	}
 	if err != nil {
 		return Latency{}, err
 	}
@@ -94,12 +112,17 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 		return Latency{}, fmt.Errorf("latency query: %w", err)
 	}
 	ps := batches()
-	lat, err := recordLatencies(ctx, b.Addr(), topic, ps, load.Acked, min(time.Second, d/5))
+	lat, first, err := recordLatencies(ctx, addr, topic, ps, load.Acked, min(time.Second, d/5))
 	if err != nil {
 		return Latency{}, err
 	}
-	l := Latency{Label: label, AsyncProgress: async, AskedPerSec: rate, AchievedPerSec: load.AchievedRate(), Records: int64(len(lat)), Batches: len(ps),
-		ProducerBound: load.Throttled() || load.AchievedRate() < 0.95*rate}
+	if !cfg.LatencyInProcess && first.After(loadStart) {
+		// The load generator's process took a moment to start: its load
+		// began a tick before its first record's timestamp.
+		loadStart = first.Add(-loadgen.DefaultTick)
+	}
+	l := Latency{Label: label, AsyncProgress: async, AskedPerSec: rate, AchievedPerSec: load.Achieved, Records: int64(len(lat)), Batches: len(ps),
+		ProducerBound: load.Throttled || load.Achieved < 0.95*rate, OwnProcesses: !cfg.LatencyInProcess}
 	loadEnd := loadStart.Add(load.Duration).UnixMilli()
 	var inTime, all, lastEnd int64
 	for _, p := range ps {
@@ -148,8 +171,8 @@ func isDone(p queryrun.Process) bool {
 // recordLatencies reads the topic back for the records' produce
 // timestamps and returns, for every record produced after the warm-up, the
 // end of the batch that committed it minus its timestamp, in
-// milliseconds.
-func recordLatencies(ctx context.Context, addr, topic string, ps []*progress.Progress, want int64, warmup time.Duration) ([]int32, error) {
+// milliseconds, and the earliest timestamp.
+func recordLatencies(ctx context.Context, addr, topic string, ps []*progress.Progress, want int64, warmup time.Duration) ([]int32, time.Time, error) {
 	type span struct {
 		start, end int64
 		doneMs     int64
@@ -158,7 +181,7 @@ func recordLatencies(ctx context.Context, addr, topic string, ps []*progress.Pro
 	for _, p := range ps {
 		st, err := progress.ParseTime(p.Timestamp)
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		done := st.UnixMilli() + p.BatchDuration
 		for _, s := range p.Sources {
@@ -170,7 +193,7 @@ func recordLatencies(ctx context.Context, addr, topic string, ps []*progress.Pro
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	defer cl.Close()
 	var lat []int32
@@ -185,7 +208,7 @@ func recordLatencies(ctx context.Context, addr, topic string, ps []*progress.Pro
 	for int64(len(recs)) < want {
 		f := cl.PollFetches(rctx)
 		if err := rctx.Err(); err != nil {
-			return nil, fmt.Errorf("read back %s: got %d of %d records: %w", topic, len(recs), want, err)
+			return nil, time.Time{}, fmt.Errorf("read back %s: got %d of %d records: %w", topic, len(recs), want, err)
 		}
 		f.EachRecord(func(r *kgo.Record) {
 			recs = append(recs, rec{r.Partition, r.Offset, r.Timestamp.UnixMilli()})
@@ -203,5 +226,5 @@ func recordLatencies(ctx context.Context, addr, topic string, ps []*progress.Pro
 			}
 		}
 	}
-	return lat, nil
+	return lat, time.UnixMilli(first), nil
 }

@@ -1,0 +1,73 @@
+package bench
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// shCommand runs script under sh for any sluice arguments, which it
+// receives as "$@" and writes to args.
+func shCommand(script string, args *[]string) func(...string) *exec.Cmd {
+	return func(a ...string) *exec.Cmd {
+		*args = a
+		return exec.Command("sh", append([]string{"-c", script, "sh"}, a...)...)
+	}
+}
+
+// TestBrokerChild: the address comes from the child's "bootstrap servers:"
+// line, the topic and its partitions are passed as `sluice broker` flags,
+// and stop ends a child that waits for a signal.
+func TestBrokerChild(t *testing.T) {
+	var args []string
+	cfg := &Config{Command: shCommand(`echo "sluice broker listening on 127.0.0.1:4567"; echo "bootstrap servers: 127.0.0.1:4567"; trap 'exit 0' INT; while :; do sleep 0.05; done`, &args)}
+	b, err := startBrokerChild(context.Background(), cfg, "lat", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.addr != "127.0.0.1:4567" {
+		t.Errorf("address %q, want 127.0.0.1:4567", b.addr)
+	}
+	if got := strings.Join(args, " "); !strings.HasPrefix(got, "broker ") || !strings.Contains(got, "--topic lat:8") || !strings.Contains(got, "--listen 127.0.0.1:0") {
+		t.Errorf("arguments %q", got)
+	}
+	stopped := make(chan struct{})
+	go func() { b.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("stop did not end the broker child")
+	}
+
+	// A child that exits without listening is an error, not a hang.
+	cfg.Command = shCommand(`echo "no such flag" >&2; exit 2`, &args)
+	if _, err := startBrokerChild(context.Background(), cfg, "lat", 8); err == nil || !strings.Contains(err.Error(), "before it listened") {
+		t.Errorf("err %v, want the child's early exit", err)
+	}
+}
+
+// TestLoadgenChild: `sluice loadgen --json`'s result is read back, and the
+// load is the in-process one's (shape, seed, keys, buffer, rate, length).
+func TestLoadgenChild(t *testing.T) {
+	var args []string
+	cfg := &Config{Partitions: 8, Command: shCommand(`echo '{"duration_sec":10,"asked":100000,"acked":99990,"failed":0,"skipped":0,"asked_per_sec":10000,"achieved_per_sec":9999,"throttled":true,"partition_counts":[1]}'`, &args)}
+	r, err := loadgenChild(context.Background(), cfg, "127.0.0.1:4567", "lat", 10000, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Duration != 10*time.Second || r.Acked != 99990 || r.Achieved != 9999 || !r.Throttled {
+		t.Errorf("result %+v", r)
+	}
+	got := strings.Join(args, " ")
+	for _, want := range []string{"loadgen ", "--bootstrap 127.0.0.1:4567", "--topic lat", "--partitions 8", "--rate 10000", "--duration 10s", "--shape orders", "--seed 1", "--keys 1000", "--max-buffered 100000", "--json"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("arguments %q lack %q", got, want)
+		}
+	}
+	cfg.Command = shCommand(`echo "produce failed" >&2; exit 1`, &args)
+	if _, err := loadgenChild(context.Background(), cfg, "a:1", "lat", 1, time.Second); err == nil || !strings.Contains(err.Error(), "produce failed") {
+		t.Errorf("err %v, want the child's stderr", err)
+	}
+}
