@@ -109,6 +109,9 @@ func TestTimingBenchSuite(t *testing.T) {
 		if l.Records <= 0 || l.P50Ms > l.P99Ms || l.P99Ms > l.MaxMs || l.Batches <= 0 {
 			t.Errorf("latency %+v", l)
 		}
+		if l.Tail == nil || l.Tail.Records <= 0 || l.Tail.Batches <= 0 || l.Phases.BatchMs <= 0 {
+			t.Errorf("latency run %q: tail %+v, phases %+v", l.Label, l.Tail, l.Phases)
+		}
 		if !l.OwnProcesses {
 			t.Errorf("latency run %q: broker and load generator in the bench process, want processes of their own", l.Label)
 		}

@@ -123,6 +123,42 @@ type Latency struct {
 	// from the bench process and the query; false with LatencyInProcess,
 	// where all three share the bench process and its collector.
 	OwnProcesses bool `json:"own_processes"`
+	// Tail is where the slowest 1 % of the records' latency went; Phases
+	// the run's batch time by part. Both vary less from run to run than
+	// the p99 itself on a shared machine.
+	Tail   *LatencyTail `json:"tail,omitempty"`
+	Phases Phases       `json:"phases"`
+}
+
+// LatencyTail is where the records at or above a run's p99 spent their
+// latency, as means in milliseconds.
+type LatencyTail struct {
+	Records int64 `json:"records"`
+	Batches int   `json:"batches"`
+	// BeforeBatchMs: from the produce timestamp to the start of the batch
+	// that read the record (the producer's linger and send, the broker, the
+	// fetch, and the batches before it); BatchMs: that batch's duration,
+	// LogWritesMs of which its offsets/N and commits/N writes (walCommit +
+	// commitOffsets).
+	BeforeBatchMs float64 `json:"before_batch_ms"`
+	BatchMs       float64 `json:"batch_ms"`
+	LogWritesMs   float64 `json:"log_writes_ms"`
+}
+
+// Phases sums a run's batches' durations (batchDuration) and their
+// durationMs parts, in milliseconds.
+type Phases struct {
+	BatchMs         int64 `json:"batch_ms"`
+	LatestOffsetMs  int64 `json:"latest_offset_ms"`
+	WalCommitMs     int64 `json:"wal_commit_ms"`
+	AddBatchMs      int64 `json:"add_batch_ms"`
+	CommitOffsetsMs int64 `json:"commit_offsets_ms"`
+}
+
+// String is the sums in a line.
+func (p Phases) String() string {
+	return fmt.Sprintf("%d ms of batches: latestOffset %d, walCommit %d, addBatch %d, commitOffsets %d",
+		p.BatchMs, p.LatestOffsetMs, p.WalCommitMs, p.AddBatchMs, p.CommitOffsetsMs)
 }
 
 // CPU is CPU time per million records drained, in child processes.

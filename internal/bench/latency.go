@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -145,12 +146,18 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 		l.ProcessedPerSec = float64(all) / (float64(lastEnd-loadStart.UnixMilli()) / 1000)
 	}
 	if len(lat) > 0 {
-		slices.Sort(lat)
-		q := func(f float64) float64 { return float64(lat[max(0, int(math.Ceil(f*float64(len(lat))))-1)]) }
-		l.P50Ms, l.P99Ms, l.MaxMs = q(0.5), q(0.99), float64(lat[len(lat)-1])
+		slices.SortFunc(lat, func(a, b recordLatency) int { return cmp.Compare(a.total, b.total) })
+		q := func(f float64) float64 { return float64(lat[max(0, int(math.Ceil(f*float64(len(lat))))-1)].total) }
+		l.P50Ms, l.P99Ms, l.MaxMs = q(0.5), q(0.99), float64(lat[len(lat)-1].total)
+		l.Tail = tailOf(lat, l.P99Ms, ps)
+		l.Phases = phasesOf(ps)
 	}
 	cfg.Logf("latency (%s): asked %.0f rec/s, produced %.0f, processed %.0f during the load; p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d records in %d batches (longest %d ms)",
 		label, rate, l.AchievedPerSec, l.ProcessedPerSec, l.P50Ms, l.P99Ms, l.MaxMs, l.Records, l.Batches, l.MaxBatchMs)
+	if t := l.Tail; t != nil {
+		cfg.Logf("latency (%s): the slowest 1 %% (%d records in %d batches) waited %.0f ms on average before their batch started, then %.0f ms in it (%.0f ms of it the offsets and commit log writes); all batches: %s",
+			label, t.Records, t.Batches, t.BeforeBatchMs, t.BatchMs, t.LogWritesMs, l.Phases)
+	}
 	return l, nil
 }
 
@@ -168,17 +175,26 @@ func isDone(p queryrun.Process) bool {
 	}
 }
 
+// recordLatency is one record's latency (ms): to the end of the batch
+// that committed it, and to that batch's start; batch indexes the
+// progress reports.
+type recordLatency struct {
+	total, before int32
+	batch         int32
+}
+
 // recordLatencies reads the topic back for the records' produce
 // timestamps and returns, for every record produced after the warm-up, the
-// end of the batch that committed it minus its timestamp, in
-// milliseconds, and the earliest timestamp.
-func recordLatencies(ctx context.Context, addr, topic string, ps []*progress.Progress, want int64, warmup time.Duration) ([]int32, time.Time, error) {
+// end and the start of the batch that committed it minus its timestamp,
+// and the earliest timestamp.
+func recordLatencies(ctx context.Context, addr, topic string, ps []*progress.Progress, want int64, warmup time.Duration) ([]recordLatency, time.Time, error) {
 	type span struct {
-		start, end int64
-		doneMs     int64
+		start, end      int64
+		startMs, doneMs int64
+		batch           int32
 	}
 	spans := map[int32][]span{}
-	for _, p := range ps {
+	for i, p := range ps {
 		st, err := progress.ParseTime(p.Timestamp)
 		if err != nil {
 			return nil, time.Time{}, err
@@ -187,7 +203,7 @@ func recordLatencies(ctx context.Context, addr, topic string, ps []*progress.Pro
 		for _, s := range p.Sources {
 			a, b := sparktext.PartitionOffsets(s.StartOffset), sparktext.PartitionOffsets(s.EndOffset)
 			for part, e := range b {
-				spans[part] = append(spans[part], span{start: a[part], end: e, doneMs: done})
+				spans[part] = append(spans[part], span{start: a[part], end: e, startMs: st.UnixMilli(), doneMs: done, batch: int32(i)})
 			}
 		}
 	}
@@ -196,7 +212,7 @@ func recordLatencies(ctx context.Context, addr, topic string, ps []*progress.Pro
 		return nil, time.Time{}, err
 	}
 	defer cl.Close()
-	var lat []int32
+	var lat []recordLatency
 	var first int64 = math.MaxInt64
 	type rec struct {
 		part     int32
@@ -221,10 +237,49 @@ func recordLatencies(ctx context.Context, addr, topic string, ps []*progress.Pro
 		}
 		for _, s := range spans[r.part] {
 			if r.off >= s.start && r.off < s.end {
-				lat = append(lat, int32(max(0, s.doneMs-r.tms)))
+				lat = append(lat, recordLatency{total: int32(max(0, s.doneMs-r.tms)), before: int32(max(0, s.startMs-r.tms)), batch: s.batch})
 				break
 			}
 		}
 	}
 	return lat, time.UnixMilli(first), nil
+}
+
+// tailOf describes the records at or above the p99: where their latency
+// went, on average.
+func tailOf(lat []recordLatency, p99 float64, ps []*progress.Progress) *LatencyTail {
+	t := &LatencyTail{}
+	batches := map[int32]bool{}
+	var before, in, logs float64
+	for _, r := range lat {
+		if float64(r.total) < p99 {
+			continue
+		}
+		t.Records++
+		batches[r.batch] = true
+		p := ps[r.batch]
+		before += float64(r.before)
+		in += float64(p.BatchDuration)
+		logs += float64(p.DurationMs[progress.DurWALCommit] + p.DurationMs[progress.DurCommitOffsets])
+	}
+	if t.Records == 0 {
+		return nil
+	}
+	n := float64(t.Records)
+	t.Batches = len(batches)
+	t.BeforeBatchMs, t.BatchMs, t.LogWritesMs = before/n, in/n, logs/n
+	return t
+}
+
+// phasesOf sums each durationMs part over the run's batches.
+func phasesOf(ps []*progress.Progress) Phases {
+	var ph Phases
+	for _, p := range ps {
+		ph.BatchMs += p.BatchDuration
+		ph.LatestOffsetMs += p.DurationMs[progress.DurLatestOffset]
+		ph.WalCommitMs += p.DurationMs[progress.DurWALCommit]
+		ph.AddBatchMs += p.DurationMs[progress.DurAddBatch]
+		ph.CommitOffsetsMs += p.DurationMs[progress.DurCommitOffsets]
+	}
+	return ph
 }

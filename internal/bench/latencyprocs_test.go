@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-stream/sluice/progress"
 )
 
 // shCommand runs script under sh for any sluice arguments, which it
@@ -69,5 +71,33 @@ func TestLoadgenChild(t *testing.T) {
 	cfg.Command = shCommand(`echo "produce failed" >&2; exit 1`, &args)
 	if _, err := loadgenChild(context.Background(), cfg, "a:1", "lat", 1, time.Second); err == nil || !strings.Contains(err.Error(), "produce failed") {
 		t.Errorf("err %v, want the child's stderr", err)
+	}
+}
+
+// TestTailAndPhases: the tail is the records at or above the p99, with
+// their wait before their batch, their batch's length and its log writes
+// averaged; the phases sum each part over every batch.
+func TestTailAndPhases(t *testing.T) {
+	ps := []*progress.Progress{
+		{BatchDuration: 4, DurationMs: map[string]int64{"latestOffset": 1, "walCommit": 1, "addBatch": 1, "commitOffsets": 1}},
+		{BatchDuration: 100, DurationMs: map[string]int64{"walCommit": 60, "addBatch": 2, "commitOffsets": 30}},
+		{BatchDuration: 10, DurationMs: map[string]int64{"latestOffset": 2, "addBatch": 8}},
+	}
+	lat := []recordLatency{
+		{total: 5, before: 1, batch: 0},
+		{total: 104, before: 4, batch: 1},
+		{total: 110, before: 10, batch: 1},
+		{total: 120, before: 110, batch: 2}, // waited behind batch 1
+	}
+	tl := tailOf(lat, 104, ps)
+	want := LatencyTail{Records: 3, Batches: 2, BeforeBatchMs: (4 + 10 + 110) / 3.0, BatchMs: (100 + 100 + 10) / 3.0, LogWritesMs: (90 + 90 + 0) / 3.0}
+	if tl == nil || *tl != want {
+		t.Errorf("tail %+v, want %+v", tl, want)
+	}
+	if got, want := phasesOf(ps), (Phases{BatchMs: 114, LatestOffsetMs: 3, WalCommitMs: 61, AddBatchMs: 11, CommitOffsetsMs: 31}); got != want {
+		t.Errorf("phases %+v, want %+v", got, want)
+	}
+	if tailOf(lat, 1000, ps) != nil {
+		t.Error("a tail above every record should be nil")
 	}
 }
