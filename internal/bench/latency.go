@@ -155,8 +155,12 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 	cfg.Logf("latency (%s): asked %.0f rec/s, produced %.0f, processed %.0f during the load; p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d records in %d batches (longest %d ms)",
 		label, rate, l.AchievedPerSec, l.ProcessedPerSec, l.P50Ms, l.P99Ms, l.MaxMs, l.Records, l.Batches, l.MaxBatchMs)
 	if t := l.Tail; t != nil {
-		cfg.Logf("latency (%s): the slowest 1 %% (%d records in %d batches) waited %.0f ms on average before their batch started, then %.0f ms in it (%.0f ms of it the offsets and commit log writes); all batches: %s",
-			label, t.Records, t.Batches, t.BeforeBatchMs, t.BatchMs, t.LogWritesMs, l.Phases)
+		batches := fmt.Sprintf("%d batches", t.Batches)
+		if t.Batches == 1 {
+			batches = "1 batch"
+		}
+		cfg.Logf("latency (%s): the slowest 1 %% (%d records in %s) waited %.0f ms on average before their batch started, then %.0f ms in it (%.0f ms of it the offsets and commit log writes); all batches: %s",
+			label, t.Records, batches, t.BeforeBatchMs, t.BatchMs, t.LogWritesMs, l.Phases)
 	}
 	return l, nil
 }
