@@ -20,14 +20,6 @@ import (
 	"github.com/sluice-stream/sluice/internal/trigger"
 )
 
-func offsetsOf(topic string, offs ...int64) kafka.Offsets {
-	o := kafka.Offsets{}
-	for p, off := range offs {
-		o[partition.ID{Topic: topic, Partition: int32(p)}] = off
-	}
-	return o
-}
-
 // A capped plan is answered from the listing sent when the previous plan
 // was made — and falls back to listing now when that listing shows fewer
 // records than the batch may take, or partitions other than the start's.
@@ -59,9 +51,9 @@ func TestAvailableCappedUsesTheListingSentAhead(t *testing.T) {
 
 	// No listing sent yet: asks the brokers, and sends the next one.
 	before := time.Now()
-	from, latest, at1 := plan(offsetsOf("ahead", 0, 0), 5)
-	same("first latest", latest, offsetsOf("ahead", 10, 10))
-	same("first from", from, offsetsOf("ahead", 0, 0))
+	from, latest, at1 := plan(offsets("ahead", 0, 0), 5)
+	same("first latest", latest, offsets("ahead", 10, 10))
+	same("first from", from, offsets("ahead", 0, 0))
 	if at1.Before(before) {
 		t.Fatalf("first listing at %v, before the plan (%v)", at1, before)
 	}
@@ -72,34 +64,34 @@ func TestAvailableCappedUsesTheListingSentAhead(t *testing.T) {
 	// latest offsets: it takes the listing sent ahead, with its time.
 	produce(t, b.Addr(), "ahead", 2, 10)
 	asked := time.Now()
-	from, latest, at2 := plan(offsetsOf("ahead", 5, 5), 5)
-	same("second latest (the listing sent ahead)", latest, offsetsOf("ahead", 10, 10))
-	same("second from", from, offsetsOf("ahead", 5, 5))
+	from, latest, at2 := plan(offsets("ahead", 5, 5), 5)
+	same("second latest (the listing sent ahead)", latest, offsets("ahead", 10, 10))
+	same("second from", from, offsets("ahead", 5, 5))
 	if !at2.Before(asked) || at2.Before(at1) {
 		t.Fatalf("second listing at %v, want between %v and %v", at2, at1, asked)
 	}
 	// The listing sent by the second plan saw the new records; it is the
 	// look taken after a batch planned before it committed.
 	src.AwaitAhead()
-	if l, at, ok := src.ListedSince(asked); !ok || at.Before(asked) || !maps.Equal(l, partition.Offsets(offsetsOf("ahead", 20, 20))) {
+	if l, at, ok := src.ListedSince(asked); !ok || at.Before(asked) || !maps.Equal(l, partition.Offsets(offsets("ahead", 20, 20))) {
 		t.Fatalf("ListedSince(second plan) = %v, %v, %v; want the listing the second plan sent, with 20, 20", l, at, ok)
 	}
 	if _, _, ok := src.ListedSince(time.Now()); ok {
 		t.Fatal("ListedSince(now) answered with a listing sent before now")
 	}
-	_, latest, _ = plan(offsetsOf("ahead", 10, 10), 5)
-	same("third latest", latest, offsetsOf("ahead", 20, 20))
+	_, latest, _ = plan(offsets("ahead", 10, 10), 5)
+	same("third latest", latest, offsets("ahead", 20, 20))
 
 	// Fewer records listed ahead than the batch may take: list now.
 	src.AwaitAhead()
 	produce(t, b.Addr(), "ahead", 2, 10)
-	_, latest, _ = plan(offsetsOf("ahead", 18, 18), 10)
-	same("latest when the listing ahead shows too few", latest, offsetsOf("ahead", 30, 30))
+	_, latest, _ = plan(offsets("ahead", 18, 18), 10)
+	same("latest when the listing ahead shows too few", latest, offsets("ahead", 30, 30))
 
 	// A partition the listing ahead does not have (its topic deleted):
 	// the plan lists again, and Available's checks see it gone.
 	src.AwaitAhead()
-	gone := offsetsOf("ahead", 20, 20)
+	gone := offsets("ahead", 20, 20)
 	gone[partition.ID{Topic: "ahead", Partition: 7}] = 3
 	if _, _, _, err := src.AvailableCapped(ctx, gone, 5); err == nil || !strings.Contains(err.Error(), "ahead-7 is gone") {
 		t.Fatalf("plan with a vanished partition: err %v, want Available's data-loss error", err)
@@ -107,8 +99,8 @@ func TestAvailableCappedUsesTheListingSentAhead(t *testing.T) {
 
 	// Uncapped: Available, and nothing is sent ahead.
 	src.AwaitAhead()
-	_, latest, _ = plan(offsetsOf("ahead", 25, 25), 0)
-	same("uncapped latest", latest, offsetsOf("ahead", 30, 30))
+	_, latest, _ = plan(offsets("ahead", 25, 25), 0)
+	same("uncapped latest", latest, offsets("ahead", 30, 30))
 	if src.AwaitAhead() {
 		t.Fatal("an uncapped plan sent a listing ahead")
 	}
