@@ -182,7 +182,7 @@ func TestTimingBenchScaleout(t *testing.T) {
 	}
 	useTestBinaryAsSluice(t)
 	var stdout, stderr bytes.Buffer
-	code := realMain([]string{"bench", "--json", "--only", "scaleout", "--scaleout-records", "400000", "--rounds", "1"}, &stdout, &stderr)
+	code := realMain([]string{"bench", "--json", "--only", "scaleout", "--scaleout-records", "1000000", "--rounds", "1"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
@@ -191,7 +191,7 @@ func TestTimingBenchScaleout(t *testing.T) {
 		t.Fatalf("%v\n%s", err, stdout.String())
 	}
 	s := r.Scaleout
-	if s == nil || s.Partitions != 16 || s.Records != 400000 || len(s.Rows) != 3 {
+	if s == nil || s.Partitions != 16 || s.Records != 1000000 || len(s.Rows) != 3 {
 		t.Fatalf("scaleout %+v", s)
 	}
 	for i, n := range []int{1, 2, 4} {

@@ -156,7 +156,11 @@ func scaleoutRun(ctx context.Context, addr, topic string, n, round int, cfg *Con
 	group := fmt.Sprintf("bench-scaleout-%d-r%d-%d", n, round, time.Now().UnixNano())
 	p := filepath.Join(dir, "bench.yaml")
 	err = queryrun.SeedQuery().WritePipeline(p, queryrun.Setup{Name: "bench-scaleout", Bootstrap: addr, Topic: topic,
-		Checkpoint: filepath.Join(dir, "chk"), SourceOptions: map[string]string{"sluice.group": group}})
+		Checkpoint: filepath.Join(dir, "chk"), SourceOptions: map[string]string{"sluice.group": group,
+			// A member learns that a later one joined (a rebalance) at its
+			// next heartbeat: at the default 3 s the first member drains a
+			// small topic alone before the group of n forms.
+			"kafka.heartbeat.interval.ms": "100"}})
 	if err != nil {
 		return row, err
 	}
