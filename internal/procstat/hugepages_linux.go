@@ -70,6 +70,7 @@ func PrepareHeapHugePages(size int64) (int64, error) {
 			return 0, fmt.Errorf("procstat: madvise(MADV_HUGEPAGE) %x-%x: %w", beg, end, e)
 		}
 		advised = int64(end - beg)
+		advisedRange = [2]uintptr{beg, end}
 	}
 	runtime.KeepAlive(buf)
 	buf = nil
@@ -79,6 +80,10 @@ func PrepareHeapHugePages(size int64) (int64, error) {
 
 // heapPrepared is set by the first PrepareHeapHugePages that advises.
 var heapPrepared atomic.Bool
+
+// advisedRange is the address range the last PrepareHeapHugePages advised
+// (for tests).
+var advisedRange [2]uintptr
 
 // madvHugePage is MADV_HUGEPAGE (not in package syscall).
 const madvHugePage = 14

@@ -10,15 +10,16 @@ import (
 	"testing"
 )
 
-// hugePageAdvised sums the sizes of this process's mappings whose VmFlags
-// carry "hg" (MADV_HUGEPAGE).
-func hugePageAdvised(t *testing.T) int64 {
+// hugePageAdvised is how many bytes of [beg, end) lie in mappings of this
+// process whose VmFlags carry "hg" (MADV_HUGEPAGE).
+func hugePageAdvised(t *testing.T, beg, end uint64) int64 {
 	t.Helper()
 	data, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		t.Skip("no /proc/self/smaps:", err)
 	}
-	var total, size int64
+	var total int64
+	var lo, hi uint64
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 {
@@ -28,14 +29,14 @@ func hugePageAdvised(t *testing.T) int64 {
 			a, err1 := strconv.ParseUint(r[0], 16, 64)
 			b, err2 := strconv.ParseUint(r[1], 16, 64)
 			if err1 == nil && err2 == nil {
-				size = int64(b - a)
+				lo, hi = max(a, beg), min(b, end)
 			}
 			continue
 		}
-		if f[0] == "VmFlags:" {
+		if f[0] == "VmFlags:" && hi > lo {
 			for _, fl := range f[1:] {
 				if fl == "hg" {
-					total += size
+					total += int64(hi - lo)
 				}
 			}
 		}
@@ -49,7 +50,6 @@ func TestPrepareHeapHugePages(t *testing.T) {
 		t.Skipf("transparent huge pages are not in madvise mode here (%q)", strings.TrimSpace(string(mode)))
 	}
 	heapPrepared.Store(false)
-	before := hugePageAdvised(t)
 	n, err := PrepareHeapHugePages(16 << 20)
 	if err != nil {
 		t.Fatal(err)
@@ -60,8 +60,12 @@ func TestPrepareHeapHugePages(t *testing.T) {
 	// The advice outlives the allocation it was made on: the heap keeps
 	// the range (the runtime never unmaps heap memory) and returning its
 	// pages to the kernel keeps the mapping's flag.
-	if after := hugePageAdvised(t); after < before+n {
-		t.Fatalf("mappings advised MADV_HUGEPAGE: %d bytes before, %d after advising %d", before, after, n)
+	beg, end := uint64(advisedRange[0]), uint64(advisedRange[1])
+	if int64(end-beg) != n {
+		t.Fatalf("advised range %x-%x, want %d bytes", beg, end, n)
+	}
+	if got := hugePageAdvised(t, beg, end); got != n {
+		t.Fatalf("%d of the %d bytes advised at %x-%x lie in mappings flagged MADV_HUGEPAGE", got, n, beg, end)
 	}
 	// Once per process: a second query's start does not grow the heap again.
 	if n, err := PrepareHeapHugePages(16 << 20); n != 0 || err != nil {
