@@ -67,10 +67,15 @@ func (q *Query) plan(ctx context.Context, once bool) (end, latest source.Offset,
 	case source.Partitioned:
 		t0 := q.cfg.Clock.Now()
 		var from, lt partition.Offsets
-		if cp, ok := src.(source.CappedPlanner); ok && q.cappedNeed(in.Limits, once) > 0 {
+		cp, capped := src.(source.CappedPlanner)
+		var need int64
+		if capped {
+			need = q.cappedNeed(in.Limits, once)
+		}
+		if need > 0 {
 			// A batch capped by maxOffsetsPerTrigger may be planned from
 			// latest offsets listed while the previous batch ran.
-			from, lt, listedAt, err = cp.AvailableCapped(ctx, q.start, q.cappedNeed(in.Limits, once))
+			from, lt, listedAt, err = cp.AvailableCapped(ctx, q.start, need)
 		} else {
 			from, lt, err = src.Available(ctx, q.start)
 		}

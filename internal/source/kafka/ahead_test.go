@@ -13,7 +13,6 @@ import (
 	"github.com/sluice-stream/sluice/internal/broker/brokertest"
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/partition"
-	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
 	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
@@ -250,36 +249,17 @@ func TestCappedPlansCrashExactlyOnce(t *testing.T) {
 			sink2 := memory.New()
 			q = start(sink2, nil)
 			total := parts * (n + 5)
-			all := memory.New()
-			merged := func() int {
-				all = memory.New()
-				for _, s := range []*memory.Sink{sink1, sink2} {
-					for _, id := range s.BatchIDs() {
-						_ = all.Commit(context.Background(), id, []sink.Message{s.Batch(id)})
-					}
-				}
-				return all.NumRows()
-			}
-			waitFor(t, func() bool { return merged() >= total })
+			waitFor(t, func() bool { return committedTogether(sink1, sink2).NumRows() >= total })
 			if err := q.Stop(); err != nil {
 				t.Fatal(err)
 			}
-			merged()
 			for _, id := range sink1.BatchIDs() {
 				if len(sink2.Batch(id)) > 0 && fmt.Sprint(rows(sink2.Batch(id))) != fmt.Sprint(rows(sink1.Batch(id))) {
 					t.Fatalf("batch %d replayed with other rows:\n got %v\nwant %v", id, rows(sink2.Batch(id)), rows(sink1.Batch(id)))
 				}
 			}
-			seen := map[string]bool{}
-			for _, row := range all.Rows() {
-				k := fmt.Sprintf("%d/%d", row[3], row[4])
-				if seen[k] {
-					t.Fatalf("record %s delivered twice", k)
-				}
-				seen[k] = true
-			}
-			if len(seen) != total {
-				t.Fatalf("delivered %d records, want %d", len(seen), total)
+			if got := recordsOnce(t, committedTogether(sink1, sink2)); got != total {
+				t.Fatalf("delivered %d records, want %d", got, total)
 			}
 		})
 	}

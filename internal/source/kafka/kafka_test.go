@@ -213,23 +213,7 @@ func TestCrashBetweenOffsetsAndCommitReplaysSameRanges(t *testing.T) {
 		t.Fatalf("replayed batch 1 differs:\n got %v\nwant %v", got, want)
 	}
 	// Together the committed batches hold every record exactly once.
-	all := memory.New()
-	for _, s := range []*memory.Sink{sink1, sink2} {
-		for _, id := range s.BatchIDs() {
-			_ = all.Commit(context.Background(), id, []sink.Message{s.Batch(id)})
-		}
-	}
-	total := 0
-	seen := map[string]bool{}
-	for _, row := range all.Rows() {
-		k := fmt.Sprintf("%d/%d", row[3], row[4])
-		if seen[k] {
-			t.Fatalf("record %s delivered twice", k)
-		}
-		seen[k] = true
-		total++
-	}
-	if total != 440 {
+	if total := recordsOnce(t, committedTogether(sink1, sink2)); total != 440 {
 		t.Fatalf("delivered %d records, want 440", total)
 	}
 }
@@ -426,4 +410,31 @@ func TestOptionErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// committedTogether is every batch the sinks committed, in one sink (a
+// batch committed by more than one keeps the last sink's rows).
+func committedTogether(sinks ...*memory.Sink) *memory.Sink {
+	all := memory.New()
+	for _, s := range sinks {
+		for _, id := range s.BatchIDs() {
+			_ = all.Commit(context.Background(), id, []sink.Message{s.Batch(id)})
+		}
+	}
+	return all
+}
+
+// recordsOnce fails t when a record (its partition and offset, the source
+// rows' columns 3 and 4) is in all twice, and returns how many it holds.
+func recordsOnce(t *testing.T, all *memory.Sink) int {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, row := range all.Rows() {
+		k := fmt.Sprintf("%d/%d", row[3], row[4])
+		if seen[k] {
+			t.Fatalf("record %s delivered twice", k)
+		}
+		seen[k] = true
+	}
+	return len(seen)
 }
