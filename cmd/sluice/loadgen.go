@@ -46,7 +46,7 @@ type profileFlags struct {
 	kind, csv, shape, bootstrap, topic         *string
 	log                                        logFlags
 	rate, factor, amplitude, zipf              *float64
-	at, spikeFor, period, duration             *time.Duration
+	at, spikeFor, period, duration, linger     *time.Duration
 	recordBytes, keys, maxBuffered, partitions *int
 	seed                                       *int64
 	jsonOut, quiet                             *bool
@@ -76,6 +76,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	f.seed = fs.Int64("seed", 1, "random seed")
 	f.maxBuffered = fs.Int("max-buffered", loadgen.DefaultMaxBuffered, "records buffered in the producer at most")
 	fs.StringVar(&f.compression, "compression", "none", "producer compression: none, gzip, snappy, lz4, zstd")
+	f.linger = fs.Duration("linger", loadgen.DefaultLinger, "producer linger: how long a partition's batch waits for more records before it is sent (0: sent at once, as Kafka's end-to-end latency tool's producer)")
 	fs.Var(f.kafkaOptions, "kafka-option", "client security option KEY=VALUE as for the source, e.g. kafka.security.protocol=SASL_SSL (repeatable)")
 	f.jsonOut = fs.Bool("json", false, "print the final result as JSON on stdout")
 	f.quiet = fs.Bool("quiet", false, "do not print the per-second lines")
@@ -111,6 +112,10 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	if *f.linger < 0 {
+		return &exitError{code: 2, err: fmt.Errorf("--linger %s: must be ≥ 0", *f.linger)}
+	}
+	clientOpts = append(clientOpts, kgo.ProducerLinger(*f.linger))
 	log, err := f.log.logger(stderr)
 	if err != nil {
 		return err

@@ -123,6 +123,10 @@ type Latency struct {
 	// from the bench process and the query; false with LatencyInProcess,
 	// where all three share the bench process and its collector.
 	OwnProcesses bool `json:"own_processes"`
+	// ProducerLingerMs is the load generator's producer linger in the run
+	// (LatencyProducerLinger): a record's latency starts at its timestamp,
+	// before the linger.
+	ProducerLingerMs float64 `json:"producer_linger_ms"`
 	// Tail is where the slowest 1 % of the records' latency went; Phases
 	// the run's batch time by part. Both vary less from run to run than
 	// the p99 itself on a shared machine.

@@ -88,7 +88,8 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 	if cfg.LatencyInProcess {
 		var r loadgen.Result
 		r, err = loadgen.Run(ctx, loadgen.Config{Brokers: []string{addr}, Topic: topic, Profile: loadgen.Steady{Rate: rate},
-			Duration: d, Shape: shape, Keys: loadgen.Keys{Count: 1000}, MaxBuffered: 100_000, Logger: cfg.Logger})
+			Duration: d, Shape: shape, Keys: loadgen.Keys{Count: 1000}, MaxBuffered: 100_000, Logger: cfg.Logger,
+			ClientOpts: []kgo.Opt{kgo.ProducerLinger(LatencyProducerLinger)}})
 		load = fromLoadgen(r)
 	} else {
 		load, err = loadgenChild(ctx, cfg, addr, topic, rate, d)
@@ -123,7 +124,8 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 		loadStart = first.Add(-loadgen.DefaultTick)
 	}
 	l := Latency{Label: label, AsyncProgress: async, AskedPerSec: rate, AchievedPerSec: load.Achieved, Records: int64(len(lat)), Batches: len(ps),
-		ProducerBound: load.Throttled || load.Achieved < 0.95*rate, OwnProcesses: !cfg.LatencyInProcess}
+		ProducerBound: load.Throttled || load.Achieved < 0.95*rate, OwnProcesses: !cfg.LatencyInProcess,
+		ProducerLingerMs: float64(LatencyProducerLinger) / float64(time.Millisecond)}
 	loadEnd := loadStart.Add(load.Duration).UnixMilli()
 	var inTime, all, lastEnd int64
 	for _, p := range ps {

@@ -105,14 +105,22 @@ func fromLoadgen(r loadgen.Result) loadResult {
 	return loadResult{Duration: r.Duration, Acked: r.Acked, Achieved: r.AchievedRate(), Throttled: r.Throttled()}
 }
 
+// LatencyProducerLinger is the latency runs' producer linger: none, as
+// the producer of Kafka's own end-to-end latency tool (linger.ms=0) and as
+// a producer tuned for latency. The load generator's default (2 ms) fills
+// larger batches at high rates, but every record then waits for it before
+// the broker has it — time no consumer could save, which the latency rows
+// used to count as the query's.
+const LatencyProducerLinger time.Duration = 0
+
 // loadgenChild runs `sluice loadgen` against addr with the settings the
 // in-process latency load uses (orders shape, seed 1, 1,000 keys, 100,000
-// records buffered at most) and returns its result.
+// records buffered at most, LatencyProducerLinger) and returns its result.
 func loadgenChild(ctx context.Context, cfg *Config, addr, topic string, rate float64, d time.Duration) (loadResult, error) {
 	cmd := cfg.Command("loadgen", "--bootstrap", addr, "--topic", topic, "--partitions", strconv.Itoa(cfg.Partitions),
 		"--profile", "steady", "--rate", strconv.FormatFloat(rate, 'f', -1, 64), "--duration", d.String(),
 		"--shape", loadgen.ShapeOrders, "--seed", "1", "--keys", "1000", "--max-buffered", "100000",
-		"--json", "--quiet", "--log-level", "error")
+		"--linger", LatencyProducerLinger.String(), "--json", "--quiet", "--log-level", "error")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -15,7 +15,10 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultTick        = 10 * time.Millisecond
+	DefaultTick = 10 * time.Millisecond
+	// DefaultLinger is the producer's linger (ClientOpts): a short wait
+	// that fills larger batches at high rates.
+	DefaultLinger      = 2 * time.Millisecond
 	DefaultMaxBuffered = 20_000
 	DefaultMaxBehind   = time.Second
 	DefaultFlush       = 10 * time.Second
@@ -172,7 +175,7 @@ func ClientOpts(maxBuffered int) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.MaxBufferedRecords(maxBuffered),
-		kgo.ProducerLinger(2 * time.Millisecond),
+		kgo.ProducerLinger(DefaultLinger),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.ProducerBatchMaxBytes(1_000_000),
 		kgo.RecordDeliveryTimeout(30 * time.Second),
