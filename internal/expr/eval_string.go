@@ -137,6 +137,22 @@ func buildSubstring(name string, args []cexpr, _ *Call) (cexpr, error) {
 // (chars) or bytes. A positive or zero pos only walks the characters it
 // needs, so taking a prefix of a long string is cheap.
 func substringSQL(s []byte, pos, length int64, chars bool) []byte {
+	if pos < 0 && chars && -pos <= int64(len(s)) && asciiTail(s, int(-pos)) {
+		// The last -pos bytes are ASCII, so they are the last -pos
+		// characters (no multi-byte sequence takes in an ASCII byte):
+		// the start is found without counting the string's characters.
+		if length <= 0 {
+			return emptyBytes
+		}
+		from := len(s) + int(pos)
+		to := from + runeOffset(s[from:], length)
+		return s[from:to:to]
+	}
+	return substringGeneral(s, pos, length, chars)
+}
+
+// substringGeneral is substringSQL without its fast path.
+func substringGeneral(s []byte, pos, length int64, chars bool) []byte {
 	if pos < 0 {
 		total := int64(len(s))
 		if chars {
@@ -167,6 +183,16 @@ func substringSQL(s []byte, pos, length int64, chars bool) []byte {
 	}
 	to := from + runeOffset(s[from:], length)
 	return s[from:to:to]
+}
+
+// asciiTail reports whether the last n bytes of s are ASCII.
+func asciiTail(s []byte, n int) bool {
+	for _, c := range s[len(s)-n:] {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // runeOffset returns the byte offset just past the first n characters of s

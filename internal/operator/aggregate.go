@@ -216,6 +216,7 @@ type partialAgg struct {
 	empty                  []byte                  // their state before any row
 	sel1                   [1]int32
 	state                  []byte
+	rowState               []byte     // constantRowState, or nil
 	pass                   []passPart // per shuffle partition
 	passRows               int
 }
@@ -406,26 +407,42 @@ func (p *partialAgg) passThrough(keys, args []*batch.Column, from, to int) error
 		p.one = a.newAccs()
 		p.empty = aggregate.AppendStates(nil, p.one)
 		p.pass = make([]passPart, p.env.Partitions)
-	}
-	for i := from; i < to; i++ {
-		p.buf = a.appendKey(p.buf[:0], keys, i)
-		part := PartitionOf(p.buf, p.env.Partitions)
-		if err := aggregate.LoadStates(p.empty, p.one); err != nil {
+		var err error
+		if p.rowState, err = p.constantRowState(); err != nil {
 			return err
 		}
-		p.sel1[0] = int32(i)
-		for j, acc := range p.one {
-			if err := acc.Update(args[j], p.sel1[:]); err != nil {
-				return fmt.Errorf("%s: %w", a.Calls[j].Name, err)
-			}
+	}
+	for i := from; i < to; i++ {
+		// The key goes straight into the arena: the arena keeps room
+		// for a key of keyRoom bytes (a longer one grows it, a copy the
+		// keys already sent do not see).
+		if cap(p.arena)-len(p.arena) < keyRoom {
+			p.arena = make([]byte, 0, keyArenaSize)
 		}
-		p.state = aggregate.AppendStates(p.state[:0], p.one)
+		start := len(p.arena)
+		p.arena = a.appendKey(p.arena, keys, i)
+		key := p.arena[start:len(p.arena):len(p.arena)]
+		part := PartitionOf(key, p.env.Partitions)
+		state := p.rowState
+		if state == nil {
+			if err := aggregate.LoadStates(p.empty, p.one); err != nil {
+				return err
+			}
+			p.sel1[0] = int32(i)
+			for j, acc := range p.one {
+				if err := acc.Update(args[j], p.sel1[:]); err != nil {
+					return fmt.Errorf("%s: %w", a.Calls[j].Name, err)
+				}
+			}
+			p.state = aggregate.AppendStates(p.state[:0], p.one)
+			state = p.saveKey(p.state)
+		}
 		pp := &p.pass[part]
 		if pp.keys == nil {
 			pp.keys, pp.states = batch.NewColumn(batch.Binary, 64), batch.NewColumn(batch.Binary, 64)
 		}
-		pp.keys.AppendBytes(p.saveKey(p.buf))
-		pp.states.AppendBytes(p.saveKey(p.state))
+		pp.keys.AppendBytes(key)
+		pp.states.AppendBytes(state)
 		p.passRows++
 		if pp.keys.Len >= passBatchRows {
 			if err := p.sendPass(part); err != nil {
@@ -437,6 +454,33 @@ func (p *partialAgg) passThrough(keys, args []*batch.Column, from, to int) error
 		return p.flushPass()
 	}
 	return nil
+}
+
+// keyRoom is the room a passing-through task keeps in its key arena for
+// the next key.
+const keyRoom = 256
+
+// constantRowState returns the state a row's accumulators have after that
+// row alone when it is the same for every row — every call takes no
+// argument (count(*)): its input is a constant NULL column — or nil. A
+// passing-through task then ships that one state with every row instead of
+// computing and copying it per row. The returned slice is shared by the
+// cells of the batches sent (cells are never written).
+func (p *partialAgg) constantRowState() ([]byte, error) {
+	for _, c := range p.a.Calls {
+		if c.Arg != nil {
+			return nil, nil
+		}
+	}
+	accs := p.a.newAccs()
+	null := &batch.Column{Type: batch.Null, Len: 1}
+	for j, acc := range accs {
+		if err := acc.Update(null, []int32{0}); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.a.Calls[j].Name, err)
+		}
+	}
+	st := aggregate.AppendStates(nil, accs)
+	return st[:len(st):len(st)], nil
 }
 
 // sendPass sends partition part's gathered rows.

@@ -58,98 +58,118 @@ func TestPartialAggregationPassThrough(t *testing.T) {
 			return fmt.Sprintf("%024d", i%900)
 		}, 0, false},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			a := &Aggregate{Keys: []expr.Compiled{key}, EventTime: -1, Mode: ModeComplete, FlushGroups: tc.flush,
-				Calls: []AggCall{{Agg: cnt, Name: "n"}, {Agg: first, Arg: arg, Name: "f"}, {Agg: last, Arg: arg, Name: "l"}}}
-			a.Init()
-			want := map[string][3]int64{}
-			provs := make([]state.Provider, parts)
-			for p := range provs {
-				prov, err := state.OpenProvider(state.ID{Root: t.TempDir(), Partition: p}, a.Operators()[0].Schemas, state.DefaultConfig())
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer prov.Close()
-				provs[p] = prov
+		for _, countOnly := range []bool{false, true} {
+			name, calls := tc.name, []AggCall{{Agg: cnt, Name: "n"}, {Agg: first, Arg: arg, Name: "f"}, {Agg: last, Arg: arg, Name: "l"}}
+			if countOnly {
+				// count(*) alone: a passing-through task ships one
+				// constant state with every row.
+				name, calls = name+", count only", calls[:1]
 			}
-			v := 0
-			var got map[string][3]int64
-			// Two batches of the same keys: the second finds every key in
-			// the state (stage 2 looks the sorted keys up in one walk).
-			for version := int64(0); version < 2; version++ {
-				sent := make([][]*batch.Batch, parts)
-				for task := 0; task < 3; task++ {
-					w := a.NewShuffleWriter(engine.ShuffleEnv{Partitions: parts, BatchTime: time.Unix(0, 0),
-						Send: func(p int, b *batch.Batch) error { sent[p] = append(sent[p], b); return nil }})
-					var pairs []any
-					for chunk := 0; chunk < 6; chunk++ {
-						if task != 1 { // task 1: one chunk of 4200 rows, the others 700 each
-							pairs = pairs[:0]
-						}
-						for i := chunk * 700; i < (chunk+1)*700; i++ {
-							k := tc.keyOf(task, i)
-							v++
-							pairs = append(pairs, k, v)
-							g, ok := want[k]
-							if !ok {
-								g[1] = int64(v)
-							}
-							g[0]++
-							g[2] = int64(v)
-							want[k] = g
-						}
-						if task == 1 && chunk < 5 {
-							continue
-						}
-						if err := w.Write(rows(pairs...)); err != nil {
-							t.Fatal(err)
-						}
-					}
-					if err := w.Flush(); err != nil {
-						t.Fatal(err)
-					}
-					if got := w.(*partialAgg).passing; got != tc.passing {
-						t.Fatalf("task %d: passing %v, want %v", task, got, tc.passing)
-					}
-				}
-				got = map[string][3]int64{}
-				for p := 0; p < parts; p++ {
-					st, err := provs[p].Open(version)
+			t.Run(name, func(t *testing.T) {
+				a := &Aggregate{Keys: []expr.Compiled{key}, EventTime: -1, Mode: ModeComplete, FlushGroups: tc.flush,
+					Calls: calls}
+				a.Init()
+				want := map[string][3]int64{}
+				provs := make([]state.Provider, parts)
+				for p := range provs {
+					prov, err := state.OpenProvider(state.ID{Root: t.TempDir(), Partition: p}, a.Operators()[0].Schemas, state.DefaultConfig())
 					if err != nil {
 						t.Fatal(err)
 					}
-					s2, _ := a.NewStage2(engine.Stage2Env{BatchID: version, Partition: p, Partitions: parts, BatchTime: time.Unix(0, 0), Stores: []state.Store{st}})
-					for _, b := range sent[p] {
-						if err := s2.Process(b); err != nil {
+					defer prov.Close()
+					provs[p] = prov
+				}
+				v := 0
+				var got map[string][3]int64
+				// Two batches of the same keys: the second finds every key in
+				// the state (stage 2 looks the sorted keys up in one walk).
+				for version := int64(0); version < 2; version++ {
+					sent := make([][]*batch.Batch, parts)
+					for task := 0; task < 3; task++ {
+						w := a.NewShuffleWriter(engine.ShuffleEnv{Partitions: parts, BatchTime: time.Unix(0, 0),
+							Send: func(p int, b *batch.Batch) error { sent[p] = append(sent[p], b); return nil }})
+						var pairs []any
+						for chunk := 0; chunk < 6; chunk++ {
+							if task != 1 { // task 1: one chunk of 4200 rows, the others 700 each
+								pairs = pairs[:0]
+							}
+							for i := chunk * 700; i < (chunk+1)*700; i++ {
+								k := tc.keyOf(task, i)
+								v++
+								pairs = append(pairs, k, v)
+								g, ok := want[k]
+								if !ok {
+									g[1] = int64(v)
+								}
+								g[0]++
+								g[2] = int64(v)
+								want[k] = g
+							}
+							if task == 1 && chunk < 5 {
+								continue
+							}
+							if err := w.Write(rows(pairs...)); err != nil {
+								t.Fatal(err)
+							}
+						}
+						if err := w.Flush(); err != nil {
+							t.Fatal(err)
+						}
+						if got := w.(*partialAgg).passing; got != tc.passing {
+							t.Fatalf("task %d: passing %v, want %v", task, got, tc.passing)
+						}
+						if got := w.(*partialAgg).rowState != nil; tc.passing && got != countOnly {
+							t.Fatalf("task %d: a constant row state %v, want %v", task, got, countOnly)
+						}
+					}
+					got = map[string][3]int64{}
+					for p := 0; p < parts; p++ {
+						st, err := provs[p].Open(version)
+						if err != nil {
+							t.Fatal(err)
+						}
+						s2, _ := a.NewStage2(engine.Stage2Env{BatchID: version, Partition: p, Partitions: parts, BatchTime: time.Unix(0, 0), Stores: []state.Store{st}})
+						for _, b := range sent[p] {
+							if err := s2.Process(b); err != nil {
+								t.Fatal(err)
+							}
+						}
+						err = s2.Finish(func(b *batch.Batch) error {
+							for i := 0; i < b.N; i++ {
+								k := string(b.Columns[0].Bytes[i])
+								if _, dup := got[k]; dup {
+									t.Errorf("key %s emitted twice", k)
+								}
+								if countOnly {
+									got[k] = [3]int64{b.Columns[1].Ints[i]}
+									continue
+								}
+								got[k] = [3]int64{b.Columns[1].Ints[i], b.Columns[2].Ints[i], b.Columns[3].Ints[i]}
+							}
+							return nil
+						})
+						if err != nil {
+							t.Fatal(err)
+						}
+						if _, err := st.Commit(); err != nil {
 							t.Fatal(err)
 						}
 					}
-					err = s2.Finish(func(b *batch.Batch) error {
-						for i := 0; i < b.N; i++ {
-							k := string(b.Columns[0].Bytes[i])
-							if _, dup := got[k]; dup {
-								t.Errorf("key %s emitted twice", k)
-							}
-							got[k] = [3]int64{b.Columns[1].Ints[i], b.Columns[2].Ints[i], b.Columns[3].Ints[i]}
+				}
+				if countOnly {
+					for k, w := range want {
+						want[k] = [3]int64{w[0]}
+					}
+				}
+				if !reflect.DeepEqual(got, want) {
+					for k, w := range want {
+						if got[k] != w {
+							t.Fatalf("%d keys, want %d; key %s: %v, want %v", len(got), len(want), k, got[k], w)
 						}
-						return nil
-					})
-					if err != nil {
-						t.Fatal(err)
 					}
-					if _, err := st.Commit(); err != nil {
-						t.Fatal(err)
-					}
+					t.Fatalf("%d keys, want %d", len(got), len(want))
 				}
-			}
-			if !reflect.DeepEqual(got, want) {
-				for k, w := range want {
-					if got[k] != w {
-						t.Fatalf("%d keys, want %d; key %s: %v, want %v", len(got), len(want), k, got[k], w)
-					}
-				}
-				t.Fatalf("%d keys, want %d", len(got), len(want))
-			}
-		})
+			})
+		}
 	}
 }

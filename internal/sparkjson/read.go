@@ -176,6 +176,9 @@ type Parser struct {
 	kind batch.Kind
 	opts Options
 	root *conv
+	// flat says the root is a struct flatObject reads (tests turn it off
+	// to compare the fast path with the general one).
+	flat bool
 }
 
 // NewParser returns a parser for cells of kind k: a struct, an array or a
@@ -197,7 +200,7 @@ func NewParser(k batch.Kind, opts Options) (*Parser, error) {
 		}
 		root.corrupt = opts.CorruptField
 	}
-	return &Parser{kind: k, opts: opts, root: root}, nil
+	return &Parser{kind: k, opts: opts, root: root, flat: root.isFlat()}, nil
 }
 
 // Kind is the kind of the cells the parser appends.
@@ -236,7 +239,9 @@ func (d *Decoder) Append(col *batch.Column, rec []byte) (st Status, why string) 
 	switch root.class {
 	case batch.Struct:
 		if d.lx.peek() == '{' {
-			s = d.object(root, col)
+			if !d.p.flat || !d.flatObject(root, col) {
+				s = d.object(root, col)
+			}
 		} else {
 			s = d.mismatch(root)
 		}

@@ -122,6 +122,57 @@ func ParseDate(b []byte) (int64, bool) {
 // such as Europe/Paris. Without a zone the session time zone (UTC) applies.
 // The fraction keeps microseconds and drops finer digits.
 func ParseTimestamp(b []byte) (int64, bool) {
+	if v, ok := parseISOZ(b); ok {
+		return v, true
+	}
+	return parseTimestamp(b)
+}
+
+// parseISOZ is ParseTimestamp's fast path for the form JSON producers
+// write, yyyy-MM-dd(T| )HH:mm:ss[.fraction]Z; ok is false for any other
+// text (which ParseTimestamp then parses in full).
+func parseISOZ(b []byte) (int64, bool) {
+	n := len(b)
+	if n < 20 || b[n-1] != 'Z' || b[4] != '-' || b[7] != '-' || b[10] != 'T' && b[10] != ' ' || b[13] != ':' || b[16] != ':' {
+		return 0, false
+	}
+	two := func(i int) int {
+		if !isDigit(b[i]) || !isDigit(b[i+1]) {
+			return -1
+		}
+		return int(b[i]-'0')*10 + int(b[i+1]-'0')
+	}
+	hi, lo := two(0), two(2)
+	mo, d, h, mi, s := two(5), two(8), two(11), two(14), two(17)
+	if hi < 0 || lo < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59 {
+		return 0, false
+	}
+	y := hi*100 + lo
+	if d > daysIn(y, mo) {
+		return 0, false
+	}
+	nanos := 0
+	if n > 20 {
+		if b[19] != '.' || n == 21 {
+			return 0, false
+		}
+		scale := 100_000_000
+		for j := 20; j < n-1; j++ {
+			if !isDigit(b[j]) {
+				return 0, false
+			}
+			if j-20 < 9 {
+				nanos += int(b[j]-'0') * scale
+				scale /= 10
+			}
+		}
+	}
+	secs := daysFromCivil(y, mo, d)*secondsPerDay + int64(h*3600+mi*60+s)
+	return secs*microsPerSecond + int64(nanos/1000), true
+}
+
+// parseTimestamp is ParseTimestamp's general path.
+func parseTimestamp(b []byte) (int64, bool) {
 	b = trimSpace(b)
 	y, mo, d, i, ok := parseDatePart(b)
 	if !ok {
