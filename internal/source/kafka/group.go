@@ -292,6 +292,7 @@ func (s *Source) renewSession() {
 	clear(s.grp.committed)
 	clear(s.grp.unsent) // not used with transactions; the next owner catches up from the group anyway
 	clear(s.hwm)
+	clear(s.hwmAt)
 	s.grp.gen++
 	s.grp.sess = nil
 	s.grp.joined, s.grp.joinedOnce = make(chan struct{}), sync.Once{}
@@ -444,6 +445,7 @@ func (s *Source) dropOwned(m map[string][]int32, why string) {
 			delete(s.grp.committed, tp)
 			delete(s.grp.unsent, tp) // its next owner catches the group up from the sink's record
 			delete(s.hwm, tp)
+			delete(s.hwmAt, tp)
 			s.forget(tp)
 			gone = append(gone, tp.String())
 		}

@@ -101,6 +101,12 @@ type Source struct {
 	// aheadWG waits for the listings' goroutines.
 	ahead   *aheadListing
 	aheadWG sync.WaitGroup
+	// checkedAt is when a listing last showed the partitions of
+	// checkedSet, and nothing for Available to act on (ahead.go:
+	// fromFetched plans within aheadMaxAge of it). Touched by planning
+	// only.
+	checkedAt  time.Time
+	checkedSet map[partition.ID]bool
 
 	// Fetch state (reader.go), guarded by fmu: written by Open, Close,
 	// WaitForData, unassign and the fetch goroutine.
@@ -124,8 +130,10 @@ type Source struct {
 	carryTotalBytes int64
 	carryTotalRecs  int64
 	// hwm is each partition's high watermark from the last fetch
-	// response that carried it.
-	hwm map[partition.ID]int64
+	// response that carried it; hwmAt is when that response was routed
+	// (the mark was the broker's then, or later: fromFetched).
+	hwm   map[partition.ID]int64
+	hwmAt map[partition.ID]time.Time
 	// The fetch goroutine: its stop and end, the poll in flight, parking.
 	fetchStop  context.CancelFunc
 	fetchDone  chan struct{}
@@ -221,6 +229,7 @@ func newSource(cfg *Config, logger *slog.Logger) (*Source, error) {
 		carryFrom:  map[partition.ID]int64{},
 		carryBytes: map[partition.ID]int64{},
 		hwm:        map[partition.ID]int64{},
+		hwmAt:      map[partition.ID]time.Time{},
 		dataCh:     make(chan struct{}, 1),
 	}
 	s.fcond = sync.NewCond(&s.fmu)
@@ -641,6 +650,8 @@ func (s *Source) Available(ctx context.Context, startOff source.Offset) (from, l
 		return s.groupAvailable(ctx)
 	}
 	start, _ := startOff.(Offsets)
+	s.checkedAt, s.checkedSet = time.Time{}, nil
+	listedAt := time.Now()
 	if s.availableNow != nil {
 		if err := s.verifyAvailableNow(ctx); err != nil {
 			return nil, nil, err
@@ -728,6 +739,11 @@ func (s *Source) Available(ctx context.Context, startOff source.Offset) (from, l
 		}
 		effStart[tp], latest[tp] = off, off
 	}
+	if s.availableNow == nil && len(newParts) == 0 && len(fromEarliest) == 0 && len(s.gone) == 0 {
+		// Nothing acted on: the next plans may use the fetch responses'
+		// marks for a while (fromFetched).
+		s.noteChecked(listedAt, latest)
+	}
 	return effStart, latest, nil
 }
 
@@ -747,10 +763,12 @@ func (s *Source) unassign(tp partition.ID) {
 			delete(s.assigned, p)
 			delete(s.paused, p)
 			delete(s.hwm, p)
+			delete(s.hwmAt, p)
 			s.forget(p)
 		}
 	}
 	delete(s.hwm, tp)
+	delete(s.hwmAt, tp)
 	s.forget(tp)
 }
 

@@ -588,6 +588,7 @@ func lastPartition(fetches kgo.Fetches) (partition.ID, bool) {
 func (s *Source) handleFetches(ctx context.Context, fetches kgo.Fetches) {
 	r := s.cur
 	arrived := false
+	now := time.Now()
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 		tp := partition.ID{Topic: fp.Topic, Partition: fp.Partition}
 		inBatch := r != nil && !r.closed
@@ -624,6 +625,7 @@ func (s *Source) handleFetches(ctx context.Context, fetches kgo.Fetches) {
 			s.hwm[tp] = mark
 			arrived = true
 		}
+		s.hwmAt[tp] = now
 		if len(fp.Records) == 0 {
 			return
 		}
