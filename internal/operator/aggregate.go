@@ -685,11 +685,7 @@ func (s *aggStage2) Finish(emit func(*batch.Batch) error) error {
 	defer sc.release()
 	ps := s.partials(sc.ps)
 	sc.ps = ps
-	sk := resize(&sc.sk, len(ps))
-	for i, p := range ps {
-		sk[i] = sortKey{keyWord(p.key, 0), keyWord(p.key, 8), keyWord(p.key, 16), int32(i), uint32(min(len(p.key), math.MaxUint32))}
-	}
-	sk = sc.sortKeys(sk, ps)
+	sk := sc.sortKeys(ps)
 	order := resize(&sc.order, len(ps))
 	for i := range sk {
 		order[i] = sk[i].i
@@ -906,42 +902,51 @@ func compareSortKeys(ps []partial, cover uint32) func(x, y sortKey) int {
 	}
 }
 
-// sortKeys orders sk (the sort keys of the partials ps, words from offset
-// 0) by key and, among equal keys, by index, and returns the sorted slice
-// (sk or a scratch array).
+// sortKeys returns the partials' sort keys (in sc) ordered by key and,
+// among equal keys, by index (arrival).
 //
 // A windowed aggregation's key begins with its event time and window
 // (28 bytes with their markers), alike for all the keys of a window, and
-// a shuffle partition's batch has keys of few windows. One sort of such
-// keys compared three equal words and then the whole keys, bytes behind a
-// pointer, for nearly every pair. So when the keys have few distinct
-// first 24 bytes (at most maxSortGroups), they are split by them (a
-// stable counting pass, groups in the prefixes' order) and each group is
-// sorted on its own by the words at offset 24, the part of the key that
-// differs within a window, then the whole keys. The order is the same as
-// one sort's: keys of different groups differ within their first 24 bytes.
-func (sc *finishScratch) sortKeys(sk []sortKey, ps []partial) []sortKey {
-	if len(sk) < 2 {
+// a shuffle partition's batch has keys of few windows (about 12 in
+// `sluice bench --only stateful`). One sort of such keys by their first
+// 24 bytes compared three equal words and then the whole keys, bytes
+// behind a pointer, for nearly every pair. So when the keys have few
+// distinct first 24 bytes (at most maxSortGroups), they are split by them
+// (a stable counting pass, groups in the prefixes' order) and each group
+// is sorted on its own by the words at offset 24, the part that differs
+// within a window, and the keys' lengths (the whole keys only past 48
+// bytes). The order is the same as one sort's: keys of different groups
+// differ within their first 24 bytes.
+func (sc *finishScratch) sortKeys(ps []partial) []sortKey {
+	sk := resize(&sc.sk, len(ps))
+	one := func() []sortKey { // one sort of all, by the first 24 bytes
+		for i, p := range ps {
+			sk[i] = sortKey{keyWord(p.key, 0), keyWord(p.key, 8), keyWord(p.key, 16), int32(i), keyLen(p.key)}
+		}
+		slices.SortFunc(sk, compareSortKeys(ps, 24))
 		return sk
+	}
+	if len(ps) < 2 {
+		return one()
 	}
 	var pre [maxSortGroups][3]uint64
 	prefix := pre[:0]
-	group := resize(&sc.group, len(sk))
+	group := resize(&sc.group, len(ps))
 	last := -1
-	for i := range sk {
-		w := [3]uint64{sk[i].w0, sk[i].w1, sk[i].w2}
+	for i, p := range ps {
+		w := [3]uint64{keyWord(p.key, 0), keyWord(p.key, 8), keyWord(p.key, 16)}
 		if last < 0 || prefix[last] != w {
 			last = slices.Index(prefix, w)
 			if last < 0 {
 				if len(prefix) == maxSortGroups {
-					slices.SortFunc(sk, compareSortKeys(ps, 24))
-					return sk
+					return one()
 				}
 				last = len(prefix)
 				prefix = append(prefix, w)
 			}
 		}
 		group[i] = uint8(last)
+		sk[i] = sortKey{keyWord(p.key, 24), keyWord(p.key, 32), keyWord(p.key, 40), int32(i), keyLen(p.key)}
 	}
 	// The groups' ranks: their prefixes in order.
 	var rank, ord [maxSortGroups]uint8
@@ -964,8 +969,7 @@ func (sc *finishScratch) sortKeys(sk []sortKey, ps []partial) []sortKey {
 	out := resize(&sc.sk2, len(sk))
 	for i, g := range group {
 		r := rank[g]
-		key := ps[sk[i].i].key
-		out[next[r]] = sortKey{keyWord(key, 24), keyWord(key, 32), keyWord(key, 40), sk[i].i, sk[i].n}
+		out[next[r]] = sk[i]
 		next[r]++
 	}
 	byKey := compareSortKeys(ps, 48)
@@ -976,6 +980,10 @@ func (sc *finishScratch) sortKeys(sk []sortKey, ps []partial) []sortKey {
 	sc.sk, sc.sk2 = out, sk
 	return out
 }
+
+// keyLen is len(key) for a sortKey (saturated: only lengths up to 48
+// are compared).
+func keyLen(key []byte) uint32 { return uint32(min(len(key), math.MaxUint32)) }
 
 // keyWord is key[off:off+8] as a big-endian word, zero-padded: words of
 // two keys compare as the bytes do, except that equal words may hide a
