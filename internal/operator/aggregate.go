@@ -673,14 +673,10 @@ func (s *aggStage2) Finish(emit func(*batch.Batch) error) error {
 	a := s.a
 	out := newRowBuilder(a, s.emitter(emit))
 	// Each key's partials stay in arrival order, the order they merge in
-	// (first and last depend on it). The sort compares the keys' first 24
-	// bytes as three big-endian words held beside each index (no pointer
-	// to follow, no byte loop) and the whole keys only when those are
-	// equal. Three words, not two: a windowed key starts with the window's
-	// start and end (19 bytes with their markers), alike for every key of
-	// a window, so the first two words sent every comparison within a
-	// window to the byte loop; the third holds the grouping key's first
-	// bytes (all of a 4-character one).
+	// (first and last depend on it). The sort compares 24 bytes of the
+	// keys as three big-endian words held beside each index (no pointer
+	// to follow, no byte loop), and the whole keys only when those and
+	// the lengths cannot tell (see sortKeys).
 	sc := finishScratchPool.Get().(*finishScratch)
 	defer sc.release()
 	ps := s.partials(sc.ps)
