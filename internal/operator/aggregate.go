@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -672,37 +673,15 @@ func (s *aggStage2) Finish(emit func(*batch.Batch) error) error {
 	a := s.a
 	out := newRowBuilder(a, s.emitter(emit))
 	// Each key's partials stay in arrival order, the order they merge in
-	// (first and last depend on it). The sort compares the keys' first 24
-	// bytes as three big-endian words held beside each index (no pointer
-	// to follow, no byte loop) and the whole keys only when those are
-	// equal. Three words, not two: a windowed key starts with the window's
-	// start and end (19 bytes with their markers), alike for every key of
-	// a window, so the first two words sent every comparison within a
-	// window to the byte loop; the third holds the grouping key's first
-	// bytes (all of a 4-character one).
+	// (first and last depend on it). The sort compares 24 bytes of the
+	// keys as three big-endian words held beside each index (no pointer
+	// to follow, no byte loop), and the whole keys only when those and
+	// the lengths cannot tell (see sortKeys).
 	sc := finishScratchPool.Get().(*finishScratch)
 	defer sc.release()
 	ps := s.partials(sc.ps)
 	sc.ps = ps
-	sk := resize(&sc.sk, len(ps))
-	for i, p := range ps {
-		sk[i] = sortKey{keyWord(p.key, 0), keyWord(p.key, 8), keyWord(p.key, 16), int32(i)}
-	}
-	slices.SortFunc(sk, func(x, y sortKey) int {
-		if x.w0 != y.w0 {
-			return cmp.Compare(x.w0, y.w0)
-		}
-		if x.w1 != y.w1 {
-			return cmp.Compare(x.w1, y.w1)
-		}
-		if x.w2 != y.w2 {
-			return cmp.Compare(x.w2, y.w2)
-		}
-		if c := bytes.Compare(ps[x.i].key, ps[y.i].key); c != 0 {
-			return c
-		}
-		return int(x.i - y.i)
-	})
+	sk := sc.sortKeys(ps)
 	order := resize(&sc.order, len(ps))
 	for i := range sk {
 		order[i] = sk[i].i
@@ -838,6 +817,9 @@ type finishScratch struct {
 	spans []int32
 	olds  [][]byte
 	found []bool
+	// sortKeys's second array and each key's group.
+	sk2   []sortKey
+	group []uint8
 }
 
 var finishScratchPool = sync.Pool{New: func() any { return new(finishScratch) }}
@@ -877,11 +859,127 @@ func resize[T any](s *[]T, n int) []T {
 	return *s
 }
 
-// sortKey is a partial's index with the first 24 bytes of its key.
+// sortKey is a partial's index with 24 bytes of its key (see sortKeys)
+// and the key's length (saturated).
 type sortKey struct {
 	w0, w1, w2 uint64
 	i          int32
+	n          uint32
 }
+
+// maxSortGroups bounds the distinct 24-byte prefixes sortKeys splits by;
+// past it, one sort of everything.
+const maxSortGroups = 64
+
+// compareSortKeys orders sort keys by their words, then by the whole keys
+// (ps[i].key) and, among equal keys, by index (arrival). Keys of at most
+// cover bytes, whose words hold all they have from where the words begin
+// (the bytes before alike), do without the whole keys: equal words with
+// their zero padding make the shorter key a prefix of the longer.
+func compareSortKeys(ps []partial, cover uint32) func(x, y sortKey) int {
+	return func(x, y sortKey) int {
+		if x.w0 != y.w0 {
+			return cmp.Compare(x.w0, y.w0)
+		}
+		if x.w1 != y.w1 {
+			return cmp.Compare(x.w1, y.w1)
+		}
+		if x.w2 != y.w2 {
+			return cmp.Compare(x.w2, y.w2)
+		}
+		if x.n <= cover && y.n <= cover {
+			if x.n != y.n {
+				return cmp.Compare(x.n, y.n)
+			}
+		} else if c := bytes.Compare(ps[x.i].key, ps[y.i].key); c != 0 {
+			return c
+		}
+		return int(x.i - y.i)
+	}
+}
+
+// sortKeys returns the partials' sort keys (in sc) ordered by key and,
+// among equal keys, by index (arrival).
+//
+// A windowed aggregation's key begins with its event time and window
+// (28 bytes with their markers), alike for all the keys of a window, and
+// a shuffle partition's batch has keys of few windows (about 12 in
+// `sluice bench --only stateful`). One sort of such keys by their first
+// 24 bytes compared three equal words and then the whole keys, bytes
+// behind a pointer, for nearly every pair. So when the keys have few
+// distinct first 24 bytes (at most maxSortGroups), they are split by them
+// (a stable counting pass, groups in the prefixes' order) and each group
+// is sorted on its own by the words at offset 24, the part that differs
+// within a window, and the keys' lengths (the whole keys only past 48
+// bytes). The order is the same as one sort's: keys of different groups
+// differ within their first 24 bytes.
+func (sc *finishScratch) sortKeys(ps []partial) []sortKey {
+	sk := resize(&sc.sk, len(ps))
+	one := func() []sortKey { // one sort of all, by the first 24 bytes
+		for i, p := range ps {
+			sk[i] = sortKey{keyWord(p.key, 0), keyWord(p.key, 8), keyWord(p.key, 16), int32(i), keyLen(p.key)}
+		}
+		slices.SortFunc(sk, compareSortKeys(ps, 24))
+		return sk
+	}
+	if len(ps) < 2 {
+		return one()
+	}
+	var pre [maxSortGroups][3]uint64
+	prefix := pre[:0]
+	group := resize(&sc.group, len(ps))
+	last := -1
+	for i, p := range ps {
+		w := [3]uint64{keyWord(p.key, 0), keyWord(p.key, 8), keyWord(p.key, 16)}
+		if last < 0 || prefix[last] != w {
+			last = slices.Index(prefix, w)
+			if last < 0 {
+				if len(prefix) == maxSortGroups {
+					return one()
+				}
+				last = len(prefix)
+				prefix = append(prefix, w)
+			}
+		}
+		group[i] = uint8(last)
+		sk[i] = sortKey{keyWord(p.key, 24), keyWord(p.key, 32), keyWord(p.key, 40), int32(i), keyLen(p.key)}
+	}
+	// The groups' ranks: their prefixes in order.
+	var rank, ord [maxSortGroups]uint8
+	for g := range prefix {
+		ord[g] = uint8(g)
+	}
+	slices.SortFunc(ord[:len(prefix)], func(a, b uint8) int { return slices.Compare(prefix[a][:], prefix[b][:]) })
+	for r, g := range ord[:len(prefix)] {
+		rank[g] = uint8(r)
+	}
+	// start[r] is where rank r's keys begin in out.
+	var start [maxSortGroups + 1]int32
+	for _, g := range group {
+		start[rank[g]+1]++
+	}
+	for r := 1; r <= len(prefix); r++ {
+		start[r] += start[r-1]
+	}
+	next := start
+	out := resize(&sc.sk2, len(sk))
+	for i, g := range group {
+		r := rank[g]
+		out[next[r]] = sk[i]
+		next[r]++
+	}
+	byKey := compareSortKeys(ps, 48)
+	for r := range len(prefix) {
+		slices.SortFunc(out[start[r]:start[r+1]], byKey)
+	}
+	// The caller's array and this one trade places for the next use.
+	sc.sk, sc.sk2 = out, sk
+	return out
+}
+
+// keyLen is len(key) for a sortKey (saturated: only lengths up to 48
+// are compared).
+func keyLen(key []byte) uint32 { return uint32(min(len(key), math.MaxUint32)) }
 
 // keyWord is key[off:off+8] as a big-endian word, zero-padded: words of
 // two keys compare as the bytes do, except that equal words may hide a
