@@ -1423,38 +1423,55 @@ func (q *Query) runTasks(ctx context.Context, id int64, reader source.Reader, ta
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return tasks[order[a]].Size() > tasks[order[b]].Size() })
-	work := make(chan int)
-	var wg sync.WaitGroup
 	var firstErr error
 	var errOnce sync.Once
 	fail := func(err error) {
 		errOnce.Do(func() { firstErr = err; cancel() })
 	}
-	workers := min(q.cfg.Workers, len(tasks))
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				r, err := q.runTask(tctx, id, i, reader, tasks[i], outSchema, batchTime, newWriter)
-				if err != nil {
-					fail(err)
-					continue
-				}
+	// Workers claim tasks in order; the calling goroutine is one of them.
+	// The batch waits only for the tasks claimed, never for a helper
+	// goroutine to be scheduled: with tasks shorter than a scheduling
+	// delay (small batches on a busy machine) a helper that has not run
+	// yet finds nothing left to claim and exits, and handing each task
+	// over a channel and waiting for every worker to see it closed cost a
+	// batch of ten thousand records more than its tasks did.
+	var (
+		mu      sync.Mutex
+		next    int
+		claimed sync.WaitGroup // tasks claimed and not finished
+	)
+	claim := func() (int, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if next >= len(order) || tctx.Err() != nil {
+			return 0, false
+		}
+		i := order[next]
+		next++
+		claimed.Add(1)
+		return i, true
+	}
+	work := func() {
+		for {
+			i, ok := claim()
+			if !ok {
+				return
+			}
+			r, err := q.runTask(tctx, id, i, reader, tasks[i], outSchema, batchTime, newWriter)
+			if err != nil {
+				fail(err)
+			} else {
 				results[i] = r
 			}
-		}()
-	}
-feed:
-	for _, i := range order {
-		select {
-		case work <- i:
-		case <-tctx.Done():
-			break feed
+			claimed.Done()
 		}
 	}
-	close(work)
-	wg.Wait()
+	workers := min(q.cfg.Workers, len(tasks))
+	for w := 1; w < workers; w++ {
+		startWorker(work) // returns once nothing is left to claim
+	}
+	work()
+	claimed.Wait()
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = ctx.Err()
 	}
@@ -1478,6 +1495,9 @@ feed:
 	}
 	return msgs, infos, nil
 }
+
+// startWorker starts one of runTasks' helper workers (tests delay them).
+var startWorker = func(work func()) { go work() }
 
 // newWriterFunc opens a task's writer: the sink's, or the exchange's for
 // stage 1 of a stateful query.

@@ -725,3 +725,56 @@ func TestPurgeIsOffTheBatchPath(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchWaitsOnlyForClaimedTasks: the goroutine that runs a batch is
+// one of its workers, and the batch waits only for the tasks claimed, not
+// for a helper worker to be scheduled. Here no helper starts before the
+// batch has committed; once started, the helpers find nothing to claim.
+func TestBatchWaitsOnlyForClaimedTasks(t *testing.T) {
+	var mu sync.Mutex
+	var held []func()
+	defer engine.SetStartWorker(func(work func()) {
+		mu.Lock()
+		held = append(held, work)
+		mu.Unlock()
+	})()
+	src := sourcetest.New(sourcetest.Options{Partitions: 3})
+	src.AppendN(0, 300)
+	src.AppendN(1, 100)
+	src.AppendN(2, 50)
+	snk := newSink("main", nil)
+	q, err := engine.Start(context.Background(), engine.Config{Source: src, Sink: snk, Trigger: availableNow,
+		CheckpointDir: t.TempDir(), Workers: 3, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-q.Done():
+	case <-time.After(20 * time.Second):
+		q.Stop()
+		t.Fatal("the batch waited for workers that never started")
+	}
+	if err := q.Exception(); err != nil {
+		t.Fatal(err)
+	}
+	if snk.NumRows() != 450 || len(snk.Duplicates()) != 0 || fmt.Sprint(snk.CommitOrder()) != "[0]" {
+		t.Fatalf("sink: %s, %d rows", snk, snk.NumRows())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(held) != 2 {
+		t.Fatalf("%d helper workers started, want 2 (3 workers, the batch's goroutine one of them)", len(held))
+	}
+	for _, work := range held {
+		done := make(chan struct{})
+		go func() { work(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatal("a late helper worker did not return")
+		}
+	}
+	if snk.NumRows() != 450 {
+		t.Fatalf("a late helper worker ran a task: %d rows", snk.NumRows())
+	}
+}
