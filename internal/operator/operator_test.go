@@ -23,6 +23,41 @@ func rows(pairs ...any) *batch.Batch {
 	return batch.New(kv, []*batch.Column{k, v}, k.Len)
 }
 
+// runStage2 runs one batch of a through one shuffle partition: each task's
+// rows through a shuffle writer (stage 1), what it sends into stage 2 over
+// the store of version, Finish (each emitted batch to emit), and the
+// store's commit.
+func runStage2(t *testing.T, a *Aggregate, p state.Provider, version int64, emit func(*batch.Batch), tasks ...*batch.Batch) {
+	t.Helper()
+	st, err := p.Open(version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := a.NewStage2(engine.Stage2Env{BatchID: version, Partitions: 1, BatchTime: time.Unix(0, 0), Stores: []state.Store{st}})
+	for _, task := range tasks {
+		var sent []*batch.Batch
+		w := a.NewShuffleWriter(engine.ShuffleEnv{Partitions: 1, BatchTime: time.Unix(0, 0),
+			Send: func(_ int, b *batch.Batch) error { sent = append(sent, b); return nil }})
+		if err := w.Write(task); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range sent {
+			if err := s2.Process(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s2.Finish(func(b *batch.Batch) error { emit(b); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func countSum(t *testing.T, flush int) *Aggregate {
 	t.Helper()
 	key, err := expr.Compile(&expr.Ident{Name: "k"}, kv)
@@ -143,40 +178,12 @@ func TestStage2MergesPartialsInArrivalOrder(t *testing.T) {
 	defer p.Close()
 	run := func(version int64, tasks ...*batch.Batch) map[string][3]int64 {
 		t.Helper()
-		st, err := p.Open(version)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s2, _ := a.NewStage2(engine.Stage2Env{BatchID: version, Partitions: 1, BatchTime: time.Unix(0, 0), Stores: []state.Store{st}})
-		for _, task := range tasks {
-			var sent []*batch.Batch
-			w := a.NewShuffleWriter(engine.ShuffleEnv{Partitions: 1, BatchTime: time.Unix(0, 0),
-				Send: func(_ int, b *batch.Batch) error { sent = append(sent, b); return nil }})
-			if err := w.Write(task); err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			for _, b := range sent {
-				if err := s2.Process(b); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
 		got := map[string][3]int64{}
-		err = s2.Finish(func(b *batch.Batch) error {
+		runStage2(t, a, p, version, func(b *batch.Batch) {
 			for i := 0; i < b.N; i++ {
 				got[string(b.Columns[0].Bytes[i])] = [3]int64{b.Columns[1].Ints[i], b.Columns[2].Ints[i], b.Columns[3].Ints[i]}
 			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.Commit(); err != nil {
-			t.Fatal(err)
-		}
+		}, tasks...)
 		return got
 	}
 	got := run(0, rows("a", 1, "b", 2, "a", 3), rows("a", 4, "c", 5), rows("b", 6, "a", 7))

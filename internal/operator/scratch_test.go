@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
-	"time"
 
 	"github.com/sluice-stream/sluice/batch"
-	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/state"
 )
 
@@ -60,37 +58,12 @@ func TestStage2ScratchReuseAcrossBatches(t *testing.T) {
 	defer p.Close()
 	run := func(version int64, in *batch.Batch) map[string][2]int64 {
 		t.Helper()
-		st, err := p.Open(version)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s2, _ := a.NewStage2(engine.Stage2Env{BatchID: version, Partitions: 1, BatchTime: time.Unix(0, 0), Stores: []state.Store{st}})
-		var sent []*batch.Batch
-		w := a.NewShuffleWriter(engine.ShuffleEnv{Partitions: 1, BatchTime: time.Unix(0, 0),
-			Send: func(_ int, b *batch.Batch) error { sent = append(sent, b); return nil }})
-		if err := w.Write(in); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		for _, b := range sent {
-			if err := s2.Process(b); err != nil {
-				t.Fatal(err)
-			}
-		}
 		got := map[string][2]int64{}
-		if err := s2.Finish(func(b *batch.Batch) error {
+		runStage2(t, a, p, version, func(b *batch.Batch) {
 			for i := 0; i < b.N; i++ {
 				got[string(b.Columns[0].Bytes[i])] = [2]int64{b.Columns[1].Ints[i], b.Columns[2].Ints[i]}
 			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.Commit(); err != nil {
-			t.Fatal(err)
-		}
+		}, in)
 		return got
 	}
 	var pairs []any

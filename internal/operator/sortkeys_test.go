@@ -2,7 +2,6 @@ package operator
 
 import (
 	"bytes"
-	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -86,21 +85,9 @@ func BenchmarkSortKeys(b *testing.B) {
 			sk := make([]sortKey, n)
 			for b.Loop() {
 				fill(sk)
-				slices.SortFunc(sk, func(x, y sortKey) int { // the sort Finish had
-					if x.w0 != y.w0 {
-						return cmp.Compare(x.w0, y.w0)
-					}
-					if x.w1 != y.w1 {
-						return cmp.Compare(x.w1, y.w1)
-					}
-					if x.w2 != y.w2 {
-						return cmp.Compare(x.w2, y.w2)
-					}
-					if c := bytes.Compare(ps[x.i].key, ps[y.i].key); c != 0 {
-						return c
-					}
-					return int(x.i - y.i)
-				})
+				// The sort Finish had: words, then whole keys (no key
+				// is covered by its words with cover 0), then arrival.
+				slices.SortFunc(sk, compareSortKeys(ps, 0))
 			}
 		})
 	}
