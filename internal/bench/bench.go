@@ -179,7 +179,21 @@ type Idle struct {
 	Seconds       float64 `json:"seconds"`
 	CPUSeconds    float64 `json:"cpu_seconds"`
 	PercentOfCore float64 `json:"percent_of_core"`
+	// Method is how CPUSeconds was read: IdleMethodSchedstat (the
+	// scheduler's nanoseconds per thread), IdleMethodTicks (clock ticks of
+	// 10 ms) or IdleMethodRusage (the child's whole life).
+	Method string `json:"method"`
+	// TickCPUSeconds is the same interval in clock ticks (/proc/PID/stat),
+	// for comparison with runs before the method changed.
+	TickCPUSeconds float64 `json:"tick_cpu_seconds"`
 }
+
+// Ways an idle query's CPU is read (Idle.Method).
+const (
+	IdleMethodSchedstat = "schedstat"
+	IdleMethodTicks     = "clock ticks"
+	IdleMethodRusage    = "rusage"
+)
 
 // Memory is peak RSS draining a backlog with a budget and with
 // sluice.memory.budget: unlimited.

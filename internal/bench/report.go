@@ -145,8 +145,15 @@ func Table(r *Result) *report.Table {
 			report.Float(c.SluiceCPUSecPerMil, 2)+" s", "raw franz-go "+report.Float(c.RawCPUSecPerMil, 2)+" s", report.Float(c.Ratio, 2))
 	}
 	if i := r.Idle; i != nil {
-		row("idle CPU (% of a core)", fmt.Sprintf("idle CPU over %.0f s, no data", i.Seconds), report.Float(i.PercentOfCore, 2)+" % of a core",
-			report.Float(i.CPUSeconds, 3)+" CPU s", "")
+		how := ""
+		if i.Method != "" {
+			how = ", " + i.Method
+			if i.Method != IdleMethodRusage {
+				how += fmt.Sprintf("; clock ticks %.2f s", i.TickCPUSeconds)
+			}
+		}
+		row("idle CPU (% of a core)", fmt.Sprintf("idle CPU over %.0f s, no data%s", i.Seconds, how), report.Float(i.PercentOfCore, 3)+" % of a core",
+			report.Float(i.CPUSeconds, 4)+" CPU s", "")
 	}
 	if m := r.Memory; m != nil {
 		row("peak RSS with budget (MiB)", fmt.Sprintf("peak RSS draining %s × %d B (sink %s/row)", report.Number(int64(m.Records)), m.RecordBytes, m.SinkDelayPerRow),

@@ -103,6 +103,69 @@ func CPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil
 }
 
+// ThreadCPU is a process's CPU time as the scheduler accounts it, to the
+// nanosecond: the sum over its threads of the first field of
+// /proc/PID/task/TID/schedstat. CPU's clock ticks are 10 ms apart and
+// charged to whichever thread runs when the tick lands, so a process that
+// wakes briefly a few times a second (an idle query) reads as 0, 10, 20 or
+// 30 ms over half a minute by chance; this does not.
+//
+// A thread that exits takes its time with it: compare two readings only
+// when Threads shows every thread of the first still present (Covers).
+type ThreadCPU struct {
+	Total   time.Duration
+	Threads map[int]time.Duration // per thread id
+}
+
+// Covers reports whether every thread of earlier is still in t, so that
+// t.Total − earlier.Total is all the CPU the process used in between.
+func (t ThreadCPU) Covers(earlier ThreadCPU) bool {
+	for tid := range earlier.Threads {
+		if _, ok := t.Threads[tid]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// ReadThreadCPU reads a process's ThreadCPU. It fails where the kernel
+// keeps no schedstat (CONFIG_SCHED_INFO off) or /proc is missing.
+func ReadThreadCPU(pid int) (ThreadCPU, error) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return ThreadCPU{}, err
+	}
+	t := ThreadCPU{Threads: make(map[int]time.Duration, len(ents))}
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
+		if os.IsNotExist(err) {
+			continue // the thread exited while the directory was read
+		}
+		if err != nil {
+			return ThreadCPU{}, err
+		}
+		f := strings.Fields(string(data))
+		if len(f) < 1 {
+			return ThreadCPU{}, fmt.Errorf("procstat: malformed %s/%d/schedstat: %q", dir, tid, data)
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return ThreadCPU{}, fmt.Errorf("procstat: %s/%d/schedstat: %w", dir, tid, err)
+		}
+		t.Threads[tid] = time.Duration(ns)
+		t.Total += time.Duration(ns)
+	}
+	if len(t.Threads) == 0 {
+		return ThreadCPU{}, fmt.Errorf("procstat: no thread of process %d has a schedstat", pid)
+	}
+	return t, nil
+}
+
 // FDs returns the number of open file descriptors of a process (the
 // entries of /proc/PID/fd).
 func FDs(pid int) (int, error) {

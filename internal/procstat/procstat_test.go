@@ -70,3 +70,33 @@ func TestFDs(t *testing.T) {
 		t.Error("FDs(-1) succeeded")
 	}
 }
+
+// TestReadThreadCPU checks the scheduler's per-thread accounting: a spin
+// of 50 ms shows as at least 40 ms more CPU (CPU's ticks could read 0 or
+// 100 ms for it), the threads of the first reading are all in the second,
+// and a thread that is gone is noticed by Covers.
+func TestReadThreadCPU(t *testing.T) {
+	c0, err := ReadThreadCPU(os.Getpid())
+	if err != nil {
+		t.Skipf("no schedstat here: %v", err)
+	}
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+	}
+	c1, err := ReadThreadCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c1.Total - c0.Total; d < 40*time.Millisecond || d > time.Second {
+		t.Fatalf("50 ms of spinning read as %s of CPU", d)
+	}
+	if !c1.Covers(c0) {
+		t.Fatalf("threads %v of the first reading are not all in the second %v", c0.Threads, c1.Threads)
+	}
+	gone := ThreadCPU{Threads: map[int]time.Duration{-1: 0}}
+	if c1.Covers(gone) {
+		t.Fatal("Covers missed a thread that is not in the later reading")
+	}
+	if _, err := ReadThreadCPU(-1); err == nil {
+		t.Fatal("ReadThreadCPU(-1) succeeded")
+	}
+}
