@@ -10,7 +10,7 @@ import (
 )
 
 // A scratch returned to the pool holds no reference into the rows of the
-// batch it sorted or into the state (it would keep them alive), and an
+// batch it sorted (it would keep them alive), and an
 // outsized one is not kept.
 func TestFinishScratchDropsReferences(t *testing.T) {
 	sc := &finishScratch{}
@@ -20,8 +20,6 @@ func TestFinishScratchDropsReferences(t *testing.T) {
 	}
 	keys := resize(&sc.keys, 3)[:0]
 	sc.keys = append(keys, []byte("a"), []byte("b"))
-	olds := resize(&sc.olds, 2)
-	olds[0], olds[1] = []byte("x"), []byte("y")
 	if !sc.reset() {
 		t.Fatal("a small scratch is not kept")
 	}
@@ -33,11 +31,6 @@ func TestFinishScratchDropsReferences(t *testing.T) {
 	for i, k := range sc.keys[:cap(sc.keys)] {
 		if k != nil {
 			t.Errorf("key %d still refers to its row", i)
-		}
-	}
-	for i, o := range sc.olds[:cap(sc.olds)] {
-		if o != nil {
-			t.Errorf("stored state %d still refers to the state", i)
 		}
 	}
 	big := &finishScratch{ps: make([]partial, 0, maxPooledRows+1)}

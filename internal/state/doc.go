@@ -61,7 +61,11 @@
 //   - memory (default; also "hdfs", HDFSBackedStateStoreProvider and its
 //     full class name) keeps each version as a copy-on-write B-tree
 //     (github.com/google/btree), so the last MaxBatchesToRetainInMemory
-//     versions it caches share every node a batch did not touch. Commit writes
+//     versions it caches share every node a batch did not touch; or, after
+//     a batch that merged a run of keys about as many as the state
+//     (MergeSorted: stage 2 of an aggregation), as one array of entries in
+//     key order, which the next merge and eviction walk and cut without a
+//     tree (a single read or write builds one). Commit writes
 //     the batch's changes as <version>.delta (streamed while the batch runs).
 //     Maintenance writes <version>.snapshot when more than
 //     MinDeltasForSnapshot deltas follow the last snapshot, and deletes files

@@ -110,10 +110,45 @@ func newTree() *btree.BTreeG[entry] { return btree.NewG(btreeDegree, entryLess) 
 
 // memVersion is one loaded, committed version. Its tree is never modified:
 // stores work on lazy copy-on-write clones, so cached versions share every
-// node the batch did not touch.
+// node the batch did not touch. A version a batch left flat (see
+// memStore.tree) has no tree but its entries in key order, flat, which is
+// never modified either: a store starting from it copies what it changes.
 type memVersion struct {
 	tree  *btree.BTreeG[entry]
+	flat  []entry // when tree is nil
 	bytes int64
+}
+
+// treeClone returns a tree of the version's entries to modify.
+func (mv *memVersion) treeClone() *btree.BTreeG[entry] {
+	if mv.tree != nil {
+		return mv.tree.Clone()
+	}
+	return buildTree(mv.flat)
+}
+
+// ascend calls fn with the version's entries in key order until it
+// returns false.
+func (mv *memVersion) ascend(fn func(e entry) bool) {
+	if mv.tree != nil {
+		mv.tree.Ascend(fn)
+		return
+	}
+	for _, e := range mv.flat {
+		if !fn(e) {
+			return
+		}
+	}
+}
+
+// buildTree returns a tree of entries (in key order), inserted in
+// ascending order.
+func buildTree(entries []entry) *btree.BTreeG[entry] {
+	t := newTree()
+	for _, e := range entries {
+		t.ReplaceOrInsert(e)
+	}
+	return t
 }
 
 type memoryProvider struct {
@@ -260,8 +295,13 @@ func (p *memoryProvider) Open(version int64) (Store, error) {
 		delta.abort()
 		return nil, fmt.Errorf("state %s: %w", p.id, err)
 	}
-	s := &memStore{p: p, version: version, tree: base.tree.Clone(), bytes: base.bytes, deltaFile: delta, delta: fw,
+	s := &memStore{p: p, version: version, bytes: base.bytes, deltaFile: delta, delta: fw,
 		startCharge: p.charge.charged}
+	if base.tree != nil {
+		s.tree = base.tree.Clone()
+	} else {
+		s.flat, s.isFlat, s.flatShared = base.flat, true, true
+	}
 	// Restoring committed state is not refused; growth beyond the limit is.
 	p.charge.force(base.bytes)
 	p.open = s
@@ -295,7 +335,7 @@ func (p *memoryProvider) loadLocked(v int64, keep bool) (*memVersion, error) {
 	var size int64
 	switch {
 	case base != nil:
-		tree, size = base.tree.Clone(), base.bytes
+		tree, size = base.treeClone(), base.bytes
 	case start > 0:
 		for start > 0 {
 			tree, size = newTree(), 0
@@ -404,7 +444,7 @@ func (p *memoryProvider) Maintenance() error {
 	}
 	latest := vf.latest()
 	lastSnap := vf.snapshotAtOrBelow(latest)
-	var snap *btree.BTreeG[entry]
+	var snap *memVersion
 	gen := p.commits[latest]
 	if latest-lastSnap > int64(p.conf.MinDeltasForSnapshot) && !p.snapshotStaleLocked(latest, gen) {
 		mv, ok := p.cache[latest]
@@ -416,7 +456,10 @@ func (p *memoryProvider) Maintenance() error {
 				return err
 			}
 		}
-		snap = mv.tree.Clone() // a private copy to read outside the lock
+		snap = &memVersion{flat: mv.flat} // a private copy to read outside the lock
+		if mv.tree != nil {
+			snap.tree = mv.tree.Clone()
+		}
 	}
 	p.mu.Unlock()
 
@@ -432,7 +475,7 @@ func (p *memoryProvider) Maintenance() error {
 // after gen commits of v. The file is written and synced outside the lock
 // and renamed into place under it only if v was not committed again since:
 // a re-run may have rewritten it.
-func (p *memoryProvider) writeSnapshot(v int64, tree *btree.BTreeG[entry], gen int64) error {
+func (p *memoryProvider) writeSnapshot(v int64, tree *memVersion, gen int64) error {
 	if p.fsync != nil {
 		return p.writeSnapshotUnsynced(v, tree, gen)
 	}
@@ -442,7 +485,7 @@ func (p *memoryProvider) writeSnapshot(v int64, tree *btree.BTreeG[entry], gen i
 	}
 	fw, err := newFileWriter(a, kindSnapshot, v, 0)
 	if err == nil {
-		tree.Ascend(func(e entry) bool { fw.put(e.key(), e.value()); return fw.err == nil })
+		tree.ascend(func(e entry) bool { fw.put(e.key(), e.value()); return fw.err == nil })
 		err = fw.close()
 	}
 	if err == nil {
@@ -484,7 +527,7 @@ func (p *memoryProvider) snapshotStaleLocked(v, gen int64) bool {
 // retention only deletes files older than a snapshot of a version at
 // least one commit older than the latest, so the files a torn snapshot
 // would replace are still there.
-func (p *memoryProvider) writeSnapshotUnsynced(v int64, tree *btree.BTreeG[entry], gen int64) error {
+func (p *memoryProvider) writeSnapshotUnsynced(v int64, tree *memVersion, gen int64) error {
 	final := filepath.Join(p.localDir, strconv.FormatInt(v, 10)+".snapshot")
 	f, err := os.CreateTemp(p.localDir, "."+filepath.Base(final)+".tmp-*")
 	if err != nil {
@@ -494,7 +537,7 @@ func (p *memoryProvider) writeSnapshotUnsynced(v int64, tree *btree.BTreeG[entry
 	d := &directFile{path: tmp, f: f, created: true}
 	fw, err := newFileWriter(d, kindSnapshot, v, 0)
 	if err == nil {
-		tree.Ascend(func(e entry) bool { fw.put(e.key(), e.value()); return fw.err == nil })
+		tree.ascend(func(e entry) bool { fw.put(e.key(), e.value()); return fw.err == nil })
 		err = fw.close()
 	}
 	if err == nil {
@@ -600,9 +643,19 @@ func (p *memoryProvider) Close() error {
 
 // memStore is one batch's writable view.
 type memStore struct {
-	p           *memoryProvider
-	version     int64
+	p       *memoryProvider
+	version int64
+	// tree holds the store's entries, unless isFlat: then flat does (in
+	// key order) and tree is nil until settle builds it. MergeSorted of a
+	// run about as large as the state leaves the merged entries flat; an
+	// eviction then takes a front off the array, and the commit caches
+	// the version flat. The next batch's merge walks the array; only
+	// single reads and writes build a tree. flatShared: flat is a cached
+	// version's array, which must be copied before it is changed.
 	tree        *btree.BTreeG[entry]
+	flat        []entry
+	isFlat      bool
+	flatShared  bool
 	bytes       int64
 	deltaFile   versionWriter
 	delta       *fileWriter
@@ -615,6 +668,22 @@ type memStore struct {
 	timer       opTimer
 }
 
+// settle builds the tree of flat entries (see memStore.tree).
+func (s *memStore) settle() {
+	if s.isFlat {
+		s.tree = buildTree(s.flat)
+		s.flat, s.isFlat, s.flatShared = nil, false, false
+	}
+}
+
+// len is the number of entries.
+func (s *memStore) len() int {
+	if s.isFlat {
+		return len(s.flat)
+	}
+	return s.tree.Len()
+}
+
 func (s *memStore) ID() ID         { return s.p.id }
 func (s *memStore) Version() int64 { return s.version }
 
@@ -623,6 +692,7 @@ func (s *memStore) Get(key []byte) ([]byte, bool, error) {
 		return nil, false, errStoreDone
 	}
 	s.timer.enter(phaseUpdate)
+	s.settle()
 	e, ok := s.tree.Get(probe(key))
 	if !ok {
 		return nil, false, nil
@@ -643,6 +713,7 @@ func (s *memStore) GetSorted(keys [][]byte, fn func(i int, value []byte, ok bool
 		return nil
 	}
 	s.timer.enter(phaseUpdate)
+	s.settle()
 	n := s.tree.Len()
 	if n == 0 {
 		for i := range keys {
@@ -691,6 +762,7 @@ func (s *memStore) Put(key, value []byte) error {
 		return fmt.Errorf("state %s: a key of %d bytes or a value of %d bytes is larger than the memory provider holds (4 GiB)", s.p.id, len(key), len(value))
 	}
 	s.timer.enter(phaseUpdate)
+	s.settle()
 	// Insert first (one traversal) and undo in the rare case the budget
 	// refuses the growth.
 	e := newEntry(key, value)
@@ -716,6 +788,203 @@ func (s *memStore) Put(key, value []byte) error {
 	return nil
 }
 
+// MergeSorted implements SortedMerger. A run that is many beside the
+// state (a stage-2 partition's share of a batch against the partition's
+// state, which is about as large) is merged with the stored entries in one
+// ordered pass into a new array, which the store then keeps flat (see
+// memStore.tree): no descent and copy-on-write of a B-tree node per key.
+// Few keys beside a large state take a Get and an insert each. Either way
+// the run is charged to the memory limit once, before the store or the
+// delta sees any of it.
+func (s *memStore) MergeSorted(keys [][]byte, fn func(i int, old []byte, had bool) ([]byte, error)) error {
+	if s.done || s.stage != stageOpen { // no writes once the commit began
+		return errStoreDone
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	for i := 1; i < len(keys); i++ {
+		// A tree built from entries out of order would be corrupt.
+		if bytes.Compare(keys[i-1], keys[i]) >= 0 {
+			return fmt.Errorf("state %s: MergeSorted: key %d is not after key %d", s.p.id, i, i-1)
+		}
+	}
+	s.timer.enter(phaseUpdate)
+	n := s.len()
+	if len(keys)*bits.Len(uint(n)) < n || n+len(keys) > maxMergeEntries {
+		s.settle()
+		return s.mergeEach(keys, fn)
+	}
+	sc := getEntries(0)
+	defer putEntries(sc)
+	// The merged entries become the store's (flat): not from the pool.
+	merged := make([]entry, 0, n+len(keys))
+	at := resizeInt32(&sc.at, len(keys)) // where each key's entry is in merged
+	size := s.bytes
+	i := 0
+	var err error
+	add := func(i int, old entry, had bool) bool {
+		k := keys[i]
+		if uint64(len(k)) > maxEntryField {
+			err = s.tooLarge(len(k), 0)
+			return false
+		}
+		var ov, v []byte
+		if had {
+			ov = old.value()
+		}
+		if v, err = fn(i, ov, had); err != nil {
+			return false
+		}
+		if uint64(len(v)) > maxEntryField {
+			err = s.tooLarge(len(k), len(v))
+			return false
+		}
+		e := newEntry(k, v)
+		size += e.size()
+		if had {
+			size -= old.size()
+		}
+		at[i] = int32(len(merged))
+		merged = append(merged, e)
+		return true
+	}
+	(&memVersion{tree: s.tree, flat: s.flat}).ascend(func(e entry) bool {
+		for i < len(keys) {
+			c := bytes.Compare(keys[i], e.key())
+			if c > 0 {
+				break
+			}
+			ok := add(i, e, c == 0)
+			i++
+			if !ok {
+				return false
+			}
+			if c == 0 {
+				return true // e is replaced
+			}
+		}
+		merged = append(merged, e)
+		return true
+	})
+	for ; err == nil && i < len(keys); i++ {
+		add(i, entry{}, false)
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.charge(size); err != nil {
+		return err
+	}
+	s.tree, s.flat, s.isFlat, s.flatShared = nil, merged, true, false
+	s.bytes = size
+	for _, j := range at {
+		e := merged[j]
+		s.delta.put(e.key(), e.value())
+	}
+	s.m.NumRowsUpdated += int64(len(keys))
+	return nil
+}
+
+// maxMergeEntries bounds the entries MergeSorted merges into a flat array
+// (16 bytes each, contiguous): past it, the store keeps a tree and takes a
+// Get and an insert per key.
+const maxMergeEntries = 1 << 20
+
+// mergeEach is MergeSorted by a Get and an insert per key.
+func (s *memStore) mergeEach(keys [][]byte, fn func(i int, old []byte, had bool) ([]byte, error)) error {
+	sc := getEntries(len(keys))
+	defer putEntries(sc)
+	news := sc.e
+	size := s.bytes
+	for i, k := range keys {
+		if uint64(len(k)) > maxEntryField {
+			return s.tooLarge(len(k), 0)
+		}
+		old, ok := s.tree.Get(probe(k))
+		var ov []byte
+		if ok {
+			ov = old.value()
+		}
+		v, err := fn(i, ov, ok)
+		if err != nil {
+			return err
+		}
+		if uint64(len(v)) > maxEntryField {
+			return s.tooLarge(len(k), len(v))
+		}
+		news[i] = newEntry(k, v)
+		size += news[i].size()
+		if ok {
+			size -= old.size()
+		}
+	}
+	if err := s.charge(size); err != nil {
+		return err
+	}
+	for _, e := range news {
+		s.tree.ReplaceOrInsert(e)
+		s.delta.put(e.key(), e.value())
+	}
+	s.bytes = size
+	s.m.NumRowsUpdated += int64(len(keys))
+	return nil
+}
+
+// charge moves the store's charge to size bytes (see charger.resize).
+func (s *memStore) charge(size int64) error {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	return s.p.charge.resize(size)
+}
+
+func (s *memStore) tooLarge(k, v int) error {
+	return fmt.Errorf("state %s: a key of %d bytes or a value of %d bytes is larger than the memory provider holds (4 GiB)", s.p.id, k, v)
+}
+
+// entryScratch is the working memory of MergeSorted: entries, and an
+// int32 per key.
+type entryScratch struct {
+	e  []entry
+	at []int32
+}
+
+var entryScratchPool sync.Pool
+
+// maxPooledEntries bounds the entries of a scratch kept for reuse.
+const maxPooledEntries = 1 << 16
+
+// getEntries returns a scratch of n entries (what its user may fill).
+func getEntries(n int) *entryScratch {
+	sc, _ := entryScratchPool.Get().(*entryScratch)
+	if sc == nil {
+		sc = new(entryScratch)
+	}
+	if cap(sc.e) < n {
+		sc.e = make([]entry, n)
+	}
+	sc.e = sc.e[:n]
+	return sc
+}
+
+// putEntries returns sc to the pool without its references to entries
+// (they would keep keys and values of any version alive).
+func putEntries(sc *entryScratch) {
+	if cap(sc.e) > maxPooledEntries {
+		return
+	}
+	clear(sc.e)
+	entryScratchPool.Put(sc)
+}
+
+func resizeInt32(s *[]int32, n int) []int32 {
+	if cap(*s) < n {
+		*s = make([]int32, n)
+	}
+	*s = (*s)[:n]
+	return *s
+}
+
 func (s *memStore) Remove(key []byte) error {
 	if s.done || s.stage != stageOpen { // no writes once the commit began
 		return errStoreDone
@@ -726,6 +995,7 @@ func (s *memStore) Remove(key []byte) error {
 }
 
 func (s *memStore) removeKey(key []byte) bool {
+	s.settle()
 	old, had := s.tree.Delete(probe(key))
 	if !had {
 		return false
@@ -744,6 +1014,15 @@ func (s *memStore) Iterate(lower, upper []byte, fn func(key, value []byte) bool)
 		return errStoreDone
 	}
 	s.timer.stop()
+	if s.isFlat {
+		lo, hi := s.flatRange(lower, upper)
+		for _, e := range s.flat[lo:hi] {
+			if !fn(e.key(), e.value()) {
+				break
+			}
+		}
+		return nil
+	}
 	iter := func(e entry) bool { return fn(e.key(), e.value()) }
 	switch {
 	case lower == nil && upper == nil:
@@ -766,6 +1045,9 @@ func (s *memStore) RemoveRange(lower, upper []byte, fn func(key, value []byte) e
 		return 0, errStoreDone
 	}
 	s.timer.enter(phaseRemove)
+	if s.isFlat {
+		return s.removeFlat(lower, upper, fn)
+	}
 	// Gather the range a chunk at a time with one walk of the tree each
 	// (not one search per key), then remove the chunk. Eviction takes the
 	// oldest keys, the front of the tree: then DeleteMin removes each
@@ -817,6 +1099,63 @@ func (s *memStore) RemoveRange(lower, upper []byte, fn func(key, value []byte) e
 		}
 		lower = chunk[len(chunk)-1].key() // removed: the next walk starts after it
 	}
+}
+
+// flatRange returns the flat entries' indexes of [lower, upper) (nil
+// bounds are open; lo ≤ hi).
+func (s *memStore) flatRange(lower, upper []byte) (lo, hi int) {
+	f := s.flat
+	lo, hi = 0, len(f)
+	if lower != nil {
+		lo = sort.Search(len(f), func(i int) bool { return bytes.Compare(f[i].key(), lower) >= 0 })
+	}
+	if upper != nil {
+		hi = lo + sort.Search(len(f)-lo, func(i int) bool { return bytes.Compare(f[lo+i].key(), upper) >= 0 })
+	}
+	return lo, hi
+}
+
+// removeFlat is RemoveRange on flat entries: fn sees the range's entries
+// in order, then they are cut out of the array (its front: resliced; a
+// cached version's array is copied first otherwise). If fn fails, the
+// entries before the one it failed on are removed.
+func (s *memStore) removeFlat(lower, upper []byte, fn func(key, value []byte) error) (int64, error) {
+	f := s.flat
+	lo, hi := s.flatRange(lower, upper)
+	end := hi
+	var err error
+	if fn != nil {
+		for j := lo; j < hi; j++ {
+			if err = fn(f[j].key(), f[j].value()); err != nil {
+				end = j
+				break
+			}
+		}
+	}
+	var freed int64
+	for _, e := range f[lo:end] {
+		freed += e.size()
+		s.delta.remove(e.key())
+	}
+	n := end - lo
+	s.m.NumRowsRemoved += int64(n)
+	s.removed(freed)
+	switch {
+	case lo == end:
+	case lo == 0:
+		if !s.flatShared {
+			clear(f[:end]) // the array keeps no removed entry alive
+		}
+		s.flat = f[end:]
+	case s.flatShared:
+		s.flat = append(append(make([]entry, 0, len(f)-n), f[:lo]...), f[end:]...)
+		s.flatShared = false
+	default:
+		m := copy(f[lo:], f[end:])
+		clear(f[lo+m:])
+		s.flat = f[:lo+m]
+	}
+	return int64(n), err
 }
 
 // removed accounts for entries of freed bytes RemoveRange took out of the
@@ -953,7 +1292,7 @@ func (s *memStore) Commit() (int64, error) {
 		}
 		p.schemaRecorded = true // it never changes: one put-if-absent a run
 	}
-	p.putCacheLocked(newVersion, &memVersion{tree: s.tree, bytes: s.bytes})
+	p.putCacheLocked(newVersion, &memVersion{tree: s.tree, flat: s.flat, bytes: s.bytes})
 	p.commits[newVersion]++
 	for v := range p.commits { // only versions a re-run can still rewrite matter
 		if v < newVersion-int64(p.conf.MinBatchesToRetain) {
@@ -1016,7 +1355,11 @@ func (s *memStore) Idle() { s.timer.stop() }
 
 func (s *memStore) Metrics() Metrics {
 	m := s.m
-	m.NumKeys = int64(s.tree.Len())
+	if s.isFlat {
+		m.NumKeys = int64(len(s.flat))
+	} else {
+		m.NumKeys = int64(s.tree.Len())
+	}
 	m.MemoryUsedBytes = s.bytes
 	m.AllUpdatesTimeMs = s.timer.updateMs()
 	m.AllRemovalsTimeMs = s.timer.removeMs()

@@ -866,6 +866,10 @@ func TestRemoveRangeLarge(t *testing.T) {
 		{"to end", key(n - removeChunk - 3), nil, -1, seq(n-removeChunk-3, n)},
 		{"lower past everything", key(n), nil, -1, nil},
 		{"fn fails", key(10), nil, 10 + removeChunk + 2, seq(10, 10+removeChunk+2)},
+		// Within one chunk from the front, a large share of the store:
+		// the memory provider rebuilds the tree of what stays.
+		{"front within a chunk", nil, key(removeChunk - 24), -1, seq(0, removeChunk-24)},
+		{"front within a chunk, fn fails", nil, key(900), 500, seq(0, 500)},
 	}
 	forEachProvider(t, func(t *testing.T, conf Config) {
 		for _, c := range cases {
@@ -904,7 +908,6 @@ func TestRemoveRangeLarge(t *testing.T) {
 				if conf.Provider == MemoryProvider && len(c.want) > 0 && m.MemoryUsedBytes >= full {
 					t.Fatalf("memory %d after removing %d keys, was %d", m.MemoryUsedBytes, removed, full)
 				}
-				mustCommit(t, s)
 				gone := map[int]bool{}
 				for _, i := range c.want {
 					gone[i] = true
@@ -915,6 +918,18 @@ func TestRemoveRangeLarge(t *testing.T) {
 						want[string(key(i))] = "v"
 					}
 				}
+				if got := contents(t, s); !maps.Equal(got, want) {
+					t.Fatalf("store has %d keys after RemoveRange, want %d", len(got), len(want))
+				}
+				// It goes on taking writes.
+				if err := s.Put(key(0), []byte("w")); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Remove(key(0)); err != nil {
+					t.Fatal(err)
+				}
+				delete(want, string(key(0)))
+				mustCommit(t, s)
 				// A fresh provider rebuilds version 2 from the delta files.
 				if err := p.Close(); err != nil {
 					t.Fatal(err)

@@ -14,20 +14,32 @@ import (
 // passed with one RemoveRange. Every key is new and is evicted two batches
 // later. cpu-ns/key is the process's CPU per key put (and evicted) outside
 // the commit, whose file cost BenchmarkCommitBatch200 measures.
+//
+// put=each puts the keys one Put at a time; put=merge in one MergeSorted
+// (as stage 2 does). keys=12x46 is the bench's shape: about 550 keys of
+// 12 windows per shuffle partition and batch.
 func BenchmarkWindowedPutEvict(b *testing.B) {
-	for _, c := range []struct{ windowsPerBatch, perWindow int }{{8, 50}, {8, 2500}} {
-		b.Run(fmt.Sprintf("keys=%dx%d", c.windowsPerBatch, c.perWindow), func(b *testing.B) {
+	for _, c := range []struct {
+		windowsPerBatch, perWindow int
+		merge                      bool
+	}{{8, 50, false}, {8, 2500, false}, {12, 46, false}, {12, 46, true}, {8, 2500, true}} {
+		mode := "each"
+		if c.merge {
+			mode = "merge"
+		}
+		b.Run(fmt.Sprintf("keys=%dx%d/put=%s", c.windowsPerBatch, c.perWindow, mode), func(b *testing.B) {
 			p, err := OpenProvider(ID{Root: b.TempDir()}, testSchemas, DefaultConfig())
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer p.Close()
 			val := make([]byte, 12)
-			var key []byte
+			var keys [][]byte
+			var arena []byte
 			var cpu time.Duration
 			names := make([][]byte, c.perWindow)
 			for k := range names {
-				names[k] = fmt.Appendf(nil, "%04d", k*7)
+				names[k] = fmt.Appendf(nil, "%05d", k*7) // in key order
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -38,13 +50,25 @@ func BenchmarkWindowedPutEvict(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				cpu0 := processCPU()
+				keys = keys[:0]
+				arena = arena[:0]
 				for w := 0; w < c.windowsPerBatch; w++ {
 					win := int64(n*c.windowsPerBatch+w) * 10_000_000
 					for k := 0; k < c.perWindow; k++ {
-						key = AppendKeyInt64(key[:0], win)
-						key = AppendKeyInt64(key, win+10_000_000)
-						key = AppendKeyBytes(key, names[k])
+						start := len(arena)
+						arena = AppendKeyInt64(arena, win)
+						arena = AppendKeyInt64(arena, win+10_000_000)
+						arena = AppendKeyBytes(arena, names[k])
+						keys = append(keys, arena[start:len(arena):len(arena)])
+					}
+				}
+				cpu0 := processCPU()
+				if c.merge {
+					if err := MergeSorted(s, keys, func(int, []byte, bool) ([]byte, error) { return val, nil }); err != nil {
+						b.Fatal(err)
+					}
+				} else {
+					for _, key := range keys {
 						if err := s.Put(key, val); err != nil {
 							b.Fatal(err)
 						}
