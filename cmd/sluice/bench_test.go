@@ -146,6 +146,30 @@ func TestTimingBenchSuite(t *testing.T) {
 	}
 }
 
+// TestTimingBenchLatencyCapacity: with --latency-capacity the latency
+// part runs no capacity probe; its 50 % runs load half the capacity
+// given, and the JSON and the table say it was given.
+func TestTimingBenchLatencyCapacity(t *testing.T) {
+	if os.Getenv("SLUICE_SERIAL_TESTS") != "1" {
+		t.Skip("heavy test: set SLUICE_SERIAL_TESTS=1 (CI runs these in a serial step)")
+	}
+	r := runBenchJSON(t, "--only", "latency", "--latency-capacity", "4000", "--light-rate", "0")
+	if !r.EndToEndCapacityGiven || r.EndToEndCapacity != 4000 {
+		t.Errorf("end-to-end capacity %v given %v, want 4000 given", r.EndToEndCapacity, r.EndToEndCapacityGiven)
+	}
+	if len(r.Latency) != 2 {
+		t.Fatalf("latency runs %+v, want the 50 %% run with defaults and with asyncProgressTrackingEnabled, no probe", r.Latency)
+	}
+	for _, l := range r.Latency {
+		if !strings.HasPrefix(l.Label, "at 50 % of capacity") || l.AskedPerSec != 2000 || l.Records <= 0 {
+			t.Errorf("latency run %q asked %v/s over %d records, want a 50 %% run at 2000/s", l.Label, l.AskedPerSec, l.Records)
+		}
+	}
+	if table := bench.Table(&r).Text(); !strings.Contains(table, "given (--latency-capacity), not probed") || strings.Contains(table, "capacity probe") {
+		t.Errorf("table should say the capacity was given, and show no probe:\n%s", table)
+	}
+}
+
 func mustFloat(t *testing.T, s string) float64 {
 	t.Helper()
 	var f float64

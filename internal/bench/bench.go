@@ -51,9 +51,12 @@ type Result struct {
 	// on this machine (the latency probe's min of produced and processed
 	// rates); the 50 % latency run loads half of it.
 	EndToEndCapacity float64 `json:"end_to_end_capacity_per_sec,omitempty"`
-	CPU              *CPU    `json:"cpu,omitempty"`
-	Idle             *Idle   `json:"idle,omitempty"`
-	Memory           *Memory `json:"memory,omitempty"`
+	// EndToEndCapacityGiven says EndToEndCapacity was given
+	// (Config.LatencyCapacity), not probed.
+	EndToEndCapacityGiven bool    `json:"end_to_end_capacity_given,omitempty"`
+	CPU                   *CPU    `json:"cpu,omitempty"`
+	Idle                  *Idle   `json:"idle,omitempty"`
+	Memory                *Memory `json:"memory,omitempty"`
 	// Stateful is the windowed count per key against the stateless
 	// query (`--only stateful`).
 	Stateful *Stateful `json:"stateful,omitempty"`
@@ -255,6 +258,11 @@ type Config struct {
 	LatencyFor       time.Duration
 	LightRate        float64
 	LatencyInProcess bool
+	// LatencyCapacity, if positive, is taken as the end-to-end capacity
+	// (records/s) instead of probing it: the 50 % runs load half of it.
+	// On a shared machine the probe swings 2–3× between back-to-back runs,
+	// so builds compared at their own probes run at different rates.
+	LatencyCapacity float64
 	// MemoryRecords of MemoryRecordBytes are drained with and without the
 	// MemoryBudget (bytes).
 	MemoryRecords, MemoryRecordBytes int
@@ -290,6 +298,8 @@ func (c *Config) Validate() error {
 		return errors.New("--memory-records and --memory-record-bytes must be positive")
 	case c.MemoryBudget <= 0:
 		return errors.New("the memory budget must be positive")
+	case c.LatencyCapacity < 0:
+		return errors.New("--latency-capacity must not be negative")
 	case c.Command == nil:
 		return errors.New("bench: no command to run sluice children with")
 	}
@@ -363,15 +373,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		// producer and the broker's ingest on the same cores the system
 		// takes less. Probe that end-to-end capacity first, then load at
 		// half of it.
-		if drain := res.SluiceRecordsPerSec; drain > 0 {
-			probe, err := latencyRun(ctx, b, "capacity probe", drain, min(cfg.LatencyFor, 5*time.Second), false, &cfg)
-			if err != nil {
-				return nil, err
+		if drain := res.SluiceRecordsPerSec; drain > 0 || cfg.LatencyCapacity > 0 {
+			capacity := cfg.LatencyCapacity
+			if capacity > 0 {
+				res.EndToEndCapacityGiven = true
+				logf("end-to-end capacity given (--latency-capacity), not probed: %.0f rec/s", capacity)
+			} else {
+				probe, err := latencyRun(ctx, b, "capacity probe", drain, min(cfg.LatencyFor, 5*time.Second), false, &cfg)
+				if err != nil {
+					return nil, err
+				}
+				res.Latency = append(res.Latency, probe)
+				capacity = min(probe.AchievedPerSec, probe.ProcessedPerSec)
+				logf("end-to-end capacity on this machine (producer, broker and query together): %.0f rec/s", capacity)
 			}
-			res.Latency = append(res.Latency, probe)
-			capacity := min(probe.AchievedPerSec, probe.ProcessedPerSec)
 			res.EndToEndCapacity = capacity
-			logf("end-to-end capacity on this machine (producer, broker and query together): %.0f rec/s", capacity)
 			for _, async := range []bool{false, true} {
 				l, err := latencyRun(ctx, b, "at 50 % of capacity", capacity/2, cfg.LatencyFor, async, &cfg)
 				if err != nil {

@@ -119,6 +119,9 @@ func Table(r *Result) *report.Table {
 			fmt.Sprintf("%d partitions, same records (sluice on %d: %s, %.2f of it)", p.Many, p.Few, rate(p.FewRecordsPerSec), p.Ratio),
 			rate(p.ManyRecordsPerSec), fmt.Sprintf("raw franz-go on %d %s", p.Many, rate(p.RawManyRecordsPerSc)), report.Float(p.RawRatio, 3))
 	}
+	if r.EndToEndCapacityGiven {
+		t.AddRow("end-to-end capacity: given (--latency-capacity), not probed", rate(r.EndToEndCapacity), "", "", "", "")
+	}
 	for _, l := range r.Latency {
 		note := ""
 		if l.ProducerBound {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
@@ -366,5 +367,59 @@ func TestLibrdkafkaCompatApiVersions(t *testing.T) {
 	brokertest.ProduceSync(t, compat.Addr(), &kgo.Record{Topic: "x", Partition: 0, Value: []byte("v")})
 	if r := brokertest.ConsumeAll(t, compat.Addr(), "x", 1)[0]; string(r.Value) != "v" {
 		t.Fatalf("read %q back from the compat broker, want v", r.Value)
+	}
+}
+
+// segmentBytes returns the log.segment.bytes the broker reports in its
+// broker configs (the value set, not kfake's default, if both are listed).
+func segmentBytes(t *testing.T, addr string) string {
+	t.Helper()
+	adm := kadm.NewClient(brokertest.Client(t, addr))
+	rcs, err := adm.DescribeBrokerConfigs(testCtx(t))
+	if err != nil {
+		t.Fatalf("describe broker configs: %v", err)
+	}
+	var got string
+	for _, rc := range rcs {
+		for _, c := range rc.Configs {
+			if c.Key == "log.segment.bytes" && (got == "" || c.Source != kmsg.ConfigSourceDefaultConfig) {
+				got = c.MaybeValue()
+			}
+		}
+	}
+	return got
+}
+
+// An in-memory broker rolls 1 MiB segments (MemorySegmentBytes), not
+// kfake's 100 MiB: kfake grows an in-memory segment by doubling and
+// copying it in the request loop, which stalled every client for up to
+// half a second. Records spread over several segments read back whole and
+// in order, and ExtraOpts can still choose the size.
+func TestInMemoryBrokerSmallSegments(t *testing.T) {
+	b := brokertest.StartConfig(t, broker.Config{Topics: []broker.TopicSpec{{Name: "seg", Partitions: 1}}})
+	if got, want := segmentBytes(t, b.Addr()), strconv.Itoa(broker.MemorySegmentBytes); got != want {
+		t.Fatalf("log.segment.bytes = %q, want %q", got, want)
+	}
+	const n, size = 48, 64 << 10 // 3 MiB: three segments and more
+	var recs []*kgo.Record
+	for i := range n {
+		v := make([]byte, size)
+		copy(v, strconv.Itoa(i))
+		recs = append(recs, &kgo.Record{Topic: "seg", Partition: 0, Value: v})
+	}
+	brokertest.ProduceSync(t, b.Addr(), recs...)
+	read := brokertest.ConsumeAll(t, b.Addr(), "seg", n)
+	if len(read) != n {
+		t.Fatalf("read %d records, want %d", len(read), n)
+	}
+	for i, r := range read {
+		if r.Offset != int64(i) || len(r.Value) != size || !strings.HasPrefix(string(r.Value), strconv.Itoa(i)+"\x00") {
+			t.Fatalf("record %d: offset %d, %d bytes, starts %q", i, r.Offset, len(r.Value), r.Value[:4])
+		}
+	}
+
+	custom := brokertest.StartConfig(t, broker.Config{ExtraOpts: []kfake.Opt{kfake.BrokerConfigs(map[string]string{"log.segment.bytes": "2097152"})}})
+	if got := segmentBytes(t, custom.Addr()); got != "2097152" {
+		t.Fatalf("with ExtraOpts: log.segment.bytes = %q, want 2097152", got)
 	}
 }
