@@ -160,6 +160,11 @@ func (q *Query) runStateful(ctx context.Context, info *BatchInfo, reader source.
 	}
 	run.stage2 = infos
 	run.peak = x.peak.Load()
+	// The last batch's state maintenance ran beside this batch's stages;
+	// its failure fails this batch before the sink commits it.
+	if merr := q.states.awaitMaintenance(); merr != nil && err == nil {
+		err = fmt.Errorf("batch %d: state maintenance after batch %d: %w", id, id-1, merr)
+	}
 	if err != nil {
 		return run, err
 	}
@@ -256,7 +261,8 @@ func writeOutState(stores []state.Store) error {
 }
 
 // commitState commits every partition's stores (version = batch id + 1),
-// runs their maintenance, and sums the figures into info.StateOperators.
+// starts their maintenance in the background (maintainInBackground), and
+// sums the figures into info.StateOperators.
 func (q *Query) commitState(ctx context.Context, run *statefulRun, info *BatchInfo) error {
 	n := len(run.stores)
 	items := make([]int, n)
@@ -293,13 +299,19 @@ func (q *Query) commitState(ctx context.Context, run *statefulRun, info *BatchIn
 					return err
 				}
 			}
-			return q.states.maintain(p)
+			return nil
 		})
 	}
 	if err != nil {
 		run.abort()
 		return err
 	}
+	// Snapshots and retention run in the background, beside the next
+	// batch (which awaits them before its sink commit).
+	if err := q.states.awaitMaintenance(); err != nil {
+		return err
+	}
+	q.states.maintainInBackground(n, q.cfg.Workers)
 	ops := q.cfg.Stateful.Operators()
 	out := make([]StateOperatorInfo, len(ops))
 	for i, op := range ops {
