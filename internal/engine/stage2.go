@@ -122,19 +122,6 @@ func (q *Query) runStateful(ctx context.Context, info *BatchInfo, reader source.
 		if err := x.finish(p, emit); err != nil {
 			return fmt.Errorf("batch %d shuffle partition %d: %w", id, p, err)
 		}
-		// The partition's state delta is complete: write it out now, in
-		// this task, while the other workers still compute (the delta's
-		// last block is cache-hot, and the file's creation, slow on some
-		// file systems, no longer waits for the whole stage). The version
-		// stays invisible until commitState's Commit, after the sink's
-		// commit: Open ignores files past the version it opens, and an
-		// aborted batch removes them (see writeOutState).
-		storesMu.Lock()
-		stores := run.stores[p]
-		storesMu.Unlock()
-		if err := writeOutState(stores); err != nil {
-			return fmt.Errorf("batch %d shuffle partition %d: %w", id, p, err)
-		}
 		if w := writers[p]; w != nil {
 			t0 := time.Now()
 			msg, err := w.Close(ctx)
@@ -243,23 +230,6 @@ type stagedStore interface {
 	Sync() error
 }
 
-// writeOutState takes the stores of a partition whose stage-2 work is done
-// through the first step of their commit (stagedStore.WriteOut): the
-// delta file is written, not yet durable and not yet a version. Until
-// commitState's Commit a re-run after a crash starts from the version
-// before (the provider's Open ignores and its WriteOut replaces files of
-// later versions), and abort removes the file.
-func writeOutState(stores []state.Store) error {
-	for _, s := range stores {
-		if ss, ok := s.(stagedStore); ok {
-			if err := ss.WriteOut(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // commitState commits every partition's stores (version = batch id + 1),
 // starts their maintenance in the background (maintainInBackground), and
 // sums the figures into info.StateOperators.
@@ -271,11 +241,14 @@ func (q *Query) commitState(ctx context.Context, run *statefulRun, info *BatchIn
 	}
 	workers := max(q.cfg.Workers, min(n, commitIOParallelism))
 	// Stores that can commit in steps take each step together: every delta
-	// file written (most already were, at the end of their stage-2 task:
-	// then WriteOut returns at once), then every one fsynced, then each
-	// moved into place and its directory fsynced (Commit). The file system groups each step's
+	// file written, then every one fsynced, then each moved into place and
+	// its directory fsynced (Commit). The file system groups each step's
 	// updates into a few journal commits; interleaved per store they queue
-	// behind one another.
+	// behind one another. Writing each delta at the end of its stage-2 task
+	// instead (while the other worker computes) took WriteOut off the
+	// critical path but cost 10-20 % more CPU on this project's journal-less
+	// ext4 VM: creates spread among stage-2 work paid ~30 % more in openat
+	// than a burst of them (helper report notes8/statecommit.md).
 	step := func(do func(stagedStore) error) error {
 		return runPool(ctx, workers, items, func(_ context.Context, p int) error {
 			for _, s := range run.stores[p] {
