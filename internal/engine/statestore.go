@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -23,6 +24,11 @@ type stateStores struct {
 	providers   map[[2]int]state.Provider
 	metaWritten bool
 	closed      bool
+	// maint is closed when the background maintenance started by
+	// maintainInBackground has finished (nil: none started since the
+	// last awaitMaintenance); maintErr is its first error.
+	maint    chan struct{}
+	maintErr error
 }
 
 func newStateStores(files storage.Store, ops []StateOperator, conf state.Config, partitions int) *stateStores {
@@ -104,7 +110,52 @@ func (s *stateStores) maintain(part int) error {
 	return nil
 }
 
+// maintainInBackground starts the maintenance of shuffle partitions
+// 0..parts-1 (snapshots, retention) on workers goroutines and returns at
+// once: it runs while the next batch computes, off the batch's critical
+// path (Spark runs it on a background thread too). A provider allows
+// Maintenance beside its one open store. The previous batch's maintenance
+// must have been awaited.
+func (s *stateStores) maintainInBackground(parts, workers int) {
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.maint = done
+	s.mu.Unlock()
+	items := make([]int, parts)
+	for i := range items {
+		items[i] = i
+	}
+	go func() {
+		defer close(done)
+		err := runPool(context.Background(), workers, items, func(_ context.Context, p int) error { return s.maintain(p) })
+		s.mu.Lock()
+		s.maintErr = err
+		s.mu.Unlock()
+	}()
+}
+
+// awaitMaintenance waits for the background maintenance, if any, and
+// returns its error.
+func (s *stateStores) awaitMaintenance() error {
+	s.mu.Lock()
+	done := s.maint
+	s.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	<-done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.maintErr
+	s.maint, s.maintErr = nil, nil
+	return err
+}
+
 func (s *stateStores) close() error {
+	// The maintenance goroutine uses the providers: let it finish first.
+	// Its error is the batch's that would have awaited it, which will not
+	// run; a failed snapshot or deletion is redone by the next run's.
+	_ = s.awaitMaintenance()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true

@@ -1,0 +1,89 @@
+package sluice
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/broker"
+	"github.com/sluice-stream/sluice/internal/broker/brokertest"
+)
+
+// TestStateVersionAfterSinkCommit: a stateful batch writes its state
+// version only after the sink has committed it, so a sink commit that
+// fails leaves no file of the new version and no commits/N, and the re-run
+// starts from the version before and ends with the right counts.
+func TestStateVersionAfterSinkCommit(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "sc", Partitions: 2})
+	preload(t, b.Addr(), "sc", 2, 50)
+	chk := t.TempDir()
+	// deltas lists the state/0/<p>/<v>.delta files on disk.
+	deltas := func(v int64) []string {
+		m, err := filepath.Glob(filepath.Join(chk, "state", "0", "*", fmt.Sprintf("%d.delta", v)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.Strings(m)
+		return m
+	}
+	var (
+		mu       sync.Mutex
+		atCommit []string             // version 2's deltas when the sink committed batch 1
+		counts   = map[string]int64{} // partition → last count emitted
+	)
+	run := func(failAt int64) error {
+		fn := func(_ context.Context, bt *batch.Batch, id int64) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if id == failAt {
+				atCommit = deltas(id + 1)
+				return errors.New("sink unavailable")
+			}
+			for i := 0; i < bt.N; i++ {
+				r := bt.Row(i)
+				counts[fmt.Sprint(r[0])] = r[1].(int64)
+			}
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		q, err := quietSession("spark.sql.shuffle.partitions", "2").ReadStream().Format("kafka").
+			Option("kafka.bootstrap.servers", b.Addr()).Option("subscribe", "sc").Option("startingOffsets", "earliest").
+			Option("maxOffsetsPerTrigger", 30).Load().
+			GroupBy("partition").Count().
+			WriteStream().ForeachBatch(fn).OutputMode("update").Option("checkpointLocation", chk).
+			Trigger(AvailableNow()).Start(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.AwaitTermination(ctx)
+	}
+	if err := run(1); err == nil {
+		t.Fatal("the run should fail at batch 1's sink commit")
+	}
+	if len(atCommit) != 0 {
+		t.Fatalf("when the sink committed batch 1, version 2's deltas were on disk already: %v", atCommit)
+	}
+	if left := deltas(2); len(left) != 0 {
+		t.Fatalf("the failed batch left %v behind", left)
+	}
+	if _, err := os.Stat(filepath.Join(chk, "commits", "1")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("commits/1 after the failed sink commit: %v", err)
+	}
+	if err := run(-1); err != nil {
+		t.Fatal(err)
+	}
+	if counts["0"] != 50 || counts["1"] != 50 {
+		t.Fatalf("final counts %v, want 50 per partition", counts)
+	}
+	if got := deltas(2); len(got) != 2 {
+		t.Fatalf("version 2's deltas after the re-run: %v", got)
+	}
+}
