@@ -282,6 +282,28 @@ type Config struct {
 	// a good choice); Logf the progress lines.
 	Logger *slog.Logger
 	Logf   func(format string, args ...any)
+
+	// workDir holds every run's checkpoint and files until Run returns
+	// (scratchDir); "" outside Run.
+	workDir string
+}
+
+// scratchDir makes a directory for one run's checkpoint and files. Under
+// Run it is inside the bench's work directory, which is removed when the
+// bench ends, not after each run: on ext4 without a journal (this
+// project's benchmark VMs) the kernel skips every inode freed in the last
+// minute or so when it allocates one, so a run's file creations paid for
+// the files earlier runs had just deleted — a latency run's thousands of
+// log files, a stateful round's 3,800 state files — and each measurement
+// depended on what ran before it. done removes the directory only
+// outside Run.
+func (c *Config) scratchDir(pattern string) (dir string, done func(), err error) {
+	if c.workDir != "" {
+		dir, err = os.MkdirTemp(c.workDir, pattern)
+		return dir, func() {}, err
+	}
+	dir, err = os.MkdirTemp("", pattern)
+	return dir, func() { os.RemoveAll(dir) }, err
 }
 
 // Validate checks the sizes and the measurement names.
@@ -325,6 +347,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		want[p] = slices.Contains(cfg.Only, p)
 	}
 	logf := cfg.Logf
+	work, err := os.MkdirTemp("", "sluice-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	cfg.workDir = work
 	b, err := broker.Start(ctx, broker.Config{Listen: "127.0.0.1:0", Logger: cfg.Logger,
 		Topics: []broker.TopicSpec{{Name: "bench", Partitions: int32(cfg.Partitions)}}})
 	if err != nil {

@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -114,5 +116,38 @@ func TestScaleoutTargetAndTable(t *testing.T) {
 	}
 	if slices.Contains(Parts, "scaleout") {
 		t.Error("scaleout is in the default set: `sluice bench` would start member processes unasked")
+	}
+}
+
+// TestScratchDirKeptUntilTheBenchEnds: under Run a run's directory is made
+// in the bench's work directory and outlives the run (Run removes them all
+// at its end); outside Run it is made in the system's temporary directory
+// and removed when the run is done.
+func TestScratchDirKeptUntilTheBenchEnds(t *testing.T) {
+	work := t.TempDir()
+	cfg := &Config{workDir: work}
+	dir, done, err := cfg.scratchDir("query-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(dir) != work {
+		t.Fatalf("run directory %s is not in the work directory %s", dir, work)
+	}
+	done()
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the run's directory went with the run: %v", err)
+	}
+
+	var none Config
+	dir, done, err = none.scratchDir("query-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(dir) != filepath.Clean(os.TempDir()) {
+		t.Fatalf("run directory %s is not in %s", dir, os.TempDir())
+	}
+	done()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the run's directory outlived the run outside Run: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -56,13 +55,13 @@ func cpuChildren(ctx context.Context, addr string, cfg *Config) (*CPU, error) {
 	runner := &queryrun.ChildRunner{Command: cfg.Command}
 	var sl, raw, rates []float64
 	for r := 0; r < cfg.Rounds; r++ {
-		dir, err := os.MkdirTemp("", "sluice-bench-cpu-")
+		dir, done, err := cfg.scratchDir("cpu-")
 		if err != nil {
 			return nil, err
 		}
 		p, err := seedPipeline(dir, addr, "bench", queryrun.Setup{AvailableNow: true})
 		if err != nil {
-			os.RemoveAll(dir)
+			done()
 			return nil, err
 		}
 		start := time.Now()
@@ -71,7 +70,7 @@ func cpuChildren(ctx context.Context, addr string, cfg *Config) (*CPU, error) {
 			err = waitExit(ctx, proc)
 		}
 		wall := time.Since(start)
-		os.RemoveAll(dir)
+		done()
 		if err != nil {
 			return nil, fmt.Errorf("cpu: sluice query: %w", err)
 		}
@@ -97,11 +96,11 @@ func idleChild(ctx context.Context, b *broker.Broker, cfg *Config) (*Idle, error
 	if err := b.CreateTopic(ctx, broker.TopicSpec{Name: "bench-idle", Partitions: 8}); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "sluice-bench-idle-")
+	dir, done, err := cfg.scratchDir("idle-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer done()
 	p, err := seedPipeline(dir, b.Addr(), "bench-idle", queryrun.Setup{StartingOffsets: "latest"})
 	if err != nil {
 		return nil, err
@@ -178,11 +177,11 @@ func memoryChildren(ctx context.Context, b *broker.Broker, cfg *Config) (*Memory
 	const delay = "2us" // a sink slower than the fetch, so that data can pile up
 	runner := &queryrun.ChildRunner{Command: cfg.Command}
 	run := func(withBudget bool) (int64, error) {
-		dir, err := os.MkdirTemp("", "sluice-bench-mem-")
+		dir, done, err := cfg.scratchDir("mem-")
 		if err != nil {
 			return 0, err
 		}
-		defer os.RemoveAll(dir)
+		defer done()
 		s := queryrun.Setup{AvailableNow: true, SinkOptions: map[string]string{"sluice.sink.delayPerRow": delay}}
 		s.Options = map[string]string{"sluice.memory.budget": "unlimited"}
 		if withBudget {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -49,11 +48,11 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 		defer bc.stop()
 		addr = bc.addr
 	}
-	dir, err := os.MkdirTemp("", "sluice-bench-lat-")
+	dir, done, err := cfg.scratchDir("lat-")
 	if err != nil {
 		return Latency{}, err
 	}
-	defer os.RemoveAll(dir)
+	defer done()
 	setup := queryrun.Setup{}
 	if async {
 		setup.SinkOptions = map[string]string{"asyncProgressTrackingEnabled": "true"}

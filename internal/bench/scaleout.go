@@ -148,11 +148,11 @@ func cmpFloat(a, b float64) int {
 // until the group has committed every record.
 func scaleoutRun(ctx context.Context, addr, topic string, n, round int, cfg *Config) (ScaleoutRow, error) {
 	row := ScaleoutRow{Members: n}
-	dir, err := os.MkdirTemp("", "sluice-bench-scaleout-")
+	dir, done, err := cfg.scratchDir("scaleout-")
 	if err != nil {
 		return row, err
 	}
-	defer os.RemoveAll(dir)
+	defer done()
 	group := fmt.Sprintf("bench-scaleout-%d-r%d-%d", n, round, time.Now().UnixNano())
 	p := filepath.Join(dir, "bench.yaml")
 	err = queryrun.SeedQuery().WritePipeline(p, queryrun.Setup{Name: "bench-scaleout", Bootstrap: addr, Topic: topic,

@@ -62,23 +62,23 @@ func statefulRounds(ctx context.Context, addr string, cfg *Config) (*Stateful, e
 	if st.ShufflePartitions <= 0 {
 		st.ShufflePartitions = 200 // Spark's default
 	}
-	// The rounds' checkpoints are removed after the last round, not each
-	// after its own: removing a round's 200 × batches state files took
+	// The rounds' checkpoints are removed when the bench ends (or, outside
+	// Run, after the last round), not each after its own: removing a round's 200 × batches state files took
 	// CPU inside the round's measurement (0.14 s of 4.9 s in a profile),
 	// and on ext4 without a journal (this bench's VMs) the next round's
 	// file creations then skip over every recently deleted inode (the
 	// kernel's recently_deleted check), which made them several times
 	// dearer: one round's cleanup charged to the next.
-	chkRoot, err := os.MkdirTemp("", "sluice-bench-stateful-")
+	chkRoot, done, err := cfg.scratchDir("stateful-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(chkRoot)
+	defer done()
 	var less, full, lessCPU, fullCPU []float64
 	perMillion := func(d time.Duration) float64 { return d.Seconds() * 1e6 / float64(cfg.Records) }
 	for r := 0; r < cfg.Rounds; r++ {
 		cpu0 := selfCPU()
-		sl, _, err := sluiceConsume(ctx, addr, "bench", cfg.Records, 0, cfg.Logger)
+		sl, _, err := sluiceConsume(ctx, addr, "bench", cfg.Records, 0, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("stateless query: %w", err)
 		}

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -33,7 +32,7 @@ func throughputRounds(ctx context.Context, addr string, res *Result, cfg *Config
 		var sl float64
 		var nb int64
 		cpu, err := profiled(cfg.CPUProfile, "", r == 0, func() (err error) {
-			sl, nb, err = sluiceConsume(ctx, addr, "bench", res.Records, cfg.MaxOffsetsPerTrigger, cfg.Logger)
+			sl, nb, err = sluiceConsume(ctx, addr, "bench", res.Records, cfg.MaxOffsetsPerTrigger, cfg)
 			return err
 		})
 		if err != nil {
@@ -47,7 +46,7 @@ func throughputRounds(ctx context.Context, addr string, res *Result, cfg *Config
 			var lim float64
 			var lb int64
 			cpu, err := profiled(cfg.CPUProfile, "limited", r == 0, func() (err error) {
-				lim, lb, err = sluiceConsume(ctx, addr, "bench", res.Records, suiteMax, cfg.Logger)
+				lim, lb, err = sluiceConsume(ctx, addr, "bench", res.Records, suiteMax, cfg)
 				return err
 			})
 			if err != nil {
@@ -77,14 +76,14 @@ func manyPartitions(ctx context.Context, addr string, cfg *Config) (*Partitions,
 		var a, b float64
 		var nb int64
 		fewCPU, err := profiled("", "", false, func() (err error) {
-			a, _, err = sluiceConsume(ctx, addr, "bench", n, 0, cfg.Logger)
+			a, _, err = sluiceConsume(ctx, addr, "bench", n, 0, cfg)
 			return err
 		})
 		if err != nil {
 			return nil, err
 		}
 		manyCPU, err := profiled(cfg.CPUProfile, "partitions", r == 0, func() (err error) {
-			b, nb, err = sluiceConsume(ctx, addr, "bench-many", n, 0, cfg.Logger)
+			b, nb, err = sluiceConsume(ctx, addr, "bench-many", n, 0, cfg)
 			return err
 		})
 		if err != nil {
@@ -198,12 +197,13 @@ func ChildRawConsume(ctx context.Context, spec string) error {
 // sluiceConsume runs the seed's projection into the noop sink with the
 // default trigger, in this process, until n records went through: the
 // listener marks the moment the n-th record is committed.
-func sluiceConsume(ctx context.Context, addr, topic string, n int, maxOffsets int64, log *slog.Logger) (float64, int64, error) {
-	chk, err := os.MkdirTemp("", "sluice-bench-")
+func sluiceConsume(ctx context.Context, addr, topic string, n int, maxOffsets int64, cfg *Config) (float64, int64, error) {
+	log := cfg.Logger
+	chk, cleanup, err := cfg.scratchDir("query-")
 	if err != nil {
 		return 0, 0, err
 	}
-	defer os.RemoveAll(chk)
+	defer cleanup()
 	var rows, batches atomic.Int64
 	var doneAt atomic.Int64
 	done := make(chan struct{})
