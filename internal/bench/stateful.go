@@ -76,13 +76,11 @@ func statefulRounds(ctx context.Context, addr string, cfg *Config) (*Stateful, e
 	defer done()
 	var less, full, lessCPU, fullCPU []float64
 	perMillion := func(d time.Duration) float64 { return d.Seconds() * 1e6 / float64(cfg.Records) }
-	// An untimed read first, as throughputRounds does: the first consumer
-	// after a preload (here the stateless baseline's round 1) runs slowly.
-	warm, err := rawConsume(ctx, addr, "bench", cfg.Records)
-	if err != nil {
-		return nil, fmt.Errorf("raw consumer (warm-up): %w", err)
+	// The stateless baseline's round 1 would otherwise be the first read
+	// after a preload.
+	if err := warmUp(ctx, addr, cfg.Records, "stateful", cfg); err != nil {
+		return nil, err
 	}
-	cfg.Logf("stateful warm-up (not counted): raw franz-go %.0f rec/s", warm)
 	for r := 0; r < cfg.Rounds; r++ {
 		cpu0 := selfCPU()
 		sl, _, err := sluiceConsume(ctx, addr, "bench", cfg.Records, 0, cfg)

@@ -24,15 +24,9 @@ func throughputRounds(ctx context.Context, addr string, res *Result, cfg *Config
 	var raws, sluices, limited []float64
 	var batches, limitedBatches int64
 	suiteMax := cfg.SuiteMaxOffsets
-	// A warm-up read, not timed: the first consumer after the preload ran
-	// at a quarter of the later rounds' rate (0.94–1.31 M/s against
-	// 3.4–4.9 M/s in three quiet runs), raw or sluice alike, so round 1's
-	// figures said more about the preload than about either consumer.
-	warm, err := rawConsume(ctx, addr, "bench", res.Records)
-	if err != nil {
-		return fmt.Errorf("raw consumer (warm-up): %w", err)
+	if err := warmUp(ctx, addr, res.Records, "throughput", cfg); err != nil {
+		return err
 	}
-	cfg.Logf("warm-up (not counted): raw franz-go %.0f rec/s", warm)
 	for r := 0; r < res.Rounds; r++ {
 		raw, err := rawConsume(ctx, addr, "bench", res.Records)
 		if err != nil {
@@ -73,6 +67,20 @@ func throughputRounds(ctx context.Context, addr string, res *Result, cfg *Config
 			RawRecordsPerSec: res.RawRecordsPerSec, Batches: limitedBatches}
 		res.MaxOffsets.Ratio = res.MaxOffsets.SluiceRecordsPerSec / res.RawRecordsPerSec
 	}
+	return nil
+}
+
+// warmUp reads the preloaded topic once with a raw consumer, not timed,
+// before a measurement's rounds: the first consumer after a preload ran
+// at a quarter of the later rounds' rate (0.94–1.31 M/s against 3.4–4.9
+// M/s in three quiet runs), raw or sluice alike, so a round 1 measured
+// the preload more than either consumer.
+func warmUp(ctx context.Context, addr string, n int, part string, cfg *Config) error {
+	rate, err := rawConsume(ctx, addr, "bench", n)
+	if err != nil {
+		return fmt.Errorf("%s warm-up: raw consumer: %w", part, err)
+	}
+	cfg.Logf("%s warm-up (not counted): raw franz-go %.0f rec/s", part, rate)
 	return nil
 }
 
