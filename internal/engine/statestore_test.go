@@ -66,11 +66,7 @@ func TestStateMaintenanceInBackground(t *testing.T) {
 	}
 	awaited := make(chan error, 1)
 	go func() { awaited <- s.awaitMaintenance() }()
-	select {
-	case err := <-awaited:
-		t.Fatalf("awaitMaintenance returned %v while the maintenance ran", err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	notYet(t, awaited, "awaitMaintenance")
 	release <- struct{}{}
 	release <- struct{}{}
 	if err := <-awaited; !errors.Is(err, fail) {
@@ -85,11 +81,7 @@ func TestStateMaintenanceInBackground(t *testing.T) {
 	s.maintainInBackground(len(ps), 2)
 	closed := make(chan error, 1)
 	go func() { closed <- s.close() }()
-	select {
-	case err := <-closed:
-		t.Fatalf("close returned %v while the maintenance ran", err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	notYet(t, closed, "close")
 	close(release)
 	if err := <-closed; err != nil {
 		t.Fatal(err)
@@ -98,5 +90,16 @@ func TestStateMaintenanceInBackground(t *testing.T) {
 		if !p.closed || p.closedWhileRunning || p.maintains != 2 {
 			t.Fatalf("provider %d: closed %v, closed while maintaining %v, %d maintenances (want 2)", i, p.closed, p.closedWhileRunning, p.maintains)
 		}
+	}
+}
+
+// notYet fails the test if call (named what) returns within 50 ms: it
+// must wait for the maintenance still running.
+func notYet(t *testing.T, call <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-call:
+		t.Fatalf("%s returned %v while the maintenance ran", what, err)
+	case <-time.After(50 * time.Millisecond):
 	}
 }

@@ -763,7 +763,7 @@ func (s *memStore) Put(key, value []byte) error {
 		return errStoreDone
 	}
 	if uint64(len(key)) > maxEntryField || uint64(len(value)) > maxEntryField {
-		return fmt.Errorf("state %s: a key of %d bytes or a value of %d bytes is larger than the memory provider holds (4 GiB)", s.p.id, len(key), len(value))
+		return s.tooLarge(len(key), len(value))
 	}
 	s.timer.enter(phaseUpdate)
 	s.settle()
@@ -775,10 +775,7 @@ func (s *memStore) Put(key, value []byte) error {
 	if had {
 		size -= old.size()
 	}
-	s.p.mu.Lock()
-	err := s.p.charge.resize(size)
-	s.p.mu.Unlock()
-	if err != nil {
+	if err := s.charge(size); err != nil {
 		if had {
 			s.tree.ReplaceOrInsert(old)
 		} else {
@@ -828,27 +825,12 @@ func (s *memStore) MergeSorted(keys [][]byte, fn func(i int, old []byte, had boo
 	i := 0
 	var err error
 	add := func(i int, old entry, had bool) bool {
-		k := keys[i]
-		if uint64(len(k)) > maxEntryField {
-			err = s.tooLarge(len(k), 0)
+		var e entry
+		var grew int64
+		if e, grew, err = s.fold(keys, i, old, had, fn); err != nil {
 			return false
 		}
-		var ov, v []byte
-		if had {
-			ov = old.value()
-		}
-		if v, err = fn(i, ov, had); err != nil {
-			return false
-		}
-		if uint64(len(v)) > maxEntryField {
-			err = s.tooLarge(len(k), len(v))
-			return false
-		}
-		e := newEntry(k, v)
-		size += e.size()
-		if had {
-			size -= old.size()
-		}
+		size += grew
 		at[i] = int32(len(merged))
 		merged = append(merged, e)
 		return true
@@ -902,26 +884,13 @@ func (s *memStore) mergeEach(keys [][]byte, fn func(i int, old []byte, had bool)
 	news := sc.e
 	size := s.bytes
 	for i, k := range keys {
-		if uint64(len(k)) > maxEntryField {
-			return s.tooLarge(len(k), 0)
-		}
-		old, ok := s.tree.Get(probe(k))
-		var ov []byte
-		if ok {
-			ov = old.value()
-		}
-		v, err := fn(i, ov, ok)
+		old, had := s.tree.Get(probe(k))
+		e, grew, err := s.fold(keys, i, old, had, fn)
 		if err != nil {
 			return err
 		}
-		if uint64(len(v)) > maxEntryField {
-			return s.tooLarge(len(k), len(v))
-		}
-		news[i] = newEntry(k, v)
-		size += news[i].size()
-		if ok {
-			size -= old.size()
-		}
+		news[i] = e
+		size += grew
 	}
 	if err := s.charge(size); err != nil {
 		return err
@@ -933,6 +902,33 @@ func (s *memStore) mergeEach(keys [][]byte, fn func(i int, old []byte, had bool)
 	s.bytes = size
 	s.m.NumRowsUpdated += int64(len(keys))
 	return nil
+}
+
+// fold is MergeSorted's step for keys[i], whose stored entry is old
+// (when had): fn's new value as an entry to store, and by how many bytes
+// it grows the store.
+func (s *memStore) fold(keys [][]byte, i int, old entry, had bool, fn func(i int, old []byte, had bool) ([]byte, error)) (entry, int64, error) {
+	k := keys[i]
+	if uint64(len(k)) > maxEntryField {
+		return entry{}, 0, s.tooLarge(len(k), 0)
+	}
+	var ov []byte
+	if had {
+		ov = old.value()
+	}
+	v, err := fn(i, ov, had)
+	if err != nil {
+		return entry{}, 0, err
+	}
+	if uint64(len(v)) > maxEntryField {
+		return entry{}, 0, s.tooLarge(len(k), len(v))
+	}
+	e := newEntry(k, v)
+	grew := e.size()
+	if had {
+		grew -= old.size()
+	}
+	return e, grew, nil
 }
 
 // charge moves the store's charge to size bytes (see charger.resize).
@@ -1365,11 +1361,7 @@ func (s *memStore) Idle() { s.timer.stop() }
 
 func (s *memStore) Metrics() Metrics {
 	m := s.m
-	if s.isFlat {
-		m.NumKeys = int64(len(s.flat))
-	} else {
-		m.NumKeys = int64(s.tree.Len())
-	}
+	m.NumKeys = int64(s.len())
 	m.MemoryUsedBytes = s.bytes
 	m.AllUpdatesTimeMs = s.timer.updateMs()
 	m.AllRemovalsTimeMs = s.timer.removeMs()
