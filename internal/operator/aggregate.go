@@ -703,6 +703,10 @@ func (s *aggStage2) Finish(emit func(*batch.Batch) error) error {
 		i = j
 	}
 	sc.keys = keys
+	// About as many rows as the batch has keys leave: an append-mode
+	// eviction in a steady stream removes about as many keys as each batch
+	// adds; update mode emits every key of the batch.
+	out.expect = len(keys)
 	// Merge each key's run with its stored state (if any) and put the
 	// result: one ordered pass over the keys and the state, which the
 	// store charges to the memory limit once (state.MergeSorted).
@@ -1023,6 +1027,7 @@ func newRowBuilder(a *Aggregate, emit func(*batch.Batch) error) *rowBuilder {
 }
 
 func (r *rowBuilder) add(key []byte, accs []aggregate.Accumulator) error {
+	r.begin()
 	nk := len(r.a.Keys)
 	if nk > 0 {
 		k := key
@@ -1033,7 +1038,7 @@ func (r *rowBuilder) add(key []byte, accs []aggregate.Accumulator) error {
 				k = key[eventTimeLen:]
 			}
 		}
-		if err := state.DecodeKeyInto(k, r.cols[:nk]); err != nil {
+		if err := state.DecodeKeyIntoArena(k, r.cols[:nk], &r.arena); err != nil {
 			return fmt.Errorf("decode state key: %w", err)
 		}
 	}
