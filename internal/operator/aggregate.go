@@ -223,8 +223,17 @@ type partialAgg struct {
 	passRows               int
 }
 
-// passPart is one shuffle partition's rows of a passing-through task.
-type passPart struct{ keys, states *batch.Column }
+// passPart is one shuffle partition's rows of a passing-through task, and
+// the arena its keys are copied into.
+type passPart struct {
+	keys, states *batch.Column
+	arena        []byte
+}
+
+// passArenaSize is the size of the blocks a passing-through task copies a
+// partition's keys into: about 50 keys of the bench's 35 bytes. A batch
+// leaves at most this much unused room per partition and task.
+const passArenaSize = 2 << 10
 
 // Pass-through thresholds: a task decides after its first passSample rows
 // (inside the chunk that reaches them); at least passRatio of them must each
@@ -415,16 +424,21 @@ func (p *partialAgg) passThrough(keys, args []*batch.Column, from, to int) error
 		}
 	}
 	for i := from; i < to; i++ {
-		// The key goes straight into the arena: the arena keeps room
-		// for a key of keyRoom bytes (a longer one grows it, a copy the
-		// keys already sent do not see).
-		if cap(p.arena)-len(p.arena) < keyRoom {
-			p.arena = make([]byte, 0, keyArenaSize)
+		// The key is encoded in a scratch buffer, then copied into its
+		// partition's arena: a partition's keys lie side by side, and
+		// stage 2, which reads every key of its partition (the sort
+		// first), streams them rather than missing the cache once per key
+		// among every other partition's keys.
+		p.buf = a.appendKey(p.buf[:0], keys, i)
+		part := PartitionOf(p.buf, p.env.Partitions)
+		pp := &p.pass[part]
+		if pp.arena == nil || cap(pp.arena)-len(pp.arena) < len(p.buf) {
+			// Never nil: a nil cell is a null (an empty key is not).
+			pp.arena = make([]byte, 0, max(passArenaSize, len(p.buf)))
 		}
-		start := len(p.arena)
-		p.arena = a.appendKey(p.arena, keys, i)
-		key := p.arena[start:len(p.arena):len(p.arena)]
-		part := PartitionOf(key, p.env.Partitions)
+		start := len(pp.arena)
+		pp.arena = append(pp.arena, p.buf...)
+		key := pp.arena[start:len(pp.arena):len(pp.arena)]
 		state := p.rowState
 		if state == nil {
 			if err := aggregate.LoadStates(p.empty, p.one); err != nil {
@@ -439,7 +453,6 @@ func (p *partialAgg) passThrough(keys, args []*batch.Column, from, to int) error
 			p.state = aggregate.AppendStates(p.state[:0], p.one)
 			state = p.saveKey(p.state)
 		}
-		pp := &p.pass[part]
 		if pp.keys == nil {
 			pp.keys, pp.states = batch.NewColumn(batch.Binary, 64), batch.NewColumn(batch.Binary, 64)
 		}
@@ -457,10 +470,6 @@ func (p *partialAgg) passThrough(keys, args []*batch.Column, from, to int) error
 	}
 	return nil
 }
-
-// keyRoom is the room a passing-through task keeps in its key arena for
-// the next key.
-const keyRoom = 256
 
 // constantRowState returns the state a row's accumulators have after that
 // row alone when it is the same for every row — every call takes no
@@ -503,7 +512,10 @@ func (p *partialAgg) flushPass() error {
 			}
 		}
 	}
-	p.arena = nil // sent keys and states point into it
+	p.arena = nil // sent states point into it
+	for part := range p.pass {
+		p.pass[part].arena = nil // and sent keys into these
+	}
 	return nil
 }
 
