@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -905,6 +906,85 @@ func compareSortKeys(ps []partial, cover uint32) func(x, y sortKey) int {
 	}
 }
 
+// lessSortKey is compareSortKeys(ps, cover)(*x, *y) < 0 with the first
+// words compared in line: they decide nearly every comparison of a
+// group's keys.
+func lessSortKey(x, y *sortKey, ps []partial, cover uint32) bool {
+	if x.w0 != y.w0 {
+		return x.w0 < y.w0
+	}
+	return compareSortKeys(ps, cover)(*x, *y) < 0
+}
+
+// insertionSortLimit is the length at or below which sortSortKeys sorts by
+// insertion.
+const insertionSortLimit = 12
+
+// sortSortKeys sorts s as slices.SortFunc(s, compareSortKeys(ps, cover))
+// does — the order is total (ties go by index), so any correct sort gives
+// the same result — without a call through a function value per
+// comparison: a quicksort (median of three, the smaller side recursed)
+// over insertion sorts of short runs, which hands a run to
+// slices.SortFunc when it recurses too deep (so never worse than
+// O(n log n)). A shuffle partition sorts a few hundred keys a batch.
+func sortSortKeys(s []sortKey, ps []partial, cover uint32) {
+	quickSortKeys(s, ps, cover, 2*bits.Len(uint(len(s))))
+}
+
+func quickSortKeys(s []sortKey, ps []partial, cover uint32, depth int) {
+	for len(s) > insertionSortLimit {
+		if depth == 0 {
+			slices.SortFunc(s, compareSortKeys(ps, cover))
+			return
+		}
+		depth--
+		// The median of the first, middle and last to s[0]; the last
+		// is then at least the pivot (it stops the scan up).
+		last, mid := len(s)-1, len(s)/2
+		if lessSortKey(&s[mid], &s[0], ps, cover) {
+			s[0], s[mid] = s[mid], s[0]
+		}
+		if lessSortKey(&s[last], &s[mid], ps, cover) {
+			s[mid], s[last] = s[last], s[mid]
+			if lessSortKey(&s[mid], &s[0], ps, cover) {
+				s[0], s[mid] = s[mid], s[0]
+			}
+		}
+		s[0], s[mid] = s[mid], s[0]
+		p := s[0]
+		// Partition s[1:]: keys are distinct (ties go by index), so every
+		// key is either less than the pivot or greater.
+		i, j := 0, len(s)
+		for {
+			for i++; i < last && lessSortKey(&s[i], &p, ps, cover); i++ {
+			}
+			for j--; lessSortKey(&p, &s[j], ps, cover); j-- {
+			}
+			if i >= j {
+				break
+			}
+			s[i], s[j] = s[j], s[i]
+		}
+		s[0], s[j] = s[j], s[0]
+		// s[:j] < pivot = s[j] < s[j+1:]
+		if j < len(s)-1-j {
+			quickSortKeys(s[:j], ps, cover, depth)
+			s = s[j+1:]
+		} else {
+			quickSortKeys(s[j+1:], ps, cover, depth)
+			s = s[:j]
+		}
+	}
+	for i := 1; i < len(s); i++ {
+		x := s[i]
+		j := i
+		for ; j > 0 && lessSortKey(&x, &s[j-1], ps, cover); j-- {
+			s[j] = s[j-1]
+		}
+		s[j] = x
+	}
+}
+
 // sortKeys returns the partials' sort keys (in sc) ordered by key and,
 // among equal keys, by index (arrival).
 //
@@ -926,7 +1006,7 @@ func (sc *finishScratch) sortKeys(ps []partial) []sortKey {
 		for i, p := range ps {
 			sk[i] = sortKey{keyWord(p.key, 0), keyWord(p.key, 8), keyWord(p.key, 16), int32(i), keyLen(p.key)}
 		}
-		slices.SortFunc(sk, compareSortKeys(ps, 24))
+		sortSortKeys(sk, ps, 24)
 		return sk
 	}
 	if len(ps) < 2 {
@@ -975,9 +1055,8 @@ func (sc *finishScratch) sortKeys(ps []partial) []sortKey {
 		out[next[r]] = sk[i]
 		next[r]++
 	}
-	byKey := compareSortKeys(ps, 48)
 	for r := range len(prefix) {
-		slices.SortFunc(out[start[r]:start[r+1]], byKey)
+		sortSortKeys(out[start[r]:start[r+1]], ps, 48)
 	}
 	// The caller's array and this one trade places for the next use.
 	sc.sk, sc.sk2 = out, sk
