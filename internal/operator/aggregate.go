@@ -76,6 +76,12 @@ type Aggregate struct {
 	// rather than growing it from empty, batch after batch. Set by Init (a
 	// pointer: SessionAggregate embeds a copy of the Aggregate).
 	groupsHint *atomic.Int64
+	// passHint is the rows a partition's columns held on average when the
+	// last passing-through task sent them: a new task makes its
+	// partitions' columns a quarter larger (within
+	// passMinRows..passBatchRows) rather than doubling them up to it. Set
+	// by Init, like groupsHint.
+	passHint *atomic.Int64
 }
 
 // DefaultFlushGroups is how many groups a stage-1 task aggregates before
@@ -91,6 +97,9 @@ func (a *Aggregate) Init() {
 	a.raw = batch.Schema{}
 	if a.groupsHint == nil {
 		a.groupsHint = new(atomic.Int64)
+	}
+	if a.passHint == nil {
+		a.passHint = new(atomic.Int64)
 	}
 	for _, k := range a.Keys {
 		a.raw.Fields = append(a.raw.Fields, batch.Field{Name: k.Name(), Type: k.Type(), Nullable: k.Nullable()})
@@ -222,6 +231,8 @@ type partialAgg struct {
 	rowState               []byte     // constantRowState, or nil
 	pass                   []passPart // per shuffle partition
 	passRows               int
+	passSize               int // the rows a partition's columns are made for
+	passSent, passSends    int // rows sent by sendPass, and its calls
 }
 
 // passPart is one shuffle partition's rows of a passing-through task, and
@@ -245,6 +256,8 @@ const (
 	// passBatchRows is how many rows a passing-through task gathers for a
 	// partition before it sends them.
 	passBatchRows = 4096
+	// passMinRows is the fewest rows a partition's columns are made for.
+	passMinRows = 64
 )
 
 // accArenaGroups is how many groups' accumulator slices one allocation of
@@ -423,6 +436,11 @@ func (p *partialAgg) passThrough(keys, args []*batch.Column, from, to int) error
 		if p.rowState, err = p.constantRowState(); err != nil {
 			return err
 		}
+		p.passSize = passMinRows
+		if p.a.passHint != nil {
+			h := p.a.passHint.Load()
+			p.passSize = int(min(max(h+h/4+8, passMinRows), passBatchRows))
+		}
 	}
 	for i := from; i < to; i++ {
 		// The key is encoded in a scratch buffer, then copied into its
@@ -455,7 +473,7 @@ func (p *partialAgg) passThrough(keys, args []*batch.Column, from, to int) error
 			state = p.saveKey(p.state)
 		}
 		if pp.keys == nil {
-			pp.keys, pp.states = batch.NewColumn(batch.Binary, 64), batch.NewColumn(batch.Binary, 64)
+			pp.keys, pp.states = batch.NewColumn(batch.Binary, p.passSize), batch.NewColumn(batch.Binary, p.passSize)
 		}
 		pp.keys.AppendBytes(key)
 		pp.states.AppendBytes(state)
@@ -499,6 +517,8 @@ func (p *partialAgg) constantRowState() ([]byte, error) {
 func (p *partialAgg) sendPass(part int) error {
 	pp := &p.pass[part]
 	b := &batch.Batch{Schema: shuffleSchema, Columns: []*batch.Column{pp.keys, pp.states}, N: pp.keys.Len}
+	p.passSent += pp.keys.Len
+	p.passSends++
 	p.passRows -= pp.keys.Len
 	pp.keys, pp.states = nil, nil
 	return p.env.Send(part, b)
@@ -516,6 +536,9 @@ func (p *partialAgg) flushPass() error {
 	p.arena = nil // sent states point into it
 	for part := range p.pass {
 		p.pass[part].arena = nil // and sent keys into these
+	}
+	if p.a.passHint != nil && p.passSends > 0 {
+		p.a.passHint.Store(int64(p.passSent / p.passSends))
 	}
 	return nil
 }

@@ -236,3 +236,49 @@ func TestPassThroughKeysSideBySide(t *testing.T) {
 		t.Fatalf("%d of %d consecutive keys side by side", adjacent, pairsSeen)
 	}
 }
+
+// A passing-through task makes its partitions' columns as large as the
+// previous task's partitions held on average, plus a quarter: in a
+// stream of like tasks the second task's columns hold their rows without
+// growing (the first task's, made for 64 rows, grow).
+func TestPassThroughColumnsSized(t *testing.T) {
+	key, _ := expr.Compile(&expr.Ident{Name: "k"}, kv)
+	cnt, _ := aggregate.New(aggregate.Spec{Func: aggregate.CountStar})
+	a := &Aggregate{Keys: []expr.Compiled{key}, EventTime: -1, Mode: ModeComplete, Calls: []AggCall{{Agg: cnt, Name: "n"}}}
+	a.Init()
+	const parts, n = 50, 8000 // 160 rows a partition
+	for task := range 2 {
+		var sent []*batch.Batch
+		w := a.NewShuffleWriter(engine.ShuffleEnv{Partitions: parts, BatchTime: time.Unix(0, 0),
+			Send: func(_ int, b *batch.Batch) error { sent = append(sent, b); return nil }})
+		var pairs []any
+		for i := range n {
+			pairs = append(pairs, fmt.Sprintf("t%d-%05d", task, i), i)
+		}
+		if err := w.Write(rows(pairs...)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		size := w.(*partialAgg).passSize
+		fit, total := 0, 0
+		for _, b := range sent[1:] { // after the combined sample's batches
+			if b.N < 100 {
+				continue // the sample's
+			}
+			total++
+			if cap(b.Columns[0].Bytes) == size && cap(b.Columns[1].Bytes) == size {
+				fit++
+			}
+		}
+		switch {
+		case total < parts*9/10:
+			t.Fatalf("task %d: %d passed batches", task, total)
+		case task == 0 && size != passMinRows:
+			t.Fatalf("first task: columns for %d rows, want %d", size, passMinRows)
+		case task == 1 && (size < 160 || size > 240 || fit < total*9/10):
+			t.Fatalf("second task: columns for %d rows; %d of %d batches held in them", size, fit, total)
+		}
+	}
+}
