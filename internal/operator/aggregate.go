@@ -741,8 +741,9 @@ func (s *aggStage2) Finish(emit func(*batch.Batch) error) error {
 	sc.keys = keys
 	// About as many rows as the batch has keys leave: an append-mode
 	// eviction in a steady stream removes about as many keys as each batch
-	// adds; update mode emits every key of the batch.
-	out.expect = len(keys)
+	// adds (a quarter more is room for the batches that remove more);
+	// update mode emits every key of the batch.
+	out.expect = len(keys) + len(keys)/4
 	// Merge each key's run with its stored state (if any) and put the
 	// result: one ordered pass over the keys and the state, which the
 	// store charges to the memory limit once (state.MergeSorted).

@@ -248,8 +248,8 @@ func DecodeKeyInto(b []byte, cols []*batch.Column) error {
 	return DecodeKeyIntoArena(b, cols, nil)
 }
 
-// keyArenaBlock is the size of the blocks DecodeKeyIntoArena copies
-// String and Binary cells into.
+// keyArenaBlock is the largest block DecodeKeyIntoArena copies String and
+// Binary cells into.
 const keyArenaBlock = 16 << 10
 
 // DecodeKeyIntoArena is DecodeKeyInto with the bytes of String and Binary
@@ -307,8 +307,10 @@ func decodeKeyCellInto(b []byte, c *batch.Column, arena *[]byte) ([]byte, error)
 		}
 		a := *arena
 		if a == nil || cap(a)-len(a) < i {
-			// Never nil: a nil cell is a null.
-			a = make([]byte, 0, max(keyArenaBlock, i))
+			// Never nil: a nil cell is a null. Blocks double from 1 KiB:
+			// an operator emitting a few hundred short keys a partition
+			// does not make (and zero) a whole block for them.
+			a = make([]byte, 0, max(min(2*cap(a), keyArenaBlock), 1<<10, i))
 		}
 		start := len(a)
 		a = append(a, b[1:1+i]...)
