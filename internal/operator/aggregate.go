@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,12 @@ type Aggregate struct {
 	// rather than growing it from empty, batch after batch. Set by Init (a
 	// pointer: SessionAggregate embeds a copy of the Aggregate).
 	groupsHint *atomic.Int64
+	// passHint is the rows a partition's columns held on average when the
+	// last passing-through task sent them: a new task makes its
+	// partitions' columns a quarter larger (within
+	// passMinRows..passBatchRows) rather than doubling them up to it. Set
+	// by Init, like groupsHint.
+	passHint *atomic.Int64
 }
 
 // DefaultFlushGroups is how many groups a stage-1 task aggregates before
@@ -90,6 +97,9 @@ func (a *Aggregate) Init() {
 	a.raw = batch.Schema{}
 	if a.groupsHint == nil {
 		a.groupsHint = new(atomic.Int64)
+	}
+	if a.passHint == nil {
+		a.passHint = new(atomic.Int64)
 	}
 	for _, k := range a.Keys {
 		a.raw.Fields = append(a.raw.Fields, batch.Field{Name: k.Name(), Type: k.Type(), Nullable: k.Nullable()})
@@ -221,10 +231,21 @@ type partialAgg struct {
 	rowState               []byte     // constantRowState, or nil
 	pass                   []passPart // per shuffle partition
 	passRows               int
+	passSize               int // the rows a partition's columns are made for
+	passSent, passSends    int // rows sent by sendPass, and its calls
 }
 
-// passPart is one shuffle partition's rows of a passing-through task.
-type passPart struct{ keys, states *batch.Column }
+// passPart is one shuffle partition's rows of a passing-through task, and
+// the arena its keys are copied into.
+type passPart struct {
+	keys, states *batch.Column
+	arena        []byte
+}
+
+// passArenaSize is the size of the blocks a passing-through task copies a
+// partition's keys into: about 50 keys of the bench's 35 bytes. A batch
+// leaves at most this much unused room per partition and task.
+const passArenaSize = 2 << 10
 
 // Pass-through thresholds: a task decides after its first passSample rows
 // (inside the chunk that reaches them); at least passRatio of them must each
@@ -235,6 +256,8 @@ const (
 	// passBatchRows is how many rows a passing-through task gathers for a
 	// partition before it sends them.
 	passBatchRows = 4096
+	// passMinRows is the fewest rows a partition's columns are made for.
+	passMinRows = 64
 )
 
 // accArenaGroups is how many groups' accumulator slices one allocation of
@@ -413,18 +436,28 @@ func (p *partialAgg) passThrough(keys, args []*batch.Column, from, to int) error
 		if p.rowState, err = p.constantRowState(); err != nil {
 			return err
 		}
+		p.passSize = passMinRows
+		if p.a.passHint != nil {
+			h := p.a.passHint.Load()
+			p.passSize = int(min(max(h+h/4+8, passMinRows), passBatchRows))
+		}
 	}
 	for i := from; i < to; i++ {
-		// The key goes straight into the arena: the arena keeps room
-		// for a key of keyRoom bytes (a longer one grows it, a copy the
-		// keys already sent do not see).
-		if cap(p.arena)-len(p.arena) < keyRoom {
-			p.arena = make([]byte, 0, keyArenaSize)
+		// The key is encoded in a scratch buffer, then copied into its
+		// partition's arena: a partition's keys lie side by side, and
+		// stage 2, which reads every key of its partition (the sort
+		// first), streams them rather than missing the cache once per key
+		// among every other partition's keys.
+		p.buf = a.appendKey(p.buf[:0], keys, i)
+		part := PartitionOf(p.buf, p.env.Partitions)
+		pp := &p.pass[part]
+		if pp.arena == nil || cap(pp.arena)-len(pp.arena) < len(p.buf) {
+			// Never nil: a nil cell is a null (an empty key is not).
+			pp.arena = make([]byte, 0, max(passArenaSize, len(p.buf)))
 		}
-		start := len(p.arena)
-		p.arena = a.appendKey(p.arena, keys, i)
-		key := p.arena[start:len(p.arena):len(p.arena)]
-		part := PartitionOf(key, p.env.Partitions)
+		start := len(pp.arena)
+		pp.arena = append(pp.arena, p.buf...)
+		key := pp.arena[start:len(pp.arena):len(pp.arena)]
 		state := p.rowState
 		if state == nil {
 			if err := aggregate.LoadStates(p.empty, p.one); err != nil {
@@ -439,9 +472,8 @@ func (p *partialAgg) passThrough(keys, args []*batch.Column, from, to int) error
 			p.state = aggregate.AppendStates(p.state[:0], p.one)
 			state = p.saveKey(p.state)
 		}
-		pp := &p.pass[part]
 		if pp.keys == nil {
-			pp.keys, pp.states = batch.NewColumn(batch.Binary, 64), batch.NewColumn(batch.Binary, 64)
+			pp.keys, pp.states = batch.NewColumn(batch.Binary, p.passSize), batch.NewColumn(batch.Binary, p.passSize)
 		}
 		pp.keys.AppendBytes(key)
 		pp.states.AppendBytes(state)
@@ -457,10 +489,6 @@ func (p *partialAgg) passThrough(keys, args []*batch.Column, from, to int) error
 	}
 	return nil
 }
-
-// keyRoom is the room a passing-through task keeps in its key arena for
-// the next key.
-const keyRoom = 256
 
 // constantRowState returns the state a row's accumulators have after that
 // row alone when it is the same for every row — every call takes no
@@ -489,6 +517,8 @@ func (p *partialAgg) constantRowState() ([]byte, error) {
 func (p *partialAgg) sendPass(part int) error {
 	pp := &p.pass[part]
 	b := &batch.Batch{Schema: shuffleSchema, Columns: []*batch.Column{pp.keys, pp.states}, N: pp.keys.Len}
+	p.passSent += pp.keys.Len
+	p.passSends++
 	p.passRows -= pp.keys.Len
 	pp.keys, pp.states = nil, nil
 	return p.env.Send(part, b)
@@ -503,7 +533,13 @@ func (p *partialAgg) flushPass() error {
 			}
 		}
 	}
-	p.arena = nil // sent keys and states point into it
+	p.arena = nil // sent states point into it
+	for part := range p.pass {
+		p.pass[part].arena = nil // and sent keys into these
+	}
+	if p.a.passHint != nil && p.passSends > 0 {
+		p.a.passHint.Store(int64(p.passSent / p.passSends))
+	}
 	return nil
 }
 
@@ -703,6 +739,11 @@ func (s *aggStage2) Finish(emit func(*batch.Batch) error) error {
 		i = j
 	}
 	sc.keys = keys
+	// About as many rows as the batch has keys leave: an append-mode
+	// eviction in a steady stream removes about as many keys as each batch
+	// adds (a quarter more is room for the batches that remove more);
+	// update mode emits every key of the batch.
+	out.expect = len(keys) + len(keys)/4
 	// Merge each key's run with its stored state (if any) and put the
 	// result: one ordered pass over the keys and the state, which the
 	// store charges to the memory limit once (state.MergeSorted).
@@ -889,6 +930,85 @@ func compareSortKeys(ps []partial, cover uint32) func(x, y sortKey) int {
 	}
 }
 
+// lessSortKey is compareSortKeys(ps, cover)(*x, *y) < 0 with the first
+// words compared in line: they decide nearly every comparison of a
+// group's keys.
+func lessSortKey(x, y *sortKey, ps []partial, cover uint32) bool {
+	if x.w0 != y.w0 {
+		return x.w0 < y.w0
+	}
+	return compareSortKeys(ps, cover)(*x, *y) < 0
+}
+
+// insertionSortLimit is the length at or below which sortSortKeys sorts by
+// insertion.
+const insertionSortLimit = 12
+
+// sortSortKeys sorts s as slices.SortFunc(s, compareSortKeys(ps, cover))
+// does — the order is total (ties go by index), so any correct sort gives
+// the same result — without a call through a function value per
+// comparison: a quicksort (median of three, the smaller side recursed)
+// over insertion sorts of short runs, which hands a run to
+// slices.SortFunc when it recurses too deep (so never worse than
+// O(n log n)). A shuffle partition sorts a few hundred keys a batch.
+func sortSortKeys(s []sortKey, ps []partial, cover uint32) {
+	quickSortKeys(s, ps, cover, 2*bits.Len(uint(len(s))))
+}
+
+func quickSortKeys(s []sortKey, ps []partial, cover uint32, depth int) {
+	for len(s) > insertionSortLimit {
+		if depth == 0 {
+			slices.SortFunc(s, compareSortKeys(ps, cover))
+			return
+		}
+		depth--
+		// The median of the first, middle and last to s[0]; the last
+		// is then at least the pivot (it stops the scan up).
+		last, mid := len(s)-1, len(s)/2
+		if lessSortKey(&s[mid], &s[0], ps, cover) {
+			s[0], s[mid] = s[mid], s[0]
+		}
+		if lessSortKey(&s[last], &s[mid], ps, cover) {
+			s[mid], s[last] = s[last], s[mid]
+			if lessSortKey(&s[mid], &s[0], ps, cover) {
+				s[0], s[mid] = s[mid], s[0]
+			}
+		}
+		s[0], s[mid] = s[mid], s[0]
+		p := s[0]
+		// Partition s[1:]: keys are distinct (ties go by index), so every
+		// key is either less than the pivot or greater.
+		i, j := 0, len(s)
+		for {
+			for i++; i < last && lessSortKey(&s[i], &p, ps, cover); i++ {
+			}
+			for j--; lessSortKey(&p, &s[j], ps, cover); j-- {
+			}
+			if i >= j {
+				break
+			}
+			s[i], s[j] = s[j], s[i]
+		}
+		s[0], s[j] = s[j], s[0]
+		// s[:j] < pivot = s[j] < s[j+1:]
+		if j < len(s)-1-j {
+			quickSortKeys(s[:j], ps, cover, depth)
+			s = s[j+1:]
+		} else {
+			quickSortKeys(s[j+1:], ps, cover, depth)
+			s = s[:j]
+		}
+	}
+	for i := 1; i < len(s); i++ {
+		x := s[i]
+		j := i
+		for ; j > 0 && lessSortKey(&x, &s[j-1], ps, cover); j-- {
+			s[j] = s[j-1]
+		}
+		s[j] = x
+	}
+}
+
 // sortKeys returns the partials' sort keys (in sc) ordered by key and,
 // among equal keys, by index (arrival).
 //
@@ -910,7 +1030,7 @@ func (sc *finishScratch) sortKeys(ps []partial) []sortKey {
 		for i, p := range ps {
 			sk[i] = sortKey{keyWord(p.key, 0), keyWord(p.key, 8), keyWord(p.key, 16), int32(i), keyLen(p.key)}
 		}
-		slices.SortFunc(sk, compareSortKeys(ps, 24))
+		sortSortKeys(sk, ps, 24)
 		return sk
 	}
 	if len(ps) < 2 {
@@ -959,9 +1079,8 @@ func (sc *finishScratch) sortKeys(ps []partial) []sortKey {
 		out[next[r]] = sk[i]
 		next[r]++
 	}
-	byKey := compareSortKeys(ps, 48)
 	for r := range len(prefix) {
-		slices.SortFunc(out[start[r]:start[r+1]], byKey)
+		sortSortKeys(out[start[r]:start[r+1]], ps, 48)
 	}
 	// The caller's array and this one trade places for the next use.
 	sc.sk, sc.sk2 = out, sk
@@ -1023,6 +1142,7 @@ func newRowBuilder(a *Aggregate, emit func(*batch.Batch) error) *rowBuilder {
 }
 
 func (r *rowBuilder) add(key []byte, accs []aggregate.Accumulator) error {
+	r.begin()
 	nk := len(r.a.Keys)
 	if nk > 0 {
 		k := key
@@ -1033,7 +1153,7 @@ func (r *rowBuilder) add(key []byte, accs []aggregate.Accumulator) error {
 				k = key[eventTimeLen:]
 			}
 		}
-		if err := state.DecodeKeyInto(k, r.cols[:nk]); err != nil {
+		if err := state.DecodeKeyIntoArena(k, r.cols[:nk], &r.arena); err != nil {
 			return fmt.Errorf("decode state key: %w", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/aggregate"
@@ -170,6 +171,114 @@ func TestPartialAggregationPassThrough(t *testing.T) {
 					t.Fatalf("%d keys, want %d", len(got), len(want))
 				}
 			})
+		}
+	}
+}
+
+// A passing-through task copies each partition's keys into an arena of
+// that partition's own: consecutive keys of a sent batch lie side by side
+// in memory (stage 2 reads them as a stream), not among the other
+// partitions' keys. An empty string's key is sent as such, never as a
+// null.
+func TestPassThroughKeysSideBySide(t *testing.T) {
+	key, _ := expr.Compile(&expr.Ident{Name: "k"}, kv)
+	cnt, _ := aggregate.New(aggregate.Spec{Func: aggregate.CountStar})
+	a := &Aggregate{Keys: []expr.Compiled{key}, EventTime: -1, Mode: ModeComplete, Calls: []AggCall{{Agg: cnt, Name: "n"}}}
+	a.Init()
+	const parts = 7
+	var sent []*batch.Batch
+	w := a.NewShuffleWriter(engine.ShuffleEnv{Partitions: parts, BatchTime: time.Unix(0, 0),
+		Send: func(_ int, b *batch.Batch) error { sent = append(sent, b); return nil }})
+	var pairs []any
+	for i := range 6000 {
+		pairs = append(pairs, fmt.Sprintf("key-%05d", i), i)
+	}
+	if err := w.Write(rows(pairs...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rows("", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !w.(*partialAgg).passing {
+		t.Fatal("the task did not pass rows through")
+	}
+	emptyKey := state.EncodeKey(nil, rows("", 0).Columns[:1], 0)
+	adjacent, pairsSeen, rowsSeen, empty := 0, 0, 0, 0
+	for _, b := range sent {
+		keys := b.Columns[0]
+		for i := range b.N {
+			rowsSeen++
+			if keys.IsNull(i) {
+				t.Fatalf("a null key in a sent batch")
+			}
+			if string(keys.Bytes[i]) == string(emptyKey) {
+				empty++
+			}
+			if i == 0 {
+				continue
+			}
+			pairsSeen++
+			prev, cur := keys.Bytes[i-1], keys.Bytes[i]
+			if unsafe.SliceData(cur) == (*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(prev)), len(prev))) {
+				adjacent++
+			}
+		}
+	}
+	if rowsSeen < 5000 || empty != 1 {
+		t.Fatalf("%d rows sent, %d empty keys", rowsSeen, empty)
+	}
+	// The task's first passSample rows were combined (and sent from the
+	// groups' arena) before it decided to pass rows through.
+	if adjacent < pairsSeen*3/4 {
+		t.Fatalf("%d of %d consecutive keys side by side", adjacent, pairsSeen)
+	}
+}
+
+// A passing-through task makes its partitions' columns as large as the
+// previous task's partitions held on average, plus a quarter: in a
+// stream of like tasks the second task's columns hold their rows without
+// growing (the first task's, made for 64 rows, grow).
+func TestPassThroughColumnsSized(t *testing.T) {
+	key, _ := expr.Compile(&expr.Ident{Name: "k"}, kv)
+	cnt, _ := aggregate.New(aggregate.Spec{Func: aggregate.CountStar})
+	a := &Aggregate{Keys: []expr.Compiled{key}, EventTime: -1, Mode: ModeComplete, Calls: []AggCall{{Agg: cnt, Name: "n"}}}
+	a.Init()
+	const parts, n = 50, 8000 // 160 rows a partition
+	for task := range 2 {
+		var sent []*batch.Batch
+		w := a.NewShuffleWriter(engine.ShuffleEnv{Partitions: parts, BatchTime: time.Unix(0, 0),
+			Send: func(_ int, b *batch.Batch) error { sent = append(sent, b); return nil }})
+		var pairs []any
+		for i := range n {
+			pairs = append(pairs, fmt.Sprintf("t%d-%05d", task, i), i)
+		}
+		if err := w.Write(rows(pairs...)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		size := w.(*partialAgg).passSize
+		fit, total := 0, 0
+		for _, b := range sent[1:] { // after the combined sample's batches
+			if b.N < 100 {
+				continue // the sample's
+			}
+			total++
+			if cap(b.Columns[0].Bytes) == size && cap(b.Columns[1].Bytes) == size {
+				fit++
+			}
+		}
+		switch {
+		case total < parts*9/10:
+			t.Fatalf("task %d: %d passed batches", task, total)
+		case task == 0 && size != passMinRows:
+			t.Fatalf("first task: columns for %d rows, want %d", size, passMinRows)
+		case task == 1 && (size < 160 || size > 240 || fit < total*9/10):
+			t.Fatalf("second task: columns for %d rows; %d of %d batches held in them", size, fit, total)
 		}
 	}
 }

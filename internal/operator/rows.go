@@ -107,29 +107,42 @@ func gatherColumn(c *batch.Column, idx []int32) *batch.Column {
 
 // outRows collects an operator's output rows into batches of up to
 // outputChunk rows and emits each as it fills. The aggregation's and the
-// session aggregation's row builders append a row's cells to cols, then
-// call rowDone.
+// session aggregation's row builders call begin, append a row's cells to
+// cols, then call rowDone.
 type outRows struct {
 	schema  batch.Schema
 	emit    func(*batch.Batch) error
-	cols    []*batch.Column
+	cols    []*batch.Column // nil until a chunk's first row
 	n       int
 	onReset func() // after fresh columns: re-derive views of them
+	// expect is how many rows the caller expects to emit (0: unknown): a
+	// chunk's columns are made that large (within minChunkCap and
+	// outputChunk) rather than doubled up to it row by row.
+	expect int
+	// arena holds the bytes of the string cells decoded from state keys
+	// (state.DecodeKeyIntoArena): a few blocks, not an allocation per row.
+	arena []byte
 }
 
-const outputChunk = 4096
+const (
+	outputChunk = 4096
+	minChunkCap = 16
+)
 
 func (o *outRows) init(schema batch.Schema, emit func(*batch.Batch) error, onReset func()) {
 	o.schema, o.emit, o.onReset = schema, emit, onReset
-	o.reset()
 }
 
-func (o *outRows) reset() {
+// begin makes the chunk's columns before its first row.
+func (o *outRows) begin() {
+	if o.cols != nil {
+		return
+	}
+	size := min(max(o.expect, minChunkCap), outputChunk)
 	o.cols = make([]*batch.Column, len(o.schema.Fields))
 	for i, f := range o.schema.Fields {
-		o.cols[i] = batch.NewColumn(f.Type, 16)
+		o.cols[i] = batch.NewColumn(f.Type, size)
 	}
-	o.n = 0
 	if o.onReset != nil {
 		o.onReset()
 	}
@@ -150,6 +163,7 @@ func (o *outRows) flush() error {
 		return nil
 	}
 	b := &batch.Batch{Schema: o.schema, Columns: o.cols, N: o.n}
-	o.reset()
+	o.expect = max(o.expect-o.n, 0)
+	o.cols, o.n = nil, 0
 	return o.emit(b)
 }

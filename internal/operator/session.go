@@ -369,7 +369,8 @@ func newSessionRows(a *SessionAggregate, emit func(*batch.Batch) error) *session
 }
 
 func (r *sessionRows) add(key []byte, ss session) error {
-	if err := state.DecodeKeyInto(groupKeyOf(key), r.keys); err != nil {
+	r.begin()
+	if err := state.DecodeKeyIntoArena(groupKeyOf(key), r.keys, &r.arena); err != nil {
 		return fmt.Errorf("decode state key: %w", err)
 	}
 	w := r.cols[r.a.Session]

@@ -103,3 +103,49 @@ func windowKey(start uint64, name int) []byte {
 	key = state.AppendKeyInt64(key, int64(start+10_000_000))
 	return state.AppendKeyBytes(key, fmt.Appendf(nil, "%04d", name))
 }
+
+// TestSortSortKeysLikeSortFunc checks sortSortKeys against
+// slices.SortFunc with compareSortKeys over lengths around the insertion
+// limit and beyond, and orders that trouble a quicksort: sorted, reversed,
+// organ pipe, all words alike (order by whole keys, then index), few
+// distinct keys, and random. A depth limit of 0 checks the fallback.
+func TestSortSortKeysLikeSortFunc(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{0, 1, 2, 3, insertionSortLimit, insertionSortLimit + 1, 40, 100, 1000, 5000} {
+		for _, shape := range []string{"random", "sorted", "reversed", "pipe", "alike", "few"} {
+			ps := make([]partial, n)
+			sk := make([]sortKey, n)
+			for i := range ps {
+				var v int
+				switch shape {
+				case "random":
+					v = rng.IntN(1 << 30)
+				case "sorted":
+					v = i
+				case "reversed":
+					v = n - i
+				case "pipe":
+					v = min(i, n-i)
+				case "alike", "few":
+					v = rng.IntN(4)
+				}
+				key := fmt.Appendf(nil, "%012d", v)
+				if shape == "alike" {
+					// Alike in the words' 24 bytes; longer than cover.
+					key = fmt.Appendf(nil, "%024d%s%d", 7, "-past-the-words-", v)
+				}
+				ps[i] = partial{key: key}
+				sk[i] = sortKey{keyWord(key, 0), keyWord(key, 8), keyWord(key, 16), int32(i), keyLen(key)}
+			}
+			for _, depth := range []int{2 * 64, 0} {
+				want := slices.Clone(sk)
+				slices.SortFunc(want, compareSortKeys(ps, 24))
+				got := slices.Clone(sk)
+				quickSortKeys(got, ps, 24, depth)
+				if !slices.Equal(got, want) {
+					t.Fatalf("n=%d %s depth %d: order differs from slices.SortFunc", n, shape, depth)
+				}
+			}
+		}
+	}
+}

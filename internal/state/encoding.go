@@ -245,8 +245,23 @@ func DecodeKey(b []byte, kinds []batch.Kind) ([]any, error) {
 // DecodeKeyInto appends the key's cells to cols (one per key column, of
 // the matching kinds).
 func DecodeKeyInto(b []byte, cols []*batch.Column) error {
+	return DecodeKeyIntoArena(b, cols, nil)
+}
+
+// keyArenaBlock is the largest block DecodeKeyIntoArena copies String and
+// Binary cells into.
+const keyArenaBlock = 16 << 10
+
+// DecodeKeyIntoArena is DecodeKeyInto with the bytes of String and Binary
+// cells without escapes copied into *arena (when arena is not nil) rather
+// than each into an allocation of its own: an operator that emits many
+// rows decodes their keys into a few blocks. The cells alias the arena;
+// the caller never writes to the arena's contents (it only appends), so
+// a block lives as long as a cell points into it. When the room left is
+// too small a fresh block replaces *arena.
+func DecodeKeyIntoArena(b []byte, cols []*batch.Column, arena *[]byte) error {
 	for i, c := range cols {
-		rest, err := decodeKeyCellInto(b, c)
+		rest, err := decodeKeyCellInto(b, c, arena)
 		if err != nil {
 			return fmt.Errorf("key column %d (%s): %w", i, c.Type, err)
 		}
@@ -262,7 +277,7 @@ func DecodeKeyInto(b []byte, cols []*batch.Column) error {
 // without escapes and structs of them go straight into the column (no
 // boxed value per cell, as eviction decodes every emitted key); other
 // kinds go through decodeKeyCell.
-func decodeKeyCellInto(b []byte, c *batch.Column) ([]byte, error) {
+func decodeKeyCellInto(b []byte, c *batch.Column, arena *[]byte) ([]byte, error) {
 	if len(b) == 0 || b[0] != keyPresent {
 		return decodeKeyCellValue(b, c)
 	}
@@ -286,7 +301,21 @@ func decodeKeyCellInto(b []byte, c *batch.Column) ([]byte, error) {
 		if i < 0 || i+2 >= len(b) || b[i+2] != 1 {
 			return decodeKeyCellValue(b, c)
 		}
-		c.AppendBytes(append(make([]byte, 0, i), b[1:1+i]...))
+		if arena == nil {
+			c.AppendBytes(append(make([]byte, 0, i), b[1:1+i]...))
+			return b[i+3:], nil
+		}
+		a := *arena
+		if a == nil || cap(a)-len(a) < i {
+			// Never nil: a nil cell is a null. Blocks double from 1 KiB:
+			// an operator emitting a few hundred short keys a partition
+			// does not make (and zero) a whole block for them.
+			a = make([]byte, 0, max(min(2*cap(a), keyArenaBlock), 1<<10, i))
+		}
+		start := len(a)
+		a = append(a, b[1:1+i]...)
+		c.AppendBytes(a[start:len(a):len(a)])
+		*arena = a
 		return b[i+3:], nil
 	case batch.Struct:
 		if len(c.Children) != len(c.Type.Fields()) {
@@ -295,7 +324,7 @@ func decodeKeyCellInto(b []byte, c *batch.Column) ([]byte, error) {
 		rest := b[1:]
 		for j, ch := range c.Children {
 			var err error
-			if rest, err = decodeKeyCellInto(rest, ch); err != nil {
+			if rest, err = decodeKeyCellInto(rest, ch, arena); err != nil {
 				// Children before j took a cell: a half-appended struct
 				// leaves the batch unusable, and the caller fails.
 				return nil, fmt.Errorf("field %q: %w", c.Type.Fields()[j].Name, err)
