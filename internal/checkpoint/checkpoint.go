@@ -381,8 +381,13 @@ func (c *Checkpoint) Close() error {
 	if c.lock == nil {
 		return nil
 	}
+	// The purged files kept for reuse (Purge) go; no write is under way.
+	serr := storage.DropSpares(c.store)
 	if err := c.lock.release(); err != nil {
 		return fmt.Errorf("checkpoint %s: release lock: %w", c.dir, err)
+	}
+	if serr != nil {
+		return fmt.Errorf("checkpoint %s: %w", c.dir, serr)
 	}
 	return nil
 }
@@ -524,7 +529,10 @@ func (c *Checkpoint) Purge(minBatchesToRetain int) error {
 		}
 		// Not made durable: a purged file back after a crash is an old
 		// batch, which the next run's first Purge (listing) removes again.
-		err := storage.DeleteUnsynced(ctx, c.store, names...)
+		// On the local disk a few are kept under temporary names for the
+		// next batches' log files to be written into (storage.Retire):
+		// cheaper than a new file and a removal each.
+		err := storage.Retire(ctx, c.store, names...)
 		c.mu.Lock()
 		if err != nil {
 			delete(c.logIDs, sub)

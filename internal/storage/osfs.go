@@ -13,6 +13,8 @@ import (
 // produces (a failed fsync, a full disk, a file system without hard links).
 type osFS interface {
 	CreateTemp(dir, pattern string) (tempFile, error)
+	// OpenSpare opens an existing file for writing it anew (truncated).
+	OpenSpare(name string) (tempFile, error)
 	Link(oldname, newname string) error
 	// RenameNoReplace renames oldname to newname unless newname exists
 	// (an error wrapping fs.ErrExist then); errors.ErrUnsupported when the
@@ -41,7 +43,10 @@ type tempFile interface {
 type realFS struct{}
 
 func (realFS) CreateTemp(dir, pattern string) (tempFile, error) { return os.CreateTemp(dir, pattern) }
-func (realFS) Link(oldname, newname string) error               { return os.Link(oldname, newname) }
+func (realFS) OpenSpare(name string) (tempFile, error) {
+	return os.OpenFile(name, os.O_WRONLY|os.O_TRUNC, 0)
+}
+func (realFS) Link(oldname, newname string) error { return os.Link(oldname, newname) }
 func (realFS) RenameNoReplace(oldname, newname string) error {
 	return renameNoReplace(oldname, newname)
 }
