@@ -185,7 +185,8 @@ type localWriter struct {
 	err      error // first write error
 	finished bool  // Finish ran: the temporary file is synced and closed
 	done     bool
-	spare    bool // f is a retired file written again (Retire)
+	spare    bool  // f is a retired file written again (Retire)
+	written  int64 // bytes written, where a spare's content ends
 }
 
 func (w *localWriter) Write(p []byte) (int, error) {
@@ -196,6 +197,7 @@ func (w *localWriter) Write(p []byte) (int, error) {
 		return 0, w.err
 	}
 	n, err := w.f.Write(p)
+	w.written += int64(n)
 	if err != nil {
 		w.err = fmt.Errorf("storage: write %s: %w", w.final, err)
 		return n, w.err
@@ -225,6 +227,11 @@ func (w *localWriter) Finish() error {
 	w.finished = true
 	tmp := w.f.Name()
 	err := w.err
+	if err == nil && w.spare {
+		if err = w.f.Truncate(w.written); err != nil { // the old content's tail
+			err = fmt.Errorf("storage: write %s: %w", w.final, err)
+		}
+	}
 	if err == nil {
 		if err = w.f.Sync(); err != nil {
 			err = fmt.Errorf("storage: fsync %s: %w", tmp, err)
