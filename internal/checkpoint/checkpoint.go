@@ -483,6 +483,30 @@ func (c *Checkpoint) Purge(minBatchesToRetain int) error {
 		return err
 	}
 	defer c.writes.RUnlock()
+	if err := c.purge(minBatchesToRetain); err != nil {
+		return err
+	}
+	if c.readOnly {
+		return nil
+	}
+	// The next batches' log files are written into files kept here
+	// (storage.Retire above); until the purge has kept any (the first
+	// minBatchesToRetain batches), empty ones are made here, off the
+	// batch's path.
+	for _, sub := range []string{offsetsDir, commitsDir} {
+		if err := storage.FillSpares(ctx, c.store, sub, logSpares); err != nil {
+			return fmt.Errorf("checkpoint: purge: %w", err)
+		}
+	}
+	return nil
+}
+
+// logSpares is how many files each log keeps ready for its next writes:
+// one for the batch being logged, one for the next.
+const logSpares = 2
+
+// purge is Purge's deletion, under c.purging and c.writes.
+func (c *Checkpoint) purge(minBatchesToRetain int) error {
 	c.mu.Lock()
 	offs, err := c.knownIDs(offsetsDir)
 	if err != nil || len(offs) == 0 {

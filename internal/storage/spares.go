@@ -210,3 +210,78 @@ func (l *Local) dropSpares() error {
 	}
 	return errors.Join(errs...)
 }
+
+// add puts a file that never held anything of the store's into dir's
+// pool, ready at once; false when the pool is full.
+func (s *spares) add(dir, path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dirs == nil {
+		s.dirs = map[string]*spareDir{}
+	}
+	d := s.dirs[dir]
+	if d == nil {
+		d = &spareDir{}
+		s.dirs[dir] = d
+	}
+	if len(d.pending)+len(d.ready)+d.reserved >= MaxSpares {
+		return false
+	}
+	d.ready = append(d.ready, path)
+	return true
+}
+
+// count is how many files dir's pool holds or is getting.
+func (s *spares) count(dir string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dirs[dir]
+	if d == nil {
+		return 0
+	}
+	return len(d.pending) + len(d.ready) + d.reserved
+}
+
+// filler is a store that can prepare files for its next writes.
+type filler interface {
+	fillSpares(ctx context.Context, dir string, n int) error
+}
+
+// FillSpares makes sure the directory dir of s has n files (at most
+// MaxSpares) kept for its next writes, creating empty ones where Retire
+// kept too few: called off a writer's critical path (a checkpoint's purge
+// goroutine), it moves the cost of creating a file there, as long as no
+// file is retired yet (a checkpoint's first minBatchesToRetain batches).
+// A no-op on stores other than Local.
+func FillSpares(ctx context.Context, s Store, dir string, n int) error {
+	if f, ok := s.(filler); ok {
+		return f.fillSpares(ctx, dir, min(n, MaxSpares))
+	}
+	return nil
+}
+
+func (l *Local) fillSpares(ctx context.Context, dir string, n int) error {
+	p, err := l.dirPath(dir)
+	if err != nil {
+		return err
+	}
+	for l.spares.count(p) < n {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		f, err := l.fs.CreateTemp(p, spareBase+"*")
+		if err != nil {
+			return fmt.Errorf("storage: prepare a file in %s: %w", p, err)
+		}
+		// Empty and under a temporary name: nothing to make durable.
+		if err := f.Close(); err != nil {
+			_ = l.fs.Remove(f.Name())
+			return fmt.Errorf("storage: prepare a file in %s: %w", p, err)
+		}
+		if !l.spares.add(p, f.Name()) {
+			_ = l.fs.Remove(f.Name())
+			return nil
+		}
+	}
+	return nil
+}

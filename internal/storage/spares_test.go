@@ -180,3 +180,53 @@ func TestRetireOnOtherStoresDeletes(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestFillSparesPreparesFiles: FillSpares creates empty files a write
+// uses at once (they never held anything), up to n and MaxSpares.
+func TestFillSparesPreparesFiles(t *testing.T) {
+	l := newLocal(t)
+	if err := l.PutIfAbsent(ctx, "log/0", []byte("zero")); err != nil {
+		t.Fatal(err)
+	}
+	if err := FillSpares(ctx, l, "log", 2); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(l.Root(), "log")
+	kept := tempFiles(t, dir)
+	if len(kept) != 2 {
+		t.Fatalf("%d files prepared, want 2", len(kept))
+	}
+	var before []os.FileInfo
+	for _, p := range kept {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before = append(before, fi)
+	}
+	if err := l.PutIfAbsent(ctx, "log/1", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	after := statOf(t, l, "log/1")
+	if !os.SameFile(before[0], after) && !os.SameFile(before[1], after) {
+		t.Error("log/1 is a new file, want a prepared one")
+	}
+	if got, _ := l.Get(ctx, "log/1"); string(got) != "one" {
+		t.Errorf("log/1 = %q", got)
+	}
+	if err := FillSpares(ctx, l, "log", 99); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tempFiles(t, dir)); n != MaxSpares {
+		t.Errorf("%d files prepared, want at most %d", n, MaxSpares)
+	}
+	if got := names(t, l, "log"); len(got) != 2 {
+		t.Errorf("listing %v, want [0 1]", got)
+	}
+	if err := DropSpares(l); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tempFiles(t, dir)); n != 0 {
+		t.Errorf("%d files left after DropSpares", n)
+	}
+}
