@@ -25,10 +25,11 @@ import (
 // A writer that dies leaves only its temporary file; RemoveTemp clears
 // those when no writer can be running (under the checkpoint lock).
 //
-// Files removed with Retire are kept (a few per directory, under
-// temporary names) and written again by the directory's next writes:
-// such a write truncates and rewrites the kept file instead of creating
-// one, then moves it into place as above.
+// Files removed with Retire, or prepared with FillSpares, are kept (a few
+// per directory, under temporary names) and written again by the
+// directory's next writes: such a write overwrites the kept file, cuts it
+// to length and fsyncs it instead of creating one, then moves it into
+// place as above (a rename without replacing, where there is one).
 type Local struct {
 	root   string
 	fs     osFS
