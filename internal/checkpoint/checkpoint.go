@@ -381,8 +381,13 @@ func (c *Checkpoint) Close() error {
 	if c.lock == nil {
 		return nil
 	}
+	// The purged files kept for reuse (Purge) go; no write is under way.
+	serr := storage.DropSpares(c.store)
 	if err := c.lock.release(); err != nil {
 		return fmt.Errorf("checkpoint %s: release lock: %w", c.dir, err)
+	}
+	if serr != nil {
+		return fmt.Errorf("checkpoint %s: %w", c.dir, serr)
 	}
 	return nil
 }
@@ -478,6 +483,30 @@ func (c *Checkpoint) Purge(minBatchesToRetain int) error {
 		return err
 	}
 	defer c.writes.RUnlock()
+	if err := c.purge(minBatchesToRetain); err != nil {
+		return err
+	}
+	if c.readOnly {
+		return nil
+	}
+	// The next batches' log files are written into files kept here
+	// (storage.Retire above); until the purge has kept any (the first
+	// minBatchesToRetain batches), empty ones are made here, off the
+	// batch's path.
+	for _, sub := range []string{offsetsDir, commitsDir} {
+		if err := storage.FillSpares(ctx, c.store, sub, logSpares); err != nil {
+			return fmt.Errorf("checkpoint: purge: %w", err)
+		}
+	}
+	return nil
+}
+
+// logSpares is how many files each log keeps ready for its next writes:
+// one for the batch being logged, one for the next.
+const logSpares = 2
+
+// purge is Purge's deletion, under c.purging and c.writes.
+func (c *Checkpoint) purge(minBatchesToRetain int) error {
 	c.mu.Lock()
 	offs, err := c.knownIDs(offsetsDir)
 	if err != nil || len(offs) == 0 {
@@ -524,7 +553,10 @@ func (c *Checkpoint) Purge(minBatchesToRetain int) error {
 		}
 		// Not made durable: a purged file back after a crash is an old
 		// batch, which the next run's first Purge (listing) removes again.
-		err := storage.DeleteUnsynced(ctx, c.store, names...)
+		// On the local disk a few are kept under temporary names for the
+		// next batches' log files to be written into (storage.Retire):
+		// cheaper than a new file and a removal each.
+		err := storage.Retire(ctx, c.store, names...)
 		c.mu.Lock()
 		if err != nil {
 			delete(c.logIDs, sub)

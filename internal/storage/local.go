@@ -24,9 +24,16 @@ import (
 //
 // A writer that dies leaves only its temporary file; RemoveTemp clears
 // those when no writer can be running (under the checkpoint lock).
+//
+// Files removed with Retire, or prepared with FillSpares, are kept (a few
+// per directory, under temporary names) and written again by the
+// directory's next writes: such a write overwrites the kept file, cuts it
+// to length and fsyncs it instead of creating one, then moves it into
+// place as above (a rename without replacing, where there is one).
 type Local struct {
-	root string
-	fs   osFS
+	root   string
+	fs     osFS
+	spares spares
 }
 
 // NewLocal returns the Store rooted at the directory root (made absolute;
@@ -122,6 +129,13 @@ func (l *Local) Create(ctx context.Context, name string, mode Mode) (Writer, err
 		return nil, err
 	}
 	dir := filepath.Dir(final)
+	if sp := l.spares.take(dir); sp != "" {
+		f, err := l.fs.OpenSpare(sp)
+		if err == nil {
+			return &localWriter{l: l, f: f, final: final, mode: mode, spare: true}, nil
+		}
+		_ = l.fs.Remove(sp) // unusable: a new file below
+	}
 	pattern := "." + filepath.Base(final) + tempMarker + "*"
 	f, err := l.fs.CreateTemp(dir, pattern)
 	if errors.Is(err, fs.ErrNotExist) { // a new directory: create it durably
@@ -172,6 +186,8 @@ type localWriter struct {
 	err      error // first write error
 	finished bool  // Finish ran: the temporary file is synced and closed
 	done     bool
+	spare    bool  // f is a retired file written again (Retire)
+	written  int64 // bytes written, where a spare's content ends
 }
 
 func (w *localWriter) Write(p []byte) (int, error) {
@@ -182,6 +198,7 @@ func (w *localWriter) Write(p []byte) (int, error) {
 		return 0, w.err
 	}
 	n, err := w.f.Write(p)
+	w.written += int64(n)
 	if err != nil {
 		w.err = fmt.Errorf("storage: write %s: %w", w.final, err)
 		return n, w.err
@@ -211,6 +228,11 @@ func (w *localWriter) Finish() error {
 	w.finished = true
 	tmp := w.f.Name()
 	err := w.err
+	if err == nil && w.spare {
+		if err = w.f.Truncate(w.written); err != nil { // the old content's tail
+			err = fmt.Errorf("storage: write %s: %w", w.final, err)
+		}
+	}
 	if err == nil {
 		if err = w.f.Sync(); err != nil {
 			err = fmt.Errorf("storage: fsync %s: %w", tmp, err)
@@ -239,9 +261,17 @@ func (w *localWriter) Commit() error {
 	w.done = true
 	tmp := w.f.Name()
 	var err error
-	if w.mode == Replace {
+	switch {
+	case w.mode == Replace:
 		err = w.l.fs.Rename(tmp, w.final)
-	} else {
+	case w.spare:
+		// One rename instead of a link and a removal; where the file
+		// system cannot rename without replacing, the link does.
+		err = w.l.fs.RenameNoReplace(tmp, w.final)
+		if errors.Is(err, errors.ErrUnsupported) {
+			err = w.l.linkNoReplace(tmp, w.final)
+		}
+	default:
 		err = w.l.linkNoReplace(tmp, w.final)
 	}
 	if err != nil {
@@ -251,9 +281,20 @@ func (w *localWriter) Commit() error {
 		}
 		return fmt.Errorf("storage: write %s: %w", w.final, err)
 	}
-	if err := w.l.fs.SyncDir(filepath.Dir(w.final)); err != nil {
+	if err := w.l.syncDir(filepath.Dir(w.final)); err != nil {
 		return fmt.Errorf("storage: %s was written but may not survive a crash: %w", w.final, err)
 	}
+	return nil
+}
+
+// syncDir fsyncs dir; the files retired in it before are then ready for
+// reuse (spares).
+func (l *Local) syncDir(dir string) error {
+	mark := l.spares.mark(dir)
+	if err := l.fs.SyncDir(dir); err != nil {
+		return err
+	}
+	l.spares.synced(dir, mark)
 	return nil
 }
 
@@ -381,7 +422,7 @@ func (l *Local) delete(ctx context.Context, sync bool, names []string) error {
 		}
 	}
 	for _, d := range slices.Sorted(maps.Keys(dirs)) {
-		if err := l.fs.SyncDir(d); err != nil {
+		if err := l.syncDir(d); err != nil {
 			errs = append(errs, fmt.Errorf("storage: delete: %w", err))
 		}
 	}

@@ -13,6 +13,9 @@ import (
 // produces (a failed fsync, a full disk, a file system without hard links).
 type osFS interface {
 	CreateTemp(dir, pattern string) (tempFile, error)
+	// OpenSpare opens an existing file for writing it anew from its
+	// start; the writer truncates it to what it wrote (tempFile.Truncate).
+	OpenSpare(name string) (tempFile, error)
 	Link(oldname, newname string) error
 	// RenameNoReplace renames oldname to newname unless newname exists
 	// (an error wrapping fs.ErrExist then); errors.ErrUnsupported when the
@@ -35,13 +38,21 @@ type tempFile interface {
 	Name() string
 	Sync() error
 	Close() error
+	Truncate(size int64) error
 }
 
 // realFS is osFS on the real operating system.
 type realFS struct{}
 
 func (realFS) CreateTemp(dir, pattern string) (tempFile, error) { return os.CreateTemp(dir, pattern) }
-func (realFS) Link(oldname, newname string) error               { return os.Link(oldname, newname) }
+func (realFS) OpenSpare(name string) (tempFile, error) {
+	// Not O_TRUNC: the old content is overwritten and the rest cut off
+	// at the end, so that a file no longer than its old block keeps it —
+	// a freed block costs ext4 with the discard option a TRIM of the
+	// device in the call (0.3–0.8 ms here).
+	return os.OpenFile(name, os.O_WRONLY, 0)
+}
+func (realFS) Link(oldname, newname string) error { return os.Link(oldname, newname) }
 func (realFS) RenameNoReplace(oldname, newname string) error {
 	return renameNoReplace(oldname, newname)
 }
