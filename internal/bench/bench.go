@@ -135,6 +135,19 @@ type Latency struct {
 	// the p99 itself on a shared machine.
 	Tail   *LatencyTail `json:"tail,omitempty"`
 	Phases Phases       `json:"phases"`
+	// CPU is what each process used while the run loaded the machine
+	// (OwnProcesses runs only): the three share its cores, so what the
+	// broker and the load generator take is CPU the query waits for.
+	CPU *LatencyCPU `json:"cpu,omitempty"`
+}
+
+// LatencyCPU is the CPU seconds of a latency run's processes: the query's
+// and the broker's from the load's start until the query had committed
+// every record (/proc, 10 ms ticks), the load generator's over its life.
+type LatencyCPU struct {
+	QuerySec   float64 `json:"query_sec"`
+	BrokerSec  float64 `json:"broker_sec"`
+	LoadgenSec float64 `json:"loadgen_sec"`
 }
 
 // LatencyTail is where the records at or above a run's p99 spent their

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/loadgen"
+	"github.com/sluice-stream/sluice/internal/procstat"
 	"github.com/sluice-stream/sluice/internal/queryrun"
 	"github.com/sluice-stream/sluice/internal/sparktext"
 	"github.com/sluice-stream/sluice/progress"
@@ -34,6 +35,7 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 	}
 	topic := fmt.Sprintf("bench-latency-%d", time.Now().UnixNano())
 	addr := b.Addr()
+	var brokerPID int
 	if cfg.LatencyInProcess {
 		if err := b.CreateTopic(ctx, broker.TopicSpec{Name: topic, Partitions: int32(cfg.Partitions)}); err != nil {
 			return Latency{}, err
@@ -46,7 +48,7 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 			return Latency{}, err
 		}
 		defer bc.stop()
-		addr = bc.addr
+		addr, brokerPID = bc.addr, bc.pid()
 	}
 	dir, done, err := cfg.scratchDir("lat-")
 	if err != nil {
@@ -82,6 +84,7 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 	}
 	shape, _ := loadgen.NewShape(loadgen.ShapeOrders, 0, 1)
 	cfg.Logf("latency (%s): producing %.0f rec/s for %s with the query running...", label, rate, d)
+	cpu0 := childrenCPU(q.PID(), brokerPID)
 	loadStart := time.Now()
 	var load loadResult
 	if cfg.LatencyInProcess {
@@ -108,6 +111,7 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	cpu1 := childrenCPU(q.PID(), brokerPID)
 	stopped = true
 	if err := q.Stop(); err != nil {
 		return Latency{}, fmt.Errorf("latency query: %w", err)
@@ -153,6 +157,9 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 		l.Tail = tailOf(lat, l.P99Ms, ps)
 		l.Phases = phasesOf(ps)
 	}
+	if !cfg.LatencyInProcess && cpu0.ok && cpu1.ok && load.CPU >= 0 {
+		l.CPU = &LatencyCPU{QuerySec: (cpu1.query - cpu0.query).Seconds(), BrokerSec: (cpu1.broker - cpu0.broker).Seconds(), LoadgenSec: load.CPU.Seconds()}
+	}
 	cfg.Logf("latency (%s): asked %.0f rec/s, produced %.0f, processed %.0f during the load; p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d records in %d batches (longest %d ms)",
 		label, rate, l.AchievedPerSec, l.ProcessedPerSec, l.P50Ms, l.P99Ms, l.MaxMs, l.Records, l.Batches, l.MaxBatchMs)
 	if t := l.Tail; t != nil {
@@ -163,7 +170,27 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 		cfg.Logf("latency (%s): the slowest 1 %% (%d records in %s) waited %.0f ms on average before their batch started, then %.0f ms in it (%.0f ms of it the offsets and commit log writes); all batches: %s",
 			label, t.Records, batches, t.BeforeBatchMs, t.BatchMs, t.LogWritesMs, l.Phases)
 	}
+	if c := l.CPU; c != nil {
+		cfg.Logf("latency (%s): CPU over the load: query %.2f s, broker %.2f s, load generator %.2f s", label, c.QuerySec, c.BrokerSec, c.LoadgenSec)
+	}
 	return l, nil
+}
+
+// procsCPU is the CPU time of a latency run's query and broker children.
+type procsCPU struct {
+	query, broker time.Duration
+	ok            bool // both read
+}
+
+// childrenCPU reads the CPU time of the query and broker processes from
+// /proc (not ok in process, or without /proc).
+func childrenCPU(queryPID, brokerPID int) procsCPU {
+	if queryPID <= 0 || brokerPID <= 0 {
+		return procsCPU{}
+	}
+	q, err1 := procstat.CPU(queryPID)
+	b, err2 := procstat.CPU(brokerPID)
+	return procsCPU{query: q, broker: b, ok: err1 == nil && err2 == nil}
 }
 
 // asyncLabel marks the latency runs with asynchronous progress tracking.

@@ -33,6 +33,9 @@ type brokerChild struct {
 	done chan struct{}
 }
 
+// pid is the broker child's process id.
+func (b *brokerChild) pid() int { return b.cmd.Process.Pid }
+
 // startBrokerChild starts `sluice broker` on a free port with topic and
 // waits until it listens.
 func startBrokerChild(ctx context.Context, cfg *Config, topic string, partitions int) (*brokerChild, error) {
@@ -99,10 +102,12 @@ type loadResult struct {
 	Acked     int64
 	Achieved  float64
 	Throttled bool
+	// CPU is the load generator child's user + system time (-1 in process).
+	CPU time.Duration
 }
 
 func fromLoadgen(r loadgen.Result) loadResult {
-	return loadResult{Duration: r.Duration, Acked: r.Acked, Achieved: r.AchievedRate(), Throttled: r.Throttled()}
+	return loadResult{Duration: r.Duration, Acked: r.Acked, Achieved: r.AchievedRate(), Throttled: r.Throttled(), CPU: -1}
 }
 
 // LatencyProducerLinger is the latency runs' producer linger: none, as
@@ -131,5 +136,6 @@ func loadgenChild(ctx context.Context, cfg *Config, addr, topic string, rate flo
 	if err := json.Unmarshal(out, &j); err != nil {
 		return loadResult{}, fmt.Errorf("loadgen child: result %q: %w", out, err)
 	}
-	return loadResult{Duration: time.Duration(j.DurationSec * float64(time.Second)), Acked: j.Acked, Achieved: j.AchievedPerSec, Throttled: j.Throttled}, nil
+	return loadResult{Duration: time.Duration(j.DurationSec * float64(time.Second)), Acked: j.Acked, Achieved: j.AchievedPerSec, Throttled: j.Throttled,
+		CPU: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}, nil
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -54,12 +55,13 @@ func TestBrokerChild(t *testing.T) {
 // load is the in-process one's (shape, seed, keys, buffer, rate, length).
 func TestLoadgenChild(t *testing.T) {
 	var args []string
-	cfg := &Config{Partitions: 8, Command: shCommand(`echo '{"duration_sec":10,"asked":100000,"acked":99990,"failed":0,"skipped":0,"asked_per_sec":10000,"achieved_per_sec":9999,"throttled":true,"partition_counts":[1]}'`, &args)}
+	// The script spins a little first: the child's CPU time is reported.
+	cfg := &Config{Partitions: 8, Command: shCommand(`i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo '{"duration_sec":10,"asked":100000,"acked":99990,"failed":0,"skipped":0,"asked_per_sec":10000,"achieved_per_sec":9999,"throttled":true,"partition_counts":[1]}'`, &args)}
 	r, err := loadgenChild(context.Background(), cfg, "127.0.0.1:4567", "lat", 10000, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Duration != 10*time.Second || r.Acked != 99990 || r.Achieved != 9999 || !r.Throttled {
+	if r.Duration != 10*time.Second || r.Acked != 99990 || r.Achieved != 9999 || !r.Throttled || r.CPU <= 0 {
 		t.Errorf("result %+v", r)
 	}
 	got := strings.Join(args, " ")
@@ -99,5 +101,22 @@ func TestTailAndPhases(t *testing.T) {
 	}
 	if tailOf(lat, 1000, ps) != nil {
 		t.Error("a tail above every record should be nil")
+	}
+}
+
+// TestChildrenCPU: the query's and the broker's CPU time are read from
+// /proc by process id, and not at all for an in-process run (pid 0).
+func TestChildrenCPU(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	for x, start := 0, time.Now(); time.Since(start) < 50*time.Millisecond; x++ { // spin: at least a clock tick
+	}
+	c := childrenCPU(os.Getpid(), os.Getpid())
+	if !c.ok || c.query <= 0 || c.broker != c.query {
+		t.Errorf("own process read as %+v, want both its CPU time", c)
+	}
+	if c := childrenCPU(0, os.Getpid()); c.ok {
+		t.Errorf("in-process query read as %+v, want not ok", c)
 	}
 }

@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-stream/sluice/internal/broker"
@@ -201,5 +204,51 @@ func TestSlowBrokerSlowsDown(t *testing.T) {
 	}
 	if s := res.Seconds[0].String(); !strings.Contains(s, "broker not keeping up") || !strings.Contains(s, "skipped") {
 		t.Fatalf("report line %q does not say the broker is not keeping up", s)
+	}
+}
+
+// TestRecordsAsShaped reads back what a run produced while the broker
+// holds every produce request for 15 ms, so that several ticks' record
+// buffers are in flight and reused: every record is the one the shape and
+// the key draws made for its place in the run, on the key's partition,
+// stamped at its tick.
+func TestRecordsAsShaped(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "shaped", Partitions: 4})
+	c := b.Cluster()
+	c.ControlKey(kmsg.Produce.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		time.Sleep(15 * time.Millisecond)
+		return nil, nil, false
+	})
+	shape, _ := NewShape(ShapeOrders, 0, 3)
+	keys := Keys{Count: 1000, Zipf: 1.1}
+	res, err := Run(context.Background(), Config{
+		Brokers: []string{b.Addr()}, Topic: "shaped", Profile: Steady{Rate: 20000}, Duration: time.Second,
+		Shape: shape, Keys: keys, Seed: 5,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Acked != res.Issued || res.Failed != 0 || res.Skipped != 0 || res.Acked < 10000 {
+		t.Fatalf("%+v: want every issued record acked, at least half of 20,000", res)
+	}
+	if res.LastAck <= 0 || res.LastAck > res.Duration+5*time.Second {
+		t.Errorf("last acknowledgement at %s of a %s run", res.LastAck, res.Duration)
+	}
+	got := brokertest.ConsumeAll(t, b.Addr(), "shaped", int(res.Acked))
+	seq := func(r *kgo.Record) int {
+		_, after, _ := strings.Cut(string(r.Value), `"order_id":"o-`)
+		n, _ := strconv.Atoi(after[:strings.IndexByte(after, '"')])
+		return n
+	}
+	slices.SortFunc(got, func(a, b *kgo.Record) int { return seq(a) - seq(b) })
+	ref, _ := NewShape(ShapeOrders, 0, 3)
+	draws := newKeyDrawer(keys, 5)
+	for i, r := range got {
+		k := draws.next()
+		wk, wv := ref.Record(r.Timestamp, k)
+		if !bytes.Equal(r.Key, wk) || !bytes.Equal(r.Value, wv) || r.Partition != int32(k%4) {
+			t.Fatalf("record %d of %d (partition %d): %s = %s, want %s = %s on partition %d", i, len(got), r.Partition, r.Key, r.Value, wk, wv, k%4)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,18 @@ type Shape interface {
 	// Record returns the key and value of a record with key index key
 	// (0 ≤ key < the key count), stamped now. Both slices are fresh.
 	Record(now time.Time, key int) (k, v []byte)
+	// AppendRecord appends the key and then the value of the record Record
+	// would return to dst and returns the extended buffer and the key's
+	// length. It allocates only to grow dst, so a producer can carve many
+	// records out of one buffer.
+	AppendRecord(dst []byte, now time.Time, key int) (buf []byte, keyLen int)
+}
+
+// record makes Record of an AppendRecord: fresh key and value slices of
+// one new buffer of about size bytes.
+func record(s Shape, now time.Time, key, size int) ([]byte, []byte) {
+	buf, kl := s.AppendRecord(make([]byte, 0, size), now, key)
+	return buf[:kl:kl], buf[kl:]
 }
 
 // Shape names.
@@ -61,9 +74,15 @@ type orderShape struct {
 func (s *orderShape) Name() string { return ShapeOrders }
 
 func (s *orderShape) Record(now time.Time, key int) ([]byte, []byte) {
-	o := s.gen.NextOrder(now)
-	o.CustomerID = "c-" + pad4(key)
-	return []byte(o.CustomerID), padJSON(o.AppendJSON(make([]byte, 0, max(s.size, 160))), s.size)
+	return record(s, now, key, max(s.size, 160)+8)
+}
+
+func (s *orderShape) AppendRecord(dst []byte, now time.Time, key int) ([]byte, int) {
+	start := len(dst)
+	dst = append(dst, "c-"...)
+	dst = appendPad4(dst, key)
+	kl := len(dst) - start
+	return padJSONAt(s.gen.AppendNextJSON(dst, now, key), start+kl, s.size), kl
 }
 
 // iotShape is a sensor reading:
@@ -73,18 +92,30 @@ type iotShape struct {
 	rng  *rand.Rand
 	size int
 	seq  int64
+	// The last timestamp formatted, for the records of the same instant.
+	tsAt   time.Time
+	tsText []byte
 }
 
 func (s *iotShape) Name() string { return ShapeIoT }
 
 func (s *iotShape) Record(now time.Time, key int) ([]byte, []byte) {
+	return record(s, now, key, max(s.size, 128)+8)
+}
+
+func (s *iotShape) AppendRecord(dst []byte, now time.Time, key int) ([]byte, int) {
 	s.seq++
-	id := "dev-" + pad4(key)
-	v := make([]byte, 0, max(s.size, 128))
-	v = append(v, `{"device_id":"`...)
-	v = append(v, id...)
+	start := len(dst)
+	dst = append(dst, "dev-"...)
+	dst = appendPad4(dst, key)
+	kl := len(dst) - start
+	if s.tsText == nil || !now.Equal(s.tsAt) {
+		s.tsAt, s.tsText = now, now.UTC().AppendFormat(s.tsText[:0], orders.TimeLayout)
+	}
+	v := append(dst, `{"device_id":"`...)
+	v = append(v, dst[start:start+kl]...)
 	v = append(v, `","ts":"`...)
-	v = now.UTC().AppendFormat(v, orders.TimeLayout)
+	v = append(v, s.tsText...)
 	v = append(v, `","seq":`...)
 	v = strconv.AppendInt(v, s.seq, 10)
 	v = append(v, `,"temperature":`...)
@@ -94,7 +125,7 @@ func (s *iotShape) Record(now time.Time, key int) ([]byte, []byte) {
 	v = append(v, `,"battery":`...)
 	v = strconv.AppendFloat(v, 0.2+0.8*s.rng.Float64(), 'f', 2, 64)
 	v = append(v, '}')
-	return []byte(id), padJSON(v, s.size)
+	return padJSONAt(v, start+kl, s.size), kl
 }
 
 // randomShape is size random characters from a 64-character alphabet, so
@@ -108,8 +139,18 @@ const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 
 func (s *randomShape) Name() string { return ShapeRandom }
 
-func (s *randomShape) Record(_ time.Time, key int) ([]byte, []byte) {
-	v := make([]byte, s.size)
+func (s *randomShape) Record(now time.Time, key int) ([]byte, []byte) {
+	return record(s, now, key, s.size+8)
+}
+
+func (s *randomShape) AppendRecord(dst []byte, _ time.Time, key int) ([]byte, int) {
+	start := len(dst)
+	dst = append(dst, "k-"...)
+	dst = strconv.AppendInt(dst, int64(key), 10)
+	kl := len(dst) - start
+	vs := len(dst)
+	dst = slices.Grow(dst, s.size)[:vs+s.size]
+	v := dst[vs:]
 	for i := 0; i < len(v); i += 10 {
 		r := s.rng.Uint64() // 10 characters of 6 bits each
 		for j := i; j < min(i+10, len(v)); j++ {
@@ -117,31 +158,32 @@ func (s *randomShape) Record(_ time.Time, key int) ([]byte, []byte) {
 			r >>= 6
 		}
 	}
-	return []byte("k-" + strconv.Itoa(key)), v
+	return dst, kl
 }
 
-func pad4(n int) string {
-	s := strconv.Itoa(n)
-	if len(s) >= 4 {
-		return s
+// appendPad4 appends n (≥ 0) in decimal with at least 4 digits.
+func appendPad4(dst []byte, n int) []byte {
+	for p := 1000; p > 1 && n < p; p /= 10 {
+		dst = append(dst, '0')
 	}
-	return strings.Repeat("0", 4-len(s)) + s
+	return strconv.AppendInt(dst, int64(n), 10)
 }
 
-// padJSON grows a JSON object to size bytes with a "pad" string field
-// before its closing brace; an object already too large for the field is
-// returned unchanged.
-func padJSON(v []byte, size int) []byte {
+// padJSONAt grows the JSON object that starts at buf[start:] and ends buf
+// to size bytes with a "pad" string field before its closing brace; an
+// object already too large for the field is left unchanged.
+func padJSONAt(buf []byte, start, size int) []byte {
 	const open, closing = `,"pad":"`, `"}`
+	v := buf[start:]
 	n := size - len(v) - len(open) - len(closing) + 1 // the '}' is replaced
 	if n < 0 || len(v) == 0 || v[len(v)-1] != '}' {
-		return v
+		return buf
 	}
-	v = append(v[:len(v)-1], open...)
+	buf = append(buf[:len(buf)-1], open...)
 	for range n {
-		v = append(v, 'x')
+		buf = append(buf, 'x')
 	}
-	return append(v, closing...)
+	return append(buf, closing...)
 }
 
 // Keys is the distribution of record keys: Count distinct keys, drawn

@@ -76,6 +76,12 @@ type Generator struct {
 	sku    *rand.Zipf
 	prices [NumSKUs]int64 // cents
 	seq    int64
+
+	// For AppendNextJSON: each SKU's price as AppendJSON writes it (made
+	// on first use), and the last timestamp it formatted.
+	priceText [NumSKUs][]byte
+	tsAt      time.Time
+	tsText    []byte
 }
 
 // NewGenerator returns a generator seeded with seed.
@@ -112,11 +118,74 @@ func (g *Generator) NextOrder(now time.Time) Order {
 	return o
 }
 
+// AppendNextJSON appends the next order's JSON to dst, byte for byte as
+// NextOrder(now) followed by AppendJSON would, except that a customer ≥ 0
+// replaces the customer id with "c-" and customer in at least 4 digits (the
+// drawn id is still drawn, so the sequence does not depend on it). It makes
+// the same draws as NextOrder and allocates nothing when dst has room: it
+// writes digits directly, keeps each SKU's price text and formats a
+// timestamp once for all the orders of the same millisecond — what a load
+// generator producing a tick's orders at one time wants.
+func (g *Generator) AppendNextJSON(dst []byte, now time.Time, customer int) []byte {
+	g.seq++
+	sku := int(g.sku.Uint64())
+	drawn := g.rng.Int64N(NumCustomers) // the draws in NextOrder's order
+	quantity := 1 + g.rng.IntN(MaxQuantity)
+	w := g.rng.IntN(10)
+	currency := ""
+	for i, cw := range currencyWeights {
+		if w < cw {
+			currency = Currencies[i]
+			break
+		}
+		w -= cw
+	}
+	if customer >= 0 {
+		drawn = int64(customer)
+	}
+	ts := now.Truncate(time.Millisecond)
+	if g.tsText == nil || !ts.Equal(g.tsAt) {
+		g.tsAt, g.tsText = ts, ts.UTC().AppendFormat(g.tsText[:0], TimeLayout)
+	}
+	if g.priceText[sku] == nil {
+		g.priceText[sku] = strconv.AppendFloat(nil, float64(g.prices[sku])/100, 'f', 2, 64)
+	}
+	dst = append(dst, `{"order_id":"o-`...)
+	dst = appendZeroPad(dst, g.seq, 6)
+	dst = append(dst, `","customer_id":"c-`...)
+	dst = appendZeroPad(dst, drawn, 4)
+	dst = append(dst, `","sku":"SKU-`...)
+	dst = strconv.AppendInt(dst, int64(sku+1), 10)
+	dst = append(dst, `","quantity":`...)
+	dst = strconv.AppendInt(dst, int64(quantity), 10)
+	dst = append(dst, `,"price":`...)
+	dst = append(dst, g.priceText[sku]...)
+	dst = append(dst, `,"currency":"`...)
+	dst = append(dst, currency...)
+	dst = append(dst, `","ts":"`...)
+	dst = append(dst, g.tsText...)
+	return append(dst, `"}`...)
+}
+
 // Next returns the next order as a record key (the customer id) and value
 // (JSON, see Order.AppendJSON). Both slices are freshly allocated.
 func (g *Generator) Next(now time.Time) (key, value []byte) {
 	o := g.NextOrder(now)
 	return []byte(o.CustomerID), o.AppendJSON(make([]byte, 0, 160))
+}
+
+// appendZeroPad appends n (≥ 0) in decimal with at least width digits, as
+// zeroPad formats it.
+func appendZeroPad(dst []byte, n int64, width int) []byte {
+	for d, p := 1, int64(10); d < width; d, p = d+1, p*10 {
+		if n < p {
+			for range width - d {
+				dst = append(dst, '0')
+			}
+			break
+		}
+	}
+	return strconv.AppendInt(dst, n, 10)
 }
 
 // zeroPad formats n in decimal with at least width digits.

@@ -212,3 +212,28 @@ func FuzzPadJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendNextJSON: the appending form writes what NextOrder and
+// AppendJSON write, with the drawn or the given customer, and leaves the
+// generator where NextOrder would.
+func TestAppendNextJSON(t *testing.T) {
+	a, b := NewGenerator(3), NewGenerator(3)
+	var buf []byte
+	for i := range 5000 {
+		now := t0.Add(time.Duration(i/5) * 300 * time.Microsecond) // five orders per instant
+		customer := -1
+		if i%3 == 0 {
+			customer = i % 1200 // the given id, 3 or 4 digits
+		}
+		o := a.NextOrder(now)
+		if customer >= 0 {
+			o.CustomerID = "c-" + zeroPad(int64(customer), 4)
+		}
+		want := o.AppendJSON(nil)
+		start := len(buf)
+		buf = b.AppendNextJSON(buf, now, customer)
+		if got := buf[start:]; !bytes.Equal(got, want) {
+			t.Fatalf("order %d: AppendNextJSON\n%s\nNextOrder + AppendJSON\n%s", i, got, want)
+		}
+	}
+}
