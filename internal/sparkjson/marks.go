@@ -18,11 +18,30 @@ func (d *Decoder) markQuotes(b []byte) bool {
 	d.quotes = q
 	full := len(b) >> 6
 	special := markBlocks(b[:full<<6], q[:full])
-	if full < n && markSWAR(b[full<<6:], q[full:]) {
-		special = true
+	if tail := len(b) - full<<6; tail > 0 {
+		var last [1]uint64
+		if full > 0 {
+			// The last 64 bytes, overlapping the blocks before: their
+			// bits for the tail are the high ones.
+			special = markBlocks(b[len(b)-64:], last[:]) || special
+			q[full] = last[0] >> (64 - tail)
+		} else {
+			// A short record, padded with spaces (neither quotes nor
+			// special) to a block.
+			blk := spaces
+			copy(blk[:], b)
+			special = markBlocks(blk[:], last[:])
+			q[0] = last[0]
+		}
 	}
 	return !special
 }
+
+// spaces is a block of spaces, to pad a short record with.
+var spaces = [64]byte{' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
+	' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
+	' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
+	' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '}
 
 // markSWAR is markBlocks in Go, 8 bytes at a time, for any length of b
 // (q has a word for every 64 bytes of b, or part of them).

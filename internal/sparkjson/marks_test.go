@@ -5,7 +5,8 @@ import (
 	"testing"
 )
 
-// TestMarkBlocks compares markBlocks (SSE2 on amd64) and markSWAR with a
+// TestMarkBlocks compares markBlocks (SSE2 on amd64), markSWAR and
+// markQuotes (blocks and the record's last bytes) with a
 // byte loop: every byte value at every position of a 64-byte block, and
 // random records of every length up to 300 bytes made of bytes near the
 // boundaries (0x1f/0x20, the quotes, the backslash, 0x80 and above).
@@ -27,6 +28,11 @@ func TestMarkBlocks(t *testing.T) {
 		q := make([]uint64, len(wantQ))
 		if sp := markSWAR(b, q); sp != wantSp || !equalWords(q, wantQ) {
 			t.Fatalf("markSWAR(%q) = %x %v, want %x %v", b, q, sp, wantQ, wantSp)
+		}
+		var d Decoder
+		d.lx.b = b
+		if clean := d.markQuotes(b); clean == wantSp || !equalWords(d.quotes, wantQ) {
+			t.Fatalf("markQuotes(%q) = %x %v, want %x %v", b, d.quotes, clean, wantQ, !wantSp)
 		}
 		full := len(b) / 64
 		clear(q)
