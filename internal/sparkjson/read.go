@@ -111,7 +111,8 @@ type conv struct {
 	fields  []*conv
 	names   [][]byte
 	byName  map[string]int
-	corrupt int // field index skipped when matching (the corrupt-record field), or -1
+	table   *nameTable // a flat root struct's names for flatObject
+	corrupt int        // field index skipped when matching (the corrupt-record field), or -1
 	// array element, map value
 	elem *conv
 }
@@ -200,7 +201,11 @@ func NewParser(k batch.Kind, opts Options) (*Parser, error) {
 		}
 		root.corrupt = opts.CorruptField
 	}
-	return &Parser{kind: k, opts: opts, root: root, flat: root.isFlat()}, nil
+	p := &Parser{kind: k, opts: opts, root: root, flat: root.isFlat()}
+	if p.flat {
+		root.table = newNameTable(root) // after root.corrupt, which field reads
+	}
+	return p, nil
 }
 
 // Kind is the kind of the cells the parser appends.
@@ -216,6 +221,10 @@ type Decoder struct {
 	lx    lexer
 	arena []byte
 	seen  []bool // stack of per-object "field set" flags
+	// quotes marks the record's double quotes for flatObject, and clean
+	// says the record has no backslash or control byte (markQuotes).
+	quotes []uint64
+	clean  bool
 	// why describes the first problem of the current record.
 	why string
 }
