@@ -10,9 +10,9 @@ import (
 )
 
 // TestHugePagesFlag: `sluice broker` in memory and `sluice loadgen`
-// prepare their heap for transparent huge pages (their debug log says how
-// many bytes), and --huge-pages=false, or a broker with --data-dir, does
-// not. Each runs as a process of its own (the preparation is once per
+// prepare their heap for transparent huge pages with --huge-pages (their
+// debug log says how many bytes), and not by default, nor a broker with
+// --data-dir. Each runs as a process of its own (the preparation is once per
 // process).
 func TestHugePagesFlag(t *testing.T) {
 	if mode, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled"); err != nil || !strings.Contains(string(mode), "[madvise]") {
@@ -25,11 +25,11 @@ func TestHugePagesFlag(t *testing.T) {
 		args []string
 		want bool
 	}{
-		{broker, true},
-		{append(broker, "--huge-pages=false"), false},
-		{append(broker, "--data-dir", t.TempDir()), false},
-		{loadgen, true},
-		{append(loadgen, "--huge-pages=false"), false},
+		{append(broker, "--huge-pages"), true},
+		{broker, false},
+		{append(broker, "--huge-pages", "--data-dir", t.TempDir()), false},
+		{append(loadgen, "--huge-pages"), true},
+		{loadgen, false},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		cmd := selfCommand(ctx, tc.args...)

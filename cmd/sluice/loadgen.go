@@ -84,7 +84,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(f.kafkaOptions, "kafka-option", "client security option KEY=VALUE as for the source, e.g. kafka.security.protocol=SASL_SSL (repeatable)")
 	f.jsonOut = fs.Bool("json", false, "print the final result as JSON on stdout")
 	f.quiet = fs.Bool("quiet", false, "do not print the per-second lines")
-	hugePages := fs.Bool("huge-pages", true, "prepare the first 256 MiB of heap (at most a quarter of the memory limit) for transparent huge pages: fewer page faults for the records in flight")
+	hugePages := fs.Bool("huge-pages", false, "prepare the first 256 MiB of heap (at most a quarter of the memory limit) for transparent huge pages: fewer page faults for the records in flight (off by default, as for sluice broker)")
 	f.log = addLogFlags(fs, "warn")
 	if err := fs.Parse(args); err != nil {
 		return err
