@@ -50,6 +50,17 @@ type pendingSpare struct {
 func (s *spares) reserve(dir string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	d := s.roomLocked(dir)
+	if d == nil {
+		return false
+	}
+	d.reserved++
+	return true
+}
+
+// roomLocked returns dir's pool, made if need be, or nil when it holds or
+// is getting MaxSpares files already.
+func (s *spares) roomLocked(dir string) *spareDir {
 	if s.dirs == nil {
 		s.dirs = map[string]*spareDir{}
 	}
@@ -59,10 +70,9 @@ func (s *spares) reserve(dir string) bool {
 		s.dirs[dir] = d
 	}
 	if len(d.pending)+len(d.ready)+d.reserved >= MaxSpares {
-		return false
+		return nil
 	}
-	d.reserved++
-	return true
+	return d
 }
 
 // retired ends a reservation: path is the retired file's name when the
@@ -216,15 +226,8 @@ func (l *Local) dropSpares() error {
 func (s *spares) add(dir, path string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.dirs == nil {
-		s.dirs = map[string]*spareDir{}
-	}
-	d := s.dirs[dir]
+	d := s.roomLocked(dir)
 	if d == nil {
-		d = &spareDir{}
-		s.dirs[dir] = d
-	}
-	if len(d.pending)+len(d.ready)+d.reserved >= MaxSpares {
 		return false
 	}
 	d.ready = append(d.ready, path)
