@@ -80,7 +80,7 @@ func (s *orderShape) Record(now time.Time, key int) ([]byte, []byte) {
 func (s *orderShape) AppendRecord(dst []byte, now time.Time, key int) ([]byte, int) {
 	start := len(dst)
 	dst = append(dst, "c-"...)
-	dst = appendPad4(dst, key)
+	dst = orders.AppendZeroPad(dst, int64(key), 4)
 	kl := len(dst) - start
 	return padJSONAt(s.gen.AppendNextJSON(dst, now, key), start+kl, s.size), kl
 }
@@ -107,7 +107,7 @@ func (s *iotShape) AppendRecord(dst []byte, now time.Time, key int) ([]byte, int
 	s.seq++
 	start := len(dst)
 	dst = append(dst, "dev-"...)
-	dst = appendPad4(dst, key)
+	dst = orders.AppendZeroPad(dst, int64(key), 4)
 	kl := len(dst) - start
 	if s.tsText == nil || !now.Equal(s.tsAt) {
 		s.tsAt, s.tsText = now, now.UTC().AppendFormat(s.tsText[:0], orders.TimeLayout)
@@ -159,14 +159,6 @@ func (s *randomShape) AppendRecord(dst []byte, _ time.Time, key int) ([]byte, in
 		}
 	}
 	return dst, kl
-}
-
-// appendPad4 appends n (≥ 0) in decimal with at least 4 digits.
-func appendPad4(dst []byte, n int) []byte {
-	for p := 1000; p > 1 && n < p; p /= 10 {
-		dst = append(dst, '0')
-	}
-	return strconv.AppendInt(dst, int64(n), 10)
 }
 
 // padJSONAt grows the JSON object that starts at buf[start:] and ends buf

@@ -97,25 +97,42 @@ func NewGenerator(seed int64) *Generator {
 // NextOrder returns the next order, stamped with now (truncated to
 // milliseconds, in UTC).
 func (g *Generator) NextOrder(now time.Time) Order {
-	g.seq++
-	sku := int(g.sku.Uint64())
-	o := Order{
+	d := g.draw()
+	return Order{
 		OrderID:    "o-" + zeroPad(g.seq, 6),
-		CustomerID: "c-" + zeroPad(g.rng.Int64N(NumCustomers), 4),
-		SKU:        "SKU-" + strconv.Itoa(sku+1),
-		Quantity:   1 + g.rng.IntN(MaxQuantity),
-		Price:      float64(g.prices[sku]) / 100,
+		CustomerID: "c-" + zeroPad(d.customer, 4),
+		SKU:        "SKU-" + strconv.Itoa(d.sku+1),
+		Quantity:   d.quantity,
+		Price:      float64(g.prices[d.sku]) / 100,
+		Currency:   d.currency,
 		TS:         now.UTC().Truncate(time.Millisecond),
 	}
+}
+
+// drawn is what one order draws from the generator's sources.
+type drawn struct {
+	sku      int
+	customer int64
+	quantity int
+	currency string
+}
+
+// draw advances the sequence number and makes the next order's draws, in
+// the order the sequence depends on (NextOrder and AppendNextJSON share it).
+func (g *Generator) draw() drawn {
+	g.seq++
+	d := drawn{sku: int(g.sku.Uint64())}
+	d.customer = g.rng.Int64N(NumCustomers)
+	d.quantity = 1 + g.rng.IntN(MaxQuantity)
 	w := g.rng.IntN(10)
 	for i, cw := range currencyWeights {
 		if w < cw {
-			o.Currency = Currencies[i]
+			d.currency = Currencies[i]
 			break
 		}
 		w -= cw
 	}
-	return o
+	return d
 }
 
 // AppendNextJSON appends the next order's JSON to dst, byte for byte as
@@ -127,22 +144,11 @@ func (g *Generator) NextOrder(now time.Time) Order {
 // timestamp once for all the orders of the same millisecond — what a load
 // generator producing a tick's orders at one time wants.
 func (g *Generator) AppendNextJSON(dst []byte, now time.Time, customer int) []byte {
-	g.seq++
-	sku := int(g.sku.Uint64())
-	drawn := g.rng.Int64N(NumCustomers) // the draws in NextOrder's order
-	quantity := 1 + g.rng.IntN(MaxQuantity)
-	w := g.rng.IntN(10)
-	currency := ""
-	for i, cw := range currencyWeights {
-		if w < cw {
-			currency = Currencies[i]
-			break
-		}
-		w -= cw
-	}
+	d := g.draw()
 	if customer >= 0 {
-		drawn = int64(customer)
+		d.customer = int64(customer)
 	}
+	sku := d.sku
 	ts := now.Truncate(time.Millisecond)
 	if g.tsText == nil || !ts.Equal(g.tsAt) {
 		g.tsAt, g.tsText = ts, ts.UTC().AppendFormat(g.tsText[:0], TimeLayout)
@@ -151,17 +157,17 @@ func (g *Generator) AppendNextJSON(dst []byte, now time.Time, customer int) []by
 		g.priceText[sku] = strconv.AppendFloat(nil, float64(g.prices[sku])/100, 'f', 2, 64)
 	}
 	dst = append(dst, `{"order_id":"o-`...)
-	dst = appendZeroPad(dst, g.seq, 6)
+	dst = AppendZeroPad(dst, g.seq, 6)
 	dst = append(dst, `","customer_id":"c-`...)
-	dst = appendZeroPad(dst, drawn, 4)
+	dst = AppendZeroPad(dst, d.customer, 4)
 	dst = append(dst, `","sku":"SKU-`...)
 	dst = strconv.AppendInt(dst, int64(sku+1), 10)
 	dst = append(dst, `","quantity":`...)
-	dst = strconv.AppendInt(dst, int64(quantity), 10)
+	dst = strconv.AppendInt(dst, int64(d.quantity), 10)
 	dst = append(dst, `,"price":`...)
 	dst = append(dst, g.priceText[sku]...)
 	dst = append(dst, `,"currency":"`...)
-	dst = append(dst, currency...)
+	dst = append(dst, d.currency...)
 	dst = append(dst, `","ts":"`...)
 	dst = append(dst, g.tsText...)
 	return append(dst, `"}`...)
@@ -174,9 +180,9 @@ func (g *Generator) Next(now time.Time) (key, value []byte) {
 	return []byte(o.CustomerID), o.AppendJSON(make([]byte, 0, 160))
 }
 
-// appendZeroPad appends n (≥ 0) in decimal with at least width digits, as
-// zeroPad formats it.
-func appendZeroPad(dst []byte, n int64, width int) []byte {
+// AppendZeroPad appends n (≥ 0) in decimal with at least width digits,
+// zeros in front.
+func AppendZeroPad(dst []byte, n int64, width int) []byte {
 	for d, p := 1, int64(10); d < width; d, p = d+1, p*10 {
 		if n < p {
 			for range width - d {
@@ -190,18 +196,8 @@ func appendZeroPad(dst []byte, n int64, width int) []byte {
 
 // zeroPad formats n in decimal with at least width digits.
 func zeroPad(n int64, width int) string {
-	var buf [20]byte
-	s := strconv.AppendInt(buf[:0], n, 10)
-	if len(s) >= width {
-		return string(s)
-	}
-	out := make([]byte, width)
-	pad := width - len(s)
-	for i := range pad {
-		out[i] = '0'
-	}
-	copy(out[pad:], s)
-	return string(out)
+	var buf [24]byte
+	return string(AppendZeroPad(buf[:0], n, width))
 }
 
 // padField is what appendPadded inserts, around the padding characters.
