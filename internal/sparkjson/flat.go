@@ -280,19 +280,12 @@ func numberEnd(b []byte, i int) int {
 		j++
 	}
 	d := j
-	for j < len(b) && b[j]-'0' < 10 {
-		j++
-	}
-	if j == d || b[d] == '0' && j-d > 1 {
+	if j = digitsEnd(b, j); j == d || b[d] == '0' && j-d > 1 {
 		return -1
 	}
 	if j < len(b) && b[j] == '.' {
-		j++
-		f := j
-		for j < len(b) && b[j]-'0' < 10 {
-			j++
-		}
-		if j == f {
+		f := j + 1
+		if j = digitsEnd(b, f); j == f {
 			return -1
 		}
 	}
@@ -302,10 +295,7 @@ func numberEnd(b []byte, i int) int {
 			j++
 		}
 		e := j
-		for j < len(b) && b[j]-'0' < 10 {
-			j++
-		}
-		if j == e {
+		if j = digitsEnd(b, e); j == e {
 			return -1
 		}
 	}
@@ -313,6 +303,14 @@ func numberEnd(b []byte, i int) int {
 		return -1
 	}
 	return j
+}
+
+// digitsEnd returns the end of the run of ASCII digits at b[i:].
+func digitsEnd(b []byte, i int) int {
+	for i < len(b) && b[i]-'0' < 10 {
+		i++
+	}
+	return i
 }
 
 // maxTableName is the longest name a nameTable holds; longer ones are

@@ -1084,10 +1084,7 @@ func (lx *lexer) number() (text []byte, isInt bool, special int8, ok bool) {
 		return nil, false, 0, false
 	}
 	digits := j
-	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
-		j++
-	}
-	if j == digits {
+	if j = digitsEnd(b, j); j == digits {
 		lx.i = j
 		if j < len(b) {
 			lx.syntax(fmt.Sprintf("unexpected %q", b[j]))
@@ -1104,12 +1101,8 @@ func (lx *lexer) number() (text []byte, isInt bool, special int8, ok bool) {
 	isInt = true
 	if j < len(b) && b[j] == '.' {
 		isInt = false
-		j++
-		f := j
-		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
-			j++
-		}
-		if j == f {
+		f := j + 1
+		if j = digitsEnd(b, f); j == f {
 			lx.i = j
 			lx.syntax("a fraction needs digits")
 			return nil, false, 0, false
@@ -1122,10 +1115,7 @@ func (lx *lexer) number() (text []byte, isInt bool, special int8, ok bool) {
 			j++
 		}
 		e := j
-		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
-			j++
-		}
-		if j == e {
+		if j = digitsEnd(b, e); j == e {
 			lx.i = j
 			lx.syntax("an exponent needs digits")
 			return nil, false, 0, false
