@@ -276,6 +276,10 @@ type Config struct {
 	// On a shared machine the probe swings 2–3× between back-to-back runs,
 	// so builds compared at their own probes run at different rates.
 	LatencyCapacity float64
+	// LatencyCPUProfile, if set, makes each latency run's query process
+	// write a CPU profile of its run to LatencyCPUProfile-NAME.pprof
+	// (LatencyProfilePath); runs with LatencyInProcess write none.
+	LatencyCPUProfile string
 	// MemoryRecords of MemoryRecordBytes are drained with and without the
 	// MemoryBudget (bytes).
 	MemoryRecords, MemoryRecordBytes int
@@ -335,6 +339,8 @@ func (c *Config) Validate() error {
 		return errors.New("the memory budget must be positive")
 	case c.LatencyCapacity < 0:
 		return errors.New("--latency-capacity must not be negative")
+	case c.LatencyCPUProfile != "" && c.LatencyInProcess:
+		return errors.New("--latency-cpuprofile profiles the latency runs' query processes: not with --latency-in-process")
 	case c.Command == nil:
 		return errors.New("bench: no command to run sluice children with")
 	}
