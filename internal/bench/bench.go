@@ -384,12 +384,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Machine: &Machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version(), Host: host,
 			Date: time.Now().UTC().Format(time.RFC3339), Load1m: loadAverage()}}
 
-	if want["throughput"] || want["partitions"] || want["cpu"] || want["latency"] || want["stateful"] {
+	// The latency part needs the throughput rounds' drain rate only to
+	// probe its capacity: with the capacity given, --only latency runs
+	// the latency runs alone.
+	probe := want["latency"] && cfg.LatencyCapacity <= 0
+	if want["throughput"] || want["partitions"] || want["cpu"] || probe || want["stateful"] {
 		if err := preload(ctx, b, "bench", cfg.Records, cfg.RecordBytes, int32(cfg.Partitions), logf); err != nil {
 			return nil, err
 		}
 	}
-	if want["throughput"] || want["latency"] {
+	if want["throughput"] || probe {
 		if err := throughputRounds(ctx, b.Addr(), res, &cfg); err != nil {
 			return nil, err
 		}
