@@ -79,7 +79,8 @@ func kafkaBatches(tb testing.TB) (*engine.Query, []*engine.BatchInfo) {
 }
 
 // BenchmarkBatchCompleted is the monitor's per-batch work as `sluice run
-// --progress-file` does it: progress built, lag and health evaluated,
+// --progress-file` does it: two latest-offset observations (the plan's and
+// the batch-end sample's), progress built, lag and health evaluated,
 // Prometheus series updated, the report delivered to a JSON-lines file.
 func BenchmarkBatchCompleted(b *testing.B) {
 	q, infos := kafkaBatches(b)
@@ -100,6 +101,9 @@ func BenchmarkBatchCompleted(b *testing.B) {
 		in := info
 		in.TriggerStart = info.TriggerStart.Add(time.Duration(i) * 10 * time.Millisecond)
 		in.BatchID = info.BatchID + int64(i)
+		// The plan's look at the latest offsets and the batch-end sample.
+		mon.OffsetsObserved(q, in.Latest, in.TriggerStart)
+		mon.OffsetsObserved(q, in.Latest, in.TriggerStart.Add(time.Millisecond))
 		mon.BatchCompleted(q, &in)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
