@@ -1,7 +1,6 @@
 package progress
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -39,7 +38,10 @@ func (j *JSONLinesWriter) OnQueryProgress(e ProgressEvent) {
 	if e.Progress == nil {
 		return
 	}
-	line, err := json.Marshal(e.Progress)
+	// MarshalJSON's output is compact and escaped already: json.Marshal
+	// of the report would only check and copy it again (half the cost of
+	// a line, once per batch).
+	line, err := e.Progress.MarshalJSON()
 	if err == nil {
 		line = append(line, '\n')
 	}

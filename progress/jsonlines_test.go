@@ -92,3 +92,44 @@ func TestJSONLinesWriterError(t *testing.T) {
 		t.Error("marshal error not reported by Close")
 	}
 }
+
+// TestLineIsJSONMarshal: a progress-file line and JSON() are, byte for
+// byte, what json.Marshal writes for the report (compact, with <, >, & and
+// U+2028 escaped, raw offsets compacted), though they skip json.Marshal's
+// second pass over MarshalJSON's output.
+func TestLineIsJSONMarshal(t *testing.T) {
+	var reports []*Progress
+	for _, f := range []string{"sluice_progress.golden.json", "spark_first_batch.json", "spark_kafka_agg.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p Progress
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		reports = append(reports, &p)
+	}
+	odd := sluiceSample()
+	name := "q<1> & \u2028 \"x\""
+	odd.Name = &name
+	odd.Sources[0].Description = "Kafka[<topic>&]"
+	odd.Sources[0].EndOffset = json.RawMessage(`{ "t<&>" : { "0" : 5 } }`)
+	odd.Sink.Metrics = map[string]string{"a&b": "<c>"}
+	reports = append(reports, odd)
+	for i, p := range reports {
+		want, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		w := NewJSONLinesWriter(&buf)
+		w.OnQueryProgress(ProgressEvent{Progress: p})
+		if got := buf.String(); got != string(want)+"\n" {
+			t.Errorf("report %d: line\n%s\nwant\n%s", i, got, want)
+		}
+		if got := p.JSON(); got != string(want) {
+			t.Errorf("report %d: JSON()\n%s\nwant\n%s", i, got, want)
+		}
+	}
+}

@@ -223,7 +223,7 @@ func compactRaw(raw json.RawMessage) json.RawMessage {
 // JSON returns the compact JSON of p (Spark's json), or "" if p holds
 // invalid raw JSON.
 func (p *Progress) JSON() string {
-	b, err := json.Marshal(p)
+	b, err := p.MarshalJSON() // compact and escaped as json.Marshal(p) is
 	if err != nil {
 		return ""
 	}

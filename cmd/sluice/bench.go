@@ -35,7 +35,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	idle := fs.Duration("idle", 30*time.Second, "how long to measure an idle query's CPU")
 	latencyFor := fs.Duration("latency-for", 10*time.Second, "length of each latency run")
 	lightRate := fs.Float64("light-rate", 10_000, "rate of the light-load latency run (records/s; 0 = skip)")
-	latencyCapacity := fs.Float64("latency-capacity", 0, "end-to-end capacity (records/s) the 50 % latency runs load half of, instead of probing it (0 = probe); for comparing builds at one rate on a busy machine")
+	latencyCapacity := fs.Float64("latency-capacity", 0, "end-to-end capacity (records/s) the 50 % latency runs load half of, instead of probing it (0 = probe; with a capacity given, --only latency runs no throughput rounds); for comparing builds at one rate on a busy machine")
+	latencyCPUProfile := fs.String("latency-cpuprofile", "", "write a CPU profile of each latency run's query process to PREFIX-NAME.pprof (NAME: the run, e.g. light-load, light-load-async, at-50-of-capacity); not with --latency-in-process")
 	latencyInProcess := fs.Bool("latency-in-process", false, "run the latency runs' query, broker and load generator inside the bench process (default: each in a process of its own, a fresh broker per run)")
 	memRecords := fs.Int("memory-records", 300_000, "backlog of the memory measurement")
 	memBytes := fs.Int("memory-record-bytes", 1000, "record size of the memory measurement")
@@ -88,7 +89,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Records: *n, RecordBytes: *size, Partitions: *parts, ManyPartitions: *many, Rounds: *rounds,
 		MaxOffsetsPerTrigger: *maxOffsets, SuiteMaxOffsets: *suiteMax, CPUProfile: *cpuProfile, Only: want,
 		Idle: *idle, LatencyFor: *latencyFor, LightRate: *lightRate, LatencyInProcess: *latencyInProcess, LatencyCapacity: *latencyCapacity,
-		MemoryRecords: *memRecords, MemoryRecordBytes: *memBytes, MemoryBudget: budget, ShufflePartitions: *shufflePartitions,
+		LatencyCPUProfile: *latencyCPUProfile,
+		MemoryRecords:     *memRecords, MemoryRecordBytes: *memBytes, MemoryBudget: budget, ShufflePartitions: *shufflePartitions,
 		ScaleoutRecords: *scaleoutRecords,
 		Command:         sluiceCommand,
 		Logger:          logger,

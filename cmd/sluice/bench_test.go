@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -147,13 +148,23 @@ func TestTimingBenchSuite(t *testing.T) {
 }
 
 // TestTimingBenchLatencyCapacity: with --latency-capacity the latency
-// part runs no capacity probe; its 50 % runs load half the capacity
+// part runs no capacity probe (nor the throughput rounds it would need); its 50 % runs load half the capacity
 // given, and the JSON and the table say it was given.
 func TestTimingBenchLatencyCapacity(t *testing.T) {
 	if os.Getenv("SLUICE_SERIAL_TESTS") != "1" {
 		t.Skip("heavy test: set SLUICE_SERIAL_TESTS=1 (CI runs these in a serial step)")
 	}
-	r := runBenchJSON(t, "--only", "latency", "--latency-capacity", "4000", "--light-rate", "0")
+	prof := filepath.Join(t.TempDir(), "q")
+	r := runBenchJSON(t, "--only", "latency", "--latency-capacity", "4000", "--light-rate", "0", "--latency-cpuprofile", prof)
+	for _, name := range []string{"-at-50-of-capacity.pprof", "-at-50-of-capacity-async.pprof"} {
+		// A CPU profile is gzip-compressed protobuf.
+		if b, err := os.ReadFile(prof + name); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("--latency-cpuprofile: %s: %v (%d bytes), want the query's CPU profile", prof+name, err, len(b))
+		}
+	}
+	if r.RawRecordsPerSec != 0 || r.SluiceRecordsPerSec != 0 {
+		t.Errorf("throughput rounds ran (raw %v/s, sluice %v/s): with the capacity given, --only latency needs none", r.RawRecordsPerSec, r.SluiceRecordsPerSec)
+	}
 	if !r.EndToEndCapacityGiven || r.EndToEndCapacity != 4000 {
 		t.Errorf("end-to-end capacity %v given %v, want 4000 given", r.EndToEndCapacity, r.EndToEndCapacityGiven)
 	}
@@ -184,6 +195,7 @@ func TestBenchFlagErrors(t *testing.T) {
 		{"bench", "--only", "speed"},
 		{"bench", "--records", "0"},
 		{"bench", "--memory-budget", "much"},
+		{"bench", "--latency-cpuprofile", "q", "--latency-in-process"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := realMain(args, &stdout, &stderr); code != 2 {

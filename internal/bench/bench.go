@@ -276,6 +276,10 @@ type Config struct {
 	// On a shared machine the probe swings 2–3× between back-to-back runs,
 	// so builds compared at their own probes run at different rates.
 	LatencyCapacity float64
+	// LatencyCPUProfile, if set, makes each latency run's query process
+	// write a CPU profile of its run to LatencyCPUProfile-NAME.pprof
+	// (LatencyProfilePath); runs with LatencyInProcess write none.
+	LatencyCPUProfile string
 	// MemoryRecords of MemoryRecordBytes are drained with and without the
 	// MemoryBudget (bytes).
 	MemoryRecords, MemoryRecordBytes int
@@ -335,6 +339,8 @@ func (c *Config) Validate() error {
 		return errors.New("the memory budget must be positive")
 	case c.LatencyCapacity < 0:
 		return errors.New("--latency-capacity must not be negative")
+	case c.LatencyCPUProfile != "" && c.LatencyInProcess:
+		return errors.New("--latency-cpuprofile profiles the latency runs' query processes: not with --latency-in-process")
 	case c.Command == nil:
 		return errors.New("bench: no command to run sluice children with")
 	}
@@ -378,12 +384,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Machine: &Machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version(), Host: host,
 			Date: time.Now().UTC().Format(time.RFC3339), Load1m: loadAverage()}}
 
-	if want["throughput"] || want["partitions"] || want["cpu"] || want["latency"] || want["stateful"] {
+	// The latency part needs the throughput rounds' drain rate only to
+	// probe its capacity: with the capacity given, --only latency runs
+	// the latency runs alone.
+	probe := want["latency"] && cfg.LatencyCapacity <= 0
+	if want["throughput"] || want["partitions"] || want["cpu"] || probe || want["stateful"] {
 		if err := preload(ctx, b, "bench", cfg.Records, cfg.RecordBytes, int32(cfg.Partitions), logf); err != nil {
 			return nil, err
 		}
 	}
-	if want["throughput"] || want["latency"] {
+	if want["throughput"] || probe {
 		if err := throughputRounds(ctx, b.Addr(), res, &cfg); err != nil {
 			return nil, err
 		}

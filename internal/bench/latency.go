@@ -7,6 +7,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -30,6 +31,10 @@ import (
 // wait for no checkpoint write, at the price of at-least-once after a
 // crash. The label says so.
 func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float64, d time.Duration, async bool, cfg *Config) (Latency, error) {
+	profile := ""
+	if cfg.LatencyCPUProfile != "" {
+		profile = LatencyProfilePath(cfg.LatencyCPUProfile, label, async)
+	}
 	if async {
 		label += ", " + asyncLabel
 	}
@@ -63,7 +68,7 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 	if err != nil {
 		return Latency{}, err
 	}
-	var runner queryrun.Runner = &queryrun.ChildRunner{Command: cfg.Command}
+	var runner queryrun.Runner = &queryrun.ChildRunner{Command: cfg.Command, CPUProfile: profile}
 	if cfg.LatencyInProcess {
 		runner = &queryrun.InProcessRunner{Logger: cfg.Logger}
 	}
@@ -174,6 +179,23 @@ func latencyRun(ctx context.Context, b *broker.Broker, label string, rate float6
 		cfg.Logf("latency (%s): CPU over the load: query %.2f s, broker %.2f s, load generator %.2f s", label, c.QuerySec, c.BrokerSec, c.LoadgenSec)
 	}
 	return l, nil
+}
+
+// LatencyProfilePath is where the query of the latency run labelled label
+// writes its CPU profile with Config.LatencyCPUProfile = prefix: e.g.
+// PREFIX-light-load.pprof, PREFIX-light-load-async.pprof for the run
+// with asynchronous progress tracking, PREFIX-at-50-of-capacity.pprof.
+func LatencyProfilePath(prefix, label string, async bool) string {
+	var b strings.Builder
+	for _, f := range strings.FieldsFunc(strings.ToLower(label), func(r rune) bool {
+		return (r < 'a' || r > 'z') && (r < '0' || r > '9')
+	}) {
+		b.WriteString("-" + f)
+	}
+	if async {
+		b.WriteString("-async")
+	}
+	return prefix + b.String() + ".pprof"
 }
 
 // procsCPU is the CPU time of a latency run's query and broker children.

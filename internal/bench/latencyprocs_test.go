@@ -120,3 +120,20 @@ func TestChildrenCPU(t *testing.T) {
 		t.Errorf("in-process query read as %+v, want not ok", c)
 	}
 }
+
+func TestLatencyProfilePath(t *testing.T) {
+	for _, c := range []struct {
+		label string
+		async bool
+		want  string
+	}{
+		{"light load", false, "/p/q-light-load.pprof"},
+		{"light load", true, "/p/q-light-load-async.pprof"},
+		{"at 50 % of capacity", false, "/p/q-at-50-of-capacity.pprof"},
+		{"capacity probe", false, "/p/q-capacity-probe.pprof"},
+	} {
+		if got := LatencyProfilePath("/p/q", c.label, c.async); got != c.want {
+			t.Errorf("LatencyProfilePath(%q, %v) = %q, want %q", c.label, c.async, got, c.want)
+		}
+	}
+}

@@ -251,8 +251,18 @@ type Query struct {
 	m       *Metrics
 	label   string
 	refresh func()
-	parts   map[partition.ID]bool // partitions with series
-	topics  map[string]bool
+	parts   map[partition.ID]*partSeries // partitions with series
+	topics  map[string]*topicSeries
+	// The query's children of the vectors labelled by query alone, and
+	// of its health enum, looked up once: a batch sets some thirty series
+	// (with per-partition lag, ten more per partition), and a label
+	// lookup hashes and checks the label values each time. Used under
+	// m.mu; Remove, the only deletion of these series, ends the query's
+	// updates.
+	gauges   map[*prometheus.GaugeVec]prometheus.Gauge
+	counters map[*prometheus.CounterVec]prometheus.Counter
+	observer prometheus.Observer // batchDuration's
+	health   enumSeries
 	// operators are the operator label values with series; watermark is
 	// the last batch's watermark (zero: none yet).
 	operators map[string]bool
@@ -272,7 +282,8 @@ func (m *Metrics) AddQuery(name, id, runID string, refresh func()) *Query {
 	if old != nil {
 		old.Remove()
 	}
-	q := &Query{m: m, label: name, refresh: refresh, parts: map[partition.ID]bool{}, topics: map[string]bool{}}
+	q := &Query{m: m, label: name, refresh: refresh, parts: map[partition.ID]*partSeries{}, topics: map[string]*topicSeries{},
+		gauges: map[*prometheus.GaugeVec]prometheus.Gauge{}, counters: map[*prometheus.CounterVec]prometheus.Counter{}}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.queries[name] = q
@@ -323,45 +334,44 @@ func (q *Query) ObserveProgress(p *progress.Progress) {
 	if q.removed {
 		return
 	}
-	l := q.label
-	m.batches.WithLabelValues(l).Inc()
-	m.inputRows.WithLabelValues(l).Add(float64(max(p.NumInputRows, 0)))
+	q.counter(m.batches).Inc()
+	q.counter(m.inputRows).Add(float64(max(p.NumInputRows, 0)))
 	if p.Sink.NumOutputRows >= 0 {
-		m.outputRows.WithLabelValues(l).Add(float64(p.Sink.NumOutputRows))
+		q.counter(m.outputRows).Add(float64(p.Sink.NumOutputRows))
 	}
-	m.batchDuration.WithLabelValues(l).Observe(seconds(p.BatchDuration))
-	m.lastDuration.WithLabelValues(l).Set(seconds(p.BatchDuration))
-	m.lastBatchID.WithLabelValues(l).Set(float64(p.BatchID))
+	q.durationObserver().Observe(seconds(p.BatchDuration))
+	q.gauge(m.lastDuration).Set(seconds(p.BatchDuration))
+	q.gauge(m.lastBatchID).Set(float64(p.BatchID))
 	if ts, err := progress.ParseTime(p.Timestamp); err == nil {
 		end := ts.Add(time.Duration(p.BatchDuration) * time.Millisecond)
-		m.lastBatchTime.WithLabelValues(l).Set(float64(end.UnixMilli()) / 1000)
+		q.gauge(m.lastBatchTime).Set(float64(end.UnixMilli()) / 1000)
 	}
-	m.inRate.WithLabelValues(l).Set(float64(p.InputRowsPerSecond))
-	m.procRate.WithLabelValues(l).Set(float64(p.ProcessedRowsPerSecond))
+	q.gauge(m.inRate).Set(float64(p.InputRowsPerSecond))
+	q.gauge(m.procRate).Set(float64(p.ProcessedRowsPerSecond))
 	q.observeState(p)
 	s := p.Sluice
 	if s == nil {
 		return
 	}
 	if t := s.Timing; t != nil {
-		m.triggerInterval.WithLabelValues(l).Set(seconds(t.TriggerIntervalMs))
-		m.durationRatio.WithLabelValues(l).Set(float64(t.BatchDurationVsTrigger))
-		m.schedDelay.WithLabelValues(l).Set(seconds(t.SchedulingDelayMs))
-		m.busy.WithLabelValues(l).Set(float64(t.WorkerUtilization))
-		m.queryBusy.WithLabelValues(l).Set(float64(t.BusyRatio))
-		m.skew.WithLabelValues(l).Set(float64(t.TaskSkew))
+		q.gauge(m.triggerInterval).Set(seconds(t.TriggerIntervalMs))
+		q.gauge(m.durationRatio).Set(float64(t.BatchDurationVsTrigger))
+		q.gauge(m.schedDelay).Set(seconds(t.SchedulingDelayMs))
+		q.gauge(m.busy).Set(float64(t.WorkerUtilization))
+		q.gauge(m.queryBusy).Set(float64(t.BusyRatio))
+		q.gauge(m.skew).Set(float64(t.TaskSkew))
 	}
 	if t := s.Throughput; t != nil {
-		m.inputBytes.WithLabelValues(l).Add(float64(max(t.NumInputBytes, 0)))
-		m.inBytesRate.WithLabelValues(l).Set(float64(t.InputBytesPerSecond))
-		m.procBytesRate.WithLabelValues(l).Set(float64(t.ProcessedBytesPerSecond))
+		q.counter(m.inputBytes).Add(float64(max(t.NumInputBytes, 0)))
+		q.gauge(m.inBytesRate).Set(float64(t.InputBytesPerSecond))
+		q.gauge(m.procBytesRate).Set(float64(t.ProcessedBytesPerSecond))
 	}
 	if a := s.Admission; a != nil {
-		m.limit.WithLabelValues(l).Set(float64(a.Limit))
+		q.gauge(m.limit).Set(float64(a.Limit))
 		if a.LimitBound {
-			m.limitBound.WithLabelValues(l).Inc()
+			q.counter(m.limitBound).Inc()
 		} else {
-			m.limitBound.WithLabelValues(l).Add(0) // present from the first batch
+			q.counter(m.limitBound).Add(0) // present from the first batch
 		}
 	}
 	q.setState(s)
@@ -406,7 +416,7 @@ func (q *Query) observeState(p *progress.Progress) {
 	if w, ok := p.EventTime[progress.EventTimeWatermark]; ok {
 		if t, err := progress.ParseTime(w); err == nil && t.UnixMilli() > 0 {
 			q.watermark = t
-			m.watermarkTime.WithLabelValues(l).Set(float64(t.UnixMilli()) / 1000)
+			q.gauge(m.watermarkTime).Set(float64(t.UnixMilli()) / 1000)
 		}
 	}
 }
@@ -429,14 +439,14 @@ func (q *Query) SetState(s *progress.Sluice) {
 func (q *Query) setState(s *progress.Sluice) {
 	m, l := q.m, q.label
 	if c := s.Checkpoint; c != nil {
-		m.checkpointBytes.WithLabelValues(l).Set(float64(c.Bytes))
-		m.checkpointFiles.WithLabelValues(l).Set(float64(c.Files))
+		q.gauge(m.checkpointBytes).Set(float64(c.Bytes))
+		q.gauge(m.checkpointFiles).Set(float64(c.Files))
 	}
 	if mem := s.Memory; mem != nil {
-		m.buffered.WithLabelValues(l).Set(float64(mem.BufferedBytes))
+		q.gauge(m.buffered).Set(float64(mem.BufferedBytes))
 	}
 	if h := s.Health; h != nil {
-		setEnum(m.health, h.Status, l)
+		q.health.set(m.health, h.Status, l)
 	}
 	if lg := s.Lag; lg != nil {
 		q.setLag(lg)
@@ -452,37 +462,91 @@ var statuses = func() []string {
 	return out
 }()
 
-// setEnum sets the series of current to 1 and the other statuses to 0.
-func setEnum(v *prometheus.GaugeVec, current string, labels ...string) {
-	for _, st := range statuses {
+// enumSeries is a status enum's children for one label set (the query,
+// or a partition), and the status last set.
+type enumSeries struct {
+	children []prometheus.Gauge // one per statuses entry
+	current  string
+}
+
+// set sets the series of current to 1 and the other statuses to 0; when
+// the status is the one set last, the series already say so.
+func (e *enumSeries) set(v *prometheus.GaugeVec, current string, labels ...string) {
+	if e.children == nil {
+		e.children = make([]prometheus.Gauge, len(statuses))
+		for i, st := range statuses {
+			e.children[i] = v.WithLabelValues(append(labels, st)...)
+		}
+	} else if current == e.current {
+		return
+	}
+	for i, st := range statuses {
 		val := 0.0
 		if st == current {
 			val = 1
 		}
-		v.WithLabelValues(append(labels, st)...).Set(val)
+		e.children[i].Set(val)
 	}
+	e.current = current
+}
+
+// partSeries is a partition's lag and health series.
+type partSeries struct {
+	records, seconds prometheus.Gauge
+	health           enumSeries
+}
+
+// topicSeries is a topic's lag series.
+type topicSeries struct{ records, seconds prometheus.Gauge }
+
+// gauge returns the query's child of v, a vector labelled by query alone.
+func (q *Query) gauge(v *prometheus.GaugeVec) prometheus.Gauge {
+	g, ok := q.gauges[v]
+	if !ok {
+		g = v.WithLabelValues(q.label)
+		q.gauges[v] = g
+	}
+	return g
+}
+
+// counter returns the query's child of v, a vector labelled by query alone.
+func (q *Query) counter(v *prometheus.CounterVec) prometheus.Counter {
+	c, ok := q.counters[v]
+	if !ok {
+		c = v.WithLabelValues(q.label)
+		q.counters[v] = c
+	}
+	return c
+}
+
+// durationObserver returns the query's batch duration histogram.
+func (q *Query) durationObserver() prometheus.Observer {
+	if q.observer == nil {
+		q.observer = q.m.batchDuration.WithLabelValues(q.label)
+	}
+	return q.observer
 }
 
 func (q *Query) setLag(lg *progress.LagInfo) {
 	m, l := q.m, q.label
-	m.lagRecords.WithLabelValues(l).Set(float64(lg.Records))
-	m.lagSeconds.WithLabelValues(l).Set(float64(lg.Seconds))
+	q.gauge(m.lagRecords).Set(float64(lg.Records))
+	q.gauge(m.lagSeconds).Set(float64(lg.Seconds))
 	eta := float64(lg.DrainETASeconds)
 	never := 0.0
 	if lg.DrainETASeconds.IsNever() {
 		eta, never = math.Inf(1), 1
 	}
-	m.drainETA.WithLabelValues(l).Set(eta)
-	m.drainNever.WithLabelValues(l).Set(never)
-	m.arrivalRate.WithLabelValues(l).Set(float64(lg.ArrivalRowsPerSecond))
-	m.capacityRate.WithLabelValues(l).Set(float64(lg.CapacityRowsPerSecond))
+	q.gauge(m.drainETA).Set(eta)
+	q.gauge(m.drainNever).Set(never)
+	q.gauge(m.arrivalRate).Set(float64(lg.ArrivalRowsPerSecond))
+	q.gauge(m.capacityRate).Set(float64(lg.CapacityRowsPerSecond))
 
 	type topicAgg struct {
 		records int64
 		seconds float64
 	}
 	topics := map[string]*topicAgg{}
-	seen := map[partition.ID]bool{}
+	seen := map[partition.ID]*partSeries{}
 	for _, p := range lg.Partitions {
 		a := topics[p.Topic]
 		if a == nil {
@@ -497,21 +561,31 @@ func (q *Query) setLag(lg *progress.LagInfo) {
 			continue
 		}
 		key := partition.ID{Topic: p.Topic, Partition: p.Partition}
-		seen[key] = true
-		part := strconv.Itoa(int(p.Partition))
-		m.partLagRecords.WithLabelValues(l, p.Topic, part).Set(float64(p.OffsetsBehind))
-		m.partLagSeconds.WithLabelValues(l, p.Topic, part).Set(float64(p.LagSeconds))
+		ps := q.parts[key]
+		if ps == nil {
+			part := strconv.Itoa(int(p.Partition))
+			ps = &partSeries{records: m.partLagRecords.WithLabelValues(l, p.Topic, part), seconds: m.partLagSeconds.WithLabelValues(l, p.Topic, part)}
+		}
+		seen[key] = ps
+		ps.records.Set(float64(p.OffsetsBehind))
+		ps.seconds.Set(float64(p.LagSeconds))
 		if p.Status != "" {
-			setEnum(m.partHealth, p.Status, l, p.Topic, part)
+			ps.health.set(m.partHealth, p.Status, l, p.Topic, strconv.Itoa(int(p.Partition)))
 		}
 	}
+	seenTopics := make(map[string]*topicSeries, len(topics))
 	for t, a := range topics {
-		m.topicLagRecords.WithLabelValues(l, t).Set(float64(a.records))
-		m.topicLagSeconds.WithLabelValues(l, t).Set(a.seconds)
+		ts := q.topics[t]
+		if ts == nil {
+			ts = &topicSeries{records: m.topicLagRecords.WithLabelValues(l, t), seconds: m.topicLagSeconds.WithLabelValues(l, t)}
+		}
+		seenTopics[t] = ts
+		ts.records.Set(float64(a.records))
+		ts.seconds.Set(a.seconds)
 	}
 	// Drop series of partitions and topics no longer reported.
 	for p := range q.parts {
-		if !seen[p] {
+		if seen[p] == nil {
 			match := prometheus.Labels{LabelQuery: l, LabelTopic: p.Topic, LabelPartition: strconv.Itoa(int(p.Partition))}
 			m.partLagRecords.DeletePartialMatch(match)
 			m.partLagSeconds.DeletePartialMatch(match)
@@ -526,8 +600,5 @@ func (q *Query) setLag(lg *progress.LagInfo) {
 			m.topicLagSeconds.DeletePartialMatch(match)
 		}
 	}
-	q.topics = map[string]bool{}
-	for t := range topics {
-		q.topics[t] = true
-	}
+	q.topics = seenTopics
 }

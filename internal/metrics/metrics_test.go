@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -433,5 +434,73 @@ func TestWithMemberLabelsEverySeries(t *testing.T) {
 	}
 	if got := value(find(fams, "sluice_partition_lag_records", map[string]string{"query": "q", "topic": "t", "partition": "0", "member": "pod-a"})); got != 10 {
 		t.Errorf("partition lag of member pod-a = %v, want 10", got)
+	}
+}
+
+// TestSeriesComeBack: a partition or topic whose series were dropped (not
+// in a report) gets them again when a later report lists it, and the health
+// enums follow every status change, also back to a status set before (the
+// query's series are looked up once and kept between batches).
+func TestSeriesComeBack(t *testing.T) {
+	m, reg := newMetrics(t)
+	q := m.AddQuery("orders", "id-1", "run-1", nil)
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{"query": "orders"}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	steps := []struct {
+		health string
+		parts  []progress.PartitionLag
+	}{
+		{"OK", []progress.PartitionLag{part("orders", 0, 10, 1, "OK"), part("audit", 0, 1, 1, "OK")}},
+		{"WARN", []progress.PartitionLag{part("orders", 0, 20, 2, "WARN")}},                                  // audit-0 and audit dropped
+		{"WARN", []progress.PartitionLag{part("orders", 0, 30, 3, "WARN"), part("audit", 0, 7, 4, "STALL")}}, // back
+		{"OK", []progress.PartitionLag{part("orders", 0, 0, 0, "OK"), part("audit", 0, 8, 5, "STALL")}},
+	}
+	for i, st := range steps {
+		p := sample(int64(i), 1, st.parts...)
+		p.Sluice.Health.Status = st.health
+		q.ObserveProgress(p)
+		fams := gather(t, reg)
+		for _, s := range statuses {
+			want := 0.0
+			if s == st.health {
+				want = 1
+			}
+			if got := value(find(fams, "sluice_health_status", with("status", s))); got != want {
+				t.Errorf("step %d: sluice_health_status{status=%s} = %v, want %v", i, s, got, want)
+			}
+		}
+		for _, pl := range st.parts {
+			pn := fmt.Sprint(pl.Partition)
+			if got := value(find(fams, "sluice_partition_lag_records", with("topic", pl.Topic, "partition", pn))); got != float64(pl.OffsetsBehind) {
+				t.Errorf("step %d: %s-%s lag records = %v, want %d", i, pl.Topic, pn, got, pl.OffsetsBehind)
+			}
+			if got := value(find(fams, "sluice_topic_lag_records", with("topic", pl.Topic))); got != float64(pl.OffsetsBehind) {
+				t.Errorf("step %d: topic %s lag records = %v, want %d", i, pl.Topic, got, pl.OffsetsBehind)
+			}
+			for _, s := range statuses {
+				want := 0.0
+				if s == pl.Status {
+					want = 1
+				}
+				if got := value(find(fams, "sluice_partition_health_status", with("topic", pl.Topic, "partition", pn, "status", s))); got != want {
+					t.Errorf("step %d: %s-%s health{status=%s} = %v, want %v", i, pl.Topic, pn, s, got, want)
+				}
+			}
+		}
+		if len(st.parts) == 1 {
+			if s := find(fams, "sluice_partition_lag_records", with("topic", "audit")); s != nil {
+				t.Errorf("step %d: audit-0 still has a series", i)
+			}
+		}
+	}
+	q.Remove()
+	q.ObserveProgress(sample(9, 1, part("orders", 0, 99, 9, "STOP")))
+	if s := find(gather(t, reg), "sluice_partition_lag_records", with()); s != nil {
+		t.Error("a removed query's update made a series")
 	}
 }

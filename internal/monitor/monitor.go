@@ -319,17 +319,35 @@ func (m *Monitor) addArrival(at time.Time) {
 	if n > 0 && !at.After(m.arrivals[n-1].at) {
 		return
 	}
-	pt := ArrivalPoint{Timestamp: progress.FormatTime(at), Offsets: total, RowsPerSecond: progress.NaN(), at: at}
+	// Timestamp is formatted when a snapshot is taken: points are added
+	// at every plan and batch end, and most are never shown.
+	pt := ArrivalPoint{Offsets: total, RowsPerSecond: progress.NaN(), at: at}
 	if n > 0 {
 		prev := m.arrivals[n-1]
 		if dt := at.Sub(prev.at).Seconds(); dt > 0 && total >= prev.Offsets {
 			pt.RowsPerSecond = progress.Double(float64(total-prev.Offsets) / dt)
 		}
 	}
-	m.arrivals = append(m.arrivals, pt)
-	if len(m.arrivals) > MaxArrivalPoints {
-		m.arrivals = slices.Delete(m.arrivals, 0, len(m.arrivals)-MaxArrivalPoints)
+	if n == cap(m.arrivals) && n >= 2*MaxArrivalPoints {
+		// The series keeps up to twice MaxArrivalPoints and drops the
+		// older half at once, instead of shifting every point out at
+		// every new one; readers take the newest MaxArrivalPoints.
+		n = copy(m.arrivals, m.arrivals[n-MaxArrivalPoints+1:])
+		m.arrivals = m.arrivals[:n]
+	} else if m.arrivals == nil {
+		m.arrivals = make([]ArrivalPoint, 0, 2*MaxArrivalPoints)
 	}
+	m.arrivals = append(m.arrivals, pt)
+}
+
+// recentArrivals returns a copy of the newest MaxArrivalPoints points of
+// the arrival series, their timestamps formatted. Callers hold m.mu.
+func (m *Monitor) recentArrivals() []ArrivalPoint {
+	out := slices.Clone(m.arrivals[max(0, len(m.arrivals)-MaxArrivalPoints):])
+	for i := range out {
+		out[i].Timestamp = progress.FormatTime(out[i].at)
+	}
+	return out
 }
 
 // Idle implements engine.Observer: as Spark, an idle trigger's progress
@@ -1075,7 +1093,7 @@ func (m *Monitor) Snapshot() Snapshot {
 	st := m.live()
 	m.mu.Lock()
 	q, trig, exc, terminated, diag := m.q, m.trig, m.exception, m.final != nil, m.diagnosis
-	started, arrivals := m.started, slices.Clone(m.arrivals)
+	started, arrivals := m.started, m.recentArrivals()
 	m.mu.Unlock()
 	snap := Snapshot{
 		Timestamp:    progress.FormatTime(st.at),

@@ -39,7 +39,7 @@ import (
 var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 
 // produce writes n records to each of partitions partitions.
-func produce(t *testing.T, addr, topic string, partitions, n int) {
+func produce(t testing.TB, addr, topic string, partitions, n int) {
 	t.Helper()
 	var recs []*kgo.Record
 	for i := range n {

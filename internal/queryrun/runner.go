@@ -59,6 +59,9 @@ type ChildRunner struct {
 	// StopTimeout bounds the wait after SIGTERM before the child is
 	// killed (default 30 s).
 	StopTimeout time.Duration
+	// CPUProfile, if set, is where the child writes a CPU profile of its
+	// whole run (`sluice run --cpuprofile`), complete once it has stopped.
+	CPUProfile string
 }
 
 // Describe implements Runner.
@@ -71,6 +74,9 @@ func (r *ChildRunner) Start(ctx context.Context, pipelineFile, progressFile stri
 	args := []string{"run", pipelineFile}
 	if progressFile != "" {
 		args = append(args, "--progress-file", progressFile)
+	}
+	if r.CPUProfile != "" {
+		args = append(args, "--cpuprofile", r.CPUProfile)
 	}
 	cmd := r.Command(append(args, "--stats", "--quiet", "--log-level", "warn")...)
 	stderr, err := cmd.StderrPipe()

@@ -49,6 +49,22 @@ func TestChildRunnerReportsPeakRSSAndCPU(t *testing.T) {
 	}
 }
 
+// TestChildRunnerCPUProfile: with CPUProfile the child is asked for a CPU
+// profile of its run there.
+func TestChildRunnerCPUProfile(t *testing.T) {
+	var args []string
+	r := shRunner(`exit 0`, &args)
+	r.CPUProfile = "/tmp/q.pprof"
+	p, err := r.Start(context.Background(), "q.yaml", "p.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-p.Done()
+	if i := slices.Index(args, "--cpuprofile"); i < 0 || i+1 >= len(args) || args[i+1] != "/tmp/q.pprof" {
+		t.Errorf("args %q lack --cpuprofile /tmp/q.pprof", args)
+	}
+}
+
 func TestChildRunnerFailureAndStop(t *testing.T) {
 	var args []string
 	p, err := shRunner(`echo "query failed: boom" >&2; exit 3`, &args).Start(context.Background(), "q.yaml", "")
