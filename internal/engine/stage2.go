@@ -76,8 +76,11 @@ func (q *Query) runStateful(ctx context.Context, info *BatchInfo, reader source.
 		}
 	}
 
-	// Stage 1: the source tasks, ending in the exchange.
+	// Stage 1: the source tasks, ending in the exchange; the stores' delta
+	// files are created beside it.
 	if len(tasks) > 0 {
+		prep := q.states.prepareDeltas(id)
+		defer prep.stop()
 		newWriter := func(ctx context.Context, _ int64, _ int, _ batch.Schema) (sink.Writer, error) {
 			return &shuffleWriter{w: st.NewShuffleWriter(ShuffleEnv{Partitions: n, BatchTime: info.BatchTimestamp,
 				Send: func(p int, b *batch.Batch) error { return x.send(ctx, p, b) }})}, nil
@@ -87,6 +90,7 @@ func (q *Query) runStateful(ctx context.Context, info *BatchInfo, reader source.
 			return run, err
 		}
 		run.stage1 = tinfos
+		prep.stop()
 	}
 
 	// Stage 2: one task per shuffle partition, fullest first.
