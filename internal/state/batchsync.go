@@ -21,7 +21,9 @@ package state
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -199,11 +201,20 @@ func (o directOut) Write(p []byte) (int, error) {
 
 // createDirectFile creates (or truncates) the in-place file path, and its
 // directory for a store's first version (made durable by the batch's sync
-// like the file).
+// like the file). The partition directory's parent, the operator's, is
+// first marked to spread its subdirectories over the file system
+// (spreadSubdirs).
 func createDirectFile(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if os.IsNotExist(err) {
-		if err = os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+		dir := filepath.Dir(path)
+		if err = os.MkdirAll(filepath.Dir(dir), 0o755); err == nil {
+			spreadSubdirs(filepath.Dir(dir))
+			if err = os.Mkdir(dir, 0o755); errors.Is(err, fs.ErrExist) {
+				err = nil
+			}
+		}
+		if err == nil {
 			f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 		}
 	}
