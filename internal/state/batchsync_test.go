@@ -416,7 +416,7 @@ func TestPrepareDelta(t *testing.T) {
 	}
 
 	s = mustOpen(t, p, 1)
-	if d, ok := s.(*memStore).deltaFile.(*directFile); !ok || d.f == nil {
+	if d, ok := s.(*memStore).deltaFile.(*directFile); !ok || !d.created {
 		t.Fatal("the store opened at version 1 did not take the prepared 2.delta")
 	}
 	if err := dp.PrepareDelta(1); err != nil { // a store is open: no-op
@@ -429,6 +429,25 @@ func TestPrepareDelta(t *testing.T) {
 		t.Fatalf("version 2 from files: %q %v %v, want v2", v, ok, err)
 	}
 	fresh.Close()
+
+	// A prepared file holds no descriptor.
+	fds := func() int {
+		es, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip(err)
+		}
+		return len(es)
+	}
+	before := fds()
+	for i := 1; i <= 20; i++ {
+		pi := openP(t, root, i, DefaultConfig())
+		if err := pi.(DeltaPreparer).PrepareDelta(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fds() - before; n > 0 {
+		t.Fatalf("20 prepared deltas hold %d more descriptors, want none", n)
+	}
 
 	// Prepared for a version that is not opened: removed by the Open.
 	if err := dp.PrepareDelta(7); err != nil {

@@ -192,20 +192,18 @@ type memoryProvider struct {
 	prepared *preparedDelta
 }
 
-// preparedDelta is an in-place delta file created ahead of its store.
+// preparedDelta is an in-place delta file created ahead of its store (and
+// closed: a batch's stores would otherwise hold a descriptor each until
+// their commit; opening an existing file again allocates nothing).
 type preparedDelta struct {
 	version int64 // the delta's version (the store's version + 1)
 	path    string
-	f       *os.File
 }
 
-// discard closes and removes the file: it holds no version (it is empty,
-// or truncated what a failed run left there, as the store's own create
+// discard removes the file: it holds no version (it is empty, or
+// truncated what a failed run left there, as the store's own create
 // would have).
-func (d *preparedDelta) discard() {
-	d.f.Close()
-	_ = os.Remove(d.path)
-}
+func (d *preparedDelta) discard() { _ = os.Remove(d.path) }
 
 // PrepareDelta implements DeltaPreparer. The file is created under the
 // provider's lock, so it never races with Open; a store already open, or
@@ -221,7 +219,11 @@ func (p *memoryProvider) PrepareDelta(version int64) error {
 	if err != nil {
 		return fmt.Errorf("state %s: %w", p.id, err)
 	}
-	p.prepared = &preparedDelta{version: version + 1, path: path, f: f}
+	if err := f.Close(); err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("state %s: %w", p.id, err)
+	}
+	p.prepared = &preparedDelta{version: version + 1, path: path}
 	return nil
 }
 
@@ -259,7 +261,9 @@ func (p *memoryProvider) newDelta(v int64) (versionWriter, error) {
 		if pd := p.prepared; pd != nil {
 			p.prepared = nil
 			if pd.version == v {
-				d.f, d.created = pd.f, true
+				// Its file: the store truncates it again when it writes
+				// (no allocation), and removes it if aborted.
+				d.created = true
 			} else {
 				pd.discard()
 			}
