@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -17,22 +18,31 @@ import (
 )
 
 // TestStateVersionAfterSinkCommit: a stateful batch writes its state
-// version only after the sink has committed it, so a sink commit that
-// fails leaves no file of the new version and no commits/N, and the re-run
-// starts from the version before and ends with the right counts.
+// version only after the sink has committed it (its delta files may be
+// created, empty, beside stage 1: state.DeltaPreparer), so a sink commit
+// that fails leaves no file of the new version and no commits/N, and the
+// re-run starts from the version before and ends with the right counts.
 func TestStateVersionAfterSinkCommit(t *testing.T) {
 	b := brokertest.Start(t, broker.TopicSpec{Name: "sc", Partitions: 2})
 	preload(t, b.Addr(), "sc", 2, 50)
 	chk := t.TempDir()
-	// deltas lists the state/0/<p>/<v>.delta files on disk.
-	deltas := func(v int64) []string {
+	// deltas lists the state/0/<p>/<v>.delta files on disk; written, those
+	// that are not empty.
+	list := func(v int64, written bool) []string {
 		m, err := filepath.Glob(filepath.Join(chk, "state", "0", "*", fmt.Sprintf("%d.delta", v)))
 		if err != nil {
 			t.Fatal(err)
 		}
+		if written {
+			m = slices.DeleteFunc(m, func(name string) bool {
+				fi, err := os.Stat(name)
+				return err == nil && fi.Size() == 0
+			})
+		}
 		sort.Strings(m)
 		return m
 	}
+	deltas := func(v int64) []string { return list(v, false) }
 	var (
 		mu       sync.Mutex
 		atCommit []string             // version 2's deltas when the sink committed batch 1
@@ -43,7 +53,7 @@ func TestStateVersionAfterSinkCommit(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			if id == failAt {
-				atCommit = deltas(id + 1)
+				atCommit = list(id+1, true)
 				return errors.New("sink unavailable")
 			}
 			for i := 0; i < bt.N; i++ {
@@ -69,7 +79,7 @@ func TestStateVersionAfterSinkCommit(t *testing.T) {
 		t.Fatal("the run should fail at batch 1's sink commit")
 	}
 	if len(atCommit) != 0 {
-		t.Fatalf("when the sink committed batch 1, version 2's deltas were on disk already: %v", atCommit)
+		t.Fatalf("when the sink committed batch 1, version 2's deltas were written already: %v", atCommit)
 	}
 	if left := deltas(2); len(left) != 0 {
 		t.Fatalf("the failed batch left %v behind", left)
@@ -85,5 +95,100 @@ func TestStateVersionAfterSinkCommit(t *testing.T) {
 	}
 	if got := deltas(2); len(got) != 2 {
 		t.Fatalf("version 2's deltas after the re-run: %v", got)
+	}
+}
+
+// TestStatefulStage1WhileOffsetsLogged: with a staged sink, a stateful
+// batch's stage 1 runs while offsets/N is written (its delta files are
+// created meanwhile), its stage 2 and sink wait for offsets/N; a failed
+// offsets write fails the batch with no state version written, and the
+// re-run counts right.
+func TestStatefulStage1WhileOffsetsLogged(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "so", Partitions: 2})
+	preload(t, b.Addr(), "so", 2, 50)
+	chk := t.TempDir()
+	// deltas lists version v's delta files; written, the non-empty ones.
+	deltas := func(v int64, written bool) []string {
+		m, err := filepath.Glob(filepath.Join(chk, "state", "0", "*", fmt.Sprintf("%d.delta", v)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.DeleteFunc(m, func(name string) bool {
+			fi, err := os.Stat(name)
+			return written && err == nil && fi.Size() == 0
+		})
+	}
+	var (
+		mu     sync.Mutex
+		bad    []string
+		counts = map[string]int64{}
+	)
+	fail := errors.New("offsets log unavailable")
+	run := func(failAt int64) error {
+		fn := func(_ context.Context, bt *batch.Batch, id int64) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, err := os.Stat(filepath.Join(chk, "offsets", fmt.Sprint(id))); err != nil {
+				bad = append(bad, fmt.Sprintf("batch %d reached the sink before offsets/%d: %v", id, id, err))
+			}
+			for i := 0; i < bt.N; i++ {
+				r := bt.Row(i)
+				counts[fmt.Sprint(r[0])] = r[1].(int64)
+			}
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		w := quietSession("spark.sql.shuffle.partitions", "2").ReadStream().Format("kafka").
+			Option("kafka.bootstrap.servers", b.Addr()).Option("subscribe", "so").Option("startingOffsets", "earliest").
+			Option("maxOffsetsPerTrigger", 30).Load().
+			GroupBy("partition").Count().
+			WriteStream().ForeachBatch(fn).OutputMode("update").Option("checkpointLocation", chk).
+			Trigger(AvailableNow())
+		w.hooks.beforeOffsetsLog = func(id int64) error {
+			if id != 1 {
+				return nil
+			}
+			// Batch 1's stage 1 runs meanwhile: its stores' files appear.
+			deadline := time.Now().Add(10 * time.Second)
+			for len(deltas(2, false)) < 2 {
+				if time.Now().After(deadline) {
+					mu.Lock()
+					bad = append(bad, "batch 1's stage 1 did not start while offsets/1 was being written")
+					mu.Unlock()
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if failAt == 1 {
+				return fail
+			}
+			return nil
+		}
+		q, err := w.Start(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.AwaitTermination(ctx)
+	}
+	if err := run(1); !errors.Is(err, fail) {
+		t.Fatalf("run = %v, want the offsets log's failure", err)
+	}
+	if w := deltas(2, true); len(w) != 0 {
+		t.Fatalf("the batch whose offsets/1 failed wrote state version 2: %v", w)
+	}
+	if _, err := os.Stat(filepath.Join(chk, "commits", "1")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("commits/1 after the failed offsets write: %v", err)
+	}
+	if err := run(-1); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bad) > 0 {
+		t.Fatal(bad)
+	}
+	if counts["0"] != 50 || counts["1"] != 50 {
+		t.Fatalf("final counts %v, want 50 per partition", counts)
 	}
 }

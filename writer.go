@@ -52,7 +52,8 @@ type sinkSpec struct {
 
 // engineHooks are test-only knobs.
 type engineHooks struct {
-	beforeCommit func(batchID int64) error
+	beforeCommit     func(batchID int64) error
+	beforeOffsetsLog func(batchID int64) error
 }
 
 // Format names the sink: "console" (the default), "noop", "memory",
@@ -502,6 +503,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 		Logger:                 log,
 		Observers:              []engine.Observer{mon},
 		BeforeCommit:           w.hooks.beforeCommit,
+		BeforeOffsetsLog:       w.hooks.beforeOffsetsLog,
 		Limits:                 limits,
 		LagSeconds:             mon.LagSeconds,
 		// Projection pruning: build only the source columns the query reads.

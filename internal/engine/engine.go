@@ -1098,6 +1098,7 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo, later bool) error 
 	}
 	if run != nil {
 		msgs, tinfos = run.messages, run.stage1
+		addStart = addStart.Add(run.walWait)
 	}
 	// The sink commits only once offsets/N is durable; the wait counts as
 	// walCommit, not addBatch.
@@ -1196,17 +1197,21 @@ type offsetsWrite struct {
 }
 
 // stagedOutput reports whether a batch's tasks may run while its
-// offsets/N is being written: a stateless query outside group mode whose
-// sinks show nothing
-// before their commit (sink.Staged). Spark logs offsets/N before any
-// processing so that whatever a batch's tasks make visible belongs to a
-// logged batch; with staged sinks nothing is visible before the commit,
-// which waits for offsets/N.
+// offsets/N is being written: a query outside group mode whose sinks show
+// nothing before their commit (sink.Staged). Spark logs offsets/N before
+// any processing so that whatever a batch's tasks make visible belongs to
+// a logged batch; with staged sinks nothing is visible before the commit,
+// which waits for offsets/N. A stateful query runs only its stage 1
+// meanwhile, filling the in-memory exchange; its stage 2 waits for
+// offsets/N (runStateful). Rows a full exchange hands to their stores
+// during stage 1 go into the delta of a version nothing has committed: a
+// crash leaves it as it leaves a failed batch's, and the next run's Open
+// ignores and rewrites it.
 func (q *Query) stagedOutput() bool {
 	if _, grouped := source.AsGroup(q.cfg.Source); grouped {
 		return false // group mode's per-member sink logs keep Spark's order
 	}
-	return q.cfg.Stateful == nil && sink.IsStaged(q.cfg.Sink) && (q.cfg.DeadLetter == nil || sink.IsStaged(q.cfg.DeadLetter))
+	return sink.IsStaged(q.cfg.Sink) && (q.cfg.DeadLetter == nil || sink.IsStaged(q.cfg.DeadLetter))
 }
 
 // startOffsetsLog starts writing offsets/N in the background;

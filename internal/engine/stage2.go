@@ -24,6 +24,9 @@ type statefulRun struct {
 	stores   [][]state.Store // per partition, per operator
 	metrics  [][]OperatorMetrics
 	peak     int64 // the exchange's peak buffered bytes
+	// walWait is how long stage 2 waited for offsets/N, written while
+	// stage 1 ran (stagedOutput): walCommit time, not addBatch.
+	walWait time.Duration
 
 	mu      sync.Mutex
 	aborted bool
@@ -76,8 +79,12 @@ func (q *Query) runStateful(ctx context.Context, info *BatchInfo, reader source.
 		}
 	}
 
-	// Stage 1: the source tasks, ending in the exchange.
+	// Stage 1: the source tasks, ending in the exchange; the stores' delta
+	// files are created beside it (and beside the wait for offsets/N).
+	var prep *deltaPrep
 	if len(tasks) > 0 {
+		prep = q.states.prepareDeltas(id)
+		defer prep.stop()
 		newWriter := func(ctx context.Context, _ int64, _ int, _ batch.Schema) (sink.Writer, error) {
 			return &shuffleWriter{w: st.NewShuffleWriter(ShuffleEnv{Partitions: n, BatchTime: info.BatchTimestamp,
 				Send: func(p int, b *batch.Batch) error { return x.send(ctx, p, b) }})}, nil
@@ -88,6 +95,18 @@ func (q *Query) runStateful(ctx context.Context, info *BatchInfo, reader source.
 		}
 		run.stage1 = tinfos
 	}
+
+	// Stage 2 writes the state files and the sink's output: with staged
+	// sinks stage 1 ran while offsets/N was written (stagedOutput), and
+	// stage 2 starts once it is durable.
+	if q.wal != nil {
+		t0 := q.cfg.Clock.Now()
+		if err := q.awaitOffsetsLog(info); err != nil {
+			return run, err
+		}
+		run.walWait = q.cfg.Clock.Now().Sub(t0)
+	}
+	prep.stop()
 
 	// Stage 2: one task per shuffle partition, fullest first.
 	order := make([]int, n)

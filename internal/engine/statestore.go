@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sluice-stream/sluice/internal/state"
 	"github.com/sluice-stream/sluice/internal/storage"
@@ -93,6 +94,53 @@ func (s *stateStores) provider(op, part int) (state.Provider, error) {
 	}
 	s.providers[[2]int{op, part}] = p
 	return p, nil
+}
+
+// deltaPrep is the background creation of a batch's delta files
+// (prepareDeltas); stop ends it and waits for it.
+type deltaPrep struct {
+	stopped atomic.Bool
+	done    chan struct{}
+}
+
+// stop ends the creation after the file being created and waits for its
+// goroutine. It may be called more than once.
+func (d *deltaPrep) stop() {
+	if d == nil {
+		return
+	}
+	d.stopped.Store(true)
+	<-d.done
+}
+
+// prepareDeltas creates, in one goroutine and partition by partition, the
+// delta files the stores opened at version will write (state.DeltaPreparer),
+// until stop: the engine runs it beside a batch's stage 1 and stops it when
+// stage 2 starts, so the creations use a core stage 1 leaves idle instead
+// of lengthening the commit, and none run among stage 2's work (creates
+// spread among stage-2 tasks cost more, notes8/statecommit.md). A store
+// whose file was not prepared creates it at its commit as before. Errors
+// are left to the store's own create, which reports them.
+func (s *stateStores) prepareDeltas(version int64) *deltaPrep {
+	d := &deltaPrep{done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		for part := 0; part < s.partitions; part++ {
+			for op := range s.ops {
+				if d.stopped.Load() {
+					return
+				}
+				p, err := s.provider(op, part)
+				if err != nil {
+					return
+				}
+				if dp, ok := p.(state.DeltaPreparer); ok {
+					_ = dp.PrepareDelta(version)
+				}
+			}
+		}
+	}()
+	return d
 }
 
 // maintain runs one partition's maintenance (snapshots, cleanup).

@@ -2,12 +2,21 @@ package engine
 
 import (
 	"errors"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/state"
+	"github.com/sluice-stream/sluice/internal/storage"
 )
+
+var testStateSchemas = state.Schemas{
+	Key:   batch.Schema{Fields: []batch.Field{{Name: "k", Type: batch.String, Nullable: true}}},
+	Value: batch.Schema{Fields: []batch.Field{{Name: "count", Type: batch.Long}}},
+}
 
 // blockingProvider is a state.Provider whose Maintenance waits for release.
 type blockingProvider struct {
@@ -102,4 +111,67 @@ func notYet(t *testing.T, call <-chan error, what string) {
 		t.Fatalf("%s returned %v while the maintenance ran", what, err)
 	case <-time.After(50 * time.Millisecond):
 	}
+}
+
+// preparingProvider counts PrepareDelta calls; the first blocks until
+// release.
+type preparingProvider struct {
+	state.Provider
+	release  chan struct{}
+	prepared *atomic.Int64
+	version  int64
+}
+
+func (p *preparingProvider) PrepareDelta(v int64) error {
+	if p.prepared.Add(1) == 1 {
+		<-p.release
+	}
+	p.version = v
+	return nil
+}
+
+// TestPrepareDeltas: prepareDeltas has every (operator, partition)
+// provider create the delta its store at the batch's version will write,
+// in the background; stop ends it after the call under way and waits for
+// it.
+func TestPrepareDeltas(t *testing.T) {
+	// Real memory providers: the files are created, one per store.
+	dir := t.TempDir()
+	files, err := storage.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := []StateOperator{{Name: state.OperatorNameAggregate, Schemas: testStateSchemas}, {Name: state.OperatorNameDedup, Schemas: testStateSchemas}}
+	s := newStateStores(files, ops, state.DefaultConfig(), 3)
+	defer s.close()
+	d := s.prepareDeltas(4)
+	<-d.done
+	d.stop()
+	got, _ := filepath.Glob(filepath.Join(dir, "*", "*", "5.delta"))
+	if len(got) != 6 {
+		t.Fatalf("prepared files %v, want 5.delta for 2 operators × 3 partitions", got)
+	}
+
+	// stop waits for the call under way and ends the rest.
+	var n atomic.Int64
+	release := make(chan struct{})
+	f := newStateStores(nil, []StateOperator{{Name: state.OperatorNameAggregate}}, state.DefaultConfig(), 3)
+	ps := make([]*preparingProvider, 3)
+	for i := range ps {
+		ps[i] = &preparingProvider{release: release, prepared: &n}
+		f.providers[[2]int{0, i}] = ps[i]
+	}
+	d = f.prepareDeltas(7)
+	for n.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	stopped := make(chan error, 1)
+	go func() { d.stop(); stopped <- nil }()
+	notYet(t, stopped, "stop")
+	close(release)
+	<-stopped
+	if n.Load() != 1 || ps[0].version != 7 {
+		t.Fatalf("%d PrepareDelta calls (first at version %d), want 1 at 7: stop must end the rest", n.Load(), ps[0].version)
+	}
+	d.stop() // again: returns at once
 }

@@ -21,7 +21,9 @@ package state
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -186,14 +188,7 @@ type directOut struct{ d *directFile }
 func (o directOut) Write(p []byte) (int, error) {
 	d := o.d
 	if d.f == nil {
-		f, err := os.OpenFile(d.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if os.IsNotExist(err) {
-			// The store's first version: its directory is new (made
-			// durable by the batch's sync like the file).
-			if err = os.MkdirAll(filepath.Dir(d.path), 0o755); err == nil {
-				f, err = os.OpenFile(d.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-			}
-		}
+		f, err := createDirectFile(d.path)
 		if err != nil {
 			return 0, err
 		}
@@ -202,6 +197,28 @@ func (o directOut) Write(p []byte) (int, error) {
 	n, err := d.f.Write(p)
 	d.n += int64(n)
 	return n, err
+}
+
+// createDirectFile creates (or truncates) the in-place file path, and its
+// directory for a store's first version (made durable by the batch's sync
+// like the file). The partition directory's parent, the operator's, is
+// first marked to spread its subdirectories over the file system
+// (spreadSubdirs).
+func createDirectFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if os.IsNotExist(err) {
+		dir := filepath.Dir(path)
+		if err = os.MkdirAll(filepath.Dir(dir), 0o755); err == nil {
+			spreadSubdirs(filepath.Dir(dir))
+			if err = os.Mkdir(dir, 0o755); errors.Is(err, fs.ErrExist) {
+				err = nil
+			}
+		}
+		if err == nil {
+			f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		}
+	}
+	return f, err
 }
 
 func (d *directFile) Write(p []byte) (int, error) {

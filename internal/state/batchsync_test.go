@@ -378,3 +378,97 @@ func TestBatchSyncErrorFailsCommit(t *testing.T) {
 		t.Fatalf("second Commit = %v, want the error again", err)
 	}
 }
+
+// TestPrepareDelta: PrepareDelta creates the next version's delta file
+// empty; listings do not count it as a version (LatestVersion, Maintenance)
+// until its store commits; Open of that version writes into the prepared
+// file, which then loads as the version; a prepared file whose store never
+// opens is removed by Close, and by an Open of another version; with a
+// store open it is a no-op.
+func TestPrepareDelta(t *testing.T) {
+	root := t.TempDir()
+	installPowerLoss(t, root)
+	dir := filepath.Join(root, "0", "0")
+	p := openP(t, root, 0, DefaultConfig())
+	mp := p.(*memoryProvider)
+	dp, ok := p.(DeltaPreparer)
+	if !ok || mp.fsync == nil {
+		t.Fatal("memory provider with batch durability is not a DeltaPreparer")
+	}
+	s := mustOpen(t, p, 0)
+	s.Put([]byte("k"), []byte("v1"))
+	mustCommit(t, s)
+
+	if err := dp.PrepareDelta(1); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "2.delta")); err != nil || fi.Size() != 0 {
+		t.Fatalf("after PrepareDelta(1): 2.delta %v, %v; want an empty file", fi, err)
+	}
+	mp.mu.Lock()
+	mp.filesValid = false // list the directory again
+	mp.mu.Unlock()
+	if v, err := p.LatestVersion(); err != nil || v != 1 {
+		t.Fatalf("LatestVersion with 2.delta prepared = %d, %v; want 1", v, err)
+	}
+	if err := p.Maintenance(); err != nil {
+		t.Fatalf("Maintenance with 2.delta prepared: %v", err)
+	}
+
+	s = mustOpen(t, p, 1)
+	if d, ok := s.(*memStore).deltaFile.(*directFile); !ok || !d.created {
+		t.Fatal("the store opened at version 1 did not take the prepared 2.delta")
+	}
+	if err := dp.PrepareDelta(1); err != nil { // a store is open: no-op
+		t.Fatal(err)
+	}
+	s.Put([]byte("k"), []byte("v2"))
+	mustCommit(t, s)
+	fresh := openP(t, root, 0, DefaultConfig())
+	if v, ok, err := mustOpen(t, fresh, 2).Get([]byte("k")); err != nil || !ok || string(v) != "v2" {
+		t.Fatalf("version 2 from files: %q %v %v, want v2", v, ok, err)
+	}
+	fresh.Close()
+
+	// A prepared file holds no descriptor.
+	fds := func() int {
+		es, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip(err)
+		}
+		return len(es)
+	}
+	before := fds()
+	for i := 1; i <= 20; i++ {
+		pi := openP(t, root, i, DefaultConfig())
+		if err := pi.(DeltaPreparer).PrepareDelta(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fds() - before; n > 0 {
+		t.Fatalf("20 prepared deltas hold %d more descriptors, want none", n)
+	}
+
+	// Prepared for a version that is not opened: removed by the Open.
+	if err := dp.PrepareDelta(7); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "8.delta")); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, p, 2)
+	if _, err := os.Stat(filepath.Join(dir, "8.delta")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("8.delta after Open(2): %v, want removed", err)
+	}
+	s.Abort()
+	// Prepared, never opened: removed by Close.
+	if err := dp.PrepareDelta(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := listNames(t, dir); !slices.Equal(got, []string{"1.delta", "2.delta", "_metadata/"}) {
+		t.Fatalf("files after Close: %v, want 1.delta 2.delta _metadata/", got)
+	}
+}

@@ -187,6 +187,44 @@ type memoryProvider struct {
 	// delta's buffer starts at about that size (a batch's share of a
 	// shuffle partition changes little from one batch to the next).
 	lastDeltaRaw int64
+	// prepared is the delta file PrepareDelta created for the next Open
+	// (nil: none).
+	prepared *preparedDelta
+}
+
+// preparedDelta is an in-place delta file created ahead of its store (and
+// closed: a batch's stores would otherwise hold a descriptor each until
+// their commit; opening an existing file again allocates nothing).
+type preparedDelta struct {
+	version int64 // the delta's version (the store's version + 1)
+	path    string
+}
+
+// discard removes the file: it holds no version (it is empty, or
+// truncated what a failed run left there, as the store's own create
+// would have).
+func (d *preparedDelta) discard() { _ = os.Remove(d.path) }
+
+// PrepareDelta implements DeltaPreparer. The file is created under the
+// provider's lock, so it never races with Open; a store already open, or
+// a file already prepared, makes it a no-op.
+func (p *memoryProvider) PrepareDelta(version int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fsync == nil || p.closed || p.open != nil || p.prepared != nil || version < 0 {
+		return nil
+	}
+	path := filepath.Join(p.localDir, strconv.FormatInt(version+1, 10)+".delta")
+	f, err := createDirectFile(path)
+	if err != nil {
+		return fmt.Errorf("state %s: %w", p.id, err)
+	}
+	if err := f.Close(); err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("state %s: %w", p.id, err)
+	}
+	p.prepared = &preparedDelta{version: version + 1, path: path}
+	return nil
 }
 
 // versionWriter is where a store writes its delta: an atomicFile (each
@@ -219,7 +257,18 @@ func newMemoryProvider(id ID, st storage.Store, schemas Schemas, conf Config) *m
 // newDelta starts the delta file of version v.
 func (p *memoryProvider) newDelta(v int64) (versionWriter, error) {
 	if p.fsync != nil {
-		return createDirect(filepath.Join(p.localDir, strconv.FormatInt(v, 10)+".delta")), nil
+		d := createDirect(filepath.Join(p.localDir, strconv.FormatInt(v, 10)+".delta"))
+		if pd := p.prepared; pd != nil {
+			p.prepared = nil
+			if pd.version == v {
+				// Its file: the store truncates it again when it writes
+				// (no allocation), and removes it if aborted.
+				d.created = true
+			} else {
+				pd.discard()
+			}
+		}
+		return d, nil
 	}
 	return createAtomic(p.st, versionFile(p.id.dir(), v, "delta"))
 }
@@ -249,14 +298,21 @@ func (p *memoryProvider) listFiles() (versionFiles, error) {
 		}
 		p.files, p.filesValid = vf, true
 	}
-	if p.fsync != nil && p.open != nil && !p.open.done {
-		// The open store's delta is being written in place (or a failed
-		// run's is about to be replaced): not a version (Maintenance must
-		// not load it).
-		if _, ok := p.files.deltas[p.open.version+1]; ok {
+	if p.fsync != nil {
+		// The open store's delta is being written in place, or a prepared
+		// one waits for its store (or a failed run's is about to be
+		// replaced): not a version (Maintenance must not load it).
+		pending := int64(-1)
+		switch {
+		case p.open != nil && !p.open.done:
+			pending = p.open.version + 1
+		case p.prepared != nil:
+			pending = p.prepared.version
+		}
+		if _, ok := p.files.deltas[pending]; ok {
 			vf := p.files
 			vf.deltas = maps.Clone(vf.deltas)
-			delete(vf.deltas, p.open.version+1)
+			delete(vf.deltas, pending)
 			return vf, nil
 		}
 	}
@@ -631,6 +687,10 @@ func (p *memoryProvider) Close() error {
 	defer p.mu.Unlock()
 	if p.open != nil {
 		p.open.abortLocked()
+	}
+	if p.prepared != nil {
+		p.prepared.discard()
+		p.prepared = nil
 	}
 	if !p.closed && p.fsync != nil {
 		p.fsync.release()

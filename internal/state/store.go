@@ -125,6 +125,21 @@ type Provider interface {
 	Close() error
 }
 
+// DeltaPreparer is implemented by providers whose delta files can be
+// created ahead of their store (the memory provider writing in place,
+// SyncBatch): PrepareDelta(version) creates the file that the store
+// Open(version) returns will write version+1 to, so that a batch's file
+// creations can run in the background while its first stage computes,
+// rather than in its commit (on some file systems a create is the largest
+// part of a commit). The file is not a version until that store commits:
+// listings ignore it, Open of another version or Close removes it, and a
+// crash leaves it as it leaves the file of a store that failed before its
+// commit. It is a no-op when a store is open, a file is prepared already,
+// or deltas are not written in place.
+type DeltaPreparer interface {
+	PrepareDelta(version int64) error
+}
+
 // Store is one batch's view of a partition's state: reads see the writes
 // made through it. Keys and values are byte strings; the store copies what
 // it is given. Slices it returns must not be modified and are valid until
