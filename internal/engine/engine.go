@@ -1186,6 +1186,11 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo, later bool) error 
 	if q.async != nil {
 		return q.asyncFinish(ctx, info, sinkCommit, stateCommit, sample)
 	}
+	// The previous batch's commits/N-1 (staged sinks: not awaited before
+	// this batch's sink commit) precedes this batch's commits/N.
+	if err := q.finishPending(nil); err != nil {
+		return err
+	}
 	p := q.commitBatch(ctx, info, sinkCommit, stateCommit)
 	p.sample = sample
 	if later {
@@ -1244,6 +1249,11 @@ func (q *Query) startOffsetsLog(id int64, meta checkpoint.BatchMetadata, end sou
 // is the time it waited here, so that durationMs's parts still add up to
 // at most triggerExecution when the write overlapped the tasks (Spark
 // writes the log before the tasks: there, the wait is the write).
+//
+// With staged sinks (stagedOutput) a previous batch whose commits/N-1 is
+// still being written is not waited for here: batch N's sink commits
+// while it is, and execute completes it before writing commits/N (see
+// commitLater for why a crash then is safe).
 func (q *Query) awaitOffsetsLog(info *BatchInfo) error {
 	w := q.wal
 	if w == nil {
@@ -1252,7 +1262,12 @@ func (q *Query) awaitOffsetsLog(info *BatchInfo) error {
 	q.wal = nil
 	t0 := q.cfg.Clock.Now()
 	<-w.done
-	perr := q.finishPending(w.after)
+	var perr error
+	if p := q.pending; p != nil && w.err == nil && q.stagedOutput() && !p.written() {
+		p.after = w.after // reported once written, with this look at the source
+	} else {
+		perr = q.finishPending(w.after)
+	}
 	if w.err != nil || perr != nil {
 		return errors.Join(w.err, perr)
 	}
@@ -1274,6 +1289,20 @@ type pendingCommit struct {
 	// sample is the batch's end sample taken during the commit (nil:
 	// none; the next trigger's look, or a sample taken when reported).
 	sample *batchEndSample
+	// after is the next trigger's look at the latest offsets when the
+	// batch is completed after that trigger's offsets/N+1 was awaited
+	// (awaitOffsetsLog), for finishPending.
+	after *attempt
+}
+
+// written reports whether p's commits/N write has ended.
+func (p *pendingCommit) written() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // commitBatch starts writing commits/N (then the source's commit hint) in
@@ -1325,15 +1354,23 @@ func (q *Query) canPipeline(ctx context.Context, info *BatchInfo) bool {
 // commitLater leaves p's commits/N in flight: the query goes on to plan
 // the next batch and write offsets/N+1 at once, and finishPending
 // completes p (waits for commits/N, reports the batch) before batch N+1
-// runs — so the two log writes and the planning overlap.
+// runs — so the two log writes and the planning overlap. With staged
+// sinks (stagedOutput) batch N+1 also runs and commits its sink while
+// commits/N is written; finishPending completes p before commits/N+1 is
+// written, so the commit log is still written in order and batches are
+// reported in order.
 //
 // A crash in between is safe: offsets/N+1 is written only after batch N's
-// sink (and state) committed, and batch N+1 runs only after commits/N is
-// durable. The worst a crash leaves is offsets/N+1 present and commits/N
-// missing; recovery then follows Spark's rule for a commit log trailing by
-// more than one batch (checkpoint.Recover): re-run batch N+1 from
-// offsets/N's end. Batch N's output is in the sink already, N+1's never
-// reached it: nothing is lost or repeated.
+// sink (and state) committed, and batch N+1's sink commits only after
+// offsets/N+1 is durable (and, unless the sinks are staged, after
+// commits/N is). The worst a crash leaves is offsets/N+1 present and
+// commits/N missing; recovery then follows Spark's rule for a commit log
+// trailing by more than one batch (checkpoint.Recover): re-run batch N+1
+// from offsets/N's end. Batch N's output is in the sink already and is not
+// re-run; batch N+1's sink commit, if it happened, is repeated with the
+// same batch id, which a sink keeps once (Spark's contract for a batch
+// re-run after a failure, as after a crash between a sink's commit and
+// its commits/N). TestStagedSinkCommitLogCrash is that crash.
 func (q *Query) commitLater(p *pendingCommit) {
 	info := p.info
 	// Admission plans the next batch before this one is reported: give it
@@ -1358,6 +1395,9 @@ func (q *Query) finishPending(after *attempt) error {
 		return nil
 	}
 	q.pending = nil
+	if after == nil {
+		after = p.after
+	}
 	return q.finishCommit(p, after)
 }
 
