@@ -330,12 +330,10 @@ type Query struct {
 	// ended: the query has stopped running batches (it is shutting down or
 	// has terminated).
 	ended atomic.Bool
-	// pending are the executed batches whose commits/N is being written
-	// while the next batch is planned and logged (pipelined commit, see
-	// commitLater), oldest first: at most one, or two with staged sinks
-	// (the newer one's commits/N waits for the older one's). Owned by the
-	// query goroutine.
-	pending []*pendingCommit
+	// pending is the executed batch whose commits/N is being written while
+	// the next batch is planned and logged (pipelined commit, see
+	// commitLater); nil otherwise. Owned by the query goroutine.
+	pending *pendingCommit
 	// wal is the running batch's offsets/N write when it overlaps the
 	// batch's tasks (startOffsetsLog); nil otherwise. Owned by the query
 	// goroutine.
@@ -1188,23 +1186,7 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo, later bool) error 
 	if q.async != nil {
 		return q.asyncFinish(ctx, info, sinkCommit, stateCommit, sample)
 	}
-	// With staged sinks the previous batch's commits/N-1 may still be
-	// being written (awaitOffsetsLog did not wait for it): this batch's
-	// commits/N follows it, and at most these two are in flight.
-	var prev *pendingCommit
-	if later && q.stagedOutput() {
-		for len(q.pending) > 1 {
-			if err := q.finishOldest(nil); err != nil {
-				return err
-			}
-		}
-		if n := len(q.pending); n > 0 {
-			prev = q.pending[n-1]
-		}
-	} else if err := q.finishPending(nil); err != nil {
-		return err
-	}
-	p := q.commitBatch(ctx, info, sinkCommit, stateCommit, prev)
+	p := q.commitBatch(ctx, info, sinkCommit, stateCommit)
 	p.sample = sample
 	if later {
 		q.commitLater(p)
@@ -1262,11 +1244,6 @@ func (q *Query) startOffsetsLog(id int64, meta checkpoint.BatchMetadata, end sou
 // is the time it waited here, so that durationMs's parts still add up to
 // at most triggerExecution when the write overlapped the tasks (Spark
 // writes the log before the tasks: there, the wait is the write).
-//
-// With staged sinks (stagedOutput) a previous batch whose commits/N-1 is
-// still being written is not waited for here: batch N's sink commits
-// while it is, and batch N's commits/N is written after it (commitBatch;
-// see commitLater for why a crash then is safe).
 func (q *Query) awaitOffsetsLog(info *BatchInfo) error {
 	w := q.wal
 	if w == nil {
@@ -1275,18 +1252,7 @@ func (q *Query) awaitOffsetsLog(info *BatchInfo) error {
 	q.wal = nil
 	t0 := q.cfg.Clock.Now()
 	<-w.done
-	var perr error
-	if n := len(q.pending); n > 0 && w.err == nil && q.stagedOutput() {
-		// The newest is the previous batch: this trigger's look at the
-		// source is its LatestAfter. Batches whose commit log is written
-		// are reported; the rest are not waited for.
-		if last := q.pending[n-1]; last.after == nil {
-			last.after = w.after
-		}
-		perr = q.finishWritten()
-	} else {
-		perr = q.finishPending(w.after)
-	}
+	perr := q.finishPending(w.after)
 	if w.err != nil || perr != nil {
 		return errors.Join(w.err, perr)
 	}
@@ -1308,38 +1274,14 @@ type pendingCommit struct {
 	// sample is the batch's end sample taken during the commit (nil:
 	// none; the next trigger's look, or a sample taken when reported).
 	sample *batchEndSample
-	// after is the next trigger's look at the latest offsets when the
-	// batch is completed after that trigger's offsets/N+1 was awaited
-	// (awaitOffsetsLog), for finishPending.
-	after *attempt
-	// prev is the batch whose commits/N-1 this one's commits/N waits for
-	// (staged sinks: two batches' commit logs in flight); nil when none.
-	prev *pendingCommit
-}
-
-// written reports whether p's commits/N write has ended.
-func (p *pendingCommit) written() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
 }
 
 // commitBatch starts writing commits/N (then the source's commit hint) in
-// the background, once prev's commits/N-1 is written when prev is set.
-func (q *Query) commitBatch(ctx context.Context, info *BatchInfo, sinkCommit, stateCommit time.Duration, prev *pendingCommit) *pendingCommit {
-	p := &pendingCommit{info: info, sinkCommit: sinkCommit, stateCommit: stateCommit, start: q.cfg.Clock.Now(), done: make(chan struct{}), prev: prev}
+// the background.
+func (q *Query) commitBatch(ctx context.Context, info *BatchInfo, sinkCommit, stateCommit time.Duration) *pendingCommit {
+	p := &pendingCommit{info: info, sinkCommit: sinkCommit, stateCommit: stateCommit, start: q.cfg.Clock.Now(), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		if prev != nil {
-			<-prev.done
-			if prev.err != nil {
-				p.err = fmt.Errorf("batch %d: commit log not written after batch %d's failed", info.BatchID, prev.info.BatchID)
-				return
-			}
-		}
 		if h := q.cfg.BeforeCommitLog; h != nil {
 			if err := h(info.BatchID); err != nil {
 				p.err = err
@@ -1383,26 +1325,15 @@ func (q *Query) canPipeline(ctx context.Context, info *BatchInfo) bool {
 // commitLater leaves p's commits/N in flight: the query goes on to plan
 // the next batch and write offsets/N+1 at once, and finishPending
 // completes p (waits for commits/N, reports the batch) before batch N+1
-// runs — so the two log writes and the planning overlap. With staged
-// sinks (stagedOutput) batch N+1 also runs and commits its sink while
-// commits/N is written, and its commits/N+1 is written after commits/N
-// (commitBatch's prev), so the batch loop waits for no commit log: at
-// most two batches' commits are in flight, written in order, and the
-// batches are reported in order once theirs is written.
+// runs — so the two log writes and the planning overlap.
 //
 // A crash in between is safe: offsets/N+1 is written only after batch N's
-// sink (and state) committed, and batch N+1's sink commits only after
-// offsets/N+1 is durable (and, unless the sinks are staged, after
-// commits/N is). So every batch before the newest logged one has committed
-// its sink, whatever commits a crash left unwritten (commits/N, and with
-// staged sinks commits/N-1 too); recovery follows Spark's rule for a
-// commit log trailing by more than one batch (checkpoint.Recover): re-run
-// the newest logged batch from the end of the one before. The batches
-// before it are in the sink already and are not re-run; its own sink
-// commit, if it happened, is repeated with the same batch id, which a sink
-// keeps once (Spark's contract for a batch re-run after a failure, as
-// after a crash between a sink's commit and its commits/N).
-// TestStagedSinkCommitLogCrash is such a crash.
+// sink (and state) committed, and batch N+1 runs only after commits/N is
+// durable. The worst a crash leaves is offsets/N+1 present and commits/N
+// missing; recovery then follows Spark's rule for a commit log trailing by
+// more than one batch (checkpoint.Recover): re-run batch N+1 from
+// offsets/N's end. Batch N's output is in the sink already, N+1's never
+// reached it: nothing is lost or repeated.
 func (q *Query) commitLater(p *pendingCommit) {
 	info := p.info
 	// Admission plans the next batch before this one is reported: give it
@@ -1414,54 +1345,20 @@ func (q *Query) commitLater(p *pendingCommit) {
 	q.start = info.End
 	q.nextBatch = info.BatchID + 1
 	q.lastUsedWm, q.ranBatch = info.WatermarkMs, true
-	q.pending = append(q.pending, p)
+	q.pending = p
 }
 
-// finishPending completes the batches commitLater left in flight, if any,
-// oldest first. after, when set, is the next trigger's look at the
-// source's latest offsets, taken after the newest one's sink committed:
-// its LatestAfter (else the one it kept, or they are sampled now).
+// finishPending completes the batch commitLater left in flight, if any.
+// after, when set, is the next trigger's look at the source's latest
+// offsets, taken after that batch's sink committed: the batch's
+// LatestAfter (else they are sampled now).
 func (q *Query) finishPending(after *attempt) error {
-	for len(q.pending) > 0 {
-		a := after
-		if len(q.pending) > 1 {
-			a = nil // after is the newest batch's; older ones have theirs
-		}
-		if err := q.finishOldest(a); err != nil {
-			return err
-		}
+	p := q.pending
+	if p == nil {
+		return nil
 	}
-	return nil
-}
-
-// finishOldest waits for the oldest pending batch's commits/N and reports
-// it; after as for finishPending (nil: the one the batch kept, if any).
-func (q *Query) finishOldest(after *attempt) error {
-	p := q.pending[0]
-	q.pending[0] = nil
-	q.pending = q.pending[1:]
-	if len(q.pending) == 0 {
-		q.pending = nil
-	}
-	if after == nil {
-		after = p.after
-	}
-	if err := q.finishCommit(p, after); err != nil {
-		q.pending = nil // the newer ones' commit logs fail after it (commitBatch)
-		return err
-	}
-	return nil
-}
-
-// finishWritten reports the pending batches whose commits/N is written,
-// oldest first, without waiting for the others.
-func (q *Query) finishWritten() error {
-	for len(q.pending) > 0 && q.pending[0].written() {
-		if err := q.finishOldest(nil); err != nil {
-			return err
-		}
-	}
-	return nil
+	q.pending = nil
+	return q.finishCommit(p, after)
 }
 
 // finishCommit waits for p's commits/N and reports the batch.

@@ -571,11 +571,9 @@ func TestPipelinedCommitCrash(t *testing.T) {
 
 // TestStagedSinkRunsWhileOffsetsAreLogged: with a sink whose output shows
 // only at its commit (sink.Staged), a batch's tasks run while offsets/N is
-// being written, and the sink commits only after offsets/N is durable
-// (commits/N-1 may still be being written:
-// TestStagedSinkCommitsWhileCommitLogIsWritten). A sink that is not
-// staged (one acting on rows in its tasks) gets no writer before offsets/N
-// is durable, and commits only after offsets/N and commits/N-1 are.
+// being written, and the sink commits only after offsets/N and
+// commits/N-1 are durable. A sink that is not staged (one acting on rows
+// in its tasks) gets no writer before offsets/N is durable.
 func TestStagedSinkRunsWhileOffsetsAreLogged(t *testing.T) {
 	for _, staged := range []bool{true, false} {
 		t.Run(fmt.Sprintf("staged=%v", staged), func(t *testing.T) {
@@ -600,7 +598,7 @@ func TestStagedSinkRunsWhileOffsetsAreLogged(t *testing.T) {
 						mu.Unlock()
 					}
 				case sinktest.OpCommit:
-					if !exists(dir, "offsets", at.Batch) || (!staged && at.Batch > 0 && !exists(dir, "commits", at.Batch-1)) {
+					if !exists(dir, "offsets", at.Batch) || (at.Batch > 0 && !exists(dir, "commits", at.Batch-1)) {
 						mu.Lock()
 						bad = append(bad, fmt.Sprintf("batch %d committed before offsets/%d and commits/%d", at.Batch, at.Batch, at.Batch-1))
 						mu.Unlock()
@@ -633,131 +631,6 @@ func TestStagedSinkRunsWhileOffsetsAreLogged(t *testing.T) {
 				t.Fatalf("sink: %d rows, batches %v, duplicates %v", snk.NumRows(), snk.Batches(), d)
 			}
 		})
-	}
-}
-
-// TestStagedSinkCommitsWhileCommitLogIsWritten: with a staged sink, the
-// next batches run and commit their sinks while commits/N-1 is still being
-// written — here batches 2 and 3 while commits/1 is (a capped drain's
-// batch waited for both log writes, offsets/N and commits/N-1, the longer
-// of two); commits/N is written only after commits/N-1, and the batches
-// are reported in order, each once.
-func TestStagedSinkCommitsWhileCommitLogIsWritten(t *testing.T) {
-	src := sourcetest.New(sourcetest.Options{Partitions: 2, Defaults: source.ReadLimit{MaxRows: 20}})
-	src.AppendN(0, 40)
-	src.AppendN(1, 40)
-	dir := t.TempDir()
-	snk := newSink("main", nil).Staged(true)
-	committed3 := make(chan struct{})
-	var once sync.Once
-	var mu sync.Mutex
-	var bad []string
-	snk.SetHook(func(_ context.Context, at sinktest.Point) error {
-		if at.Op == sinktest.OpCommit && at.Batch == 3 {
-			once.Do(func() { close(committed3) })
-		}
-		return nil
-	})
-	rec := &recorder{}
-	err := run(t, context.Background(), engine.Config{Source: src, Sink: snk, Trigger: availableNow, CheckpointDir: dir, Observers: []engine.Observer{rec},
-		BeforeCommitLog: func(id int64) error {
-			if id > 0 && !exists(dir, "commits", id-1) {
-				mu.Lock()
-				bad = append(bad, fmt.Sprintf("commits/%d written before commits/%d", id, id-1))
-				mu.Unlock()
-			}
-			if id != 1 {
-				return nil
-			}
-			select { // commits/1 is written only once batch 3's sink has committed
-			case <-committed3:
-				return nil
-			case <-time.After(10 * time.Second):
-				return errors.New("batch 3's sink did not commit while commits/1 was being written")
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(bad) > 0 {
-		t.Fatal(strings.Join(bad, "; "))
-	}
-	var ids []int64
-	for _, b := range rec.batches() {
-		ids = append(ids, b.BatchID)
-	}
-	if fmt.Sprint(ids) != "[0 1 2 3]" {
-		t.Fatalf("reported batches %v, want [0 1 2 3]", ids)
-	}
-	for id := int64(0); id < 4; id++ {
-		if !exists(dir, "commits", id) {
-			t.Fatalf("commits/%d missing", id)
-		}
-	}
-	if d := snk.Duplicates(); len(d) > 0 || snk.NumRows() != 80 || fmt.Sprint(snk.Batches()) != "[0 1 2 3]" {
-		t.Fatalf("sink: %d rows, batches %v, duplicates %v", snk.NumRows(), snk.Batches(), d)
-	}
-}
-
-// TestStagedSinkCommitLogCrash: a crash after batch N's (staged) sink
-// committed while commits/N-1 was still being written leaves offsets/N
-// (and perhaps offsets/N+1, the next batch's tasks under way) with
-// commits/N-2 as the newest commit; the restart re-runs the newest logged
-// batch only (every batch before it had committed its sink before the
-// next one was logged), the sink keeps a batch it had committed once, and
-// every row is in the sink once.
-func TestStagedSinkCommitLogCrash(t *testing.T) {
-	src := sourcetest.New(sourcetest.Options{Partitions: 2, Defaults: source.ReadLimit{MaxRows: 20}})
-	src.AppendN(0, 50)
-	src.AppendN(1, 50)
-	dir := t.TempDir()
-	snk := newSink("main", nil).Staged(true)
-	committed2 := make(chan struct{})
-	var once sync.Once
-	snk.SetHook(func(_ context.Context, at sinktest.Point) error {
-		if at.Op == sinktest.OpCommit && at.Batch == 2 {
-			once.Do(func() { close(committed2) })
-		}
-		return nil
-	})
-	crash := errors.New("crash while commits/1 was being written")
-	err := run(t, context.Background(), engine.Config{Source: src, Sink: snk, Trigger: availableNow, CheckpointDir: dir,
-		BeforeCommitLog: func(id int64) error {
-			if id != 1 {
-				return nil
-			}
-			select {
-			case <-committed2:
-			case <-time.After(10 * time.Second):
-			}
-			return crash
-		}})
-	if !errors.Is(err, crash) {
-		t.Fatalf("first run ended with %v, want the crash", err)
-	}
-	last := int64(2)
-	if exists(dir, "offsets", 3) {
-		last = 3
-	}
-	if !exists(dir, "offsets", 2) || exists(dir, "offsets", 4) || !exists(dir, "commits", 0) || exists(dir, "commits", 1) || exists(dir, "commits", 2) || exists(dir, "commits", 3) {
-		t.Fatal("want offsets/0-2 (and perhaps 3), commits/0 and no other commit after the crash")
-	}
-	if b := fmt.Sprint(snk.Batches()); (b != "[0 1 2]" && b != "[0 1 2 3]") || snk.NumRows() != 20*len(snk.Batches()) {
-		t.Fatalf("sink after the crash: batches %v, %d rows; want [0 1 2] (or [0 1 2 3]), 20 rows each", snk.Batches(), snk.NumRows())
-	}
-	rec := &recorder{}
-	if err := run(t, context.Background(), engine.Config{Source: src, Sink: snk, Trigger: availableNow, CheckpointDir: dir,
-		Observers: []engine.Observer{rec}}); err != nil {
-		t.Fatal(err)
-	}
-	bs := rec.batches()
-	if int64(len(bs)) != 5-last || bs[0].BatchID != last || !bs[0].Replayed || bs[0].NumInputRows != 20 || bs[len(bs)-1].BatchID != 4 {
-		t.Fatalf("restart ran %d batches (first: %+v), want batch %d re-run with its 20 rows, then the rest up to 4", len(bs), bs[0], last)
-	}
-	if d := snk.Duplicates(); len(d) > 0 || snk.NumRows() != 100 || fmt.Sprint(snk.Batches()) != "[0 1 2 3 4]" {
-		t.Fatalf("sink: %d rows, batches %v, duplicates %v", snk.NumRows(), snk.Batches(), d)
 	}
 }
 
