@@ -990,6 +990,15 @@ func (q *Query) planAndRun(ctx context.Context, once bool) (bool, error) {
 			q.running.Store(-1)
 			return false, err
 		}
+	} else {
+		// The write goroutine would otherwise wait on this P's run queue
+		// until the batch's tasks end (runTasks' helper worker takes its
+		// place as the next to run), and only then start the log write
+		// the batch then waits for: tasks, a scheduling delay and the
+		// write one after the other. Yielding lets it reach its first
+		// fsync at once; this goroutine goes on on the other P (woken) or
+		// on this one once the write blocks in the kernel.
+		runtime.Gosched()
 	}
 	if g, ok := source.AsGroup(q.cfg.Source); ok {
 		m := g.GroupMember()
