@@ -26,22 +26,7 @@ func TestStateVersionAfterSinkCommit(t *testing.T) {
 	b := brokertest.Start(t, broker.TopicSpec{Name: "sc", Partitions: 2})
 	preload(t, b.Addr(), "sc", 2, 50)
 	chk := t.TempDir()
-	// deltas lists the state/0/<p>/<v>.delta files on disk; written, those
-	// that are not empty.
-	list := func(v int64, written bool) []string {
-		m, err := filepath.Glob(filepath.Join(chk, "state", "0", "*", fmt.Sprintf("%d.delta", v)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if written {
-			m = slices.DeleteFunc(m, func(name string) bool {
-				fi, err := os.Stat(name)
-				return err == nil && fi.Size() == 0
-			})
-		}
-		sort.Strings(m)
-		return m
-	}
+	list := func(v int64, written bool) []string { return deltaFiles(t, chk, v, written) }
 	deltas := func(v int64) []string { return list(v, false) }
 	var (
 		mu       sync.Mutex
@@ -107,17 +92,7 @@ func TestStatefulStage1WhileOffsetsLogged(t *testing.T) {
 	b := brokertest.Start(t, broker.TopicSpec{Name: "so", Partitions: 2})
 	preload(t, b.Addr(), "so", 2, 50)
 	chk := t.TempDir()
-	// deltas lists version v's delta files; written, the non-empty ones.
-	deltas := func(v int64, written bool) []string {
-		m, err := filepath.Glob(filepath.Join(chk, "state", "0", "*", fmt.Sprintf("%d.delta", v)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return slices.DeleteFunc(m, func(name string) bool {
-			fi, err := os.Stat(name)
-			return written && err == nil && fi.Size() == 0
-		})
-	}
+	deltas := func(v int64, written bool) []string { return deltaFiles(t, chk, v, written) }
 	var (
 		mu     sync.Mutex
 		bad    []string
@@ -191,4 +166,23 @@ func TestStatefulStage1WhileOffsetsLogged(t *testing.T) {
 	if counts["0"] != 50 || counts["1"] != 50 {
 		t.Fatalf("final counts %v, want 50 per partition", counts)
 	}
+}
+
+// deltaFiles lists the state/0/<p>/<v>.delta files of the checkpoint chk,
+// sorted; with written, only those that are not empty (a delta file
+// created ahead of its store, state.DeltaPreparer, is empty).
+func deltaFiles(t *testing.T, chk string, v int64, written bool) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(chk, "state", "0", "*", fmt.Sprintf("%d.delta", v)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if written {
+		m = slices.DeleteFunc(m, func(name string) bool {
+			fi, err := os.Stat(name)
+			return err == nil && fi.Size() == 0
+		})
+	}
+	sort.Strings(m)
+	return m
 }
