@@ -225,6 +225,16 @@ type Observer interface {
 	QueryTerminated(q *Query, err error)
 }
 
+// NopObserver is an Observer that ignores every event. Embed it in an
+// observer that cares about a few events and define only those methods.
+type NopObserver struct{}
+
+func (NopObserver) QueryStarted(*Query)                              {}
+func (NopObserver) OffsetsObserved(*Query, source.Offset, time.Time) {}
+func (NopObserver) BatchCompleted(*Query, *BatchInfo)                {}
+func (NopObserver) Idle(*Query, *IdleInfo)                           {}
+func (NopObserver) QueryTerminated(*Query, error)                    {}
+
 // IdleInfo describes a trigger that found nothing to run, for an idle
 // progress report (Spark's no-execution progress).
 type IdleInfo struct {

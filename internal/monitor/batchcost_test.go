@@ -19,22 +19,18 @@ import (
 	"github.com/sluice-stream/sluice/internal/metrics"
 	"github.com/sluice-stream/sluice/internal/monitor"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
-	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
 	"github.com/sluice-stream/sluice/progress"
 )
 
 // batchCatcher keeps the query and the BatchInfo of its batches.
 type batchCatcher struct {
+	engine.NopObserver
 	mu    sync.Mutex
 	q     *engine.Query
 	infos []*engine.BatchInfo
 }
 
-func (c *batchCatcher) QueryStarted(*engine.Query)                              {}
-func (c *batchCatcher) OffsetsObserved(*engine.Query, source.Offset, time.Time) {}
-func (c *batchCatcher) Idle(*engine.Query, *engine.IdleInfo)                    {}
-func (c *batchCatcher) QueryTerminated(*engine.Query, error)                    {}
 func (c *batchCatcher) BatchCompleted(q *engine.Query, info *engine.BatchInfo) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

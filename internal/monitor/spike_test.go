@@ -120,14 +120,11 @@ func (s *simulation) run(t *testing.T, chk string, trig trigger.Trigger, until t
 
 // stopAfter cancels the query after a batch for which stop is true.
 type stopAfter struct {
+	engine.NopObserver
 	stop   func(*engine.BatchInfo) bool
 	cancel context.CancelFunc
 }
 
-func (s *stopAfter) QueryStarted(*engine.Query)                              {}
-func (s *stopAfter) OffsetsObserved(*engine.Query, source.Offset, time.Time) {}
-func (s *stopAfter) Idle(*engine.Query, *engine.IdleInfo)                    {}
-func (s *stopAfter) QueryTerminated(*engine.Query, error)                    {}
 func (s *stopAfter) BatchCompleted(_ *engine.Query, info *engine.BatchInfo) {
 	if s.stop != nil && s.stop(info) {
 		s.cancel()

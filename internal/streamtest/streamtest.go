@@ -59,7 +59,6 @@ import (
 	"github.com/sluice-stream/sluice/internal/pipeline"
 	"github.com/sluice-stream/sluice/internal/plan"
 	"github.com/sluice-stream/sluice/internal/sink"
-	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/source/memstream"
 	"github.com/sluice-stream/sluice/internal/trigger"
 	"github.com/sluice-stream/sluice/internal/trigger/triggertest"
@@ -651,14 +650,11 @@ func (r *Runner) checkFiles(line int, info *engine.BatchInfo) {
 
 // recorder keeps every batch's measurements.
 type recorder struct {
+	engine.NopObserver
 	mu    sync.Mutex
 	infos []*engine.BatchInfo
 }
 
-func (r *recorder) QueryStarted(*engine.Query)                              {}
-func (r *recorder) OffsetsObserved(*engine.Query, source.Offset, time.Time) {}
-func (r *recorder) Idle(*engine.Query, *engine.IdleInfo)                    {}
-func (r *recorder) QueryTerminated(*engine.Query, error)                    {}
 func (r *recorder) BatchCompleted(_ *engine.Query, info *engine.BatchInfo) {
 	r.mu.Lock()
 	r.infos = append(r.infos, info)

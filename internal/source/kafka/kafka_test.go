@@ -19,7 +19,6 @@ import (
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
-	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
 	"github.com/sluice-stream/sluice/internal/trigger"
 )
@@ -40,14 +39,11 @@ func produce(t *testing.T, addr, topic string, partitions, n int) {
 }
 
 type recorder struct {
+	engine.NopObserver
 	infos []*engine.BatchInfo
 }
 
-func (r *recorder) QueryStarted(*engine.Query)                              {}
-func (r *recorder) BatchCompleted(_ *engine.Query, i *engine.BatchInfo)     { r.infos = append(r.infos, i) }
-func (r *recorder) Idle(*engine.Query, *engine.IdleInfo)                    {}
-func (r *recorder) OffsetsObserved(*engine.Query, source.Offset, time.Time) {}
-func (r *recorder) QueryTerminated(*engine.Query, error)                    {}
+func (r *recorder) BatchCompleted(_ *engine.Query, i *engine.BatchInfo) { r.infos = append(r.infos, i) }
 
 func runQuery(t *testing.T, opts map[string]string, trig trigger.Trigger, chk string, sink *memory.Sink, extra func(*engine.Config)) (*recorder, error) {
 	t.Helper()
