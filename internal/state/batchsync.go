@@ -199,13 +199,13 @@ func (o directOut) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// createDirectFile creates (or truncates) the in-place file path, and its
+// createDirectFile creates (or empties) the in-place file path, and its
 // directory for a store's first version (made durable by the batch's sync
 // like the file). The partition directory's parent, the operator's, is
 // first marked to spread its subdirectories over the file system
 // (spreadSubdirs).
 func createDirectFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := openDirectFile(path)
 	if os.IsNotExist(err) {
 		dir := filepath.Dir(path)
 		if err = os.MkdirAll(filepath.Dir(dir), 0o755); err == nil {
@@ -215,10 +215,32 @@ func createDirectFile(path string) (*os.File, error) {
 			}
 		}
 		if err == nil {
-			f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+			f, err = openDirectFile(path)
 		}
 	}
 	return f, err
+}
+
+// openDirectFile opens path for writing from its start, creating it, and
+// cuts off what a failed run left in it. It does not open with O_TRUNC: the
+// file is usually the empty one the batch's DeltaPreparer made, and
+// truncating an empty file makes ext4 (auto_da_alloc) start its write-back
+// when it is closed — 25–50 µs of CPU per file on this project's VM, 200
+// files a batch — where the batch's syncfs writes it back anyway.
+func openDirectFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.Size() > 0 {
+		err = f.Truncate(0)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func (d *directFile) Write(p []byte) (int, error) {
