@@ -173,6 +173,11 @@ func (q *Query) initStateful() error {
 	}
 	q.settings.state = sc
 	q.states = newStateStores(q.cp.StateStore(), q.cfg.Stateful.Operators(), sc, n)
+	// A query whose first batch is batch 0 starts from state version 0,
+	// which is empty whatever files a failed run left (versions past the
+	// one a batch opens are never served): its state is measured — nothing
+	// — and the first batch need not hold back the whole state share.
+	q.stateBytes, q.stateRows, q.stateMeasured = 0, 0, q.nextBatch == 0
 	if sc.SchemaCheck {
 		// A query changed in a way its state cannot follow fails here, at
 		// start, rather than in its first batch.
@@ -197,7 +202,8 @@ func (q *Query) initStateful() error {
 // admission follows the state as it grows or shrinks, where holding back
 // the whole share starved batches of a query whose state is small. Until
 // a batch of this run committed, the whole share is held back (state
-// restored from the checkpoint is not measured yet).
+// restored from the checkpoint is not measured yet), unless the run starts
+// at batch 0, whose state is empty.
 func (q *Query) stateReservation() (reserve, perRecord int64) {
 	if q.stateReserve == 0 {
 		return 0, 0
