@@ -195,8 +195,10 @@ func (q *Query) initStateful() error {
 // the state. The exchange's buffer is always held back. The disk
 // provider's stores take their allowance when they open, so its whole
 // share is. The memory provider's state is held back at its measured
-// size, twice (the cached previous version still holds what the last
-// batch evicted), and each record may add one entry of the measured
+// size, once per version the batch keeps cached (one at Spark's default
+// maxBatchesToRetainInMemory of 2: the version before the batch's base,
+// which still held what the last batch evicted, is retired as the batch
+// starts), and each record may add one entry of the measured
 // average size (InitialStateEntryBytes before there is any): the batch's
 // rows and the state they may add fit in the budget together, and
 // admission follows the state as it grows or shrinks, where holding back
@@ -215,7 +217,11 @@ func (q *Query) stateReservation() (reserve, perRecord int64) {
 	if q.stateRows > 0 {
 		perRecord = max(1, q.stateBytes/q.stateRows)
 	}
-	return q.settings.shuffleSize + min(q.settings.stateBudget, 2*q.stateBytes), perRecord
+	// The versions a batch holds in memory: its base and, with
+	// maxBatchesToRetainInMemory above 2, older ones; the one before the
+	// base is retired as the batch starts (state.Retirer).
+	versions := int64(max(1, q.settings.state.MaxBatchesToRetainInMemory-1))
+	return q.settings.shuffleSize + min(q.settings.stateBudget, versions*q.stateBytes), perRecord
 }
 
 // InitialStateEntryBytes is the state entry size admission assumes before

@@ -500,6 +500,18 @@ func (p *memoryProvider) loadLocked(v int64, keep bool) (*memVersion, error) {
 	return mv, nil
 }
 
+// Retire implements Retirer.
+func (p *memoryProvider) Retire(version int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keep := max(1, p.conf.MaxBatchesToRetainInMemory-1)
+	for v := range p.cache {
+		if v <= version-int64(keep) {
+			delete(p.cache, v)
+		}
+	}
+}
+
 // putCacheLocked caches v and keeps the MaxBatchesToRetainInMemory newest.
 func (p *memoryProvider) putCacheLocked(v int64, mv *memVersion) {
 	limit := p.conf.MaxBatchesToRetainInMemory
