@@ -159,3 +159,52 @@ func TestGoMemoryLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestStatefulFirstBatchBudget: a stateful query's first batch under a
+// memory budget holds back the whole state share only when it may restore
+// state. Started on a fresh checkpoint, batch 0 opens state version 0,
+// which is empty: it holds back the exchange's eighth alone and counts a
+// state entry per record ((8 − 2 − 1) MiB / (2 KiB + 256 B) = 2275
+// records, not the 1 MiB / 2 KiB = 512 of a batch that held back the
+// state's half too). Restarted on the same checkpoint, the first batch
+// of the new run cannot know the restored state's size and holds back the
+// whole share (512), as before.
+func TestStatefulFirstBatchBudget(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "sfb", Partitions: 2})
+	preload(t, b.Addr(), "sfb", 2, 2000)
+	chk := t.TempDir()
+	first := func() *progress.Progress {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		q, err := quietSession("spark.sql.shuffle.partitions", "2").ReadStream().Format("kafka").
+			Option("kafka.bootstrap.servers", b.Addr()).Option("subscribe", "sfb").Option("startingOffsets", "earliest").
+			Load().SelectExpr("CAST(value AS STRING) AS v").GroupBy("v").Count().
+			WriteStream().Format("noop").OutputMode("update").Option("sluice.memory.budget", "8MiB").
+			Option("checkpointLocation", chk).Trigger(AvailableNow()).Start(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := q.AwaitTermination(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range q.RecentProgress() {
+			if p.NumInputRows > 0 {
+				return p
+			}
+		}
+		t.Fatal("no batch ran")
+		return nil
+	}
+	const initial = "memory budget (first batch: assumed 2 KiB per record)"
+	p := first()
+	if a := p.Sluice.Admission; p.BatchID != 0 || a == nil || a.Limit != (8<<20-2<<20-1<<20)/(admission.InitialBytesPerRecord+256) ||
+		a.Reason != initial || p.NumInputRows != a.Limit {
+		t.Fatalf("fresh checkpoint: batch %d read %d rows, admission %+v; want batch 0 limited to 2275 (%s)", p.BatchID, p.NumInputRows, a, initial)
+	}
+	preload(t, b.Addr(), "sfb", 2, 1000)
+	p = first()
+	if a := p.Sluice.Admission; p.BatchID == 0 || a == nil || a.Limit != (1<<20)/admission.InitialBytesPerRecord || a.Reason != initial {
+		t.Fatalf("restarted: batch %d, admission %+v; want the whole state share held back (limit 512, %s)", p.BatchID, a, initial)
+	}
+}

@@ -49,8 +49,10 @@ func TestResolveConf(t *testing.T) {
 
 // A stateful query holds back the exchange's buffer and its state: the
 // whole state share until a batch of the run measured the state, then the
-// memory provider's measured size twice (capped at the share) with an
-// entry's size per admitted record; the disk provider's whole share always.
+// memory provider's measured size once per version a batch keeps cached
+// (maxBatchesToRetainInMemory − 1, at least 1; capped at the share) with
+// an entry's size per admitted record; the disk provider's whole share
+// always.
 func TestStateReservation(t *testing.T) {
 	const budget = 128 << 20
 	q := &Query{}
@@ -65,10 +67,19 @@ func TestStateReservation(t *testing.T) {
 		t.Fatalf("empty state: %d, %d; want %d, %d", r, per, q.settings.shuffleSize, InitialStateEntryBytes)
 	}
 	q.stateBytes, q.stateRows = 9<<20, 9<<20/160
-	if r, per := q.stateReservation(); r != q.settings.shuffleSize+18<<20 || per != 160 {
-		t.Fatalf("9 MiB of state: %d, %d; want %d, 160", r, per, q.settings.shuffleSize+18<<20)
+	if r, per := q.stateReservation(); r != q.settings.shuffleSize+9<<20 || per != 160 {
+		t.Fatalf("9 MiB of state: %d, %d; want %d, 160", r, per, q.settings.shuffleSize+9<<20)
 	}
-	q.stateBytes = 40 << 20
+	q.settings.state.MaxBatchesToRetainInMemory = 3
+	if r, _ := q.stateReservation(); r != q.settings.shuffleSize+18<<20 {
+		t.Fatalf("9 MiB of state, 3 versions retained: %d, want %d", r, q.settings.shuffleSize+18<<20)
+	}
+	q.settings.state.MaxBatchesToRetainInMemory = 0
+	if r, _ := q.stateReservation(); r != q.settings.shuffleSize+9<<20 {
+		t.Fatalf("9 MiB of state, no cache: %d, want %d", r, q.settings.shuffleSize+9<<20)
+	}
+	q.settings.state.MaxBatchesToRetainInMemory = 2
+	q.stateBytes = 70 << 20
 	if r, _ := q.stateReservation(); r != q.stateReserve {
 		t.Fatalf("state over half its share: %d, want the share capped at %d", r, q.stateReserve)
 	}

@@ -120,11 +120,26 @@ func (d *deltaPrep) stop() {
 // of lengthening the commit, and none run among stage 2's work (creates
 // spread among stage-2 tasks cost more, notes8/statecommit.md). A store
 // whose file was not prepared creates it at its commit as before. Errors
-// are left to the store's own create, which reports them.
+// are left to the store's own create, which reports them. Before the
+// files, it retires the versions below version from the providers' memory
+// (state.Retirer), which stateReservation counts on.
 func (s *stateStores) prepareDeltas(version int64) *deltaPrep {
 	d := &deltaPrep{done: make(chan struct{})}
 	go func() {
 		defer close(d.done)
+		// First the versions no batch of the run opens again leave memory
+		// (quick: before the batch's records arrive), then the files.
+		s.mu.Lock()
+		retire := make([]state.Retirer, 0, len(s.providers))
+		for _, p := range s.providers {
+			if r, ok := p.(state.Retirer); ok {
+				retire = append(retire, r)
+			}
+		}
+		s.mu.Unlock()
+		for _, r := range retire {
+			r.Retire(version)
+		}
 		for part := 0; part < s.partitions; part++ {
 			for op := range s.ops {
 				if d.stopped.Load() {

@@ -120,7 +120,10 @@ type preparingProvider struct {
 	release  chan struct{}
 	prepared *atomic.Int64
 	version  int64
+	retired  atomic.Int64 // the version Retire was called with (0: never)
 }
+
+func (p *preparingProvider) Retire(v int64) { p.retired.Store(v) }
 
 func (p *preparingProvider) PrepareDelta(v int64) error {
 	if p.prepared.Add(1) == 1 {
@@ -133,7 +136,8 @@ func (p *preparingProvider) PrepareDelta(v int64) error {
 // TestPrepareDeltas: prepareDeltas has every (operator, partition)
 // provider create the delta its store at the batch's version will write,
 // in the background; stop ends it after the call under way and waits for
-// it.
+// it. Every provider retires the versions below the batch's first, before
+// any file is prepared.
 func TestPrepareDeltas(t *testing.T) {
 	// Real memory providers: the files are created, one per store.
 	dir := t.TempDir()
@@ -172,6 +176,11 @@ func TestPrepareDeltas(t *testing.T) {
 	<-stopped
 	if n.Load() != 1 || ps[0].version != 7 {
 		t.Fatalf("%d PrepareDelta calls (first at version %d), want 1 at 7: stop must end the rest", n.Load(), ps[0].version)
+	}
+	for i, p := range ps {
+		if v := p.retired.Load(); v != 7 {
+			t.Errorf("provider %d retired below version %d, want 7 (every provider, before the files)", i, v)
+		}
 	}
 	d.stop() // again: returns at once
 }

@@ -173,6 +173,11 @@ func (q *Query) initStateful() error {
 	}
 	q.settings.state = sc
 	q.states = newStateStores(q.cp.StateStore(), q.cfg.Stateful.Operators(), sc, n)
+	// A query whose first batch is batch 0 starts from state version 0,
+	// which is empty whatever files a failed run left (versions past the
+	// one a batch opens are never served): its state is measured — nothing
+	// — and the first batch need not hold back the whole state share.
+	q.stateBytes, q.stateRows, q.stateMeasured = 0, 0, q.nextBatch == 0
 	if sc.SchemaCheck {
 		// A query changed in a way its state cannot follow fails here, at
 		// start, rather than in its first batch.
@@ -190,14 +195,17 @@ func (q *Query) initStateful() error {
 // the state. The exchange's buffer is always held back. The disk
 // provider's stores take their allowance when they open, so its whole
 // share is. The memory provider's state is held back at its measured
-// size, twice (the cached previous version still holds what the last
-// batch evicted), and each record may add one entry of the measured
+// size, once per version the batch keeps cached (one at Spark's default
+// maxBatchesToRetainInMemory of 2: the version before the batch's base,
+// which still held what the last batch evicted, is retired as the batch
+// starts), and each record may add one entry of the measured
 // average size (InitialStateEntryBytes before there is any): the batch's
 // rows and the state they may add fit in the budget together, and
 // admission follows the state as it grows or shrinks, where holding back
 // the whole share starved batches of a query whose state is small. Until
 // a batch of this run committed, the whole share is held back (state
-// restored from the checkpoint is not measured yet).
+// restored from the checkpoint is not measured yet), unless the run starts
+// at batch 0, whose state is empty.
 func (q *Query) stateReservation() (reserve, perRecord int64) {
 	if q.stateReserve == 0 {
 		return 0, 0
@@ -209,7 +217,11 @@ func (q *Query) stateReservation() (reserve, perRecord int64) {
 	if q.stateRows > 0 {
 		perRecord = max(1, q.stateBytes/q.stateRows)
 	}
-	return q.settings.shuffleSize + min(q.settings.stateBudget, 2*q.stateBytes), perRecord
+	// The versions a batch holds in memory: its base and, with
+	// maxBatchesToRetainInMemory above 2, older ones; the one before the
+	// base is retired as the batch starts (state.Retirer).
+	versions := int64(max(1, q.settings.state.MaxBatchesToRetainInMemory-1))
+	return q.settings.shuffleSize + min(q.settings.stateBudget, versions*q.stateBytes), perRecord
 }
 
 // InitialStateEntryBytes is the state entry size admission assumes before

@@ -162,7 +162,10 @@ type directFile struct {
 	path    string
 	f       *os.File
 	created bool // the file was created or truncated by this writer
-	n       int64
+	// held: f is a prepared file's descriptor (counted in heldPrepared
+	// until closed).
+	held bool
+	n    int64
 	// bw buffers the writes; taken from directBufs at the first write and
 	// returned when the file is finished or aborted.
 	bw *bufio.Writer
@@ -271,16 +274,25 @@ func (d *directFile) finish() error {
 		d.releaseBuffer()
 	}
 	if d.f != nil {
-		if cerr := d.f.Close(); err == nil {
+		if cerr := d.close(); err == nil {
 			err = cerr
 		}
-		d.f = nil
 	}
 	if err != nil {
 		d.abort()
 		return fmt.Errorf("write %s: %w", d.path, err)
 	}
 	return nil
+}
+
+// close closes the file's descriptor (f is not nil).
+func (d *directFile) close() error {
+	f, held := d.f, d.held
+	d.f, d.held = nil, false
+	if held {
+		return releasePrepared(f)
+	}
+	return f.Close()
 }
 
 func (d *directFile) publish() error { return nil }
@@ -291,8 +303,7 @@ func (d *directFile) size() int64    { return d.n }
 func (d *directFile) abort() {
 	d.releaseBuffer()
 	if d.f != nil {
-		d.f.Close()
-		d.f = nil
+		_ = d.close()
 	}
 	if d.created {
 		_ = os.Remove(d.path)

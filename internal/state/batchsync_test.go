@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -416,8 +417,8 @@ func TestPrepareDelta(t *testing.T) {
 	}
 
 	s = mustOpen(t, p, 1)
-	if d, ok := s.(*memStore).deltaFile.(*directFile); !ok || !d.created {
-		t.Fatal("the store opened at version 1 did not take the prepared 2.delta")
+	if d, ok := s.(*memStore).deltaFile.(*directFile); !ok || !d.created || d.f == nil || !d.held {
+		t.Fatal("the store opened at version 1 did not take the prepared 2.delta and its descriptor")
 	}
 	if err := dp.PrepareDelta(1); err != nil { // a store is open: no-op
 		t.Fatal(err)
@@ -430,7 +431,9 @@ func TestPrepareDelta(t *testing.T) {
 	}
 	fresh.Close()
 
-	// A prepared file holds no descriptor.
+	// Prepared files hold their descriptors up to maxHeldPrepared in the
+	// process, and none once their stores wrote them or they were
+	// discarded.
 	fds := func() int {
 		es, err := os.ReadDir("/proc/self/fd")
 		if err != nil {
@@ -438,15 +441,34 @@ func TestPrepareDelta(t *testing.T) {
 		}
 		return len(es)
 	}
+	defer func(m int64) { maxHeldPrepared = m }(maxHeldPrepared)
+	maxHeldPrepared = heldPrepared.Load() + 4
 	before := fds()
+	var ps []Provider
 	for i := 1; i <= 20; i++ {
 		pi := openP(t, root, i, DefaultConfig())
 		if err := pi.(DeltaPreparer).PrepareDelta(0); err != nil {
 			t.Fatal(err)
 		}
+		ps = append(ps, pi)
 	}
-	if n := fds() - before; n > 0 {
-		t.Fatalf("20 prepared deltas hold %d more descriptors, want none", n)
+	if n := fds() - before; n != 4 {
+		t.Fatalf("20 prepared deltas hold %d more descriptors, want 4 (the cap)", n)
+	}
+	for i, pi := range ps {
+		if i%2 == 0 {
+			s := mustOpen(t, pi, 0)
+			s.Put([]byte("k"), []byte("v"))
+			mustCommit(t, s)
+			if fi, err := os.Stat(filepath.Join(root, "0", strconv.Itoa(i+1), "1.delta")); err != nil || fi.Size() == 0 {
+				t.Fatalf("partition %d: 1.delta %v, %v; want the written version", i+1, fi, err)
+			}
+		} else {
+			pi.Close()
+		}
+	}
+	if n := fds() - before; n != 0 {
+		t.Fatalf("after the stores committed or the providers closed: %d more descriptors, want none", n)
 	}
 
 	// Prepared for a version that is not opened: removed by the Open.

@@ -314,3 +314,74 @@ func processCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkPreparedCommit200 is a batch's state files as `sluice bench
+// --only stateful` makes them with batch durability: 200 stores' deltas
+// prepared (DeltaPreparer), then opened, written, synced together and
+// committed; held=true keeps the prepared descriptors for the stores,
+// held=false (the cap at 0) makes each store open its file again.
+// cpu-ms/batch is the process's CPU per batch.
+func BenchmarkPreparedCommit200(b *testing.B) {
+	const stores, keys = 200, 50
+	for _, held := range []bool{false, true} {
+		b.Run(fmt.Sprintf("held=%v", held), func(b *testing.B) {
+			defer func(m int64) { maxHeldPrepared = m }(maxHeldPrepared)
+			if !held {
+				maxHeldPrepared = 0
+			}
+			root := b.TempDir()
+			ps := make([]Provider, stores)
+			for i := range ps {
+				p, err := OpenProvider(ID{Root: root, Partition: i}, testSchemas, DefaultConfig())
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer p.Close()
+				ps[i] = p
+			}
+			type stepped interface {
+				WriteOut() error
+				Sync() error
+			}
+			val := make([]byte, 32)
+			ss := make([]Store, stores)
+			cpu0 := processCPU()
+			b.ResetTimer()
+			for n := 0; n < b.N; n++ {
+				for _, p := range ps {
+					if err := p.(DeltaPreparer).PrepareDelta(int64(n)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for i, p := range ps {
+					s, err := p.Open(int64(n))
+					if err != nil {
+						b.Fatal(err)
+					}
+					for k := range keys {
+						s.Put(benchKey(nil, n*keys+k), val)
+					}
+					if err := s.(stepped).WriteOut(); err != nil {
+						b.Fatal(err)
+					}
+					ss[i] = s
+				}
+				for _, s := range ss {
+					if err := s.(stepped).Sync(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for i, s := range ss {
+					if _, err := s.Commit(); err != nil {
+						b.Fatal(err)
+					}
+					if err := ps[i].Maintenance(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/batch")
+		})
+	}
+}

@@ -142,7 +142,7 @@ var ConfigSpec = &options.Spec{
 		{Name: OptMinBatchesToRetain, Type: options.Int, Min: 1, Default: strconv.Itoa(DefaultMinBatchesToRetain),
 			Doc: "Batches whose offsets, commits and state versions stay recoverable, as Spark: after logging batch N everything below N − this is deleted (this + 1 files stay in the offsets and commits logs); older state versions go too."},
 		{Name: OptMaxBatchesToRetainInMemory, Type: options.Int, Min: 0, Default: strconv.Itoa(DefaultMaxBatchesToRetainInMemory),
-			Doc: "State versions the memory provider keeps in memory per store (they share unchanged nodes)."},
+			Doc: "State versions the memory provider keeps in memory per store (they share unchanged nodes); when a batch starts, those at or below its base beyond this − 1 are dropped (no batch of the run opens them again), so the base alone at the default 2 until the batch commits."},
 		{Name: OptCompressionCodec, Type: options.Enum, Default: "lz4", Allowed: []string{"lz4"},
 			Doc: "Compression of delta and snapshot files."},
 		{Name: OptStateSchemaCheck, Type: options.Bool, Default: "true",

@@ -192,18 +192,56 @@ type memoryProvider struct {
 	prepared *preparedDelta
 }
 
-// preparedDelta is an in-place delta file created ahead of its store (and
-// closed: a batch's stores would otherwise hold a descriptor each until
-// their commit; opening an existing file again allocates nothing).
+// preparedDelta is an in-place delta file created ahead of its store. It
+// keeps its descriptor open for the store (held, counted in heldPrepared)
+// while fewer than maxHeldPrepared prepared files of the process do, and is
+// closed otherwise: the store's first write then opens it again, about
+// 20 µs of CPU a file (path lookup, open, stat, close) that a held
+// descriptor saves, 200 files a batch at Spark's default partitions.
 type preparedDelta struct {
 	version int64 // the delta's version (the store's version + 1)
 	path    string
+	f       *os.File // open for writing at offset 0, or nil
 }
 
-// discard removes the file: it holds no version (it is empty, or
-// truncated what a failed run left there, as the store's own create
+// maxHeldPrepared bounds the descriptors prepared delta files hold open
+// in the process at once (beyond it they are closed and reopened by their
+// stores), so that queries with many partitions and operators do not
+// approach the descriptor limit.
+var maxHeldPrepared int64 = 256
+
+// heldPrepared counts the descriptors of prepared delta files open in
+// the process: prepared and not yet closed by their store's writer (or a
+// discard).
+var heldPrepared atomic.Int64
+
+// holdPrepared keeps f open if the process holds fewer than
+// maxHeldPrepared prepared descriptors; it closes f and returns nil
+// otherwise.
+func holdPrepared(f *os.File) (*os.File, error) {
+	if heldPrepared.Add(1) <= maxHeldPrepared {
+		return f, nil
+	}
+	heldPrepared.Add(-1)
+	return nil, f.Close()
+}
+
+// releasePrepared closes a held prepared descriptor.
+func releasePrepared(f *os.File) error {
+	heldPrepared.Add(-1)
+	return f.Close()
+}
+
+// discard closes and removes the file: it holds no version (it is empty,
+// or truncated what a failed run left there, as the store's own create
 // would have).
-func (d *preparedDelta) discard() { _ = os.Remove(d.path) }
+func (d *preparedDelta) discard() {
+	if d.f != nil {
+		_ = releasePrepared(d.f)
+		d.f = nil
+	}
+	_ = os.Remove(d.path)
+}
 
 // PrepareDelta implements DeltaPreparer. The file is created under the
 // provider's lock, so it never races with Open; a store already open, or
@@ -219,11 +257,11 @@ func (p *memoryProvider) PrepareDelta(version int64) error {
 	if err != nil {
 		return fmt.Errorf("state %s: %w", p.id, err)
 	}
-	if err := f.Close(); err != nil {
+	if f, err = holdPrepared(f); err != nil {
 		_ = os.Remove(path)
 		return fmt.Errorf("state %s: %w", p.id, err)
 	}
-	p.prepared = &preparedDelta{version: version + 1, path: path}
+	p.prepared = &preparedDelta{version: version + 1, path: path, f: f}
 	return nil
 }
 
@@ -261,9 +299,10 @@ func (p *memoryProvider) newDelta(v int64) (versionWriter, error) {
 		if pd := p.prepared; pd != nil {
 			p.prepared = nil
 			if pd.version == v {
-				// Its file: the store truncates it again when it writes
-				// (no allocation), and removes it if aborted.
-				d.created = true
+				// Its file, empty: the store writes into the held
+				// descriptor (or opens the file again when none is
+				// held), and removes it if aborted.
+				d.created, d.f, d.held = true, pd.f, pd.f != nil
 			} else {
 				pd.discard()
 			}
@@ -459,6 +498,18 @@ func (p *memoryProvider) loadLocked(v int64, keep bool) (*memVersion, error) {
 		p.putCacheLocked(v, mv)
 	}
 	return mv, nil
+}
+
+// Retire implements Retirer.
+func (p *memoryProvider) Retire(version int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keep := max(1, p.conf.MaxBatchesToRetainInMemory-1)
+	for v := range p.cache {
+		if v <= version-int64(keep) {
+			delete(p.cache, v)
+		}
+	}
 }
 
 // putCacheLocked caches v and keeps the MaxBatchesToRetainInMemory newest.

@@ -140,6 +140,22 @@ type DeltaPreparer interface {
 	PrepareDelta(version int64) error
 }
 
+// Retirer is implemented by providers that cache committed versions in
+// memory (the memory provider). Retire(version) says that a batch opening
+// version is starting: no batch of the run opens a version below it again
+// (a failed batch fails the run, and a new run starts with a new
+// provider), so of the versions at or below version it keeps only the
+// newest MaxBatchesToRetainInMemory − 1 in memory, making room for the
+// one the batch commits. Spark's default of 2 then holds the batch's base
+// version and, after the commit, the new one — the versions a failure of
+// the running batch needs — while the version before the base, which
+// still held every entry the last batch evicted, is freed before the
+// batch's records arrive. A version retired is loaded from files if it is
+// ever asked for.
+type Retirer interface {
+	Retire(version int64)
+}
+
 // Store is one batch's view of a partition's state: reads see the writes
 // made through it. Keys and values are byte strings; the store copies what
 // it is given. Slices it returns must not be modified and are valid until

@@ -1196,3 +1196,38 @@ func TestUpdateTimeIsTheUpdateRun(t *testing.T) {
 		t.Errorf("updated %d removed %d, want 3 and 2", m.NumRowsUpdated, m.NumRowsRemoved)
 	}
 }
+
+// TestRetire: Retire(v) keeps in memory only the newest
+// MaxBatchesToRetainInMemory − 1 versions at or below v (at least one); a
+// retired version still opens, loaded from its files.
+func TestRetire(t *testing.T) {
+	for _, tc := range []struct {
+		retain int
+		want   []int64
+	}{{2, []int64{3}}, {3, []int64{2, 3}}, {1, []int64{3}}} {
+		conf := DefaultConfig()
+		conf.MaxBatchesToRetainInMemory = tc.retain
+		p := openP(t, t.TempDir(), 0, conf)
+		for v := int64(0); v < 3; v++ {
+			s := mustOpen(t, p, v)
+			s.Put([]byte("k"), []byte{byte('a' + v)})
+			mustCommit(t, s)
+		}
+		mp := p.(*memoryProvider)
+		p.(Retirer).Retire(3)
+		mp.mu.Lock()
+		got := slices.Sorted(maps.Keys(mp.cache))
+		mp.mu.Unlock()
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("retain %d: cached after Retire(3) %v, want %v", tc.retain, got, tc.want)
+		}
+		misses := mp.cacheMisses.Load()
+		if v, ok, err := mustOpen(t, p, 1).Get([]byte("k")); err != nil || !ok || string(v) != "a" {
+			t.Fatalf("retain %d: version 1 after Retire: %q %v %v, want a", tc.retain, v, ok, err)
+		}
+		if tc.retain <= 2 && mp.cacheMisses.Load() != misses+1 {
+			t.Errorf("retain %d: version 1 was not loaded from files", tc.retain)
+		}
+		p.Close()
+	}
+}
