@@ -232,7 +232,7 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 		r.next[tp] = st
 		// Reuse the carry when this range continues where it starts;
 		// otherwise move the cursor.
-		carried := s.carry[tp]
+		carried, before := s.carry[tp], s.carryBefore[tp]
 		from, hasCarry := s.carryFrom[tp]
 		pos, known := s.pos[tp]
 		carriedBytes := s.carryBytes[tp]
@@ -245,9 +245,9 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 			lo := sort.Search(len(carried), func(i int) bool { return carried[i].Offset >= st })
 			hi := lo + sort.Search(len(carried)-lo, func(i int) bool { return carried[lo+i].Offset >= en })
 			if hi < len(carried) {
-				s.carry[tp] = carried[hi:]
+				s.carry[tp], s.carryBefore[tp] = carried[hi:], before[hi:]
 				s.carryFrom[tp] = en
-				n := carriedBytes - recordBytes(carried[:hi]) // what was taken, not what stays
+				n := carriedBytes - (before[hi] - before[0]) // what stays: all less what was taken
 				s.carryBytes[tp] = n
 				s.carryTotalBytes += n
 				s.carryTotalRecs += int64(len(carried) - hi)
@@ -331,16 +331,15 @@ func (r *reader) isDone(tp partition.ID) bool {
 // inside the range go to the queues of the tasks whose pieces hold them,
 // those past the end are carried to the next batch. It returns true when
 // the range is complete.
+//
+// recs are in offset order: the bounds are found by binary search, so a
+// batch that takes its records from the carry (Open) reads a few of them
+// rather than each (control records are left to Read).
 func (r *reader) deliver(tp partition.ID, recs []*kgo.Record) bool {
 	rng := r.ranges[tp]
-	lo, hi := 0, len(recs)
-	for lo < hi && recs[lo].Offset < r.next[tp] {
-		lo++ // already delivered
-	}
-	cut := lo
-	for cut < hi && recs[cut].Offset < rng[1] {
-		cut++
-	}
+	hi := len(recs)
+	lo := offsetIndex(recs, r.next[tp]) // before it: already delivered
+	cut := lo + offsetIndex(recs[lo:], rng[1])
 	in := recs[lo:cut]
 	if len(in) > 0 {
 		r.next[tp] = in[len(in)-1].Offset + 1
@@ -367,10 +366,7 @@ func (r *reader) deliver(tp partition.ID, recs []*kgo.Record) bool {
 		if p.done {
 			continue
 		}
-		i := 0
-		for i < len(in) && in[i].Offset < p.end {
-			i++
-		}
+		i := offsetIndex(in, p.end)
 		chunk := in[:i]
 		in = in[i:]
 		pdone := r.next[tp] >= p.end
@@ -379,7 +375,7 @@ func (r *reader) deliver(tp partition.ID, recs []*kgo.Record) bool {
 			p.t.left--
 		}
 		if len(chunk) > 0 || pdone {
-			p.t.q.push(dropControl(chunk), p.t.left == 0, nil)
+			p.t.q.push(chunk, p.t.left == 0, nil)
 		}
 		if len(in) == 0 && !pdone {
 			break
@@ -409,19 +405,17 @@ func (r *reader) failPartition(tp partition.ID, err error) {
 	}
 }
 
-func dropControl(recs []*kgo.Record) []*kgo.Record {
-	for i, rec := range recs {
-		if rec.Attrs.IsControl() {
-			out := append([]*kgo.Record(nil), recs[:i]...)
-			for _, r2 := range recs[i+1:] {
-				if !r2.Attrs.IsControl() {
-					out = append(out, r2)
-				}
-			}
-			return out
-		}
+// offsetIndex is the index of the first of recs (in offset order) at or
+// past off: len(recs) when none is.
+func offsetIndex(recs []*kgo.Record, off int64) int {
+	n := len(recs)
+	if n == 0 || recs[n-1].Offset < off {
+		return n
 	}
-	return recs
+	if recs[0].Offset >= off {
+		return 0
+	}
+	return sort.Search(n, func(i int) bool { return recs[i].Offset >= off })
 }
 
 // stallCheck is how long a batch waits without progress before the fetch
@@ -658,8 +652,20 @@ func (s *Source) appendCarry(tp partition.ID, recs []*kgo.Record) {
 	if len(recs) == 0 {
 		return
 	}
+	before := s.carryBefore[tp]
+	var at int64 // what the partition's carry counted before recs[0]
+	if len(before) > 0 {
+		at = before[0]
+	}
+	at += s.carryBytes[tp]
+	from := at
+	for _, rec := range recs {
+		before = append(before, at)
+		at += int64(len(rec.Key) + len(rec.Value)) // as recordBytes
+	}
+	s.carryBefore[tp] = before
 	s.carry[tp] = append(s.carry[tp], recs...)
-	n := recordBytes(recs)
+	n := at - from
 	s.carryBytes[tp] += n
 	s.carryTotalBytes += n
 	s.carryTotalRecs += int64(len(recs))
@@ -679,6 +685,7 @@ func (s *Source) dropCarry(tp partition.ID) {
 	s.carryTotalBytes -= s.carryBytes[tp]
 	s.carryTotalRecs -= int64(len(s.carry[tp]))
 	delete(s.carry, tp)
+	delete(s.carryBefore, tp)
 	delete(s.carryBytes, tp)
 	delete(s.carryFrom, tp)
 }
@@ -1061,7 +1068,7 @@ func (r *reader) Read(ctx context.Context, t source.Task, emit source.Emit) erro
 				topic = []byte(recs[0].Topic)
 			}
 			part := recs[0].Partition
-			recs, bad := splitMalformed(recs)
+			recs, bad := splitRecords(recs)
 			if len(bad) > 0 {
 				if err := r.reject(ctx, topic, part, bad); err != nil {
 					return err
@@ -1120,23 +1127,33 @@ func recordMillis(t time.Time) int64 {
 	return int64(ms)
 }
 
-// splitMalformed separates the records whose timestamp is out of range —
-// typically written in micro- or nanoseconds by a custom producer — from
-// the others, keeping their order.
-func splitMalformed(recs []*kgo.Record) (good, bad []*kgo.Record) {
+// splitRecords drops transaction control records (commit and abort
+// markers: the client keeps them, KeepControlRecords, so that the cursor
+// passes them) and separates the records whose timestamp is out of range
+// — typically written in micro- or nanoseconds by a custom producer —
+// from the others, keeping their order. One pass, on the task's
+// goroutine; recs itself is returned when it has neither.
+func splitRecords(recs []*kgo.Record) (good, bad []*kgo.Record) {
+	split := false // good holds the records kept so far
 	for i, rec := range recs {
-		if ms := recordMillis(rec.Timestamp); ms > MaxTimestampMillis || ms < MinTimestampMillis {
-			if bad == nil {
-				good = append(good, recs[:i]...)
+		ctl := rec.Attrs.IsControl()
+		if !ctl {
+			if ms := recordMillis(rec.Timestamp); ms <= MaxTimestampMillis && ms >= MinTimestampMillis {
+				if split {
+					good = append(good, rec)
+				}
+				continue
 			}
-			bad = append(bad, rec)
-			continue
 		}
-		if bad != nil {
-			good = append(good, rec)
+		if !split {
+			split = true
+			good = append(make([]*kgo.Record, 0, len(recs)-1), recs[:i]...)
+		}
+		if !ctl {
+			bad = append(bad, rec)
 		}
 	}
-	if bad == nil {
+	if !split {
 		return recs, nil
 	}
 	return good, bad
