@@ -148,9 +148,11 @@ type Source struct {
 	parked     bool
 	closed     bool
 	// held is the partition of the last record of the response fetchLoop
-	// is taking, which adjustPausesFor leaves running until the response
-	// is routed; nil: none.
-	held *partition.ID
+	// is taking, which adjustPausesFor leaves running until that record
+	// is taken; nil: none. heldFull: adjustPausesFor found it must be
+	// paused then (fetchLoop pauses it as soon as the record is taken).
+	held     *partition.ID
+	heldFull bool
 	// dataCh is signalled when records or a higher watermark arrive
 	// (WaitForData).
 	dataCh chan struct{}

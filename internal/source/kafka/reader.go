@@ -497,9 +497,17 @@ func (s *Source) fetchLoop(ctx context.Context) {
 		// partition whose record was taken last. That partition is not
 		// paused before the rest is taken: the client would drop the
 		// record, and the broker send its whole producer batch again for
-		// it. It is paused, if full, once the response is routed: before
-		// the client builds its next request if the pause wins the race
-		// (it usually does), as every pause did before.
+		// it. It is paused, if full, as soon as the rest is taken, before
+		// the response is routed: taking the rest lets the client build
+		// its next request, and a pause that waited for the routing (the
+		// source lock, every record of the response) came after it. That
+		// request then asked for the held partition alone, and its
+		// records — a producer batch — were dropped when they arrived,
+		// the partition paused by then, and fetched again later: under a
+		// record limit, about one wasted fetch per response (a
+		// per-request log of the capped bench: 25 of 91 requests, each a
+		// repeated offset), and a round trip the next batch's refill
+		// waited behind.
 		fetches := cl.PollRecords(pctx, 1) // waits for a response
 		cancel()
 		if n := cl.BufferedFetchRecords(); n > 1 {
@@ -522,7 +530,7 @@ func (s *Source) fetchLoop(ctx context.Context) {
 			s.fmu.Unlock()
 			return
 		}
-		s.held = nil
+		s.held, s.heldFull = nil, false
 		if hasTail {
 			s.held = &tail
 		}
@@ -533,6 +541,7 @@ func (s *Source) fetchLoop(ctx context.Context) {
 		// response only as its first partition's: resize before the
 		// next request, not at the next batch.
 		resize := s.partSet > 0 && s.wireBatchMax.Load() > s.partSet && s.partSet < int64(s.cfg.FetchPartitionMax)
+		pauseHeld := s.heldFull
 		s.fmu.Unlock()
 		if resize {
 			s.sizeFetches()
@@ -541,15 +550,28 @@ func (s *Source) fetchLoop(ctx context.Context) {
 		// The rest (outside the lock: the client's own locks are taken
 		// in this call, and group callbacks take the source lock).
 		rest := cl.PollRecords(nil, -1)
+		if pauseHeld {
+			// At once, before the client's next request (see above);
+			// s.paused follows under the lock, and the routing's
+			// adjustPauses resumes it if a batch took its carry
+			// meanwhile.
+			cl.PauseFetchPartitions(map[string][]int32{tail.Topic: {tail.Partition}})
+		}
 		if afterTakeHook != nil {
-			afterTakeHook()
+			afterTakeHook(s, tail, hasTail)
 		}
 		s.fmu.Lock()
+		if pauseHeld {
+			s.paused[tail] = true
+		}
 		if ctx.Err() != nil {
 			s.fmu.Unlock()
 			return
 		}
 		s.handleFetches(ctx, append(fetches, rest...))
+		if afterRouteHook != nil {
+			afterRouteHook(s, tail, hasTail)
+		}
 		if r := s.cur; r != nil && time.Since(r.lastProgress) >= stallCheck {
 			r.checkGone(ctx)
 			r.lastProgress = time.Now()
@@ -560,7 +582,11 @@ func (s *Source) fetchLoop(ctx context.Context) {
 
 // afterTakeHook, when set (tests), runs after the fetch goroutine took the
 // whole of a response and before it routes its records.
-var afterTakeHook func()
+var afterTakeHook func(s *Source, tail partition.ID, hasTail bool)
+
+// afterRouteHook, when set (tests), runs once the fetch goroutine routed a
+// response, under the source lock.
+var afterRouteHook func(s *Source, tail partition.ID, hasTail bool)
 
 // lastPartition is the partition of the last record in fetches.
 func lastPartition(fetches kgo.Fetches) (partition.ID, bool) {
@@ -777,8 +803,14 @@ func (s *Source) adjustPausesFor(in map[partition.ID]arriving) {
 			full := (target > 0 && recs >= target) || bytes >= perPart || total >= capBytes
 			if in != nil && s.held != nil && *s.held == tp {
 				// Its last fetched record is still to be taken
-				// (fetchLoop): a pause now would drop it. It is paused
-				// once the response is routed.
+				// (fetchLoop): a pause now would drop it. fetchLoop
+				// pauses it once the record is taken.
+				// Counted with its last record too, which is not taken
+				// yet (the partition's average size for its bytes).
+				if a.recs > 0 {
+					recs, bytes = recs+1, bytes+a.bytes/a.recs
+				}
+				s.heldFull = !s.paused[tp] && ((target > 0 && recs >= target) || bytes >= perPart || total >= capBytes)
 				full = false
 			}
 			stop = !known || (snap && pos >= end) || s.idleWaiting || full
