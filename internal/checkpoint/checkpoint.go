@@ -235,6 +235,11 @@ func (c *Checkpoint) Store() storage.Store { return c.store }
 func (c *Checkpoint) IsRemote() bool { return c.remote }
 
 func (c *Checkpoint) init(local *storage.Local) error {
+	// Before offsets/ and commits/ exist: their per-batch files are then
+	// created in block groups of their own (storage.SpreadSubdirs).
+	if _, err := os.Stat(filepath.Join(c.dir, offsetsDir)); errors.Is(err, fs.ErrNotExist) {
+		storage.SpreadSubdirs(c.dir)
+	}
 	for _, d := range []string{offsetsDir, commitsDir} {
 		if err := os.MkdirAll(filepath.Join(c.dir, d), 0o755); err != nil {
 			return fmt.Errorf("checkpoint: create %s: %w", d, err)

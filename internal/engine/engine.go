@@ -1266,8 +1266,14 @@ func (q *Query) awaitOffsetsLog(info *BatchInfo) error {
 	}
 	q.wal = nil
 	t0 := q.cfg.Clock.Now()
-	<-w.done
+	// The previous batch is reported before the wait, not after it: its
+	// commits/N started before this batch was planned, so it is usually
+	// durable before offsets/N, and its report (diagnosis, observers,
+	// progress) then runs while offsets/N is written instead of after.
+	// Reports keep their order and content; the sink still commits only
+	// once offsets/N is durable.
 	perr := q.finishPending(w.after)
+	<-w.done
 	if w.err != nil || perr != nil {
 		return errors.Join(w.err, perr)
 	}

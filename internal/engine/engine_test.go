@@ -634,6 +634,67 @@ func TestStagedSinkRunsWhileOffsetsAreLogged(t *testing.T) {
 	}
 }
 
+// TestPreviousBatchReportedWhileOffsetsAreLogged: batch N-1 is reported
+// (observers, progress) as soon as its commits/N-1 is durable, while batch
+// N's offsets/N is still being written, not after that write: the report's
+// CPU overlaps the write instead of lengthening every batch. Reports keep
+// their order, and batch N's sink still commits only after offsets/N.
+func TestPreviousBatchReportedWhileOffsetsAreLogged(t *testing.T) {
+	src := sourcetest.New(sourcetest.Options{Partitions: 2, Defaults: source.ReadLimit{MaxRows: 20}})
+	src.AppendN(0, 30)
+	src.AppendN(1, 30)
+	dir := t.TempDir()
+	snk := newSink("main", nil).Staged(true)
+	var bad []string
+	var mu sync.Mutex
+	snk.SetHook(func(_ context.Context, at sinktest.Point) error {
+		if at.Op == sinktest.OpCommit && !exists(dir, "offsets", at.Batch) {
+			mu.Lock()
+			bad = append(bad, fmt.Sprintf("batch %d committed before offsets/%d", at.Batch, at.Batch))
+			mu.Unlock()
+		}
+		return nil
+	})
+	reported := make(chan struct{})
+	rec := &recorder{after: func(_ *engine.Query, info *engine.BatchInfo) {
+		if info.BatchID == 1 {
+			close(reported)
+		}
+	}}
+	err := run(t, context.Background(), engine.Config{Source: src, Sink: snk, Trigger: availableNow, CheckpointDir: dir,
+		Observers: []engine.Observer{rec},
+		BeforeOffsetsLog: func(id int64) error {
+			if id != 2 {
+				return nil
+			}
+			// The write of offsets/2 waits for batch 1's report.
+			select {
+			case <-reported:
+				return nil
+			case <-time.After(5 * time.Second):
+				return errors.New("batch 1 was not reported while offsets/2 was being written")
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bad) > 0 {
+		t.Fatal(strings.Join(bad, "; "))
+	}
+	var ids []int64
+	for _, info := range rec.batches() {
+		ids = append(ids, info.BatchID)
+	}
+	if fmt.Sprint(ids) != "[0 1 2]" {
+		t.Fatalf("reported batches %v, want [0 1 2]", ids)
+	}
+	if d := snk.Duplicates(); len(d) > 0 || snk.NumRows() != 60 || fmt.Sprint(snk.Batches()) != "[0 1 2]" {
+		t.Fatalf("sink: %d rows, batches %v, duplicates %v", snk.NumRows(), snk.Batches(), d)
+	}
+}
+
 // TestStagedOffsetsLogStartsBeforeTasks: with a staged sink, offsets/N's
 // write starts before batch N's tasks take the processor — even with one
 // P, where the write goroutine would otherwise wait until the tasks end

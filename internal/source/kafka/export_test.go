@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/sluice-stream/sluice/internal/partition"
@@ -35,7 +37,7 @@ func (s *Source) CarryOf(topic string, p int32) int {
 // response's records and routing them, as a busy machine may; it returns
 // the undo.
 func SlowRouting(d time.Duration) func() {
-	afterTakeHook = func() { time.Sleep(d) }
+	afterTakeHook = func(*Source, partition.ID, bool) { time.Sleep(d) }
 	return func() { afterTakeHook = nil }
 }
 
@@ -48,4 +50,44 @@ func (s *Source) AwaitAhead() bool {
 	}
 	<-a.done
 	return true
+}
+
+// WatchHeldPauses counts, over the responses the fetch goroutine routes
+// from now on, those after whose routing the partition of the response's
+// last record is paused, and of those, the ones where the client had it
+// paused already when the routing began (after the whole response was
+// taken: before the client's next request could be built). It returns the
+// counts' reader and the undo; it replaces SlowRouting's hook, sleeping d.
+func WatchHeldPauses(d time.Duration) (counts func() (after, before int), undo func()) {
+	var mu sync.Mutex
+	var nAfter, nBefore int
+	var pausedBefore bool
+	afterTakeHook = func(s *Source, tail partition.ID, ok bool) {
+		p := false
+		if ok {
+			p = slices.Contains(s.cl.PauseFetchPartitions(nil)[tail.Topic], tail.Partition)
+		}
+		mu.Lock()
+		pausedBefore = p
+		mu.Unlock()
+		time.Sleep(d)
+	}
+	afterRouteHook = func(s *Source, tail partition.ID, ok bool) {
+		if !ok || !s.paused[tail] {
+			return
+		}
+		mu.Lock()
+		nAfter++
+		if pausedBefore {
+			nBefore++
+		}
+		mu.Unlock()
+	}
+	return func() (int, int) {
+			mu.Lock()
+			defer mu.Unlock()
+			return nAfter, nBefore
+		}, func() {
+			afterTakeHook, afterRouteHook = nil, nil
+		}
 }

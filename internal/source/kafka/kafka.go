@@ -123,8 +123,13 @@ type Source struct {
 	pos map[partition.ID]int64
 	// carry holds records received past a batch's end or between batches
 	// (the prefetch); carryFrom is the offset the carry logically starts
-	// at. carryBytes, carryTotalBytes and carryTotalRecs measure it.
+	// at. carryBytes, carryTotalBytes and carryTotalRecs measure it;
+	// carryBefore[tp][i] is what the partition's carry had counted
+	// (recordBytes) before carry[tp][i] was appended, so that a batch
+	// taking the carry's head counts what it took without reading each
+	// record again (Open).
 	carry           map[partition.ID][]*kgo.Record
+	carryBefore     map[partition.ID][]int64
 	carryFrom       map[partition.ID]int64
 	carryBytes      map[partition.ID]int64
 	carryTotalBytes int64
@@ -143,9 +148,11 @@ type Source struct {
 	parked     bool
 	closed     bool
 	// held is the partition of the last record of the response fetchLoop
-	// is taking, which adjustPausesFor leaves running until the response
-	// is routed; nil: none.
-	held *partition.ID
+	// is taking, which adjustPausesFor leaves running until that record
+	// is taken; nil: none. heldFull: adjustPausesFor found it must be
+	// paused then (fetchLoop pauses it as soon as the record is taken).
+	held     *partition.ID
+	heldFull bool
 	// dataCh is signalled when records or a higher watermark arrive
 	// (WaitForData).
 	dataCh chan struct{}
@@ -219,18 +226,19 @@ func newSource(cfg *Config, logger *slog.Logger) (*Source, error) {
 		logger.Warn("kafka source: ignoring Kafka client settings it does not use", "options", cfg.Ignored)
 	}
 	s := &Source{
-		cfg:        cfg,
-		log:        logger,
-		schema:     Schema(cfg.IncludeHeaders),
-		assigned:   map[partition.ID]bool{},
-		paused:     map[partition.ID]bool{},
-		pos:        map[partition.ID]int64{},
-		carry:      map[partition.ID][]*kgo.Record{},
-		carryFrom:  map[partition.ID]int64{},
-		carryBytes: map[partition.ID]int64{},
-		hwm:        map[partition.ID]int64{},
-		hwmAt:      map[partition.ID]time.Time{},
-		dataCh:     make(chan struct{}, 1),
+		cfg:         cfg,
+		log:         logger,
+		schema:      Schema(cfg.IncludeHeaders),
+		assigned:    map[partition.ID]bool{},
+		paused:      map[partition.ID]bool{},
+		pos:         map[partition.ID]int64{},
+		carry:       map[partition.ID][]*kgo.Record{},
+		carryBefore: map[partition.ID][]int64{},
+		carryFrom:   map[partition.ID]int64{},
+		carryBytes:  map[partition.ID]int64{},
+		hwm:         map[partition.ID]int64{},
+		hwmAt:       map[partition.ID]time.Time{},
+		dataCh:      make(chan struct{}, 1),
 	}
 	s.fcond = sync.NewCond(&s.fmu)
 	s.prefetchBytes.Store(int64(cfg.FetchMaxBytes))

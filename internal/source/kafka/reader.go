@@ -232,7 +232,7 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 		r.next[tp] = st
 		// Reuse the carry when this range continues where it starts;
 		// otherwise move the cursor.
-		carried := s.carry[tp]
+		carried, before := s.carry[tp], s.carryBefore[tp]
 		from, hasCarry := s.carryFrom[tp]
 		pos, known := s.pos[tp]
 		carriedBytes := s.carryBytes[tp]
@@ -245,9 +245,9 @@ func (s *Source) Open(ctx context.Context, startOff, endOff source.Offset) (sour
 			lo := sort.Search(len(carried), func(i int) bool { return carried[i].Offset >= st })
 			hi := lo + sort.Search(len(carried)-lo, func(i int) bool { return carried[lo+i].Offset >= en })
 			if hi < len(carried) {
-				s.carry[tp] = carried[hi:]
+				s.carry[tp], s.carryBefore[tp] = carried[hi:], before[hi:]
 				s.carryFrom[tp] = en
-				n := carriedBytes - recordBytes(carried[:hi]) // what was taken, not what stays
+				n := carriedBytes - (before[hi] - before[0]) // what stays: all less what was taken
 				s.carryBytes[tp] = n
 				s.carryTotalBytes += n
 				s.carryTotalRecs += int64(len(carried) - hi)
@@ -331,16 +331,15 @@ func (r *reader) isDone(tp partition.ID) bool {
 // inside the range go to the queues of the tasks whose pieces hold them,
 // those past the end are carried to the next batch. It returns true when
 // the range is complete.
+//
+// recs are in offset order: the bounds are found by binary search, so a
+// batch that takes its records from the carry (Open) reads a few of them
+// rather than each (control records are left to Read).
 func (r *reader) deliver(tp partition.ID, recs []*kgo.Record) bool {
 	rng := r.ranges[tp]
-	lo, hi := 0, len(recs)
-	for lo < hi && recs[lo].Offset < r.next[tp] {
-		lo++ // already delivered
-	}
-	cut := lo
-	for cut < hi && recs[cut].Offset < rng[1] {
-		cut++
-	}
+	hi := len(recs)
+	lo := offsetIndex(recs, r.next[tp]) // before it: already delivered
+	cut := lo + offsetIndex(recs[lo:], rng[1])
 	in := recs[lo:cut]
 	if len(in) > 0 {
 		r.next[tp] = in[len(in)-1].Offset + 1
@@ -367,10 +366,7 @@ func (r *reader) deliver(tp partition.ID, recs []*kgo.Record) bool {
 		if p.done {
 			continue
 		}
-		i := 0
-		for i < len(in) && in[i].Offset < p.end {
-			i++
-		}
+		i := offsetIndex(in, p.end)
 		chunk := in[:i]
 		in = in[i:]
 		pdone := r.next[tp] >= p.end
@@ -379,7 +375,7 @@ func (r *reader) deliver(tp partition.ID, recs []*kgo.Record) bool {
 			p.t.left--
 		}
 		if len(chunk) > 0 || pdone {
-			p.t.q.push(dropControl(chunk), p.t.left == 0, nil)
+			p.t.q.push(chunk, p.t.left == 0, nil)
 		}
 		if len(in) == 0 && !pdone {
 			break
@@ -409,19 +405,17 @@ func (r *reader) failPartition(tp partition.ID, err error) {
 	}
 }
 
-func dropControl(recs []*kgo.Record) []*kgo.Record {
-	for i, rec := range recs {
-		if rec.Attrs.IsControl() {
-			out := append([]*kgo.Record(nil), recs[:i]...)
-			for _, r2 := range recs[i+1:] {
-				if !r2.Attrs.IsControl() {
-					out = append(out, r2)
-				}
-			}
-			return out
-		}
+// offsetIndex is the index of the first of recs (in offset order) at or
+// past off: len(recs) when none is.
+func offsetIndex(recs []*kgo.Record, off int64) int {
+	n := len(recs)
+	if n == 0 || recs[n-1].Offset < off {
+		return n
 	}
-	return recs
+	if recs[0].Offset >= off {
+		return 0
+	}
+	return sort.Search(n, func(i int) bool { return recs[i].Offset >= off })
 }
 
 // stallCheck is how long a batch waits without progress before the fetch
@@ -503,9 +497,17 @@ func (s *Source) fetchLoop(ctx context.Context) {
 		// partition whose record was taken last. That partition is not
 		// paused before the rest is taken: the client would drop the
 		// record, and the broker send its whole producer batch again for
-		// it. It is paused, if full, once the response is routed: before
-		// the client builds its next request if the pause wins the race
-		// (it usually does), as every pause did before.
+		// it. It is paused, if full, as soon as the rest is taken, before
+		// the response is routed: taking the rest lets the client build
+		// its next request, and a pause that waited for the routing (the
+		// source lock, every record of the response) came after it. That
+		// request then asked for the held partition alone, and its
+		// records — a producer batch — were dropped when they arrived,
+		// the partition paused by then, and fetched again later: under a
+		// record limit, about one wasted fetch per response (a
+		// per-request log of the capped bench: 25 of 91 requests, each a
+		// repeated offset), and a round trip the next batch's refill
+		// waited behind.
 		fetches := cl.PollRecords(pctx, 1) // waits for a response
 		cancel()
 		if n := cl.BufferedFetchRecords(); n > 1 {
@@ -528,7 +530,7 @@ func (s *Source) fetchLoop(ctx context.Context) {
 			s.fmu.Unlock()
 			return
 		}
-		s.held = nil
+		s.held, s.heldFull = nil, false
 		if hasTail {
 			s.held = &tail
 		}
@@ -539,6 +541,7 @@ func (s *Source) fetchLoop(ctx context.Context) {
 		// response only as its first partition's: resize before the
 		// next request, not at the next batch.
 		resize := s.partSet > 0 && s.wireBatchMax.Load() > s.partSet && s.partSet < int64(s.cfg.FetchPartitionMax)
+		pauseHeld := s.heldFull
 		s.fmu.Unlock()
 		if resize {
 			s.sizeFetches()
@@ -547,15 +550,28 @@ func (s *Source) fetchLoop(ctx context.Context) {
 		// The rest (outside the lock: the client's own locks are taken
 		// in this call, and group callbacks take the source lock).
 		rest := cl.PollRecords(nil, -1)
+		if pauseHeld {
+			// At once, before the client's next request (see above);
+			// s.paused follows under the lock, and the routing's
+			// adjustPauses resumes it if a batch took its carry
+			// meanwhile.
+			cl.PauseFetchPartitions(map[string][]int32{tail.Topic: {tail.Partition}})
+		}
 		if afterTakeHook != nil {
-			afterTakeHook()
+			afterTakeHook(s, tail, hasTail)
 		}
 		s.fmu.Lock()
+		if pauseHeld {
+			s.paused[tail] = true
+		}
 		if ctx.Err() != nil {
 			s.fmu.Unlock()
 			return
 		}
 		s.handleFetches(ctx, append(fetches, rest...))
+		if afterRouteHook != nil {
+			afterRouteHook(s, tail, hasTail)
+		}
 		if r := s.cur; r != nil && time.Since(r.lastProgress) >= stallCheck {
 			r.checkGone(ctx)
 			r.lastProgress = time.Now()
@@ -566,7 +582,11 @@ func (s *Source) fetchLoop(ctx context.Context) {
 
 // afterTakeHook, when set (tests), runs after the fetch goroutine took the
 // whole of a response and before it routes its records.
-var afterTakeHook func()
+var afterTakeHook func(s *Source, tail partition.ID, hasTail bool)
+
+// afterRouteHook, when set (tests), runs once the fetch goroutine routed a
+// response, under the source lock.
+var afterRouteHook func(s *Source, tail partition.ID, hasTail bool)
 
 // lastPartition is the partition of the last record in fetches.
 func lastPartition(fetches kgo.Fetches) (partition.ID, bool) {
@@ -658,8 +678,20 @@ func (s *Source) appendCarry(tp partition.ID, recs []*kgo.Record) {
 	if len(recs) == 0 {
 		return
 	}
+	before := s.carryBefore[tp]
+	var at int64 // what the partition's carry counted before recs[0]
+	if len(before) > 0 {
+		at = before[0]
+	}
+	at += s.carryBytes[tp]
+	from := at
+	for _, rec := range recs {
+		before = append(before, at)
+		at += int64(len(rec.Key) + len(rec.Value)) // as recordBytes
+	}
+	s.carryBefore[tp] = before
 	s.carry[tp] = append(s.carry[tp], recs...)
-	n := recordBytes(recs)
+	n := at - from
 	s.carryBytes[tp] += n
 	s.carryTotalBytes += n
 	s.carryTotalRecs += int64(len(recs))
@@ -679,6 +711,7 @@ func (s *Source) dropCarry(tp partition.ID) {
 	s.carryTotalBytes -= s.carryBytes[tp]
 	s.carryTotalRecs -= int64(len(s.carry[tp]))
 	delete(s.carry, tp)
+	delete(s.carryBefore, tp)
 	delete(s.carryBytes, tp)
 	delete(s.carryFrom, tp)
 }
@@ -770,8 +803,14 @@ func (s *Source) adjustPausesFor(in map[partition.ID]arriving) {
 			full := (target > 0 && recs >= target) || bytes >= perPart || total >= capBytes
 			if in != nil && s.held != nil && *s.held == tp {
 				// Its last fetched record is still to be taken
-				// (fetchLoop): a pause now would drop it. It is paused
-				// once the response is routed.
+				// (fetchLoop): a pause now would drop it. fetchLoop
+				// pauses it once the record is taken.
+				// Counted with its last record too, which is not taken
+				// yet (the partition's average size for its bytes).
+				if a.recs > 0 {
+					recs, bytes = recs+1, bytes+a.bytes/a.recs
+				}
+				s.heldFull = !s.paused[tp] && ((target > 0 && recs >= target) || bytes >= perPart || total >= capBytes)
 				full = false
 			}
 			stop = !known || (snap && pos >= end) || s.idleWaiting || full
@@ -1061,7 +1100,7 @@ func (r *reader) Read(ctx context.Context, t source.Task, emit source.Emit) erro
 				topic = []byte(recs[0].Topic)
 			}
 			part := recs[0].Partition
-			recs, bad := splitMalformed(recs)
+			recs, bad := splitRecords(recs)
 			if len(bad) > 0 {
 				if err := r.reject(ctx, topic, part, bad); err != nil {
 					return err
@@ -1120,23 +1159,33 @@ func recordMillis(t time.Time) int64 {
 	return int64(ms)
 }
 
-// splitMalformed separates the records whose timestamp is out of range —
-// typically written in micro- or nanoseconds by a custom producer — from
-// the others, keeping their order.
-func splitMalformed(recs []*kgo.Record) (good, bad []*kgo.Record) {
+// splitRecords drops transaction control records (commit and abort
+// markers: the client keeps them, KeepControlRecords, so that the cursor
+// passes them) and separates the records whose timestamp is out of range
+// — typically written in micro- or nanoseconds by a custom producer —
+// from the others, keeping their order. One pass, on the task's
+// goroutine; recs itself is returned when it has neither.
+func splitRecords(recs []*kgo.Record) (good, bad []*kgo.Record) {
+	split := false // good holds the records kept so far
 	for i, rec := range recs {
-		if ms := recordMillis(rec.Timestamp); ms > MaxTimestampMillis || ms < MinTimestampMillis {
-			if bad == nil {
-				good = append(good, recs[:i]...)
+		ctl := rec.Attrs.IsControl()
+		if !ctl {
+			if ms := recordMillis(rec.Timestamp); ms <= MaxTimestampMillis && ms >= MinTimestampMillis {
+				if split {
+					good = append(good, rec)
+				}
+				continue
 			}
-			bad = append(bad, rec)
-			continue
 		}
-		if bad != nil {
-			good = append(good, rec)
+		if !split {
+			split = true
+			good = append(make([]*kgo.Record, 0, len(recs)-1), recs[:i]...)
+		}
+		if !ctl {
+			bad = append(bad, rec)
 		}
 	}
-	if bad == nil {
+	if !split {
 		return recs, nil
 	}
 	return good, bad
