@@ -74,29 +74,3 @@ func kernelAtLeast(major, minor int) bool {
 	}
 	return ma > major || ma == major && mi >= minor
 }
-
-// fsTopDirFlag is FS_TOPDIR_FL (chattr +T): the directory's subdirectories
-// are placed as top-level ones.
-const fsTopDirFlag = 0x00020000
-
-// spreadSubdirs marks dir so that ext2/3/4 (the Orlov allocator) spread its
-// new subdirectories, and so their files, over the file system's block
-// groups instead of the group of dir. Best effort: other file systems
-// reject or ignore it, and nothing depends on it. Why: without a journal,
-// ext4 skips every recently deleted inode of a group on each create, and a
-// group where many files were deleted in the last minutes (a checkpoint's
-// old files, or another program's) makes each create cost up to ten times
-// more CPU — 240–460 µs against 60–80 µs for 200 partition directories'
-// deltas on this project's VM.
-func spreadSubdirs(dir string) {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	defer unix.Close(fd)
-	flags, err := unix.IoctlGetInt(fd, unix.FS_IOC_GETFLAGS)
-	if err != nil || flags&fsTopDirFlag != 0 {
-		return
-	}
-	_ = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, flags|fsTopDirFlag)
-}

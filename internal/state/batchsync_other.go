@@ -9,7 +9,3 @@ import "errors"
 func platformFSSync(string) (func() error, func(), error) {
 	return nil, nil, errors.New("syncfs(2) is Linux only")
 }
-
-// spreadSubdirs is a placement hint for ext4 on Linux (see
-// batchsync_linux.go); a no-op elsewhere.
-func spreadSubdirs(string) {}

@@ -46,3 +46,6 @@ func TestSpreadSubdirs(t *testing.T) {
 		t.Fatalf("partition directory flags %#x: only the operator's is marked", f)
 	}
 }
+
+// fsTopDirFlag is FS_TOPDIR_FL (chattr +T), which storage.SpreadSubdirs sets.
+const fsTopDirFlag = 0x00020000
