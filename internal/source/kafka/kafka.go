@@ -146,6 +146,9 @@ type Source struct {
 	// is taking, which adjustPausesFor leaves running until the response
 	// is routed; nil: none.
 	held *partition.ID
+	// heldFull: adjustPausesFor left the held partition running although
+	// its carry is full; routing the response pauses it.
+	heldFull bool
 	// dataCh is signalled when records or a higher watermark arrive
 	// (WaitForData).
 	dataCh chan struct{}
