@@ -96,6 +96,13 @@ type Config struct {
 	// and fails the batch before its sink commits. Tests use it to hold
 	// or fail the write.
 	BeforeOffsetsLog func(batchID int64) error
+	// BeforeSourceInitialLog, when set, runs just before a new
+	// checkpoint's sources/0/0 (the initial offsets) is written — in the
+	// background while the first batch is planned and its tasks run (see
+	// startInitialLog). An error leaves sources/0/0 unwritten and fails
+	// the first batch before offsets/0 is written. Tests use it to hold or
+	// fail the write.
+	BeforeSourceInitialLog func() error
 	// BeforePurge, when set, runs in the purge goroutine before each purge
 	// of old batches from the logs. Tests use it to hold a purge.
 	BeforePurge func()
@@ -348,6 +355,10 @@ type Query struct {
 	// batch's tasks (startOffsetsLog); nil otherwise. Owned by the query
 	// goroutine.
 	wal *offsetsWrite
+	// initial is a new checkpoint's sources/0/0 write (startInitialLog);
+	// nil when the file existed or was written before the query started.
+	// Set before the query goroutine starts, read-only afterwards.
+	initial *initialLog
 	// purger deletes old batches from the logs in the background.
 	purger *purger
 	// async is the asynchronous progress tracking state (nil: off).
@@ -530,10 +541,12 @@ func Start(ctx context.Context, cfg Config) (*Query, error) {
 	}
 	q.setStatus("Initializing sources", false, false)
 	if err := q.recover(ctx); err != nil {
+		q.awaitInitialLog()
 		cp.Close()
 		return nil, err
 	}
 	if err := q.initStateful(); err != nil {
+		q.awaitInitialLog()
 		cp.Close()
 		return nil, err
 	}
@@ -606,7 +619,9 @@ func (q *Query) recover(ctx context.Context) error {
 			return fmt.Errorf("resolve starting offsets: %w", err)
 		}
 		if _, owner := q.cfg.Source.(source.MetadataOwner); !owner {
-			if err := q.cp.WriteSourceInitial(0, initOff.JSON()); err != nil {
+			if next == 0 && !replay && q.async == nil {
+				q.startInitialLog(initOff.JSON())
+			} else if err := q.cp.WriteSourceInitial(0, initOff.JSON()); err != nil {
 				return err
 			}
 		}
@@ -736,6 +751,11 @@ func (q *Query) run(ctx context.Context) {
 	// reported, whatever ended the loop.
 	if perr := q.finishPending(nil); err == nil {
 		err = perr
+	}
+	// A new checkpoint's sources/0/0 is on disk before the checkpoint
+	// closes, also when no batch ran.
+	if ierr := q.awaitInitialLog(); err == nil {
+		err = ierr
 	}
 	if err == nil && q.failed != nil {
 		err = q.failed
@@ -1240,6 +1260,9 @@ func (q *Query) startOffsetsLog(id int64, meta checkpoint.BatchMetadata, end sou
 	q.wal = w
 	go func() {
 		defer close(w.done)
+		if w.err = q.awaitInitialLog(); w.err != nil {
+			return
+		}
 		if h := q.cfg.BeforeOffsetsLog; h != nil {
 			if w.err = h(id); w.err != nil {
 				return
@@ -1251,6 +1274,48 @@ func (q *Query) startOffsetsLog(id int64, meta checkpoint.BatchMetadata, end sou
 		}
 		w.end = q.cfg.Clock.Now()
 	}()
+}
+
+// initialLog is a new checkpoint's sources/0/0 write in flight.
+type initialLog struct {
+	done chan struct{}
+	err  error
+}
+
+// startInitialLog writes sources/0/0 (the initial offsets a new
+// checkpoint resolved) in the background, so that the first batch is
+// planned, its fetches start and its tasks run while the file is fsynced
+// instead of after. Spark's order holds: offsets/0's write waits for it
+// (awaitInitialLog in startOffsetsLog), and nothing shows in a sink before
+// offsets/0 is durable, so no batch is logged, nor any output made,
+// against initial offsets that are not on disk. A crash before the file is
+// durable leaves a checkpoint without sources/0/0 and without offsets/0:
+// the next run resolves the starting offsets again, as before.
+func (q *Query) startInitialLog(js string) {
+	w := &initialLog{done: make(chan struct{})}
+	q.initial = w
+	go func() {
+		defer close(w.done)
+		if h := q.cfg.BeforeSourceInitialLog; h != nil {
+			if w.err = h(); w.err != nil {
+				return
+			}
+		}
+		if err := q.cp.WriteSourceInitial(0, js); err != nil {
+			w.err = fmt.Errorf("write initial offsets (sources/0/0): %w", err)
+		}
+	}()
+}
+
+// awaitInitialLog waits for startInitialLog's write, if one was started,
+// and returns its error (every call returns it).
+func (q *Query) awaitInitialLog() error {
+	w := q.initial
+	if w == nil {
+		return nil
+	}
+	<-w.done
+	return w.err
 }
 
 // awaitOffsetsLog waits for the running batch's offsets/N, completes the

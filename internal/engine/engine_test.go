@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -890,5 +892,84 @@ func TestBatchWaitsOnlyForClaimedTasks(t *testing.T) {
 	}
 	if snk.NumRows() != 450 {
 		t.Fatalf("a late helper worker ran a task: %d rows", snk.NumRows())
+	}
+}
+
+// TestInitialOffsetsLogOverlapsFirstBatch: a new checkpoint's sources/0/0
+// is written while the first batch is planned and its tasks run, not
+// before; offsets/0 is written only once sources/0/0 is on disk, and the
+// sink commits after both. A failed sources/0/0 write fails the query
+// before offsets/0 or any sink commit.
+func TestInitialOffsetsLogOverlapsFirstBatch(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fail=%v", fail), func(t *testing.T) {
+			src := sourcetest.New(sourcetest.Options{Partitions: 2})
+			src.AppendN(0, 30)
+			src.AppendN(1, 30)
+			dir := t.TempDir()
+			initial := filepath.Join(dir, "sources", "0", "0")
+			has := func(p string) bool { _, err := os.Stat(p); return err == nil }
+			snk := newSink("main", nil).Staged(true)
+			opened := make(chan struct{})
+			var once sync.Once
+			var mu sync.Mutex
+			var bad []string
+			note := func(s string) { mu.Lock(); bad = append(bad, s); mu.Unlock() }
+			snk.SetHook(func(_ context.Context, at sinktest.Point) error {
+				switch {
+				case at.Op == sinktest.OpNewWriter && at.Batch == 0:
+					if has(initial) {
+						note("sources/0/0 was on disk before batch 0's tasks ran (the write was held)")
+					}
+					once.Do(func() { close(opened) })
+				case at.Op == sinktest.OpCommit:
+					if !has(initial) || !exists(dir, "offsets", at.Batch) {
+						note(fmt.Sprintf("batch %d committed before sources/0/0 and offsets/%d", at.Batch, at.Batch))
+					}
+				}
+				return nil
+			})
+			errHeld := errors.New("sources/0/0 write failed")
+			err := run(t, context.Background(), engine.Config{Source: src, Sink: snk, Trigger: availableNow, CheckpointDir: dir,
+				BeforeSourceInitialLog: func() error {
+					// Held until batch 0's tasks run: with the write
+					// before the first plan they never would.
+					select {
+					case <-opened:
+					case <-time.After(10 * time.Second):
+						return errors.New("batch 0's tasks did not start while sources/0/0 was being written")
+					}
+					if fail {
+						return errHeld
+					}
+					return nil
+				},
+				BeforeOffsetsLog: func(id int64) error {
+					if id == 0 && !has(initial) {
+						note("offsets/0 written before sources/0/0")
+					}
+					return nil
+				}})
+			mu.Lock()
+			defer mu.Unlock()
+			if len(bad) > 0 {
+				t.Fatal(strings.Join(bad, "; "))
+			}
+			if fail {
+				if !errors.Is(err, errHeld) {
+					t.Fatalf("query error %v, want %v", err, errHeld)
+				}
+				if has(initial) || exists(dir, "offsets", 0) || len(snk.Batches()) > 0 {
+					t.Fatalf("after a failed sources/0/0: sources/0/0 %v, offsets/0 %v, sink batches %v; want none", has(initial), exists(dir, "offsets", 0), snk.Batches())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !has(initial) || snk.NumRows() != 60 || fmt.Sprint(snk.Batches()) != "[0]" {
+				t.Fatalf("sources/0/0 %v, sink: %d rows, batches %v", has(initial), snk.NumRows(), snk.Batches())
+			}
+		})
 	}
 }
