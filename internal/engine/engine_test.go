@@ -614,12 +614,7 @@ func TestStagedSinkRunsWhileOffsetsAreLogged(t *testing.T) {
 						return nil
 					}
 					// The write of offsets/1 waits for batch 1's tasks.
-					select {
-					case <-opened:
-						return nil
-					case <-time.After(10 * time.Second):
-						return errors.New("batch 1's tasks did not start while offsets/1 was being written")
-					}
+					return waitWhileLogging(opened, 10*time.Second, "batch 1's tasks did not start while offsets/1 was being written")
 				}})
 			if err != nil {
 				t.Fatal(err)
@@ -633,6 +628,17 @@ func TestStagedSinkRunsWhileOffsetsAreLogged(t *testing.T) {
 				t.Fatalf("sink: %d rows, batches %v, duplicates %v", snk.NumRows(), snk.Batches(), d)
 			}
 		})
+	}
+}
+
+// waitWhileLogging holds a log write (a BeforeOffsetsLog hook) until
+// event happens, and fails it with msg when it does not within d.
+func waitWhileLogging(event <-chan struct{}, d time.Duration, msg string) error {
+	select {
+	case <-event:
+		return nil
+	case <-time.After(d):
+		return errors.New(msg)
 	}
 }
 
@@ -670,12 +676,7 @@ func TestPreviousBatchReportedWhileOffsetsAreLogged(t *testing.T) {
 				return nil
 			}
 			// The write of offsets/2 waits for batch 1's report.
-			select {
-			case <-reported:
-				return nil
-			case <-time.After(5 * time.Second):
-				return errors.New("batch 1 was not reported while offsets/2 was being written")
-			}
+			return waitWhileLogging(reported, 5*time.Second, "batch 1 was not reported while offsets/2 was being written")
 		}})
 	if err != nil {
 		t.Fatal(err)
