@@ -231,7 +231,7 @@ func tortureMembers(ctx context.Context, stdout io.Writer, self, sk string, memb
 			Command: func(ctx context.Context, args ...string) *exec.Cmd { return exec.CommandContext(ctx, self, args...) },
 			Sink:    sk, Kills: f.kills, Records: f.records, MinUp: f.minUp, MaxUp: f.maxUp, Dir: work, Seed: f.seed, Out: stdout,
 		},
-		Members: members, Partitions: partitions, Names: names,
+		Members: members, Partitions: partitions, Names: names, MemberLogLevel: "debug",
 	})
 	if err != nil {
 		return fmt.Errorf("group mode into %s: %w", sk, err)

@@ -179,7 +179,7 @@ func TestTortureMembers(t *testing.T) {
 					Sink:    sk, Kills: 6, Records: 3000,
 					Dir: t.TempDir(), Seed: uint64(time.Now().UnixNano()), Out: &out,
 				},
-				Members: 3, Partitions: 12, Names: tc.names, MemberLogLevel: "info", LogDir: os.Getenv("SLUICE_TORTURE_LOG_DIR"),
+				Members: 3, Partitions: 12, Names: tc.names, MemberLogLevel: "debug", LogDir: os.Getenv("SLUICE_TORTURE_LOG_DIR"),
 			})
 			t.Log(out.String())
 			if err != nil {

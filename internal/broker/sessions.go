@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -30,6 +31,32 @@ import (
 // kfake expires one it has a timer for by itself before the grace is over,
 // so only members kfake forgot are removed here.
 
+// Members waiting in a rebalance, where kfake misses a second case.
+//
+// A Kafka broker keeps a member alive while it waits in JoinGroup or
+// SyncGroup: the request in flight satisfies its heartbeat expiry. kfake
+// keeps the timer of the member's last heartbeat running instead, so a known
+// member that waits in a rebalance longer than its session timeout (a
+// rebalance held up by a slow member for up to the rebalance timeout, or a
+// leader that never syncs) is removed while it waits. Its request is never
+// answered: the client waits for its own timeout (the rebalance timeout plus
+// ten seconds in franz-go), finds itself unknown, joins again as a new member
+// and so restarts the rebalance's wait. With a 6 s session and a 10 s
+// rebalance timeout, members killed and restarted every few seconds kept a
+// group in PreparingRebalance for minutes this way.
+//
+// The watch therefore heartbeats, in the member's name, every member whose
+// last request was a JoinGroup or SyncGroup for as long as the member may
+// still be waiting for the answer (its rebalance timeout plus awaitSlack);
+// kfake restarts the member's session timer, as a Kafka broker keeps it
+// alive. The heartbeat carries the group's generation as last seen in its
+// members' requests (a member waiting in JoinGroup sends none).
+
+// awaitSlack is added to a member's rebalance timeout to bound how long it
+// may wait for the answer to a JoinGroup or SyncGroup: franz-go gives up on
+// those requests after the rebalance timeout plus its 10 s request overhead.
+const awaitSlack = 10 * time.Second
+
 // sessionGrace is how long past its session timeout a silent member of a
 // Stable group is left to kfake's own expiry before the watch removes it.
 const sessionGrace = 2 * time.Second
@@ -52,15 +79,129 @@ type memberSeen struct {
 	session time.Duration
 }
 
+// awaitState is a member waiting for the answer to its JoinGroup or
+// SyncGroup: until when it may still wait, and its static instance id.
+type awaitState struct {
+	until    time.Time
+	instance *string
+}
+
 // sessionWatch is the state of the watch (see above).
 type sessionWatch struct {
 	mu   sync.Mutex
 	seen map[memberKey]memberSeen
 	now  func() time.Time
+
+	// awaiting holds the members whose last request was a JoinGroup or
+	// SyncGroup; rebalance each member's rebalance timeout from its last
+	// JoinGroup; generation the highest generation each group's members
+	// sent; ours counts the watch's own heartbeats in flight per member,
+	// which the control function must not take for the member's.
+	awaiting   map[memberKey]awaitState
+	rebalance  map[memberKey]time.Duration
+	generation map[string]int32
+	ours       map[memberKey]int
 }
 
 func newSessionWatch() *sessionWatch {
-	return &sessionWatch{seen: map[memberKey]memberSeen{}, now: time.Now}
+	return &sessionWatch{seen: map[memberKey]memberSeen{}, now: time.Now,
+		awaiting: map[memberKey]awaitState{}, rebalance: map[memberKey]time.Duration{},
+		generation: map[string]int32{}, ours: map[memberKey]int{}}
+}
+
+// joined records a member's JoinGroup: it waits for the answer for up to
+// its rebalance timeout (plus awaitSlack).
+func (w *sessionWatch) joined(group, member string, rebalance time.Duration, instance *string) {
+	if group == "" || member == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	k := memberKey{group, member}
+	w.rebalance[k] = rebalance
+	w.awaiting[k] = awaitState{until: w.now().Add(rebalance + awaitSlack), instance: instance}
+}
+
+// synced records a member's SyncGroup at generation.
+func (w *sessionWatch) synced(group, member string, generation int32, instance *string) {
+	if group == "" || member == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	k := memberKey{group, member}
+	w.sawGeneration(group, generation)
+	w.awaiting[k] = awaitState{until: w.now().Add(w.rebalance[k] + awaitSlack), instance: instance}
+}
+
+// heartbeat records a Heartbeat in member's name and reports whether it
+// was the member's own (false: one of the watch's keep-alives).
+func (w *sessionWatch) heartbeat(group, member string, generation int32) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	k := memberKey{group, member}
+	if w.ours[k] > 0 {
+		w.ours[k]--
+		if w.ours[k] == 0 {
+			delete(w.ours, k)
+		}
+		return false
+	}
+	w.sawGeneration(group, generation)
+	delete(w.awaiting, k) // it had its answer
+	return true
+}
+
+// sawGeneration notes a generation a member of group sent. w.mu is held.
+func (w *sessionWatch) sawGeneration(group string, generation int32) {
+	if generation > w.generation[group] {
+		w.generation[group] = generation
+	}
+}
+
+// keepAlive is one heartbeat the watch sends in a waiting member's name.
+type keepAlive struct {
+	key        memberKey
+	generation int32
+	instance   *string
+}
+
+// waiting returns the members that may still be waiting for the answer
+// to their JoinGroup or SyncGroup, each with its group's generation, and
+// drops those past their wait.
+func (w *sessionWatch) waiting() []keepAlive {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.now()
+	var out []keepAlive
+	for k, a := range w.awaiting {
+		if !now.Before(a.until) {
+			delete(w.awaiting, k)
+			continue
+		}
+		out = append(out, keepAlive{key: k, generation: w.generation[k.group], instance: a.instance})
+	}
+	return out
+}
+
+// sending marks a keep-alive heartbeat about to be sent in k's name.
+func (w *sessionWatch) sending(k memberKey) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ours[k]++
+}
+
+// answered notes what the broker said to a keep-alive at generation: a
+// generation it took, or a member it no longer has (nothing to keep).
+func (w *sessionWatch) answered(k memberKey, generation int32, code int16) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch code {
+	case kerr.UnknownMemberID.Code, kerr.FencedInstanceID.Code:
+		delete(w.awaiting, k)
+	case 0, kerr.RebalanceInProgress.Code:
+		w.sawGeneration(k.group, generation)
+	}
 }
 
 // note records a request from member of group; session is the member's
@@ -113,7 +254,10 @@ func (w *sessionWatch) stillSilent(group, member string) bool {
 func (w *sessionWatch) forget(group, member string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	delete(w.seen, memberKey{group, member})
+	k := memberKey{group, member}
+	delete(w.seen, k)
+	delete(w.awaiting, k)
+	delete(w.rebalance, k)
 }
 
 // watchSessions installs the control functions that feed the watch and
@@ -131,15 +275,17 @@ func (b *Broker) watchSessions(ctx context.Context) <-chan struct{} {
 	look(kmsg.JoinGroup.Int16(), func(r kmsg.Request) {
 		if req, ok := r.(*kmsg.JoinGroupRequest); ok {
 			w.note(req.Group, req.MemberID, time.Duration(req.SessionTimeoutMillis)*time.Millisecond)
+			w.joined(req.Group, req.MemberID, time.Duration(req.RebalanceTimeoutMillis)*time.Millisecond, req.InstanceID)
 		}
 	})
 	look(kmsg.SyncGroup.Int16(), func(r kmsg.Request) {
 		if req, ok := r.(*kmsg.SyncGroupRequest); ok {
 			w.note(req.Group, req.MemberID, 0)
+			w.synced(req.Group, req.MemberID, req.Generation, req.InstanceID)
 		}
 	})
 	look(kmsg.Heartbeat.Int16(), func(r kmsg.Request) {
-		if req, ok := r.(*kmsg.HeartbeatRequest); ok {
+		if req, ok := r.(*kmsg.HeartbeatRequest); ok && w.heartbeat(req.Group, req.MemberID, req.Generation) {
 			w.note(req.Group, req.MemberID, 0)
 		}
 	})
@@ -159,12 +305,37 @@ func (b *Broker) watchSessions(ctx context.Context) <-chan struct{} {
 				return
 			case <-t.C:
 			}
+			for _, k := range w.waiting() {
+				b.keepWaitingAlive(ctx, w, k)
+			}
 			for group, members := range w.silent() {
 				b.expireSilent(ctx, w, group, members)
 			}
 		}
 	}()
 	return done
+}
+
+// keepWaitingAlive heartbeats in the name of a member waiting in a
+// rebalance (see "Members waiting in a rebalance" above). A generation the
+// broker refuses is followed by the next one: a rebalance may have
+// completed before any member sent the new generation.
+func (b *Broker) keepWaitingAlive(ctx context.Context, w *sessionWatch, k keepAlive) {
+	for gen := k.generation; gen <= k.generation+1; gen++ {
+		req := kmsg.NewPtrHeartbeatRequest()
+		req.Group, req.MemberID, req.Generation, req.InstanceID = k.key.group, k.key.member, gen, k.instance
+		w.sending(k.key)
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		resp, err := req.RequestWith(rctx, b.client)
+		cancel()
+		if err != nil {
+			return
+		}
+		w.answered(k.key, gen, resp.ErrorCode)
+		if resp.ErrorCode != kerr.IllegalGeneration.Code {
+			return
+		}
+	}
 }
 
 // expireSilent removes from group those of members it still has that are

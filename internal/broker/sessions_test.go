@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -171,5 +172,155 @@ func TestSessionWatchRemovesAMemberThatDiedInJoin(t *testing.T) {
 	})
 	if !sawDeadOwner {
 		t.Skip("the rebalance did not complete with the dead member owning partitions this time (timing): the case was not exercised")
+	}
+}
+
+// rawMember speaks the classic group protocol itself, request by request,
+// on its own connection: a test can make it wait in a rebalance exactly as
+// long as it wants.
+type rawMember struct {
+	t  *testing.T
+	cl *kgo.Client
+	id string
+}
+
+func newRawMember(t *testing.T, addr string) *rawMember {
+	return &rawMember{t: t, cl: brokertest.Client(t, addr)}
+}
+
+// join sends one JoinGroup (6 s session, 20 s rebalance timeout) and
+// returns the answer; a new member first asks for its id.
+func (m *rawMember) join(ctx context.Context, group string) (*kmsg.JoinGroupResponse, error) {
+	for {
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Group, req.MemberID, req.ProtocolType = group, m.id, "consumer"
+		req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 6000, 20000
+		meta := kmsg.NewConsumerMemberMetadata()
+		meta.Topics = []string{"t"}
+		p := kmsg.NewJoinGroupRequestProtocol()
+		p.Name, p.Metadata = "range", meta.AppendTo(nil)
+		req.Protocols = append(req.Protocols, p)
+		resp, err := req.RequestWith(ctx, m.cl)
+		if err != nil {
+			return nil, err
+		}
+		if resp.ErrorCode == kerr.MemberIDRequired.Code && m.id == "" {
+			m.id = resp.MemberID
+			continue
+		}
+		return resp, nil
+	}
+}
+
+// sync sends the SyncGroup of generation (the leader's with an empty
+// assignment for every member).
+func (m *rawMember) sync(ctx context.Context, group string, joined *kmsg.JoinGroupResponse) {
+	m.t.Helper()
+	req := kmsg.NewPtrSyncGroupRequest()
+	req.Group, req.MemberID, req.Generation = group, m.id, joined.Generation
+	req.ProtocolType, req.Protocol = kmsg.StringPtr("consumer"), kmsg.StringPtr("range")
+	for _, jm := range joined.Members {
+		a := kmsg.NewSyncGroupRequestGroupAssignment()
+		a.MemberID = jm.MemberID
+		empty := kmsg.NewConsumerMemberAssignment()
+		a.MemberAssignment = empty.AppendTo(nil)
+		req.GroupAssignment = append(req.GroupAssignment, a)
+	}
+	resp, err := req.RequestWith(ctx, m.cl)
+	if err != nil || resp.ErrorCode != 0 {
+		m.t.Fatalf("sync of %s: %v (code %d)", m.id, err, resp.ErrorCode)
+	}
+}
+
+// TestSessionWatchKeepsAMemberWaitingInJoin: a member waiting in JoinGroup
+// for a rebalance that a slow member holds up is alive for a Kafka broker,
+// however long past its session timeout the wait goes. kfake let its
+// session timer run out and dropped it without an answer; the embedded
+// broker must keep it, so that it is in the rebalance when the slow member
+// rejoins.
+func TestSessionWatchKeepsAMemberWaitingInJoin(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "t", Partitions: 2})
+	const group = "g"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	waiter, slow := newRawMember(t, b.Addr()), newRawMember(t, b.Addr())
+
+	type answer struct {
+		resp *kmsg.JoinGroupResponse
+		err  error
+		at   time.Time
+	}
+	joinAsync := func(m *rawMember) <-chan answer {
+		ch := make(chan answer, 1)
+		go func() { r, err := m.join(ctx, group); ch <- answer{r, err, time.Now()} }()
+		return ch
+	}
+	// slow forms the group alone, then waiter joins: both are members of
+	// the generation that rebalance gives.
+	s0, err := slow.join(ctx, group)
+	if err != nil || s0.ErrorCode != 0 {
+		t.Fatalf("slow's first join: %v %+v", err, s0)
+	}
+	slow.sync(ctx, group, s0)
+	first := joinAsync(waiter)
+	time.Sleep(200 * time.Millisecond)
+	s1, err := slow.join(ctx, group)
+	if err != nil || s1.ErrorCode != 0 {
+		t.Fatalf("slow's rejoin: %v %+v", err, s1)
+	}
+	w1 := <-first
+	if w1.err != nil || w1.resp.ErrorCode != 0 {
+		t.Fatalf("waiter's first join: %v %+v", w1.err, w1.resp)
+	}
+	leader, follower := slow, waiter
+	lr, fr := s1, w1.resp
+	if w1.resp.LeaderID == waiter.id {
+		leader, follower, lr, fr = waiter, slow, w1.resp, s1
+	}
+	leader.sync(ctx, group, lr)
+	follower.sync(ctx, group, fr)
+
+	// slow heartbeats on (it is alive) but does not rejoin; a newcomer's
+	// join starts a rebalance and waiter rejoins at once, then waits.
+	hbCtx, stopHB := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		for hbCtx.Err() == nil {
+			req := kmsg.NewPtrHeartbeatRequest()
+			req.Group, req.MemberID, req.Generation = group, slow.id, s1.Generation
+			req.RequestWith(hbCtx, slow.cl)
+			select {
+			case <-hbCtx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	defer func() { stopHB(); <-hbDone }()
+	newcomer := newRawMember(t, b.Addr())
+	newAnswer := joinAsync(newcomer)
+	time.Sleep(300 * time.Millisecond)
+	waitStart := time.Now()
+	waited := joinAsync(waiter)
+
+	// Past waiter's 6 s session timeout (and the broker's own expiry), the
+	// slow member rejoins: the rebalance completes with all three.
+	time.Sleep(9 * time.Second)
+	stopHB()
+	<-hbDone
+	slowAnswer := joinAsync(slow)
+	for name, ch := range map[string]<-chan answer{"newcomer": newAnswer, "slow": slowAnswer, "waiter": waited} {
+		select {
+		case a := <-ch:
+			if a.err != nil || a.resp.ErrorCode != 0 {
+				t.Errorf("%s's join: %v (code %d)", name, a.err, a.resp.ErrorCode)
+				continue
+			}
+			if name == "waiter" {
+				t.Logf("waiter waited %s in JoinGroup and was answered: generation %d, %d members", a.at.Sub(waitStart).Round(time.Millisecond), a.resp.Generation, len(a.resp.Members))
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s's JoinGroup was not answered within 5 s of the rebalance's end: the broker dropped the member while it waited", name)
+		}
 	}
 }

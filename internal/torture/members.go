@@ -65,7 +65,8 @@ type MembersConfig struct {
 	Settle time.Duration
 	// MemberLogLevel is the members' --log-level; "" means error. A
 	// stalled run prints the last 64 KiB each live member logged, so
-	// "info" or "debug" says what each was doing.
+	// "info" or "debug" says what each was doing, and then where its
+	// goroutines wait (each live member is ended with SIGQUIT).
 	MemberLogLevel string
 	// LogDir, when set, keeps each member process's whole log there too
 	// (NAME-PID.log), for a run to be studied after it ended.
@@ -129,6 +130,71 @@ type member struct {
 	cmd    *os.Process
 	pid    int
 	began  time.Time // when the process was started
+}
+
+// memberStderrKept is how much of a member's stderr the torture keeps:
+// room for a goroutine dump after its log; stallLogTail is how much of the
+// log a stall prints.
+const (
+	memberStderrKept = 4 << 20
+	stallLogTail     = 64 << 10
+)
+
+// goroutines asks the member for its goroutines with SIGQUIT (the Go
+// runtime prints every goroutine's stack to stderr and exits 2), waits up
+// to wait for it to exit and returns the stacks that pass through sluice's
+// Kafka source, its engine or franz-go's group client: what a stalled
+// member is blocked on.
+func (m *member) goroutines(wait time.Duration) string {
+	if m.done {
+		return "(exited)"
+	}
+	from := m.stderr.Written()
+	if err := m.cmd.Signal(syscall.SIGQUIT); err != nil {
+		return fmt.Sprintf("(SIGQUIT: %v)", err)
+	}
+	select {
+	case <-m.exited:
+		m.done = true
+	case <-time.After(wait):
+		return "(no dump within " + wait.String() + ")"
+	}
+	return interestingStacks(m.stderr.Since(from), 48<<10)
+}
+
+// interestingStacks keeps, of a Go goroutine dump, the goroutines whose
+// stack names sluice's source, engine or sink packages or franz-go's group
+// and consumer code, at most max bytes of them.
+func interestingStacks(dump string, max int) string {
+	var b strings.Builder
+	for _, g := range strings.Split(dump, "\n\n") {
+		if !strings.HasPrefix(strings.TrimSpace(g), "goroutine ") {
+			continue
+		}
+		if !strings.Contains(g, "sluice/internal/source/kafka") && !strings.Contains(g, "sluice/internal/engine") &&
+			!strings.Contains(g, "sluice/internal/sink") && !strings.Contains(g, "kgo.(*groupConsumer)") &&
+			!strings.Contains(g, "kgo.(*consumer)") && !strings.Contains(g, "kgo.(*cooperativeSticky") {
+			continue
+		}
+		if b.Len()+len(g) > max {
+			b.WriteString("... (more goroutines left out)\n")
+			break
+		}
+		b.WriteString(strings.TrimSpace(g))
+		b.WriteString("\n\n")
+	}
+	if b.Len() == 0 {
+		return "(no goroutine dump read)"
+	}
+	return b.String()
+}
+
+// tail is the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
 }
 
 // memberStartGrace is how long a member has run before the torture stops
@@ -240,7 +306,7 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 			cmd.Env = os.Environ()
 		}
 		cmd.Env = append(cmd.Env, MemberEnv+"="+name)
-		m := &member{name: name, stderr: &tailBuffer{max: 64 << 10}, exited: make(chan error, 1)}
+		m := &member{name: name, stderr: &tailBuffer{max: memberStderrKept}, exited: make(chan error, 1)}
 		cmd.Stderr = m.stderr
 		var logFile *os.File
 		if c.LogDir != "" {
@@ -371,10 +437,14 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 	}
 	fmt.Fprintf(c.Out, "producer done: %d records; waiting for the group to commit them all\n", res.Produced)
 	if err := waitCaughtUp(ctx, addr, GroupName, "torture", c.Settle, checkAlive); err != nil {
-		// A stall: say who owns what and what each live member logged.
+		// A stall: say who owns what, what each live member logged and
+		// where its goroutines wait (the Go runtime's SIGQUIT dump).
 		fmt.Fprintf(c.Out, "STALL: %v\n%s", err, describeStall(ctx, addr, GroupName, "torture"))
 		for _, m := range live {
-			fmt.Fprintf(c.Out, "--- %s (pid %d, up %s) logged:\n%s\n", m.name, m.pid, time.Since(m.began).Round(time.Second), m.stderr)
+			logged := m.stderr.String()
+			stacks := m.goroutines(5 * time.Second)
+			fmt.Fprintf(c.Out, "--- %s (pid %d, up %s) logged:\n%s\n", m.name, m.pid, time.Since(m.began).Round(time.Second), tail(logged, stallLogTail))
+			fmt.Fprintf(c.Out, "--- %s (pid %d) goroutines of the source, the engine and the group client:\n%s\n", m.name, m.pid, stacks)
 		}
 		return res, err
 	}
@@ -524,9 +594,19 @@ func describeStall(ctx context.Context, addr, group, topic string) string {
 	adm := kadm.NewClient(cl)
 	owner := map[int32]string{}
 	state := "?"
+	var members strings.Builder
 	if dg, err := adm.DescribeGroups(ctx, group); err == nil {
 		if g, ok := dg[group]; ok {
 			state = g.State
+			for _, m := range g.Members {
+				n := 0
+				if a, ok := m.Assigned.AsConsumer(); ok {
+					for _, t := range a.Topics {
+						n += len(t.Partitions)
+					}
+				}
+				fmt.Fprintf(&members, "  member %s (%s from %s): %d partitions assigned\n", m.MemberID, m.ClientID, m.ClientHost, n)
+			}
 			for _, m := range g.Members {
 				if a, ok := m.Assigned.AsConsumer(); ok {
 					for _, t := range a.Topics {
@@ -551,7 +631,7 @@ func describeStall(ctx context.Context, addr, group, topic string) string {
 		return err.Error() + "\n"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "group %s is %s\n", group, state)
+	fmt.Fprintf(&b, "group %s is %s\n%s", group, state, members.String())
 	ends.Each(func(e kadm.ListedOffset) {
 		o, ok := committed.Lookup(e.Topic, e.Partition)
 		at := int64(-1)
@@ -570,19 +650,37 @@ func describeStall(ctx context.Context, addr, group, topic string) string {
 // tailBuffer keeps the last max bytes written to it; safe for concurrent
 // use.
 type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
+	mu      sync.Mutex
+	max     int
+	b       []byte
+	written int64 // bytes written in all
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.written += int64(len(p))
 	t.b = append(t.b, p...)
 	if over := len(t.b) - t.max; over > 0 {
 		t.b = append(t.b[:0], t.b[over:]...)
 	}
 	return len(p), nil
+}
+
+// Written is how many bytes were written in all.
+func (t *tailBuffer) Written() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.written
+}
+
+// Since returns what was written after the first n bytes, as much of it
+// as the buffer still holds.
+func (t *tailBuffer) Since(n int64) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	start := int64(len(t.b)) - (t.written - n)
+	return string(t.b[max(start, 0):])
 }
 
 func (t *tailBuffer) String() string {
