@@ -276,12 +276,14 @@ func (b *Broker) watchSessions(ctx context.Context) <-chan struct{} {
 		if req, ok := r.(*kmsg.JoinGroupRequest); ok {
 			w.note(req.Group, req.MemberID, time.Duration(req.SessionTimeoutMillis)*time.Millisecond)
 			w.joined(req.Group, req.MemberID, time.Duration(req.RebalanceTimeoutMillis)*time.Millisecond, req.InstanceID)
+			b.logger.Debug("group: JoinGroup", "group", req.Group, "member", req.MemberID)
 		}
 	})
 	look(kmsg.SyncGroup.Int16(), func(r kmsg.Request) {
 		if req, ok := r.(*kmsg.SyncGroupRequest); ok {
 			w.note(req.Group, req.MemberID, 0)
 			w.synced(req.Group, req.MemberID, req.Generation, req.InstanceID)
+			b.logger.Debug("group: SyncGroup", "group", req.Group, "member", req.MemberID, "generation", req.Generation, "leader", len(req.GroupAssignment) > 0)
 		}
 	})
 	look(kmsg.Heartbeat.Int16(), func(r kmsg.Request) {
@@ -329,8 +331,10 @@ func (b *Broker) keepWaitingAlive(ctx context.Context, w *sessionWatch, k keepAl
 		resp, err := req.RequestWith(rctx, b.client)
 		cancel()
 		if err != nil {
+			b.logger.Debug("group: keep-alive of a member waiting in a rebalance failed", "group", k.key.group, "member", k.key.member, "err", err)
 			return
 		}
+		b.logger.Debug("group: kept alive a member waiting in a rebalance", "group", k.key.group, "member", k.key.member, "generation", gen, "answer", kerr.ErrorForCode(resp.ErrorCode))
 		w.answered(k.key, gen, resp.ErrorCode)
 		if resp.ErrorCode != kerr.IllegalGeneration.Code {
 			return

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -69,7 +70,8 @@ type MembersConfig struct {
 	// goroutines wait (each live member is ended with SIGQUIT).
 	MemberLogLevel string
 	// LogDir, when set, keeps each member process's whole log there too
-	// (NAME-PID.log), for a run to be studied after it ended.
+	// (NAME-PID.log), and the broker's at debug level (broker.log: the
+	// group requests it saw), for a run to be studied after it ended.
 	LogDir string
 }
 
@@ -264,6 +266,9 @@ func RunMembers(ctx context.Context, c MembersConfig) (MembersResult, error) {
 		return res, fmt.Errorf("torture: member names %q (allowed: %s, %s)", c.Names, NamesSlot, NamesFresh)
 	}
 	c.group, c.partitions = GroupName, c.Partitions
+	if c.LogDir != "" {
+		c.brokerLog = filepath.Join(c.LogDir, "broker.log")
+	}
 	r := rand.New(rand.NewPCG(c.Seed, c.Seed^0x6e0b))
 
 	addr, stopBroker, err := c.startBroker(ctx)

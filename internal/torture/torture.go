@@ -95,6 +95,9 @@ type Config struct {
 	partitions int
 	// freshNames leaves sluice.group.member unset (MembersConfig.Names).
 	freshNames bool
+	// brokerLog, when set, is where the broker child logs at debug level
+	// (MembersConfig.LogDir's broker.log).
+	brokerLog string
 }
 
 // Result is what the final check found.
@@ -170,7 +173,19 @@ func (c *Config) startBroker(ctx context.Context) (string, func(), error) {
 	if n <= 0 {
 		n = 4
 	}
-	cmd := c.cmd(ctx, "broker", "--listen", "127.0.0.1:0", "--topic", fmt.Sprintf("torture:%d", n), "--topic", fmt.Sprintf("torture-out:%d", n))
+	args := []string{"broker", "--listen", "127.0.0.1:0", "--topic", fmt.Sprintf("torture:%d", n), "--topic", fmt.Sprintf("torture-out:%d", n)}
+	if c.brokerLog != "" {
+		args = append(args, "--log-level", "debug")
+	}
+	cmd := c.cmd(ctx, args...)
+	if c.brokerLog != "" {
+		f, err := os.Create(c.brokerLog)
+		if err != nil {
+			return "", nil, err
+		}
+		defer f.Close() // the child has its own descriptor
+		cmd.Stderr = f
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", nil, err
