@@ -46,11 +46,17 @@ import (
 // group in PreparingRebalance for minutes this way.
 //
 // The watch therefore heartbeats, in the member's name, every member whose
-// last request was a JoinGroup or SyncGroup for as long as the member may
-// still be waiting for the answer (its rebalance timeout plus awaitSlack);
-// kfake restarts the member's session timer, as a Kafka broker keeps it
-// alive. The heartbeat carries the group's generation as last seen in its
-// members' requests (a member waiting in JoinGroup sends none).
+// JoinGroup or SyncGroup is not answered yet; kfake restarts the member's
+// session timer, as a Kafka broker keeps it alive. The watch sees requests
+// only, so it reads answers from them: a JoinGroup is answered when a
+// member sends the group's next generation (every member syncs right after
+// the join completes), a SyncGroup when the leader's SyncGroup of its
+// generation arrives. A member answered and killed before its next request
+// is thus not kept (it would hold up the next rebalance until its
+// rebalance timeout), and none is kept past its rebalance timeout plus
+// awaitSlack, when its client has given up on the request. The heartbeat
+// carries the group's generation as last seen in its members' requests (a
+// member waiting in JoinGroup sends none).
 
 // awaitSlack is added to a member's rebalance timeout to bound how long it
 // may wait for the answer to a JoinGroup or SyncGroup: franz-go gives up on
@@ -80,8 +86,12 @@ type memberSeen struct {
 }
 
 // awaitState is a member waiting for the answer to its JoinGroup or
-// SyncGroup: until when it may still wait, and its static instance id.
+// SyncGroup: which of the two, the generation the group had when it asked
+// (a JoinGroup's answer starts the next one; a SyncGroup carries the one it
+// syncs), until when it may still wait, and its static instance id.
 type awaitState struct {
+	sync     bool
+	gen      int32
 	until    time.Time
 	instance *string
 }
@@ -92,25 +102,31 @@ type sessionWatch struct {
 	seen map[memberKey]memberSeen
 	now  func() time.Time
 
-	// awaiting holds the members whose last request was a JoinGroup or
-	// SyncGroup; rebalance each member's rebalance timeout from its last
-	// JoinGroup; generation the highest generation each group's members
-	// sent; ours counts the watch's own heartbeats in flight per member,
-	// which the control function must not take for the member's.
-	awaiting   map[memberKey]awaitState
-	rebalance  map[memberKey]time.Duration
-	generation map[string]int32
-	ours       map[memberKey]int
+	// awaiting holds the members that sent a JoinGroup or SyncGroup the
+	// broker has not answered yet, as far as the watch can tell from the
+	// requests alone: a JoinGroup is answered when the group reaches a
+	// newer generation (a member sends it), a SyncGroup when the leader's
+	// SyncGroup of its generation arrives (leaderSynced) or a newer
+	// generation shows. rebalance is each member's rebalance timeout from
+	// its last JoinGroup; generation the highest generation each group's
+	// members sent; ours counts the watch's own heartbeats in flight per
+	// member, which the control function must not take for the member's.
+	awaiting     map[memberKey]awaitState
+	rebalance    map[memberKey]time.Duration
+	generation   map[string]int32
+	leaderSynced map[string]int32
+	ours         map[memberKey]int
 }
 
 func newSessionWatch() *sessionWatch {
 	return &sessionWatch{seen: map[memberKey]memberSeen{}, now: time.Now,
 		awaiting: map[memberKey]awaitState{}, rebalance: map[memberKey]time.Duration{},
-		generation: map[string]int32{}, ours: map[memberKey]int{}}
+		generation: map[string]int32{}, leaderSynced: map[string]int32{}, ours: map[memberKey]int{}}
 }
 
-// joined records a member's JoinGroup: it waits for the answer for up to
-// its rebalance timeout (plus awaitSlack).
+// joined records a member's JoinGroup: it waits for the answer until the
+// group's next generation, for up to its rebalance timeout (plus
+// awaitSlack).
 func (w *sessionWatch) joined(group, member string, rebalance time.Duration, instance *string) {
 	if group == "" || member == "" {
 		return
@@ -119,11 +135,13 @@ func (w *sessionWatch) joined(group, member string, rebalance time.Duration, ins
 	defer w.mu.Unlock()
 	k := memberKey{group, member}
 	w.rebalance[k] = rebalance
-	w.awaiting[k] = awaitState{until: w.now().Add(rebalance + awaitSlack), instance: instance}
+	w.awaiting[k] = awaitState{gen: w.generation[group], until: w.now().Add(rebalance + awaitSlack), instance: instance}
 }
 
-// synced records a member's SyncGroup at generation.
-func (w *sessionWatch) synced(group, member string, generation int32, instance *string) {
+// synced records a member's SyncGroup at generation; leader says it
+// carried the group's assignment, which answers every SyncGroup of that
+// generation.
+func (w *sessionWatch) synced(group, member string, generation int32, leader bool, instance *string) {
 	if group == "" || member == "" {
 		return
 	}
@@ -131,7 +149,21 @@ func (w *sessionWatch) synced(group, member string, generation int32, instance *
 	defer w.mu.Unlock()
 	k := memberKey{group, member}
 	w.sawGeneration(group, generation)
-	w.awaiting[k] = awaitState{until: w.now().Add(w.rebalance[k] + awaitSlack), instance: instance}
+	if leader {
+		w.leaderSynced[group] = max(w.leaderSynced[group], generation)
+		for o, a := range w.awaiting {
+			if o.group == group && a.sync && a.gen <= generation {
+				delete(w.awaiting, o)
+			}
+		}
+		delete(w.awaiting, k)
+		return
+	}
+	if w.leaderSynced[group] >= generation {
+		delete(w.awaiting, k) // the group is Stable: answered at once
+		return
+	}
+	w.awaiting[k] = awaitState{sync: true, gen: generation, until: w.now().Add(w.rebalance[k] + awaitSlack), instance: instance}
 }
 
 // heartbeat records a Heartbeat in member's name and reports whether it
@@ -166,16 +198,16 @@ type keepAlive struct {
 	instance   *string
 }
 
-// waiting returns the members that may still be waiting for the answer
-// to their JoinGroup or SyncGroup, each with its group's generation, and
-// drops those past their wait.
+// waiting returns the members still waiting for the answer to their
+// JoinGroup or SyncGroup, each with its group's generation, and drops
+// those answered or past their wait.
 func (w *sessionWatch) waiting() []keepAlive {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := w.now()
 	var out []keepAlive
 	for k, a := range w.awaiting {
-		if !now.Before(a.until) {
+		if !now.Before(a.until) || w.generation[k.group] > a.gen {
 			delete(w.awaiting, k)
 			continue
 		}
@@ -191,15 +223,27 @@ func (w *sessionWatch) sending(k memberKey) {
 	w.ours[k]++
 }
 
-// answered notes what the broker said to a keep-alive at generation: a
-// generation it took, or a member it no longer has (nothing to keep).
+// answered notes what the broker said to a keep-alive at generation. A
+// member it no longer has needs nothing more. REBALANCE_IN_PROGRESS says
+// the group is still preparing at generation: a JoinGroup the watch
+// placed at an older one (it had not seen this one) is still waiting.
 func (w *sessionWatch) answered(k memberKey, generation int32, code int16) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch code {
 	case kerr.UnknownMemberID.Code, kerr.FencedInstanceID.Code:
 		delete(w.awaiting, k)
-	case 0, kerr.RebalanceInProgress.Code:
+	case kerr.RebalanceInProgress.Code:
+		if generation > w.generation[k.group] {
+			for o, a := range w.awaiting {
+				if o.group == k.group && !a.sync && a.gen < generation {
+					a.gen = generation
+					w.awaiting[o] = a
+				}
+			}
+		}
+		w.sawGeneration(k.group, generation)
+	case 0:
 		w.sawGeneration(k.group, generation)
 	}
 }
@@ -258,6 +302,7 @@ func (w *sessionWatch) forget(group, member string) {
 	delete(w.seen, k)
 	delete(w.awaiting, k)
 	delete(w.rebalance, k)
+	delete(w.ours, k)
 }
 
 // watchSessions installs the control functions that feed the watch and
@@ -282,7 +327,7 @@ func (b *Broker) watchSessions(ctx context.Context) <-chan struct{} {
 	look(kmsg.SyncGroup.Int16(), func(r kmsg.Request) {
 		if req, ok := r.(*kmsg.SyncGroupRequest); ok {
 			w.note(req.Group, req.MemberID, 0)
-			w.synced(req.Group, req.MemberID, req.Generation, req.InstanceID)
+			w.synced(req.Group, req.MemberID, req.Generation, len(req.GroupAssignment) > 0, req.InstanceID)
 			b.logger.Debug("group: SyncGroup", "group", req.Group, "member", req.MemberID, "generation", req.Generation, "leader", len(req.GroupAssignment) > 0)
 		}
 	})

@@ -324,3 +324,77 @@ func TestSessionWatchKeepsAMemberWaitingInJoin(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionWatchLetsGoOfAMemberKilledAfterItsSync: the keep-alive must
+// stop once a member's SyncGroup is answered. A member killed right after
+// it synced sends nothing more; a Kafka broker expires it at its session
+// timeout, and the next rebalance completes then, not at the rebalance
+// timeout (20 s here) that a member wrongly kept alive would hold it to.
+func TestSessionWatchLetsGoOfAMemberKilledAfterItsSync(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "t", Partitions: 2})
+	const group = "g"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	alive, killed := newRawMember(t, b.Addr()), newRawMember(t, b.Addr())
+	a0, err := alive.join(ctx, group)
+	if err != nil || a0.ErrorCode != 0 {
+		t.Fatalf("alive's first join: %v %+v", err, a0)
+	}
+	alive.sync(ctx, group, a0)
+	killedJoin := make(chan *kmsg.JoinGroupResponse, 1)
+	go func() {
+		r, err := killed.join(ctx, group)
+		if err != nil {
+			r = nil
+		}
+		killedJoin <- r
+	}()
+	time.Sleep(200 * time.Millisecond)
+	a1, err := alive.join(ctx, group)
+	if err != nil || a1.ErrorCode != 0 {
+		t.Fatalf("alive's rejoin: %v %+v", err, a1)
+	}
+	k1 := <-killedJoin
+	if k1 == nil || k1.ErrorCode != 0 {
+		t.Fatalf("killed's join: %+v", k1)
+	}
+	leader, follower := alive, killed
+	lr, fr := a1, k1
+	if k1.LeaderID == killed.id {
+		leader, follower, lr, fr = killed, alive, k1, a1
+	}
+	leader.sync(ctx, group, lr)
+	follower.sync(ctx, group, fr)
+	lastOfKilled := time.Now() // killed says nothing from here on
+
+	// alive heartbeats until a newcomer's join starts a rebalance, then
+	// rejoins at once and waits for the killed member's session to end.
+	newcomer := newRawMember(t, b.Addr())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		newcomer.join(ctx, group)
+	}()
+	for {
+		req := kmsg.NewPtrHeartbeatRequest()
+		req.Group, req.MemberID, req.Generation = group, alive.id, a1.Generation
+		resp, err := req.RequestWith(ctx, alive.cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.ErrorCode == kerr.RebalanceInProgress.Code {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	a2, err := alive.join(ctx, group)
+	if err != nil || a2.ErrorCode != 0 {
+		t.Fatalf("alive's join of the rebalance: %v %+v", err, a2)
+	}
+	took := time.Since(lastOfKilled)
+	t.Logf("the rebalance completed %s after the killed member's last request", took.Round(time.Millisecond))
+	if took > 14*time.Second {
+		t.Errorf("the rebalance waited %s for a member killed after its SyncGroup was answered: kept alive past its 6 s session", took.Round(time.Millisecond))
+	}
+	<-done
+}
