@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-stream/sluice/batch"
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/broker/brokertest"
+	"github.com/sluice-stream/sluice/internal/state"
 )
 
 // TestStateVersionAfterSinkCommit: a stateful batch writes its state
@@ -185,4 +186,107 @@ func deltaFiles(t *testing.T, chk string, v int64, written bool) []string {
 	}
 	sort.Strings(m)
 	return m
+}
+
+// TestStatefulStage1WhileStateCommits: a stateful batch whose commit is
+// pipelined commits its state in the background while the next batch is
+// planned and runs its stage 1, but offsets/N+1 and the next batch's state
+// stores (opened by a full exchange during stage 1) wait for that commit:
+// a state commit that fails once batch 2 has started leaves neither
+// commits/1 nor offsets/2 (nor state version 2), batch 2 fails with that
+// error alone, and the re-run counts right.
+func TestStatefulStage1WhileStateCommits(t *testing.T) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "sw", Partitions: 2})
+	preload(t, b.Addr(), "sw", 2, 50)
+	chk := t.TempDir()
+	deltas := func(v int64, written bool) []string { return deltaFiles(t, chk, v, written) }
+	var (
+		mu     sync.Mutex
+		bad    []string
+		counts = map[string]int64{}
+	)
+	fail := errors.New("state commit failed")
+	run := func(failAt int64) error {
+		fn := func(_ context.Context, bt *batch.Batch, id int64) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, err := os.Stat(filepath.Join(chk, "offsets", fmt.Sprint(id))); err != nil {
+				bad = append(bad, fmt.Sprintf("batch %d reached the sink before offsets/%d: %v", id, id, err))
+			}
+			if _, err := os.Stat(filepath.Join(chk, "commits", fmt.Sprint(id-1))); id > 0 && err != nil {
+				bad = append(bad, fmt.Sprintf("batch %d reached the sink before commits/%d: %v", id, id-1, err))
+			}
+			for i := 0; i < bt.N; i++ {
+				r := bt.Row(i)
+				counts[fmt.Sprint(r[0])] = r[1].(int64)
+			}
+			return nil
+		}
+		next := make(chan struct{}) // batch 2's offsets/2 write has started
+		var once sync.Once
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		// A one-byte exchange: batch 2's stage 1 finds it full and opens
+		// its stores (at the version batch 1 commits) while it runs.
+		w := quietSession("spark.sql.shuffle.partitions", "2", "sluice.shuffle.bufferSize", "1").ReadStream().Format("kafka").
+			Option("kafka.bootstrap.servers", b.Addr()).Option("subscribe", "sw").Option("startingOffsets", "earliest").
+			Option("maxOffsetsPerTrigger", 30).Load().
+			GroupBy("partition").Count().
+			WriteStream().ForeachBatch(fn).OutputMode("update").Option("checkpointLocation", chk).
+			Trigger(AvailableNow())
+		w.hooks.beforeOffsetsLog = func(id int64) error {
+			if id == failAt+1 {
+				once.Do(func() { close(next) })
+			}
+			return nil
+		}
+		w.hooks.beforeStateCommit = func(id int64) error {
+			if id != failAt {
+				return nil
+			}
+			select {
+			case <-next:
+				time.Sleep(300 * time.Millisecond) // batch 2's stage 1 runs meanwhile
+			case <-time.After(10 * time.Second):
+				mu.Lock()
+				bad = append(bad, fmt.Sprintf("batch %d was not planned while batch %d's state committed", id+1, id))
+				mu.Unlock()
+			}
+			return fail
+		}
+		q, err := w.Start(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.AwaitTermination(ctx)
+	}
+	// Batch 2's stores waited for the commit: its stage 1 failed with the
+	// commit's error, not by opening a version that was not committed.
+	if err := run(1); !errors.Is(err, fail) || errors.Is(err, state.ErrVersionNotFound) {
+		t.Fatalf("run = %v, want the state commit's failure alone", err)
+	}
+	mu.Lock()
+	if len(bad) > 0 {
+		t.Fatal(bad)
+	}
+	mu.Unlock()
+	for _, name := range []string{"commits/1", "offsets/2"} {
+		if _, err := os.Stat(filepath.Join(chk, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s after batch 1's state commit failed: %v", name, err)
+		}
+	}
+	if w := deltas(2, true); len(w) != 0 {
+		t.Fatalf("the failed state commit wrote state version 2: %v", w)
+	}
+	if err := run(-1); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bad) > 0 {
+		t.Fatal(bad)
+	}
+	if counts["0"] != 50 || counts["1"] != 50 {
+		t.Fatalf("final counts %v, want 50 per partition", counts)
+	}
 }

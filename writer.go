@@ -52,8 +52,9 @@ type sinkSpec struct {
 
 // engineHooks are test-only knobs.
 type engineHooks struct {
-	beforeCommit     func(batchID int64) error
-	beforeOffsetsLog func(batchID int64) error
+	beforeCommit      func(batchID int64) error
+	beforeOffsetsLog  func(batchID int64) error
+	beforeStateCommit func(batchID int64) error
 }
 
 // Format names the sink: "console" (the default), "noop", "memory",
@@ -504,6 +505,7 @@ func (w *DataStreamWriter) Start(ctx context.Context) (_ *StreamingQuery, err er
 		Observers:              []engine.Observer{mon},
 		BeforeCommit:           w.hooks.beforeCommit,
 		BeforeOffsetsLog:       w.hooks.beforeOffsetsLog,
+		BeforeStateCommit:      w.hooks.beforeStateCommit,
 		Limits:                 limits,
 		LagSeconds:             mon.LagSeconds,
 		// Projection pruning: build only the source columns the query reads.

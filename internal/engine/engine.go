@@ -92,10 +92,17 @@ type Config struct {
 	BeforeCommitLog func(batchID int64) error
 	// BeforeOffsetsLog, when set, runs just before offsets/N is written
 	// (in the background while the batch's tasks run, when the sinks are
-	// staged: see startOffsetsLog). An error leaves offsets/N unwritten
-	// and fails the batch before its sink commits. Tests use it to hold
-	// or fail the write.
+	// staged: see startOffsetsLog), or before the write waits for batch
+	// N−1's state commit when that runs in the background. An error
+	// leaves offsets/N unwritten and fails the batch before its sink
+	// commits. Tests use it to hold or fail the write.
 	BeforeOffsetsLog func(batchID int64) error
+	// BeforeStateCommit, when set, runs where a stateful batch's state
+	// commit starts, after its sink committed (in the background beside
+	// the next batch when the commit overlaps it: startStateCommit). An
+	// error fails the commit, leaving the state version and commits/N
+	// unwritten. Tests use it to hold or fail the commit.
+	BeforeStateCommit func(batchID int64) error
 	// BeforeSourceInitialLog, when set, runs just before a new
 	// checkpoint's sources/0/0 (the initial offsets) is written — in the
 	// background while the first batch is planned and its tasks run (see
@@ -316,6 +323,12 @@ type Query struct {
 	// last committed batch (stateMeasured: one committed in this run).
 	stateBytes, stateRows int64
 	stateMeasured         bool
+	// stateGrowth is what the last batch's state may have added while its
+	// commit runs in the background (startStateCommit): admission counts it
+	// until the commit's measurement is applied. stateCommit is that
+	// commit (nil: none in flight). Owned by the query goroutine.
+	stateGrowth int64
+	stateCommit *stateCommitJob
 
 	// Stateful queries: the conf pinned by the checkpoint, the watermark
 	// tracker, the watermark the last executed batch used, and the state
@@ -1163,7 +1176,13 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo, later bool) error 
 	}
 	sinkCommit := q.cfg.Clock.Now().Sub(sinkCommitStart)
 	var stateCommit time.Duration
-	if run != nil {
+	var bgState *stateCommitJob
+	if run != nil && later && overlapStateCommit && q.cfg.BeforeCommit == nil {
+		// The state commits in the background, beside the next batch's
+		// planning and stage 1 (startStateCommit); commits/N waits for it.
+		bgState = q.startStateCommit(context.WithoutCancel(ctx), run, info)
+		q.stateCommit = bgState
+	} else if run != nil {
 		stateCommitStart := q.cfg.Clock.Now()
 		// State versions follow the sink's commit and precede commits/N.
 		// Once the sink has committed, a stop request no longer abandons
@@ -1217,7 +1236,7 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo, later bool) error 
 	if q.async != nil {
 		return q.asyncFinish(ctx, info, sinkCommit, stateCommit, sample)
 	}
-	p := q.commitBatch(ctx, info, sinkCommit, stateCommit)
+	p := q.commitBatch(ctx, info, sinkCommit, stateCommit, bgState)
 	p.sample = sample
 	if later {
 		q.commitLater(p)
@@ -1258,6 +1277,7 @@ func (q *Query) stagedOutput() bool {
 func (q *Query) startOffsetsLog(id int64, meta checkpoint.BatchMetadata, end source.Offset, start time.Time, after *attempt) {
 	w := &offsetsWrite{id: id, start: start, after: after, done: make(chan struct{})}
 	q.wal = w
+	state := q.stateCommit // the last batch's, when it commits in the background
 	go func() {
 		defer close(w.done)
 		if w.err = q.awaitInitialLog(); w.err != nil {
@@ -1267,6 +1287,12 @@ func (q *Query) startOffsetsLog(id int64, meta checkpoint.BatchMetadata, end sou
 			if w.err = h(id); w.err != nil {
 				return
 			}
+		}
+		// offsets/N+1 follows batch N's state commit, as it follows its
+		// sink's: a crash leaving offsets/N+1 without commits/N re-runs
+		// only N+1 (commitLater).
+		if w.err = state.wait(); w.err != nil {
+			return
 		}
 		if err := q.cp.WriteOffsets(id, meta, []string{end.JSON()}); err != nil {
 			w.err = fmt.Errorf("batch %d: write offsets log: %w", id, err)
@@ -1360,14 +1386,28 @@ type pendingCommit struct {
 	// sample is the batch's end sample taken during the commit (nil:
 	// none; the next trigger's look, or a sample taken when reported).
 	sample *batchEndSample
+	// state is the batch's state commit when it runs in the background
+	// (startStateCommit), which commits/N waits for; nil otherwise.
+	// logStart is when commits/N's write started (after state).
+	state    *stateCommitJob
+	logStart time.Time
 }
 
 // commitBatch starts writing commits/N (then the source's commit hint) in
-// the background.
-func (q *Query) commitBatch(ctx context.Context, info *BatchInfo, sinkCommit, stateCommit time.Duration) *pendingCommit {
-	p := &pendingCommit{info: info, sinkCommit: sinkCommit, stateCommit: stateCommit, start: q.cfg.Clock.Now(), done: make(chan struct{})}
+// the background, after state, the batch's state commit when it runs in
+// the background too (nil: it is done).
+func (q *Query) commitBatch(ctx context.Context, info *BatchInfo, sinkCommit, stateCommit time.Duration, state *stateCommitJob) *pendingCommit {
+	p := &pendingCommit{info: info, sinkCommit: sinkCommit, stateCommit: stateCommit, start: q.cfg.Clock.Now(), done: make(chan struct{}), state: state}
 	go func() {
 		defer close(p.done)
+		p.logStart = p.start
+		if state != nil {
+			if p.err = state.wait(); p.err != nil {
+				return
+			}
+			p.stateCommit = state.dur
+			p.logStart = q.cfg.Clock.Now()
+		}
 		if h := q.cfg.BeforeCommitLog; h != nil {
 			if err := h(info.BatchID); err != nil {
 				p.err = err
@@ -1452,10 +1492,14 @@ func (q *Query) finishCommit(p *pendingCommit, after *attempt) error {
 	info := p.info
 	<-p.done
 	p.sample.wait()
+	if p.state != nil && q.stateCommit == p.state {
+		q.stateCommit = nil
+	}
 	if p.err != nil {
 		return p.err
 	}
-	info.Durations["commitOffsets"] = p.end.Sub(p.start)
+	q.applyStateCommit(p.state)
+	info.Durations["commitOffsets"] = p.end.Sub(p.logStart)
 	info.Durations["triggerExecution"] = p.end.Sub(info.TriggerStart)
 	info.Diagnosis = q.diagnose(info, p.sinkCommit, p.stateCommit)
 	if q.sampler != nil {

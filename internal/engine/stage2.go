@@ -32,6 +32,23 @@ type statefulRun struct {
 	aborted bool
 }
 
+// size sums the stores' keys and entry bytes (state.Sizer) before their
+// commit; false when a store cannot tell.
+func (r *statefulRun) size() (bytes, rows int64, ok bool) {
+	for _, ss := range r.stores {
+		for _, s := range ss {
+			sz, ok := s.(state.Sizer)
+			if !ok {
+				return 0, 0, false
+			}
+			k, b := sz.Size()
+			rows += k
+			bytes += b
+		}
+	}
+	return bytes, rows, true
+}
+
 // abort discards the batch's state writes.
 func (r *statefulRun) abort() {
 	r.mu.Lock()
@@ -57,8 +74,15 @@ func (q *Query) runStateful(ctx context.Context, info *BatchInfo, reader source.
 		return nil, fmt.Errorf("batch %d: %w", id, err)
 	}
 	run := &statefulRun{stores: make([][]state.Store, n)}
+	// The last batch's state may still be committing (startStateCommit):
+	// the stores open the version it makes once it is done — a stage-1
+	// producer that finds the exchange full waits here.
+	prev := q.stateCommit
 	var storesMu sync.Mutex
 	x := newExchange(n, q.settings.shuffleSize, func(p int) (Stage2, error) {
+		if err := prev.wait(); err != nil {
+			return nil, err
+		}
 		stores, err := q.states.open(p, id)
 		if err != nil {
 			return nil, err
@@ -83,7 +107,7 @@ func (q *Query) runStateful(ctx context.Context, info *BatchInfo, reader source.
 	// files are created beside it (and beside the wait for offsets/N).
 	var prep *deltaPrep
 	if len(tasks) > 0 {
-		prep = q.states.prepareDeltas(id)
+		prep = q.states.prepareDeltas(id, prev.wait)
 		defer prep.stop()
 		newWriter := func(ctx context.Context, _ int64, _ int, _ batch.Schema) (sink.Writer, error) {
 			return &shuffleWriter{w: st.NewShuffleWriter(ShuffleEnv{Partitions: n, BatchTime: info.BatchTimestamp,
@@ -249,10 +273,16 @@ type stagedStore interface {
 	Sync() error
 }
 
-// commitState commits every partition's stores (version = batch id + 1),
-// starts their maintenance in the background (maintainInBackground), and
-// sums the figures into info.StateOperators.
-func (q *Query) commitState(ctx context.Context, run *statefulRun, info *BatchInfo) error {
+// commitStores commits every partition's stores (version = batch id + 1),
+// starts their maintenance in the background (maintainInBackground), sums
+// the figures into info.StateOperators and returns the state's size.
+func (q *Query) commitStores(ctx context.Context, run *statefulRun, info *BatchInfo) (bytes, rows int64, err error) {
+	if h := q.cfg.BeforeStateCommit; h != nil {
+		if err := h(info.BatchID); err != nil {
+			run.abort()
+			return 0, 0, err
+		}
+	}
 	n := len(run.stores)
 	items := make([]int, n)
 	for i := range items {
@@ -280,7 +310,7 @@ func (q *Query) commitState(ctx context.Context, run *statefulRun, info *BatchIn
 			return nil
 		})
 	}
-	err := step(stagedStore.WriteOut)
+	err = step(stagedStore.WriteOut)
 	if err == nil {
 		err = step(stagedStore.Sync)
 	}
@@ -296,12 +326,16 @@ func (q *Query) commitState(ctx context.Context, run *statefulRun, info *BatchIn
 	}
 	if err != nil {
 		run.abort()
-		return err
+		return 0, 0, err
 	}
+	// The next batch opens the version just committed: its base leaves
+	// memory now, before that batch's records arrive (they may be arriving
+	// already, beside a background commit).
+	q.states.retire(info.BatchID + 1)
 	// Snapshots and retention run in the background, beside the next
 	// batch (which awaits them before its sink commit).
 	if err := q.states.awaitMaintenance(); err != nil {
-		return err
+		return 0, 0, err
 	}
 	q.states.maintainInBackground(n, q.cfg.Workers)
 	ops := q.cfg.Stateful.Operators()
@@ -343,12 +377,95 @@ func (q *Query) commitState(ctx context.Context, run *statefulRun, info *BatchIn
 		out[i], out[j] = out[j], out[i]
 	}
 	info.StateOperators = out
-	q.stateBytes, q.stateRows, q.stateMeasured = 0, 0, true
 	for _, o := range out {
-		q.stateBytes += o.MemoryUsedBytes
-		q.stateRows += o.NumRowsTotal
+		bytes += o.MemoryUsedBytes
+		rows += o.NumRowsTotal
 	}
+	return bytes, rows, nil
+}
+
+// commitState commits the batch's state (commitStores) and takes the
+// state's new size for admission.
+func (q *Query) commitState(ctx context.Context, run *statefulRun, info *BatchInfo) error {
+	bytes, rows, err := q.commitStores(ctx, run, info)
+	if err != nil {
+		return err
+	}
+	q.stateBytes, q.stateRows, q.stateMeasured = bytes, rows, true
 	return nil
+}
+
+// overlapStateCommit lets a batch whose commits/N is left in flight
+// (commitLater) commit its state in the background too, beside the next
+// batch's planning and stage 1 (startStateCommit). Tests turn it off to
+// check what it changes.
+var overlapStateCommit = true
+
+// stateCommitJob is a batch's state commit running in the background
+// (startStateCommit) while the next batch is planned and runs its stage 1.
+// Everything that needs the committed version waits for it: the batch's
+// commits/N (commitBatch), the next batch's offsets/N+1 (startOffsetsLog),
+// and the next batch's state stores, which open that version (runStateful:
+// a stage-1 producer that finds the exchange full waits there, so the
+// buffered rows stay within the exchange's bound).
+type stateCommitJob struct {
+	done chan struct{}
+	err  error
+	// dur is how long the commit took; bytes and rows are the state's size
+	// after it (set before done is closed).
+	dur         time.Duration
+	bytes, rows int64
+}
+
+// wait waits for the commit and returns its error; a nil c is no commit.
+func (c *stateCommitJob) wait() error {
+	if c == nil {
+		return nil
+	}
+	<-c.done
+	return c.err
+}
+
+// startStateCommit starts committing the batch's state in the background
+// and returns at once. The state is measured first, for admission to plan
+// the next batch with (state.Sizer); stores that cannot tell are measured
+// by the commit, and until the query applies that (applyStateCommit)
+// admission counts, on top of the state measured before, one state entry
+// per row the batch's stage 2 took, the allowance the batch itself was
+// admitted with.
+func (q *Query) startStateCommit(ctx context.Context, run *statefulRun, info *BatchInfo) *stateCommitJob {
+	c := &stateCommitJob{done: make(chan struct{})}
+	if bytes, rows, ok := run.size(); ok {
+		// Measured now: the commit does not change what the stores hold.
+		q.stateBytes, q.stateRows, q.stateMeasured = bytes, rows, true
+	} else {
+		var rows int64
+		for _, t := range run.stage2 {
+			rows += t.Rows
+		}
+		_, perRecord := q.stateReservation()
+		q.stateGrowth = rows * perRecord
+	}
+	start := q.cfg.Clock.Now()
+	go func() {
+		defer close(c.done)
+		c.bytes, c.rows, c.err = q.commitStores(ctx, run, info)
+		if c.err != nil {
+			c.err = fmt.Errorf("batch %d: commit state: %w", info.BatchID, c.err)
+		}
+		c.dur = q.cfg.Clock.Now().Sub(start)
+	}()
+	return c
+}
+
+// applyStateCommit takes a finished background commit's measurement for
+// admission (on the query goroutine).
+func (q *Query) applyStateCommit(c *stateCommitJob) {
+	if c == nil || c.err != nil {
+		return
+	}
+	q.stateBytes, q.stateRows, q.stateMeasured = c.bytes, c.rows, true
+	q.stateGrowth = 0
 }
 
 // stateMemoryError names the stateful operator in an error of a state

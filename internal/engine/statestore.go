@@ -122,24 +122,19 @@ func (d *deltaPrep) stop() {
 // whose file was not prepared creates it at its commit as before. Errors
 // are left to the store's own create, which reports them. Before the
 // files, it retires the versions below version from the providers' memory
-// (state.Retirer), which stateReservation counts on.
-func (s *stateStores) prepareDeltas(version int64) *deltaPrep {
+// (state.Retirer), which stateReservation counts on. It first waits for
+// after (if set): the commit of the version the batch opens, which may run
+// beside the batch's stage 1; it does nothing when after fails.
+func (s *stateStores) prepareDeltas(version int64, after func() error) *deltaPrep {
 	d := &deltaPrep{done: make(chan struct{})}
 	go func() {
 		defer close(d.done)
+		if after != nil && after() != nil {
+			return
+		}
 		// First the versions no batch of the run opens again leave memory
 		// (quick: before the batch's records arrive), then the files.
-		s.mu.Lock()
-		retire := make([]state.Retirer, 0, len(s.providers))
-		for _, p := range s.providers {
-			if r, ok := p.(state.Retirer); ok {
-				retire = append(retire, r)
-			}
-		}
-		s.mu.Unlock()
-		for _, r := range retire {
-			r.Retire(version)
-		}
+		s.retire(version)
 		for part := 0; part < s.partitions; part++ {
 			for op := range s.ops {
 				if d.stopped.Load() {
@@ -156,6 +151,23 @@ func (s *stateStores) prepareDeltas(version int64) *deltaPrep {
 		}
 	}()
 	return d
+}
+
+// retire tells every provider that a batch opening version starts
+// (state.Retirer): the versions before it that no batch opens again leave
+// memory.
+func (s *stateStores) retire(version int64) {
+	s.mu.Lock()
+	retire := make([]state.Retirer, 0, len(s.providers))
+	for _, p := range s.providers {
+		if r, ok := p.(state.Retirer); ok {
+			retire = append(retire, r)
+		}
+	}
+	s.mu.Unlock()
+	for _, r := range retire {
+		r.Retire(version)
+	}
 }
 
 // maintain runs one partition's maintenance (snapshots, cleanup).

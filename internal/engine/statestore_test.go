@@ -148,7 +148,7 @@ func TestPrepareDeltas(t *testing.T) {
 	ops := []StateOperator{{Name: state.OperatorNameAggregate, Schemas: testStateSchemas}, {Name: state.OperatorNameDedup, Schemas: testStateSchemas}}
 	s := newStateStores(files, ops, state.DefaultConfig(), 3)
 	defer s.close()
-	d := s.prepareDeltas(4)
+	d := s.prepareDeltas(4, nil)
 	<-d.done
 	d.stop()
 	got, _ := filepath.Glob(filepath.Join(dir, "*", "*", "5.delta"))
@@ -165,7 +165,7 @@ func TestPrepareDeltas(t *testing.T) {
 		ps[i] = &preparingProvider{release: release, prepared: &n}
 		f.providers[[2]int{0, i}] = ps[i]
 	}
-	d = f.prepareDeltas(7)
+	d = f.prepareDeltas(7, nil)
 	for n.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}

@@ -205,7 +205,9 @@ func (q *Query) initStateful() error {
 // the whole share starved batches of a query whose state is small. Until
 // a batch of this run committed, the whole share is held back (state
 // restored from the checkpoint is not measured yet), unless the run starts
-// at batch 0, whose state is empty.
+// at batch 0, whose state is empty. While the last batch's state commits
+// in the background, what that batch may have added (stateGrowth) is held
+// back too.
 func (q *Query) stateReservation() (reserve, perRecord int64) {
 	if q.stateReserve == 0 {
 		return 0, 0
@@ -221,7 +223,7 @@ func (q *Query) stateReservation() (reserve, perRecord int64) {
 	// maxBatchesToRetainInMemory above 2, older ones; the one before the
 	// base is retired as the batch starts (state.Retirer).
 	versions := int64(max(1, q.settings.state.MaxBatchesToRetainInMemory-1))
-	return q.settings.shuffleSize + min(q.settings.stateBudget, versions*q.stateBytes), perRecord
+	return q.settings.shuffleSize + min(q.settings.stateBudget, versions*q.stateBytes+q.stateGrowth), perRecord
 }
 
 // InitialStateEntryBytes is the state entry size admission assumes before

@@ -473,10 +473,15 @@ func (p *partialAgg) passThrough(keys, args []*batch.Column, from, to int) error
 			state = p.saveKey(p.state)
 		}
 		if pp.keys == nil {
-			pp.keys, pp.states = batch.NewColumn(batch.Binary, p.passSize), batch.NewColumn(batch.Binary, p.passSize)
+			pp.keys = batch.NewColumn(batch.Binary, p.passSize)
+			if p.rowState == nil {
+				pp.states = batch.NewColumn(batch.Binary, p.passSize)
+			}
 		}
 		pp.keys.AppendBytes(key)
-		pp.states.AppendBytes(state)
+		if pp.states != nil {
+			pp.states.AppendBytes(state)
+		}
 		p.passRows++
 		if pp.keys.Len >= passBatchRows {
 			if err := p.sendPass(part); err != nil {
@@ -493,9 +498,10 @@ func (p *partialAgg) passThrough(keys, args []*batch.Column, from, to int) error
 // constantRowState returns the state a row's accumulators have after that
 // row alone when it is the same for every row — every call takes no
 // argument (count(*)): its input is a constant NULL column — or nil. A
-// passing-through task then ships that one state with every row instead of
-// computing and copying it per row. The returned slice is shared by the
-// cells of the batches sent (cells are never written).
+// passing-through task then ships that one state once per batch sent, in a
+// state column of one cell (aggStage2.partials reads it for every row),
+// instead of computing it and storing a cell per row. The returned slice
+// is shared by the batches sent (cells are never written).
 func (p *partialAgg) constantRowState() ([]byte, error) {
 	for _, c := range p.a.Calls {
 		if c.Arg != nil {
@@ -516,7 +522,13 @@ func (p *partialAgg) constantRowState() ([]byte, error) {
 // sendPass sends partition part's gathered rows.
 func (p *partialAgg) sendPass(part int) error {
 	pp := &p.pass[part]
-	b := &batch.Batch{Schema: shuffleSchema, Columns: []*batch.Column{pp.keys, pp.states}, N: pp.keys.Len}
+	states := pp.states
+	if states == nil {
+		// Every row's state is rowState: one cell says so (constStates).
+		states = batch.NewColumn(batch.Binary, 1)
+		states.AppendBytes(p.rowState)
+	}
+	b := &batch.Batch{Schema: shuffleSchema, Columns: []*batch.Column{pp.keys, states}, N: pp.keys.Len}
 	p.passSent += pp.keys.Len
 	p.passSends++
 	p.passRows -= pp.keys.Len
@@ -683,11 +695,21 @@ func (s *aggStage2) Process(b *batch.Batch) error {
 	return nil
 }
 
-// partials lists the received rows in arrival order into ps.
+// partials lists the received rows in arrival order into ps. A batch
+// whose state column holds one cell for more rows gives every row that
+// state (a passing-through task's constant row state, constantRowState).
 func (s *aggStage2) partials(ps []partial) []partial {
 	ps = slices.Grow(ps[:0], s.rows)
 	for _, b := range s.received {
-		keys, states := b.Columns[0].Bytes[:b.N], b.Columns[1].Bytes[:b.N]
+		keys, states := b.Columns[0].Bytes[:b.N], b.Columns[1].Bytes
+		if len(states) == 1 && b.N > 1 {
+			st := states[0]
+			for _, k := range keys {
+				ps = append(ps, partial{k, st})
+			}
+			continue
+		}
+		states = states[:b.N]
 		for i, k := range keys {
 			ps = append(ps, partial{k, states[i]})
 		}

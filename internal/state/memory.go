@@ -1470,6 +1470,10 @@ func (s *memStore) abortLocked() {
 // Idle implements Idler.
 func (s *memStore) Idle() { s.timer.stop() }
 
+// Size reports the store's keys and the bytes their entries take
+// (Sizer).
+func (s *memStore) Size() (keys, bytes int64) { return int64(s.len()), s.bytes }
+
 func (s *memStore) Metrics() Metrics {
 	m := s.m
 	m.NumKeys = int64(s.len())

@@ -156,6 +156,15 @@ type Retirer interface {
 	Retire(version int64)
 }
 
+// Sizer is implemented by stores that know their size without a commit
+// (the memory provider's): the number of keys and the bytes their entries
+// take, as Metrics reports them after the commit, but without listing the
+// store's files. The engine measures a batch's state with it before the
+// commit, which may then run in the background.
+type Sizer interface {
+	Size() (keys, bytes int64)
+}
+
 // Store is one batch's view of a partition's state: reads see the writes
 // made through it. Keys and values are byte strings; the store copies what
 // it is given. Slices it returns must not be modified and are valid until
