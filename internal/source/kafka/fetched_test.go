@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluice-stream/sluice/internal/admission"
 	"github.com/sluice-stream/sluice/internal/broker"
 	"github.com/sluice-stream/sluice/internal/broker/brokertest"
 	"github.com/sluice-stream/sluice/internal/engine"
@@ -157,4 +158,59 @@ func TestCappedPlansFromMarksSeeAddedPartitions(t *testing.T) {
 		}
 	}
 	t.Fatal("the added partition was not read from its first record")
+}
+
+// Uncapped batches of the default trigger that drain a backlog (each
+// bounded by the memory budget) are planned from the high watermarks the
+// fetch responses carry too, not from a ListOffsets round trip per batch:
+// a drain of many such batches lists a few times, and still delivers
+// every record once, each batch within its plan's latest offsets.
+func TestUncappedPlansUseTheFetchedMarks(t *testing.T) {
+	const parts, n = 4, 2000
+	b := brokertest.Start(t, broker.TopicSpec{Name: "umarks", Partitions: parts})
+	var recs []*kgo.Record
+	value := make([]byte, 1000)
+	for i := 0; i < n; i++ {
+		for p := 0; p < parts; p++ {
+			recs = append(recs, &kgo.Record{Topic: "umarks", Partition: int32(p), Value: value})
+		}
+	}
+	brokertest.ProduceSync(t, b.Addr(), recs...)
+	lists := countListOffsets(b)
+	src, err := kafka.New(map[string]string{"kafka.bootstrap.servers": b.Addr(), "subscribe": "umarks", "startingOffsets": "earliest"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := memory.New()
+	rec := &recorder{}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	q, err := engine.Start(ctx, engine.Config{Source: src, Sink: sink, CheckpointDir: t.TempDir(), Logger: quiet, Observers: []engine.Observer{rec}, Workers: 2,
+		Limits: admission.Limits{MemoryBudget: 512 << 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return sink.NumRows() >= parts*n })
+	if err := q.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := recordsOnce(t, sink); got != parts*n {
+		t.Fatalf("delivered %d records, want %d", got, parts*n)
+	}
+	batches := len(rec.infos)
+	if batches < 20 {
+		t.Fatalf("%d batches, want at least 20 (each bounded by the memory budget)", batches)
+	}
+	for _, info := range rec.infos {
+		end := info.End.(source.PartitionedOffset).Partitions()
+		latest := info.Latest.(source.PartitionedOffset).Partitions()
+		for tp, off := range end {
+			if off > latest[tp] {
+				t.Fatalf("batch %d: end %d of %v past its latest offset %d", info.BatchID, off, tp, latest[tp])
+			}
+		}
+	}
+	if got := lists.Load(); got*3 > int64(batches) {
+		t.Fatalf("%d ListOffsets requests for %d uncapped batches, want fewer than a third as many", got, batches)
+	}
 }
