@@ -151,6 +151,23 @@ func (q *Query) fetchedPlan(l admission.Limits, once bool) bool {
 	return !grouped
 }
 
+// reportAtNextPlan reports whether a batch whose commits/N is durable
+// may be reported by the next trigger, with that plan's look at the
+// latest offsets as the lag it left (finishPending), instead of a
+// latest-offset sample of its own taken during the commit: when the
+// source plans from the latest offsets its fetches brought
+// (source.FetchedPlanner), under the default trigger, whose next plan
+// follows at once, outside group mode. The sample was a ListOffsets
+// request (with its Metadata) per batch that the report, and so the
+// next batch, waited for.
+func (q *Query) reportAtNextPlan() bool {
+	if _, ok := q.cfg.Source.(source.FetchedPlanner); !ok || q.currentTrigger().Kind != trigger.Default {
+		return false
+	}
+	_, grouped := source.AsGroup(q.cfg.Source)
+	return !grouped
+}
+
 // remember adds a finished batch to admission's history.
 func (q *Query) remember(info *BatchInfo) {
 	bytes := info.InputBytes
