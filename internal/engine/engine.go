@@ -1229,8 +1229,15 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo, later bool) error 
 	// The lag the batch left: sampled now, while the commit log is
 	// written, unless the next trigger's look at the source serves (a
 	// pipelined commit, see commitLater).
+	//
+	// Or, for a source whose plans read the latest offsets its fetches
+	// brought (reportAtNextPlan), by the next trigger's look even when
+	// the commit is not left in flight: the batch's commits/N is waited
+	// for here as before, and its report follows the next plan, which
+	// comes at once — no ListOffsets request per batch for the sample.
+	atNext := !later && q.async == nil && q.reportAtNextPlan()
 	var sample *batchEndSample
-	if !later {
+	if !later && !atNext {
 		sample = q.sampler.sampleAsync(q.hardCtx)
 	}
 	if q.async != nil {
@@ -1239,7 +1246,15 @@ func (q *Query) execute(ctx context.Context, info *BatchInfo, later bool) error 
 	p := q.commitBatch(ctx, info, sinkCommit, stateCommit, bgState)
 	p.sample = sample
 	if later {
-		q.commitLater(p)
+		q.commitLater(p, p.start)
+		return nil
+	}
+	if atNext {
+		<-p.done
+		if p.err != nil {
+			return p.err
+		}
+		q.commitLater(p, p.end)
 		return nil
 	}
 	return q.finishCommit(p, nil)
@@ -1460,12 +1475,17 @@ func (q *Query) canPipeline(ctx context.Context, info *BatchInfo) bool {
 // more than one batch (checkpoint.Recover): re-run batch N+1 from
 // offsets/N's end. Batch N's output is in the sink already, N+1's never
 // reached it: nothing is lost or repeated.
-func (q *Query) commitLater(p *pendingCommit) {
+//
+// until is when the batch's time ends for admission's history: the
+// commit log's start when the write is left in flight; its end when
+// execute waited for it and only the report follows the next plan
+// (reportAtNextPlan).
+func (q *Query) commitLater(p *pendingCommit, until time.Time) {
 	info := p.info
 	// Admission plans the next batch before this one is reported: give it
-	// the batch now, timed up to its commit log (which overlaps the next
-	// batch's planning).
-	info.Durations["triggerExecution"] = p.start.Sub(info.TriggerStart)
+	// the batch now, timed up to until (the commit log's start when it
+	// overlaps the next batch's planning).
+	info.Durations["triggerExecution"] = until.Sub(info.TriggerStart)
 	q.remember(info)
 	p.remembered = true
 	q.start = info.End

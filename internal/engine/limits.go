@@ -72,10 +72,15 @@ func (q *Query) plan(ctx context.Context, once bool) (end, latest source.Offset,
 		if capped {
 			need = q.cappedNeed(in.Limits, once)
 		}
+		fp, fetched := src.(source.FetchedPlanner)
 		if need > 0 {
 			// A batch capped by maxOffsetsPerTrigger may be planned from
 			// latest offsets listed while the previous batch ran.
 			from, lt, listedAt, err = cp.AvailableCapped(ctx, q.start, need)
+		} else if fetched && q.fetchedPlan(in.Limits, once) {
+			// An uncapped batch of the default trigger may be planned
+			// from the latest offsets the source's fetches brought.
+			from, lt, listedAt, err = fp.AvailableFetched(ctx, q.start)
 		} else {
 			from, lt, err = src.Available(ctx, q.start)
 		}
@@ -129,6 +134,38 @@ func (q *Query) cappedNeed(l admission.Limits, once bool) int64 {
 		return 0
 	}
 	return max(l.MaxOffsetsPerTrigger, l.MinOffsetsPerTrigger)
+}
+
+// fetchedPlan reports whether an uncapped batch may be planned from the
+// latest offsets the source's fetches brought (source.FetchedPlanner):
+// under the default trigger only, as for cappedNeed — Once ignores the
+// limits and takes what the brokers list, availableNow's snapshot is the
+// latest, a processing-time trigger waits between batches, and a group
+// member starts where the group says — and without minOffsetsPerTrigger,
+// whose count a plan checks against the brokers' latest offsets.
+func (q *Query) fetchedPlan(l admission.Limits, once bool) bool {
+	if once || l.MinOffsetsPerTrigger > 0 || q.currentTrigger().Kind != trigger.Default {
+		return false
+	}
+	_, grouped := source.AsGroup(q.cfg.Source)
+	return !grouped
+}
+
+// reportAtNextPlan reports whether a batch whose commits/N is durable
+// may be reported by the next trigger, with that plan's look at the
+// latest offsets as the lag it left (finishPending), instead of a
+// latest-offset sample of its own taken during the commit: when the
+// source plans from the latest offsets its fetches brought
+// (source.FetchedPlanner), under the default trigger, whose next plan
+// follows at once, outside group mode. The sample was a ListOffsets
+// request (with its Metadata) per batch that the report, and so the
+// next batch, waited for.
+func (q *Query) reportAtNextPlan() bool {
+	if _, ok := q.cfg.Source.(source.FetchedPlanner); !ok || q.currentTrigger().Kind != trigger.Default {
+		return false
+	}
+	_, grouped := source.AsGroup(q.cfg.Source)
+	return !grouped
 }
 
 // remember adds a finished batch to admission's history.

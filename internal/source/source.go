@@ -145,6 +145,20 @@ type CappedPlanner interface {
 	ListedSince(t time.Time) (latest partition.Offsets, at time.Time, ok bool)
 }
 
+// FetchedPlanner is implemented by partitioned sources that read ahead
+// and can plan an uncapped batch of the default trigger from the latest
+// offsets their fetches brought (Kafka: the high watermarks every fetch
+// response carries) instead of asking the brokers again. AvailableFetched
+// answers as Available does: from those latest offsets when every
+// partition of start has one and a listing within a bounded age (Kafka: a
+// second) showed nothing Available would act on (no partition added, gone
+// or moved backwards); otherwise it calls Available.
+// listedAt is when the oldest latest offset it used was seen.
+type FetchedPlanner interface {
+	Partitioned
+	AvailableFetched(ctx context.Context, start Offset) (from, latest partition.Offsets, listedAt time.Time, err error)
+}
+
 // LatestReporter is implemented by partitioned sources that can report
 // their partitions' latest offsets on their own: one cheap request (Kafka:
 // one ListOffsets), no data-loss checks, no retries, nothing logged. The

@@ -105,6 +105,50 @@ func (s *Source) AvailableCapped(ctx context.Context, startOff source.Offset, ne
 	return from, latest, listedAt, err
 }
 
+// AvailableFetched implements source.FetchedPlanner: an uncapped batch of
+// the default trigger planned from the high watermarks the fetch responses
+// carried (fromFetched), as a capped plan may (see the comment at the top
+// of this file), so the plan waits
+// for no ListOffsets round trip — on a loaded broker that request queues
+// behind produce and fetch requests (at half the latency bench's capacity,
+// 3 ms a batch on average, more in a burst) — and the batch ends at
+// records already fetched or on their way, not at ones a fetch has still
+// to ask for. A listing is sent ahead once the last check is half of
+// aheadMaxAge old, so partitions added or gone are still seen within
+// aheadMaxAge. Marks that show no record past start answer too: the
+// query is caught up and waits for data (WaitForData), which the fetches
+// still running end — the marks are theirs. Without a listing within
+// aheadMaxAge, or with a partition of start no response carried yet, it
+// calls Available, as before (an idle query's plans, each after a wait
+// of seconds, still ask the brokers and check the partitions). Called by
+// the query's loop only, like Available.
+func (s *Source) AvailableFetched(ctx context.Context, startOff source.Offset) (from, latest partition.Offsets, listedAt time.Time, err error) {
+	if s.grp == nil && s.availableNow == nil {
+		start, _ := startOff.(Offsets)
+		if a := s.ahead; a != nil && a.answered() {
+			if s.unchanged(a, start) {
+				s.noteChecked(a.at, partition.Offsets(a.latest))
+			} else {
+				s.checkedAt = time.Time{} // something changed: Available looks
+			}
+			s.ahead = nil
+		}
+		if from, latest, at, ok := s.fromFetched(start, 0); ok {
+			if s.ahead == nil && time.Since(s.checkedAt) >= aheadMaxAge/2 {
+				s.listAhead() // the next check, off the batches' path
+			}
+			return from, latest, at, nil
+		}
+	}
+	if a := s.ahead; a != nil {
+		a.cancel()
+		s.ahead = nil
+	}
+	listedAt = time.Now()
+	from, latest, err = s.Available(ctx, startOff)
+	return from, latest, listedAt, err
+}
+
 // noteChecked records a listing, at, that showed the partitions of latest
 // with nothing for Available to act on (fromFetched).
 func (s *Source) noteChecked(at time.Time, latest partition.Offsets) {

@@ -1086,4 +1086,5 @@ var (
 	_ source.Parallel          = (*Source)(nil)
 	_ source.Prefetcher        = (*Source)(nil)
 	_ source.CappedPlanner     = (*Source)(nil)
+	_ source.FetchedPlanner    = (*Source)(nil)
 )

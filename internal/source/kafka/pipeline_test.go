@@ -328,8 +328,9 @@ func TestCoalescedQueryExactlyOnce(t *testing.T) {
 	}
 }
 
-// countingSource counts planning calls (Available) and latest-offset
-// samples (LatestOffsets).
+// countingSource counts planning calls (Available, or AvailableFetched
+// for the default trigger's uncapped plans) and latest-offset samples
+// (LatestOffsets).
 type countingSource struct {
 	*kafka.Source
 	plans, samples atomic.Int64
@@ -343,6 +344,11 @@ func (c *countingSource) LatestOffsets(ctx context.Context) (partition.Offsets, 
 func (c *countingSource) Available(ctx context.Context, start source.Offset) (partition.Offsets, partition.Offsets, error) {
 	c.plans.Add(1)
 	return c.Source.Available(ctx, start)
+}
+
+func (c *countingSource) AvailableFetched(ctx context.Context, start source.Offset) (partition.Offsets, partition.Offsets, time.Time, error) {
+	c.plans.Add(1)
+	return c.Source.AvailableFetched(ctx, start)
 }
 
 // TestDefaultTriggerWaitsForData: with the default trigger an idle query
