@@ -232,6 +232,16 @@ func (m *rawMember) sync(ctx context.Context, group string, joined *kmsg.JoinGro
 	}
 }
 
+// syncPair sends the SyncGroup of both members of a generation that the
+// join answers a and b gave, the leader's first (a follower's waits for it).
+func syncPair(ctx context.Context, group string, a *rawMember, ar *kmsg.JoinGroupResponse, b *rawMember, br *kmsg.JoinGroupResponse) {
+	if ar.LeaderID != a.id {
+		a, ar, b, br = b, br, a, ar
+	}
+	a.sync(ctx, group, ar)
+	b.sync(ctx, group, br)
+}
+
 // TestSessionWatchKeepsAMemberWaitingInJoin: a member waiting in JoinGroup
 // for a rebalance that a slow member holds up is alive for a Kafka broker,
 // however long past its session timeout the wait goes. kfake let its
@@ -272,13 +282,7 @@ func TestSessionWatchKeepsAMemberWaitingInJoin(t *testing.T) {
 	if w1.err != nil || w1.resp.ErrorCode != 0 {
 		t.Fatalf("waiter's first join: %v %+v", w1.err, w1.resp)
 	}
-	leader, follower := slow, waiter
-	lr, fr := s1, w1.resp
-	if w1.resp.LeaderID == waiter.id {
-		leader, follower, lr, fr = waiter, slow, w1.resp, s1
-	}
-	leader.sync(ctx, group, lr)
-	follower.sync(ctx, group, fr)
+	syncPair(ctx, group, slow, s1, waiter, w1.resp)
 
 	// slow heartbeats on (it is alive) but does not rejoin; a newcomer's
 	// join starts a rebalance and waiter rejoins at once, then waits.
@@ -358,13 +362,7 @@ func TestSessionWatchLetsGoOfAMemberKilledAfterItsSync(t *testing.T) {
 	if k1 == nil || k1.ErrorCode != 0 {
 		t.Fatalf("killed's join: %+v", k1)
 	}
-	leader, follower := alive, killed
-	lr, fr := a1, k1
-	if k1.LeaderID == killed.id {
-		leader, follower, lr, fr = killed, alive, k1, a1
-	}
-	leader.sync(ctx, group, lr)
-	follower.sync(ctx, group, fr)
+	syncPair(ctx, group, alive, a1, killed, k1)
 	lastOfKilled := time.Now() // killed says nothing from here on
 
 	// alive heartbeats until a newcomer's join starts a rebalance, then

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/kgolog"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/source"
 )
@@ -68,7 +69,7 @@ func (s *Sink) groupFenced(err error) error {
 // serve as this sink's producer. The transactional id is the sink's plus
 // the member's name, so members never fence each other.
 func (s *Sink) GroupProducerOpts(member string) []kgo.Opt {
-	return append([]kgo.Opt{kgo.WithLogger(kgoLogger{s.log})}, s.txnOpts(s.cfg.TransactionalID+"-"+member)...)
+	return append([]kgo.Opt{kgo.WithLogger(kgolog.New(s.log, "kafka sink client: "))}, s.txnOpts(s.cfg.TransactionalID+"-"+member)...)
 }
 
 // CheckGroupCluster returns an error unless the sink writes to the

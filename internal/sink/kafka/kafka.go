@@ -42,6 +42,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-stream/sluice/batch"
+	"github.com/sluice-stream/sluice/internal/kgolog"
 	"github.com/sluice-stream/sluice/internal/sink"
 )
 
@@ -150,7 +151,7 @@ func (s *Sink) connOpts() []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(s.cfg.Bootstrap...),
 		kgo.ClientID(s.cfg.ClientID),
-		kgo.WithLogger(kgoLogger{s.log}),
+		kgo.WithLogger(kgolog.New(s.log, "kafka sink client: ")),
 	}
 	opts = append(opts, s.cfg.Security.Opts()...)
 	return append(opts, s.extra...)
@@ -598,19 +599,3 @@ func (skipWriter) Abort(context.Context)                       {}
 
 // skipped is the commit message of a skipped batch's writer.
 type skipped struct{}
-
-// kgoLogger sends franz-go's warnings and errors to slog.
-type kgoLogger struct{ l *slog.Logger }
-
-func (k kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
-
-func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	switch level {
-	case kgo.LogLevelError:
-		k.l.Error("kafka sink client: "+msg, keyvals...)
-	case kgo.LogLevelWarn:
-		k.l.Warn("kafka sink client: "+msg, keyvals...)
-	default:
-		k.l.Debug("kafka sink client: "+msg, keyvals...)
-	}
-}

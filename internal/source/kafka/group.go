@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"os"
 	"regexp"
@@ -18,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluice-stream/sluice/internal/kgolog"
 	"github.com/sluice-stream/sluice/internal/options"
 	"github.com/sluice-stream/sluice/internal/partition"
 	"github.com/sluice-stream/sluice/internal/source"
@@ -354,7 +354,7 @@ func (s *Source) newGroupClientLocked() error {
 		kgo.SessionTimeout(s.cfg.SessionTimeout),
 		kgo.HeartbeatInterval(s.cfg.HeartbeatInterval),
 		kgo.RebalanceTimeout(s.cfg.RebalanceTimeout),
-		kgo.WithLogger(groupLogger{s.log}),
+		kgo.WithLogger(kgolog.New(s.log, "kafka source group client: ")),
 		kgo.OnPartitionsAssigned(s.onAssigned),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.dropOwned(m, "revoked") }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.dropOwned(m, "lost") }),
@@ -385,32 +385,6 @@ func (s *Source) newGroupClientLocked() error {
 	}
 	s.log.Info("kafka source: joining consumer group", "group", s.grp.name, "member", s.grp.member, "instance", s.cfg.InstanceID, "transactional", s.grp.transactional)
 	return nil
-}
-
-// groupLogger passes the group client's own log to the query's: franz-go's
-// errors and warnings as they are, its info lines (joining, syncing, the
-// assignment, heartbeat errors; what a rebalance that does not end is
-// doing) at debug. Its per-request debug lines are not passed.
-type groupLogger struct{ l *slog.Logger }
-
-// Level implements kgo.Logger.
-func (g groupLogger) Level() kgo.LogLevel {
-	if g.l.Enabled(context.Background(), slog.LevelDebug) {
-		return kgo.LogLevelInfo
-	}
-	return kgo.LogLevelWarn
-}
-
-// Log implements kgo.Logger.
-func (g groupLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	switch level {
-	case kgo.LogLevelError:
-		g.l.Error("kafka source group client: "+msg, keyvals...)
-	case kgo.LogLevelWarn:
-		g.l.Warn("kafka source group client: "+msg, keyvals...)
-	case kgo.LogLevelInfo:
-		g.l.Debug("kafka source group client: "+msg, keyvals...)
-	}
 }
 
 // closeGroup leaves the group and closes the clients (after stopFetching).
