@@ -94,32 +94,16 @@ func TestStatefulStage1WhileOffsetsLogged(t *testing.T) {
 	preload(t, b.Addr(), "so", 2, 50)
 	chk := t.TempDir()
 	deltas := func(v int64, written bool) []string { return deltaFiles(t, chk, v, written) }
-	var (
-		mu     sync.Mutex
-		bad    []string
-		counts = map[string]int64{}
-	)
+	out := &orderedCounts{chk: chk}
 	fail := errors.New("offsets log unavailable")
 	run := func(failAt int64) error {
-		fn := func(_ context.Context, bt *batch.Batch, id int64) error {
-			mu.Lock()
-			defer mu.Unlock()
-			if _, err := os.Stat(filepath.Join(chk, "offsets", fmt.Sprint(id))); err != nil {
-				bad = append(bad, fmt.Sprintf("batch %d reached the sink before offsets/%d: %v", id, id, err))
-			}
-			for i := 0; i < bt.N; i++ {
-				r := bt.Row(i)
-				counts[fmt.Sprint(r[0])] = r[1].(int64)
-			}
-			return nil
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		w := quietSession("spark.sql.shuffle.partitions", "2").ReadStream().Format("kafka").
 			Option("kafka.bootstrap.servers", b.Addr()).Option("subscribe", "so").Option("startingOffsets", "earliest").
 			Option("maxOffsetsPerTrigger", 30).Load().
 			GroupBy("partition").Count().
-			WriteStream().ForeachBatch(fn).OutputMode("update").Option("checkpointLocation", chk).
+			WriteStream().ForeachBatch(out.sink).OutputMode("update").Option("checkpointLocation", chk).
 			Trigger(AvailableNow())
 		w.hooks.beforeOffsetsLog = func(id int64) error {
 			if id != 1 {
@@ -129,9 +113,7 @@ func TestStatefulStage1WhileOffsetsLogged(t *testing.T) {
 			deadline := time.Now().Add(10 * time.Second)
 			for len(deltas(2, false)) < 2 {
 				if time.Now().After(deadline) {
-					mu.Lock()
-					bad = append(bad, "batch 1's stage 1 did not start while offsets/1 was being written")
-					mu.Unlock()
+					out.note("batch 1's stage 1 did not start while offsets/1 was being written")
 					break
 				}
 				time.Sleep(time.Millisecond)
@@ -159,13 +141,64 @@ func TestStatefulStage1WhileOffsetsLogged(t *testing.T) {
 	if err := run(-1); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(bad) > 0 {
+	out.check(t, 50)
+}
+
+// orderedCounts is the foreachBatch sink of a count per partition: it keeps
+// each partition's last count and notes every batch that reached it before
+// its offsets/N was durable (with commits, before commits/N−1 too).
+type orderedCounts struct {
+	chk     string
+	commits bool
+	mu      sync.Mutex
+	bad     []string
+	counts  map[string]int64
+}
+
+func (o *orderedCounts) sink(_ context.Context, bt *batch.Batch, id int64) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, err := os.Stat(filepath.Join(o.chk, "offsets", fmt.Sprint(id))); err != nil {
+		o.bad = append(o.bad, fmt.Sprintf("batch %d reached the sink before offsets/%d: %v", id, id, err))
+	}
+	if _, err := os.Stat(filepath.Join(o.chk, "commits", fmt.Sprint(id-1))); o.commits && id > 0 && err != nil {
+		o.bad = append(o.bad, fmt.Sprintf("batch %d reached the sink before commits/%d: %v", id, id-1, err))
+	}
+	if o.counts == nil {
+		o.counts = map[string]int64{}
+	}
+	for i := 0; i < bt.N; i++ {
+		r := bt.Row(i)
+		o.counts[fmt.Sprint(r[0])] = r[1].(int64)
+	}
+	return nil
+}
+
+// note records a problem found outside the sink.
+func (o *orderedCounts) note(problem string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.bad = append(o.bad, problem)
+}
+
+// problems returns what was noted so far.
+func (o *orderedCounts) problems() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.bad...)
+}
+
+// check fails the test on a noted problem or a final count other than want
+// for partitions 0 and 1.
+func (o *orderedCounts) check(t *testing.T, want int64) {
+	t.Helper()
+	if bad := o.problems(); len(bad) > 0 {
 		t.Fatal(bad)
 	}
-	if counts["0"] != 50 || counts["1"] != 50 {
-		t.Fatalf("final counts %v, want 50 per partition", counts)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.counts["0"] != want || o.counts["1"] != want {
+		t.Fatalf("final counts %v, want %d per partition", o.counts, want)
 	}
 }
 
@@ -200,28 +233,9 @@ func TestStatefulStage1WhileStateCommits(t *testing.T) {
 	preload(t, b.Addr(), "sw", 2, 50)
 	chk := t.TempDir()
 	deltas := func(v int64, written bool) []string { return deltaFiles(t, chk, v, written) }
-	var (
-		mu     sync.Mutex
-		bad    []string
-		counts = map[string]int64{}
-	)
+	out := &orderedCounts{chk: chk, commits: true}
 	fail := errors.New("state commit failed")
 	run := func(failAt int64) error {
-		fn := func(_ context.Context, bt *batch.Batch, id int64) error {
-			mu.Lock()
-			defer mu.Unlock()
-			if _, err := os.Stat(filepath.Join(chk, "offsets", fmt.Sprint(id))); err != nil {
-				bad = append(bad, fmt.Sprintf("batch %d reached the sink before offsets/%d: %v", id, id, err))
-			}
-			if _, err := os.Stat(filepath.Join(chk, "commits", fmt.Sprint(id-1))); id > 0 && err != nil {
-				bad = append(bad, fmt.Sprintf("batch %d reached the sink before commits/%d: %v", id, id-1, err))
-			}
-			for i := 0; i < bt.N; i++ {
-				r := bt.Row(i)
-				counts[fmt.Sprint(r[0])] = r[1].(int64)
-			}
-			return nil
-		}
 		next := make(chan struct{}) // batch 2's offsets/2 write has started
 		var once sync.Once
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -232,7 +246,7 @@ func TestStatefulStage1WhileStateCommits(t *testing.T) {
 			Option("kafka.bootstrap.servers", b.Addr()).Option("subscribe", "sw").Option("startingOffsets", "earliest").
 			Option("maxOffsetsPerTrigger", 30).Load().
 			GroupBy("partition").Count().
-			WriteStream().ForeachBatch(fn).OutputMode("update").Option("checkpointLocation", chk).
+			WriteStream().ForeachBatch(out.sink).OutputMode("update").Option("checkpointLocation", chk).
 			Trigger(AvailableNow())
 		w.hooks.beforeOffsetsLog = func(id int64) error {
 			if id == failAt+1 {
@@ -248,9 +262,7 @@ func TestStatefulStage1WhileStateCommits(t *testing.T) {
 			case <-next:
 				time.Sleep(300 * time.Millisecond) // batch 2's stage 1 runs meanwhile
 			case <-time.After(10 * time.Second):
-				mu.Lock()
-				bad = append(bad, fmt.Sprintf("batch %d was not planned while batch %d's state committed", id+1, id))
-				mu.Unlock()
+				out.note(fmt.Sprintf("batch %d was not planned while batch %d's state committed", id+1, id))
 			}
 			return fail
 		}
@@ -265,11 +277,9 @@ func TestStatefulStage1WhileStateCommits(t *testing.T) {
 	if err := run(1); !errors.Is(err, fail) || errors.Is(err, state.ErrVersionNotFound) {
 		t.Fatalf("run = %v, want the state commit's failure alone", err)
 	}
-	mu.Lock()
-	if len(bad) > 0 {
+	if bad := out.problems(); len(bad) > 0 {
 		t.Fatal(bad)
 	}
-	mu.Unlock()
 	for _, name := range []string{"commits/1", "offsets/2"} {
 		if _, err := os.Stat(filepath.Join(chk, name)); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("%s after batch 1's state commit failed: %v", name, err)
@@ -281,12 +291,5 @@ func TestStatefulStage1WhileStateCommits(t *testing.T) {
 	if err := run(-1); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(bad) > 0 {
-		t.Fatal(bad)
-	}
-	if counts["0"] != 50 || counts["1"] != 50 {
-		t.Fatalf("final counts %v, want 50 per partition", counts)
-	}
+	out.check(t, 50)
 }

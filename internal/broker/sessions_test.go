@@ -232,6 +232,19 @@ func (m *rawMember) sync(ctx context.Context, group string, joined *kmsg.JoinGro
 	}
 }
 
+// rawGroup starts a broker with topic "t" and returns a context ending with
+// the test (a minute at most) and n raw members on their own connections.
+func rawGroup(t *testing.T, n int) (context.Context, *broker.Broker, []*rawMember) {
+	b := brokertest.Start(t, broker.TopicSpec{Name: "t", Partitions: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	var ms []*rawMember
+	for range n {
+		ms = append(ms, newRawMember(t, b.Addr()))
+	}
+	return ctx, b, ms
+}
+
 // syncPair sends the SyncGroup of both members of a generation that the
 // join answers a and b gave, the leader's first (a follower's waits for it).
 func syncPair(ctx context.Context, group string, a *rawMember, ar *kmsg.JoinGroupResponse, b *rawMember, br *kmsg.JoinGroupResponse) {
@@ -249,11 +262,9 @@ func syncPair(ctx context.Context, group string, a *rawMember, ar *kmsg.JoinGrou
 // broker must keep it, so that it is in the rebalance when the slow member
 // rejoins.
 func TestSessionWatchKeepsAMemberWaitingInJoin(t *testing.T) {
-	b := brokertest.Start(t, broker.TopicSpec{Name: "t", Partitions: 2})
 	const group = "g"
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	waiter, slow := newRawMember(t, b.Addr()), newRawMember(t, b.Addr())
+	ctx, b, members := rawGroup(t, 2)
+	waiter, slow := members[0], members[1]
 
 	type answer struct {
 		resp *kmsg.JoinGroupResponse
@@ -335,11 +346,9 @@ func TestSessionWatchKeepsAMemberWaitingInJoin(t *testing.T) {
 // timeout, and the next rebalance completes then, not at the rebalance
 // timeout (20 s here) that a member wrongly kept alive would hold it to.
 func TestSessionWatchLetsGoOfAMemberKilledAfterItsSync(t *testing.T) {
-	b := brokertest.Start(t, broker.TopicSpec{Name: "t", Partitions: 2})
 	const group = "g"
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	alive, killed := newRawMember(t, b.Addr()), newRawMember(t, b.Addr())
+	ctx, b, members := rawGroup(t, 2)
+	alive, killed := members[0], members[1]
 	a0, err := alive.join(ctx, group)
 	if err != nil || a0.ErrorCode != 0 {
 		t.Fatalf("alive's first join: %v %+v", err, a0)

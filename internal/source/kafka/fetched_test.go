@@ -63,15 +63,7 @@ func TestCappedPlansUseTheFetchedMarks(t *testing.T) {
 	if batches < parts*n/capped {
 		t.Fatalf("%d batches, want at least %d", batches, parts*n/capped)
 	}
-	for _, info := range rec.infos {
-		end := info.End.(source.PartitionedOffset).Partitions()
-		latest := info.Latest.(source.PartitionedOffset).Partitions()
-		for tp, off := range end {
-			if off > latest[tp] {
-				t.Fatalf("batch %d: end %d of %v past its latest offset %d", info.BatchID, off, tp, latest[tp])
-			}
-		}
-	}
+	checkEndsWithinLatest(t, rec.infos)
 	// One listing at the start, one every half second at most, and the
 	// engine's latest-offset samples (about one a second): far fewer
 	// than one a batch.
@@ -201,15 +193,7 @@ func TestUncappedPlansUseTheFetchedMarks(t *testing.T) {
 	if batches < 20 {
 		t.Fatalf("%d batches, want at least 20 (each bounded by the memory budget)", batches)
 	}
-	for _, info := range rec.infos {
-		end := info.End.(source.PartitionedOffset).Partitions()
-		latest := info.Latest.(source.PartitionedOffset).Partitions()
-		for tp, off := range end {
-			if off > latest[tp] {
-				t.Fatalf("batch %d: end %d of %v past its latest offset %d", info.BatchID, off, tp, latest[tp])
-			}
-		}
-	}
+	checkEndsWithinLatest(t, rec.infos)
 	if got := lists.Load(); got*3 > int64(batches) {
 		t.Fatalf("%d ListOffsets requests for %d uncapped batches, want fewer than a third as many", got, batches)
 	}

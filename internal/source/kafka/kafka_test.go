@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-stream/sluice/internal/engine"
 	"github.com/sluice-stream/sluice/internal/sink"
 	"github.com/sluice-stream/sluice/internal/sink/memory"
+	"github.com/sluice-stream/sluice/internal/source"
 	"github.com/sluice-stream/sluice/internal/source/kafka"
 	"github.com/sluice-stream/sluice/internal/trigger"
 )
@@ -41,6 +42,21 @@ func produce(t *testing.T, addr, topic string, partitions, n int) {
 type recorder struct {
 	engine.NopObserver
 	infos []*engine.BatchInfo
+}
+
+// checkEndsWithinLatest fails the test when a batch ends past the latest
+// offsets it was planned from.
+func checkEndsWithinLatest(t *testing.T, infos []*engine.BatchInfo) {
+	t.Helper()
+	for _, info := range infos {
+		end := info.End.(source.PartitionedOffset).Partitions()
+		latest := info.Latest.(source.PartitionedOffset).Partitions()
+		for tp, off := range end {
+			if off > latest[tp] {
+				t.Fatalf("batch %d: end %d of %v past its latest offset %d", info.BatchID, off, tp, latest[tp])
+			}
+		}
+	}
 }
 
 func (r *recorder) BatchCompleted(_ *engine.Query, i *engine.BatchInfo) { r.infos = append(r.infos, i) }
